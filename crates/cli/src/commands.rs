@@ -1,0 +1,236 @@
+//! The subcommands: `check`, `fmt` and `explain`.
+
+use crate::Outcome;
+use crate::loader::{FileLoader, normalize};
+use crate::output::{ColorChoice, Format, counts, describe_counts};
+use anyhow::Context;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use stratum_lang::{Code, Severity};
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// The .stratum file to check.
+    file: PathBuf,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Print the checked model instead of a summary: `ir` prints the versioned IR as JSON.
+    #[arg(long, value_name = "WHAT", value_parser = ["ir"])]
+    emit: Option<String>,
+    /// Print the inferred schema of a source, stream, sink, dataset or schema.
+    #[arg(long, value_name = "NAME")]
+    explain_schema: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct FmtArgs {
+    /// The files to format in place.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Change nothing; exit with 1 if a file is not formatted.
+    #[arg(long)]
+    check: bool,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    /// A diagnostic code such as E0102; without one, every code is listed.
+    code: Option<String>,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
+}
+
+pub fn check(args: CheckArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+    let bytes = read(&args.file)?;
+    let name = normalize(&args.file).to_string_lossy().into_owned();
+    let checked = stratum_lang::check(&name, &bytes, &FileLoader);
+    let errors = checked.diagnostics.iter().filter(|diagnostic| diagnostic.severity() == Severity::Error).count();
+    let warnings = checked.diagnostics.len() - errors;
+    let application = &checked.application;
+
+    match args.format {
+        Format::Json if args.emit.is_none() => {
+            let diagnostics: Vec<_> = checked.diagnostics.iter().map(|diagnostic| diagnostic.to_json(&checked.sources)).collect();
+            let summary: serde_json::Map<String, serde_json::Value> =
+                counts(application).into_iter().map(|(kind, count)| (kind.to_string(), json!(count))).collect();
+            let mut report = json!({
+                "file": name,
+                "app": application.name,
+                "ok": errors == 0,
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": diagnostics,
+                "summary": summary,
+            });
+            if let Some(wanted) = &args.explain_schema {
+                report["schema"] = json!({ "name": wanted, "fields": schema_of(application, wanted) });
+            }
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        _ => {
+            let color = color.for_stderr();
+            for diagnostic in &checked.diagnostics {
+                eprintln!("{}", stratum_lang::render(diagnostic, &checked.sources, color));
+            }
+            if errors > 0 {
+                eprintln!("error: `{name}` has {}", plural(errors, "error") + &warnings_suffix(warnings));
+            } else if args.emit.is_some() {
+                println!("{}", serde_json::to_string_pretty(application)?);
+            } else if let Some(wanted) = &args.explain_schema {
+                match schema_of(application, wanted) {
+                    Some(fields) => println!("{wanted} {}", stratum_core::types::describe_fields(&fields)),
+                    None => {
+                        eprintln!("error: `{wanted}` is not a source, stream, sink, dataset or schema of `{name}`");
+                        return Ok(Outcome::UserError);
+                    }
+                }
+            } else {
+                let title = application.title.as_deref().map(|title| format!(" ({title})")).unwrap_or_default();
+                println!("checked `{name}`: app `{}`{title}", application.name);
+                println!("  {}", describe_counts(application));
+                println!("  {}", if warnings == 0 { "no problems found".to_string() } else { plural(warnings, "warning") });
+            }
+        }
+    }
+    if let Some(wanted) = &args.explain_schema
+        && errors == 0
+        && schema_of(application, wanted).is_none()
+    {
+        return Ok(Outcome::UserError);
+    }
+    Ok(if errors > 0 { Outcome::UserError } else { Outcome::Success })
+}
+
+/// The fields of any named thing that has a schema.
+fn schema_of(application: &stratum_core::ir::Application, name: &str) -> Option<Vec<stratum_core::types::Field>> {
+    application
+        .fields_of(name)
+        .map(<[_]>::to_vec)
+        .or_else(|| application.schemas.iter().find(|schema| schema.name == name).map(|schema| schema.fields.clone()))
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 { format!("1 {word}") } else { format!("{count} {word}s") }
+}
+
+fn warnings_suffix(warnings: usize) -> String {
+    if warnings == 0 { String::new() } else { format!(" and {}", plural(warnings, "warning")) }
+}
+
+pub fn fmt(args: FmtArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+    let mut outcome = Outcome::Success;
+    let mut results = Vec::new();
+    for path in &args.files {
+        let bytes = read(path)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let name = path.display().to_string();
+        let formatted = match stratum_lang::format::format(&text) {
+            Ok(formatted) => formatted,
+            Err(diagnostics) => {
+                let checked = stratum_lang::check(&name, &bytes, &stratum_lang::NoImports);
+                for diagnostic in diagnostics {
+                    eprintln!("{}", stratum_lang::render(&diagnostic, &checked.sources, color.for_stderr()));
+                }
+                eprintln!("error: `{name}` has syntax errors; it was not formatted");
+                results.push(json!({ "file": name, "formatted": false, "error": "syntax errors" }));
+                outcome = Outcome::UserError;
+                continue;
+            }
+        };
+        let changed = formatted != text;
+        results.push(json!({ "file": name, "changed": changed }));
+        if args.check {
+            if changed {
+                if args.format == Format::Human {
+                    println!("would reformat `{name}`");
+                }
+                outcome = Outcome::UserError;
+            }
+        } else if changed {
+            std::fs::write(path, formatted).with_context(|| format!("cannot write `{name}`"))?;
+            if args.format == Format::Human {
+                println!("formatted `{name}`");
+            }
+        }
+    }
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "files": results }))?);
+    }
+    Ok(outcome)
+}
+
+pub fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
+    let Some(code_text) = args.code else {
+        match args.format {
+            Format::Json => {
+                let all: Vec<_> = Code::ALL.iter().map(|code| json!({ "code": code.as_str(), "title": code.explanation().title })).collect();
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            }
+            Format::Human => {
+                for code in Code::ALL {
+                    println!("{}  {}", code.as_str(), code.explanation().title);
+                }
+            }
+        }
+        return Ok(Outcome::Success);
+    };
+    let Some(code) = Code::from_str(&code_text) else {
+        eprintln!("error: `{code_text}` is not a Stratum diagnostic code; `stratum explain` lists them all");
+        return Ok(Outcome::UserError);
+    };
+    let explanation = code.explanation();
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "code": code.as_str(),
+                "severity": code.severity(),
+                "title": explanation.title,
+                "explanation": explanation.text,
+                "wrong": explanation.wrong,
+                "right": explanation.right,
+            }))?
+        ),
+        Format::Human => {
+            println!("{}: {}\n", code.as_str(), explanation.title);
+            println!("{}\n", wrap(explanation.text, 100));
+            println!("Wrong:\n");
+            for line in explanation.wrong.lines() {
+                println!("    {line}");
+            }
+            println!("\nRight:\n");
+            for line in explanation.right.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Wraps prose at word boundaries.
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines.join("\n")
+}

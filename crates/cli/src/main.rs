@@ -1,0 +1,66 @@
+//! The `stratum` command: checks, formats and explains Stratum applications (later: plans, trains, runs them).
+//!
+//! Exit codes: 0 success, 1 a problem in the user's input (diagnostics, an unformatted file, a bad argument),
+//! 2 an internal error (a bug in Stratum: please report it).
+
+mod commands;
+mod loader;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "stratum", version, about = "Describe, check and run ML analytics applications across edge, fog and cloud")]
+struct Cli {
+    /// When to colour diagnostics: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    color: output::ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a .stratum file: syntax, names, types, units, privacy, dataflow and training soundness.
+    Check(commands::CheckArgs),
+    /// Format .stratum files canonically (keeps comments).
+    Fmt(commands::FmtArgs),
+    /// Explain a diagnostic code with a wrong and a right example, or list all codes.
+    Explain(commands::ExplainArgs),
+}
+
+/// What a command reports back to `main`.
+pub enum Outcome {
+    Success,
+    /// The input has problems; they have been reported.
+    UserError,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    let color = cli.color;
+    let result = std::panic::catch_unwind(move || match cli.command {
+        Command::Check(args) => commands::check(args, color),
+        Command::Fmt(args) => commands::fmt(args, color),
+        Command::Explain(args) => commands::explain(args),
+    });
+    match result {
+        Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,
+        Ok(Ok(Outcome::UserError)) => ExitCode::from(1),
+        Ok(Err(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+        Err(_) => {
+            eprintln!("internal error: stratum crashed; this is a bug, please report it with the input that caused it");
+            ExitCode::from(2)
+        }
+    }
+}

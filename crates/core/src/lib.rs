@@ -1,0 +1,10 @@
+//! Units, data types and the versioned intermediate representation (IR) shared by every Stratum crate.
+//!
+//! This crate does no IO and has no async code: it is the vocabulary the language front end produces and the
+//! planner, ML engine, data plane and control plane consume.
+
+pub mod ir;
+pub mod types;
+pub mod units;
+
+pub use ir::IR_VERSION;

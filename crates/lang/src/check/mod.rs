@@ -1,0 +1,603 @@
+//! The checker: resolves names across files, reads every item's attributes, infers schemas, checks types,
+//! units and ranges, runs the semantic checks, and lowers what it read into the IR.
+//!
+//! Items are lowered on demand and memoised, so a stream can read another stream defined further down, and a
+//! cycle between streams is found the moment lowering re-enters an item that is still in progress.
+
+mod attributes;
+mod data;
+mod expressions;
+mod flow;
+mod infrastructure;
+mod ml;
+mod operations;
+
+use crate::codes::Code;
+use crate::diagnostic::Diagnostic;
+use crate::source::{FileId, SourceLoader, SourceMap, Span};
+use crate::suggest;
+use crate::syntax::ast::{self, HeaderPart, Section, StatementKind};
+use crate::syntax::parser;
+use std::collections::{HashMap, HashSet};
+use stratum_core::ir::*;
+use stratum_core::types::{Field, Schema};
+
+/// The result of checking a file and its imports.
+#[derive(Debug)]
+pub struct Checked {
+    pub sources: SourceMap,
+    pub root: FileId,
+    /// Sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The lowered application. Complete and trustworthy only when there are no errors.
+    pub application: Application,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|diagnostic| diagnostic.severity() == crate::diagnostic::Severity::Error)
+    }
+}
+
+/// The kinds of top-level item, in the order docs/language.md presents them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ItemKind {
+    App,
+    Import,
+    Node,
+    Pool,
+    Link,
+    Schema,
+    Source,
+    Stream,
+    Sink,
+    Dataset,
+    Batch,
+    Model,
+    Service,
+    Tool,
+    Dashboard,
+    Policy,
+}
+
+impl ItemKind {
+    const ALL: &'static [ItemKind] = &[
+        ItemKind::App,
+        ItemKind::Import,
+        ItemKind::Node,
+        ItemKind::Pool,
+        ItemKind::Link,
+        ItemKind::Schema,
+        ItemKind::Source,
+        ItemKind::Stream,
+        ItemKind::Sink,
+        ItemKind::Dataset,
+        ItemKind::Batch,
+        ItemKind::Model,
+        ItemKind::Service,
+        ItemKind::Tool,
+        ItemKind::Dashboard,
+        ItemKind::Policy,
+    ];
+
+    fn keyword(self) -> &'static str {
+        match self {
+            ItemKind::App => "app",
+            ItemKind::Import => "import",
+            ItemKind::Node => "node",
+            ItemKind::Pool => "pool",
+            ItemKind::Link => "link",
+            ItemKind::Schema => "schema",
+            ItemKind::Source => "source",
+            ItemKind::Stream => "stream",
+            ItemKind::Sink => "sink",
+            ItemKind::Dataset => "dataset",
+            ItemKind::Batch => "batch",
+            ItemKind::Model => "model",
+            ItemKind::Service => "service",
+            ItemKind::Tool => "tool",
+            ItemKind::Dashboard => "dashboard",
+            ItemKind::Policy => "policy",
+        }
+    }
+
+    fn from_keyword(word: &str) -> Option<ItemKind> {
+        ItemKind::ALL.iter().copied().find(|kind| kind.keyword() == word)
+    }
+
+    /// "a source", "an import" …
+    fn with_article(self) -> String {
+        let keyword = self.keyword();
+        let article = if keyword.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {keyword}")
+    }
+
+    /// Whether items of this kind have a name in the shared namespace.
+    fn is_named(self) -> bool {
+        !matches!(self, ItemKind::App | ItemKind::Import | ItemKind::Link)
+    }
+}
+
+/// Index of an item in [`Checker::items`].
+pub(crate) type ItemId = usize;
+
+pub(crate) struct Item<'a> {
+    pub kind: ItemKind,
+    pub section: &'a Section,
+    pub name: String,
+    pub name_span: Span,
+}
+
+/// An item's place in on-demand lowering.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    NotStarted,
+    InProgress,
+    Done,
+}
+
+/// What lowering one item produced.
+pub(crate) enum Lowered {
+    Nothing,
+    Node(Node),
+    Pool(Pool),
+    Link(Link),
+    Schema(Schema),
+    Source(Source),
+    Stream(Stream),
+    Sink(Sink),
+    Dataset(Dataset),
+    Batch(Batch),
+    Model(Model),
+    Service(Service),
+    Tool(Tool),
+    Dashboard(Dashboard),
+    Policy(Policy),
+}
+
+/// Records flowing out of a component: their fields and the tier they are on, if known before planning.
+#[derive(Clone, Debug)]
+pub(crate) struct Output {
+    pub fields: Vec<Field>,
+    pub tier: Option<Tier>,
+}
+
+pub(crate) struct Checker<'a> {
+    pub items: Vec<Item<'a>>,
+    pub symbols: HashMap<String, ItemId>,
+    pub diagnostics: Vec<Diagnostic>,
+    progress: Vec<Progress>,
+    pub lowered: Vec<Lowered>,
+    /// Items that some other item refers to.
+    pub referenced: HashSet<ItemId>,
+    /// The items currently being lowered, innermost last: the chain shown when a cycle is found.
+    lowering_stack: Vec<ItemId>,
+    cycle_reported: HashSet<ItemId>,
+}
+
+/// Checks the file `root_name` with contents `bytes`, reading imports through `loader`.
+pub fn check(root_name: &str, bytes: &[u8], loader: &dyn SourceLoader) -> Checked {
+    let mut sources = SourceMap::default();
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::new();
+    let root = sources.add(crate::source::SourceFile::new(root_name, bytes));
+    load_recursively(root, &mut sources, loader, &mut Vec::new(), &mut files, &mut diagnostics);
+
+    let mut checker = Checker::new();
+    for (_, file) in &files {
+        checker.collect_items(file);
+    }
+    checker.lower_all();
+    let application = checker.assemble();
+    checker.flow_checks(&application);
+    diagnostics.append(&mut checker.diagnostics);
+    diagnostics.sort_by_key(|diagnostic| (diagnostic.span.file, diagnostic.span.start, diagnostic.code));
+    diagnostics.dedup_by(|a, b| a.code == b.code && a.span == b.span && a.message == b.message);
+    Checked { sources, root, diagnostics, application }
+}
+
+/// Parses a file and, depth first, every file it imports. `stack` holds the chain of importers for cycle reports.
+fn load_recursively(
+    file: FileId,
+    sources: &mut SourceMap,
+    loader: &dyn SourceLoader,
+    stack: &mut Vec<FileId>,
+    files: &mut Vec<(FileId, ast::File)>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let source = sources.get(file);
+    if let Some(offset) = source.invalid_utf8_at {
+        diagnostics.push(
+            Diagnostic::new(Code::InvalidCharacter, Span::new(file, offset, offset + 1), "the file is not valid UTF-8")
+                .label("first invalid byte")
+                .help("save the file as UTF-8"),
+        );
+    }
+    let (syntax, mut parse_diagnostics) = parser::parse(file, &source.text);
+    diagnostics.append(&mut parse_diagnostics);
+    stack.push(file);
+    let importer = source.name.clone();
+    for statement in &syntax.statements {
+        let StatementKind::Section(section) = &statement.kind else { continue };
+        if section.keyword.text != "import" {
+            continue;
+        }
+        let Some(path) = section.text() else {
+            diagnostics.push(
+                Diagnostic::new(Code::SyntaxError, section.keyword.span, "`import` needs a file path in quotes")
+                    .label("no path")
+                    .help("write `import \"shared.stratum\"`"),
+            );
+            continue;
+        };
+        match loader.load(&importer, &path.value) {
+            Err(reason) => diagnostics.push(
+                Diagnostic::new(Code::ImportFailed, path.span, format!("cannot import `{}`: {reason}", path.value))
+                    .label("imported here")
+                    .help("the path is relative to the importing file"),
+            ),
+            Ok((canonical, bytes)) => {
+                if let Some(position) = stack.iter().position(|open| sources.get(*open).name == canonical) {
+                    let chain: Vec<String> =
+                        stack[position..].iter().map(|open| sources.get(*open).name.clone()).chain([canonical.clone()]).collect();
+                    diagnostics.push(
+                        Diagnostic::new(Code::ImportCycle, path.span, format!("import cycle: {}", chain.join(" → ")))
+                            .label("this import closes the cycle")
+                            .help("move the shared definitions into a file that both import"),
+                    );
+                } else if sources.find(&canonical).is_none() {
+                    let imported = sources.add(crate::source::SourceFile::new(canonical, &bytes));
+                    load_recursively(imported, sources, loader, stack, files, diagnostics);
+                }
+            }
+        }
+    }
+    stack.pop();
+    files.push((file, syntax));
+}
+
+impl<'a> Checker<'a> {
+    fn new() -> Checker<'a> {
+        Checker {
+            items: Vec::new(),
+            symbols: HashMap::new(),
+            diagnostics: Vec::new(),
+            progress: Vec::new(),
+            lowered: Vec::new(),
+            referenced: HashSet::new(),
+            lowering_stack: Vec::new(),
+            cycle_reported: HashSet::new(),
+        }
+    }
+
+    pub fn report(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// Registers the top-level items of one file, reporting unknown keywords and duplicate names.
+    fn collect_items(&mut self, file: &'a ast::File) {
+        for statement in &file.statements {
+            let StatementKind::Section(section) = &statement.kind else {
+                self.report(
+                    Diagnostic::new(Code::UnknownItemKind, statement.span, "expected an item at the top level")
+                        .label("attributes belong inside an item's `{ … }`")
+                        .help("items start with a keyword: node, source, stream, model, service …"),
+                );
+                continue;
+            };
+            let Some(kind) = ItemKind::from_keyword(&section.keyword.text) else {
+                let keywords: Vec<&str> = ItemKind::ALL.iter().map(|kind| kind.keyword()).collect();
+                let help = suggest::did_you_mean(&section.keyword.text, keywords.iter().copied())
+                    .unwrap_or_else(|| format!("items are: {}", keywords.join(", ")));
+                self.report(
+                    Diagnostic::new(Code::UnknownItemKind, section.keyword.span, format!("unknown item `{}`", section.keyword.text))
+                        .label("not a kind of item")
+                        .help(help),
+                );
+                continue;
+            };
+            let (name, name_span) = match kind {
+                ItemKind::App => match section.name() {
+                    Some(name) => (name.text.clone(), name.span),
+                    None => (String::new(), section.keyword.span),
+                },
+                ItemKind::Import | ItemKind::Link => (String::new(), section.keyword.span),
+                _ => match section.name() {
+                    Some(name) => (name.text.clone(), name.span),
+                    None => {
+                        self.report(
+                            Diagnostic::new(
+                                Code::SyntaxError,
+                                section.keyword.span,
+                                format!("{} needs a name", kind.with_article()),
+                            )
+                            .label("no name after the keyword")
+                            .help(format!("write `{} my_name {{ … }}`", kind.keyword())),
+                        );
+                        continue;
+                    }
+                },
+            };
+            self.check_header_shape(kind, section);
+            if kind.is_named() {
+                if let Some(&previous) = self.symbols.get(&name) {
+                    let first = &self.items[previous];
+                    let message = format!("`{name}` is defined twice");
+                    let diagnostic = Diagnostic::new(Code::DuplicateDefinition, name_span, message)
+                        .label(format!("{} named `{name}` again", kind.with_article()))
+                        .secondary(first.name_span, format!("first defined here as {}", first.kind.with_article()))
+                        .help("rename one of them: names are shared by every kind of item");
+                    self.report(diagnostic);
+                    continue;
+                }
+                self.symbols.insert(name.clone(), self.items.len());
+            }
+            self.items.push(Item { kind, section, name, name_span });
+            self.progress.push(Progress::NotStarted);
+            self.lowered.push(Lowered::Nothing);
+        }
+    }
+
+    /// Reports header parts an item kind does not take (`node a b { … }`, a kind on a node, a missing block).
+    fn check_header_shape(&mut self, kind: ItemKind, section: &Section) {
+        let takes_kind = matches!(
+            kind,
+            ItemKind::Source | ItemKind::Sink | ItemKind::Batch | ItemKind::Model | ItemKind::Service | ItemKind::Tool
+        );
+        let expected_names = match kind {
+            ItemKind::Import => 0,
+            ItemKind::Link => 2,
+            _ => 1,
+        };
+        let mut names = 0;
+        for part in &section.header {
+            let unexpected = match part {
+                HeaderPart::Name(_) => {
+                    names += 1;
+                    names > expected_names
+                }
+                HeaderPart::Kind(_) => !takes_kind,
+                HeaderPart::Text(_) => !matches!(kind, ItemKind::App | ItemKind::Import),
+                HeaderPart::Arrow(_) => kind != ItemKind::Link,
+            };
+            if unexpected {
+                self.report(
+                    Diagnostic::new(Code::SyntaxError, part.span(), format!("unexpected text in the header of {}", kind.with_article()))
+                        .label("not expected here")
+                        .help(header_example(kind).to_string()),
+                );
+                return;
+            }
+        }
+        let needs_body = !matches!(kind, ItemKind::App | ItemKind::Import);
+        if needs_body && section.body.is_none() {
+            self.report(
+                Diagnostic::new(Code::SyntaxError, section.keyword.span, format!("{} needs a `{{ … }}` block", kind.with_article()))
+                    .label("no block")
+                    .help(header_example(kind).to_string()),
+            );
+        }
+    }
+
+    fn lower_all(&mut self) {
+        for id in 0..self.items.len() {
+            self.lower_item(id);
+        }
+    }
+
+    /// Lowers one item unless it already is; re-entering an item in progress is a dataflow cycle.
+    pub fn lower_item(&mut self, id: ItemId) -> bool {
+        match self.progress[id] {
+            Progress::Done => return true,
+            Progress::InProgress => return false,
+            Progress::NotStarted => {}
+        }
+        self.progress[id] = Progress::InProgress;
+        self.lowering_stack.push(id);
+        let item = &self.items[id];
+        let section = item.section;
+        let name = item.name.clone();
+        let lowered = match item.kind {
+            ItemKind::App | ItemKind::Import => Lowered::Nothing,
+            ItemKind::Node => self.lower_node(section, name),
+            ItemKind::Pool => self.lower_pool(section, name),
+            ItemKind::Link => self.lower_link(section),
+            ItemKind::Schema => self.lower_schema(section, name),
+            ItemKind::Source => self.lower_source(section, name),
+            ItemKind::Stream => self.lower_stream(section, name),
+            ItemKind::Sink => self.lower_sink(section, name),
+            ItemKind::Dataset => self.lower_dataset(section, name),
+            ItemKind::Batch => self.lower_batch(section, name),
+            ItemKind::Model => self.lower_model(section, name),
+            ItemKind::Service => self.lower_service(section, name),
+            ItemKind::Tool => self.lower_tool(section, name),
+            ItemKind::Dashboard => self.lower_dashboard(section, name),
+            ItemKind::Policy => self.lower_policy(section, name),
+        };
+        self.lowered[id] = lowered;
+        self.lowering_stack.pop();
+        self.progress[id] = Progress::Done;
+        true
+    }
+
+    /// Resolves a reference to an item of one of the `expected` kinds, reporting unknown names and wrong kinds.
+    pub fn resolve(&mut self, name: &str, span: Span, expected: &[ItemKind], role: &str) -> Option<ItemId> {
+        let Some(&id) = self.symbols.get(name) else {
+            let candidates: Vec<&str> = self
+                .items
+                .iter()
+                .filter(|item| expected.contains(&item.kind))
+                .map(|item| item.name.as_str())
+                .collect();
+            let help = suggest::did_you_mean(name, candidates.iter().copied()).unwrap_or_else(|| {
+                if candidates.is_empty() {
+                    format!("define {} named `{name}`", expected_kinds(expected))
+                } else {
+                    format!("{} defined here: {}", plural_kinds(expected), list_names(&candidates))
+                }
+            });
+            self.report(
+                Diagnostic::new(Code::UnknownName, span, format!("unknown name `{name}`"))
+                    .label(format!("{role} must name {}", expected_kinds(expected)))
+                    .help(help),
+            );
+            return None;
+        };
+        let item = &self.items[id];
+        if !expected.contains(&item.kind) {
+            let found = item.kind.with_article();
+            let definition = item.name_span;
+            let candidates: Vec<&str> =
+                self.items.iter().filter(|item| expected.contains(&item.kind)).map(|item| item.name.as_str()).collect();
+            let help = suggest::did_you_mean(name, candidates.iter().copied()).unwrap_or_else(|| {
+                if candidates.is_empty() {
+                    format!("define {} for it to name", expected_kinds(expected))
+                } else {
+                    format!("{}: {}", plural_kinds(expected), list_names(&candidates))
+                }
+            });
+            self.report(
+                Diagnostic::new(Code::WrongKindOfName, span, format!("`{name}` is {found}, but {role} must name {}", expected_kinds(expected)))
+                    .label(format!("this is {found}"))
+                    .secondary(definition, "defined here")
+                    .help(help),
+            );
+            return None;
+        }
+        self.referenced.insert(id);
+        Some(id)
+    }
+
+    /// The records an item produces, lowering it first if needed. Reports a cycle when the item is mid-lowering.
+    pub fn output_of(&mut self, id: ItemId, use_span: Span) -> Option<Output> {
+        if !self.lower_item(id) {
+            self.report_cycle(id, use_span);
+            return None;
+        }
+        match &self.lowered[id] {
+            Lowered::Source(source) => Some(Output { fields: source.fields.clone(), tier: source.placement.inferred_tier }),
+            Lowered::Stream(stream) => Some(Output { fields: stream.fields.clone(), tier: stream.placement.inferred_tier }),
+            Lowered::Sink(sink) => Some(Output { fields: sink.fields.clone(), tier: sink.placement.inferred_tier }),
+            Lowered::Dataset(dataset) => Some(Output { fields: dataset.fields.clone(), tier: None }),
+            _ => None,
+        }
+    }
+
+    fn report_cycle(&mut self, id: ItemId, use_span: Span) {
+        let Some(position) = self.lowering_stack.iter().position(|open| *open == id) else { return };
+        let chain: Vec<ItemId> = self.lowering_stack[position..].to_vec();
+        if chain.iter().any(|member| self.cycle_reported.contains(member)) {
+            return;
+        }
+        self.cycle_reported.extend(chain.iter().copied());
+        let names: Vec<String> =
+            chain.iter().map(|member| self.items[*member].name.clone()).chain([self.items[id].name.clone()]).collect();
+        let mut diagnostic = Diagnostic::new(Code::DataflowCycle, use_span, format!("dataflow cycle: {}", names.join(" → ")))
+            .label("this reference closes the cycle")
+            .help("data must flow from sources to sinks; make one of these read from a source instead");
+        for member in chain.iter().skip(1) {
+            diagnostic = diagnostic.secondary(self.items[*member].name_span, "part of the cycle");
+        }
+        self.report(diagnostic);
+    }
+
+    pub fn item_named(&self, name: &str) -> Option<ItemId> {
+        self.symbols.get(name).copied()
+    }
+
+    /// Collects the lowered items, in file order, into the application.
+    fn assemble(&mut self) -> Application {
+        let mut application = Application { ir_version: IR_VERSION, ..Application::default() };
+        let mut apps = self.items.iter().filter(|item| item.kind == ItemKind::App);
+        match apps.next() {
+            Some(app) => {
+                application.name = app.name.clone();
+                application.title = app.section.text().map(|title| title.value.clone());
+                if app.name.is_empty() {
+                    self.diagnostics.push(
+                        Diagnostic::new(Code::SyntaxError, app.section.keyword.span, "`app` needs a name")
+                            .label("no name")
+                            .help("write `app traffic \"Smart traffic management\"`"),
+                    );
+                }
+                if let Some(second) = apps.next() {
+                    let diagnostic = Diagnostic::new(Code::DuplicateDefinition, second.section.keyword.span, "a second `app` declaration")
+                        .label("the application is already named")
+                        .secondary(app.section.keyword.span, "first declared here")
+                        .help("a file (with its imports) describes one application; remove one `app` line");
+                    self.diagnostics.push(diagnostic);
+                }
+            }
+            None => {
+                if let Some(first) = self.items.first() {
+                    let span = Span { end: first.section.keyword.span.start, ..first.section.keyword.span };
+                    self.diagnostics.push(
+                        Diagnostic::new(Code::MissingApp, span, "the file does not name its application")
+                            .label("expected `app NAME \"Title\"` at the top")
+                            .help("add a first line such as `app traffic \"Smart traffic management\"`"),
+                    );
+                }
+                application.name = "unnamed".to_string();
+            }
+        }
+        for lowered in std::mem::take(&mut self.lowered) {
+            match lowered {
+                Lowered::Nothing => {}
+                Lowered::Node(node) => application.nodes.push(node),
+                Lowered::Pool(pool) => application.pools.push(pool),
+                Lowered::Link(link) => application.links.push(link),
+                Lowered::Schema(schema) => application.schemas.push(schema),
+                Lowered::Source(source) => application.sources.push(source),
+                Lowered::Stream(stream) => application.streams.push(stream),
+                Lowered::Sink(sink) => application.sinks.push(sink),
+                Lowered::Dataset(dataset) => application.datasets.push(dataset),
+                Lowered::Batch(batch) => application.batches.push(batch),
+                Lowered::Model(model) => application.models.push(model),
+                Lowered::Service(service) => application.services.push(service),
+                Lowered::Tool(tool) => application.tools.push(tool),
+                Lowered::Dashboard(dashboard) => application.dashboards.push(dashboard),
+                Lowered::Policy(policy) => application.policies.push(policy),
+            }
+        }
+        application
+    }
+}
+
+fn header_example(kind: ItemKind) -> &'static str {
+    match kind {
+        ItemKind::App => "write `app traffic \"Smart traffic management\"`",
+        ItemKind::Import => "write `import \"shared.stratum\"`",
+        ItemKind::Link => "write `link edge -> fog { latency = 5 ms  bandwidth = 100 Mbit/s }`",
+        ItemKind::Source => "write `source detections: mqtt { … }`",
+        ItemKind::Sink => "write `sink history: parquet { … }`",
+        ItemKind::Batch => "write `batch hourly: sql { … }`",
+        ItemKind::Model => "write `model congestion: classifier { … }`",
+        ItemKind::Service => "write `service signal_timing: inference { … }`",
+        ItemKind::Tool => "write `tool grafana { image = \"grafana/grafana:11\" }`",
+        ItemKind::Schema => "write `schema Detection { camera: string  speed: float }`",
+        _ => "write `KEYWORD name { … }`",
+    }
+}
+
+fn expected_kinds(kinds: &[ItemKind]) -> String {
+    let words: Vec<String> = kinds.iter().map(|kind| kind.with_article()).collect();
+    match words.len() {
+        0 => "something".to_string(),
+        1 => words[0].clone(),
+        _ => format!("{} or {}", words[..words.len() - 1].join(", "), words[words.len() - 1]),
+    }
+}
+
+fn plural_kinds(kinds: &[ItemKind]) -> String {
+    let words: Vec<String> = kinds.iter().map(|kind| format!("{}s", kind.keyword())).collect();
+    words.join(" and ")
+}
+
+fn list_names(names: &[&str]) -> String {
+    const SHOWN: usize = 8;
+    let mut shown: Vec<String> = names.iter().take(SHOWN).map(|name| format!("`{name}`")).collect();
+    if names.len() > SHOWN {
+        shown.push(format!("and {} more", names.len() - SHOWN));
+    }
+    shown.join(", ")
+}

@@ -1,0 +1,447 @@
+//! The catalogue of diagnostic codes: each code's severity, title and long explanation with a wrong and a right
+//! example, printed by `stratum explain CODE`. Codes are stable: never renumber one, only add.
+
+use serde::Serialize;
+
+/// Every kind of problem the front end can report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Code {
+    InvalidCharacter,
+    UnterminatedString,
+    InvalidEscape,
+    SyntaxError,
+    UnclosedDelimiter,
+    NestingTooDeep,
+    UnknownItemKind,
+    UnknownName,
+    WrongKindOfName,
+    DuplicateDefinition,
+    ImportFailed,
+    ImportCycle,
+    UnknownAttribute,
+    MissingAttribute,
+    DuplicateAttribute,
+    UnknownComponentKind,
+    UnknownField,
+    MismatchedTypes,
+    UnknownFunction,
+    AggregateMisuse,
+    InvalidChoice,
+    UnknownType,
+    WrongValue,
+    WrongUnit,
+    MissingUnit,
+    UnknownUnit,
+    OutOfRange,
+    PrivacyViolation,
+    DataflowCycle,
+    UnsuitableTarget,
+    UnsuitableMetric,
+    UnsuitableAlgorithm,
+    UnknownHyperparameter,
+    FoldsExceedRows,
+    ServiceInputMismatch,
+    MissingApp,
+    UnusedSource,
+    UnusedStream,
+    DatasetWithoutData,
+    BufferTooSmall,
+}
+
+/// The long-form documentation of one code.
+pub struct Explanation {
+    pub title: &'static str,
+    pub text: &'static str,
+    /// A small file that triggers the code.
+    pub wrong: &'static str,
+    /// The same file, fixed.
+    pub right: &'static str,
+}
+
+impl Code {
+    pub const ALL: &'static [Code] = &[
+        Code::InvalidCharacter,
+        Code::UnterminatedString,
+        Code::InvalidEscape,
+        Code::SyntaxError,
+        Code::UnclosedDelimiter,
+        Code::NestingTooDeep,
+        Code::UnknownItemKind,
+        Code::UnknownName,
+        Code::WrongKindOfName,
+        Code::DuplicateDefinition,
+        Code::ImportFailed,
+        Code::ImportCycle,
+        Code::UnknownAttribute,
+        Code::MissingAttribute,
+        Code::DuplicateAttribute,
+        Code::UnknownComponentKind,
+        Code::UnknownField,
+        Code::MismatchedTypes,
+        Code::UnknownFunction,
+        Code::AggregateMisuse,
+        Code::InvalidChoice,
+        Code::UnknownType,
+        Code::WrongValue,
+        Code::WrongUnit,
+        Code::MissingUnit,
+        Code::UnknownUnit,
+        Code::OutOfRange,
+        Code::PrivacyViolation,
+        Code::DataflowCycle,
+        Code::UnsuitableTarget,
+        Code::UnsuitableMetric,
+        Code::UnsuitableAlgorithm,
+        Code::UnknownHyperparameter,
+        Code::FoldsExceedRows,
+        Code::ServiceInputMismatch,
+        Code::MissingApp,
+        Code::UnusedSource,
+        Code::UnusedStream,
+        Code::DatasetWithoutData,
+        Code::BufferTooSmall,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidCharacter => "E0001",
+            Code::UnterminatedString => "E0002",
+            Code::InvalidEscape => "E0003",
+            Code::SyntaxError => "E0004",
+            Code::UnclosedDelimiter => "E0005",
+            Code::NestingTooDeep => "E0006",
+            Code::UnknownItemKind => "E0101",
+            Code::UnknownName => "E0102",
+            Code::WrongKindOfName => "E0103",
+            Code::DuplicateDefinition => "E0104",
+            Code::ImportFailed => "E0105",
+            Code::ImportCycle => "E0106",
+            Code::UnknownAttribute => "E0107",
+            Code::MissingAttribute => "E0108",
+            Code::DuplicateAttribute => "E0109",
+            Code::UnknownComponentKind => "E0110",
+            Code::UnknownField => "E0201",
+            Code::MismatchedTypes => "E0202",
+            Code::UnknownFunction => "E0203",
+            Code::AggregateMisuse => "E0204",
+            Code::InvalidChoice => "E0205",
+            Code::UnknownType => "E0206",
+            Code::WrongValue => "E0207",
+            Code::WrongUnit => "E0301",
+            Code::MissingUnit => "E0302",
+            Code::UnknownUnit => "E0303",
+            Code::OutOfRange => "E0304",
+            Code::PrivacyViolation => "E0401",
+            Code::DataflowCycle => "E0402",
+            Code::UnsuitableTarget => "E0501",
+            Code::UnsuitableMetric => "E0502",
+            Code::UnsuitableAlgorithm => "E0503",
+            Code::UnknownHyperparameter => "E0504",
+            Code::FoldsExceedRows => "E0505",
+            Code::ServiceInputMismatch => "E0506",
+            Code::MissingApp => "W0001",
+            Code::UnusedSource => "W0002",
+            Code::UnusedStream => "W0003",
+            Code::DatasetWithoutData => "W0004",
+            Code::BufferTooSmall => "W0005",
+        }
+    }
+
+    pub fn from_str(text: &str) -> Option<Code> {
+        let wanted = text.trim().to_ascii_uppercase();
+        Code::ALL.iter().copied().find(|code| code.as_str() == wanted)
+    }
+
+    pub fn severity(self) -> crate::diagnostic::Severity {
+        if self.as_str().starts_with('W') {
+            crate::diagnostic::Severity::Warning
+        } else {
+            crate::diagnostic::Severity::Error
+        }
+    }
+
+    pub fn explanation(self) -> Explanation {
+        let (title, text, wrong, right) = match self {
+            Code::InvalidCharacter => (
+                "a character the language does not use",
+                "Names are made of ASCII letters, digits and `_`; comments start with `#`; strings use double quotes. \
+                 A file that is not valid UTF-8 is reported here too, at its first bad byte.",
+                "node edge1 { cpu = 4 @ }\n",
+                "node edge1 { cpu = 4 }\n",
+            ),
+            Code::UnterminatedString => (
+                "a string is not closed",
+                "A `\"…\"` string must end on the line it starts. Text over several lines (SQL, for instance) goes \
+                 between triple quotes: `\"\"\"…\"\"\"`.",
+                "app demo \"Demo\napp_title = 1\n",
+                "app demo \"Demo\"\n",
+            ),
+            Code::InvalidEscape => (
+                "an unknown escape in a string",
+                "Inside `\"…\"` a backslash starts an escape: \\n \\t \\r \\\\ \\\" \\0 or \\u{…}. Any other letter after a \
+                 backslash is an error; write \\\\ for a literal backslash, or use a triple-quoted string, which takes text as written.",
+                "source logs: file { schema = Line  path = \"C:\\data\\logs.csv\" }\nschema Line { text: string }\n",
+                "source logs: file { schema = Line  path = \"C:\\\\data\\\\logs.csv\" }\nschema Line { text: string }\n",
+            ),
+            Code::SyntaxError => (
+                "the text does not follow the grammar",
+                "Every statement has one of five shapes: `name = value`, `name: type`, `name <= value`, \
+                 `keyword header { … }` and a bare call such as `line(counts.vehicles)`. The message names what \
+                 the parser expected; the rest of the file is still checked.",
+                "node edge1 {\n  cpu = = 4\n}\n",
+                "node edge1 {\n  cpu = 4\n}\n",
+            ),
+            Code::UnclosedDelimiter => (
+                "a bracket or brace is never closed",
+                "Every `{`, `[` and `(` needs its closing partner. The diagnostic points at the opening one.",
+                "node edge1 {\n  cpu = 4\n",
+                "node edge1 {\n  cpu = 4\n}\n",
+            ),
+            Code::NestingTooDeep => (
+                "blocks or expressions nest too deeply",
+                "The parser accepts up to 128 levels of nesting. Real files need a handful; deeper nesting is almost \
+                 always generated by mistake. Split the structure into named items that refer to each other.",
+                "x = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+                "x = [1]\n",
+            ),
+            Code::UnknownItemKind => (
+                "an unknown kind of item at the top of the file",
+                "The top level of a file holds items: app, import, node, pool, link, schema, source, stream, sink, \
+                 dataset, batch, model, service, tool, dashboard, policy.",
+                "nod edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+            ),
+            Code::UnknownName => (
+                "a name that is not defined",
+                "A reference must name an item defined in this file or an imported one. The help line suggests the \
+                 nearest defined name.",
+                "schema Reading { value: float }\nsource readings: generator { schema = Readin }\n",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\n",
+            ),
+            Code::WrongKindOfName => (
+                "a name refers to the wrong kind of item",
+                "Each reference expects certain kinds of item: a stream reads from a source or another stream, a \
+                 service serves a model, a source uses a schema.",
+                "schema Reading { value: float }\nsource readings: generator { schema = readings }\n",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\n",
+            ),
+            Code::DuplicateDefinition => (
+                "a name is defined twice",
+                "Items share one namespace across the file and its imports, and the fields of a schema must be \
+                 distinct. Rename one of the two.",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\nnode edge1 { tier = edge  cpu = 2  memory = 2 GiB }\n",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\nnode edge2 { tier = edge  cpu = 2  memory = 2 GiB }\n",
+            ),
+            Code::ImportFailed => (
+                "an imported file cannot be read",
+                "`import \"path\"` reads another .stratum file, relative to the importing file. Check the path.",
+                "import \"does-not-exist.stratum\"\n",
+                "# shared definitions can live in another file and be imported with import \"shared.stratum\"\n",
+            ),
+            Code::ImportCycle => (
+                "files import each other in a cycle",
+                "An import cycle (a imports b, b imports a) is reported with the chain. Move the shared definitions \
+                 into a third file that both import.",
+                "import \"self.stratum\"\n",
+                "# a file must not import itself, directly or through others\n",
+            ),
+            Code::UnknownAttribute => (
+                "an attribute this item does not have",
+                "Each kind of item accepts a fixed set of attributes, listed in docs/language.md and in the help \
+                 line. A misspelt attribute gets a suggestion.",
+                "node edge1 { tier = edge  cpus = 4  memory = 4 GiB }\n",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+            ),
+            Code::MissingAttribute => (
+                "a required attribute is missing",
+                "Some attributes have no sensible default: a node's tier, cpu and memory; a stream's `from`; a \
+                 model's training data.",
+                "node edge1 { tier = edge  cpu = 4 }\n",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+            ),
+            Code::DuplicateAttribute => (
+                "an attribute is set twice",
+                "Each attribute may be set once per block; the two places are shown. Remove one.",
+                "node edge1 { tier = edge  cpu = 4  cpu = 8  memory = 4 GiB }\n",
+                "node edge1 { tier = edge  cpu = 8  memory = 4 GiB }\n",
+            ),
+            Code::UnknownComponentKind => (
+                "an unknown kind of source, sink, model, batch or service",
+                "The kind after the colon selects the connector or algorithm family: sources are mqtt, nats, kafka, \
+                 http, file or generator; sinks are mqtt, nats, kafka, http, parquet, csv or jsonl; models are \
+                 classifier, regressor, clustering, forecaster or onnx; batches are sql; services are inference.",
+                "schema Reading { value: float }\nsource readings: mqqt { schema = Reading  topic = \"r\" }\n",
+                "schema Reading { value: float }\nsource readings: mqtt { schema = Reading  topic = \"r\" }\n",
+            ),
+            Code::UnknownField => (
+                "a field that the input does not have",
+                "Filters, aggregates, keys, features and targets refer to fields of their input's schema. The help \
+                 line lists the nearest field; `stratum check FILE --explain-schema NAME` shows a stream's schema.",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream high { from = readings  where = valeu > 10 }\n",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream high { from = readings  where = value > 10 }\n",
+            ),
+            Code::MismatchedTypes => (
+                "a value of the wrong type",
+                "Operators and functions take values of given types: arithmetic on numbers, `and`/`or` on bools, a \
+                 filter must be a bool. An int is accepted where a float is expected.",
+                "schema Reading { value: float  name: string }\nsource readings: generator { schema = Reading }\nstream high { from = readings  where = name > 10 }\n",
+                "schema Reading { value: float  name: string }\nsource readings: generator { schema = Reading }\nstream high { from = readings  where = value > 10 }\n",
+            ),
+            Code::UnknownFunction => (
+                "an unknown function, or the wrong number of arguments",
+                "Expressions may call the functions listed in docs/language.md (aggregates such as count, avg and \
+                 percentile; scalar functions such as abs, lower, hour_of_day; windows tumbling, sliding, session).",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream s { from = readings  window = tumbling(1 min)  select { mean = average(value) } }\n",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream s { from = readings  window = tumbling(1 min)  select { mean = avg(value) } }\n",
+            ),
+            Code::AggregateMisuse => (
+                "an aggregate without a window, or a raw field inside a window",
+                "Aggregates (count, sum, avg …) need a `window`. In a windowed stream every selected field must be \
+                 an aggregate or one of the `by` keys.",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream s { from = readings  select { mean = avg(value) } }\n",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream s { from = readings  window = tumbling(1 min)  select { mean = avg(value) } }\n",
+            ),
+            Code::InvalidChoice => (
+                "a value that is not one of the allowed words",
+                "Some attributes take one word from a fixed list: a tier (edge, fog, cloud), an architecture \
+                 (x86_64, aarch64, armv7), a buffer policy (drop_oldest, reject), a file format (csv, jsonl, parquet).",
+                "node edge1 { tier = egde  cpu = 4  memory = 4 GiB }\n",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+            ),
+            Code::UnknownType => (
+                "an unknown field type",
+                "Field types are bool, int, float, string, timestamp, duration, bytes, list<T>, optional<T> and T?.",
+                "schema Reading { value: double }\n",
+                "schema Reading { value: float }\n",
+            ),
+            Code::WrongValue => (
+                "the wrong kind of value for an attribute",
+                "Each attribute takes one kind of value: a number, a string, a name, a list, a block. The message \
+                 says which one was expected.",
+                "node edge1 { tier = edge  cpu = \"four\"  memory = 4 GiB }\n",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+            ),
+            Code::WrongUnit => (
+                "a quantity in a unit of the wrong dimension",
+                "Units are checked: a latency is a duration (ms, s, min, h, d), a memory a size (KiB, MiB, GiB), a \
+                 bandwidth bits per second (Mbit/s), a rate events per time (50/s).",
+                "link edge -> fog { latency = 5 GiB  bandwidth = 100 Mbit/s }\n",
+                "link edge -> fog { latency = 5 ms  bandwidth = 100 Mbit/s }\n",
+            ),
+            Code::MissingUnit => (
+                "a quantity without its unit",
+                "Sizes, durations, rates, bandwidths and costs must say their unit, so `4` cannot be read as 4 bytes \
+                 when 4 GiB was meant.",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 }\n",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+            ),
+            Code::UnknownUnit => (
+                "a unit the language does not know",
+                "Known units: B, KiB, MiB, GiB, TiB, kB, MB, GB, TB; ms, s, min, h, d; /s, /min, /h; bit/s, kbit/s, \
+                 Mbit/s, Gbit/s; CUR/h for money (USD/h, EUR/h); % and trials.",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 Gib }\n",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+            ),
+            Code::OutOfRange => (
+                "a number outside its allowed range",
+                "Values are range-checked: counts are positive, min <= max, fractions lie between 0 and 1, folds are \
+                 at least 2. The message gives the numbers.",
+                "pool workers { tier = cloud  cpu = 8  memory = 32 GiB  min = 5  max = 2 }\n",
+                "pool workers { tier = cloud  cpu = 8  memory = 32 GiB  min = 2  max = 5 }\n",
+            ),
+            Code::PrivacyViolation => (
+                "a private field leaves its tier",
+                "A field marked `private` may not reach a component on another tier, or a sink on another tier, \
+                 unless it is aggregated away (count, sum, avg, percentile …) or pseudonymised with hash() on its \
+                 own tier. Data crossing tiers carries only the fields its consumer uses, so drop the field with \
+                 `keep`, or aggregate it where it is produced.",
+                "schema Car { plate: string private  speed: float }\nsource cars: generator { schema = Car  on = edge }\nstream fast { from = cars  where = speed > 90  on = cloud }\nsink out: jsonl { from = fast  path = \"fast.jsonl\"  on = cloud }\n",
+                "schema Car { plate: string private  speed: float }\nsource cars: generator { schema = Car  on = edge }\nstream fast { from = cars  where = speed > 90  keep = [speed]  on = cloud }\nsink out: jsonl { from = fast  path = \"fast.jsonl\"  on = cloud }\n",
+            ),
+            Code::DataflowCycle => (
+                "streams read from each other in a cycle",
+                "Data must flow from sources to sinks. A stream that (directly or through others) reads its own \
+                 output would never settle.",
+                "stream a { from = b }\nstream b { from = a }\n",
+                "schema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream a { from = readings }\nstream b { from = a }\n",
+            ),
+            Code::UnsuitableTarget => (
+                "the target does not suit the model's task",
+                "A classifier predicts a bool, string or int column; a regressor or forecaster a numeric column; \
+                 clustering has no target. Supervised models need a `target`.",
+                "schema Row { x: float  label: string }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: regressor { data = rows  target = label  features = [x]  candidates { linear_regression {} } }\n",
+                "schema Row { x: float  label: string }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = label  features = [x]  candidates { logistic_regression {} } }\n",
+            ),
+            Code::UnsuitableMetric => (
+                "the metric or evaluation does not suit the model's task",
+                "Classification: accuracy, f1, roc_auc, log_loss. Regression and forecasting: rmse, mae, r2. \
+                 Clustering: silhouette. Stratified k-fold keeps class proportions, so it needs a classifier too.",
+                "schema Row { x: float  y: float }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: regressor { data = rows  target = y  features = [x]  candidates { linear_regression {} }  evaluate = kfold(5) by f1 }\n",
+                "schema Row { x: float  y: float }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: regressor { data = rows  target = y  features = [x]  candidates { linear_regression {} }  evaluate = kfold(5) by rmse }\n",
+            ),
+            Code::UnsuitableAlgorithm => (
+                "an unknown algorithm, or one that does not suit the task",
+                "Candidates are algorithms the ML engine implements for the model's task; docs/language.md lists them \
+                 with their hyperparameters.",
+                "schema Row { x: float  y: float }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: regressor { data = rows  target = y  features = [x]  candidates { logistic_regression {} } }\n",
+                "schema Row { x: float  y: float }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: regressor { data = rows  target = y  features = [x]  candidates { ridge {} } }\n",
+            ),
+            Code::UnknownHyperparameter => (
+                "a hyperparameter the algorithm does not have, or a bad value for it",
+                "Each algorithm accepts a fixed set of hyperparameters, each a value, a list of values to search, or \
+                 a range `low..high`. Values are range-checked.",
+                "schema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { random_forest { tres = [50, 100] } } }\n",
+                "schema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { random_forest { trees = [50, 100] } } }\n",
+            ),
+            Code::FoldsExceedRows => (
+                "more folds, or a larger hold-out, than the data has rows",
+                "k-fold cross-validation needs at least k rows; a dataset that states `rows` is checked against it.",
+                "schema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\"  rows = 3 }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { logistic_regression {} }  evaluate = kfold(5) }\n",
+                "schema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\"  rows = 300 }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { logistic_regression {} }  evaluate = kfold(5) }\n",
+            ),
+            Code::ServiceInputMismatch => (
+                "a service's input does not carry the model's features",
+                "A service feeds each record of its input to the model, so the input must have every column the \
+                 model's features use, with a compatible type.",
+                "schema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { logistic_regression {} } }\nschema Live { z: float }\nsource live: generator { schema = Live }\nservice s: inference { model = m  input = live }\n",
+                "schema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { logistic_regression {} } }\nschema Live { x: float }\nsource live: generator { schema = Live }\nservice s: inference { model = m  input = live }\n",
+            ),
+            Code::MissingApp => (
+                "the file does not name its application",
+                "Start the file with `app NAME \"Title\"`; the name labels everything Stratum deploys.",
+                "node edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+                "app demo \"Demo\"\nnode edge1 { tier = edge  cpu = 4  memory = 4 GiB }\n",
+            ),
+            Code::UnusedSource => (
+                "a source nothing reads",
+                "Data that enters but is never used still costs bandwidth and buffers. Read it from a stream, sink \
+                 or service, or remove it.",
+                "app demo\nschema Reading { value: float }\nsource readings: generator { schema = Reading }\n",
+                "app demo\nschema Reading { value: float }\nsource readings: generator { schema = Reading }\nsink out: jsonl { from = readings  path = \"out.jsonl\" }\n",
+            ),
+            Code::UnusedStream => (
+                "a stream nothing reads",
+                "A stream whose output goes nowhere computes for nothing. Send it to a sink, a service or a \
+                 dashboard, or remove it.",
+                "app demo\nschema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream high { from = readings  where = value > 10 }\n",
+                "app demo\nschema Reading { value: float }\nsource readings: generator { schema = Reading }\nstream high { from = readings  where = value > 10 }\nsink out: jsonl { from = high  path = \"out.jsonl\" }\n",
+            ),
+            Code::DatasetWithoutData => (
+                "a dataset that nothing fills",
+                "A dataset needs a `path` to existing data, or a batch that writes `into` it; otherwise the models \
+                 and batches that read it find it empty.",
+                "schema Row { x: float }\ndataset rows { schema = Row }\n",
+                "schema Row { x: float }\ndataset rows { schema = Row  path = \"rows.csv\" }\n",
+            ),
+            Code::BufferTooSmall => (
+                "an edge buffer cannot hold what arrives during its ttl",
+                "A store-and-forward buffer holds events while the uplink is down. At the declared rate and event \
+                 size it needs rate × size × ttl bytes to keep everything for its ttl; a smaller `max` means the \
+                 oldest events are dropped (or new ones rejected) sooner. The message gives the numbers.",
+                "schema Reading { value: float }\nsource readings: generator {\n  schema = Reading  rate = 1000/s  event_size = 1 KiB\n  buffer { max = 1 MiB  ttl = 1 h  when_full = drop_oldest }\n}\n",
+                "schema Reading { value: float }\nsource readings: generator {\n  schema = Reading  rate = 1000/s  event_size = 1 KiB\n  buffer { max = 4 GiB  ttl = 1 h  when_full = drop_oldest }\n}\n",
+            ),
+        };
+        Explanation { title, text, wrong, right }
+    }
+}

@@ -1,0 +1,23 @@
+//! The Stratum modelling language front end: lexer, parser, checker, diagnostics and formatter.
+//!
+//! Pure: no IO, no async. Callers hand in bytes (and a [`SourceLoader`] for imports) and get back the checked
+//! application ([`stratum_core::ir::Application`]) with every diagnostic. Checking never stops at the first
+//! error and never panics, whatever bytes it is given.
+
+mod check;
+pub mod codes;
+pub mod diagnostic;
+pub mod format;
+pub mod source;
+mod suggest;
+pub mod syntax;
+
+pub use check::{Checked, check};
+pub use codes::Code;
+pub use diagnostic::{Diagnostic, Severity, render};
+pub use source::{NoImports, SourceLoader, SourceMap};
+
+/// Checks one file that imports nothing (tests, benchmarks, editors).
+pub fn check_text(name: &str, text: &str) -> Checked {
+    check(name, text.as_bytes(), &NoImports)
+}

@@ -1,0 +1,175 @@
+//! Source files held in memory, byte spans into them, and line/column lookup for diagnostics.
+//!
+//! The front end never reads files itself: callers hand it text (and, for `import`, a [`SourceLoader`]).
+
+use serde::Serialize;
+
+/// Identifies a file within one [`SourceMap`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct FileId(pub u32);
+
+/// A byte range in one file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: FileId, start: usize, end: usize) -> Span {
+        Span { file, start: start as u32, end: end as u32 }
+    }
+
+    /// The smallest span covering both (they must be in the same file).
+    pub fn to(self, other: Span) -> Span {
+        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+
+    pub fn len(self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// One file's name and text, with the offsets where its lines start.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub name: String,
+    /// The text as the front end sees it: invalid UTF-8 bytes are replaced one for one by U+001A so that every
+    /// byte offset still matches the file on disk.
+    pub text: String,
+    line_starts: Vec<usize>,
+    /// Where the first invalid UTF-8 byte was, if any.
+    pub invalid_utf8_at: Option<usize>,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, bytes: &[u8]) -> SourceFile {
+        let (text, invalid_utf8_at) = sanitize(bytes);
+        let mut line_starts = vec![0];
+        line_starts.extend(text.bytes().enumerate().filter(|(_, byte)| *byte == b'\n').map(|(index, _)| index + 1));
+        SourceFile { name: name.into(), text, line_starts, invalid_utf8_at }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|start| *start <= offset) - 1;
+        let start = self.line_starts[line];
+        let column = self.text.get(start..offset).map(|part| part.chars().count()).unwrap_or(offset - start);
+        (line + 1, column + 1)
+    }
+
+    /// The text of a 1-based line, without its line break.
+    pub fn line_text(&self, line: usize) -> &str {
+        let start = self.line_starts[line - 1];
+        let end = self.line_starts.get(line).map(|next| next - 1).unwrap_or(self.text.len());
+        self.text[start..end].trim_end_matches('\r')
+    }
+
+    /// The byte offset where a 1-based line's text ends (before its line break).
+    pub fn line_end(&self, line: usize) -> usize {
+        self.line_starts[line - 1] + self.line_text(line).len()
+    }
+
+    pub fn slice(&self, span: Span) -> &str {
+        self.text.get(span.start as usize..span.end as usize).unwrap_or("")
+    }
+}
+
+/// Replaces each byte of an invalid UTF-8 sequence with U+001A (one byte), keeping offsets intact.
+fn sanitize(bytes: &[u8]) -> (String, Option<usize>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), None),
+        Err(_) => {
+            let mut text = String::with_capacity(bytes.len());
+            let mut first_invalid = None;
+            let mut rest = bytes;
+            let mut consumed = 0;
+            while !rest.is_empty() {
+                match std::str::from_utf8(rest) {
+                    Ok(valid) => {
+                        text.push_str(valid);
+                        break;
+                    }
+                    Err(error) => {
+                        let valid_up_to = error.valid_up_to();
+                        text.push_str(std::str::from_utf8(&rest[..valid_up_to]).unwrap_or_default());
+                        let bad = error.error_len().unwrap_or(rest.len() - valid_up_to);
+                        first_invalid.get_or_insert(consumed + valid_up_to);
+                        text.extend(std::iter::repeat_n('\u{1a}', bad));
+                        consumed += valid_up_to + bad;
+                        rest = &rest[valid_up_to + bad..];
+                    }
+                }
+            }
+            (text, first_invalid)
+        }
+    }
+}
+
+/// All files of one check: the root file and everything it imports.
+#[derive(Clone, Debug, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    pub fn add(&mut self, file: SourceFile) -> FileId {
+        self.files.push(file);
+        FileId(self.files.len() as u32 - 1)
+    }
+
+    pub fn get(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+
+    pub fn find(&self, name: &str) -> Option<FileId> {
+        self.files.iter().position(|file| file.name == name).map(|index| FileId(index as u32))
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
+        self.files.iter().enumerate().map(|(index, file)| (FileId(index as u32), file))
+    }
+}
+
+/// Reads imported files on behalf of the front end, which does no IO itself.
+pub trait SourceLoader {
+    /// Resolves `path` as written in an `import` of the file named `importer`, returning the canonical name
+    /// (used to detect cycles and repeats) and the file's bytes, or a message saying why it could not be read.
+    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String>;
+}
+
+/// A loader for callers that allow no imports (tests, the web editor): every import is an error.
+pub struct NoImports;
+
+impl SourceLoader for NoImports {
+    fn load(&self, _importer: &str, _path: &str) -> Result<(String, Vec<u8>), String> {
+        Err("imports are not available here".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_columns_are_one_based() {
+        let file = SourceFile::new("a", b"ab\ncd\n");
+        assert_eq!(file.line_column(0), (1, 1));
+        assert_eq!(file.line_column(4), (2, 2));
+        assert_eq!(file.line_text(2), "cd");
+    }
+
+    #[test]
+    fn invalid_utf8_keeps_offsets() {
+        let file = SourceFile::new("a", b"ab\xff\xfecd");
+        assert_eq!(file.text.len(), 6);
+        assert_eq!(file.invalid_utf8_at, Some(2));
+        assert_eq!(&file.text[4..], "cd");
+    }
+}
