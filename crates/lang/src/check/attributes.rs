@@ -22,6 +22,8 @@ pub(crate) type Spec = &'static [(&'static str, Shape)];
 /// The attributes of one block, validated against its spec.
 pub(crate) struct Attributes<'a> {
     entries: Vec<(&'a str, &'a Statement)>,
+    /// Known attributes that an unknown one was probably meant to be, so their absence is not reported again.
+    misspelt: Vec<&'static str>,
     /// The span of what owns the block (its keyword or name), for "missing attribute" reports.
     pub owner_span: Span,
     pub owner: String,
@@ -72,6 +74,7 @@ impl<'a> Checker<'a> {
     /// Validates a block against `spec`: unknown attributes (with a suggestion), repeated ones, and the wrong shape.
     pub fn attributes(&mut self, statements: &'a [Statement], specs: &[Spec], owner: &str, owner_span: Span) -> Attributes<'a> {
         let mut entries: Vec<(&'a str, &'a Statement)> = Vec::new();
+        let mut misspelt = Vec::new();
         for statement in statements {
             let (name, name_span, shape) = match &statement.kind {
                 StatementKind::Attribute { name, .. } => (name.text.as_str(), name.span, Shape::Value),
@@ -102,8 +105,11 @@ impl<'a> Checker<'a> {
                 }
             };
             let Some((_, expected_shape)) = specs.iter().flat_map(|spec| spec.iter()).find(|(known, _)| *known == name) else {
-                let known: Vec<&str> = specs.iter().flat_map(|spec| spec.iter()).map(|(known, _)| *known).collect();
-                let help = suggest::did_you_mean(name, known.iter().copied())
+                let known: Vec<&'static str> = specs.iter().flat_map(|spec| spec.iter()).map(|(known, _)| *known).collect();
+                let nearest = suggest::nearest(name, known.iter().copied());
+                misspelt.extend(nearest);
+                let help = nearest
+                    .map(|nearest| format!("did you mean `{nearest}`?"))
                     .unwrap_or_else(|| format!("{owner} takes: {}", known.join(", ")));
                 self.report(
                     Diagnostic::new(Code::UnknownAttribute, name_span, format!("unknown attribute `{name}` in {owner}"))
@@ -139,13 +145,13 @@ impl<'a> Checker<'a> {
             }
             entries.push((name, statement));
         }
-        Attributes { entries, owner_span, owner: owner.to_string() }
+        Attributes { entries, misspelt, owner_span, owner: owner.to_string() }
     }
 
     /// The value of a required attribute, reporting it when missing.
     pub fn required(&mut self, attributes: &Attributes<'a>, name: &str, example: &str) -> Option<&'a Expr> {
         let value = attributes.value(name);
-        if value.is_none() && !attributes.has(name) {
+        if value.is_none() && !attributes.has(name) && !attributes.misspelt.contains(&name) {
             self.report(
                 Diagnostic::new(Code::MissingAttribute, attributes.owner_span, format!("{} has no `{name}`", attributes.owner))
                     .label(format!("`{name}` is required"))

@@ -189,7 +189,11 @@ pub fn check(root_name: &str, bytes: &[u8], loader: &dyn SourceLoader) -> Checke
     }
     checker.lower_all();
     let application = checker.assemble();
-    checker.flow_checks(&application);
+    // A failed reference leaves its target looking unused; warn about unused items only once the errors are fixed.
+    let has_errors = diagnostics.iter().chain(&checker.diagnostics).any(|diagnostic| diagnostic.severity() == crate::diagnostic::Severity::Error);
+    if !has_errors {
+        checker.flow_checks(&application);
+    }
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.sort_by_key(|diagnostic| (diagnostic.span.file, diagnostic.span.start, diagnostic.code));
     diagnostics.dedup_by(|a, b| a.code == b.code && a.span == b.span && a.message == b.message);

@@ -100,6 +100,8 @@ impl<'a> Checker<'a> {
 
         let output = match attributes.value("output") {
             Some(value) => match &value.kind {
+                // Without the input's fields the output cannot be checked; the input's problem is already reported.
+                ExprKind::Object { .. } if input_fields.is_none() && matches!(input, Some(ServiceInput::Stream { .. }) | None) => None,
                 ExprKind::Object { kind, body } => {
                     let mut fields = input_fields.clone().unwrap_or_default();
                     if let Some((_, _, prediction)) = &model {

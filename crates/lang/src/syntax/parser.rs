@@ -209,7 +209,12 @@ impl<'a> Parser<'a> {
                         depth -= 1;
                     }
                 }
-                TokenKind::Ident if depth == 0 && token.newline_before => return,
+                // A name at the start of a line, or a name followed by `=`, starts the next statement.
+                TokenKind::Ident
+                    if depth == 0 && (token.newline_before || self.peek_kind_at(1) == Some(TokenKind::Equals)) =>
+                {
+                    return;
+                }
                 _ => {}
             }
             self.bump();
@@ -220,18 +225,26 @@ impl<'a> Parser<'a> {
         if !self.at(TokenKind::Ident) {
             let help = match self.peek_kind() {
                 Some(TokenKind::String) => Some("a statement starts with a name, as in `name = value`".to_string()),
+                Some(TokenKind::Slash) if self.peek_kind_at(1) == Some(TokenKind::Slash) => Some("comments start with `#`".to_string()),
                 _ => None,
             };
             return Err(self.expected("a statement (a name such as `cpu = 4` or `node edge1 { … }`)", help));
         }
         match self.peek_kind_at(1) {
             Some(TokenKind::Equals) => {
+                let start = self.position;
                 let name = self.ident("a name")?;
                 self.bump();
-                if self.peek().is_none_or(|token| token.kind == TokenKind::RightBrace) {
-                    return Err(self.expected("a value after `=`", None));
-                }
-                let value = self.expr()?;
+                let value = if self.peek().is_none_or(|token| token.kind == TokenKind::RightBrace) {
+                    Err(self.expected("a value after `=`", None))
+                } else {
+                    self.expr()
+                };
+                // A bad value still sets the attribute, so the checker does not also report it as missing.
+                let value = value.unwrap_or_else(|Stop| {
+                    self.recover(start);
+                    Expr { kind: ExprKind::Error, span: name.span }
+                });
                 let span = name.span.to(value.span);
                 Ok(Statement { kind: StatementKind::Attribute { name, value }, span })
             }
@@ -565,7 +578,7 @@ impl<'a> Parser<'a> {
         }
         if self.peek().is_none() {
             self.diagnostics.push(
-                Diagnostic::new(Code::UnclosedDelimiter, open, format!("unclosed {}", self.text_of(open)))
+                Diagnostic::new(Code::UnclosedDelimiter, open, format!("unclosed `{}`", self.text_of(open)))
                     .label("this is never closed")
                     .help(format!("add {} where it ends", kind.describe())),
             );
@@ -814,7 +827,9 @@ mod tests {
         assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
         assert_eq!(file.statements.len(), 2);
         let StatementKind::Section(section) = &file.statements[0].kind else { panic!() };
-        assert_eq!(section.statements().len(), 1);
+        // The bad attribute is kept with an error value, so nobody reports `cpu` as missing.
+        assert_eq!(section.statements().len(), 2);
+        assert!(matches!(&section.statements()[0].kind, StatementKind::Attribute { value, .. } if value.kind == ExprKind::Error));
     }
 
     #[test]
