@@ -193,15 +193,16 @@ impl Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seconds = self.0;
+        // The largest unit in which the value is at least 1, so 47721 s reads as 13.256 h.
         let (value, unit) = if seconds == 0.0 {
             (0.0, "s")
         } else if seconds < 1.0 {
             (seconds * 1000.0, "ms")
-        } else if seconds < 60.0 || seconds % 60.0 != 0.0 {
+        } else if seconds < 60.0 {
             (seconds, "s")
-        } else if seconds < 3600.0 || seconds % 3600.0 != 0.0 {
+        } else if seconds < 3600.0 {
             (seconds / 60.0, "min")
-        } else if seconds < 86400.0 || seconds % 86400.0 != 0.0 {
+        } else if seconds < 86400.0 {
             (seconds / 3600.0, "h")
         } else {
             (seconds / 86400.0, "d")
@@ -300,7 +301,8 @@ mod tests {
         assert_eq!(ByteSize(1536 << 20).to_string(), "1.5 GiB");
         assert_eq!(Duration(0.005).to_string(), "5 ms");
         assert_eq!(Duration(86400.0).to_string(), "1 d");
-        assert_eq!(Duration(90.0).to_string(), "90 s");
+        assert_eq!(Duration(90.0).to_string(), "1.5 min");
+        assert_eq!(Duration(47721.859).to_string(), "13.256 h");
         assert_eq!(Bandwidth(1e8).to_string(), "100 Mbit/s");
         assert_eq!(EventRate(50.0).to_string(), "50/s");
     }

@@ -323,7 +323,8 @@ impl Formatter<'_> {
                 self.expr(end, OR, level);
             }
             ExprKind::Clause { base, keyword, argument, .. } => {
-                self.expr(base, RANGE, level);
+                // Clauses chain to the left: `x by k within 5 min`.
+                self.expr(base, CLAUSE, level);
                 self.out.push(' ');
                 self.out.push_str(keyword.word());
                 self.out.push(' ');
