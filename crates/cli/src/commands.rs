@@ -59,7 +59,8 @@ pub fn check(args: CheckArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
 
     match args.format {
         Format::Json if args.emit.is_none() => {
-            let diagnostics: Vec<_> = checked.diagnostics.iter().map(|diagnostic| diagnostic.to_json(&checked.sources)).collect();
+            let diagnostics: Vec<_> =
+                checked.diagnostics.iter().map(|diagnostic| diagnostic.to_json(&checked.sources)).collect();
             let summary: serde_json::Map<String, serde_json::Value> =
                 counts(application).into_iter().map(|(kind, count)| (kind.to_string(), json!(count))).collect();
             let mut report = json!({
@@ -97,7 +98,10 @@ pub fn check(args: CheckArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
                 let title = application.title.as_deref().map(|title| format!(" ({title})")).unwrap_or_default();
                 println!("checked `{name}`: app `{}`{title}", application.name);
                 println!("  {}", describe_counts(application));
-                println!("  {}", if warnings == 0 { "no problems found".to_string() } else { plural(warnings, "warning") });
+                println!(
+                    "  {}",
+                    if warnings == 0 { "no problems found".to_string() } else { plural(warnings, "warning") }
+                );
             }
         }
     }
@@ -172,7 +176,10 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
     let Some(code_text) = args.code else {
         match args.format {
             Format::Json => {
-                let all: Vec<_> = Code::ALL.iter().map(|code| json!({ "code": code.as_str(), "title": code.explanation().title })).collect();
+                let all: Vec<_> = Code::ALL
+                    .iter()
+                    .map(|code| json!({ "code": code.as_str(), "title": code.explanation().title }))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&all)?);
             }
             Format::Human => {
@@ -183,7 +190,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Success);
     };
-    let Some(code) = Code::from_str(&code_text) else {
+    let Some(code) = Code::parse(&code_text) else {
         eprintln!("error: `{code_text}` is not a Stratum diagnostic code; `stratum explain` lists them all");
         return Ok(Outcome::UserError);
     };

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "stratum", version, about = "Describe, check and run ML analytics applications across edge, fog and cloud")]
+#[command(
+    name = "stratum",
+    version,
+    about = "Describe, check and run ML analytics applications across edge, fog and cloud"
+)]
 struct Cli {
     /// When to colour diagnostics: auto (on a terminal, unless NO_COLOR is set), always or never.
     #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]

@@ -520,10 +520,18 @@ pub struct Feature {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum PrepareStep {
-    Filter { condition: Expr },
-    Impute { strategy: ImputeStrategy },
-    Select { columns: Vec<String> },
-    Drop { columns: Vec<String> },
+    Filter {
+        condition: Expr,
+    },
+    Impute {
+        strategy: ImputeStrategy,
+    },
+    Select {
+        columns: Vec<String>,
+    },
+    Drop {
+        columns: Vec<String>,
+    },
     Standardize,
     MinMaxScale,
     OneHot {
@@ -653,7 +661,7 @@ pub struct Training {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "origin", rename_all = "snake_case")]
 pub enum ModelOrigin {
-    Trained(Training),
+    Trained(Box<Training>),
     Onnx { path: String },
 }
 
@@ -800,7 +808,11 @@ pub struct Dashboard {
 #[serde(tag = "when", rename_all = "snake_case")]
 pub enum Condition {
     /// A measured signal (`cpu`, `memory`, `p99`, `queue` …) compared with a threshold in the signal's base unit.
-    Threshold { signal: String, op: BinaryOp, threshold: f64 },
+    Threshold {
+        signal: String,
+        op: BinaryOp,
+        threshold: f64,
+    },
     SloMissed,
     NodeLost,
 }
@@ -814,7 +826,9 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<Tier>,
     },
-    ShedLoad { fraction: f64 },
+    ShedLoad {
+        fraction: f64,
+    },
 }
 
 /// What to do when an objective is missed or a machine is overloaded or lost.

@@ -77,21 +77,9 @@ const SIZE_UNITS: &[(&str, f64)] = &[
     ("TB", 1e12),
 ];
 
-const DURATION_UNITS: &[(&str, f64)] = &[
-    ("ms", 0.001),
-    ("s", 1.0),
-    ("min", 60.0),
-    ("h", 3600.0),
-    ("d", 86400.0),
-];
+const DURATION_UNITS: &[(&str, f64)] = &[("ms", 0.001), ("s", 1.0), ("min", 60.0), ("h", 3600.0), ("d", 86400.0)];
 
-const BANDWIDTH_UNITS: &[(&str, f64)] = &[
-    ("bit", 1.0),
-    ("kbit", 1e3),
-    ("Kbit", 1e3),
-    ("Mbit", 1e6),
-    ("Gbit", 1e9),
-];
+const BANDWIDTH_UNITS: &[(&str, f64)] = &[("bit", 1.0), ("kbit", 1e3), ("Kbit", 1e3), ("Mbit", 1e6), ("Gbit", 1e9)];
 
 /// Every unit spelling the language accepts, for did-you-mean suggestions.
 pub fn known_unit_spellings() -> Vec<String> {
@@ -255,11 +243,7 @@ impl fmt::Display for HourlyCost {
 /// Prints a number without a trailing `.0` and with at most three decimals.
 pub fn trim_number(value: f64) -> String {
     let rounded = (value * 1000.0).round() / 1000.0;
-    if rounded.fract() == 0.0 && rounded.abs() < 1e15 {
-        format!("{}", rounded as i64)
-    } else {
-        format!("{rounded}")
-    }
+    if rounded.fract() == 0.0 && rounded.abs() < 1e15 { format!("{}", rounded as i64) } else { format!("{rounded}") }
 }
 
 #[cfg(test)]

@@ -147,7 +147,8 @@ impl Code {
         }
     }
 
-    pub fn from_str(text: &str) -> Option<Code> {
+    /// Parses a code as a user types it (`e0102` or `E0102`).
+    pub fn parse(text: &str) -> Option<Code> {
         let wanted = text.trim().to_ascii_uppercase();
         Code::ALL.iter().copied().find(|code| code.as_str() == wanted)
     }

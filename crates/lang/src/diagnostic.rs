@@ -149,7 +149,12 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) -> Stri
     };
     let mut out = String::new();
     let header = format!("{severity}[{}]", diagnostic.code.as_str());
-    let _ = writeln!(out, "{}{}", paint.paint(severity_color, &header), paint.paint("1", &format!(": {}", diagnostic.message)));
+    let _ = writeln!(
+        out,
+        "{}{}",
+        paint.paint(severity_color, &header),
+        paint.paint("1", &format!(": {}", diagnostic.message))
+    );
 
     let file = sources.get(diagnostic.span.file);
     let (line, column) = file.line_column(diagnostic.span.start as usize);
@@ -196,7 +201,13 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) -> Stri
                     let _ = writeln!(out, "{}", paint.paint("1;34", "..."));
                 }
                 let shown = shorten(text);
-                let _ = writeln!(out, "{} {} {}", paint.paint("1;34", &format!("{line_number:>gutter$}")), paint.paint("1;34", "|"), shown);
+                let _ = writeln!(
+                    out,
+                    "{} {} {}",
+                    paint.paint("1;34", &format!("{line_number:>gutter$}")),
+                    paint.paint("1;34", "|"),
+                    shown
+                );
             }
             previous_line = Some(line_number);
             let (_, start_column) = source.line_column(span.start as usize);

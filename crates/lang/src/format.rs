@@ -15,7 +15,12 @@ pub fn format(text: &str) -> Result<String, Vec<Diagnostic>> {
     if !diagnostics.is_empty() {
         return Err(diagnostics);
     }
-    let comments: Vec<Span> = lex(FileId(0), text).0.into_iter().filter(|token| token.kind == TokenKind::Comment).map(|token| token.span).collect();
+    let comments: Vec<Span> = lex(FileId(0), text)
+        .0
+        .into_iter()
+        .filter(|token| token.kind == TokenKind::Comment)
+        .map(|token| token.span)
+        .collect();
     let mut formatter = Formatter { text, comments, next_comment: 0, out: String::with_capacity(text.len() + 64) };
     formatter.statements(&file.statements, 0, text.len() as u32, 0);
     let mut out = formatter.out;
@@ -58,7 +63,9 @@ impl Formatter<'_> {
         let mut cursor = start;
         for (index, statement) in statements.iter().enumerate() {
             let next_start = statements.get(index + 1).map(|next| next.span.start as usize).unwrap_or(usize::MAX);
-            while let Some(comment) = self.comments.get(self.next_comment).copied().filter(|comment| comment.start < statement.span.start) {
+            while let Some(comment) =
+                self.comments.get(self.next_comment).copied().filter(|comment| comment.start < statement.span.start)
+            {
                 self.next_comment += 1;
                 if previous_end.is_some() && self.blank_between(cursor, comment.start) {
                     self.out.push('\n');
@@ -76,14 +83,23 @@ impl Formatter<'_> {
             self.indent(level);
             self.statement(statement, level);
             // Comments inside the statement that no nested block took, and a comment on its last line, trail it.
-            let line_end = self.text[statement.span.end as usize..].find('\n').map(|offset| statement.span.end as usize + offset).unwrap_or(self.text.len());
+            let line_end = self.text[statement.span.end as usize..]
+                .find('\n')
+                .map(|offset| statement.span.end as usize + offset)
+                .unwrap_or(self.text.len());
             let mut trailing = Vec::new();
-            while let Some(comment) = self.comments.get(self.next_comment).copied().filter(|comment| (comment.start as usize) < line_end.min(next_start)) {
+            while let Some(comment) = self
+                .comments
+                .get(self.next_comment)
+                .copied()
+                .filter(|comment| (comment.start as usize) < line_end.min(next_start).min(end as usize))
+            {
                 self.next_comment += 1;
                 trailing.push(comment);
             }
             if let Some((last, inner)) = trailing.split_last() {
-                let mut texts: Vec<String> = inner.iter().map(|comment| self.comment_text(*comment).to_string()).collect();
+                let mut texts: Vec<String> =
+                    inner.iter().map(|comment| self.comment_text(*comment).to_string()).collect();
                 texts.push(self.comment_text(*last).to_string());
                 self.out.push_str("  ");
                 self.out.push_str(&texts.remove(0));
@@ -267,7 +283,11 @@ impl Formatter<'_> {
                             self.out.push_str(", ");
                         }
                         if entry.key_is_string {
-                            self.string(&StringLiteral { value: entry.key.clone(), triple: false, span: entry.key_span });
+                            self.string(&StringLiteral {
+                                value: entry.key.clone(),
+                                triple: false,
+                                span: entry.key_span,
+                            });
                         } else {
                             self.out.push_str(&entry.key);
                         }
@@ -280,11 +300,12 @@ impl Formatter<'_> {
             ExprKind::Object { kind, body } => {
                 self.out.push_str(&kind.text);
                 self.out.push(' ');
-                let inline = body.statements.iter().all(|statement| match &statement.kind {
-                    StatementKind::Attribute { .. } | StatementKind::Bound { .. } => true,
-                    StatementKind::Section(section) => section.body.is_some(),
-                    _ => false,
-                }) && !self.comments.get(self.next_comment).is_some_and(|comment| comment.start < body.span.end);
+                let inline =
+                    body.statements.iter().all(|statement| match &statement.kind {
+                        StatementKind::Attribute { .. } | StatementKind::Bound { .. } => true,
+                        StatementKind::Section(section) => section.body.is_some(),
+                        _ => false,
+                    }) && self.comments.get(self.next_comment).is_none_or(|comment| comment.start >= body.span.end);
                 if inline && !body.statements.is_empty() {
                     self.out.push_str("{ ");
                     for (index, statement) in body.statements.iter().enumerate() {
@@ -403,8 +424,10 @@ mod tests {
 
     #[test]
     fn formats_one_statement_per_line_and_keeps_comments() {
-        let input = "# the app\napp demo \"Demo\"\n\n\n\nnode a { tier = edge  cpu = 4  # four cores\n memory = 4 GiB }\n";
-        let expected = "# the app\napp demo \"Demo\"\n\nnode a {\n  tier = edge\n  cpu = 4  # four cores\n  memory = 4 GiB\n}\n";
+        let input =
+            "# the app\napp demo \"Demo\"\n\n\n\nnode a { tier = edge  cpu = 4  # four cores\n memory = 4 GiB }\n";
+        let expected =
+            "# the app\napp demo \"Demo\"\n\nnode a {\n  tier = edge\n  cpu = 4  # four cores\n  memory = 4 GiB\n}\n";
         let formatted = format(input).unwrap();
         assert_eq!(formatted, expected);
         assert_eq!(format(&formatted).unwrap(), formatted);

@@ -24,7 +24,11 @@ fn ok_files_check_clean_and_match_their_ir() {
     for path in files {
         let checked = check_file(&path);
         if !checked.diagnostics.is_empty() {
-            let rendered: String = checked.diagnostics.iter().map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false)).collect();
+            let rendered: String = checked
+                .diagnostics
+                .iter()
+                .map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false))
+                .collect();
             failures.push(format!("{} should be clean but has:\n{rendered}", path.display()));
             continue;
         }
@@ -46,8 +50,11 @@ fn err_files_match_their_diagnostics_and_cover_every_code() {
             continue;
         }
         seen.extend(checked.diagnostics.iter().map(|diagnostic| diagnostic.code));
-        let rendered: String =
-            checked.diagnostics.iter().map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false) + "\n").collect();
+        let rendered: String = checked
+            .diagnostics
+            .iter()
+            .map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false) + "\n")
+            .collect();
         failures.extend(compare_snapshot(&path.with_extension("diagnostics"), &rendered));
     }
     let missing: Vec<&str> = Code::ALL.iter().filter(|code| !seen.contains(code)).map(|code| code.as_str()).collect();

@@ -22,22 +22,30 @@ fn every_example_checks_clean_and_is_formatted() {
     let mut files = Vec::new();
     application_files(&root, &mut files);
     files.sort();
-    let applications: Vec<&PathBuf> =
-        files.iter().filter(|path| std::fs::read_to_string(path).unwrap().lines().any(|line| line.starts_with("app "))).collect();
+    let applications: Vec<&PathBuf> = files
+        .iter()
+        .filter(|path| std::fs::read_to_string(path).unwrap().lines().any(|line| line.starts_with("app ")))
+        .collect();
     assert!(applications.len() >= 3, "expected at least three example applications, found {applications:?}");
     let mut failures = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).unwrap();
         match stratum_lang::format::format(&text) {
             Ok(formatted) if formatted == text => {}
-            Ok(_) => failures.push(format!("{} is not formatted: run `stratum fmt {}`", path.display(), path.display())),
+            Ok(_) => {
+                failures.push(format!("{} is not formatted: run `stratum fmt {}`", path.display(), path.display()))
+            }
             Err(_) => failures.push(format!("{} has syntax errors", path.display())),
         }
     }
     for path in applications {
         let checked = stratum_lang::check(&path.to_string_lossy(), &std::fs::read(path).unwrap(), &support::DiskLoader);
         if !checked.diagnostics.is_empty() {
-            let rendered: String = checked.diagnostics.iter().map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false)).collect();
+            let rendered: String = checked
+                .diagnostics
+                .iter()
+                .map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false))
+                .collect();
             failures.push(format!("{}:\n{rendered}", path.display()));
         }
     }

@@ -29,13 +29,23 @@ fn every_code_has_an_explanation_whose_examples_hold() {
     let mut failures = Vec::new();
     for code in Code::ALL {
         let explanation = code.explanation();
-        assert!(!explanation.title.is_empty() && explanation.text.len() > 40, "{} needs a real explanation", code.as_str());
+        assert!(
+            !explanation.title.is_empty() && explanation.text.len() > 40,
+            "{} needs a real explanation",
+            code.as_str()
+        );
         let wrong = codes_of(explanation.wrong);
         if !wrong.contains(code) {
             failures.push(format!("{}: the wrong example gives {wrong:?}", code.as_str()));
         }
         let right = codes_of(explanation.right);
-        let syntax = [Code::InvalidCharacter, Code::UnterminatedString, Code::InvalidEscape, Code::SyntaxError, Code::UnclosedDelimiter];
+        let syntax = [
+            Code::InvalidCharacter,
+            Code::UnterminatedString,
+            Code::InvalidEscape,
+            Code::SyntaxError,
+            Code::UnclosedDelimiter,
+        ];
         if right.contains(code) || right.iter().any(|found| syntax.contains(found)) {
             failures.push(format!("{}: the right example gives {right:?}", code.as_str()));
         }
@@ -48,6 +58,6 @@ fn codes_are_unique_and_parse_back() {
     let mut seen = std::collections::HashSet::new();
     for code in Code::ALL {
         assert!(seen.insert(code.as_str()), "{} is used twice", code.as_str());
-        assert_eq!(Code::from_str(&code.as_str().to_lowercase()), Some(*code));
+        assert_eq!(Code::parse(&code.as_str().to_lowercase()), Some(*code));
     }
 }

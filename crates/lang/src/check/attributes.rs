@@ -72,7 +72,13 @@ pub(crate) fn describe(expr: &Expr) -> &'static str {
 
 impl<'a> Checker<'a> {
     /// Validates a block against `spec`: unknown attributes (with a suggestion), repeated ones, and the wrong shape.
-    pub fn attributes(&mut self, statements: &'a [Statement], specs: &[Spec], owner: &str, owner_span: Span) -> Attributes<'a> {
+    pub fn attributes(
+        &mut self,
+        statements: &'a [Statement],
+        specs: &[Spec],
+        owner: &str,
+        owner_span: Span,
+    ) -> Attributes<'a> {
         let mut entries: Vec<(&'a str, &'a Statement)> = Vec::new();
         let mut misspelt = Vec::new();
         for statement in statements {
@@ -81,40 +87,58 @@ impl<'a> Checker<'a> {
                 StatementKind::Section(section) => (section.keyword.text.as_str(), section.keyword.span, Shape::Block),
                 StatementKind::Field { name, .. } => {
                     self.report(
-                        Diagnostic::new(Code::UnknownAttribute, statement.span, format!("a field declaration is not allowed in {owner}"))
-                            .label("`name: type` declares a schema field")
-                            .help(format!("to set an attribute write `{} = value`", name.text)),
+                        Diagnostic::new(
+                            Code::UnknownAttribute,
+                            statement.span,
+                            format!("a field declaration is not allowed in {owner}"),
+                        )
+                        .label("`name: type` declares a schema field")
+                        .help(format!("to set an attribute write `{} = value`", name.text)),
                     );
                     continue;
                 }
                 StatementKind::Bound { name, .. } => {
                     self.report(
-                        Diagnostic::new(Code::UnknownAttribute, statement.span, format!("a bound is not allowed in {owner}"))
-                            .label("bounds such as `p99 <= 20 ms` belong in an `slo { … }` block")
-                            .help(format!("to set an attribute write `{} = value`", name.text)),
+                        Diagnostic::new(
+                            Code::UnknownAttribute,
+                            statement.span,
+                            format!("a bound is not allowed in {owner}"),
+                        )
+                        .label("bounds such as `p99 <= 20 ms` belong in an `slo { … }` block")
+                        .help(format!("to set an attribute write `{} = value`", name.text)),
                     );
                     continue;
                 }
                 StatementKind::Expr(_) => {
                     self.report(
-                        Diagnostic::new(Code::UnknownAttribute, statement.span, format!("a bare expression is not allowed in {owner}"))
-                            .label("expected `name = value`")
-                            .help("bare expressions are only for dashboard panels, such as `line(counts.vehicles)`"),
+                        Diagnostic::new(
+                            Code::UnknownAttribute,
+                            statement.span,
+                            format!("a bare expression is not allowed in {owner}"),
+                        )
+                        .label("expected `name = value`")
+                        .help("bare expressions are only for dashboard panels, such as `line(counts.vehicles)`"),
                     );
                     continue;
                 }
             };
-            let Some((_, expected_shape)) = specs.iter().flat_map(|spec| spec.iter()).find(|(known, _)| *known == name) else {
-                let known: Vec<&'static str> = specs.iter().flat_map(|spec| spec.iter()).map(|(known, _)| *known).collect();
+            let Some((_, expected_shape)) = specs.iter().flat_map(|spec| spec.iter()).find(|(known, _)| *known == name)
+            else {
+                let known: Vec<&'static str> =
+                    specs.iter().flat_map(|spec| spec.iter()).map(|(known, _)| *known).collect();
                 let nearest = suggest::nearest(name, known.iter().copied());
                 misspelt.extend(nearest);
                 let help = nearest
                     .map(|nearest| format!("did you mean `{nearest}`?"))
                     .unwrap_or_else(|| format!("{owner} takes: {}", known.join(", ")));
                 self.report(
-                    Diagnostic::new(Code::UnknownAttribute, name_span, format!("unknown attribute `{name}` in {owner}"))
-                        .label("not an attribute here")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnknownAttribute,
+                        name_span,
+                        format!("unknown attribute `{name}` in {owner}"),
+                    )
+                    .label("not an attribute here")
+                    .help(help),
                 );
                 continue;
             };
@@ -124,12 +148,16 @@ impl<'a> Checker<'a> {
                     Shape::Block => format!("write `{name} {{ … }}`"),
                 };
                 self.report(
-                    Diagnostic::new(Code::WrongValue, name_span, format!("`{name}` is written the wrong way in {owner}"))
-                        .label(match expected_shape {
-                            Shape::Value => "expected `=` and a value",
-                            Shape::Block => "expected a `{ … }` block",
-                        })
-                        .help(help),
+                    Diagnostic::new(
+                        Code::WrongValue,
+                        name_span,
+                        format!("`{name}` is written the wrong way in {owner}"),
+                    )
+                    .label(match expected_shape {
+                        Shape::Value => "expected `=` and a value",
+                        Shape::Block => "expected a `{ … }` block",
+                    })
+                    .help(help),
                 );
                 continue;
             }
@@ -153,9 +181,13 @@ impl<'a> Checker<'a> {
         let value = attributes.value(name);
         if value.is_none() && !attributes.has(name) && !attributes.misspelt.contains(&name) {
             self.report(
-                Diagnostic::new(Code::MissingAttribute, attributes.owner_span, format!("{} has no `{name}`", attributes.owner))
-                    .label(format!("`{name}` is required"))
-                    .help(format!("add `{example}`")),
+                Diagnostic::new(
+                    Code::MissingAttribute,
+                    attributes.owner_span,
+                    format!("{} has no `{name}`", attributes.owner),
+                )
+                .label(format!("`{name}` is required"))
+                .help(format!("add `{example}`")),
             );
         }
         value
@@ -185,8 +217,10 @@ impl<'a> Checker<'a> {
                     Ok(resolved) => resolved,
                     Err(_) => {
                         let known = units::known_unit_spellings();
-                        let help = suggest::did_you_mean(&unit_text, known.iter().map(String::as_str))
-                            .unwrap_or_else(|| format!("{} is written like `{}`", dimension.describe(), dimension.example()));
+                        let help =
+                            suggest::did_you_mean(&unit_text, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                                format!("{} is written like `{}`", dimension.describe(), dimension.example())
+                            });
                         self.report(
                             Diagnostic::new(Code::UnknownUnit, *unit_span, format!("unknown unit `{unit_text}`"))
                                 .label("not a unit")
@@ -219,12 +253,19 @@ impl<'a> Checker<'a> {
             }
             ExprKind::Number { value, text, .. } => {
                 let example = dimension.example();
-                let unit = example.split_once(' ').map(|(_, unit)| unit.to_string()).unwrap_or_else(|| example.trim_start_matches(char::is_numeric).to_string());
+                let unit = example
+                    .split_once(' ')
+                    .map(|(_, unit)| unit.to_string())
+                    .unwrap_or_else(|| example.trim_start_matches(char::is_numeric).to_string());
                 let separator = if unit.starts_with(['/', '%']) { "" } else { " " };
                 self.report(
-                    Diagnostic::new(Code::MissingUnit, expr.span, format!("`{text}` has no unit; expected {}", dimension.describe()))
-                        .label("add a unit")
-                        .help(format!("for example `{text}{separator}{unit}`")),
+                    Diagnostic::new(
+                        Code::MissingUnit,
+                        expr.span,
+                        format!("`{text}` has no unit; expected {}", dimension.describe()),
+                    )
+                    .label("add a unit")
+                    .help(format!("for example `{text}{separator}{unit}`")),
                 );
                 let _ = value;
                 None
@@ -238,7 +279,7 @@ impl<'a> Checker<'a> {
                 None
             }
             _ => {
-                self.wrong_value(expr, &dimension.describe().to_string());
+                self.wrong_value(expr, dimension.describe());
                 None
             }
         }
@@ -258,9 +299,13 @@ impl<'a> Checker<'a> {
             ExprKind::Quantity { unit, .. } => {
                 let unit = unit.clone();
                 self.report(
-                    Diagnostic::new(Code::WrongUnit, expr.span, format!("expected a plain number, found a quantity in `{unit}`"))
-                        .label("this takes no unit")
-                        .help("remove the unit"),
+                    Diagnostic::new(
+                        Code::WrongUnit,
+                        expr.span,
+                        format!("expected a plain number, found a quantity in `{unit}`"),
+                    )
+                    .label("this takes no unit")
+                    .help("remove the unit"),
                 );
                 None
             }
@@ -301,9 +346,13 @@ impl<'a> Checker<'a> {
         };
         if value <= 0.0 || value >= 1.0 {
             self.report(
-                Diagnostic::new(Code::OutOfRange, expr.span, format!("{what} must lie strictly between 0 and 1, found {value}"))
-                    .label("out of range")
-                    .help("write a fraction such as `0.2` or a percentage such as `20%`"),
+                Diagnostic::new(
+                    Code::OutOfRange,
+                    expr.span,
+                    format!("{what} must lie strictly between 0 and 1, found {value}"),
+                )
+                .label("out of range")
+                .help("write a fraction such as `0.2` or a percentage such as `20%`"),
             );
             return None;
         }
@@ -350,7 +399,8 @@ impl<'a> Checker<'a> {
         if let Some(choice) = choices.iter().find(|choice| **choice == name) {
             return Some(choice);
         }
-        let help = suggest::did_you_mean(name, choices.iter().copied()).unwrap_or_else(|| format!("choose one of: {}", choices.join(", ")));
+        let help = suggest::did_you_mean(name, choices.iter().copied())
+            .unwrap_or_else(|| format!("choose one of: {}", choices.join(", ")));
         self.report(
             Diagnostic::new(Code::InvalidChoice, expr.span, format!("`{name}` is not {what}"))
                 .label(format!("expected one of: {}", choices.join(", ")))
@@ -390,9 +440,13 @@ impl<'a> Checker<'a> {
             };
             if map.insert(entry.key.clone(), value).is_some() {
                 self.report(
-                    Diagnostic::new(Code::DuplicateAttribute, entry.key_span, format!("key `{}` appears twice", entry.key))
-                        .label("repeated key")
-                        .help("remove one of them"),
+                    Diagnostic::new(
+                        Code::DuplicateAttribute,
+                        entry.key_span,
+                        format!("key `{}` appears twice", entry.key),
+                    )
+                    .label("repeated key")
+                    .help("remove one of them"),
                 );
             }
         }

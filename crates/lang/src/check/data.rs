@@ -15,7 +15,8 @@ use stratum_core::ir::*;
 use stratum_core::types::{DataType, Field, Schema, describe_fields, find_field};
 use stratum_core::units::{ByteSize, Dimension, Duration, EventRate};
 
-const SOURCE_COMMON: Spec = &[("schema", Shape::Value), ("rate", Shape::Value), ("event_size", Shape::Value), ("buffer", Shape::Block)];
+const SOURCE_COMMON: Spec =
+    &[("schema", Shape::Value), ("rate", Shape::Value), ("event_size", Shape::Value), ("buffer", Shape::Block)];
 const MQTT_SOURCE: Spec = &[("topic", Shape::Value), ("broker", Shape::Value)];
 const NATS_SOURCE: Spec = &[("subject", Shape::Value), ("url", Shape::Value)];
 const KAFKA_SOURCE: Spec = &[("topic", Shape::Value), ("brokers", Shape::Value), ("group", Shape::Value)];
@@ -36,7 +37,8 @@ const TOPIC_SINK: Spec = &[("topic", Shape::Value)];
 const NATS_SINK: Spec = &[("subject", Shape::Value)];
 const HTTP_SINK: Spec = &[("url", Shape::Value)];
 const FILE_SINK: Spec = &[("path", Shape::Value), ("partition_by", Shape::Value)];
-const DATASET: Spec = &[("schema", Shape::Value), ("path", Shape::Value), ("format", Shape::Value), ("rows", Shape::Value)];
+const DATASET: Spec =
+    &[("schema", Shape::Value), ("path", Shape::Value), ("format", Shape::Value), ("rows", Shape::Value)];
 const BATCH: Spec = &[("every", Shape::Value), ("cron", Shape::Value), ("query", Shape::Value), ("into", Shape::Value)];
 
 pub(crate) const SOURCE_KINDS: &[&str] = &["mqtt", "nats", "kafka", "http", "file", "generator"];
@@ -52,9 +54,13 @@ impl<'a> Checker<'a> {
         for statement in section.statements() {
             let StatementKind::Field { name: field_name, data_type, modifiers } = &statement.kind else {
                 self.report(
-                    Diagnostic::new(Code::UnknownAttribute, statement.span, format!("schema `{name}` holds only fields"))
-                        .label("expected `name: type`")
-                        .help("declare fields as `speed_kmh: float` or `plate: string private`"),
+                    Diagnostic::new(
+                        Code::UnknownAttribute,
+                        statement.span,
+                        format!("schema `{name}` holds only fields"),
+                    )
+                    .label("expected `name: type`")
+                    .help("declare fields as `speed_kmh: float` or `plate: string private`"),
                 );
                 continue;
             };
@@ -64,20 +70,29 @@ impl<'a> Checker<'a> {
                 if modifier.text == "private" {
                     private = true;
                 } else {
-                    let help = suggest::did_you_mean(&modifier.text, ["private"]).unwrap_or_else(|| "the only modifier is `private`".into());
+                    let help = suggest::did_you_mean(&modifier.text, ["private"])
+                        .unwrap_or_else(|| "the only modifier is `private`".into());
                     self.report(
-                        Diagnostic::new(Code::InvalidChoice, modifier.span, format!("unknown field modifier `{}`", modifier.text))
-                            .label("not a modifier")
-                            .help(help),
+                        Diagnostic::new(
+                            Code::InvalidChoice,
+                            modifier.span,
+                            format!("unknown field modifier `{}`", modifier.text),
+                        )
+                        .label("not a modifier")
+                        .help(help),
                     );
                 }
             }
             if let Some(index) = fields.iter().position(|field| field.name == field_name.text) {
                 self.report(
-                    Diagnostic::new(Code::DuplicateDefinition, field_name.span, format!("field `{}` is declared twice", field_name.text))
-                        .label("declared again")
-                        .secondary(spans[index], "first declared here")
-                        .help("rename or remove one of them"),
+                    Diagnostic::new(
+                        Code::DuplicateDefinition,
+                        field_name.span,
+                        format!("field `{}` is declared twice", field_name.text),
+                    )
+                    .label("declared again")
+                    .secondary(spans[index], "first declared here")
+                    .help("rename or remove one of them"),
                 );
                 continue;
             }
@@ -126,7 +141,9 @@ impl<'a> Checker<'a> {
             .or_else(|| suggest::did_you_mean(&name.text, known))
             .unwrap_or_else(|| format!("types are: {}, list<T>, optional<T>", DataType::SCALAR_NAMES.join(", ")));
         self.report(
-            Diagnostic::new(Code::UnknownType, name.span, format!("unknown type `{}`", name.text)).label("not a type").help(help),
+            Diagnostic::new(Code::UnknownType, name.span, format!("unknown type `{}`", name.text))
+                .label("not a type")
+                .help(help),
         );
     }
 
@@ -156,8 +173,14 @@ impl<'a> Checker<'a> {
             "file" => FILE_SOURCE,
             _ => GENERATOR_SOURCE,
         };
-        let attributes = self.attributes(section.statements(), &[SOURCE_COMMON, specific, PLACEMENT, RESOURCES], &owner, section.keyword.span);
-        let schema = self.required(&attributes, "schema", "schema = MySchema").and_then(|value| self.schema_fields(value));
+        let attributes = self.attributes(
+            section.statements(),
+            &[SOURCE_COMMON, specific, PLACEMENT, RESOURCES],
+            &owner,
+            section.keyword.span,
+        );
+        let schema =
+            self.required(&attributes, "schema", "schema = MySchema").and_then(|value| self.schema_fields(value));
         let kind = self.source_kind(kind_name, &attributes);
         let (rate, rate_per_node) = match attributes.value("rate") {
             Some(value) => self.rate(value),
@@ -190,20 +213,31 @@ impl<'a> Checker<'a> {
     }
 
     /// The `: kind` of a source, sink, batch or service header, checked against the allowed kinds.
-    pub(super) fn component_kind(&mut self, section: &Section, kinds: &[&'static str], what: &str, example: &str) -> Option<&'static str> {
+    pub(super) fn component_kind(
+        &mut self,
+        section: &Section,
+        kinds: &[&'static str],
+        what: &str,
+        example: &str,
+    ) -> Option<&'static str> {
         let Some(kind) = section.kind() else {
             let name = section.name().map(|name| name.text.as_str()).unwrap_or("name");
             self.report(
-                Diagnostic::new(Code::UnknownComponentKind, section.keyword.span, format!("this {what} does not say its kind"))
-                    .label(format!("expected `{what} {name}: KIND`"))
-                    .help(format!("write `{what} {name}: {example} {{ … }}`; kinds are: {}", kinds.join(", "))),
+                Diagnostic::new(
+                    Code::UnknownComponentKind,
+                    section.keyword.span,
+                    format!("this {what} does not say its kind"),
+                )
+                .label(format!("expected `{what} {name}: KIND`"))
+                .help(format!("write `{what} {name}: {example} {{ … }}`; kinds are: {}", kinds.join(", "))),
             );
             return None;
         };
         if let Some(found) = kinds.iter().find(|known| **known == kind.text) {
             return Some(found);
         }
-        let help = suggest::did_you_mean(&kind.text, kinds.iter().copied()).unwrap_or_else(|| format!("kinds are: {}", kinds.join(", ")));
+        let help = suggest::did_you_mean(&kind.text, kinds.iter().copied())
+            .unwrap_or_else(|| format!("kinds are: {}", kinds.join(", ")));
         self.report(
             Diagnostic::new(Code::UnknownComponentKind, kind.span, format!("unknown {what} kind `{}`", kind.text))
                 .label(format!("not a kind of {what}"))
@@ -213,11 +247,20 @@ impl<'a> Checker<'a> {
     }
 
     fn source_kind(&mut self, kind: &str, attributes: &Attributes<'a>) -> Option<SourceKind> {
-        let text = |checker: &mut Checker<'a>, name: &str, example: &str| checker.required(attributes, name, example).and_then(|value| checker.string(value));
-        let optional_text = |checker: &mut Checker<'a>, name: &str| attributes.value(name).and_then(|value| checker.string(value));
+        let text = |checker: &mut Checker<'a>, name: &str, example: &str| {
+            checker.required(attributes, name, example).and_then(|value| checker.string(value))
+        };
+        let optional_text =
+            |checker: &mut Checker<'a>, name: &str| attributes.value(name).and_then(|value| checker.string(value));
         Some(match kind {
-            "mqtt" => SourceKind::Mqtt { topic: text(self, "topic", "topic = \"sensors/+/readings\"")?, broker: optional_text(self, "broker") },
-            "nats" => SourceKind::Nats { subject: text(self, "subject", "subject = \"sensors.readings\"")?, url: optional_text(self, "url") },
+            "mqtt" => SourceKind::Mqtt {
+                topic: text(self, "topic", "topic = \"sensors/+/readings\"")?,
+                broker: optional_text(self, "broker"),
+            },
+            "nats" => SourceKind::Nats {
+                subject: text(self, "subject", "subject = \"sensors.readings\"")?,
+                url: optional_text(self, "url"),
+            },
             "kafka" => SourceKind::Kafka {
                 topic: text(self, "topic", "topic = \"readings\"")?,
                 brokers: attributes.value("brokers").map(|value| self.strings(value)).unwrap_or_default(),
@@ -225,12 +268,17 @@ impl<'a> Checker<'a> {
             },
             "http" => SourceKind::Http {
                 path: text(self, "path", "path = \"/ingest\"")?,
-                port: attributes.value("port").and_then(|value| self.whole(value, 1, "`port`")).and_then(|port| self.port(port, attributes)),
+                port: attributes
+                    .value("port")
+                    .and_then(|value| self.whole(value, 1, "`port`"))
+                    .and_then(|port| self.port(port, attributes)),
             },
             "file" => {
                 let path = text(self, "path", "path = \"data/readings.csv\"")?;
                 let format = match attributes.value("format") {
-                    Some(value) => self.word(value, FileFormat::NAMES, "a file format").and_then(FileFormat::from_name)?,
+                    Some(value) => {
+                        self.word(value, FileFormat::NAMES, "a file format").and_then(FileFormat::from_name)?
+                    }
                     None => self.format_from_path(&path, attributes)?,
                 };
                 let tail = match attributes.value("mode") {
@@ -271,9 +319,13 @@ impl<'a> Checker<'a> {
         if format.is_none() {
             let span = attributes.value("path").map(|value| value.span).unwrap_or(attributes.owner_span);
             self.report(
-                Diagnostic::new(Code::MissingAttribute, span, format!("cannot tell the format of `{path}` from its extension"))
-                    .label("no known extension")
-                    .help("add `format = csv` (or jsonl, parquet)"),
+                Diagnostic::new(
+                    Code::MissingAttribute,
+                    span,
+                    format!("cannot tell the format of `{path}` from its extension"),
+                )
+                .label("no known extension")
+                .help("add `format = csv` (or jsonl, parquet)"),
             );
         }
         format
@@ -288,9 +340,13 @@ impl<'a> Checker<'a> {
                 per_node = true;
             } else {
                 self.report(
-                    Diagnostic::new(Code::SyntaxError, keyword_span, format!("`{}` does not apply to a rate", keyword.word()))
-                        .label("unexpected clause")
-                        .help("write `rate = 50/s` or `rate = 50/s per node`"),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        keyword_span,
+                        format!("`{}` does not apply to a rate", keyword.word()),
+                    )
+                    .label("unexpected clause")
+                    .help("write `rate = 50/s` or `rate = 50/s per node`"),
                 );
             }
         }
@@ -312,7 +368,14 @@ impl<'a> Checker<'a> {
         Some(BufferPolicy { max: max?, ttl: ttl?, when_full })
     }
 
-    fn check_buffer(&mut self, buffer: &BufferPolicy, rate: EventRate, event_size: ByteSize, estimated: bool, block: &Section) {
+    fn check_buffer(
+        &mut self,
+        buffer: &BufferPolicy,
+        rate: EventRate,
+        event_size: ByteSize,
+        estimated: bool,
+        block: &Section,
+    ) {
         let needed = rate.0 * event_size.0 as f64 * buffer.ttl.0;
         if needed <= buffer.max.0 as f64 {
             return;
@@ -323,9 +386,21 @@ impl<'a> Checker<'a> {
             Diagnostic::new(
                 Code::BufferTooSmall,
                 block.keyword.span,
-                format!("buffer holds {} but {} of events at {} need {}", buffer.max, buffer.ttl, rate, ByteSize(needed.ceil() as u64)),
+                format!(
+                    "buffer holds {} but {} of events at {} need {}",
+                    buffer.max,
+                    buffer.ttl,
+                    rate,
+                    ByteSize(needed.ceil() as u64)
+                ),
             )
-            .label(format!("{} × {}{size_note} × {} = {}", rate, event_size, buffer.ttl, ByteSize(needed.ceil() as u64)))
+            .label(format!(
+                "{} × {}{size_note} × {} = {}",
+                rate,
+                event_size,
+                buffer.ttl,
+                ByteSize(needed.ceil() as u64)
+            ))
             .help(format!(
                 "during an outage events are kept for only {} instead of {}; raise `max` to {} or lower `ttl`",
                 lasts,
@@ -349,7 +424,8 @@ impl<'a> Checker<'a> {
 
     fn stream(&mut self, section: &'a Section, name: String) -> Option<Stream> {
         let owner = format!("stream `{name}`");
-        let attributes = self.attributes(section.statements(), &[STREAM, PLACEMENT, RESOURCES], &owner, section.keyword.span);
+        let attributes =
+            self.attributes(section.statements(), &[STREAM, PLACEMENT, RESOURCES], &owner, section.keyword.span);
         let from_expr = self.required(&attributes, "from", "from = my_source");
         let input = from_expr.and_then(|value| self.input(value, &[ItemKind::Source, ItemKind::Stream], "`from`"));
         let placement = self.placement(&attributes, input.as_ref().and_then(|(_, output, _)| output.tier));
@@ -371,7 +447,8 @@ impl<'a> Checker<'a> {
         }
 
         let mut scope = Scope::new(&fields, description.clone());
-        let filter = attributes.value("where").and_then(|value| self.condition(value, &mut scope)).map(|typed| typed.expr);
+        let filter =
+            attributes.value("where").and_then(|value| self.condition(value, &mut scope)).map(|typed| typed.expr);
         let mut used = std::mem::take(&mut scope.used);
         used.extend(join_used);
 
@@ -408,9 +485,13 @@ impl<'a> Checker<'a> {
             for statement in block.statements() {
                 let StatementKind::Attribute { name: field_name, value } = &statement.kind else {
                     self.report(
-                        Diagnostic::new(Code::SyntaxError, statement.span, "`select` holds computed fields written `name = expression`")
-                            .label("expected `name = expression`")
-                            .help("to pass input fields through unchanged, list them in `keep = [a, b]`"),
+                        Diagnostic::new(
+                            Code::SyntaxError,
+                            statement.span,
+                            "`select` holds computed fields written `name = expression`",
+                        )
+                        .label("expected `name = expression`")
+                        .help("to pass input fields through unchanged, list them in `keep = [a, b]`"),
                     );
                     continue;
                 };
@@ -418,7 +499,11 @@ impl<'a> Checker<'a> {
                     if typed.private {
                         private_outputs.push(field_name.text.clone());
                     }
-                    select.push((field_name.clone(), Computed { name: field_name.text.clone(), expr: typed.expr, data_type: typed.data_type }, typed.private));
+                    select.push((
+                        field_name.clone(),
+                        Computed { name: field_name.text.clone(), expr: typed.expr, data_type: typed.data_type },
+                        typed.private,
+                    ));
                 }
             }
             used.extend(scope.used);
@@ -443,16 +528,23 @@ impl<'a> Checker<'a> {
             used.extend(fields.iter().map(|field| field.name.clone()));
         }
         for (field_name, computed, private) in &select {
-            output.push((Field { name: computed.name.clone(), data_type: computed.data_type.clone(), private: *private }, Some(field_name.span)));
+            output.push((
+                Field { name: computed.name.clone(), data_type: computed.data_type.clone(), private: *private },
+                Some(field_name.span),
+            ));
         }
         let mut unique: Vec<Field> = Vec::new();
         for (field, span) in output {
             if unique.iter().any(|existing| existing.name == field.name) {
                 if let Some(span) = span {
                     self.report(
-                        Diagnostic::new(Code::DuplicateDefinition, span, format!("the output of stream `{name}` already has a field `{}`", field.name))
-                            .label("name taken")
-                            .help("rename this computed field"),
+                        Diagnostic::new(
+                            Code::DuplicateDefinition,
+                            span,
+                            format!("the output of stream `{name}` already has a field `{}`", field.name),
+                        )
+                        .label("name taken")
+                        .help("rename this computed field"),
                     );
                 }
                 continue;
@@ -463,7 +555,16 @@ impl<'a> Checker<'a> {
         used_private_sources.push((from.clone(), input.tier, used));
         for (source_name, source_tier, used) in used_private_sources {
             let source_fields = if source_name == from { input.fields.clone() } else { fields.clone() };
-            self.check_privacy_crossing(&name, placement.inferred_tier, &source_name, source_tier, &source_fields, &used, from_span, attributes.value("on").map(|on| on.span));
+            self.check_privacy_crossing(
+                &name,
+                placement.inferred_tier,
+                &source_name,
+                source_tier,
+                &source_fields,
+                &used,
+                from_span,
+                attributes.value("on").map(|on| on.span),
+            );
         }
 
         Some(Stream {
@@ -499,8 +600,11 @@ impl<'a> Checker<'a> {
         if tier == input_tier {
             return;
         }
-        let mut private: Vec<&str> =
-            input_fields.iter().filter(|field| field.private && used.contains(&field.name)).map(|field| field.name.as_str()).collect();
+        let mut private: Vec<&str> = input_fields
+            .iter()
+            .filter(|field| field.private && used.contains(&field.name))
+            .map(|field| field.name.as_str())
+            .collect();
         private.dedup();
         if private.is_empty() {
             return;
@@ -536,20 +640,37 @@ impl<'a> Checker<'a> {
                         let in_left = find_field(fields, &key_name);
                         let in_right = find_field(&output.fields, &key_name);
                         match (in_left, in_right) {
-                            (Some(left), Some(right)) if left.data_type.fits(&right.data_type) || right.data_type.fits(&left.data_type) => {
+                            (Some(left), Some(right))
+                                if left.data_type.fits(&right.data_type) || right.data_type.fits(&left.data_type) =>
+                            {
                                 keys.push(key_name)
                             }
                             (Some(left), Some(right)) => self.report(
-                                Diagnostic::new(Code::MismatchedTypes, span, format!("join key `{key_name}` is {} on one side and {} on the other", left.data_type, right.data_type))
-                                    .label("types differ")
-                                    .help("join on fields of the same type"),
+                                Diagnostic::new(
+                                    Code::MismatchedTypes,
+                                    span,
+                                    format!(
+                                        "join key `{key_name}` is {} on one side and {} on the other",
+                                        left.data_type, right.data_type
+                                    ),
+                                )
+                                .label("types differ")
+                                .help("join on fields of the same type"),
                             ),
                             _ => {
-                                let side = if in_left.is_none() { format!("the input of stream `{stream}`") } else { format!("`{other}`") };
+                                let side = if in_left.is_none() {
+                                    format!("the input of stream `{stream}`")
+                                } else {
+                                    format!("`{other}`")
+                                };
                                 self.report(
-                                    Diagnostic::new(Code::UnknownField, span, format!("join key `{key_name}` is not a field of {side}"))
-                                        .label("missing on one side")
-                                        .help("join keys must exist in both streams"),
+                                    Diagnostic::new(
+                                        Code::UnknownField,
+                                        span,
+                                        format!("join key `{key_name}` is not a field of {side}"),
+                                    )
+                                    .label("missing on one side")
+                                    .help("join keys must exist in both streams"),
                                 );
                             }
                         }
@@ -557,9 +678,13 @@ impl<'a> Checker<'a> {
                 }
                 ClauseKeyword::Within => within = self.duration(argument),
                 other_keyword => self.report(
-                    Diagnostic::new(Code::SyntaxError, keyword_span, format!("`{}` does not apply to a join", other_keyword.word()))
-                        .label("unexpected clause")
-                        .help("write `join = other by key within 5 min`"),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        keyword_span,
+                        format!("`{}` does not apply to a join", other_keyword.word()),
+                    )
+                    .label("unexpected clause")
+                    .help("write `join = other by key within 5 min`"),
                 ),
             }
         }
@@ -592,9 +717,13 @@ impl<'a> Checker<'a> {
         for (keyword, keyword_span, argument) in clauses {
             if keyword != ClauseKeyword::By {
                 self.report(
-                    Diagnostic::new(Code::SyntaxError, keyword_span, format!("`{}` does not apply to a window", keyword.word()))
-                        .label("unexpected clause")
-                        .help("write `window = tumbling(1 min) by camera`"),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        keyword_span,
+                        format!("`{}` does not apply to a window", keyword.word()),
+                    )
+                    .label("unexpected clause")
+                    .help("write `window = tumbling(1 min) by camera`"),
                 );
                 continue;
             }
@@ -620,9 +749,13 @@ impl<'a> Checker<'a> {
         };
         if arguments.len() != arity {
             self.report(
-                Diagnostic::new(Code::UnknownFunction, base.span, format!("`{}` takes {arity} duration(s), found {}", function.text, arguments.len()))
-                    .label("wrong number of arguments")
-                    .help("windows are tumbling(SIZE), sliding(SIZE, SLIDE) and session(GAP)"),
+                Diagnostic::new(
+                    Code::UnknownFunction,
+                    base.span,
+                    format!("`{}` takes {arity} duration(s), found {}", function.text, arguments.len()),
+                )
+                .label("wrong number of arguments")
+                .help("windows are tumbling(SIZE), sliding(SIZE, SLIDE) and session(GAP)"),
             );
             return None;
         }
@@ -633,9 +766,13 @@ impl<'a> Checker<'a> {
             ("sliding", [Some(size), Some(slide)]) => {
                 if slide.0 > size.0 {
                     self.report(
-                        Diagnostic::new(Code::OutOfRange, arguments[1].span, format!("the slide ({slide}) is longer than the window ({size})"))
-                            .label("records between windows would be skipped")
-                            .help("make the slide at most the window size, or use a tumbling window"),
+                        Diagnostic::new(
+                            Code::OutOfRange,
+                            arguments[1].span,
+                            format!("the slide ({slide}) is longer than the window ({size})"),
+                        )
+                        .label("records between windows would be skipped")
+                        .help("make the slide at most the window size, or use a tumbling window"),
                     );
                     return None;
                 }
@@ -692,7 +829,12 @@ impl<'a> Checker<'a> {
             "http" => HTTP_SINK,
             _ => FILE_SINK,
         };
-        let attributes = self.attributes(section.statements(), &[SINK_COMMON, specific, PLACEMENT, RESOURCES], &owner, section.keyword.span);
+        let attributes = self.attributes(
+            section.statements(),
+            &[SINK_COMMON, specific, PLACEMENT, RESOURCES],
+            &owner,
+            section.keyword.span,
+        );
         let input = self
             .required(&attributes, "from", "from = my_stream")
             .and_then(|value| self.input(value, &[ItemKind::Source, ItemKind::Stream], "`from`"));
@@ -701,13 +843,30 @@ impl<'a> Checker<'a> {
         let (from, output, from_span) = input?;
         let sink_kind = self.sink_kind(kind, &attributes, &output.fields, &from)?;
         let everything: Vec<String> = output.fields.iter().map(|field| field.name.clone()).collect();
-        self.check_privacy_crossing(&name, placement.inferred_tier, &from, output.tier, &output.fields, &everything, from_span, attributes.value("on").map(|on| on.span));
+        self.check_privacy_crossing(
+            &name,
+            placement.inferred_tier,
+            &from,
+            output.tier,
+            &output.fields,
+            &everything,
+            from_span,
+            attributes.value("on").map(|on| on.span),
+        );
         Some(Sink { name, from, kind: sink_kind, fields: output.fields, placement, resources })
     }
 
     /// The connector part of a sink, shared by `sink` items and a service's `output = mqtt { … }`.
-    pub(super) fn sink_kind(&mut self, kind: &str, attributes: &Attributes<'a>, fields: &[Field], input: &str) -> Option<SinkKind> {
-        let text = |checker: &mut Checker<'a>, name: &str, example: &str| checker.required(attributes, name, example).and_then(|value| checker.string(value));
+    pub(super) fn sink_kind(
+        &mut self,
+        kind: &str,
+        attributes: &Attributes<'a>,
+        fields: &[Field],
+        input: &str,
+    ) -> Option<SinkKind> {
+        let text = |checker: &mut Checker<'a>, name: &str, example: &str| {
+            checker.required(attributes, name, example).and_then(|value| checker.string(value))
+        };
         Some(match kind {
             "mqtt" => {
                 let topic = text(self, "topic", "topic = \"results/{camera}\"")?;
@@ -741,9 +900,13 @@ impl<'a> Checker<'a> {
                 let help = suggest::did_you_mean(placeholder, names.iter().copied())
                     .unwrap_or_else(|| format!("`{input}` has: {}", names.join(", ")));
                 self.report(
-                    Diagnostic::new(Code::UnknownField, span, format!("placeholder `{{{placeholder}}}` is not a field of `{input}`"))
-                        .label("unknown placeholder")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnknownField,
+                        span,
+                        format!("placeholder `{{{placeholder}}}` is not a field of `{input}`"),
+                    )
+                    .label("unknown placeholder")
+                    .help(help),
                 );
             }
             rest = &rest[open + close + 1..];
@@ -753,7 +916,8 @@ impl<'a> Checker<'a> {
     pub(super) fn lower_dataset(&mut self, section: &'a Section, name: String) -> Lowered {
         let owner = format!("dataset `{name}`");
         let attributes = self.attributes(section.statements(), &[DATASET], &owner, section.keyword.span);
-        let schema = self.required(&attributes, "schema", "schema = MySchema").and_then(|value| self.schema_fields(value));
+        let schema =
+            self.required(&attributes, "schema", "schema = MySchema").and_then(|value| self.schema_fields(value));
         let path = attributes.value("path").and_then(|value| self.string(value));
         let format = match (attributes.value("format"), &path) {
             (Some(value), _) => self.word(value, FileFormat::NAMES, "a file format").and_then(FileFormat::from_name),
@@ -770,15 +934,20 @@ impl<'a> Checker<'a> {
     pub(super) fn lower_batch(&mut self, section: &'a Section, name: String) -> Lowered {
         let owner = format!("batch `{name}`");
         self.component_kind(section, &["sql"], "batch", "sql");
-        let attributes = self.attributes(section.statements(), &[BATCH, PLACEMENT, RESOURCES], &owner, section.keyword.span);
+        let attributes =
+            self.attributes(section.statements(), &[BATCH, PLACEMENT, RESOURCES], &owner, section.keyword.span);
         let schedule = match (attributes.value("every"), attributes.value("cron")) {
             (Some(every), None) => self.duration(every).map(Schedule::Every),
             (None, Some(cron)) => self.cron(cron),
             (Some(_), Some(cron)) => {
                 self.report(
-                    Diagnostic::new(Code::DuplicateAttribute, cron.span, "a batch has either `every` or `cron`, not both")
-                        .label("second schedule")
-                        .help("keep one of them"),
+                    Diagnostic::new(
+                        Code::DuplicateAttribute,
+                        cron.span,
+                        "a batch has either `every` or `cron`, not both",
+                    )
+                    .label("second schedule")
+                    .help("keep one of them"),
                 );
                 None
             }
@@ -804,7 +973,9 @@ impl<'a> Checker<'a> {
         let placement = self.placement(&attributes, None);
         let resources = self.resources(&attributes);
         match (schedule, query, into) {
-            (Some(schedule), Some(query), Some(into)) => Lowered::Batch(Batch { name, schedule, query, reads, into, placement, resources }),
+            (Some(schedule), Some(query), Some(into)) => {
+                Lowered::Batch(Batch { name, schedule, query, reads, into, placement, resources })
+            }
             _ => Lowered::Nothing,
         }
     }
@@ -828,7 +999,9 @@ impl<'a> Checker<'a> {
         let words: Vec<(usize, &str)> = sql_words(query);
         let common_table_names: Vec<&str> = words
             .windows(2)
-            .filter(|pair| pair[1].1.eq_ignore_ascii_case("as") && words.iter().any(|(_, word)| word.eq_ignore_ascii_case("with")))
+            .filter(|pair| {
+                pair[1].1.eq_ignore_ascii_case("as") && words.iter().any(|(_, word)| word.eq_ignore_ascii_case("with"))
+            })
             .map(|pair| pair[0].1)
             .collect();
         let mut tables: Vec<String> = Vec::new();

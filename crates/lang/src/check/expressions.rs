@@ -41,8 +41,23 @@ pub(crate) struct Typed {
 
 const AGGREGATES: &[&str] = &["count", "count_if", "sum", "avg", "min", "max", "percentile", "distinct"];
 const SCALARS: &[&str] = &[
-    "abs", "round", "floor", "ceil", "sqrt", "log", "exp", "lower", "upper", "len", "concat", "hour_of_day", "day_of_week",
-    "month", "year", "hash", "coalesce",
+    "abs",
+    "round",
+    "floor",
+    "ceil",
+    "sqrt",
+    "log",
+    "exp",
+    "lower",
+    "upper",
+    "len",
+    "concat",
+    "hour_of_day",
+    "day_of_week",
+    "month",
+    "year",
+    "hash",
+    "coalesce",
 ];
 
 /// Every function an expression may call, for suggestions and docs.
@@ -64,9 +79,13 @@ impl<'a> Checker<'a> {
         let typed = self.typed(expr, scope)?;
         if typed.data_type.without_optional() != &DataType::Bool {
             self.report(
-                Diagnostic::new(Code::MismatchedTypes, expr.span, format!("a condition must be a bool, found {}", typed.data_type))
-                    .label(format!("this is {}", typed.data_type))
-                    .help("compare it with something, as in `speed_kmh > 60`"),
+                Diagnostic::new(
+                    Code::MismatchedTypes,
+                    expr.span,
+                    format!("a condition must be a bool, found {}", typed.data_type),
+                )
+                .label(format!("this is {}", typed.data_type))
+                .help("compare it with something, as in `speed_kmh > 60`"),
             );
             return None;
         }
@@ -90,9 +109,13 @@ impl<'a> Checker<'a> {
                 }
                 _ => {
                     self.report(
-                        Diagnostic::new(Code::MismatchedTypes, expr.span, format!("a quantity in `{unit}` cannot be used in an expression"))
-                            .label("only durations and percentages can be compared with fields")
-                            .help("compare with a plain number in the field's own unit"),
+                        Diagnostic::new(
+                            Code::MismatchedTypes,
+                            expr.span,
+                            format!("a quantity in `{unit}` cannot be used in an expression"),
+                        )
+                        .label("only durations and percentages can be compared with fields")
+                        .help("compare with a plain number in the field's own unit"),
                     );
                     None
                 }
@@ -101,9 +124,13 @@ impl<'a> Checker<'a> {
             ExprKind::Member { base, member } => {
                 let base_name = base.as_name().unwrap_or("…");
                 self.report(
-                    Diagnostic::new(Code::UnknownField, expr.span, format!("`{base_name}.{}` reaches into another component", member.text))
-                        .label(format!("expressions here see only {}", scope.description))
-                        .help(format!("write the field name alone: `{}`", member.text)),
+                    Diagnostic::new(
+                        Code::UnknownField,
+                        expr.span,
+                        format!("`{base_name}.{}` reaches into another component", member.text),
+                    )
+                    .label(format!("expressions here see only {}", scope.description))
+                    .help(format!("write the field name alone: `{}`", member.text)),
                 );
                 None
             }
@@ -111,13 +138,19 @@ impl<'a> Checker<'a> {
                 let inner = self.typed_in(operand, scope, in_aggregate)?;
                 let ok = match op {
                     UnaryOp::Not => inner.data_type.without_optional() == &DataType::Bool,
-                    UnaryOp::Negate => inner.data_type.is_numeric() || inner.data_type.without_optional() == &DataType::Duration,
+                    UnaryOp::Negate => {
+                        inner.data_type.is_numeric() || inner.data_type.without_optional() == &DataType::Duration
+                    }
                 };
                 if !ok {
                     let (word, wanted) = if *op == UnaryOp::Not { ("not", "a bool") } else { ("-", "a number") };
                     self.report(
-                        Diagnostic::new(Code::MismatchedTypes, operand.span, format!("`{word}` needs {wanted}, found {}", inner.data_type))
-                            .label(format!("this is {}", inner.data_type)),
+                        Diagnostic::new(
+                            Code::MismatchedTypes,
+                            operand.span,
+                            format!("`{word}` needs {wanted}, found {}", inner.data_type),
+                        )
+                        .label(format!("this is {}", inner.data_type)),
                     );
                     return None;
                 }
@@ -140,9 +173,13 @@ impl<'a> Checker<'a> {
                         Some(existing) if typed.data_type.fits(existing) => {}
                         Some(existing) => {
                             self.report(
-                                Diagnostic::new(Code::MismatchedTypes, item.span, format!("a list of {existing} cannot hold {}", typed.data_type))
-                                    .label(format!("this is {}", typed.data_type))
-                                    .help("all items of a list have one type"),
+                                Diagnostic::new(
+                                    Code::MismatchedTypes,
+                                    item.span,
+                                    format!("a list of {existing} cannot hold {}", typed.data_type),
+                                )
+                                .label(format!("this is {}", typed.data_type))
+                                .help("all items of a list have one type"),
                             );
                             return None;
                         }
@@ -156,13 +193,19 @@ impl<'a> Checker<'a> {
                     private,
                 })
             }
-            ExprKind::Call { function, arguments } => self.call(&function.text, function.span, arguments, expr, scope, in_aggregate),
+            ExprKind::Call { function, arguments } => {
+                self.call(&function.text, function.span, arguments, expr, scope, in_aggregate)
+            }
             ExprKind::Error => None,
             _ => {
                 self.report(
-                    Diagnostic::new(Code::MismatchedTypes, expr.span, format!("{} cannot be used in an expression", super::attributes::describe(expr)))
-                        .label("not a value over fields")
-                        .help("expressions combine fields, numbers, strings and function calls"),
+                    Diagnostic::new(
+                        Code::MismatchedTypes,
+                        expr.span,
+                        format!("{} cannot be used in an expression", super::attributes::describe(expr)),
+                    )
+                    .label("not a value over fields")
+                    .help("expressions combine fields, numbers, strings and function calls"),
                 );
                 None
             }
@@ -186,29 +229,52 @@ impl<'a> Checker<'a> {
             && !keys.iter().any(|key| key == name)
         {
             self.report(
-                Diagnostic::new(Code::AggregateMisuse, expr.span, format!("`{name}` is used outside an aggregate in a windowed stream"))
-                    .label("a window emits one record per key, so each field needs one value")
-                    .help(format!("aggregate it, as in `avg({name})` or `max({name})`, or add it to the window's `by` keys")),
+                Diagnostic::new(
+                    Code::AggregateMisuse,
+                    expr.span,
+                    format!("`{name}` is used outside an aggregate in a windowed stream"),
+                )
+                .label("a window emits one record per key, so each field needs one value")
+                .help(format!(
+                    "aggregate it, as in `avg({name})` or `max({name})`, or add it to the window's `by` keys"
+                )),
             );
             return None;
         }
         if !scope.used.iter().any(|used| used == name) {
             scope.used.push(name.to_string());
         }
-        Some(Typed { expr: ir::Expr::Field { name: name.to_string() }, data_type: field.data_type.clone(), private: field.private })
+        Some(Typed {
+            expr: ir::Expr::Field { name: name.to_string() },
+            data_type: field.data_type.clone(),
+            private: field.private,
+        })
     }
 
-    fn binary(&mut self, op: BinaryOp, left: &Expr, right: &Expr, whole: &Expr, scope: &mut Scope, in_aggregate: bool) -> Option<Typed> {
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        left: &Expr,
+        right: &Expr,
+        whole: &Expr,
+        scope: &mut Scope,
+        in_aggregate: bool,
+    ) -> Option<Typed> {
         let left_typed = self.typed_in(left, scope, in_aggregate);
         let right_typed = self.typed_in(right, scope, in_aggregate);
         let (left_typed, right_typed) = (left_typed?, right_typed?);
-        let (left_type, right_type) = (left_typed.data_type.without_optional().clone(), right_typed.data_type.without_optional().clone());
+        let (left_type, right_type) =
+            (left_typed.data_type.without_optional().clone(), right_typed.data_type.without_optional().clone());
         let symbol = op_symbol(op);
         let mismatch = |checker: &mut Checker, expected: &str| {
             checker.report(
-                Diagnostic::new(Code::MismatchedTypes, whole.span, format!("`{symbol}` needs {expected}, found {left_type} and {right_type}"))
-                    .label(format!("{left_type} {symbol} {right_type}"))
-                    .help("check the field types with `stratum check FILE --explain-schema NAME`"),
+                Diagnostic::new(
+                    Code::MismatchedTypes,
+                    whole.span,
+                    format!("`{symbol}` needs {expected}, found {left_type} and {right_type}"),
+                )
+                .label(format!("{left_type} {symbol} {right_type}"))
+                .help("check the field types with `stratum check FILE --explain-schema NAME`"),
             );
         };
         let data_type = match op {
@@ -219,12 +285,14 @@ impl<'a> Checker<'a> {
                     } else {
                         DataType::Float
                     }
-                } else if matches!(op, BinaryOp::Add | BinaryOp::Subtract)
+                } else if (matches!(op, BinaryOp::Add | BinaryOp::Subtract)
                     && left_type == DataType::Duration
-                    && right_type == DataType::Duration
+                    && right_type == DataType::Duration)
+                    || (op == BinaryOp::Subtract
+                        && left_type == DataType::Timestamp
+                        && right_type == DataType::Timestamp)
                 {
-                    DataType::Duration
-                } else if op == BinaryOp::Subtract && left_type == DataType::Timestamp && right_type == DataType::Timestamp {
+                    // Durations add up; the difference of two timestamps is a duration.
                     DataType::Duration
                 } else {
                     mismatch(self, "numbers");
@@ -240,7 +308,8 @@ impl<'a> Checker<'a> {
             }
             BinaryOp::Less | BinaryOp::LessOrEqual | BinaryOp::Greater | BinaryOp::GreaterOrEqual => {
                 let comparable = (left_type.is_numeric() && right_type.is_numeric())
-                    || (left_type == right_type && matches!(left_type, DataType::String | DataType::Timestamp | DataType::Duration));
+                    || (left_type == right_type
+                        && matches!(left_type, DataType::String | DataType::Timestamp | DataType::Duration));
                 if !comparable {
                     mismatch(self, "two numbers, strings, timestamps or durations");
                     return None;
@@ -257,9 +326,13 @@ impl<'a> Checker<'a> {
             BinaryOp::In => {
                 let DataType::List(item) = &right_type else {
                     self.report(
-                        Diagnostic::new(Code::MismatchedTypes, right.span, format!("`in` needs a list on its right, found {right_type}"))
-                            .label("not a list")
-                            .help("write `class in [\"car\", \"truck\"]`"),
+                        Diagnostic::new(
+                            Code::MismatchedTypes,
+                            right.span,
+                            format!("`in` needs a list on its right, found {right_type}"),
+                        )
+                        .label("not a list")
+                        .help("write `class in [\"car\", \"truck\"]`"),
                     );
                     return None;
                 };
@@ -277,7 +350,15 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn call(&mut self, name: &str, name_span: crate::source::Span, arguments: &[Expr], whole: &Expr, scope: &mut Scope, in_aggregate: bool) -> Option<Typed> {
+    fn call(
+        &mut self,
+        name: &str,
+        name_span: crate::source::Span,
+        arguments: &[Expr],
+        whole: &Expr,
+        scope: &mut Scope,
+        in_aggregate: bool,
+    ) -> Option<Typed> {
         if name == "predict" {
             return self.predict(arguments, whole, scope);
         }
@@ -303,9 +384,13 @@ impl<'a> Checker<'a> {
             }
             if in_aggregate {
                 self.report(
-                    Diagnostic::new(Code::AggregateMisuse, whole.span, format!("aggregate `{name}` inside another aggregate"))
-                        .label("aggregates do not nest")
-                        .help("compute the inner aggregate in a first stream, then aggregate that stream"),
+                    Diagnostic::new(
+                        Code::AggregateMisuse,
+                        whole.span,
+                        format!("aggregate `{name}` inside another aggregate"),
+                    )
+                    .label("aggregates do not nest")
+                    .help("compute the inner aggregate in a first stream, then aggregate that stream"),
                 );
                 return None;
             }
@@ -319,9 +404,13 @@ impl<'a> Checker<'a> {
         if arguments.len() < minimum || arguments.len() > maximum {
             let expected = if minimum == maximum { format!("{minimum}") } else { format!("at least {minimum}") };
             self.report(
-                Diagnostic::new(Code::UnknownFunction, whole.span, format!("`{name}` takes {expected} argument(s), found {}", arguments.len()))
-                    .label("wrong number of arguments")
-                    .help(function_usage(name).to_string()),
+                Diagnostic::new(
+                    Code::UnknownFunction,
+                    whole.span,
+                    format!("`{name}` takes {expected} argument(s), found {}", arguments.len()),
+                )
+                .label("wrong number of arguments")
+                .help(function_usage(name).to_string()),
             );
             return None;
         }
@@ -334,9 +423,13 @@ impl<'a> Checker<'a> {
         let wrong = |checker: &mut Checker, wanted: &str| {
             let found = first_type.clone().map(|data_type| data_type.to_string()).unwrap_or_default();
             checker.report(
-                Diagnostic::new(Code::MismatchedTypes, arguments[0].span, format!("`{name}` needs {wanted}, found {found}"))
-                    .label(format!("this is {found}"))
-                    .help(function_usage(name).to_string()),
+                Diagnostic::new(
+                    Code::MismatchedTypes,
+                    arguments[0].span,
+                    format!("`{name}` needs {wanted}, found {found}"),
+                )
+                .label(format!("this is {found}"))
+                .help(function_usage(name).to_string()),
             );
         };
         let numeric = first_type.as_ref().is_some_and(DataType::is_numeric);
@@ -378,16 +471,21 @@ impl<'a> Checker<'a> {
                 let valid_fraction = matches!(&typed_arguments[1].expr, ir::Expr::Literal { value: Value::Float(fraction) } if *fraction > 0.0 && *fraction < 1.0);
                 if !valid_fraction {
                     self.report(
-                        Diagnostic::new(Code::OutOfRange, arguments[1].span, "the percentile must be a number between 0 and 1")
-                            .label("expected a fraction such as 0.99")
-                            .help("write `percentile(latency_ms, 0.99)` for the 99th percentile"),
+                        Diagnostic::new(
+                            Code::OutOfRange,
+                            arguments[1].span,
+                            "the percentile must be a number between 0 and 1",
+                        )
+                        .label("expected a fraction such as 0.99")
+                        .help("write `percentile(latency_ms, 0.99)` for the 99th percentile"),
                     );
                     return None;
                 }
                 DataType::Float
             }
             "min" | "max" => {
-                let orderable = numeric || matches!(first_type, Some(DataType::String | DataType::Timestamp | DataType::Duration));
+                let orderable =
+                    numeric || matches!(first_type, Some(DataType::String | DataType::Timestamp | DataType::Duration));
                 if !orderable {
                     wrong(self, "a number, string, timestamp or duration");
                     return None;
@@ -433,7 +531,10 @@ impl<'a> Checker<'a> {
             _ => argument_private,
         };
         Some(Typed {
-            expr: ir::Expr::Call { function: name.to_string(), args: typed_arguments.into_iter().map(|typed| typed.expr).collect() },
+            expr: ir::Expr::Call {
+                function: name.to_string(),
+                args: typed_arguments.into_iter().map(|typed| typed.expr).collect(),
+            },
             data_type,
             private,
         })
@@ -443,9 +544,13 @@ impl<'a> Checker<'a> {
     fn predict(&mut self, arguments: &[Expr], whole: &Expr, scope: &mut Scope) -> Option<Typed> {
         if !scope.allow_predict {
             self.report(
-                Diagnostic::new(Code::AggregateMisuse, whole.span, "`predict` is only allowed in the `select` of a stream without a window")
-                    .label("not allowed here")
-                    .help("call the service from a stream that reads this one record by record"),
+                Diagnostic::new(
+                    Code::AggregateMisuse,
+                    whole.span,
+                    "`predict` is only allowed in the `select` of a stream without a window",
+                )
+                .label("not allowed here")
+                .help("call the service from a stream that reads this one record by record"),
             );
             return None;
         }
@@ -459,13 +564,16 @@ impl<'a> Checker<'a> {
         };
         let (service_name, span) = self.name(argument, "the name of a service")?;
         let service_id = self.resolve(&service_name, span, &[ItemKind::Service], "`predict`")?;
-        let model_name = match &self.items[service_id].section.statements().iter().find_map(|statement| match &statement.kind {
-            crate::syntax::ast::StatementKind::Attribute { name, value } if name.text == "model" => value.as_name().map(str::to_string),
-            _ => None,
-        }) {
-            Some(model) => model.clone(),
-            None => return None,
-        };
+        let model_name =
+            match &self.items[service_id].section.statements().iter().find_map(|statement| match &statement.kind {
+                crate::syntax::ast::StatementKind::Attribute { name, value } if name.text == "model" => {
+                    value.as_name().map(str::to_string)
+                }
+                _ => None,
+            }) {
+                Some(model) => model.clone(),
+                None => return None,
+            };
         let model_id = self.item_named(&model_name)?;
         if !self.lower_item(model_id) {
             return None;
@@ -486,16 +594,24 @@ impl<'a> Checker<'a> {
         }
         if !missing.is_empty() {
             self.report(
-                Diagnostic::new(Code::ServiceInputMismatch, whole.span, format!("model `{model_name}` needs fields that {} lacks", scope.description))
-                    .label(format!("missing {}", missing.join(", ")))
-                    .help("compute the missing fields in this stream's `select`, or read from a stream that has them"),
+                Diagnostic::new(
+                    Code::ServiceInputMismatch,
+                    whole.span,
+                    format!("model `{model_name}` needs fields that {} lacks", scope.description),
+                )
+                .label(format!("missing {}", missing.join(", ")))
+                .help("compute the missing fields in this stream's `select`, or read from a stream that has them"),
             );
             return None;
         }
         scope.calls.push(service_name.clone());
-        let private = inputs.iter().any(|input| find_field(scope.fields, &input.name).is_some_and(|field| field.private));
+        let private =
+            inputs.iter().any(|input| find_field(scope.fields, &input.name).is_some_and(|field| field.private));
         Some(Typed {
-            expr: ir::Expr::Call { function: "predict".into(), args: vec![ir::Expr::Literal { value: Value::String(service_name) }] },
+            expr: ir::Expr::Call {
+                function: "predict".into(),
+                args: vec![ir::Expr::Literal { value: Value::String(service_name) }],
+            },
             data_type: output,
             private,
         })

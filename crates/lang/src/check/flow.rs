@@ -13,22 +13,35 @@ impl<'a> Checker<'a> {
             let referenced = self.referenced.contains(&id);
             let diagnostic = match item.kind {
                 ItemKind::Source if !referenced => Some(
-                    Diagnostic::new(Code::UnusedSource, item.name_span, format!("source `{}` is never read", item.name))
-                        .label("nothing reads this")
-                        .help("read it from a stream (`from = …`), a sink or a service, or remove it"),
+                    Diagnostic::new(
+                        Code::UnusedSource,
+                        item.name_span,
+                        format!("source `{}` is never read", item.name),
+                    )
+                    .label("nothing reads this")
+                    .help("read it from a stream (`from = …`), a sink or a service, or remove it"),
                 ),
                 ItemKind::Stream if !referenced => Some(
-                    Diagnostic::new(Code::UnusedStream, item.name_span, format!("the output of stream `{}` goes nowhere", item.name))
-                        .label("nothing reads this")
-                        .help("send it to a sink, a service or a dashboard panel, or remove it"),
+                    Diagnostic::new(
+                        Code::UnusedStream,
+                        item.name_span,
+                        format!("the output of stream `{}` goes nowhere", item.name),
+                    )
+                    .label("nothing reads this")
+                    .help("send it to a sink, a service or a dashboard panel, or remove it"),
                 ),
                 ItemKind::Dataset => {
-                    let has_path = application.datasets.iter().any(|dataset| dataset.name == item.name && dataset.path.is_some());
+                    let has_path =
+                        application.datasets.iter().any(|dataset| dataset.name == item.name && dataset.path.is_some());
                     let written = application.batches.iter().any(|batch| batch.into == item.name);
                     (!has_path && !written).then(|| {
-                        Diagnostic::new(Code::DatasetWithoutData, item.name_span, format!("dataset `{}` has no data", item.name))
-                            .label("no `path`, and no batch writes into it")
-                            .help("add `path = \"data/….parquet\"`, or a batch with `into = …`")
+                        Diagnostic::new(
+                            Code::DatasetWithoutData,
+                            item.name_span,
+                            format!("dataset `{}` has no data", item.name),
+                        )
+                        .label("no `path`, and no batch writes into it")
+                        .help("add `path = \"data/….parquet\"`, or a batch with `into = …`")
                     })
                 }
                 _ => None,

@@ -24,7 +24,8 @@ const MACHINE: Spec = &[
 ];
 const NODE_ONLY: Spec = &[("address", Shape::Value)];
 const POOL_ONLY: Spec = &[("min", Shape::Value), ("max", Shape::Value)];
-const LINK: Spec = &[("latency", Shape::Value), ("bandwidth", Shape::Value), ("loss", Shape::Value), ("metered", Shape::Value)];
+const LINK: Spec =
+    &[("latency", Shape::Value), ("bandwidth", Shape::Value), ("loss", Shape::Value), ("metered", Shape::Value)];
 
 /// Placement constraints, accepted by every component.
 pub(crate) const PLACEMENT: Spec = &[
@@ -39,8 +40,15 @@ pub(crate) const PLACEMENT: Spec = &[
 pub(crate) const RESOURCES: Spec = &[("cpu", Shape::Value), ("memory", Shape::Value), ("disk", Shape::Value)];
 
 /// The kinds a component may be `near`.
-const COMPONENTS: &[ItemKind] =
-    &[ItemKind::Source, ItemKind::Stream, ItemKind::Sink, ItemKind::Batch, ItemKind::Service, ItemKind::Tool, ItemKind::Dataset];
+const COMPONENTS: &[ItemKind] = &[
+    ItemKind::Source,
+    ItemKind::Stream,
+    ItemKind::Sink,
+    ItemKind::Batch,
+    ItemKind::Service,
+    ItemKind::Tool,
+    ItemKind::Dataset,
+];
 
 impl<'a> Checker<'a> {
     pub(super) fn lower_node(&mut self, section: &'a Section, name: String) -> Lowered {
@@ -71,7 +79,9 @@ impl<'a> Checker<'a> {
             );
         }
         match (machine, min, max) {
-            (Some(machine), Some(min), Some(max)) => Lowered::Pool(Pool { name, machine, min: min as u32, max: max as u32 }),
+            (Some(machine), Some(min), Some(max)) => {
+                Lowered::Pool(Pool { name, machine, min: min as u32, max: max as u32 })
+            }
             _ => Lowered::Nothing,
         }
     }
@@ -90,7 +100,18 @@ impl<'a> Checker<'a> {
         let labels = attributes.value("labels").map(|value| self.string_map(value)).unwrap_or_default();
         let cost = attributes.value("cost").and_then(|value| self.cost(value));
         let provider = attributes.value("provider").and_then(|value| self.string_or_name(value));
-        Some(Machine { tier: tier?, cpu: cpu?, memory: memory?, disk, arch: arch?, accelerators, os, labels, cost, provider })
+        Some(Machine {
+            tier: tier?,
+            cpu: cpu?,
+            memory: memory?,
+            disk,
+            arch: arch?,
+            accelerators,
+            os,
+            labels,
+            cost,
+            provider,
+        })
     }
 
     pub(super) fn lower_link(&mut self, section: &'a Section) -> Lowered {
@@ -116,8 +137,9 @@ impl<'a> Checker<'a> {
         let to = self.endpoint(ends[1]);
         let attributes = self.attributes(section.statements(), &[LINK], &owner, section.keyword.span);
         let latency = self.required(&attributes, "latency", "latency = 5 ms").and_then(|value| self.duration(value));
-        let bandwidth =
-            self.required(&attributes, "bandwidth", "bandwidth = 100 Mbit/s").and_then(|value| self.quantity(value, Dimension::Bandwidth));
+        let bandwidth = self
+            .required(&attributes, "bandwidth", "bandwidth = 100 Mbit/s")
+            .and_then(|value| self.quantity(value, Dimension::Bandwidth));
         let loss = attributes.value("loss").and_then(|value| self.fraction(value, "`loss`"));
         let metered = attributes.value("metered").and_then(|value| self.boolean(value)).unwrap_or(false);
         match (from, to, latency, bandwidth) {
@@ -147,7 +169,8 @@ impl<'a> Checker<'a> {
             );
             return None;
         }
-        self.resolve(&end.text, end.span, &[ItemKind::Node, ItemKind::Pool], "a link end").map(|_| Endpoint::Node(end.text.clone()))
+        self.resolve(&end.text, end.span, &[ItemKind::Node, ItemKind::Pool], "a link end")
+            .map(|_| Endpoint::Node(end.text.clone()))
     }
 
     pub fn tier(&mut self, expr: &Expr) -> Option<Tier> {
@@ -197,9 +220,13 @@ impl<'a> Checker<'a> {
                 }
                 ExprKind::Accelerator { .. } => {
                     self.report(
-                        Diagnostic::new(Code::OutOfRange, item.span, "an accelerator count must be a whole number of at least 1")
-                            .label("out of range")
-                            .help("write `1 x \"nvidia-t4\"`"),
+                        Diagnostic::new(
+                            Code::OutOfRange,
+                            item.span,
+                            "an accelerator count must be a whole number of at least 1",
+                        )
+                        .label("out of range")
+                        .help("write `1 x \"nvidia-t4\"`"),
                     );
                 }
                 _ => self.wrong_value(item, "accelerators such as `1 x \"nvidia-t4\"`"),

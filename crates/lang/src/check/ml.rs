@@ -27,7 +27,8 @@ const TRAINED: Spec = &[
     ("retrain", Shape::Value),
     ("seed", Shape::Value),
 ];
-const IMPORTED: Spec = &[("path", Shape::Value), ("task", Shape::Value), ("input", Shape::Value), ("output", Shape::Value)];
+const IMPORTED: Spec =
+    &[("path", Shape::Value), ("task", Shape::Value), ("input", Shape::Value), ("output", Shape::Value)];
 
 const MODEL_KINDS: &[&str] = &["classifier", "regressor", "clustering", "forecaster", "onnx"];
 
@@ -37,7 +38,11 @@ enum Parameter {
     /// A whole number of at least this.
     Whole(f64),
     /// A number in (low, high] when `open_low`, else [low, high].
-    Real { low: f64, high: f64, open_low: bool },
+    Real {
+        low: f64,
+        high: f64,
+        open_low: bool,
+    },
     Choice(&'static [&'static str]),
 }
 
@@ -58,7 +63,11 @@ const ALGORITHMS: &[Algorithm] = &[
     Algorithm {
         name: "logistic_regression",
         tasks: &[Task::Classification],
-        parameters: &[("c", POSITIVE), ("penalty", Parameter::Choice(&["l1", "l2", "none"])), ("max_iter", Parameter::Whole(1.0))],
+        parameters: &[
+            ("c", POSITIVE),
+            ("penalty", Parameter::Choice(&["l1", "l2", "none"])),
+            ("max_iter", Parameter::Whole(1.0)),
+        ],
     },
     Algorithm {
         name: "decision_tree",
@@ -102,12 +111,20 @@ const ALGORITHMS: &[Algorithm] = &[
     Algorithm {
         name: "svm",
         tasks: &[Task::Classification, Task::Regression],
-        parameters: &[("c", POSITIVE), ("kernel", Parameter::Choice(&["linear", "rbf", "poly", "sigmoid"])), ("gamma", POSITIVE)],
+        parameters: &[
+            ("c", POSITIVE),
+            ("kernel", Parameter::Choice(&["linear", "rbf", "poly", "sigmoid"])),
+            ("gamma", POSITIVE),
+        ],
     },
     Algorithm {
         name: "mlp",
         tasks: &[Task::Classification, Task::Regression],
-        parameters: &[("hidden", Parameter::Whole(1.0)), ("learning_rate", UNIT_INTERVAL), ("epochs", Parameter::Whole(1.0))],
+        parameters: &[
+            ("hidden", Parameter::Whole(1.0)),
+            ("learning_rate", UNIT_INTERVAL),
+            ("epochs", Parameter::Whole(1.0)),
+        ],
     },
     Algorithm { name: "linear_regression", tasks: REGRESSION, parameters: &[] },
     Algorithm { name: "ridge", tasks: REGRESSION, parameters: &[("alpha", NON_NEGATIVE)] },
@@ -117,8 +134,16 @@ const ALGORITHMS: &[Algorithm] = &[
         tasks: REGRESSION,
         parameters: &[("alpha", NON_NEGATIVE), ("l1_ratio", Parameter::Real { low: 0.0, high: 1.0, open_low: false })],
     },
-    Algorithm { name: "kmeans", tasks: &[Task::Clustering], parameters: &[("k", Parameter::Whole(2.0)), ("max_iter", Parameter::Whole(1.0))] },
-    Algorithm { name: "dbscan", tasks: &[Task::Clustering], parameters: &[("eps", POSITIVE), ("min_samples", Parameter::Whole(1.0))] },
+    Algorithm {
+        name: "kmeans",
+        tasks: &[Task::Clustering],
+        parameters: &[("k", Parameter::Whole(2.0)), ("max_iter", Parameter::Whole(1.0))],
+    },
+    Algorithm {
+        name: "dbscan",
+        tasks: &[Task::Clustering],
+        parameters: &[("eps", POSITIVE), ("min_samples", Parameter::Whole(1.0))],
+    },
 ];
 
 /// Every algorithm name with the tasks it serves, for docs and `stratum explain`.
@@ -146,7 +171,9 @@ fn default_metric(task: Task) -> Metric {
 
 impl<'a> Checker<'a> {
     pub(super) fn lower_model(&mut self, section: &'a Section, name: String) -> Lowered {
-        let Some(kind) = self.component_kind(section, MODEL_KINDS, "model", "classifier") else { return Lowered::Nothing };
+        let Some(kind) = self.component_kind(section, MODEL_KINDS, "model", "classifier") else {
+            return Lowered::Nothing;
+        };
         let model = match task_of_kind(kind) {
             Some(task) => self.trained_model(section, name, task),
             None => self.imported_model(section, name),
@@ -157,10 +184,13 @@ impl<'a> Checker<'a> {
     fn imported_model(&mut self, section: &'a Section, name: String) -> Option<Model> {
         let owner = format!("model `{name}`");
         let attributes = self.attributes(section.statements(), &[IMPORTED], &owner, section.keyword.span);
-        let path = self.required(&attributes, "path", "path = \"models/detector.onnx\"").and_then(|value| self.string(value));
+        let path =
+            self.required(&attributes, "path", "path = \"models/detector.onnx\"").and_then(|value| self.string(value));
         let task = self
             .required(&attributes, "task", "task = classification")
-            .and_then(|value| self.word(value, &["classification", "regression", "clustering", "forecasting"], "a task"))
+            .and_then(|value| {
+                self.word(value, &["classification", "regression", "clustering", "forecasting"], "a task")
+            })
             .map(|task| match task {
                 "classification" => Task::Classification,
                 "regression" => Task::Regression,
@@ -184,7 +214,9 @@ impl<'a> Checker<'a> {
                     let help = suggest::did_you_mean(&type_name, DataType::SCALAR_NAMES.iter().copied())
                         .unwrap_or_else(|| format!("types are: {}", DataType::SCALAR_NAMES.join(", ")));
                     self.report(
-                        Diagnostic::new(Code::UnknownType, value.span, format!("unknown type `{type_name}`")).label("not a type").help(help),
+                        Diagnostic::new(Code::UnknownType, value.span, format!("unknown type `{type_name}`"))
+                            .label("not a type")
+                            .help(help),
                     );
                     None
                 }
@@ -220,15 +252,18 @@ impl<'a> Checker<'a> {
             self.read_on(on, &mut placement);
             placement.inferred_tier = placement.tier;
         }
-        let parallel = attributes.value("parallel").and_then(|value| self.whole(value, 1, "`parallel`")).unwrap_or(1) as u32;
+        let parallel =
+            attributes.value("parallel").and_then(|value| self.whole(value, 1, "`parallel`")).unwrap_or(1) as u32;
         let retrain = attributes.value("retrain").and_then(|value| self.retrain(value, task));
         let seed = attributes.value("seed").and_then(|value| self.whole(value, 0, "`seed`"));
 
         let (data, fields, rows) = data?;
         let description = format!("dataset `{data}`");
         let target = self.target(&attributes, task, &fields, &description);
-        let (features, inputs) = self.features(&attributes, &fields, &description, target.as_ref().map(|(name, _)| name.as_str()));
-        let prepare = attributes.value("prepare").map(|value| self.prepare(value, &fields, &description)).unwrap_or_default();
+        let (features, inputs) =
+            self.features(&attributes, &fields, &description, target.as_ref().map(|(name, _)| name.as_str()));
+        let prepare =
+            attributes.value("prepare").map(|value| self.prepare(value, &fields, &description)).unwrap_or_default();
         if let (Some(rows), Some(evaluation)) = (rows, &evaluation) {
             self.check_rows(rows, evaluation, &attributes);
         }
@@ -254,16 +289,26 @@ impl<'a> Checker<'a> {
             retrain,
             seed,
         };
-        Some(Model { name, task, inputs, output, origin: ModelOrigin::Trained(training) })
+        Some(Model { name, task, inputs, output, origin: ModelOrigin::Trained(Box::new(training)) })
     }
 
-    fn target(&mut self, attributes: &Attributes<'a>, task: Task, fields: &[Field], description: &str) -> Option<(String, DataType)> {
+    fn target(
+        &mut self,
+        attributes: &Attributes<'a>,
+        task: Task,
+        fields: &[Field],
+        description: &str,
+    ) -> Option<(String, DataType)> {
         let Some(value) = attributes.value("target") else {
             if task != Task::Clustering {
                 self.report(
-                    Diagnostic::new(Code::UnsuitableTarget, attributes.owner_span, format!("{} has no `target`", attributes.owner))
-                        .label(format!("a {} model learns to predict a target column", task.name()))
-                        .help("add `target = COLUMN`, the column to predict"),
+                    Diagnostic::new(
+                        Code::UnsuitableTarget,
+                        attributes.owner_span,
+                        format!("{} has no `target`", attributes.owner),
+                    )
+                    .label(format!("a {} model learns to predict a target column", task.name()))
+                    .help("add `target = COLUMN`, the column to predict"),
                 );
             }
             return None;
@@ -290,9 +335,13 @@ impl<'a> Checker<'a> {
                 _ => ("a number", "a classifier"),
             };
             self.report(
-                Diagnostic::new(Code::UnsuitableTarget, span, format!("target `{name}` is {data_type}, but a {} model needs {wanted}", task.name()))
-                    .label(format!("`{name}` is {data_type}"))
-                    .help(format!("pick another target column, or make the model {alternative}")),
+                Diagnostic::new(
+                    Code::UnsuitableTarget,
+                    span,
+                    format!("target `{name}` is {data_type}, but a {} model needs {wanted}", task.name()),
+                )
+                .label(format!("`{name}` is {data_type}"))
+                .help(format!("pick another target column, or make the model {alternative}")),
             );
             return None;
         }
@@ -300,8 +349,16 @@ impl<'a> Checker<'a> {
     }
 
     /// Features and the raw input columns they read (the model's inputs at serving time).
-    fn features(&mut self, attributes: &Attributes<'a>, fields: &[Field], description: &str, target: Option<&str>) -> (Option<Vec<Feature>>, Vec<Field>) {
-        let Some(value) = self.required(attributes, "features", "features = [column_a, hour_of_day(ts)]") else { return (None, Vec::new()) };
+    fn features(
+        &mut self,
+        attributes: &Attributes<'a>,
+        fields: &[Field],
+        description: &str,
+        target: Option<&str>,
+    ) -> (Option<Vec<Feature>>, Vec<Field>) {
+        let Some(value) = self.required(attributes, "features", "features = [column_a, hour_of_day(ts)]") else {
+            return (None, Vec::new());
+        };
         let mut scope = Scope::new(fields, description.to_string());
         let mut features = Vec::new();
         let mut failed = false;
@@ -320,9 +377,13 @@ impl<'a> Checker<'a> {
             };
             if Some(name.as_str()) == target {
                 self.report(
-                    Diagnostic::new(Code::UnsuitableTarget, item.span, format!("the target `{name}` is also a feature"))
-                        .label("the model would see the answer")
-                        .help("remove the target from `features`"),
+                    Diagnostic::new(
+                        Code::UnsuitableTarget,
+                        item.span,
+                        format!("the target `{name}` is also a feature"),
+                    )
+                    .label("the model would see the answer")
+                    .help("remove the target from `features`"),
                 );
                 failed = true;
                 continue;
@@ -330,13 +391,17 @@ impl<'a> Checker<'a> {
             let data_type = typed.data_type.without_optional().clone();
             if !matches!(data_type, DataType::Int | DataType::Float | DataType::Bool | DataType::String) {
                 self.report(
-                    Diagnostic::new(Code::MismatchedTypes, item.span, format!("feature `{name}` is {data_type}; features must be numbers, bools or strings"))
-                        .label(format!("this is {data_type}"))
-                        .help(if data_type == DataType::Timestamp {
-                            "derive numbers from a timestamp with hour_of_day(ts), day_of_week(ts) or month(ts)".to_string()
-                        } else {
-                            "derive a number from it first".to_string()
-                        }),
+                    Diagnostic::new(
+                        Code::MismatchedTypes,
+                        item.span,
+                        format!("feature `{name}` is {data_type}; features must be numbers, bools or strings"),
+                    )
+                    .label(format!("this is {data_type}"))
+                    .help(if data_type == DataType::Timestamp {
+                        "derive numbers from a timestamp with hour_of_day(ts), day_of_week(ts) or month(ts)".to_string()
+                    } else {
+                        "derive a number from it first".to_string()
+                    }),
                 );
                 failed = true;
                 continue;
@@ -368,18 +433,28 @@ impl<'a> Checker<'a> {
                 ("standardize", []) => Some(PrepareStep::Standardize),
                 ("min_max_scale", []) => Some(PrepareStep::MinMaxScale),
                 ("one_hot", []) => Some(PrepareStep::OneHot { columns: Vec::new() }),
-                ("one_hot", [columns]) => Some(PrepareStep::OneHot { columns: self.column_names(columns, fields, description) }),
-                ("select", [columns]) => Some(PrepareStep::Select { columns: self.column_names(columns, fields, description) }),
-                ("drop", [columns]) => Some(PrepareStep::Drop { columns: self.column_names(columns, fields, description) }),
+                ("one_hot", [columns]) => {
+                    Some(PrepareStep::OneHot { columns: self.column_names(columns, fields, description) })
+                }
+                ("select", [columns]) => {
+                    Some(PrepareStep::Select { columns: self.column_names(columns, fields, description) })
+                }
+                ("drop", [columns]) => {
+                    Some(PrepareStep::Drop { columns: self.column_names(columns, fields, description) })
+                }
                 ("impute", [strategy]) => match &strategy.kind {
-                    ExprKind::Number { value, .. } => Some(PrepareStep::Impute { strategy: ImputeStrategy::Constant(*value) }),
-                    _ => self.word(strategy, &["mean", "median", "most_frequent"], "an imputation strategy").map(|word| PrepareStep::Impute {
-                        strategy: match word {
-                            "mean" => ImputeStrategy::Mean,
-                            "median" => ImputeStrategy::Median,
-                            _ => ImputeStrategy::MostFrequent,
+                    ExprKind::Number { value, .. } => {
+                        Some(PrepareStep::Impute { strategy: ImputeStrategy::Constant(*value) })
+                    }
+                    _ => self.word(strategy, &["mean", "median", "most_frequent"], "an imputation strategy").map(
+                        |word| PrepareStep::Impute {
+                            strategy: match word {
+                                "mean" => ImputeStrategy::Mean,
+                                "median" => ImputeStrategy::Median,
+                                _ => ImputeStrategy::MostFrequent,
+                            },
                         },
-                    }),
+                    ),
                 },
                 ("filter", [condition]) => {
                     let mut scope = Scope::new(fields, description.to_string());
@@ -394,11 +469,16 @@ impl<'a> Checker<'a> {
                     None
                 }
                 (unknown, _) => {
-                    let help = suggest::did_you_mean(unknown, names).unwrap_or_else(|| format!("steps are: {}", names.join(", ")));
+                    let help = suggest::did_you_mean(unknown, names)
+                        .unwrap_or_else(|| format!("steps are: {}", names.join(", ")));
                     self.report(
-                        Diagnostic::new(Code::UnknownFunction, item.span, format!("unknown preparation step `{unknown}`"))
-                            .label("not a preparation step")
-                            .help(help),
+                        Diagnostic::new(
+                            Code::UnknownFunction,
+                            item.span,
+                            format!("unknown preparation step `{unknown}`"),
+                        )
+                        .label("not a preparation step")
+                        .help(help),
                     );
                     None
                 }
@@ -436,30 +516,50 @@ impl<'a> Checker<'a> {
             };
             let algorithm_name = &candidate.keyword;
             let Some(algorithm) = ALGORITHMS.iter().find(|algorithm| algorithm.name == algorithm_name.text) else {
-                let suited: Vec<&str> = ALGORITHMS.iter().filter(|algorithm| algorithm.tasks.contains(&task)).map(|algorithm| algorithm.name).collect();
+                let suited: Vec<&str> = ALGORITHMS
+                    .iter()
+                    .filter(|algorithm| algorithm.tasks.contains(&task))
+                    .map(|algorithm| algorithm.name)
+                    .collect();
                 let help = suggest::did_you_mean(&algorithm_name.text, algorithm_names())
                     .unwrap_or_else(|| format!("{} algorithms: {}", task.name(), suited.join(", ")));
                 self.report(
-                    Diagnostic::new(Code::UnsuitableAlgorithm, algorithm_name.span, format!("unknown algorithm `{}`", algorithm_name.text))
-                        .label("not an algorithm Stratum implements")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnsuitableAlgorithm,
+                        algorithm_name.span,
+                        format!("unknown algorithm `{}`", algorithm_name.text),
+                    )
+                    .label("not an algorithm Stratum implements")
+                    .help(help),
                 );
                 continue;
             };
             if !algorithm.tasks.contains(&task) {
-                let suited: Vec<&str> = ALGORITHMS.iter().filter(|algorithm| algorithm.tasks.contains(&task)).map(|algorithm| algorithm.name).collect();
+                let suited: Vec<&str> = ALGORITHMS
+                    .iter()
+                    .filter(|algorithm| algorithm.tasks.contains(&task))
+                    .map(|algorithm| algorithm.name)
+                    .collect();
                 self.report(
-                    Diagnostic::new(Code::UnsuitableAlgorithm, algorithm_name.span, format!("`{}` does not do {}", algorithm.name, task.name()))
-                        .label(format!("not a {} algorithm", task.name()))
-                        .help(format!("{} algorithms: {}", task.name(), suited.join(", "))),
+                    Diagnostic::new(
+                        Code::UnsuitableAlgorithm,
+                        algorithm_name.span,
+                        format!("`{}` does not do {}", algorithm.name, task.name()),
+                    )
+                    .label(format!("not a {} algorithm", task.name()))
+                    .help(format!("{} algorithms: {}", task.name(), suited.join(", "))),
                 );
                 continue;
             }
             if !candidate.header.is_empty() || candidate.body.is_none() {
                 self.report(
-                    Diagnostic::new(Code::SyntaxError, algorithm_name.span, format!("`{}` needs a block of hyperparameters", algorithm.name))
-                        .label("expected `{ … }`")
-                        .help(format!("write `{} {{}}` for the defaults", algorithm.name)),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        algorithm_name.span,
+                        format!("`{}` needs a block of hyperparameters", algorithm.name),
+                    )
+                    .label("expected `{ … }`")
+                    .help(format!("write `{} {{}}` for the defaults", algorithm.name)),
                 );
                 continue;
             }
@@ -467,28 +567,44 @@ impl<'a> Checker<'a> {
             for parameter_statement in candidate.statements() {
                 let StatementKind::Attribute { name, value } = &parameter_statement.kind else {
                     self.report(
-                        Diagnostic::new(Code::SyntaxError, parameter_statement.span, "hyperparameters are written `name = values`")
-                            .label("expected `name = values`"),
+                        Diagnostic::new(
+                            Code::SyntaxError,
+                            parameter_statement.span,
+                            "hyperparameters are written `name = values`",
+                        )
+                        .label("expected `name = values`"),
                     );
                     continue;
                 };
                 let Some((_, kind)) = algorithm.parameters.iter().find(|(known, _)| *known == name.text) else {
                     let known: Vec<&str> = algorithm.parameters.iter().map(|(known, _)| *known).collect();
                     let help = suggest::did_you_mean(&name.text, known.iter().copied()).unwrap_or_else(|| {
-                        if known.is_empty() { format!("`{}` has no hyperparameters", algorithm.name) } else { format!("`{}` takes: {}", algorithm.name, known.join(", ")) }
+                        if known.is_empty() {
+                            format!("`{}` has no hyperparameters", algorithm.name)
+                        } else {
+                            format!("`{}` takes: {}", algorithm.name, known.join(", "))
+                        }
                     });
                     self.report(
-                        Diagnostic::new(Code::UnknownHyperparameter, name.span, format!("`{}` has no hyperparameter `{}`", algorithm.name, name.text))
-                            .label("unknown hyperparameter")
-                            .help(help),
+                        Diagnostic::new(
+                            Code::UnknownHyperparameter,
+                            name.span,
+                            format!("`{}` has no hyperparameter `{}`", algorithm.name, name.text),
+                        )
+                        .label("unknown hyperparameter")
+                        .help(help),
                     );
                     continue;
                 };
                 if parameters.contains_key(&name.text) {
                     self.report(
-                        Diagnostic::new(Code::DuplicateAttribute, name.span, format!("hyperparameter `{}` is set twice", name.text))
-                            .label("set again here")
-                            .help("remove one of them"),
+                        Diagnostic::new(
+                            Code::DuplicateAttribute,
+                            name.span,
+                            format!("hyperparameter `{}` is set twice", name.text),
+                        )
+                        .label("set again here")
+                        .help("remove one of them"),
                     );
                     continue;
                 }
@@ -518,9 +634,13 @@ impl<'a> Checker<'a> {
             let high = self.parameter_number(end, kind, name)?;
             if low >= high {
                 self.report(
-                    Diagnostic::new(Code::OutOfRange, value.span, format!("the range of `{name}` is empty: {low} is not below {high}"))
-                        .label("empty range")
-                        .help("write `low..high` with low < high"),
+                    Diagnostic::new(
+                        Code::OutOfRange,
+                        value.span,
+                        format!("the range of `{name}` is empty: {low} is not below {high}"),
+                    )
+                    .label("empty range")
+                    .help("write `low..high` with low < high"),
                 );
                 return None;
             }
@@ -529,7 +649,9 @@ impl<'a> Checker<'a> {
         let mut values = Vec::new();
         for item in self.items(value) {
             let parsed = match kind {
-                Parameter::Choice(choices) => self.word(item, choices, &format!("a value of `{name}`")).map(|word| Value::String(word.to_string())),
+                Parameter::Choice(choices) => self
+                    .word(item, choices, &format!("a value of `{name}`"))
+                    .map(|word| Value::String(word.to_string())),
                 Parameter::Whole(_) => self.parameter_number(item, kind, name).map(|number| Value::Int(number as i64)),
                 Parameter::Real { .. } => self.parameter_number(item, kind, name).map(Value::Float),
             };
@@ -545,8 +667,12 @@ impl<'a> Checker<'a> {
     fn parameter_number(&mut self, expr: &Expr, kind: Parameter, name: &str) -> Option<f64> {
         let value = self.number(expr)?;
         let problem = match kind {
-            Parameter::Whole(min) if value.fract() != 0.0 || value < min => Some(format!("a whole number of at least {min}")),
-            Parameter::Real { low, high, open_low } if (open_low && value <= low) || (!open_low && value < low) || value > high => {
+            Parameter::Whole(min) if value.fract() != 0.0 || value < min => {
+                Some(format!("a whole number of at least {min}"))
+            }
+            Parameter::Real { low, high, open_low }
+                if (open_low && value <= low) || (!open_low && value < low) || value > high =>
+            {
                 let low_bound = if open_low { format!("above {low}") } else { format!("at least {low}") };
                 Some(if high == f64::MAX { low_bound } else { format!("{low_bound} and at most {high}") })
             }
@@ -554,9 +680,13 @@ impl<'a> Checker<'a> {
         };
         if let Some(problem) = problem {
             self.report(
-                Diagnostic::new(Code::UnknownHyperparameter, expr.span, format!("`{name}` must be {problem}, found {value}"))
-                    .label("out of range")
-                    .help(format!("use a value {problem}")),
+                Diagnostic::new(
+                    Code::UnknownHyperparameter,
+                    expr.span,
+                    format!("`{name}` must be {problem}, found {value}"),
+                )
+                .label("out of range")
+                .help(format!("use a value {problem}")),
             );
             return None;
         }
@@ -566,16 +696,23 @@ impl<'a> Checker<'a> {
     /// `evaluate = kfold(5, stratified) by f1`, `holdout(0.2) by rmse`, `time_split(0.2)`.
     fn evaluation(&mut self, attributes: &Attributes<'a>, task: Task) -> (Option<Evaluation>, Option<Metric>) {
         let Some(value) = attributes.value("evaluate") else {
-            return (Some(Evaluation::Kfold { folds: 5, stratified: task == Task::Classification }), Some(default_metric(task)));
+            return (
+                Some(Evaluation::Kfold { folds: 5, stratified: task == Task::Classification }),
+                Some(default_metric(task)),
+            );
         };
         let (base, clauses) = value.split_clauses();
         let mut metric = Some(default_metric(task));
         for (keyword, keyword_span, argument) in clauses {
             if keyword != ClauseKeyword::By {
                 self.report(
-                    Diagnostic::new(Code::SyntaxError, keyword_span, format!("`{}` does not apply to an evaluation", keyword.word()))
-                        .label("unexpected clause")
-                        .help("write `evaluate = kfold(5) by f1`"),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        keyword_span,
+                        format!("`{}` does not apply to an evaluation", keyword.word()),
+                    )
+                    .label("unexpected clause")
+                    .help("write `evaluate = kfold(5) by f1`"),
                 );
                 continue;
             }
@@ -583,17 +720,28 @@ impl<'a> Checker<'a> {
             if let Some(chosen) = metric
                 && !chosen.suits(task)
             {
-                let suited: Vec<&str> = Metric::NAMES.iter().copied().filter(|name| Metric::from_name(name).is_some_and(|metric| metric.suits(task))).collect();
+                let suited: Vec<&str> = Metric::NAMES
+                    .iter()
+                    .copied()
+                    .filter(|name| Metric::from_name(name).is_some_and(|metric| metric.suits(task)))
+                    .collect();
                 self.report(
-                    Diagnostic::new(Code::UnsuitableMetric, argument.span, format!("metric `{}` does not judge {}", argument.as_name().unwrap_or("?"), task.name()))
-                        .label(format!("not a {} metric", task.name()))
-                        .help(format!("{} metrics: {}", task.name(), suited.join(", "))),
+                    Diagnostic::new(
+                        Code::UnsuitableMetric,
+                        argument.span,
+                        format!("metric `{}` does not judge {}", argument.as_name().unwrap_or("?"), task.name()),
+                    )
+                    .label(format!("not a {} metric", task.name()))
+                    .help(format!("{} metrics: {}", task.name(), suited.join(", "))),
                 );
                 metric = None;
             }
         }
         let ExprKind::Call { function, arguments } = &base.kind else {
-            self.wrong_value(base, "an evaluation: kfold(K), kfold(K, stratified), holdout(FRACTION) or time_split(FRACTION)");
+            self.wrong_value(
+                base,
+                "an evaluation: kfold(K), kfold(K, stratified), holdout(FRACTION) or time_split(FRACTION)",
+            );
             return (None, metric);
         };
         let evaluation = match (function.text.as_str(), arguments.as_slice()) {
@@ -605,33 +753,52 @@ impl<'a> Checker<'a> {
                 };
                 if stratified && task != Task::Classification {
                     self.report(
-                        Diagnostic::new(Code::UnsuitableMetric, arguments[1].span, format!("stratified folds need classes, but this is {}", task.name()))
-                            .label("only classifiers have classes to stratify")
-                            .help("use `kfold(5)`"),
+                        Diagnostic::new(
+                            Code::UnsuitableMetric,
+                            arguments[1].span,
+                            format!("stratified folds need classes, but this is {}", task.name()),
+                        )
+                        .label("only classifiers have classes to stratify")
+                        .help("use `kfold(5)`"),
                     );
                 }
                 match folds_value {
-                    Some(count) if count >= 2.0 && count.fract() == 0.0 => Some(Evaluation::Kfold { folds: count as u32, stratified }),
+                    Some(count) if count >= 2.0 && count.fract() == 0.0 => {
+                        Some(Evaluation::Kfold { folds: count as u32, stratified })
+                    }
                     Some(count) => {
                         self.report(
-                            Diagnostic::new(Code::OutOfRange, folds.span, format!("k-fold needs a whole number of at least 2 folds, found {count}"))
-                                .label("too few folds")
-                                .help("5 or 10 folds are usual"),
+                            Diagnostic::new(
+                                Code::OutOfRange,
+                                folds.span,
+                                format!("k-fold needs a whole number of at least 2 folds, found {count}"),
+                            )
+                            .label("too few folds")
+                            .help("5 or 10 folds are usual"),
                         );
                         None
                     }
                     None => None,
                 }
             }
-            ("holdout", [fraction]) => self.fraction(fraction, "the hold-out fraction").map(|fraction| Evaluation::Holdout { fraction }),
-            ("time_split", [fraction]) => self.fraction(fraction, "the test fraction").map(|fraction| Evaluation::TimeSplit { fraction }),
+            ("holdout", [fraction]) => {
+                self.fraction(fraction, "the hold-out fraction").map(|fraction| Evaluation::Holdout { fraction })
+            }
+            ("time_split", [fraction]) => {
+                self.fraction(fraction, "the test fraction").map(|fraction| Evaluation::TimeSplit { fraction })
+            }
             (other, _) => {
-                let help = suggest::did_you_mean(other, ["kfold", "holdout", "time_split"])
-                    .unwrap_or_else(|| "evaluations: kfold(K), kfold(K, stratified), holdout(FRACTION), time_split(FRACTION)".into());
+                let help = suggest::did_you_mean(other, ["kfold", "holdout", "time_split"]).unwrap_or_else(|| {
+                    "evaluations: kfold(K), kfold(K, stratified), holdout(FRACTION), time_split(FRACTION)".into()
+                });
                 self.report(
-                    Diagnostic::new(Code::UnknownFunction, base.span, format!("unknown evaluation `{other}` or wrong arguments"))
-                        .label("not an evaluation")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnknownFunction,
+                        base.span,
+                        format!("unknown evaluation `{other}` or wrong arguments"),
+                    )
+                    .label("not an evaluation")
+                    .help(help),
                 );
                 None
             }
@@ -642,7 +809,9 @@ impl<'a> Checker<'a> {
     fn check_rows(&mut self, rows: u64, evaluation: &Evaluation, attributes: &Attributes<'a>) {
         let span = attributes.value("evaluate").map(|value| value.span).unwrap_or(attributes.owner_span);
         let problem = match evaluation {
-            Evaluation::Kfold { folds, .. } if u64::from(*folds) > rows => Some(format!("{folds} folds need at least {folds} rows, but the dataset has {rows}")),
+            Evaluation::Kfold { folds, .. } if u64::from(*folds) > rows => {
+                Some(format!("{folds} folds need at least {folds} rows, but the dataset has {rows}"))
+            }
             Evaluation::Holdout { fraction } | Evaluation::TimeSplit { fraction } if (rows as f64 * fraction) < 1.0 => {
                 Some(format!("holding out {fraction} of {rows} rows leaves no row to test on"))
             }
@@ -681,9 +850,17 @@ impl<'a> Checker<'a> {
                 let metric = self.word(&arguments[0], Metric::NAMES, "a metric").and_then(Metric::from_name)?;
                 if !metric.suits(task) {
                     self.report(
-                        Diagnostic::new(Code::UnsuitableMetric, arguments[0].span, format!("metric `{}` does not judge {}", arguments[0].as_name().unwrap_or("?"), task.name()))
-                            .label("unsuitable metric")
-                            .help("watch a metric of the model's task"),
+                        Diagnostic::new(
+                            Code::UnsuitableMetric,
+                            arguments[0].span,
+                            format!(
+                                "metric `{}` does not judge {}",
+                                arguments[0].as_name().unwrap_or("?"),
+                                task.name()
+                            ),
+                        )
+                        .label("unsuitable metric")
+                        .help("watch a metric of the model's task"),
                     );
                     return None;
                 }

@@ -132,7 +132,7 @@ pub(crate) struct Item<'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Progress {
     NotStarted,
-    InProgress,
+    Lowering,
     Done,
 }
 
@@ -190,7 +190,10 @@ pub fn check(root_name: &str, bytes: &[u8], loader: &dyn SourceLoader) -> Checke
     checker.lower_all();
     let application = checker.assemble();
     // A failed reference leaves its target looking unused; warn about unused items only once the errors are fixed.
-    let has_errors = diagnostics.iter().chain(&checker.diagnostics).any(|diagnostic| diagnostic.severity() == crate::diagnostic::Severity::Error);
+    let has_errors = diagnostics
+        .iter()
+        .chain(&checker.diagnostics)
+        .any(|diagnostic| diagnostic.severity() == crate::diagnostic::Severity::Error);
     if !has_errors {
         checker.flow_checks(&application);
     }
@@ -242,8 +245,11 @@ fn load_recursively(
             ),
             Ok((canonical, bytes)) => {
                 if let Some(position) = stack.iter().position(|open| sources.get(*open).name == canonical) {
-                    let chain: Vec<String> =
-                        stack[position..].iter().map(|open| sources.get(*open).name.clone()).chain([canonical.clone()]).collect();
+                    let chain: Vec<String> = stack[position..]
+                        .iter()
+                        .map(|open| sources.get(*open).name.clone())
+                        .chain([canonical.clone()])
+                        .collect();
                     diagnostics.push(
                         Diagnostic::new(Code::ImportCycle, path.span, format!("import cycle: {}", chain.join(" → ")))
                             .label("this import closes the cycle")
@@ -294,9 +300,13 @@ impl<'a> Checker<'a> {
                 let help = suggest::did_you_mean(&section.keyword.text, keywords.iter().copied())
                     .unwrap_or_else(|| format!("items are: {}", keywords.join(", ")));
                 self.report(
-                    Diagnostic::new(Code::UnknownItemKind, section.keyword.span, format!("unknown item `{}`", section.keyword.text))
-                        .label("not a kind of item")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnknownItemKind,
+                        section.keyword.span,
+                        format!("unknown item `{}`", section.keyword.text),
+                    )
+                    .label("not a kind of item")
+                    .help(help),
                 );
                 continue;
             };
@@ -366,9 +376,13 @@ impl<'a> Checker<'a> {
             };
             if unexpected {
                 self.report(
-                    Diagnostic::new(Code::SyntaxError, part.span(), format!("unexpected text in the header of {}", kind.with_article()))
-                        .label("not expected here")
-                        .help(header_example(kind).to_string()),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        part.span(),
+                        format!("unexpected text in the header of {}", kind.with_article()),
+                    )
+                    .label("not expected here")
+                    .help(header_example(kind).to_string()),
                 );
                 return;
             }
@@ -376,9 +390,13 @@ impl<'a> Checker<'a> {
         let needs_body = !matches!(kind, ItemKind::App | ItemKind::Import);
         if needs_body && section.body.is_none() {
             self.report(
-                Diagnostic::new(Code::SyntaxError, section.keyword.span, format!("{} needs a `{{ … }}` block", kind.with_article()))
-                    .label("no block")
-                    .help(header_example(kind).to_string()),
+                Diagnostic::new(
+                    Code::SyntaxError,
+                    section.keyword.span,
+                    format!("{} needs a `{{ … }}` block", kind.with_article()),
+                )
+                .label("no block")
+                .help(header_example(kind).to_string()),
             );
         }
     }
@@ -393,10 +411,10 @@ impl<'a> Checker<'a> {
     pub fn lower_item(&mut self, id: ItemId) -> bool {
         match self.progress[id] {
             Progress::Done => return true,
-            Progress::InProgress => return false,
+            Progress::Lowering => return false,
             Progress::NotStarted => {}
         }
-        self.progress[id] = Progress::InProgress;
+        self.progress[id] = Progress::Lowering;
         self.lowering_stack.push(id);
         let item = &self.items[id];
         let section = item.section;
@@ -427,12 +445,8 @@ impl<'a> Checker<'a> {
     /// Resolves a reference to an item of one of the `expected` kinds, reporting unknown names and wrong kinds.
     pub fn resolve(&mut self, name: &str, span: Span, expected: &[ItemKind], role: &str) -> Option<ItemId> {
         let Some(&id) = self.symbols.get(name) else {
-            let candidates: Vec<&str> = self
-                .items
-                .iter()
-                .filter(|item| expected.contains(&item.kind))
-                .map(|item| item.name.as_str())
-                .collect();
+            let candidates: Vec<&str> =
+                self.items.iter().filter(|item| expected.contains(&item.kind)).map(|item| item.name.as_str()).collect();
             let help = suggest::did_you_mean(name, candidates.iter().copied()).unwrap_or_else(|| {
                 if candidates.is_empty() {
                     format!("define {} named `{name}`", expected_kinds(expected))
@@ -461,10 +475,14 @@ impl<'a> Checker<'a> {
                 }
             });
             self.report(
-                Diagnostic::new(Code::WrongKindOfName, span, format!("`{name}` is {found}, but {role} must name {}", expected_kinds(expected)))
-                    .label(format!("this is {found}"))
-                    .secondary(definition, "defined here")
-                    .help(help),
+                Diagnostic::new(
+                    Code::WrongKindOfName,
+                    span,
+                    format!("`{name}` is {found}, but {role} must name {}", expected_kinds(expected)),
+                )
+                .label(format!("this is {found}"))
+                .secondary(definition, "defined here")
+                .help(help),
             );
             return None;
         }
@@ -479,8 +497,12 @@ impl<'a> Checker<'a> {
             return None;
         }
         match &self.lowered[id] {
-            Lowered::Source(source) => Some(Output { fields: source.fields.clone(), tier: source.placement.inferred_tier }),
-            Lowered::Stream(stream) => Some(Output { fields: stream.fields.clone(), tier: stream.placement.inferred_tier }),
+            Lowered::Source(source) => {
+                Some(Output { fields: source.fields.clone(), tier: source.placement.inferred_tier })
+            }
+            Lowered::Stream(stream) => {
+                Some(Output { fields: stream.fields.clone(), tier: stream.placement.inferred_tier })
+            }
             Lowered::Sink(sink) => Some(Output { fields: sink.fields.clone(), tier: sink.placement.inferred_tier }),
             Lowered::Dataset(dataset) => Some(Output { fields: dataset.fields.clone(), tier: None }),
             _ => None,
@@ -496,9 +518,10 @@ impl<'a> Checker<'a> {
         self.cycle_reported.extend(chain.iter().copied());
         let names: Vec<String> =
             chain.iter().map(|member| self.items[*member].name.clone()).chain([self.items[id].name.clone()]).collect();
-        let mut diagnostic = Diagnostic::new(Code::DataflowCycle, use_span, format!("dataflow cycle: {}", names.join(" → ")))
-            .label("this reference closes the cycle")
-            .help("data must flow from sources to sinks; make one of these read from a source instead");
+        let mut diagnostic =
+            Diagnostic::new(Code::DataflowCycle, use_span, format!("dataflow cycle: {}", names.join(" → ")))
+                .label("this reference closes the cycle")
+                .help("data must flow from sources to sinks; make one of these read from a source instead");
         for member in chain.iter().skip(1) {
             diagnostic = diagnostic.secondary(self.items[*member].name_span, "part of the cycle");
         }
@@ -525,10 +548,14 @@ impl<'a> Checker<'a> {
                     );
                 }
                 if let Some(second) = apps.next() {
-                    let diagnostic = Diagnostic::new(Code::DuplicateDefinition, second.section.keyword.span, "a second `app` declaration")
-                        .label("the application is already named")
-                        .secondary(app.section.keyword.span, "first declared here")
-                        .help("a file (with its imports) describes one application; remove one `app` line");
+                    let diagnostic = Diagnostic::new(
+                        Code::DuplicateDefinition,
+                        second.section.keyword.span,
+                        "a second `app` declaration",
+                    )
+                    .label("the application is already named")
+                    .secondary(app.section.keyword.span, "first declared here")
+                    .help("a file (with its imports) describes one application; remove one `app` line");
                     self.diagnostics.push(diagnostic);
                 }
             }

@@ -12,10 +12,23 @@ use stratum_core::ir::*;
 use stratum_core::types::{DataType, Field, find_field};
 use stratum_core::units::{Dimension, EventRate};
 
-const SERVICE: Spec = &[("model", Shape::Value), ("input", Shape::Value), ("output", Shape::Value), ("slo", Shape::Block), ("scale", Shape::Block)];
-const SCALE: Spec = &[("min", Shape::Value), ("max", Shape::Value), ("concurrency", Shape::Value), ("idle", Shape::Value), ("predictive", Shape::Value)];
+const SERVICE: Spec = &[
+    ("model", Shape::Value),
+    ("input", Shape::Value),
+    ("output", Shape::Value),
+    ("slo", Shape::Block),
+    ("scale", Shape::Block),
+];
+const SCALE: Spec = &[
+    ("min", Shape::Value),
+    ("max", Shape::Value),
+    ("concurrency", Shape::Value),
+    ("idle", Shape::Value),
+    ("predictive", Shape::Value),
+];
 const HTTP_INPUT: Spec = &[("path", Shape::Value)];
-const TOOL: Spec = &[("image", Shape::Value), ("command", Shape::Value), ("ports", Shape::Value), ("env", Shape::Value)];
+const TOOL: Spec =
+    &[("image", Shape::Value), ("command", Shape::Value), ("ports", Shape::Value), ("env", Shape::Value)];
 const POLICY: Spec = &[("target", Shape::Value), ("when", Shape::Value), ("then", Shape::Value)];
 
 /// Signals a policy can watch, and the dimension of their threshold (`None`: a plain number).
@@ -42,7 +55,8 @@ impl<'a> Checker<'a> {
     fn service(&mut self, section: &'a Section, name: String) -> Option<Service> {
         let owner = format!("service `{name}`");
         self.component_kind(section, &["inference"], "service", "inference")?;
-        let attributes = self.attributes(section.statements(), &[SERVICE, PLACEMENT, RESOURCES], &owner, section.keyword.span);
+        let attributes =
+            self.attributes(section.statements(), &[SERVICE, PLACEMENT, RESOURCES], &owner, section.keyword.span);
         let model = self.required(&attributes, "model", "model = my_model").and_then(|value| {
             let (model, span) = self.name(value, "the name of a model")?;
             let id = self.resolve(&model, span, &[ItemKind::Model], "`model`")?;
@@ -80,28 +94,48 @@ impl<'a> Checker<'a> {
         if let (Some((model_name, model_inputs, _)), Some(fields), Some(span)) = (&model, &input_fields, input_span) {
             let missing: Vec<String> = model_inputs
                 .iter()
-                .filter(|wanted| !find_field(fields, &wanted.name).is_some_and(|field| field.data_type.fits(&wanted.data_type)))
+                .filter(|wanted| {
+                    !find_field(fields, &wanted.name).is_some_and(|field| field.data_type.fits(&wanted.data_type))
+                })
                 .map(|wanted| format!("`{}: {}`", wanted.name, wanted.data_type))
                 .collect();
             if !missing.is_empty() {
-                let have: Vec<String> = fields.iter().map(|field| format!("{}: {}", field.name, field.data_type)).collect();
+                let have: Vec<String> =
+                    fields.iter().map(|field| format!("{}: {}", field.name, field.data_type)).collect();
                 self.report(
-                    Diagnostic::new(Code::ServiceInputMismatch, span, format!("model `{model_name}` needs {} which this input does not provide", missing.join(", ")))
-                        .label(format!("has {}", have.join(", ")))
-                        .help("compute the missing columns in a stream (`select { name = … }`) and serve from that stream"),
+                    Diagnostic::new(
+                        Code::ServiceInputMismatch,
+                        span,
+                        format!("model `{model_name}` needs {} which this input does not provide", missing.join(", ")),
+                    )
+                    .label(format!("has {}", have.join(", ")))
+                    .help("compute the missing columns in a stream (`select { name = … }`) and serve from that stream"),
                 );
             }
             let used: Vec<String> = model_inputs.iter().map(|input| input.name.clone()).collect();
             if let ServiceInput::Stream { name: stream } = input.as_ref()? {
                 let stream = stream.clone();
-                self.check_privacy_crossing(&name, placement.inferred_tier, &stream, input_tier, fields, &used, span, attributes.value("on").map(|on| on.span));
+                self.check_privacy_crossing(
+                    &name,
+                    placement.inferred_tier,
+                    &stream,
+                    input_tier,
+                    fields,
+                    &used,
+                    span,
+                    attributes.value("on").map(|on| on.span),
+                );
             }
         }
 
         let output = match attributes.value("output") {
             Some(value) => match &value.kind {
                 // Without the input's fields the output cannot be checked; the input's problem is already reported.
-                ExprKind::Object { .. } if input_fields.is_none() && matches!(input, Some(ServiceInput::Stream { .. }) | None) => None,
+                ExprKind::Object { .. }
+                    if input_fields.is_none() && matches!(input, Some(ServiceInput::Stream { .. }) | None) =>
+                {
+                    None
+                }
                 ExprKind::Object { kind, body } => {
                     let mut fields = input_fields.clone().unwrap_or_default();
                     if let Some((_, _, prediction)) = &model {
@@ -116,16 +150,25 @@ impl<'a> Checker<'a> {
                                 "http" => &[("url", Shape::Value)],
                                 _ => &[("path", Shape::Value), ("partition_by", Shape::Value)],
                             };
-                            let output_attributes = self.attributes(&body.statements, &[specific], &format!("the output of `{name}`"), kind.span);
+                            let output_attributes = self.attributes(
+                                &body.statements,
+                                &[specific],
+                                &format!("the output of `{name}`"),
+                                kind.span,
+                            );
                             self.sink_kind(sink_kind, &output_attributes, &fields, &name)
                         }
                         None => {
                             let help = suggest::did_you_mean(&kind.text, sink_kinds.iter().copied())
                                 .unwrap_or_else(|| format!("outputs are: {}", sink_kinds.join(", ")));
                             self.report(
-                                Diagnostic::new(Code::UnknownComponentKind, kind.span, format!("unknown output kind `{}`", kind.text))
-                                    .label("not a kind of sink")
-                                    .help(help),
+                                Diagnostic::new(
+                                    Code::UnknownComponentKind,
+                                    kind.span,
+                                    format!("unknown output kind `{}`", kind.text),
+                                )
+                                .label("not a kind of sink")
+                                .help(help),
                             );
                             None
                         }
@@ -149,9 +192,13 @@ impl<'a> Checker<'a> {
         for statement in block.statements() {
             let StatementKind::Bound { name, op, op_span, value } = &statement.kind else {
                 self.report(
-                    Diagnostic::new(Code::SyntaxError, statement.span, "an objective is a bound such as `p99 <= 20 ms`")
-                        .label("expected a bound")
-                        .help("write `p99 <= 20 ms` or `throughput >= 100/s`"),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        statement.span,
+                        "an objective is a bound such as `p99 <= 20 ms`",
+                    )
+                    .label("expected a bound")
+                    .help("write `p99 <= 20 ms` or `throughput >= 100/s`"),
                 );
                 continue;
             };
@@ -195,9 +242,16 @@ impl<'a> Checker<'a> {
     fn scale(&mut self, block: &'a Section) -> Option<Scale> {
         let attributes = self.attributes(block.statements(), &[SCALE], "`scale`", block.keyword.span);
         let defaults = Scale::default();
-        let min = attributes.value("min").and_then(|value| self.whole(value, 0, "`min`")).map(|value| value as u32).unwrap_or(defaults.min);
+        let min = attributes
+            .value("min")
+            .and_then(|value| self.whole(value, 0, "`min`"))
+            .map(|value| value as u32)
+            .unwrap_or(defaults.min);
         let max_expr = attributes.value("max");
-        let max = max_expr.and_then(|value| self.whole(value, 1, "`max`")).map(|value| value as u32).unwrap_or(min.max(defaults.max));
+        let max = max_expr
+            .and_then(|value| self.whole(value, 1, "`max`"))
+            .map(|value| value as u32)
+            .unwrap_or(min.max(defaults.max));
         if let Some(max_expr) = max_expr
             && max < min
         {
@@ -207,8 +261,11 @@ impl<'a> Checker<'a> {
                     .help(format!("make `max` at least {min}")),
             );
         }
-        let concurrency =
-            attributes.value("concurrency").and_then(|value| self.whole(value, 1, "`concurrency`")).map(|value| value as u32).unwrap_or(defaults.concurrency);
+        let concurrency = attributes
+            .value("concurrency")
+            .and_then(|value| self.whole(value, 1, "`concurrency`"))
+            .map(|value| value as u32)
+            .unwrap_or(defaults.concurrency);
         let idle = attributes.value("idle").and_then(|value| self.duration(value));
         let predictive = attributes.value("predictive").and_then(|value| self.boolean(value)).unwrap_or(false);
         if min == 0
@@ -226,7 +283,8 @@ impl<'a> Checker<'a> {
 
     pub(super) fn lower_tool(&mut self, section: &'a Section, name: String) -> Lowered {
         let owner = format!("tool `{name}`");
-        let attributes = self.attributes(section.statements(), &[TOOL, PLACEMENT, RESOURCES], &owner, section.keyword.span);
+        let attributes =
+            self.attributes(section.statements(), &[TOOL, PLACEMENT, RESOURCES], &owner, section.keyword.span);
         let run = match (attributes.value("image"), attributes.value("command")) {
             (Some(image), None) => self.string(image).map(ToolRun::Image),
             (None, Some(command)) => {
@@ -235,7 +293,10 @@ impl<'a> Checker<'a> {
                     _ => self.strings(command),
                 };
                 if words.is_empty() {
-                    self.wrong_value(command, "a command such as `[\"grafana-server\", \"--config\", \"grafana.ini\"]`");
+                    self.wrong_value(
+                        command,
+                        "a command such as `[\"grafana-server\", \"--config\", \"grafana.ini\"]`",
+                    );
                     None
                 } else {
                     Some(ToolRun::Command(words))
@@ -243,17 +304,25 @@ impl<'a> Checker<'a> {
             }
             (Some(_), Some(command)) => {
                 self.report(
-                    Diagnostic::new(Code::DuplicateAttribute, command.span, "a tool runs either an `image` or a `command`, not both")
-                        .label("second way to run it")
-                        .help("keep one of them"),
+                    Diagnostic::new(
+                        Code::DuplicateAttribute,
+                        command.span,
+                        "a tool runs either an `image` or a `command`, not both",
+                    )
+                    .label("second way to run it")
+                    .help("keep one of them"),
                 );
                 None
             }
             (None, None) => {
                 self.report(
-                    Diagnostic::new(Code::MissingAttribute, attributes.owner_span, format!("{owner} says neither `image` nor `command`"))
-                        .label("nothing to run")
-                        .help("add `image = \"grafana/grafana:11\"` or `command = [\"my-tool\", \"--flag\"]`"),
+                    Diagnostic::new(
+                        Code::MissingAttribute,
+                        attributes.owner_span,
+                        format!("{owner} says neither `image` nor `command`"),
+                    )
+                    .label("nothing to run")
+                    .help("add `image = \"grafana/grafana:11\"` or `command = [\"my-tool\", \"--flag\"]`"),
                 );
                 None
             }
@@ -300,11 +369,16 @@ impl<'a> Checker<'a> {
                 continue;
             };
             if panel.keyword.text != "panel" {
-                let help = suggest::did_you_mean(&panel.keyword.text, ["panel"]).unwrap_or_else(|| "a dashboard holds `panel \"Title\" { … }` blocks".into());
+                let help = suggest::did_you_mean(&panel.keyword.text, ["panel"])
+                    .unwrap_or_else(|| "a dashboard holds `panel \"Title\" { … }` blocks".into());
                 self.report(
-                    Diagnostic::new(Code::UnknownAttribute, panel.keyword.span, format!("unknown entry `{}` in dashboard `{name}`", panel.keyword.text))
-                        .label("not a panel")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnknownAttribute,
+                        panel.keyword.span,
+                        format!("unknown entry `{}` in dashboard `{name}`", panel.keyword.text),
+                    )
+                    .label("not a panel")
+                    .help(help),
                 );
                 continue;
             }
@@ -338,17 +412,24 @@ impl<'a> Checker<'a> {
             return None;
         };
         let Some(kind) = Chart::from_name(&function.text) else {
-            let help = suggest::did_you_mean(&function.text, Chart::NAMES.iter().copied()).unwrap_or_else(|| format!("charts are: {}", Chart::NAMES.join(", ")));
+            let help = suggest::did_you_mean(&function.text, Chart::NAMES.iter().copied())
+                .unwrap_or_else(|| format!("charts are: {}", Chart::NAMES.join(", ")));
             self.report(
-                Diagnostic::new(Code::UnknownFunction, function.span, format!("unknown chart `{}`", function.text)).label("not a chart").help(help),
+                Diagnostic::new(Code::UnknownFunction, function.span, format!("unknown chart `{}`", function.text))
+                    .label("not a chart")
+                    .help(help),
             );
             return None;
         };
         let [shown] = arguments.as_slice() else {
             self.report(
-                Diagnostic::new(Code::UnknownFunction, base.span, "a chart shows one thing: a component or one of its fields")
-                    .label("expected one argument")
-                    .help("write `line(counts.vehicles)` or `table(signal_timing)`"),
+                Diagnostic::new(
+                    Code::UnknownFunction,
+                    base.span,
+                    "a chart shows one thing: a component or one of its fields",
+                )
+                .label("expected one argument")
+                .help("write `line(counts.vehicles)` or `table(signal_timing)`"),
             );
             return None;
         };
@@ -372,9 +453,12 @@ impl<'a> Checker<'a> {
         let check_field = |checker: &mut Checker<'a>, name: &str, span| {
             if find_field(&fields, name).is_none() {
                 let names: Vec<&str> = fields.iter().map(|field| field.name.as_str()).collect();
-                let help = suggest::did_you_mean(name, names.iter().copied()).unwrap_or_else(|| format!("`{component}` has: {}", names.join(", ")));
+                let help = suggest::did_you_mean(name, names.iter().copied())
+                    .unwrap_or_else(|| format!("`{component}` has: {}", names.join(", ")));
                 checker.report(
-                    Diagnostic::new(Code::UnknownField, span, format!("`{component}` has no field `{name}`")).label("unknown field").help(help),
+                    Diagnostic::new(Code::UnknownField, span, format!("`{component}` has no field `{name}`"))
+                        .label("unknown field")
+                        .help(help),
                 );
                 return false;
             }
@@ -385,7 +469,15 @@ impl<'a> Checker<'a> {
         {
             return None;
         }
-        let mut result = Panel { title, chart: kind, source: component.clone(), field: field_name.map(|field| field.text), group_by: None, last: None, range: None };
+        let mut result = Panel {
+            title,
+            chart: kind,
+            source: component.clone(),
+            field: field_name.map(|field| field.text),
+            group_by: None,
+            last: None,
+            range: None,
+        };
         for (keyword, keyword_span, argument) in clauses {
             match keyword {
                 ClauseKeyword::By => {
@@ -397,9 +489,13 @@ impl<'a> Checker<'a> {
                 ClauseKeyword::Last => result.last = self.whole(argument, 1, "`last`"),
                 ClauseKeyword::Over => result.range = self.duration(argument),
                 other => self.report(
-                    Diagnostic::new(Code::SyntaxError, keyword_span, format!("`{}` does not apply to a chart", other.word()))
-                        .label("unexpected clause")
-                        .help("charts take `by FIELD`, `last N` and `over DURATION`"),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        keyword_span,
+                        format!("`{}` does not apply to a chart", other.word()),
+                    )
+                    .label("unexpected clause")
+                    .help("charts take `by FIELD`, `last N` and `over DURATION`"),
                 ),
             }
         }
@@ -415,7 +511,11 @@ impl<'a> Checker<'a> {
         let Lowered::Service(service) = &self.lowered[id] else { return None };
         let (input, model) = (service.input.clone(), service.model.clone());
         let mut fields = match input {
-            ServiceInput::Stream { name } => self.item_named(&name).and_then(|input| self.output_of(input, span)).map(|output| output.fields).unwrap_or_default(),
+            ServiceInput::Stream { name } => self
+                .item_named(&name)
+                .and_then(|input| self.output_of(input, span))
+                .map(|output| output.fields)
+                .unwrap_or_default(),
             ServiceInput::Http { .. } => Vec::new(),
         };
         let prediction = self.item_named(&model).and_then(|model| match &self.lowered[model] {
@@ -434,17 +534,33 @@ impl<'a> Checker<'a> {
             for item in self.items(value) {
                 if let Some((target, span)) = self.name(item, "the name of a component")
                     && self
-                        .resolve(&target, span, &[ItemKind::Service, ItemKind::Stream, ItemKind::Source, ItemKind::Sink, ItemKind::Batch, ItemKind::Tool], "`target`")
+                        .resolve(
+                            &target,
+                            span,
+                            &[
+                                ItemKind::Service,
+                                ItemKind::Stream,
+                                ItemKind::Source,
+                                ItemKind::Sink,
+                                ItemKind::Batch,
+                                ItemKind::Tool,
+                            ],
+                            "`target`",
+                        )
                         .is_some()
                 {
                     targets.push(target);
                 }
             }
         }
-        let when = self.required(&attributes, "when", "when = p99 > 20 ms for 2 min").and_then(|value| self.condition_of_policy(value));
+        let when = self
+            .required(&attributes, "when", "when = p99 > 20 ms for 2 min")
+            .and_then(|value| self.condition_of_policy(value));
         let action = self.required(&attributes, "then", "then = scale_out").and_then(|value| self.action(value));
         match (when, action) {
-            (Some((condition, sustained)), Some(action)) => Lowered::Policy(Policy { name, targets, condition, sustained, action }),
+            (Some((condition, sustained)), Some(action)) => {
+                Lowered::Policy(Policy { name, targets, condition, sustained, action })
+            }
             _ => Lowered::Nothing,
         }
     }
@@ -457,9 +573,13 @@ impl<'a> Checker<'a> {
                 sustained = self.duration(argument);
             } else {
                 self.report(
-                    Diagnostic::new(Code::SyntaxError, keyword_span, format!("`{}` does not apply to a condition", keyword.word()))
-                        .label("unexpected clause")
-                        .help("write `when = cpu > 85% for 5 min`"),
+                    Diagnostic::new(
+                        Code::SyntaxError,
+                        keyword_span,
+                        format!("`{}` does not apply to a condition", keyword.word()),
+                    )
+                    .label("unexpected clause")
+                    .help("write `when = cpu > 85% for 5 min`"),
                 );
             }
         }
@@ -467,7 +587,10 @@ impl<'a> Checker<'a> {
             ExprKind::Name(word) if word == "slo_missed" => Condition::SloMissed,
             ExprKind::Name(word) if word == "node_lost" => Condition::NodeLost,
             ExprKind::Binary { op, left, right }
-                if matches!(op, BinaryOp::Greater | BinaryOp::GreaterOrEqual | BinaryOp::Less | BinaryOp::LessOrEqual) =>
+                if matches!(
+                    op,
+                    BinaryOp::Greater | BinaryOp::GreaterOrEqual | BinaryOp::Less | BinaryOp::LessOrEqual
+                ) =>
             {
                 let signals: Vec<&str> = SIGNALS.iter().map(|(name, _)| *name).collect();
                 let signal = self.word(left, &signals, "a signal")?;
@@ -480,7 +603,10 @@ impl<'a> Checker<'a> {
                 Condition::Threshold { signal: signal.to_string(), op: *op, threshold }
             }
             _ => {
-                self.wrong_value(base, "a condition: `slo_missed`, `node_lost`, or a signal compared with a threshold such as `cpu > 85%`");
+                self.wrong_value(
+                    base,
+                    "a condition: `slo_missed`, `node_lost`, or a signal compared with a threshold such as `cpu > 85%`",
+                );
                 return None;
             }
         };
@@ -500,14 +626,20 @@ impl<'a> Checker<'a> {
             ("scale_out", []) => Some(Action::ScaleOut),
             ("migrate", []) => Some(Action::Migrate { to: None }),
             ("migrate", [tier]) => self.tier(tier).map(|tier| Action::Migrate { to: Some(tier) }),
-            ("shed_load", [fraction]) => self.fraction(fraction, "the share of load to shed").map(|fraction| Action::ShedLoad { fraction }),
+            ("shed_load", [fraction]) => {
+                self.fraction(fraction, "the share of load to shed").map(|fraction| Action::ShedLoad { fraction })
+            }
             _ => {
                 let help = suggest::did_you_mean(name, ["scale_out", "migrate", "shed_load"])
                     .unwrap_or_else(|| "actions: scale_out, migrate, migrate(TIER), shed_load(FRACTION)".into());
                 self.report(
-                    Diagnostic::new(Code::InvalidChoice, value.span, format!("unknown action `{name}` or wrong arguments"))
-                        .label("not an action")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::InvalidChoice,
+                        value.span,
+                        format!("unknown action `{name}` or wrong arguments"),
+                    )
+                    .label("not an action")
+                    .help(help),
                 );
                 None
             }

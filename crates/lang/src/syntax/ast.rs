@@ -117,7 +117,10 @@ pub struct TypeExpr {
 pub enum TypeKind {
     Named(Ident),
     /// `list<float>`, `optional<string>`
-    Generic { name: Ident, argument: Box<TypeExpr> },
+    Generic {
+        name: Ident,
+        argument: Box<TypeExpr>,
+    },
     /// `string?`
     Optional(Box<TypeExpr>),
 }
@@ -165,32 +168,71 @@ impl ClauseKeyword {
 }
 
 /// Words that cannot be names because expressions give them a meaning.
-pub const RESERVED_WORDS: &[&str] = &["true", "false", "and", "or", "not", "in", "by", "per", "last", "within", "over", "for"];
+pub const RESERVED_WORDS: &[&str] =
+    &["true", "false", "and", "or", "not", "in", "by", "per", "last", "within", "over", "for"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     /// A plain number; `text` is kept as written so formatting does not change it.
-    Number { value: f64, integer: bool, text: String },
+    Number {
+        value: f64,
+        integer: bool,
+        text: String,
+    },
     /// A number with a unit: `4 GiB`, `50/s`, `80%`, `0.34 USD/h`.
-    Quantity { value: f64, integer: bool, text: String, unit: String, unit_span: Span },
+    Quantity {
+        value: f64,
+        integer: bool,
+        text: String,
+        unit: String,
+        unit_span: Span,
+    },
     /// `1 x "nvidia-t4"`
-    Accelerator { count: f64, count_text: String, kind: StringLiteral },
+    Accelerator {
+        count: f64,
+        count_text: String,
+        kind: StringLiteral,
+    },
     String(StringLiteral),
     Bool(bool),
     Name(String),
     /// `counts.vehicles`
-    Member { base: Box<Expr>, member: Ident },
-    Call { function: Ident, arguments: Vec<Expr> },
+    Member {
+        base: Box<Expr>,
+        member: Ident,
+    },
+    Call {
+        function: Ident,
+        arguments: Vec<Expr>,
+    },
     List(Vec<Expr>),
     /// `{ intersection: "5th-main" }`
     Map(Vec<MapEntry>),
     /// `mqtt { topic = "…" }`: a value that is itself configured by a block.
-    Object { kind: Ident, body: Block },
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Object {
+        kind: Ident,
+        body: Block,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     /// `4..16`
-    Range { start: Box<Expr>, end: Box<Expr> },
-    Clause { base: Box<Expr>, keyword: ClauseKeyword, keyword_span: Span, argument: Box<Expr> },
+    Range {
+        start: Box<Expr>,
+        end: Box<Expr>,
+    },
+    Clause {
+        base: Box<Expr>,
+        keyword: ClauseKeyword,
+        keyword_span: Span,
+        argument: Box<Expr>,
+    },
     /// Stands in for an expression that did not parse; already reported.
     Error,
 }

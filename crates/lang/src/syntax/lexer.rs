@@ -144,9 +144,13 @@ pub fn lex(file: FileId, text: &str) -> (Vec<Token>, Vec<Diagnostic>) {
                     None => {
                         position = bytes.len();
                         diagnostics.push(
-                            Diagnostic::new(Code::UnterminatedString, Span::new(file, start, start + 3), "unterminated multi-line string")
-                                .label("this `\"\"\"` is never closed")
-                                .help("close the string with `\"\"\"`"),
+                            Diagnostic::new(
+                                Code::UnterminatedString,
+                                Span::new(file, start, start + 3),
+                                "unterminated multi-line string",
+                            )
+                            .label("this `\"\"\"` is never closed")
+                            .help("close the string with `\"\"\"`"),
                         );
                     }
                 }
@@ -169,9 +173,13 @@ pub fn lex(file: FileId, text: &str) -> (Vec<Token>, Vec<Diagnostic>) {
                 }
                 if !closed {
                     diagnostics.push(
-                        Diagnostic::new(Code::UnterminatedString, Span::new(file, start, start + 1), "unterminated string")
-                            .label("this string has no closing `\"` on its line")
-                            .help("add the closing `\"`; for text over several lines use `\"\"\"…\"\"\"`"),
+                        Diagnostic::new(
+                            Code::UnterminatedString,
+                            Span::new(file, start, start + 1),
+                            "unterminated string",
+                        )
+                        .label("this string has no closing `\"` on its line")
+                        .help("add the closing `\"`; for text over several lines use `\"\"\"…\"\"\"`"),
                     );
                 }
                 TokenKind::String
@@ -286,7 +294,8 @@ fn punctuation(rest: &[u8]) -> (TokenKind, usize) {
 /// Decodes the escapes of a one-line string token (quotes included). Returns the value and, for each bad
 /// escape, its byte range relative to the token.
 pub fn decode_string(token_text: &str) -> (String, Vec<(usize, usize)>) {
-    let inner_end = if token_text.len() >= 2 && token_text.ends_with('"') { token_text.len() - 1 } else { token_text.len() };
+    let inner_end =
+        if token_text.len() >= 2 && token_text.ends_with('"') { token_text.len() - 1 } else { token_text.len() };
     let inner = &token_text[1.min(token_text.len())..inner_end.max(1)];
     let mut value = String::with_capacity(inner.len());
     let mut bad = Vec::new();
@@ -343,7 +352,8 @@ mod tests {
     fn lexing_is_lossless() {
         let text = "node a { cpu = 4  memory = 4 GiB } # hi\nx = \"a\\\"b\" 1..2 \"\"\"\nSELECT\n\"\"\" @@ é";
         let (tokens, _) = lex(FileId(0), text);
-        let joined: String = tokens.iter().map(|token| &text[token.span.start as usize..token.span.end as usize]).collect();
+        let joined: String =
+            tokens.iter().map(|token| &text[token.span.start as usize..token.span.end as usize]).collect();
         assert_eq!(joined, text);
     }
 

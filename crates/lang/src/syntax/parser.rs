@@ -119,7 +119,13 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn error(&mut self, span: Span, message: impl Into<String>, label: impl Into<String>, help: Option<String>) -> Stop {
+    fn error(
+        &mut self,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<String>,
+    ) -> Stop {
         let diagnostic = Diagnostic::new(Code::SyntaxError, span, message).label(label).maybe_help(help);
         self.diagnostics.push(diagnostic);
         Stop
@@ -177,7 +183,12 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 self.bump();
-                self.error(token.span, "unmatched `}`", "no `{` opens this", Some("remove it, or add the missing `{`".into()));
+                self.error(
+                    token.span,
+                    "unmatched `}`",
+                    "no `{` opens this",
+                    Some("remove it, or add the missing `{`".into()),
+                );
                 continue;
             }
             let start = self.position;
@@ -195,7 +206,8 @@ impl<'a> Parser<'a> {
         let mut depth = 0usize;
         if self.position == statement_start && self.peek().is_some() && !self.at(TokenKind::RightBrace) {
             let token = self.bump();
-            depth = usize::from(matches!(token.kind, TokenKind::LeftBrace | TokenKind::LeftBracket | TokenKind::LeftParen));
+            depth =
+                usize::from(matches!(token.kind, TokenKind::LeftBrace | TokenKind::LeftBracket | TokenKind::LeftParen));
         }
         while let Some(token) = self.peek() {
             match token.kind {
@@ -225,10 +237,21 @@ impl<'a> Parser<'a> {
         if !self.at(TokenKind::Ident) {
             let help = match self.peek_kind() {
                 Some(TokenKind::String) => Some("a statement starts with a name, as in `name = value`".to_string()),
-                Some(TokenKind::Slash) if self.peek_kind_at(1) == Some(TokenKind::Slash) => Some("comments start with `#`".to_string()),
+                Some(TokenKind::Slash) if self.peek_kind_at(1) == Some(TokenKind::Slash) => {
+                    Some("comments start with `#`".to_string())
+                }
                 _ => None,
             };
             return Err(self.expected("a statement (a name such as `cpu = 4` or `node edge1 { … }`)", help));
+        }
+        if let Some(word) = self.peek_word().filter(|word| RESERVED_WORDS.contains(word)) {
+            let span = self.here();
+            return Err(self.error(
+                span,
+                format!("`{word}` is a reserved word and cannot start a statement"),
+                "expected a name",
+                Some(format!("reserved words are: {}", RESERVED_WORDS.join(", "))),
+            ));
         }
         match self.peek_kind_at(1) {
             Some(TokenKind::Equals) => {
@@ -284,6 +307,7 @@ impl<'a> Parser<'a> {
     }
 
     fn section(&mut self) -> ParseResult<Statement> {
+        let keyword_index = self.position;
         let keyword_token = self.peek().expect("section starts at a name");
         let keyword = self.ident("a name")?;
         let mut header = Vec::new();
@@ -319,8 +343,9 @@ impl<'a> Parser<'a> {
                 };
                 return Err(self.expected("`{` or the end of the line", help));
             }
-            let alone_on_line =
-                keyword_token.newline_before || self.position_before(&keyword).is_some_and(|kind| kind == TokenKind::LeftBrace);
+            let after_brace =
+                keyword_index.checked_sub(1).is_some_and(|previous| self.tokens[previous].kind == TokenKind::LeftBrace);
+            let alone_on_line = keyword_token.newline_before || after_brace;
             if header.is_empty() && !alone_on_line {
                 let span = keyword.span;
                 return Err(self.error(
@@ -331,15 +356,13 @@ impl<'a> Parser<'a> {
                 ));
             }
         }
-        let end = body.as_ref().map(|block| block.span).or_else(|| header.last().map(HeaderPart::span)).unwrap_or(keyword.span);
+        let end = body
+            .as_ref()
+            .map(|block| block.span)
+            .or_else(|| header.last().map(HeaderPart::span))
+            .unwrap_or(keyword.span);
         let span = keyword.span.to(end);
         Ok(Statement { kind: StatementKind::Section(Section { keyword, header, body }), span })
-    }
-
-    /// The kind of the token just before `ident`, if any.
-    fn position_before(&self, ident: &Ident) -> Option<TokenKind> {
-        let index = self.tokens.iter().position(|token| token.span == ident.span)?;
-        index.checked_sub(1).map(|previous| self.tokens[previous].kind)
     }
 
     fn block(&mut self) -> ParseResult<Block> {
@@ -367,7 +390,8 @@ impl<'a> Parser<'a> {
         let mut data_type = if self.at(TokenKind::Less) {
             self.bump();
             let argument = self.type_expr()?;
-            let close = self.expect(TokenKind::Greater, Some(format!("close the type with `>`, as in `{}<int>`", name.text)))?;
+            let close =
+                self.expect(TokenKind::Greater, Some(format!("close the type with `>`, as in `{}<int>`", name.text)))?;
             let span = name.span.to(close.span);
             TypeExpr { kind: TypeKind::Generic { name, argument: Box::new(argument) }, span }
         } else {
@@ -393,7 +417,10 @@ impl<'a> Parser<'a> {
             let keyword_span = self.bump().span;
             let argument = self.range()?;
             let span = expr.span.to(argument.span);
-            expr = Expr { kind: ExprKind::Clause { base: Box::new(expr), keyword, keyword_span, argument: Box::new(argument) }, span };
+            expr = Expr {
+                kind: ExprKind::Clause { base: Box::new(expr), keyword, keyword_span, argument: Box::new(argument) },
+                span,
+            };
         }
         self.leave();
         Ok(expr)
@@ -691,7 +718,10 @@ impl<'a> Parser<'a> {
         {
             self.bump();
             let span = number_span.to(next.span);
-            return Ok(Expr { kind: ExprKind::Quantity { value, integer, text, unit: "%".into(), unit_span: next.span }, span });
+            return Ok(Expr {
+                kind: ExprKind::Quantity { value, integer, text, unit: "%".into(), unit_span: next.span },
+                span,
+            });
         }
         // `50/s`: a rate.
         if self.at(TokenKind::Slash)
@@ -703,7 +733,10 @@ impl<'a> Parser<'a> {
             let unit_token = self.bump();
             let unit = format!("/{}", self.text_of(unit_token.span));
             let unit_span = slash.span.to(unit_token.span);
-            return Ok(Expr { kind: ExprKind::Quantity { value, integer, text, unit, unit_span }, span: number_span.to(unit_span) });
+            return Ok(Expr {
+                kind: ExprKind::Quantity { value, integer, text, unit, unit_span },
+                span: number_span.to(unit_span),
+            });
         }
         // `4 GiB`, `100 Mbit/s`, `1 x "nvidia-t4"`: a name right after the number, on its line.
         if let Some(next) = self.peek()
@@ -748,7 +781,10 @@ impl<'a> Parser<'a> {
                     unit = format!("{unit}/{}", self.text_of(per.span));
                     unit_span = unit_span.to(per.span);
                 }
-                return Ok(Expr { kind: ExprKind::Quantity { value, integer, text, unit, unit_span }, span: number_span.to(unit_span) });
+                return Ok(Expr {
+                    kind: ExprKind::Quantity { value, integer, text, unit, unit_span },
+                    span: number_span.to(unit_span),
+                });
             }
         }
         Ok(Expr { kind: ExprKind::Number { value, integer, text }, span: number_span })
@@ -829,7 +865,9 @@ mod tests {
         let StatementKind::Section(section) = &file.statements[0].kind else { panic!() };
         // The bad attribute is kept with an error value, so nobody reports `cpu` as missing.
         assert_eq!(section.statements().len(), 2);
-        assert!(matches!(&section.statements()[0].kind, StatementKind::Attribute { value, .. } if value.kind == ExprKind::Error));
+        assert!(
+            matches!(&section.statements()[0].kind, StatementKind::Attribute { value, .. } if value.kind == ExprKind::Error)
+        );
     }
 
     #[test]

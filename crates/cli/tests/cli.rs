@@ -1,0 +1,166 @@
+//! End-to-end tests of the `stratum` binary as a user runs it: exit codes, output formats, colour rules.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn stratum(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(arguments)
+        .current_dir(repository())
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("the stratum binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A scratch file under cargo's per-test temporary folder.
+fn scratch(name: &str, contents: &[u8]) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+const TRAFFIC: &str = "examples/traffic/traffic.stratum";
+
+#[test]
+fn checking_the_traffic_example_prints_a_summary() {
+    let output = stratum(&["check", TRAFFIC]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("app `traffic` (Smart traffic management)"), "{stdout}");
+    for count in ["3 nodes", "2 sources", "4 streams", "1 model", "1 service"] {
+        assert!(stdout.contains(count), "missing `{count}` in {stdout}");
+    }
+    assert!(stdout.contains("no problems found"));
+}
+
+#[test]
+fn errors_exit_with_one_and_say_what_to_fix() {
+    let traffic = std::fs::read_to_string(repository().join(TRAFFIC)).unwrap();
+    let broken = traffic.replace("from = detections\n  where", "from = detection\n  where");
+    let path = scratch("broken_traffic.stratum", broken.as_bytes());
+    std::fs::copy(repository().join("examples/traffic/shared.stratum"), path.with_file_name("shared.stratum")).unwrap();
+    let output = stratum(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("error[E0102]: unknown name `detection`"), "{stderr}");
+    assert!(stderr.contains("did you mean `detections`?"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "no colour when not on a terminal");
+}
+
+#[test]
+fn json_output_has_one_object_per_diagnostic() {
+    let path = scratch("json_case.stratum", b"app demo\nnode a { tier = egde  cpu = 4  memory = 4 }\n");
+    let output = stratum(&["check", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["errors"], 2);
+    let diagnostics = report["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 2);
+    let first = &diagnostics[0];
+    assert_eq!(first["code"], "E0205");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["line"], 2);
+    assert_eq!(first["column"], 17);
+    assert_eq!(first["byte_start"], 25);
+    assert_eq!(first["byte_end"], 29);
+    assert_eq!(first["help"], "did you mean `edge`?");
+    assert!(first["labels"].is_array() && first["message"].is_string() && first["file"].is_string());
+}
+
+#[test]
+fn emit_ir_prints_the_versioned_model() {
+    let output = stratum(&["check", TRAFFIC, "--emit", "ir"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let ir: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(ir["ir_version"], 1);
+    assert_eq!(ir["name"], "traffic");
+    let counts = ir["streams"].as_array().unwrap().iter().find(|stream| stream["name"] == "counts").unwrap();
+    let fields: Vec<&str> =
+        counts["fields"].as_array().unwrap().iter().map(|field| field["name"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["camera", "window_start", "window_end", "vehicles", "avg_speed", "p95_speed", "speeding"]);
+}
+
+#[test]
+fn explain_schema_shows_an_inferred_schema() {
+    let output = stratum(&["check", TRAFFIC, "--explain-schema", "counts"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        text(&output.stdout).trim(),
+        "counts { camera: string, window_start: timestamp, window_end: timestamp, vehicles: int, avg_speed: float, p95_speed: float, speeding: int }"
+    );
+    let missing = stratum(&["check", TRAFFIC, "--explain-schema", "nothing"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn every_code_can_be_explained() {
+    let list = stratum(&["explain"]);
+    assert_eq!(list.status.code(), Some(0));
+    let listing = text(&list.stdout);
+    let codes: Vec<&str> = listing.lines().map(|line| line.split_whitespace().next().unwrap()).collect();
+    assert!(codes.len() >= 40);
+    for code in codes {
+        let output = stratum(&["explain", code]);
+        assert_eq!(output.status.code(), Some(0), "{code}");
+        let explanation = text(&output.stdout);
+        assert!(explanation.contains("Wrong:") && explanation.contains("Right:"), "{explanation}");
+    }
+    assert_eq!(stratum(&["explain", "E9999"]).status.code(), Some(1));
+    let json = stratum(&["explain", "e0102", "--format", "json"]);
+    let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(parsed["code"], "E0102");
+}
+
+#[test]
+fn fmt_checks_and_rewrites_files() {
+    let formatted = stratum(&["fmt", "--check", TRAFFIC]);
+    assert_eq!(formatted.status.code(), Some(0), "{}", text(&formatted.stdout));
+    let path = scratch("unformatted.stratum", b"app demo\nnode a {tier=edge cpu=4 memory=4 GiB} # comment\n");
+    let check = stratum(&["fmt", "--check", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(text(&check.stdout).contains("would reformat"));
+    let rewrite = stratum(&["fmt", path.to_str().unwrap()]);
+    assert_eq!(rewrite.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "app demo\nnode a {\n  tier = edge\n  cpu = 4\n  memory = 4 GiB\n}  # comment\n"
+    );
+    let broken = scratch("unparsable.stratum", b"node a { cpu = = 4 }\n");
+    assert_eq!(stratum(&["fmt", broken.to_str().unwrap()]).status.code(), Some(1));
+}
+
+#[test]
+fn user_mistakes_exit_with_one_not_a_crash() {
+    let missing = stratum(&["check", "no/such/file.stratum"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("cannot read `no/such/file.stratum`"));
+    assert_eq!(stratum(&["chekc"]).status.code(), Some(1));
+    assert_eq!(stratum(&["check"]).status.code(), Some(1));
+    let garbage: Vec<u8> = (0..4096u32).map(|index| (index.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let path = scratch("garbage.stratum", &garbage);
+    let output = stratum(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert_eq!(stratum(&["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn colour_only_when_asked_and_never_with_no_color() {
+    let path = scratch("colour.stratum", b"app demo\nnode a { tier = edge  cpu = 4  memory = 4 }\n");
+    let forced = stratum(&["--color", "always", "check", path.to_str().unwrap()]);
+    assert!(text(&forced.stderr).contains("\x1b["));
+    let auto = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["check", path.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!text(&auto.stderr).contains('\x1b'));
+}

@@ -1,0 +1,171 @@
+//! Property tests: no input makes the front end panic; formatting is idempotent and preserves meaning
+//! (a formatted file lowers to the same IR, with the same diagnostics).
+
+use proptest::prelude::*;
+use stratum_lang::format::format;
+
+/// Realistic files to mutate, so generated inputs reach deep into the checker rather than failing at once.
+const SEEDS: &[&str] = &[
+    include_str!("../test_data/ok/streams.stratum"),
+    include_str!("../test_data/ok/machine_learning.stratum"),
+    include_str!("../test_data/ok/serving.stratum"),
+    include_str!("../test_data/ok/units.stratum"),
+    include_str!("../test_data/ok/minimal.stratum"),
+    include_str!("../test_data/err/several_errors_at_once.stratum"),
+];
+
+/// Fragments of the language's surface, for token-soup inputs.
+const FRAGMENTS: &[&str] = &[
+    "node",
+    "source",
+    "stream",
+    "schema",
+    "model",
+    "service",
+    "app",
+    "a",
+    "b",
+    "x",
+    " ",
+    "  ",
+    "\n",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "=",
+    "==",
+    ":",
+    ",",
+    ".",
+    "..",
+    "->",
+    "<=",
+    ">",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "?",
+    "4",
+    "0.5",
+    "1e3",
+    "GiB",
+    "ms",
+    "/s",
+    "by",
+    "per",
+    "not",
+    "in",
+    "and",
+    "\"s\"",
+    "\"\"\"q\"\"\"",
+    "# c\n",
+    "x \"t4\"",
+    "tier",
+    "edge",
+    "fog",
+    "from",
+    "window",
+    "select",
+    "tumbling(1 min)",
+    "count()",
+    "private",
+    "list<int>",
+    "\"unterminated",
+    "\\",
+    "\u{0}",
+    "é",
+];
+
+fn mutated_seed() -> impl Strategy<Value = String> {
+    (0..SEEDS.len(), any::<usize>(), 0usize..400, prop::sample::select(FRAGMENTS), any::<bool>()).prop_map(
+        |(seed, position, length, fragment, delete)| {
+            let text = SEEDS[seed];
+            let mut start = position % (text.len() + 1);
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            let mut end = (start + length).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let replacement = if delete { "" } else { fragment };
+            format!("{}{}{}", &text[..start], replacement, &text[end..])
+        },
+    )
+}
+
+fn token_soup() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(FRAGMENTS), 0..120).prop_map(|parts| parts.concat())
+}
+
+/// What a check means, independent of layout: the IR and the diagnostics without their positions.
+fn meaning(text: &str) -> (String, Vec<(String, String)>) {
+    let checked = stratum_lang::check_text("property.stratum", text);
+    let ir = serde_json::to_string(&checked.application).unwrap();
+    let mut diagnostics: Vec<(String, String)> = checked
+        .diagnostics
+        .iter()
+        .map(|diagnostic| (diagnostic.code.as_str().to_string(), diagnostic.message.clone()))
+        .collect();
+    diagnostics.sort();
+    (ir, diagnostics)
+}
+
+fn assert_format_properties(text: &str) -> Result<(), TestCaseError> {
+    if let Ok(formatted) = format(text) {
+        let again = format(&formatted);
+        prop_assert!(again.is_ok(), "formatted output does not parse:\n{formatted}");
+        prop_assert_eq!(again.unwrap(), formatted.clone(), "formatting is not idempotent");
+        prop_assert_eq!(meaning(text), meaning(&formatted), "formatting changed the meaning of:\n{}", text);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
+        let checked = stratum_lang::check("bytes.stratum", &bytes, &stratum_lang::NoImports);
+        for diagnostic in &checked.diagnostics {
+            let _ = stratum_lang::render(diagnostic, &checked.sources, false);
+        }
+    }
+
+    #[test]
+    fn token_soup_never_panics_and_formats_faithfully(text in token_soup()) {
+        let _ = meaning(&text);
+        assert_format_properties(&text)?;
+    }
+
+    #[test]
+    fn mutated_files_never_panic_and_format_faithfully(text in mutated_seed()) {
+        let _ = meaning(&text);
+        assert_format_properties(&text)?;
+    }
+}
+
+#[test]
+fn seeds_format_faithfully() {
+    for seed in SEEDS {
+        assert_format_properties(seed).unwrap();
+    }
+}
+
+#[test]
+fn pathological_inputs_are_errors_not_crashes() {
+    let long_line = "x".repeat(1 << 20);
+    let deep_braces = format!("node a {}{}", "{ b ".repeat(50_000), "}".repeat(50_000));
+    let deep_not = format!("stream s {{ from = a  where = {}true }}", "not ".repeat(100_000));
+    let deep_minus = format!("x = {}1", "-".repeat(100_000));
+    let nul_bytes = "\0".repeat(1000);
+    for input in [long_line, deep_braces, deep_not, deep_minus, nul_bytes] {
+        let checked = stratum_lang::check_text("pathological.stratum", &input);
+        assert!(checked.has_errors(), "expected errors for input starting {:?}", &input[..40.min(input.len())]);
+    }
+}
