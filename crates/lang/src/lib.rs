@@ -17,6 +17,16 @@ pub use codes::Code;
 pub use diagnostic::{Diagnostic, Severity, render};
 pub use source::{NoImports, SourceLoader, SourceMap};
 
+/// The algorithms a `model` may list as candidates (docs/language.md documents each).
+pub fn algorithm_names() -> impl Iterator<Item = &'static str> {
+    check::algorithm_names()
+}
+
+/// The functions expressions may call (docs/language.md documents each).
+pub fn function_names() -> impl Iterator<Item = &'static str> {
+    check::function_names()
+}
+
 /// Checks one file that imports nothing (tests, benchmarks, editors).
 pub fn check_text(name: &str, text: &str) -> Checked {
     check(name, text.as_bytes(), &NoImports)

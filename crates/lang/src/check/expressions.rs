@@ -61,7 +61,7 @@ const SCALARS: &[&str] = &[
 ];
 
 /// Every function an expression may call, for suggestions and docs.
-pub(crate) fn function_names() -> impl Iterator<Item = &'static str> {
+pub fn function_names() -> impl Iterator<Item = &'static str> {
     AGGREGATES.iter().chain(SCALARS.iter()).copied().chain(["predict"])
 }
 

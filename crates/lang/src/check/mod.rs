@@ -12,6 +12,9 @@ mod infrastructure;
 mod ml;
 mod operations;
 
+pub use expressions::function_names;
+pub use ml::algorithm_names;
+
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, SourceLoader, SourceMap, Span};
