@@ -435,6 +435,10 @@ pub enum SinkKind {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         partition_by: Vec<String>,
     },
+    /// Appends to a declared dataset, whose schema the records must match.
+    Dataset {
+        into: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

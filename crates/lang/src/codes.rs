@@ -429,8 +429,8 @@ impl Code {
             ),
             Code::DatasetWithoutData => (
                 "a dataset that nothing fills",
-                "A dataset needs a `path` to existing data, or a batch that writes `into` it; otherwise the models \
-                 and batches that read it find it empty.",
+                "A dataset needs a `path` to existing data, or a batch or sink that writes `into` it; otherwise the \
+                 models and batches that read it find it empty.",
                 "schema Row { x: float }\ndataset rows { schema = Row }\n",
                 "schema Row { x: float }\ndataset rows { schema = Row  path = \"rows.csv\" }\n",
             ),

@@ -37,12 +37,13 @@ const TOPIC_SINK: Spec = &[("topic", Shape::Value)];
 const NATS_SINK: Spec = &[("subject", Shape::Value)];
 const HTTP_SINK: Spec = &[("url", Shape::Value)];
 const FILE_SINK: Spec = &[("path", Shape::Value), ("partition_by", Shape::Value)];
+const DATASET_SINK: Spec = &[("into", Shape::Value)];
 const DATASET: Spec =
     &[("schema", Shape::Value), ("path", Shape::Value), ("format", Shape::Value), ("rows", Shape::Value)];
 const BATCH: Spec = &[("every", Shape::Value), ("cron", Shape::Value), ("query", Shape::Value), ("into", Shape::Value)];
 
 pub(crate) const SOURCE_KINDS: &[&str] = &["mqtt", "nats", "kafka", "http", "file", "generator"];
-pub(crate) const SINK_KINDS: &[&str] = &["mqtt", "nats", "kafka", "http", "parquet", "csv", "jsonl"];
+pub(crate) const SINK_KINDS: &[&str] = &["mqtt", "nats", "kafka", "http", "parquet", "csv", "jsonl", "dataset"];
 
 /// Fields every windowed stream adds to its output.
 const WINDOW_FIELDS: &[&str] = &["window_start", "window_end"];
@@ -827,6 +828,7 @@ impl<'a> Checker<'a> {
             "mqtt" | "kafka" => TOPIC_SINK,
             "nats" => NATS_SINK,
             "http" => HTTP_SINK,
+            "dataset" => DATASET_SINK,
             _ => FILE_SINK,
         };
         let attributes = self.attributes(
@@ -878,6 +880,14 @@ impl<'a> Checker<'a> {
             "kafka" => SinkKind::Kafka { topic: text(self, "topic", "topic = \"results\"")? },
             "nats" => SinkKind::Nats { subject: text(self, "subject", "subject = \"results\"")? },
             "http" => SinkKind::Http { url: text(self, "url", "url = \"https://example.com/hook\"")? },
+            "dataset" => {
+                let value = self.required(attributes, "into", "into = my_dataset")?;
+                let (target, span) = self.name(value, "the name of a dataset")?;
+                let id = self.resolve(&target, span, &[ItemKind::Dataset], "`into`")?;
+                let dataset_fields = self.output_of(id, span)?.fields;
+                self.check_fits_dataset(&dataset_fields, fields, input, &target, span);
+                SinkKind::Dataset { into: target }
+            }
             format => {
                 let path = text(self, "path", "path = \"data/history\"")?;
                 let partition_by = match attributes.value("partition_by") {
@@ -887,6 +897,42 @@ impl<'a> Checker<'a> {
                 SinkKind::File { path, format: FileFormat::from_name(format)?, partition_by }
             }
         })
+    }
+
+    /// Reports the columns of a dataset that the records written into it lack, or carry with another type.
+    fn check_fits_dataset(&mut self, columns: &[Field], fields: &[Field], input: &str, dataset: &str, span: Span) {
+        for column in columns {
+            match find_field(fields, &column.name) {
+                Some(field) if field.data_type.fits(&column.data_type) => {}
+                Some(field) => self.report(
+                    Diagnostic::new(
+                        Code::MismatchedTypes,
+                        span,
+                        format!(
+                            "dataset `{dataset}` stores `{}` as {}, but `{input}` has {}",
+                            column.name, column.data_type, field.data_type
+                        ),
+                    )
+                    .label("types differ")
+                    .help("convert the field in a stream's `select`, or change the dataset's schema"),
+                ),
+                None => {
+                    let names: Vec<&str> = fields.iter().map(|field| field.name.as_str()).collect();
+                    let help = suggest::did_you_mean(&column.name, names.iter().copied())
+                        .map(|suggestion| format!("{suggestion} (rename it in a stream's `select`)"))
+                        .unwrap_or_else(|| format!("compute `{}` in a stream's `select`", column.name));
+                    self.report(
+                        Diagnostic::new(
+                            Code::UnknownField,
+                            span,
+                            format!("dataset `{dataset}` needs a field `{}` that `{input}` lacks", column.name),
+                        )
+                        .label(format!("`{input}` has: {}", names.join(", ")))
+                        .help(help),
+                    );
+                }
+            }
+        }
     }
 
     /// Checks the `{field}` placeholders of a topic template against the fields that will fill them.

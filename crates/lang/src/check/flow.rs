@@ -1,10 +1,10 @@
 //! Whole-application dataflow checks that need every item lowered: sources nothing reads, streams whose
-//! output goes nowhere, datasets that nothing fills.
+//! output goes nowhere, datasets that nothing fills (no path, no batch and no sink writes into them).
 
 use super::{Checker, ItemKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
-use stratum_core::ir::Application;
+use stratum_core::ir::{Application, SinkKind};
 
 impl<'a> Checker<'a> {
     pub(super) fn flow_checks(&mut self, application: &Application) {
@@ -33,7 +33,11 @@ impl<'a> Checker<'a> {
                 ItemKind::Dataset => {
                     let has_path =
                         application.datasets.iter().any(|dataset| dataset.name == item.name && dataset.path.is_some());
-                    let written = application.batches.iter().any(|batch| batch.into == item.name);
+                    let written = application.batches.iter().any(|batch| batch.into == item.name)
+                        || application
+                            .sinks
+                            .iter()
+                            .any(|sink| matches!(&sink.kind, SinkKind::Dataset { into } if *into == item.name));
                     (!has_path && !written).then(|| {
                         Diagnostic::new(
                             Code::DatasetWithoutData,

@@ -148,6 +148,7 @@ impl<'a> Checker<'a> {
                                 "mqtt" | "kafka" => &[("topic", Shape::Value)],
                                 "nats" => &[("subject", Shape::Value)],
                                 "http" => &[("url", Shape::Value)],
+                                "dataset" => &[("into", Shape::Value)],
                                 _ => &[("path", Shape::Value), ("partition_by", Shape::Value)],
                             };
                             let output_attributes = self.attributes(
