@@ -59,24 +59,12 @@ impl Formatter<'_> {
 
     /// Prints statements of one block (or the file) at `level`, with the comments between `start` and `end`.
     fn statements(&mut self, statements: &[Statement], start: u32, end: u32, level: usize) {
+        // Where the last printed element ended in the original text (None before the first), for blank lines.
         let mut previous_end: Option<u32> = None;
         let mut cursor = start;
         for (index, statement) in statements.iter().enumerate() {
             let next_start = statements.get(index + 1).map(|next| next.span.start as usize).unwrap_or(usize::MAX);
-            while let Some(comment) =
-                self.comments.get(self.next_comment).copied().filter(|comment| comment.start < statement.span.start)
-            {
-                self.next_comment += 1;
-                if previous_end.is_some() && self.blank_between(cursor, comment.start) {
-                    self.out.push('\n');
-                }
-                self.indent(level);
-                let text = self.comment_text(comment).to_string();
-                self.out.push_str(&text);
-                self.out.push('\n');
-                previous_end = Some(comment.end);
-                cursor = comment.end;
-            }
+            self.comment_lines_before(statement.span.start, level, &mut previous_end, &mut cursor);
             if previous_end.is_some() && self.blank_between(cursor, statement.span.start) {
                 self.out.push('\n');
             }
@@ -87,45 +75,48 @@ impl Formatter<'_> {
                 .find('\n')
                 .map(|offset| statement.span.end as usize + offset)
                 .unwrap_or(self.text.len());
+            let limit = line_end.min(next_start).min(end as usize);
             let mut trailing = Vec::new();
-            while let Some(comment) = self
-                .comments
-                .get(self.next_comment)
-                .copied()
-                .filter(|comment| (comment.start as usize) < line_end.min(next_start).min(end as usize))
-            {
-                self.next_comment += 1;
+            while let Some(comment) = self.next_comment_before(limit as u32) {
                 trailing.push(comment);
             }
-            if let Some((last, inner)) = trailing.split_last() {
-                let mut texts: Vec<String> =
-                    inner.iter().map(|comment| self.comment_text(*comment).to_string()).collect();
-                texts.push(self.comment_text(*last).to_string());
-                self.out.push_str("  ");
-                self.out.push_str(&texts.remove(0));
-                for text in texts {
+            for (position, comment) in trailing.iter().enumerate() {
+                if position == 0 {
+                    self.out.push_str("  ");
+                } else {
                     self.out.push('\n');
                     self.indent(level);
-                    self.out.push_str(&text);
                 }
-                cursor = last.end;
-            } else {
-                cursor = statement.span.end;
+                let text = self.comment_text(*comment).to_string();
+                self.out.push_str(&text);
             }
+            cursor = trailing.last().map(|comment| comment.end).unwrap_or(statement.span.end);
             self.out.push('\n');
             previous_end = Some(cursor);
         }
-        while let Some(comment) = self.comments.get(self.next_comment).copied().filter(|comment| comment.start < end) {
-            self.next_comment += 1;
-            if previous_end.is_some() && self.blank_between(cursor, comment.start) {
+        self.comment_lines_before(end, level, &mut previous_end, &mut cursor);
+    }
+
+    /// Takes the next comment if it starts before `limit`.
+    fn next_comment_before(&mut self, limit: u32) -> Option<Span> {
+        let comment = self.comments.get(self.next_comment).copied().filter(|comment| comment.start < limit)?;
+        self.next_comment += 1;
+        Some(comment)
+    }
+
+    /// Prints, each on its own line, the comments that start before `limit`, keeping one blank line where the
+    /// original had any.
+    fn comment_lines_before(&mut self, limit: u32, level: usize, previous_end: &mut Option<u32>, cursor: &mut u32) {
+        while let Some(comment) = self.next_comment_before(limit) {
+            if previous_end.is_some() && self.blank_between(*cursor, comment.start) {
                 self.out.push('\n');
             }
             self.indent(level);
             let text = self.comment_text(comment).to_string();
             self.out.push_str(&text);
             self.out.push('\n');
-            previous_end = Some(comment.end);
-            cursor = comment.end;
+            *previous_end = Some(comment.end);
+            *cursor = comment.end;
         }
     }
 
@@ -148,7 +139,7 @@ impl Formatter<'_> {
             StatementKind::Bound { name, op, value, .. } => {
                 self.out.push_str(&name.text);
                 self.out.push(' ');
-                self.out.push_str(binary_symbol(*op));
+                self.out.push_str(op.symbol());
                 self.out.push(' ');
                 self.expr(value, 0, level);
             }
@@ -334,7 +325,7 @@ impl Formatter<'_> {
                 let comparison = own == COMPARISON;
                 self.expr(left, if comparison { own + 1 } else { own }, level);
                 self.out.push(' ');
-                self.out.push_str(binary_symbol(*op));
+                self.out.push_str(op.symbol());
                 self.out.push(' ');
                 self.expr(right, own + 1, level);
             }
@@ -397,24 +388,6 @@ fn precedence(expr: &Expr) -> u8 {
         ExprKind::Unary { op: UnaryOp::Not, .. } => NOT,
         ExprKind::Unary { op: UnaryOp::Negate, .. } => UNARY,
         _ => POSTFIX,
-    }
-}
-
-fn binary_symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Subtract => "-",
-        BinaryOp::Multiply => "*",
-        BinaryOp::Divide => "/",
-        BinaryOp::Equal => "==",
-        BinaryOp::NotEqual => "!=",
-        BinaryOp::Less => "<",
-        BinaryOp::LessOrEqual => "<=",
-        BinaryOp::Greater => ">",
-        BinaryOp::GreaterOrEqual => ">=",
-        BinaryOp::And => "and",
-        BinaryOp::Or => "or",
-        BinaryOp::In => "in",
     }
 }
 

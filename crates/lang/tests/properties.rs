@@ -1,5 +1,5 @@
 //! Property tests: no input makes the front end panic; formatting is idempotent and preserves meaning
-//! (a formatted file lowers to the same IR, with the same diagnostics).
+//! (a formatted file lowers to the same IR, with the same diagnostics) and keeps every comment in order.
 
 use proptest::prelude::*;
 use stratum_lang::format::format;
@@ -116,8 +116,19 @@ fn meaning(text: &str) -> (String, Vec<(String, String)>) {
     (ir, diagnostics)
 }
 
+/// The comments of a text, in order.
+fn comments(text: &str) -> Vec<String> {
+    let (tokens, _) = stratum_lang::syntax::lexer::lex(stratum_lang::source::FileId(0), text);
+    tokens
+        .iter()
+        .filter(|token| token.kind == stratum_lang::syntax::lexer::TokenKind::Comment)
+        .map(|token| text[token.span.start as usize..token.span.end as usize].trim_end().to_string())
+        .collect()
+}
+
 fn assert_format_properties(text: &str) -> Result<(), TestCaseError> {
     if let Ok(formatted) = format(text) {
+        prop_assert_eq!(comments(text), comments(&formatted), "formatting lost or reordered a comment");
         let again = format(&formatted);
         prop_assert!(again.is_ok(), "formatted output does not parse:\n{formatted}");
         prop_assert_eq!(again.unwrap(), formatted.clone(), "formatting is not idempotent");

@@ -6,7 +6,7 @@ use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 use crate::suggest;
-use crate::syntax::ast::{Expr, ExprKind, Section, Statement, StatementKind};
+use crate::syntax::ast::{ClauseKeyword, Expr, ExprKind, Section, Statement, StatementKind};
 use std::collections::BTreeMap;
 use stratum_core::units::{self, Dimension, Unit};
 
@@ -191,6 +191,15 @@ impl<'a> Checker<'a> {
             );
         }
         value
+    }
+
+    /// Reports a clause (`by`, `per`, `within` …) that the value it follows does not take.
+    pub fn unexpected_clause(&mut self, keyword: ClauseKeyword, span: Span, what: &str, example: &str) {
+        self.report(
+            Diagnostic::new(Code::SyntaxError, span, format!("`{}` does not apply to {what}", keyword.word()))
+                .label("unexpected clause")
+                .help(example.to_string()),
+        );
     }
 
     pub fn wrong_value(&mut self, expr: &Expr, expected: &str) {

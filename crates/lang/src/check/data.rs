@@ -340,14 +340,11 @@ impl<'a> Checker<'a> {
             if keyword == ClauseKeyword::Per && argument.as_name() == Some("node") {
                 per_node = true;
             } else {
-                self.report(
-                    Diagnostic::new(
-                        Code::SyntaxError,
-                        keyword_span,
-                        format!("`{}` does not apply to a rate", keyword.word()),
-                    )
-                    .label("unexpected clause")
-                    .help("write `rate = 50/s` or `rate = 50/s per node`"),
+                self.unexpected_clause(
+                    keyword,
+                    keyword_span,
+                    "a rate",
+                    "write `rate = 50/s` or `rate = 50/s per node`",
                 );
             }
         }
@@ -678,14 +675,11 @@ impl<'a> Checker<'a> {
                     }
                 }
                 ClauseKeyword::Within => within = self.duration(argument),
-                other_keyword => self.report(
-                    Diagnostic::new(
-                        Code::SyntaxError,
-                        keyword_span,
-                        format!("`{}` does not apply to a join", other_keyword.word()),
-                    )
-                    .label("unexpected clause")
-                    .help("write `join = other by key within 5 min`"),
+                other_keyword => self.unexpected_clause(
+                    other_keyword,
+                    keyword_span,
+                    "a join",
+                    "write `join = other by key within 5 min`",
                 ),
             }
         }
@@ -717,15 +711,7 @@ impl<'a> Checker<'a> {
         let mut keys = Vec::new();
         for (keyword, keyword_span, argument) in clauses {
             if keyword != ClauseKeyword::By {
-                self.report(
-                    Diagnostic::new(
-                        Code::SyntaxError,
-                        keyword_span,
-                        format!("`{}` does not apply to a window", keyword.word()),
-                    )
-                    .label("unexpected clause")
-                    .help("write `window = tumbling(1 min) by camera`"),
-                );
+                self.unexpected_clause(keyword, keyword_span, "a window", "write `window = tumbling(1 min) by camera`");
                 continue;
             }
             keys = self.field_names(argument, fields, description);

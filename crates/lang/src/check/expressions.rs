@@ -265,7 +265,7 @@ impl<'a> Checker<'a> {
         let (left_typed, right_typed) = (left_typed?, right_typed?);
         let (left_type, right_type) =
             (left_typed.data_type.without_optional().clone(), right_typed.data_type.without_optional().clone());
-        let symbol = op_symbol(op);
+        let symbol = op.symbol();
         let mismatch = |checker: &mut Checker, expected: &str| {
             checker.report(
                 Diagnostic::new(
@@ -615,24 +615,6 @@ impl<'a> Checker<'a> {
             data_type: output,
             private,
         })
-    }
-}
-
-fn op_symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Subtract => "-",
-        BinaryOp::Multiply => "*",
-        BinaryOp::Divide => "/",
-        BinaryOp::Equal => "==",
-        BinaryOp::NotEqual => "!=",
-        BinaryOp::Less => "<",
-        BinaryOp::LessOrEqual => "<=",
-        BinaryOp::Greater => ">",
-        BinaryOp::GreaterOrEqual => ">=",
-        BinaryOp::And => "and",
-        BinaryOp::Or => "or",
-        BinaryOp::In => "in",
     }
 }
 

@@ -705,15 +705,7 @@ impl<'a> Checker<'a> {
         let mut metric = Some(default_metric(task));
         for (keyword, keyword_span, argument) in clauses {
             if keyword != ClauseKeyword::By {
-                self.report(
-                    Diagnostic::new(
-                        Code::SyntaxError,
-                        keyword_span,
-                        format!("`{}` does not apply to an evaluation", keyword.word()),
-                    )
-                    .label("unexpected clause")
-                    .help("write `evaluate = kfold(5) by f1`"),
-                );
+                self.unexpected_clause(keyword, keyword_span, "an evaluation", "write `evaluate = kfold(5) by f1`");
                 continue;
             }
             metric = self.word(argument, Metric::NAMES, "a metric").and_then(Metric::from_name);

@@ -489,14 +489,11 @@ impl<'a> Checker<'a> {
                 }
                 ClauseKeyword::Last => result.last = self.whole(argument, 1, "`last`"),
                 ClauseKeyword::Over => result.range = self.duration(argument),
-                other => self.report(
-                    Diagnostic::new(
-                        Code::SyntaxError,
-                        keyword_span,
-                        format!("`{}` does not apply to a chart", other.word()),
-                    )
-                    .label("unexpected clause")
-                    .help("charts take `by FIELD`, `last N` and `over DURATION`"),
+                other => self.unexpected_clause(
+                    other,
+                    keyword_span,
+                    "a chart",
+                    "charts take `by FIELD`, `last N` and `over DURATION`",
                 ),
             }
         }
@@ -573,15 +570,7 @@ impl<'a> Checker<'a> {
             if keyword == ClauseKeyword::For {
                 sustained = self.duration(argument);
             } else {
-                self.report(
-                    Diagnostic::new(
-                        Code::SyntaxError,
-                        keyword_span,
-                        format!("`{}` does not apply to a condition", keyword.word()),
-                    )
-                    .label("unexpected clause")
-                    .help("write `when = cpu > 85% for 5 min`"),
-                );
+                self.unexpected_clause(keyword, keyword_span, "a condition", "write `when = cpu > 85% for 5 min`");
             }
         }
         let condition = match &base.kind {
