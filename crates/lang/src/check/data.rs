@@ -430,6 +430,7 @@ impl<'a> Checker<'a> {
         let resources = self.resources(&attributes);
         let (from, input, from_span) = input?;
         let description = format!("`{from}` (the input of stream `{name}`)");
+        let mut complete = input.complete;
 
         // A join widens the record before filtering and windowing.
         let mut fields = input.fields.clone();
@@ -440,18 +441,20 @@ impl<'a> Checker<'a> {
             && let Some((lowered_join, join_output, join_keys_used)) = self.join(join_expr, &mut fields, &name)
         {
             join_used = join_keys_used;
+            complete &= join_output.complete;
             used_private_sources.push((lowered_join.with.clone(), join_output.tier, join_used.clone()));
             join = Some(lowered_join);
         }
 
         let mut scope = Scope::new(&fields, description.clone());
+        scope.complete = complete;
         let filter =
             attributes.value("where").and_then(|value| self.condition(value, &mut scope)).map(|typed| typed.expr);
         let mut used = std::mem::take(&mut scope.used);
         used.extend(join_used);
 
         let (window, keys) = match attributes.value("window") {
-            Some(value) => match self.window(value, &fields, &description) {
+            Some(value) => match self.window(value, &scope) {
                 Some((window, keys)) => (Some(window), keys),
                 None => return None,
             },
@@ -468,16 +471,16 @@ impl<'a> Checker<'a> {
                 );
                 Vec::new()
             }
-            Some(value) => self.field_names(value, &fields, &description),
+            Some(value) => self.field_names(value, &scope),
             None => Vec::new(),
         };
         used.extend(keep.iter().cloned());
 
         let mut select = Vec::new();
         let mut calls = Vec::new();
-        let mut private_outputs = Vec::new();
         if let Some(block) = attributes.block("select") {
             let mut scope = Scope::new(&fields, description.clone());
+            scope.complete = complete;
             scope.window_keys = window.as_ref().map(|_| keys.as_slice());
             scope.allow_predict = window.is_none();
             for statement in block.statements() {
@@ -494,9 +497,6 @@ impl<'a> Checker<'a> {
                     continue;
                 };
                 if let Some(typed) = self.typed(value, &mut scope) {
-                    if typed.private {
-                        private_outputs.push(field_name.text.clone());
-                    }
                     select.push((
                         field_name.clone(),
                         Computed { name: field_name.text.clone(), expr: typed.expr, data_type: typed.data_type },
@@ -608,15 +608,19 @@ impl<'a> Checker<'a> {
             return;
         }
         let names = private.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+        let (noun, pronoun) = if private.len() == 1 { ("field", "it") } else { ("fields", "them") };
+        let (from_tier, to_tier) = (input_tier.name(), tier.name());
         let mut diagnostic = Diagnostic::new(
             Code::PrivacyViolation,
             span,
-            format!("private field {names} of `{input}` would leave the {} tier for `{component}` on {}", input_tier.name(), tier.name()),
+            format!(
+                "private {noun} {names} of `{input}` would leave the {from_tier} tier for `{component}` on {to_tier}"
+            ),
         )
-        .label(format!("`{input}` is on {}", input_tier.name()))
+        .label(format!("`{input}` is on {from_tier}"))
         .help(format!(
-            "do not read {names} here (list the fields you need in `keep`), aggregate it in a stream on {} first, or pseudonymise it with hash() there",
-            input_tier.name()
+            "do not read {names} here (list the fields you need in `keep`), aggregate {pronoun} in a stream on \
+             {from_tier} first, or pseudonymise {pronoun} with hash() there"
         ));
         if let Some(on_span) = on_span {
             diagnostic = diagnostic.secondary(on_span, format!("`{component}` is placed on {}", tier.name()));
@@ -706,7 +710,7 @@ impl<'a> Checker<'a> {
     }
 
     /// `tumbling(1 min) by camera`, `sliding(5 min, 1 min) by [a, b]`, `session(30 s)`.
-    fn window(&mut self, expr: &Expr, fields: &[Field], description: &str) -> Option<(Window, Vec<String>)> {
+    fn window(&mut self, expr: &Expr, record: &Scope) -> Option<(Window, Vec<String>)> {
         let (base, clauses) = expr.split_clauses();
         let mut keys = Vec::new();
         for (keyword, keyword_span, argument) in clauses {
@@ -714,7 +718,7 @@ impl<'a> Checker<'a> {
                 self.unexpected_clause(keyword, keyword_span, "a window", "write `window = tumbling(1 min) by camera`");
                 continue;
             }
-            keys = self.field_names(argument, fields, description);
+            keys = self.field_names(argument, record);
         }
         let ExprKind::Call { function, arguments } = &base.kind else {
             self.wrong_value(base, "a window: tumbling(SIZE), sliding(SIZE, SLIDE) or session(GAP)");
@@ -783,19 +787,21 @@ impl<'a> Checker<'a> {
     }
 
     /// A name or list of names, each a field of `fields`.
-    fn field_names(&mut self, expr: &Expr, fields: &[Field], description: &str) -> Vec<String> {
+    fn field_names(&mut self, expr: &Expr, record: &Scope) -> Vec<String> {
         let mut names = Vec::new();
         for item in self.items(expr) {
             let Some((name, span)) = self.name(item, "a field name") else { continue };
-            if find_field(fields, &name).is_none() {
-                let candidates: Vec<&str> = fields.iter().map(|field| field.name.as_str()).collect();
-                let help = suggest::did_you_mean(&name, candidates.iter().copied())
-                    .unwrap_or_else(|| format!("{description} has {}", describe_fields(fields)));
-                self.report(
-                    Diagnostic::new(Code::UnknownField, span, format!("unknown field `{name}`"))
-                        .label(format!("not a field of {description}"))
-                        .help(help),
-                );
+            if find_field(record.fields, &name).is_none() {
+                if record.complete {
+                    let candidates: Vec<&str> = record.fields.iter().map(|field| field.name.as_str()).collect();
+                    let help = suggest::did_you_mean(&name, candidates.iter().copied())
+                        .unwrap_or_else(|| format!("{} has {}", record.description, describe_fields(record.fields)));
+                    self.report(
+                        Diagnostic::new(Code::UnknownField, span, format!("unknown field `{name}`"))
+                            .label(format!("not a field of {}", record.description))
+                            .help(help),
+                    );
+                }
                 continue;
             }
             names.push(name);
@@ -829,7 +835,9 @@ impl<'a> Checker<'a> {
         let placement = self.placement(&attributes, input.as_ref().and_then(|(_, output, _)| output.tier));
         let resources = self.resources(&attributes);
         let (from, output, from_span) = input?;
-        let sink_kind = self.sink_kind(kind, &attributes, &output.fields, &from)?;
+        let mut record = Scope::new(&output.fields, format!("`{from}`"));
+        record.complete = output.complete;
+        let sink_kind = self.sink_kind(kind, &attributes, &record)?;
         let everything: Vec<String> = output.fields.iter().map(|field| field.name.clone()).collect();
         self.check_privacy_crossing(
             &name,
@@ -845,13 +853,7 @@ impl<'a> Checker<'a> {
     }
 
     /// The connector part of a sink, shared by `sink` items and a service's `output = mqtt { … }`.
-    pub(super) fn sink_kind(
-        &mut self,
-        kind: &str,
-        attributes: &Attributes<'a>,
-        fields: &[Field],
-        input: &str,
-    ) -> Option<SinkKind> {
+    pub(super) fn sink_kind(&mut self, kind: &str, attributes: &Attributes<'a>, record: &Scope) -> Option<SinkKind> {
         let text = |checker: &mut Checker<'a>, name: &str, example: &str| {
             checker.required(attributes, name, example).and_then(|value| checker.string(value))
         };
@@ -859,7 +861,7 @@ impl<'a> Checker<'a> {
             "mqtt" => {
                 let topic = text(self, "topic", "topic = \"results/{camera}\"")?;
                 if let Some(value) = attributes.value("topic") {
-                    self.check_placeholders(&topic, value.span, fields, input);
+                    self.check_placeholders(&topic, value.span, record);
                 }
                 SinkKind::Mqtt { topic }
             }
@@ -871,13 +873,13 @@ impl<'a> Checker<'a> {
                 let (target, span) = self.name(value, "the name of a dataset")?;
                 let id = self.resolve(&target, span, &[ItemKind::Dataset], "`into`")?;
                 let dataset_fields = self.output_of(id, span)?.fields;
-                self.check_fits_dataset(&dataset_fields, fields, input, &target, span);
+                self.check_fits_dataset(&dataset_fields, record, &target, span);
                 SinkKind::Dataset { into: target }
             }
             format => {
                 let path = text(self, "path", "path = \"data/history\"")?;
                 let partition_by = match attributes.value("partition_by") {
-                    Some(value) => self.field_names(value, fields, &format!("`{input}`")),
+                    Some(value) => self.field_names(value, record),
                     None => Vec::new(),
                 };
                 SinkKind::File { path, format: FileFormat::from_name(format)?, partition_by }
@@ -886,7 +888,8 @@ impl<'a> Checker<'a> {
     }
 
     /// Reports the columns of a dataset that the records written into it lack, or carry with another type.
-    fn check_fits_dataset(&mut self, columns: &[Field], fields: &[Field], input: &str, dataset: &str, span: Span) {
+    fn check_fits_dataset(&mut self, columns: &[Field], record: &Scope, dataset: &str, span: Span) {
+        let (fields, input) = (record.fields, &record.description);
         for column in columns {
             match find_field(fields, &column.name) {
                 Some(field) if field.data_type.fits(&column.data_type) => {}
@@ -895,13 +898,14 @@ impl<'a> Checker<'a> {
                         Code::MismatchedTypes,
                         span,
                         format!(
-                            "dataset `{dataset}` stores `{}` as {}, but `{input}` has {}",
+                            "dataset `{dataset}` stores `{}` as {}, but {input} has {}",
                             column.name, column.data_type, field.data_type
                         ),
                     )
                     .label("types differ")
                     .help("convert the field in a stream's `select`, or change the dataset's schema"),
                 ),
+                None if !record.complete => {}
                 None => {
                     let names: Vec<&str> = fields.iter().map(|field| field.name.as_str()).collect();
                     let help = suggest::did_you_mean(&column.name, names.iter().copied())
@@ -911,9 +915,9 @@ impl<'a> Checker<'a> {
                         Diagnostic::new(
                             Code::UnknownField,
                             span,
-                            format!("dataset `{dataset}` needs a field `{}` that `{input}` lacks", column.name),
+                            format!("dataset `{dataset}` needs a field `{}` that {input} lacks", column.name),
                         )
-                        .label(format!("`{input}` has: {}", names.join(", ")))
+                        .label(format!("{input} has: {}", names.join(", ")))
                         .help(help),
                     );
                 }
@@ -922,20 +926,20 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks the `{field}` placeholders of a topic template against the fields that will fill them.
-    fn check_placeholders(&mut self, template: &str, span: Span, fields: &[Field], input: &str) {
+    fn check_placeholders(&mut self, template: &str, span: Span, record: &Scope) {
         let mut rest = template;
         while let Some(open) = rest.find('{') {
             let Some(close) = rest[open..].find('}') else { break };
             let placeholder = &rest[open + 1..open + close];
-            if find_field(fields, placeholder).is_none() {
-                let names: Vec<&str> = fields.iter().map(|field| field.name.as_str()).collect();
+            if find_field(record.fields, placeholder).is_none() && record.complete {
+                let names: Vec<&str> = record.fields.iter().map(|field| field.name.as_str()).collect();
                 let help = suggest::did_you_mean(placeholder, names.iter().copied())
-                    .unwrap_or_else(|| format!("`{input}` has: {}", names.join(", ")));
+                    .unwrap_or_else(|| format!("{} has: {}", record.description, names.join(", ")));
                 self.report(
                     Diagnostic::new(
                         Code::UnknownField,
                         span,
-                        format!("placeholder `{{{placeholder}}}` is not a field of `{input}`"),
+                        format!("placeholder `{{{placeholder}}}` is not a field of {}", record.description),
                     )
                     .label("unknown placeholder")
                     .help(help),

@@ -23,11 +23,21 @@ pub(crate) struct Scope<'s> {
     pub used: Vec<String>,
     /// Filled with every service the expression calls.
     pub calls: Vec<String>,
+    /// False when the record's producer had errors: a missing field is then not reported again.
+    pub complete: bool,
 }
 
 impl<'s> Scope<'s> {
     pub fn new(fields: &'s [Field], description: String) -> Scope<'s> {
-        Scope { fields, description, window_keys: None, allow_predict: false, used: Vec::new(), calls: Vec::new() }
+        Scope {
+            fields,
+            description,
+            window_keys: None,
+            allow_predict: false,
+            used: Vec::new(),
+            calls: Vec::new(),
+            complete: true,
+        }
     }
 }
 
@@ -214,6 +224,9 @@ impl<'a> Checker<'a> {
 
     fn field_reference(&mut self, name: &str, expr: &Expr, scope: &mut Scope, in_aggregate: bool) -> Option<Typed> {
         let Some(field) = find_field(scope.fields, name) else {
+            if !scope.complete {
+                return None;
+            }
             let names: Vec<&str> = scope.fields.iter().map(|field| field.name.as_str()).collect();
             let help = suggest::did_you_mean(name, names.iter().copied())
                 .unwrap_or_else(|| format!("{} has: {}", scope.description, names.join(", ")));
@@ -591,6 +604,9 @@ impl<'a> Checker<'a> {
                 }
                 _ => missing.push(format!("{}: {}", input.name, input.data_type)),
             }
+        }
+        if !missing.is_empty() && !scope.complete {
+            return None;
         }
         if !missing.is_empty() {
             self.report(

@@ -231,7 +231,8 @@ impl<'a> Checker<'a> {
         let data = self.required(&attributes, "data", "data = my_dataset").and_then(|value| {
             let (data, span) = self.name(value, "the name of a dataset")?;
             let id = self.resolve(&data, span, &[ItemKind::Dataset, ItemKind::Sink], "`data`")?;
-            let output = self.output_of(id, span)?;
+            // A dataset with problems of its own cannot be checked against; those problems are already reported.
+            let output = self.output_of(id, span).filter(|output| output.complete)?;
             let rows = match &self.lowered[id] {
                 Lowered::Dataset(dataset) => dataset.rows,
                 _ => None,

@@ -163,6 +163,9 @@ pub(crate) enum Lowered {
 pub(crate) struct Output {
     pub fields: Vec<Field>,
     pub tier: Option<Tier>,
+    /// False when the producer had errors, so fields may be missing: consumers then do not report missing
+    /// fields, which would only repeat the producer's problem.
+    pub complete: bool,
 }
 
 pub(crate) struct Checker<'a> {
@@ -176,6 +179,8 @@ pub(crate) struct Checker<'a> {
     /// The items currently being lowered, innermost last: the chain shown when a cycle is found.
     lowering_stack: Vec<ItemId>,
     cycle_reported: HashSet<ItemId>,
+    /// Items whose lowering reported errors: their outputs may lack fields.
+    incomplete: HashSet<ItemId>,
 }
 
 /// Checks the file `root_name` with contents `bytes`, reading imports through `loader`.
@@ -280,11 +285,16 @@ impl<'a> Checker<'a> {
             referenced: HashSet::new(),
             lowering_stack: Vec::new(),
             cycle_reported: HashSet::new(),
+            incomplete: HashSet::new(),
         }
     }
 
     pub fn report(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|diagnostic| diagnostic.severity() == crate::diagnostic::Severity::Error).count()
     }
 
     /// Registers the top-level items of one file, reporting unknown keywords and duplicate names.
@@ -419,6 +429,7 @@ impl<'a> Checker<'a> {
         }
         self.progress[id] = Progress::Lowering;
         self.lowering_stack.push(id);
+        let errors_before = self.error_count();
         let item = &self.items[id];
         let section = item.section;
         let name = item.name.clone();
@@ -440,6 +451,9 @@ impl<'a> Checker<'a> {
             ItemKind::Policy => self.lower_policy(section, name),
         };
         self.lowered[id] = lowered;
+        if self.error_count() > errors_before {
+            self.incomplete.insert(id);
+        }
         self.lowering_stack.pop();
         self.progress[id] = Progress::Done;
         true
@@ -499,17 +513,19 @@ impl<'a> Checker<'a> {
             self.report_cycle(id, use_span);
             return None;
         }
-        match &self.lowered[id] {
-            Lowered::Source(source) => {
-                Some(Output { fields: source.fields.clone(), tier: source.placement.inferred_tier })
-            }
-            Lowered::Stream(stream) => {
-                Some(Output { fields: stream.fields.clone(), tier: stream.placement.inferred_tier })
-            }
-            Lowered::Sink(sink) => Some(Output { fields: sink.fields.clone(), tier: sink.placement.inferred_tier }),
-            Lowered::Dataset(dataset) => Some(Output { fields: dataset.fields.clone(), tier: None }),
-            _ => None,
+        let complete = !self.incomplete.contains(&id);
+        // Whoever reads an incomplete output may itself miss fields, so incompleteness flows downstream.
+        if !complete && let Some(&consumer) = self.lowering_stack.last() {
+            self.incomplete.insert(consumer);
         }
+        let (fields, tier) = match &self.lowered[id] {
+            Lowered::Source(source) => (source.fields.clone(), source.placement.inferred_tier),
+            Lowered::Stream(stream) => (stream.fields.clone(), stream.placement.inferred_tier),
+            Lowered::Sink(sink) => (sink.fields.clone(), sink.placement.inferred_tier),
+            Lowered::Dataset(dataset) => (dataset.fields.clone(), None),
+            _ => return None,
+        };
+        Some(Output { fields, tier, complete })
     }
 
     fn report_cycle(&mut self, id: ItemId, use_span: Span) {

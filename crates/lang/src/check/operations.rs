@@ -2,6 +2,7 @@
 //! dashboards and policies.
 
 use super::attributes::{Shape, Spec};
+use super::expressions::Scope;
 use super::infrastructure::{PLACEMENT, RESOURCES};
 use super::{Checker, ItemKind, Lowered};
 use crate::codes::Code;
@@ -69,6 +70,7 @@ impl<'a> Checker<'a> {
         let input_expr = self.required(&attributes, "input", "input = my_stream");
         let mut input_fields: Option<Vec<Field>> = None;
         let mut input_tier = None;
+        let mut input_complete = true;
         let mut input_span = None;
         let input = match input_expr.map(|value| &value.kind) {
             Some(ExprKind::Object { kind, body }) if kind.text == "http" => {
@@ -82,6 +84,7 @@ impl<'a> Checker<'a> {
                 self.input(value, &[ItemKind::Source, ItemKind::Stream], "`input`").map(|(stream, output, span)| {
                     input_fields = Some(output.fields);
                     input_tier = output.tier;
+                    input_complete = output.complete;
                     input_span = Some(span);
                     ServiceInput::Stream { name: stream }
                 })
@@ -99,7 +102,7 @@ impl<'a> Checker<'a> {
                 })
                 .map(|wanted| format!("`{}: {}`", wanted.name, wanted.data_type))
                 .collect();
-            if !missing.is_empty() {
+            if !missing.is_empty() && input_complete {
                 let have: Vec<String> =
                     fields.iter().map(|field| format!("{}: {}", field.name, field.data_type)).collect();
                 self.report(
@@ -157,7 +160,9 @@ impl<'a> Checker<'a> {
                                 &format!("the output of `{name}`"),
                                 kind.span,
                             );
-                            self.sink_kind(sink_kind, &output_attributes, &fields, &name)
+                            let mut record = Scope::new(&fields, format!("the output of `{name}`"));
+                            record.complete = input_complete;
+                            self.sink_kind(sink_kind, &output_attributes, &record)
                         }
                         None => {
                             let help = suggest::did_you_mean(&kind.text, sink_kinds.iter().copied())
@@ -503,17 +508,16 @@ impl<'a> Checker<'a> {
     /// The fields a panel can show of a component; a service shows its input plus its prediction.
     fn panel_fields(&mut self, id: super::ItemId, span: crate::source::Span) -> Option<Vec<Field>> {
         if self.items[id].kind != ItemKind::Service {
-            return self.output_of(id, span).map(|output| output.fields);
+            return self.output_of(id, span).filter(|output| output.complete).map(|output| output.fields);
         }
         self.lower_item(id);
         let Lowered::Service(service) = &self.lowered[id] else { return None };
         let (input, model) = (service.input.clone(), service.model.clone());
         let mut fields = match input {
-            ServiceInput::Stream { name } => self
-                .item_named(&name)
-                .and_then(|input| self.output_of(input, span))
-                .map(|output| output.fields)
-                .unwrap_or_default(),
+            ServiceInput::Stream { name } => {
+                let input = self.item_named(&name).and_then(|input| self.output_of(input, span));
+                input.filter(|output| output.complete)?.fields
+            }
             ServiceInput::Http { .. } => Vec::new(),
         };
         let prediction = self.item_named(&model).and_then(|model| match &self.lowered[model] {
