@@ -175,8 +175,36 @@ fn pathological_inputs_are_errors_not_crashes() {
     let deep_not = format!("stream s {{ from = a  where = {}true }}", "not ".repeat(100_000));
     let deep_minus = format!("x = {}1", "-".repeat(100_000));
     let nul_bytes = "\0".repeat(1000);
-    for input in [long_line, deep_braces, deep_not, deep_minus, nul_bytes] {
+    // Left-associative chains are parsed in a loop but build trees as deep as they are long.
+    let long_sum = format!("stream s {{ from = a  where = x > {} }}", vec!["1"; 200_000].join(" + "));
+    let long_and = format!("stream s {{ from = a  where = {} }}", vec!["true"; 200_000].join(" and "));
+    let long_member = format!("x = a{}", ".b".repeat(200_000));
+    let long_clauses = format!("x = a{}", " by b".repeat(200_000));
+    for input in
+        [long_line, deep_braces, deep_not, deep_minus, nul_bytes, long_sum, long_and, long_member, long_clauses]
+    {
         let checked = stratum_lang::check_text("pathological.stratum", &input);
         assert!(checked.has_errors(), "expected errors for input starting {:?}", &input[..40.min(input.len())]);
     }
+}
+
+#[test]
+fn long_dependency_chains_and_cycles_do_not_exhaust_the_stack() {
+    // 20,000 streams, each reading the one defined after it: checked in dependency order, no deep recursion.
+    let count = 20_000;
+    let mut chain = String::from("app chain\nschema S { x: float }\nsource s0: generator { schema = S }\n");
+    for index in (1..=count).rev() {
+        chain.push_str(&format!("stream s{index} {{ from = s{} }}\n", index - 1));
+    }
+    chain.push_str(&format!("sink out: jsonl {{ from = s{count}  path = \"out.jsonl\" }}\n"));
+    let checked = stratum_lang::check_text("chain.stratum", &chain);
+    assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics.first());
+    assert_eq!(checked.application.streams.len(), count);
+
+    // The same streams in one big cycle: an error, not a crash.
+    let mut cycle = String::from("app cycle\n");
+    for index in 1..=count {
+        cycle.push_str(&format!("stream s{index} {{ from = s{} }}\n", index % count + 1));
+    }
+    assert!(stratum_lang::check_text("cycle.stratum", &cycle).has_errors());
 }

@@ -121,6 +121,11 @@ impl ItemKind {
     }
 }
 
+/// How many items on-demand lowering may nest. Items are lowered in dependency order, so only a cycle (or names
+/// hidden from the ordering pre-pass) nests at all; the cap keeps a cycle of 100,000 streams from overflowing the
+/// stack.
+const MAX_LOWERING_DEPTH: usize = 256;
+
 /// Index of an item in [`Checker::items`].
 pub(crate) type ItemId = usize;
 
@@ -414,10 +419,55 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Lowers every item, dependencies first, so that on-demand lowering rarely recurses: a chain of 100,000
+    /// streams written last-to-first must not become 100,000 nested calls.
     fn lower_all(&mut self) {
-        for id in 0..self.items.len() {
+        for id in self.lowering_order() {
             self.lower_item(id);
         }
+    }
+
+    /// Items in an order where each comes after the items it names (as far as names show; lowering on demand
+    /// covers the rest). An iterative depth-first search, so it needs no deep stack either.
+    fn lowering_order(&self) -> Vec<ItemId> {
+        let dependencies: Vec<Vec<ItemId>> = self
+            .items
+            .iter()
+            .map(|item| {
+                let mut names = Vec::new();
+                mentioned_names(item.section.statements(), &mut names);
+                names.iter().filter_map(|name| self.symbols.get(*name).copied()).collect()
+            })
+            .collect();
+        #[derive(Clone, Copy, PartialEq)]
+        enum Visit {
+            New,
+            Open,
+            Closed,
+        }
+        let mut visits = vec![Visit::New; self.items.len()];
+        let mut order = Vec::with_capacity(self.items.len());
+        for root in 0..self.items.len() {
+            if visits[root] != Visit::New {
+                continue;
+            }
+            visits[root] = Visit::Open;
+            let mut stack = vec![(root, 0usize)];
+            while let Some((item, next)) = stack.last_mut() {
+                if let Some(&dependency) = dependencies[*item].get(*next) {
+                    *next += 1;
+                    if visits[dependency] == Visit::New {
+                        visits[dependency] = Visit::Open;
+                        stack.push((dependency, 0));
+                    }
+                } else {
+                    visits[*item] = Visit::Closed;
+                    order.push(*item);
+                    stack.pop();
+                }
+            }
+        }
+        order
     }
 
     /// Lowers one item unless it already is; re-entering an item in progress is a dataflow cycle.
@@ -426,6 +476,21 @@ impl<'a> Checker<'a> {
             Progress::Done => return true,
             Progress::Lowering => return false,
             Progress::NotStarted => {}
+        }
+        if self.lowering_stack.len() >= MAX_LOWERING_DEPTH {
+            let item = &self.items[id];
+            let diagnostic = Diagnostic::new(
+                Code::NestingTooDeep,
+                item.name_span,
+                format!("`{}` depends on a chain of more than {MAX_LOWERING_DEPTH} items", item.name),
+            )
+            .label("the chain of references continues here")
+            .help("look for a cycle of `from` references, or shorten the chain");
+            if !self.cycle_reported.contains(&id) {
+                self.cycle_reported.insert(id);
+                self.report(diagnostic);
+            }
+            return false;
         }
         self.progress[id] = Progress::Lowering;
         self.lowering_stack.push(id);
@@ -610,6 +675,46 @@ impl<'a> Checker<'a> {
             }
         }
         application
+    }
+}
+
+/// Every plain name mentioned in a block, at any depth: the candidates for what an item depends on.
+fn mentioned_names<'s>(statements: &'s [ast::Statement], names: &mut Vec<&'s str>) {
+    for statement in statements {
+        match &statement.kind {
+            StatementKind::Attribute { value, .. }
+            | StatementKind::Bound { value, .. }
+            | StatementKind::Expr(value) => names_in_expr(value, names),
+            StatementKind::Section(section) => mentioned_names(section.statements(), names),
+            StatementKind::Field { .. } => {}
+        }
+    }
+}
+
+fn names_in_expr<'s>(expr: &'s ast::Expr, names: &mut Vec<&'s str>) {
+    use ast::ExprKind;
+    match &expr.kind {
+        ExprKind::Name(name) => names.push(name),
+        ExprKind::Member { base, .. } => names_in_expr(base, names),
+        ExprKind::Call { arguments: items, .. } | ExprKind::List(items) => {
+            items.iter().for_each(|item| names_in_expr(item, names))
+        }
+        ExprKind::Map(entries) => entries.iter().for_each(|entry| names_in_expr(&entry.value, names)),
+        ExprKind::Object { body, .. } => mentioned_names(&body.statements, names),
+        ExprKind::Unary { operand, .. } => names_in_expr(operand, names),
+        ExprKind::Binary { left, right, .. } => {
+            names_in_expr(left, names);
+            names_in_expr(right, names);
+        }
+        ExprKind::Range { start, end } => {
+            names_in_expr(start, names);
+            names_in_expr(end, names);
+        }
+        ExprKind::Clause { base, argument, .. } => {
+            names_in_expr(base, names);
+            names_in_expr(argument, names);
+        }
+        _ => {}
     }
 }
 

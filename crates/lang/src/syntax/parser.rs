@@ -172,6 +172,27 @@ impl<'a> Parser<'a> {
         self.depth -= 1;
     }
 
+    /// Counts one more link of a left-associative chain (`a + b + c`, `x by k within d`, `a.b.c`). Such chains
+    /// are parsed in a loop but still build a tree as deep as they are long, which the checker, the formatter and
+    /// even dropping the tree walk recursively; so each link counts toward the nesting limit.
+    fn chain_link(&mut self, links: &mut usize) -> ParseResult<()> {
+        *links += 1;
+        if self.depth + *links > MAX_DEPTH {
+            let span = self.here();
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::NestingTooDeep,
+                    span,
+                    format!("an expression chain longer than {MAX_DEPTH} links"),
+                )
+                .label("too long here")
+                .help("split the expression into several computed fields"),
+            );
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
     // ---- statements --------------------------------------------------------------------------------------
 
     /// Statements until the end of the file, or until `}` when inside a block.
@@ -410,10 +431,12 @@ impl<'a> Parser<'a> {
     fn expr(&mut self) -> ParseResult<Expr> {
         self.enter()?;
         let mut expr = self.range()?;
+        let mut links = 0;
         while let Some(keyword) = self.peek_word().and_then(ClauseKeyword::from_word) {
             if self.peek_kind_at(1) == Some(TokenKind::Equals) {
                 break;
             }
+            self.chain_link(&mut links)?;
             let keyword_span = self.bump().span;
             let argument = self.range()?;
             let span = expr.span.to(argument.span);
@@ -443,7 +466,9 @@ impl<'a> Parser<'a> {
 
     fn or(&mut self) -> ParseResult<Expr> {
         let mut left = self.and()?;
+        let mut links = 0;
         while self.peek_word() == Some("or") {
+            self.chain_link(&mut links)?;
             self.bump();
             let right = self.and()?;
             left = Self::binary(left, BinaryOp::Or, right);
@@ -453,7 +478,9 @@ impl<'a> Parser<'a> {
 
     fn and(&mut self) -> ParseResult<Expr> {
         let mut left = self.not()?;
+        let mut links = 0;
         while self.peek_word() == Some("and") {
+            self.chain_link(&mut links)?;
             self.bump();
             let right = self.not()?;
             left = Self::binary(left, BinaryOp::And, right);
@@ -498,12 +525,14 @@ impl<'a> Parser<'a> {
 
     fn additive(&mut self) -> ParseResult<Expr> {
         let mut left = self.multiplicative()?;
+        let mut links = 0;
         loop {
             let op = match self.peek_kind() {
                 Some(TokenKind::Plus) => BinaryOp::Add,
                 Some(TokenKind::Minus) => BinaryOp::Subtract,
                 _ => return Ok(left),
             };
+            self.chain_link(&mut links)?;
             self.bump();
             let right = self.multiplicative()?;
             left = Self::binary(left, op, right);
@@ -512,12 +541,14 @@ impl<'a> Parser<'a> {
 
     fn multiplicative(&mut self) -> ParseResult<Expr> {
         let mut left = self.unary()?;
+        let mut links = 0;
         loop {
             let op = match self.peek_kind() {
                 Some(TokenKind::Star) => BinaryOp::Multiply,
                 Some(TokenKind::Slash) => BinaryOp::Divide,
                 _ => return Ok(left),
             };
+            self.chain_link(&mut links)?;
             self.bump();
             let right = self.unary()?;
             left = Self::binary(left, op, right);
@@ -537,7 +568,9 @@ impl<'a> Parser<'a> {
 
     fn postfix(&mut self) -> ParseResult<Expr> {
         let mut expr = self.primary()?;
+        let mut links = 0;
         while self.at(TokenKind::Dot) {
+            self.chain_link(&mut links)?;
             self.bump();
             let member = self.ident("a field name after `.`")?;
             let span = expr.span.to(member.span);
