@@ -1,4 +1,4 @@
-//! The subcommands: `check`, `fmt` and `explain`.
+//! The subcommands: `check`, `fmt`, `explain` and `plan`.
 
 use crate::Outcome;
 use crate::loader::{FileLoader, normalize};
@@ -240,4 +240,123 @@ fn wrap(text: &str, width: usize) -> String {
         lines.push(line);
     }
     lines.join("\n")
+}
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// The .stratum file to plan.
+    file: PathBuf,
+    /// How to print the plan: a table, or the versioned Plan as JSON.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Show every machine considered for a component: the constraint that ruled it out, or its score.
+    #[arg(long, value_name = "COMPONENT")]
+    explain: Option<String>,
+    /// Show what would be added, moved and removed compared with a previous plan (JSON from `--format json`).
+    #[arg(long, value_name = "OLD.json")]
+    diff: Option<PathBuf>,
+}
+
+/// Checks a file and prints its diagnostics; returns the result only when it has no errors.
+fn checked_without_errors(file: &Path, color: ColorChoice) -> anyhow::Result<Option<stratum_lang::Checked>> {
+    let bytes = read(file)?;
+    let name = normalize(file).to_string_lossy().into_owned();
+    let checked = stratum_lang::check(&name, &bytes, &FileLoader);
+    for diagnostic in &checked.diagnostics {
+        eprintln!("{}", stratum_lang::render(diagnostic, &checked.sources, color.for_stderr()));
+    }
+    if checked.has_errors() {
+        let errors = checked.diagnostics.iter().filter(|diagnostic| diagnostic.severity() == Severity::Error).count();
+        eprintln!("error: `{name}` has {}; fix them before planning", plural(errors, "error"));
+        return Ok(None);
+    }
+    Ok(Some(checked))
+}
+
+pub fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+    let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
+    if let Some(component) = &args.explain {
+        let Some(candidates) = stratum_planner::explain(&checked, component) else {
+            eprintln!(
+                "error: `{component}` is not a placed component, or the application cannot be planned (run `stratum plan` without --explain)"
+            );
+            return Ok(Outcome::UserError);
+        };
+        match args.format {
+            Format::Json => {
+                let rows: Vec<_> = candidates
+                    .iter()
+                    .map(|candidate| match &candidate.verdict {
+                        Ok(score) => json!({ "host": candidate.host, "tier": candidate.tier, "score": score, "chosen": candidate.chosen }),
+                        Err(reason) => json!({ "host": candidate.host, "tier": candidate.tier, "ruled_out": reason }),
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&json!({ "component": component, "candidates": rows }))?);
+            }
+            Format::Human => {
+                println!("machines for `{component}` (lower score is better):");
+                for candidate in candidates {
+                    let marker = if candidate.chosen { "→" } else { " " };
+                    match candidate.verdict {
+                        Ok(score) => println!(
+                            "{marker} {:<22} {:<6} score {}",
+                            candidate.host,
+                            candidate.tier.name(),
+                            stratum_core::units::trim_number(score)
+                        ),
+                        Err(reason) => {
+                            println!("{marker} {:<22} {:<6} ruled out: {reason}", candidate.host, candidate.tier.name())
+                        }
+                    }
+                }
+            }
+        }
+        return Ok(Outcome::Success);
+    }
+    let planned = stratum_planner::plan(&checked);
+    for diagnostic in &planned.diagnostics {
+        eprintln!("{}", stratum_lang::render(diagnostic, &checked.sources, color.for_stderr()));
+    }
+    let Some(plan) = planned.plan else {
+        eprintln!("error: `{}` cannot be placed", args.file.display());
+        return Ok(Outcome::UserError);
+    };
+    if let Some(old_path) = &args.diff {
+        let old: stratum_core::plan::Plan = serde_json::from_slice(&read(old_path)?).with_context(|| {
+            format!("`{}` is not a plan written by `stratum plan --format json`", old_path.display())
+        })?;
+        let changes = stratum_planner::diff(&old, &plan);
+        match args.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&changes)?),
+            Format::Human => {
+                for change in &changes.added {
+                    println!("+ {}#{} on {}", change.component, change.instance, change.to.as_deref().unwrap_or("?"));
+                }
+                for change in &changes.moved {
+                    println!(
+                        "~ {}#{} moves from {} to {}",
+                        change.component,
+                        change.instance,
+                        change.from.as_deref().unwrap_or("?"),
+                        change.to.as_deref().unwrap_or("?")
+                    );
+                }
+                for change in &changes.removed {
+                    println!(
+                        "- {}#{} leaves {}",
+                        change.component,
+                        change.instance,
+                        change.from.as_deref().unwrap_or("?")
+                    );
+                }
+                println!("{} unchanged", changes.unchanged);
+            }
+        }
+        return Ok(Outcome::Success);
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Human => print!("{}", stratum_planner::render(&plan, planned.optimal)),
+    }
+    Ok(Outcome::Success)
 }

@@ -1,4 +1,4 @@
-//! The `stratum` command: checks, formats and explains Stratum applications (later: plans, trains, runs them).
+//! The `stratum` command: checks, formats, explains and plans Stratum applications (later: trains and runs them).
 //!
 //! Exit codes: 0 success, 1 a problem in the user's input (diagnostics, an unformatted file, a bad argument),
 //! 2 an internal error (a bug in Stratum: please report it).
@@ -32,6 +32,8 @@ enum Command {
     Fmt(commands::FmtArgs),
     /// Explain a diagnostic code with a wrong and a right example, or list all codes.
     Explain(commands::ExplainArgs),
+    /// Decide where every component runs across edge, fog and cloud, and prove it fits machines and network.
+    Plan(commands::PlanArgs),
 }
 
 /// What a command reports back to `main`.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check(args, color),
         Command::Fmt(args) => commands::fmt(args, color),
         Command::Explain(args) => commands::explain(args),
+        Command::Plan(args) => commands::plan(args, color),
     });
     match result {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 //! planner, ML engine, data plane and control plane consume.
 
 pub mod ir;
+pub mod plan;
 pub mod types;
 pub mod units;
 

@@ -41,6 +41,10 @@ pub enum Code {
     UnknownHyperparameter,
     FoldsExceedRows,
     ServiceInputMismatch,
+    CapacityExceeded,
+    NoFeasibleNode,
+    LatencyUnreachable,
+    BandwidthExceeded,
     MissingApp,
     UnusedSource,
     UnusedStream,
@@ -95,6 +99,10 @@ impl Code {
         Code::UnknownHyperparameter,
         Code::FoldsExceedRows,
         Code::ServiceInputMismatch,
+        Code::CapacityExceeded,
+        Code::NoFeasibleNode,
+        Code::LatencyUnreachable,
+        Code::BandwidthExceeded,
         Code::MissingApp,
         Code::UnusedSource,
         Code::UnusedStream,
@@ -139,6 +147,10 @@ impl Code {
             Code::UnknownHyperparameter => "E0504",
             Code::FoldsExceedRows => "E0505",
             Code::ServiceInputMismatch => "E0506",
+            Code::CapacityExceeded => "E0601",
+            Code::NoFeasibleNode => "E0602",
+            Code::LatencyUnreachable => "E0603",
+            Code::BandwidthExceeded => "E0604",
             Code::MissingApp => "W0001",
             Code::UnusedSource => "W0002",
             Code::UnusedStream => "W0003",
@@ -151,6 +163,11 @@ impl Code {
     pub fn parse(text: &str) -> Option<Code> {
         let wanted = text.trim().to_ascii_uppercase();
         Code::ALL.iter().copied().find(|code| code.as_str() == wanted)
+    }
+
+    /// Codes reported by the planner (`stratum plan`), which needs a placement, rather than by `stratum check`.
+    pub fn is_planner(self) -> bool {
+        self.as_str().starts_with("E06")
     }
 
     pub fn severity(self) -> crate::diagnostic::Severity {
@@ -406,6 +423,40 @@ impl Code {
                  model's features use, with a compatible type.",
                 "schema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { logistic_regression {} } }\nschema Live { z: float }\nsource live: generator { schema = Live }\nservice s: inference { model = m  input = live }\n",
                 "schema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { logistic_regression {} } }\nschema Live { x: float }\nsource live: generator { schema = Live }\nservice s: inference { model = m  input = live }\n",
+            ),
+            Code::CapacityExceeded => (
+                "components do not fit the machines",
+                "Reported by `stratum plan`. Every component reserves cores, memory, disk (a source's buffer is \
+                 reserved on disk) and accelerators on the machine it runs on; the defaults per kind are in \
+                 docs/planner.md and `cpu`, `memory` and `disk` override them. The message names what the component \
+                 needs, what the best machine has, and what already took the rest. Give the machine more, ask for \
+                 less, or allow more machines.",
+                "app demo\nnode edge1 { tier = edge  cpu = 2  memory = 1 GiB  disk = 8 GiB }\nschema Reading { value: float }\nsource readings: generator {\n  schema = Reading\n  on = edge1\n  buffer { max = 16 GiB  ttl = 1 h }\n}\nsink out: jsonl { from = readings  path = \"out.jsonl\"  on = edge1 }\n",
+                "app demo\nnode edge1 { tier = edge  cpu = 2  memory = 1 GiB  disk = 32 GiB }\nschema Reading { value: float }\nsource readings: generator {\n  schema = Reading\n  on = edge1\n  buffer { max = 16 GiB  ttl = 1 h }\n}\nsink out: jsonl { from = readings  path = \"out.jsonl\"  on = edge1 }\n",
+            ),
+            Code::NoFeasibleNode => (
+                "no machine satisfies a component's constraints",
+                "Reported by `stratum plan`. A component's tier, node, pool, labels, architecture and accelerators \
+                 together rule out every machine. The message lists each machine with the constraint it fails.",
+                "app demo\nnode fog1 { tier = fog  cpu = 8  memory = 16 GiB }\nschema Reading { value: float }\nsource readings: generator { schema = Reading  on = fog }\nsink out: jsonl { from = readings  path = \"out.jsonl\"  gpu = 1 x \"nvidia-t4\" }\n",
+                "app demo\nnode fog1 { tier = fog  cpu = 8  memory = 16 GiB  gpu = 1 x \"nvidia-t4\" }\nschema Reading { value: float }\nsource readings: generator { schema = Reading  on = fog }\nsink out: jsonl { from = readings  path = \"out.jsonl\"  gpu = 1 x \"nvidia-t4\" }\n",
+            ),
+            Code::LatencyUnreachable => (
+                "a service cannot meet its latency objective",
+                "Reported by `stratum plan`. A service's answer takes the network path from its input plus the \
+                 model's time per prediction (estimated from the slowest candidate algorithm until the model is \
+                 profiled). When no placement brings that under the objective, the message gives the numbers. Place \
+                 the service nearer its input, relax the objective, or pick faster candidates.",
+                "app demo\nnode cam { tier = edge  cpu = 2  memory = 2 GiB }\npool cloud { tier = cloud  cpu = 8  memory = 32 GiB  min = 1  max = 2 }\nlink edge -> cloud { latency = 40 ms  bandwidth = 100 Mbit/s }\nschema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { logistic_regression {} } }\nschema Live { x: float }\nsource live: generator { schema = Live  on = cam }\nservice s: inference { model = m  input = live  on = cloud  slo { p99 <= 10 ms } }\n",
+                "app demo\nnode cam { tier = edge  cpu = 2  memory = 2 GiB }\npool cloud { tier = cloud  cpu = 8  memory = 32 GiB  min = 1  max = 2 }\nlink edge -> cloud { latency = 40 ms  bandwidth = 100 Mbit/s }\nschema Row { x: float  y: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier { data = rows  target = y  features = [x]  candidates { logistic_regression {} } }\nschema Live { x: float }\nsource live: generator { schema = Live  on = cam }\nservice s: inference { model = m  input = live  on = edge  slo { p99 <= 10 ms } }\n",
+            ),
+            Code::BandwidthExceeded => (
+                "data exceeds a link's bandwidth",
+                "Reported by `stratum plan`. The records crossing a link (rate × event size, per source instance) \
+                 must fit its bandwidth. Filter or aggregate on the producing side, send fewer fields, or give \
+                 the link more bandwidth.",
+                "app demo\nnode cam { tier = edge  cpu = 2  memory = 2 GiB }\nnode server { tier = fog  cpu = 8  memory = 16 GiB }\nlink edge -> fog { latency = 5 ms  bandwidth = 1 Mbit/s }\nschema Frame { camera: string  pixels: bytes }\nsource frames: generator { schema = Frame  rate = 100/s  event_size = 64 KiB  on = edge }\nsink archive: parquet { from = frames  path = \"frames\"  on = fog }\n",
+                "app demo\nnode cam { tier = edge  cpu = 2  memory = 2 GiB }\nnode server { tier = fog  cpu = 8  memory = 16 GiB }\nlink edge -> fog { latency = 5 ms  bandwidth = 100 Mbit/s }\nschema Frame { camera: string  pixels: bytes }\nsource frames: generator { schema = Frame  rate = 100/s  event_size = 64 KiB  on = edge }\nsink archive: parquet { from = frames  path = \"frames\"  on = fog }\n",
             ),
             Code::MissingApp => (
                 "the file does not name its application",

@@ -12,7 +12,7 @@ pub mod source;
 mod suggest;
 pub mod syntax;
 
-pub use check::{Checked, check};
+pub use check::{Checked, SpanIndex, check};
 pub use codes::Code;
 pub use diagnostic::{Diagnostic, Severity, render};
 pub use source::{NoImports, SourceLoader, SourceMap};

@@ -34,6 +34,43 @@ pub struct Checked {
     pub diagnostics: Vec<Diagnostic>,
     /// The lowered application. Complete and trustworthy only when there are no errors.
     pub application: Application,
+    /// Where each item and attribute was written, so later stages (the planner) can point at the file.
+    pub spans: SpanIndex,
+}
+
+/// Spans of items and their attributes by name: `counts` (the item's name), `counts.window`,
+/// `signal_timing.slo.p99`, `detections.buffer.max`.
+#[derive(Debug, Default)]
+pub struct SpanIndex {
+    spans: HashMap<String, Span>,
+}
+
+impl SpanIndex {
+    /// The span of an item's name.
+    pub fn item(&self, name: &str) -> Option<Span> {
+        self.spans.get(name).copied()
+    }
+
+    /// The span of an attribute's value (`path` like `slo.p99`), falling back to the item's name.
+    pub fn attribute(&self, item: &str, path: &str) -> Option<Span> {
+        self.spans.get(&format!("{item}.{path}")).copied().or_else(|| self.item(item))
+    }
+
+    fn record(&mut self, prefix: &str, statements: &[ast::Statement]) {
+        for statement in statements {
+            match &statement.kind {
+                StatementKind::Attribute { name, value } | StatementKind::Bound { name, value, .. } => {
+                    self.spans.entry(format!("{prefix}.{}", name.text)).or_insert(value.span);
+                }
+                StatementKind::Section(section) => {
+                    let key = format!("{prefix}.{}", section.keyword.text);
+                    self.spans.entry(key.clone()).or_insert(section.keyword.span);
+                    self.record(&key, section.statements());
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 impl Checked {
@@ -201,6 +238,28 @@ pub fn check(root_name: &str, bytes: &[u8], loader: &dyn SourceLoader) -> Checke
         checker.collect_items(file);
     }
     checker.lower_all();
+    let mut spans = SpanIndex::default();
+    for item in &checker.items {
+        let key = match item.kind {
+            _ if item.kind.is_named() => item.name.clone(),
+            // Links are indexed as `link FROM->TO`, as the planner names them.
+            ItemKind::Link => {
+                let ends: Vec<&str> = item
+                    .section
+                    .header
+                    .iter()
+                    .filter_map(|part| match part {
+                        HeaderPart::Name(name) => Some(name.text.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                format!("link {}", ends.join("->"))
+            }
+            _ => continue,
+        };
+        spans.spans.insert(key.clone(), item.section.keyword.span.to(item.name_span));
+        spans.record(&key, item.section.statements());
+    }
     let application = checker.assemble();
     // A failed reference leaves its target looking unused; warn about unused items only once the errors are fixed.
     let has_errors = diagnostics
@@ -213,7 +272,7 @@ pub fn check(root_name: &str, bytes: &[u8], loader: &dyn SourceLoader) -> Checke
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.sort_by_key(|diagnostic| (diagnostic.span.file, diagnostic.span.start, diagnostic.code));
     diagnostics.dedup_by(|a, b| a.code == b.code && a.span == b.span && a.message == b.message);
-    Checked { sources, root, diagnostics, application }
+    Checked { sources, root, diagnostics, application, spans }
 }
 
 /// Parses a file and, depth first, every file it imports. `stack` holds the chain of importers for cycle reports.

@@ -1,0 +1,121 @@
+//! The Plan: where every component instance of an application runs, with the resources it was given and why.
+//! Versioned and serializable; the only contract between the planner, the control plane and the agents.
+
+use crate::ir::Tier;
+use crate::units::{Bandwidth, ByteSize, Duration};
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the shape of the Plan changes in a way a consumer could notice.
+pub const PLAN_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub plan_version: u32,
+    pub app: String,
+    /// One entry per component instance, sorted by component then instance.
+    pub assignments: Vec<Assignment>,
+    /// Every machine the plan uses or could use, with what is allocated on it.
+    pub hosts: Vec<HostUsage>,
+    /// Traffic the plan puts on each declared (or assumed) link.
+    pub links: Vec<LinkUsage>,
+    pub objective: Objective,
+}
+
+/// What kind of component an assignment runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentKind {
+    Source,
+    Stream,
+    Sink,
+    Batch,
+    Training,
+    Service,
+    Tool,
+}
+
+impl ComponentKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ComponentKind::Source => "source",
+            ComponentKind::Stream => "stream",
+            ComponentKind::Sink => "sink",
+            ComponentKind::Batch => "batch",
+            ComponentKind::Training => "training",
+            ComponentKind::Service => "service",
+            ComponentKind::Tool => "tool",
+        }
+    }
+}
+
+/// Resources reserved for one component instance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requests {
+    pub cpu: f64,
+    pub memory: ByteSize,
+    #[serde(default)]
+    pub disk: ByteSize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accelerators: Vec<crate::ir::Accelerator>,
+}
+
+/// One component instance on one host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub component: String,
+    pub kind: ComponentKind,
+    /// 0-based; per-node sources and service replicas have several instances.
+    pub instance: u32,
+    pub host: String,
+    pub tier: Tier,
+    pub requests: Requests,
+    /// Why this host: the constraints that applied and what the choice optimised.
+    pub reason: String,
+}
+
+/// Allocation on one host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostUsage {
+    pub host: String,
+    pub tier: Tier,
+    /// The pool this host is a member of, if it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// Whether the plan needs this host running (pool members above the pool's minimum may stay off).
+    pub in_use: bool,
+    pub cpu_used: f64,
+    pub cpu_capacity: f64,
+    pub memory_used: ByteSize,
+    pub memory_capacity: ByteSize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_capacity: Option<ByteSize>,
+    pub disk_used: ByteSize,
+}
+
+/// Traffic on one link between tiers or hosts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkUsage {
+    pub from: String,
+    pub to: String,
+    pub latency: Duration,
+    /// None when the link's bandwidth is not limited (a link the file did not declare).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Bandwidth>,
+    pub used: Bandwidth,
+    /// The link was not declared in the file; the planner assumed it.
+    #[serde(default)]
+    pub assumed: bool,
+}
+
+/// How good the plan is, lowest first: latency on data paths, then traffic across tiers, then money.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// The sum over data paths of their network latency, in milliseconds.
+    pub path_latency_ms: f64,
+    /// Bits per second crossing between tiers.
+    pub cross_tier_traffic: Bandwidth,
+    /// Money per hour for the pool members the plan needs.
+    pub hourly_cost: f64,
+    /// The single number the planner minimises (see docs/planner.md).
+    pub score: f64,
+}

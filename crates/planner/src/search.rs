@@ -1,0 +1,483 @@
+//! The search for a placement: branch and bound over hosts, trying the cheapest host first so that the first
+//! complete assignment is the greedy one, then improving on it while the budget lasts. Exact on small problems
+//! (every candidate is tried), bounded on large ones.
+
+use crate::model::{Problem, static_rejection};
+use std::collections::HashMap;
+use stratum_core::units::{Bandwidth, ByteSize};
+
+/// Weights of the objective: path latency (per millisecond), cross-tier traffic (per Mbit/s), money (per unit
+/// per hour), distance from a `near` component (per millisecond).
+pub const LATENCY_WEIGHT: f64 = 1.0;
+pub const TRAFFIC_WEIGHT: f64 = 1.0;
+pub const COST_WEIGHT: f64 = 0.1;
+pub const NEAR_WEIGHT: f64 = 10.0;
+
+/// How many hosts are kept as alternatives at each step of the search.
+const ALTERNATIVES: usize = 16;
+/// Candidate evaluations after which the search stops improving a plan it already has.
+const IMPROVEMENT_BUDGET: usize = 200_000;
+/// Candidate evaluations after which the search gives up looking for any plan.
+const FEASIBILITY_BUDGET: usize = 5_000_000;
+
+/// Why a host cannot take a component now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rejection {
+    /// A constraint the host can never meet (tier, node, labels, architecture, accelerators, size).
+    Static(String),
+    /// Not enough of a resource left: what it needs, what is free, the capacity, and who took the rest.
+    Capacity {
+        resource: &'static str,
+        needs: String,
+        free: String,
+        capacity: String,
+        taken_by: Vec<String>,
+    },
+    ReplicasPerNode(u32),
+    /// A link would carry more than its bandwidth.
+    Bandwidth {
+        link: usize,
+        needs: f64,
+        used: f64,
+        capacity: f64,
+        users: Vec<String>,
+    },
+    /// A service would answer later than its objective.
+    Latency {
+        input: String,
+        route_ms: f64,
+        service_ms: f64,
+        target_ms: f64,
+        percentile: f64,
+    },
+}
+
+impl Rejection {
+    pub fn describe(&self) -> String {
+        match self {
+            Rejection::Static(reason) => reason.clone(),
+            Rejection::Capacity { resource, needs, free, capacity, taken_by } => {
+                let taken =
+                    if taken_by.is_empty() { String::new() } else { format!(", taken by {}", taken_by.join(", ")) };
+                format!("needs {needs} {resource}; has {capacity}, {free} free{taken}")
+            }
+            Rejection::ReplicasPerNode(limit) => format!("already runs {limit} replica(s), the most allowed per node"),
+            Rejection::Bandwidth { needs, used, capacity, .. } => format!(
+                "its link would carry {} more on top of {}, over its {}",
+                Bandwidth(*needs),
+                Bandwidth(*used),
+                Bandwidth(*capacity)
+            ),
+            Rejection::Latency { input, route_ms, service_ms, target_ms, percentile } => format!(
+                "{route_ms} ms from `{input}` plus about {service_ms} ms per prediction exceeds the p{percentile} objective of {target_ms} ms"
+            ),
+        }
+    }
+}
+
+/// The search state: what is placed where, and what that uses.
+#[derive(Clone)]
+pub struct State<'p> {
+    pub problem: &'p Problem,
+    pub assignment: Vec<Option<usize>>,
+    cpu: Vec<f64>,
+    memory: Vec<u64>,
+    disk: Vec<u64>,
+    accelerators: Vec<HashMap<String, u32>>,
+    pub link_used: Vec<f64>,
+    /// Components on each host, for "taken by" messages and pool-member use.
+    residents: Vec<Vec<usize>>,
+    pub score: f64,
+    /// Flows touching each component.
+    incident: Vec<Vec<usize>>,
+    /// Hosts each component could ever use.
+    pub candidates: Vec<Vec<usize>>,
+}
+
+impl<'p> State<'p> {
+    pub fn new(problem: &'p Problem) -> State<'p> {
+        let hosts = problem.hosts.len();
+        let mut incident = vec![Vec::new(); problem.components.len()];
+        for (index, flow) in problem.flows.iter().enumerate() {
+            incident[flow.from].push(index);
+            if flow.to != flow.from {
+                incident[flow.to].push(index);
+            }
+        }
+        let candidates = problem
+            .components
+            .iter()
+            .map(|component| match component.pinned {
+                Some(host) => vec![host],
+                None => (0..hosts)
+                    .filter(|host| {
+                        static_rejection(&problem.hosts[*host], &component.placement, &component.requests).is_none()
+                    })
+                    .collect(),
+            })
+            .collect();
+        State {
+            problem,
+            assignment: vec![None; problem.components.len()],
+            cpu: vec![0.0; hosts],
+            memory: vec![0; hosts],
+            disk: vec![0; hosts],
+            accelerators: vec![HashMap::new(); hosts],
+            link_used: vec![0.0; problem.links.len()],
+            residents: vec![Vec::new(); hosts],
+            score: 0.0,
+            incident,
+            candidates,
+        }
+    }
+
+    /// The added score of putting `component` on `host`, or why it cannot go there now.
+    pub fn evaluate(&self, component: usize, host: usize) -> Result<f64, Rejection> {
+        let problem = self.problem;
+        let wanted = &problem.components[component];
+        let machine = &problem.hosts[host];
+        if let Some(reason) = static_rejection(machine, &wanted.placement, &wanted.requests) {
+            return Err(Rejection::Static(reason));
+        }
+        if let Some(pinned) = wanted.pinned
+            && pinned != host
+        {
+            return Err(Rejection::Static(format!("is not `{}`", problem.hosts[pinned].name)));
+        }
+        let taken_by = || {
+            self.residents[host].iter().map(|resident| problem.components[*resident].name.clone()).collect::<Vec<_>>()
+        };
+        if self.cpu[host] + wanted.requests.cpu > machine.cpu + 1e-9 {
+            return Err(Rejection::Capacity {
+                resource: "cores",
+                needs: format!("{}", wanted.requests.cpu),
+                free: format!("{}", (machine.cpu - self.cpu[host]).max(0.0)),
+                capacity: format!("{}", machine.cpu),
+                taken_by: taken_by(),
+            });
+        }
+        if self.memory[host] + wanted.requests.memory.0 > machine.memory {
+            return Err(Rejection::Capacity {
+                resource: "memory",
+                needs: wanted.requests.memory.to_string(),
+                free: ByteSize(machine.memory.saturating_sub(self.memory[host])).to_string(),
+                capacity: ByteSize(machine.memory).to_string(),
+                taken_by: taken_by(),
+            });
+        }
+        if let Some(disk) = machine.disk
+            && self.disk[host] + wanted.requests.disk.0 > disk
+        {
+            return Err(Rejection::Capacity {
+                resource: "disk",
+                needs: wanted.requests.disk.to_string(),
+                free: ByteSize(disk.saturating_sub(self.disk[host])).to_string(),
+                capacity: ByteSize(disk).to_string(),
+                taken_by: taken_by(),
+            });
+        }
+        for accelerator in &wanted.requests.accelerators {
+            let has: u32 =
+                machine.accelerators.iter().filter(|own| own.kind == accelerator.kind).map(|own| own.count).sum();
+            let used = self.accelerators[host].get(&accelerator.kind).copied().unwrap_or(0);
+            if used + accelerator.count > has {
+                return Err(Rejection::Capacity {
+                    resource: "accelerators",
+                    needs: format!("{} x \"{}\"", accelerator.count, accelerator.kind),
+                    free: format!("{}", has.saturating_sub(used)),
+                    capacity: format!("{has}"),
+                    taken_by: taken_by(),
+                });
+            }
+        }
+        if let Some(limit) = wanted.placement.replicas_per_node {
+            let same = self.residents[host]
+                .iter()
+                .filter(|resident| problem.components[**resident].name == wanted.name)
+                .count();
+            if same as u32 >= limit {
+                return Err(Rejection::ReplicasPerNode(limit));
+            }
+        }
+
+        let mut added = 0.0;
+        let mut extra_link: [(usize, f64); 4] = [(usize::MAX, 0.0); 4];
+        for flow_index in &self.incident[component] {
+            let flow = &problem.flows[*flow_index];
+            let other = if flow.from == component { flow.to } else { flow.from };
+            let Some(other_host) = self.assignment[other] else { continue };
+            let route = problem.route(host, other_host);
+            added += route.latency_ms * LATENCY_WEIGHT;
+            if route.crosses_tiers {
+                added += flow.bits_per_second / 1e6 * TRAFFIC_WEIGHT;
+            }
+            for link in route.links() {
+                if let Some(capacity) = problem.links[*link].capacity {
+                    let slot = extra_link.iter().position(|(id, _)| *id == *link || *id == usize::MAX).unwrap_or(3);
+                    extra_link[slot].0 = *link;
+                    extra_link[slot].1 += flow.bits_per_second;
+                    if self.link_used[*link] + extra_link[slot].1 > capacity {
+                        let users = self.link_users(*link);
+                        return Err(Rejection::Bandwidth {
+                            link: *link,
+                            needs: extra_link[slot].1,
+                            used: self.link_used[*link],
+                            capacity,
+                            users,
+                        });
+                    }
+                }
+            }
+            // The consumer of the flow may be a service with a latency objective.
+            let service = if flow.to == component { component } else { flow.to };
+            if let Some(target) = &problem.components[service].latency_target {
+                let total = route.latency_ms + target.service_time_ms;
+                if total > target.at_most_ms + 1e-9 {
+                    let input = if flow.to == component { other } else { component };
+                    return Err(Rejection::Latency {
+                        input: problem.components[input].name.clone(),
+                        route_ms: route.latency_ms,
+                        service_ms: target.service_time_ms,
+                        target_ms: target.at_most_ms,
+                        percentile: target.percentile,
+                    });
+                }
+            }
+        }
+        if let Some(near) = &wanted.near {
+            let closest = problem
+                .components
+                .iter()
+                .enumerate()
+                .filter(|(_, candidate)| candidate.name == *near)
+                .filter_map(|(index, _)| self.assignment[index])
+                .map(|near_host| problem.route(host, near_host).latency_ms)
+                .fold(f64::INFINITY, f64::min);
+            if closest.is_finite() {
+                added += closest * NEAR_WEIGHT;
+            }
+        }
+        if !machine.always_on && self.residents[host].is_empty() {
+            added += machine.hourly_cost * COST_WEIGHT;
+        }
+        Ok(added)
+    }
+
+    /// Who sends data over a link now, for bandwidth messages.
+    fn link_users(&self, link: usize) -> Vec<String> {
+        let problem = self.problem;
+        let mut users: Vec<String> = problem
+            .flows
+            .iter()
+            .filter(|flow| {
+                let (Some(a), Some(b)) = (self.assignment[flow.from], self.assignment[flow.to]) else { return false };
+                problem.route(a, b).links().contains(&link)
+            })
+            .map(|flow| problem.components[flow.from].name.clone())
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
+    pub fn apply(&mut self, component: usize, host: usize, added: f64) {
+        self.change(component, host, 1.0);
+        self.assignment[component] = Some(host);
+        self.residents[host].push(component);
+        self.score += added;
+    }
+
+    pub fn undo(&mut self, component: usize, host: usize, added: f64) {
+        self.assignment[component] = None;
+        if let Some(position) = self.residents[host].iter().rposition(|resident| *resident == component) {
+            self.residents[host].remove(position);
+        }
+        self.change(component, host, -1.0);
+        self.score -= added;
+    }
+
+    /// Adds (sign 1) or removes (sign -1) a component's use of its host and of the links to its placed neighbours.
+    fn change(&mut self, component: usize, host: usize, sign: f64) {
+        let problem = self.problem;
+        let requests = &problem.components[component].requests;
+        self.cpu[host] += sign * requests.cpu;
+        if sign > 0.0 {
+            self.memory[host] += requests.memory.0;
+            self.disk[host] += requests.disk.0;
+        } else {
+            self.memory[host] -= requests.memory.0;
+            self.disk[host] -= requests.disk.0;
+        }
+        for accelerator in &requests.accelerators {
+            let used = self.accelerators[host].entry(accelerator.kind.clone()).or_default();
+            if sign > 0.0 {
+                *used += accelerator.count;
+            } else {
+                *used -= accelerator.count;
+            }
+        }
+        for flow_index in &self.incident[component] {
+            let flow = &problem.flows[*flow_index];
+            let other = if flow.from == component { flow.to } else { flow.from };
+            let Some(other_host) = self.assignment[other] else { continue };
+            for link in problem.route(host, other_host).links() {
+                self.link_used[*link] += sign * flow.bits_per_second;
+            }
+        }
+    }
+
+    /// The hosts a component can go to now, cheapest first; identical empty pool members count once.
+    pub fn options(&self, component: usize, limit: usize) -> (Vec<(f64, usize)>, usize) {
+        let mut options = Vec::new();
+        let mut empty_pools_seen: Vec<(&str, bool)> = Vec::new();
+        let mut evaluated = 0;
+        for host in &self.candidates[component] {
+            let machine = &self.problem.hosts[*host];
+            if let Some((pool, _)) = &machine.pool
+                && self.residents[*host].is_empty()
+            {
+                let key = (pool.as_str(), machine.always_on);
+                if empty_pools_seen.contains(&key) {
+                    continue;
+                }
+                empty_pools_seen.push(key);
+            }
+            evaluated += 1;
+            if let Ok(added) = self.evaluate(component, *host) {
+                options.push((added, *host));
+            }
+        }
+        if options.len() > limit {
+            options.select_nth_unstable_by(limit, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            options.truncate(limit);
+        }
+        options.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        (options, evaluated)
+    }
+}
+
+/// The order in which components are placed: pinned instances first, then producers before consumers, the most
+/// constrained first among equals.
+pub fn placement_order(state: &State) -> Vec<usize> {
+    let problem = state.problem;
+    let count = problem.components.len();
+    let mut waiting_for = vec![0usize; count];
+    let mut consumers = vec![Vec::new(); count];
+    for flow in &problem.flows {
+        if flow.from != flow.to && problem.components[flow.to].pinned.is_none() {
+            waiting_for[flow.to] += 1;
+            consumers[flow.from].push(flow.to);
+        }
+    }
+    let mut order = Vec::with_capacity(count);
+    let mut placed = vec![false; count];
+    let mut ready: Vec<usize> = (0..count).filter(|component| waiting_for[*component] == 0).collect();
+    while order.len() < count {
+        if ready.is_empty() {
+            // A cycle of flows (a stream calling a service that reads it): take the first unplaced one.
+            if let Some(next) = (0..count).find(|component| !placed[*component]) {
+                ready.push(next);
+            }
+        }
+        ready.sort_by_key(|component| {
+            (problem.components[*component].pinned.is_none(), state.candidates[*component].len(), *component)
+        });
+        let next = ready.remove(0);
+        if placed[next] {
+            continue;
+        }
+        placed[next] = true;
+        order.push(next);
+        for consumer in &consumers[next] {
+            waiting_for[*consumer] = waiting_for[*consumer].saturating_sub(1);
+            if waiting_for[*consumer] == 0 && !placed[*consumer] && !ready.contains(consumer) {
+                ready.push(*consumer);
+            }
+        }
+    }
+    order
+}
+
+/// The outcome of a search.
+pub struct Solution {
+    pub assignment: Vec<usize>,
+    pub score: f64,
+    /// Every alternative was tried: the plan is optimal for the objective.
+    pub exhaustive: bool,
+}
+
+/// Finds the best placement within the budget, or None when none was found.
+pub fn solve(problem: &Problem) -> Option<Solution> {
+    let mut state = State::new(problem);
+    let order = placement_order(&state);
+    if order.is_empty() {
+        return Some(Solution { assignment: Vec::new(), score: 0.0, exhaustive: true });
+    }
+    struct Frame {
+        component: usize,
+        options: Vec<(f64, usize)>,
+        next: usize,
+    }
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    let mut evaluations = 0usize;
+    let mut truncated = false;
+    let mut applied: Vec<(usize, usize, f64)> = Vec::new();
+    let (options, evaluated) = state.options(order[0], ALTERNATIVES);
+    evaluations += evaluated;
+    truncated |= state.candidates[order[0]].len() > ALTERNATIVES;
+    let mut frames = vec![Frame { component: order[0], options, next: 0 }];
+    while !frames.is_empty() {
+        if applied.len() == frames.len() {
+            let (component, host, added) = applied.pop().expect("a choice is applied for the top frame");
+            state.undo(component, host, added);
+        }
+        let depth = frames.len();
+        let frame = frames.last_mut().expect("not empty");
+        let out_of_budget = (best.is_some() && evaluations > IMPROVEMENT_BUDGET) || evaluations > FEASIBILITY_BUDGET;
+        if frame.next >= frame.options.len() || out_of_budget {
+            if out_of_budget {
+                truncated = true;
+            }
+            frames.pop();
+            continue;
+        }
+        let (added, host) = frame.options[frame.next];
+        frame.next += 1;
+        let best_score = best.as_ref().map(|(score, _)| *score).unwrap_or(f64::INFINITY);
+        if state.score + added >= best_score - 1e-9 {
+            // Options are sorted, so every later one is at least as costly.
+            frame.next = frame.options.len();
+            continue;
+        }
+        let component = frame.component;
+        state.apply(component, host, added);
+        applied.push((component, host, added));
+        if depth == order.len() {
+            let assignment = state.assignment.iter().map(|host| host.expect("complete")).collect();
+            best = Some((state.score, assignment));
+            continue;
+        }
+        let next_component = order[depth];
+        let (options, evaluated) = state.options(next_component, ALTERNATIVES);
+        evaluations += evaluated;
+        truncated |= state.candidates[next_component].len() > ALTERNATIVES;
+        if !options.is_empty() {
+            frames.push(Frame { component: next_component, options, next: 0 });
+        }
+    }
+    best.map(|(score, assignment)| Solution { assignment, score, exhaustive: !truncated })
+}
+
+/// The greedy descent, stopping at the first component that fits nowhere: used to explain an impossible plan.
+pub fn first_failure(problem: &Problem) -> Option<(State<'_>, usize)> {
+    let mut state = State::new(problem);
+    let order = placement_order(&state);
+    for component in order {
+        let (options, _) = state.options(component, 1);
+        match options.first() {
+            Some((added, host)) => state.apply(component, *host, *added),
+            None => return Some((state, component)),
+        }
+    }
+    None
+}
