@@ -453,32 +453,74 @@ fn hosts(application: &Application) -> Vec<Host> {
     hosts
 }
 
+/// Why a host can never take a component, whatever else runs there. Cheap to produce: the planner asks this for
+/// every component and host; the words are only made when a message shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StaticRejection<'a> {
+    Tier { has: Tier, wanted: Tier },
+    NotNode(&'a str),
+    NotInPool(&'a str),
+    Label { key: &'a str, value: &'a str },
+    Arch { has: Arch, wanted: Arch },
+    Accelerators { kind: &'a str, has: u32, wanted: u32 },
+    Cores { has: f64, wanted: f64 },
+    Memory { has: u64, wanted: u64 },
+    Disk { has: u64, wanted: u64 },
+}
+
+impl std::fmt::Display for StaticRejection<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let arch = |arch: &Arch| format!("{arch:?}").to_lowercase();
+        match self {
+            StaticRejection::Tier { has, wanted } => write!(formatter, "is on {}, not {}", has.name(), wanted.name()),
+            StaticRejection::NotNode(node) => write!(formatter, "is not `{node}`"),
+            StaticRejection::NotInPool(pool) => write!(formatter, "is not in pool `{pool}`"),
+            StaticRejection::Label { key, value } => write!(formatter, "lacks the label {key}: \"{value}\""),
+            StaticRejection::Arch { has, wanted } => write!(formatter, "is {}, not {}", arch(has), arch(wanted)),
+            StaticRejection::Accelerators { kind, has, wanted } => {
+                write!(formatter, "has {has} x \"{kind}\", needs {wanted}")
+            }
+            StaticRejection::Cores { has, wanted } => write!(formatter, "has {has} cores, needs {wanted}"),
+            StaticRejection::Memory { has, wanted } => {
+                write!(formatter, "has {} memory, needs {}", ByteSize(*has), ByteSize(*wanted))
+            }
+            StaticRejection::Disk { has, wanted } => {
+                write!(formatter, "has {} disk, needs {}", ByteSize(*has), ByteSize(*wanted))
+            }
+        }
+    }
+}
+
 /// Why a host can never take a component, whatever else runs there (None: it can).
-pub fn static_rejection(host: &Host, placement: &Placement, requests: &Requests) -> Option<String> {
-    if let Some(tier) = placement.tier
-        && host.tier != tier
+pub fn static_rejection<'a>(
+    host: &Host,
+    placement: &'a Placement,
+    requests: &'a Requests,
+) -> Option<StaticRejection<'a>> {
+    if let Some(wanted) = placement.tier
+        && host.tier != wanted
     {
-        return Some(format!("is on {}, not {}", host.tier.name(), tier.name()));
+        return Some(StaticRejection::Tier { has: host.tier, wanted });
     }
     if let Some(node) = &placement.node
         && host.name != *node
     {
-        return Some(format!("is not `{node}`"));
+        return Some(StaticRejection::NotNode(node));
     }
     if let Some(pool) = &placement.pool
         && host.pool.as_ref().map(|(name, _)| name) != Some(pool)
     {
-        return Some(format!("is not in pool `{pool}`"));
+        return Some(StaticRejection::NotInPool(pool));
     }
     for (key, value) in &placement.labels {
         if host.labels.get(key) != Some(value) {
-            return Some(format!("lacks the label {key}: \"{value}\""));
+            return Some(StaticRejection::Label { key, value });
         }
     }
-    if let Some(arch) = placement.arch
-        && host.arch != arch
+    if let Some(wanted) = placement.arch
+        && host.arch != wanted
     {
-        return Some(format!("is {:?}, not {:?}", host.arch, arch).to_lowercase());
+        return Some(StaticRejection::Arch { has: host.arch, wanted });
     }
     for wanted in &requests.accelerators {
         let has: u32 = host
@@ -488,17 +530,17 @@ pub fn static_rejection(host: &Host, placement: &Placement, requests: &Requests)
             .map(|accelerator| accelerator.count)
             .sum();
         if has < wanted.count {
-            return Some(format!("has {has} x \"{}\", needs {}", wanted.kind, wanted.count));
+            return Some(StaticRejection::Accelerators { kind: &wanted.kind, has, wanted: wanted.count });
         }
     }
     if requests.cpu > host.cpu {
-        return Some(format!("has {} cores, needs {}", host.cpu, requests.cpu));
+        return Some(StaticRejection::Cores { has: host.cpu, wanted: requests.cpu });
     }
     if requests.memory.0 > host.memory {
-        return Some(format!("has {} memory, needs {}", ByteSize(host.memory), requests.memory));
+        return Some(StaticRejection::Memory { has: host.memory, wanted: requests.memory.0 });
     }
     if requests.disk.0 > 0 && requests.disk.0 > host.disk.unwrap_or(u64::MAX) {
-        return Some(format!("has {} disk, needs {}", ByteSize(host.disk.unwrap_or(0)), requests.disk));
+        return Some(StaticRejection::Disk { has: host.disk.unwrap_or(0), wanted: requests.disk.0 });
     }
     None
 }

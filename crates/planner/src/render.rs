@@ -8,7 +8,8 @@ use stratum_core::units::{ByteSize, trim_number};
 
 pub fn render(plan: &Plan, optimal: bool) -> String {
     let mut out = String::new();
-    let used_hosts = plan.hosts.iter().filter(|host| host.in_use).count();
+    let used_hosts =
+        plan.hosts.iter().filter(|host| plan.assignments.iter().any(|assignment| assignment.host == host.host)).count();
     let quality = if optimal { "optimal" } else { "best found within the search budget" };
     let _ = writeln!(
         out,

@@ -92,6 +92,15 @@ pub struct State<'p> {
     incident: Vec<Vec<usize>>,
     /// Hosts each component could ever use.
     pub candidates: Vec<Vec<usize>>,
+    /// For each component, the instances it should be near (or that should be near it), with their weight.
+    near_partners: Vec<Vec<(usize, f64)>>,
+    /// Hosts with the same class are interchangeable while empty (same hardware, labels, pool and cost, and no
+    /// file names them), so the search tries one empty host per class.
+    host_class: Vec<usize>,
+    /// For each class, the last `options` call that saw an empty host of it (a generation stamp, so no set is
+    /// built per call).
+    class_seen: Vec<u64>,
+    generation: u64,
 }
 
 impl<'p> State<'p> {
@@ -116,8 +125,26 @@ impl<'p> State<'p> {
                     .collect(),
             })
             .collect();
+        let mut near_partners = vec![Vec::new(); problem.components.len()];
+        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (index, component) in problem.components.iter().enumerate() {
+            by_name.entry(component.name.as_str()).or_default().push(index);
+        }
+        for (index, component) in problem.components.iter().enumerate() {
+            let Some(targets) = component.near.as_deref().and_then(|near| by_name.get(near)) else { continue };
+            // The distance to a component with several instances is the average distance to them.
+            let weight = NEAR_WEIGHT / targets.len() as f64;
+            for target in targets {
+                near_partners[index].push((*target, weight));
+                near_partners[*target].push((index, weight));
+            }
+        }
         State {
             problem,
+            near_partners,
+            class_seen: Vec::new(),
+            generation: 0,
+            host_class: host_classes(problem),
             assignment: vec![None; problem.components.len()],
             cpu: vec![0.0; hosts],
             memory: vec![0; hosts],
@@ -135,15 +162,23 @@ impl<'p> State<'p> {
     pub fn evaluate(&self, component: usize, host: usize) -> Result<f64, Rejection> {
         let problem = self.problem;
         let wanted = &problem.components[component];
-        let machine = &problem.hosts[host];
-        if let Some(reason) = static_rejection(machine, &wanted.placement, &wanted.requests) {
-            return Err(Rejection::Static(reason));
+        if let Some(reason) = static_rejection(&problem.hosts[host], &wanted.placement, &wanted.requests) {
+            return Err(Rejection::Static(reason.to_string()));
         }
         if let Some(pinned) = wanted.pinned
             && pinned != host
         {
             return Err(Rejection::Static(format!("is not `{}`", problem.hosts[pinned].name)));
         }
+        self.evaluate_dynamic(component, host)
+    }
+
+    /// Like [`State::evaluate`] for a host that meets the component's static constraints: only capacity,
+    /// replicas, bandwidth and latency are checked.
+    fn evaluate_dynamic(&self, component: usize, host: usize) -> Result<f64, Rejection> {
+        let problem = self.problem;
+        let wanted = &problem.components[component];
+        let machine = &problem.hosts[host];
         let taken_by = || {
             self.residents[host].iter().map(|resident| problem.components[*resident].name.clone()).collect::<Vec<_>>()
         };
@@ -244,17 +279,11 @@ impl<'p> State<'p> {
                 }
             }
         }
-        if let Some(near) = &wanted.near {
-            let closest = problem
-                .components
-                .iter()
-                .enumerate()
-                .filter(|(_, candidate)| candidate.name == *near)
-                .filter_map(|(index, _)| self.assignment[index])
-                .map(|near_host| problem.route(host, near_host).latency_ms)
-                .fold(f64::INFINITY, f64::min);
-            if closest.is_finite() {
-                added += closest * NEAR_WEIGHT;
+        // Distance to `near` partners counts for every placed pair, whichever was placed first, so the objective
+        // does not depend on the order of placement.
+        for (partner, weight) in &self.near_partners[component] {
+            if let Some(partner_host) = self.assignment[*partner] {
+                added += problem.route(host, partner_host).latency_ms * weight;
             }
         }
         if !machine.always_on && self.residents[host].is_empty() {
@@ -326,24 +355,26 @@ impl<'p> State<'p> {
         }
     }
 
-    /// The hosts a component can go to now, cheapest first; identical empty pool members count once.
-    pub fn options(&self, component: usize, limit: usize) -> (Vec<(f64, usize)>, usize) {
+    /// The hosts a component can go to now, cheapest first; interchangeable empty hosts count once.
+    pub fn options(&mut self, component: usize, limit: usize) -> (Vec<(f64, usize)>, usize) {
         let mut options = Vec::new();
-        let mut empty_pools_seen: Vec<(&str, bool)> = Vec::new();
+        if self.class_seen.is_empty() {
+            self.class_seen = vec![0; self.host_class.iter().max().map_or(0, |class| class + 1)];
+        }
+        self.generation += 1;
         let mut evaluated = 0;
-        for host in &self.candidates[component] {
-            let machine = &self.problem.hosts[*host];
-            if let Some((pool, _)) = &machine.pool
-                && self.residents[*host].is_empty()
-            {
-                let key = (pool.as_str(), machine.always_on);
-                if empty_pools_seen.contains(&key) {
+        for position in 0..self.candidates[component].len() {
+            let host = &self.candidates[component][position];
+            if self.residents[*host].is_empty() {
+                let class = self.host_class[*host];
+                if self.class_seen[class] == self.generation {
                     continue;
                 }
-                empty_pools_seen.push(key);
+                self.class_seen[class] = self.generation;
             }
             evaluated += 1;
-            if let Ok(added) = self.evaluate(component, *host) {
+            // Candidates already meet the static constraints.
+            if let Ok(added) = self.evaluate_dynamic(component, *host) {
                 options.push((added, *host));
             }
         }
@@ -354,6 +385,49 @@ impl<'p> State<'p> {
         options.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         (options, evaluated)
     }
+}
+
+/// Groups hosts that are interchangeable while empty, numbering the classes from 0. A host named anywhere in
+/// the file (by a placement or a link) is in a class of its own.
+fn host_classes(problem: &Problem) -> Vec<usize> {
+    let mut named: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for component in &problem.components {
+        if let Some(node) = &component.placement.node {
+            named.insert(node);
+        }
+    }
+    for link in &problem.links {
+        named.insert(&link.from);
+        named.insert(&link.to);
+    }
+    let mut classes: HashMap<String, usize> = HashMap::new();
+    problem
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(index, host)| {
+            let pool = host.pool.as_ref().map(|(pool, _)| pool.as_str());
+            let key = if named.contains(host.name.as_str()) {
+                format!("named {index}")
+            } else {
+                format!(
+                    "{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+                    host.tier,
+                    host.cpu,
+                    host.memory,
+                    host.disk,
+                    host.arch,
+                    host.accelerators,
+                    host.labels,
+                    pool,
+                    host.always_on,
+                    host.hourly_cost
+                )
+            };
+            let next = classes.len();
+            *classes.entry(key).or_insert(next)
+        })
+        .collect()
 }
 
 /// The order in which components are placed: pinned instances first, then producers before consumers, the most
@@ -433,7 +507,11 @@ pub fn solve(problem: &Problem) -> Option<Solution> {
         }
         let depth = frames.len();
         let frame = frames.last_mut().expect("not empty");
-        let out_of_budget = (best.is_some() && evaluations > IMPROVEMENT_BUDGET) || evaluations > FEASIBILITY_BUDGET;
+        // Past the budget the search stops backtracking: with a plan it stops improving it, without one it
+        // only finishes the descent it is on (so a greedy plan is always completed when one exists that way).
+        let backtracking = frame.next > 0;
+        let out_of_budget =
+            (best.is_some() && evaluations > IMPROVEMENT_BUDGET) || (backtracking && evaluations > FEASIBILITY_BUDGET);
         if frame.next >= frame.options.len() || out_of_budget {
             if out_of_budget {
                 truncated = true;
