@@ -2,7 +2,7 @@
 //! complete assignment is the greedy one, then improving on it while the budget lasts. Exact on small problems
 //! (every candidate is tried), bounded on large ones.
 
-use crate::model::{Problem, static_rejection};
+use crate::model::{Problem, StaticRejection, static_rejection};
 use std::collections::HashMap;
 use stratum_core::units::{Bandwidth, ByteSize};
 
@@ -163,7 +163,24 @@ impl<'p> State<'p> {
         let problem = self.problem;
         let wanted = &problem.components[component];
         if let Some(reason) = static_rejection(&problem.hosts[host], &wanted.placement, &wanted.requests) {
-            return Err(Rejection::Static(reason.to_string()));
+            // A component larger than the whole machine is a capacity problem, reported with its numbers.
+            let too_small = |resource, needs: String, capacity: String| Rejection::Capacity {
+                resource,
+                needs,
+                free: capacity.clone(),
+                capacity,
+                taken_by: Vec::new(),
+            };
+            return Err(match reason {
+                StaticRejection::Cores { has, wanted } => too_small("cores", format!("{wanted}"), format!("{has}")),
+                StaticRejection::Memory { has, wanted } => {
+                    too_small("memory", ByteSize(wanted).to_string(), ByteSize(has).to_string())
+                }
+                StaticRejection::Disk { has, wanted } => {
+                    too_small("disk", ByteSize(wanted).to_string(), ByteSize(has).to_string())
+                }
+                other => Rejection::Static(other.to_string()),
+            });
         }
         if let Some(pinned) = wanted.pinned
             && pinned != host
