@@ -164,3 +164,63 @@ fn colour_only_when_asked_and_never_with_no_color() {
         .unwrap();
     assert!(!text(&auto.stderr).contains('\x1b'));
 }
+
+#[test]
+fn plan_prints_a_table_and_json() {
+    let output = stratum(&["plan", TRAFFIC]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let table = text(&output.stdout);
+    for expected in ["plan for `traffic`", "fog_downtown", "service signal_timing", "edge -> fog", "objective:"] {
+        assert!(table.contains(expected), "missing `{expected}` in\n{table}");
+    }
+    let json = stratum(&["plan", TRAFFIC, "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(plan["plan_version"], 1);
+    let counts =
+        plan["assignments"].as_array().unwrap().iter().find(|assignment| assignment["component"] == "counts").unwrap();
+    assert_eq!(counts["host"], "fog_downtown");
+}
+
+#[test]
+fn plan_errors_name_the_numbers() {
+    let traffic = std::fs::read_to_string(repository().join(TRAFFIC)).unwrap();
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan_errors");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(repository().join("examples/traffic/shared.stratum"), folder.join("shared.stratum")).unwrap();
+    let small_memory = folder.join("memory.stratum");
+    std::fs::write(&small_memory, traffic.replace("  memory = 64 GiB", "  memory = 1 GiB")).unwrap();
+    let output = stratum(&["plan", small_memory.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("error[E0601]") && stderr.contains("`fog_downtown` has 1 GiB"), "{stderr}");
+    let small_link = folder.join("bandwidth.stratum");
+    std::fs::write(&small_link, traffic.replace("  bandwidth = 100 Mbit/s", "  bandwidth = 100 kbit/s")).unwrap();
+    let output = stratum(&["plan", small_link.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("error[E0604]") && stderr.contains("100 kbit/s"), "{stderr}");
+}
+
+#[test]
+fn plan_explains_a_component_and_diffs_against_an_old_plan() {
+    let explain = stratum(&["plan", TRAFFIC, "--explain", "counts"]);
+    assert_eq!(explain.status.code(), Some(0), "{}", text(&explain.stderr));
+    let table = text(&explain.stdout);
+    assert!(table.contains("→ fog_downtown"), "{table}");
+    assert!(table.contains("cam_5th_main") && table.contains("ruled out: is on edge, not fog"), "{table}");
+
+    let old = stratum(&["plan", TRAFFIC, "--format", "json"]);
+    let old_path = scratch("old_plan.json", &old.stdout);
+    let same = stratum(&["plan", TRAFFIC, "--diff", old_path.to_str().unwrap()]);
+    assert!(text(&same.stdout).contains("14 unchanged"), "{}", text(&same.stdout));
+    let mut edited: serde_json::Value = serde_json::from_slice(&old.stdout).unwrap();
+    edited["assignments"][0]["host"] = serde_json::json!("somewhere_else");
+    edited["assignments"].as_array_mut().unwrap().pop();
+    let edited_path = scratch("edited_plan.json", serde_json::to_string(&edited).unwrap().as_bytes());
+    let changes = stratum(&["plan", TRAFFIC, "--diff", edited_path.to_str().unwrap(), "--format", "json"]);
+    let changes: serde_json::Value = serde_json::from_slice(&changes.stdout).unwrap();
+    assert_eq!(changes["moved"].as_array().unwrap().len(), 1);
+    assert_eq!(changes["added"].as_array().unwrap().len(), 1);
+    let not_a_plan = scratch("not_a_plan.json", b"{}");
+    assert_eq!(stratum(&["plan", TRAFFIC, "--diff", not_a_plan.to_str().unwrap()]).status.code(), Some(1));
+}
