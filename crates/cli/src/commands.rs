@@ -1,4 +1,4 @@
-//! The subcommands: `check`, `fmt`, `explain` and `plan`.
+//! The subcommands: `check`, `fmt`, `explain`, `plan` and `generate`.
 
 use crate::Outcome;
 use crate::loader::{FileLoader, normalize};
@@ -357,6 +357,82 @@ pub fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         Format::Human => print!("{}", stratum_planner::render(&plan, planned.optimal)),
+    }
+    Ok(Outcome::Success)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// Kubernetes manifests (edge nodes as KubeEdge labels them).
+    Kubernetes,
+    /// A compose file that runs the whole application on one host.
+    Compose,
+    /// An Ansible inventory and playbook that install the Stratum agent on every node.
+    Ansible,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Serverless {
+    /// A Deployment with a HorizontalPodAutoscaler (at least one replica).
+    Hpa,
+    /// A Knative Service, which scales to zero.
+    Knative,
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// What to generate.
+    #[arg(value_enum)]
+    target: Target,
+    /// The .stratum file to plan and generate for.
+    file: PathBuf,
+    /// The directory to write into (created if missing; files of the same name are replaced).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// How Kubernetes serves inference services.
+    #[arg(long, value_enum, default_value_t = Serverless::Hpa)]
+    serverless: Serverless,
+    /// How to print the list of files written.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+pub fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+    let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
+    let planned = stratum_planner::plan(&checked);
+    for diagnostic in &planned.diagnostics {
+        eprintln!("{}", stratum_lang::render(diagnostic, &checked.sources, color.for_stderr()));
+    }
+    let Some(plan) = planned.plan else {
+        eprintln!("error: `{}` cannot be placed, so nothing was generated", args.file.display());
+        return Ok(Outcome::UserError);
+    };
+    let name = match args.target {
+        Target::Kubernetes => "kubernetes",
+        Target::Compose => "compose",
+        Target::Ansible => "ansible",
+    };
+    let backend = stratum_planner::generate::backend(name).context("every target has a backend")?;
+    let options = stratum_planner::generate::Options { knative: args.serverless == Serverless::Knative };
+    let input = stratum_planner::generate::Input { application: &checked.application, plan: &plan, options: &options };
+    let files = backend.generate(&input)?;
+    let mut written = Vec::new();
+    for file in &files {
+        let path = args.output.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, &file.contents).with_context(|| format!("cannot write `{}`", path.display()))?;
+        written.push(path.display().to_string());
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json!({ "target": name, "files": written }))?),
+        Format::Human => {
+            println!("wrote {} for `{}`:", backend.description(), checked.application.name);
+            for path in written {
+                println!("  {path}");
+            }
+        }
     }
     Ok(Outcome::Success)
 }

@@ -34,6 +34,8 @@ enum Command {
     Explain(commands::ExplainArgs),
     /// Decide where every component runs across edge, fog and cloud, and prove it fits machines and network.
     Plan(commands::PlanArgs),
+    /// Write infrastructure code for the plan: kubernetes, compose or ansible.
+    Generate(commands::GenerateArgs),
 }
 
 /// What a command reports back to `main`.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Fmt(args) => commands::fmt(args, color),
         Command::Explain(args) => commands::explain(args),
         Command::Plan(args) => commands::plan(args, color),
+        Command::Generate(args) => commands::generate(args, color),
     });
     match result {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,

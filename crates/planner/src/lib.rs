@@ -5,6 +5,7 @@
 //! Pure: no IO. The output is the versioned [`Plan`], the only contract with the control plane and agents.
 
 pub mod diff;
+pub mod generate;
 pub mod model;
 mod render;
 pub mod search;

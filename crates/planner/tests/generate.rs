@@ -1,0 +1,105 @@
+//! Generator tests: the output for the examples is deterministic and matches its snapshots
+//! (test_data/generate, STRATUM_BLESS=1 rewrites them); and, in CI's external stage, the real validators accept
+//! it: kubernetes-validate (strict), check-jsonschema with the compose-spec schema, ansible-playbook --syntax-check.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use stratum_planner::generate::{BACKENDS, GeneratedFile, Input, Options};
+
+const EXAMPLES: &[&str] =
+    &["traffic/traffic.stratum", "predictive_maintenance/factory.stratum", "energy/substations.stratum"];
+
+struct Loader;
+
+impl stratum_lang::SourceLoader for Loader {
+    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+        let joined = Path::new(importer).parent().unwrap_or(Path::new("")).join(path);
+        std::fs::read(&joined)
+            .map(|bytes| (joined.to_string_lossy().into_owned(), bytes))
+            .map_err(|error| error.to_string())
+    }
+}
+
+fn generate(example: &str, backend: &str, options: &Options) -> Vec<GeneratedFile> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example);
+    let checked = stratum_lang::check(&path.to_string_lossy(), &std::fs::read(&path).unwrap(), &Loader);
+    assert!(!checked.has_errors());
+    let plan = stratum_planner::plan(&checked).plan.expect("the example plans");
+    let backend = stratum_planner::generate::backend(backend).unwrap();
+    backend.generate(&Input { application: &checked.application, plan: &plan, options }).unwrap()
+}
+
+fn concatenated(files: &[GeneratedFile]) -> String {
+    files.iter().map(|file| format!("=== {}\n{}", file.path, file.contents)).collect()
+}
+
+#[test]
+fn output_is_deterministic_and_matches_snapshots() {
+    let mut failures = Vec::new();
+    for backend in BACKENDS {
+        for (suffix, options) in [("", Options::default()), ("-knative", Options { knative: true })] {
+            if !suffix.is_empty() && backend.name() != "kubernetes" {
+                continue;
+            }
+            let first = concatenated(&generate(EXAMPLES[0], backend.name(), &options));
+            let second = concatenated(&generate(EXAMPLES[0], backend.name(), &options));
+            assert_eq!(first, second, "{} output differs between runs", backend.name());
+            let snapshot = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("test_data/generate/traffic.{}{suffix}.txt", backend.name()));
+            if std::env::var_os("STRATUM_BLESS").is_some() {
+                std::fs::write(&snapshot, &first).unwrap();
+            } else if std::fs::read_to_string(&snapshot).unwrap_or_default() != first {
+                failures.push(format!("{} differs (STRATUM_BLESS=1 to accept)", snapshot.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Writes an example's generated files into a fresh folder and returns it.
+fn write_out(example: &str, backend: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated").join(example.replace('/', "_")).join(backend);
+    let _ = std::fs::remove_dir_all(&folder);
+    for file in generate(example, backend, &Options::default()) {
+        let path = folder.join(&file.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, file.contents).unwrap();
+    }
+    folder
+}
+
+/// Runs a validator; a missing validator fails the test, it never skips.
+fn validate(program: &str, arguments: &[&str], directory: &Path) {
+    let output =
+        Command::new(program).args(arguments).current_dir(directory).output().unwrap_or_else(|error| {
+            panic!("the validator `{program}` is not installed ({error}); .ci/run installs it")
+        });
+    assert!(
+        output.status.success(),
+        "`{program} {}` rejected the output in {}:\n{}\n{}",
+        arguments.join(" "),
+        directory.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs the external validators; .ci/run installs them and runs this in its external stage"]
+fn real_validators_accept_the_output_for_every_example() {
+    for example in EXAMPLES {
+        let kubernetes = write_out(example, "kubernetes").join("kubernetes");
+        let manifests: Vec<String> =
+            std::fs::read_dir(&kubernetes).unwrap().map(|entry| entry.unwrap().path().display().to_string()).collect();
+        let mut arguments = vec!["--strict"];
+        arguments.extend(manifests.iter().map(String::as_str));
+        validate("kubernetes-validate", &arguments, &kubernetes);
+
+        let compose = write_out(example, "compose").join("compose");
+        validate("check-jsonschema", &["--builtin-schema", "vendor.compose-spec", "compose.yaml"], &compose);
+
+        let ansible = write_out(example, "ansible").join("ansible");
+        validate("ansible-playbook", &["--syntax-check", "-i", "inventory.yml", "playbook.yml"], &ansible);
+        validate("ansible-inventory", &["-i", "inventory.yml", "--list"], &ansible);
+    }
+}
