@@ -33,6 +33,26 @@ pub struct Application {
     pub tools: Vec<Tool>,
     pub dashboards: Vec<Dashboard>,
     pub policies: Vec<Policy>,
+    /// How the planner weighs what it minimises.
+    #[serde(default)]
+    pub objective: ObjectiveWeights,
+}
+
+/// The weights of the planner's objective (`objective { … }` in the file). The planner minimises
+/// `latency × ms of data-path latency + traffic × Mbit/s across tiers + cost × money per hour + near × ms between
+/// components that should be near`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveWeights {
+    pub latency: f64,
+    pub traffic: f64,
+    pub cost: f64,
+    pub near: f64,
+}
+
+impl Default for ObjectiveWeights {
+    fn default() -> ObjectiveWeights {
+        ObjectiveWeights { latency: 1.0, traffic: 1.0, cost: 0.1, near: 10.0 }
+    }
 }
 
 impl Application {
@@ -197,6 +217,10 @@ pub struct Placement {
     /// named node or pool, or else the tier of its input. The privacy check works on this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inferred_tier: Option<Tier>,
+    /// The component reads private fields produced on this tier and states no tier of its own: the privacy check
+    /// passed because it stays there, so the planner must keep it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_data_tier: Option<Tier>,
 }
 
 /// Resources a component asks for, when the file overrides the planner's defaults.

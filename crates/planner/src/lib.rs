@@ -171,6 +171,9 @@ fn reason(state: &State, component: usize) -> String {
     } else if let Some(tier) = placement.tier {
         constraints.push(format!("on = {}", tier.name()));
     }
+    if let Some(tier) = placement.private_data_tier {
+        constraints.push(format!("stays on {} with the private fields it reads", tier.name()));
+    }
     if !placement.labels.is_empty() {
         let labels: Vec<String> = placement.labels.iter().map(|(key, value)| format!("{key}: \"{value}\"")).collect();
         constraints.push(format!("labels {{ {} }}", labels.join(", ")));
@@ -191,6 +194,24 @@ fn reason(state: &State, component: usize) -> String {
 
 /// A diagnostic for the first component that fits nowhere, with each machine's reason.
 fn explain_failure(state: &State, component: usize, spans: &SpanIndex) -> Diagnostic {
+    let diagnostic = failure_diagnostic(state, component, spans);
+    // A component kept on a tier by the privacy rule gets the reason, since the file does not say it.
+    match state.problem.components[component].placement.private_data_tier {
+        Some(tier) => {
+            let reason = format!(
+                "`{}` must run on {} because it reads private fields produced there; read fewer fields, or give {} more room",
+                state.problem.components[component].name,
+                tier.name(),
+                tier.name()
+            );
+            let help = diagnostic.help.clone().map(|help| format!("{help}\n{reason}")).unwrap_or(reason);
+            diagnostic.help(help)
+        }
+        None => diagnostic,
+    }
+}
+
+fn failure_diagnostic(state: &State, component: usize, spans: &SpanIndex) -> Diagnostic {
     let problem = state.problem;
     let wanted = &problem.components[component];
     let name = &wanted.name;

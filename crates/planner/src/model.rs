@@ -83,6 +83,8 @@ pub struct Problem {
     pub components: Vec<Component>,
     pub flows: Vec<Flow>,
     pub links: Vec<NetworkLink>,
+    /// The weights of the objective, from the file's `objective { … }` or the defaults.
+    pub weights: ObjectiveWeights,
     /// The route between two tiers, indexed by tier pair.
     tier_routes: [[Route; 3]; 3],
     /// Links declared between named machines (or pools), which override the tier routes.
@@ -208,6 +210,7 @@ impl Problem {
             components: Vec::new(),
             flows: Vec::new(),
             links,
+            weights: application.objective.clone(),
             tier_routes,
             host_links,
         };
@@ -458,6 +461,7 @@ fn hosts(application: &Application) -> Vec<Host> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StaticRejection<'a> {
     Tier { has: Tier, wanted: Tier },
+    PrivateData { has: Tier, wanted: Tier },
     NotNode(&'a str),
     NotInPool(&'a str),
     Label { key: &'a str, value: &'a str },
@@ -473,6 +477,12 @@ impl std::fmt::Display for StaticRejection<'_> {
         let arch = |arch: &Arch| format!("{arch:?}").to_lowercase();
         match self {
             StaticRejection::Tier { has, wanted } => write!(formatter, "is on {}, not {}", has.name(), wanted.name()),
+            StaticRejection::PrivateData { has, wanted } => write!(
+                formatter,
+                "is on {}, but the component reads private fields that must stay on {}",
+                has.name(),
+                wanted.name()
+            ),
             StaticRejection::NotNode(node) => write!(formatter, "is not `{node}`"),
             StaticRejection::NotInPool(pool) => write!(formatter, "is not in pool `{pool}`"),
             StaticRejection::Label { key, value } => write!(formatter, "lacks the label {key}: \"{value}\""),
@@ -501,6 +511,11 @@ pub fn static_rejection<'a>(
         && host.tier != wanted
     {
         return Some(StaticRejection::Tier { has: host.tier, wanted });
+    }
+    if let Some(wanted) = placement.private_data_tier
+        && host.tier != wanted
+    {
+        return Some(StaticRejection::PrivateData { has: host.tier, wanted });
     }
     if let Some(node) = &placement.node
         && host.name != *node

@@ -6,13 +6,6 @@ use crate::model::{Problem, StaticRejection, static_rejection};
 use std::collections::HashMap;
 use stratum_core::units::{Bandwidth, ByteSize};
 
-/// Weights of the objective: path latency (per millisecond), cross-tier traffic (per Mbit/s), money (per unit
-/// per hour), distance from a `near` component (per millisecond).
-pub const LATENCY_WEIGHT: f64 = 1.0;
-pub const TRAFFIC_WEIGHT: f64 = 1.0;
-pub const COST_WEIGHT: f64 = 0.1;
-pub const NEAR_WEIGHT: f64 = 10.0;
-
 /// How many hosts are kept as alternatives at each step of the search.
 const ALTERNATIVES: usize = 16;
 /// Candidate evaluations after which the search stops improving a plan it already has.
@@ -133,7 +126,7 @@ impl<'p> State<'p> {
         for (index, component) in problem.components.iter().enumerate() {
             let Some(targets) = component.near.as_deref().and_then(|near| by_name.get(near)) else { continue };
             // The distance to a component with several instances is the average distance to them.
-            let weight = NEAR_WEIGHT / targets.len() as f64;
+            let weight = problem.weights.near / targets.len() as f64;
             for target in targets {
                 near_partners[index].push((*target, weight));
                 near_partners[*target].push((index, weight));
@@ -259,9 +252,9 @@ impl<'p> State<'p> {
             let other = if flow.from == component { flow.to } else { flow.from };
             let Some(other_host) = self.assignment[other] else { continue };
             let route = problem.route(host, other_host);
-            added += route.latency_ms * LATENCY_WEIGHT;
+            added += route.latency_ms * problem.weights.latency;
             if route.crosses_tiers {
-                added += flow.bits_per_second / 1e6 * TRAFFIC_WEIGHT;
+                added += flow.bits_per_second / 1e6 * problem.weights.traffic;
             }
             for link in route.links() {
                 if let Some(capacity) = problem.links[*link].capacity {
@@ -304,7 +297,7 @@ impl<'p> State<'p> {
             }
         }
         if !machine.always_on && self.residents[host].is_empty() {
-            added += machine.hourly_cost * COST_WEIGHT;
+            added += machine.hourly_cost * problem.weights.cost;
         }
         Ok(added)
     }

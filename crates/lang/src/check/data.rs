@@ -426,7 +426,7 @@ impl<'a> Checker<'a> {
             self.attributes(section.statements(), &[STREAM, PLACEMENT, RESOURCES], &owner, section.keyword.span);
         let from_expr = self.required(&attributes, "from", "from = my_source");
         let input = from_expr.and_then(|value| self.input(value, &[ItemKind::Source, ItemKind::Stream], "`from`"));
-        let placement = self.placement(&attributes, input.as_ref().and_then(|(_, output, _)| output.tier));
+        let mut placement = self.placement(&attributes, input.as_ref().and_then(|(_, output, _)| output.tier));
         let resources = self.resources(&attributes);
         let (from, input, from_span) = input?;
         let description = format!("`{from}` (the input of stream `{name}`)");
@@ -553,6 +553,7 @@ impl<'a> Checker<'a> {
         used_private_sources.push((from.clone(), input.tier, used));
         for (source_name, source_tier, used) in used_private_sources {
             let source_fields = if source_name == from { input.fields.clone() } else { fields.clone() };
+            keep_with_private_data(&mut placement, source_tier, &source_fields, &used);
             self.check_privacy_crossing(
                 &name,
                 placement.inferred_tier,
@@ -832,13 +833,14 @@ impl<'a> Checker<'a> {
         let input = self
             .required(&attributes, "from", "from = my_stream")
             .and_then(|value| self.input(value, &[ItemKind::Source, ItemKind::Stream], "`from`"));
-        let placement = self.placement(&attributes, input.as_ref().and_then(|(_, output, _)| output.tier));
+        let mut placement = self.placement(&attributes, input.as_ref().and_then(|(_, output, _)| output.tier));
         let resources = self.resources(&attributes);
         let (from, output, from_span) = input?;
         let mut record = Scope::new(&output.fields, format!("`{from}`"));
         record.complete = output.complete;
         let sink_kind = self.sink_kind(kind, &attributes, &record)?;
         let everything: Vec<String> = output.fields.iter().map(|field| field.name.clone()).collect();
+        keep_with_private_data(&mut placement, output.tier, &output.fields, &everything);
         self.check_privacy_crossing(
             &name,
             placement.inferred_tier,
@@ -1061,6 +1063,22 @@ impl<'a> Checker<'a> {
             }
         }
         tables
+    }
+}
+
+/// A component that states no tier but reads private fields passed the privacy check only because it runs on
+/// its input's tier; record that tier so the planner keeps it there.
+pub(super) fn keep_with_private_data(
+    placement: &mut Placement,
+    input_tier: Option<Tier>,
+    fields: &[Field],
+    used: &[String],
+) {
+    if placement.tier.is_some() || input_tier.is_none() {
+        return;
+    }
+    if fields.iter().any(|field| field.private && used.contains(&field.name)) {
+        placement.private_data_tier = input_tier;
     }
 }
 

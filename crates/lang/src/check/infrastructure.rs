@@ -24,6 +24,8 @@ const MACHINE: Spec = &[
 ];
 const NODE_ONLY: Spec = &[("address", Shape::Value)];
 const POOL_ONLY: Spec = &[("min", Shape::Value), ("max", Shape::Value)];
+const OBJECTIVE: Spec =
+    &[("latency", Shape::Value), ("traffic", Shape::Value), ("cost", Shape::Value), ("near", Shape::Value)];
 const LINK: Spec =
     &[("latency", Shape::Value), ("bandwidth", Shape::Value), ("loss", Shape::Value), ("metered", Shape::Value)];
 
@@ -112,6 +114,39 @@ impl<'a> Checker<'a> {
             cost,
             provider,
         })
+    }
+
+    /// `objective { latency = 1  traffic = 1  cost = 0.1  near = 10 }`: the planner's weights; missing ones keep
+    /// their defaults.
+    pub(super) fn lower_objective(&mut self, section: &'a Section) -> ObjectiveWeights {
+        let attributes = self.attributes(section.statements(), &[OBJECTIVE], "the objective", section.keyword.span);
+        let mut weights = ObjectiveWeights::default();
+        for (name, weight) in [
+            ("latency", &mut weights.latency),
+            ("traffic", &mut weights.traffic),
+            ("cost", &mut weights.cost),
+            ("near", &mut weights.near),
+        ] {
+            if let Some(value) = attributes.value(name)
+                && let Some(number) = self.non_negative(value, name)
+            {
+                *weight = number;
+            }
+        }
+        weights
+    }
+
+    fn non_negative(&mut self, expr: &Expr, what: &str) -> Option<f64> {
+        let value = self.number(expr)?;
+        if value < 0.0 {
+            self.report(
+                Diagnostic::new(Code::OutOfRange, expr.span, format!("`{what}` cannot be negative, found {value}"))
+                    .label("out of range")
+                    .help("use 0 to ignore this part of the objective"),
+            );
+            return None;
+        }
+        Some(value)
     }
 
     pub(super) fn lower_link(&mut self, section: &'a Section) -> Lowered {

@@ -98,6 +98,7 @@ pub(crate) enum ItemKind {
     Tool,
     Dashboard,
     Policy,
+    Objective,
 }
 
 impl ItemKind {
@@ -118,6 +119,7 @@ impl ItemKind {
         ItemKind::Tool,
         ItemKind::Dashboard,
         ItemKind::Policy,
+        ItemKind::Objective,
     ];
 
     fn keyword(self) -> &'static str {
@@ -138,6 +140,7 @@ impl ItemKind {
             ItemKind::Tool => "tool",
             ItemKind::Dashboard => "dashboard",
             ItemKind::Policy => "policy",
+            ItemKind::Objective => "objective",
         }
     }
 
@@ -154,7 +157,7 @@ impl ItemKind {
 
     /// Whether items of this kind have a name in the shared namespace.
     fn is_named(self) -> bool {
-        !matches!(self, ItemKind::App | ItemKind::Import | ItemKind::Link)
+        !matches!(self, ItemKind::App | ItemKind::Import | ItemKind::Link | ItemKind::Objective)
     }
 }
 
@@ -198,6 +201,7 @@ pub(crate) enum Lowered {
     Tool(Tool),
     Dashboard(Dashboard),
     Policy(Policy),
+    Objective(ObjectiveWeights),
 }
 
 /// Records flowing out of a component: their fields and the tier they are on, if known before planning.
@@ -392,7 +396,7 @@ impl<'a> Checker<'a> {
                     Some(name) => (name.text.clone(), name.span),
                     None => (String::new(), section.keyword.span),
                 },
-                ItemKind::Import | ItemKind::Link => (String::new(), section.keyword.span),
+                ItemKind::Import | ItemKind::Link | ItemKind::Objective => (String::new(), section.keyword.span),
                 _ => match section.name() {
                     Some(name) => (name.text.clone(), name.span),
                     None => {
@@ -436,7 +440,7 @@ impl<'a> Checker<'a> {
             ItemKind::Source | ItemKind::Sink | ItemKind::Batch | ItemKind::Model | ItemKind::Service | ItemKind::Tool
         );
         let expected_names = match kind {
-            ItemKind::Import => 0,
+            ItemKind::Import | ItemKind::Objective => 0,
             ItemKind::Link => 2,
             _ => 1,
         };
@@ -559,6 +563,7 @@ impl<'a> Checker<'a> {
         let name = item.name.clone();
         let lowered = match item.kind {
             ItemKind::App | ItemKind::Import => Lowered::Nothing,
+            ItemKind::Objective => Lowered::Objective(self.lower_objective(section)),
             ItemKind::Node => self.lower_node(section, name),
             ItemKind::Pool => self.lower_pool(section, name),
             ItemKind::Link => self.lower_link(section),
@@ -714,6 +719,15 @@ impl<'a> Checker<'a> {
                 application.name = "unnamed".to_string();
             }
         }
+        let mut objectives = self.items.iter().filter(|item| item.kind == ItemKind::Objective);
+        if let (Some(first), Some(second)) = (objectives.next(), objectives.next()) {
+            let diagnostic =
+                Diagnostic::new(Code::DuplicateDefinition, second.section.keyword.span, "a second `objective`")
+                    .label("the objective is already given")
+                    .secondary(first.section.keyword.span, "first given here")
+                    .help("an application has one objective; merge the two blocks");
+            self.diagnostics.push(diagnostic);
+        }
         for lowered in std::mem::take(&mut self.lowered) {
             match lowered {
                 Lowered::Nothing => {}
@@ -731,6 +745,7 @@ impl<'a> Checker<'a> {
                 Lowered::Tool(tool) => application.tools.push(tool),
                 Lowered::Dashboard(dashboard) => application.dashboards.push(dashboard),
                 Lowered::Policy(policy) => application.policies.push(policy),
+                Lowered::Objective(weights) => application.objective = weights,
             }
         }
         application
@@ -789,6 +804,7 @@ fn header_example(kind: ItemKind) -> &'static str {
         ItemKind::Service => "write `service signal_timing: inference { … }`",
         ItemKind::Tool => "write `tool grafana { image = \"grafana/grafana:11\" }`",
         ItemKind::Schema => "write `schema Detection { camera: string  speed: float }`",
+        ItemKind::Objective => "write `objective { latency = 1  traffic = 1  cost = 0.1  near = 10 }`",
         _ => "write `KEYWORD name { … }`",
     }
 }

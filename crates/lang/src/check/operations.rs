@@ -91,7 +91,7 @@ impl<'a> Checker<'a> {
             }
             None => None,
         };
-        let placement = self.placement(&attributes, input_tier);
+        let mut placement = self.placement(&attributes, input_tier);
         let resources = self.resources(&attributes);
 
         if let (Some((model_name, model_inputs, _)), Some(fields), Some(span)) = (&model, &input_fields, input_span) {
@@ -116,6 +116,7 @@ impl<'a> Checker<'a> {
                 );
             }
             let used: Vec<String> = model_inputs.iter().map(|input| input.name.clone()).collect();
+            super::data::keep_with_private_data(&mut placement, input_tier, fields, &used);
             if let ServiceInput::Stream { name: stream } = input.as_ref()? {
                 let stream = stream.clone();
                 self.check_privacy_crossing(
