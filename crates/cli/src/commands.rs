@@ -273,6 +273,22 @@ fn checked_without_errors(file: &Path, color: ColorChoice) -> anyhow::Result<Opt
     Ok(Some(checked))
 }
 
+/// Plans a checked application, printing why when it cannot be placed. Returns the plan and whether it is optimal.
+fn planned_or_report(
+    checked: &stratum_lang::Checked,
+    file: &Path,
+    color: ColorChoice,
+) -> Option<(stratum_core::plan::Plan, bool)> {
+    let planned = stratum_planner::plan(checked);
+    for diagnostic in &planned.diagnostics {
+        eprintln!("{}", stratum_lang::render(diagnostic, &checked.sources, color.for_stderr()));
+    }
+    if planned.plan.is_none() {
+        eprintln!("error: `{}` cannot be placed", file.display());
+    }
+    planned.plan.map(|plan| (plan, planned.optimal))
+}
+
 pub fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     if let Some(component) = &args.explain {
@@ -313,14 +329,7 @@ pub fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Success);
     }
-    let planned = stratum_planner::plan(&checked);
-    for diagnostic in &planned.diagnostics {
-        eprintln!("{}", stratum_lang::render(diagnostic, &checked.sources, color.for_stderr()));
-    }
-    let Some(plan) = planned.plan else {
-        eprintln!("error: `{}` cannot be placed", args.file.display());
-        return Ok(Outcome::UserError);
-    };
+    let Some((plan, optimal)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
     if let Some(old_path) = &args.diff {
         let old: stratum_core::plan::Plan = serde_json::from_slice(&read(old_path)?).with_context(|| {
             format!("`{}` is not a plan written by `stratum plan --format json`", old_path.display())
@@ -356,7 +365,7 @@ pub fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
-        Format::Human => print!("{}", stratum_planner::render(&plan, planned.optimal)),
+        Format::Human => print!("{}", stratum_planner::render(&plan, optimal)),
     }
     Ok(Outcome::Success)
 }
@@ -399,14 +408,7 @@ pub struct GenerateArgs {
 
 pub fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
-    let planned = stratum_planner::plan(&checked);
-    for diagnostic in &planned.diagnostics {
-        eprintln!("{}", stratum_lang::render(diagnostic, &checked.sources, color.for_stderr()));
-    }
-    let Some(plan) = planned.plan else {
-        eprintln!("error: `{}` cannot be placed, so nothing was generated", args.file.display());
-        return Ok(Outcome::UserError);
-    };
+    let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
     let name = match args.target {
         Target::Kubernetes => "kubernetes",
         Target::Compose => "compose",

@@ -2,8 +2,11 @@
 //! file in test_data/err fails to plan and matches its diagnostics (`.diagnostics`). The examples under
 //! examples/ all plan, and the explanation of every planner code holds. STRATUM_BLESS=1 rewrites snapshots.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use stratum_lang::Code;
+use support::Loader;
 
 fn files(kind: &str) -> Vec<PathBuf> {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(kind);
@@ -120,16 +123,4 @@ fn a_plan_round_trips_through_json_and_diffs_against_itself_as_unchanged() {
     let changes = stratum_planner::diff(&back, &plan);
     assert!(changes.is_empty());
     assert_eq!(changes.unchanged, plan.assignments.len());
-}
-
-/// Reads imports relative to the importing file.
-struct Loader;
-
-impl stratum_lang::SourceLoader for Loader {
-    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
-        let joined = Path::new(importer).parent().unwrap_or(Path::new("")).join(path);
-        std::fs::read(&joined)
-            .map(|bytes| (joined.to_string_lossy().into_owned(), bytes))
-            .map_err(|error| error.to_string())
-    }
 }

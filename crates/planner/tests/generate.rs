@@ -2,23 +2,15 @@
 //! (test_data/generate, STRATUM_BLESS=1 rewrites them); and, in CI's external stage, the real validators accept
 //! it: kubernetes-validate (strict), check-jsonschema with the compose-spec schema, ansible-playbook --syntax-check.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use stratum_planner::generate::{BACKENDS, GeneratedFile, Input, Options};
+use support::Loader;
 
 const EXAMPLES: &[&str] =
     &["traffic/traffic.stratum", "predictive_maintenance/factory.stratum", "energy/substations.stratum"];
-
-struct Loader;
-
-impl stratum_lang::SourceLoader for Loader {
-    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
-        let joined = Path::new(importer).parent().unwrap_or(Path::new("")).join(path);
-        std::fs::read(&joined)
-            .map(|bytes| (joined.to_string_lossy().into_owned(), bytes))
-            .map_err(|error| error.to_string())
-    }
-}
 
 fn generate(example: &str, backend: &str, options: &Options) -> Vec<GeneratedFile> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example);
