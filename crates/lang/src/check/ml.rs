@@ -106,16 +106,12 @@ const ALGORITHMS: &[Algorithm] = &[
     Algorithm {
         name: "naive_bayes",
         tasks: &[Task::Classification],
-        parameters: &[("variant", Parameter::Choice(&["gaussian", "multinomial", "bernoulli", "categorical"]))],
+        parameters: &[("variant", Parameter::Choice(&["gaussian", "multinomial", "bernoulli"]))],
     },
     Algorithm {
         name: "svm",
-        tasks: &[Task::Classification, Task::Regression],
-        parameters: &[
-            ("c", POSITIVE),
-            ("kernel", Parameter::Choice(&["linear", "rbf", "poly", "sigmoid"])),
-            ("gamma", POSITIVE),
-        ],
+        tasks: &[Task::Classification],
+        parameters: &[("c", POSITIVE), ("kernel", Parameter::Choice(&["linear"]))],
     },
     Algorithm {
         name: "mlp",

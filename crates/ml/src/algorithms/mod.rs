@@ -1,0 +1,171 @@
+//! The algorithms, implemented here so that every fitted model is plain data: serializable into an artifact and,
+//! later, exportable to ONNX node by node. One `fit` entry point dispatches on the algorithm's name; every fitted
+//! model predicts through [`Fitted::predict`].
+
+mod bayes;
+mod cluster;
+mod linear;
+mod mlp;
+mod neighbors;
+mod tree;
+
+use crate::Error;
+use crate::matrix::Matrix;
+use crate::metrics::Predictions;
+use crate::prepare::Target;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use stratum_core::ir::Value;
+
+/// One candidate's hyperparameters, as chosen by the search.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params(pub BTreeMap<String, Value>);
+
+impl Params {
+    pub fn number(&self, name: &str, default: f64) -> f64 {
+        match self.0.get(name) {
+            Some(Value::Int(value)) => *value as f64,
+            Some(Value::Float(value)) => *value,
+            _ => default,
+        }
+    }
+
+    pub fn whole(&self, name: &str, default: usize) -> usize {
+        self.number(name, default as f64).round().max(0.0) as usize
+    }
+
+    pub fn word<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+        match self.0.get(name) {
+            Some(Value::String(value)) => value,
+            _ => default,
+        }
+    }
+
+    /// `trees=100, max_depth=8`, for leaderboards.
+    pub fn describe(&self) -> String {
+        self.0
+            .iter()
+            .map(|(name, value)| {
+                let shown = match value {
+                    Value::Bool(value) => value.to_string(),
+                    Value::Int(value) => value.to_string(),
+                    Value::Float(value) => stratum_core::units::trim_number(*value),
+                    Value::String(value) => value.clone(),
+                };
+                format!("{name}={shown}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A fitted model of any algorithm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "algorithm", rename_all = "snake_case")]
+pub enum Fitted {
+    Linear(linear::LinearModel),
+    Logistic(linear::LogisticModel),
+    Svm(linear::LinearSvm),
+    Tree(tree::TreeModel),
+    Forest(tree::Forest),
+    Boosting(tree::Boosting),
+    Knn(neighbors::Knn),
+    NaiveBayes(bayes::NaiveBayes),
+    KMeans(cluster::KMeans),
+    Dbscan(cluster::Dbscan),
+    Mlp(mlp::Mlp),
+}
+
+impl Fitted {
+    pub fn predict(&self, x: &Matrix) -> Predictions {
+        match self {
+            Fitted::Linear(model) => Predictions::Values(model.predict(x)),
+            Fitted::Logistic(model) => classes(model.probabilities(x)),
+            Fitted::Svm(model) => classes(model.probabilities(x)),
+            Fitted::Tree(model) => model.predict(x),
+            Fitted::Forest(model) => model.predict(x),
+            Fitted::Boosting(model) => model.predict(x),
+            Fitted::Knn(model) => model.predict(x),
+            Fitted::NaiveBayes(model) => classes(model.probabilities(x)),
+            Fitted::KMeans(model) => Predictions::Clusters(model.assign(x)),
+            Fitted::Dbscan(model) => Predictions::Clusters(model.assign(x)),
+            Fitted::Mlp(model) => model.predict(x),
+        }
+    }
+}
+
+/// Predictions from per-class probabilities: the most probable class of each row.
+pub(crate) fn classes(probabilities: Vec<Vec<f64>>) -> Predictions {
+    let count = probabilities.first().map_or(0, Vec::len);
+    let labels = probabilities
+        .iter()
+        .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(index, _)| index))
+        .collect();
+    Predictions::Classes { labels, probabilities, classes: count }
+}
+
+/// Fits `algorithm` with `params` on the prepared features and target.
+pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: u64) -> Result<Fitted, Error> {
+    let invalid = |message: String| Err(Error::Invalid(message));
+    match (algorithm, target) {
+        ("linear_regression", Target::Values(y)) => Ok(Fitted::Linear(linear::LinearModel::ridge(x, y, 0.0))),
+        ("ridge", Target::Values(y)) => {
+            Ok(Fitted::Linear(linear::LinearModel::ridge(x, y, params.number("alpha", 1.0))))
+        }
+        ("lasso", Target::Values(y)) => {
+            Ok(Fitted::Linear(linear::LinearModel::elastic_net(x, y, params.number("alpha", 1.0), 1.0)))
+        }
+        ("elastic_net", Target::Values(y)) => Ok(Fitted::Linear(linear::LinearModel::elastic_net(
+            x,
+            y,
+            params.number("alpha", 1.0),
+            params.number("l1_ratio", 0.5),
+        ))),
+        ("logistic_regression", Target::Classes { labels, classes }) => {
+            let penalty = params.word("penalty", "l2");
+            Ok(Fitted::Logistic(linear::LogisticModel::fit(
+                x,
+                labels,
+                classes.len(),
+                params.number("c", 1.0),
+                penalty,
+                params.whole("max_iter", 200),
+            )))
+        }
+        ("svm", Target::Classes { labels, classes }) => {
+            Ok(Fitted::Svm(linear::LinearSvm::fit(x, labels, classes.len(), params.number("c", 1.0), seed)))
+        }
+        ("svm", Target::Values(_)) => {
+            invalid("`svm` regression is not available yet; use ridge or gradient_boosting".into())
+        }
+        ("decision_tree", _) | ("random_forest", _) | ("gradient_boosting", _) => {
+            tree::fit(algorithm, params, x, target, seed).map_err(Error::Invalid)
+        }
+        ("knn", _) => Ok(Fitted::Knn(neighbors::Knn::fit(
+            x,
+            target,
+            params.whole("k", 5),
+            params.word("weights", "uniform") == "distance",
+        ))),
+        ("naive_bayes", Target::Classes { labels, classes }) => {
+            bayes::NaiveBayes::fit(x, labels, classes.len(), params.word("variant", "gaussian"))
+                .map(Fitted::NaiveBayes)
+                .map_err(Error::Invalid)
+        }
+        ("kmeans", _) => {
+            Ok(Fitted::KMeans(cluster::KMeans::fit(x, params.whole("k", 8), params.whole("max_iter", 300), seed)))
+        }
+        ("dbscan", _) => {
+            Ok(Fitted::Dbscan(cluster::Dbscan::fit(x, params.number("eps", 0.5), params.whole("min_samples", 5))))
+        }
+        ("mlp", _) => Ok(Fitted::Mlp(mlp::Mlp::fit(
+            x,
+            target,
+            params.whole("hidden", 64),
+            params.number("learning_rate", 0.001),
+            params.whole("epochs", 50),
+            seed,
+        ))),
+        (other, _) => invalid(format!("`{other}` cannot learn this kind of target")),
+    }
+}

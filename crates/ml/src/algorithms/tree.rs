@@ -1,0 +1,495 @@
+//! Histogram-based decision trees, and the ensembles built from them: random forests and gradient boosting.
+//! Features are binned once into at most 255 quantile bins; a split is searched over bin boundaries with
+//! per-bin statistics, which is what makes LightGBM and scikit-learn's HistGradientBoosting fast.
+
+use super::{Fitted, Params, classes};
+use crate::matrix::{Matrix, Random};
+use crate::metrics::Predictions;
+use crate::prepare::Target;
+use serde::{Deserialize, Serialize};
+
+const MAX_BINS: usize = 255;
+const LEAF: u32 = u32::MAX;
+
+/// A node: a split (`feature`, `threshold`; values ≤ threshold go left) or a leaf with its value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub feature: u32,
+    pub threshold: f64,
+    pub left: u32,
+    pub right: u32,
+    pub value: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    pub fn leaf(&self, values: &[f64]) -> &[f64] {
+        let mut index = 0;
+        loop {
+            let node = &self.nodes[index];
+            if node.feature == LEAF {
+                return &node.value;
+            }
+            index = if values[node.feature as usize] <= node.threshold { node.left } else { node.right } as usize;
+        }
+    }
+}
+
+/// What a split minimises.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Criterion {
+    Gini,
+    Entropy,
+    SquaredError,
+    /// Second-order boosting: statistics are (count, gradient, hessian).
+    Newton {
+        lambda: f64,
+    },
+}
+
+impl Criterion {
+    /// The cost of a node with statistics `stat` (lower is better); splits maximise parent − left − right.
+    fn cost(self, stat: &[f64]) -> f64 {
+        match self {
+            Criterion::Gini => {
+                let n: f64 = stat.iter().sum();
+                if n == 0.0 { 0.0 } else { n - stat.iter().map(|c| c * c).sum::<f64>() / n }
+            }
+            Criterion::Entropy => {
+                let n: f64 = stat.iter().sum();
+                stat.iter().filter(|c| **c > 0.0).map(|c| -c * (c / n).ln()).sum()
+            }
+            Criterion::SquaredError => {
+                if stat[0] == 0.0 {
+                    0.0
+                } else {
+                    stat[2] - stat[1] * stat[1] / stat[0]
+                }
+            }
+            Criterion::Newton { lambda } => -0.5 * stat[1] * stat[1] / (stat[2] + lambda).max(1e-12),
+        }
+    }
+
+    fn count(self, stat: &[f64]) -> f64 {
+        match self {
+            Criterion::Gini | Criterion::Entropy => stat.iter().sum(),
+            _ => stat[0],
+        }
+    }
+
+    fn leaf(self, stat: &[f64]) -> Vec<f64> {
+        match self {
+            Criterion::Gini | Criterion::Entropy => {
+                let n: f64 = stat.iter().sum();
+                stat.iter().map(|c| c / n.max(1e-12)).collect()
+            }
+            Criterion::SquaredError => vec![stat[1] / stat[0].max(1e-12)],
+            Criterion::Newton { lambda } => vec![-stat[1] / (stat[2] + lambda).max(1e-12)],
+        }
+    }
+}
+
+/// Features binned once: per feature the thresholds between bins, and each row's bin.
+struct Binned {
+    thresholds: Vec<Vec<f64>>,
+    /// rows × features, row-major.
+    bins: Vec<u8>,
+    features: usize,
+}
+
+fn bin(x: &Matrix) -> Binned {
+    let features = x.columns;
+    let mut thresholds = Vec::with_capacity(features);
+    for feature in 0..features {
+        let mut values: Vec<f64> = (0..x.rows).map(|row| x.get(row, feature)).collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        let edges: Vec<f64> = if values.len() <= MAX_BINS {
+            values.windows(2).map(|pair| (pair[0] + pair[1]) / 2.0).collect()
+        } else {
+            let mut edges: Vec<f64> = (1..MAX_BINS)
+                .map(|index| {
+                    let position = index * (values.len() - 1) / MAX_BINS;
+                    (values[position] + values[position + 1]) / 2.0
+                })
+                .collect();
+            edges.dedup();
+            edges
+        };
+        thresholds.push(edges);
+    }
+    let mut bins = vec![0u8; x.rows * features];
+    for row in 0..x.rows {
+        for feature in 0..features {
+            let value = x.get(row, feature);
+            bins[row * features + feature] = thresholds[feature].partition_point(|edge| *edge < value) as u8;
+        }
+    }
+    Binned { thresholds, bins, features }
+}
+
+struct Settings {
+    criterion: Criterion,
+    max_depth: usize,
+    min_samples_split: usize,
+    /// How many features each split considers (all when equal to the number of features).
+    max_features: usize,
+}
+
+/// Grows one tree on `rows` (repeats allowed, for bootstrap samples), with per-row statistics of width `width`.
+fn grow(
+    binned: &Binned,
+    row_stats: &[f64],
+    width: usize,
+    rows: Vec<u32>,
+    settings: &Settings,
+    random: &mut Random,
+) -> Tree {
+    let features = binned.features;
+    let mut nodes: Vec<Node> = Vec::new();
+    // (node index, rows, depth)
+    let mut pending: Vec<(usize, Vec<u32>, usize)> = Vec::new();
+    nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: Vec::new() });
+    pending.push((0, rows, 0));
+    let mut feature_order: Vec<usize> = (0..features).collect();
+    let mut histogram: Vec<f64> = Vec::new();
+    while let Some((node, rows, depth)) = pending.pop() {
+        let mut total = vec![0.0; width];
+        for row in &rows {
+            for (slot, value) in total.iter_mut().zip(&row_stats[*row as usize * width..(*row as usize + 1) * width]) {
+                *slot += value;
+            }
+        }
+        nodes[node].value = settings.criterion.leaf(&total);
+        let count = settings.criterion.count(&total);
+        if depth >= settings.max_depth || (count as usize) < settings.min_samples_split || rows.len() < 2 {
+            continue;
+        }
+        let parent_cost = settings.criterion.cost(&total);
+        if settings.max_features < features {
+            random.shuffle(&mut feature_order);
+        }
+        let candidates = &feature_order[..settings.max_features.min(features)];
+        let mut best: Option<(f64, usize, usize)> = None;
+        for &feature in candidates {
+            let bins = binned.thresholds[feature].len() + 1;
+            if bins < 2 {
+                continue;
+            }
+            histogram.clear();
+            histogram.resize(bins * width, 0.0);
+            for row in &rows {
+                let bin = binned.bins[*row as usize * features + feature] as usize;
+                let stats = &row_stats[*row as usize * width..(*row as usize + 1) * width];
+                for (slot, value) in histogram[bin * width..(bin + 1) * width].iter_mut().zip(stats) {
+                    *slot += value;
+                }
+            }
+            let mut left = vec![0.0; width];
+            let mut right = vec![0.0; width];
+            for bin in 0..bins - 1 {
+                for (slot, value) in left.iter_mut().zip(&histogram[bin * width..(bin + 1) * width]) {
+                    *slot += value;
+                }
+                let left_count = settings.criterion.count(&left);
+                if left_count < 1.0 {
+                    continue;
+                }
+                for ((slot, all), part) in right.iter_mut().zip(&total).zip(&left) {
+                    *slot = all - part;
+                }
+                if settings.criterion.count(&right) < 1.0 {
+                    break;
+                }
+                let gain = parent_cost - settings.criterion.cost(&left) - settings.criterion.cost(&right);
+                if gain > 1e-12 && best.is_none_or(|(best_gain, _, _)| gain > best_gain) {
+                    best = Some((gain, feature, bin));
+                }
+            }
+        }
+        let Some((_, feature, bin)) = best else { continue };
+        let (left_rows, right_rows): (Vec<u32>, Vec<u32>) =
+            rows.iter().partition(|row| (binned.bins[**row as usize * features + feature] as usize) <= bin);
+        let left = nodes.len();
+        nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: Vec::new() });
+        nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: Vec::new() });
+        let split = &mut nodes[node];
+        split.feature = feature as u32;
+        split.threshold = binned.thresholds[feature][bin];
+        split.left = left as u32;
+        split.right = left as u32 + 1;
+        split.value.clear();
+        pending.push((left, left_rows, depth + 1));
+        pending.push((left + 1, right_rows, depth + 1));
+    }
+    Tree { nodes }
+}
+
+/// One decision tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TreeModel {
+    pub tree: Tree,
+    /// Number of classes, or 0 for regression.
+    pub classes: usize,
+}
+
+impl TreeModel {
+    pub fn predict(&self, x: &Matrix) -> Predictions {
+        if self.classes == 0 {
+            return Predictions::Values((0..x.rows).map(|row| self.tree.leaf(x.row(row))[0]).collect());
+        }
+        classes((0..x.rows).map(|row| self.tree.leaf(x.row(row)).to_vec()).collect())
+    }
+}
+
+/// Trees on bootstrap samples with random feature subsets; predictions are averaged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    pub trees: Vec<Tree>,
+    pub classes: usize,
+}
+
+impl Forest {
+    pub fn predict(&self, x: &Matrix) -> Predictions {
+        let width = self.classes.max(1);
+        let mut sums = vec![0.0; x.rows * width];
+        for tree in &self.trees {
+            for row in 0..x.rows {
+                for (slot, value) in sums[row * width..(row + 1) * width].iter_mut().zip(tree.leaf(x.row(row))) {
+                    *slot += value;
+                }
+            }
+        }
+        let count = self.trees.len().max(1) as f64;
+        if self.classes == 0 {
+            return Predictions::Values(sums.iter().map(|sum| sum / count).collect());
+        }
+        classes(sums.chunks(width).map(|chunk| chunk.iter().map(|sum| sum / count).collect()).collect())
+    }
+}
+
+/// How a boosted model turns its raw scores into predictions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoostingLoss {
+    Squared,
+    Binary,
+    Multiclass,
+}
+
+/// Gradient-boosted trees: raw score = initial + learning_rate · Σ tree outputs (one tree per class per round).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Boosting {
+    pub loss: BoostingLoss,
+    pub initial: Vec<f64>,
+    pub learning_rate: f64,
+    /// rounds × outputs.
+    pub rounds: Vec<Vec<Tree>>,
+    pub classes: usize,
+}
+
+impl Boosting {
+    fn raw_scores(&self, values: &[f64]) -> Vec<f64> {
+        let mut scores = self.initial.clone();
+        for round in &self.rounds {
+            for (score, tree) in scores.iter_mut().zip(round) {
+                *score += self.learning_rate * tree.leaf(values)[0];
+            }
+        }
+        scores
+    }
+
+    pub fn predict(&self, x: &Matrix) -> Predictions {
+        let scores: Vec<Vec<f64>> = (0..x.rows).map(|row| self.raw_scores(x.row(row))).collect();
+        match self.loss {
+            BoostingLoss::Squared => Predictions::Values(scores.iter().map(|score| score[0]).collect()),
+            BoostingLoss::Binary => classes(
+                scores
+                    .iter()
+                    .map(|score| {
+                        let positive = 1.0 / (1.0 + (-score[0]).exp());
+                        vec![1.0 - positive, positive]
+                    })
+                    .collect(),
+            ),
+            BoostingLoss::Multiclass => classes(
+                scores
+                    .into_iter()
+                    .map(|mut score| {
+                        softmax(&mut score);
+                        score
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn softmax(scores: &mut [f64]) {
+    let largest = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = scores
+        .iter_mut()
+        .map(|score| {
+            *score = (*score - largest).exp();
+            *score
+        })
+        .sum();
+    scores.iter_mut().for_each(|score| *score /= total);
+}
+
+/// Per-row statistics for CART: one-hot class counts, or (1, y, y²).
+fn cart_stats(target: &Target) -> (Vec<f64>, usize, usize) {
+    match target {
+        Target::Classes { labels, classes } => {
+            let width = classes.len();
+            let mut stats = vec![0.0; labels.len() * width];
+            for (row, label) in labels.iter().enumerate() {
+                stats[row * width + label] = 1.0;
+            }
+            (stats, width, width)
+        }
+        Target::Values(values) => (values.iter().flat_map(|y| [1.0, *y, y * y]).collect(), 3, 0),
+        Target::None => (Vec::new(), 3, 0),
+    }
+}
+
+pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: u64) -> Result<Fitted, String> {
+    if matches!(target, Target::None) {
+        return Err(format!("`{algorithm}` needs a target"));
+    }
+    let binned = bin(x);
+    let mut random = Random::new(seed);
+    let rows: Vec<u32> = (0..x.rows as u32).collect();
+    let classification = matches!(target, Target::Classes { .. });
+    let max_depth = match params.0.get("max_depth") {
+        Some(_) => params.whole("max_depth", usize::MAX),
+        None if algorithm == "gradient_boosting" => 3,
+        None => usize::MAX,
+    };
+    let min_samples_split = params.whole("min_samples_split", 2);
+    match algorithm {
+        "decision_tree" | "random_forest" => {
+            let criterion =
+                match (params.word("criterion", if classification { "gini" } else { "squared_error" }), classification)
+                {
+                    ("gini", true) => Criterion::Gini,
+                    ("entropy", true) => Criterion::Entropy,
+                    ("squared_error", false) => Criterion::SquaredError,
+                    (other, _) => {
+                        let kind = if classification {
+                            "classification (gini, entropy)"
+                        } else {
+                            "regression (squared_error)"
+                        };
+                        return Err(format!("criterion `{other}` does not apply to {kind}"));
+                    }
+                };
+            let (stats, width, classes) = cart_stats(target);
+            if algorithm == "decision_tree" {
+                let settings = Settings { criterion, max_depth, min_samples_split, max_features: x.columns };
+                return Ok(Fitted::Tree(TreeModel {
+                    tree: grow(&binned, &stats, width, rows, &settings, &mut random),
+                    classes,
+                }));
+            }
+            let default_fraction =
+                if classification { (x.columns as f64).sqrt() / x.columns.max(1) as f64 } else { 1.0 };
+            let fraction = params.number("max_features", default_fraction);
+            let max_features = ((x.columns as f64 * fraction).round() as usize).clamp(1, x.columns.max(1));
+            let settings = Settings { criterion, max_depth, min_samples_split, max_features };
+            let count = params.whole("trees", 100).max(1);
+            let trees = (0..count)
+                .map(|_| {
+                    let sample: Vec<u32> = (0..x.rows).map(|_| random.below(x.rows) as u32).collect();
+                    grow(&binned, &stats, width, sample, &settings, &mut random)
+                })
+                .collect();
+            Ok(Fitted::Forest(Forest { trees, classes }))
+        }
+        "gradient_boosting" => {
+            let learning_rate = params.number("learning_rate", 0.1);
+            let subsample = params.number("subsample", 1.0);
+            let settings = Settings {
+                criterion: Criterion::Newton { lambda: 1.0 },
+                max_depth,
+                min_samples_split,
+                max_features: x.columns,
+            };
+            let (loss, outputs, class_count) = match target {
+                Target::Classes { classes, .. } if classes.len() == 2 => (BoostingLoss::Binary, 1, 2),
+                Target::Classes { classes, .. } => (BoostingLoss::Multiclass, classes.len(), classes.len()),
+                _ => (BoostingLoss::Squared, 1, 0),
+            };
+            let initial: Vec<f64> = match target {
+                Target::Values(values) => vec![values.iter().sum::<f64>() / values.len().max(1) as f64],
+                Target::Classes { labels, classes } => {
+                    let mut counts = vec![0.0; classes.len()];
+                    labels.iter().for_each(|label| counts[*label] += 1.0);
+                    let n = labels.len().max(1) as f64;
+                    if loss == BoostingLoss::Binary {
+                        let p = (counts[1] / n).clamp(1e-6, 1.0 - 1e-6);
+                        vec![(p / (1.0 - p)).ln()]
+                    } else {
+                        counts.iter().map(|count| (count / n).max(1e-6).ln()).collect()
+                    }
+                }
+                Target::None => vec![0.0],
+            };
+            let mut scores: Vec<Vec<f64>> = vec![initial.clone(); x.rows];
+            let mut rounds = Vec::new();
+            for _ in 0..params.whole("rounds", 100).max(1) {
+                let sample: Vec<u32> = if subsample < 1.0 {
+                    (0..x.rows as u32).filter(|_| random.next_f64() < subsample).collect()
+                } else {
+                    (0..x.rows as u32).collect()
+                };
+                let mut trees = Vec::with_capacity(outputs);
+                let probabilities: Vec<Vec<f64>> = match loss {
+                    BoostingLoss::Multiclass => scores
+                        .iter()
+                        .map(|score| {
+                            let mut p = score.clone();
+                            softmax(&mut p);
+                            p
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for output in 0..outputs {
+                    let mut stats = vec![0.0; x.rows * 3];
+                    for row in 0..x.rows {
+                        let (gradient, hessian) = match (loss, target) {
+                            (BoostingLoss::Squared, Target::Values(values)) => (scores[row][0] - values[row], 1.0),
+                            (BoostingLoss::Binary, Target::Classes { labels, .. }) => {
+                                let p = 1.0 / (1.0 + (-scores[row][0]).exp());
+                                (p - f64::from(u8::from(labels[row] == 1)), (p * (1.0 - p)).max(1e-12))
+                            }
+                            (_, Target::Classes { labels, .. }) => {
+                                let p = probabilities[row][output];
+                                (p - f64::from(u8::from(labels[row] == output)), (p * (1.0 - p)).max(1e-12))
+                            }
+                            _ => (0.0, 1.0),
+                        };
+                        stats[row * 3] = 1.0;
+                        stats[row * 3 + 1] = gradient;
+                        stats[row * 3 + 2] = hessian;
+                    }
+                    let tree = grow(&binned, &stats, 3, sample.clone(), &settings, &mut random);
+                    trees.push(tree);
+                }
+                for row in 0..x.rows {
+                    for (output, tree) in trees.iter().enumerate() {
+                        scores[row][output] += learning_rate * tree.leaf(x.row(row))[0];
+                    }
+                }
+                rounds.push(trees);
+            }
+            Ok(Fitted::Boosting(Boosting { loss, initial, learning_rate, rounds, classes: class_count }))
+        }
+        other => Err(format!("`{other}` is not a tree algorithm")),
+    }
+}

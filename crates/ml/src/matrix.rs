@@ -1,0 +1,132 @@
+//! A dense, row-major matrix of f64: the prepared features every algorithm reads.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Matrix {
+    pub rows: usize,
+    pub columns: usize,
+    pub values: Vec<f64>,
+}
+
+impl Matrix {
+    pub fn new(rows: usize, columns: usize) -> Matrix {
+        Matrix { rows, columns, values: vec![0.0; rows * columns] }
+    }
+
+    pub fn from_rows(rows: &[Vec<f64>]) -> Matrix {
+        let columns = rows.first().map_or(0, Vec::len);
+        Matrix { rows: rows.len(), columns, values: rows.iter().flatten().copied().collect() }
+    }
+
+    pub fn row(&self, row: usize) -> &[f64] {
+        &self.values[row * self.columns..(row + 1) * self.columns]
+    }
+
+    pub fn row_mut(&mut self, row: usize) -> &mut [f64] {
+        &mut self.values[row * self.columns..(row + 1) * self.columns]
+    }
+
+    pub fn get(&self, row: usize, column: usize) -> f64 {
+        self.values[row * self.columns + column]
+    }
+
+    /// The rows at the given indices, in that order.
+    pub fn select_rows(&self, indices: &[usize]) -> Matrix {
+        let mut values = Vec::with_capacity(indices.len() * self.columns);
+        for index in indices {
+            values.extend_from_slice(self.row(*index));
+        }
+        Matrix { rows: indices.len(), columns: self.columns, values }
+    }
+}
+
+/// The dot product of two equally long slices.
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Solves the symmetric positive definite system `a x = b` by Cholesky decomposition; None if `a` is singular.
+pub fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut lower = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let mut sum = a[i * n + j];
+            for k in 0..j {
+                sum -= lower[i * n + k] * lower[j * n + k];
+            }
+            if i == j {
+                if sum <= 1e-12 {
+                    return None;
+                }
+                lower[i * n + i] = sum.sqrt();
+            } else {
+                lower[i * n + j] = sum / lower[j * n + j];
+            }
+        }
+    }
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        let sum: f64 = (0..i).map(|k| lower[i * n + k] * y[k]).sum();
+        y[i] = (b[i] - sum) / lower[i * n + i];
+    }
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        let sum: f64 = (i + 1..n).map(|k| lower[k * n + i] * x[k]).sum();
+        x[i] = (y[i] - sum) / lower[i * n + i];
+    }
+    Some(x)
+}
+
+/// A small, fast, seedable random number generator (SplitMix64), so that runs are reproducible.
+#[derive(Clone, Debug)]
+pub struct Random(u64);
+
+impl Random {
+    pub fn new(seed: u64) -> Random {
+        Random(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in 0..bound.
+    pub fn below(&mut self, bound: usize) -> usize {
+        (self.next_u64() % bound.max(1) as u64) as usize
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for index in (1..items.len()).rev() {
+            let other = self.below(index + 1);
+            items.swap(index, other);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_solves_a_small_system() {
+        let a = [4.0, 2.0, 2.0, 3.0];
+        let x = solve_spd(&a, &[6.0, 5.0], 2).unwrap();
+        assert!((x[0] - 1.0).abs() < 1e-12 && (x[1] - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn random_numbers_repeat_for_a_seed() {
+        let (mut a, mut b) = (Random::new(7), Random::new(7));
+        assert_eq!((0..5).map(|_| a.next_u64()).collect::<Vec<_>>(), (0..5).map(|_| b.next_u64()).collect::<Vec<_>>());
+    }
+}

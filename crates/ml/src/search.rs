@@ -1,0 +1,396 @@
+//! The search: expand each candidate's hyperparameter space (grid over listed values, seeded random samples from
+//! ranges, capped by a trial budget), evaluate every (candidate, fold) task on worker threads within the time
+//! budget, rank the candidates by the metric, and refit the winner on all the data.
+//!
+//! A task is a self-contained, serializable unit ([`TrainingTask`]: data by content hash, candidate, fold, seed →
+//! [`TaskOutcome`]), so the control plane can later ship tasks to other machines.
+
+use crate::Error;
+use crate::algorithms::{self, Fitted, Params};
+use crate::data::{self, Table};
+use crate::evaluate::{Split, splits};
+use crate::matrix::Random;
+use crate::metrics::{Predictions, score};
+use crate::prepare::{Examples, Preparation, Target, examples};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use stratum_core::ir::{Application, Metric, Model, ModelOrigin, ParameterSpace, Task, Training, Value};
+
+/// How many values a range contributes when no trial budget says otherwise.
+const SAMPLES_PER_RANGE: usize = 5;
+
+/// One unit of work: fit one candidate on one fold's training rows and score it on its test rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingTask {
+    /// sha256 of the dataset file: a worker elsewhere fetches the data by this.
+    pub data: String,
+    pub algorithm: String,
+    pub params: Params,
+    pub fold: usize,
+    pub seed: u64,
+}
+
+/// What a task produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskOutcome {
+    pub score: f64,
+    pub fit_seconds: f64,
+}
+
+/// One row of the leaderboard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub rank: usize,
+    pub algorithm: String,
+    pub params: Params,
+    pub mean: f64,
+    pub std: f64,
+    pub folds: Vec<f64>,
+    /// Mean seconds to fit one fold.
+    pub fit_seconds: f64,
+    /// Why the candidate could not be evaluated, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Leaderboard {
+    pub metric: Metric,
+    pub higher_is_better: bool,
+    pub entries: Vec<Entry>,
+    /// Candidates not evaluated because the time budget ran out.
+    pub skipped: usize,
+}
+
+/// Progress of a search, reported as tasks finish.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub elapsed: Duration,
+}
+
+/// The fitted winner, with what serving needs: the preparation, the model, the class names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainedModel {
+    pub preparation: Preparation,
+    pub fitted: Fitted,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    pub task: Task,
+}
+
+/// Everything a training run produced.
+pub struct TrainReport {
+    pub model: String,
+    pub leaderboard: Leaderboard,
+    pub winner: TrainedModel,
+    pub algorithm: String,
+    pub params: Params,
+    pub table: Table,
+    pub rows: usize,
+    pub data_fingerprint: String,
+    pub elapsed: Duration,
+}
+
+/// The training block of a model, or why it has none.
+pub fn training_of<'a>(application: &'a Application, model: &str) -> Result<(&'a Model, &'a Training), Error> {
+    let found = application
+        .models
+        .iter()
+        .find(|candidate| candidate.name == model)
+        .ok_or_else(|| Error::Invalid(format!("there is no model `{model}` in `{}`", application.name)))?;
+    match &found.origin {
+        ModelOrigin::Trained(training) => Ok((found, training)),
+        ModelOrigin::Onnx { .. } => {
+            Err(Error::Invalid(format!("model `{model}` is imported from ONNX; there is nothing to train")))
+        }
+    }
+}
+
+/// Loads a model's training data: a dataset with a path, or a file sink's output.
+pub fn load_training_data(
+    application: &Application,
+    training: &Training,
+    base: &Path,
+) -> Result<(Table, String), Error> {
+    use stratum_core::ir::SinkKind;
+    let (path, format, fields) = if let Some(dataset) =
+        application.datasets.iter().find(|dataset| dataset.name == training.data)
+    {
+        let path = dataset.path.clone().ok_or_else(|| Error::NoData {
+            dataset: dataset.name.clone(),
+            reason: "it has no `path`; it is filled at run time by a batch or sink, so run the application first or give a path to existing data".into(),
+        })?;
+        (path, dataset.format, dataset.fields.clone())
+    } else if let Some(sink) = application.sinks.iter().find(|sink| sink.name == training.data) {
+        match &sink.kind {
+            SinkKind::File { path, format, .. } => (path.clone(), Some(*format), sink.fields.clone()),
+            _ => return Err(Error::NoData { dataset: sink.name.clone(), reason: "it is not a file sink".into() }),
+        }
+    } else {
+        return Err(Error::NoData {
+            dataset: training.data.clone(),
+            reason: "no dataset or file sink has this name".into(),
+        });
+    };
+    let full = base.join(&path);
+    let table = data::load(&full, format, &fields)?;
+    let bytes = std::fs::read(&full)
+        .map_err(|error| Error::Read { path: full.display().to_string(), message: error.to_string() })?;
+    Ok((table, crate::artifact::sha256_hex(&bytes)))
+}
+
+/// Expands candidates into concrete (algorithm, params) combinations.
+pub fn combinations(training: &Training, seed: u64) -> Vec<(String, Params)> {
+    let mut random = Random::new(seed ^ 0xC0FFEE);
+    let mut all = Vec::new();
+    for candidate in &training.candidates {
+        let mut grid: Vec<Params> = vec![Params::default()];
+        for (name, space) in &candidate.parameters {
+            let values: Vec<Value> = match space {
+                ParameterSpace::Values { values } => values.clone(),
+                ParameterSpace::Range { min, max, integer } => (0..SAMPLES_PER_RANGE)
+                    .map(|_| {
+                        // Wide positive ranges are sampled on a log scale, as C or alpha usually are.
+                        let fraction = random.next_f64();
+                        let value = if *min > 0.0 && max / min >= 100.0 {
+                            (min.ln() + fraction * (max.ln() - min.ln())).exp()
+                        } else {
+                            min + fraction * (max - min)
+                        };
+                        if *integer { Value::Int(value.round() as i64) } else { Value::Float(value) }
+                    })
+                    .collect(),
+            };
+            grid = grid
+                .into_iter()
+                .flat_map(|params| {
+                    values.iter().map(move |value| {
+                        let mut next = params.clone();
+                        next.0.insert(name.clone(), value.clone());
+                        next
+                    })
+                })
+                .collect();
+        }
+        grid.dedup();
+        all.extend(grid.into_iter().map(|params| (candidate.algorithm.clone(), params)));
+    }
+    if let Some(trials) = training.budget.trials
+        && all.len() > trials as usize
+    {
+        random.shuffle(&mut all);
+        all.truncate(trials as usize);
+    }
+    all
+}
+
+fn truth(target: &Target, rows: &[usize]) -> (Vec<usize>, Vec<f64>) {
+    match target {
+        Target::Classes { labels, .. } => (rows.iter().map(|row| labels[*row]).collect(), Vec::new()),
+        Target::Values(values) => (Vec::new(), rows.iter().map(|row| values[*row]).collect()),
+        Target::None => (Vec::new(), Vec::new()),
+    }
+}
+
+/// Runs one task: prepare on the training rows, fit, predict the test rows, score.
+fn run_task(
+    examples: &Examples,
+    training: &Training,
+    split: &Split,
+    algorithm: &str,
+    params: &Params,
+    seed: u64,
+) -> Result<TaskOutcome, Error> {
+    let started = Instant::now();
+    let preparation = Preparation::fit(examples, &split.train, training)?;
+    let train_x = preparation.transform(examples, &split.train);
+    let fitted = algorithms::fit(algorithm, params, &train_x, &examples.target.subset(&split.train), seed)?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let test_x = preparation.transform(examples, &split.test);
+    let predictions = fitted.predict(&test_x);
+    let (classes, values) = truth(&examples.target, &split.test);
+    Ok(TaskOutcome { score: score(training.metric, &predictions, &classes, &values, &test_x), fit_seconds })
+}
+
+/// Trains one model of an application: the whole search, then the refit of the winner.
+pub fn train(
+    application: &Application,
+    model: &str,
+    base: &Path,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<TrainReport, Error> {
+    let started = Instant::now();
+    let (found, training) = training_of(application, model)?;
+    let seed = training.seed.unwrap_or(0);
+    let (table, fingerprint) = load_training_data(application, training, base)?;
+    let examples = examples(&table, training, found.task)?;
+    let candidates = combinations(training, seed);
+    let folds = splits(&training.evaluation, examples.rows, &examples.target, seed);
+    let tasks: Vec<TrainingTask> = candidates
+        .iter()
+        .flat_map(|(algorithm, params)| {
+            (0..folds.len()).map(|fold| TrainingTask {
+                data: fingerprint.clone(),
+                algorithm: algorithm.clone(),
+                params: params.clone(),
+                fold,
+                seed,
+            })
+        })
+        .collect();
+    let deadline = training.budget.time.map(|time| started + Duration::from_secs_f64(time.0));
+    let workers =
+        (training.parallel.max(1) as usize).min(std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let outcomes: Mutex<Vec<Option<Result<TaskOutcome, String>>>> = Mutex::new(vec![None; tasks.len()]);
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let exited = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    // Past the time budget no new task starts; what runs finishes.
+                    if index >= tasks.len() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                        break;
+                    }
+                    let task = &tasks[index];
+                    let outcome =
+                        run_task(&examples, training, &folds[task.fold], &task.algorithm, &task.params, task.seed)
+                            .map_err(|error| error.to_string());
+                    outcomes.lock().expect("no worker panics holding the lock")[index] = Some(outcome);
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+                exited.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        // Report progress from this thread until every worker has exited.
+        loop {
+            on_progress(Progress { done: done.load(Ordering::SeqCst), total: tasks.len(), elapsed: started.elapsed() });
+            if exited.load(Ordering::SeqCst) == workers {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let outcomes = outcomes.into_inner().expect("workers are done");
+    let higher = training.metric.higher_is_better();
+    let mut entries = Vec::new();
+    let mut skipped = 0;
+    for (candidate, (algorithm, params)) in candidates.iter().enumerate() {
+        let results = &outcomes[candidate * folds.len()..(candidate + 1) * folds.len()];
+        if results.iter().any(Option::is_none) {
+            skipped += 1;
+            continue;
+        }
+        let mut scores = Vec::new();
+        let mut seconds = 0.0;
+        let mut error = None;
+        for result in results.iter().flatten() {
+            match result {
+                Ok(outcome) => {
+                    scores.push(outcome.score);
+                    seconds += outcome.fit_seconds;
+                }
+                Err(message) => error = Some(message.clone()),
+            }
+        }
+        let mean = if scores.is_empty() { f64::NAN } else { scores.iter().sum::<f64>() / scores.len() as f64 };
+        let std = if scores.len() < 2 {
+            0.0
+        } else {
+            (scores.iter().map(|score| (score - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt()
+        };
+        entries.push(Entry {
+            rank: 0,
+            algorithm: algorithm.clone(),
+            params: params.clone(),
+            mean,
+            std,
+            folds: scores,
+            fit_seconds: seconds / folds.len() as f64,
+            error,
+        });
+    }
+    entries.sort_by(|a, b| {
+        let (x, y) = (a.mean, b.mean);
+        match (x.is_nan(), y.is_nan()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ if higher => y.total_cmp(&x),
+            _ => x.total_cmp(&y),
+        }
+    });
+    for (rank, entry) in entries.iter_mut().enumerate() {
+        entry.rank = rank + 1;
+    }
+    let leaderboard = Leaderboard { metric: training.metric, higher_is_better: higher, entries, skipped };
+    let Some(best) = leaderboard.entries.first().filter(|entry| entry.error.is_none() && !entry.mean.is_nan()) else {
+        let reason = leaderboard
+            .entries
+            .iter()
+            .find_map(|entry| entry.error.clone())
+            .unwrap_or_else(|| "the time budget ran out before any candidate was evaluated".into());
+        return Err(Error::Invalid(format!("no candidate of model `{model}` could be evaluated: {reason}")));
+    };
+    let (algorithm, params) = (best.algorithm.clone(), best.params.clone());
+    let all_rows: Vec<usize> = (0..examples.rows).collect();
+    let preparation = Preparation::fit(&examples, &all_rows, training)?;
+    let x = preparation.transform(&examples, &all_rows);
+    let fitted = algorithms::fit(&algorithm, &params, &x, &examples.target, seed)?;
+    let classes = match &examples.target {
+        Target::Classes { classes, .. } => classes.clone(),
+        _ => Vec::new(),
+    };
+    let winner = TrainedModel { preparation, fitted, classes, task: found.task };
+    Ok(TrainReport {
+        model: model.to_string(),
+        leaderboard,
+        winner,
+        algorithm,
+        params,
+        rows: examples.rows,
+        table,
+        data_fingerprint: fingerprint,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A prediction for one record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Prediction {
+    Class { label: String, probabilities: Vec<f64> },
+    Value(f64),
+    Cluster(usize),
+}
+
+impl TrainedModel {
+    /// The one inference entry point: prepare records (read by field name) and predict them.
+    pub fn predict(&self, records: &[&dyn Fn(&str) -> stratum_core::eval::Datum]) -> Vec<Prediction> {
+        let rows: Vec<Vec<f64>> = records.iter().map(|record| self.preparation.transform_record(*record)).collect();
+        let x = crate::matrix::Matrix::from_rows(&rows);
+        let mut x = x;
+        if rows.is_empty() {
+            x.columns = self.preparation.output_names.len();
+        }
+        match self.fitted.predict(&x) {
+            Predictions::Classes { labels, probabilities, .. } => labels
+                .into_iter()
+                .zip(probabilities)
+                .map(|(label, probabilities)| Prediction::Class {
+                    label: self.classes.get(label).cloned().unwrap_or_default(),
+                    probabilities,
+                })
+                .collect(),
+            Predictions::Values(values) => values.into_iter().map(Prediction::Value).collect(),
+            Predictions::Clusters(clusters) => clusters.into_iter().map(Prediction::Cluster).collect(),
+        }
+    }
+}
