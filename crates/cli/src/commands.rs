@@ -258,7 +258,7 @@ pub struct PlanArgs {
 }
 
 /// Checks a file and prints its diagnostics; returns the result only when it has no errors.
-fn checked_without_errors(file: &Path, color: ColorChoice) -> anyhow::Result<Option<stratum_lang::Checked>> {
+pub(crate) fn checked_without_errors(file: &Path, color: ColorChoice) -> anyhow::Result<Option<stratum_lang::Checked>> {
     let bytes = read(file)?;
     let name = normalize(file).to_string_lossy().into_owned();
     let checked = stratum_lang::check(&name, &bytes, &FileLoader);

@@ -6,6 +6,7 @@
 mod commands;
 mod loader;
 mod output;
+mod training;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -36,6 +37,11 @@ enum Command {
     Plan(commands::PlanArgs),
     /// Write infrastructure code for the plan: kubernetes, compose or ansible.
     Generate(commands::GenerateArgs),
+    /// Train the models of a file: search the candidates, print a leaderboard, save the winner as an artifact.
+    Train(training::TrainArgs),
+    /// The local model store: list and show trained models.
+    #[command(subcommand)]
+    Model(training::ModelCommand),
 }
 
 /// What a command reports back to `main`.
@@ -54,12 +60,21 @@ fn main() -> ExitCode {
         }
     };
     let color = cli.color;
+    // A reader that stops early (`stratum … | head`) closes stdout; printing then fails, which is not a bug.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe(info.payload()) {
+            default_hook(info);
+        }
+    }));
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Check(args) => commands::check(args, color),
         Command::Fmt(args) => commands::fmt(args, color),
         Command::Explain(args) => commands::explain(args),
         Command::Plan(args) => commands::plan(args, color),
         Command::Generate(args) => commands::generate(args, color),
+        Command::Train(args) => training::train(args, color),
+        Command::Model(command) => training::model(command),
     });
     match result {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,
@@ -68,9 +83,20 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::from(1)
         }
+        Err(payload) if is_broken_pipe(payload.as_ref()) => ExitCode::SUCCESS,
         Err(_) => {
             eprintln!("internal error: stratum crashed; this is a bug, please report it with the input that caused it");
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether a panic came from writing to a closed pipe.
+fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    message.contains("Broken pipe")
 }

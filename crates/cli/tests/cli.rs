@@ -224,3 +224,51 @@ fn plan_explains_a_component_and_diffs_against_an_old_plan() {
     let not_a_plan = scratch("not_a_plan.json", b"{}");
     assert_eq!(stratum(&["plan", TRAFFIC, "--diff", not_a_plan.to_str().unwrap()]).status.code(), Some(1));
 }
+
+#[test]
+fn train_prints_a_leaderboard_and_the_store_lists_the_model() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_cli");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut csv = String::from("size,rooms,price\n");
+    for index in 0..120 {
+        let size = 40 + index % 60;
+        csv.push_str(&format!("{size},{},{}\n", 1 + index % 4, size * 3000 + (index % 7) * 1000));
+    }
+    std::fs::write(folder.join("houses.csv"), csv).unwrap();
+    std::fs::write(
+        folder.join("houses.stratum"),
+        "app houses\nschema House { size: float  rooms: int  price: float }\n\
+         dataset houses { schema = House  path = \"houses.csv\" }\n\
+         model price: regressor { data = houses  target = price  features = [size, rooms]\n\
+           candidates { ridge { alpha = [0.1, 10] }  gradient_boosting { rounds = 50 } }  evaluate = kfold(3) by mae }\n",
+    )
+    .unwrap();
+    let store = folder.join("store");
+    let file = folder.join("houses.stratum");
+    let output = stratum(&["train", file.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let printed = text(&output.stdout);
+    assert!(
+        printed.contains("leaderboard by mae (lower is better)") && printed.contains("saved `price` version 1"),
+        "{printed}"
+    );
+
+    let json = stratum(&["train", file.to_str().unwrap(), "--store", store.to_str().unwrap(), "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["models"][0]["artifact"]["version"], 2);
+    assert_eq!(report["models"][0]["leaderboard"]["entries"].as_array().unwrap().len(), 3);
+
+    let list = stratum(&["model", "list", "--store", store.to_str().unwrap()]);
+    assert!(text(&list.stdout).contains("price") && text(&list.stdout).contains("v2"), "{}", text(&list.stdout));
+    let show =
+        stratum(&["model", "show", "price", "--version", "1", "--store", store.to_str().unwrap(), "--format", "json"]);
+    let artifact: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(artifact["version"], 1);
+    assert!(artifact["profile"]["latency_p50_us"].as_f64().unwrap() > 0.0);
+    assert_eq!(stratum(&["model", "show", "nothing", "--store", store.to_str().unwrap()]).status.code(), Some(1));
+
+    let missing = stratum(&["train", TRAFFIC, "--store", store.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("has no `path`"), "{}", text(&missing.stderr));
+}

@@ -644,6 +644,20 @@ impl Metric {
         })
     }
 
+    /// The metric's name as the language writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::F1 => "f1",
+            Metric::RocAuc => "roc_auc",
+            Metric::LogLoss => "log_loss",
+            Metric::Rmse => "rmse",
+            Metric::Mae => "mae",
+            Metric::R2 => "r2",
+            Metric::Silhouette => "silhouette",
+        }
+    }
+
     /// The tasks this metric can judge.
     pub fn suits(self, task: Task) -> bool {
         match self {

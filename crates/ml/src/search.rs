@@ -177,8 +177,13 @@ pub fn combinations(training: &Training, seed: u64) -> Vec<(String, Params)> {
                 })
                 .collect();
         }
-        grid.dedup();
-        all.extend(grid.into_iter().map(|params| (candidate.algorithm.clone(), params)));
+        // Integer ranges can draw the same value twice; each combination is evaluated once.
+        for params in grid {
+            let combination = (candidate.algorithm.clone(), params);
+            if !all.contains(&combination) {
+                all.push(combination);
+            }
+        }
     }
     if let Some(trials) = training.budget.trials
         && all.len() > trials as usize

@@ -1,0 +1,284 @@
+//! `stratum train` and `stratum model`: the ML engine on the command line.
+
+use crate::Outcome;
+use crate::commands::checked_without_errors;
+use crate::output::{ColorChoice, Format};
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use stratum_core::ir::ModelOrigin;
+use stratum_core::units::{ByteSize, trim_number};
+use stratum_ml::search::Leaderboard;
+use stratum_ml::{Artifact, ModelStore};
+
+/// Where models are stored unless `--store` says otherwise, relative to the current directory.
+const DEFAULT_STORE: &str = ".stratum/models";
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// The .stratum file whose models to train.
+    file: PathBuf,
+    /// Train only this model (all trained models of the file otherwise).
+    #[arg(long)]
+    model: Option<String>,
+    /// The model store to save into.
+    #[arg(long, default_value = DEFAULT_STORE)]
+    store: PathBuf,
+    /// How to print the leaderboards and artifacts.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ModelCommand {
+    /// List the models in the store with their latest version.
+    List {
+        #[arg(long, default_value = DEFAULT_STORE)]
+        store: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Show a model's artifact: schema, hyperparameters, leaderboard, profile.
+    Show {
+        name: String,
+        /// A version (the latest otherwise).
+        #[arg(long)]
+        version: Option<u32>,
+        #[arg(long, default_value = DEFAULT_STORE)]
+        store: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+fn progress_bar(done: usize, total: usize, elapsed: f64) -> String {
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    let eta =
+        if done == 0 { String::from("…") } else { format!("{:.0} s", elapsed / done as f64 * (total - done) as f64) };
+    format!(
+        "\r[{}{}] {done}/{total} tasks  {elapsed:.1} s  ETA {eta}   ",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled)
+    )
+}
+
+pub fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+    let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
+    let application = &checked.application;
+    let models: Vec<_> = application
+        .models
+        .iter()
+        .filter(|model| matches!(model.origin, ModelOrigin::Trained(_)))
+        .filter(|model| args.model.as_ref().is_none_or(|wanted| *wanted == model.name))
+        .collect();
+    if models.is_empty() {
+        let what = args
+            .model
+            .as_ref()
+            .map(|name| format!("no trained model named `{name}`"))
+            .unwrap_or_else(|| "no model to train".into());
+        eprintln!("error: `{}` has {what}", args.file.display());
+        return Ok(Outcome::UserError);
+    }
+    let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let store = ModelStore::new(&args.store);
+    let interactive = args.format == Format::Human && std::io::stderr().is_terminal();
+    let mut reports = Vec::new();
+    let mut outcome = Outcome::Success;
+    for model in models {
+        if args.format == Format::Human {
+            eprintln!("training `{}` …", model.name);
+        }
+        let mut on_progress = |progress: stratum_ml::Progress| {
+            if interactive {
+                eprint!("{}", progress_bar(progress.done, progress.total, progress.elapsed.as_secs_f64()));
+                let _ = std::io::stderr().flush();
+            }
+        };
+        let report = match stratum_ml::train(application, &model.name, &base, &mut on_progress) {
+            Ok(report) => report,
+            Err(error) => {
+                if interactive {
+                    eprintln!();
+                }
+                eprintln!("error: cannot train `{}`: {error}", model.name);
+                outcome = Outcome::UserError;
+                continue;
+            }
+        };
+        if interactive {
+            eprintln!();
+        }
+        let (artifact, path) = store.save(&report, model.inputs.clone(), model.output.clone())?;
+        match args.format {
+            Format::Human => print_training(&report.leaderboard, &artifact, &path, report.elapsed.as_secs_f64()),
+            Format::Json => reports.push(json!({
+                "model": model.name,
+                "rows": report.rows,
+                "seconds": report.elapsed.as_secs_f64(),
+                "leaderboard": report.leaderboard,
+                "artifact": {
+                    "name": artifact.name,
+                    "version": artifact.version,
+                    "sha256": artifact.sha256,
+                    "path": path.display().to_string(),
+                    "algorithm": artifact.algorithm,
+                    "params": artifact.params,
+                    "score": artifact.score,
+                    "profile": artifact.profile,
+                }
+            })),
+        }
+    }
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "models": reports }))?);
+    }
+    Ok(outcome)
+}
+
+fn print_leaderboard(leaderboard: &Leaderboard) {
+    let metric = leaderboard.metric.name();
+    let direction = if leaderboard.higher_is_better { "higher is better" } else { "lower is better" };
+    println!("leaderboard by {metric} ({direction})");
+    println!("  {:>4}  {:<20} {:<40} {:>17}  {:>8}", "rank", "algorithm", "hyperparameters", metric, "fit");
+    for entry in &leaderboard.entries {
+        let params = entry.params.describe();
+        let params = if params.chars().count() > 40 {
+            format!("{}…", params.chars().take(39).collect::<String>())
+        } else {
+            params
+        };
+        match &entry.error {
+            Some(error) => println!("  {:>4}  {:<20} {:<40} failed: {error}", entry.rank, entry.algorithm, params),
+            None => println!(
+                "  {:>4}  {:<20} {:<40} {:>17}  {:>6.2} s",
+                entry.rank,
+                entry.algorithm,
+                params,
+                format!("{:.4} ± {:.4}", entry.mean, entry.std),
+                entry.fit_seconds
+            ),
+        }
+    }
+    if leaderboard.skipped > 0 {
+        println!("  ({} candidates not evaluated: the time budget ran out)", leaderboard.skipped);
+    }
+}
+
+fn print_profile(artifact: &Artifact) {
+    let profile = &artifact.profile;
+    let memory =
+        profile.peak_memory_bytes.map(|bytes| format!(", peak memory {}", ByteSize(bytes))).unwrap_or_default();
+    println!(
+        "profile: {} µs p50, {} µs p99 per record; {} records/s in batch; {}{memory} ({})",
+        trim_number(profile.latency_p50_us),
+        trim_number(profile.latency_p99_us),
+        trim_number(profile.batch_rows_per_second.round()),
+        ByteSize(profile.size_bytes),
+        profile.machine
+    );
+}
+
+fn print_training(leaderboard: &Leaderboard, artifact: &Artifact, path: &Path, seconds: f64) {
+    print_leaderboard(leaderboard);
+    println!(
+        "winner: {} ({}), refit on all {} rows; trained in {seconds:.1} s",
+        artifact.algorithm,
+        artifact.params.describe(),
+        artifact.rows
+    );
+    println!(
+        "saved `{}` version {} (sha256 {}) to {}",
+        artifact.name,
+        artifact.version,
+        &artifact.sha256[..16],
+        path.display()
+    );
+    print_profile(artifact);
+}
+
+pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
+    match command {
+        ModelCommand::List { store, format } => {
+            let store = ModelStore::new(store);
+            let mut rows = Vec::new();
+            for name in store.models()? {
+                let versions = store.versions(&name)?;
+                let latest = store.load(&name, None)?;
+                rows.push((name, versions, latest));
+            }
+            match format {
+                Format::Json => {
+                    let list: Vec<_> = rows
+                        .iter()
+                        .map(|(name, versions, latest)| {
+                            json!({ "name": name, "versions": versions, "latest": { "version": latest.version, "sha256": latest.sha256, "algorithm": latest.algorithm, "metric": latest.metric, "score": latest.score } })
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                Format::Human => {
+                    if rows.is_empty() {
+                        println!("no models in {}", store.root.display());
+                    }
+                    for (name, versions, latest) in rows {
+                        let metric = latest.metric.name();
+                        println!(
+                            "{name:<24} v{:<4} {:<20} {metric} {:.4}   ({} version(s), sha256 {})",
+                            latest.version,
+                            latest.algorithm,
+                            latest.score,
+                            versions.len(),
+                            &latest.sha256[..12]
+                        );
+                    }
+                }
+            }
+            Ok(Outcome::Success)
+        }
+        ModelCommand::Show { name, version, store, format } => {
+            let store = ModelStore::new(store);
+            let artifact = match store.load(&name, version) {
+                Ok(artifact) => artifact,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(Outcome::UserError);
+                }
+            };
+            match format {
+                Format::Json => {
+                    let mut value = serde_json::to_value(&artifact)?;
+                    // The fitted parameters are large and meant for machines; `export` will write them.
+                    if let Some(object) = value.as_object_mut() {
+                        object.remove("model");
+                    }
+                    println!("{}", serde_json::to_string_pretty(&value)?);
+                }
+                Format::Human => {
+                    println!(
+                        "{} version {} — {:?}, sha256 {}",
+                        artifact.name, artifact.version, artifact.task, artifact.sha256
+                    );
+                    println!("algorithm: {} ({})", artifact.algorithm, artifact.params.describe());
+                    let inputs: Vec<String> =
+                        artifact.inputs.iter().map(|field| format!("{}: {}", field.name, field.data_type)).collect();
+                    println!("inputs: {}", inputs.join(", "));
+                    println!(
+                        "output: {}{}",
+                        artifact.output,
+                        if artifact.classes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (classes {})", artifact.classes.join(", "))
+                        }
+                    );
+                    println!("trained on {} rows (data sha256 {})", artifact.rows, &artifact.data_sha256[..16]);
+                    print_leaderboard(&artifact.leaderboard);
+                    print_profile(&artifact);
+                }
+            }
+            Ok(Outcome::Success)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Training end to end on small generated files: the leaderboard, reproducibility, the artifact's round trip and
+//! the one inference entry point, and the errors a user meets with bad data.
+
+use std::path::{Path, PathBuf};
+use stratum_core::eval::Datum;
+use stratum_ml::search::Prediction;
+use stratum_ml::{ModelStore, train};
+
+/// A folder with a .stratum file and its data, under cargo's temporary directory.
+fn project(name: &str, stratum: &str, csv: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train").join(name);
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("app.stratum"), stratum).unwrap();
+    std::fs::write(folder.join("rows.csv"), csv).unwrap();
+    folder
+}
+
+fn application(folder: &Path) -> stratum_core::ir::Application {
+    let text = std::fs::read_to_string(folder.join("app.stratum")).unwrap();
+    let checked = stratum_lang::check_text("app.stratum", &text);
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+    checked.application
+}
+
+/// 300 rows: the label is true when x + noise > 1, with a categorical colour and a timestamp.
+fn rows_csv() -> String {
+    let mut csv = String::from("x,colour,ts,label\n");
+    let mut state = 12345u64;
+    for index in 0..300 {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let noise = ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
+        let x = (index % 20) as f64 / 10.0;
+        let colour = ["red", "green", "blue"][index % 3];
+        csv.push_str(&format!(
+            "{x},{colour},2026-01-0{}T0{}:00:00Z,{}\n",
+            index % 9 + 1,
+            index % 10,
+            x + noise * 0.6 > 1.0
+        ));
+    }
+    csv
+}
+
+const APP: &str = r#"app demo
+schema Row { x: float  colour: string  ts: timestamp  label: bool }
+dataset rows { schema = Row  path = "rows.csv" }
+model labeller: classifier {
+  data = rows
+  target = label
+  features = [x, colour, hour_of_day(ts)]
+  prepare = [standardize]
+  candidates {
+    logistic_regression { c = [0.1, 1] }
+    decision_tree { max_depth = [1, 3] }
+  }
+  evaluate = kfold(4, stratified) by accuracy
+  seed = 3
+  parallel = 2
+}
+"#;
+
+#[test]
+fn training_ranks_candidates_and_is_reproducible() {
+    let folder = project("ranks", APP, &rows_csv());
+    let application = application(&folder);
+    let first = train(&application, "labeller", &folder, &mut |_| {}).unwrap();
+    let second = train(&application, "labeller", &folder, &mut |_| {}).unwrap();
+    let scores = |report: &stratum_ml::TrainReport| {
+        report.leaderboard.entries.iter().map(|entry| (entry.algorithm.clone(), entry.mean)).collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&first), scores(&second), "the same seed must give the same leaderboard");
+    let entries = &first.leaderboard.entries;
+    assert_eq!(entries.len(), 4);
+    assert!(entries.windows(2).all(|pair| pair[0].mean >= pair[1].mean), "ranked best first");
+    assert!(entries[0].mean > 0.75, "the signal is learnable: {}", entries[0].mean);
+    assert_eq!(entries[0].folds.len(), 4);
+}
+
+#[test]
+fn artifacts_round_trip_and_predict_records() {
+    let folder = project("artifacts", APP, &rows_csv());
+    let application = application(&folder);
+    let report = train(&application, "labeller", &folder, &mut |_| {}).unwrap();
+    let model = &application.models[0];
+    let store = ModelStore::new(folder.join("store"));
+    let (saved, _) = store.save(&report, model.inputs.clone(), model.output.clone()).unwrap();
+    let (again, _) = store.save(&report, model.inputs.clone(), model.output.clone()).unwrap();
+    assert_eq!(again.version, 2);
+    assert_eq!(again.sha256, saved.sha256, "the same model has the same content address");
+    let loaded = store.load("labeller", Some(1)).unwrap();
+    assert_eq!(loaded.model, saved.model);
+    assert!(
+        saved.profile.latency_p50_us > 0.0 && saved.profile.batch_rows_per_second > 0.0 && saved.profile.size_bytes > 0
+    );
+
+    let high = |name: &str| match name {
+        "x" => Datum::Float(1.9),
+        "colour" => Datum::Text("red".into()),
+        "ts" => Datum::Timestamp(0),
+        _ => Datum::Null,
+    };
+    let low = |name: &str| match name {
+        "x" => Datum::Float(0.0),
+        "colour" => Datum::Text("purple".into()),
+        _ => Datum::Null,
+    };
+    let predictions = loaded.model.predict(&[&high, &low]);
+    assert!(matches!(&predictions[0], Prediction::Class { label, .. } if label == "true"), "{predictions:?}");
+    assert!(matches!(&predictions[1], Prediction::Class { label, .. } if label == "false"), "{predictions:?}");
+
+    // Change one fitted number inside the model: the artifact no longer matches its content address.
+    let path = store.root.join("labeller/v1.json");
+    let mut artifact: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let offset = &mut artifact["model"]["preparation"]["scaling"][0][0];
+    *offset = serde_json::json!(offset.as_f64().unwrap() + 1.0);
+    std::fs::write(&path, serde_json::to_string(&artifact).unwrap()).unwrap();
+    let error = store.load("labeller", Some(1)).unwrap_err().to_string();
+    assert!(error.contains("does not match its sha256"), "{error}");
+}
+
+fn error_of(name: &str, app: &str, csv: &str) -> String {
+    let folder = project(name, app, csv);
+    let application = application(&folder);
+    let model = application.models[0].name.clone();
+    match train(&application, &model, &folder, &mut |_| {}) {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("{name} should fail"),
+    }
+}
+
+#[test]
+fn bad_data_gives_precise_errors() {
+    let missing_column = error_of("missing_column", APP, "x,colour,label\n1,red,true\n");
+    assert!(missing_column.contains("has no column `ts`; it has: x, colour, label"), "{missing_column}");
+    let bad_value = error_of("bad_value", APP, "x,colour,ts,label\n1,red,2026-01-01,maybe\n");
+    assert!(bad_value.contains("line 2, column `label`: `maybe` is not a bool"), "{bad_value}");
+    let one_class = error_of("one_class", APP, "x,colour,ts,label\n1,red,2026-01-01,true\n2,red,2026-01-01,true\n");
+    assert!(one_class.contains("only one class (`true`)"), "{one_class}");
+    let empty = error_of("empty", APP, "x,colour,ts,label\n");
+    assert!(empty.contains("has no rows"), "{empty}");
+    let gaps = error_of("gaps", APP, &format!("{}0.5,red,2026-01-01,true\n,red,2026-01-01,false\n", rows_csv()));
+    assert!(gaps.contains("feature `x` has missing values; add an imputation step"), "{gaps}");
+    let no_path = APP.replace("dataset rows { schema = Row  path = \"rows.csv\" }", "dataset rows { schema = Row }");
+    let no_data = error_of("no_path", &no_path, "");
+    assert!(no_data.contains("has no `path`"), "{no_data}");
+}
+
+#[test]
+fn imputation_fills_missing_values_inside_each_fold() {
+    let with_impute = APP.replace("prepare = [standardize]", "prepare = [impute(median), standardize]");
+    let folder =
+        project("impute", &with_impute, &format!("{}0.5,red,2026-01-01,true\n,red,2026-01-01,false\n", rows_csv()));
+    let report = train(&application(&folder), "labeller", &folder, &mut |_| {}).unwrap();
+    assert_eq!(report.rows, 302);
+}
