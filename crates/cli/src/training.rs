@@ -38,6 +38,18 @@ pub enum ModelCommand {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Export a model to ONNX, so any ONNX runtime can serve it.
+    Export {
+        name: String,
+        /// A version (the latest otherwise).
+        #[arg(long)]
+        version: Option<u32>,
+        /// The .onnx file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value = DEFAULT_STORE)]
+        store: PathBuf,
+    },
     /// Show a model's artifact: schema, hyperparameters, leaderboard, profile.
     Show {
         name: String,
@@ -200,6 +212,41 @@ fn print_training(leaderboard: &Leaderboard, artifact: &Artifact, path: &Path, s
 
 pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
     match command {
+        ModelCommand::Export { name, version, output, store } => {
+            let store = ModelStore::new(store);
+            let artifact = match store.load(&name, version) {
+                Ok(artifact) => artifact,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(Outcome::UserError);
+                }
+            };
+            let bytes = match stratum_ml::onnx::export(&artifact.model, &artifact.name) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(Outcome::UserError);
+                }
+            };
+            std::fs::write(&output, &bytes)
+                .map_err(|error| anyhow::anyhow!("cannot write `{}`: {error}", output.display()))?;
+            let input = match stratum_ml::onnx::input_kind(&artifact.model) {
+                stratum_ml::onnx::InputKind::RawColumns(columns) => {
+                    format!("input `features`: the columns {} (imputed and scaled in the graph)", columns.join(", "))
+                }
+                stratum_ml::onnx::InputKind::Prepared(columns) => {
+                    format!("input `prepared`: the prepared features {}", columns.join(", "))
+                }
+            };
+            println!(
+                "wrote `{}` version {} to {} ({}); {input}",
+                artifact.name,
+                artifact.version,
+                output.display(),
+                ByteSize(bytes.len() as u64)
+            );
+            Ok(Outcome::Success)
+        }
         ModelCommand::List { store, format } => {
             let store = ModelStore::new(store);
             let mut rows = Vec::new();

@@ -12,6 +12,7 @@ pub mod data;
 pub mod evaluate;
 pub mod matrix;
 pub mod metrics;
+pub mod onnx;
 pub mod prepare;
 pub mod search;
 

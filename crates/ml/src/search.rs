@@ -253,11 +253,12 @@ pub fn train(
         (training.parallel.max(1) as usize).min(std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     let outcomes: Mutex<Vec<Option<Result<TaskOutcome, String>>>> = Mutex::new(vec![None; tasks.len()]);
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let exited = AtomicUsize::new(0);
+    let (finished, reports) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| {
+            let finished = finished.clone();
+            let (next, tasks, outcomes, examples, folds) = (&next, &tasks, &outcomes, &examples, &folds);
+            scope.spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::SeqCst);
                     // Past the time budget no new task starts; what runs finishes.
@@ -266,21 +267,20 @@ pub fn train(
                     }
                     let task = &tasks[index];
                     let outcome =
-                        run_task(&examples, training, &folds[task.fold], &task.algorithm, &task.params, task.seed)
+                        run_task(examples, training, &folds[task.fold], &task.algorithm, &task.params, task.seed)
                             .map_err(|error| error.to_string());
                     outcomes.lock().expect("no worker panics holding the lock")[index] = Some(outcome);
-                    done.fetch_add(1, Ordering::SeqCst);
+                    let _ = finished.send(());
                 }
-                exited.fetch_add(1, Ordering::SeqCst);
             });
         }
-        // Report progress from this thread until every worker has exited.
-        loop {
-            on_progress(Progress { done: done.load(Ordering::SeqCst), total: tasks.len(), elapsed: started.elapsed() });
-            if exited.load(Ordering::SeqCst) == workers {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        // Report progress as tasks finish; the channel closes when the last worker exits.
+        drop(finished);
+        let mut done = 0;
+        on_progress(Progress { done, total: tasks.len(), elapsed: started.elapsed() });
+        while reports.recv().is_ok() {
+            done += 1;
+            on_progress(Progress { done, total: tasks.len(), elapsed: started.elapsed() });
         }
     });
     let outcomes = outcomes.into_inner().expect("workers are done");

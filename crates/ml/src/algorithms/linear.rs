@@ -149,7 +149,10 @@ impl LogisticModel {
     /// `none` drops the penalty.
     pub fn fit(x: &Matrix, labels: &[usize], classes: usize, c: f64, penalty: &str, max_iter: usize) -> LogisticModel {
         let features = x.columns;
-        let size = classes * (features + 1);
+        // Two classes need one weight vector (the second class's against the first), as scikit-learn fits them;
+        // more classes get one each (softmax).
+        let vectors = if classes == 2 { 1 } else { classes };
+        let size = vectors * (features + 1);
         let l2 = if penalty == "l2" { 1.0 / c.max(1e-12) } else { 0.0 };
         let objective = |parameters: &[f64], gradient: &mut [f64]| -> f64 {
             gradient.iter_mut().for_each(|value| *value = 0.0);
@@ -157,6 +160,20 @@ impl LogisticModel {
             let mut scores = vec![0.0; classes];
             for row in 0..x.rows {
                 let values = x.row(row);
+                if vectors == 1 {
+                    let score = dot(&parameters[..features], values) + parameters[features];
+                    let positive = labels[row] == 1;
+                    // log(1 + e^-s) for the positive class, log(1 + e^s) for the negative, computed stably.
+                    let signed = if positive { score } else { -score };
+                    loss += if signed > 0.0 { (-signed).exp().ln_1p() } else { -signed + signed.exp().ln_1p() };
+                    let probability = 1.0 / (1.0 + (-score).exp());
+                    let error = probability - f64::from(u8::from(positive));
+                    for (slot, value) in gradient[..features].iter_mut().zip(values) {
+                        *slot += error * value;
+                    }
+                    gradient[features] += error;
+                    continue;
+                }
                 for class in 0..classes {
                     let offset = class * (features + 1);
                     scores[class] = dot(&parameters[offset..offset + features], values) + parameters[offset + features];
@@ -172,8 +189,8 @@ impl LogisticModel {
                     gradient[offset + features] += error;
                 }
             }
-            for class in 0..classes {
-                let offset = class * (features + 1);
+            for vector in 0..vectors {
+                let offset = vector * (features + 1);
                 for index in offset..offset + features {
                     loss += 0.5 * l2 * parameters[index] * parameters[index];
                     gradient[index] += l2 * parameters[index];
@@ -184,12 +201,13 @@ impl LogisticModel {
         let parameters = if penalty == "l1" {
             proximal_gradient(&objective, size, features, classes, 1.0 / c.max(1e-12), max_iter.max(100) * 5)
         } else {
-            lbfgs(&objective, vec![0.0; size], max_iter.max(1))
+            // scikit-learn stops at a 1e-4 gradient on the mean loss; this loss is a sum over rows.
+            lbfgs(&objective, vec![0.0; size], max_iter.max(1), 1e-4 * x.rows.max(1) as f64)
         };
-        let mut weights = Vec::with_capacity(classes * features);
-        let mut intercepts = Vec::with_capacity(classes);
-        for class in 0..classes {
-            let offset = class * (features + 1);
+        let mut weights = Vec::with_capacity(vectors * features);
+        let mut intercepts = Vec::with_capacity(vectors);
+        for vector in 0..vectors {
+            let offset = vector * (features + 1);
             weights.extend_from_slice(&parameters[offset..offset + features]);
             intercepts.push(parameters[offset + features]);
         }
@@ -198,6 +216,15 @@ impl LogisticModel {
 
     pub fn probabilities(&self, x: &Matrix) -> Vec<Vec<f64>> {
         let features = x.columns;
+        if self.intercepts.len() == 1 {
+            return (0..x.rows)
+                .map(|row| {
+                    let positive =
+                        1.0 / (1.0 + (-(dot(&self.weights[..features], x.row(row)) + self.intercepts[0])).exp());
+                    vec![1.0 - positive, positive]
+                })
+                .collect();
+        }
         (0..x.rows)
             .map(|row| {
                 let mut scores: Vec<f64> = (0..self.classes)
@@ -214,7 +241,14 @@ impl LogisticModel {
 }
 
 /// Limited-memory BFGS with a backtracking (Armijo) line search.
-pub(crate) fn lbfgs(objective: &dyn Fn(&[f64], &mut [f64]) -> f64, mut x: Vec<f64>, iterations: usize) -> Vec<f64> {
+/// Stops when every gradient component is within `tolerance` (scikit-learn's lbfgs criterion), when an
+/// iteration no longer improves, or after `iterations`.
+pub(crate) fn lbfgs(
+    objective: &dyn Fn(&[f64], &mut [f64]) -> f64,
+    mut x: Vec<f64>,
+    iterations: usize,
+    tolerance: f64,
+) -> Vec<f64> {
     const MEMORY: usize = 10;
     let n = x.len();
     let mut gradient = vec![0.0; n];
@@ -222,7 +256,7 @@ pub(crate) fn lbfgs(objective: &dyn Fn(&[f64], &mut [f64]) -> f64, mut x: Vec<f6
     let mut steps: Vec<(Vec<f64>, Vec<f64>, f64)> = Vec::new();
     for _ in 0..iterations {
         let gradient_norm = gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
-        if gradient_norm < 1e-6 * value.abs().max(1.0) {
+        if gradient.iter().all(|g| g.abs() <= tolerance) {
             break;
         }
         // Two-loop recursion for the search direction.

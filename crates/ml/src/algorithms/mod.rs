@@ -7,7 +7,7 @@ mod cluster;
 mod linear;
 mod mlp;
 mod neighbors;
-mod tree;
+pub mod tree;
 
 use crate::Error;
 use crate::matrix::Matrix;
@@ -94,12 +94,21 @@ impl Fitted {
     }
 }
 
-/// Predictions from per-class probabilities: the most probable class of each row.
+/// Predictions from per-class probabilities: the most probable class of each row, the first one on a tie (as
+/// scikit-learn, numpy and ONNX runtimes choose).
 pub(crate) fn classes(probabilities: Vec<Vec<f64>>) -> Predictions {
     let count = probabilities.first().map_or(0, Vec::len);
     let labels = probabilities
         .iter()
-        .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(index, _)| index))
+        .map(|row| {
+            let mut best = 0;
+            for (index, probability) in row.iter().enumerate() {
+                if *probability > row[best] {
+                    best = index;
+                }
+            }
+            best
+        })
         .collect();
     Predictions::Classes { labels, probabilities, classes: count }
 }

@@ -136,6 +136,8 @@ struct Settings {
     criterion: Criterion,
     max_depth: usize,
     min_samples_split: usize,
+    /// The fewest rows a leaf may hold.
+    min_samples_leaf: f64,
     /// How many features each split considers (all when equal to the number of features).
     max_features: usize,
 }
@@ -196,13 +198,13 @@ fn grow(
                     *slot += value;
                 }
                 let left_count = settings.criterion.count(&left);
-                if left_count < 1.0 {
+                if left_count < settings.min_samples_leaf {
                     continue;
                 }
                 for ((slot, all), part) in right.iter_mut().zip(&total).zip(&left) {
                     *slot = all - part;
                 }
-                if settings.criterion.count(&right) < 1.0 {
+                if settings.criterion.count(&right) < settings.min_samples_leaf {
                     break;
                 }
                 let gain = parent_cost - settings.criterion.cost(&left) - settings.criterion.cost(&right);
@@ -390,7 +392,13 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
                 };
             let (stats, width, classes) = cart_stats(target);
             if algorithm == "decision_tree" {
-                let settings = Settings { criterion, max_depth, min_samples_split, max_features: x.columns };
+                let settings = Settings {
+                    criterion,
+                    max_depth,
+                    min_samples_split,
+                    min_samples_leaf: 1.0,
+                    max_features: x.columns,
+                };
                 return Ok(Fitted::Tree(TreeModel {
                     tree: grow(&binned, &stats, width, rows, &settings, &mut random),
                     classes,
@@ -400,7 +408,7 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
                 if classification { (x.columns as f64).sqrt() / x.columns.max(1) as f64 } else { 1.0 };
             let fraction = params.number("max_features", default_fraction);
             let max_features = ((x.columns as f64 * fraction).round() as usize).clamp(1, x.columns.max(1));
-            let settings = Settings { criterion, max_depth, min_samples_split, max_features };
+            let settings = Settings { criterion, max_depth, min_samples_split, min_samples_leaf: 1.0, max_features };
             let count = params.whole("trees", 100).max(1);
             let trees = (0..count)
                 .map(|_| {
@@ -413,10 +421,12 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
         "gradient_boosting" => {
             let learning_rate = params.number("learning_rate", 0.1);
             let subsample = params.number("subsample", 1.0);
+            // As scikit-learn's HistGradientBoosting: no L2 penalty on leaf values, at least 20 rows per leaf.
             let settings = Settings {
-                criterion: Criterion::Newton { lambda: 1.0 },
+                criterion: Criterion::Newton { lambda: 0.0 },
                 max_depth,
                 min_samples_split,
+                min_samples_leaf: 20.0,
                 max_features: x.columns,
             };
             let (loss, outputs, class_count) = match target {

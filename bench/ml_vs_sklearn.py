@@ -1,0 +1,115 @@
+"""Side-by-side benchmark: Stratum's `stratum train` against scikit-learn on the same data files, the same
+candidates and the same folds (5-fold stratified cross-validation plus a refit on all rows, accuracy), both using
+the same number of cores. Prints a markdown table of wall-time ratios (Stratum / scikit-learn) and score
+differences, for docs/benchmarks.md.
+
+Usage (from the repository root, with scikit-learn installed):
+    cargo build --release -p stratum
+    python3 bench/ml_vs_sklearn.py [--rows 100000] [--only random_forest,...]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from sklearn import datasets, ensemble, linear_model, naive_bayes, neighbors, svm, tree
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+CORES = os.cpu_count() or 1
+
+# Each algorithm: (Stratum candidate block, scikit-learn estimator). Settings match: same hyperparameters, and
+# standardisation for the scale-sensitive ones.
+ALGORITHMS = {
+    "logistic_regression": ("logistic_regression { c = 1  max_iter = 200 }",
+                            lambda: make_pipeline(StandardScaler(), linear_model.LogisticRegression(C=1.0, max_iter=200))),
+    "decision_tree": ("decision_tree { max_depth = 10 }", lambda: tree.DecisionTreeClassifier(max_depth=10, random_state=0)),
+    "random_forest": ("random_forest { trees = 100 }",
+                      lambda: ensemble.RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1)),
+    "gradient_boosting": ("gradient_boosting { rounds = 100  learning_rate = 0.1  max_depth = 3 }",
+                          lambda: ensemble.HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=3,
+                                                                          early_stopping=False, random_state=0)),
+    "knn": ("knn { k = 5 }", lambda: make_pipeline(StandardScaler(), neighbors.KNeighborsClassifier(n_neighbors=5, n_jobs=1))),
+    "naive_bayes": ("naive_bayes { variant = gaussian }", lambda: naive_bayes.GaussianNB()),
+    "svm": ("svm { c = 1 }", lambda: make_pipeline(StandardScaler(), svm.LinearSVC(C=1.0, dual=True, max_iter=2000))),
+}
+SCALED = {"logistic_regression", "knn", "svm"}
+
+
+def write_csv(path, x, y):
+    header = ",".join(f"f{i}" for i in range(x.shape[1])) + ",label"
+    np.savetxt(path, np.column_stack([x, y]), delimiter=",", header=header, comments="", fmt="%.6g")
+
+
+def stratum_file(folder, name, features, algorithm):
+    candidate, _ = ALGORITHMS[algorithm]
+    prepare = "  prepare = [standardize]\n" if algorithm in SCALED else ""
+    fields = "  ".join(f"f{i}: float" for i in range(features))
+    names = ", ".join(f"f{i}" for i in range(features))
+    text = (f"app bench\nschema Row {{ {fields}  label: int }}\n"
+            f"dataset rows {{ schema = Row  path = \"{name}.csv\" }}\n"
+            f"model m: classifier {{\n  data = rows\n  target = label\n  features = [{names}]\n{prepare}"
+            f"  candidates {{ {candidate} }}\n  evaluate = kfold(5, stratified) by accuracy\n  parallel = {CORES}\n  seed = 0\n}}\n")
+    path = os.path.join(folder, f"{name}-{algorithm}.stratum")
+    with open(path, "w") as output:
+        output.write(text)
+    return path
+
+
+def run_stratum(binary, path, store):
+    started = time.perf_counter()
+    result = subprocess.run([binary, "train", path, "--store", store, "--format", "json"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    report = json.loads(result.stdout)
+    return elapsed, report["models"][0]["leaderboard"]["entries"][0]["mean"]
+
+
+def run_sklearn(algorithm, x, y):
+    _, estimator = ALGORITHMS[algorithm]
+    started = time.perf_counter()
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    scores = cross_val_score(estimator(), x, y, cv=folds, scoring="accuracy", n_jobs=CORES)
+    estimator().fit(x, y)  # the refit on all rows, as `stratum train` does
+    return time.perf_counter() - started, float(np.mean(scores))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--only", default="")
+    parser.add_argument("--binary", default="target/release/stratum")
+    arguments = parser.parse_args()
+    chosen = [name for name in ALGORITHMS if not arguments.only or name in arguments.only.split(",")]
+    sets = {
+        "breast_cancer": datasets.load_breast_cancer(return_X_y=True),
+        "wine": datasets.load_wine(return_X_y=True),
+        f"generated_{arguments.rows}x20": datasets.make_classification(
+            n_samples=arguments.rows, n_features=20, n_informative=10, n_redundant=5, random_state=42),
+    }
+    print(f"| data set | algorithm | Stratum s | scikit-learn s | ratio | Stratum accuracy | scikit-learn accuracy | difference (points) |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, (x, y) in sets.items():
+            write_csv(os.path.join(folder, f"{name}.csv"), x, y)
+            for algorithm in chosen:
+                path = stratum_file(folder, name, x.shape[1], algorithm)
+                try:
+                    ours, our_score = run_stratum(arguments.binary, path, os.path.join(folder, "store"))
+                except RuntimeError as error:
+                    print(f"| {name} | {algorithm} | failed: {error.splitlines()[-1]} | | | | | |")
+                    continue
+                theirs, their_score = run_sklearn(algorithm, x, y)
+                print(f"| {name} | {algorithm} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} | {our_score:.4f} | "
+                      f"{their_score:.4f} | {100 * (our_score - their_score):+.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
