@@ -142,24 +142,51 @@ struct Settings {
     max_features: usize,
 }
 
-/// Grows one tree on `rows` (repeats allowed, for bootstrap samples), with per-row statistics of width `width`.
-fn grow(
-    binned: &Binned,
-    row_stats: &[f64],
-    width: usize,
-    rows: Vec<u32>,
-    settings: &Settings,
-    random: &mut Random,
-) -> Tree {
+/// Where each feature's bins start in a node histogram (`width` statistics per bin), and its total length.
+fn histogram_layout(binned: &Binned, width: usize) -> (Vec<usize>, usize) {
+    let mut offsets = Vec::with_capacity(binned.features);
+    let mut length = 0;
+    for thresholds in &binned.thresholds {
+        offsets.push(length);
+        length += (thresholds.len() + 1) * width;
+    }
+    (offsets, length)
+}
+
+/// The histograms of every feature for a set of rows, in one pass over the rows (each row's bins are contiguous).
+fn all_histograms(binned: &Binned, row_stats: &[f64], width: usize, rows: &[u32], offsets: &[usize], length: usize) -> Vec<f64> {
     let features = binned.features;
+    let mut histogram = vec![0.0; length];
+    for row in rows {
+        let row = *row as usize;
+        let stats = &row_stats[row * width..(row + 1) * width];
+        let bins = &binned.bins[row * features..(row + 1) * features];
+        for (feature, bin) in bins.iter().enumerate() {
+            let start = offsets[feature] + *bin as usize * width;
+            for (slot, value) in histogram[start..start + width].iter_mut().zip(stats) {
+                *slot += value;
+            }
+        }
+    }
+    histogram
+}
+
+/// Grows one tree on `rows` (repeats allowed, for bootstrap samples), with per-row statistics of width `width`.
+/// When every split considers every feature, a node's histograms are built once for all features, and a
+/// child's are derived by subtracting its sibling's from the parent's (only the smaller child is counted).
+fn grow(binned: &Binned, row_stats: &[f64], width: usize, rows: Vec<u32>, settings: &Settings, random: &mut Random) -> Tree {
+    let features = binned.features;
+    let all_features = settings.max_features >= features;
+    let (offsets, length) = histogram_layout(binned, width);
     let mut nodes: Vec<Node> = Vec::new();
-    // (node index, rows, depth)
-    let mut pending: Vec<(usize, Vec<u32>, usize)> = Vec::new();
+    // (node index, rows, depth, the node's histograms when they are kept)
+    let mut pending: Vec<(usize, Vec<u32>, usize, Option<Vec<f64>>)> = Vec::new();
     nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: Vec::new() });
-    pending.push((0, rows, 0));
+    let root_histogram = all_features.then(|| all_histograms(binned, row_stats, width, &rows, &offsets, length));
+    pending.push((0, rows, 0, root_histogram));
     let mut feature_order: Vec<usize> = (0..features).collect();
-    let mut histogram: Vec<f64> = Vec::new();
-    while let Some((node, rows, depth)) = pending.pop() {
+    let mut scratch: Vec<f64> = Vec::new();
+    while let Some((node, rows, depth, histogram)) = pending.pop() {
         let mut total = vec![0.0; width];
         for row in &rows {
             for (slot, value) in total.iter_mut().zip(&row_stats[*row as usize * width..(*row as usize + 1) * width]) {
@@ -172,7 +199,7 @@ fn grow(
             continue;
         }
         let parent_cost = settings.criterion.cost(&total);
-        if settings.max_features < features {
+        if !all_features {
             random.shuffle(&mut feature_order);
         }
         let candidates = &feature_order[..settings.max_features.min(features)];
@@ -182,19 +209,25 @@ fn grow(
             if bins < 2 {
                 continue;
             }
-            histogram.clear();
-            histogram.resize(bins * width, 0.0);
-            for row in &rows {
-                let bin = binned.bins[*row as usize * features + feature] as usize;
-                let stats = &row_stats[*row as usize * width..(*row as usize + 1) * width];
-                for (slot, value) in histogram[bin * width..(bin + 1) * width].iter_mut().zip(stats) {
-                    *slot += value;
+            let feature_histogram: &[f64] = match &histogram {
+                Some(histogram) => &histogram[offsets[feature]..offsets[feature] + bins * width],
+                None => {
+                    scratch.clear();
+                    scratch.resize(bins * width, 0.0);
+                    for row in &rows {
+                        let bin = binned.bins[*row as usize * features + feature] as usize;
+                        let stats = &row_stats[*row as usize * width..(*row as usize + 1) * width];
+                        for (slot, value) in scratch[bin * width..(bin + 1) * width].iter_mut().zip(stats) {
+                            *slot += value;
+                        }
+                    }
+                    &scratch
                 }
-            }
+            };
             let mut left = vec![0.0; width];
             let mut right = vec![0.0; width];
             for bin in 0..bins - 1 {
-                for (slot, value) in left.iter_mut().zip(&histogram[bin * width..(bin + 1) * width]) {
+                for (slot, value) in left.iter_mut().zip(&feature_histogram[bin * width..(bin + 1) * width]) {
                     *slot += value;
                 }
                 let left_count = settings.criterion.count(&left);
@@ -216,6 +249,19 @@ fn grow(
         let Some((_, feature, bin)) = best else { continue };
         let (left_rows, right_rows): (Vec<u32>, Vec<u32>) =
             rows.iter().partition(|row| (binned.bins[**row as usize * features + feature] as usize) <= bin);
+        // Children that may split again keep histograms: the smaller one counted, the larger one subtracted.
+        let (left_histogram, right_histogram) = match histogram {
+            Some(mut parent) if depth + 1 < settings.max_depth => {
+                let left_is_smaller = left_rows.len() <= right_rows.len();
+                let smaller_rows = if left_is_smaller { &left_rows } else { &right_rows };
+                let smaller = all_histograms(binned, row_stats, width, smaller_rows, &offsets, length);
+                for (slot, value) in parent.iter_mut().zip(&smaller) {
+                    *slot -= value;
+                }
+                if left_is_smaller { (Some(smaller), Some(parent)) } else { (Some(parent), Some(smaller)) }
+            }
+            _ => (None, None),
+        };
         let left = nodes.len();
         nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: Vec::new() });
         nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: Vec::new() });
@@ -225,8 +271,8 @@ fn grow(
         split.left = left as u32;
         split.right = left as u32 + 1;
         split.value.clear();
-        pending.push((left, left_rows, depth + 1));
-        pending.push((left + 1, right_rows, depth + 1));
+        pending.push((left, left_rows, depth + 1, left_histogram));
+        pending.push((left + 1, right_rows, depth + 1, right_histogram));
     }
     Tree { nodes }
 }
