@@ -154,7 +154,14 @@ fn histogram_layout(binned: &Binned, width: usize) -> (Vec<usize>, usize) {
 }
 
 /// The histograms of every feature for a set of rows, in one pass over the rows (each row's bins are contiguous).
-fn all_histograms(binned: &Binned, row_stats: &[f64], width: usize, rows: &[u32], offsets: &[usize], length: usize) -> Vec<f64> {
+fn all_histograms(
+    binned: &Binned,
+    row_stats: &[f64],
+    width: usize,
+    rows: &[u32],
+    offsets: &[usize],
+    length: usize,
+) -> Vec<f64> {
     let features = binned.features;
     let mut histogram = vec![0.0; length];
     for row in rows {
@@ -174,7 +181,14 @@ fn all_histograms(binned: &Binned, row_stats: &[f64], width: usize, rows: &[u32]
 /// Grows one tree on `rows` (repeats allowed, for bootstrap samples), with per-row statistics of width `width`.
 /// When every split considers every feature, a node's histograms are built once for all features, and a
 /// child's are derived by subtracting its sibling's from the parent's (only the smaller child is counted).
-fn grow(binned: &Binned, row_stats: &[f64], width: usize, rows: Vec<u32>, settings: &Settings, random: &mut Random) -> Tree {
+fn grow(
+    binned: &Binned,
+    row_stats: &[f64],
+    width: usize,
+    rows: Vec<u32>,
+    settings: &Settings,
+    random: &mut Random,
+) -> Tree {
     let features = binned.features;
     let all_features = settings.max_features >= features;
     let (offsets, length) = histogram_layout(binned, width);
