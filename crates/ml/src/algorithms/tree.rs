@@ -178,6 +178,15 @@ fn all_histograms(
     histogram
 }
 
+/// A node still to be split.
+struct Pending {
+    node: usize,
+    rows: Vec<u32>,
+    depth: usize,
+    /// The node's histograms for all features, when splits consider all features.
+    histogram: Option<Vec<f64>>,
+}
+
 /// Grows one tree on `rows` (repeats allowed, for bootstrap samples), with per-row statistics of width `width`.
 /// When every split considers every feature, a node's histograms are built once for all features, and a
 /// child's are derived by subtracting its sibling's from the parent's (only the smaller child is counted).
@@ -193,14 +202,13 @@ fn grow(
     let all_features = settings.max_features >= features;
     let (offsets, length) = histogram_layout(binned, width);
     let mut nodes: Vec<Node> = Vec::new();
-    // (node index, rows, depth, the node's histograms when they are kept)
-    let mut pending: Vec<(usize, Vec<u32>, usize, Option<Vec<f64>>)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: Vec::new() });
     let root_histogram = all_features.then(|| all_histograms(binned, row_stats, width, &rows, &offsets, length));
-    pending.push((0, rows, 0, root_histogram));
+    pending.push(Pending { node: 0, rows, depth: 0, histogram: root_histogram });
     let mut feature_order: Vec<usize> = (0..features).collect();
     let mut scratch: Vec<f64> = Vec::new();
-    while let Some((node, rows, depth, histogram)) = pending.pop() {
+    while let Some(Pending { node, rows, depth, histogram }) = pending.pop() {
         let mut total = vec![0.0; width];
         for row in &rows {
             for (slot, value) in total.iter_mut().zip(&row_stats[*row as usize * width..(*row as usize + 1) * width]) {
@@ -285,8 +293,8 @@ fn grow(
         split.left = left as u32;
         split.right = left as u32 + 1;
         split.value.clear();
-        pending.push((left, left_rows, depth + 1, left_histogram));
-        pending.push((left + 1, right_rows, depth + 1, right_histogram));
+        pending.push(Pending { node: left, rows: left_rows, depth: depth + 1, histogram: left_histogram });
+        pending.push(Pending { node: left + 1, rows: right_rows, depth: depth + 1, histogram: right_histogram });
     }
     Tree { nodes }
 }
