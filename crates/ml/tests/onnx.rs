@@ -156,3 +156,124 @@ fn onnxruntime_predicts_what_stratum_predicts() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Runs an ONNX file with Stratum's own executor on float rows; returns (labels, probabilities) or values.
+fn run_with_stratum(path: &Path, rows: &[Vec<f64>]) -> (Option<Vec<String>>, Vec<Vec<f64>>) {
+    use stratum_ml::onnx::runtime::Session;
+    use stratum_ml::onnx::tensor::Tensor;
+    let session =
+        Session::new(&std::fs::read(path).unwrap()).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let columns = rows.first().map_or(0, Vec::len);
+    let input = Tensor::Float {
+        shape: vec![rows.len(), columns],
+        data: rows.iter().flatten().map(|value| *value as f32).collect(),
+    };
+    let outputs = session.run(vec![(session.inputs()[0].clone(), input)]).unwrap();
+    let matrix = |tensor: &Tensor| -> Vec<Vec<f64>> {
+        let (count, width) = tensor.matrix_shape();
+        let values = tensor.as_floats().unwrap();
+        (0..count)
+            .map(|row| values[row * width..(row + 1) * width].iter().map(|value| f64::from(*value)).collect())
+            .collect()
+    };
+    match (outputs.get("label"), outputs.get("probabilities"), outputs.get("variable")) {
+        (Some(labels), Some(probabilities), _) => {
+            let labels = match labels {
+                Tensor::Text { data, .. } => data.clone(),
+                Tensor::Int { data, .. } => data.iter().map(i64::to_string).collect(),
+                Tensor::Float { data, .. } => data.iter().map(f32::to_string).collect(),
+            };
+            (Some(labels), matrix(probabilities))
+        }
+        (_, _, Some(values)) => (None, matrix(values)),
+        _ => {
+            // scikit-learn names its outputs output_label / output_probability, or variable for regressors.
+            let mut names: Vec<&String> = outputs.keys().collect();
+            names.sort();
+            let label = outputs.iter().find(|(name, _)| name.contains("label")).map(|(_, tensor)| tensor);
+            let probability = outputs.iter().find(|(name, _)| name.contains("probab")).map(|(_, tensor)| tensor);
+            match (label, probability) {
+                (Some(Tensor::Text { data, .. }), Some(probabilities)) => (Some(data.clone()), matrix(probabilities)),
+                (Some(Tensor::Int { data, .. }), Some(probabilities)) => {
+                    (Some(data.iter().map(i64::to_string).collect()), matrix(probabilities))
+                }
+                _ => (None, matrix(outputs.values().next().unwrap_or_else(|| panic!("no outputs among {names:?}")))),
+            }
+        }
+    }
+}
+
+fn compare(
+    name: &str,
+    expected: &serde_json::Value,
+    labels: Option<Vec<String>>,
+    numbers: Vec<Vec<f64>>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(expected_labels) = expected.get("labels") {
+        let expected_labels: Vec<String> = expected_labels
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|label| label.as_str().map(str::to_string).unwrap_or_else(|| label.to_string()))
+            .collect();
+        let labels = labels.unwrap_or_default();
+        let wrong = expected_labels.iter().zip(&labels).filter(|(a, b)| a != b).count();
+        if wrong > 0 || labels.len() != expected_labels.len() {
+            problems.push(format!("{name}: {wrong} labels differ"));
+        }
+        let expected: Vec<Vec<f64>> = serde_json::from_value(expected["probabilities"].clone()).unwrap();
+        let largest = expected
+            .iter()
+            .zip(&numbers)
+            .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+            .fold(0.0, f64::max);
+        if largest > 1e-5 {
+            problems.push(format!("{name}: probabilities differ by up to {largest:.2e}"));
+        }
+    } else {
+        let expected: Vec<f64> = serde_json::from_value(expected["values"].clone()).unwrap();
+        let scale = expected.iter().fold(1.0f64, |largest, value| largest.max(value.abs()));
+        let largest = expected.iter().zip(&numbers).map(|(a, b)| (a - b[0]).abs()).fold(0.0, f64::max);
+        if largest > 1e-5 * scale {
+            problems.push(format!("{name}: values differ by up to {largest:.2e}"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn stratums_onnx_executor_runs_stratums_exports() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-self");
+    let names = export_cases(&folder);
+    let mut problems = Vec::new();
+    for name in names {
+        let case: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join(format!("{name}.json"))).unwrap()).unwrap();
+        let rows: Vec<Vec<f64>> = serde_json::from_value(case["inputs"].clone()).unwrap();
+        let (labels, numbers) = run_with_stratum(&folder.join(format!("{name}.onnx")), &rows);
+        problems.extend(compare(&name, &case["expected"], labels, numbers));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+#[ignore = "needs scikit-learn and skl2onnx; .ci/run installs them and runs this in its external stage"]
+fn scikit_learn_models_through_onnx_predict_identically() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-sklearn");
+    std::fs::create_dir_all(&folder).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sklearn_models.py");
+    let output = Command::new("python3").arg(&script).arg(&folder).output().expect("python3 runs");
+    assert!(output.status.success(), "the scikit-learn script failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let names: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect();
+    assert!(names.len() >= 8, "expected the scikit-learn models, got {names:?}");
+    let mut problems = Vec::new();
+    for name in names {
+        let case: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join(format!("{name}.json"))).unwrap()).unwrap();
+        let rows: Vec<Vec<f64>> = serde_json::from_value(case["inputs"].clone()).unwrap();
+        let (labels, numbers) = run_with_stratum(&folder.join(format!("{name}.onnx")), &rows);
+        problems.extend(compare(&name, &case["expected"], labels, numbers));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

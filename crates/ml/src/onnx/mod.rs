@@ -6,7 +6,10 @@
 //!
 //! Outputs: classifiers give `label` (the class name) and `probabilities` (N × classes); regressors `variable`.
 
+pub mod decode;
 mod proto;
+pub mod runtime;
+pub mod tensor;
 
 use crate::Error;
 use crate::algorithms::Fitted;
