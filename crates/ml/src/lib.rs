@@ -10,6 +10,7 @@ pub mod algorithms;
 pub mod artifact;
 pub mod data;
 pub mod evaluate;
+pub mod imported;
 pub mod matrix;
 pub mod metrics;
 pub mod onnx;

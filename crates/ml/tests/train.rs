@@ -154,3 +154,30 @@ fn imputation_fills_missing_values_inside_each_fold() {
     let report = train(&application(&folder), "labeller", &folder, &mut |_| {}).unwrap();
     assert_eq!(report.rows, 302);
 }
+
+#[test]
+fn an_exported_model_imported_again_predicts_the_same() {
+    use stratum_core::types::{DataType, Field};
+    let numeric = APP.replace("features = [x, colour, hour_of_day(ts)]", "features = [x]");
+    let folder = project("reimport", &numeric, &rows_csv());
+    let application = application(&folder);
+    let report = train(&application, "labeller", &folder, &mut |_| {}).unwrap();
+    let path = folder.join("labeller.onnx");
+    std::fs::write(&path, stratum_ml::onnx::export(&report.winner, "labeller").unwrap()).unwrap();
+    let imported = stratum_ml::imported::ImportedModel::load(&path, vec![Field::new("x", DataType::Float)]).unwrap();
+    let records: Vec<Box<dyn Fn(&str) -> Datum>> = (0..20)
+        .map(|index| Box::new(move |_: &str| Datum::Float(f64::from(index) / 10.0)) as Box<dyn Fn(&str) -> Datum>)
+        .collect();
+    let references: Vec<&dyn Fn(&str) -> Datum> = records.iter().map(|record| record.as_ref()).collect();
+    let ours = report.winner.predict(&references);
+    let theirs = imported.predict(&references).unwrap();
+    for (native, through_onnx) in ours.iter().zip(&theirs) {
+        match (native, through_onnx) {
+            (Prediction::Class { label: a, probabilities: p }, Prediction::Class { label: b, probabilities: q }) => {
+                assert_eq!(a, b);
+                assert!(p.iter().zip(q).all(|(x, y)| (x - y).abs() < 1e-5), "{p:?} vs {q:?}");
+            }
+            other => panic!("expected classes, got {other:?}"),
+        }
+    }
+}

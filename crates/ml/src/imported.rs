@@ -1,0 +1,83 @@
+//! Imported models: an ONNX file declared with `model NAME: onnx { path  input  output }`, run by Stratum's own
+//! executor. Records are turned into the graph's float input in the order of the declared input schema, and the
+//! outputs into the same [`Prediction`]s trained models give.
+
+use crate::Error;
+use crate::onnx::runtime::Session;
+use crate::onnx::tensor::Tensor;
+use crate::search::Prediction;
+use std::path::Path;
+use stratum_core::eval::Datum;
+use stratum_core::types::Field;
+
+pub struct ImportedModel {
+    session: Session,
+    inputs: Vec<Field>,
+}
+
+impl ImportedModel {
+    /// Loads an ONNX file whose input takes `inputs` (the declared schema's fields, in order).
+    pub fn load(path: &Path, inputs: Vec<Field>) -> Result<ImportedModel, Error> {
+        let bytes = std::fs::read(path)
+            .map_err(|error| Error::Read { path: path.display().to_string(), message: error.to_string() })?;
+        let session = Session::new(&bytes)?;
+        if session.inputs().len() != 1 {
+            return Err(Error::Invalid(format!(
+                "`{}` takes {} inputs; Stratum feeds imported models one input of the schema's fields",
+                path.display(),
+                session.inputs().len()
+            )));
+        }
+        Ok(ImportedModel { session, inputs })
+    }
+
+    /// Predicts records read by field name; missing numbers are NaN, bools 0 or 1.
+    pub fn predict(&self, records: &[&dyn Fn(&str) -> Datum]) -> Result<Vec<Prediction>, Error> {
+        let columns = self.inputs.len();
+        let mut data = Vec::with_capacity(records.len() * columns);
+        for record in records {
+            for field in &self.inputs {
+                data.push(record(&field.name).as_f64().map_or(f32::NAN, |value| value as f32));
+            }
+        }
+        let input = Tensor::Float { shape: vec![records.len(), columns], data };
+        let outputs = self.session.run(vec![(self.session.inputs()[0].clone(), input)])?;
+        let labels = outputs
+            .iter()
+            .find(|(name, tensor)| name.contains("label") && !matches!(tensor, Tensor::Float { .. }))
+            .map(|(_, tensor)| tensor);
+        let probabilities = outputs.iter().find(|(name, _)| name.contains("probab")).map(|(_, tensor)| tensor);
+        let rows = records.len();
+        match (labels, probabilities) {
+            (Some(labels), Some(probabilities)) => {
+                let names: Vec<String> = match labels {
+                    Tensor::Text { data, .. } => data.clone(),
+                    Tensor::Int { data, .. } => data.iter().map(i64::to_string).collect(),
+                    Tensor::Float { data, .. } => data.iter().map(f32::to_string).collect(),
+                };
+                let (_, width) = probabilities.matrix_shape();
+                let values = probabilities.as_floats().unwrap_or_default();
+                Ok((0..rows)
+                    .map(|row| Prediction::Class {
+                        label: names.get(row).cloned().unwrap_or_default(),
+                        probabilities: values[row * width..(row + 1) * width]
+                            .iter()
+                            .map(|value| f64::from(*value))
+                            .collect(),
+                    })
+                    .collect())
+            }
+            _ => {
+                let first = self
+                    .session
+                    .outputs()
+                    .first()
+                    .and_then(|name| outputs.get(name))
+                    .ok_or_else(|| Error::Invalid("the ONNX model has no output".into()))?;
+                let (_, width) = first.matrix_shape();
+                let values = first.as_floats().unwrap_or_default();
+                Ok((0..rows).map(|row| Prediction::Value(f64::from(values[row * width.max(1)]))).collect())
+            }
+        }
+    }
+}
