@@ -165,9 +165,10 @@ fn an_exported_model_imported_again_predicts_the_same() {
     let path = folder.join("labeller.onnx");
     std::fs::write(&path, stratum_ml::onnx::export(&report.winner, "labeller").unwrap()).unwrap();
     let imported = stratum_ml::imported::ImportedModel::load(&path, vec![Field::new("x", DataType::Float)]).unwrap();
-    let records: Vec<Box<dyn Fn(&str) -> Datum>> = (0..20)
-        .map(|index| Box::new(move |_: &str| Datum::Float(f64::from(index) / 10.0)) as Box<dyn Fn(&str) -> Datum>)
-        .collect();
+    // Each record answers every field lookup with the same value, which is all a one-feature model asks.
+    type Record = Box<dyn Fn(&str) -> Datum>;
+    let records: Vec<Record> =
+        (0..20).map(|index| Box::new(move |_: &str| Datum::Float(f64::from(index) / 10.0)) as Record).collect();
     let references: Vec<&dyn Fn(&str) -> Datum> = records.iter().map(|record| record.as_ref()).collect();
     let ours = report.winner.predict(&references);
     let theirs = imported.predict(&references).unwrap();
