@@ -39,7 +39,7 @@ enum Command {
     Generate(commands::GenerateArgs),
     /// Train the models of a file: search the candidates, print a leaderboard, save the winner as an artifact.
     Train(training::TrainArgs),
-    /// The local model store: list and show trained models.
+    /// The local model store: list, show, export and import models.
     #[command(subcommand)]
     Model(training::ModelCommand),
 }

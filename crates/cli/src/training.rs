@@ -7,9 +7,11 @@ use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use stratum_core::ir::ModelOrigin;
+use stratum_core::types::{DataType, Field};
 use stratum_core::units::{ByteSize, trim_number};
+use stratum_ml::artifact::Profile;
 use stratum_ml::search::Leaderboard;
-use stratum_ml::{Artifact, ModelStore};
+use stratum_ml::{Artifact, ModelStore, StoredModel};
 
 /// Where models are stored unless `--store` says otherwise, relative to the current directory.
 const DEFAULT_STORE: &str = ".stratum/models";
@@ -47,6 +49,20 @@ pub enum ModelCommand {
         /// The .onnx file to write.
         #[arg(short, long)]
         output: PathBuf,
+        #[arg(long, default_value = DEFAULT_STORE)]
+        store: PathBuf,
+    },
+    /// Import an ONNX file (from scikit-learn, PyTorch, TensorFlow or a generated notebook) as the model's next version.
+    Import {
+        /// The .onnx file.
+        file: PathBuf,
+        /// The name to store it under.
+        #[arg(long)]
+        name: String,
+        /// The input columns in the order the model takes them, comma-separated (default: the model's
+        /// `stratum.inputs` metadata, which Stratum's notebooks write).
+        #[arg(long, value_delimiter = ',')]
+        inputs: Option<Vec<String>>,
         #[arg(long, default_value = DEFAULT_STORE)]
         store: PathBuf,
     },
@@ -178,8 +194,7 @@ fn print_leaderboard(leaderboard: &Leaderboard) {
     }
 }
 
-fn print_profile(artifact: &Artifact) {
-    let profile = &artifact.profile;
+fn print_profile(profile: &Profile) {
     let memory =
         profile.peak_memory_bytes.map(|bytes| format!(", peak memory {}", ByteSize(bytes))).unwrap_or_default();
     println!(
@@ -207,15 +222,29 @@ fn print_training(leaderboard: &Leaderboard, artifact: &Artifact, path: &Path, s
         &artifact.sha256[..16],
         path.display()
     );
-    print_profile(artifact);
+    print_profile(&artifact.profile);
 }
 
 pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
     match command {
         ModelCommand::Export { name, version, output, store } => {
             let store = ModelStore::new(store);
-            let artifact = match store.load(&name, version) {
-                Ok(artifact) => artifact,
+            let artifact = match store.load_any(&name, version) {
+                Ok(StoredModel::Trained(artifact)) => artifact,
+                Ok(StoredModel::Imported(artifact)) => {
+                    // An imported model is already ONNX: export hands back the file it came from.
+                    let bytes = store.imported_bytes(&artifact)?;
+                    std::fs::write(&output, &bytes)
+                        .map_err(|error| anyhow::anyhow!("cannot write `{}`: {error}", output.display()))?;
+                    println!(
+                        "wrote imported `{}` version {} to {} ({})",
+                        artifact.name,
+                        artifact.version,
+                        output.display(),
+                        ByteSize(bytes.len() as u64)
+                    );
+                    return Ok(Outcome::Success);
+                }
                 Err(error) => {
                     eprintln!("error: {error}");
                     return Ok(Outcome::UserError);
@@ -252,7 +281,7 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
             let mut rows = Vec::new();
             for name in store.models()? {
                 let versions = store.versions(&name)?;
-                let latest = store.load(&name, None)?;
+                let latest = store.load_any(&name, None)?;
                 rows.push((name, versions, latest));
             }
             match format {
@@ -260,7 +289,11 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
                     let list: Vec<_> = rows
                         .iter()
                         .map(|(name, versions, latest)| {
-                            json!({ "name": name, "versions": versions, "latest": { "version": latest.version, "sha256": latest.sha256, "algorithm": latest.algorithm, "metric": latest.metric, "score": latest.score } })
+                            let summary = match latest {
+                                StoredModel::Trained(artifact) => json!({ "version": artifact.version, "sha256": artifact.sha256, "origin": "trained", "algorithm": artifact.algorithm, "metric": artifact.metric, "score": artifact.score }),
+                                StoredModel::Imported(artifact) => json!({ "version": artifact.version, "sha256": artifact.sha256, "origin": "onnx", "source": artifact.source }),
+                            };
+                            json!({ "name": name, "versions": versions, "latest": summary })
                         })
                         .collect();
                     println!("{}", serde_json::to_string_pretty(&list)?);
@@ -270,24 +303,76 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
                         println!("no models in {}", store.root.display());
                     }
                     for (name, versions, latest) in rows {
-                        let metric = latest.metric.name();
+                        let summary = match &latest {
+                            StoredModel::Trained(artifact) => {
+                                format!("{:<20} {} {:.4}", artifact.algorithm, artifact.metric.name(), artifact.score)
+                            }
+                            StoredModel::Imported(artifact) => {
+                                format!("{:<20} from {}", "imported onnx", artifact.source)
+                            }
+                        };
                         println!(
-                            "{name:<24} v{:<4} {:<20} {metric} {:.4}   ({} version(s), sha256 {})",
-                            latest.version,
-                            latest.algorithm,
-                            latest.score,
+                            "{name:<24} v{:<4} {summary}   ({} version(s), sha256 {})",
+                            latest.version(),
                             versions.len(),
-                            &latest.sha256[..12]
+                            &latest.sha256()[..12]
                         );
                     }
                 }
             }
             Ok(Outcome::Success)
         }
+        ModelCommand::Import { file, name, inputs, store } => {
+            let store = ModelStore::new(store);
+            let bytes = match std::fs::read(&file) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    eprintln!("error: cannot read `{}`: {error}", file.display());
+                    return Ok(Outcome::UserError);
+                }
+            };
+            let inputs = inputs
+                .map(|names| names.iter().map(|name| Field::new(name.trim(), DataType::Float)).collect::<Vec<_>>());
+            match store.import_onnx(&name, &bytes, inputs, &file) {
+                Ok((artifact, path)) => {
+                    println!(
+                        "imported `{}` version {} (sha256 {}) to {}",
+                        artifact.name,
+                        artifact.version,
+                        &artifact.sha256[..16],
+                        path.display()
+                    );
+                    let columns: Vec<&str> = artifact.inputs.iter().map(|field| field.name.as_str()).collect();
+                    println!("inputs: {}; outputs: {}", columns.join(", "), artifact.outputs.join(", "));
+                    print_profile(&artifact.profile);
+                    Ok(Outcome::Success)
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    Ok(Outcome::UserError)
+                }
+            }
+        }
         ModelCommand::Show { name, version, store, format } => {
             let store = ModelStore::new(store);
-            let artifact = match store.load(&name, version) {
-                Ok(artifact) => artifact,
+            let artifact = match store.load_any(&name, version) {
+                Ok(StoredModel::Trained(artifact)) => artifact,
+                Ok(StoredModel::Imported(artifact)) => {
+                    match format {
+                        Format::Json => println!("{}", serde_json::to_string_pretty(&artifact)?),
+                        Format::Human => {
+                            println!(
+                                "{} version {} — imported ONNX from {}, sha256 {}",
+                                artifact.name, artifact.version, artifact.source, artifact.sha256
+                            );
+                            let columns: Vec<&str> = artifact.inputs.iter().map(|field| field.name.as_str()).collect();
+                            println!("inputs: {}", columns.join(", "));
+                            println!("outputs: {}", artifact.outputs.join(", "));
+                            print_profile(&artifact.profile);
+                        }
+                    }
+                    return Ok(Outcome::Success);
+                }
                 Err(error) => {
                     eprintln!("error: {error}");
                     return Ok(Outcome::UserError);
@@ -322,7 +407,7 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
                     );
                     println!("trained on {} rows (data sha256 {})", artifact.rows, &artifact.data_sha256[..16]);
                     print_leaderboard(&artifact.leaderboard);
-                    print_profile(&artifact);
+                    print_profile(&artifact.profile);
                 }
             }
             Ok(Outcome::Success)

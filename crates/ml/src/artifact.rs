@@ -4,11 +4,13 @@
 
 use crate::Error;
 use crate::algorithms::Params;
+use crate::imported::ImportedModel;
 use crate::search::{Leaderboard, TrainReport, TrainedModel};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use stratum_core::eval::Datum;
 use stratum_core::ir::{Metric, Task};
 use stratum_core::types::{DataType, Field};
 
@@ -69,32 +71,29 @@ fn peak_memory() -> Option<u64> {
     Some(kibibytes * 1024)
 }
 
-/// Measures a trained model on records of its training data.
-pub fn profile(report: &TrainReport, serialized_size: usize) -> Profile {
-    let table = &report.table;
-    let sample: Vec<&Vec<stratum_core::eval::Datum>> = table.rows.iter().take(1000).collect();
-    let mut latencies: Vec<f64> = Vec::with_capacity(sample.len());
-    for row in &sample {
-        let reader = table.field_reader(row);
+type Record<'a> = &'a dyn Fn(&str) -> Datum;
+
+/// Times `predict` one record at a time (on up to 1,000 records) and on a batch of (up to 10,000 of) them.
+fn measure(records: &[Record<'_>], predict: impl Fn(&[Record<'_>]), serialized_size: usize) -> Profile {
+    let mut latencies: Vec<f64> = Vec::with_capacity(records.len().min(1000));
+    for record in records.iter().take(1000) {
         let started = Instant::now();
-        let _ = report.winner.predict(&[&reader]);
+        predict(&[*record]);
         latencies.push(started.elapsed().as_secs_f64() * 1e6);
     }
     latencies.sort_by(f64::total_cmp);
     let percentile = |fraction: f64| {
         latencies.get(((latencies.len() as f64 - 1.0) * fraction).round() as usize).copied().unwrap_or(0.0)
     };
-    // Batch throughput on at most 10,000 records: enough to measure, and bounded for slow predictors (kNN).
-    let readers: Vec<_> = table.rows.iter().take(10_000).map(|row| table.field_reader(row)).collect();
-    let references: Vec<&dyn Fn(&str) -> stratum_core::eval::Datum> =
-        readers.iter().map(|reader| reader as &dyn Fn(&str) -> stratum_core::eval::Datum).collect();
+    // Bounded so slow predictors (kNN) still profile quickly.
+    let batch = &records[..records.len().min(10_000)];
     let started = Instant::now();
-    let _ = report.winner.predict(&references);
+    predict(batch);
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
     Profile {
         latency_p50_us: percentile(0.5),
         latency_p99_us: percentile(0.99),
-        batch_rows_per_second: readers.len() as f64 / seconds,
+        batch_rows_per_second: batch.len() as f64 / seconds,
         peak_memory_bytes: peak_memory(),
         size_bytes: serialized_size as u64,
         machine: format!(
@@ -103,6 +102,85 @@ pub fn profile(report: &TrainReport, serialized_size: usize) -> Profile {
             std::env::consts::ARCH
         ),
     }
+}
+
+/// Measures a trained model on records of its training data.
+pub fn profile(report: &TrainReport, serialized_size: usize) -> Profile {
+    let table = &report.table;
+    let readers: Vec<_> = table.rows.iter().take(10_000).map(|row| table.field_reader(row)).collect();
+    let records: Vec<Record<'_>> = readers.iter().map(|reader| reader as Record<'_>).collect();
+    measure(
+        &records,
+        |batch| {
+            report.winner.predict(batch);
+        },
+        serialized_size,
+    )
+}
+
+/// Measures an imported model on records of zeros (it comes without data).
+pub fn profile_imported(model: &ImportedModel, serialized_size: usize) -> Profile {
+    let zeros = |_: &str| Datum::Float(0.0);
+    let records: Vec<Record<'_>> = vec![&zeros; 10_000];
+    measure(
+        &records,
+        |batch| {
+            let _ = model.predict(batch);
+        },
+        serialized_size,
+    )
+}
+
+/// An ONNX model imported into the store (`stratum model import`); its bytes live next to it in `vN.onnx`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportedArtifact {
+    pub artifact_version: u32,
+    /// Always `onnx`: tells an imported artifact from a trained one on disk.
+    pub origin: String,
+    pub name: String,
+    pub version: u32,
+    /// sha256 of the ONNX file.
+    pub sha256: String,
+    pub created: u64,
+    /// The file it was imported from.
+    pub source: String,
+    pub inputs: Vec<Field>,
+    pub outputs: Vec<String>,
+    pub profile: Profile,
+}
+
+/// A model in the store: trained by Stratum or imported from ONNX.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoredModel {
+    Trained(Box<Artifact>),
+    Imported(ImportedArtifact),
+}
+
+impl StoredModel {
+    pub fn name(&self) -> &str {
+        match self {
+            StoredModel::Trained(artifact) => &artifact.name,
+            StoredModel::Imported(artifact) => &artifact.name,
+        }
+    }
+
+    pub fn version(&self) -> u32 {
+        match self {
+            StoredModel::Trained(artifact) => artifact.version,
+            StoredModel::Imported(artifact) => artifact.version,
+        }
+    }
+
+    pub fn sha256(&self) -> &str {
+        match self {
+            StoredModel::Trained(artifact) => &artifact.sha256,
+            StoredModel::Imported(artifact) => &artifact.sha256,
+        }
+    }
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Artifacts on disk: `ROOT/NAME/vN.json`, one file per version.
@@ -128,18 +206,14 @@ impl ModelStore {
     ) -> Result<(Artifact, PathBuf), Error> {
         let model_bytes = serde_json::to_vec(&report.winner).map_err(|error| Error::Store(error.to_string()))?;
         let sha256 = sha256_hex(&model_bytes);
-        let folder = self.root.join(&report.model);
-        std::fs::create_dir_all(&folder).map_err(|error| Self::store_error(&folder, error))?;
-        let version = self.versions(&report.model)?.last().map_or(1, |last| last + 1);
+        let (folder, version) = self.next_version(&report.model)?;
         let best = &report.leaderboard.entries[0];
         let artifact = Artifact {
             artifact_version: ARTIFACT_VERSION,
             name: report.model.clone(),
             version,
             sha256,
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs()),
+            created: now_seconds(),
             task: report.winner.task,
             algorithm: report.algorithm.clone(),
             params: report.params.clone(),
@@ -187,8 +261,68 @@ impl ModelStore {
         Ok(names)
     }
 
-    /// Loads one version of a model (the latest when `version` is None).
-    pub fn load(&self, name: &str, version: Option<u32>) -> Result<Artifact, Error> {
+    /// Names become folder names, so they are kept to characters that cannot leave the store.
+    fn check_name(name: &str) -> Result<(), Error> {
+        if name.is_empty() || !name.chars().all(|character| character.is_alphanumeric() || "_-".contains(character)) {
+            return Err(Error::Store(format!("`{name}` cannot name a model: use letters, digits, `_` and `-` only")));
+        }
+        Ok(())
+    }
+
+    /// Creates the model's folder and picks its next version number.
+    fn next_version(&self, name: &str) -> Result<(PathBuf, u32), Error> {
+        Self::check_name(name)?;
+        let folder = self.root.join(name);
+        std::fs::create_dir_all(&folder).map_err(|error| Self::store_error(&folder, error))?;
+        let version = self.versions(name)?.last().map_or(1, |last| last + 1);
+        Ok((folder, version))
+    }
+
+    /// Imports an ONNX model as the next version of `name`, after proving Stratum can run it and profiling it.
+    /// Without `inputs`, the input columns come from the model's `stratum.inputs` metadata.
+    pub fn import_onnx(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        inputs: Option<Vec<Field>>,
+        source: &Path,
+    ) -> Result<(ImportedArtifact, PathBuf), Error> {
+        Self::check_name(name)?;
+        let model = ImportedModel::from_bytes(bytes, inputs)
+            .map_err(|error| Error::Invalid(format!("`{}`: {error}", source.display())))?;
+        let (folder, version) = self.next_version(name)?;
+        let artifact = ImportedArtifact {
+            artifact_version: ARTIFACT_VERSION,
+            origin: String::from("onnx"),
+            name: name.to_string(),
+            version,
+            sha256: sha256_hex(bytes),
+            created: now_seconds(),
+            source: source.display().to_string(),
+            inputs: model.inputs().to_vec(),
+            outputs: model.outputs().to_vec(),
+            profile: profile_imported(&model, bytes.len()),
+        };
+        let onnx_path = folder.join(format!("v{version}.onnx"));
+        std::fs::write(&onnx_path, bytes).map_err(|error| Self::store_error(&onnx_path, error))?;
+        let path = folder.join(format!("v{version}.json"));
+        let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.to_string()))?;
+        std::fs::write(&path, text).map_err(|error| Self::store_error(&path, error))?;
+        Ok((artifact, path))
+    }
+
+    /// The ONNX bytes of an imported model, checked against its sha256.
+    pub fn imported_bytes(&self, artifact: &ImportedArtifact) -> Result<Vec<u8>, Error> {
+        let path = self.root.join(&artifact.name).join(format!("v{}.onnx", artifact.version));
+        let bytes = std::fs::read(&path).map_err(|error| Self::store_error(&path, error))?;
+        if sha256_hex(&bytes) != artifact.sha256 {
+            return Err(Self::store_error(&path, "it does not match its sha256; the file was changed or damaged"));
+        }
+        Ok(bytes)
+    }
+
+    /// Loads one version of a model (the latest when `version` is None), trained or imported.
+    pub fn load_any(&self, name: &str, version: Option<u32>) -> Result<StoredModel, Error> {
         let version = match version {
             Some(version) => version,
             None => *self
@@ -198,7 +332,14 @@ impl ModelStore {
         };
         let path = self.root.join(name).join(format!("v{version}.json"));
         let text = std::fs::read_to_string(&path).map_err(|error| Self::store_error(&path, error))?;
-        let artifact: Artifact = serde_json::from_str(&text).map_err(|error| Self::store_error(&path, error))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| Self::store_error(&path, error))?;
+        if value.get("origin").and_then(serde_json::Value::as_str) == Some("onnx") {
+            let artifact: ImportedArtifact =
+                serde_json::from_value(value).map_err(|error| Self::store_error(&path, error))?;
+            self.imported_bytes(&artifact)?;
+            return Ok(StoredModel::Imported(artifact));
+        }
+        let artifact: Artifact = serde_json::from_value(value).map_err(|error| Self::store_error(&path, error))?;
         let bytes = serde_json::to_vec(&artifact.model).map_err(|error| Error::Store(error.to_string()))?;
         if sha256_hex(&bytes) != artifact.sha256 {
             return Err(Self::store_error(
@@ -206,6 +347,17 @@ impl ModelStore {
                 "its model does not match its sha256; the file was changed or damaged",
             ));
         }
-        Ok(artifact)
+        Ok(StoredModel::Trained(Box::new(artifact)))
+    }
+
+    /// Loads one version of a trained model (the latest when `version` is None).
+    pub fn load(&self, name: &str, version: Option<u32>) -> Result<Artifact, Error> {
+        match self.load_any(name, version)? {
+            StoredModel::Trained(artifact) => Ok(*artifact),
+            StoredModel::Imported(artifact) => Err(Error::Store(format!(
+                "`{name}` version {} is an imported ONNX model, not one Stratum trained",
+                artifact.version
+            ))),
+        }
     }
 }

@@ -10,6 +10,10 @@ use std::path::Path;
 use stratum_core::eval::Datum;
 use stratum_core::types::Field;
 
+/// The `metadata_props` key under which a producer (such as Stratum's generated notebooks) lists the input columns,
+/// comma-separated and in order, so `stratum model import` needs no `--inputs`.
+pub const INPUTS_METADATA_KEY: &str = "stratum.inputs";
+
 pub struct ImportedModel {
     session: Session,
     inputs: Vec<Field>,
@@ -20,15 +24,59 @@ impl ImportedModel {
     pub fn load(path: &Path, inputs: Vec<Field>) -> Result<ImportedModel, Error> {
         let bytes = std::fs::read(path)
             .map_err(|error| Error::Read { path: path.display().to_string(), message: error.to_string() })?;
-        let session = Session::new(&bytes)?;
+        ImportedModel::from_bytes(&bytes, Some(inputs))
+            .map_err(|error| Error::Invalid(format!("`{}`: {error}", path.display())))
+    }
+
+    /// Reads an ONNX model. Without `inputs`, the input columns come from the model's `stratum.inputs` metadata.
+    pub fn from_bytes(bytes: &[u8], inputs: Option<Vec<Field>>) -> Result<ImportedModel, Error> {
+        let session = Session::new(bytes)?;
         if session.inputs().len() != 1 {
             return Err(Error::Invalid(format!(
-                "`{}` takes {} inputs; Stratum feeds imported models one input of the schema's fields",
-                path.display(),
+                "the model takes {} inputs; Stratum feeds imported models one float input of the schema's fields",
                 session.inputs().len()
             )));
         }
-        Ok(ImportedModel { session, inputs })
+        let inputs = match inputs {
+            Some(inputs) => inputs,
+            None => session
+                .metadata(INPUTS_METADATA_KEY)
+                .map(|names| {
+                    names.split(',').map(|name| Field::new(name.trim(), stratum_core::types::DataType::Float)).collect()
+                })
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "the model does not say which columns it takes (no `{INPUTS_METADATA_KEY}` metadata); \
+                         name them in order with --inputs a,b,c"
+                    ))
+                })?,
+        };
+        if let Some(width) = session.input_width(&session.inputs()[0])
+            && width != inputs.len()
+        {
+            return Err(Error::Invalid(format!(
+                "the model takes {width} input columns, but {} are named ({})",
+                inputs.len(),
+                inputs.iter().map(|field| field.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let model = ImportedModel { session, inputs };
+        // One row of zeros proves the graph runs with this many columns before anyone relies on it.
+        let zeros = |_: &str| Datum::Float(0.0);
+        model.predict(&[&zeros]).map_err(|error| {
+            Error::Invalid(format!("the model does not run on {} input columns: {error}", model.inputs.len()))
+        })?;
+        Ok(model)
+    }
+
+    /// The columns the model takes, in order.
+    pub fn inputs(&self) -> &[Field] {
+        &self.inputs
+    }
+
+    /// The graph's output names.
+    pub fn outputs(&self) -> &[String] {
+        self.session.outputs()
     }
 
     /// Predicts records read by field name; missing numbers are NaN, bools 0 or 1.

@@ -17,7 +17,7 @@ pub mod onnx;
 pub mod prepare;
 pub mod search;
 
-pub use artifact::{Artifact, ModelStore};
+pub use artifact::{Artifact, ImportedArtifact, ModelStore, StoredModel};
 pub use search::{Leaderboard, Progress, TrainReport, train};
 
 /// Everything that can go wrong while training.

@@ -182,3 +182,45 @@ fn an_exported_model_imported_again_predicts_the_same() {
         }
     }
 }
+
+#[test]
+fn onnx_models_import_into_the_store_checked_and_versioned() {
+    use stratum_core::types::{DataType, Field};
+    use stratum_ml::StoredModel;
+    let numeric = APP.replace("features = [x, colour, hour_of_day(ts)]", "features = [x]");
+    let folder = project("store_import", &numeric, &rows_csv());
+    let application = application(&folder);
+    let report = train(&application, "labeller", &folder, &mut |_| {}).unwrap();
+    let bytes = stratum_ml::onnx::export(&report.winner, "labeller").unwrap();
+    let store = ModelStore::new(folder.join("store"));
+    let source = folder.join("labeller.onnx");
+
+    // Our export names no columns in its metadata, so the importer must be told them, and their count must fit.
+    let missing = store.import_onnx("outside", &bytes, None, &source).unwrap_err().to_string();
+    assert!(missing.contains("--inputs"), "{missing}");
+    let two = vec![Field::new("x", DataType::Float), Field::new("y", DataType::Float)];
+    let too_many = store.import_onnx("outside", &bytes, Some(two), &source).unwrap_err().to_string();
+    assert!(too_many.contains("takes 1 input columns, but 2 are named"), "{too_many}");
+    let bad_name = store.import_onnx("../escape", &bytes, None, &source).unwrap_err().to_string();
+    assert!(bad_name.contains("cannot name a model"), "{bad_name}");
+
+    let inputs = vec![Field::new("x", DataType::Float)];
+    let (first, _) = store.import_onnx("outside", &bytes, Some(inputs.clone()), &source).unwrap();
+    let (second, _) = store.import_onnx("outside", &bytes, Some(inputs), &source).unwrap();
+    assert_eq!((first.version, second.version), (1, 2));
+    assert!(second.profile.latency_p50_us > 0.0 && second.profile.size_bytes == bytes.len() as u64);
+    match store.load_any("outside", None).unwrap() {
+        StoredModel::Imported(artifact) => {
+            assert_eq!(artifact.outputs, ["label", "probabilities"]);
+            assert_eq!(store.imported_bytes(&artifact).unwrap(), bytes);
+        }
+        other => panic!("expected an imported model, got {other:?}"),
+    }
+    let trained_only = store.load("outside", None).unwrap_err().to_string();
+    assert!(trained_only.contains("imported ONNX model"), "{trained_only}");
+
+    // A changed file is refused rather than served.
+    std::fs::write(folder.join("store/outside/v2.onnx"), &bytes[..bytes.len() - 1]).unwrap();
+    let damaged = store.load_any("outside", Some(2)).unwrap_err().to_string();
+    assert!(damaged.contains("does not match its sha256"), "{damaged}");
+}

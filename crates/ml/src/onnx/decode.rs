@@ -170,6 +170,10 @@ pub struct Graph {
     pub initializers: HashMap<String, Tensor>,
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
+    /// The fixed last dimension of inputs that declare one: the column count of a `[batch, columns]` input.
+    pub input_widths: HashMap<String, usize>,
+    /// The model's `metadata_props`: free key/value text a producer attaches, such as the input column names.
+    pub metadata: HashMap<String, String>,
 }
 
 fn tensor(bytes: &[u8]) -> Result<(String, Tensor), Error> {
@@ -295,13 +299,49 @@ fn node(bytes: &[u8]) -> Result<Node, Error> {
     Ok(node)
 }
 
-fn value_info_name(bytes: &[u8]) -> Result<String, Error> {
+/// The first nested field `number` of a message, if it is a sub-message.
+fn sub_message(bytes: &[u8], number: u32) -> Result<Option<&[u8]>, Error> {
+    Ok(fields(bytes)?.into_iter().find_map(|(field, value)| match value {
+        Value::Bytes(inner) if field == number => Some(inner),
+        _ => None,
+    }))
+}
+
+/// A `ValueInfoProto`'s name and, for a tensor whose last dimension is a fixed number, that number (the column
+/// count of a `[batch, columns]` input).
+fn value_info(bytes: &[u8]) -> Result<(String, Option<usize>), Error> {
+    let mut name = None;
     for (number, value) in fields(bytes)? {
         if let (1, Value::Bytes(bytes)) = (number, value) {
-            return Ok(text(bytes));
+            name = Some(text(bytes));
         }
     }
-    Err(invalid("an input or output has no name"))
+    let name = name.ok_or_else(|| invalid("an input or output has no name"))?;
+    // type (2) → tensor_type (1) → shape (2) → dim (1, repeated) → dim_value (1).
+    let mut width = None;
+    if let Some(shape) = sub_message(bytes, 2)?
+        .map(|kind| sub_message(kind, 1))
+        .transpose()?
+        .flatten()
+        .map(|tensor_type| sub_message(tensor_type, 2))
+        .transpose()?
+        .flatten()
+    {
+        let dimensions: Vec<&[u8]> = fields(shape)?
+            .into_iter()
+            .filter_map(|(number, value)| match value {
+                Value::Bytes(dimension) if number == 1 => Some(dimension),
+                _ => None,
+            })
+            .collect();
+        if let Some(last) = dimensions.last() {
+            width = fields(last)?.into_iter().find_map(|(number, value)| match value {
+                Value::Varint(size) if number == 1 => Some(size as usize),
+                _ => None,
+            });
+        }
+    }
+    Ok((name, width))
 }
 
 /// Decodes a `ModelProto` into its graph.
@@ -315,6 +355,20 @@ pub fn graph(bytes: &[u8]) -> Result<Graph, Error> {
         })
         .ok_or_else(|| invalid("no graph"))?;
     let mut graph = Graph::default();
+    for (number, value) in &model {
+        if let (14, Value::Bytes(entry)) = (number, value) {
+            let mut key = String::new();
+            let mut text_value = String::new();
+            for (entry_number, entry_value) in fields(entry)? {
+                match (entry_number, entry_value) {
+                    (1, Value::Bytes(bytes)) => key = text(bytes),
+                    (2, Value::Bytes(bytes)) => text_value = text(bytes),
+                    _ => {}
+                }
+            }
+            graph.metadata.insert(key, text_value);
+        }
+    }
     for (number, value) in fields(graph_bytes)? {
         let Value::Bytes(bytes) = value else { continue };
         match number {
@@ -323,8 +377,14 @@ pub fn graph(bytes: &[u8]) -> Result<Graph, Error> {
                 let (name, tensor) = tensor(bytes)?;
                 graph.initializers.insert(name, tensor);
             }
-            11 => graph.inputs.push(value_info_name(bytes)?),
-            12 => graph.outputs.push(value_info_name(bytes)?),
+            11 => {
+                let (name, width) = value_info(bytes)?;
+                if let Some(width) = width {
+                    graph.input_widths.insert(name.clone(), width);
+                }
+                graph.inputs.push(name);
+            }
+            12 => graph.outputs.push(value_info(bytes)?.0),
             _ => {}
         }
     }

@@ -73,6 +73,16 @@ impl Session {
         &self.graph.outputs
     }
 
+    /// How many columns an input takes, when the model declares it.
+    pub fn input_width(&self, input: &str) -> Option<usize> {
+        self.graph.input_widths.get(input).copied()
+    }
+
+    /// A `metadata_props` entry of the model.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.graph.metadata.get(key).map(String::as_str)
+    }
+
     /// Runs the graph on named inputs and returns its outputs by name.
     pub fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<HashMap<String, Tensor>, Error> {
         let mut values: HashMap<String, Tensor> = self.graph.initializers.clone();
