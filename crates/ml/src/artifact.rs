@@ -153,7 +153,7 @@ pub struct ImportedArtifact {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StoredModel {
     Trained(Box<Artifact>),
-    Imported(ImportedArtifact),
+    Imported(Box<ImportedArtifact>),
 }
 
 impl StoredModel {
@@ -337,7 +337,7 @@ impl ModelStore {
             let artifact: ImportedArtifact =
                 serde_json::from_value(value).map_err(|error| Self::store_error(&path, error))?;
             self.imported_bytes(&artifact)?;
-            return Ok(StoredModel::Imported(artifact));
+            return Ok(StoredModel::Imported(Box::new(artifact)));
         }
         let artifact: Artifact = serde_json::from_value(value).map_err(|error| Self::store_error(&path, error))?;
         let bytes = serde_json::to_vec(&artifact.model).map_err(|error| Error::Store(error.to_string()))?;
