@@ -378,6 +378,9 @@ pub enum Target {
     Compose,
     /// An Ansible inventory and playbook that install the Stratum agent on every node.
     Ansible,
+    /// A Jupyter notebook that reproduces one model block in pandas and scikit-learn (`--model`; `-o` is the
+    /// .ipynb file).
+    Notebook,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -395,9 +398,13 @@ pub struct GenerateArgs {
     target: Target,
     /// The .stratum file to plan and generate for.
     file: PathBuf,
-    /// The directory to write into (created if missing; files of the same name are replaced).
-    #[arg(short, long, value_name = "DIR")]
+    /// The directory to write into (created if missing; files of the same name are replaced); for a notebook, the
+    /// .ipynb file.
+    #[arg(short, long, value_name = "PATH")]
     output: PathBuf,
+    /// The model block a notebook reproduces.
+    #[arg(long, required_if_eq("target", "notebook"))]
+    model: Option<String>,
     /// How Kubernetes serves inference services.
     #[arg(long, value_enum, default_value_t = Serverless::Hpa)]
     serverless: Serverless,
@@ -408,12 +415,14 @@ pub struct GenerateArgs {
 
 pub fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
-    let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
     let name = match args.target {
         Target::Kubernetes => "kubernetes",
         Target::Compose => "compose",
         Target::Ansible => "ansible",
+        // A notebook reproduces one model block; it needs no plan.
+        Target::Notebook => return generate_notebook(&args, &checked.application),
     };
+    let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
     let backend = stratum_planner::generate::backend(name).context("every target has a backend")?;
     let options = stratum_planner::generate::Options { knative: args.serverless == Serverless::Knative };
     let input = stratum_planner::generate::Input { application: &checked.application, plan: &plan, options: &options };
@@ -435,6 +444,51 @@ pub fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcom
                 println!("  {path}");
             }
         }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Writes the notebook for `--model`, reading the data from where the notebook can find it: relative to the
+/// notebook when the data lies under its folder, absolute otherwise.
+fn generate_notebook(args: &GenerateArgs, application: &stratum_core::ir::Application) -> anyhow::Result<Outcome> {
+    let model = args.model.as_deref().context("clap requires --model for notebooks")?;
+    let base = args.file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let data_path = match stratum_ml::search::training_of(application, model)
+        .and_then(|(_, training)| stratum_ml::search::training_data_location(application, training))
+    {
+        Ok((path, _, _)) => base.join(path),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(Outcome::UserError);
+        }
+    };
+    let data_path = std::fs::canonicalize(&data_path).unwrap_or(data_path);
+    let notebook_folder =
+        args.output.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(notebook_folder)
+        .with_context(|| format!("cannot create `{}`", notebook_folder.display()))?;
+    let notebook_folder = std::fs::canonicalize(notebook_folder)?;
+    let embedded = data_path.strip_prefix(&notebook_folder).unwrap_or(&data_path);
+    let text = match stratum_ml::notebook::notebook(application, model, &embedded.to_string_lossy()) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(Outcome::UserError);
+        }
+    };
+    std::fs::write(&args.output, text).with_context(|| format!("cannot write `{}`", args.output.display()))?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "target": "notebook", "files": [args.output.display().to_string()] })
+            )?
+        ),
+        Format::Human => println!(
+            "wrote a scikit-learn notebook for model `{model}` to {}; run it with `jupyter notebook {}`",
+            args.output.display(),
+            args.output.display()
+        ),
     }
     Ok(Outcome::Success)
 }

@@ -65,6 +65,9 @@ pub enum ModelCommand {
         inputs: Option<Vec<String>>,
         #[arg(long, default_value = DEFAULT_STORE)]
         store: PathBuf,
+        /// How to print the imported artifact.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
     },
     /// Show a model's artifact: schema, hyperparameters, leaderboard, profile.
     Show {
@@ -322,7 +325,7 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Success)
         }
-        ModelCommand::Import { file, name, inputs, store } => {
+        ModelCommand::Import { file, name, inputs, store, format } => {
             let store = ModelStore::new(store);
             let bytes = match std::fs::read(&file) {
                 Ok(bytes) => bytes,
@@ -334,6 +337,10 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
             let inputs = inputs
                 .map(|names| names.iter().map(|name| Field::new(name.trim(), DataType::Float)).collect::<Vec<_>>());
             match store.import_onnx(&name, &bytes, inputs, &file) {
+                Ok((artifact, _)) if format == Format::Json => {
+                    println!("{}", serde_json::to_string_pretty(&artifact)?);
+                    Ok(Outcome::Success)
+                }
                 Ok((artifact, path)) => {
                     println!(
                         "imported `{}` version {} (sha256 {}) to {}",

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod imported;
 pub mod matrix;
 pub mod metrics;
+pub mod notebook;
 pub mod onnx;
 pub mod prepare;
 pub mod search;
@@ -39,6 +40,8 @@ pub enum Error {
     MissingValues { feature: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("notebook for model `{model}`: {reason}")]
+    Notebook { model: String, reason: String },
     #[error("model store: {0}")]
     Store(String),
 }

@@ -111,32 +111,36 @@ pub fn training_of<'a>(application: &'a Application, model: &str) -> Result<(&'a
     }
 }
 
-/// Loads a model's training data: a dataset with a path, or a file sink's output.
+/// Where a model's training data lives: a dataset with a path, or a file sink's output; its path (relative to the
+/// application's folder), format (None: by extension) and fields.
+pub fn training_data_location(
+    application: &Application,
+    training: &Training,
+) -> Result<(String, Option<stratum_core::ir::FileFormat>, Vec<stratum_core::types::Field>), Error> {
+    use stratum_core::ir::SinkKind;
+    if let Some(dataset) = application.datasets.iter().find(|dataset| dataset.name == training.data) {
+        let path = dataset.path.clone().ok_or_else(|| Error::NoData {
+            dataset: dataset.name.clone(),
+            reason: "it has no `path`; it is filled at run time by a batch or sink, so run the application first or give a path to existing data".into(),
+        })?;
+        Ok((path, dataset.format, dataset.fields.clone()))
+    } else if let Some(sink) = application.sinks.iter().find(|sink| sink.name == training.data) {
+        match &sink.kind {
+            SinkKind::File { path, format, .. } => Ok((path.clone(), Some(*format), sink.fields.clone())),
+            _ => Err(Error::NoData { dataset: sink.name.clone(), reason: "it is not a file sink".into() }),
+        }
+    } else {
+        Err(Error::NoData { dataset: training.data.clone(), reason: "no dataset or file sink has this name".into() })
+    }
+}
+
+/// Loads a model's training data and fingerprints its file.
 pub fn load_training_data(
     application: &Application,
     training: &Training,
     base: &Path,
 ) -> Result<(Table, String), Error> {
-    use stratum_core::ir::SinkKind;
-    let (path, format, fields) = if let Some(dataset) =
-        application.datasets.iter().find(|dataset| dataset.name == training.data)
-    {
-        let path = dataset.path.clone().ok_or_else(|| Error::NoData {
-            dataset: dataset.name.clone(),
-            reason: "it has no `path`; it is filled at run time by a batch or sink, so run the application first or give a path to existing data".into(),
-        })?;
-        (path, dataset.format, dataset.fields.clone())
-    } else if let Some(sink) = application.sinks.iter().find(|sink| sink.name == training.data) {
-        match &sink.kind {
-            SinkKind::File { path, format, .. } => (path.clone(), Some(*format), sink.fields.clone()),
-            _ => return Err(Error::NoData { dataset: sink.name.clone(), reason: "it is not a file sink".into() }),
-        }
-    } else {
-        return Err(Error::NoData {
-            dataset: training.data.clone(),
-            reason: "no dataset or file sink has this name".into(),
-        });
-    };
+    let (path, format, fields) = training_data_location(application, training)?;
     let full = base.join(&path);
     let table = data::load(&full, format, &fields)?;
     let bytes = std::fs::read(&full)

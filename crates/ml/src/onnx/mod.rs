@@ -7,6 +7,7 @@
 //! Outputs: classifiers give `label` (the class name) and `probabilities` (N × classes); regressors `variable`.
 
 pub mod decode;
+mod ensemble;
 mod proto;
 pub mod runtime;
 pub mod tensor;

@@ -3,6 +3,7 @@
 //! basic operators their graphs wire them with. Nodes run in file order, which ONNX requires to be topological.
 
 use super::decode::{self, Graph, Node};
+use super::ensemble::Ensemble;
 use super::tensor::Tensor;
 use crate::Error;
 use std::collections::HashMap;
@@ -42,9 +43,11 @@ const SUPPORTED: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct Session {
     graph: Graph,
+    /// Tree ensembles compiled once, by node position.
+    ensembles: Vec<Option<Ensemble>>,
 }
 
-fn failure(node: &Node, message: impl std::fmt::Display) -> Error {
+pub(super) fn failure(node: &Node, message: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("ONNX node `{}`: {message}", node.op_type))
 }
 
@@ -62,7 +65,16 @@ impl Session {
                 missing.join(", ")
             )));
         }
-        Ok(Session { graph })
+        let ensembles = graph
+            .nodes
+            .iter()
+            .map(|node| {
+                matches!(node.op_type.as_str(), "TreeEnsembleClassifier" | "TreeEnsembleRegressor")
+                    .then(|| Ensemble::compile(node))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Session { graph, ensembles })
     }
 
     pub fn inputs(&self) -> &[String] {
@@ -85,12 +97,20 @@ impl Session {
 
     /// Runs the graph on named inputs and returns its outputs by name.
     pub fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<HashMap<String, Tensor>, Error> {
-        let mut values: HashMap<String, Tensor> = self.graph.initializers.clone();
-        values.extend(inputs);
-        for node in &self.graph.nodes {
-            let arguments: Vec<Option<&Tensor>> =
-                node.inputs.iter().map(|name| if name.is_empty() { None } else { values.get(name) }).collect();
-            let results = run_node(node, &arguments)?;
+        // Initializers are read in place; only computed values are kept here.
+        let mut values: HashMap<String, Tensor> = inputs.into_iter().collect();
+        for (node, ensemble) in self.graph.nodes.iter().zip(&self.ensembles) {
+            let arguments: Vec<Option<&Tensor>> = node
+                .inputs
+                .iter()
+                .map(|name| {
+                    if name.is_empty() { None } else { values.get(name).or_else(|| self.graph.initializers.get(name)) }
+                })
+                .collect();
+            let results = match ensemble {
+                Some(ensemble) => ensemble.run(node, argument(node, &arguments, 0)?)?,
+                None => run_node(node, &arguments)?,
+            };
             for (name, result) in node.outputs.iter().zip(results) {
                 values.insert(name.clone(), result);
             }
@@ -101,6 +121,7 @@ impl Session {
             .map(|name| {
                 values
                     .remove(name)
+                    .or_else(|| self.graph.initializers.get(name).cloned())
                     .map(|value| (name.clone(), value))
                     .ok_or_else(|| Error::Invalid(format!("the ONNX graph never computes its output `{name}`")))
             })
@@ -112,11 +133,11 @@ fn argument<'a>(node: &Node, arguments: &[Option<&'a Tensor>], index: usize) -> 
     arguments.get(index).copied().flatten().ok_or_else(|| failure(node, format!("input {index} is missing")))
 }
 
-fn floats(node: &Node, tensor: &Tensor) -> Result<Vec<f32>, Error> {
+pub(super) fn floats(node: &Node, tensor: &Tensor) -> Result<Vec<f32>, Error> {
     tensor.as_floats().ok_or_else(|| failure(node, "expected numbers, found strings"))
 }
 
-fn float_matrix(rows: usize, columns: usize, data: Vec<f32>) -> Tensor {
+pub(super) fn float_matrix(rows: usize, columns: usize, data: Vec<f32>) -> Tensor {
     Tensor::Float { shape: vec![rows, columns], data }
 }
 
@@ -135,7 +156,7 @@ fn softmax(row: &mut [f32]) {
 }
 
 /// Applies a post-transform to each row of `width` scores.
-fn post_transform(name: &str, scores: &mut [f32], width: usize) {
+pub(super) fn post_transform(name: &str, scores: &mut [f32], width: usize) {
     match name {
         "LOGISTIC" => scores.iter_mut().for_each(|value| *value = sigmoid(*value)),
         "SOFTMAX" => scores.chunks_mut(width.max(1)).for_each(softmax),
@@ -152,7 +173,7 @@ fn post_transform(name: &str, scores: &mut [f32], width: usize) {
 }
 
 /// Labels as a tensor: strings when the model names its classes with strings, else integers.
-fn labels(node: &Node, indices: &[usize]) -> Tensor {
+pub(super) fn labels(node: &Node, indices: &[usize]) -> Tensor {
     let strings = node.texts("classlabels_strings");
     if !strings.is_empty() {
         return Tensor::Text {
@@ -167,7 +188,7 @@ fn labels(node: &Node, indices: &[usize]) -> Tensor {
     }
 }
 
-fn class_count(node: &Node) -> usize {
+pub(super) fn class_count(node: &Node) -> usize {
     node.texts("classlabels_strings").len().max(node.ints("classlabels_int64s").len())
 }
 
@@ -508,7 +529,6 @@ fn run_node(node: &Node, arguments: &[Option<&Tensor>]) -> Result<Vec<Tensor>, E
             vec![float_matrix(rows, targets, data)]
         }
         "LinearClassifier" => linear_classifier(node, input()?)?,
-        "TreeEnsembleClassifier" | "TreeEnsembleRegressor" => tree_ensemble(node, input()?)?,
         other => return Err(failure(node, format!("`{other}` is not supported"))),
     })
 }
@@ -522,7 +542,7 @@ fn with_shape(tensor: &Tensor, shape: Vec<usize>) -> Tensor {
 }
 
 /// Writes one row's binary scores as onnxruntime does when it adds the second class.
-fn second_class(score: f32, add: i32, transform: &str) -> [f32; 2] {
+pub(super) fn second_class(score: f32, add: i32, transform: &str) -> [f32; 2] {
     match add {
         0 | 1 => [1.0 - score, score],
         _ if transform == "LOGISTIC" => [sigmoid(-score), sigmoid(score)],
@@ -566,204 +586,4 @@ fn linear_classifier(node: &Node, tensor: &Tensor) -> Result<Vec<Tensor>, Error>
         .collect();
     post_transform(&transform, &mut scores, targets);
     Ok(vec![labels(node, &indices), float_matrix(rows, targets, scores)])
-}
-
-/// One tree's nodes, by node id.
-struct TreeNodes {
-    index_of: HashMap<i64, usize>,
-}
-
-fn tree_ensemble(node: &Node, tensor: &Tensor) -> Result<Vec<Tensor>, Error> {
-    let (rows, columns) = tensor.matrix_shape();
-    let x = floats(node, tensor)?;
-    let tree_ids = node.ints("nodes_treeids");
-    let node_ids = node.ints("nodes_nodeids");
-    let feature_ids = node.ints("nodes_featureids");
-    let values = node.floats("nodes_values");
-    let modes = node.texts("nodes_modes");
-    let true_ids = node.ints("nodes_truenodeids");
-    let false_ids = node.ints("nodes_falsenodeids");
-    let missing_true = node.ints("nodes_missing_value_tracks_true");
-    let classifier = node.op_type == "TreeEnsembleClassifier";
-    let prefix = if classifier { "class" } else { "target" };
-    let weight_tree_ids = node.ints(&format!("{prefix}_treeids"));
-    let weight_node_ids = node.ints(&format!("{prefix}_nodeids"));
-    let weight_outputs = node.ints(&format!("{prefix}_ids"));
-    let weights = node.floats(&format!("{prefix}_weights"));
-    let base_values = node.floats("base_values");
-    let transform = node.text("post_transform", "NONE");
-    let outputs = if classifier { class_count(node) } else { node.int("n_targets", 1).max(1) as usize };
-
-    // Trees and their roots, in order of first appearance.
-    let mut trees: Vec<(i64, TreeNodes)> = Vec::new();
-    for (index, tree) in tree_ids.iter().enumerate() {
-        match trees.iter_mut().find(|(id, _)| id == tree) {
-            Some((_, nodes)) => {
-                nodes.index_of.insert(node_ids[index], index);
-            }
-            None => trees.push((*tree, TreeNodes { index_of: HashMap::from([(node_ids[index], index)]) })),
-        }
-    }
-    let mut leaf_weights: HashMap<(i64, i64), Vec<(usize, f32)>> = HashMap::new();
-    for index in 0..weights.len() {
-        leaf_weights
-            .entry((weight_tree_ids[index], weight_node_ids[index]))
-            .or_default()
-            .push((weight_outputs[index].max(0) as usize, weights[index]));
-    }
-    let roots: Vec<(i64, usize)> = trees
-        .iter()
-        .map(|(id, nodes)| {
-            let root = nodes.index_of.get(&0).copied().unwrap_or_else(|| *nodes.index_of.values().min().unwrap_or(&0));
-            (*id, root)
-        })
-        .collect();
-    let mut sums = vec![0.0f32; rows * outputs];
-    let mut has_score = vec![false; rows * outputs];
-    let mut minimums = vec![f32::INFINITY; rows * outputs];
-    let mut maximums = vec![f32::NEG_INFINITY; rows * outputs];
-    for row in 0..rows {
-        let features = &x[row * columns..(row + 1) * columns];
-        for ((tree, root), (_, nodes)) in roots.iter().zip(&trees) {
-            let mut current = *root;
-            for _ in 0..100_000 {
-                let mode = modes.get(current).map(String::as_str).unwrap_or("LEAF");
-                if mode == "LEAF" {
-                    break;
-                }
-                let value = features.get(feature_ids[current].max(0) as usize).copied().unwrap_or(f32::NAN);
-                let threshold = values[current];
-                let goes_true = if value.is_nan() {
-                    missing_true.get(current).copied().unwrap_or(0) == 1
-                } else {
-                    match mode {
-                        "BRANCH_LEQ" => value <= threshold,
-                        "BRANCH_LT" => value < threshold,
-                        "BRANCH_GTE" => value >= threshold,
-                        "BRANCH_GT" => value > threshold,
-                        "BRANCH_EQ" => value == threshold,
-                        _ => value != threshold,
-                    }
-                };
-                let next = if goes_true { true_ids[current] } else { false_ids[current] };
-                current = nodes
-                    .index_of
-                    .get(&next)
-                    .copied()
-                    .ok_or_else(|| failure(node, format!("tree {tree} has no node {next}")))?;
-            }
-            if let Some(votes) = leaf_weights.get(&(*tree, node_ids[current])) {
-                for (output, weight) in votes {
-                    if *output < outputs {
-                        let slot = row * outputs + output;
-                        sums[slot] += weight;
-                        has_score[slot] = true;
-                        minimums[slot] = minimums[slot].min(*weight);
-                        maximums[slot] = maximums[slot].max(*weight);
-                    }
-                }
-            }
-        }
-    }
-    if !classifier {
-        let aggregate = node.text("aggregate_function", "SUM");
-        let mut data: Vec<f32> = (0..rows * outputs)
-            .map(|slot| {
-                let base = base_values.get(slot % outputs).copied().unwrap_or(0.0);
-                base + match aggregate.as_str() {
-                    "AVERAGE" => sums[slot] / trees.len().max(1) as f32,
-                    "MIN" if has_score[slot] => minimums[slot],
-                    "MAX" if has_score[slot] => maximums[slot],
-                    _ => sums[slot],
-                }
-            })
-            .collect();
-        post_transform(&transform, &mut data, outputs);
-        return Ok(vec![float_matrix(rows, outputs, data)]);
-    }
-    if outputs > 2 {
-        let mut indices = Vec::with_capacity(rows);
-        for row in 0..rows {
-            let scores = &mut sums[row * outputs..(row + 1) * outputs];
-            for (output, score) in scores.iter_mut().enumerate() {
-                *score += base_values.get(output).copied().unwrap_or(0.0);
-            }
-            let mut best = 0;
-            for index in 0..outputs {
-                if scores[index] > scores[best] {
-                    best = index;
-                }
-            }
-            indices.push(best);
-        }
-        post_transform(&transform, &mut sums, outputs);
-        return Ok(vec![labels(node, &indices), float_matrix(rows, outputs, sums)]);
-    }
-    // Two classes, with onnxruntime's rules for the binary case.
-    let mut weighted_classes: Vec<usize> = weight_outputs.iter().map(|output| *output as usize).collect();
-    weighted_classes.sort_unstable();
-    weighted_classes.dedup();
-    let binary_case = weighted_classes.len() == 1;
-    let all_positive = weights.iter().all(|weight| *weight >= 0.0);
-    let mut indices = Vec::with_capacity(rows);
-    let mut data = Vec::with_capacity(rows * 2);
-    for row in 0..rows {
-        let (mut first, mut second) = (sums[row * 2], sums[row * 2 + 1]);
-        let (first_has, second_has) = (has_score[row * 2], has_score[row * 2 + 1]);
-        let mut add = -1;
-        match base_values.len() {
-            // As onnxruntime: the second class's score becomes base + the first's, and the first its negation.
-            2 if second_has => {
-                second = base_values[1] + first;
-                first = -second;
-            }
-            2 => {
-                second += base_values[1];
-                first += base_values[0];
-            }
-            1 => first += base_values[0],
-            0 => add = 3,
-            _ => {}
-        }
-        let two_columns = second_has;
-        let positive = if two_columns {
-            second
-        } else if first_has || base_values.len() == 1 {
-            first
-        } else {
-            0.0
-        };
-        let label = if binary_case {
-            if all_positive {
-                if positive > 0.5 {
-                    add = 0;
-                    1
-                } else {
-                    add = 1;
-                    0
-                }
-            } else if positive > 0.0 {
-                add = 2;
-                1
-            } else {
-                add = 3;
-                0
-            }
-        } else {
-            usize::from(positive > 0.0)
-        };
-        indices.push(label);
-        if two_columns {
-            let mut pair = [first, second];
-            post_transform(&transform, &mut pair, 2);
-            data.extend(pair);
-        } else if add >= 0 {
-            data.extend(second_class(positive, add, &transform));
-        } else {
-            let mut single = [positive];
-            post_transform(&transform, &mut single, 1);
-            data.extend([single[0], 0.0]);
-        }
-    }
-    Ok(vec![labels(node, &indices), float_matrix(rows, 2, data)])
 }
