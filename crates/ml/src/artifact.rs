@@ -73,8 +73,8 @@ fn peak_memory() -> Option<u64> {
 
 type Record<'a> = &'a dyn Fn(&str) -> Datum;
 
-/// Times `predict` one record at a time (on up to 1,000 records, for at most two seconds) and on a batch of (up to
-/// 10,000 of) them.
+/// Times `predict` one record at a time (up to 1,000 records or half a second) and on one batch sized to take about
+/// a second at the single-record pace (100 to 10,000 records), so slow predictors such as kNN profile quickly too.
 fn measure(records: &[Record<'_>], predict: impl Fn(&[Record<'_>]), serialized_size: usize) -> Profile {
     let mut latencies: Vec<f64> = Vec::with_capacity(records.len().min(1000));
     let budget = Instant::now();
@@ -82,7 +82,7 @@ fn measure(records: &[Record<'_>], predict: impl Fn(&[Record<'_>]), serialized_s
         let started = Instant::now();
         predict(&[*record]);
         latencies.push(started.elapsed().as_secs_f64() * 1e6);
-        if budget.elapsed().as_secs() >= 2 {
+        if budget.elapsed().as_secs_f64() >= 0.5 {
             break;
         }
     }
@@ -90,8 +90,8 @@ fn measure(records: &[Record<'_>], predict: impl Fn(&[Record<'_>]), serialized_s
     let percentile = |fraction: f64| {
         latencies.get(((latencies.len() as f64 - 1.0) * fraction).round() as usize).copied().unwrap_or(0.0)
     };
-    // Bounded so slow predictors (kNN) still profile quickly.
-    let batch = &records[..records.len().min(10_000)];
+    let batch_size = (1e6 / percentile(0.5).max(1e-3)).clamp(100.0, 10_000.0) as usize;
+    let batch = &records[..records.len().min(batch_size)];
     let started = Instant::now();
     predict(batch);
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
