@@ -116,6 +116,15 @@ pub fn examples(table: &Table, training: &Training, task: Task) -> Result<Exampl
                 if definition.categorical { RawColumn::Categorical(Vec::new()) } else { RawColumn::Numeric(Vec::new()) }
             })
             .collect();
+    // A feature that is a plain column is read by position; only computed ones go through the evaluator, which finds
+    // fields by name.
+    let positions: Vec<Option<usize>> = definitions
+        .iter()
+        .map(|definition| match &definition.expr {
+            Expr::Field { name } => table.column_index(name),
+            _ => None,
+        })
+        .collect();
     let mut raw_target: Vec<Datum> = Vec::new();
     for row in &table.rows {
         let reader = table.field_reader(row);
@@ -128,11 +137,18 @@ pub fn examples(table: &Table, training: &Training, task: Task) -> Result<Exampl
             }
             raw_target.push(row[index].clone());
         }
-        for (definition, column) in definitions.iter().zip(columns.iter_mut()) {
-            let value = evaluate(&definition.expr, &reader);
+        for ((definition, column), position) in definitions.iter().zip(columns.iter_mut()).zip(&positions) {
+            let computed;
+            let value = match position {
+                Some(index) => &row[*index],
+                None => {
+                    computed = evaluate(&definition.expr, &reader);
+                    &computed
+                }
+            };
             match column {
                 RawColumn::Numeric(values) => values.push(value.as_f64().unwrap_or(f64::NAN)),
-                RawColumn::Categorical(values) => values.push(label_text(&value)),
+                RawColumn::Categorical(values) => values.push(label_text(value)),
             }
         }
     }
@@ -285,14 +301,57 @@ impl Preparation {
         }
     }
 
+    /// The encoded rows before scaling: the same result as `encode_into` on every row, with each feature's source
+    /// resolved once instead of a dynamic call per cell (this runs for every fold's training and test rows).
     fn transform_unscaled(&self, examples: &Examples, rows: &[usize]) -> Matrix {
-        let mut matrix = Matrix::new(rows.len(), self.output_names.len());
-        for (output_row, row) in rows.iter().enumerate() {
-            let value_of = |feature: usize| match &examples.columns[feature] {
-                RawColumn::Numeric(values) => (values[*row], None),
-                RawColumn::Categorical(values) => (f64::NAN, values[*row].clone()),
+        enum Source<'a> {
+            Number { values: &'a [f64], fill: f64 },
+            Category { values: &'a [Option<String>], categories: &'a [String] },
+            Constant(f64),
+        }
+        let mut sources = Vec::with_capacity(self.features.len());
+        let mut width = 0;
+        for (index, feature) in self.features.iter().enumerate() {
+            let fill = self.fill[index].unwrap_or(0.0);
+            let source = match (&examples.columns[index], feature.categorical) {
+                (RawColumn::Categorical(values), true) => {
+                    Source::Category { values, categories: &self.categories[index] }
+                }
+                // A categorical feature without text has no category: all its slots stay zero.
+                (RawColumn::Numeric(_), true) => Source::Category { values: &[], categories: &self.categories[index] },
+                (RawColumn::Numeric(values), false) => Source::Number { values, fill },
+                (RawColumn::Categorical(_), false) => Source::Constant(fill),
             };
-            self.encode_into(matrix.row_mut(output_row), &value_of);
+            width += match &source {
+                Source::Category { categories, .. } => categories.len(),
+                _ => 1,
+            };
+            sources.push(source);
+        }
+        let mut matrix = Matrix::new(rows.len(), width);
+        for (output, row) in matrix.values.chunks_exact_mut(width.max(1)).zip(rows) {
+            let mut position = 0;
+            for source in &sources {
+                match source {
+                    Source::Number { values, fill } => {
+                        let number = values[*row];
+                        output[position] = if number.is_nan() { *fill } else { number };
+                        position += 1;
+                    }
+                    Source::Constant(fill) => {
+                        output[position] = *fill;
+                        position += 1;
+                    }
+                    Source::Category { values, categories } => {
+                        if let Some(Some(category)) = values.get(*row)
+                            && let Ok(found) = categories.binary_search(category)
+                        {
+                            output[position + found] = 1.0;
+                        }
+                        position += categories.len();
+                    }
+                }
+            }
         }
         matrix
     }

@@ -29,12 +29,16 @@ impl NaiveBayes {
         for row in 0..x.rows {
             let class = labels[row];
             counts[class] += 1.0;
-            for (feature, value) in x.row(row).iter().enumerate() {
-                sums[class * features + feature] += value;
-                squares[class * features + feature] += value * value;
-                if *value > 0.0 {
-                    present[class * features + feature] += 1.0;
-                }
+            let class_slots = class * features..(class + 1) * features;
+            let slots = sums[class_slots.clone()]
+                .iter_mut()
+                .zip(&mut squares[class_slots.clone()])
+                .zip(&mut present[class_slots]);
+            // Branch-free: whether a value is positive is a coin flip on standardised data.
+            for (((sum, square), present), value) in slots.zip(x.row(row)) {
+                *sum += value;
+                *square += value * value;
+                *present += f64::from(u8::from(*value > 0.0));
             }
         }
         let total: f64 = counts.iter().sum();

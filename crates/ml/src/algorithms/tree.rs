@@ -162,15 +162,47 @@ fn all_histograms(
     offsets: &[usize],
     length: usize,
 ) -> Vec<f64> {
+    // The common widths get a copy of the loop with the width known at compile time: unrolled, one bounds check.
+    match width {
+        3 => histograms_of_width::<3>(binned, row_stats, rows, offsets, length),
+        4 => histograms_of_width::<4>(binned, row_stats, rows, offsets, length),
+        _ => {
+            let features = binned.features;
+            let mut histogram = vec![0.0; length];
+            for row in rows {
+                let row = *row as usize;
+                let stats = &row_stats[row * width..(row + 1) * width];
+                let bins = &binned.bins[row * features..(row + 1) * features];
+                for (offset, bin) in offsets.iter().zip(bins) {
+                    let start = offset + *bin as usize * width;
+                    for (slot, value) in histogram[start..start + width].iter_mut().zip(stats) {
+                        *slot += value;
+                    }
+                }
+            }
+            histogram
+        }
+    }
+}
+
+fn histograms_of_width<const WIDTH: usize>(
+    binned: &Binned,
+    row_stats: &[f64],
+    rows: &[u32],
+    offsets: &[usize],
+    length: usize,
+) -> Vec<f64> {
     let features = binned.features;
     let mut histogram = vec![0.0; length];
     for row in rows {
         let row = *row as usize;
-        let stats = &row_stats[row * width..(row + 1) * width];
+        let stats: [f64; WIDTH] = row_stats[row * WIDTH..(row + 1) * WIDTH].try_into().expect("WIDTH statistics");
         let bins = &binned.bins[row * features..(row + 1) * features];
-        for (feature, bin) in bins.iter().enumerate() {
-            let start = offsets[feature] + *bin as usize * width;
-            for (slot, value) in histogram[start..start + width].iter_mut().zip(stats) {
+        for (offset, bin) in offsets.iter().zip(bins) {
+            let start = offset + *bin as usize * WIDTH;
+            let slots: &mut [f64; WIDTH] =
+                (&mut histogram[start..start + WIDTH]).try_into().expect("a bin holds WIDTH statistics");
+            for (slot, value) in slots.iter_mut().zip(stats) {
                 *slot += value;
             }
         }
@@ -190,6 +222,7 @@ struct Pending {
 /// Grows one tree on `rows` (repeats allowed, for bootstrap samples), with per-row statistics of width `width`.
 /// When every split considers every feature, a node's histograms are built once for all features, and a
 /// child's are derived by subtracting its sibling's from the parent's (only the smaller child is counted).
+/// With `leaf_of_row`, each grown row's leaf is written there (boosting then updates scores without walking the tree).
 fn grow(
     binned: &Binned,
     row_stats: &[f64],
@@ -197,6 +230,7 @@ fn grow(
     rows: Vec<u32>,
     settings: &Settings,
     random: &mut Random,
+    mut leaf_of_row: Option<&mut [u32]>,
 ) -> Tree {
     let features = binned.features;
     let all_features = settings.max_features >= features;
@@ -210,14 +244,30 @@ fn grow(
     let mut scratch: Vec<f64> = Vec::new();
     while let Some(Pending { node, rows, depth, histogram }) = pending.pop() {
         let mut total = vec![0.0; width];
-        for row in &rows {
-            for (slot, value) in total.iter_mut().zip(&row_stats[*row as usize * width..(*row as usize + 1) * width]) {
-                *slot += value;
+        match &histogram {
+            // Every row sits in one bin of the first feature, so its bins add up to the node's total.
+            Some(histogram) if features > 0 => {
+                let bins = binned.thresholds[0].len() + 1;
+                for stats in histogram[offsets[0]..offsets[0] + bins * width].chunks_exact(width) {
+                    total.iter_mut().zip(stats).for_each(|(slot, value)| *slot += value);
+                }
+            }
+            _ => {
+                for row in &rows {
+                    let stats = &row_stats[*row as usize * width..(*row as usize + 1) * width];
+                    total.iter_mut().zip(stats).for_each(|(slot, value)| *slot += value);
+                }
             }
         }
         nodes[node].value = settings.criterion.leaf(&total);
+        let mut record_leaf = |rows: &[u32]| {
+            if let Some(leaves) = leaf_of_row.as_deref_mut() {
+                rows.iter().for_each(|row| leaves[*row as usize] = node as u32);
+            }
+        };
         let count = settings.criterion.count(&total);
         if depth >= settings.max_depth || (count as usize) < settings.min_samples_split || rows.len() < 2 {
+            record_leaf(&rows);
             continue;
         }
         let parent_cost = settings.criterion.cost(&total);
@@ -268,9 +318,19 @@ fn grow(
                 }
             }
         }
-        let Some((_, feature, bin)) = best else { continue };
-        let (left_rows, right_rows): (Vec<u32>, Vec<u32>) =
-            rows.iter().partition(|row| (binned.bins[**row as usize * features + feature] as usize) <= bin);
+        let Some((_, feature, bin)) = best else {
+            record_leaf(&rows);
+            continue;
+        };
+        let mut left_rows = Vec::with_capacity(rows.len());
+        let mut right_rows = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if (binned.bins[*row as usize * features + feature] as usize) <= bin {
+                left_rows.push(*row);
+            } else {
+                right_rows.push(*row);
+            }
+        }
         // Children that may split again keep histograms: the smaller one counted, the larger one subtracted.
         let (left_histogram, right_histogram) = match histogram {
             Some(mut parent) if depth + 1 < settings.max_depth => {
@@ -468,7 +528,7 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
                     max_features: x.columns,
                 };
                 return Ok(Fitted::Tree(TreeModel {
-                    tree: grow(&binned, &stats, width, rows, &settings, &mut random),
+                    tree: grow(&binned, &stats, width, rows, &settings, &mut random, None),
                     classes,
                 }));
             }
@@ -481,7 +541,7 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
             let trees = (0..count)
                 .map(|_| {
                     let sample: Vec<u32> = (0..x.rows).map(|_| random.below(x.rows) as u32).collect();
-                    grow(&binned, &stats, width, sample, &settings, &mut random)
+                    grow(&binned, &stats, width, sample, &settings, &mut random, None)
                 })
                 .collect();
             Ok(Fitted::Forest(Forest { trees, classes }))
@@ -519,6 +579,9 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
             };
             let mut scores: Vec<Vec<f64>> = vec![initial.clone(); x.rows];
             let mut rounds = Vec::new();
+            // Bins and thresholds send a row the same way unless the value is missing (bin 0, but `NaN <= t` fails).
+            let whole_sample = subsample >= 1.0 && !x.values.iter().any(|value| value.is_nan());
+            let mut leaf_of_row = vec![0u32; if whole_sample { x.rows } else { 0 }];
             for _ in 0..params.whole("rounds", 100).max(1) {
                 let sample: Vec<u32> = if subsample < 1.0 {
                     (0..x.rows as u32).filter(|_| random.next_f64() < subsample).collect()
@@ -556,13 +619,19 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
                         stats[row * 3 + 1] = gradient;
                         stats[row * 3 + 2] = hessian;
                     }
-                    let tree = grow(&binned, &stats, 3, sample.clone(), &settings, &mut random);
-                    trees.push(tree);
-                }
-                for row in 0..x.rows {
-                    for (output, tree) in trees.iter().enumerate() {
-                        scores[row][output] += learning_rate * tree.leaf(x.row(row))[0];
+                    let whole = whole_sample.then_some(leaf_of_row.as_mut_slice());
+                    let tree = grow(&binned, &stats, 3, sample.clone(), &settings, &mut random, whole);
+                    if whole_sample {
+                        // Every row was grown, so its leaf is known: the same one walking the tree would reach.
+                        for (row, leaf) in leaf_of_row.iter().enumerate() {
+                            scores[row][output] += learning_rate * tree.nodes[*leaf as usize].value[0];
+                        }
+                    } else {
+                        for (row, score) in scores.iter_mut().enumerate() {
+                            score[output] += learning_rate * tree.leaf(x.row(row))[0];
+                        }
                     }
+                    trees.push(tree);
                 }
                 rounds.push(trees);
             }
