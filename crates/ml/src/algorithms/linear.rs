@@ -164,9 +164,11 @@ impl LogisticModel {
                     let score = dot(&parameters[..features], values) + parameters[features];
                     let positive = labels[row] == 1;
                     // log(1 + e^-s) for the positive class, log(1 + e^s) for the negative, computed stably.
+                    // One exponential serves both, computed stably: e = exp(-|s|) never overflows.
                     let signed = if positive { score } else { -score };
-                    loss += if signed > 0.0 { (-signed).exp().ln_1p() } else { -signed + signed.exp().ln_1p() };
-                    let probability = 1.0 / (1.0 + (-score).exp());
+                    let small = (-score.abs()).exp();
+                    loss += (-signed).max(0.0) + small.ln_1p();
+                    let probability = if score >= 0.0 { 1.0 / (1.0 + small) } else { small / (1.0 + small) };
                     let error = probability - f64::from(u8::from(positive));
                     for (slot, value) in gradient[..features].iter_mut().zip(values) {
                         *slot += error * value;
