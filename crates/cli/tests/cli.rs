@@ -271,4 +271,37 @@ fn train_prints_a_leaderboard_and_the_store_lists_the_model() {
     let missing = stratum(&["train", TRAFFIC, "--store", store.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("has no `path`"), "{}", text(&missing.stderr));
+
+    // The exported model comes back in as an imported one: checked, listed, shown, exported byte for byte.
+    let onnx = folder.join("price.onnx");
+    let export =
+        stratum(&["model", "export", "price", "-o", onnx.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    let import = |arguments: &[&str]| {
+        let mut all = vec!["model", "import", onnx.to_str().unwrap(), "--store", store.to_str().unwrap()];
+        all.extend_from_slice(arguments);
+        stratum(&all)
+    };
+    let unnamed = import(&["--name", "outside"]);
+    assert_eq!(unnamed.status.code(), Some(1));
+    assert!(text(&unnamed.stderr).contains("name them in order with --inputs"), "{}", text(&unnamed.stderr));
+    let wrong_width = import(&["--name", "outside", "--inputs", "size"]);
+    assert_eq!(wrong_width.status.code(), Some(1));
+    assert!(
+        text(&wrong_width.stderr).contains("takes 2 input columns, but 1 are named"),
+        "{}",
+        text(&wrong_width.stderr)
+    );
+    let imported = import(&["--name", "outside", "--inputs", "size,rooms"]);
+    assert_eq!(imported.status.code(), Some(0), "{}", text(&imported.stderr));
+    assert!(text(&imported.stdout).contains("imported `outside` version 1"), "{}", text(&imported.stdout));
+    let list = text(&stratum(&["model", "list", "--store", store.to_str().unwrap()]).stdout);
+    assert!(list.contains("outside") && list.contains("imported onnx"), "{list}");
+    let show = stratum(&["model", "show", "outside", "--store", store.to_str().unwrap(), "--format", "json"]);
+    let artifact: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(artifact["origin"], "onnx");
+    assert_eq!(artifact["inputs"][1]["name"], "rooms");
+    let back = folder.join("back.onnx");
+    stratum(&["model", "export", "outside", "-o", back.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&onnx).unwrap());
 }
