@@ -210,6 +210,60 @@ fn histograms_of_width<const WIDTH: usize>(
     histogram
 }
 
+/// The search for one feature's best split over its histogram: bins are added left to right, and each boundary
+/// that leaves at least `min_leaf` rows on both sides is scored by how much it lowers the cost.
+struct Scan<'a> {
+    criterion: Criterion,
+    total: &'a [f64],
+    parent_cost: f64,
+    min_leaf: f64,
+}
+
+impl Scan<'_> {
+    /// The best (gain, bin) with statistics of a width fixed at compile time: the loops below unroll.
+    fn best<const WIDTH: usize>(&self, histogram: &[f64]) -> Option<(f64, usize)> {
+        let total: [f64; WIDTH] = self.total.try_into().ok()?;
+        self.best_with(histogram, total, [0.0; WIDTH], [0.0; WIDTH])
+    }
+
+    fn best_any(&self, histogram: &[f64]) -> Option<(f64, usize)> {
+        let width = self.total.len();
+        self.best_with(histogram, self.total.to_vec(), vec![0.0; width], vec![0.0; width])
+    }
+
+    /// `total`, `left` and `right` are arrays when the width is known at compile time, so every loop unrolls.
+    fn best_with<S: AsMut<[f64]> + AsRef<[f64]>>(
+        &self,
+        histogram: &[f64],
+        total: S,
+        mut left: S,
+        mut right: S,
+    ) -> Option<(f64, usize)> {
+        let width = left.as_ref().len().max(1);
+        let mut best: Option<(f64, usize)> = None;
+        let bins = histogram.len() / width;
+        for (bin, stats) in histogram.chunks_exact(width).take(bins.saturating_sub(1)).enumerate() {
+            for (slot, value) in left.as_mut().iter_mut().zip(stats) {
+                *slot += value;
+            }
+            if self.criterion.count(left.as_ref()) < self.min_leaf {
+                continue;
+            }
+            for ((slot, all), part) in right.as_mut().iter_mut().zip(total.as_ref()).zip(left.as_ref()) {
+                *slot = all - part;
+            }
+            if self.criterion.count(right.as_ref()) < self.min_leaf {
+                break;
+            }
+            let gain = self.parent_cost - self.criterion.cost(left.as_ref()) - self.criterion.cost(right.as_ref());
+            if gain > 1e-12 && best.is_none_or(|(best_gain, _)| gain > best_gain) {
+                best = Some((gain, bin));
+            }
+        }
+        best
+    }
+}
+
 /// A node still to be split.
 struct Pending {
     node: usize,
@@ -296,26 +350,18 @@ fn grow(
                     &scratch
                 }
             };
-            let mut left = vec![0.0; width];
-            let mut right = vec![0.0; width];
-            for bin in 0..bins - 1 {
-                for (slot, value) in left.iter_mut().zip(&feature_histogram[bin * width..(bin + 1) * width]) {
-                    *slot += value;
-                }
-                let left_count = settings.criterion.count(&left);
-                if left_count < settings.min_samples_leaf {
-                    continue;
-                }
-                for ((slot, all), part) in right.iter_mut().zip(&total).zip(&left) {
-                    *slot = all - part;
-                }
-                if settings.criterion.count(&right) < settings.min_samples_leaf {
-                    break;
-                }
-                let gain = parent_cost - settings.criterion.cost(&left) - settings.criterion.cost(&right);
-                if gain > 1e-12 && best.is_none_or(|(best_gain, _, _)| gain > best_gain) {
-                    best = Some((gain, feature, bin));
-                }
+            let scan =
+                Scan { criterion: settings.criterion, total: &total, parent_cost, min_leaf: settings.min_samples_leaf };
+            // The common widths (two classes; squared error and Newton's three) get a scan unrolled at compile time.
+            let found = match width {
+                2 => scan.best::<2>(feature_histogram),
+                3 => scan.best::<3>(feature_histogram),
+                _ => scan.best_any(feature_histogram),
+            };
+            if let Some((gain, bin)) = found
+                && best.is_none_or(|(best_gain, _, _)| gain > best_gain)
+            {
+                best = Some((gain, feature, bin));
             }
         }
         let Some((_, feature, bin)) = best else {
