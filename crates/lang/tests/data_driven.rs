@@ -24,11 +24,7 @@ fn ok_files_check_clean_and_match_their_ir() {
     for path in files {
         let checked = check_file(&path);
         if !checked.diagnostics.is_empty() {
-            let rendered: String = checked
-                .diagnostics
-                .iter()
-                .map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false))
-                .collect();
+            let rendered = support::rendered_diagnostics(&checked);
             failures.push(format!("{} should be clean but has:\n{rendered}", path.display()));
             continue;
         }

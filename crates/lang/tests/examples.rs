@@ -41,11 +41,7 @@ fn every_example_checks_clean_and_is_formatted() {
     for path in applications {
         let checked = stratum_lang::check(&path.to_string_lossy(), &std::fs::read(path).unwrap(), &support::DiskLoader);
         if !checked.diagnostics.is_empty() {
-            let rendered: String = checked
-                .diagnostics
-                .iter()
-                .map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false))
-                .collect();
+            let rendered = support::rendered_diagnostics(&checked);
             failures.push(format!("{}:\n{rendered}", path.display()));
         }
     }

@@ -242,18 +242,24 @@ fn compare(
     problems
 }
 
-#[test]
-fn stratums_onnx_executor_runs_stratums_exports() {
-    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-self");
-    let names = export_cases(&folder);
+/// Runs each case `NAME.onnx` in Stratum's executor on the inputs of `NAME.json` and compares with its expectations.
+fn stratum_against_expected(folder: &Path, names: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
     for name in names {
         let case: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(folder.join(format!("{name}.json"))).unwrap()).unwrap();
         let rows: Vec<Vec<f64>> = serde_json::from_value(case["inputs"].clone()).unwrap();
         let (labels, numbers) = run_with_stratum(&folder.join(format!("{name}.onnx")), &rows);
-        problems.extend(compare(&name, &case["expected"], labels, numbers));
+        problems.extend(compare(name, &case["expected"], labels, numbers));
     }
+    problems
+}
+
+#[test]
+fn stratums_onnx_executor_runs_stratums_exports() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-self");
+    let names = export_cases(&folder);
+    let problems = stratum_against_expected(&folder, &names);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -267,13 +273,6 @@ fn scikit_learn_models_through_onnx_predict_identically() {
     assert!(output.status.success(), "the scikit-learn script failed:\n{}", String::from_utf8_lossy(&output.stderr));
     let names: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect();
     assert!(names.len() >= 8, "expected the scikit-learn models, got {names:?}");
-    let mut problems = Vec::new();
-    for name in names {
-        let case: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join(format!("{name}.json"))).unwrap()).unwrap();
-        let rows: Vec<Vec<f64>> = serde_json::from_value(case["inputs"].clone()).unwrap();
-        let (labels, numbers) = run_with_stratum(&folder.join(format!("{name}.onnx")), &rows);
-        problems.extend(compare(&name, &case["expected"], labels, numbers));
-    }
+    let problems = stratum_against_expected(&folder, &names);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -29,6 +29,11 @@ fn normalize(path: &Path) -> String {
     parts.join("/")
 }
 
+/// Every diagnostic of a check, rendered without colour, one after another.
+pub fn rendered_diagnostics(checked: &stratum_lang::Checked) -> String {
+    checked.diagnostics.iter().map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false)).collect()
+}
+
 pub fn test_data(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(kind)
 }
