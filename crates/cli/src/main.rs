@@ -1,4 +1,4 @@
-//! The `stratum` command: checks, formats, explains and plans Stratum applications (later: trains and runs them).
+//! The `stratum` command: checks, formats, explains, plans, trains and runs Stratum applications.
 //!
 //! Exit codes: 0 success, 1 a problem in the user's input (diagnostics, an unformatted file, a bad argument),
 //! 2 an internal error (a bug in Stratum: please report it).
@@ -6,6 +6,7 @@
 mod commands;
 mod loader;
 mod output;
+mod running;
 mod training;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,10 @@ enum Command {
     /// The local model store: list, show, export and import models.
     #[command(subcommand)]
     Model(training::ModelCommand),
+    /// Run the sources, streams and sinks of a file on this machine (until the control plane runs them).
+    RunPipeline(running::RunPipelineArgs),
+    /// Run one batch query of a file now, writing the dataset it fills.
+    RunBatch(running::RunBatchArgs),
 }
 
 /// What a command reports back to `main`.
@@ -75,6 +80,8 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate(args, color),
         Command::Train(args) => training::train(args, color),
         Command::Model(command) => training::model(command),
+        Command::RunPipeline(args) => running::run_pipeline(args, color),
+        Command::RunBatch(args) => running::run_batch(args, color),
     });
     match result {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,

@@ -270,7 +270,7 @@ fn train_prints_a_leaderboard_and_the_store_lists_the_model() {
 
     let missing = stratum(&["train", TRAFFIC, "--store", store.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(text(&missing.stderr).contains("has no `path`"), "{}", text(&missing.stderr));
+    assert!(text(&missing.stderr).contains("does not exist yet; run what fills it first"), "{}", text(&missing.stderr));
 
     // The exported model comes back in as an imported one: checked, listed, shown, exported byte for byte.
     let onnx = folder.join("price.onnx");

@@ -246,6 +246,15 @@ pub enum FileFormat {
 impl FileFormat {
     pub const NAMES: &'static [&'static str] = &["csv", "jsonl", "parquet"];
 
+    /// The file extension, which is also the format's name.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Jsonl => "jsonl",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<FileFormat> {
         match name {
             "csv" => Some(FileFormat::Csv),
@@ -428,6 +437,22 @@ pub struct Join {
     pub within: Duration,
 }
 
+impl Join {
+    /// The record a join makes: the fields of its own input, then those of the other side except the keys, each
+    /// prefixed with the other side's name when its name is already taken (`weather_ts`).
+    pub fn widen(&self, own: &[Field], other: &[Field]) -> Vec<Field> {
+        let mut fields = own.to_vec();
+        for field in other.iter().filter(|field| !self.keys.contains(&field.name)) {
+            let mut added = field.clone();
+            if fields.iter().any(|existing| existing.name == field.name) {
+                added.name = format!("{}_{}", self.with, field.name);
+            }
+            fields.push(added);
+        }
+        fields
+    }
+}
+
 /// Continuous processing: filter, join, window, projection and enrichment, in that order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
@@ -442,6 +467,10 @@ pub struct Stream {
     /// The keys a window groups by.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
+    /// How late (in event time) a record may arrive and still count in its window or join; the data plane's
+    /// default when the file does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lateness: Option<Duration>,
     /// Input fields passed through unchanged (all of them when neither `keep` nor `select` is given).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep: Vec<String>,
@@ -512,6 +541,16 @@ pub struct Dataset {
     /// The number of rows, when the file states it (used to check that folds do not exceed rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+}
+
+impl Dataset {
+    /// Where the dataset is stored, relative to the application's folder: its `path`, or else
+    /// `data/NAME.FORMAT` (Parquet unless a format is given) for a dataset filled at run time.
+    pub fn location(&self) -> String {
+        self.path
+            .clone()
+            .unwrap_or_else(|| format!("data/{}.{}", self.name, self.format.unwrap_or(FileFormat::Parquet).extension()))
+    }
 }
 
 /// When a batch job runs.

@@ -45,6 +45,7 @@ pub enum Code {
     NoFeasibleNode,
     LatencyUnreachable,
     BandwidthExceeded,
+    QueryError,
     MissingApp,
     UnusedSource,
     UnusedStream,
@@ -103,6 +104,7 @@ impl Code {
         Code::NoFeasibleNode,
         Code::LatencyUnreachable,
         Code::BandwidthExceeded,
+        Code::QueryError,
         Code::MissingApp,
         Code::UnusedSource,
         Code::UnusedStream,
@@ -151,6 +153,7 @@ impl Code {
             Code::NoFeasibleNode => "E0602",
             Code::LatencyUnreachable => "E0603",
             Code::BandwidthExceeded => "E0604",
+            Code::QueryError => "E0701",
             Code::MissingApp => "W0001",
             Code::UnusedSource => "W0002",
             Code::UnusedStream => "W0003",
@@ -168,6 +171,11 @@ impl Code {
     /// Codes reported by the planner (`stratum plan`), which needs a placement, rather than by `stratum check`.
     pub fn is_planner(self) -> bool {
         self.as_str().starts_with("E06")
+    }
+
+    /// Codes reported while running (`stratum run-batch`), when the data is at hand, rather than by `stratum check`.
+    pub fn is_runtime(self) -> bool {
+        self.as_str().starts_with("E07")
     }
 
     pub fn severity(self) -> crate::diagnostic::Severity {
@@ -457,6 +465,15 @@ impl Code {
                  the link more bandwidth.",
                 "app demo\nnode cam { tier = edge  cpu = 2  memory = 2 GiB }\nnode server { tier = fog  cpu = 8  memory = 16 GiB }\nlink edge -> fog { latency = 5 ms  bandwidth = 1 Mbit/s }\nschema Frame { camera: string  pixels: bytes }\nsource frames: generator { schema = Frame  rate = 100/s  event_size = 64 KiB  on = edge }\nsink archive: parquet { from = frames  path = \"frames\"  on = fog }\n",
                 "app demo\nnode cam { tier = edge  cpu = 2  memory = 2 GiB }\nnode server { tier = fog  cpu = 8  memory = 16 GiB }\nlink edge -> fog { latency = 5 ms  bandwidth = 100 Mbit/s }\nschema Frame { camera: string  pixels: bytes }\nsource frames: generator { schema = Frame  rate = 100/s  event_size = 64 KiB  on = edge }\nsink archive: parquet { from = frames  path = \"frames\"  on = fog }\n",
+            ),
+            Code::QueryError => (
+                "a batch query is wrong",
+                "Reported by `stratum run-batch` (and by a batch's schedule): DataFusion could not parse or plan the \
+                 query, for example a column the tables do not have, a misspelt keyword or a function it does not \
+                 know. The diagnostic points into the query in the `.stratum` file when DataFusion says where. \
+                 Tables are the datasets and file sinks the query names; their columns are their schemas' fields.",
+                "app demo\nschema Row { camera: string  vehicles: int }\ndataset counts { schema = Row  path = \"counts.csv\" }\nschema Total { camera: string  vehicles: int }\ndataset totals { schema = Total  path = \"totals.csv\" }\nbatch daily: sql {\n  every = 1 d\n  into = totals\n  query = \"\"\"SELECT camera, sum(vehicle) AS vehicles FROM counts GROUP BY camera\"\"\"\n}\n",
+                "app demo\nschema Row { camera: string  vehicles: int }\ndataset counts { schema = Row  path = \"counts.csv\" }\nschema Total { camera: string  vehicles: int }\ndataset totals { schema = Total  path = \"totals.csv\" }\nbatch daily: sql {\n  every = 1 d\n  into = totals\n  query = \"\"\"SELECT camera, sum(vehicles) AS vehicles FROM counts GROUP BY camera\"\"\"\n}\n",
             ),
             Code::MissingApp => (
                 "the file does not name its application",

@@ -34,9 +34,10 @@ fn every_code_has_an_explanation_whose_examples_hold() {
             "{} needs a real explanation",
             code.as_str()
         );
-        if code.is_planner() {
-            // Planner codes need a placement; the planner crate's tests check that their wrong examples produce
-            // them. Here: both examples check cleanly, so that `stratum plan` is what reports them.
+        if code.is_planner() || code.is_runtime() {
+            // Planner codes need a placement and run-time codes need data; the planner's and the CLI's tests check
+            // that their wrong examples produce them. Here: both examples check cleanly, so that `stratum plan` or
+            // `stratum run-batch` is what reports them.
             for example in [explanation.wrong, explanation.right] {
                 let codes = codes_of(example);
                 assert!(codes.is_empty(), "{}: the example does not check cleanly: {codes:?}", code.as_str());

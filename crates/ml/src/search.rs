@@ -119,11 +119,7 @@ pub fn training_data_location(
 ) -> Result<(String, Option<stratum_core::ir::FileFormat>, Vec<stratum_core::types::Field>), Error> {
     use stratum_core::ir::SinkKind;
     if let Some(dataset) = application.datasets.iter().find(|dataset| dataset.name == training.data) {
-        let path = dataset.path.clone().ok_or_else(|| Error::NoData {
-            dataset: dataset.name.clone(),
-            reason: "it has no `path`; it is filled at run time by a batch or sink, so run the application first or give a path to existing data".into(),
-        })?;
-        Ok((path, dataset.format, dataset.fields.clone()))
+        Ok((dataset.location(), dataset.format, dataset.fields.clone()))
     } else if let Some(sink) = application.sinks.iter().find(|sink| sink.name == training.data) {
         match &sink.kind {
             SinkKind::File { path, format, .. } => Ok((path.clone(), Some(*format), sink.fields.clone())),
@@ -142,9 +138,23 @@ pub fn load_training_data(
 ) -> Result<(Table, String), Error> {
     let (path, format, fields) = training_data_location(application, training)?;
     let full = base.join(&path);
+    if !full.exists() {
+        return Err(Error::NoData {
+            dataset: training.data.clone(),
+            reason: format!(
+                "{} does not exist yet; run what fills it first (`stratum run-pipeline`, `stratum run-batch`) or give a `path` to existing data",
+                full.display()
+            ),
+        });
+    }
     let table = data::load(&full, format, &fields)?;
-    let bytes = std::fs::read(&full)
-        .map_err(|error| Error::Read { path: full.display().to_string(), message: error.to_string() })?;
+    // The fingerprint covers every file of the dataset (all parts of a directory), in name order.
+    let read_error =
+        |error: std::io::Error| Error::Read { path: full.display().to_string(), message: error.to_string() };
+    let mut bytes = Vec::new();
+    for file in data::dataset_files(&full).map_err(read_error)? {
+        bytes.extend(std::fs::read(&file).map_err(read_error)?);
+    }
     Ok((table, crate::artifact::sha256_hex(&bytes)))
 }
 

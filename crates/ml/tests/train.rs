@@ -143,7 +143,81 @@ fn bad_data_gives_precise_errors() {
     assert!(gaps.contains("feature `x` has missing values; add an imputation step"), "{gaps}");
     let no_path = APP.replace("dataset rows { schema = Row  path = \"rows.csv\" }", "dataset rows { schema = Row }");
     let no_data = error_of("no_path", &no_path, "");
-    assert!(no_data.contains("has no `path`"), "{no_data}");
+    assert!(no_data.contains("data/rows.parquet does not exist yet"), "{no_data}");
+}
+
+/// The rows of `rows_csv()` as a Parquet file with the types the data plane writes (timestamps in ms, UTC).
+fn write_parquet(path: &Path) {
+    use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+    let table = stratum_ml::data::load(
+        &path.with_file_name("rows.csv"),
+        None,
+        &application(path.parent().unwrap()).datasets[0].fields,
+    )
+    .unwrap();
+    let column = |index: usize| table.rows.iter().map(move |row| row[index].clone());
+    let x: Float64Array = column(0).map(|value| value.as_f64()).collect();
+    let colour: StringArray = column(1)
+        .map(|value| match value {
+            Datum::Text(text) => Some(text),
+            _ => None,
+        })
+        .collect();
+    let ts = TimestampMillisecondArray::from(
+        column(2)
+            .map(|value| match value {
+                Datum::Timestamp(ms) => Some(ms),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone("UTC");
+    let label: BooleanArray = column(3)
+        .map(|value| match value {
+            Datum::Bool(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("x", std::sync::Arc::new(x)),
+        ("colour", std::sync::Arc::new(colour)),
+        ("ts", std::sync::Arc::new(ts)),
+        ("label", std::sync::Arc::new(label)),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn parquet_data_trains_exactly_like_the_same_rows_in_csv() {
+    let folder = project("parquet", APP, &rows_csv());
+    let from_csv = train(&application(&folder), "labeller", &folder, &mut |_| {}).unwrap();
+    write_parquet(&folder.join("rows.parquet"));
+    std::fs::write(folder.join("app.stratum"), APP.replace("rows.csv", "rows.parquet")).unwrap();
+    let from_parquet = train(&application(&folder), "labeller", &folder, &mut |_| {}).unwrap();
+    assert_eq!(from_parquet.rows, 300);
+    let scores = |report: &stratum_ml::TrainReport| {
+        report.leaderboard.entries.iter().map(|entry| (entry.algorithm.clone(), entry.mean)).collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&from_parquet), scores(&from_csv));
+
+    // A directory of parts (as a partitioned sink writes) reads as one table.
+    let parts = folder.join("parts");
+    std::fs::create_dir_all(parts.join("colour=red")).unwrap();
+    std::fs::rename(folder.join("rows.parquet"), parts.join("colour=red/part-1.parquet")).unwrap();
+    std::fs::write(
+        folder.join("app.stratum"),
+        APP.replace("rows.csv", "parts").replace(
+            "dataset rows { schema = Row  path = \"parts\" }",
+            "dataset rows { schema = Row  path = \"parts\"  format = parquet }",
+        ),
+    )
+    .unwrap();
+    let from_parts = train(&application(&folder), "labeller", &folder, &mut |_| {}).unwrap();
+    assert_eq!(scores(&from_parts), scores(&from_csv));
 }
 
 #[test]

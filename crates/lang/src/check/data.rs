@@ -29,6 +29,7 @@ const STREAM: Spec = &[
     ("where", Shape::Value),
     ("join", Shape::Value),
     ("window", Shape::Value),
+    ("lateness", Shape::Value),
     ("keep", Shape::Value),
     ("select", Shape::Block),
 ];
@@ -461,6 +462,7 @@ impl<'a> Checker<'a> {
             None => (None, Vec::new()),
         };
         used.extend(keys.iter().cloned());
+        let lateness = attributes.value("lateness").and_then(|value| self.duration(value));
 
         let keep: Vec<String> = match attributes.value("keep") {
             Some(value) if window.is_some() => {
@@ -573,6 +575,7 @@ impl<'a> Checker<'a> {
             join,
             window,
             keys,
+            lateness,
             keep,
             select: select.into_iter().map(|(_, computed, _)| computed).collect(),
             calls,
@@ -696,18 +699,10 @@ impl<'a> Checker<'a> {
             );
             return None;
         }
-        for field in &output.fields {
-            if keys.contains(&field.name) {
-                continue;
-            }
-            let mut added = field.clone();
-            if find_field(fields, &field.name).is_some() {
-                added.name = format!("{other}_{}", field.name);
-            }
-            fields.push(added);
-        }
+        let join = Join { with: other, keys, within: within? };
+        *fields = join.widen(fields, &output.fields);
         let used: Vec<String> = output.fields.iter().map(|field| field.name.clone()).collect();
-        Some((Join { with: other, keys, within: within? }, output, used))
+        Some((join, output, used))
     }
 
     /// `tumbling(1 min) by camera`, `sliding(5 min, 1 min) by [a, b]`, `session(30 s)`.

@@ -1,0 +1,271 @@
+//! Batch SQL: a `batch` block's query runs with Apache DataFusion over the datasets and file sinks it reads
+//! (CSV, JSON lines, Parquet files or directories of part files), and its result replaces the dataset it writes
+//! `into`, converted to that dataset's schema. A query error says where in the query it is, so that the CLI can
+//! point into the `.stratum` file.
+//!
+//! Kept apart from the data plane because DataFusion is the heaviest dependency of the workspace.
+
+use datafusion::arrow::datatypes::DataType as ArrowType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{Expr, cast};
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use stratum_core::ir::{Application, Batch, FileFormat, SinkKind};
+use stratum_core::types::Field;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("there is no batch `{name}` in `{application}`")]
+    NoBatch { name: String, application: String },
+    #[error("table `{table}` has no data yet: {path} does not exist; run the pipeline that fills it first")]
+    NoData { table: String, path: PathBuf },
+    /// The query is wrong; `line` and `column` (from 1) are within the query text when DataFusion knows them,
+    /// `help` is DataFusion's suggestion when it has one.
+    #[error("{message}")]
+    Query { message: String, line: Option<u64>, column: Option<u64>, help: Option<String> },
+    #[error("the result has no column `{column}`, which dataset `{dataset}` needs (the result has: {found})")]
+    MissingColumn { column: String, dataset: String, found: String },
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+/// What a batch run did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BatchRun {
+    pub batch: String,
+    pub into: String,
+    pub path: PathBuf,
+    pub rows: usize,
+    pub seconds: f64,
+}
+
+/// Where a table that a query reads is stored, and in what format.
+fn table_location(application: &Application, table: &str) -> Option<(String, FileFormat)> {
+    if let Some(dataset) = application.datasets.iter().find(|dataset| dataset.name == table) {
+        let location = dataset.location();
+        let format = dataset.format.or_else(|| format_of(&location)).unwrap_or(FileFormat::Parquet);
+        return Some((location, format));
+    }
+    application.sinks.iter().find(|sink| sink.name == table).and_then(|sink| match &sink.kind {
+        SinkKind::File { path, format, .. } => Some((path.clone(), *format)),
+        _ => None,
+    })
+}
+
+fn format_of(path: &str) -> Option<FileFormat> {
+    Path::new(path).extension().and_then(|extension| FileFormat::from_name(&extension.to_string_lossy()))
+}
+
+/// Runs the batch `name` of `application` once; relative paths are relative to `base`.
+pub async fn run(application: &Application, name: &str, base: &Path) -> Result<BatchRun, Error> {
+    let started = Instant::now();
+    let batch = application
+        .batches
+        .iter()
+        .find(|batch| batch.name == name)
+        .ok_or_else(|| Error::NoBatch { name: name.into(), application: application.name.clone() })?;
+    let config = SessionConfig::new().set_bool("datafusion.sql_parser.collect_spans", true);
+    let context = SessionContext::new_with_config(config);
+    for table in &batch.reads {
+        let Some((location, format)) = table_location(application, table) else { continue };
+        let path = base.join(&location);
+        if !path.exists() {
+            return Err(Error::NoData { table: table.clone(), path });
+        }
+        register(&context, table, &path, format).await.map_err(query_error)?;
+    }
+    let frame = context.sql(&batch.query).await.map_err(query_error)?;
+    let dataset =
+        application.datasets.iter().find(|dataset| dataset.name == batch.into).ok_or_else(|| Error::Query {
+            message: format!("`into` names `{}`, which is not a dataset", batch.into),
+            line: None,
+            column: None,
+            help: None,
+        })?;
+    let conformed = conform(frame, &dataset.fields, &dataset.name)?;
+    let batches = conformed.collect().await.map_err(query_error)?;
+    let location = dataset.location();
+    let path = base.join(&location);
+    let format = dataset.format.or_else(|| format_of(&location)).unwrap_or(FileFormat::Parquet);
+    write(&path, format, &batches)?;
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    tracing::info!(batch = batch.name, into = dataset.name, rows, path = %path.display(), "batch done");
+    Ok(BatchRun {
+        batch: batch.name.clone(),
+        into: dataset.name.clone(),
+        path,
+        rows,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The batches of an application that run on a schedule, with their interval in seconds (`every`); cron
+/// schedules are returned with `None`.
+pub fn scheduled(application: &Application) -> Vec<(&Batch, Option<f64>)> {
+    application
+        .batches
+        .iter()
+        .map(|batch| match &batch.schedule {
+            stratum_core::ir::Schedule::Every(interval) => (batch, Some(interval.0)),
+            stratum_core::ir::Schedule::Cron(_) => (batch, None),
+        })
+        .collect()
+}
+
+async fn register(
+    context: &SessionContext,
+    table: &str,
+    path: &Path,
+    format: FileFormat,
+) -> Result<(), DataFusionError> {
+    let mut location = path.to_string_lossy().into_owned();
+    if path.is_dir() && !location.ends_with('/') {
+        location.push('/');
+    }
+    match format {
+        FileFormat::Parquet => context.register_parquet(table, &location, ParquetReadOptions::default()).await,
+        FileFormat::Csv => context.register_csv(table, &location, CsvReadOptions::new()).await,
+        FileFormat::Jsonl => {
+            context.register_json(table, &location, JsonReadOptions::default().file_extension(".jsonl")).await
+        }
+    }
+}
+
+/// The query's result with exactly the dataset's columns, in its order, cast to its types.
+fn conform(
+    frame: datafusion::dataframe::DataFrame,
+    fields: &[Field],
+    dataset: &str,
+) -> Result<datafusion::dataframe::DataFrame, Error> {
+    let schema = stratum_dataplane::columnar::arrow_schema(fields);
+    let available: Vec<String> = frame.schema().fields().iter().map(|field| field.name().clone()).collect();
+    let mut columns: Vec<Expr> = Vec::new();
+    for (field, arrow_field) in fields.iter().zip(schema.fields()) {
+        if !available.contains(&field.name) {
+            return Err(Error::MissingColumn {
+                column: field.name.clone(),
+                dataset: dataset.into(),
+                found: available.join(", "),
+            });
+        }
+        let target: ArrowType = arrow_field.data_type().clone();
+        columns.push(cast(Expr::Column(Column::from_name(&field.name)), target).alias(&field.name));
+    }
+    frame.select(columns).map_err(query_error)
+}
+
+/// Replaces the dataset's file with the result: written under a temporary name, then renamed, so a reader sees
+/// the old result or the new one, never half of one.
+fn write(path: &Path, format: FileFormat, batches: &[RecordBatch]) -> Result<(), Error> {
+    let write_error = |message: String| Error::Write { path: path.to_path_buf(), message };
+    if let Some(directory) = path.parent() {
+        std::fs::create_dir_all(directory).map_err(|error| write_error(error.to_string()))?;
+    }
+    let temporary = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let file = std::fs::File::create(&temporary).map_err(|error| write_error(error.to_string()))?;
+    let schema = match batches.first() {
+        Some(batch) => batch.schema(),
+        None => std::sync::Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+    };
+    let result: Result<std::fs::File, String> = match format {
+        FileFormat::Parquet => (|| {
+            let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None)
+                .map_err(|error| error.to_string())?;
+            for batch in batches {
+                writer.write(batch).map_err(|error| error.to_string())?;
+            }
+            writer.into_inner().map_err(|error| error.to_string())
+        })(),
+        FileFormat::Csv => (|| {
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(file);
+            for batch in batches {
+                writer.write(batch).map_err(|error| error.to_string())?;
+            }
+            Ok(writer.into_inner())
+        })(),
+        FileFormat::Jsonl => (|| {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(file);
+            for batch in batches {
+                writer.write(batch).map_err(|error| error.to_string())?;
+            }
+            writer.finish().map_err(|error| error.to_string())?;
+            Ok(writer.into_inner())
+        })(),
+    };
+    let file = result.map_err(write_error)?;
+    file.sync_all().map_err(|error| write_error(error.to_string()))?;
+    if path.is_dir() {
+        // A directory of parts written by a dataset sink before: the batch's result replaces it.
+        std::fs::remove_dir_all(path).map_err(|error| write_error(error.to_string()))?;
+    }
+    std::fs::rename(&temporary, path).map_err(|error| write_error(error.to_string()))
+}
+
+/// A DataFusion error as a query error, with its position in the query when known.
+fn query_error(error: DataFusionError) -> Error {
+    let diagnostic = error.diagnostic();
+    let (line, column) = match diagnostic.and_then(|diagnostic| diagnostic.span) {
+        Some(span) => (Some(span.start.line), Some(span.start.column)),
+        None => position_in_message(&error.to_string()),
+    };
+    let message = match diagnostic {
+        Some(diagnostic) => diagnostic.message.clone(),
+        None => error
+            .strip_backtrace()
+            .trim_start_matches("SQL error: ")
+            .trim_start_matches("ParserError(\"")
+            .trim_start_matches("Error during planning: ")
+            .trim_end_matches("\")")
+            .to_string(),
+    };
+    // The position is shown by pointing into the file.
+    let message = message.split(" at Line: ").next().unwrap_or(&message).to_string();
+    let help = diagnostic.and_then(|diagnostic| diagnostic.helps.first()).map(|help| help.message.clone());
+    Error::Query { message, line, column, help }
+}
+
+/// Parser errors say where in their message: `… at Line: 2, Column: 9`.
+fn position_in_message(message: &str) -> (Option<u64>, Option<u64>) {
+    let number_after = |label: &str| {
+        message
+            .find(label)
+            .and_then(|at| message[at + label.len()..].split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|digits| digits.parse().ok())
+    };
+    (number_after("Line: "), number_after("Column: "))
+}
+
+/// The byte offset in `query` of a 1-based line and column.
+pub fn offset_in_query(query: &str, line: u64, column: u64) -> Option<usize> {
+    let mut offset = 0;
+    for (index, text) in query.split_inclusive('\n').enumerate() {
+        if index as u64 + 1 == line {
+            let within = text.char_indices().nth(column.saturating_sub(1) as usize).map_or(text.len(), |(at, _)| at);
+            return Some(offset + within);
+        }
+        offset += text.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_come_from_parser_messages_and_map_to_offsets() {
+        assert_eq!(
+            position_in_message("Expected: end of statement, found: FROMM at Line: 2, Column: 9"),
+            (Some(2), Some(9))
+        );
+        assert_eq!(position_in_message("no position"), (None, None));
+        assert_eq!(offset_in_query("SELECT 1\n  FROMM t", 2, 3), Some(11));
+    }
+}

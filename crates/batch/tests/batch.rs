@@ -1,0 +1,106 @@
+//! Batch SQL end to end: a pipeline writes per-minute counts as Parquet, the hourly batch aggregates them with
+//! DataFusion into a dataset, and the result is checked against the counts themselves; query errors say where.
+
+use datafusion::arrow::array::{Array, BooleanArray, Int64Array};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use stratum_core::ir::Application;
+use stratum_dataplane::{Pipeline, PipelineOptions};
+
+fn checked(text: &str) -> Application {
+    let checked = stratum_lang::check_text("hourly.stratum", text);
+    let errors: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity() == stratum_lang::Severity::Error)
+        .map(|d| d.message.clone())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    checked.application
+}
+
+const APP: &str = include_str!("apps/hourly.stratum");
+
+async fn run_pipeline(application: &Application, directory: &std::path::Path) -> u64 {
+    let options = PipelineOptions { base_dir: directory.into(), fast_generators: true, ..PipelineOptions::default() };
+    let summary = Pipeline::build(application, &options).unwrap().run().await.unwrap();
+    summary.components.iter().find(|metrics| metrics.component == "counts").unwrap().events_out
+}
+
+async fn sum(context: &SessionContext, query: &str) -> i64 {
+    let batches = context.sql(query).await.unwrap().collect().await.unwrap();
+    batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_batch_aggregates_what_the_pipeline_wrote() {
+    let application = checked(APP);
+    let directory = tempfile::tempdir().unwrap();
+    let windows = run_pipeline(&application, directory.path()).await;
+    assert!(windows > 0);
+
+    let run = stratum_batch::run(&application, "hourly", directory.path()).await.unwrap();
+    assert_eq!(run.path, directory.path().join("out/congestion.parquet"));
+    // 20,000 events at 4/s span 5,000 s: hours 0 and 1, for 8 cameras.
+    assert_eq!(run.rows, 16);
+
+    let context = SessionContext::new();
+    context
+        .register_parquet(
+            "history",
+            &format!("{}/", directory.path().join("out/history").display()),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+    context
+        .register_parquet(
+            "result",
+            directory.path().join("out/congestion.parquet").to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sum(&context, "SELECT sum(vehicles) FROM result").await,
+        sum(&context, "SELECT sum(vehicles) FROM history").await
+    );
+    assert_eq!(sum(&context, "SELECT count(*) FROM history").await as u64, windows);
+    let batches = context.sql("SELECT vehicles, congested FROM result").await.unwrap().collect().await.unwrap();
+    for batch in batches {
+        let vehicles = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let congested = batch.column(1).as_any().downcast_ref::<BooleanArray>().unwrap();
+        for row in 0..batch.num_rows() {
+            assert_eq!(congested.value(row), vehicles.value(row) > 100);
+            assert!(!congested.is_null(row));
+        }
+    }
+    // The result's schema is the dataset's.
+    let schema = context.table("result").await.unwrap().schema().as_arrow().clone();
+    let names: Vec<&str> = schema.fields().iter().map(|field| field.name().as_str()).collect();
+    assert_eq!(names, ["camera", "window_end", "vehicles", "avg_speed", "congested"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_errors_say_where_they_are_in_the_query() {
+    let directory = tempfile::tempdir().unwrap();
+    let broken = APP.replace("sum(vehicles) AS vehicles, avg(avg_speed)", "sum(vehicle) AS vehicles, avg(avg_speed)");
+    let application = checked(&broken);
+    run_pipeline(&application, directory.path()).await;
+    let error = stratum_batch::run(&application, "hourly", directory.path()).await.unwrap_err();
+    let stratum_batch::Error::Query { message, line, column, .. } = &error else { panic!("{error}") };
+    assert!(message.contains("vehicle"), "{message}");
+    assert_eq!((*line, *column), (Some(3), Some(16)), "{message}");
+
+    let syntax = APP.replace("GROUP BY camera", "GROUP camera");
+    let application = checked(&syntax);
+    let error = stratum_batch::run(&application, "hourly", directory.path()).await.unwrap_err();
+    let stratum_batch::Error::Query { line, .. } = &error else { panic!("{error}") };
+    assert_eq!(*line, Some(6), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_data_is_a_clear_error() {
+    let directory = tempfile::tempdir().unwrap();
+    let error = stratum_batch::run(&checked(APP), "hourly", directory.path()).await.unwrap_err();
+    assert!(error.to_string().contains("table `history` has no data yet"), "{error}");
+}

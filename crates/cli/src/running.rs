@@ -1,0 +1,262 @@
+//! `stratum run-pipeline` and `stratum run-batch`: the data plane on one machine, until the control plane runs
+//! applications across machines.
+
+use crate::Outcome;
+use crate::commands::checked_without_errors;
+use crate::output::{ColorChoice, Format};
+use anyhow::Context as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use stratum_dataplane::metrics::MetricsSnapshot;
+use stratum_dataplane::{Pipeline, PipelineOptions};
+use stratum_lang::{Code, Diagnostic};
+
+#[derive(clap::Args)]
+pub struct RunPipelineArgs {
+    /// The .stratum file whose sources, streams and sinks to run.
+    file: PathBuf,
+    /// Run only these sinks or streams and what they read from (comma-separated; all of them otherwise).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP), with their
+    /// schemas and rates.
+    #[arg(long)]
+    simulate: bool,
+    /// Generators make events as fast as they can (event times still follow the declared rate).
+    #[arg(long)]
+    fast: bool,
+    /// Every generator (declared, or standing in with `--simulate`) stops after at most this many events.
+    #[arg(long, value_name = "N")]
+    events: Option<u64>,
+    /// Stop after this long, for example `30s`, `5min` (otherwise when the sources end or on Ctrl-C).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    run_for: Option<Duration>,
+    /// Where dead letters go (`DIR/dead-letters.jsonl`).
+    #[arg(long, default_value = ".stratum/run")]
+    data_dir: PathBuf,
+    /// The model store that `predict(service)` loads models from.
+    #[arg(long, default_value = ".stratum/models")]
+    store: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(clap::Args)]
+pub struct RunBatchArgs {
+    /// The .stratum file.
+    file: PathBuf,
+    /// The batch to run once, now.
+    name: String,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// `30s`, `500ms`, `5min`, `2h`, `1.5 s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 30s or 5min"))?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "min" | "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown unit `{other}`: use ms, s, min or h")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+    let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
+    let application = &checked.application;
+    let options = PipelineOptions {
+        base_dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        data_dir: Some(args.data_dir.clone()),
+        only: args.only.clone(),
+        simulate: args.simulate,
+        fast_generators: args.fast,
+        generator_limit: args.events,
+        model_store: Some(args.store.clone()),
+        ..PipelineOptions::default()
+    };
+    let pipeline = match Pipeline::build(application, &options) {
+        Ok(pipeline) => pipeline,
+        Err(error) => {
+            eprintln!("error: {error}");
+            if matches!(error, stratum_dataplane::Error::Unsupported { .. }) {
+                let runnable: Vec<&str> = application
+                    .sinks
+                    .iter()
+                    .filter(|sink| {
+                        stratum_dataplane::component::SINKS
+                            .iter()
+                            .any(|entry| entry.kind == stratum_dataplane::component::sink_kind(sink))
+                    })
+                    .map(|sink| sink.name.as_str())
+                    .collect();
+                let simulate =
+                    if args.simulate { "" } else { "`--simulate` stands generators in for external sources; " };
+                eprintln!(
+                    "help: {simulate}`--only {}` runs the sinks this version can write and what feeds them",
+                    runnable.join(",")
+                );
+            }
+            return Ok(Outcome::UserError);
+        }
+    };
+    let human = args.format == Format::Human;
+    if human {
+        eprintln!("running `{}`:", application.name);
+        for component in &pipeline.components {
+            eprintln!("  {:<7} {:<24} {}", component.role, component.name, component.kind);
+        }
+        eprintln!("dead letters: {}", args.data_dir.join("dead-letters.jsonl").display());
+        eprintln!("press Ctrl-C to stop (it drains: open windows are emitted, files written)");
+    }
+    let runtime = runtime()?;
+    let metrics = pipeline.metrics.clone();
+    let stopper = pipeline.stopper();
+    let interactive = human && std::io::stderr().is_terminal();
+    let summary = runtime.block_on(async move {
+        let run = tokio::spawn(pipeline.run());
+        let started = Instant::now();
+        let mut status = tokio::time::interval(Duration::from_secs(2));
+        let deadline = args.run_for.map(|limit| tokio::time::Instant::now() + limit);
+        let mut stopping = false;
+        let mut run = run;
+        loop {
+            tokio::select! {
+                result = &mut run => return result.context("the pipeline task failed")?.map_err(anyhow::Error::from),
+                _ = tokio::signal::ctrl_c(), if !stopping => {
+                    eprintln!("\nstopping: draining the pipeline …");
+                    stopper.stop();
+                    stopping = true;
+                }
+                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() && !stopping => {
+                    stopper.stop();
+                    stopping = true;
+                }
+                _ = status.tick(), if interactive => {
+                    eprintln!("{}", status_line(&metrics.snapshot(), started.elapsed()));
+                }
+            }
+        }
+    });
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return Ok(Outcome::UserError);
+        }
+    };
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        Format::Human => print_metrics(&summary.components, summary.seconds),
+    }
+    Ok(Outcome::Success)
+}
+
+fn status_line(snapshots: &[MetricsSnapshot], elapsed: Duration) -> String {
+    let parts: Vec<String> = snapshots
+        .iter()
+        .map(|snapshot| format!("{} {}", snapshot.component, snapshot.events_out.max(snapshot.events_in)))
+        .collect();
+    format!("[{:>5.0}s] {}", elapsed.as_secs_f64(), parts.join(" · "))
+}
+
+fn print_metrics(snapshots: &[MetricsSnapshot], seconds: f64) {
+    println!(
+        "{:<24} {:<20} {:>12} {:>12} {:>8} {:>8} {:>8} {:>10}",
+        "component", "kind", "events in", "events out", "dead", "dropped", "errors", "events/s"
+    );
+    for snapshot in snapshots {
+        let rate = snapshot.events_in.max(snapshot.events_out) as f64 / seconds.max(1e-9);
+        println!(
+            "{:<24} {:<20} {:>12} {:>12} {:>8} {:>8} {:>8} {:>10.0}",
+            snapshot.component,
+            snapshot.kind,
+            snapshot.events_in,
+            snapshot.events_out,
+            snapshot.dead_letters,
+            snapshot.dropped,
+            snapshot.errors,
+            rate
+        );
+    }
+    println!("ran for {seconds:.2} s");
+}
+
+pub fn run_batch(args: RunBatchArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+    let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
+    let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let result = runtime()?.block_on(stratum_batch::run(&checked.application, &args.name, &base));
+    match result {
+        Ok(run) => {
+            match args.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&run)?),
+                Format::Human => println!(
+                    "batch `{}`: {} rows into `{}` ({}) in {:.2} s",
+                    run.batch,
+                    run.rows,
+                    run.into,
+                    run.path.display(),
+                    run.seconds
+                ),
+            }
+            Ok(Outcome::Success)
+        }
+        Err(stratum_batch::Error::Query { message, line, column, help }) => {
+            let diagnostic = query_diagnostic(&checked, &args.name, &message, line.zip(column), help);
+            eprintln!("{}", stratum_lang::render(&diagnostic, &checked.sources, color.for_stderr()));
+            Ok(Outcome::UserError)
+        }
+        Err(error) => {
+            eprintln!("error: batch `{}`: {error}", args.name);
+            Ok(Outcome::UserError)
+        }
+    }
+}
+
+/// A query error as a diagnostic pointing into the query string in the file (at the query when DataFusion did
+/// not say where).
+fn query_diagnostic(
+    checked: &stratum_lang::Checked,
+    batch: &str,
+    message: &str,
+    position: Option<(u64, u64)>,
+    help: Option<String>,
+) -> Diagnostic {
+    let span =
+        checked.spans.attribute(batch, "query").unwrap_or_else(|| stratum_lang::source::Span::new(checked.root, 0, 0));
+    let text = checked.sources.get(span.file).slice(span);
+    let opening = if text.starts_with("\"\"\"") { 3 } else { 1 };
+    let query = checked
+        .application
+        .batches
+        .iter()
+        .find(|item| item.name == batch)
+        .map(|item| item.query.as_str())
+        .unwrap_or_default();
+    let pointed =
+        position.and_then(|(line, column)| stratum_batch::offset_in_query(query, line, column)).map(|offset| {
+            let start = span.start as usize + opening + offset;
+            let word = query[offset..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(query.len() - offset)
+                .max(1);
+            stratum_lang::source::Span::new(span.file, start, start + word)
+        });
+    Diagnostic::new(Code::QueryError, pointed.unwrap_or(span), format!("batch `{batch}`: {message}"))
+        .label(if pointed.is_some() { "here" } else { "in this query" })
+        .help(help.unwrap_or_else(|| {
+            "tables are the datasets and file sinks the query names, with the fields of their schemas as columns; \
+             the SQL is DataFusion's (https://datafusion.apache.org/user-guide/sql/)"
+                .into()
+        }))
+}

@@ -1,0 +1,294 @@
+//! What every component is: one trait per kind of component (a [`Source`] produces records, an [`Operator`]
+//! transforms them, a [`Sink`] writes them out), the [`Output`] that sends a component's records to its
+//! consumers over bounded channels, the [`Context`] each one runs with, and the one explicit registry of the
+//! kinds this version can build from the IR.
+
+use crate::metrics::ComponentMetrics;
+use crate::record::{Batch, Record, encoded_size};
+use crate::{Error, sinks, sources, stream};
+use serde_json::json;
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use stratum_core::ir::{Application, Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind, Stream};
+use tokio::sync::{mpsc, watch};
+
+/// A future that a component returns from a trait method.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A batch on its way into a component, with the input it arrived on (a join has two: 0 is `from`, 1 is `with`).
+#[derive(Debug)]
+pub struct Delivery {
+    pub port: usize,
+    pub batch: Batch,
+}
+
+/// Produces records: reads a broker, a file, a socket, or makes them up.
+pub trait Source: Send + 'static {
+    /// Runs until the source has nothing more to give (a file read once, a generator's count) or `context`
+    /// says to stop. Records go to `output`; waiting on a full output is the backpressure.
+    fn run(self: Box<Self>, output: Output, context: Context) -> BoxFuture<'static, Result<(), Error>>;
+}
+
+/// Transforms records in memory. Synchronous on purpose: the runtime gives it batches and sends on what it puts
+/// in `out`, so operators are plain code, easy to test and fast.
+pub trait Operator: Send + 'static {
+    fn process(&mut self, port: usize, batch: Batch, out: &mut Vec<Record>, context: &Context);
+    /// Called about once a second of wall-clock time, so that state bound to time (windows, join buffers) moves
+    /// on even when no records arrive.
+    fn tick(&mut self, now: Instant, out: &mut Vec<Record>, context: &Context);
+    /// Called once when every input has ended: emit everything still held.
+    fn finish(&mut self, out: &mut Vec<Record>, context: &Context);
+}
+
+/// Writes records out of the application.
+pub trait Sink: Send + 'static {
+    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
+    /// Called about once a second: a sink writes out what it has held long enough (it may wait to make larger
+    /// files).
+    fn flush<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
+    /// Called once when its input has ended or the pipeline stops: write out and make durable everything held.
+    fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// What a component runs with.
+#[derive(Clone)]
+pub struct Context {
+    pub component: String,
+    pub metrics: Arc<ComponentMetrics>,
+    pub shutdown: watch::Receiver<bool>,
+    pub dead_letters: DeadLetters,
+}
+
+impl Context {
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Waits until the pipeline is told to stop.
+    pub async fn stopped(&mut self) {
+        while !*self.shutdown.borrow_and_update() {
+            if self.shutdown.changed().await.is_err() {
+                // The pipeline that could stop us is gone: wait forever, the task will be dropped.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Sends a record that did not fit, with the reason, to the dead-letter output and counts it.
+    pub fn dead_letter(&self, reason: &str, raw: &str) {
+        self.metrics.count_dead_letter();
+        self.dead_letters.write(&self.component, reason, raw);
+    }
+}
+
+/// The dead-letter output of a pipeline: JSON lines with the component, the reason and the raw input, in a file
+/// when the pipeline has a data directory, otherwise kept in memory (tests read them there).
+#[derive(Clone, Default)]
+pub struct DeadLetters {
+    inner: Arc<Mutex<DeadLetterTarget>>,
+}
+
+enum DeadLetterTarget {
+    Memory(Vec<String>),
+    File(std::fs::File),
+}
+
+impl Default for DeadLetterTarget {
+    fn default() -> DeadLetterTarget {
+        DeadLetterTarget::Memory(Vec::new())
+    }
+}
+
+/// The in-memory dead letters are capped so that a flood of bad input cannot exhaust memory.
+const DEAD_LETTERS_IN_MEMORY: usize = 10_000;
+
+impl DeadLetters {
+    /// Dead letters appended to `path` (created with its directory).
+    pub fn to_file(path: &Path) -> Result<DeadLetters, Error> {
+        if let Some(directory) = path.parent() {
+            std::fs::create_dir_all(directory).map_err(Error::io(format!("creating {}", directory.display())))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(Error::io(format!("opening {}", path.display())))?;
+        Ok(DeadLetters { inner: Arc::new(Mutex::new(DeadLetterTarget::File(file))) })
+    }
+
+    fn write(&self, component: &str, reason: &str, raw: &str) {
+        tracing::debug!(component, reason, "dead letter");
+        let line = json!({ "component": component, "reason": reason, "raw": raw }).to_string();
+        let mut target = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &mut *target {
+            DeadLetterTarget::File(file) => {
+                if let Err(error) = writeln!(file, "{line}") {
+                    tracing::warn!(component, %error, "cannot write a dead letter");
+                }
+            }
+            DeadLetterTarget::Memory(lines) => {
+                if lines.len() < DEAD_LETTERS_IN_MEMORY {
+                    lines.push(line);
+                }
+            }
+        }
+    }
+
+    /// The dead letters kept in memory, as JSON lines (none when they go to a file).
+    pub fn in_memory(&self) -> Vec<String> {
+        match &*self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+            DeadLetterTarget::Memory(lines) => lines.clone(),
+            DeadLetterTarget::File(_) => Vec::new(),
+        }
+    }
+}
+
+/// Where a component's records go: one bounded channel per consumer. Sending waits while a consumer's channel is
+/// full, which slows the producer down to the pace of its slowest consumer instead of growing memory.
+#[derive(Clone)]
+pub struct Output {
+    consumers: Vec<(mpsc::Sender<Delivery>, usize)>,
+    metrics: Arc<ComponentMetrics>,
+}
+
+/// Every consumer has gone away; the producer should stop.
+#[derive(Debug)]
+pub struct Closed;
+
+impl Output {
+    pub fn new(consumers: Vec<(mpsc::Sender<Delivery>, usize)>, metrics: Arc<ComponentMetrics>) -> Output {
+        Output { consumers, metrics }
+    }
+
+    /// Sends records to every consumer and counts them out.
+    pub async fn send(&self, records: Vec<Record>) -> Result<(), Closed> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let bytes: usize = records.iter().map(encoded_size).sum();
+        self.metrics.count_out(records.len(), bytes);
+        let batch: Batch = Arc::new(records);
+        let mut delivered = false;
+        for (sender, port) in &self.consumers {
+            delivered |= sender.send(Delivery { port: *port, batch: batch.clone() }).await.is_ok();
+        }
+        if delivered || self.consumers.is_empty() { Ok(()) } else { Err(Closed) }
+    }
+}
+
+/// What building a component from the IR may use besides the item itself.
+pub struct BuildContext<'a> {
+    pub application: &'a Application,
+    /// Relative paths in the file are relative to this directory (the `.stratum` file's).
+    pub base_dir: &'a Path,
+    /// Where the pipeline keeps its state: dead letters, buffers.
+    pub data_dir: &'a Path,
+    /// Generators make events as fast as they can, with event times spaced by the declared rate, instead of in
+    /// real time (tests and benchmarks).
+    pub fast_generators: bool,
+    /// Generators stop after at most this many events.
+    pub generator_limit: Option<u64>,
+    /// The model store that `predict(service)` loads models from.
+    pub model_store: Option<&'a Path>,
+}
+
+impl BuildContext<'_> {
+    /// A path from the file, resolved against the file's directory.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+}
+
+/// Builds a component of one kind from its IR item.
+pub type Build<Item, Component> = fn(&Item, &BuildContext) -> Result<Box<Component>, Error>;
+
+/// A kind of source this version can build.
+pub struct SourceKindEntry {
+    pub kind: &'static str,
+    pub build: Build<SourceItem, dyn Source>,
+}
+
+/// A kind of stream operator.
+pub struct OperatorKindEntry {
+    pub kind: &'static str,
+    pub build: Build<Stream, dyn Operator>,
+}
+
+/// A kind of sink.
+pub struct SinkKindEntry {
+    pub kind: &'static str,
+    pub build: Build<SinkItem, dyn Sink>,
+}
+
+/// The registry: every source kind this version runs. Kinds the language knows but this list lacks are
+/// reported by name when a pipeline is built.
+pub const SOURCES: &[SourceKindEntry] = &[
+    SourceKindEntry { kind: "generator", build: sources::generator::build },
+    SourceKindEntry { kind: "file", build: sources::file::build },
+];
+
+pub const OPERATORS: &[OperatorKindEntry] = &[OperatorKindEntry { kind: "stream", build: stream::build }];
+
+pub const SINKS: &[SinkKindEntry] = &[
+    SinkKindEntry { kind: "file", build: sinks::file::build },
+    SinkKindEntry { kind: "dataset", build: sinks::file::build_dataset },
+];
+
+/// The registry name of a source's kind.
+pub fn source_kind(source: &SourceItem) -> &'static str {
+    match source.kind {
+        SourceKind::Mqtt { .. } => "mqtt",
+        SourceKind::Nats { .. } => "nats",
+        SourceKind::Kafka { .. } => "kafka",
+        SourceKind::Http { .. } => "http",
+        SourceKind::File { .. } => "file",
+        SourceKind::Generator { .. } => "generator",
+    }
+}
+
+/// The registry name of a sink's kind.
+pub fn sink_kind(sink: &SinkItem) -> &'static str {
+    match sink.kind {
+        SinkKind::Mqtt { .. } => "mqtt",
+        SinkKind::Nats { .. } => "nats",
+        SinkKind::Kafka { .. } => "kafka",
+        SinkKind::Http { .. } => "http",
+        SinkKind::File { .. } => "file",
+        SinkKind::Dataset { .. } => "dataset",
+    }
+}
+
+pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
+    let kind = source_kind(source);
+    let entry = SOURCES.iter().find(|entry| entry.kind == kind).ok_or_else(|| Error::Unsupported {
+        component: source.name.clone(),
+        what: format!("the `{kind}` source kind"),
+    })?;
+    (entry.build)(source, context)
+}
+
+pub fn build_sink(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sink>, Error> {
+    let kind = sink_kind(sink);
+    let entry = SINKS
+        .iter()
+        .find(|entry| entry.kind == kind)
+        .ok_or_else(|| Error::Unsupported { component: sink.name.clone(), what: format!("the `{kind}` sink kind") })?;
+    (entry.build)(sink, context)
+}
+
+pub fn build_operator(stream: &Stream, context: &BuildContext) -> Result<Box<dyn Operator>, Error> {
+    (OPERATORS[0].build)(stream, context)
+}
+
+/// Times one call and records it as the component's processing latency.
+pub fn timed<T>(metrics: &ComponentMetrics, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = work();
+    metrics.observe_latency(started.elapsed());
+    result
+}

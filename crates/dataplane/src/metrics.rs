@@ -1,0 +1,206 @@
+//! The standard metrics every component emits — events and bytes in and out, errors, dead letters, drops,
+//! processing latency and queue depth — kept in atomics so that counting costs no lock, and rendered in the
+//! Prometheus text format or as a serializable snapshot.
+
+use serde::Serialize;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Upper bounds, in microseconds, of the processing latency buckets (the last bucket is unbounded).
+pub const LATENCY_BUCKETS_MICROSECONDS: [u64; 12] =
+    [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000, 1_000_000];
+
+/// The metrics of one component instance.
+#[derive(Debug, Default)]
+pub struct ComponentMetrics {
+    pub component: String,
+    /// The registered kind, for example `generator`, `stream`, `file`.
+    pub kind: String,
+    pub events_in: AtomicU64,
+    pub events_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Failures that did not stop the component (a write retried, a record it could not handle).
+    pub errors: AtomicU64,
+    /// Records that did not fit the schema, sent to the dead-letter output with the reason.
+    pub dead_letters: AtomicU64,
+    /// Records dropped on purpose: too late for their window, or by a full buffer's policy.
+    pub dropped: AtomicU64,
+    /// Batches waiting in the component's input channel when it last received one.
+    pub queue_depth: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MICROSECONDS.len() + 1],
+    latency_sum_microseconds: AtomicU64,
+}
+
+impl ComponentMetrics {
+    pub fn count_in(&self, events: usize, bytes: usize) {
+        self.events_in.fetch_add(events as u64, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn count_out(&self, events: usize, bytes: usize) {
+        self.events_out.fetch_add(events as u64, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn count_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_dead_letter(&self) {
+        self.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_dropped(&self, events: u64) {
+        self.dropped.fetch_add(events, Ordering::Relaxed);
+    }
+
+    /// Records how long handling one batch took.
+    pub fn observe_latency(&self, elapsed: Duration) {
+        let microseconds = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        let bucket = LATENCY_BUCKETS_MICROSECONDS
+            .iter()
+            .position(|bound| microseconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS_MICROSECONDS.len());
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_microseconds.fetch_add(microseconds, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            component: self.component.clone(),
+            kind: self.kind.clone(),
+            events_in: load(&self.events_in),
+            events_out: load(&self.events_out),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+            errors: load(&self.errors),
+            dead_letters: load(&self.dead_letters),
+            dropped: load(&self.dropped),
+            queue_depth: load(&self.queue_depth),
+            latency_buckets: self.latency_buckets.iter().map(load).collect(),
+            latency_sum_microseconds: load(&self.latency_sum_microseconds),
+        }
+    }
+}
+
+/// The metrics of one component at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricsSnapshot {
+    pub component: String,
+    pub kind: String,
+    pub events_in: u64,
+    pub events_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub errors: u64,
+    pub dead_letters: u64,
+    pub dropped: u64,
+    pub queue_depth: u64,
+    /// Counts per bucket of [`LATENCY_BUCKETS_MICROSECONDS`], then the unbounded one.
+    pub latency_buckets: Vec<u64>,
+    pub latency_sum_microseconds: u64,
+}
+
+impl MetricsSnapshot {
+    /// How many batches were timed.
+    pub fn latency_count(&self) -> u64 {
+        self.latency_buckets.iter().sum()
+    }
+}
+
+/// The metrics of every component of a pipeline.
+#[derive(Debug, Default)]
+pub struct Registry {
+    components: Mutex<Vec<Arc<ComponentMetrics>>>,
+}
+
+impl Registry {
+    /// The metrics of a new component instance.
+    pub fn register(&self, component: &str, kind: &str) -> Arc<ComponentMetrics> {
+        let metrics = Arc::new(ComponentMetrics {
+            component: component.into(),
+            kind: kind.into(),
+            ..ComponentMetrics::default()
+        });
+        self.components.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(metrics.clone());
+        metrics
+    }
+
+    pub fn snapshot(&self) -> Vec<MetricsSnapshot> {
+        self.components
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|metrics| metrics.snapshot())
+            .collect()
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn render_prometheus(&self) -> String {
+        let snapshots = self.snapshot();
+        let mut out = String::new();
+        type Read = fn(&MetricsSnapshot) -> u64;
+        let counters: [(&str, &str, Read); 8] = [
+            ("stratum_events_in_total", "Events received.", |s| s.events_in),
+            ("stratum_events_out_total", "Events sent on.", |s| s.events_out),
+            ("stratum_bytes_in_total", "Bytes received.", |s| s.bytes_in),
+            ("stratum_bytes_out_total", "Bytes sent on.", |s| s.bytes_out),
+            ("stratum_errors_total", "Errors that did not stop the component.", |s| s.errors),
+            ("stratum_dead_letters_total", "Records that did not fit the schema.", |s| s.dead_letters),
+            ("stratum_dropped_total", "Records dropped by lateness or a full buffer.", |s| s.dropped),
+            ("stratum_queue_depth", "Batches waiting in the input channel.", |s| s.queue_depth),
+        ];
+        for (name, help, value) in counters {
+            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for snapshot in &snapshots {
+                let _ = writeln!(
+                    out,
+                    "{name}{{component=\"{}\",kind=\"{}\"}} {}",
+                    snapshot.component,
+                    snapshot.kind,
+                    value(snapshot)
+                );
+            }
+        }
+        let name = "stratum_processing_seconds";
+        let _ = writeln!(out, "# HELP {name} Time to handle one batch.\n# TYPE {name} histogram");
+        for snapshot in &snapshots {
+            let labels = format!("component=\"{}\",kind=\"{}\"", snapshot.component, snapshot.kind);
+            let mut cumulative = 0;
+            for (bound, count) in LATENCY_BUCKETS_MICROSECONDS.iter().zip(&snapshot.latency_buckets) {
+                cumulative += count;
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+            }
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", snapshot.latency_count());
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", snapshot.latency_sum_microseconds as f64 / 1e6);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", snapshot.latency_count());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_every_standard_metric_per_component() {
+        let registry = Registry::default();
+        let metrics = registry.register("counts", "stream");
+        metrics.count_in(10, 400);
+        metrics.observe_latency(Duration::from_micros(70));
+        metrics.observe_latency(Duration::from_secs(5));
+        let text = registry.render_prometheus();
+        assert!(text.contains("stratum_events_in_total{component=\"counts\",kind=\"stream\"} 10"), "{text}");
+        assert!(
+            text.contains("stratum_processing_seconds_bucket{component=\"counts\",kind=\"stream\",le=\"0.0001\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("stratum_processing_seconds_count{component=\"counts\",kind=\"stream\"} 2"), "{text}");
+    }
+}

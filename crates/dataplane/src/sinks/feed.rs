@@ -1,0 +1,63 @@
+//! Dashboard feeds: the latest records of a stream in a bounded in-memory series, which a dashboard panel reads
+//! while the pipeline runs. Old records fall off the front; memory stays bounded whatever the rate.
+
+use crate::Error;
+use crate::component::{BoxFuture, Context, Sink};
+use crate::record::{Batch, Record};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use stratum_core::types::Field;
+
+/// Records kept per feed unless a panel asks for more.
+pub const DEFAULT_FEED_LENGTH: usize = 1000;
+
+/// A shared, bounded series of records.
+#[derive(Clone)]
+pub struct Feed {
+    pub fields: Arc<Vec<Field>>,
+    capacity: usize,
+    records: Arc<Mutex<VecDeque<Record>>>,
+}
+
+impl Feed {
+    pub fn new(fields: Vec<Field>, capacity: usize) -> Feed {
+        Feed { fields: Arc::new(fields), capacity: capacity.max(1), records: Arc::new(Mutex::new(VecDeque::new())) }
+    }
+
+    /// The records held now, oldest first.
+    pub fn latest(&self) -> Vec<Record> {
+        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned().collect()
+    }
+
+    fn push(&self, records: &[Record]) {
+        let mut held = self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let skip = records.len().saturating_sub(self.capacity);
+        for record in &records[skip..] {
+            if held.len() == self.capacity {
+                held.pop_front();
+            }
+            held.push_back(record.clone());
+        }
+    }
+}
+
+/// The sink that fills a [`Feed`].
+pub struct FeedSink(pub Feed);
+
+impl Sink for FeedSink {
+    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            context.metrics.count_in(batch.len(), batch.iter().map(crate::record::encoded_size).sum());
+            self.0.push(&batch);
+            Ok(())
+        })
+    }
+
+    fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn finish<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+}

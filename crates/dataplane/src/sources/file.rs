@@ -1,0 +1,140 @@
+//! `file` sources: CSV (with a header line) and JSON lines, read once or tailed as the file grows. Each line is
+//! decoded against the schema; a line that does not fit goes to the dead-letter output with its line number.
+
+use crate::Error;
+use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
+use crate::record::{Record, from_csv_cells, from_json_line};
+use std::path::PathBuf;
+use std::time::Duration;
+use stratum_core::ir::{FileFormat, Source as SourceItem, SourceKind};
+use stratum_core::types::Field;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BATCH: usize = 1024;
+/// How often a tailed file is checked for new lines once its end is reached.
+const TAIL_POLL: Duration = Duration::from_millis(100);
+
+pub fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
+    let SourceKind::File { path, format, tail } = &source.kind else {
+        return Err(Error::Build { component: source.name.clone(), message: "not a file source".into() });
+    };
+    if *format == FileFormat::Parquet {
+        return Err(Error::Unsupported {
+            component: source.name.clone(),
+            what: "reading Parquet in a file source".into(),
+        });
+    }
+    Ok(Box::new(FileSource {
+        path: context.resolve(path),
+        format: *format,
+        tail: *tail,
+        fields: source.fields.clone(),
+    }))
+}
+
+pub struct FileSource {
+    pub path: PathBuf,
+    pub format: FileFormat,
+    pub tail: bool,
+    pub fields: Vec<Field>,
+}
+
+impl Source for FileSource {
+    fn run(self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
+        Box::pin(async move {
+            let component = context.component.clone();
+            let read_error =
+                |message: String| Error::Read { component: component.clone(), path: self.path.clone(), message };
+            let file = tokio::fs::File::open(&self.path).await.map_err(|error| read_error(error.to_string()))?;
+            let mut reader = BufReader::new(file);
+            let mut positions: Option<Vec<usize>> = None;
+            let mut line = String::new();
+            let mut pending = String::new();
+            let mut number = 0usize;
+            let mut records: Vec<Record> = Vec::with_capacity(BATCH);
+            loop {
+                line.clear();
+                let read = reader.read_line(&mut line).await.map_err(|error| read_error(error.to_string()))?;
+                let complete = line.ends_with('\n');
+                if read > 0 && !complete && self.tail {
+                    // A writer is in the middle of a line: keep the part and wait for the rest.
+                    pending.push_str(&line);
+                    continue;
+                }
+                if read == 0 {
+                    if output.send(std::mem::take(&mut records)).await.is_err() || !self.tail {
+                        return Ok(());
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(TAIL_POLL) => continue,
+                        _ = context.stopped() => return Ok(()),
+                    }
+                }
+                let text = if pending.is_empty() {
+                    line.as_str()
+                } else {
+                    pending.push_str(&line);
+                    pending.as_str()
+                };
+                number += 1;
+                let text = text.trim_end_matches(['\n', '\r']);
+                if text.trim().is_empty() {
+                    pending.clear();
+                    continue;
+                }
+                let decoded = match self.format {
+                    FileFormat::Csv => match &positions {
+                        None => {
+                            let headers: Vec<&str> =
+                                text.split(',').map(|header| header.trim().trim_matches('"')).collect();
+                            let found: Result<Vec<usize>, String> = self
+                                .fields
+                                .iter()
+                                .map(|field| {
+                                    headers.iter().position(|header| *header == field.name).ok_or_else(|| {
+                                        format!(
+                                            "the header has no column `{}` (it has: {})",
+                                            field.name,
+                                            headers.join(", ")
+                                        )
+                                    })
+                                })
+                                .collect();
+                            positions = Some(found.map_err(read_error)?);
+                            pending.clear();
+                            continue;
+                        }
+                        Some(positions) => {
+                            csv_cells(text).and_then(|cells| from_csv_cells(&cells, positions, &self.fields))
+                        }
+                    },
+                    _ => from_json_line(text, &self.fields),
+                };
+                context.metrics.count_in(1, text.len());
+                match decoded {
+                    Ok(record) => records.push(record),
+                    Err(reason) => context.dead_letter(&format!("line {number}: {reason}"), text),
+                }
+                pending.clear();
+                if records.len() >= BATCH
+                    && output.send(std::mem::replace(&mut records, Vec::with_capacity(BATCH))).await.is_err()
+                {
+                    return Ok(());
+                }
+                if context.stopping() {
+                    output.send(records).await.ok();
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
+
+fn csv_cells(line: &str) -> Result<csv::StringRecord, String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+    match reader.records().next() {
+        Some(Ok(record)) => Ok(record),
+        Some(Err(error)) => Err(format!("not CSV: {error}")),
+        None => Err("an empty CSV line".into()),
+    }
+}

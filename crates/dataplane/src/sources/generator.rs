@@ -1,0 +1,309 @@
+//! `generator` sources: synthetic events from the schema, at the declared rate, with values shaped like real
+//! data — what demos, tests and benchmarks run on, and what stands in for cameras and sensors when a pipeline
+//! simulates its external sources.
+//!
+//! Values are drawn from what the application itself says about each field: strings compared with literals
+//! (`class in ["car", "truck"]`) take those values (and a few others), numbers compared with thresholds
+//! (`speed_kmh > 80`) spread around them, and fields used as grouping keys take a fixed set of values, one per
+//! simulated device. The same seed gives the same events.
+
+use crate::Error;
+use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
+use crate::record::Record;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use stratum_core::eval::Datum;
+use stratum_core::ir::{Application, BinaryOp, Expr, Source as SourceItem, SourceKind, Value};
+use stratum_core::types::{DataType, Field};
+use stratum_ml::matrix::Random;
+
+/// Event time of the first event when generating as fast as possible: 2026-01-01T00:00:00Z.
+const SIMULATED_START_MILLISECONDS: i64 = 1_767_225_600_000;
+/// How many distinct values a key field takes unless told otherwise.
+pub const DEFAULT_KEY_COUNT: usize = 8;
+/// Events per batch.
+const BATCH: usize = 1024;
+
+/// Builds a generator for a `generator` source.
+pub fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
+    let (seed, count) = match source.kind {
+        SourceKind::Generator { seed, count } => (seed, count),
+        _ => (0, None),
+    };
+    let count = match (count, context.generator_limit) {
+        (Some(count), Some(limit)) => Some(count.min(limit)),
+        (count, limit) => count.or(limit),
+    };
+    Ok(Box::new(Generator::new(source, context.application, seed, count, context.fast_generators, DEFAULT_KEY_COUNT)))
+}
+
+/// A generator standing in for any source (`--simulate`): same schema and rate, no count.
+pub fn simulating(source: &SourceItem, context: &BuildContext) -> Box<dyn Source> {
+    let seed = crate::record::hash_key(&[Datum::Text(source.name.clone())], &[0]);
+    Box::new(Generator::new(
+        source,
+        context.application,
+        seed,
+        context.generator_limit,
+        context.fast_generators,
+        DEFAULT_KEY_COUNT,
+    ))
+}
+
+pub struct Generator {
+    plans: Vec<FieldPlan>,
+    random: Random,
+    count: Option<u64>,
+    /// Events per second for the whole source.
+    rate: f64,
+    fast: bool,
+}
+
+#[derive(Debug)]
+enum FieldPlan {
+    Key(Vec<String>),
+    /// Values with cumulative weights (a few common, a tail of rare ones, as real categories are).
+    Category(Vec<String>, Vec<f64>),
+    Number {
+        mean: f64,
+        spread: f64,
+        integer: bool,
+    },
+    Time,
+    Bool,
+    Duration,
+    /// Identifiers such as number plates: letters and digits, rarely repeating.
+    Identifier,
+    Missing,
+}
+
+impl Generator {
+    pub fn new(
+        source: &SourceItem,
+        application: &Application,
+        seed: u64,
+        count: Option<u64>,
+        fast: bool,
+        key_count: usize,
+    ) -> Generator {
+        let hints = Hints::of(application);
+        let plans = source.fields.iter().map(|field| plan(field, &hints, key_count)).collect();
+        let mut rate = source.rate.map_or(100.0, |rate| rate.0);
+        if source.rate_per_node {
+            let tier = source.placement.inferred_tier.or(source.placement.tier);
+            let nodes = application.nodes.iter().filter(|node| Some(node.machine.tier) == tier).count().max(1);
+            rate *= nodes as f64;
+        }
+        Generator { plans, random: Random::new(seed), count, rate: rate.max(1e-3), fast }
+    }
+
+    fn record(&mut self, index: u64, now_milliseconds: i64) -> Record {
+        let random = &mut self.random;
+        self.plans
+            .iter()
+            .map(|plan| match plan {
+                FieldPlan::Key(values) => Datum::Text(values[random.below(values.len())].clone()),
+                FieldPlan::Category(values, cumulative) => {
+                    let draw = random.next_f64() * cumulative.last().copied().unwrap_or(1.0);
+                    let index = cumulative.iter().position(|bound| draw < *bound).unwrap_or(values.len() - 1);
+                    Datum::Text(values[index].clone())
+                }
+                FieldPlan::Number { mean, spread, integer } => {
+                    let value = mean + spread * normal(random);
+                    if *integer {
+                        Datum::Int(value.round() as i64)
+                    } else {
+                        Datum::Float((value * 100.0).round() / 100.0)
+                    }
+                }
+                FieldPlan::Time => Datum::Timestamp(now_milliseconds),
+                FieldPlan::Bool => Datum::Bool(random.next_f64() < 0.5),
+                FieldPlan::Duration => Datum::Duration(-random.next_f64().max(1e-9).ln()),
+                FieldPlan::Identifier => {
+                    let letters: String = (0..3).map(|_| char::from(b'A' + random.below(26) as u8)).collect();
+                    Datum::Text(format!(
+                        "{letters}-{:04}",
+                        (index.wrapping_mul(7919) + random.below(10_000) as u64) % 10_000
+                    ))
+                }
+                FieldPlan::Missing => Datum::Null,
+            })
+            .collect()
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn normal(random: &mut Random) -> f64 {
+    let u = random.next_f64().max(1e-12);
+    let v = random.next_f64();
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+impl Source for Generator {
+    fn run(mut self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
+        Box::pin(async move {
+            let interval_milliseconds = 1000.0 / self.rate;
+            let started = Instant::now();
+            let wall_start = wall_clock_milliseconds();
+            let mut index = 0u64;
+            loop {
+                if context.stopping() || self.count.is_some_and(|count| index >= count) {
+                    return Ok(());
+                }
+                let remaining = self.count.map_or(BATCH as u64, |count| (count - index).min(BATCH as u64));
+                // In real time, a batch holds what is due now (at least one event); fast, a full batch.
+                let size = if self.fast {
+                    remaining
+                } else {
+                    let due = (started.elapsed().as_secs_f64() * self.rate) as u64;
+                    if due <= index {
+                        let wait = Duration::from_secs_f64(
+                            ((index + 1) as f64 - started.elapsed().as_secs_f64() * self.rate) / self.rate,
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+                            _ = context.stopped() => return Ok(()),
+                        }
+                        continue;
+                    }
+                    (due - index).min(remaining)
+                };
+                let mut records = Vec::with_capacity(size as usize);
+                for _ in 0..size {
+                    let time = if self.fast {
+                        SIMULATED_START_MILLISECONDS + (index as f64 * interval_milliseconds) as i64
+                    } else {
+                        wall_start + started.elapsed().as_millis() as i64
+                    };
+                    records.push(self.record(index, time));
+                    index += 1;
+                }
+                let bytes = records.iter().map(crate::record::encoded_size).sum();
+                context.metrics.count_in(records.len(), bytes);
+                if output.send(records).await.is_err() {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
+
+pub(crate) fn wall_clock_milliseconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// What the application says about fields, by name.
+#[derive(Default)]
+struct Hints {
+    strings: BTreeMap<String, BTreeSet<String>>,
+    numbers: BTreeMap<String, Vec<f64>>,
+    keys: BTreeSet<String>,
+}
+
+impl Hints {
+    fn of(application: &Application) -> Hints {
+        let mut hints = Hints::default();
+        for stream in &application.streams {
+            hints.keys.extend(stream.keys.iter().cloned());
+            if let Some(join) = &stream.join {
+                hints.keys.extend(join.keys.iter().cloned());
+            }
+            if let Some(filter) = &stream.filter {
+                hints.visit(filter);
+            }
+            for computed in &stream.select {
+                hints.visit(&computed.expr);
+            }
+        }
+        for sink in &application.sinks {
+            if let stratum_core::ir::SinkKind::File { partition_by, .. } = &sink.kind {
+                hints.keys.extend(partition_by.iter().cloned());
+            }
+        }
+        hints
+    }
+
+    fn visit(&mut self, expr: &Expr) {
+        match expr {
+            Expr::Binary { op, left, right } => {
+                if let Expr::Field { name } = left.as_ref() {
+                    match (op, right.as_ref()) {
+                        (BinaryOp::In, Expr::List { items }) => {
+                            for item in items {
+                                self.literal(name, item);
+                            }
+                        }
+                        (_, literal @ Expr::Literal { .. }) => self.literal(name, literal),
+                        _ => {}
+                    }
+                }
+                self.visit(left);
+                self.visit(right);
+            }
+            Expr::Unary { operand, .. } => self.visit(operand),
+            Expr::Call { args, .. } => args.iter().for_each(|argument| self.visit(argument)),
+            Expr::List { items } => items.iter().for_each(|item| self.visit(item)),
+            Expr::Literal { .. } | Expr::Field { .. } => {}
+        }
+    }
+
+    fn literal(&mut self, field: &str, expr: &Expr) {
+        match expr {
+            Expr::Literal { value: Value::String(text) } => {
+                self.strings.entry(field.into()).or_default().insert(text.clone());
+            }
+            Expr::Literal { value: Value::Int(number) } => {
+                self.numbers.entry(field.into()).or_default().push(*number as f64)
+            }
+            Expr::Literal { value: Value::Float(number) } => {
+                self.numbers.entry(field.into()).or_default().push(*number)
+            }
+            _ => {}
+        }
+    }
+}
+
+fn plan(field: &Field, hints: &Hints, key_count: usize) -> FieldPlan {
+    let name = &field.name;
+    match field.data_type.without_optional() {
+        DataType::String if hints.keys.contains(name) => {
+            FieldPlan::Key((1..=key_count).map(|index| format!("{name}-{index}")).collect())
+        }
+        DataType::String => match hints.strings.get(name) {
+            Some(values) => {
+                let mut values: Vec<String> = values.iter().cloned().collect();
+                values.push("other".into());
+                let mut total = 0.0;
+                let cumulative = (0..values.len())
+                    .map(|rank| {
+                        total += 1.0 / (rank as f64 + 1.0);
+                        total
+                    })
+                    .collect();
+                FieldPlan::Category(values, cumulative)
+            }
+            None if field.private => FieldPlan::Identifier,
+            None => FieldPlan::Category(
+                (1..=5).map(|index| format!("{name}-{index}")).collect(),
+                vec![1.0, 1.5, 1.8, 2.0, 2.1],
+            ),
+        },
+        data_type @ (DataType::Int | DataType::Float) => {
+            let integer = *data_type == DataType::Int;
+            match hints.numbers.get(name) {
+                Some(thresholds) if !thresholds.is_empty() => {
+                    let low = thresholds.iter().copied().fold(f64::INFINITY, f64::min);
+                    let high = thresholds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let spread = if high > low { (high - low) / 2.0 } else { low.abs().max(1.0) / 2.0 };
+                    FieldPlan::Number { mean: (low + high) / 2.0, spread, integer }
+                }
+                _ => FieldPlan::Number { mean: 50.0, spread: 15.0, integer },
+            }
+        }
+        DataType::Timestamp => FieldPlan::Time,
+        DataType::Bool => FieldPlan::Bool,
+        DataType::Duration => FieldPlan::Duration,
+        DataType::Bytes => FieldPlan::Identifier,
+        DataType::List(_) | DataType::Optional(_) => FieldPlan::Missing,
+    }
+}

@@ -1,0 +1,4 @@
+//! The sources this version runs: synthetic events from a schema, and files read once or tailed.
+
+pub mod file;
+pub mod generator;

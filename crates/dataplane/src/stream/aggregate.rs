@@ -1,0 +1,250 @@
+//! The aggregates of windowed streams: how each one is found in a `select` expression, the state it keeps per key
+//! and window, and its value when the window closes.
+
+use crate::record::Record;
+use std::collections::HashSet;
+use stratum_core::eval::{Compiled, Datum};
+use stratum_core::ir::Expr;
+
+/// The language's aggregate functions.
+pub const AGGREGATE_FUNCTIONS: &[&str] = &["count", "count_if", "sum", "avg", "min", "max", "percentile", "distinct"];
+
+/// One aggregate of a window, with its argument compiled against the window's input record.
+#[derive(Debug)]
+pub enum Aggregate {
+    Count,
+    CountIf(Compiled),
+    Sum(Compiled),
+    Avg(Compiled),
+    Min(Compiled),
+    Max(Compiled),
+    /// The argument and the quantile (0.95 for the 95th percentile).
+    Percentile(Compiled, f64),
+    Distinct(Compiled),
+}
+
+/// The running state of one aggregate for one key in one window.
+#[derive(Clone, Debug)]
+pub enum State {
+    Count(u64),
+    /// Integer and float sums are kept apart so that a sum of ints stays exact.
+    Sum {
+        integer: i64,
+        float: f64,
+        any_float: bool,
+        seen: bool,
+    },
+    Avg {
+        total: f64,
+        count: u64,
+    },
+    Extreme(Datum),
+    Values(Vec<f64>),
+    Distinct(HashSet<DistinctValue>),
+}
+
+/// A value as a member of a set (floats by their bits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DistinctValue {
+    Bool(bool),
+    Int(i64),
+    Bits(u64),
+    Text(String),
+}
+
+impl Aggregate {
+    /// Reads an aggregate call from a `select` expression, compiling its argument with `compile`.
+    pub fn from_call(
+        expr: &Expr,
+        compile: &dyn Fn(&Expr) -> Result<Compiled, String>,
+    ) -> Option<Result<Aggregate, String>> {
+        let Expr::Call { function, args } = expr else { return None };
+        if !AGGREGATE_FUNCTIONS.contains(&function.as_str()) {
+            return None;
+        }
+        let argument = || args.first().map(compile).unwrap_or_else(|| Err(format!("`{function}` needs an argument")));
+        Some((|| {
+            Ok(match function.as_str() {
+                "count" => Aggregate::Count,
+                "count_if" => Aggregate::CountIf(argument()?),
+                "sum" => Aggregate::Sum(argument()?),
+                "avg" => Aggregate::Avg(argument()?),
+                "min" => Aggregate::Min(argument()?),
+                "max" => Aggregate::Max(argument()?),
+                "percentile" => {
+                    let quantile = match args.get(1) {
+                        Some(Expr::Literal { value }) => Datum::from(value).as_f64(),
+                        _ => None,
+                    };
+                    Aggregate::Percentile(argument()?, quantile.ok_or("`percentile` needs a fraction such as 0.95")?)
+                }
+                _ => Aggregate::Distinct(argument()?),
+            })
+        })())
+    }
+
+    pub fn start(&self) -> State {
+        match self {
+            Aggregate::Count | Aggregate::CountIf(_) => State::Count(0),
+            Aggregate::Sum(_) => State::Sum { integer: 0, float: 0.0, any_float: false, seen: false },
+            Aggregate::Avg(_) => State::Avg { total: 0.0, count: 0 },
+            Aggregate::Min(_) | Aggregate::Max(_) => State::Extreme(Datum::Null),
+            Aggregate::Percentile(..) => State::Values(Vec::new()),
+            Aggregate::Distinct(_) => State::Distinct(HashSet::new()),
+        }
+    }
+
+    /// Adds one record. Missing values are skipped, as SQL aggregates skip NULL.
+    pub fn add(&self, state: &mut State, record: &Record) {
+        match (self, state) {
+            (Aggregate::Count, State::Count(count)) => *count += 1,
+            (Aggregate::CountIf(condition), State::Count(count)) => *count += u64::from(condition.holds(record)),
+            (Aggregate::Sum(argument), State::Sum { integer, float, any_float, seen }) => {
+                match *argument.evaluate(record) {
+                    Datum::Int(value) => {
+                        *integer = integer.wrapping_add(value);
+                        *seen = true;
+                    }
+                    Datum::Float(value) | Datum::Duration(value) => {
+                        *float += value;
+                        *any_float = true;
+                        *seen = true;
+                    }
+                    _ => {}
+                }
+            }
+            (Aggregate::Avg(argument), State::Avg { total, count }) => {
+                if let Some(value) = argument.evaluate(record).as_f64() {
+                    *total += value;
+                    *count += 1;
+                }
+            }
+            (Aggregate::Min(argument), State::Extreme(current)) => {
+                keep_extreme(current, &argument.evaluate(record), true)
+            }
+            (Aggregate::Max(argument), State::Extreme(current)) => {
+                keep_extreme(current, &argument.evaluate(record), false)
+            }
+            (Aggregate::Percentile(argument, _), State::Values(values)) => {
+                if let Some(value) = argument.evaluate(record).as_f64() {
+                    values.push(value);
+                }
+            }
+            (Aggregate::Distinct(argument), State::Distinct(set)) => {
+                let value = match &*argument.evaluate(record) {
+                    Datum::Null => return,
+                    Datum::Bool(value) => DistinctValue::Bool(*value),
+                    Datum::Int(value) | Datum::Timestamp(value) => DistinctValue::Int(*value),
+                    Datum::Float(value) | Datum::Duration(value) => DistinctValue::Bits(value.to_bits()),
+                    Datum::Text(text) => DistinctValue::Text(text.clone()),
+                };
+                set.insert(value);
+            }
+            _ => {}
+        }
+    }
+
+    /// Merges `other` into `state` (session windows that grow into each other).
+    pub fn merge(&self, state: &mut State, other: State) {
+        match (state, other) {
+            (State::Count(count), State::Count(more)) => *count += more,
+            (
+                State::Sum { integer, float, any_float, seen },
+                State::Sum { integer: i, float: f, any_float: a, seen: s },
+            ) => {
+                *integer = integer.wrapping_add(i);
+                *float += f;
+                *any_float |= a;
+                *seen |= s;
+            }
+            (State::Avg { total, count }, State::Avg { total: t, count: c }) => {
+                *total += t;
+                *count += c;
+            }
+            (State::Extreme(current), State::Extreme(value)) => {
+                keep_extreme(current, &value, matches!(self, Aggregate::Min(_)))
+            }
+            (State::Values(values), State::Values(more)) => values.extend(more),
+            (State::Distinct(set), State::Distinct(more)) => set.extend(more),
+            _ => {}
+        }
+    }
+
+    /// The aggregate's value when its window closes.
+    pub fn value(&self, state: &State) -> Datum {
+        match state {
+            State::Count(count) => Datum::Int(*count as i64),
+            State::Sum { seen: false, .. } => Datum::Null,
+            State::Sum { integer, float, any_float, .. } => {
+                if *any_float {
+                    Datum::Float(*float + *integer as f64)
+                } else {
+                    Datum::Int(*integer)
+                }
+            }
+            State::Avg { count: 0, .. } => Datum::Null,
+            State::Avg { total, count } => Datum::Float(total / *count as f64),
+            State::Extreme(value) => value.clone(),
+            State::Values(values) => match self {
+                Aggregate::Percentile(_, quantile) => percentile(values, *quantile),
+                _ => Datum::Null,
+            },
+            State::Distinct(set) => Datum::Int(set.len() as i64),
+        }
+    }
+}
+
+fn keep_extreme(current: &mut Datum, candidate: &Datum, minimum: bool) {
+    if *candidate == Datum::Null {
+        return;
+    }
+    let replace = match (&*current, candidate) {
+        (Datum::Null, _) => true,
+        (Datum::Text(a), Datum::Text(b)) => {
+            if minimum {
+                b < a
+            } else {
+                b > a
+            }
+        }
+        (a, b) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => {
+                if minimum {
+                    y < x
+                } else {
+                    y > x
+                }
+            }
+            _ => false,
+        },
+    };
+    if replace {
+        *current = candidate.clone();
+    }
+}
+
+/// The quantile by linear interpolation between the closest ranks (NumPy's and pandas' default).
+fn percentile(values: &[f64], quantile: f64) -> Datum {
+    if values.is_empty() {
+        return Datum::Null;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let position = quantile.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (below, above) = (position.floor() as usize, position.ceil() as usize);
+    let fraction = position - below as f64;
+    Datum::Float(sorted[below] + (sorted[above] - sorted[below]) * fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_like_numpy() {
+        // numpy.percentile([1, 2, 3, 4], 95) == 3.85
+        let Datum::Float(value) = percentile(&[4.0, 1.0, 3.0, 2.0], 0.95) else { panic!("not a float") };
+        assert!((value - 3.85).abs() < 1e-12, "{value}");
+        assert_eq!(percentile(&[7.0], 0.5), Datum::Float(7.0));
+    }
+}

@@ -1,0 +1,86 @@
+//! The windowed join of two streams: records of either side wait, per key, for records of the other side whose
+//! event times are within the join's duration of theirs; each matching pair becomes one widened record.
+
+use super::{EventClock, event_time};
+use crate::Error;
+use crate::record::{Keyed, Record};
+use std::collections::VecDeque;
+use std::time::Instant;
+use stratum_core::ir::Join;
+use stratum_core::types::Field;
+
+pub struct Joiner {
+    /// Key positions in the records of each side.
+    keys: [Vec<usize>; 2],
+    times: [Option<usize>; 2],
+    /// The positions of the other side's fields that the widened record adds (all but the keys).
+    added: Vec<usize>,
+    within: i64,
+    waiting: [Keyed<VecDeque<(i64, Record)>>; 2],
+    clocks: [EventClock; 2],
+}
+
+impl Joiner {
+    pub fn new(join: &Join, own: &[Field], other: &[Field], lateness_seconds: f64) -> Result<Joiner, Error> {
+        let positions = |fields: &[Field]| -> Result<Vec<usize>, Error> {
+            join.keys
+                .iter()
+                .map(|key| {
+                    fields.iter().position(|field| field.name == *key).ok_or_else(|| Error::Build {
+                        component: join.with.clone(),
+                        message: format!("no join key `{key}`"),
+                    })
+                })
+                .collect()
+        };
+        let keys = [positions(own)?, positions(other)?];
+        Ok(Joiner {
+            waiting: [Keyed::new(keys[0].clone()), Keyed::new(keys[1].clone())],
+            keys,
+            times: [crate::record::event_time_position(own), crate::record::event_time_position(other)],
+            added: (0..other.len()).filter(|index| !join.keys.contains(&other[*index].name)).collect(),
+            within: (join.within.0 * 1000.0).round() as i64,
+            clocks: [EventClock::new(lateness_seconds), EventClock::new(lateness_seconds)],
+        })
+    }
+
+    /// Matches the records that arrived on `port` (0: the stream's own input, 1: the other side) with those
+    /// waiting on the other side, then keeps them waiting for later records of the other side.
+    pub fn add(&mut self, port: usize, records: Vec<Record>, now: Instant, joined: &mut Vec<Record>) {
+        let side = port.min(1);
+        let other = 1 - side;
+        for record in records {
+            let time = event_time(self.times[side], &record);
+            self.clocks[side].observe(time, now);
+            if let Some(candidates) = self.waiting[other].find(&record, &self.keys[side]) {
+                for (other_time, other_record) in candidates {
+                    if (time - other_time).abs() <= self.within {
+                        let (own, theirs) = if side == 0 { (&record, other_record) } else { (other_record, &record) };
+                        let mut widened = own.clone();
+                        widened.extend(self.added.iter().map(|index| theirs[*index].clone()));
+                        joined.push(widened);
+                    }
+                }
+            }
+            self.waiting[side].entry(&record, VecDeque::new).push_back((time, record));
+        }
+    }
+
+    /// Forgets records that no future record can match: older than the slower side's watermark by more than the
+    /// join's duration.
+    pub fn evict(&mut self, now: Instant) {
+        let (Some(left), Some(right)) = (self.clocks[0].watermark(now), self.clocks[1].watermark(now)) else { return };
+        let horizon = left.min(right) - self.within;
+        for side in &mut self.waiting {
+            side.retain(|waiting| {
+                waiting.retain(|(time, _)| *time >= horizon);
+                !waiting.is_empty()
+            });
+        }
+    }
+
+    /// How many records wait on either side.
+    pub fn waiting(&self) -> usize {
+        self.waiting.iter().map(|side| side.iter().map(|(_, list)| list.len()).sum::<usize>()).sum()
+    }
+}

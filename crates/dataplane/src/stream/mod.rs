@@ -1,0 +1,316 @@
+//! The `stream` operator: a join, a filter, a keyed window with aggregates or a projection with computed fields
+//! and model predictions, in the order the language defines. Expressions are compiled once against the record
+//! layout (one shared evaluator, `stratum_core::eval`), so the per-record work looks nothing up by name.
+
+pub mod aggregate;
+pub mod join;
+pub mod predict;
+pub mod window;
+
+use crate::Error;
+use crate::component::{BuildContext, Context, Operator};
+use crate::record::{Batch, Record, event_time_position, into_records};
+use aggregate::Aggregate;
+use join::Joiner;
+use predict::Predictor;
+use std::time::Instant;
+use stratum_core::eval::{Compiled, Datum};
+use stratum_core::ir::{Expr, Stream};
+use window::{Closed, Windows};
+
+/// Allowed lateness when a stream does not declare `lateness`.
+pub const DEFAULT_LATENESS_SECONDS: f64 = 1.0;
+
+pub fn build(stream: &Stream, context: &BuildContext) -> Result<Box<dyn Operator>, Error> {
+    Ok(Box::new(StreamOperator::new(stream, context)?))
+}
+
+/// How a record's output columns are made when there is no window.
+enum Column {
+    Copy(usize),
+    Compute(Compiled),
+}
+
+enum Stage {
+    Window { windows: Windows, select: Vec<Compiled> },
+    Project { columns: Vec<Column>, predictors: Vec<Predictor> },
+}
+
+pub struct StreamOperator {
+    join: Option<Joiner>,
+    filter: Option<Compiled>,
+    stage: Stage,
+    /// Where the event time of a (joined) record is; `None`: records are timed by their arrival.
+    time: Option<usize>,
+    clock: EventClock,
+}
+
+/// Tracks event time: the latest event time seen, and when it was seen, so that an idle stream's watermark moves
+/// on with the wall clock and its last windows close.
+pub struct EventClock {
+    lateness: i64,
+    latest: Option<(i64, Instant)>,
+}
+
+impl EventClock {
+    pub fn new(lateness_seconds: f64) -> EventClock {
+        EventClock { lateness: (lateness_seconds * 1000.0).round() as i64, latest: None }
+    }
+
+    pub fn observe(&mut self, time: i64, now: Instant) {
+        match self.latest {
+            Some((latest, _)) if latest >= time => {}
+            _ => self.latest = Some((time, now)),
+        }
+    }
+
+    /// Event time minus lateness; the wall-clock time since the latest event counts as event time passing.
+    pub fn watermark(&self, now: Instant) -> Option<i64> {
+        self.latest
+            .map(|(latest, seen)| latest + now.saturating_duration_since(seen).as_millis() as i64 - self.lateness)
+    }
+}
+
+impl StreamOperator {
+    pub fn new(stream: &Stream, context: &BuildContext) -> Result<StreamOperator, Error> {
+        let build_error = |message: String| Error::Build { component: stream.name.clone(), message };
+        let application = context.application;
+        let input =
+            application.fields_of(&stream.from).ok_or_else(|| build_error(format!("no input `{}`", stream.from)))?;
+        let (join, fields) = match &stream.join {
+            Some(join) => {
+                let other = application
+                    .fields_of(&join.with)
+                    .ok_or_else(|| build_error(format!("no input `{}`", join.with)))?;
+                (
+                    Some(Joiner::new(join, input, other, stream.lateness.map_or(DEFAULT_LATENESS_SECONDS, |d| d.0))?),
+                    join.widen(input, other),
+                )
+            }
+            None => (None, input.to_vec()),
+        };
+        let position = |name: &str| fields.iter().position(|field| field.name == name);
+        let compile = |expr: &Expr| {
+            Compiled::new(expr, &position).map_err(|name| build_error(format!("no field `{name}` in its input")))
+        };
+        let filter = stream.filter.as_ref().map(compile).transpose()?;
+        let stage = match &stream.window {
+            Some(window) => {
+                let keys = stream
+                    .keys
+                    .iter()
+                    .map(|key| position(key).ok_or_else(|| build_error(format!("no key field `{key}` in its input"))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // Aggregates become fields of the closed window's record: keys, window_start, window_end, then
+                // one per aggregate call.
+                let mut aggregates = Vec::new();
+                let mut rewritten = Vec::new();
+                for computed in &stream.select {
+                    rewritten.push(
+                        replace_calls(&computed.expr, &mut |call| {
+                            let aggregate = Aggregate::from_call(call, &|argument| {
+                                Compiled::new(argument, &position)
+                                    .map_err(|name| format!("no field `{name}` in its input"))
+                            })?;
+                            Some(aggregate.map(|aggregate| {
+                                aggregates.push(aggregate);
+                                format!("#aggregate{}", aggregates.len() - 1)
+                            }))
+                        })
+                        .map_err(build_error)?,
+                    );
+                }
+                let mut layout: Vec<String> = stream.keys.clone();
+                layout.extend(["window_start".to_string(), "window_end".to_string()]);
+                layout.extend((0..aggregates.len()).map(|index| format!("#aggregate{index}")));
+                let select = rewritten
+                    .iter()
+                    .map(|expr| {
+                        Compiled::new(expr, &|name| layout.iter().position(|known| known == name)).map_err(|name| {
+                            build_error(format!("`{name}` is neither a key nor an aggregate of the window"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Stage::Window { windows: Windows::new(window, keys, aggregates), select }
+            }
+            None => {
+                let mut predictors = Vec::new();
+                let mut columns: Vec<Column> = if !stream.keep.is_empty() {
+                    stream.keep.iter().filter_map(|name| position(name)).map(Column::Copy).collect()
+                } else if stream.select.is_empty() {
+                    (0..fields.len()).map(Column::Copy).collect()
+                } else {
+                    Vec::new()
+                };
+                for computed in &stream.select {
+                    let expr = replace_calls(&computed.expr, &mut |call| match call {
+                        Expr::Call { function, args } if function == "predict" => {
+                            let service = match args.first() {
+                                Some(Expr::Field { name }) => name.clone(),
+                                _ => return Some(Err("`predict` takes a service".to_string())),
+                            };
+                            Some(
+                                Predictor::load(&service, &stream.name, &fields, context)
+                                    .map_err(|error| error.to_string())
+                                    .map(|predictor| {
+                                        predictors.push(predictor);
+                                        format!("#predict{}", predictors.len() - 1)
+                                    }),
+                            )
+                        }
+                        _ => None,
+                    })
+                    .map_err(build_error)?;
+                    let compiled = Compiled::new(&expr, &|name| {
+                        position(name).or_else(|| {
+                            name.strip_prefix("#predict")
+                                .and_then(|index| index.parse::<usize>().ok())
+                                .map(|index| fields.len() + index)
+                        })
+                    })
+                    .map_err(|name| build_error(format!("no field `{name}` in its input")))?;
+                    columns.push(Column::Compute(compiled));
+                }
+                Stage::Project { columns, predictors }
+            }
+        };
+        Ok(StreamOperator {
+            join,
+            filter,
+            stage,
+            time: event_time_position(&fields),
+            clock: EventClock::new(stream.lateness.map_or(DEFAULT_LATENESS_SECONDS, |lateness| lateness.0)),
+        })
+    }
+
+    /// Filters, windows or projects joined records.
+    fn handle(&mut self, records: Vec<Record>, now: Instant, out: &mut Vec<Record>, context: &Context) {
+        let filter = self.filter.as_ref();
+        match &mut self.stage {
+            Stage::Window { windows, .. } => {
+                let mut late = 0;
+                for record in records {
+                    if filter.is_some_and(|filter| !filter.holds(&record)) {
+                        continue;
+                    }
+                    let time = event_time(self.time, &record);
+                    self.clock.observe(time, now);
+                    if !windows.add(&record, time) {
+                        late += 1;
+                    }
+                }
+                if late > 0 {
+                    context.metrics.count_dropped(late);
+                    tracing::debug!(component = context.component, late, "records too late for their windows");
+                }
+                self.close(now, out);
+            }
+            Stage::Project { columns, predictors } => {
+                let mut kept: Vec<Record> = match filter {
+                    Some(filter) => records.into_iter().filter(|record| filter.holds(record)).collect(),
+                    None => records,
+                };
+                let width = kept.first().map_or(0, Vec::len);
+                for predictor in predictors.iter() {
+                    let predictions = predictor.predict(&kept, width, context);
+                    for (record, prediction) in kept.iter_mut().zip(predictions) {
+                        record.push(prediction);
+                    }
+                }
+                out.extend(kept.into_iter().map(|record| {
+                    columns
+                        .iter()
+                        .map(|column| match column {
+                            Column::Copy(index) => record.get(*index).cloned().unwrap_or(Datum::Null),
+                            Column::Compute(expr) => expr.evaluate(&record).into_owned(),
+                        })
+                        .collect()
+                }));
+            }
+        }
+    }
+
+    fn close(&mut self, now: Instant, out: &mut Vec<Record>) {
+        let watermark = self.clock.watermark(now);
+        self.close_at(watermark, out);
+    }
+
+    fn close_at(&mut self, watermark: Option<i64>, out: &mut Vec<Record>) {
+        let (Stage::Window { windows, select }, Some(watermark)) = (&mut self.stage, watermark) else { return };
+        let mut closed = Vec::new();
+        windows.close(watermark, &mut closed);
+        for Closed { key, start, end, states } in closed {
+            let mut row = key;
+            let keys = row.len();
+            row.push(Datum::Timestamp(start));
+            row.push(Datum::Timestamp(end));
+            row.extend(windows.aggregates.iter().zip(&states).map(|(aggregate, state)| aggregate.value(state)));
+            let computed: Vec<Datum> = select.iter().map(|expr| expr.evaluate(&row).into_owned()).collect();
+            row.truncate(keys + 2);
+            row.extend(computed);
+            out.push(row);
+        }
+    }
+}
+
+/// The event time of a record: its time field, or the wall clock when it has none.
+pub fn event_time(position: Option<usize>, record: &Record) -> i64 {
+    match position.and_then(|position| record.get(position)) {
+        Some(Datum::Timestamp(time)) => *time,
+        _ => crate::sources::generator::wall_clock_milliseconds(),
+    }
+}
+
+impl Operator for StreamOperator {
+    fn process(&mut self, port: usize, batch: Batch, out: &mut Vec<Record>, context: &Context) {
+        let now = Instant::now();
+        let records = match &mut self.join {
+            Some(joiner) => {
+                let mut joined = Vec::new();
+                joiner.add(port, into_records(batch), now, &mut joined);
+                joined
+            }
+            None => into_records(batch),
+        };
+        if !records.is_empty() {
+            self.handle(records, now, out, context);
+        }
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Vec<Record>, _context: &Context) {
+        if let Some(joiner) = &mut self.join {
+            joiner.evict(now);
+        }
+        self.close(now, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Record>, _context: &Context) {
+        self.close_at(Some(i64::MAX), out);
+    }
+}
+
+/// Rewrites `expr`, replacing the calls that `replace` names with a field of that name; stops at the first error.
+fn replace_calls(
+    expr: &Expr,
+    replace: &mut dyn FnMut(&Expr) -> Option<Result<String, String>>,
+) -> Result<Expr, String> {
+    if let Some(result) = replace(expr) {
+        return result.map(|name| Expr::Field { name });
+    }
+    Ok(match expr {
+        Expr::Unary { op, operand } => Expr::Unary { op: *op, operand: Box::new(replace_calls(operand, replace)?) },
+        Expr::Binary { op, left, right } => Expr::Binary {
+            op: *op,
+            left: Box::new(replace_calls(left, replace)?),
+            right: Box::new(replace_calls(right, replace)?),
+        },
+        Expr::Call { function, args } => Expr::Call {
+            function: function.clone(),
+            args: args.iter().map(|argument| replace_calls(argument, replace)).collect::<Result<_, _>>()?,
+        },
+        Expr::List { items } => {
+            Expr::List { items: items.iter().map(|item| replace_calls(item, replace)).collect::<Result<_, _>>()? }
+        }
+        other => other.clone(),
+    })
+}

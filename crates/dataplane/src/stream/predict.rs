@@ -1,0 +1,102 @@
+//! `predict(service)` in a stream: the service's model, loaded from the model store, called through the ML
+//! crate's inference entry points once per batch.
+
+use crate::Error;
+use crate::component::{BuildContext, Context};
+use crate::record::Record;
+use stratum_core::eval::Datum;
+use stratum_core::types::{DataType, Field};
+use stratum_ml::imported::ImportedModel;
+use stratum_ml::search::{Prediction, TrainedModel};
+use stratum_ml::{ModelStore, StoredModel};
+
+enum Model {
+    Trained(Box<TrainedModel>),
+    Imported(Box<ImportedModel>),
+}
+
+pub struct Predictor {
+    model: Model,
+    /// The names of the fields of the records it is given, to read them by name.
+    fields: Vec<String>,
+    output: DataType,
+}
+
+impl Predictor {
+    /// Loads the latest stored version of the model behind `service`.
+    pub fn load(service: &str, component: &str, fields: &[Field], context: &BuildContext) -> Result<Predictor, Error> {
+        let application = context.application;
+        let model_error =
+            |model: &str, message: String| Error::Model { component: component.into(), model: model.into(), message };
+        let service_item = application
+            .services
+            .iter()
+            .find(|item| item.name == service)
+            .ok_or_else(|| Error::Build { component: component.into(), message: format!("no service `{service}`") })?;
+        let model_name = &service_item.model;
+        let model_item = application.models.iter().find(|model| model.name == *model_name);
+        let output = model_item.map_or(DataType::String, |model| model.output.clone());
+        let store_root =
+            context.model_store.ok_or_else(|| model_error(model_name, "no model store is configured".into()))?;
+        let store = ModelStore::new(store_root);
+        let stored = store.load_any(model_name, None).map_err(|error| {
+            model_error(model_name, format!("{error}; train it first with `stratum train FILE --model {model_name}`"))
+        })?;
+        let model = match stored {
+            StoredModel::Trained(artifact) => Model::Trained(Box::new(artifact.model)),
+            StoredModel::Imported(artifact) => {
+                let bytes =
+                    store.imported_bytes(&artifact).map_err(|error| model_error(model_name, error.to_string()))?;
+                Model::Imported(Box::new(
+                    ImportedModel::from_bytes(&bytes, Some(artifact.inputs.clone()))
+                        .map_err(|error| model_error(model_name, error.to_string()))?,
+                ))
+            }
+        };
+        tracing::info!(component, service, model = model_name.as_str(), "model loaded for predict()");
+        Ok(Predictor { model, fields: fields.iter().map(|field| field.name.clone()).collect(), output })
+    }
+
+    /// One prediction per record (the first `width` values of each are the input fields).
+    pub fn predict(&self, records: &[Record], width: usize, context: &Context) -> Vec<Datum> {
+        type Reader<'a> = Box<dyn Fn(&str) -> Datum + 'a>;
+        let readers: Vec<Reader> = records
+            .iter()
+            .map(|record| {
+                Box::new(move |name: &str| {
+                    self.fields[..width.min(self.fields.len())]
+                        .iter()
+                        .position(|field| field == name)
+                        .and_then(|index| record.get(index).cloned())
+                        .unwrap_or(Datum::Null)
+                }) as Box<dyn Fn(&str) -> Datum>
+            })
+            .collect();
+        let references: Vec<&dyn Fn(&str) -> Datum> = readers.iter().map(|reader| reader.as_ref()).collect();
+        let predictions = match &self.model {
+            Model::Trained(model) => model.predict(&references),
+            Model::Imported(model) => match model.predict(&references) {
+                Ok(predictions) => predictions,
+                Err(error) => {
+                    context.metrics.count_error();
+                    tracing::warn!(component = context.component, %error, "prediction failed");
+                    return vec![Datum::Null; records.len()];
+                }
+            },
+        };
+        predictions.into_iter().map(|prediction| self.datum(prediction)).collect()
+    }
+
+    fn datum(&self, prediction: Prediction) -> Datum {
+        match prediction {
+            Prediction::Class { label, .. } => {
+                stratum_ml::data::parse_cell(&label, &self.output).unwrap_or(Datum::Text(label))
+            }
+            Prediction::Value(value) if *self.output.without_optional() == DataType::Int => {
+                Datum::Int(value.round() as i64)
+            }
+            Prediction::Value(value) => Datum::Float(value),
+            Prediction::Cluster(cluster) => Datum::Int(cluster as i64),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Keyed windows on event time: tumbling, sliding and session windows, closed by a watermark that trails the
+//! latest event time by the stream's allowed lateness. A record that arrives after its windows have closed is
+//! counted as dropped, never silently merged into the wrong window.
+
+use super::aggregate::{Aggregate, State};
+use crate::record::{Keyed, Record};
+use std::collections::BTreeMap;
+use stratum_core::ir::Window;
+
+/// One closed window of one key, ready to be projected.
+pub struct Closed {
+    pub key: Record,
+    pub start: i64,
+    pub end: i64,
+    pub states: Vec<State>,
+}
+
+enum Shape {
+    Tumbling { size: i64 },
+    Sliding { size: i64, slide: i64 },
+    Session { gap: i64 },
+}
+
+struct Session {
+    start: i64,
+    last: i64,
+    states: Vec<State>,
+}
+
+pub struct Windows {
+    shape: Shape,
+    keys: Vec<usize>,
+    pub aggregates: Vec<Aggregate>,
+    /// Tumbling and sliding windows still open, by start.
+    open: BTreeMap<i64, Keyed<Vec<State>>>,
+    /// Session windows still open, per key, ordered by start.
+    sessions: Keyed<Vec<Session>>,
+    /// The watermark the windows were last closed at: nothing ending at or before it can change any more.
+    applied: i64,
+}
+
+fn milliseconds(seconds: f64) -> i64 {
+    (seconds * 1000.0).round().max(1.0) as i64
+}
+
+impl Windows {
+    pub fn new(window: &Window, keys: Vec<usize>, aggregates: Vec<Aggregate>) -> Windows {
+        let shape = match window {
+            Window::Tumbling { size } => Shape::Tumbling { size: milliseconds(size.0) },
+            Window::Sliding { size, slide } => {
+                Shape::Sliding { size: milliseconds(size.0), slide: milliseconds(slide.0) }
+            }
+            Window::Session { gap } => Shape::Session { gap: milliseconds(gap.0) },
+        };
+        Windows {
+            shape,
+            sessions: Keyed::new(keys.clone()),
+            keys,
+            aggregates,
+            open: BTreeMap::new(),
+            applied: i64::MIN,
+        }
+    }
+
+    /// Adds a record with event time `time`; returns false when it is too late for every window it belongs to.
+    pub fn add(&mut self, record: &Record, time: i64) -> bool {
+        match self.shape {
+            Shape::Tumbling { size } => {
+                let start = time.div_euclid(size) * size;
+                if start + size <= self.applied {
+                    return false;
+                }
+                self.add_to(start, record);
+                true
+            }
+            Shape::Sliding { size, slide } => {
+                let mut start = time.div_euclid(slide) * slide;
+                let mut added = false;
+                while start + size > time {
+                    if start + size > self.applied {
+                        self.add_to(start, record);
+                        added = true;
+                    }
+                    start -= slide;
+                }
+                added
+            }
+            Shape::Session { gap } => {
+                if time + gap <= self.applied {
+                    return false;
+                }
+                let aggregates = &self.aggregates;
+                let sessions = self.sessions.entry(record, Vec::new);
+                // The sessions this event touches merge into one.
+                let touching: Vec<usize> = (0..sessions.len())
+                    .filter(|index| sessions[*index].start - gap <= time && time <= sessions[*index].last + gap)
+                    .collect();
+                let mut session =
+                    Session { start: time, last: time, states: aggregates.iter().map(Aggregate::start).collect() };
+                for index in touching.into_iter().rev() {
+                    let merged = sessions.remove(index);
+                    session.start = session.start.min(merged.start);
+                    session.last = session.last.max(merged.last);
+                    for ((aggregate, state), other) in aggregates.iter().zip(&mut session.states).zip(merged.states) {
+                        aggregate.merge(state, other);
+                    }
+                }
+                for (aggregate, state) in aggregates.iter().zip(&mut session.states) {
+                    aggregate.add(state, record);
+                }
+                let position = sessions.partition_point(|existing| existing.start < session.start);
+                sessions.insert(position, session);
+                true
+            }
+        }
+    }
+
+    fn add_to(&mut self, start: i64, record: &Record) {
+        let aggregates = &self.aggregates;
+        let keyed = self.open.entry(start).or_insert_with(|| Keyed::new(self.keys.clone()));
+        let states = keyed.entry(record, || aggregates.iter().map(Aggregate::start).collect());
+        for (aggregate, state) in aggregates.iter().zip(states.iter_mut()) {
+            aggregate.add(state, record);
+        }
+    }
+
+    /// Closes every window that ends at or before `watermark` (all of them when it is `i64::MAX`), in order of end.
+    pub fn close(&mut self, watermark: i64, closed: &mut Vec<Closed>) {
+        if watermark <= self.applied {
+            return;
+        }
+        self.applied = watermark;
+        match self.shape {
+            Shape::Tumbling { size } | Shape::Sliding { size, .. } => {
+                while let Some(entry) = self.open.first_entry() {
+                    let start = *entry.key();
+                    if start.saturating_add(size) > watermark {
+                        break;
+                    }
+                    for (key, states) in entry.remove().into_entries() {
+                        closed.push(Closed { key, start, end: start + size, states });
+                    }
+                }
+            }
+            Shape::Session { gap } => {
+                let first = closed.len();
+                let sessions = std::mem::replace(&mut self.sessions, Keyed::new(self.keys.clone()));
+                for (key, list) in sessions.into_entries() {
+                    let mut still_open = Vec::new();
+                    for session in list {
+                        if session.last.saturating_add(gap) <= watermark {
+                            closed.push(Closed {
+                                key: key.clone(),
+                                start: session.start,
+                                end: session.last + gap,
+                                states: session.states,
+                            });
+                        } else {
+                            still_open.push(session);
+                        }
+                    }
+                    if !still_open.is_empty() {
+                        *self.sessions.entry(&key_record(&key, &self.keys), Vec::new) = still_open;
+                    }
+                }
+                closed[first..].sort_by_key(|window| window.end);
+            }
+        }
+    }
+
+    /// How many key-window states are open (for tests and metrics).
+    pub fn open_states(&self) -> usize {
+        self.open.values().map(Keyed::len).sum::<usize>()
+            + self.sessions.iter().map(|(_, list)| list.len()).sum::<usize>()
+    }
+}
+
+/// A record with the key's values at the key positions, so that a stored key can be looked up again.
+fn key_record(key: &Record, positions: &[usize]) -> Record {
+    let width = positions.iter().max().map_or(0, |max| max + 1);
+    let mut record = vec![stratum_core::eval::Datum::Null; width];
+    for (value, position) in key.iter().zip(positions) {
+        record[*position] = value.clone();
+    }
+    record
+}

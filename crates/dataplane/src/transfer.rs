@@ -1,0 +1,304 @@
+//! Store-and-forward between nodes: a [`Forwarder`] sends the entries of a node's durable [`Log`] to a
+//! [`Receiver`] on another node over TCP and removes them from the log only when the receiver acknowledges them.
+//! The forwarder connects out (edge machines sit behind NAT), reconnects with backoff when the uplink drops,
+//! and resends what was not acknowledged, in order.
+//!
+//! The protocol: frames of `[length u32][kind u8][body]`, little endian.
+//! - `HELLO path` (forwarder → receiver): which data path this connection carries.
+//! - `WELCOME next` (receiver → forwarder): the sequence number the receiver expects next on that path, so that
+//!   entries it already has are skipped after a reconnect.
+//! - `DATA sequence time payload` (forwarder → receiver): one log entry.
+//! - `ACK sequence` (receiver → forwarder): every entry up to this one has been handed on.
+//!
+//! A receiver hands an entry to its consumer and waits until the consumer says it is done before acknowledging;
+//! the consumer decides how durable that is (a sink that syncs, the next hop's log).
+
+use crate::Error;
+use crate::log::{Entry, Log};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+const HELLO: u8 = 1;
+const WELCOME: u8 = 2;
+const DATA: u8 = 3;
+const ACK: u8 = 4;
+const MAX_FRAME: usize = crate::log::MAX_ENTRY_BYTES + 64;
+/// Entries sent but not yet acknowledged, at most.
+const IN_FLIGHT: u64 = 256;
+
+async fn write_frame(writer: &mut (impl AsyncWriteExt + Unpin), kind: u8, body: &[&[u8]]) -> std::io::Result<()> {
+    let length: usize = 1 + body.iter().map(|part| part.len()).sum::<usize>();
+    writer.write_all(&(length as u32).to_le_bytes()).await?;
+    writer.write_all(&[kind]).await?;
+    for part in body {
+        writer.write_all(part).await?;
+    }
+    Ok(())
+}
+
+async fn read_frame(reader: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut length = [0u8; 4];
+    reader.read_exact(&mut length).await?;
+    let length = u32::from_le_bytes(length) as usize;
+    if length == 0 || length > MAX_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a frame of {length} bytes")));
+    }
+    let mut frame = vec![0u8; length];
+    reader.read_exact(&mut frame).await?;
+    let kind = frame.remove(0);
+    Ok((kind, frame))
+}
+
+fn u64_of(body: &[u8]) -> std::io::Result<u64> {
+    body.get(..8)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "a frame too short for its kind"))
+}
+
+/// Sends a log's entries to a receiver, for as long as it runs.
+pub struct Forwarder {
+    pub log: Arc<Mutex<Log>>,
+    /// The data path's name (the same on both ends).
+    pub path: String,
+    pub to: String,
+}
+
+/// What a forwarder has done, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForwarderState {
+    pub connected: bool,
+    pub connections: u64,
+    pub acknowledged: u64,
+}
+
+impl Forwarder {
+    /// Runs until `stop` turns true and everything is acknowledged (or `stop` turns true while disconnected).
+    pub async fn run(self, mut stop: watch::Receiver<bool>, state: watch::Sender<ForwarderState>) -> Result<(), Error> {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if *stop.borrow() && self.pending()? == 0 {
+                return Ok(());
+            }
+            match TcpStream::connect(&self.to).await {
+                Ok(stream) => {
+                    backoff = Duration::from_millis(50);
+                    state.send_modify(|state| {
+                        state.connected = true;
+                        state.connections += 1;
+                    });
+                    let result = self.session(stream, &mut stop, &state).await;
+                    state.send_modify(|state| state.connected = false);
+                    match result {
+                        Ok(()) => return Ok(()),
+                        Err(error) => {
+                            tracing::info!(path = self.path, to = self.to, %error, "uplink lost; will reconnect")
+                        }
+                    }
+                }
+                Err(error) => tracing::debug!(path = self.path, to = self.to, %error, "cannot connect"),
+            }
+            if *stop.borrow() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn pending(&self) -> Result<u64, Error> {
+        Ok(self.log.lock().map_err(|_| Error::Transfer("the log lock was poisoned".into()))?.pending())
+    }
+
+    fn with_log<T>(&self, work: impl FnOnce(&mut Log) -> Result<T, Error>) -> Result<T, Error> {
+        let mut log = self.log.lock().map_err(|_| Error::Transfer("the log lock was poisoned".into()))?;
+        work(&mut log)
+    }
+
+    /// One connection: returns Ok when told to stop with nothing pending, Err when the connection fails.
+    async fn session(
+        &self,
+        stream: TcpStream,
+        stop: &mut watch::Receiver<bool>,
+        state: &watch::Sender<ForwarderState>,
+    ) -> Result<(), Error> {
+        let io = |error: std::io::Error| Error::Transfer(error.to_string());
+        stream.set_nodelay(true).ok();
+        let (reader, writer) = stream.into_split();
+        let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
+        write_frame(&mut writer, HELLO, &[self.path.as_bytes()]).await.map_err(io)?;
+        writer.flush().await.map_err(io)?;
+        let (kind, body) = read_frame(&mut reader).await.map_err(io)?;
+        if kind != WELCOME {
+            return Err(Error::Transfer(format!("expected WELCOME, got frame kind {kind}")));
+        }
+        let expected = u64_of(&body).map_err(io)?;
+        if expected > 0 {
+            self.with_log(|log| log.acknowledge(expected - 1))?;
+        }
+        let mut next = self.with_log(|log| Ok(log.first_unacknowledged()))?;
+        let mut acknowledged = next;
+        // Acknowledgements arrive on their own task so that sending never waits for them.
+        let (acks, mut ack_receiver) = mpsc::unbounded_channel::<std::io::Result<u64>>();
+        let ack_task = tokio::spawn(async move {
+            loop {
+                let frame = read_frame(&mut reader).await;
+                let done = frame.is_err();
+                let result = frame.and_then(|(kind, body)| match kind {
+                    ACK => u64_of(&body),
+                    other => Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("unexpected frame kind {other}"),
+                    )),
+                });
+                if acks.send(result).is_err() || done {
+                    return;
+                }
+            }
+        });
+        let result = async {
+            loop {
+                // Send what the log has, up to the in-flight limit.
+                let room = (acknowledged + IN_FLIGHT).saturating_sub(next) as usize;
+                let entries: Vec<Entry> =
+                    if room > 0 { self.with_log(|log| log.read(next, room, 4 << 20))? } else { Vec::new() };
+                for entry in &entries {
+                    write_frame(
+                        &mut writer,
+                        DATA,
+                        &[&entry.sequence.to_le_bytes(), &entry.time.to_le_bytes(), &entry.payload],
+                    )
+                    .await
+                    .map_err(io)?;
+                    next = entry.sequence + 1;
+                }
+                if !entries.is_empty() {
+                    writer.flush().await.map_err(io)?;
+                }
+                if *stop.borrow() && acknowledged >= self.with_log(|log| Ok(log.next_sequence()))? {
+                    return Ok(());
+                }
+                let wait = if entries.is_empty() || room == 0 { Duration::from_millis(20) } else { Duration::ZERO };
+                tokio::select! {
+                    ack = ack_receiver.recv() => match ack {
+                        Some(Ok(sequence)) => {
+                            self.with_log(|log| log.acknowledge(sequence))?;
+                            acknowledged = acknowledged.max(sequence + 1);
+                            state.send_modify(|state| state.acknowledged = acknowledged);
+                        }
+                        Some(Err(error)) => return Err(io(error)),
+                        None => return Err(Error::Transfer("the receiver closed the connection".into())),
+                    },
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        .await;
+        ack_task.abort();
+        result
+    }
+}
+
+/// An entry handed to the receiver's consumer; acknowledged to the forwarder once [`Delivered::done`] is called.
+pub struct Delivered {
+    pub path: String,
+    pub sequence: u64,
+    pub time: i64,
+    pub payload: Vec<u8>,
+    done: oneshot::Sender<()>,
+}
+
+impl Delivered {
+    /// The consumer has handled the entry.
+    pub fn done(self) {
+        self.done.send(()).ok();
+    }
+}
+
+/// Accepts forwarders' connections and hands their entries on, each path's exactly once and in order while the
+/// receiver runs.
+pub struct Receiver {
+    listener: TcpListener,
+    expected: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Receiver {
+    pub async fn bind(address: &str) -> Result<Receiver, Error> {
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|error| Error::Transfer(format!("cannot listen on {address}: {error}")))?;
+        Ok(Receiver { listener, expected: Arc::default() })
+    }
+
+    pub fn local_address(&self) -> Result<SocketAddr, Error> {
+        self.listener.local_addr().map_err(|error| Error::Transfer(error.to_string()))
+    }
+
+    /// Accepts connections until `deliveries` is closed by its consumer.
+    pub async fn run(self, deliveries: mpsc::Sender<Delivered>) {
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let Ok((stream, peer)) = accepted else { continue };
+                    let deliveries = deliveries.clone();
+                    let expected = self.expected.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = receive(stream, deliveries, expected).await {
+                            tracing::debug!(%peer, %error, "forwarder connection ended");
+                        }
+                    });
+                }
+                _ = deliveries.closed() => return,
+            }
+        }
+    }
+}
+
+async fn receive(
+    stream: TcpStream,
+    deliveries: mpsc::Sender<Delivered>,
+    expected: Arc<Mutex<HashMap<String, u64>>>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true).ok();
+    let (reader, writer) = stream.into_split();
+    let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
+    let (kind, body) = read_frame(&mut reader).await?;
+    if kind != HELLO {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected HELLO"));
+    }
+    let path = String::from_utf8_lossy(&body).into_owned();
+    let next_expected = |expected: &Mutex<HashMap<String, u64>>| {
+        expected.lock().map(|map| map.get(&path).copied().unwrap_or(0)).unwrap_or(0)
+    };
+    write_frame(&mut writer, WELCOME, &[&next_expected(&expected).to_le_bytes()]).await?;
+    writer.flush().await?;
+    loop {
+        let (kind, body) = read_frame(&mut reader).await?;
+        if kind != DATA || body.len() < 16 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected DATA"));
+        }
+        let sequence = u64_of(&body)?;
+        let time = u64_of(&body[8..])? as i64;
+        if sequence >= next_expected(&expected) {
+            let (done, handled) = oneshot::channel();
+            let delivered = Delivered { path: path.clone(), sequence, time, payload: body[16..].to_vec(), done };
+            if deliveries.send(delivered).await.is_err() || handled.await.is_err() {
+                return Ok(());
+            }
+            if let Ok(mut map) = expected.lock() {
+                map.insert(path.clone(), sequence + 1);
+            }
+        }
+        write_frame(&mut writer, ACK, &[&sequence.to_le_bytes()]).await?;
+        writer.flush().await?;
+    }
+}
