@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use stratum_core::ir::{SinkKind, SourceKind};
 use stratum_dataplane::metrics::MetricsSnapshot;
 use stratum_dataplane::{Pipeline, PipelineOptions};
 use stratum_lang::{Code, Diagnostic};
@@ -38,6 +39,10 @@ pub struct RunPipelineArgs {
     /// The model store that `predict(service)` loads models from.
     #[arg(long, default_value = ".stratum/models")]
     store: PathBuf,
+    /// The MQTT broker for components that name none (`mqtt://host:port`, or `mqtt5://` for MQTT 5); without it
+    /// Stratum starts its embedded broker on 127.0.0.1:1883 (MQTT 5 on 1884).
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
@@ -75,6 +80,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let application = &checked.application;
+    let runtime = runtime()?;
+    let needs_broker = application.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Mqtt { .. }))
+        || (!args.simulate
+            && application.sources.iter().any(|source| matches!(source.kind, SourceKind::Mqtt { broker: None, .. })));
+    let mut broker = args.broker.clone();
+    if needs_broker && broker.is_none() {
+        let (v4, v5) = ("127.0.0.1:1883".parse()?, "127.0.0.1:1884".parse()?);
+        match runtime.block_on(async { stratum_dataplane::mqtt::EmbeddedBroker::start(v4, v5) }) {
+            Ok(embedded) => {
+                if args.format == Format::Human {
+                    eprintln!("embedded MQTT broker: {} (MQTT 5: {})", embedded.url(), embedded.url5());
+                }
+                broker = Some(embedded.url());
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                eprintln!("help: if a broker already listens there, use it with `--broker mqtt://127.0.0.1:1883`");
+                return Ok(Outcome::UserError);
+            }
+        }
+    }
     let options = PipelineOptions {
         base_dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default(),
         data_dir: Some(args.data_dir.clone()),
@@ -83,6 +109,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
         fast_generators: args.fast,
         generator_limit: args.events,
         model_store: Some(args.store.clone()),
+        mqtt_broker: broker,
         ..PipelineOptions::default()
     };
     let pipeline = match Pipeline::build(application, &options) {
@@ -119,7 +146,6 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
         eprintln!("dead letters: {}", args.data_dir.join("dead-letters.jsonl").display());
         eprintln!("press Ctrl-C to stop (it drains: open windows are emitted, files written)");
     }
-    let runtime = runtime()?;
     let metrics = pipeline.metrics.clone();
     let stopper = pipeline.stopper();
     let interactive = human && std::io::stderr().is_terminal();

@@ -5,7 +5,7 @@
 
 use crate::metrics::ComponentMetrics;
 use crate::record::{Batch, Record, encoded_size};
-use crate::{Error, sinks, sources, stream};
+use crate::{Error, mqtt, sinks, sources, stream};
 use serde_json::json;
 use std::future::Future;
 use std::io::Write;
@@ -194,6 +194,8 @@ pub struct BuildContext<'a> {
     pub generator_limit: Option<u64>,
     /// The model store that `predict(service)` loads models from.
     pub model_store: Option<&'a Path>,
+    /// The MQTT broker for components that name none (`mqtt://…` or `mqtt5://…`).
+    pub mqtt_broker: Option<&'a str>,
 }
 
 impl BuildContext<'_> {
@@ -230,6 +232,7 @@ pub struct SinkKindEntry {
 pub const SOURCES: &[SourceKindEntry] = &[
     SourceKindEntry { kind: "generator", build: sources::generator::build },
     SourceKindEntry { kind: "file", build: sources::file::build },
+    SourceKindEntry { kind: "mqtt", build: mqtt::build_source },
 ];
 
 pub const OPERATORS: &[OperatorKindEntry] = &[OperatorKindEntry { kind: "stream", build: stream::build }];
@@ -237,6 +240,7 @@ pub const OPERATORS: &[OperatorKindEntry] = &[OperatorKindEntry { kind: "stream"
 pub const SINKS: &[SinkKindEntry] = &[
     SinkKindEntry { kind: "file", build: sinks::file::build },
     SinkKindEntry { kind: "dataset", build: sinks::file::build_dataset },
+    SinkKindEntry { kind: "mqtt", build: mqtt::build_sink },
 ];
 
 /// The registry name of a source's kind.

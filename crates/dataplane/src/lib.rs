@@ -9,6 +9,7 @@ pub mod columnar;
 pub mod component;
 pub mod log;
 pub mod metrics;
+pub mod mqtt;
 pub mod pipeline;
 pub mod record;
 pub mod sinks;
@@ -42,8 +43,6 @@ pub enum Error {
     },
     #[error("transfer: {0}")]
     Transfer(String),
-    #[error("`{component}` needs model `{model}`: {message}")]
-    Model { component: String, model: String, message: String },
 }
 
 impl Error {

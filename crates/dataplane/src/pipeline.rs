@@ -37,6 +37,8 @@ pub struct PipelineOptions {
     pub generator_limit: Option<u64>,
     /// Where `predict(service)` finds models.
     pub model_store: Option<PathBuf>,
+    /// The MQTT broker of components that name none.
+    pub mqtt_broker: Option<String>,
     /// Batches a component's input channel holds before its producers wait.
     pub channel_capacity: usize,
 }
@@ -51,6 +53,7 @@ impl Default for PipelineOptions {
             fast_generators: false,
             generator_limit: None,
             model_store: None,
+            mqtt_broker: None,
             channel_capacity: 16,
         }
     }
@@ -115,6 +118,7 @@ impl Pipeline {
             fast_generators: options.fast_generators,
             generator_limit: options.generator_limit,
             model_store: options.model_store.as_deref(),
+            mqtt_broker: options.mqtt_broker.as_deref(),
         };
         let dead_letters = match &options.data_dir {
             Some(directory) => DeadLetters::to_file(&directory.join("dead-letters.jsonl"))?,

@@ -1,7 +1,6 @@
 //! `predict(service)` in a stream: the service's model, loaded from the model store, called through the ML
 //! crate's inference entry points once per batch.
 
-use crate::Error;
 use crate::component::{BuildContext, Context};
 use crate::record::Record;
 use stratum_core::eval::Datum;
@@ -23,16 +22,15 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    /// Loads the latest stored version of the model behind `service`.
-    pub fn load(service: &str, component: &str, fields: &[Field], context: &BuildContext) -> Result<Predictor, Error> {
+    /// Loads the latest stored version of the model behind `service`; an error says what to do.
+    pub fn load(service: &str, component: &str, fields: &[Field], context: &BuildContext) -> Result<Predictor, String> {
         let application = context.application;
-        let model_error =
-            |model: &str, message: String| Error::Model { component: component.into(), model: model.into(), message };
+        let model_error = |model: &str, message: String| format!("needs model `{model}`: {message}");
         let service_item = application
             .services
             .iter()
             .find(|item| item.name == service)
-            .ok_or_else(|| Error::Build { component: component.into(), message: format!("no service `{service}`") })?;
+            .ok_or_else(|| format!("no service `{service}`"))?;
         let model_name = &service_item.model;
         let model_item = application.models.iter().find(|model| model.name == *model_name);
         let output = model_item.map_or(DataType::String, |model| model.output.clone());

@@ -1,0 +1,543 @@
+//! MQTT: sources that subscribe to a topic filter (wildcards `+` and `#`), sinks that publish each record as a
+//! JSON object to a topic (with `{field}` placeholders), over MQTT 3.1.1 (`mqtt://host:port`) or MQTT 5
+//! (`mqtt5://host:port`), at QoS 1, and the embedded broker used when a component names no broker.
+//!
+//! A source acknowledges a message to the broker only once its record is in the pipeline, and keeps a
+//! persistent session (a stable client id, no clean start), so the broker holds messages while the source is
+//! down: at least once, from broker to pipeline.
+
+use crate::Error;
+use crate::component::{BoxFuture, BuildContext, Context, Output, Sink, Source};
+use crate::record::{Batch, Record, from_json_line, into_records, to_json_object};
+use rumqttc::v5::mqttbytes::v5::Packet as Packet5;
+use rumqttc::{Event, Packet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use stratum_core::eval::{Datum, text_of};
+use stratum_core::ir::{Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
+use stratum_core::types::Field;
+
+/// A broker address: host, port and protocol version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+    /// MQTT 5 rather than 3.1.1.
+    pub version5: bool,
+}
+
+impl BrokerAddress {
+    /// `mqtt://host:port` (3.1.1), `mqtt5://host:port` (5), `tcp://host:port` or `host:port`; the port defaults
+    /// to 1883.
+    pub fn parse(url: &str) -> Result<BrokerAddress, String> {
+        let (version5, rest) = match url.split_once("://") {
+            Some(("mqtt" | "tcp", rest)) => (false, rest),
+            Some(("mqtt5", rest)) => (true, rest),
+            Some((scheme, _)) => {
+                return Err(format!("unknown scheme `{scheme}://`: use mqtt:// (MQTT 3.1.1) or mqtt5:// (MQTT 5)"));
+            }
+            None => (false, url),
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().map_err(|_| format!("`{port}` is not a port number"))?),
+            None => (rest, 1883),
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}` names no host"));
+        }
+        Ok(BrokerAddress { host: host.into(), port, version5 })
+    }
+}
+
+fn broker_of(component: &str, declared: Option<&str>, context: &BuildContext) -> Result<BrokerAddress, Error> {
+    let url = declared.or(context.mqtt_broker).ok_or_else(|| Error::Build {
+        component: component.into(),
+        message: "no MQTT broker: give the component a `broker`, or run it where the embedded broker runs".into(),
+    })?;
+    BrokerAddress::parse(url).map_err(|message| Error::Build { component: component.into(), message })
+}
+
+/// A connected client of either protocol version.
+#[derive(Clone)]
+enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+enum EventLoop {
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+/// A message to acknowledge once handled.
+enum Delivery {
+    V4(Box<rumqttc::Publish>),
+    V5(Box<rumqttc::v5::mqttbytes::v5::Publish>),
+}
+
+/// What the event loop saw, the same for both versions.
+enum Seen {
+    Message { topic: String, payload: Vec<u8>, delivery: Delivery },
+    Connected,
+    Acknowledged,
+    Other,
+}
+
+fn connect(address: &BrokerAddress, client_id: &str, persistent: bool) -> (Client, EventLoop) {
+    if address.version5 {
+        let mut options = rumqttc::v5::MqttOptions::new(client_id, &address.host, address.port);
+        options.set_keep_alive(Duration::from_secs(10)).set_clean_start(!persistent).set_manual_acks(true);
+        options.set_max_packet_size(Some(1 << 20));
+        if persistent {
+            options.set_session_expiry_interval(Some(u32::MAX));
+        }
+        let (client, event_loop) = rumqttc::v5::AsyncClient::new(options, 1024);
+        (Client::V5(client), EventLoop::V5(Box::new(event_loop)))
+    } else {
+        let mut options = rumqttc::MqttOptions::new(client_id, &address.host, address.port);
+        options.set_keep_alive(Duration::from_secs(10)).set_clean_session(!persistent).set_manual_acks(true);
+        options.set_max_packet_size(1 << 20, 1 << 20).set_inflight(256);
+        let (client, event_loop) = rumqttc::AsyncClient::new(options, 1024);
+        (Client::V4(client), EventLoop::V4(Box::new(event_loop)))
+    }
+}
+
+impl EventLoop {
+    async fn poll(&mut self) -> Result<Seen, String> {
+        match self {
+            EventLoop::V4(event_loop) => match event_loop.poll().await.map_err(|error| error.to_string())? {
+                Event::Incoming(Packet::Publish(publish)) => Ok(Seen::Message {
+                    topic: publish.topic.clone(),
+                    payload: publish.payload.to_vec(),
+                    delivery: Delivery::V4(Box::new(publish)),
+                }),
+                Event::Incoming(Packet::ConnAck(_)) => Ok(Seen::Connected),
+                Event::Incoming(Packet::PubAck(_)) => Ok(Seen::Acknowledged),
+                _ => Ok(Seen::Other),
+            },
+            EventLoop::V5(event_loop) => match event_loop.poll().await.map_err(|error| error.to_string())? {
+                rumqttc::v5::Event::Incoming(Packet5::Publish(publish)) => Ok(Seen::Message {
+                    topic: String::from_utf8_lossy(&publish.topic).into_owned(),
+                    payload: publish.payload.to_vec(),
+                    delivery: Delivery::V5(Box::new(publish)),
+                }),
+                rumqttc::v5::Event::Incoming(Packet5::ConnAck(_)) => Ok(Seen::Connected),
+                rumqttc::v5::Event::Incoming(Packet5::PubAck(_)) => Ok(Seen::Acknowledged),
+                _ => Ok(Seen::Other),
+            },
+        }
+    }
+}
+
+impl Client {
+    async fn subscribe(&self, filter: &str) -> Result<(), String> {
+        match self {
+            Client::V4(client) => {
+                client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.map_err(|error| error.to_string())
+            }
+            Client::V5(client) => client
+                .subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+                .await
+                .map_err(|error| error.to_string()),
+        }
+    }
+
+    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
+        match self {
+            Client::V4(client) => client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(|error| error.to_string()),
+            Client::V5(client) => client
+                .publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(|error| error.to_string()),
+        }
+    }
+
+    async fn acknowledge(&self, delivery: &Delivery) {
+        let result = match (self, delivery) {
+            (Client::V4(client), Delivery::V4(publish)) => client.ack(publish).await.map_err(|error| error.to_string()),
+            (Client::V5(client), Delivery::V5(publish)) => client.ack(publish).await.map_err(|error| error.to_string()),
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "cannot acknowledge an MQTT message");
+        }
+    }
+
+    /// Asks the event loop to disconnect, without waiting (it may be busy or gone).
+    fn try_disconnect(&self) {
+        let _ = match self {
+            Client::V4(client) => client.try_disconnect().map_err(|error| error.to_string()),
+            Client::V5(client) => client.try_disconnect().map_err(|error| error.to_string()),
+        };
+    }
+}
+
+/// Builds an `mqtt` source.
+pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
+    let SourceKind::Mqtt { topic, broker } = &source.kind else {
+        return Err(Error::Build { component: source.name.clone(), message: "not an MQTT source".into() });
+    };
+    Ok(Box::new(MqttSource {
+        broker: broker_of(&source.name, broker.as_deref(), context)?,
+        filter: topic.clone(),
+        fields: source.fields.clone(),
+        client_id: format!("stratum-{}-{}", context.application.name, source.name),
+    }))
+}
+
+pub struct MqttSource {
+    pub broker: BrokerAddress,
+    pub filter: String,
+    pub fields: Vec<Field>,
+    pub client_id: String,
+}
+
+/// Messages gathered into one batch at most.
+const SOURCE_BATCH: usize = 1024;
+/// Events the source's reader may get ahead of the source before it pauses.
+const HIGH_WATER: u64 = 8192;
+
+impl Source for MqttSource {
+    fn run(self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
+        Box::pin(async move {
+            let (client, mut event_loop) = connect(&self.broker, &self.client_id, true);
+            // The event loop runs on its own task, so that it always drains the client's requests (acknowledgements)
+            // and no poll is ever cancelled half-way. What it sees waits in a channel: QoS 1 messages are bounded
+            // by the broker's window of unacknowledged messages (we acknowledge only what the pipeline took); a
+            // flood of QoS 0 messages is held back by pausing the reading above a high-water mark.
+            let (seen_sender, mut seen) = tokio::sync::mpsc::unbounded_channel::<Result<Seen, String>>();
+            let waiting = Arc::new(AtomicU64::new(0));
+            let waiting_in_task = waiting.clone();
+            let polling = tokio::spawn(async move {
+                loop {
+                    while waiting_in_task.load(Ordering::Relaxed) > HIGH_WATER {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    let event = event_loop.poll().await;
+                    let failed = event.is_err();
+                    waiting_in_task.fetch_add(1, Ordering::Relaxed);
+                    if seen_sender.send(event).is_err() {
+                        return;
+                    }
+                    if failed {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            });
+            let mut records: Vec<Record> = Vec::new();
+            let mut deliveries: Vec<Delivery> = Vec::new();
+            loop {
+                let event = tokio::select! {
+                    event = seen.recv() => event,
+                    _ = context.stopped() => {
+                        client.try_disconnect();
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        polling.abort();
+                        return Ok(());
+                    }
+                };
+                let Some(event) = event else { return Ok(()) };
+                waiting.fetch_sub(1, Ordering::Relaxed);
+                // Take whatever else has arrived already, then hand the batch on and acknowledge it at once: the
+                // broker sends only a few unacknowledged messages at a time (Mosquitto: 20), so a source that
+                // waited to fill batches would starve itself and let the broker's queue overflow.
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    self.handle(event, &client, &context, &mut records, &mut deliveries).await;
+                    if records.len() < SOURCE_BATCH {
+                        next = seen.try_recv().ok();
+                        if next.is_some() {
+                            waiting.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if !records.is_empty() {
+                    if output.send(std::mem::take(&mut records)).await.is_err() {
+                        client.try_disconnect();
+                        polling.abort();
+                        return Ok(());
+                    }
+                    // In the pipeline now: the broker may forget them.
+                    for delivery in deliveries.drain(..) {
+                        client.acknowledge(&delivery).await;
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl MqttSource {
+    async fn handle(
+        &self,
+        event: Result<Seen, String>,
+        client: &Client,
+        context: &Context,
+        records: &mut Vec<Record>,
+        deliveries: &mut Vec<Delivery>,
+    ) {
+        match event {
+            Ok(Seen::Message { topic, payload, delivery }) => {
+                context.metrics.count_in(1, payload.len());
+                let text = String::from_utf8_lossy(&payload);
+                match from_json_line(&text, &self.fields) {
+                    Ok(record) => {
+                        records.push(record);
+                        deliveries.push(delivery);
+                    }
+                    Err(reason) => {
+                        context.dead_letter(&format!("topic {topic}: {reason}"), &text);
+                        client.acknowledge(&delivery).await;
+                    }
+                }
+            }
+            Ok(Seen::Connected) => {
+                tracing::info!(component = context.component, broker = %format!("{}:{}", self.broker.host, self.broker.port), filter = self.filter, "connected");
+                if let Err(error) = client.subscribe(&self.filter).await {
+                    tracing::warn!(component = context.component, %error, "cannot subscribe");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                context.metrics.count_error();
+                tracing::warn!(component = context.component, %error, "MQTT connection failed; retrying");
+            }
+        }
+    }
+}
+
+/// Builds an `mqtt` sink.
+pub fn build_sink(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sink>, Error> {
+    let SinkKind::Mqtt { topic } = &sink.kind else {
+        return Err(Error::Build { component: sink.name.clone(), message: "not an MQTT sink".into() });
+    };
+    let broker = broker_of(&sink.name, None, context)?;
+    Ok(Box::new(MqttSink::new(
+        &sink.name,
+        broker,
+        topic,
+        sink.fields.clone(),
+        &format!("stratum-{}-{}", context.application.name, sink.name),
+    )?))
+}
+
+/// A part of a topic template: text, or the value of a field.
+enum TopicPart {
+    Text(String),
+    Field(usize),
+}
+
+pub struct MqttSink {
+    broker: BrokerAddress,
+    client_id: String,
+    component: String,
+    topic: Vec<TopicPart>,
+    fields: Vec<Field>,
+    published: u64,
+    /// Connected on first use, so that building a pipeline needs no async runtime.
+    connection: Option<Connection>,
+}
+
+struct Connection {
+    client: Client,
+    acknowledged: Arc<AtomicU64>,
+    event_loop: tokio::task::JoinHandle<()>,
+}
+
+impl MqttSink {
+    pub fn new(
+        component: &str,
+        broker: BrokerAddress,
+        topic: &str,
+        fields: Vec<Field>,
+        client_id: &str,
+    ) -> Result<MqttSink, Error> {
+        let mut parts = Vec::new();
+        let mut rest = topic;
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..].find('}').map(|close| open + close).ok_or_else(|| Error::Build {
+                component: component.into(),
+                message: format!("topic `{topic}` has an unclosed `{{`"),
+            })?;
+            parts.push(TopicPart::Text(rest[..open].into()));
+            let name = &rest[open + 1..close];
+            let position = fields.iter().position(|field| field.name == name).ok_or_else(|| Error::Build {
+                component: component.into(),
+                message: format!("topic `{topic}` names `{name}`, which is not a field of its input"),
+            })?;
+            parts.push(TopicPart::Field(position));
+            rest = &rest[close + 1..];
+        }
+        parts.push(TopicPart::Text(rest.into()));
+        Ok(MqttSink {
+            broker,
+            client_id: client_id.into(),
+            component: component.into(),
+            topic: parts,
+            fields,
+            published: 0,
+            connection: None,
+        })
+    }
+
+    fn connection(&mut self) -> &Connection {
+        self.connection.get_or_insert_with(|| {
+            let (client, mut event_loop) = connect(&self.broker, &self.client_id, false);
+            let acknowledged = Arc::new(AtomicU64::new(0));
+            let counter = acknowledged.clone();
+            let component = self.component.clone();
+            let event_loop = tokio::spawn(async move {
+                let mut failures = 0u64;
+                loop {
+                    match event_loop.poll().await {
+                        Ok(Seen::Acknowledged) => {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(_) => failures = 0,
+                        Err(error) => {
+                            failures += 1;
+                            tracing::warn!(component, %error, "MQTT connection failed; retrying");
+                            tokio::time::sleep(Duration::from_millis((100 * failures).min(2000))).await;
+                        }
+                    }
+                }
+            });
+            Connection { client, acknowledged, event_loop }
+        })
+    }
+
+    fn topic_of(&self, record: &Record) -> String {
+        self.topic
+            .iter()
+            .map(|part| match part {
+                TopicPart::Text(text) => text.clone(),
+                // A value must not add levels or wildcards to the topic.
+                TopicPart::Field(position) => {
+                    text_of(record.get(*position).unwrap_or(&Datum::Null)).replace(['/', '+', '#'], "_")
+                }
+            })
+            .collect()
+    }
+}
+
+impl Sink for MqttSink {
+    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let client = self.connection().client.clone();
+            for record in into_records(batch) {
+                let payload = serde_json::Value::Object(to_json_object(&record, &self.fields)).to_string().into_bytes();
+                context.metrics.count_in(1, payload.len());
+                let topic = self.topic_of(&record);
+                client.publish(topic, payload).await.map_err(|message| Error::Write {
+                    component: context.component.clone(),
+                    path: "mqtt".into(),
+                    message,
+                })?;
+                self.published += 1;
+            }
+            Ok(())
+        })
+    }
+
+    fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let Some(connection) = self.connection.take() else { return Ok(()) };
+            // Wait (a while) for the broker to acknowledge everything published.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while connection.acknowledged.load(Ordering::Relaxed) < self.published
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let missing = self.published.saturating_sub(connection.acknowledged.load(Ordering::Relaxed));
+            if missing > 0 {
+                tracing::warn!(component = context.component, missing, "the broker did not acknowledge every message");
+                context.metrics.count_error();
+            }
+            connection.client.try_disconnect();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            connection.event_loop.abort();
+            Ok(())
+        })
+    }
+}
+
+/// The broker embedded in Stratum (rumqttd), for applications on one machine: MQTT 3.1.1 and MQTT 5 listeners.
+pub struct EmbeddedBroker {
+    pub v4: SocketAddr,
+    pub v5: SocketAddr,
+}
+
+impl EmbeddedBroker {
+    /// Starts the broker on its own threads, listening on `v4` (MQTT 3.1.1) and `v5` (MQTT 5); returns once
+    /// both accept connections. The broker runs until the process ends.
+    pub fn start(v4: SocketAddr, v5: SocketAddr) -> Result<EmbeddedBroker, Error> {
+        let server = |name: &str, listen: SocketAddr| {
+            serde_json::json!({
+                "name": name,
+                "listen": listen.to_string(),
+                "next_connection_delay_ms": 1,
+                "connections": {
+                    "connection_timeout_ms": 60000,
+                    "max_payload_size": 1 << 20,
+                    "max_inflight_count": 500,
+                    "dynamic_filters": true
+                }
+            })
+        };
+        let config = serde_json::json!({
+            "id": 0,
+            "router": {
+                "max_connections": 10010,
+                "max_outgoing_packet_count": 1000,
+                "max_segment_size": 104857600,
+                "max_segment_count": 10
+            },
+            "v4": { "1": server("v4", v4) },
+            "v5": { "1": server("v5", v5) }
+        });
+        let config: rumqttd::Config = serde_json::from_value(config)
+            .map_err(|error| Error::Transfer(format!("broker configuration: {error}")))?;
+        let mut broker = rumqttd::Broker::new(config);
+        std::thread::Builder::new()
+            .name("stratum-mqtt-broker".into())
+            .spawn(move || {
+                if let Err(error) = broker.start() {
+                    tracing::error!(%error, "the embedded MQTT broker stopped");
+                }
+            })
+            .map_err(Error::io("starting the embedded MQTT broker"))?;
+        for address in [v4, v5] {
+            let started = std::time::Instant::now();
+            while std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_err() {
+                if started.elapsed() > Duration::from_secs(5) {
+                    return Err(Error::Transfer(format!(
+                        "the embedded MQTT broker did not start listening on {address} (is the port taken?)"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        tracing::info!(%v4, %v5, "embedded MQTT broker listening");
+        Ok(EmbeddedBroker { v4, v5 })
+    }
+
+    /// The URL of its MQTT 3.1.1 listener.
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.v4)
+    }
+
+    pub fn url5(&self) -> String {
+        format!("mqtt5://{}", self.v5)
+    }
+}

@@ -1,0 +1,283 @@
+//! The stream operator on hand-made events: every window shape, lateness, the join, projections and predictions,
+//! each checked against the values a person would compute.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stratum_core::eval::{Datum, parse_timestamp};
+use stratum_core::ir::Application;
+use stratum_dataplane::component::{BuildContext, Context, DeadLetters, Operator};
+use stratum_dataplane::metrics::Registry;
+use stratum_dataplane::record::Record;
+use stratum_dataplane::stream::StreamOperator;
+
+fn checked(text: &str) -> Application {
+    let checked = stratum_lang::check_text("test.stratum", text);
+    let errors: Vec<_> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity() == stratum_lang::Severity::Error)
+        .map(|d| d.message.clone())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    checked.application
+}
+
+struct Harness {
+    operator: StreamOperator,
+    context: Context,
+    out: Vec<Record>,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Harness {
+    fn new(application: &Application, stream: &str, model_store: Option<&std::path::Path>) -> Harness {
+        let directory = std::env::temp_dir();
+        let build = BuildContext {
+            application,
+            base_dir: &directory,
+            data_dir: &directory,
+            fast_generators: true,
+            generator_limit: None,
+            model_store,
+            mqtt_broker: None,
+        };
+        let item = application.streams.iter().find(|item| item.name == stream).unwrap();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let context = Context {
+            component: stream.into(),
+            metrics: Registry::default().register(stream, "stream"),
+            shutdown,
+            dead_letters: DeadLetters::default(),
+        };
+        Harness { operator: StreamOperator::new(item, &build).unwrap(), context, out: Vec::new(), _stop: stop }
+    }
+
+    fn send(&mut self, port: usize, records: Vec<Record>) -> Vec<Record> {
+        self.operator.process(port, Arc::new(records), &mut self.out, &self.context);
+        std::mem::take(&mut self.out)
+    }
+
+    fn finish(&mut self) -> Vec<Record> {
+        self.operator.finish(&mut self.out, &self.context);
+        std::mem::take(&mut self.out)
+    }
+
+    fn dropped(&self) -> u64 {
+        self.context.metrics.snapshot().dropped
+    }
+}
+
+fn at(time: &str) -> Datum {
+    Datum::Timestamp(parse_timestamp(time).unwrap())
+}
+
+fn reading(key: &str, time: &str, value: f64) -> Record {
+    vec![Datum::Text(key.into()), at(time), Datum::Float(value)]
+}
+
+const SCHEMA: &str = "app test\nschema Reading { key: string  ts: timestamp  value: float }\nsource readings: generator { schema = Reading }\n";
+
+fn windowed(window: &str, lateness: &str) -> Application {
+    checked(&format!(
+        "{SCHEMA}stream s {{\n  from = readings\n  window = {window} by key\n  lateness = {lateness}\n  select {{\n    n = count()\n    total = sum(value)\n    low = min(value)\n    spread = max(value) - min(value)\n  }}\n}}\nsink out: jsonl {{ from = s  path = \"o.jsonl\" }}\n"
+    ))
+}
+
+/// (key, window_start, window_end, n, total) of each emitted row.
+fn rows(records: &[Record]) -> Vec<(String, String, String, i64, f64)> {
+    records
+        .iter()
+        .map(|record| {
+            let text = |value: &Datum| stratum_core::eval::text_of(value);
+            let Datum::Int(n) = record[3] else { panic!("{record:?}") };
+            (text(&record[0]), text(&record[1]), text(&record[2]), n, record[4].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn tumbling_windows_close_when_the_watermark_passes_their_end_and_late_records_are_dropped() {
+    let application = windowed("tumbling(1 min)", "10 s");
+    let mut harness = Harness::new(&application, "s", None);
+    let first = harness.send(
+        0,
+        vec![
+            reading("a", "2026-01-01T00:00:05Z", 1.0),
+            reading("b", "2026-01-01T00:00:30Z", 2.0),
+            reading("a", "2026-01-01T00:00:59Z", 3.0),
+        ],
+    );
+    assert!(first.is_empty());
+    // 00:01:05 puts the watermark at 00:00:55: the first minute is still open, and a record 4 s late still counts.
+    assert!(
+        harness
+            .send(0, vec![reading("a", "2026-01-01T00:01:05Z", 10.0), reading("b", "2026-01-01T00:00:58Z", 4.0)])
+            .is_empty()
+    );
+    // 00:01:20 puts it at 00:01:10: the first minute closes.
+    let closed = harness.send(0, vec![reading("b", "2026-01-01T00:01:20Z", 20.0)]);
+    assert_eq!(
+        rows(&closed),
+        [
+            ("a".into(), "2026-01-01T00:00:00Z".into(), "2026-01-01T00:01:00Z".into(), 2, 4.0),
+            ("b".into(), "2026-01-01T00:00:00Z".into(), "2026-01-01T00:01:00Z".into(), 2, 6.0),
+        ]
+    );
+    // A computed expression over aggregates: spread = max - min.
+    assert_eq!(closed[0][6], Datum::Float(2.0));
+    // Too late for its window: dropped and counted.
+    assert!(harness.send(0, vec![reading("a", "2026-01-01T00:00:50Z", 100.0)]).is_empty());
+    assert_eq!(harness.dropped(), 1);
+    let rest = harness.finish();
+    assert_eq!(
+        rows(&rest),
+        [
+            ("a".into(), "2026-01-01T00:01:00Z".into(), "2026-01-01T00:02:00Z".into(), 1, 10.0),
+            ("b".into(), "2026-01-01T00:01:00Z".into(), "2026-01-01T00:02:00Z".into(), 1, 20.0)
+        ]
+    );
+}
+
+#[test]
+fn sliding_windows_count_each_record_in_every_window_that_covers_it() {
+    let application = windowed("sliding(1 min, 30 s)", "0 s");
+    let mut harness = Harness::new(&application, "s", None);
+    // The last record moves the watermark to 00:01:10: the two windows ending before it close at once.
+    let closed = harness.send(
+        0,
+        vec![
+            reading("a", "2026-01-01T00:00:10Z", 1.0),
+            reading("a", "2026-01-01T00:00:40Z", 2.0),
+            reading("a", "2026-01-01T00:01:10Z", 4.0),
+        ],
+    );
+    assert_eq!(closed.len(), 2);
+    let all = [closed, harness.finish()].concat();
+    let windows: Vec<(String, i64, f64)> =
+        rows(&all).into_iter().map(|(_, start, _, n, total)| (start[11..19].to_string(), n, total)).collect();
+    assert_eq!(
+        windows,
+        [
+            ("23:59:30".into(), 1, 1.0),
+            ("00:00:00".into(), 2, 3.0),
+            ("00:00:30".into(), 2, 6.0),
+            ("00:01:00".into(), 1, 4.0),
+        ]
+    );
+}
+
+#[test]
+fn session_windows_grow_while_records_keep_coming_and_merge_when_a_record_bridges_two() {
+    let application = windowed("session(30 s)", "1 min");
+    let mut harness = Harness::new(&application, "s", None);
+    harness.send(0, vec![reading("a", "2026-01-01T00:00:00Z", 1.0), reading("a", "2026-01-01T00:00:50Z", 2.0)]);
+    // Two sessions of `a` so far (00:00:00 and 00:00:50, 50 s apart); 00:00:25 is within 30 s of both: one session.
+    harness.send(0, vec![reading("a", "2026-01-01T00:00:25Z", 4.0), reading("b", "2026-01-01T00:00:10Z", 8.0)]);
+    // 00:05:00 moves the watermark to 00:04:00: both sessions have ended (last record + gap), in order of end.
+    let closed = harness.send(0, vec![reading("c", "2026-01-01T00:05:00Z", 0.0)]);
+    assert_eq!(
+        rows(&closed),
+        [
+            ("b".into(), "2026-01-01T00:00:10Z".into(), "2026-01-01T00:00:40Z".into(), 1, 8.0),
+            ("a".into(), "2026-01-01T00:00:00Z".into(), "2026-01-01T00:01:20Z".into(), 3, 7.0),
+        ]
+    );
+    assert_eq!(rows(&harness.finish()).len(), 1);
+}
+
+#[test]
+fn an_idle_stream_closes_its_windows_as_wall_clock_time_passes() {
+    let application = windowed("tumbling(1 s)", "0 s");
+    let mut harness = Harness::new(&application, "s", None);
+    assert!(harness.send(0, vec![reading("a", "2026-01-01T00:00:00.500Z", 1.0)]).is_empty());
+    let mut out = Vec::new();
+    harness.operator.tick(Instant::now() + Duration::from_millis(600), &mut out, &harness.context);
+    assert_eq!(rows(&out).len(), 1, "half a second of silence moves the watermark past the window's end");
+}
+
+#[test]
+fn joins_match_records_of_both_sides_within_the_duration() {
+    let application = checked(
+        "app test\nschema Count { camera: string  window_end: timestamp  vehicles: int }\nschema Weather { camera: string  ts: timestamp  rain: float }\nsource counts: generator { schema = Count }\nsource weather: generator { schema = Weather }\nstream joined {\n  from = counts\n  join = weather by camera within 5 min\n  select {\n    camera = camera\n    vehicles = vehicles\n    wet = rain > 0.5\n    at = ts\n  }\n}\nsink out: jsonl { from = joined  path = \"o.jsonl\" }\n",
+    );
+    let mut harness = Harness::new(&application, "joined", None);
+    let count =
+        |camera: &str, time: &str, vehicles: i64| vec![Datum::Text(camera.into()), at(time), Datum::Int(vehicles)];
+    let weather = |camera: &str, time: &str, rain: f64| vec![Datum::Text(camera.into()), at(time), Datum::Float(rain)];
+    // Weather first; then counts arrive and match it within 5 minutes, for their own camera only.
+    assert!(
+        harness
+            .send(1, vec![weather("a", "2026-01-01T00:00:00Z", 1.0), weather("b", "2026-01-01T00:00:00Z", 0.0)])
+            .is_empty()
+    );
+    let joined = harness.send(
+        0,
+        vec![
+            count("a", "2026-01-01T00:03:00Z", 7),
+            count("a", "2026-01-01T00:06:00Z", 9),
+            count("b", "2026-01-01T00:01:00Z", 3),
+        ],
+    );
+    assert_eq!(
+        joined,
+        [
+            vec![Datum::Text("a".into()), Datum::Int(7), Datum::Bool(true), at("2026-01-01T00:00:00Z")],
+            vec![Datum::Text("b".into()), Datum::Int(3), Datum::Bool(false), at("2026-01-01T00:00:00Z")],
+        ]
+    );
+    // A later weather record matches the waiting counts of its camera.
+    let joined = harness.send(1, vec![weather("a", "2026-01-01T00:07:00Z", 0.0)]);
+    assert_eq!(joined.iter().map(|record| record[1].clone()).collect::<Vec<_>>(), [Datum::Int(7), Datum::Int(9)]);
+}
+
+#[test]
+fn projections_keep_fields_compute_new_ones_and_filter() {
+    let application = checked(
+        "app test\nschema D { camera: string  speed: float  plate: string }\nsource d: generator { schema = D }\nstream fast {\n  from = d\n  where = speed > 80\n  keep = [camera]\n  select {\n    vehicle = hash(plate)\n    kmh = round(speed)\n  }\n}\nsink out: jsonl { from = fast  path = \"o.jsonl\" }\n",
+    );
+    let mut harness = Harness::new(&application, "fast", None);
+    let record = |speed: f64| vec![Datum::Text("a".into()), Datum::Float(speed), Datum::Text("XYZ-1".into())];
+    let missing_speed = vec![Datum::Text("a".into()), Datum::Null, Datum::Text("XYZ-1".into())];
+    let out = harness.send(0, vec![record(50.0), record(90.4), missing_speed, record(95.0)]);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0][0], Datum::Text("a".into()));
+    assert_eq!(out[0][2], Datum::Int(90));
+    assert_eq!(out[0][1], out[1][1], "the same plate gives the same pseudonym");
+    assert_ne!(out[0][1], Datum::Text("XYZ-1".into()));
+}
+
+#[test]
+fn predict_calls_the_services_model_from_the_store() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,label\n");
+    for index in 0..200 {
+        let x = index as f64 / 100.0;
+        csv.push_str(&format!("{x},{}\n", x > 1.0));
+    }
+    std::fs::write(directory.path().join("rows.csv"), csv).unwrap();
+    let application = checked(
+        "app test\nschema Row { x: float  label: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\nmodel m: classifier {\n  data = rows\n  target = label\n  features = [x]\n  candidates { logistic_regression { c = [100] } }\n  evaluate = kfold(3) by accuracy\n}\nschema Live { sensor: string  x: float }\nsource live: generator { schema = Live }\nservice s: inference { model = m  input = live }\nstream scored {\n  from = live\n  select {\n    sensor = sensor\n    high = predict(s)\n  }\n}\nsink out: jsonl { from = scored  path = \"o.jsonl\" }\n",
+    );
+    let store = directory.path().join("models");
+    // Before training, building the stream says what to do.
+    let build = BuildContext {
+        application: &application,
+        base_dir: directory.path(),
+        data_dir: directory.path(),
+        fast_generators: true,
+        generator_limit: None,
+        model_store: Some(&store),
+        mqtt_broker: None,
+    };
+    let error = StreamOperator::new(&application.streams[0], &build).err().unwrap().to_string();
+    assert!(error.contains("stratum train FILE --model m"), "{error}");
+
+    let report = stratum_ml::train(&application, "m", directory.path(), &mut |_| {}).unwrap();
+    let model = &application.models[0];
+    stratum_ml::ModelStore::new(&store).save(&report, model.inputs.clone(), model.output.clone()).unwrap();
+    let mut harness = Harness::new(&application, "scored", Some(&store));
+    let live = |x: f64| vec![Datum::Text("s1".into()), Datum::Float(x)];
+    let out = harness.send(0, vec![live(0.2), live(1.8), live(0.4), live(1.9)]);
+    let predictions: Vec<Datum> = out.iter().map(|record| record[1].clone()).collect();
+    assert_eq!(predictions, [Datum::Bool(false), Datum::Bool(true), Datum::Bool(false), Datum::Bool(true)]);
+}
