@@ -245,7 +245,10 @@ async fn run_task(task: Task) -> Result<(), Error> {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let mut out = Vec::new();
+                // Deliveries first: a tick (which may move an idle stream's watermark on with the wall clock)
+                // only runs when the input is empty.
                 tokio::select! {
+                    biased;
                     delivery = receiver.recv() => match delivery {
                         Some(Delivery { port, batch }) => {
                             context.metrics.queue_depth.store(receiver.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -271,6 +274,7 @@ async fn run_task(task: Task) -> Result<(), Error> {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    biased;
                     delivery = receiver.recv() => match delivery {
                         Some(Delivery { batch, .. }) => {
                             context.metrics.queue_depth.store(receiver.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -99,3 +99,20 @@ fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_written_by_one_pipeline_is_read_by_another() {
+    let application = common::application("counts.stratum");
+    let directory = tempfile::tempdir().unwrap();
+    let written = Pipeline::build(&application, &options(directory.path())).unwrap().run().await.unwrap();
+    let windows = written.components.iter().find(|m| m.component == "history").unwrap().events_in;
+    let reader = common::application_from_text(
+        "reader.stratum",
+        "app reader\nschema Count { camera: string  window_start: timestamp  window_end: timestamp  vehicles: int }\nsource history: file { path = \"out/history\"  format = parquet  schema = Count }\nsink copy: csv { from = history  path = \"out/copy.csv\" }\n",
+    );
+    let read = Pipeline::build(&reader, &options(directory.path())).unwrap().run().await.unwrap();
+    assert_eq!(read.components.iter().find(|m| m.component == "history").unwrap().events_out, windows);
+    let copy = std::fs::read_to_string(directory.path().join("out/copy.csv")).unwrap();
+    assert_eq!(copy.lines().count() as u64, windows + 1);
+    assert!(copy.starts_with("camera,window_start,window_end,vehicles\n"), "{copy}");
+}

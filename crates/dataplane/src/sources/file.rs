@@ -1,5 +1,6 @@
-//! `file` sources: CSV (with a header line) and JSON lines, read once or tailed as the file grows. Each line is
-//! decoded against the schema; a line that does not fit goes to the dead-letter output with its line number.
+//! `file` sources: CSV (with a header line) and JSON lines, read once or tailed as the file grows, and Parquet
+//! (a file or a directory of parts) read once. Each line is decoded against the schema; a line that does not fit
+//! goes to the dead-letter output with its line number.
 
 use crate::Error;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
@@ -18,10 +19,10 @@ pub fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Sour
     let SourceKind::File { path, format, tail } = &source.kind else {
         return Err(Error::Build { component: source.name.clone(), message: "not a file source".into() });
     };
-    if *format == FileFormat::Parquet {
+    if *format == FileFormat::Parquet && *tail {
         return Err(Error::Unsupported {
             component: source.name.clone(),
-            what: "reading Parquet in a file source".into(),
+            what: "tailing Parquet (its files are written whole; read them once)".into(),
         });
     }
     Ok(Box::new(FileSource {
@@ -45,6 +46,24 @@ impl Source for FileSource {
             let component = context.component.clone();
             let read_error =
                 |message: String| Error::Read { component: component.clone(), path: self.path.clone(), message };
+            if self.format == FileFormat::Parquet {
+                // A Parquet file (or a directory of parts) is read whole, by the same reader as training data.
+                let (path, fields) = (self.path.clone(), self.fields.clone());
+                let table = tokio::task::spawn_blocking(move || {
+                    stratum_ml::data::load(&path, Some(FileFormat::Parquet), &fields)
+                })
+                .await
+                .map_err(|error| read_error(error.to_string()))?
+                .map_err(|error| read_error(error.to_string()))?;
+                for chunk in table.rows.chunks(BATCH) {
+                    let bytes = chunk.iter().map(crate::record::encoded_size).sum();
+                    context.metrics.count_in(chunk.len(), bytes);
+                    if context.stopping() || output.send(chunk.to_vec()).await.is_err() {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
             let file = tokio::fs::File::open(&self.path).await.map_err(|error| read_error(error.to_string()))?;
             let mut reader = BufReader::new(file);
             let mut positions: Option<Vec<usize>> = None;

@@ -68,8 +68,8 @@ impl Joiner {
 
     /// Forgets records that no future record can match: older than the slower side's watermark by more than the
     /// join's duration.
-    pub fn evict(&mut self, now: Instant) {
-        let (Some(left), Some(right)) = (self.clocks[0].watermark(now), self.clocks[1].watermark(now)) else { return };
+    pub fn evict(&mut self) {
+        let (Some(left), Some(right)) = (self.clocks[0].watermark(), self.clocks[1].watermark()) else { return };
         let horizon = left.min(right) - self.within;
         for side in &mut self.waiting {
             side.retain(|waiting| {

@@ -64,8 +64,15 @@ impl EventClock {
         }
     }
 
-    /// Event time minus lateness; the wall-clock time since the latest event counts as event time passing.
-    pub fn watermark(&self, now: Instant) -> Option<i64> {
+    /// The latest event time seen minus the lateness.
+    pub fn watermark(&self) -> Option<i64> {
+        self.latest.map(|(latest, _)| latest - self.lateness)
+    }
+
+    /// The watermark of an idle stream: the wall-clock time since the latest event counts as event time passing.
+    /// Only for when no records wait (the runtime ticks an operator only when its input is empty): a stream that
+    /// is merely busy must not move its watermark past records it has yet to read.
+    pub fn idle_watermark(&self, now: Instant) -> Option<i64> {
         self.latest
             .map(|(latest, seen)| latest + now.saturating_duration_since(seen).as_millis() as i64 - self.lateness)
     }
@@ -207,7 +214,8 @@ impl StreamOperator {
                     context.metrics.count_dropped(late);
                     tracing::debug!(component = context.component, late, "records too late for their windows");
                 }
-                self.close(now, out);
+                let watermark = self.clock.watermark();
+                self.close_at(watermark, out);
             }
             Stage::Project { columns, predictors } => {
                 let mut kept: Vec<Record> = match filter {
@@ -232,11 +240,6 @@ impl StreamOperator {
                 }));
             }
         }
-    }
-
-    fn close(&mut self, now: Instant, out: &mut Vec<Record>) {
-        let watermark = self.clock.watermark(now);
-        self.close_at(watermark, out);
     }
 
     fn close_at(&mut self, watermark: Option<i64>, out: &mut Vec<Record>) {
@@ -283,9 +286,10 @@ impl Operator for StreamOperator {
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Record>, _context: &Context) {
         if let Some(joiner) = &mut self.join {
-            joiner.evict(now);
+            joiner.evict();
         }
-        self.close(now, out);
+        let watermark = self.clock.idle_watermark(now);
+        self.close_at(watermark, out);
     }
 
     fn finish(&mut self, out: &mut Vec<Record>, _context: &Context) {
