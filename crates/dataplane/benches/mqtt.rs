@@ -148,4 +148,5 @@ fn main() {
     println!("mosquitto_pub -> Mosquitto -> mosquitto_sub: {tools:.0} messages/s");
     println!("ratio pipeline / Mosquitto's tools: {:.2}", through / tools);
     mosquitto.kill().ok();
+    mosquitto.wait().ok();
 }
