@@ -19,7 +19,7 @@ fn main() {
     {
         let directory =
             tempfile::tempdir_in(std::env::var("STRATUM_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into())).unwrap();
-        let options = LogOptions { sync, ..LogOptions::bounded(2 * mebibytes << 20, WhenFull::Reject) };
+        let options = LogOptions { sync, ..LogOptions::bounded((2 * mebibytes) << 20, WhenFull::Reject) };
         let mut log = Log::open(directory.path(), options.clone()).unwrap();
         let started = Instant::now();
         for index in 0..entries {
