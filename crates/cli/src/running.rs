@@ -81,9 +81,22 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let application = &checked.application;
     let runtime = runtime()?;
-    let needs_broker = application.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Mqtt { .. }))
+    // The embedded broker starts only when a component that runs needs it.
+    let selected = match stratum_dataplane::pipeline::select(application, &args.only) {
+        Ok(selected) => selected,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(Outcome::UserError);
+        }
+    };
+    let needs_broker = application
+        .sinks
+        .iter()
+        .any(|sink| selected.contains(sink.name.as_str()) && matches!(sink.kind, SinkKind::Mqtt { .. }))
         || (!args.simulate
-            && application.sources.iter().any(|source| matches!(source.kind, SourceKind::Mqtt { broker: None, .. })));
+            && application.sources.iter().any(|source| {
+                selected.contains(source.name.as_str()) && matches!(source.kind, SourceKind::Mqtt { broker: None, .. })
+            }));
     let mut broker = args.broker.clone();
     if needs_broker && broker.is_none() {
         let (v4, v5) = ("127.0.0.1:1883".parse()?, "127.0.0.1:1884".parse()?);

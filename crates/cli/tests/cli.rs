@@ -305,3 +305,75 @@ fn train_prints_a_leaderboard_and_the_store_lists_the_model() {
     stratum(&["model", "export", "outside", "-o", back.to_str().unwrap(), "--store", store.to_str().unwrap()]);
     assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&onnx).unwrap());
 }
+
+#[test]
+fn the_traffic_pipeline_and_its_hourly_batch_run_from_the_command_line() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("traffic_run");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    for name in ["traffic.stratum", "shared.stratum"] {
+        std::fs::copy(repository().join("examples/traffic").join(name), folder.join(name)).unwrap();
+    }
+    let file = folder.join("traffic.stratum");
+    let file = file.to_str().unwrap();
+    let data_dir = folder.join("run");
+
+    // The whole file needs a trained model for `predict`: the error says how to get one.
+    let whole = stratum(&[
+        "run-pipeline",
+        file,
+        "--simulate",
+        "--fast",
+        "--events",
+        "1000",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    ]);
+    assert_eq!(whole.status.code(), Some(1));
+    assert!(
+        text(&whole.stderr).contains("train it first with `stratum train FILE --model congestion`"),
+        "{}",
+        text(&whole.stderr)
+    );
+
+    let run = stratum(&[
+        "run-pipeline",
+        file,
+        "--simulate",
+        "--fast",
+        "--events",
+        "100000",
+        "--only",
+        "history",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let component =
+        |name: &str| summary["components"].as_array().unwrap().iter().find(|c| c["component"] == name).unwrap().clone();
+    assert_eq!(component("detections")["events_out"], 100_000);
+    let windows = component("history")["events_in"].as_u64().unwrap();
+    assert!(windows > 0);
+    assert!(folder.join("data/history").is_dir());
+
+    let batch = stratum(&["run-batch", file, "hourly", "--format", "json"]);
+    assert_eq!(batch.status.code(), Some(0), "{}", text(&batch.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&batch.stdout).unwrap();
+    assert!(report["rows"].as_u64().unwrap() > 0);
+    assert!(folder.join("data/congestion_history.parquet").is_file());
+
+    // A mistake in the query points into the file.
+    let broken =
+        std::fs::read_to_string(&file).unwrap().replace("sum(vehicles) AS vehicles", "sum(vehicle) AS vehicles");
+    std::fs::write(&file, broken).unwrap();
+    let error = stratum(&["run-batch", file, "hourly"]);
+    assert_eq!(error.status.code(), Some(1));
+    let stderr = text(&error.stderr);
+    assert!(stderr.contains("error[E0701]: batch `hourly`: column 'vehicle' not found"), "{stderr}");
+    assert!(stderr.contains("traffic.stratum:") && stderr.contains("^^^^^^^ here"), "{stderr}");
+}

@@ -302,7 +302,7 @@ async fn run_task(task: Task) -> Result<(), Error> {
 }
 
 /// The names of the components to run: `only` and everything upstream of them, or all components.
-fn select<'a>(application: &'a Application, only: &'a [String]) -> Result<BTreeSet<&'a str>, Error> {
+pub fn select<'a>(application: &'a Application, only: &'a [String]) -> Result<BTreeSet<&'a str>, Error> {
     let mut inputs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for stream in &application.streams {
         let mut of = vec![stream.from.as_str()];
