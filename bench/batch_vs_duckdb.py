@@ -79,7 +79,7 @@ def main():
             connection = duckdb.connect()
             connection.sql(f"CREATE VIEW detections AS SELECT * FROM read_parquet('{data}')")
             connection.sql(f"COPY ({QUERY}) TO '{result}' (FORMAT parquet)")
-            duckdb_rows = connection.sql(f"SELECT count(*) FROM read_parquet('{result}')").fetchone()[0]
+            duckdb_rows = connection.execute(f"SELECT count(*) FROM read_parquet('{result}')").fetchall()[0][0]
             connection.close()
             duckdb_runs.append(time.perf_counter() - started)
 

@@ -10,16 +10,10 @@ use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::record::Record;
 use stratum_dataplane::stream::StreamOperator;
 
+mod common;
+
 fn checked(text: &str) -> Application {
-    let checked = stratum_lang::check_text("test.stratum", text);
-    let errors: Vec<_> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity() == stratum_lang::Severity::Error)
-        .map(|d| d.message.clone())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
-    checked.application
+    common::application_from_text("test.stratum", text)
 }
 
 struct Harness {
