@@ -28,7 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use stratum_core::ir::WhenFull;
+use stratum_core::ir::{BufferPolicy, WhenFull};
 
 const HEADER: usize = 4 + 4 + 8 + 8;
 /// The largest entry accepted (a batch of records).
@@ -62,6 +62,14 @@ impl LogOptions {
             when_full,
             segment_bytes: (max_bytes / 8).clamp(64 << 10, 64 << 20),
             sync: SyncPolicy::EveryAppend,
+        }
+    }
+
+    /// Options for the buffer a source declares (`buffer { max = 512 MiB  ttl = 6 h  when_full = drop_oldest }`).
+    pub fn from_policy(policy: &BufferPolicy) -> LogOptions {
+        LogOptions {
+            ttl: Some(Duration::from_secs_f64(policy.ttl.0.max(0.0))),
+            ..LogOptions::bounded(policy.max.0, policy.when_full)
         }
     }
 }
@@ -575,6 +583,22 @@ mod tests {
         assert_eq!(kept.last().unwrap().sequence, 99, "the newest entries stay");
         assert_eq!(dropping.dropped() + kept.len() as u64, 100, "every entry is either kept or counted as dropped");
         assert!(kept.windows(2).all(|pair| pair[1].sequence == pair[0].sequence + 1));
+    }
+
+    #[test]
+    fn a_sources_buffer_policy_becomes_log_options() {
+        let policy = BufferPolicy {
+            max: stratum_core::units::ByteSize(512 << 20),
+            ttl: stratum_core::units::Duration(6.0 * 3600.0),
+            when_full: WhenFull::DropOldest,
+        };
+        let options = LogOptions::from_policy(&policy);
+        assert_eq!(
+            (options.max_bytes, options.when_full, options.ttl),
+            (512 << 20, WhenFull::DropOldest, Some(Duration::from_secs(6 * 3600)))
+        );
+        assert_eq!(options.segment_bytes, 64 << 20);
+        assert_eq!(options.sync, SyncPolicy::EveryAppend);
     }
 
     #[test]
