@@ -206,10 +206,15 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Record>, String> {
 /// A fast, deterministic hash of the values at `positions` (FxHash's mixing step). Grouping keys are hashed for
 /// every event, so this is on the hot path of every window and join.
 pub fn hash_key(record: &[Datum], positions: &[usize]) -> u64 {
+    hash_values(positions.iter().map(|position| record.get(*position).unwrap_or(&Datum::Null)))
+}
+
+/// The hash of [`hash_key`] over values given in key order.
+fn hash_values<'a>(values: impl Iterator<Item = &'a Datum>) -> u64 {
     let mut hash = 0u64;
     let mut mix = |word: u64| hash = (hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    for position in positions {
-        match record.get(*position).unwrap_or(&Datum::Null) {
+    for value in values {
+        match value {
             Datum::Null => mix(0),
             Datum::Bool(value) => mix(1 + u64::from(*value)),
             Datum::Int(value) | Datum::Timestamp(value) => mix(*value as u64),
@@ -227,11 +232,6 @@ pub fn hash_key(record: &[Datum], positions: &[usize]) -> u64 {
         }
     }
     hash
-}
-
-/// Whether two records have equal values at the given positions (the key equality that goes with [`hash_key`]).
-pub fn same_key(left: &[Datum], left_positions: &[usize], right: &[Datum], right_positions: &[usize]) -> bool {
-    left_positions.iter().zip(right_positions).all(|(a, b)| left.get(*a) == right.get(*b))
 }
 
 /// A hasher for keys that are already hashes.
@@ -313,14 +313,15 @@ impl<V> Keyed<V> {
         None
     }
 
-    /// Keeps the keys whose state `keep` says to keep (it may change the state), in their order.
-    pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+    /// Keeps the keys whose state `keep` says to keep (it sees the key's values and may change the state), in
+    /// their order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Record, &mut V) -> bool) {
         let slots = std::mem::take(&mut self.slots);
         self.first.clear();
         self.next.clear();
         for (key, mut value) in slots {
-            if keep(&mut value) {
-                let hash = hash_key(&key, &(0..key.len()).collect::<Vec<_>>());
+            if keep(&key, &mut value) {
+                let hash = hash_values(key.iter());
                 let new = self.slots.len() as u32;
                 self.slots.push((key, value));
                 self.next.push(self.first.insert(hash, new).unwrap_or(END));

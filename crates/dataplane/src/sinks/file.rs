@@ -56,8 +56,8 @@ pub struct FileSink {
     format: FileFormat,
     /// The fields written.
     fields: Vec<Field>,
-    /// For each written field, its position in the incoming records.
-    columns: Vec<usize>,
+    /// For each written field, its position in the incoming records; `None` when they are the same fields.
+    columns: Option<Vec<usize>>,
     partitions: Vec<(String, usize)>,
     time: Option<usize>,
     /// Records waiting to be written, by target (a file, or for Parquet a partition and hour).
@@ -83,6 +83,7 @@ impl FileSink {
             })
         };
         let columns = fields.iter().map(|field| position(&field.name)).collect::<Result<Vec<_>, _>>()?;
+        let columns = (!columns.iter().copied().eq(0..incoming.len())).then_some(columns);
         let partitions =
             partition_by.iter().map(|name| Ok((name.clone(), position(name)?))).collect::<Result<Vec<_>, Error>>()?;
         let single_file = partitions.is_empty() && root.extension().is_some() && format != FileFormat::Parquet;
@@ -144,12 +145,18 @@ impl FileSink {
         if let Some(directory) = target.parent() {
             std::fs::create_dir_all(directory).map_err(|error| self.write_error(directory, error))?;
         }
-        let projected: Vec<Record> = records
-            .iter()
-            .map(|record| {
-                self.columns.iter().map(|position| record.get(*position).cloned().unwrap_or(Datum::Null)).collect()
-            })
-            .collect();
+        // Records are copied only when the written columns differ from the incoming ones (a dataset's order).
+        let projected: std::borrow::Cow<[Record]> = match &self.columns {
+            None => std::borrow::Cow::Borrowed(records),
+            Some(columns) => std::borrow::Cow::Owned(
+                records
+                    .iter()
+                    .map(|record| {
+                        columns.iter().map(|position| record.get(*position).cloned().unwrap_or(Datum::Null)).collect()
+                    })
+                    .collect(),
+            ),
+        };
         match self.format {
             FileFormat::Parquet => {
                 self.sequence += 1;
@@ -182,7 +189,7 @@ impl FileSink {
                             .write_record(self.fields.iter().map(|field| field.name.as_str()))
                             .map_err(|error| self.write_error(target, error))?;
                     }
-                    for record in &projected {
+                    for record in projected.iter() {
                         writer
                             .write_record(record.iter().map(datum_to_cell))
                             .map_err(|error| self.write_error(target, error))?;
@@ -192,7 +199,7 @@ impl FileSink {
                     )
                     .into_owned();
                 } else {
-                    for record in &projected {
+                    for record in projected.iter() {
                         text.push_str(&serde_json::Value::Object(to_json_object(record, &self.fields)).to_string());
                         text.push('\n');
                     }

@@ -72,15 +72,10 @@ impl Joiner {
         let (Some(left), Some(right)) = (self.clocks[0].watermark(), self.clocks[1].watermark()) else { return };
         let horizon = left.min(right) - self.within;
         for side in &mut self.waiting {
-            side.retain(|waiting| {
+            side.retain(|_, waiting| {
                 waiting.retain(|(time, _)| *time >= horizon);
                 !waiting.is_empty()
             });
         }
-    }
-
-    /// How many records wait on either side.
-    pub fn waiting(&self) -> usize {
-        self.waiting.iter().map(|side| side.iter().map(|(_, list)| list.len()).sum::<usize>()).sum()
     }
 }

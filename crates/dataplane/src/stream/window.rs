@@ -37,6 +37,8 @@ pub struct Windows {
     sessions: Keyed<Vec<Session>>,
     /// The watermark the windows were last closed at: nothing ending at or before it can change any more.
     applied: i64,
+    /// No session ends before this (it may be earlier than the true earliest end, never later).
+    earliest_session_end: i64,
 }
 
 fn milliseconds(seconds: f64) -> i64 {
@@ -59,6 +61,7 @@ impl Windows {
             aggregates,
             open: BTreeMap::new(),
             applied: i64::MIN,
+            earliest_session_end: i64::MAX,
         }
     }
 
@@ -108,6 +111,7 @@ impl Windows {
                 for (aggregate, state) in aggregates.iter().zip(&mut session.states) {
                     aggregate.add(state, record);
                 }
+                self.earliest_session_end = self.earliest_session_end.min(session.last.saturating_add(gap));
                 let position = sessions.partition_point(|existing| existing.start < session.start);
                 sessions.insert(position, session);
                 true
@@ -143,44 +147,28 @@ impl Windows {
                 }
             }
             Shape::Session { gap } => {
-                let first = closed.len();
-                let sessions = std::mem::replace(&mut self.sessions, Keyed::new(self.keys.clone()));
-                for (key, list) in sessions.into_entries() {
-                    let mut still_open = Vec::new();
-                    for session in list {
-                        if session.last.saturating_add(gap) <= watermark {
-                            closed.push(Closed {
-                                key: key.clone(),
-                                start: session.start,
-                                end: session.last + gap,
-                                states: session.states,
-                            });
-                        } else {
-                            still_open.push(session);
-                        }
-                    }
-                    if !still_open.is_empty() {
-                        *self.sessions.entry(&key_record(&key, &self.keys), Vec::new) = still_open;
-                    }
+                // Most batches close no session: skip the scan until the earliest one can end.
+                if watermark < self.earliest_session_end {
+                    return;
                 }
+                let first = closed.len();
+                let mut earliest = i64::MAX;
+                self.sessions.retain(|key, list| {
+                    list.retain_mut(|session| {
+                        let end = session.last.saturating_add(gap);
+                        if end > watermark {
+                            earliest = earliest.min(end);
+                            return true;
+                        }
+                        let states = std::mem::take(&mut session.states);
+                        closed.push(Closed { key: key.clone(), start: session.start, end, states });
+                        false
+                    });
+                    !list.is_empty()
+                });
+                self.earliest_session_end = earliest;
                 closed[first..].sort_by_key(|window| window.end);
             }
         }
     }
-
-    /// How many key-window states are open (for tests and metrics).
-    pub fn open_states(&self) -> usize {
-        self.open.values().map(Keyed::len).sum::<usize>()
-            + self.sessions.iter().map(|(_, list)| list.len()).sum::<usize>()
-    }
-}
-
-/// A record with the key's values at the key positions, so that a stored key can be looked up again.
-fn key_record(key: &Record, positions: &[usize]) -> Record {
-    let width = positions.iter().max().map_or(0, |max| max + 1);
-    let mut record = vec![stratum_core::eval::Datum::Null; width];
-    for (value, position) in key.iter().zip(positions) {
-        record[*position] = value.clone();
-    }
-    record
 }
