@@ -53,7 +53,6 @@ fn window(criterion: &mut Criterion) {
     let build = BuildContext {
         application: &application,
         base_dir: &directory,
-        data_dir: &directory,
         fast_generators: true,
         generator_limit: None,
         model_store: None,

@@ -185,8 +185,6 @@ pub struct BuildContext<'a> {
     pub application: &'a Application,
     /// Relative paths in the file are relative to this directory (the `.stratum` file's).
     pub base_dir: &'a Path,
-    /// Where the pipeline keeps its state: dead letters, buffers.
-    pub data_dir: &'a Path,
     /// Generators make events as fast as they can, with event times spaced by the declared rate, instead of in
     /// real time (tests and benchmarks).
     pub fast_generators: bool,

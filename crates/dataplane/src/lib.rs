@@ -43,6 +43,8 @@ pub enum Error {
     },
     #[error("transfer: {0}")]
     Transfer(String),
+    #[error("MQTT broker: {0}")]
+    Broker(String),
 }
 
 impl Error {

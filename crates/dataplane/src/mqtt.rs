@@ -506,8 +506,8 @@ impl EmbeddedBroker {
             "v4": { "1": server("v4", v4) },
             "v5": { "1": server("v5", v5) }
         });
-        let config: rumqttd::Config = serde_json::from_value(config)
-            .map_err(|error| Error::Transfer(format!("broker configuration: {error}")))?;
+        let config: rumqttd::Config =
+            serde_json::from_value(config).map_err(|error| Error::Broker(format!("configuration: {error}")))?;
         let mut broker = rumqttd::Broker::new(config);
         std::thread::Builder::new()
             .name("stratum-mqtt-broker".into())
@@ -521,7 +521,7 @@ impl EmbeddedBroker {
             let started = std::time::Instant::now();
             while std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_err() {
                 if started.elapsed() > Duration::from_secs(5) {
-                    return Err(Error::Transfer(format!(
+                    return Err(Error::Broker(format!(
                         "the embedded MQTT broker did not start listening on {address} (is the port taken?)"
                     )));
                 }

@@ -110,11 +110,9 @@ impl Pipeline {
     /// Builds every selected component, or returns the first that cannot be built.
     pub fn build<'a>(application: &'a Application, options: &PipelineOptions) -> Result<Pipeline, Error> {
         let selected = select(application, &options.only)?;
-        let data_dir = options.data_dir.clone().unwrap_or_else(|| options.base_dir.join(".stratum"));
         let context = BuildContext {
             application,
             base_dir: &options.base_dir,
-            data_dir: &data_dir,
             fast_generators: options.fast_generators,
             generator_limit: options.generator_limit,
             model_store: options.model_store.as_deref(),

@@ -29,7 +29,6 @@ impl Harness {
         let build = BuildContext {
             application,
             base_dir: &directory,
-            data_dir: &directory,
             fast_generators: true,
             generator_limit: None,
             model_store,
@@ -257,7 +256,6 @@ fn predict_calls_the_services_model_from_the_store() {
     let build = BuildContext {
         application: &application,
         base_dir: directory.path(),
-        data_dir: directory.path(),
         fast_generators: true,
         generator_limit: None,
         model_store: Some(&store),

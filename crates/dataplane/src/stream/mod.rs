@@ -81,6 +81,7 @@ impl EventClock {
 impl StreamOperator {
     pub fn new(stream: &Stream, context: &BuildContext) -> Result<StreamOperator, Error> {
         let build_error = |message: String| Error::Build { component: stream.name.clone(), message };
+        let lateness = stream.lateness.map_or(DEFAULT_LATENESS_SECONDS, |lateness| lateness.0);
         let application = context.application;
         let input =
             application.fields_of(&stream.from).ok_or_else(|| build_error(format!("no input `{}`", stream.from)))?;
@@ -89,10 +90,7 @@ impl StreamOperator {
                 let other = application
                     .fields_of(&join.with)
                     .ok_or_else(|| build_error(format!("no input `{}`", join.with)))?;
-                (
-                    Some(Joiner::new(join, input, other, stream.lateness.map_or(DEFAULT_LATENESS_SECONDS, |d| d.0))?),
-                    join.widen(input, other),
-                )
+                (Some(Joiner::new(join, input, other, lateness)?), join.widen(input, other))
             }
             None => (None, input.to_vec()),
         };
@@ -185,13 +183,7 @@ impl StreamOperator {
                 Stage::Project { columns, predictors }
             }
         };
-        Ok(StreamOperator {
-            join,
-            filter,
-            stage,
-            time: event_time_position(&fields),
-            clock: EventClock::new(stream.lateness.map_or(DEFAULT_LATENESS_SECONDS, |lateness| lateness.0)),
-        })
+        Ok(StreamOperator { join, filter, stage, time: event_time_position(&fields), clock: EventClock::new(lateness) })
     }
 
     /// Filters, windows or projects joined records.
