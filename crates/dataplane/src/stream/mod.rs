@@ -214,9 +214,8 @@ impl StreamOperator {
                     Some(filter) => records.into_iter().filter(|record| filter.holds(record)).collect(),
                     None => records,
                 };
-                let width = kept.first().map_or(0, Vec::len);
                 for predictor in predictors.iter() {
-                    let predictions = predictor.predict(&kept, width, context);
+                    let predictions = predictor.predict(&kept, context);
                     for (record, prediction) in kept.iter_mut().zip(predictions) {
                         record.push(prediction);
                     }

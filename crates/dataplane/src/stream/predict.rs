@@ -16,8 +16,8 @@ enum Model {
 
 pub struct Predictor {
     model: Model,
-    /// The names of the fields of the records it is given, to read them by name.
-    fields: Vec<String>,
+    /// The positions of the input fields by name, to read records by name.
+    fields: std::collections::HashMap<String, usize>,
     output: DataType,
 }
 
@@ -52,21 +52,21 @@ impl Predictor {
             }
         };
         tracing::info!(component, service, model = model_name.as_str(), "model loaded for predict()");
-        Ok(Predictor { model, fields: fields.iter().map(|field| field.name.clone()).collect(), output })
+        Ok(Predictor {
+            model,
+            fields: fields.iter().enumerate().map(|(index, field)| (field.name.clone(), index)).collect(),
+            output,
+        })
     }
 
-    /// One prediction per record (the first `width` values of each are the input fields).
-    pub fn predict(&self, records: &[Record], width: usize, context: &Context) -> Vec<Datum> {
+    /// One prediction per record (whose first values are the input fields; earlier predictions may follow).
+    pub fn predict(&self, records: &[Record], context: &Context) -> Vec<Datum> {
         type Reader<'a> = Box<dyn Fn(&str) -> Datum + 'a>;
         let readers: Vec<Reader> = records
             .iter()
             .map(|record| {
                 Box::new(move |name: &str| {
-                    self.fields[..width.min(self.fields.len())]
-                        .iter()
-                        .position(|field| field == name)
-                        .and_then(|index| record.get(index).cloned())
-                        .unwrap_or(Datum::Null)
+                    self.fields.get(name).and_then(|index| record.get(*index).cloned()).unwrap_or(Datum::Null)
                 }) as Box<dyn Fn(&str) -> Datum>
             })
             .collect();
