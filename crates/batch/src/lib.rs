@@ -5,6 +5,8 @@
 //!
 //! Kept apart from the data plane because DataFusion is the heaviest dependency of the workspace.
 
+pub mod schedule;
+
 use datafusion::arrow::datatypes::DataType as ArrowType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Column;
@@ -13,7 +15,7 @@ use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use stratum_core::ir::{Application, Batch, FileFormat, SinkKind};
+use stratum_core::ir::{Application, FileFormat, SinkKind};
 use stratum_core::types::Field;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,19 +102,6 @@ pub async fn run(application: &Application, name: &str, base: &Path) -> Result<B
         rows,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// The batches of an application that run on a schedule, with their interval in seconds (`every`); cron
-/// schedules are returned with `None`.
-pub fn scheduled(application: &Application) -> Vec<(&Batch, Option<f64>)> {
-    application
-        .batches
-        .iter()
-        .map(|batch| match &batch.schedule {
-            stratum_core::ir::Schedule::Every(interval) => (batch, Some(interval.0)),
-            stratum_core::ir::Schedule::Cron(_) => (batch, None),
-        })
-        .collect()
 }
 
 async fn register(

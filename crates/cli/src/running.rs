@@ -17,7 +17,8 @@ use stratum_lang::{Code, Diagnostic};
 pub struct RunPipelineArgs {
     /// The .stratum file whose sources, streams and sinks to run.
     file: PathBuf,
-    /// Run only these sinks or streams and what they read from (comma-separated; all of them otherwise).
+    /// Run only these sinks, streams or batches, and what they read from (comma-separated; all of them
+    /// otherwise). Batches run on their schedules (`every`, `cron`) for as long as the pipeline runs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP), with their
@@ -81,14 +82,25 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let application = &checked.application;
     let runtime = runtime()?;
+    // `--only` may name batches as well as components; batches run on their schedules beside the pipeline.
+    let (batches, components): (Vec<String>, Vec<String>) =
+        args.only.iter().cloned().partition(|name| application.batches.iter().any(|batch| &batch.name == name));
+    let scheduled: Vec<String> = if args.only.is_empty() {
+        application.batches.iter().map(|batch| batch.name.clone()).collect()
+    } else {
+        batches
+    };
+    // Only batches named: no pipeline components at all.
+    let pipeline_wanted = args.only.is_empty() || !components.is_empty();
     // The embedded broker starts only when a component that runs needs it.
-    let selected = match stratum_dataplane::pipeline::select(application, &args.only) {
+    let selected = match stratum_dataplane::pipeline::select(application, &components) {
         Ok(selected) => selected,
         Err(error) => {
             eprintln!("error: {error}");
             return Ok(Outcome::UserError);
         }
     };
+    let selected = if pipeline_wanted { selected } else { Default::default() };
     let needs_broker = application
         .sinks
         .iter()
@@ -100,7 +112,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
     let mut broker = args.broker.clone();
     if needs_broker && broker.is_none() {
         let (v4, v5) = ("127.0.0.1:1883".parse()?, "127.0.0.1:1884".parse()?);
-        match runtime.block_on(async { stratum_dataplane::mqtt::EmbeddedBroker::start(v4, v5) }) {
+        match runtime.block_on(async { stratum_dataplane::connectors::mqtt::EmbeddedBroker::start(v4, v5) }) {
             Ok(embedded) => {
                 if args.format == Format::Human {
                     eprintln!("embedded MQTT broker: {} (MQTT 5: {})", embedded.url(), embedded.url5());
@@ -117,7 +129,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
     let options = PipelineOptions {
         base_dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default(),
         data_dir: Some(args.data_dir.clone()),
-        only: args.only.clone(),
+        only: components,
         simulate: args.simulate,
         fast_generators: args.fast,
         generator_limit: args.events,
@@ -125,7 +137,8 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
         mqtt_broker: broker,
         ..PipelineOptions::default()
     };
-    let pipeline = match Pipeline::build(application, &options) {
+    let built = if pipeline_wanted { Pipeline::build(application, &options) } else { Ok(Pipeline::empty()) };
+    let pipeline = match built {
         Ok(pipeline) => pipeline,
         Err(error) => {
             eprintln!("error: {error}");
@@ -156,29 +169,72 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
         for component in &pipeline.components {
             eprintln!("  {:<7} {:<24} {}", component.role, component.name, component.kind);
         }
+        for name in &scheduled {
+            let schedule = application.batches.iter().find(|batch| &batch.name == name).map(|batch| &batch.schedule);
+            let when = match schedule {
+                Some(stratum_core::ir::Schedule::Every(interval)) => format!("every {interval}"),
+                Some(stratum_core::ir::Schedule::Cron(cron)) => format!("cron \"{cron}\" (UTC)"),
+                None => String::new(),
+            };
+            eprintln!("  {:<7} {:<24} {when}", "batch", name);
+        }
         eprintln!("dead letters: {}", args.data_dir.join("dead-letters.jsonl").display());
         eprintln!("press Ctrl-C to stop (it drains: open windows are emitted, files written)");
     }
     let metrics = pipeline.metrics.clone();
     let stopper = pipeline.stopper();
     let interactive = human && std::io::stderr().is_terminal();
-    let summary = runtime.block_on(async move {
-        let run = tokio::spawn(pipeline.run());
+    let base = options.base_dir.clone();
+    let (stop_batches, batches_stopped) = tokio::sync::watch::channel(false);
+    let mut batch_runs: Vec<serde_json::Value> = Vec::new();
+    let mut batch_failed = false;
+    let summary = runtime.block_on(async {
+        let mut run = tokio::spawn(pipeline.run());
+        let mut pipeline_done = None;
+        let schedule = stratum_batch::schedule::run_on_schedule(
+            application,
+            &base,
+            &scheduled,
+            batches_stopped,
+            |name, result| {
+                report_batch(&checked, name, &result, human, color);
+                batch_failed |= result.is_err();
+                batch_runs.push(match result {
+                    Ok(run) => serde_json::json!(run),
+                    Err(error) => serde_json::json!({ "batch": name, "error": error.to_string() }),
+                });
+            },
+        );
+        tokio::pin!(schedule);
+        let mut schedule_done = scheduled.is_empty();
         let started = Instant::now();
         let mut status = tokio::time::interval(Duration::from_secs(2));
         let deadline = args.run_for.map(|limit| tokio::time::Instant::now() + limit);
         let mut stopping = false;
-        let mut run = run;
         loop {
+            if pipeline_done.is_some() && schedule_done {
+                break;
+            }
             tokio::select! {
-                result = &mut run => return result.context("the pipeline task failed")?.map_err(anyhow::Error::from),
+                result = &mut run, if pipeline_done.is_none() => {
+                    let result = result.context("the pipeline task failed").and_then(|result| result.map_err(anyhow::Error::from));
+                    if result.is_err() || scheduled.is_empty() {
+                        stop_batches.send_replace(true);
+                    } else if !stopping && human && pipeline_wanted {
+                        eprintln!("the pipeline has ended; batches stay scheduled until Ctrl-C or the end of `--for`");
+                    }
+                    pipeline_done = Some(result);
+                }
+                _ = &mut schedule, if !schedule_done => schedule_done = true,
                 _ = tokio::signal::ctrl_c(), if !stopping => {
                     eprintln!("\nstopping: draining the pipeline …");
                     stopper.stop();
+                    stop_batches.send_replace(true);
                     stopping = true;
                 }
                 _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() && !stopping => {
                     stopper.stop();
+                    stop_batches.send_replace(true);
                     stopping = true;
                 }
                 _ = status.tick(), if interactive => {
@@ -186,6 +242,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
                 }
             }
         }
+        pipeline_done.unwrap_or_else(|| Err(anyhow::anyhow!("the pipeline did not finish")))
     });
     let summary = match summary {
         Ok(summary) => summary,
@@ -195,10 +252,44 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
         }
     };
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        Format::Json => {
+            let mut report = serde_json::to_value(&summary)?;
+            report["batches"] = serde_json::Value::Array(batch_runs);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         Format::Human => print_metrics(&summary.components, summary.seconds),
     }
-    Ok(Outcome::Success)
+    Ok(if batch_failed { Outcome::UserError } else { Outcome::Success })
+}
+
+/// Tells of one batch run: its result, or its error (a query error as a diagnostic pointing into the file).
+fn report_batch(
+    checked: &stratum_lang::Checked,
+    name: &str,
+    result: &Result<stratum_batch::BatchRun, stratum_batch::Error>,
+    human: bool,
+    color: ColorChoice,
+) {
+    match result {
+        Ok(run) if human => eprintln!("{}", describe_batch_run(run)),
+        Ok(_) => {}
+        Err(stratum_batch::Error::Query { message, line, column, help }) => {
+            let diagnostic = query_diagnostic(checked, name, message, line.zip(*column), help.clone());
+            eprintln!("{}", stratum_lang::render(&diagnostic, &checked.sources, color.for_stderr()));
+        }
+        Err(error) => eprintln!("error: batch `{name}`: {error}"),
+    }
+}
+
+fn describe_batch_run(run: &stratum_batch::BatchRun) -> String {
+    format!(
+        "batch `{}`: {} rows into `{}` ({}) in {:.2} s",
+        run.batch,
+        run.rows,
+        run.into,
+        run.path.display(),
+        run.seconds
+    )
 }
 
 fn status_line(snapshots: &[MetricsSnapshot], elapsed: Duration) -> String {
@@ -235,31 +326,12 @@ pub fn run_batch(args: RunBatchArgs, color: ColorChoice) -> anyhow::Result<Outco
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
     let result = runtime()?.block_on(stratum_batch::run(&checked.application, &args.name, &base));
-    match result {
-        Ok(run) => {
-            match args.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&run)?),
-                Format::Human => println!(
-                    "batch `{}`: {} rows into `{}` ({}) in {:.2} s",
-                    run.batch,
-                    run.rows,
-                    run.into,
-                    run.path.display(),
-                    run.seconds
-                ),
-            }
-            Ok(Outcome::Success)
-        }
-        Err(stratum_batch::Error::Query { message, line, column, help }) => {
-            let diagnostic = query_diagnostic(&checked, &args.name, &message, line.zip(column), help);
-            eprintln!("{}", stratum_lang::render(&diagnostic, &checked.sources, color.for_stderr()));
-            Ok(Outcome::UserError)
-        }
-        Err(error) => {
-            eprintln!("error: batch `{}`: {error}", args.name);
-            Ok(Outcome::UserError)
-        }
+    match (&result, args.format) {
+        (Ok(run), Format::Json) => println!("{}", serde_json::to_string_pretty(run)?),
+        (Ok(run), Format::Human) => println!("{}", describe_batch_run(run)),
+        (Err(_), _) => report_batch(&checked, &args.name, &result, true, color),
     }
+    Ok(if result.is_ok() { Outcome::Success } else { Outcome::UserError })
 }
 
 /// A query error as a diagnostic pointing into the query string in the file (at the query when DataFusion did

@@ -377,3 +377,41 @@ fn the_traffic_pipeline_and_its_hourly_batch_run_from_the_command_line() {
     assert!(stderr.contains("error[E0701]: batch `hourly`: column 'vehicle' not found"), "{stderr}");
     assert!(stderr.contains("traffic.stratum:") && stderr.contains("^^^^^^^ here"), "{stderr}");
 }
+
+#[test]
+fn run_pipeline_runs_batches_on_their_schedules() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("traffic_scheduled");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(repository().join("examples/traffic/shared.stratum"), folder.join("shared.stratum")).unwrap();
+    // The hourly batch every 2 seconds, so that a test sees it run more than once.
+    let traffic = std::fs::read_to_string(repository().join(TRAFFIC)).unwrap();
+    assert!(traffic.contains("every = 1 h"));
+    std::fs::write(folder.join("traffic.stratum"), traffic.replace("every = 1 h", "every = 2 s")).unwrap();
+    let file = folder.join("traffic.stratum");
+    let run = stratum(&[
+        "run-pipeline",
+        file.to_str().unwrap(),
+        "--simulate",
+        "--fast",
+        "--events",
+        "20000",
+        "--only",
+        "history,hourly",
+        "--for",
+        "5s",
+        "--data-dir",
+        folder.join("run").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let batches = report["batches"].as_array().unwrap();
+    assert!(!batches.is_empty() && batches.len() <= 3, "{batches:?}");
+    for batch in batches {
+        assert_eq!(batch["batch"], "hourly", "{batch}");
+        assert!(batch["rows"].as_u64().unwrap() > 0, "{batch}");
+    }
+    assert!(folder.join("data/congestion_history.parquet").is_file());
+}

@@ -496,12 +496,19 @@ pub enum SinkKind {
     },
     Nats {
         subject: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
     },
     Kafka {
         topic: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        brokers: Vec<String>,
     },
+    /// A webhook: each batch of records is POSTed as a JSON array.
     Http {
         url: String,
+        /// Attempts after the first one before the records go to dead letters.
+        retries: u32,
     },
     File {
         path: String,
@@ -510,9 +517,7 @@ pub enum SinkKind {
         partition_by: Vec<String>,
     },
     /// Appends to a declared dataset, whose schema the records must match.
-    Dataset {
-        into: String,
-    },
+    Dataset { into: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -552,6 +557,12 @@ impl Dataset {
             .unwrap_or_else(|| format!("data/{}.{}", self.name, self.format.unwrap_or(FileFormat::Parquet).extension()))
     }
 }
+
+/// The port an `http` source listens on when the file does not say.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
+/// How often a webhook sink tries again after a failed POST when the file does not say.
+pub const DEFAULT_WEBHOOK_RETRIES: u32 = 5;
 
 /// When a batch job runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use stratum_dataplane::mqtt::{BrokerAddress, EmbeddedBroker};
+use stratum_dataplane::connectors::mqtt::{BrokerAddress, EmbeddedBroker};
 use stratum_dataplane::{Pipeline, PipelineOptions};
 
 const APP: &str = r#"app mqtt_bench

@@ -3,9 +3,10 @@
 //! consumers over bounded channels, the [`Context`] each one runs with, and the one explicit registry of the
 //! kinds this version can build from the IR.
 
+use crate::connectors::{http, kafka, mqtt, nats};
 use crate::metrics::ComponentMetrics;
 use crate::record::{Batch, Record, encoded_size};
-use crate::{Error, mqtt, sinks, sources, stream};
+use crate::{Error, sinks, sources, stream};
 use serde_json::json;
 use std::future::Future;
 use std::io::Write;
@@ -48,10 +49,14 @@ pub trait Operator: Send + 'static {
 pub trait Sink: Send + 'static {
     fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
     /// Called about once a second: a sink writes out what it has held long enough (it may wait to make larger
-    /// files).
-    fn flush<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
+    /// files). Sinks that hold nothing between writes keep this default.
+    fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Called once when its input has ended or the pipeline stops: write out and make durable everything held.
-    fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
+    fn finish<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// What a component runs with.
@@ -231,6 +236,9 @@ pub const SOURCES: &[SourceKindEntry] = &[
     SourceKindEntry { kind: "generator", build: sources::generator::build },
     SourceKindEntry { kind: "file", build: sources::file::build },
     SourceKindEntry { kind: "mqtt", build: mqtt::build_source },
+    SourceKindEntry { kind: "nats", build: nats::build_source },
+    SourceKindEntry { kind: "kafka", build: kafka::build_source },
+    SourceKindEntry { kind: "http", build: http::build_source },
 ];
 
 pub const OPERATORS: &[OperatorKindEntry] = &[OperatorKindEntry { kind: "stream", build: stream::build }];
@@ -239,6 +247,9 @@ pub const SINKS: &[SinkKindEntry] = &[
     SinkKindEntry { kind: "file", build: sinks::file::build },
     SinkKindEntry { kind: "dataset", build: sinks::file::build_dataset },
     SinkKindEntry { kind: "mqtt", build: mqtt::build_sink },
+    SinkKindEntry { kind: "nats", build: nats::build_sink },
+    SinkKindEntry { kind: "kafka", build: kafka::build_sink },
+    SinkKindEntry { kind: "http", build: http::build_sink },
 ];
 
 /// The registry name of a source's kind.

@@ -7,9 +7,9 @@
 
 pub mod columnar;
 pub mod component;
+pub mod connectors;
 pub mod log;
 pub mod metrics;
-pub mod mqtt;
 pub mod pipeline;
 pub mod record;
 pub mod sinks;
@@ -33,6 +33,8 @@ pub enum Error {
     Read { component: String, path: PathBuf, message: String },
     #[error("`{component}`: cannot write {path}: {message}")]
     Write { component: String, path: PathBuf, message: String },
+    #[error("`{component}`: cannot deliver to {target}: {message}")]
+    Deliver { component: String, target: String, message: String },
     #[error("buffer {path}: {message}")]
     Log { path: PathBuf, message: String },
     #[error("{context}: {source}")]

@@ -201,6 +201,18 @@ impl Pipeline {
         Ok(Pipeline { tasks, components, metrics, feeds, dead_letters, stop })
     }
 
+    /// A pipeline with no components, which ends as soon as it runs (when only batches are wanted).
+    pub fn empty() -> Pipeline {
+        Pipeline {
+            tasks: Vec::new(),
+            components: Vec::new(),
+            metrics: Arc::new(Registry::default()),
+            feeds: BTreeMap::new(),
+            dead_letters: DeadLetters::default(),
+            stop: watch::channel(false).0,
+        }
+    }
+
     /// A handle that stops the pipeline once it runs.
     pub fn stopper(&self) -> Stopper {
         Stopper(self.stop.clone())

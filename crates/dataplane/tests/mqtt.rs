@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stratum_dataplane::mqtt::{BrokerAddress, EmbeddedBroker};
+use stratum_dataplane::connectors::mqtt::{BrokerAddress, EmbeddedBroker};
 use stratum_dataplane::{Pipeline, PipelineOptions};
 
 const APP: &str = r#"app mqtt_test

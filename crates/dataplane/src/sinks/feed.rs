@@ -52,12 +52,4 @@ impl Sink for FeedSink {
             Ok(())
         })
     }
-
-    fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn finish<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async { Ok(()) })
-    }
 }

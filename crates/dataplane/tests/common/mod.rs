@@ -19,3 +19,42 @@ pub fn application_from_text(name: &str, text: &str) -> Application {
     assert!(errors.is_empty(), "{name} has errors: {errors:?}");
     checked.application
 }
+
+/// A free TCP port on loopback (free when asked; tests bind it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `nats-server` child process on a free loopback port, stopped when dropped. The external peer of the NATS
+/// tests: the Debian package `nats-server`.
+pub struct NatsServer {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        let port = free_port();
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("cannot start nats-server (install the Debian package nats-server): {error}")
+            });
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "nats-server did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        NatsServer { child, url: format!("nats://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

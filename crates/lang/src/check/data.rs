@@ -34,9 +34,10 @@ const STREAM: Spec = &[
     ("select", Shape::Block),
 ];
 const SINK_COMMON: Spec = &[("from", Shape::Value)];
-const TOPIC_SINK: Spec = &[("topic", Shape::Value)];
-const NATS_SINK: Spec = &[("subject", Shape::Value)];
-const HTTP_SINK: Spec = &[("url", Shape::Value)];
+const MQTT_SINK: Spec = &[("topic", Shape::Value)];
+const NATS_SINK: Spec = &[("subject", Shape::Value), ("url", Shape::Value)];
+const KAFKA_SINK: Spec = &[("topic", Shape::Value), ("brokers", Shape::Value)];
+const HTTP_SINK: Spec = &[("url", Shape::Value), ("retries", Shape::Value)];
 const FILE_SINK: Spec = &[("path", Shape::Value), ("partition_by", Shape::Value)];
 const DATASET_SINK: Spec = &[("into", Shape::Value)];
 const DATASET: Spec =
@@ -45,6 +46,18 @@ const BATCH: Spec = &[("every", Shape::Value), ("cron", Shape::Value), ("query",
 
 pub(crate) const SOURCE_KINDS: &[&str] = &["mqtt", "nats", "kafka", "http", "file", "generator"];
 pub(crate) const SINK_KINDS: &[&str] = &["mqtt", "nats", "kafka", "http", "parquet", "csv", "jsonl", "dataset"];
+
+/// The connector attributes of a sink kind, shared by `sink` items and a service's `output = kind { … }`.
+pub(super) fn sink_spec(kind: &str) -> Spec {
+    match kind {
+        "mqtt" => MQTT_SINK,
+        "kafka" => KAFKA_SINK,
+        "nats" => NATS_SINK,
+        "http" => HTTP_SINK,
+        "dataset" => DATASET_SINK,
+        _ => FILE_SINK,
+    }
+}
 
 /// Fields every windowed stream adds to its output.
 const WINDOW_FIELDS: &[&str] = &["window_start", "window_end"];
@@ -812,16 +825,9 @@ impl<'a> Checker<'a> {
     fn sink(&mut self, section: &'a Section, name: String) -> Option<Sink> {
         let owner = format!("sink `{name}`");
         let kind = self.component_kind(section, SINK_KINDS, "sink", "parquet")?;
-        let specific = match kind {
-            "mqtt" | "kafka" => TOPIC_SINK,
-            "nats" => NATS_SINK,
-            "http" => HTTP_SINK,
-            "dataset" => DATASET_SINK,
-            _ => FILE_SINK,
-        };
         let attributes = self.attributes(
             section.statements(),
-            &[SINK_COMMON, specific, PLACEMENT, RESOURCES],
+            &[SINK_COMMON, sink_spec(kind), PLACEMENT, RESOURCES],
             &owner,
             section.keyword.span,
         );
@@ -862,9 +868,36 @@ impl<'a> Checker<'a> {
                 }
                 SinkKind::Mqtt { topic }
             }
-            "kafka" => SinkKind::Kafka { topic: text(self, "topic", "topic = \"results\"")? },
-            "nats" => SinkKind::Nats { subject: text(self, "subject", "subject = \"results\"")? },
-            "http" => SinkKind::Http { url: text(self, "url", "url = \"https://example.com/hook\"")? },
+            "kafka" => SinkKind::Kafka {
+                topic: text(self, "topic", "topic = \"results\"")?,
+                brokers: attributes.value("brokers").map(|value| self.strings(value)).unwrap_or_default(),
+            },
+            "nats" => {
+                let subject = text(self, "subject", "subject = \"results.{camera}\"")?;
+                if let Some(value) = attributes.value("subject") {
+                    self.check_placeholders(&subject, value.span, record);
+                }
+                SinkKind::Nats { subject, url: attributes.value("url").and_then(|value| self.string(value)) }
+            }
+            "http" => {
+                let url = text(self, "url", "url = \"https://example.com/hook\"")?;
+                if let Some(value) = attributes.value("url")
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    self.report(
+                        Diagnostic::new(Code::WrongValue, value.span, format!("`{url}` is not an HTTP URL"))
+                            .label("expected http://… or https://…")
+                            .help("write the whole address, as in `url = \"https://example.com/hook\"`"),
+                    );
+                }
+                let retries = match attributes.value("retries") {
+                    Some(value) => {
+                        self.whole(value, 0, "`retries`").map(|retries| u32::try_from(retries).unwrap_or(u32::MAX))
+                    }
+                    None => Some(DEFAULT_WEBHOOK_RETRIES),
+                };
+                SinkKind::Http { url, retries: retries? }
+            }
             "dataset" => {
                 let value = self.required(attributes, "into", "into = my_dataset")?;
                 let (target, span) = self.name(value, "the name of a dataset")?;
@@ -1015,12 +1048,15 @@ impl<'a> Checker<'a> {
 
     fn cron(&mut self, expr: &Expr) -> Option<Schedule> {
         let text = self.string(expr)?;
-        let fields = text.split_whitespace().count();
-        if fields != 5 {
+        if let Err(error) = stratum_core::cron::CronSchedule::parse(&text) {
+            let label = match error.field {
+                Some(_) => "expected `minute hour day month weekday`, in UTC",
+                None => "not a schedule that runs",
+            };
             self.report(
-                Diagnostic::new(Code::WrongValue, expr.span, format!("a cron schedule has 5 fields, found {fields}"))
-                    .label("expected `minute hour day month weekday`")
-                    .help("for every hour on the hour write `cron = \"0 * * * *\"`"),
+                Diagnostic::new(Code::WrongValue, expr.span, format!("cron schedule `{text}`: {error}"))
+                    .label(label)
+                    .help("for every hour on the hour write `cron = \"0 * * * *\"`; fields take `*`, `5`, `1-5`, `*/15`, `1,15`"),
             );
             return None;
         }

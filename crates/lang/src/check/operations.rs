@@ -148,16 +148,9 @@ impl<'a> Checker<'a> {
                     let sink_kinds = super::data::SINK_KINDS;
                     match sink_kinds.iter().find(|known| **known == kind.text) {
                         Some(sink_kind) => {
-                            let specific: Spec = match *sink_kind {
-                                "mqtt" | "kafka" => &[("topic", Shape::Value)],
-                                "nats" => &[("subject", Shape::Value)],
-                                "http" => &[("url", Shape::Value)],
-                                "dataset" => &[("into", Shape::Value)],
-                                _ => &[("path", Shape::Value), ("partition_by", Shape::Value)],
-                            };
                             let output_attributes = self.attributes(
                                 &body.statements,
-                                &[specific],
+                                &[super::data::sink_spec(sink_kind)],
                                 &format!("the output of `{name}`"),
                                 kind.span,
                             );

@@ -98,7 +98,7 @@ pub fn ports(application: &Application, component: &str) -> Vec<u16> {
     if let Some(source) = application.sources.iter().find(|source| source.name == component)
         && let SourceKind::Http { port, .. } = &source.kind
     {
-        return vec![port.unwrap_or(SERVICE_PORT)];
+        return vec![port.unwrap_or(stratum_core::ir::DEFAULT_HTTP_PORT)];
     }
     if application.services.iter().any(|service| service.name == component) {
         return vec![SERVICE_PORT];

@@ -8,14 +8,14 @@
 
 use crate::Error;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Sink, Source};
-use crate::record::{Batch, Record, from_json_line, into_records, to_json_object};
+use crate::connectors::{Template, decode_message};
+use crate::record::{Batch, Record, into_records, to_json_object};
 use rumqttc::v5::mqttbytes::v5::Packet as Packet5;
 use rumqttc::{Event, Packet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use stratum_core::eval::{Datum, text_of};
 use stratum_core::ir::{Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
 use stratum_core::types::Field;
 
@@ -284,17 +284,12 @@ impl MqttSource {
     ) {
         match event {
             Ok(Seen::Message { topic, payload, delivery }) => {
-                context.metrics.count_in(1, payload.len());
-                let text = String::from_utf8_lossy(&payload);
-                match from_json_line(&text, &self.fields) {
-                    Ok(record) => {
+                match decode_message(&payload, &self.fields, &format!("topic {topic}"), context) {
+                    Some(record) => {
                         records.push(record);
                         deliveries.push(delivery);
                     }
-                    Err(reason) => {
-                        context.dead_letter(&format!("topic {topic}: {reason}"), &text);
-                        client.acknowledge(&delivery).await;
-                    }
+                    None => client.acknowledge(&delivery).await,
                 }
             }
             Ok(Seen::Connected) => {
@@ -327,17 +322,11 @@ pub fn build_sink(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sin
     )?))
 }
 
-/// A part of a topic template: text, or the value of a field.
-enum TopicPart {
-    Text(String),
-    Field(usize),
-}
-
 pub struct MqttSink {
     broker: BrokerAddress,
     client_id: String,
     component: String,
-    topic: Vec<TopicPart>,
+    topic: Template,
     fields: Vec<Field>,
     published: u64,
     /// Connected on first use, so that building a pipeline needs no async runtime.
@@ -358,28 +347,12 @@ impl MqttSink {
         fields: Vec<Field>,
         client_id: &str,
     ) -> Result<MqttSink, Error> {
-        let mut parts = Vec::new();
-        let mut rest = topic;
-        while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}').map(|close| open + close).ok_or_else(|| Error::Build {
-                component: component.into(),
-                message: format!("topic `{topic}` has an unclosed `{{`"),
-            })?;
-            parts.push(TopicPart::Text(rest[..open].into()));
-            let name = &rest[open + 1..close];
-            let position = fields.iter().position(|field| field.name == name).ok_or_else(|| Error::Build {
-                component: component.into(),
-                message: format!("topic `{topic}` names `{name}`, which is not a field of its input"),
-            })?;
-            parts.push(TopicPart::Field(position));
-            rest = &rest[close + 1..];
-        }
-        parts.push(TopicPart::Text(rest.into()));
+        let topic = Template::parse(component, topic, &fields, &['/', '+', '#'])?;
         Ok(MqttSink {
             broker,
             client_id: client_id.into(),
             component: component.into(),
-            topic: parts,
+            topic,
             fields,
             published: 0,
             connection: None,
@@ -411,19 +384,6 @@ impl MqttSink {
             Connection { client, acknowledged, event_loop }
         })
     }
-
-    fn topic_of(&self, record: &Record) -> String {
-        self.topic
-            .iter()
-            .map(|part| match part {
-                TopicPart::Text(text) => text.clone(),
-                // A value must not add levels or wildcards to the topic.
-                TopicPart::Field(position) => {
-                    text_of(record.get(*position).unwrap_or(&Datum::Null)).replace(['/', '+', '#'], "_")
-                }
-            })
-            .collect()
-    }
 }
 
 impl Sink for MqttSink {
@@ -433,20 +393,16 @@ impl Sink for MqttSink {
             for record in into_records(batch) {
                 let payload = serde_json::Value::Object(to_json_object(&record, &self.fields)).to_string().into_bytes();
                 context.metrics.count_in(1, payload.len());
-                let topic = self.topic_of(&record);
-                client.publish(topic, payload).await.map_err(|message| Error::Write {
+                let topic = self.topic.fill(&record);
+                client.publish(topic, payload).await.map_err(|message| Error::Deliver {
                     component: context.component.clone(),
-                    path: "mqtt".into(),
+                    target: format!("MQTT broker {}:{}", self.broker.host, self.broker.port),
                     message,
                 })?;
                 self.published += 1;
             }
             Ok(())
         })
-    }
-
-    fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async { Ok(()) })
     }
 
     fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
