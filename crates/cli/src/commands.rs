@@ -274,7 +274,7 @@ pub(crate) fn checked_without_errors(file: &Path, color: ColorChoice) -> anyhow:
 }
 
 /// Plans a checked application, printing why when it cannot be placed. Returns the plan and whether it is optimal.
-fn planned_or_report(
+pub(crate) fn planned_or_report(
     checked: &stratum_lang::Checked,
     file: &Path,
     color: ColorChoice,

@@ -8,6 +8,7 @@ mod loader;
 mod output;
 mod running;
 mod training;
+mod up;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     RunPipeline(running::RunPipelineArgs),
     /// Run one batch query of a file now, writing the dataset it fills.
     RunBatch(running::RunBatchArgs),
+    /// Run a whole application on this machine: models made ready, every component started, an API to use it.
+    Up(up::UpArgs),
 }
 
 /// What a command reports back to `main`.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Model(command) => training::model(command),
         Command::RunPipeline(args) => running::run_pipeline(args, color),
         Command::RunBatch(args) => running::run_batch(args, color),
+        Command::Up(args) => up::run(args, color),
     });
     match result {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,

@@ -59,7 +59,7 @@ pub struct RunBatchArgs {
 }
 
 /// `30s`, `500ms`, `5min`, `2h`, `1.5 s`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
@@ -74,7 +74,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
@@ -292,7 +292,7 @@ fn describe_batch_run(run: &stratum_batch::BatchRun) -> String {
     )
 }
 
-fn status_line(snapshots: &[MetricsSnapshot], elapsed: Duration) -> String {
+pub(crate) fn status_line(snapshots: &[MetricsSnapshot], elapsed: Duration) -> String {
     let parts: Vec<String> = snapshots
         .iter()
         .map(|snapshot| format!("{} {}", snapshot.component, snapshot.events_out.max(snapshot.events_in)))
@@ -300,7 +300,7 @@ fn status_line(snapshots: &[MetricsSnapshot], elapsed: Duration) -> String {
     format!("[{:>5.0}s] {}", elapsed.as_secs_f64(), parts.join(" · "))
 }
 
-fn print_metrics(snapshots: &[MetricsSnapshot], seconds: f64) {
+pub(crate) fn print_metrics(snapshots: &[MetricsSnapshot], seconds: f64) {
     println!(
         "{:<24} {:<20} {:>12} {:>12} {:>8} {:>8} {:>8} {:>10}",
         "component", "kind", "events in", "events out", "dead", "dropped", "errors", "events/s"

@@ -67,6 +67,9 @@ impl Application {
         if let Some(dataset) = self.datasets.iter().find(|dataset| dataset.name == name) {
             return Some(&dataset.fields);
         }
+        if let Some(service) = self.services.iter().find(|service| service.name == name) {
+            return Some(&service.fields);
+        }
         self.sinks.iter().find(|sink| sink.name == name).map(|sink| sink.fields.as_slice())
     }
 }
@@ -840,6 +843,10 @@ pub struct Service {
     pub input: ServiceInput,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<SinkKind>,
+    /// The records the service writes: its input's fields (the model's inputs when requests come over HTTP) and
+    /// `prediction`.
+    #[serde(default)]
+    pub fields: Vec<Field>,
     pub slo: Slo,
     pub scale: Scale,
     pub placement: Placement,

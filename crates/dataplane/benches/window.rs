@@ -55,6 +55,8 @@ fn window(criterion: &mut Criterion) {
         base_dir: &directory,
         fast_generators: true,
         generator_limit: None,
+        simulated_seconds: None,
+        time_scale: 1.0,
         model_store: None,
         mqtt_broker: None,
     };

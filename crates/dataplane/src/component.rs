@@ -195,6 +195,11 @@ pub struct BuildContext<'a> {
     pub fast_generators: bool,
     /// Generators stop after at most this many events.
     pub generator_limit: Option<u64>,
+    /// Fast generators stop once their event time has covered this many seconds.
+    pub simulated_seconds: Option<f64>,
+    /// Real-time generators run this many times faster than the clock (event time too): 60 shows an hour of
+    /// data in a minute.
+    pub time_scale: f64,
     /// The model store that `predict(service)` loads models from.
     pub model_store: Option<&'a Path>,
     /// The MQTT broker for components that name none (`mqtt://…` or `mqtt5://…`).

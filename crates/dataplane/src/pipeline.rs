@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratum_core::ir::{Application, SourceKind};
+use stratum_core::ir::{Application, ServiceInput, Sink as SinkItem, SourceKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -27,7 +27,7 @@ pub struct PipelineOptions {
     pub base_dir: PathBuf,
     /// Dead letters go to `DATA_DIR/dead-letters.jsonl`; without one they are kept in memory.
     pub data_dir: Option<PathBuf>,
-    /// Run only these sinks or streams and everything they read from (everything when empty).
+    /// Run only these sinks, streams or services and everything they read from (everything when empty).
     pub only: Vec<String>,
     /// Replace sources that need the outside world (MQTT, NATS, Kafka, HTTP) by generators of their schema and rate.
     pub simulate: bool,
@@ -35,6 +35,11 @@ pub struct PipelineOptions {
     pub fast_generators: bool,
     /// Every generator (declared or simulated) stops after at most this many events.
     pub generator_limit: Option<u64>,
+    /// With `fast_generators`, every generator stops once its event time has covered this many seconds (a day
+    /// of simulated history, say).
+    pub simulated_seconds: Option<f64>,
+    /// Real-time generators run this many times faster than the clock, event time included (1 by default).
+    pub time_scale: f64,
     /// Where `predict(service)` finds models.
     pub model_store: Option<PathBuf>,
     /// The MQTT broker of components that name none.
@@ -52,6 +57,8 @@ impl Default for PipelineOptions {
             simulate: false,
             fast_generators: false,
             generator_limit: None,
+            simulated_seconds: None,
+            time_scale: 1.0,
             model_store: None,
             mqtt_broker: None,
             channel_capacity: 16,
@@ -115,6 +122,8 @@ impl Pipeline {
             base_dir: &options.base_dir,
             fast_generators: options.fast_generators,
             generator_limit: options.generator_limit,
+            simulated_seconds: options.simulated_seconds,
+            time_scale: options.time_scale,
             model_store: options.model_store.as_deref(),
             mqtt_broker: options.mqtt_broker.as_deref(),
         };
@@ -178,10 +187,35 @@ impl Pipeline {
             }
             let receiver = channel(&inputs);
             components.push(ComponentInfo { name: stream.name.clone(), role: "stream", kind: "stream".into() });
-            pending_operators.push((stream.name.as_str(), built, receiver));
+            pending_operators.push((stream.name.as_str(), "stream", built, receiver));
         }
-        for (name, built, receiver) in pending_operators {
-            let context = new_context(name, "stream");
+        // A service that reads a stream: its operator appends predictions; its output is a sink like any other.
+        for service in application.services.iter().filter(|service| selected.contains(service.name.as_str())) {
+            let ServiceInput::Stream { name: input } = &service.input else { continue };
+            let built = crate::stream::predict::build_service(service, &context)?;
+            let receiver = channel(&[(input.as_str(), 0)]);
+            components.push(ComponentInfo { name: service.name.clone(), role: "service", kind: "inference".into() });
+            pending_operators.push((service.name.as_str(), "inference", built, receiver));
+            if let Some(output) = &service.output {
+                let sink = SinkItem {
+                    name: format!("{}-output", service.name),
+                    from: service.name.clone(),
+                    kind: output.clone(),
+                    fields: service.fields.clone(),
+                    placement: service.placement.clone(),
+                    resources: service.resources.clone(),
+                };
+                let built = build_sink(&sink, &context)?;
+                let receiver = channel(&[(service.name.as_str(), 0)]);
+                components.push(ComponentInfo { name: sink.name.clone(), role: "sink", kind: sink_kind(&sink).into() });
+                tasks.push(Task {
+                    context: new_context(&sink.name, sink_kind(&sink)),
+                    runner: Runner::Sink(built, receiver),
+                });
+            }
+        }
+        for (name, kind, built, receiver) in pending_operators {
+            let context = new_context(name, kind);
             let output = Output::new(consumers.remove(name).unwrap_or_default(), context.metrics.clone());
             tasks.push(Task { context, runner: Runner::Operator(built, receiver, output) });
         }
@@ -323,6 +357,11 @@ pub fn select<'a>(application: &'a Application, only: &'a [String]) -> Result<BT
     }
     for sink in &application.sinks {
         inputs.insert(&sink.name, vec![sink.from.as_str()]);
+    }
+    for service in &application.services {
+        if let ServiceInput::Stream { name } = &service.input {
+            inputs.insert(&service.name, vec![name.as_str()]);
+        }
     }
     for source in &application.sources {
         inputs.insert(&source.name, Vec::new());

@@ -51,10 +51,10 @@ pub fn from_json_object(object: &Map<String, Value>, fields: &[Field]) -> Result
             let value = object.get(&field.name);
             let datum = stratum_ml::data::json_cell(value, &field.data_type).ok_or_else(|| {
                 format!(
-                    "field `{}`: {} is not a {}",
+                    "field `{}`: expected {}, found {}",
                     field.name,
-                    value.map(Value::to_string).unwrap_or_default(),
-                    field.data_type
+                    field.data_type,
+                    value.map(Value::to_string).unwrap_or_default()
                 )
             })?;
             if datum == Datum::Null && !matches!(field.data_type, DataType::Optional(_)) {
@@ -93,7 +93,7 @@ pub fn from_csv_cells(cells: &csv::StringRecord, positions: &[usize], fields: &[
         .map(|(field, position)| {
             let text = cells.get(*position).unwrap_or("");
             let datum = stratum_ml::data::parse_cell(text, &field.data_type)
-                .ok_or_else(|| format!("field `{}`: `{text}` is not a {}", field.name, field.data_type))?;
+                .ok_or_else(|| format!("field `{}`: expected {}, found `{text}`", field.name, field.data_type))?;
             if datum == Datum::Null && !matches!(field.data_type, DataType::Optional(_)) {
                 return Err(format!("field `{}` is missing and not optional", field.name));
             }

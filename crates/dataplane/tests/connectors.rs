@@ -54,7 +54,7 @@ sink kept: jsonl {{
     let pipeline = Pipeline::build(&application, &options(directory.path())).unwrap();
     let (stopper, dead_letters) = (pipeline.stopper(), pipeline.dead_letters.clone());
     let running = tokio::spawn(pipeline.run());
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let url = format!("http://127.0.0.1:{port}/v1/readings");
     let post = |body: String| {
         let request = client.post(&url).body(body);

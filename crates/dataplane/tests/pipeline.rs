@@ -19,9 +19,10 @@ async fn generator_filter_window_to_parquet_and_jsonl() {
     let metrics: BTreeMap<&str, _> = summary.components.iter().map(|m| (m.component.as_str(), m)).collect();
     assert_eq!(metrics["detections"].events_out, 20_000);
     assert_eq!(metrics["counts"].events_in, 20_000);
-    // 20,000 events at 100/s span 200 s: windows of 4 minutes (0..4) for each of 8 cameras.
+    // 20,000 events at 100/s on average; at midnight, where simulated time starts, traffic is light and they
+    // span about 17 minutes: several windows for each of 8 cameras (counted exactly against the raw events below).
     let windows = metrics["counts"].events_out;
-    assert_eq!(windows, 8 * 4, "{windows} windows");
+    assert!(windows > 8 * 4, "{windows} windows");
     assert_eq!(metrics["history"].events_in, windows);
 
     let files: Vec<_> = walk(&directory.path().join("out/history"));
@@ -51,6 +52,7 @@ async fn generator_filter_window_to_parquet_and_jsonl() {
             .or_default()
             .push(speed);
     }
+    assert_eq!(windows as usize, expected.len(), "one window per camera and minute that had vehicles");
     let mut found = BTreeMap::new();
     for file in &files {
         let reader =

@@ -31,6 +31,8 @@ impl Harness {
             base_dir: &directory,
             fast_generators: true,
             generator_limit: None,
+            simulated_seconds: None,
+            time_scale: 1.0,
             model_store,
             mqtt_broker: None,
         };
@@ -258,6 +260,8 @@ fn predict_calls_the_services_model_from_the_store() {
         base_dir: directory.path(),
         fast_generators: true,
         generator_limit: None,
+        simulated_seconds: None,
+        time_scale: 1.0,
         model_store: Some(&store),
         mqtt_broker: None,
     };

@@ -136,6 +136,22 @@ pub fn load_training_data(
     training: &Training,
     base: &Path,
 ) -> Result<(Table, String), Error> {
+    let (full, format, fields) = existing_training_data(application, training, base)?;
+    let table = data::load(&full, format, &fields)?;
+    Ok((table, fingerprint_files(&full)?))
+}
+
+/// The fingerprint of a model's training data as it is now, without reading it as a table: what tells whether a
+/// stored artifact was trained on this data. An error when there is none (yet).
+pub fn data_fingerprint(application: &Application, model: &str, base: &Path) -> Result<String, Error> {
+    let (_, training) = training_of(application, model)?;
+    let (full, _, _) = existing_training_data(application, training, base)?;
+    fingerprint_files(&full)
+}
+
+type DataLocation = (std::path::PathBuf, Option<stratum_core::ir::FileFormat>, Vec<stratum_core::types::Field>);
+
+fn existing_training_data(application: &Application, training: &Training, base: &Path) -> Result<DataLocation, Error> {
     let (path, format, fields) = training_data_location(application, training)?;
     let full = base.join(&path);
     if !full.exists() {
@@ -147,15 +163,18 @@ pub fn load_training_data(
             ),
         });
     }
-    let table = data::load(&full, format, &fields)?;
-    // The fingerprint covers every file of the dataset (all parts of a directory), in name order.
+    Ok((full, format, fields))
+}
+
+/// sha256 over every file of a dataset (all parts of a directory), in name order.
+fn fingerprint_files(full: &Path) -> Result<String, Error> {
     let read_error =
         |error: std::io::Error| Error::Read { path: full.display().to_string(), message: error.to_string() };
     let mut bytes = Vec::new();
-    for file in data::dataset_files(&full).map_err(read_error)? {
+    for file in data::dataset_files(full).map_err(read_error)? {
         bytes.extend(std::fs::read(&file).map_err(read_error)?);
     }
-    Ok((table, crate::artifact::sha256_hex(&bytes)))
+    Ok(crate::artifact::sha256_hex(&bytes))
 }
 
 /// Expands candidates into concrete (algorithm, params) combinations.

@@ -6,6 +6,10 @@
 //! (`class in ["car", "truck"]`) take those values (and a few others), numbers compared with thresholds
 //! (`speed_kmh > 80`) spread around them, and fields used as grouping keys take a fixed set of values, one per
 //! simulated device. The same seed gives the same events.
+//!
+//! In simulated time (`--fast`) the rate follows a day, as traffic and most sensor data do: quiet nights, peaks
+//! around 8:00 and 17:30, lighter weekends; the declared rate is the average over a week. Windows, hourly batches
+//! and the models trained on them then see daily patterns. In real time the rate is steady.
 
 use crate::Error;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
@@ -34,20 +38,27 @@ pub fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Sour
         (Some(count), Some(limit)) => Some(count.min(limit)),
         (count, limit) => count.or(limit),
     };
-    Ok(Box::new(Generator::new(source, context.application, seed, count, context.fast_generators, DEFAULT_KEY_COUNT)))
+    let mut generator =
+        Generator::new(source, context.application, seed, count, context.fast_generators, DEFAULT_KEY_COUNT);
+    generator.simulated_seconds = context.simulated_seconds;
+    generator.time_scale = context.time_scale;
+    Ok(Box::new(generator))
 }
 
 /// A generator standing in for any source (`--simulate`): same schema and rate, no count.
 pub fn simulating(source: &SourceItem, context: &BuildContext) -> Box<dyn Source> {
     let seed = crate::record::hash_key(&[Datum::Text(source.name.clone())], &[0]);
-    Box::new(Generator::new(
+    let mut generator = Generator::new(
         source,
         context.application,
         seed,
         context.generator_limit,
         context.fast_generators,
         DEFAULT_KEY_COUNT,
-    ))
+    );
+    generator.simulated_seconds = context.simulated_seconds;
+    generator.time_scale = context.time_scale;
+    Box::new(generator)
 }
 
 pub struct Generator {
@@ -57,6 +68,10 @@ pub struct Generator {
     /// Events per second for the whole source.
     rate: f64,
     fast: bool,
+    /// When fast, stop once event time has covered this many seconds.
+    pub simulated_seconds: Option<f64>,
+    /// In real time, run this many times faster than the clock (events and event time).
+    pub time_scale: f64,
 }
 
 #[derive(Debug)]
@@ -94,7 +109,15 @@ impl Generator {
             let nodes = application.nodes.iter().filter(|node| Some(node.machine.tier) == tier).count().max(1);
             rate *= nodes as f64;
         }
-        Generator { plans, random: Random::new(seed), count, rate: rate.max(1e-3), fast }
+        Generator {
+            plans,
+            random: Random::new(seed),
+            count,
+            rate: rate.max(1e-3),
+            fast,
+            simulated_seconds: None,
+            time_scale: 1.0,
+        }
     }
 
     fn record(&mut self, index: u64, now_milliseconds: i64) -> Record {
@@ -143,11 +166,22 @@ impl Source for Generator {
     fn run(mut self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
         Box::pin(async move {
             let interval_milliseconds = 1000.0 / self.rate;
+            // Real time, scaled: events are due at `rate × scale` per second of the clock.
+            let scale = if self.time_scale.is_finite() && self.time_scale > 0.0 { self.time_scale } else { 1.0 };
+            let real_rate = self.rate * scale;
             let started = Instant::now();
             let wall_start = wall_clock_milliseconds();
+            let mut simulated_milliseconds = SIMULATED_START_MILLISECONDS as f64;
+            let simulated_end = self
+                .simulated_seconds
+                .filter(|_| self.fast)
+                .map_or(f64::INFINITY, |seconds| SIMULATED_START_MILLISECONDS as f64 + seconds * 1000.0);
             let mut index = 0u64;
             loop {
-                if context.stopping() || self.count.is_some_and(|count| index >= count) {
+                if context.stopping()
+                    || self.count.is_some_and(|count| index >= count)
+                    || simulated_milliseconds >= simulated_end
+                {
                     return Ok(());
                 }
                 let remaining = self.count.map_or(BATCH as u64, |count| (count - index).min(BATCH as u64));
@@ -155,10 +189,11 @@ impl Source for Generator {
                 let size = if self.fast {
                     remaining
                 } else {
-                    let due = (started.elapsed().as_secs_f64() * self.rate) as u64;
+                    let due = (started.elapsed().as_secs_f64() * real_rate) as u64;
                     if due <= index {
+                        // The clock has moved since `due` was computed: the wait may already be over.
                         let wait = Duration::from_secs_f64(
-                            ((index + 1) as f64 - started.elapsed().as_secs_f64() * self.rate) / self.rate,
+                            (((index + 1) as f64 - started.elapsed().as_secs_f64() * real_rate) / real_rate).max(0.0),
                         );
                         tokio::select! {
                             _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
@@ -170,10 +205,15 @@ impl Source for Generator {
                 };
                 let mut records = Vec::with_capacity(size as usize);
                 for _ in 0..size {
+                    if simulated_milliseconds >= simulated_end {
+                        break;
+                    }
                     let time = if self.fast {
-                        SIMULATED_START_MILLISECONDS + (index as f64 * interval_milliseconds) as i64
+                        let time = simulated_milliseconds as i64;
+                        simulated_milliseconds += interval_milliseconds / daily_profile(time);
+                        time
                     } else {
-                        wall_start + started.elapsed().as_millis() as i64
+                        wall_start + (started.elapsed().as_secs_f64() * 1000.0 * scale) as i64
                     };
                     records.push(self.record(index, time));
                     index += 1;
@@ -186,6 +226,21 @@ impl Source for Generator {
             }
         })
     }
+}
+
+/// How busy a moment of the week is, relative to the weekly average (which is 1): a night floor, a morning peak
+/// around 8:00 and a longer evening peak around 17:30, weekends at three quarters of a weekday.
+pub fn daily_profile(milliseconds: i64) -> f64 {
+    /// Scales the shape so that its average over a week is 1; computed from the shape below (see the test).
+    const NORMALISATION: f64 = 1.0 / 0.731_995;
+    let hour = milliseconds.rem_euclid(86_400_000) as f64 / 3_600_000.0;
+    // 1970-01-01 was a Thursday: day 0 of the week is Thursday, so days 2 and 3 are Saturday and Sunday.
+    let weekday = milliseconds.div_euclid(86_400_000).rem_euclid(7);
+    let bump = |centre: f64, width: f64| (-(hour - centre).powi(2) / (2.0 * width * width)).exp();
+    let daytime = if (6.0..22.0).contains(&hour) { 0.5 } else { 0.0 };
+    let shape = 0.15 + daytime + 1.1 * bump(8.0, 1.2) + 1.0 * bump(17.5, 1.6);
+    let weekend = if matches!(weekday, 2 | 3) { 0.75 } else { 1.0 };
+    shape * weekend * NORMALISATION
 }
 
 pub(crate) fn wall_clock_milliseconds() -> i64 {
@@ -305,5 +360,22 @@ fn plan(field: &Field, hints: &Hints, key_count: usize) -> FieldPlan {
         DataType::Duration => FieldPlan::Duration,
         DataType::Bytes => FieldPlan::Identifier,
         DataType::List(_) | DataType::Optional(_) => FieldPlan::Missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daily_profile_averages_one_over_a_week_and_peaks_at_rush_hours() {
+        let week: Vec<f64> = (0..7 * 24 * 60).map(|minute| daily_profile(minute * 60_000)).collect();
+        let mean = week.iter().sum::<f64>() / week.len() as f64;
+        assert!((mean - 1.0).abs() < 0.01, "mean {mean}");
+        let at = |hour: i64| daily_profile(SIMULATED_START_MILLISECONDS + hour * 3_600_000);
+        // 2026-01-01 is a Thursday.
+        assert!(at(8) > 3.0 * at(3), "morning peak {} against night {}", at(8), at(3));
+        assert!(at(17) > at(12));
+        assert!(at(2 * 24 + 8) < at(8), "Saturday is lighter than Thursday");
     }
 }

@@ -1,9 +1,12 @@
-//! `predict(service)` in a stream: the service's model, loaded from the model store, called through the ML
-//! crate's inference entry points once per batch.
+//! `predict(service)` in a stream and the stream part of a service: the service's model, loaded from the model
+//! store, called through the ML crate's inference entry points once per batch.
 
-use crate::component::{BuildContext, Context};
-use crate::record::Record;
+use crate::Error;
+use crate::component::{BuildContext, Context, Operator};
+use crate::record::{Batch, Record, into_records};
+use std::time::Instant;
 use stratum_core::eval::Datum;
+use stratum_core::ir::{Service, ServiceInput};
 use stratum_core::types::{DataType, Field};
 use stratum_ml::imported::ImportedModel;
 use stratum_ml::search::{Prediction, TrainedModel};
@@ -97,4 +100,36 @@ impl Predictor {
             Prediction::Cluster(cluster) => Datum::Int(cluster as i64),
         }
     }
+}
+
+/// The stream part of an inference service: each record of its input goes on with the model's prediction
+/// appended (the service's `fields`), to its output sink and to whatever shows the service.
+pub struct ServiceOperator {
+    predictor: Predictor,
+}
+
+/// Builds the operator of a service that reads a stream or source.
+pub fn build_service(service: &Service, context: &BuildContext) -> Result<Box<dyn Operator>, Error> {
+    let build_error = |message: String| Error::Build { component: service.name.clone(), message };
+    let ServiceInput::Stream { name: input } = &service.input else {
+        return Err(build_error("takes requests over HTTP, not a stream".into()));
+    };
+    let fields = context.application.fields_of(input).ok_or_else(|| build_error(format!("no input `{input}`")))?;
+    let predictor = Predictor::load(&service.name, &service.name, fields, context).map_err(build_error)?;
+    Ok(Box::new(ServiceOperator { predictor }))
+}
+
+impl Operator for ServiceOperator {
+    fn process(&mut self, _port: usize, batch: Batch, out: &mut Vec<Record>, context: &Context) {
+        let records = into_records(batch);
+        let predictions = self.predictor.predict(&records, context);
+        out.extend(records.into_iter().zip(predictions).map(|(mut record, prediction)| {
+            record.push(prediction);
+            record
+        }));
+    }
+
+    fn tick(&mut self, _now: Instant, _out: &mut Vec<Record>, _context: &Context) {}
+
+    fn finish(&mut self, _out: &mut Vec<Record>, _context: &Context) {}
 }

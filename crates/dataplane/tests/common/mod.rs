@@ -58,3 +58,9 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
     }
 }
+
+/// An HTTP client. reqwest comes without a TLS crypto provider in this workspace: the program chooses one (ring).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

@@ -183,8 +183,11 @@ impl<'a> Checker<'a> {
         };
         let slo = attributes.block("slo").map(|block| self.slo(block)).unwrap_or_default();
         let scale = attributes.block("scale").and_then(|block| self.scale(block)).unwrap_or_default();
-        let (model, _, _) = model?;
-        Some(Service { name, model, input: input?, output, slo, scale, placement, resources })
+        let (model, model_inputs, prediction) = model?;
+        // What the service writes: its input's records (the model's inputs for HTTP requests) and the prediction.
+        let mut fields = input_fields.unwrap_or(model_inputs);
+        fields.push(Field::new(PREDICTION_FIELD, prediction));
+        Some(Service { name, model, input: input?, output, fields, slo, scale, placement, resources })
     }
 
     fn slo(&mut self, block: &'a Section) -> Slo {

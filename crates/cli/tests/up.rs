@@ -1,0 +1,168 @@
+//! `stratum up` as a user runs it, on a copy of the traffic example: the model is bootstrapped from simulated
+//! history and trained, windows are emitted, the congestion service answers over HTTP and publishes its decisions
+//! and the signal plans over MQTT, `/metrics` shows it all, and a second `up` reuses the trained model.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `stratum up` whose stderr lines are collected as they come.
+struct Up {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Up {
+    fn start(folder: &Path, api: u16, seconds: u32) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["up", "traffic.stratum", "--speed", "60", "--bootstrap-hours", "12"])
+            .args(["--api", &format!("127.0.0.1:{api}"), "--for", &format!("{seconds}s")])
+            .args(["--state-dir", ".stratum"])
+            .current_dir(folder)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the stratum binary runs");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (stderr, collected) = (child.stderr.take().unwrap(), lines.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                collected.lock().unwrap().push(line);
+            }
+        });
+        Up { child, lines }
+    }
+
+    /// Waits for a stderr line containing `text` and returns it.
+    fn line(&self, text: &str, timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self.lines.lock().unwrap().iter().find(|line| line.contains(text)) {
+                return line.clone();
+            }
+            assert!(started.elapsed() < timeout, "no `{text}` in:\n{}", self.lines.lock().unwrap().join("\n"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn finish(mut self) -> (i32, String, String) {
+        let status = self.child.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        (status.code().unwrap_or(-1), stdout, self.lines.lock().unwrap().join("\n"))
+    }
+}
+
+fn traffic_copy(name: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/traffic");
+    for file in ["traffic.stratum", "shared.stratum"] {
+        std::fs::copy(examples.join(file), folder.join(file)).unwrap();
+    }
+    folder
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_the_traffic_application_end_to_end() {
+    let folder = traffic_copy("up_traffic");
+    let api = free_port();
+    let up = Up::start(&folder, api, 30);
+    up.line("trained v1", Duration::from_secs(240));
+    let broker = up.line("embedded MQTT broker:", Duration::from_secs(30));
+    up.line("API:", Duration::from_secs(30));
+
+    // Signal decisions and the service's congestion calls, as MQTT subscribers see them.
+    let url = broker.rsplit("mqtt://").next().unwrap().trim().to_string();
+    let (host, port) = url.rsplit_once(':').unwrap();
+    let mut options = rumqttc::MqttOptions::new("up-test", host, port.parse().unwrap());
+    options.set_keep_alive(Duration::from_secs(10));
+    let (client, mut event_loop) = rumqttc::AsyncClient::new(options, 100);
+    client.subscribe("traffic/+/signal", rumqttc::QoS::AtLeastOnce).await.unwrap();
+    client.subscribe("traffic/+/congestion", rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let topics = Arc::new(Mutex::new(Vec::<(String, Value)>::new()));
+    let seen = topics.clone();
+    tokio::spawn(async move {
+        let _client = client;
+        while let Ok(event) = event_loop.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish)) = event {
+                let payload = serde_json::from_slice(&publish.payload).unwrap_or(Value::Null);
+                seen.lock().unwrap().push((publish.topic.clone(), payload));
+            }
+        }
+    });
+
+    // reqwest comes without a TLS crypto provider in this workspace: the program chooses one (ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api}");
+    let started = Instant::now();
+    let count_of = |status: &Value, name: &str| {
+        status["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|agent| agent["components"].as_array().unwrap().iter())
+            .find(|component| component["name"] == name)
+            .map_or(0, |component| component["events_out"].as_u64().unwrap())
+    };
+    loop {
+        let status: Value =
+            serde_json::from_str(&http.get(format!("{base}/v1/status")).send().await.unwrap().text().await.unwrap())
+                .unwrap();
+        assert_eq!(status["app"], "traffic");
+        if count_of(&status, "counts") > 0 && count_of(&status, "signal_timing") > 0 {
+            assert_eq!(status["models"][0]["model"], "congestion");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(25), "no windows or predictions yet: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let rush_hour = r#"{"window_end": "2026-01-01T08:00:00Z", "vehicles": 70000, "avg_speed": 31.5}"#;
+    let answer = http.post(format!("{base}/v1/services/signal_timing/predict")).body(rush_hour).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert!(answer["prediction"].is_boolean(), "{answer}");
+    let wrong = http.post(format!("{base}/v1/services/signal_timing/predict")).body(r#"{"vehicles": "many"}"#);
+    let wrong = wrong.send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 400);
+    assert!(wrong.text().await.unwrap().contains("takes window_end: timestamp"));
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("stratum_processing_seconds_bucket{component=\"signal_timing-http\""), "{metrics}");
+    assert!(metrics.contains("stratum_events_out_total{component=\"counts\""));
+
+    let started = Instant::now();
+    loop {
+        let topics = topics.lock().unwrap().clone();
+        let signals = topics.iter().filter(|(topic, _)| topic.ends_with("/signal")).count();
+        let congestion: Vec<&Value> =
+            topics.iter().filter(|(topic, _)| topic.ends_with("/congestion")).map(|(_, payload)| payload).collect();
+        if signals > 0 && !congestion.is_empty() {
+            assert!(congestion[0]["prediction"].is_boolean(), "{:?}", congestion[0]);
+            assert!(congestion[0]["vehicles"].is_number());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "signals {signals}, congestion {}", congestion.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, stdout, stderr) = up.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("signal_timing-output"), "the summary lists every component: {stdout}");
+    assert!(folder.join("data/history").is_dir() && folder.join("data/congestion_history.parquet").is_file());
+
+    // The same data: the next `up` reuses the model instead of training again.
+    let again = Up::start(&folder, free_port(), 2);
+    again.line("reusing it", Duration::from_secs(60));
+    let (code, _, stderr) = again.finish();
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -1,0 +1,94 @@
+//! The control plane's HTTP API: status of the application and its agents, its events, Prometheus metrics, and
+//! the gateway to its inference services.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/status` | the application, its agents and each component's counters, the served models |
+//! | `GET /v1/events` | the latest events (started, trained, batch runs, failures), oldest first |
+//! | `POST /v1/services/{name}/predict` | one JSON object or an array of them, answered with predictions |
+//! | `GET /metrics` | every component's standard metrics and every service's request latency histogram |
+
+use crate::agents::LocalAgent;
+use crate::serving::ServiceEndpoint;
+use crate::state::StateStore;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use stratum_dataplane::metrics::Registry;
+
+pub struct ApiState {
+    pub app: String,
+    pub version: u32,
+    pub agents: Vec<LocalAgent>,
+    pub services: BTreeMap<String, Arc<ServiceEndpoint>>,
+    pub metrics: Arc<Registry>,
+    pub state: Arc<StateStore>,
+    pub started: Instant,
+}
+
+pub fn router(state: Arc<ApiState>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/events", get(events))
+        .route("/v1/services/{name}/predict", post(predict))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn status(State(state): State<Arc<ApiState>>) -> Response {
+    let snapshots = state.metrics.snapshot();
+    let agents: Vec<_> = state.agents.iter().map(|agent| agent.status(&snapshots)).collect();
+    let services: Vec<Value> =
+        state.services.values().map(|service| json!({ "name": service.name, "model": service.model })).collect();
+    let served = state.state.served_models(&state.app).unwrap_or_default();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "app": state.app,
+            "version": state.version,
+            "uptime_seconds": state.started.elapsed().as_secs_f64(),
+            "agents": agents,
+            "services": services,
+            "models": served,
+        }),
+    )
+}
+
+async fn events(State(state): State<Arc<ApiState>>) -> Response {
+    match state.state.events(&state.app, 200) {
+        Ok(events) => json_response(StatusCode::OK, json!({ "events": events })),
+        Err(error) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": error.to_string() })),
+    }
+}
+
+async fn predict(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let Some(service) = state.services.get(&name) else {
+        let known: Vec<&str> = state.services.keys().map(String::as_str).collect();
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("no service `{name}`; services: {}", known.join(", ")) }),
+        );
+    };
+    match service.predict(&body) {
+        Ok(answer) => json_response(StatusCode::OK, answer),
+        Err(refusal) => json_response(
+            StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+            json!({ "error": refusal.message }),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render_prometheus())
+        .into_response()
+}

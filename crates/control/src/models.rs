@@ -1,0 +1,223 @@
+//! The models an application's services need, ready in the model store before anything serves them: a stored
+//! artifact trained on the data as it is now is reused; otherwise the model is trained. When its training data
+//! does not exist yet — the first `stratum up` on a laptop — it is bootstrapped: the sinks that feed the data run
+//! on simulated sources over a stretch of simulated history, and the batches that write the dataset run once.
+
+use crate::Error;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use stratum_core::ir::{Application, ModelOrigin, SinkKind};
+use stratum_dataplane::{Pipeline, PipelineOptions};
+use stratum_ml::{ModelStore, StoredModel};
+
+/// What happened while making a model ready, for the user to see.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelProgress {
+    /// The model's dataset does not exist: simulating `hours` of history through `sinks`, then `batches`.
+    Bootstrapping {
+        model: String,
+        dataset: String,
+        hours: f64,
+        sinks: Vec<String>,
+        batches: Vec<String>,
+    },
+    Bootstrapped {
+        model: String,
+        events: u64,
+        rows: usize,
+    },
+    Training {
+        model: String,
+    },
+    Trained {
+        model: String,
+        version: u32,
+        algorithm: String,
+        metric: String,
+        score: f64,
+        seconds: f64,
+    },
+    Reused {
+        model: String,
+        version: u32,
+    },
+}
+
+/// A model ready to serve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadyModel {
+    pub model: String,
+    pub version: u32,
+    pub sha256: String,
+    pub data_sha256: String,
+}
+
+pub struct ModelOptions {
+    /// Relative paths of the application are relative to this directory.
+    pub base_dir: PathBuf,
+    pub model_store: PathBuf,
+    /// How much simulated history a missing dataset is bootstrapped from.
+    pub bootstrap_hours: f64,
+}
+
+/// The models that the application's services serve (and that `predict()` calls reach), each once.
+pub fn served_models(application: &Application) -> Vec<String> {
+    let mut models = BTreeSet::new();
+    for service in &application.services {
+        models.insert(service.model.clone());
+    }
+    models.into_iter().collect()
+}
+
+/// Makes every served model ready: reused, trained, or bootstrapped and trained.
+pub async fn ensure_models(
+    application: &Application,
+    options: &ModelOptions,
+    progress: &mut (dyn FnMut(ModelProgress) + Send),
+) -> Result<Vec<ReadyModel>, Error> {
+    let mut ready = Vec::new();
+    for model in served_models(application) {
+        ready.push(ensure_model(application, &model, options, progress).await?);
+    }
+    Ok(ready)
+}
+
+async fn ensure_model(
+    application: &Application,
+    model: &str,
+    options: &ModelOptions,
+    progress: &mut (dyn FnMut(ModelProgress) + Send),
+) -> Result<ReadyModel, Error> {
+    let item = application
+        .models
+        .iter()
+        .find(|item| item.name == model)
+        .ok_or_else(|| Error::Model { model: model.into(), message: "no such model in the application".into() })?;
+    let store = ModelStore::new(&options.model_store);
+    let ModelOrigin::Trained(training) = &item.origin else {
+        // An imported model is used as stored: there is nothing to train.
+        let stored = store.load_any(model, None).map_err(|error| Error::Model {
+            model: model.into(),
+            message: format!("{error}; import it with `stratum model import`"),
+        })?;
+        progress(ModelProgress::Reused { model: model.into(), version: stored.version() });
+        return Ok(ReadyModel {
+            model: model.into(),
+            version: stored.version(),
+            sha256: stored.sha256().into(),
+            data_sha256: String::new(),
+        });
+    };
+    let fingerprint = match stratum_ml::search::data_fingerprint(application, model, &options.base_dir) {
+        Ok(fingerprint) => fingerprint,
+        Err(stratum_ml::Error::NoData { .. }) => {
+            bootstrap(application, model, &training.data, options, progress).await?;
+            stratum_ml::search::data_fingerprint(application, model, &options.base_dir)
+                .map_err(|error| Error::Model { model: model.into(), message: error.to_string() })?
+        }
+        Err(error) => return Err(Error::Model { model: model.into(), message: error.to_string() }),
+    };
+    if let Ok(StoredModel::Trained(artifact)) = store.load_any(model, None)
+        && artifact.data_sha256 == fingerprint
+    {
+        progress(ModelProgress::Reused { model: model.into(), version: artifact.version });
+        return Ok(ReadyModel {
+            model: model.into(),
+            version: artifact.version,
+            sha256: artifact.sha256,
+            data_sha256: fingerprint,
+        });
+    }
+    progress(ModelProgress::Training { model: model.into() });
+    let (application_copy, model_name, base) = (application.clone(), model.to_string(), options.base_dir.clone());
+    let report =
+        tokio::task::spawn_blocking(move || stratum_ml::train(&application_copy, &model_name, &base, &mut |_| {}))
+            .await
+            .map_err(|error| Error::Model { model: model.into(), message: error.to_string() })?
+            .map_err(|error| Error::Model { model: model.into(), message: error.to_string() })?;
+    let (artifact, _) = store
+        .save(&report, item.inputs.clone(), item.output.clone())
+        .map_err(|error| Error::Model { model: model.into(), message: error.to_string() })?;
+    progress(ModelProgress::Trained {
+        model: model.into(),
+        version: artifact.version,
+        algorithm: artifact.algorithm.clone(),
+        metric: artifact.metric.name().into(),
+        score: artifact.score,
+        seconds: report.elapsed.as_secs_f64(),
+    });
+    Ok(ReadyModel { model: model.into(), version: artifact.version, sha256: artifact.sha256, data_sha256: fingerprint })
+}
+
+/// Fills a model's missing dataset from simulated history: the sinks the producing batches read (or that write
+/// the dataset directly) run on simulated sources for `bootstrap_hours` of event time, then the batches run.
+async fn bootstrap(
+    application: &Application,
+    model: &str,
+    dataset: &str,
+    options: &ModelOptions,
+    progress: &mut (dyn FnMut(ModelProgress) + Send),
+) -> Result<(), Error> {
+    let failed = |message: String| Error::Model { model: model.into(), message };
+    let batches: Vec<&stratum_core::ir::Batch> =
+        application.batches.iter().filter(|batch| batch.into == dataset).collect();
+    let mut sinks: BTreeSet<String> = batches
+        .iter()
+        .flat_map(|batch| &batch.reads)
+        .filter(|table| application.sinks.iter().any(|sink| &sink.name == *table))
+        .cloned()
+        .collect();
+    sinks.extend(
+        application
+            .sinks
+            .iter()
+            .filter(|sink| matches!(&sink.kind, SinkKind::Dataset { into } if into == dataset))
+            .map(|sink| sink.name.clone()),
+    );
+    if sinks.is_empty() {
+        return Err(failed(format!(
+            "dataset `{dataset}` has no data and nothing in the application writes it; give it a `path` to existing data"
+        )));
+    }
+    let sinks: Vec<String> = sinks.into_iter().collect();
+    let batch_names: Vec<String> = batches.iter().map(|batch| batch.name.clone()).collect();
+    progress(ModelProgress::Bootstrapping {
+        model: model.into(),
+        dataset: dataset.into(),
+        hours: options.bootstrap_hours,
+        sinks: sinks.clone(),
+        batches: batch_names.clone(),
+    });
+    let pipeline_options = PipelineOptions {
+        base_dir: options.base_dir.clone(),
+        only: sinks,
+        simulate: true,
+        fast_generators: true,
+        simulated_seconds: Some(options.bootstrap_hours * 3600.0),
+        model_store: Some(options.model_store.clone()),
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::build(application, &pipeline_options).map_err(|error| failed(error.to_string()))?;
+    let summary = pipeline.run().await.map_err(|error| failed(error.to_string()))?;
+    let sources: BTreeSet<&str> = application.sources.iter().map(|source| source.name.as_str()).collect();
+    let events = summary
+        .components
+        .iter()
+        .filter(|metrics| sources.contains(metrics.component.as_str()))
+        .map(|metrics| metrics.events_out)
+        .sum();
+    let mut rows = 0;
+    for batch in &batch_names {
+        let run = stratum_batch::run(application, batch, &options.base_dir)
+            .await
+            .map_err(|error| failed(format!("batch `{batch}`: {error}")))?;
+        rows = run.rows;
+    }
+    progress(ModelProgress::Bootstrapped { model: model.into(), events, rows });
+    Ok(())
+}
+
+/// Where a model store lives by default: next to the state, under the file's directory.
+pub fn default_store(state_dir: &Path) -> PathBuf {
+    state_dir.join("models")
+}

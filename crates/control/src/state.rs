@@ -1,0 +1,264 @@
+//! The control plane's durable state: an embedded SQLite database with numbered migrations. It keeps the versions
+//! of each application (its IR and plan), the events of its life (started, trained, stopped, failed …) and the
+//! models it serves, so that a restarted control plane knows what it was running.
+
+use crate::Error;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The schema, one migration per entry, applied in order; `PRAGMA user_version` remembers how many ran. Never edit
+/// an entry that has shipped: add one.
+const MIGRATIONS: &[&str] = &["CREATE TABLE app_versions (
+        app TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        ir TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        PRIMARY KEY (app, version)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL,
+        at_milliseconds INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        component TEXT,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX events_by_app ON events (app, id);
+    CREATE TABLE served_models (
+        app TEXT NOT NULL,
+        service TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        data_sha256 TEXT NOT NULL,
+        PRIMARY KEY (app, service)
+    );"];
+
+/// One thing that happened to an application.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub at_milliseconds: i64,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    pub message: String,
+}
+
+/// The model a service serves.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServedModel {
+    pub service: String,
+    pub model: String,
+    pub version: u32,
+    pub sha256: String,
+    pub data_sha256: String,
+}
+
+pub struct StateStore {
+    connection: Mutex<Connection>,
+}
+
+fn now_milliseconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64)
+}
+
+impl StateStore {
+    /// Opens (or creates) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<StateStore, Error> {
+        if let Some(directory) = path.parent() {
+            std::fs::create_dir_all(directory)
+                .map_err(|error| Error::State(format!("cannot create {}: {error}", directory.display())))?;
+        }
+        let connection =
+            Connection::open(path).map_err(|error| Error::State(format!("{}: {error}", path.display())))?;
+        // Write-ahead logging: readers (the API) do not wait for writers (the loops), and a crash loses nothing
+        // that was committed.
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
+            .map_err(state_error)?;
+        StateStore::migrated(connection)
+    }
+
+    /// A store that lives in memory only (tests).
+    pub fn in_memory() -> Result<StateStore, Error> {
+        StateStore::migrated(Connection::open_in_memory().map_err(state_error)?)
+    }
+
+    fn migrated(mut connection: Connection) -> Result<StateStore, Error> {
+        let applied: i64 =
+            connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(state_error)?;
+        let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+        if applied > MIGRATIONS.len() {
+            return Err(Error::State(format!(
+                "the state store has schema version {applied}, newer than this Stratum knows ({}); upgrade Stratum",
+                MIGRATIONS.len()
+            )));
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let transaction = connection.transaction().map_err(state_error)?;
+            transaction.execute_batch(migration).map_err(state_error)?;
+            transaction.pragma_update(None, "user_version", (index + 1) as i64).map_err(state_error)?;
+            transaction.commit().map_err(state_error)?;
+            tracing::info!(migration = index + 1, "state store migrated");
+        }
+        Ok(StateStore { connection: Mutex::new(connection) })
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a version of an application unless the latest one has the same IR and plan; returns its number.
+    pub fn record_version(&self, app: &str, ir: &str, plan: &str) -> Result<u32, Error> {
+        let connection = self.connection();
+        let latest: Option<(u32, String, String)> = connection
+            .query_row(
+                "SELECT version, ir, plan FROM app_versions WHERE app = ?1 ORDER BY version DESC LIMIT 1",
+                params![app],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(state_error)?;
+        if let Some((version, latest_ir, latest_plan)) = &latest
+            && latest_ir == ir
+            && latest_plan == plan
+        {
+            return Ok(*version);
+        }
+        let version = latest.map_or(1, |(version, _, _)| version + 1);
+        connection
+            .execute(
+                "INSERT INTO app_versions (app, version, created, ir, plan) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![app, version, now_milliseconds() / 1000, ir, plan],
+            )
+            .map_err(state_error)?;
+        Ok(version)
+    }
+
+    pub fn record_event(&self, app: &str, kind: &str, component: Option<&str>, message: &str) -> Result<(), Error> {
+        tracing::info!(app, kind, component, message, "event");
+        self.connection()
+            .execute(
+                "INSERT INTO events (app, at_milliseconds, kind, component, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![app, now_milliseconds(), kind, component, message],
+            )
+            .map_err(state_error)?;
+        Ok(())
+    }
+
+    /// The latest `limit` events of an application, oldest first.
+    pub fn events(&self, app: &str, limit: usize) -> Result<Vec<Event>, Error> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(
+                "SELECT id, at_milliseconds, kind, component, message FROM events WHERE app = ?1
+                 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(state_error)?;
+        let rows = statement
+            .query_map(params![app, limit as i64], |row| {
+                Ok(Event {
+                    id: row.get(0)?,
+                    at_milliseconds: row.get(1)?,
+                    kind: row.get(2)?,
+                    component: row.get(3)?,
+                    message: row.get(4)?,
+                })
+            })
+            .map_err(state_error)?;
+        let mut events = rows.collect::<Result<Vec<Event>, _>>().map_err(state_error)?;
+        events.reverse();
+        Ok(events)
+    }
+
+    pub fn record_served_model(&self, app: &str, served: &ServedModel) -> Result<(), Error> {
+        self.connection()
+            .execute(
+                "INSERT INTO served_models (app, service, model, version, sha256, data_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (app, service) DO UPDATE SET model = excluded.model, version = excluded.version,
+                   sha256 = excluded.sha256, data_sha256 = excluded.data_sha256",
+                params![app, served.service, served.model, served.version, served.sha256, served.data_sha256],
+            )
+            .map_err(state_error)?;
+        Ok(())
+    }
+
+    pub fn served_models(&self, app: &str) -> Result<Vec<ServedModel>, Error> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(
+                "SELECT service, model, version, sha256, data_sha256 FROM served_models WHERE app = ?1 ORDER BY service",
+            )
+            .map_err(state_error)?;
+        let rows = statement
+            .query_map(params![app], |row| {
+                Ok(ServedModel {
+                    service: row.get(0)?,
+                    model: row.get(1)?,
+                    version: row.get(2)?,
+                    sha256: row.get(3)?,
+                    data_sha256: row.get(4)?,
+                })
+            })
+            .map_err(state_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+    }
+}
+
+fn state_error(error: rusqlite::Error) -> Error {
+    Error::State(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_a_reopen_and_versions_change_only_with_the_application() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.db");
+        {
+            let store = StateStore::open(&path).unwrap();
+            assert_eq!(store.record_version("traffic", "{ir 1}", "{plan 1}").unwrap(), 1);
+            assert_eq!(store.record_version("traffic", "{ir 1}", "{plan 1}").unwrap(), 1, "unchanged: same version");
+            assert_eq!(store.record_version("traffic", "{ir 2}", "{plan 1}").unwrap(), 2);
+            store.record_event("traffic", "started", None, "2 agents").unwrap();
+            store.record_event("traffic", "trained", Some("congestion"), "v1, f1 0.93").unwrap();
+            store.record_event("other", "started", None, "elsewhere").unwrap();
+            let served = ServedModel {
+                service: "signal_timing".into(),
+                model: "congestion".into(),
+                version: 1,
+                sha256: "abc".into(),
+                data_sha256: "def".into(),
+            };
+            store.record_served_model("traffic", &served).unwrap();
+            store.record_served_model("traffic", &ServedModel { version: 2, ..served }).unwrap();
+        }
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.record_version("traffic", "{ir 2}", "{plan 1}").unwrap(), 2);
+        let events = store.events("traffic", 10).unwrap();
+        assert_eq!(events.iter().map(|event| event.kind.as_str()).collect::<Vec<_>>(), ["started", "trained"]);
+        assert_eq!(events[1].component.as_deref(), Some("congestion"));
+        assert_eq!(store.events("traffic", 1).unwrap()[0].kind, "trained", "the latest, when limited");
+        let served = store.served_models("traffic").unwrap();
+        assert_eq!((served.len(), served[0].version), (1, 2));
+    }
+
+    #[test]
+    fn a_store_from_a_newer_stratum_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.db");
+        let connection = Connection::open(&path).unwrap();
+        connection.pragma_update(None, "user_version", 99).unwrap();
+        drop(connection);
+        let error = StateStore::open(&path).err().unwrap();
+        assert!(error.to_string().contains("upgrade Stratum"), "{error}");
+    }
+}

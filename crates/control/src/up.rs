@@ -1,0 +1,274 @@
+//! `stratum up`: a whole application on this machine. The control plane (state store, API, batch schedules) and
+//! one in-process agent per machine of the plan; the models the services need made ready (reused, trained, or
+//! bootstrapped from simulated history and trained); the embedded MQTT broker when a component needs it; then
+//! every source, stream, service and sink in one data plane, with sources that need the outside world simulated
+//! unless asked to connect for real. Runs until stopped; stopping drains.
+
+use crate::Error;
+use crate::agents::{LocalAgent, agents_of};
+use crate::api::{ApiState, router};
+use crate::models::{ModelOptions, ModelProgress, ensure_models};
+use crate::serving::ServiceEndpoint;
+use crate::state::{ServedModel, StateStore};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use stratum_core::ir::{Application, ServiceInput, SinkKind, SourceKind};
+use stratum_core::plan::Plan;
+use stratum_dataplane::connectors::mqtt::EmbeddedBroker;
+use stratum_dataplane::metrics::Registry;
+use stratum_dataplane::pipeline::Stopper;
+use stratum_dataplane::{Pipeline, PipelineOptions, RunSummary};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    /// Relative paths of the application are relative to this directory (the file's).
+    pub base_dir: PathBuf,
+    /// The state store, the model store and the dead letters live here.
+    pub state_dir: PathBuf,
+    /// Where the API listens.
+    pub api_address: SocketAddr,
+    /// An MQTT broker to use instead of the embedded one.
+    pub mqtt_broker: Option<String>,
+    /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP).
+    pub simulate: bool,
+    /// How much simulated history bootstraps a missing training dataset.
+    pub bootstrap_hours: f64,
+    /// Simulated sources run this many times faster than the clock (60: an hour of data in a minute).
+    pub time_scale: f64,
+}
+
+/// What `up` is doing, for the user to see.
+#[derive(Clone, Debug)]
+pub enum UpProgress {
+    Model(ModelProgress),
+    Broker { url: String },
+}
+
+/// A running application.
+pub struct Running {
+    pub app: String,
+    pub version: u32,
+    pub api_url: String,
+    pub broker_url: Option<String>,
+    pub agents: Vec<LocalAgent>,
+    pub metrics: Arc<Registry>,
+    /// Components of the plan this version does not run yet, with the reason.
+    pub not_running: Vec<(String, String)>,
+    pub state: Arc<StateStore>,
+    pipeline: JoinHandle<Result<RunSummary, stratum_dataplane::Error>>,
+    stopper: Stopper,
+    stop_batches: watch::Sender<bool>,
+    batches: JoinHandle<()>,
+    api: JoinHandle<()>,
+}
+
+/// The MQTT sinks and sources (and service outputs) that name no broker need one.
+fn needs_broker(application: &Application, simulate: bool) -> bool {
+    application.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Mqtt { .. }))
+        || application.services.iter().any(|service| matches!(service.output, Some(SinkKind::Mqtt { .. })))
+        || (!simulate
+            && application.sources.iter().any(|source| matches!(source.kind, SourceKind::Mqtt { broker: None, .. })))
+}
+
+/// The standard MQTT ports when free, otherwise any free ones: `up` must not fail because a broker (or an earlier
+/// `up`) already listens on 1883.
+fn broker_addresses() -> (SocketAddr, SocketAddr) {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let any = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    };
+    if free(1883) && free(1884) {
+        (SocketAddr::from(([127, 0, 0, 1], 1883)), SocketAddr::from(([127, 0, 0, 1], 1884)))
+    } else {
+        (any(), any())
+    }
+}
+
+/// Starts everything; returns once it all runs.
+pub async fn up(
+    application: Application,
+    plan: Plan,
+    options: UpOptions,
+    progress: &mut (dyn FnMut(UpProgress) + Send),
+) -> Result<Running, Error> {
+    let started = Instant::now();
+    let app = application.name.clone();
+    let state = Arc::new(StateStore::open(&options.state_dir.join("state.db"))?);
+    let ir = serde_json::to_string(&application).map_err(|error| Error::State(error.to_string()))?;
+    let plan_text = serde_json::to_string(&plan).map_err(|error| Error::State(error.to_string()))?;
+    let version = state.record_version(&app, &ir, &plan_text)?;
+    let agents = agents_of(&application, &plan);
+    state.record_event(&app, "starting", None, &format!("version {version} on {} agents", agents.len()))?;
+
+    // Models first: services and `predict()` load them when the data plane is built.
+    let model_store = options.state_dir.join("models");
+    let model_options = ModelOptions {
+        base_dir: options.base_dir.clone(),
+        model_store: model_store.clone(),
+        bootstrap_hours: options.bootstrap_hours,
+    };
+    let mut model_events = Vec::new();
+    let ready = ensure_models(&application, &model_options, &mut |event: ModelProgress| {
+        model_events.push(event.clone());
+        progress(UpProgress::Model(event));
+    })
+    .await;
+    for event in &model_events {
+        let (model, message) = match event {
+            ModelProgress::Trained { model, version, algorithm, metric, score, seconds } => {
+                (model, format!("trained v{version}: {algorithm}, {metric} {score:.3}, in {seconds:.1} s"))
+            }
+            ModelProgress::Reused { model, version } => (model, format!("reused v{version}: trained on the same data")),
+            ModelProgress::Bootstrapped { model, events, rows } => {
+                (model, format!("bootstrapped its data from {events} simulated events: {rows} rows"))
+            }
+            _ => continue,
+        };
+        state.record_event(&app, "model", Some(model), &message)?;
+    }
+    let ready = ready.inspect_err(|error| {
+        let _ = state.record_event(&app, "failed", None, &error.to_string());
+    })?;
+    for service in &application.services {
+        if let Some(model) = ready.iter().find(|model| model.model == service.model) {
+            state.record_served_model(
+                &app,
+                &ServedModel {
+                    service: service.name.clone(),
+                    model: model.model.clone(),
+                    version: model.version,
+                    sha256: model.sha256.clone(),
+                    data_sha256: model.data_sha256.clone(),
+                },
+            )?;
+        }
+    }
+
+    let mut broker_url = options.mqtt_broker.clone();
+    if broker_url.is_none() && needs_broker(&application, options.simulate) {
+        let (v4, v5) = broker_addresses();
+        let broker = EmbeddedBroker::start(v4, v5)?;
+        progress(UpProgress::Broker { url: broker.url() });
+        broker_url = Some(broker.url());
+    }
+
+    let pipeline_options = PipelineOptions {
+        base_dir: options.base_dir.clone(),
+        data_dir: Some(options.state_dir.join("run")),
+        simulate: options.simulate,
+        time_scale: options.time_scale,
+        model_store: Some(model_store.clone()),
+        mqtt_broker: broker_url.clone(),
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::build(&application, &pipeline_options)?;
+    let metrics = pipeline.metrics.clone();
+    let stopper = pipeline.stopper();
+
+    let mut services = BTreeMap::new();
+    for service in &application.services {
+        let endpoint = ServiceEndpoint::load(&application, &service.name, &model_store, &metrics)?;
+        services.insert(service.name.clone(), Arc::new(endpoint));
+    }
+    let mut not_running: Vec<(String, String)> = application
+        .tools
+        .iter()
+        .map(|tool| (tool.name.clone(), "tools are not supervised by this version yet".to_string()))
+        .collect();
+    not_running.extend(
+        application
+            .services
+            .iter()
+            .filter(|service| matches!(service.input, ServiceInput::Http { .. }))
+            .map(|service| (service.name.clone(), "answers on the API only".to_string())),
+    );
+
+    let listener = tokio::net::TcpListener::bind(options.api_address)
+        .await
+        .map_err(|error| Error::Listen { address: options.api_address.to_string(), message: error.to_string() })?;
+    let api_address = listener
+        .local_addr()
+        .map_err(|error| Error::Listen { address: options.api_address.to_string(), message: error.to_string() })?;
+    let api_state = Arc::new(ApiState {
+        app: app.clone(),
+        version,
+        agents: agents.clone(),
+        services,
+        metrics: metrics.clone(),
+        state: state.clone(),
+        started,
+    });
+    let api = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router(api_state)).await {
+            tracing::error!(%error, "the API server stopped");
+        }
+    });
+
+    let pipeline = tokio::spawn(pipeline.run());
+    let (stop_batches, batches_stopped) = watch::channel(false);
+    let (batch_application, batch_base, batch_state, batch_app) =
+        (application.clone(), options.base_dir.clone(), state.clone(), app.clone());
+    // Batch runs are events: the state store keeps them, the API and the CLI show them.
+    let batches = tokio::spawn(async move {
+        stratum_batch::schedule::run_on_schedule(
+            &batch_application,
+            &batch_base,
+            &[],
+            batches_stopped,
+            |name, result| {
+                let (kind, message) = match result {
+                    Ok(run) => ("batch", format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds)),
+                    Err(error) => ("batch-failed", error.to_string()),
+                };
+                let _ = batch_state.record_event(&batch_app, kind, Some(name), &message);
+            },
+        )
+        .await;
+    });
+    state.record_event(&app, "started", None, &format!("API on http://{api_address}"))?;
+    Ok(Running {
+        app,
+        version,
+        api_url: format!("http://{api_address}"),
+        broker_url,
+        agents,
+        metrics,
+        not_running,
+        state,
+        pipeline,
+        stopper,
+        stop_batches,
+        batches,
+        api,
+    })
+}
+
+impl Running {
+    /// Whether the data plane has ended by itself (its sources ran out, or a component failed).
+    pub fn pipeline_finished(&self) -> bool {
+        self.pipeline.is_finished()
+    }
+
+    /// Stops everything: the data plane drains (open windows are emitted, files written), the batch scheduler
+    /// stops after a running batch, the API closes.
+    pub async fn stop(self) -> Result<RunSummary, Error> {
+        self.stopper.stop();
+        self.stop_batches.send_replace(true);
+        let summary = self.pipeline.await.map_err(|error| Error::Task(error.to_string()))?;
+        let _ = self.batches.await;
+        self.api.abort();
+        let outcome = match &summary {
+            Ok(summary) => format!("after {:.1} s", summary.seconds),
+            Err(error) => format!("with an error: {error}"),
+        };
+        self.state.record_event(&self.app, "stopped", None, &outcome)?;
+        Ok(summary?)
+    }
+}
