@@ -9,7 +9,7 @@
 //! | `GET /metrics` | every component's standard metrics and every service's request latency histogram |
 
 use crate::agents::LocalAgent;
-use crate::serving::ServiceEndpoint;
+use crate::serving::ServicePool;
 use crate::state::StateStore;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -26,7 +26,7 @@ pub struct ApiState {
     pub app: String,
     pub version: u32,
     pub agents: Vec<LocalAgent>,
-    pub services: BTreeMap<String, Arc<ServiceEndpoint>>,
+    pub services: BTreeMap<String, Arc<ServicePool>>,
     pub metrics: Arc<Registry>,
     pub state: Arc<StateStore>,
     pub started: Instant,
@@ -79,16 +79,23 @@ async fn predict(State(state): State<Arc<ApiState>>, Path(name): Path<String>, b
             json!({ "error": format!("no service `{name}`; services: {}", known.join(", ")) }),
         );
     };
-    match service.predict(&body) {
+    match service.predict(&body).await {
         Ok(answer) => json_response(StatusCode::OK, answer),
-        Err(refusal) => json_response(
-            StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
-            json!({ "error": refusal.message }),
-        ),
+        Err(refusal) => {
+            let mut response = json_response(
+                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+                json!({ "error": refusal.message }),
+            );
+            if let Some(seconds) = refusal.retry_after_seconds {
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            }
+            response
+        }
     }
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render_prometheus())
-        .into_response()
+    let mut text = state.metrics.render_prometheus();
+    text.push_str(&crate::serving::render_prometheus(state.services.values().map(Arc::as_ref)));
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -1,43 +1,105 @@
-//! Inference over HTTP: `POST /v1/services/{name}/predict` with one JSON object (answered with `prediction`) or an
-//! array of them (answered with `predictions`, in order). Requests are decoded against the model's inputs and
-//! predicted by the same entry point the data plane's `predict()` uses; every request is counted and timed in the
-//! service's standard metrics (`NAME-http`), which `/metrics` shows as a latency histogram.
+//! Inference over HTTP, served serverless: `POST /v1/services/{name}/predict` with one JSON object (answered with
+//! `prediction`) or an array of them (answered with `predictions`, in order).
+//!
+//! A service is a pool of replicas, each a loaded model with `concurrency` slots. The pool scales with its load
+//! (see [`crate::autoscale`]): up at once on a burst, down after the stable window, to zero after the idle time
+//! when `min = 0`. A request that finds no free slot waits — while the first replica cold-starts (the model is
+//! loaded from the store and its sha256 verified), or for a slot to free up; beyond what `max` replicas can hold
+//! it is shed with 429 and `Retry-After`, never queued without bound. Requests are decoded against the model's
+//! inputs and predicted by the entry point the data plane's `predict()` uses; each is counted and timed in the
+//! service's standard metrics (`NAME-http`), and the pool adds replicas, cold starts and shed requests.
 
 use crate::Error;
+use crate::autoscale::{Autoscaler, ScalePolicy};
 use serde_json::{Value, json};
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use stratum_core::ir::Application;
 use stratum_core::types::Field;
 use stratum_dataplane::component::{BuildContext, Context, DeadLetters};
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::record::{Record, datum_to_json, from_json_object};
 use stratum_dataplane::stream::predict::Predictor;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-pub struct ServiceEndpoint {
-    pub name: String,
-    pub model: String,
-    predictor: Predictor,
-    /// The layout of a request's records: the model's inputs.
-    inputs: Vec<Field>,
-    context: Context,
-}
+/// How long a request waits for a slot (or a cold start) before it is answered 503.
+const WAIT_LIMIT: Duration = Duration::from_secs(10);
+/// How often the pool samples its load and decides its size.
+const SCALE_TICK: Duration = Duration::from_millis(500);
 
-/// Why a request was not answered with predictions: an HTTP status and a message for the caller.
+/// Why a request was not answered with predictions: an HTTP status, a message, and when to try again.
 #[derive(Debug, PartialEq)]
 pub struct Refusal {
     pub status: u16,
     pub message: String,
+    pub retry_after_seconds: Option<u32>,
 }
 
-impl ServiceEndpoint {
-    /// Loads the model behind `service` from the store and registers the service's request metrics.
-    pub fn load(
+impl Refusal {
+    fn bad_request(message: String) -> Refusal {
+        Refusal { status: 400, message, retry_after_seconds: None }
+    }
+}
+
+struct Replica {
+    predictor: Predictor,
+    slots: Arc<Semaphore>,
+}
+
+/// What the pool has done, for `/metrics` and tests.
+#[derive(Default)]
+struct PoolCounters {
+    cold_starts: AtomicU64,
+    cold_start_microseconds: AtomicU64,
+    last_cold_start_microseconds: AtomicU64,
+    rejected: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+pub struct ServicePool {
+    pub name: String,
+    pub model: String,
+    pub policy: ScalePolicy,
+    application: Application,
+    model_store: PathBuf,
+    /// The layout of a request's records: the model's inputs.
+    inputs: Vec<Field>,
+    context: Context,
+    replicas: Mutex<Vec<Arc<Replica>>>,
+    starting: AtomicU32,
+    /// A replica came up or a slot was freed.
+    available: Notify,
+    in_flight: AtomicU64,
+    arrived: AtomicU64,
+    autoscaler: Mutex<Autoscaler>,
+    counters: PoolCounters,
+    last_failure: Mutex<Option<(Instant, String)>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Takes a request off the in-flight count when it is answered, however it ends.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ServicePool {
+    /// A pool for `service`, with its `min` replicas loaded (the model is loaded once even for `min = 0`, so that
+    /// a model that cannot load fails here and not at the first request).
+    pub fn new(
         application: &Application,
         service: &str,
         model_store: &Path,
         metrics: &Registry,
-    ) -> Result<ServiceEndpoint, Error> {
+    ) -> Result<Arc<ServicePool>, Error> {
         let failed = |message: String| Error::Service { service: service.into(), message };
         let item = application
             .services
@@ -49,65 +111,160 @@ impl ServiceEndpoint {
             .iter()
             .find(|model| model.name == item.model)
             .ok_or_else(|| failed(format!("no model `{}`", item.model)))?;
+        let scale = &item.scale;
+        let policy =
+            ScalePolicy::new(scale.min, scale.max, scale.concurrency, scale.idle.map(|idle| idle.0), scale.predictive);
+        let component = format!("{service}-http");
+        let pool = Arc::new(ServicePool {
+            name: service.into(),
+            model: model.name.clone(),
+            policy: policy.clone(),
+            application: application.clone(),
+            model_store: model_store.to_path_buf(),
+            inputs: model.inputs.clone(),
+            context: Context {
+                component: component.clone(),
+                metrics: metrics.register(&component, "inference-http"),
+                shutdown: tokio::sync::watch::channel(false).1,
+                dead_letters: DeadLetters::default(),
+            },
+            replicas: Mutex::new(Vec::new()),
+            starting: AtomicU32::new(0),
+            available: Notify::new(),
+            in_flight: AtomicU64::new(0),
+            arrived: AtomicU64::new(0),
+            autoscaler: Mutex::new(Autoscaler::new(policy)),
+            counters: PoolCounters::default(),
+            last_failure: Mutex::new(None),
+        });
+        let first = pool.load().map_err(failed)?;
+        let mut replicas = vec![first];
+        for _ in 1..pool.policy.min {
+            replicas.push(pool.load().map_err(failed)?);
+        }
+        if pool.policy.min > 0 {
+            *lock(&pool.replicas) = replicas;
+        }
+        Ok(pool)
+    }
+
+    fn load(&self) -> Result<Arc<Replica>, String> {
         let build = BuildContext {
-            application,
+            application: &self.application,
             base_dir: Path::new("."),
             fast_generators: false,
             generator_limit: None,
             simulated_seconds: None,
             time_scale: 1.0,
-            model_store: Some(model_store),
+            model_store: Some(&self.model_store),
             mqtt_broker: None,
         };
-        let component = format!("{service}-http");
-        let predictor = Predictor::load(service, &component, &model.inputs, &build).map_err(failed)?;
-        let context = Context {
-            component: component.clone(),
-            metrics: metrics.register(&component, "inference-http"),
-            shutdown: tokio::sync::watch::channel(false).1,
-            dead_letters: DeadLetters::default(),
-        };
-        Ok(ServiceEndpoint {
-            name: service.into(),
-            model: model.name.clone(),
-            predictor,
-            inputs: model.inputs.clone(),
-            context,
-        })
+        let predictor = Predictor::load(&self.name, &self.context.component, &self.inputs, &build)?;
+        let slots = Arc::new(Semaphore::new(self.policy.target_concurrency as usize));
+        Ok(Arc::new(Replica { predictor, slots }))
+    }
+
+    pub fn replicas(&self) -> usize {
+        lock(&self.replicas).len()
+    }
+
+    pub fn cold_starts(&self) -> u64 {
+        self.counters.cold_starts.load(Ordering::Relaxed)
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.counters.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Starts one replica in the background: a cold start, timed.
+    fn start_replica(self: &Arc<Self>) {
+        self.starting.fetch_add(1, Ordering::Relaxed);
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let loaded = pool.load();
+            let microseconds = started.elapsed().as_micros() as u64;
+            match loaded {
+                Ok(replica) => {
+                    lock(&pool.replicas).push(replica);
+                    pool.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+                    pool.counters.cold_start_microseconds.fetch_add(microseconds, Ordering::Relaxed);
+                    pool.counters.last_cold_start_microseconds.store(microseconds, Ordering::Relaxed);
+                    tracing::info!(service = pool.name, milliseconds = microseconds as f64 / 1000.0, "replica started");
+                }
+                Err(message) => {
+                    pool.context.metrics.count_error();
+                    tracing::warn!(service = pool.name, message, "a replica failed to start");
+                    *lock(&pool.last_failure) = Some((Instant::now(), message));
+                }
+            }
+            pool.starting.fetch_sub(1, Ordering::Relaxed);
+            pool.available.notify_waiters();
+        });
+    }
+
+    /// A free slot on a running replica, if there is one.
+    fn free_slot(&self) -> Option<(Arc<Replica>, OwnedSemaphorePermit)> {
+        lock(&self.replicas)
+            .iter()
+            .find_map(|replica| replica.slots.clone().try_acquire_owned().ok().map(|permit| (replica.clone(), permit)))
     }
 
     /// Answers one request body.
-    pub fn predict(&self, body: &[u8]) -> Result<Value, Refusal> {
+    pub async fn predict(self: &Arc<Self>, body: &[u8]) -> Result<Value, Refusal> {
         let started = Instant::now();
         let metrics = &self.context.metrics;
-        let refuse = |message: String| {
-            metrics.count_error();
-            Refusal { status: 400, message }
-        };
-        let (records, single) = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(object)) => (vec![self.decode(&object).map_err(refuse)?], true),
-            Ok(Value::Array(items)) => {
-                let records = items
-                    .iter()
-                    .enumerate()
-                    .map(|(index, item)| match item {
-                        Value::Object(object) => {
-                            self.decode(object).map_err(|reason| format!("item {index}: {reason}"))
-                        }
-                        _ => Err(format!("item {index}: expected a JSON object")),
-                    })
-                    .collect::<Result<Vec<Record>, String>>()
-                    .map_err(refuse)?;
-                (records, false)
+        let (records, single) = self.decode(body).inspect_err(|_| metrics.count_error())?;
+        self.arrived.fetch_add(1, Ordering::Relaxed);
+        let waiting = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let _in_flight = InFlight(&self.in_flight);
+        // Beyond what the largest pool holds at once, plus as much again waiting: shed, do not queue.
+        let capacity = u64::from(self.policy.max) * self.policy.target_concurrency as u64;
+        if waiting > 2 * capacity {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal {
+                status: 429,
+                message: format!(
+                    "service `{}` is at its maximum of {} replicas; try again shortly",
+                    self.name, self.policy.max
+                ),
+                retry_after_seconds: Some(1),
+            });
+        }
+        let (replica, permit) = loop {
+            let notified = self.available.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(slot) = self.free_slot() {
+                break slot;
             }
-            Ok(_) => return Err(refuse("expected a JSON object or an array of objects".into())),
-            Err(error) => return Err(refuse(format!("not JSON: {error}"))),
+            if self.replicas() == 0 && self.starting.load(Ordering::Relaxed) == 0 {
+                if let Some((when, message)) = lock(&self.last_failure).clone()
+                    && when.elapsed() < Duration::from_secs(1)
+                {
+                    return Err(Refusal { status: 503, message, retry_after_seconds: Some(1) });
+                }
+                self.start_replica();
+            }
+            let remaining = WAIT_LIMIT.saturating_sub(started.elapsed());
+            if tokio::time::timeout(remaining, notified).await.is_err() {
+                self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                return Err(Refusal {
+                    status: 503,
+                    message: format!("service `{}` had no free replica within {} s", self.name, WAIT_LIMIT.as_secs()),
+                    retry_after_seconds: Some(1),
+                });
+            }
         };
         metrics.count_in(records.len(), body.len());
         let predictions: Vec<Value> =
-            self.predictor.predict(&records, &self.context).iter().map(datum_to_json).collect();
+            replica.predictor.predict(&records, &self.context).iter().map(datum_to_json).collect();
+        drop(permit);
+        self.available.notify_one();
         metrics.count_out(predictions.len(), 0);
-        metrics.observe_latency(started.elapsed());
+        let elapsed = started.elapsed();
+        metrics.observe_latency(elapsed);
+        lock(&self.autoscaler).observe_latency(elapsed.as_secs_f64());
         Ok(if single {
             json!({ "prediction": predictions.into_iter().next().unwrap_or(Value::Null) })
         } else {
@@ -115,11 +272,114 @@ impl ServiceEndpoint {
         })
     }
 
-    fn decode(&self, object: &serde_json::Map<String, Value>) -> Result<Record, String> {
+    fn decode(&self, body: &[u8]) -> Result<(Vec<Record>, bool), Refusal> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => Ok((vec![self.decode_object(&object).map_err(Refusal::bad_request)?], true)),
+            Ok(Value::Array(items)) => {
+                let records = items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| match item {
+                        Value::Object(object) => {
+                            self.decode_object(object).map_err(|reason| format!("item {index}: {reason}"))
+                        }
+                        _ => Err(format!("item {index}: expected a JSON object")),
+                    })
+                    .collect::<Result<Vec<Record>, String>>()
+                    .map_err(Refusal::bad_request)?;
+                Ok((records, false))
+            }
+            Ok(_) => Err(Refusal::bad_request("expected a JSON object or an array of objects".into())),
+            Err(error) => Err(Refusal::bad_request(format!("not JSON: {error}"))),
+        }
+    }
+
+    fn decode_object(&self, object: &serde_json::Map<String, Value>) -> Result<Record, String> {
         from_json_object(object, &self.inputs).map_err(|reason| {
             let names: Vec<String> =
                 self.inputs.iter().map(|field| format!("{}: {}", field.name, field.data_type)).collect();
             format!("{reason} (model `{}` takes {})", self.model, names.join(", "))
         })
     }
+
+    /// Samples the load, decides the size and acts, until `stop` turns true. `on_scale` hears of every change.
+    pub async fn autoscale(
+        self: Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        on_scale: impl Fn(&str, u32, u32, &str) + Send,
+    ) {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(SCALE_TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            let now = started.elapsed().as_secs_f64();
+            let current = self.replicas() as u32 + self.starting.load(Ordering::Relaxed);
+            let decision = {
+                let mut autoscaler = lock(&self.autoscaler);
+                autoscaler.observe(
+                    now,
+                    self.in_flight.load(Ordering::Relaxed) as f64,
+                    self.arrived.swap(0, Ordering::Relaxed),
+                );
+                autoscaler.decide(now, current)
+            };
+            if decision.replicas > current {
+                for _ in current..decision.replicas {
+                    self.start_replica();
+                }
+                on_scale(&self.name, current, decision.replicas, decision.reason);
+            } else if decision.replicas < current {
+                // Only replicas with nothing in flight go; a busy one is removed at a later tick.
+                let mut replicas = lock(&self.replicas);
+                let before = replicas.len() as u32;
+                let mut excess = current - decision.replicas;
+                replicas.retain(|replica| {
+                    let idle = replica.slots.available_permits() == self.policy.target_concurrency as usize;
+                    if excess > 0 && idle {
+                        excess -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+                let after = replicas.len() as u32;
+                drop(replicas);
+                if after < before {
+                    on_scale(&self.name, before, after, decision.reason);
+                }
+            }
+        }
+    }
+
+    fn gauges(&self) -> [(&'static str, &'static str, f64); 7] {
+        let counters = &self.counters;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
+        [
+            ("stratum_service_replicas", "gauge", self.replicas() as f64),
+            ("stratum_service_in_flight", "gauge", read(&self.in_flight)),
+            ("stratum_service_cold_starts_total", "counter", read(&counters.cold_starts)),
+            ("stratum_service_cold_start_seconds_total", "counter", read(&counters.cold_start_microseconds) / 1e6),
+            ("stratum_service_last_cold_start_seconds", "gauge", read(&counters.last_cold_start_microseconds) / 1e6),
+            ("stratum_service_rejected_total", "counter", read(&counters.rejected)),
+            ("stratum_service_timed_out_total", "counter", read(&counters.timed_out)),
+        ]
+    }
+}
+
+/// The pools' own metrics (replicas, in flight, cold starts, shed requests) in the Prometheus text format, one
+/// family per metric with a sample per service.
+pub fn render_prometheus<'a>(pools: impl Iterator<Item = &'a ServicePool>) -> String {
+    let pools: Vec<&ServicePool> = pools.collect();
+    let Some(first) = pools.first() else { return String::new() };
+    let mut out = String::new();
+    for (index, (name, kind, _)) in first.gauges().iter().enumerate() {
+        out.push_str(&format!("# TYPE {name} {kind}\n"));
+        for pool in &pools {
+            out.push_str(&format!("{name}{{service=\"{}\"}} {}\n", pool.name, pool.gauges()[index].2));
+        }
+    }
+    out
 }

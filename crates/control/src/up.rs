@@ -8,7 +8,7 @@ use crate::Error;
 use crate::agents::{LocalAgent, agents_of};
 use crate::api::{ApiState, router};
 use crate::models::{ModelOptions, ModelProgress, ensure_models};
-use crate::serving::ServiceEndpoint;
+use crate::serving::ServicePool;
 use crate::state::{ServedModel, StateStore};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -63,6 +63,7 @@ pub struct Running {
     pipeline: JoinHandle<Result<RunSummary, stratum_dataplane::Error>>,
     stopper: Stopper,
     stop_batches: watch::Sender<bool>,
+    stop_services: watch::Sender<bool>,
     batches: JoinHandle<()>,
     api: JoinHandle<()>,
 }
@@ -173,9 +174,15 @@ pub async fn up(
     let stopper = pipeline.stopper();
 
     let mut services = BTreeMap::new();
+    let (stop_services, services_stopped) = watch::channel(false);
     for service in &application.services {
-        let endpoint = ServiceEndpoint::load(&application, &service.name, &model_store, &metrics)?;
-        services.insert(service.name.clone(), Arc::new(endpoint));
+        let pool = ServicePool::new(&application, &service.name, &model_store, &metrics)?;
+        let (scale_state, scale_app) = (state.clone(), app.clone());
+        tokio::spawn(pool.clone().autoscale(services_stopped.clone(), move |service, from, to, reason| {
+            let message = format!("{from} → {to} replicas ({reason})");
+            let _ = scale_state.record_event(&scale_app, "scaled", Some(service), &message);
+        }));
+        services.insert(service.name.clone(), pool);
     }
     let mut not_running: Vec<(String, String)> = application
         .tools
@@ -245,6 +252,7 @@ pub async fn up(
         pipeline,
         stopper,
         stop_batches,
+        stop_services,
         batches,
         api,
     })
@@ -261,6 +269,7 @@ impl Running {
     pub async fn stop(self) -> Result<RunSummary, Error> {
         self.stopper.stop();
         self.stop_batches.send_replace(true);
+        self.stop_services.send_replace(true);
         let summary = self.pipeline.await.map_err(|error| Error::Task(error.to_string()))?;
         let _ = self.batches.await;
         self.api.abort();
