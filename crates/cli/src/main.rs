@@ -50,6 +50,8 @@ enum Command {
     RunBatch(running::RunBatchArgs),
     /// Run a whole application on this machine: models made ready, every component started, an API to use it.
     Up(up::UpArgs),
+    /// What happened to a component of a running (or stopped) application: its events, and a tool's output.
+    Logs(up::LogsArgs),
 }
 
 /// What a command reports back to `main`.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::RunPipeline(args) => running::run_pipeline(args, color),
         Command::RunBatch(args) => running::run_batch(args, color),
         Command::Up(args) => up::run(args, color),
+        Command::Logs(args) => up::logs(args),
     });
     match result {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,

@@ -40,6 +40,44 @@ pub struct UpArgs {
     run_for: Option<Duration>,
 }
 
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    /// A component of an application that `stratum up` runs or ran: a tool's output, and its events.
+    component: String,
+    /// The state directory `stratum up` used.
+    #[arg(long, default_value = ".stratum")]
+    state_dir: PathBuf,
+    /// Events shown at most.
+    #[arg(long, default_value_t = 50)]
+    events: usize,
+}
+
+/// `stratum logs COMPONENT`: the component's events from the state store, then a tool's own output.
+pub fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
+    let database = args.state_dir.join("state.db");
+    if !database.exists() {
+        eprintln!("error: no state in {} (run `stratum up FILE` first, or give --state-dir)", args.state_dir.display());
+        return Ok(Outcome::UserError);
+    }
+    let state = stratum_control::state::StateStore::open(&database)?;
+    let events = state.component_events(&args.component, args.events)?;
+    let log = stratum_control::tools::log_path(&args.state_dir.join("logs"), &args.component);
+    if events.is_empty() && !log.exists() {
+        eprintln!("error: nothing recorded for `{}` in {}", args.component, args.state_dir.display());
+        return Ok(Outcome::UserError);
+    }
+    for (app, event) in &events {
+        let at = stratum_core::eval::format_timestamp(event.at_milliseconds);
+        println!("{at}  {app}  {}: {}", event.kind, event.message);
+    }
+    if log.exists() {
+        println!("--- {} ---", log.display());
+        let text = std::fs::read_to_string(&log)?;
+        print!("{text}");
+    }
+    Ok(Outcome::Success)
+}
+
 pub fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let positive = |value: f64| value.is_finite() && value > 0.0;
     if !positive(args.speed) || !positive(args.bootstrap_hours) {

@@ -160,9 +160,49 @@ async fn up_runs_the_traffic_application_end_to_end() {
     assert!(stdout.contains("signal_timing-output"), "the summary lists every component: {stdout}");
     assert!(folder.join("data/history").is_dir() && folder.join("data/congestion_history.parquet").is_file());
 
+    // The image tool could not start here, and `stratum logs` says why.
+    let logs =
+        Command::new(env!("CARGO_BIN_EXE_stratum")).args(["logs", "grafana"]).current_dir(&folder).output().unwrap();
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("tool-not-started") || text.contains("started"), "{text}");
+
     // The same data: the next `up` reuses the model instead of training again.
     let again = Up::start(&folder, free_port(), 2);
     again.line("reusing it", Duration::from_secs(60));
     let (code, _, stderr) = again.finish();
     assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn up_supervises_command_tools_and_logs_shows_their_output() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("up_tools");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let app = r#"app tools
+node laptop { tier = cloud  cpu = 2  memory = 4 GiB }
+schema Reading { sensor: string  value: float }
+source readings: generator { schema = Reading  rate = 10/s }
+sink kept: jsonl { from = readings  path = "out/kept.jsonl" }
+tool helper {
+  command = ["sh", "-c", "echo \"helper says $GREETING\"; exit 1"]
+  env = { GREETING: "hi" }
+}
+"#;
+    std::fs::write(folder.join("tools.stratum"), app).unwrap();
+    let up = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["up", "tools.stratum", "--for", "3s", "--api", &format!("127.0.0.1:{}", free_port())])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(up.status.code(), Some(0), "{}", String::from_utf8_lossy(&up.stderr));
+    let logs =
+        Command::new(env!("CARGO_BIN_EXE_stratum")).args(["logs", "helper"]).current_dir(&folder).output().unwrap();
+    assert_eq!(logs.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&logs.stdout);
+    // Exits at once, so it is restarted after 1 s and again after 2 s within the 3 s run.
+    assert!(text.matches("helper says hi").count() >= 2, "{text}");
+    assert!(text.contains("tool-exited: exit status: 1; restarting in 1 s"), "{text}");
+    let unknown =
+        Command::new(env!("CARGO_BIN_EXE_stratum")).args(["logs", "nobody"]).current_dir(&folder).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
 }

@@ -11,6 +11,7 @@ pub mod autoscale;
 pub mod models;
 pub mod serving;
 pub mod state;
+pub mod tools;
 pub mod up;
 
 /// Everything that can go wrong while running an application.

@@ -176,6 +176,34 @@ impl StateStore {
         Ok(events)
     }
 
+    /// The latest `limit` events of one component, of any application, oldest first.
+    pub fn component_events(&self, component: &str, limit: usize) -> Result<Vec<(String, Event)>, Error> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(
+                "SELECT app, id, at_milliseconds, kind, component, message FROM events WHERE component = ?1
+                 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(state_error)?;
+        let rows = statement
+            .query_map(params![component, limit as i64], |row| {
+                Ok((
+                    row.get(0)?,
+                    Event {
+                        id: row.get(1)?,
+                        at_milliseconds: row.get(2)?,
+                        kind: row.get(3)?,
+                        component: row.get(4)?,
+                        message: row.get(5)?,
+                    },
+                ))
+            })
+            .map_err(state_error)?;
+        let mut events = rows.collect::<Result<Vec<_>, _>>().map_err(state_error)?;
+        events.reverse();
+        Ok(events)
+    }
+
     pub fn record_served_model(&self, app: &str, served: &ServedModel) -> Result<(), Error> {
         self.connection()
             .execute(
@@ -247,6 +275,8 @@ mod tests {
         assert_eq!(events.iter().map(|event| event.kind.as_str()).collect::<Vec<_>>(), ["started", "trained"]);
         assert_eq!(events[1].component.as_deref(), Some("congestion"));
         assert_eq!(store.events("traffic", 1).unwrap()[0].kind, "trained", "the latest, when limited");
+        let of_model = store.component_events("congestion", 10).unwrap();
+        assert_eq!((of_model.len(), of_model[0].0.as_str(), of_model[0].1.kind.as_str()), (1, "traffic", "trained"));
         let served = store.served_models("traffic").unwrap();
         assert_eq!((served.len(), served[0].version), (1, 2));
     }

@@ -65,6 +65,7 @@ pub struct Running {
     stop_batches: watch::Sender<bool>,
     stop_services: watch::Sender<bool>,
     batches: JoinHandle<()>,
+    tools: Vec<JoinHandle<()>>,
     api: JoinHandle<()>,
 }
 
@@ -184,11 +185,27 @@ pub async fn up(
         }));
         services.insert(service.name.clone(), pool);
     }
-    let mut not_running: Vec<(String, String)> = application
-        .tools
-        .iter()
-        .map(|tool| (tool.name.clone(), "tools are not supervised by this version yet".to_string()))
-        .collect();
+    // Tools: supervised child processes; one that cannot run here (an image without a container runtime) says why.
+    let mut not_running: Vec<(String, String)> = Vec::new();
+    let mut tools = Vec::new();
+    for tool in &application.tools {
+        match crate::tools::command_line(tool, &app) {
+            Ok(line) => {
+                let (tool_state, tool_app) = (state.clone(), app.clone());
+                tools.push(tokio::spawn(crate::tools::supervise(
+                    tool.clone(),
+                    line,
+                    options.state_dir.join("logs"),
+                    services_stopped.clone(),
+                    move |name, event| record_tool_event(&tool_state, &tool_app, name, event),
+                )));
+            }
+            Err(reason) => {
+                state.record_event(&app, "tool-not-started", Some(&tool.name), &reason)?;
+                not_running.push((tool.name.clone(), reason));
+            }
+        }
+    }
     not_running.extend(
         application
             .services
@@ -254,8 +271,27 @@ pub async fn up(
         stop_batches,
         stop_services,
         batches,
+        tools,
         api,
     })
+}
+
+fn record_tool_event(state: &StateStore, app: &str, tool: &str, event: crate::tools::ToolEvent) {
+    use crate::tools::ToolEvent;
+    let (kind, message) = match event {
+        ToolEvent::Started { pid } => {
+            ("tool", format!("started (pid {})", pid.map_or("?".into(), |pid| pid.to_string())))
+        }
+        ToolEvent::Healthy { port } => ("tool", format!("healthy: listening on port {port}")),
+        ToolEvent::Exited { status, restart_in } => {
+            ("tool-exited", format!("{status}; restarting in {} s", restart_in.as_secs()))
+        }
+        ToolEvent::Failed { message, restart_in } => {
+            ("tool-exited", format!("{message}; trying again in {} s", restart_in.as_secs()))
+        }
+        ToolEvent::Stopped => ("tool", "stopped".to_string()),
+    };
+    let _ = state.record_event(app, kind, Some(tool), &message);
 }
 
 impl Running {
@@ -265,13 +301,16 @@ impl Running {
     }
 
     /// Stops everything: the data plane drains (open windows are emitted, files written), the batch scheduler
-    /// stops after a running batch, the API closes.
+    /// stops after a running batch, tools are stopped, the API closes.
     pub async fn stop(self) -> Result<RunSummary, Error> {
         self.stopper.stop();
         self.stop_batches.send_replace(true);
         self.stop_services.send_replace(true);
         let summary = self.pipeline.await.map_err(|error| Error::Task(error.to_string()))?;
         let _ = self.batches.await;
+        for tool in self.tools {
+            let _ = tool.await;
+        }
         self.api.abort();
         let outcome = match &summary {
             Ok(summary) => format!("after {:.1} s", summary.seconds),

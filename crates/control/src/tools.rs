@@ -1,0 +1,221 @@
+//! `tool` components as supervised child processes: a `command` runs as given, an `image` through a container
+//! runtime (docker or podman, whichever is installed). Each is started with its `env`, its output kept in
+//! `LOG_DIR/NAME.log` (what `stratum logs NAME` prints), health-checked on its first declared port, and restarted
+//! with exponential backoff (1 s, 2 s, 4 s … at most 60 s; back to 1 s after ten healthy minutes) whenever it
+//! exits, until the application stops. Every start, exit and restart is reported.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use stratum_core::ir::{Tool, ToolRun};
+use tokio::sync::watch;
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A run this long resets the backoff.
+const HEALTHY_RUN: Duration = Duration::from_secs(600);
+/// How often a running tool is checked for having exited.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Something that happened to a tool.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolEvent {
+    Started { pid: Option<u32> },
+    Healthy { port: u16 },
+    Exited { status: String, restart_in: Duration },
+    Failed { message: String, restart_in: Duration },
+    Stopped,
+}
+
+/// The program and arguments that run a tool, or why it cannot run here.
+pub fn command_line(tool: &Tool, application: &str) -> Result<Vec<String>, String> {
+    match &tool.run {
+        ToolRun::Command(command) if command.is_empty() => Err("its `command` is empty".into()),
+        ToolRun::Command(command) => Ok(command.clone()),
+        ToolRun::Image(image) => {
+            let runtime = ["docker", "podman"].into_iter().find(|runtime| on_path(runtime)).ok_or_else(|| {
+                format!("image `{image}` needs a container runtime (docker or podman) on this machine")
+            })?;
+            let mut line = vec![runtime.to_string(), "run".into(), "--rm".into()];
+            line.extend(["--name".into(), format!("stratum-{application}-{}", tool.name)]);
+            for port in &tool.ports {
+                line.extend(["-p".into(), format!("{port}:{port}")]);
+            }
+            for (key, value) in &tool.env {
+                line.extend(["-e".into(), format!("{key}={value}")]);
+            }
+            line.push(image.clone());
+            Ok(line)
+        }
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|directory| directory.join(program).is_file()))
+}
+
+/// Where a tool's output goes.
+pub fn log_path(log_dir: &Path, tool: &str) -> PathBuf {
+    log_dir.join(format!("{tool}.log"))
+}
+
+fn spawn(line: &[String], tool: &Tool, log: &Path) -> Result<Child, String> {
+    if let Some(directory) = log.parent() {
+        std::fs::create_dir_all(directory)
+            .map_err(|error| format!("cannot create {}: {error}", directory.display()))?;
+    }
+    let output = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|error| format!("cannot open {}: {error}", log.display()))?;
+    let errors = output.try_clone().map_err(|error| error.to_string())?;
+    Command::new(&line[0])
+        .args(&line[1..])
+        .envs(&tool.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(output))
+        .stderr(Stdio::from(errors))
+        .spawn()
+        .map_err(|error| format!("cannot start `{}`: {error}", line[0]))
+}
+
+/// Runs a tool until `stop` turns true, restarting it whenever it exits; `report` hears of everything.
+pub async fn supervise(
+    tool: Tool,
+    line: Vec<String>,
+    log_dir: PathBuf,
+    mut stop: watch::Receiver<bool>,
+    report: impl Fn(&str, ToolEvent) + Send,
+) {
+    let log = log_path(&log_dir, &tool.name);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = Instant::now();
+        match spawn(&line, &tool, &log) {
+            Ok(mut child) => {
+                report(&tool.name, ToolEvent::Started { pid: Some(child.id()) });
+                let health = health_check(tool.ports.first().copied());
+                tokio::pin!(health);
+                let mut healthy = tool.ports.is_empty();
+                let status = loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLL) => {
+                            if let Some(status) = exited(&mut child) {
+                                break Some(status);
+                            }
+                        }
+                        port = &mut health, if !healthy => {
+                            healthy = true;
+                            report(&tool.name, ToolEvent::Healthy { port });
+                        }
+                        _ = stop.wait_for(|stopped| *stopped) => break None,
+                    }
+                };
+                let Some(status) = status else {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    report(&tool.name, ToolEvent::Stopped);
+                    return;
+                };
+                if started.elapsed() >= HEALTHY_RUN {
+                    backoff = FIRST_BACKOFF;
+                }
+                let status = status.map_or_else(|error| error.to_string(), |status| status.to_string());
+                report(&tool.name, ToolEvent::Exited { status, restart_in: backoff });
+            }
+            Err(message) => report(&tool.name, ToolEvent::Failed { message, restart_in: backoff }),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {
+                report(&tool.name, ToolEvent::Stopped);
+                return;
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The child's exit status once it has exited (polled: no thread waits for it).
+fn exited(child: &mut Child) -> Option<Result<ExitStatus, std::io::Error>> {
+    match child.try_wait() {
+        Ok(Some(status)) => Some(Ok(status)),
+        Ok(None) => None,
+        Err(error) => Some(Err(error)),
+    }
+}
+
+/// Resolves once something listens on `port` on loopback (never without a port).
+async fn health_check(port: Option<u16>) -> u16 {
+    let Some(port) = port else { return std::future::pending().await };
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return port;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use stratum_core::ir::Placement;
+
+    fn tool(command: &[&str]) -> Tool {
+        Tool {
+            name: "echoer".into(),
+            run: ToolRun::Command(command.iter().map(|part| part.to_string()).collect()),
+            ports: Vec::new(),
+            env: [("GREETING".to_string(), "hello".to_string())].into(),
+            placement: Placement::default(),
+            resources: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tool_that_exits_is_restarted_with_backoff_and_its_output_kept() {
+        let directory = tempfile::tempdir().unwrap();
+        let echoer = tool(&["sh", "-c", "echo \"$GREETING from the tool\"; exit 3"]);
+        let line = command_line(&echoer, "demo").unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let (stop, stopped) = watch::channel(false);
+        let supervisor = tokio::spawn(supervise(echoer, line, directory.path().into(), stopped, move |_, event| {
+            seen.lock().unwrap().push(event)
+        }));
+        // Started, exited (restart in 1 s), started again, exited (restart in 2 s).
+        let started = Instant::now();
+        while events.lock().unwrap().len() < 4 {
+            assert!(started.elapsed() < Duration::from_secs(10), "{:?}", events.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send_replace(true);
+        supervisor.await.unwrap();
+        let events = events.lock().unwrap().clone();
+        assert!(matches!(events[0], ToolEvent::Started { .. }));
+        assert_eq!(
+            events[1],
+            ToolEvent::Exited { status: "exit status: 3".into(), restart_in: Duration::from_secs(1) }
+        );
+        assert!(matches!(events[3], ToolEvent::Exited { restart_in, .. } if restart_in == Duration::from_secs(2)));
+        assert_eq!(events.last(), Some(&ToolEvent::Stopped));
+        let log = std::fs::read_to_string(log_path(directory.path(), "echoer")).unwrap();
+        assert_eq!(log.lines().filter(|line| *line == "hello from the tool").count(), 2, "{log}");
+    }
+
+    #[test]
+    fn an_image_without_a_container_runtime_says_what_it_needs() {
+        let mut grafana = tool(&[]);
+        grafana.run = ToolRun::Image("grafana/grafana:11.2.0".into());
+        if on_path("docker") || on_path("podman") {
+            assert!(command_line(&grafana, "demo").unwrap().contains(&"grafana/grafana:11.2.0".to_string()));
+        } else {
+            let error = command_line(&grafana, "demo").unwrap_err();
+            assert!(error.contains("needs a container runtime (docker or podman)"), "{error}");
+        }
+        assert!(command_line(&tool(&[]), "demo").is_err());
+    }
+}
