@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a problem in the user's input (diagnostics, an unformatted file, a bad argument),
 //! 2 an internal error (a bug in Stratum: please report it).
 
+mod cluster;
 mod commands;
 mod loader;
 mod output;
@@ -52,6 +53,14 @@ enum Command {
     Up(up::UpArgs),
     /// What happened to a component of a running (or stopped) application: its events, and a tool's output.
     Logs(up::LogsArgs),
+    /// The control plane for real machines: agents join it, `apply` sends it applications.
+    Server(cluster::ServerArgs),
+    /// The agent of one machine: joins a control plane and runs what it assigns.
+    Agent(cluster::AgentArgs),
+    /// Check and plan a file and send it to a control plane, which rolls it out to its agents.
+    Apply(cluster::ApplyArgs),
+    /// Agents and the components they run, from a control plane (or `stratum up`).
+    Status(cluster::StatusArgs),
 }
 
 /// What a command reports back to `main`.
@@ -89,6 +98,10 @@ fn main() -> ExitCode {
         Command::RunBatch(args) => running::run_batch(args, color),
         Command::Up(args) => up::run(args, color),
         Command::Logs(args) => up::logs(args),
+        Command::Server(args) => cluster::server(args),
+        Command::Agent(args) => cluster::agent(args),
+        Command::Apply(args) => cluster::apply(args, color),
+        Command::Status(args) => cluster::status(args),
     });
     match result {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,

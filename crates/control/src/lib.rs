@@ -5,10 +5,14 @@
 //!
 //! Start at [`up::up`]: it takes a checked application and its plan and returns a [`up::Running`] application.
 
+pub mod agent;
 pub mod agents;
 pub mod api;
 pub mod autoscale;
 pub mod models;
+pub mod placement;
+pub mod protocol;
+pub mod server;
 pub mod serving;
 pub mod state;
 pub mod tools;
@@ -29,4 +33,8 @@ pub enum Error {
     DataPlane(#[from] stratum_dataplane::Error),
     #[error("a task failed: {0}")]
     Task(String),
+    #[error("agent: {0}")]
+    Agent(String),
+    #[error("{0}")]
+    Refused(String),
 }

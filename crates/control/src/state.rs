@@ -10,7 +10,8 @@ use std::sync::Mutex;
 
 /// The schema, one migration per entry, applied in order; `PRAGMA user_version` remembers how many ran. Never edit
 /// an entry that has shipped: add one.
-const MIGRATIONS: &[&str] = &["CREATE TABLE app_versions (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE app_versions (
         app TEXT NOT NULL,
         version INTEGER NOT NULL,
         created INTEGER NOT NULL,
@@ -35,7 +36,13 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE app_versions (
         sha256 TEXT NOT NULL,
         data_sha256 TEXT NOT NULL,
         PRIMARY KEY (app, service)
-    );"];
+    );",
+    "CREATE TABLE agents (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        updated INTEGER NOT NULL
+    );",
+];
 
 /// One thing that happened to an application.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -138,6 +145,39 @@ impl StateStore {
             )
             .map_err(state_error)?;
         Ok(version)
+    }
+
+    /// The latest version of the most recently changed application: (app, version, IR, plan).
+    pub fn latest_deployment(&self) -> Result<Option<(String, u32, String, String)>, Error> {
+        self.connection()
+            .query_row(
+                "SELECT app, version, ir, plan FROM app_versions ORDER BY created DESC, version DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()
+            .map_err(state_error)
+    }
+
+    /// Remembers an agent that joined (its description as JSON), so that a restarted control plane knows it.
+    pub fn record_agent(&self, name: &str, description: &str) -> Result<(), Error> {
+        self.connection()
+            .execute(
+                "INSERT INTO agents (name, description, updated) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET description = excluded.description, updated = excluded.updated",
+                params![name, description, now_milliseconds()],
+            )
+            .map_err(state_error)?;
+        Ok(())
+    }
+
+    /// Every agent that ever joined: (name, description as JSON).
+    pub fn agents(&self) -> Result<Vec<(String, String)>, Error> {
+        let connection = self.connection();
+        let mut statement =
+            connection.prepare("SELECT name, description FROM agents ORDER BY name").map_err(state_error)?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
     }
 
     pub fn record_event(&self, app: &str, kind: &str, component: Option<&str>, message: &str) -> Result<(), Error> {
@@ -279,6 +319,11 @@ mod tests {
         assert_eq!((of_model.len(), of_model[0].0.as_str(), of_model[0].1.kind.as_str()), (1, "traffic", "trained"));
         let served = store.served_models("traffic").unwrap();
         assert_eq!((served.len(), served[0].version), (1, 2));
+        let (app, version, ir, _) = store.latest_deployment().unwrap().unwrap();
+        assert_eq!((app.as_str(), version, ir.as_str()), ("traffic", 2, "{ir 2}"));
+        store.record_agent("fog1", "{\"tier\": \"fog\"}").unwrap();
+        store.record_agent("fog1", "{\"tier\": \"cloud\"}").unwrap();
+        assert_eq!(store.agents().unwrap(), [("fog1".to_string(), "{\"tier\": \"cloud\"}".to_string())]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod log;
 pub mod metrics;
 pub mod pipeline;
 pub mod record;
+pub mod remote;
 pub mod sinks;
 pub mod sources;
 pub mod stream;

@@ -88,7 +88,7 @@ impl ComponentMetrics {
 }
 
 /// The metrics of one component at one moment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct MetricsSnapshot {
     pub component: String,
     pub kind: String,
@@ -141,7 +141,16 @@ impl Registry {
 
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn render_prometheus(&self) -> String {
-        let snapshots = self.snapshot();
+        let snapshots: Vec<(String, MetricsSnapshot)> =
+            self.snapshot().into_iter().map(|snapshot| (String::new(), snapshot)).collect();
+        render_prometheus(&snapshots)
+    }
+}
+
+/// Snapshots in the Prometheus text exposition format (version 0.0.4); each comes with labels to add before its
+/// own (`agent="fog1",` on the control plane, which shows every agent's components), or none.
+pub fn render_prometheus(snapshots: &[(String, MetricsSnapshot)]) -> String {
+    {
         let mut out = String::new();
         type Read = fn(&MetricsSnapshot) -> u64;
         let counters: [(&str, &str, Read); 8] = [
@@ -157,10 +166,10 @@ impl Registry {
         for (name, help, value) in counters {
             let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for snapshot in &snapshots {
+            for (extra, snapshot) in snapshots {
                 let _ = writeln!(
                     out,
-                    "{name}{{component=\"{}\",kind=\"{}\"}} {}",
+                    "{name}{{{extra}component=\"{}\",kind=\"{}\"}} {}",
                     snapshot.component,
                     snapshot.kind,
                     value(snapshot)
@@ -169,8 +178,8 @@ impl Registry {
         }
         let name = "stratum_processing_seconds";
         let _ = writeln!(out, "# HELP {name} Time to handle one batch.\n# TYPE {name} histogram");
-        for snapshot in &snapshots {
-            let labels = format!("component=\"{}\",kind=\"{}\"", snapshot.component, snapshot.kind);
+        for (extra, snapshot) in snapshots {
+            let labels = format!("{extra}component=\"{}\",kind=\"{}\"", snapshot.component, snapshot.kind);
             let mut cumulative = 0;
             for (bound, count) in LATENCY_BUCKETS_MICROSECONDS.iter().zip(&snapshot.latency_buckets) {
                 cumulative += count;

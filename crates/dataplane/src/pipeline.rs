@@ -10,6 +10,7 @@ use crate::component::{
 };
 use crate::metrics::{MetricsSnapshot, Registry};
 use crate::record::encoded_size;
+use crate::remote::{Partition, RemoteSink, RemoteSource};
 use crate::sinks::feed::{DEFAULT_FEED_LENGTH, Feed, FeedSink};
 use crate::sources::generator;
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,8 +116,29 @@ impl Stopper {
 
 impl Pipeline {
     /// Builds every selected component, or returns the first that cannot be built.
-    pub fn build<'a>(application: &'a Application, options: &PipelineOptions) -> Result<Pipeline, Error> {
-        let selected = select(application, &options.only)?;
+    pub fn build(application: &Application, options: &PipelineOptions) -> Result<Pipeline, Error> {
+        Pipeline::build_part(application, options, None)
+    }
+
+    /// Builds one machine's part of a pipeline: exactly the partition's components, joined to the rest of the
+    /// application through the partition's remote inputs and outputs (see [`crate::remote`]). Without a partition,
+    /// the selected components (`options.only` and what they read, or everything).
+    pub fn build_part<'a>(
+        application: &'a Application,
+        options: &PipelineOptions,
+        partition: Option<Partition>,
+    ) -> Result<Pipeline, Error> {
+        let (selected, partition) = match partition {
+            Some(partition) => {
+                let names = partition
+                    .components
+                    .iter()
+                    .map(|name| component_name(application, name))
+                    .collect::<Result<BTreeSet<&'a str>, Error>>()?;
+                (names, partition)
+            }
+            None => (select(application, &options.only)?, Partition::default()),
+        };
         let context = BuildContext {
             application,
             base_dir: &options.base_dir,
@@ -214,6 +236,30 @@ impl Pipeline {
                 });
             }
         }
+        // Paths to other machines: each takes its producer's records like any local consumer.
+        for output in &partition.outputs {
+            let producer = component_name(application, &output.producer)?;
+            let data_dir = options.data_dir.as_deref().ok_or_else(|| Error::Build {
+                component: output.path.clone(),
+                message: "a path to another machine needs a data directory for its buffer".into(),
+            })?;
+            let buffer = application
+                .sources
+                .iter()
+                .find(|source| source.name == producer)
+                .and_then(|source| source.buffer.as_ref());
+            let sink = RemoteSink::open(output, data_dir, RemoteSink::options_for(buffer))?;
+            let receiver = channel(&[(producer, 0)]);
+            components.push(ComponentInfo {
+                name: output.path.clone(),
+                role: "path out",
+                kind: format!("to {}", output.to),
+            });
+            tasks.push(Task {
+                context: new_context(&output.path, "path"),
+                runner: Runner::Sink(Box::new(sink), receiver),
+            });
+        }
         for (name, kind, built, receiver) in pending_operators {
             let context = new_context(name, kind);
             let output = Output::new(consumers.remove(name).unwrap_or_default(), context.metrics.clone());
@@ -231,6 +277,17 @@ impl Pipeline {
                 Output::new(consumers.remove(source.name.as_str()).unwrap_or_default(), context.metrics.clone());
             components.push(ComponentInfo { name: source.name.clone(), role: "source", kind });
             tasks.push(Task { context, runner: Runner::Source(built, output) });
+        }
+        // Paths from other machines: each stands in for its producer towards the local consumers.
+        for input in partition.inputs {
+            let producer = component_name(application, &input.producer)?;
+            let context = new_context(&input.path, "path");
+            let output = Output::new(consumers.get(producer).cloned().unwrap_or_default(), context.metrics.clone());
+            components.push(ComponentInfo { name: input.path.clone(), role: "path in", kind: "path".into() });
+            tasks.push(Task {
+                context,
+                runner: Runner::Source(Box::new(RemoteSource { deliveries: input.deliveries }), output),
+            });
         }
         Ok(Pipeline { tasks, components, metrics, feeds, dead_letters, stop })
     }
@@ -343,6 +400,22 @@ async fn run_task(task: Task) -> Result<(), Error> {
             }
         }
     }
+}
+
+/// A component's name as the application spells it (borrowed from it), or an error naming what it has.
+fn component_name<'a>(application: &'a Application, name: &str) -> Result<&'a str, Error> {
+    application
+        .sources
+        .iter()
+        .map(|source| source.name.as_str())
+        .chain(application.streams.iter().map(|stream| stream.name.as_str()))
+        .chain(application.sinks.iter().map(|sink| sink.name.as_str()))
+        .chain(application.services.iter().map(|service| service.name.as_str()))
+        .find(|known| *known == name)
+        .ok_or_else(|| Error::Build {
+            component: name.into(),
+            message: format!("not a source, stream, service or sink of `{}`", application.name),
+        })
 }
 
 /// The names of the components to run: `only` and everything upstream of them, or all components.

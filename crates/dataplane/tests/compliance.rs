@@ -70,6 +70,9 @@ async fn every_kind_reports_the_standard_metrics(nats: Option<&NatsServer>) {
         format!("127.0.0.1:{}", free_port()).parse().unwrap(),
     )
     .unwrap();
+    // The source's persistent session exists before the pipeline runs, so that the broker keeps the totals the
+    // sink publishes even if they come before the source has subscribed (as after a restart).
+    subscribe_ahead(broker.v4, "stratum-every_kind-from_mqtt", "totals/#").await;
     let options = PipelineOptions {
         base_dir: directory.path().into(),
         fast_generators: true,
@@ -147,4 +150,20 @@ async fn every_kind_reports_the_standard_metrics(nats: Option<&NatsServer>) {
     assert_eq!(written.lines().count(), 601, "the dataset got a header and every generated reading");
     let through_http = std::fs::read_to_string(directory.path().join("out/http_back.jsonl")).unwrap();
     assert!(through_http.lines().count() >= 300, "the doubled readings came back through Kafka and the webhook");
+}
+
+/// Opens a persistent MQTT session with a subscription, and leaves it for the client id's next connection.
+async fn subscribe_ahead(broker: std::net::SocketAddr, client_id: &str, filter: &str) {
+    let mut options = rumqttc::MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
+    options.set_clean_session(false).set_keep_alive(Duration::from_secs(10));
+    let (client, mut event_loop) = rumqttc::AsyncClient::new(options, 10);
+    client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.unwrap();
+    loop {
+        match event_loop.poll().await.unwrap() {
+            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => break,
+            _ => continue,
+        }
+    }
+    client.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async { while event_loop.poll().await.is_ok() {} }).await;
 }

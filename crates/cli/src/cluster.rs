@@ -1,0 +1,246 @@
+//! Stratum across real machines: `stratum server` (the control plane), `stratum agent` (one per machine),
+//! `stratum apply` (send an application to the control plane) and `stratum status`.
+
+use crate::Outcome;
+use crate::commands::{checked_without_errors, planned_or_report};
+use crate::output::{ColorChoice, Format};
+use crate::running::{parse_duration, runtime};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use stratum_control::agent::{Agent, AgentOptions};
+use stratum_control::server::{Server, ServerOptions};
+use stratum_core::ir::Tier;
+
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Where the API (for agents, `apply`, `status`) listens.
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDRESS")]
+    listen: SocketAddr,
+    /// The state store and the model store agents pull from.
+    #[arg(long, default_value = ".stratum-server")]
+    state_dir: PathBuf,
+    /// The secret agents and `apply` present (or STRATUM_TOKEN).
+    #[arg(long, env = "STRATUM_TOKEN")]
+    token: String,
+    /// An agent silent for this long is lost and its components move.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    agent_timeout: Duration,
+}
+
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    /// The control plane, `http://host:port`.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The cluster's secret (or STRATUM_TOKEN).
+    #[arg(long, env = "STRATUM_TOKEN")]
+    token: String,
+    /// This machine's name; a node of that name in the application is the machine the plan means.
+    #[arg(long)]
+    name: String,
+    /// The tier (edge, fog, cloud); the application's node of the same name says when omitted.
+    #[arg(long, value_parser = parse_tier)]
+    tier: Option<Tier>,
+    /// A label, `key=value` (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Where data from other agents arrives.
+    #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDRESS")]
+    data_listen: SocketAddr,
+    /// The address other agents reach this one's data at (when not the one it listens on).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Buffers, models and files the agent writes.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP).
+    #[arg(long)]
+    simulate: bool,
+    /// The MQTT broker for components that name none.
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    /// The .stratum file to check, plan and send.
+    file: PathBuf,
+    #[arg(long, value_name = "URL")]
+    server: String,
+    #[arg(long, env = "STRATUM_TOKEN")]
+    token: String,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// The control plane, `http://host:port` (a `stratum server`, or the API of `stratum up`).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:7070")]
+    server: String,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+fn parse_tier(text: &str) -> Result<Tier, String> {
+    match text {
+        "edge" => Ok(Tier::Edge),
+        "fog" => Ok(Tier::Fog),
+        "cloud" => Ok(Tier::Cloud),
+        other => Err(format!("`{other}` is not a tier: edge, fog or cloud")),
+    }
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .ok_or_else(|| format!("`{text}` is not a label: write key=value"))
+}
+
+async fn until_ctrl_c(stop: tokio::sync::watch::Sender<bool>) {
+    let _ = tokio::signal::ctrl_c().await;
+    stop.send_replace(true);
+}
+
+pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
+    let options = ServerOptions {
+        listen: args.listen,
+        state_dir: args.state_dir,
+        token: args.token,
+        agent_timeout: args.agent_timeout,
+    };
+    let server = match Server::open(options) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(Outcome::UserError);
+        }
+    };
+    eprintln!("control plane on http://{} (Ctrl-C stops it)", args.listen);
+    let runtime = runtime()?;
+    let result = runtime.block_on(async move {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(until_ctrl_c(stop));
+        server.run(stopped).await
+    });
+    match result {
+        Ok(()) => Ok(Outcome::Success),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(Outcome::UserError)
+        }
+    }
+}
+
+pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
+    let options = AgentOptions {
+        server: args.server,
+        token: args.token,
+        data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from(format!(".stratum-agent-{}", args.name))),
+        name: args.name,
+        tier: args.tier,
+        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        data_listen: args.data_listen,
+        advertise: args.advertise,
+        simulate: args.simulate,
+        mqtt_broker: args.broker,
+    };
+    let runtime = runtime()?;
+    let result = runtime.block_on(async move {
+        let (agent, router) = Agent::start(options.clone()).await?;
+        eprintln!("agent `{}`: data at {}; joining {} …", options.name, agent.data_address(), options.server);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(until_ctrl_c(stop));
+        let result = agent.run(stopped).await;
+        router.abort();
+        result
+    });
+    match result {
+        Ok(()) => Ok(Outcome::Success),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(Outcome::UserError)
+        }
+    }
+}
+
+pub fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+    let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
+    let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
+    let apply = stratum_control::protocol::Apply { token: args.token, application: checked.application.clone(), plan };
+    let runtime = runtime()?;
+    let answer = runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/apps", args.server.trim_end_matches('/')))
+            .body(serde_json::to_vec(&apply)?)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        anyhow::Ok((status, response.text().await?))
+    });
+    match answer {
+        Ok((200, text)) => {
+            let answer: serde_json::Value = serde_json::from_str(&text)?;
+            println!(
+                "applied `{}` version {} to {}",
+                answer["app"].as_str().unwrap_or("?"),
+                answer["version"],
+                args.server
+            );
+            Ok(Outcome::Success)
+        }
+        Ok((status, text)) => {
+            eprintln!("error: the control plane answered {status}: {text}");
+            Ok(Outcome::UserError)
+        }
+        Err(error) => {
+            eprintln!("error: cannot reach the control plane at {}: {error:#}", args.server);
+            Ok(Outcome::UserError)
+        }
+    }
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
+    let runtime = runtime()?;
+    let answer = runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let response =
+            reqwest::Client::new().get(format!("{}/v1/status", args.server.trim_end_matches('/'))).send().await?;
+        anyhow::Ok(response.text().await?)
+    });
+    let text = match answer {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("error: cannot reach {}: {error:#}", args.server);
+            return Ok(Outcome::UserError);
+        }
+    };
+    let status: serde_json::Value = serde_json::from_str(&text)?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(Outcome::Success);
+    }
+    println!("app {} version {}", status["app"].as_str().unwrap_or("-"), status["version"]);
+    for agent in status["agents"].as_array().into_iter().flatten() {
+        let components: Vec<&str> = agent["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|component| component.as_str().or_else(|| component["name"].as_str()))
+            .collect();
+        let state = match agent["alive"].as_bool() {
+            Some(true) => "alive",
+            Some(false) => "LOST",
+            None => "in process",
+        };
+        println!(
+            "  {:<18} {:<6} {:<10} {}",
+            agent["name"].as_str().unwrap_or("?"),
+            agent["tier"].as_str().unwrap_or("-"),
+            state,
+            components.join(", ")
+        );
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,183 @@
+//! Stratum across machines, as separate processes on loopback: a control plane and three agents (edge, fog, cloud)
+//! run an application whose data flows edge → fog → cloud through store-and-forward paths. Killing the fog agent
+//! (SIGKILL) moves its stream to the cloud within the agent timeout and the data flows again; when it comes back
+//! the stream returns and what the edge buffered for it is delivered; killing and restarting the control plane
+//! loses nothing: the agents keep running, and it knows the application and the agents again.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"app cluster
+node edge1 { tier = edge  cpu = 2  memory = 2 GiB }
+node fog1 { tier = fog  cpu = 4  memory = 8 GiB }
+node cloud1 { tier = cloud  cpu = 4  memory = 8 GiB }
+schema Reading { sensor: string  ts: timestamp  value: float }
+source readings: generator { schema = Reading  rate = 200/s  on = edge1 }
+stream counts {
+  from = readings
+  window = tumbling(1 s) by sensor
+  select { n = count() }
+  on = fog
+}
+sink kept: jsonl { from = counts  path = "out/counts.jsonl"  on = cloud }
+policy survive { target = counts  when = node_lost  then = migrate(cloud) }
+"#;
+
+const TOKEN: &str = "test-secret";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed (SIGKILL) when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn stratum(arguments: &[&str], folder: &Path) -> Process {
+    // Each process's messages, for reading after a failure: `agent-fog1.log`, `server.log`.
+    let name = match arguments {
+        ["agent", "--name", name, ..] => format!("agent-{name}"),
+        [command, ..] => command.to_string(),
+        [] => "stratum".into(),
+    };
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(folder.join(format!("{name}.log"))).unwrap();
+    Process(
+        Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(arguments)
+            .current_dir(folder)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("the stratum binary runs"),
+    )
+}
+
+fn server(folder: &Path, port: u16) -> Process {
+    let listen = format!("127.0.0.1:{port}");
+    stratum(
+        &["server", "--listen", &listen, "--state-dir", "server", "--token", TOKEN, "--agent-timeout", "2s"],
+        folder,
+    )
+}
+
+fn agent(folder: &Path, url: &str, name: &str) -> Process {
+    let data_dir = format!("agents/{name}");
+    stratum(&["agent", "--name", name, "--server", url, "--token", TOKEN, "--data-dir", &data_dir], folder)
+}
+
+fn status(folder: &Path, url: &str) -> Option<Value> {
+    let output = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["status", "--server", url, "--format", "json"])
+        .current_dir(folder)
+        .output()
+        .ok()?;
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+fn host_of(status: &Value, component: &str) -> Option<String> {
+    status["placement"].as_array()?.iter().find(|placed| placed["component"] == component)?["host"]
+        .as_str()
+        .map(String::from)
+}
+
+fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn windows(kept: &Path) -> usize {
+    std::fs::read_to_string(kept).map_or(0, |text| text.lines().count())
+}
+
+#[test]
+fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane() {
+    let folder: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("cluster.stratum"), APP).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut control = server(&folder, port);
+    wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
+    let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["apply", "cluster.stratum", "--server", &url, "--token", TOKEN])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("applied `cluster` version 1"));
+
+    let _edge = agent(&folder, &url, "edge1");
+    let mut fog = agent(&folder, &url, "fog1");
+    let _cloud = agent(&folder, &url, "cloud1");
+    let kept = folder.join("agents/cloud1/out/counts.jsonl");
+    wait_until("windows at the cloud", Duration::from_secs(30), || windows(&kept) >= 8);
+    let before = status(&folder, &url).unwrap();
+    assert_eq!(host_of(&before, "counts").as_deref(), Some("fog1"));
+    assert_eq!(before["agents"].as_array().unwrap().len(), 3);
+
+    // The fog agent dies: its stream moves to the cloud (as the policy says) and windows keep coming.
+    drop(fog);
+    let lost = Instant::now();
+    wait_until("counts to move", Duration::from_secs(10), || {
+        status(&folder, &url).is_some_and(|status| host_of(&status, "counts").as_deref() == Some("cloud1"))
+    });
+    assert!(lost.elapsed() < Duration::from_secs(6), "moved {:?} after the kill (timeout 2 s)", lost.elapsed());
+    let at_move = windows(&kept);
+    wait_until("windows again after the move", Duration::from_secs(20), || windows(&kept) >= at_move + 8);
+
+    // It comes back: the stream returns, and the readings the edge buffered for it flow.
+    fog = agent(&folder, &url, "fog1");
+    wait_until("counts back on fog1", Duration::from_secs(15), || {
+        status(&folder, &url).is_some_and(|status| host_of(&status, "counts").as_deref() == Some("fog1"))
+    });
+    let path_in = |status: &Value| {
+        status["agents"].as_array().unwrap().iter().find(|agent| agent["name"] == "fog1").and_then(|agent| {
+            agent["metrics"].as_array()?.iter().find(|metrics| metrics["component"] == "readings@edge1->fog1").cloned()
+        })
+    };
+    wait_until("the buffered readings at fog1", Duration::from_secs(20), || {
+        status(&folder, &url)
+            .and_then(|status| path_in(&status))
+            .is_some_and(|metrics| metrics["events_out"].as_u64().unwrap_or(0) > 0)
+    });
+    let back = windows(&kept);
+    wait_until("windows through fog1 again", Duration::from_secs(20), || windows(&kept) >= back + 8);
+
+    // The control plane dies and comes back on its state: the agents kept working meanwhile.
+    drop(control);
+    let while_down = windows(&kept);
+    wait_until("windows while the control plane is down", Duration::from_secs(20), || windows(&kept) >= while_down + 4);
+    control = server(&folder, port);
+    wait_until("the control plane again", Duration::from_secs(20), || {
+        status(&folder, &url).is_some_and(|status| {
+            status["version"] == 1
+                && host_of(&status, "counts").as_deref() == Some("fog1")
+                && status["agents"].as_array().is_some_and(|agents| agents.iter().all(|agent| agent["alive"] == true))
+        })
+    });
+    let after = windows(&kept);
+    wait_until("windows after the restart", Duration::from_secs(20), || windows(&kept) >= after + 4);
+
+    let events = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["logs", "counts", "--state-dir", "server"])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&events.stdout);
+    assert!(events.contains("moved to cloud1: fog1 is lost"), "{events}");
+    assert!(events.contains("back on fog1, as planned"), "{events}");
+    drop(fog);
+    drop(control);
+}

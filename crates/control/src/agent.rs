@@ -1,0 +1,297 @@
+//! `stratum agent`: runs on every machine; connects out to the control plane, joins with the cluster's token and
+//! what the machine is, heartbeats every second with its components' metrics, and runs what it is assigned: its
+//! part of the application's pipeline, with the paths to and from other machines through store-and-forward
+//! buffers, and the models it needs pulled from the control plane by sha256 (refused when the bytes do not match).
+//!
+//! It keeps running what it was assigned while the control plane is unreachable, and re-joins when the control
+//! plane no longer knows it (a control plane that lost its state).
+
+use crate::Error;
+use crate::protocol::{Assignment, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stratum_core::ir::Tier;
+use stratum_dataplane::metrics::Registry;
+use stratum_dataplane::pipeline::Stopper;
+use stratum_dataplane::remote::{Partition, RemoteInput, RemoteOutput};
+use stratum_dataplane::transfer::{Delivered, Receiver};
+use stratum_dataplane::{Pipeline, PipelineOptions, RunSummary};
+use tokio::sync::{mpsc, watch};
+
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    /// The control plane, `http://host:port`.
+    pub server: String,
+    pub token: String,
+    pub name: String,
+    pub tier: Option<Tier>,
+    pub labels: BTreeMap<String, String>,
+    /// Where other agents' data arrives.
+    pub data_listen: SocketAddr,
+    /// The address other agents reach `data_listen` at (its own address when it is a specific one).
+    pub advertise: Option<String>,
+    /// Buffers, models and dead letters.
+    pub data_dir: PathBuf,
+    /// Stand generators in for sources that need the outside world.
+    pub simulate: bool,
+    pub mqtt_broker: Option<String>,
+}
+
+type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Delivered>>>>;
+
+struct Running {
+    key: String,
+    stopper: Stopper,
+    metrics: Arc<Registry>,
+    task: tokio::task::JoinHandle<Result<RunSummary, stratum_dataplane::Error>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub struct Agent {
+    options: AgentOptions,
+    client: reqwest::Client,
+    data_address: String,
+    routes: Routes,
+    running: Option<Running>,
+    problems: Vec<String>,
+    /// An assignment that failed to start, and when: tried again after a while, not every heartbeat.
+    failed: Option<(String, Instant)>,
+}
+
+impl Agent {
+    /// Binds the data receiver and prepares the agent; `run` joins and works.
+    pub async fn start(options: AgentOptions) -> Result<(Agent, tokio::task::JoinHandle<()>), Error> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let receiver = Receiver::bind(&options.data_listen.to_string()).await?;
+        let bound = receiver.local_address()?;
+        let data_address = options.advertise.clone().unwrap_or_else(|| {
+            if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() }
+        });
+        // Entries for paths this agent does not (yet) run are not acknowledged: their sender keeps them and tries
+        // again, so nothing is lost while assignments change.
+        let routes: Routes = Arc::default();
+        let (deliveries, mut arriving) = mpsc::channel::<Delivered>(64);
+        let routing = routes.clone();
+        let router = tokio::spawn(async move {
+            let receiving = tokio::spawn(receiver.run(deliveries));
+            while let Some(delivered) = arriving.recv().await {
+                let route = lock(&routing).get(&delivered.path).cloned();
+                if let Some(route) = route {
+                    let _ = route.send(delivered).await;
+                }
+            }
+            receiving.abort();
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|error| Error::Agent(error.to_string()))?;
+        Ok((Agent { options, client, data_address, routes, running: None, problems: Vec::new(), failed: None }, router))
+    }
+
+    pub fn data_address(&self) -> &str {
+        &self.data_address
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.options.server.trim_end_matches('/'))
+    }
+
+    async fn join(&self) -> Result<(), Error> {
+        let join = Join {
+            token: self.options.token.clone(),
+            name: self.options.name.clone(),
+            tier: self.options.tier,
+            labels: self.options.labels.clone(),
+            resources: MeasuredResources::measure(),
+            data_address: self.data_address.clone(),
+        };
+        let response = self
+            .client
+            .post(self.url("/v1/agents/join"))
+            .body(serde_json::to_vec(&join).unwrap_or_default())
+            .send()
+            .await
+            .map_err(|error| Error::Agent(format!("cannot reach the control plane: {error}")))?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            401 => Err(Error::Refused("the control plane refused the token".into())),
+            status => {
+                Err(Error::Agent(format!("join answered {status}: {}", response.text().await.unwrap_or_default())))
+            }
+        }
+    }
+
+    /// Joins (trying again until the control plane answers), then heartbeats and follows assignments until
+    /// `stop` turns true; stopping drains the running pipeline.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.join().await {
+                Ok(()) => break,
+                Err(Error::Refused(message)) => return Err(Error::Refused(message)),
+                Err(error) => tracing::info!(%error, "cannot join yet; trying again"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        tracing::info!(agent = self.options.name, data = self.data_address, "joined");
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            }
+            if let Err(error) = self.heartbeat().await {
+                // The control plane may be restarting: keep running what was assigned.
+                tracing::debug!(%error, "heartbeat failed");
+            }
+        }
+        self.stop_running().await;
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), Error> {
+        let beat = Heartbeat {
+            token: self.options.token.clone(),
+            running: self.running.as_ref().map(|running| running.key.clone()),
+            metrics: self.running.as_ref().map(|running| running.metrics.snapshot()).unwrap_or_default(),
+            problems: std::mem::take(&mut self.problems),
+        };
+        let response = self
+            .client
+            .post(self.url(&format!("/v1/agents/{}/heartbeat", self.options.name)))
+            .body(serde_json::to_vec(&beat).unwrap_or_default())
+            .send()
+            .await
+            .map_err(|error| Error::Agent(error.to_string()))?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => return self.join().await,
+            status => return Err(Error::Agent(format!("heartbeat answered {status}"))),
+        }
+        let text = response.text().await.map_err(|error| Error::Agent(error.to_string()))?;
+        let answer: HeartbeatAnswer = serde_json::from_str(&text).map_err(|error| Error::Agent(error.to_string()))?;
+        if let Some(assignment) = answer.assignment {
+            let retry = self
+                .failed
+                .as_ref()
+                .is_none_or(|(key, when)| *key != assignment.key || when.elapsed() > Duration::from_secs(10));
+            if retry && let Err(error) = self.follow(assignment.clone()).await {
+                tracing::warn!(%error, "cannot run the assignment");
+                self.problems.push(error.to_string());
+                self.failed = Some((assignment.key, Instant::now()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_running(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stopper.stop();
+            match running.task.await {
+                Ok(Err(error)) => self.problems.push(format!("the pipeline stopped with an error: {error}")),
+                Err(error) => self.problems.push(format!("the pipeline task failed: {error}")),
+                Ok(Ok(_)) => {}
+            }
+            lock(&self.routes).clear();
+        }
+    }
+
+    /// Runs an assignment instead of what runs now.
+    async fn follow(&mut self, assignment: Assignment) -> Result<(), Error> {
+        let application = assignment
+            .application
+            .clone()
+            .ok_or_else(|| Error::Agent("the assignment came without its application".into()))?;
+        for model in &assignment.models {
+            self.fetch_model(model).await?;
+        }
+        self.stop_running().await;
+        let mut inputs = Vec::new();
+        for input in &assignment.inputs {
+            let (sender, deliveries) = mpsc::channel(16);
+            lock(&self.routes).insert(input.path.clone(), sender);
+            inputs.push(RemoteInput { path: input.path.clone(), producer: input.producer.clone(), deliveries });
+        }
+        let outputs = assignment
+            .outputs
+            .iter()
+            .map(|output| RemoteOutput {
+                path: output.path.clone(),
+                producer: output.producer.clone(),
+                to: output.to.clone(),
+            })
+            .collect();
+        let partition = Partition { components: assignment.components.clone(), inputs, outputs };
+        let options = PipelineOptions {
+            base_dir: self.options.data_dir.clone(),
+            data_dir: Some(self.options.data_dir.clone()),
+            simulate: self.options.simulate,
+            model_store: Some(self.options.data_dir.join("models")),
+            mqtt_broker: self.options.mqtt_broker.clone(),
+            ..PipelineOptions::default()
+        };
+        let pipeline = Pipeline::build_part(&application, &options, Some(partition))?;
+        tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
+        self.running = Some(Running {
+            key: assignment.key,
+            stopper: pipeline.stopper(),
+            metrics: pipeline.metrics.clone(),
+            task: tokio::spawn(pipeline.run()),
+        });
+        self.failed = None;
+        Ok(())
+    }
+
+    /// Makes a model artifact available locally: already there with the right sha256, or fetched and checked.
+    async fn fetch_model(&self, model: &ModelRef) -> Result<(), Error> {
+        let path = self.options.data_dir.join("models").join(&model.name).join(format!("v{}.json", model.version));
+        if std::fs::read(&path).is_ok_and(|bytes| stratum_ml::artifact::sha256_hex(&bytes) == model.sha256) {
+            return Ok(());
+        }
+        let response = self
+            .client
+            .get(self.url(&format!("/v1/models/{}/{}", model.name, model.version)))
+            .bearer_auth(&self.options.token)
+            .send()
+            .await
+            .map_err(|error| Error::Agent(format!("model `{}`: {error}", model.name)))?;
+        if !response.status().is_success() {
+            return Err(Error::Agent(format!(
+                "model `{}` v{}: the control plane answered {}",
+                model.name,
+                model.version,
+                response.status()
+            )));
+        }
+        let bytes = response.bytes().await.map_err(|error| Error::Agent(format!("model `{}`: {error}", model.name)))?;
+        let actual = stratum_ml::artifact::sha256_hex(&bytes);
+        if actual != model.sha256 {
+            return Err(Error::Agent(format!(
+                "model `{}` v{} refused: its bytes hash to {actual}, not {}",
+                model.name, model.version, model.sha256
+            )));
+        }
+        if let Some(directory) = path.parent() {
+            std::fs::create_dir_all(directory)
+                .map_err(|error| Error::Agent(format!("{}: {error}", directory.display())))?;
+        }
+        // Written whole under another name, then renamed: a crash never leaves half a model behind.
+        let temporary = path.with_extension("json.partial");
+        std::fs::write(&temporary, &bytes)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|error| Error::Agent(format!("{}: {error}", path.display())))?;
+        tracing::info!(model = model.name, version = model.version, "model fetched and checked");
+        Ok(())
+    }
+}

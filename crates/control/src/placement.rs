@@ -1,0 +1,313 @@
+//! Where each component runs now, given the plan and the agents that are alive — and what each agent must run
+//! for that. Pure and level-triggered: the same plan and the same live agents give the same answer, whatever
+//! happened before, so the control loop can run it every tick and a restarted control plane gets it right.
+//!
+//! A component runs on its planned host while that host's agent is alive. When it is lost, the component moves
+//! to a live agent: the tier a `migrate(TIER)` policy on `node_lost` names for it, otherwise the same tier, then
+//! the nearest ones (edge → fog → cloud, fog → cloud → edge, cloud → fog → edge); among several, the first by
+//! name. A per-node source instance stays with its node (it reads that machine's devices). When the planned host
+//! is back, the component goes back.
+
+use crate::protocol::{Assignment, ModelRef, PathIn, PathOut};
+use std::collections::{BTreeMap, BTreeSet};
+use stratum_core::ir::{Action, Application, Condition, ServiceInput, Tier};
+use stratum_core::plan::{ComponentKind, Plan};
+use stratum_dataplane::remote::path_name;
+
+/// An agent as placement sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveAgent {
+    pub name: String,
+    pub tier: Tier,
+    pub data_address: String,
+}
+
+/// One placed instance: the component, its instance number, where the plan put it and where it runs now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placed {
+    pub component: String,
+    pub instance: u32,
+    pub planned: String,
+    /// None when no live agent can take it.
+    pub host: Option<String>,
+}
+
+/// The kinds of component agents run today.
+fn run_by_agents(kind: ComponentKind) -> bool {
+    matches!(kind, ComponentKind::Source | ComponentKind::Stream | ComponentKind::Sink | ComponentKind::Service)
+}
+
+fn nearest(tier: Tier) -> [Tier; 3] {
+    match tier {
+        Tier::Edge => [Tier::Edge, Tier::Fog, Tier::Cloud],
+        Tier::Fog => [Tier::Fog, Tier::Cloud, Tier::Edge],
+        Tier::Cloud => [Tier::Cloud, Tier::Fog, Tier::Edge],
+    }
+}
+
+/// The tier a `node_lost` → `migrate(TIER)` policy sends `component` to.
+fn migration_tier(application: &Application, component: &str) -> Option<Tier> {
+    application.policies.iter().find_map(|policy| match (&policy.condition, &policy.action) {
+        (Condition::NodeLost, Action::Migrate { to })
+            if policy.targets.is_empty() || policy.targets.iter().any(|target| target == component) =>
+        {
+            *to
+        }
+        _ => None,
+    })
+}
+
+/// Where every instance the agents run is placed now.
+pub fn place(application: &Application, plan: &Plan, live: &[LiveAgent]) -> Vec<Placed> {
+    // Sources bound to their machines' devices: per-node sources and sources pinned to a node.
+    let per_node_sources: BTreeSet<&str> = application
+        .sources
+        .iter()
+        .filter(|source| source.rate_per_node || source.placement.node.is_some())
+        .map(|source| source.name.as_str())
+        .collect();
+    plan.assignments
+        .iter()
+        .filter(|assignment| run_by_agents(assignment.kind))
+        .map(|assignment| {
+            let alive = |name: &str| live.iter().any(|agent| agent.name == name);
+            let host = if alive(&assignment.host) {
+                Some(assignment.host.clone())
+            } else if per_node_sources.contains(assignment.component.as_str()) {
+                None
+            } else {
+                let mut tiers: Vec<Tier> = Vec::new();
+                if let Some(tier) = migration_tier(application, &assignment.component) {
+                    tiers.push(tier);
+                }
+                tiers.extend(nearest(assignment.tier));
+                tiers.iter().find_map(|tier| {
+                    live.iter().filter(|agent| agent.tier == *tier).map(|agent| agent.name.clone()).min()
+                })
+            };
+            Placed {
+                component: assignment.component.clone(),
+                instance: assignment.instance,
+                planned: assignment.host.clone(),
+                host,
+            }
+        })
+        .collect()
+}
+
+/// The components whose records `consumer` reads.
+fn inputs_of(application: &Application, consumer: &str) -> Vec<String> {
+    if let Some(stream) = application.streams.iter().find(|stream| stream.name == consumer) {
+        let mut inputs = vec![stream.from.clone()];
+        inputs.extend(stream.join.as_ref().map(|join| join.with.clone()));
+        return inputs;
+    }
+    if let Some(sink) = application.sinks.iter().find(|sink| sink.name == consumer) {
+        return vec![sink.from.clone()];
+    }
+    application
+        .services
+        .iter()
+        .find(|service| service.name == consumer)
+        .and_then(|service| match &service.input {
+            ServiceInput::Stream { name } => Some(vec![name.clone()]),
+            ServiceInput::Http { .. } => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The models the components on one agent load: its services', and those of the services its streams call.
+fn models_of(application: &Application, components: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut services: BTreeSet<&str> = application
+        .services
+        .iter()
+        .filter(|service| components.contains(&service.name))
+        .map(|service| service.name.as_str())
+        .collect();
+    for stream in application.streams.iter().filter(|stream| components.contains(&stream.name)) {
+        for computed in &stream.select {
+            predicted_services(&computed.expr, &mut |name| {
+                if let Some(service) = application.services.iter().find(|service| service.name == name) {
+                    services.insert(service.name.as_str());
+                }
+            });
+        }
+    }
+    application
+        .services
+        .iter()
+        .filter(|service| services.contains(service.name.as_str()))
+        .map(|service| service.model.clone())
+        .collect()
+}
+
+/// Calls `found` with the service of every `predict(service)` in an expression.
+fn predicted_services(expr: &stratum_core::ir::Expr, found: &mut dyn FnMut(&str)) {
+    use stratum_core::ir::Expr;
+    match expr {
+        Expr::Call { function, args } => {
+            if function == "predict"
+                && let Some(Expr::Field { name }) = args.first()
+            {
+                found(name);
+            }
+            args.iter().for_each(|argument| predicted_services(argument, found));
+        }
+        Expr::Binary { left, right, .. } => {
+            predicted_services(left, found);
+            predicted_services(right, found);
+        }
+        Expr::Unary { operand, .. } => predicted_services(operand, found),
+        Expr::List { items } => items.iter().for_each(|item| predicted_services(item, found)),
+        Expr::Literal { .. } | Expr::Field { .. } => {}
+    }
+}
+
+/// What each live agent runs: its components, the paths into and out of it, and the models it loads.
+/// `model_files` gives (version, sha256 of the artifact file) of each model in the control plane's store.
+pub fn assignments(
+    application: &Application,
+    version: u32,
+    placed: &[Placed],
+    live: &[LiveAgent],
+    model_files: &BTreeMap<String, (u32, String)>,
+) -> BTreeMap<String, Assignment> {
+    let mut components: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut inputs: BTreeMap<&str, BTreeSet<PathIn>> = BTreeMap::new();
+    let mut outputs: BTreeMap<&str, BTreeSet<PathOut>> = BTreeMap::new();
+    for agent in live {
+        components.entry(&agent.name).or_default();
+    }
+    for placed in placed {
+        if let Some(host) = &placed.host {
+            components.entry(host.as_str()).or_default().insert(placed.component.clone());
+        }
+    }
+    let address = |name: &str| live.iter().find(|agent| agent.name == name).map(|agent| agent.data_address.clone());
+    // Every consumer instance reads every instance of its producers; across hosts that is a path.
+    for consumer in placed.iter().filter(|placed| placed.host.is_some()) {
+        let consumer_host = consumer.host.as_deref().unwrap_or_default();
+        for producer in inputs_of(application, &consumer.component) {
+            let producer_hosts: BTreeSet<&str> = placed
+                .iter()
+                .filter(|placed| placed.component == producer)
+                .filter_map(|placed| placed.host.as_deref())
+                .collect();
+            for producer_host in producer_hosts.into_iter().filter(|host| *host != consumer_host) {
+                let Some(to) = address(consumer_host) else { continue };
+                let path = path_name(&producer, producer_host, consumer_host);
+                inputs
+                    .entry(consumer_host)
+                    .or_default()
+                    .insert(PathIn { path: path.clone(), producer: producer.clone() });
+                outputs.entry(producer_host).or_default().insert(PathOut { path, producer: producer.clone(), to });
+            }
+        }
+    }
+    components
+        .into_iter()
+        .map(|(agent, components)| {
+            let models: Vec<ModelRef> = models_of(application, &components)
+                .into_iter()
+                .filter_map(|model| {
+                    model_files.get(&model).map(|(version, sha256)| ModelRef {
+                        name: model,
+                        version: *version,
+                        sha256: sha256.clone(),
+                    })
+                })
+                .collect();
+            let inputs: Vec<PathIn> = inputs.remove(agent).unwrap_or_default().into_iter().collect();
+            let outputs: Vec<PathOut> = outputs.remove(agent).unwrap_or_default().into_iter().collect();
+            let components: Vec<String> = components.into_iter().collect();
+            let key = stratum_ml::artifact::sha256_hex(
+                serde_json::to_string(&(&application.name, version, &components, &inputs, &outputs, &models))
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
+            let assignment = Assignment {
+                key,
+                application: Some(application.clone()),
+                version,
+                components,
+                inputs,
+                outputs,
+                models,
+            };
+            (agent.to_string(), assignment)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = r#"app cluster
+node edge1 { tier = edge  cpu = 2  memory = 2 GiB }
+node fog1 { tier = fog  cpu = 4  memory = 8 GiB }
+node cloud1 { tier = cloud  cpu = 4  memory = 8 GiB }
+schema Reading { sensor: string  ts: timestamp  value: float }
+source readings: generator { schema = Reading  rate = 50/s  on = edge1 }
+stream counts {
+  from = readings
+  window = tumbling(1 s) by sensor
+  select { n = count() }
+  on = fog
+}
+sink kept: jsonl { from = counts  path = "out/counts.jsonl"  on = cloud }
+policy survive { target = counts  when = node_lost  then = migrate(cloud) }
+"#;
+
+    fn planned() -> (Application, Plan) {
+        let checked = stratum_lang::check_text("cluster.stratum", APP);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let plan = stratum_planner::plan(&checked).plan.expect("a plan");
+        (checked.application, plan)
+    }
+
+    fn agent(name: &str, tier: Tier) -> LiveAgent {
+        LiveAgent { name: name.into(), tier, data_address: format!("{name}:9000") }
+    }
+
+    fn host_of<'a>(placed: &'a [Placed], component: &str) -> Option<&'a str> {
+        placed.iter().find(|placed| placed.component == component).and_then(|placed| placed.host.as_deref())
+    }
+
+    #[test]
+    fn components_run_where_planned_and_move_when_their_host_is_lost() {
+        let (application, plan) = planned();
+        let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
+        let placed = place(&application, &plan, &all);
+        assert_eq!(host_of(&placed, "counts"), Some("fog1"));
+        let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new());
+        assert_eq!(assigned["fog1"].components, ["counts"]);
+        assert_eq!(assigned["edge1"].outputs[0].path, "readings@edge1->fog1");
+        assert_eq!(assigned["edge1"].outputs[0].to, "fog1:9000");
+        assert_eq!(assigned["cloud1"].inputs[0].path, "counts@fog1->cloud1");
+
+        // The fog node is lost: `counts` migrates to the cloud, as its policy says, and the edge sends there.
+        let without_fog = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge)];
+        let placed = place(&application, &plan, &without_fog);
+        assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
+        let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new());
+        assert_eq!(moved["cloud1"].components, ["counts", "kept"]);
+        assert!(moved["cloud1"].outputs.is_empty());
+        assert_eq!(moved["edge1"].outputs[0].path, "readings@edge1->cloud1");
+        assert_ne!(moved["edge1"].key, assigned["edge1"].key);
+
+        // Back: the same assignments as at first (level-triggered).
+        let again = assignments(&application, 1, &place(&application, &plan, &all), &all, &BTreeMap::new());
+        assert_eq!(again, assigned);
+    }
+
+    #[test]
+    fn a_component_without_any_live_agent_is_unplaced() {
+        let (application, plan) = planned();
+        let placed = place(&application, &plan, &[agent("fog1", Tier::Fog)]);
+        assert_eq!(host_of(&placed, "counts"), Some("fog1"));
+        // `readings` is pinned to edge1 (`on = edge1`), which is gone; `kept` moves to the fog.
+        assert_eq!(host_of(&placed, "kept"), Some("fog1"));
+        assert!(placed.iter().any(|placed| placed.component == "readings"));
+    }
+}

@@ -1,0 +1,114 @@
+//! What agents and the control plane say to each other: JSON over HTTP, always from the agent to the server (edge
+//! machines sit behind NAT). An agent joins with the cluster's token and what it is; then it heartbeats every
+//! second with what it runs and its components' metrics, and the answer is what it should run.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use stratum_core::ir::{Application, Tier};
+use stratum_dataplane::metrics::MetricsSnapshot;
+
+/// `POST /v1/agents/join`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Join {
+    pub token: String,
+    pub name: String,
+    /// The tier the agent says it is on; the application's node of the same name decides when it says none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub resources: MeasuredResources,
+    /// Where other agents send it data (`host:port`).
+    pub data_address: String,
+}
+
+/// What an agent measured of its machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredResources {
+    pub cpu: f64,
+    pub memory_bytes: u64,
+    pub arch: String,
+}
+
+impl MeasuredResources {
+    /// This machine: its cores, its memory (from /proc/meminfo where there is one) and its architecture.
+    pub fn measure() -> MeasuredResources {
+        let memory_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("MemTotal:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|value| value.parse::<u64>().ok())
+        });
+        MeasuredResources {
+            cpu: std::thread::available_parallelism().map_or(1.0, |cores| cores.get() as f64),
+            memory_bytes: memory_kib.unwrap_or(0) * 1024,
+            arch: std::env::consts::ARCH.into(),
+        }
+    }
+}
+
+/// `POST /v1/agents/{name}/heartbeat`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub token: String,
+    /// The key of the assignment it runs, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
+    #[serde(default)]
+    pub metrics: Vec<MetricsSnapshot>,
+    /// What went wrong since the last heartbeat (a model that failed its check, a component that failed to
+    /// start), for the control plane's events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// The answer to a heartbeat: what to run, unless the agent runs it already.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<Assignment>,
+}
+
+/// What one agent runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Identifies the assignment: equal keys, equal assignments.
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<Application>,
+    pub version: u32,
+    pub components: Vec<String>,
+    pub inputs: Vec<PathIn>,
+    pub outputs: Vec<PathOut>,
+    pub models: Vec<ModelRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PathIn {
+    pub path: String,
+    pub producer: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PathOut {
+    pub path: String,
+    pub producer: String,
+    pub to: String,
+}
+
+/// A model artifact an agent needs, by the sha256 of its file: fetched from `GET /v1/models/{name}/{version}`
+/// and refused if its bytes do not hash to `sha256`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: u32,
+    pub sha256: String,
+}
+
+/// `POST /v1/apps`: a checked and planned application (the CLI checks and plans it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Apply {
+    pub token: String,
+    pub application: Application,
+    pub plan: stratum_core::plan::Plan,
+}

@@ -1,0 +1,415 @@
+//! `stratum server`: the control plane for real machines. It keeps the applied application, the agents that joined
+//! and every event in its state store; agents connect to it (never the other way round), heartbeat, and are told
+//! what to run. A reconcile loop, level-triggered, runs twice a second: agents silent for longer than the timeout
+//! are lost, every component is placed (see [`crate::placement`]), and each agent's assignment follows — so a lost
+//! agent's components move to others, and come back when it does. A restarted server reads its state back and
+//! the agents, which kept running, carry on.
+
+use crate::Error;
+use crate::placement::{LiveAgent, Placed, assignments, place};
+use crate::protocol::{Apply, Assignment, Heartbeat, HeartbeatAnswer, Join};
+use crate::state::StateStore;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use stratum_core::ir::Application;
+use stratum_core::plan::Plan;
+use stratum_dataplane::metrics::MetricsSnapshot;
+use tokio::sync::watch;
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    /// Agents and `stratum apply` must present it.
+    pub token: String,
+    /// An agent silent for this long is lost.
+    pub agent_timeout: Duration,
+}
+
+struct Deployed {
+    application: Application,
+    plan: Plan,
+    version: u32,
+}
+
+struct AgentRecord {
+    join: Join,
+    last_seen: Instant,
+    lost: bool,
+    metrics: Vec<MetricsSnapshot>,
+}
+
+#[derive(Default)]
+struct Cluster {
+    deployed: Option<Deployed>,
+    agents: BTreeMap<String, AgentRecord>,
+    placed: Vec<Placed>,
+    assignments: BTreeMap<String, Assignment>,
+    /// sha256 of model files by path, with the modification time it was computed for.
+    model_hashes: BTreeMap<PathBuf, (SystemTime, String)>,
+}
+
+pub struct Server {
+    options: ServerOptions,
+    state: StateStore,
+    cluster: Mutex<Cluster>,
+    started: Instant,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Server {
+    /// Opens the state store and reads back the applied application and the agents that had joined (they count as
+    /// alive until the timeout says otherwise).
+    pub fn open(options: ServerOptions) -> Result<Arc<Server>, Error> {
+        let state = StateStore::open(&options.state_dir.join("state.db"))?;
+        let mut cluster = Cluster::default();
+        if let Some((app, version, ir, plan)) = state.latest_deployment()? {
+            let application: Application =
+                serde_json::from_str(&ir).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
+            let plan: Plan =
+                serde_json::from_str(&plan).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
+            cluster.deployed = Some(Deployed { application, plan, version });
+        }
+        for (name, description) in state.agents()? {
+            if let Ok(join) = serde_json::from_str::<Join>(&description) {
+                cluster
+                    .agents
+                    .insert(name, AgentRecord { join, last_seen: Instant::now(), lost: false, metrics: Vec::new() });
+            }
+        }
+        let server = Arc::new(Server { options, state, cluster: Mutex::new(cluster), started: Instant::now() });
+        server.event("server-started", None, &format!("{} agents known", lock(&server.cluster).agents.len()));
+        Ok(server)
+    }
+
+    fn app(&self) -> String {
+        lock(&self.cluster).deployed.as_ref().map_or_else(|| "-".into(), |deployed| deployed.application.name.clone())
+    }
+
+    fn event(&self, kind: &str, component: Option<&str>, message: &str) {
+        let _ = self.state.record_event(&self.app(), kind, component, message);
+    }
+
+    /// Serves the API and runs the reconcile loop until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
+        let listener = tokio::net::TcpListener::bind(self.options.listen)
+            .await
+            .map_err(|error| Error::Listen { address: self.options.listen.to_string(), message: error.to_string() })?;
+        let reconciler = self.clone();
+        let mut reconcile_stop = stop.clone();
+        let reconciling = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => reconciler.reconcile(),
+                    _ = reconcile_stop.wait_for(|stopped| *stopped) => return,
+                }
+            }
+        });
+        let router = axum::Router::new()
+            .route("/v1/agents/join", post(join))
+            .route("/v1/agents/{name}/heartbeat", post(heartbeat))
+            .route("/v1/apps", post(apply))
+            .route("/v1/models/{name}/{version}", get(model))
+            .route("/v1/status", get(status))
+            .route("/v1/events", get(events))
+            .route("/metrics", get(metrics))
+            .with_state(self.clone());
+        let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        });
+        let result = served
+            .await
+            .map_err(|error| Error::Listen { address: self.options.listen.to_string(), message: error.to_string() });
+        reconciling.abort();
+        result
+    }
+
+    /// One pass of the control loop: who is alive, where everything runs, what each agent runs.
+    pub fn reconcile(&self) {
+        let mut events: Vec<(&'static str, Option<String>, String)> = Vec::new();
+        {
+            let mut cluster = lock(&self.cluster);
+            let timeout = self.options.agent_timeout;
+            for (name, agent) in cluster.agents.iter_mut() {
+                let silent = agent.last_seen.elapsed() > timeout;
+                if silent && !agent.lost {
+                    agent.lost = true;
+                    events.push((
+                        "agent-lost",
+                        Some(name.clone()),
+                        format!("no heartbeat for {} s", timeout.as_secs_f64()),
+                    ));
+                }
+            }
+            let model_files = self.model_files(&mut cluster);
+            let live: Vec<LiveAgent> = cluster
+                .agents
+                .iter()
+                .filter(|(_, agent)| !agent.lost)
+                .filter_map(|(name, agent)| {
+                    let tier = agent.join.tier.or_else(|| self.planned_tier(&cluster, name))?;
+                    Some(LiveAgent { name: name.clone(), tier, data_address: agent.join.data_address.clone() })
+                })
+                .collect();
+            if let Some(deployed) = &cluster.deployed {
+                let placed = place(&deployed.application, &deployed.plan, &live);
+                for now in &placed {
+                    let before = cluster
+                        .placed
+                        .iter()
+                        .find(|old| old.component == now.component && old.instance == now.instance);
+                    let moved = before.is_some_and(|before| before.host != now.host)
+                        || before.is_none() && now.host.as_ref() != Some(&now.planned);
+                    if moved {
+                        let message = match (&now.host, now.host.as_ref() == Some(&now.planned)) {
+                            (Some(host), true) => format!("back on {host}, as planned"),
+                            (Some(host), false) => format!("moved to {host}: {} is lost", now.planned),
+                            (None, _) => {
+                                format!("waiting: no live agent can take it ({} is not connected)", now.planned)
+                            }
+                        };
+                        events.push(("placement", Some(now.component.clone()), message));
+                    }
+                }
+                let assigned = assignments(&deployed.application, deployed.version, &placed, &live, &model_files);
+                cluster.placed = placed;
+                cluster.assignments = assigned;
+            }
+        }
+        // Events take the lock again (for the application's name): only once it is released.
+        self.flush(events);
+    }
+
+    fn flush(&self, events: Vec<(&'static str, Option<String>, String)>) {
+        for (kind, component, message) in events {
+            tracing::info!(kind, component, message, "control plane");
+            self.event(kind, component.as_deref(), &message);
+        }
+    }
+
+    /// The tier of the application's node named like the agent, when the agent did not say.
+    fn planned_tier(&self, cluster: &Cluster, name: &str) -> Option<stratum_core::ir::Tier> {
+        let deployed = cluster.deployed.as_ref()?;
+        deployed.plan.hosts.iter().find(|host| host.host == name).map(|host| host.tier)
+    }
+
+    /// (latest version, sha256 of its file) of each model of the application in the server's model store.
+    fn model_files(&self, cluster: &mut Cluster) -> BTreeMap<String, (u32, String)> {
+        let Some(deployed) = &cluster.deployed else { return BTreeMap::new() };
+        let store = stratum_ml::ModelStore::new(self.options.state_dir.join("models"));
+        let mut files = BTreeMap::new();
+        let names: Vec<String> = deployed.application.models.iter().map(|model| model.name.clone()).collect();
+        for name in names {
+            let Some(version) = store.versions(&name).ok().and_then(|versions| versions.last().copied()) else {
+                continue;
+            };
+            let path = self.options.state_dir.join("models").join(&name).join(format!("v{version}.json"));
+            let Ok(modified) = std::fs::metadata(&path).and_then(|metadata| metadata.modified()) else { continue };
+            let known =
+                cluster.model_hashes.get(&path).filter(|(when, _)| *when == modified).map(|(_, hash)| hash.clone());
+            let hash = match known {
+                Some(hash) => hash,
+                None => {
+                    let Ok(bytes) = std::fs::read(&path) else { continue };
+                    let hash = stratum_ml::artifact::sha256_hex(&bytes);
+                    cluster.model_hashes.insert(path, (modified, hash.clone()));
+                    hash
+                }
+            };
+            files.insert(name, (version, hash));
+        }
+        files
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn refused() -> Response {
+    json_response(StatusCode::UNAUTHORIZED, json!({ "error": "wrong or missing token" }))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|error| format!("bad request: {error}"))
+}
+
+fn bad_request(message: String) -> Response {
+    json_response(StatusCode::BAD_REQUEST, json!({ "error": message }))
+}
+
+async fn join(State(server): State<Arc<Server>>, body: Bytes) -> Response {
+    let mut join: Join = match parse(&body) {
+        Ok(join) => join,
+        Err(message) => return bad_request(message),
+    };
+    if join.token != server.options.token {
+        return refused();
+    }
+    join.token.clear();
+    let name = join.name.clone();
+    let _ = server.state.record_agent(&name, &serde_json::to_string(&join).unwrap_or_default());
+    let message = format!(
+        "{} cores, {:.1} GiB, {}; data at {}",
+        join.resources.cpu,
+        join.resources.memory_bytes as f64 / (1u64 << 30) as f64,
+        join.resources.arch,
+        join.data_address
+    );
+    lock(&server.cluster)
+        .agents
+        .insert(name.clone(), AgentRecord { join, last_seen: Instant::now(), lost: false, metrics: Vec::new() });
+    server.event("agent-joined", Some(&name), &message);
+    server.reconcile();
+    json_response(StatusCode::OK, json!({ "heartbeat_milliseconds": 1000 }))
+}
+
+async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let beat: Heartbeat = match parse(&body) {
+        Ok(beat) => beat,
+        Err(message) => return bad_request(message),
+    };
+    if beat.token != server.options.token {
+        return refused();
+    }
+    let (back, answer) = {
+        let mut cluster = lock(&server.cluster);
+        let Some(agent) = cluster.agents.get_mut(&name) else {
+            return json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no agent `{name}`: join first") }));
+        };
+        agent.last_seen = Instant::now();
+        agent.metrics = beat.metrics;
+        let back = std::mem::replace(&mut agent.lost, false);
+        let assignment = cluster.assignments.get(&name).cloned();
+        let answer = match assignment {
+            Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => Some(assignment),
+            _ => None,
+        };
+        (back, answer)
+    };
+    for problem in &beat.problems {
+        server.event("agent-problem", Some(&name), problem);
+    }
+    if back {
+        server.event("agent-back", Some(&name), "heartbeats again");
+        server.reconcile();
+    }
+    let answer = HeartbeatAnswer { assignment: answer };
+    json_response(StatusCode::OK, serde_json::to_value(answer).unwrap_or(Value::Null))
+}
+
+async fn apply(State(server): State<Arc<Server>>, body: Bytes) -> Response {
+    let apply: Apply = match parse(&body) {
+        Ok(apply) => apply,
+        Err(message) => return bad_request(message),
+    };
+    if apply.token != server.options.token {
+        return refused();
+    }
+    let app = apply.application.name.clone();
+    let ir = serde_json::to_string(&apply.application).unwrap_or_default();
+    let plan = serde_json::to_string(&apply.plan).unwrap_or_default();
+    let version = match server.state.record_version(&app, &ir, &plan) {
+        Ok(version) => version,
+        Err(error) => return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": error.to_string() })),
+    };
+    lock(&server.cluster).deployed = Some(Deployed { application: apply.application, plan: apply.plan, version });
+    server.event("applied", None, &format!("version {version}"));
+    server.reconcile();
+    json_response(StatusCode::OK, json!({ "app": app, "version": version }))
+}
+
+async fn model(
+    State(server): State<Arc<Server>>,
+    Path((name, version)): Path<(String, u32)>,
+    headers: HeaderMap,
+) -> Response {
+    let expected = format!("Bearer {}", server.options.token);
+    if headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) != Some(expected.as_str()) {
+        return refused();
+    }
+    if name.contains(['/', '\\', '.']) {
+        return json_response(StatusCode::BAD_REQUEST, json!({ "error": "not a model name" }));
+    }
+    let path = server.options.state_dir.join("models").join(&name).join(format!("v{version}.json"));
+    match std::fs::read(&path) {
+        Ok(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(_) => {
+            json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no model `{name}` version {version}") }))
+        }
+    }
+}
+
+async fn status(State(server): State<Arc<Server>>) -> Response {
+    let cluster = lock(&server.cluster);
+    let agents: Vec<Value> = cluster
+        .agents
+        .iter()
+        .map(|(name, agent)| {
+            let components =
+                cluster.assignments.get(name).map(|assignment| assignment.components.clone()).unwrap_or_default();
+            json!({
+                "name": name,
+                "tier": agent.join.tier,
+                "alive": !agent.lost,
+                "seconds_since_heartbeat": agent.last_seen.elapsed().as_secs_f64(),
+                "resources": agent.join.resources,
+                "components": components,
+                "metrics": agent.metrics,
+            })
+        })
+        .collect();
+    let placement: Vec<Value> = cluster
+        .placed
+        .iter()
+        .map(|placed| json!({ "component": placed.component, "instance": placed.instance, "planned": placed.planned, "host": placed.host }))
+        .collect();
+    let deployed = cluster.deployed.as_ref();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "app": deployed.map(|deployed| deployed.application.name.clone()),
+            "version": deployed.map(|deployed| deployed.version),
+            "uptime_seconds": server.started.elapsed().as_secs_f64(),
+            "agents": agents,
+            "placement": placement,
+        }),
+    )
+}
+
+async fn events(State(server): State<Arc<Server>>) -> Response {
+    match server.state.events(&server.app(), 500) {
+        Ok(events) => json_response(StatusCode::OK, json!({ "events": events })),
+        Err(error) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": error.to_string() })),
+    }
+}
+
+async fn metrics(State(server): State<Arc<Server>>) -> Response {
+    let cluster = lock(&server.cluster);
+    let snapshots: Vec<(String, MetricsSnapshot)> = cluster
+        .agents
+        .iter()
+        .flat_map(|(name, agent)| {
+            agent.metrics.iter().map(move |snapshot| (format!("agent=\"{name}\","), snapshot.clone()))
+        })
+        .collect();
+    let mut text = stratum_dataplane::metrics::render_prometheus(&snapshots);
+    let alive = cluster.agents.values().filter(|agent| !agent.lost).count();
+    text.push_str("# HELP stratum_agents Agents known to the control plane, by state.\n# TYPE stratum_agents gauge\n");
+    text.push_str(&format!("stratum_agents{{state=\"alive\"}} {alive}\n"));
+    text.push_str(&format!("stratum_agents{{state=\"lost\"}} {}\n", cluster.agents.len() - alive));
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

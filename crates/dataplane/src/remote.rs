@@ -1,0 +1,209 @@
+//! The edges of a pipeline that runs on several machines. A [`Partition`] is one machine's part: the components it
+//! runs, the records it receives from components on other machines, and the records it sends to them.
+//!
+//! Each data path that leaves the machine goes through the durable store-and-forward [`Log`]: a [`RemoteSink`]
+//! appends every batch of its producer to the log of its path (so it survives the process and the uplink) and a
+//! [`Forwarder`] sends the log to the consuming machine's receiver, which acknowledges an entry only once a
+//! [`RemoteSource`] has put its records into that machine's pipeline. Paths are named
+//! `PRODUCER@PRODUCER_HOST->CONSUMER_HOST`, so a path that comes back (a component moved away and back) finds
+//! the entries its log still holds and delivers them.
+
+use crate::Error;
+use crate::component::{BoxFuture, Context, Output, Sink, Source};
+use crate::log::{Log, LogOptions};
+use crate::record::{Batch, decode_batch, encode_batch};
+use crate::transfer::{Delivered, Forwarder, ForwarderState};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stratum_core::ir::WhenFull;
+use tokio::sync::{mpsc, watch};
+
+/// A buffer of this size (rejecting when full: the producer waits) for paths whose source declares none.
+pub const DEFAULT_PATH_BUFFER: u64 = 256 << 20;
+/// How long stopping waits for a path's log to be acknowledged before leaving the rest on disk for later.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
+
+/// One machine's part of a pipeline.
+#[derive(Default)]
+pub struct Partition {
+    /// The components this machine runs (sources, streams, services, sinks by name).
+    pub components: Vec<String>,
+    /// Records arriving from other machines, by path.
+    pub inputs: Vec<RemoteInput>,
+    /// Records leaving for other machines, by path.
+    pub outputs: Vec<RemoteOutput>,
+}
+
+/// Records of `producer` (running elsewhere) arriving on `path`; the agent's receiver delivers them here.
+pub struct RemoteInput {
+    pub path: String,
+    pub producer: String,
+    pub deliveries: mpsc::Receiver<Delivered>,
+}
+
+/// Records of the local `producer` leaving on `path` for the receiver at `to`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteOutput {
+    pub path: String,
+    pub producer: String,
+    pub to: String,
+}
+
+/// The path between a producer on one host and its consumers on another.
+pub fn path_name(producer: &str, producer_host: &str, consumer_host: &str) -> String {
+    format!("{producer}@{producer_host}->{consumer_host}")
+}
+
+/// Where a path's log lives under a data directory: its name with anything but letters, digits, `-` and `_`
+/// spelled out, so that no path can name a place outside the directory.
+pub fn log_directory(data_dir: &Path, path: &str) -> PathBuf {
+    let safe: String = path
+        .chars()
+        .map(|character| match character {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => character.to_string(),
+            '@' => "_at_".into(),
+            '>' => "_to_".into(),
+            other => format!("_{:x}_", other as u32),
+        })
+        .collect();
+    data_dir.join("buffers").join(safe)
+}
+
+/// Puts what arrives on a path into the pipeline, and acknowledges it only then.
+pub struct RemoteSource {
+    pub deliveries: mpsc::Receiver<Delivered>,
+}
+
+impl Source for RemoteSource {
+    fn run(mut self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
+        Box::pin(async move {
+            loop {
+                let delivered = tokio::select! {
+                    delivered = self.deliveries.recv() => delivered,
+                    _ = context.stopped() => None,
+                };
+                let Some(delivered) = delivered else { return Ok(()) };
+                context.metrics.count_in(0, delivered.payload.len());
+                match decode_batch(&delivered.payload) {
+                    Ok(records) => {
+                        context.metrics.count_in(records.len(), 0);
+                        if output.send(records).await.is_err() {
+                            // Not acknowledged: the sender keeps it and sends it again.
+                            return Ok(());
+                        }
+                    }
+                    Err(reason) => context.dead_letter(&format!("path {}: {reason}", delivered.path), ""),
+                }
+                delivered.done();
+            }
+        })
+    }
+}
+
+/// Appends every batch of its producer to the path's durable log; a forwarder sends the log on.
+pub struct RemoteSink {
+    path: String,
+    log: Arc<Mutex<Log>>,
+    to: String,
+    stop: watch::Sender<bool>,
+    forwarder: Option<tokio::task::JoinHandle<Result<(), Error>>>,
+    state: watch::Receiver<ForwarderState>,
+}
+
+impl RemoteSink {
+    /// Opens (or reopens, with what it still holds) the log of `output.path` under `data_dir`.
+    pub fn open(output: &RemoteOutput, data_dir: &Path, options: LogOptions) -> Result<RemoteSink, Error> {
+        let log = Log::open(&log_directory(data_dir, &output.path), options)?;
+        let (stop, _) = watch::channel(false);
+        let (_, state) = watch::channel(ForwarderState::default());
+        Ok(RemoteSink {
+            path: output.path.clone(),
+            log: Arc::new(Mutex::new(log)),
+            to: output.to.clone(),
+            stop,
+            forwarder: None,
+            state,
+        })
+    }
+
+    /// Options for a path: the producing source's buffer when it declares one, otherwise a bounded log that makes
+    /// the producer wait when full.
+    pub fn options_for(policy: Option<&stratum_core::ir::BufferPolicy>) -> LogOptions {
+        policy.map_or_else(|| LogOptions::bounded(DEFAULT_PATH_BUFFER, WhenFull::Reject), LogOptions::from_policy)
+    }
+
+    fn start_forwarding(&mut self) {
+        if self.forwarder.is_some() {
+            return;
+        }
+        let (state_sender, state) = watch::channel(ForwarderState::default());
+        self.state = state;
+        let forwarder = Forwarder { log: self.log.clone(), path: self.path.clone(), to: self.to.clone() };
+        self.forwarder = Some(tokio::spawn(forwarder.run(self.stop.subscribe(), state_sender)));
+    }
+
+    fn pending(&self) -> u64 {
+        self.log.lock().map_or(0, |log| log.pending())
+    }
+}
+
+impl Sink for RemoteSink {
+    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.start_forwarding();
+            let payload = encode_batch(&batch);
+            context.metrics.count_in(batch.len(), payload.len());
+            let time = crate::sources::generator::wall_clock_milliseconds();
+            loop {
+                let appended = {
+                    let mut log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let dropped_before = log.dropped();
+                    let appended = log.append(&payload, time)?;
+                    context.metrics.count_dropped(log.dropped() - dropped_before);
+                    context.metrics.queue_depth.store(log.pending(), std::sync::atomic::Ordering::Relaxed);
+                    appended
+                };
+                match appended {
+                    Ok(_) => return Ok(()),
+                    // Full and rejecting: wait for the uplink to drain it (the producer waits with us).
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        })
+    }
+
+    fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        // Entries left from an earlier run go out even before new ones arrive.
+        Box::pin(async move {
+            if self.pending() > 0 {
+                self.start_forwarding();
+            }
+            Ok(())
+        })
+    }
+
+    fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.stop.send_replace(true);
+            let Some(mut forwarder) = self.forwarder.take() else { return Ok(()) };
+            match tokio::time::timeout(DRAIN_WAIT, &mut forwarder).await {
+                Ok(Ok(result)) => result?,
+                Ok(Err(error)) => return Err(Error::Transfer(error.to_string())),
+                Err(_) => {
+                    // The rest stays in the log, durable, for when this path runs again; the forwarder must be gone
+                    // before anything opens the log again.
+                    forwarder.abort();
+                    let _ = forwarder.await;
+                    tracing::info!(
+                        component = context.component,
+                        path = self.path,
+                        pending = self.pending(),
+                        "left for later"
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+}
