@@ -22,8 +22,8 @@ import tempfile
 import time
 import urllib.request
 
-STRATUM = os.environ.get("STRATUM", "target/release/stratum")
-LOAD = os.environ.get("LOAD_GENERATOR", "target/release/load_generator")
+STRATUM = os.path.abspath(os.environ.get("STRATUM", "target/release/stratum"))
+LOAD = os.path.abspath(os.environ.get("LOAD_GENERATOR", "target/release/load_generator"))
 
 APP = """app serve
 node laptop {{ tier = cloud  cpu = 2  memory = 8 GiB }}
@@ -69,7 +69,7 @@ class Row(BaseModel):
 @app.post("/predict")
 def predict(row: Row):
     label, _ = session.run(None, {{"features": np.array([[row.x, row.y]], dtype=np.float32)}})
-    return {{"prediction": label[0] == "true"}}
+    return {{"prediction": bool(label[0] == "true")}}
 """
 
 
@@ -173,7 +173,7 @@ def main():
 
     # Cold start: a service at zero replicas, a ~10 MB model already in the store (and the page cache).
     big = os.path.join(root, "big")
-    big_store = project(big, trees=200, depth=24, rows=20000, minimum=0)
+    big_store = project(big, trees=25, depth=24, rows=20000, minimum=0)
     size = os.path.getsize(os.path.join(big_store, "labeller", "v1.json"))
     port = free_port()
     stratum = start_stratum(big, port)

@@ -118,6 +118,7 @@ pub fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
         let began = Instant::now();
         let deadline = args.run_for.map(|limit| tokio::time::Instant::now() + limit);
         let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut data_plane_ended = false;
         let mut seen_events: BTreeSet<i64> =
             state.events(&app, 1000).unwrap_or_default().iter().map(|event| event.id).collect();
         loop {
@@ -137,9 +138,10 @@ pub fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
                     if interactive {
                         eprintln!("{}", status_line(&metrics.snapshot(), began.elapsed()));
                     }
-                    if running.pipeline_finished() {
-                        eprintln!("the data plane has ended");
-                        break;
+                    // Sources that ran out end the data plane; services, batches and the API go on until stopped.
+                    if running.pipeline_finished() && !data_plane_ended {
+                        data_plane_ended = true;
+                        eprintln!("the data plane has ended; services and the API run until Ctrl-C");
                     }
                 }
             }

@@ -9,21 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const APP: &str = r#"app cluster
-node edge1 { tier = edge  cpu = 2  memory = 2 GiB }
-node fog1 { tier = fog  cpu = 4  memory = 8 GiB }
-node cloud1 { tier = cloud  cpu = 4  memory = 8 GiB }
-schema Reading { sensor: string  ts: timestamp  value: float }
-source readings: generator { schema = Reading  rate = 200/s  on = edge1 }
-stream counts {
-  from = readings
-  window = tumbling(1 s) by sensor
-  select { n = count() }
-  on = fog
-}
-sink kept: jsonl { from = counts  path = "out/counts.jsonl"  on = cloud }
-policy survive { target = counts  when = node_lost  then = migrate(cloud) }
-"#;
+const APP: &str = include_str!("../../control/test_data/cluster.stratum");
 
 const TOKEN: &str = "test-secret";
 

@@ -243,21 +243,7 @@ pub fn assignments(
 mod tests {
     use super::*;
 
-    const APP: &str = r#"app cluster
-node edge1 { tier = edge  cpu = 2  memory = 2 GiB }
-node fog1 { tier = fog  cpu = 4  memory = 8 GiB }
-node cloud1 { tier = cloud  cpu = 4  memory = 8 GiB }
-schema Reading { sensor: string  ts: timestamp  value: float }
-source readings: generator { schema = Reading  rate = 50/s  on = edge1 }
-stream counts {
-  from = readings
-  window = tumbling(1 s) by sensor
-  select { n = count() }
-  on = fog
-}
-sink kept: jsonl { from = counts  path = "out/counts.jsonl"  on = cloud }
-policy survive { target = counts  when = node_lost  then = migrate(cloud) }
-"#;
+    const APP: &str = include_str!("../test_data/cluster.stratum");
 
     fn planned() -> (Application, Plan) {
         let checked = stratum_lang::check_text("cluster.stratum", APP);

@@ -73,6 +73,9 @@ pub struct ServicePool {
     available: Notify,
     in_flight: AtomicU64,
     arrived: AtomicU64,
+    /// Latency of the requests answered since the scaler's last tick.
+    latency_microseconds: AtomicU64,
+    answered: AtomicU64,
     autoscaler: Mutex<Autoscaler>,
     counters: PoolCounters,
     last_failure: Mutex<Option<(Instant, String)>>,
@@ -133,6 +136,8 @@ impl ServicePool {
             available: Notify::new(),
             in_flight: AtomicU64::new(0),
             arrived: AtomicU64::new(0),
+            latency_microseconds: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
             autoscaler: Mutex::new(Autoscaler::new(policy)),
             counters: PoolCounters::default(),
             last_failure: Mutex::new(None),
@@ -232,6 +237,10 @@ impl ServicePool {
             });
         }
         let (replica, permit) = loop {
+            // The common case first: a free slot, without registering to be woken.
+            if let Some(slot) = self.free_slot() {
+                break slot;
+            }
             let notified = self.available.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -264,7 +273,9 @@ impl ServicePool {
         metrics.count_out(predictions.len(), 0);
         let elapsed = started.elapsed();
         metrics.observe_latency(elapsed);
-        lock(&self.autoscaler).observe_latency(elapsed.as_secs_f64());
+        // Summed without a lock; the scaler turns it into a mean latency at its next tick.
+        self.latency_microseconds.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.answered.fetch_add(1, Ordering::Relaxed);
         Ok(if single {
             json!({ "prediction": predictions.into_iter().next().unwrap_or(Value::Null) })
         } else {
@@ -319,6 +330,11 @@ impl ServicePool {
             let current = self.replicas() as u32 + self.starting.load(Ordering::Relaxed);
             let decision = {
                 let mut autoscaler = lock(&self.autoscaler);
+                let answered = self.answered.swap(0, Ordering::Relaxed);
+                let latency = self.latency_microseconds.swap(0, Ordering::Relaxed);
+                if answered > 0 {
+                    autoscaler.observe_latency(latency as f64 / answered as f64 / 1e6);
+                }
                 autoscaler.observe(
                     now,
                     self.in_flight.load(Ordering::Relaxed) as f64,
@@ -354,17 +370,32 @@ impl ServicePool {
         }
     }
 
-    fn gauges(&self) -> [(&'static str, &'static str, f64); 7] {
+    fn gauges(&self) -> [(&'static str, &'static str, &'static str, f64); 7] {
         let counters = &self.counters;
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
         [
-            ("stratum_service_replicas", "gauge", self.replicas() as f64),
-            ("stratum_service_in_flight", "gauge", read(&self.in_flight)),
-            ("stratum_service_cold_starts_total", "counter", read(&counters.cold_starts)),
-            ("stratum_service_cold_start_seconds_total", "counter", read(&counters.cold_start_microseconds) / 1e6),
-            ("stratum_service_last_cold_start_seconds", "gauge", read(&counters.last_cold_start_microseconds) / 1e6),
-            ("stratum_service_rejected_total", "counter", read(&counters.rejected)),
-            ("stratum_service_timed_out_total", "counter", read(&counters.timed_out)),
+            ("stratum_service_replicas", "gauge", "Replicas running.", self.replicas() as f64),
+            ("stratum_service_in_flight", "gauge", "Requests being answered or waiting.", read(&self.in_flight)),
+            ("stratum_service_cold_starts_total", "counter", "Replicas started.", read(&counters.cold_starts)),
+            (
+                "stratum_service_cold_start_seconds_total",
+                "counter",
+                "Time spent starting replicas.",
+                read(&counters.cold_start_microseconds) / 1e6,
+            ),
+            (
+                "stratum_service_last_cold_start_seconds",
+                "gauge",
+                "Time the last replica took to start.",
+                read(&counters.last_cold_start_microseconds) / 1e6,
+            ),
+            ("stratum_service_rejected_total", "counter", "Requests shed with 429.", read(&counters.rejected)),
+            (
+                "stratum_service_timed_out_total",
+                "counter",
+                "Requests answered 503 after waiting.",
+                read(&counters.timed_out),
+            ),
         ]
     }
 }
@@ -375,10 +406,10 @@ pub fn render_prometheus<'a>(pools: impl Iterator<Item = &'a ServicePool>) -> St
     let pools: Vec<&ServicePool> = pools.collect();
     let Some(first) = pools.first() else { return String::new() };
     let mut out = String::new();
-    for (index, (name, kind, _)) in first.gauges().iter().enumerate() {
-        out.push_str(&format!("# TYPE {name} {kind}\n"));
+    for (index, (name, kind, help, _)) in first.gauges().iter().enumerate() {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for pool in &pools {
-            out.push_str(&format!("{name}{{service=\"{}\"}} {}\n", pool.name, pool.gauges()[index].2));
+            out.push_str(&format!("{name}{{service=\"{}\"}} {}\n", pool.name, pool.gauges()[index].3));
         }
     }
     out

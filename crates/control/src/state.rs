@@ -200,17 +200,7 @@ impl StateStore {
                  ORDER BY id DESC LIMIT ?2",
             )
             .map_err(state_error)?;
-        let rows = statement
-            .query_map(params![app, limit as i64], |row| {
-                Ok(Event {
-                    id: row.get(0)?,
-                    at_milliseconds: row.get(1)?,
-                    kind: row.get(2)?,
-                    component: row.get(3)?,
-                    message: row.get(4)?,
-                })
-            })
-            .map_err(state_error)?;
+        let rows = statement.query_map(params![app, limit as i64], |row| event_at(row, 0)).map_err(state_error)?;
         let mut events = rows.collect::<Result<Vec<Event>, _>>().map_err(state_error)?;
         events.reverse();
         Ok(events)
@@ -226,18 +216,7 @@ impl StateStore {
             )
             .map_err(state_error)?;
         let rows = statement
-            .query_map(params![component, limit as i64], |row| {
-                Ok((
-                    row.get(0)?,
-                    Event {
-                        id: row.get(1)?,
-                        at_milliseconds: row.get(2)?,
-                        kind: row.get(3)?,
-                        component: row.get(4)?,
-                        message: row.get(5)?,
-                    },
-                ))
-            })
+            .query_map(params![component, limit as i64], |row| Ok((row.get(0)?, event_at(row, 1)?)))
             .map_err(state_error)?;
         let mut events = rows.collect::<Result<Vec<_>, _>>().map_err(state_error)?;
         events.reverse();
@@ -277,6 +256,17 @@ impl StateStore {
             .map_err(state_error)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
     }
+}
+
+/// An event from the columns `id, at_milliseconds, kind, component, message`, starting at column `first`.
+fn event_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: row.get(first)?,
+        at_milliseconds: row.get(first + 1)?,
+        kind: row.get(first + 2)?,
+        component: row.get(first + 3)?,
+        message: row.get(first + 4)?,
+    })
 }
 
 fn state_error(error: rusqlite::Error) -> Error {

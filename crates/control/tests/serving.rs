@@ -179,3 +179,32 @@ async fn bad_requests_say_what_the_model_takes_and_a_tampered_model_is_refused()
         ServicePool::new(&application, "labels", &folder.join("models"), &Arc::new(Registry::default())).err().unwrap();
     assert!(error.to_string().contains("does not match its sha256"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs promtool (the Debian package prometheus; CI's external stage)"]
+async fn metrics_pass_promtool() {
+    let (folder, application) = trained("serving_promtool");
+    let metrics = Arc::new(Registry::default());
+    metrics.register("counts", "stream").count_in(10, 400);
+    let pool = ServicePool::new(&application, "labels", &folder.join("models"), &metrics).unwrap();
+    let base = serve(pool, metrics).await;
+    let http = client();
+    let answer =
+        http.post(format!("{base}/v1/services/labels/predict")).body(r#"{"x": 1.0, "y": 1.0}"#).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (install the Debian package prometheus)");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    // promtool exits 1 for lint warnings too (such as a counter without `_total`): only errors fail the format.
+    assert!(!said.contains("error"), "promtool: {said}\n{text}");
+    assert!(output.status.success() || said.contains("lint"), "promtool: {said}");
+}

@@ -150,47 +150,45 @@ impl Registry {
 /// Snapshots in the Prometheus text exposition format (version 0.0.4); each comes with labels to add before its
 /// own (`agent="fog1",` on the control plane, which shows every agent's components), or none.
 pub fn render_prometheus(snapshots: &[(String, MetricsSnapshot)]) -> String {
-    {
-        let mut out = String::new();
-        type Read = fn(&MetricsSnapshot) -> u64;
-        let counters: [(&str, &str, Read); 8] = [
-            ("stratum_events_in_total", "Events received.", |s| s.events_in),
-            ("stratum_events_out_total", "Events sent on.", |s| s.events_out),
-            ("stratum_bytes_in_total", "Bytes received.", |s| s.bytes_in),
-            ("stratum_bytes_out_total", "Bytes sent on.", |s| s.bytes_out),
-            ("stratum_errors_total", "Errors that did not stop the component.", |s| s.errors),
-            ("stratum_dead_letters_total", "Records that did not fit the schema.", |s| s.dead_letters),
-            ("stratum_dropped_total", "Records dropped by lateness or a full buffer.", |s| s.dropped),
-            ("stratum_queue_depth", "Batches waiting in the input channel.", |s| s.queue_depth),
-        ];
-        for (name, help, value) in counters {
-            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (extra, snapshot) in snapshots {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{extra}component=\"{}\",kind=\"{}\"}} {}",
-                    snapshot.component,
-                    snapshot.kind,
-                    value(snapshot)
-                );
-            }
-        }
-        let name = "stratum_processing_seconds";
-        let _ = writeln!(out, "# HELP {name} Time to handle one batch.\n# TYPE {name} histogram");
+    let mut out = String::new();
+    type Read = fn(&MetricsSnapshot) -> u64;
+    let counters: [(&str, &str, Read); 8] = [
+        ("stratum_events_in_total", "Events received.", |s| s.events_in),
+        ("stratum_events_out_total", "Events sent on.", |s| s.events_out),
+        ("stratum_bytes_in_total", "Bytes received.", |s| s.bytes_in),
+        ("stratum_bytes_out_total", "Bytes sent on.", |s| s.bytes_out),
+        ("stratum_errors_total", "Errors that did not stop the component.", |s| s.errors),
+        ("stratum_dead_letters_total", "Records that did not fit the schema.", |s| s.dead_letters),
+        ("stratum_dropped_total", "Records dropped by lateness or a full buffer.", |s| s.dropped),
+        ("stratum_queue_depth", "Batches waiting in the input channel.", |s| s.queue_depth),
+    ];
+    for (name, help, value) in counters {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (extra, snapshot) in snapshots {
-            let labels = format!("{extra}component=\"{}\",kind=\"{}\"", snapshot.component, snapshot.kind);
-            let mut cumulative = 0;
-            for (bound, count) in LATENCY_BUCKETS_MICROSECONDS.iter().zip(&snapshot.latency_buckets) {
-                cumulative += count;
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
-            }
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", snapshot.latency_count());
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", snapshot.latency_sum_microseconds as f64 / 1e6);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", snapshot.latency_count());
+            let _ = writeln!(
+                out,
+                "{name}{{{extra}component=\"{}\",kind=\"{}\"}} {}",
+                snapshot.component,
+                snapshot.kind,
+                value(snapshot)
+            );
         }
-        out
     }
+    let name = "stratum_processing_seconds";
+    let _ = writeln!(out, "# HELP {name} Time to handle one batch.\n# TYPE {name} histogram");
+    for (extra, snapshot) in snapshots {
+        let labels = format!("{extra}component=\"{}\",kind=\"{}\"", snapshot.component, snapshot.kind);
+        let mut cumulative = 0;
+        for (bound, count) in LATENCY_BUCKETS_MICROSECONDS.iter().zip(&snapshot.latency_buckets) {
+            cumulative += count;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", snapshot.latency_count());
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", snapshot.latency_sum_microseconds as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", snapshot.latency_count());
+    }
+    out
 }
 
 #[cfg(test)]

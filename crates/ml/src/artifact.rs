@@ -336,15 +336,19 @@ impl ModelStore {
                 .ok_or_else(|| Error::Store(format!("no model `{name}` in `{}`", self.root.display())))?,
         };
         let path = self.root.join(name).join(format!("v{version}.json"));
-        let text = std::fs::read_to_string(&path).map_err(|error| Self::store_error(&path, error))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| Self::store_error(&path, error))?;
-        if value.get("origin").and_then(serde_json::Value::as_str) == Some("onnx") {
-            let artifact: ImportedArtifact =
-                serde_json::from_value(value).map_err(|error| Self::store_error(&path, error))?;
-            self.imported_bytes(&artifact)?;
-            return Ok(StoredModel::Imported(Box::new(artifact)));
-        }
-        let artifact: Artifact = serde_json::from_value(value).map_err(|error| Self::store_error(&path, error))?;
+        let bytes = std::fs::read(&path).map_err(|error| Self::store_error(&path, error))?;
+        // Straight into the trained artifact (what serving cold-starts on; no intermediate tree of values); an
+        // imported one, small, is the other possibility.
+        let artifact: Artifact = match serde_json::from_slice(&bytes) {
+            Ok(artifact) => artifact,
+            Err(error) => match serde_json::from_slice::<ImportedArtifact>(&bytes) {
+                Ok(artifact) if artifact.origin == "onnx" => {
+                    self.imported_bytes(&artifact)?;
+                    return Ok(StoredModel::Imported(Box::new(artifact)));
+                }
+                _ => return Err(Self::store_error(&path, error)),
+            },
+        };
         let bytes = serde_json::to_vec(&artifact.model).map_err(|error| Error::Store(error.to_string()))?;
         if sha256_hex(&bytes) != artifact.sha256 {
             return Err(Self::store_error(
