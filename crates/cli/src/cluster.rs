@@ -61,6 +61,9 @@ pub struct AgentArgs {
     /// The MQTT broker for components that name none.
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
+    /// Serve this agent's Prometheus metrics (machine and components) at `http://ADDRESS/metrics`.
+    #[arg(long, value_name = "ADDRESS")]
+    metrics: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -144,6 +147,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
         advertise: args.advertise,
         simulate: args.simulate,
         mqtt_broker: args.broker,
+        metrics_listen: args.metrics,
     };
     let runtime = runtime()?;
     let result = runtime.block_on(async move {

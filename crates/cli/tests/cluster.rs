@@ -1,5 +1,6 @@
 //! Stratum across machines, as separate processes on loopback: a control plane and three agents (edge, fog, cloud)
-//! run an application whose data flows edge → fog → cloud through store-and-forward paths. Killing the fog agent
+//! run an application whose data flows edge → fog → cloud through store-and-forward paths, with a model (trained
+//! into the control plane's store, pulled by the fog agent) predicting on every window. Killing the fog agent
 //! (SIGKILL) moves its stream to the cloud within the agent timeout and the data flows again; when it comes back
 //! the stream returns and what the edge buffered for it is delivered; killing and restarting the control plane
 //! loses nothing: the agents keep running, and it knows the application and the agents again.
@@ -68,6 +69,16 @@ fn status(folder: &Path, url: &str) -> Option<Value> {
     serde_json::from_slice(&output.stdout).ok()
 }
 
+/// The body of `GET path` on a loopback port (HTTP/1.0: the server closes when done).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
 fn host_of(status: &Value, component: &str) -> Option<String> {
     status["placement"].as_array()?.iter().find(|placed| placed["component"] == component)?["host"]
         .as_str()
@@ -92,6 +103,17 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("cluster.stratum"), APP).unwrap();
+    // The model's history: a window is busy above 100 readings.
+    let history: String = std::iter::once("n,busy\n".to_string())
+        .chain((0..200).map(|n| format!("{},{}\n", n * 2, n * 2 > 100)))
+        .collect();
+    std::fs::write(folder.join("history.csv"), history).unwrap();
+    let trained = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["train", "cluster.stratum", "--store", "server/models"])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(trained.status.code(), Some(0), "{}", String::from_utf8_lossy(&trained.stderr));
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut control = server(&folder, port);
@@ -104,13 +126,39 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
     assert!(String::from_utf8_lossy(&applied.stdout).contains("applied `cluster` version 1"));
 
-    let _edge = agent(&folder, &url, "edge1");
+    let edge_metrics = free_port();
+    let data_dir = "agents/edge1";
+    let _edge = stratum(
+        &[
+            "agent",
+            "--name",
+            "edge1",
+            "--server",
+            &url,
+            "--token",
+            TOKEN,
+            "--data-dir",
+            data_dir,
+            "--metrics",
+            &format!("127.0.0.1:{edge_metrics}"),
+        ],
+        &folder,
+    );
     let mut fog = agent(&folder, &url, "fog1");
     let _cloud = agent(&folder, &url, "cloud1");
     let kept = folder.join("agents/cloud1/out/counts.jsonl");
     wait_until("windows at the cloud", Duration::from_secs(30), || windows(&kept) >= 8);
+    // Every agent has its own metrics too.
+    let text = http_get(edge_metrics, "/metrics");
+    assert!(text.contains("stratum_node_cpu_cores") && text.contains("component=\"readings\""), "{text}");
     let before = status(&folder, &url).unwrap();
     assert_eq!(host_of(&before, "counts").as_deref(), Some("fog1"));
+    // The service on the fog pulled its model and predicts on every window.
+    let flags = folder.join("agents/fog1/out/flags.jsonl");
+    wait_until("predictions at the fog", Duration::from_secs(20), || windows(&flags) >= 4);
+    let first: Value = serde_json::from_str(std::fs::read_to_string(&flags).unwrap().lines().next().unwrap()).unwrap();
+    assert!(first["prediction"].is_boolean() && first["n"].is_number(), "{first}");
+    assert!(folder.join("agents/fog1/models/busy/v1.json").is_file());
     assert_eq!(before["agents"].as_array().unwrap().len(), 3);
 
     // The fog agent dies: its stream moves to the cloud (as the policy says) and windows keep coming.
@@ -122,6 +170,9 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     assert!(lost.elapsed() < Duration::from_secs(6), "moved {:?} after the kill (timeout 2 s)", lost.elapsed());
     let at_move = windows(&kept);
     wait_until("windows again after the move", Duration::from_secs(20), || windows(&kept) >= at_move + 8);
+    // The service moved with it: the cloud agent pulled the model and predicts.
+    let moved_flags = folder.join("agents/cloud1/out/flags.jsonl");
+    wait_until("predictions at the cloud", Duration::from_secs(20), || windows(&moved_flags) >= 4);
 
     // It comes back: the stream returns, and the readings the edge buffered for it flow.
     fog = agent(&folder, &url, "fog1");

@@ -38,9 +38,14 @@ pub struct AgentOptions {
     /// Stand generators in for sources that need the outside world.
     pub simulate: bool,
     pub mqtt_broker: Option<String>,
+    /// Where the agent's own Prometheus `/metrics` listens, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Delivered>>>>;
+
+/// The metrics of the part running now (replaced when the assignment changes), for `/metrics`.
+type CurrentMetrics = Arc<Mutex<Option<Arc<Registry>>>>;
 
 struct Running {
     key: String,
@@ -62,6 +67,7 @@ pub struct Agent {
     problems: Vec<String>,
     /// An assignment that failed to start, and when: tried again after a while, not every heartbeat.
     failed: Option<(String, Instant)>,
+    current_metrics: CurrentMetrics,
 }
 
 impl Agent {
@@ -92,7 +98,21 @@ impl Agent {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|error| Error::Agent(error.to_string()))?;
-        Ok((Agent { options, client, data_address, routes, running: None, problems: Vec::new(), failed: None }, router))
+        let current_metrics = CurrentMetrics::default();
+        if let Some(address) = options.metrics_listen {
+            serve_metrics(address, current_metrics.clone()).await?;
+        }
+        let agent = Agent {
+            options,
+            client,
+            data_address,
+            routes,
+            running: None,
+            problems: Vec::new(),
+            failed: None,
+            current_metrics,
+        };
+        Ok((agent, router))
     }
 
     pub fn data_address(&self) -> &str {
@@ -243,6 +263,7 @@ impl Agent {
         };
         let pipeline = Pipeline::build_part(&application, &options, Some(partition))?;
         tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
+        *lock(&self.current_metrics) = Some(pipeline.metrics.clone());
         self.running = Some(Running {
             key: assignment.key,
             stopper: pipeline.stopper(),
@@ -294,4 +315,38 @@ impl Agent {
         tracing::info!(model = model.name, version = model.version, "model fetched and checked");
         Ok(())
     }
+}
+
+/// Serves the agent's own `/metrics`: its machine's resources and its running components' standard metrics.
+async fn serve_metrics(address: SocketAddr, current: CurrentMetrics) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| Error::Listen { address: address.to_string(), message: error.to_string() })?;
+    let resources = MeasuredResources::measure();
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let current = current.clone();
+            let resources = resources.clone();
+            async move {
+                let mut text = format!(
+                    "# HELP stratum_node_cpu_cores Cores of this machine.\n# TYPE stratum_node_cpu_cores gauge\n\
+                     stratum_node_cpu_cores {}\n\
+                     # HELP stratum_node_memory_bytes Memory of this machine.\n# TYPE stratum_node_memory_bytes gauge\n\
+                     stratum_node_memory_bytes {}\n",
+                    resources.cpu, resources.memory_bytes
+                );
+                if let Some(registry) = lock(&current).clone() {
+                    text.push_str(&registry.render_prometheus());
+                }
+                text
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "the agent's metrics server stopped");
+        }
+    });
+    Ok(())
 }

@@ -267,7 +267,12 @@ mod tests {
         let placed = place(&application, &plan, &all);
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
         let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new());
-        assert_eq!(assigned["fog1"].components, ["counts"]);
+        assert_eq!(assigned["fog1"].components, ["counts", "flags"]);
+        // The service on the fog loads its model; the model's file hash comes from the control plane's store.
+        let models = BTreeMap::from([("busy".to_string(), (3, "abc".to_string()))]);
+        let with_models = assignments(&application, 1, &placed, &all, &models);
+        assert_eq!(with_models["fog1"].models, [ModelRef { name: "busy".into(), version: 3, sha256: "abc".into() }]);
+        assert!(with_models["edge1"].models.is_empty());
         assert_eq!(assigned["edge1"].outputs[0].path, "readings@edge1->fog1");
         assert_eq!(assigned["edge1"].outputs[0].to, "fog1:9000");
         assert_eq!(assigned["cloud1"].inputs[0].path, "counts@fog1->cloud1");
@@ -277,7 +282,7 @@ mod tests {
         let placed = place(&application, &plan, &without_fog);
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
         let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new());
-        assert_eq!(moved["cloud1"].components, ["counts", "kept"]);
+        assert_eq!(moved["cloud1"].components, ["counts", "flags", "kept"]);
         assert!(moved["cloud1"].outputs.is_empty());
         assert_eq!(moved["edge1"].outputs[0].path, "readings@edge1->cloud1");
         assert_ne!(moved["edge1"].key, assigned["edge1"].key);
