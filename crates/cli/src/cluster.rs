@@ -61,9 +61,10 @@ pub struct AgentArgs {
     /// The MQTT broker for components that name none.
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
-    /// Serve this agent's Prometheus metrics (machine and components) at `http://ADDRESS/metrics`.
+    /// Serve this agent's API here: its Prometheus `/metrics` (machine and components) and predictions of the
+    /// services it runs, which the control plane's gateway forwards (`127.0.0.1:0` picks a port).
     #[arg(long, value_name = "ADDRESS")]
-    metrics: Option<SocketAddr>,
+    api: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -147,12 +148,13 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
         advertise: args.advertise,
         simulate: args.simulate,
         mqtt_broker: args.broker,
-        metrics_listen: args.metrics,
+        api_listen: args.api,
     };
     let runtime = runtime()?;
     let result = runtime.block_on(async move {
         let (agent, router) = Agent::start(options.clone()).await?;
-        eprintln!("agent `{}`: data at {}; joining {} …", options.name, agent.data_address(), options.server);
+        let api = agent.api_address().map(|address| format!(", API at http://{address}")).unwrap_or_default();
+        eprintln!("agent `{}`: data at {}{api}; joining {} …", options.name, agent.data_address(), options.server);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(until_ctrl_c(stop));
         let result = agent.run(stopped).await;

@@ -57,7 +57,25 @@ fn server(folder: &Path, port: u16) -> Process {
 
 fn agent(folder: &Path, url: &str, name: &str) -> Process {
     let data_dir = format!("agents/{name}");
-    stratum(&["agent", "--name", name, "--server", url, "--token", TOKEN, "--data-dir", &data_dir], folder)
+    let arguments =
+        ["agent", "--name", name, "--server", url, "--token", TOKEN, "--data-dir", &data_dir, "--api", "127.0.0.1:0"];
+    stratum(&arguments, folder)
+}
+
+/// A prediction through the control plane's gateway: (status, body).
+fn predict(port: u16, service: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /v1/services/{service}/predict HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    (status, response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
 }
 
 fn status(folder: &Path, url: &str) -> Option<Value> {
@@ -139,7 +157,7 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
             TOKEN,
             "--data-dir",
             data_dir,
-            "--metrics",
+            "--api",
             &format!("127.0.0.1:{edge_metrics}"),
         ],
         &folder,
@@ -159,6 +177,11 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let first: Value = serde_json::from_str(std::fs::read_to_string(&flags).unwrap().lines().next().unwrap()).unwrap();
     assert!(first["prediction"].is_boolean() && first["n"].is_number(), "{first}");
     assert!(folder.join("agents/fog1/models/busy/v1.json").is_file());
+    // The control plane's gateway forwards a prediction to the agent that runs the service.
+    let (code, answer) = predict(port, "flags", r#"{"n": 300}"#);
+    assert_eq!((code, answer.as_str()), (200, r#"{"prediction":true}"#));
+    let (code, answer) = predict(port, "nothing", "{}");
+    assert_eq!(code, 404, "{answer}");
     assert_eq!(before["agents"].as_array().unwrap().len(), 3);
 
     // The fog agent dies: its stream moves to the cloud (as the policy says) and windows keep coming.
@@ -173,6 +196,9 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     // The service moved with it: the cloud agent pulled the model and predicts.
     let moved_flags = folder.join("agents/cloud1/out/flags.jsonl");
     wait_until("predictions at the cloud", Duration::from_secs(20), || windows(&moved_flags) >= 4);
+    // And the gateway follows it.
+    let (code, answer) = predict(port, "flags", r#"{"n": 10}"#);
+    assert_eq!((code, answer.as_str()), (200, r#"{"prediction":false}"#));
 
     // It comes back: the stream returns, and the readings the edge buffered for it flow.
     fog = agent(&folder, &url, "fog1");

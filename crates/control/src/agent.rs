@@ -8,6 +8,7 @@
 
 use crate::Error;
 use crate::protocol::{Assignment, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef};
+use crate::serving::ServicePool;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,14 +39,21 @@ pub struct AgentOptions {
     /// Stand generators in for sources that need the outside world.
     pub simulate: bool,
     pub mqtt_broker: Option<String>,
-    /// Where the agent's own Prometheus `/metrics` listens, if anywhere.
-    pub metrics_listen: Option<SocketAddr>,
+    /// Where the agent's own API listens, if anywhere: `/metrics`, and predictions of the services it runs
+    /// (`POST /v1/services/{name}/predict`, which the control plane's gateway forwards to).
+    pub api_listen: Option<SocketAddr>,
 }
 
 type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Delivered>>>>;
 
-/// The metrics of the part running now (replaced when the assignment changes), for `/metrics`.
-type CurrentMetrics = Arc<Mutex<Option<Arc<Registry>>>>;
+/// What the running part shows on the agent's API (replaced when the assignment changes).
+#[derive(Default)]
+struct Current {
+    metrics: Option<Arc<Registry>>,
+    services: BTreeMap<String, Arc<ServicePool>>,
+}
+
+type Shared = Arc<Mutex<Current>>;
 
 struct Running {
     key: String,
@@ -67,7 +75,10 @@ pub struct Agent {
     problems: Vec<String>,
     /// An assignment that failed to start, and when: tried again after a while, not every heartbeat.
     failed: Option<(String, Instant)>,
-    current_metrics: CurrentMetrics,
+    current: Shared,
+    api_address: Option<String>,
+    /// Stops the running part's autoscalers.
+    stop_services: Option<watch::Sender<bool>>,
 }
 
 impl Agent {
@@ -98,10 +109,11 @@ impl Agent {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|error| Error::Agent(error.to_string()))?;
-        let current_metrics = CurrentMetrics::default();
-        if let Some(address) = options.metrics_listen {
-            serve_metrics(address, current_metrics.clone()).await?;
-        }
+        let current = Shared::default();
+        let api_address = match options.api_listen {
+            Some(address) => Some(serve_api(address, current.clone()).await?),
+            None => None,
+        };
         let agent = Agent {
             options,
             client,
@@ -110,13 +122,19 @@ impl Agent {
             running: None,
             problems: Vec::new(),
             failed: None,
-            current_metrics,
+            current,
+            api_address,
+            stop_services: None,
         };
         Ok((agent, router))
     }
 
     pub fn data_address(&self) -> &str {
         &self.data_address
+    }
+
+    pub fn api_address(&self) -> Option<&str> {
+        self.api_address.as_deref()
     }
 
     fn url(&self, path: &str) -> String {
@@ -131,6 +149,7 @@ impl Agent {
             labels: self.options.labels.clone(),
             resources: MeasuredResources::measure(),
             data_address: self.data_address.clone(),
+            api_address: self.api_address.clone(),
         };
         let response = self
             .client
@@ -216,6 +235,10 @@ impl Agent {
     }
 
     async fn stop_running(&mut self) {
+        if let Some(stop) = self.stop_services.take() {
+            stop.send_replace(true);
+        }
+        lock(&self.current).services.clear();
         if let Some(running) = self.running.take() {
             running.stopper.stop();
             match running.task.await {
@@ -263,7 +286,19 @@ impl Agent {
         };
         let pipeline = Pipeline::build_part(&application, &options, Some(partition))?;
         tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
-        *lock(&self.current_metrics) = Some(pipeline.metrics.clone());
+        // The services it runs answer on its API too, each a pool of replicas that scales with its requests.
+        let mut services = BTreeMap::new();
+        let (stop_services, services_stopped) = watch::channel(false);
+        let model_store = self.options.data_dir.join("models");
+        for service in application.services.iter().filter(|service| assignment.components.contains(&service.name)) {
+            let pool = ServicePool::new(&application, &service.name, &model_store, &pipeline.metrics)?;
+            tokio::spawn(pool.clone().autoscale(services_stopped.clone(), |service, from, to, reason| {
+                tracing::info!(service, from, to, reason, "scaled");
+            }));
+            services.insert(service.name.clone(), pool);
+        }
+        self.stop_services = Some(stop_services);
+        *lock(&self.current) = Current { metrics: Some(pipeline.metrics.clone()), services };
         self.running = Some(Running {
             key: assignment.key,
             stopper: pipeline.stopper(),
@@ -317,36 +352,61 @@ impl Agent {
     }
 }
 
-/// Serves the agent's own `/metrics`: its machine's resources and its running components' standard metrics.
-async fn serve_metrics(address: SocketAddr, current: CurrentMetrics) -> Result<(), Error> {
+/// Serves the agent's API: `/metrics` (its machine's resources and its running components' standard metrics) and
+/// predictions of the services it runs. Returns the address it listens on.
+async fn serve_api(address: SocketAddr, current: Shared) -> Result<String, Error> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|error| Error::Listen { address: address.to_string(), message: error.to_string() })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|error| Error::Listen { address: address.to_string(), message: error.to_string() })?;
     let resources = MeasuredResources::measure();
-    let router = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let current = current.clone();
-            let resources = resources.clone();
-            async move {
-                let mut text = format!(
-                    "# HELP stratum_node_cpu_cores Cores of this machine.\n# TYPE stratum_node_cpu_cores gauge\n\
-                     stratum_node_cpu_cores {}\n\
-                     # HELP stratum_node_memory_bytes Memory of this machine.\n# TYPE stratum_node_memory_bytes gauge\n\
-                     stratum_node_memory_bytes {}\n",
-                    resources.cpu, resources.memory_bytes
-                );
-                if let Some(registry) = lock(&current).clone() {
-                    text.push_str(&registry.render_prometheus());
+    let metrics_of = current.clone();
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let current = metrics_of.clone();
+                let resources = resources.clone();
+                async move {
+                    let mut text = format!(
+                        "# HELP stratum_node_cpu_cores Cores of this machine.\n# TYPE stratum_node_cpu_cores gauge\n\
+                         stratum_node_cpu_cores {}\n\
+                         # HELP stratum_node_memory_bytes Memory of this machine.\n# TYPE stratum_node_memory_bytes gauge\n\
+                         stratum_node_memory_bytes {}\n",
+                        resources.cpu, resources.memory_bytes
+                    );
+                    let (metrics, services) = {
+                        let current = lock(&current);
+                        (current.metrics.clone(), current.services.values().cloned().collect::<Vec<_>>())
+                    };
+                    if let Some(registry) = metrics {
+                        text.push_str(&registry.render_prometheus());
+                    }
+                    text.push_str(&crate::serving::render_prometheus(services.iter().map(Arc::as_ref)));
+                    text
                 }
-                text
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/v1/services/{name}/predict",
+            axum::routing::post(move |axum::extract::Path(name): axum::extract::Path<String>, body: axum::body::Bytes| {
+                let service = lock(&current).services.get(&name).cloned();
+                async move {
+                    match service {
+                        Some(service) => crate::api::prediction_response(service.predict(&body).await),
+                        None => crate::api::no_service(&name, &[]),
+                    }
+                }
+            }),
+        );
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
-            tracing::error!(%error, "the agent's metrics server stopped");
+            tracing::error!(%error, "the agent's API stopped");
         }
     });
-    Ok(())
+    let advertised =
+        if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() };
+    Ok(advertised)
 }

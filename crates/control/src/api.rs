@@ -41,7 +41,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .with_state(state)
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
@@ -72,14 +72,15 @@ async fn events(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 async fn predict(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let Some(service) = state.services.get(&name) else {
-        let known: Vec<&str> = state.services.keys().map(String::as_str).collect();
-        return json_response(
-            StatusCode::NOT_FOUND,
-            json!({ "error": format!("no service `{name}`; services: {}", known.join(", ")) }),
-        );
-    };
-    match service.predict(&body).await {
+    match state.services.get(&name) {
+        Some(service) => prediction_response(service.predict(&body).await),
+        None => no_service(&name, &state.services.keys().map(String::as_str).collect::<Vec<_>>()),
+    }
+}
+
+/// A service's answer as an HTTP response: the predictions, or the refusal with its status and `Retry-After`.
+pub fn prediction_response(answer: Result<Value, crate::serving::Refusal>) -> Response {
+    match answer {
         Ok(answer) => json_response(StatusCode::OK, answer),
         Err(refusal) => {
             let mut response = json_response(
@@ -92,6 +93,14 @@ async fn predict(State(state): State<Arc<ApiState>>, Path(name): Path<String>, b
             response
         }
     }
+}
+
+/// 404 for a service that is not here, listing those that are.
+pub fn no_service(name: &str, known: &[&str]) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({ "error": format!("no service `{name}`; services: {}", known.join(", ")) }),
+    )
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {

@@ -20,6 +20,9 @@ pub struct Join {
     pub resources: MeasuredResources,
     /// Where other agents send it data (`host:port`).
     pub data_address: String,
+    /// Where it answers predictions for the services it runs (`host:port`), when it serves an API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_address: Option<String>,
 }
 
 /// What an agent measured of its machine.

@@ -63,6 +63,10 @@ pub struct Server {
     state: StateStore,
     cluster: Mutex<Cluster>,
     started: Instant,
+    /// Forwards predictions to the agents that run the services.
+    gateway: reqwest::Client,
+    /// Spreads requests over a service's replicas on several agents.
+    next_replica: std::sync::atomic::AtomicUsize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,7 +93,19 @@ impl Server {
                     .insert(name, AgentRecord { join, last_seen: Instant::now(), lost: false, metrics: Vec::new() });
             }
         }
-        let server = Arc::new(Server { options, state, cluster: Mutex::new(cluster), started: Instant::now() });
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let gateway = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|error| Error::State(format!("HTTP client: {error}")))?;
+        let server = Arc::new(Server {
+            options,
+            state,
+            cluster: Mutex::new(cluster),
+            started: Instant::now(),
+            gateway,
+            next_replica: std::sync::atomic::AtomicUsize::new(0),
+        });
         server.event("server-started", None, &format!("{} agents known", lock(&server.cluster).agents.len()));
         Ok(server)
     }
@@ -123,6 +139,7 @@ impl Server {
             .route("/v1/agents/{name}/heartbeat", post(heartbeat))
             .route("/v1/apps", post(apply))
             .route("/v1/models/{name}/{version}", get(model))
+            .route("/v1/services/{name}/predict", post(gateway))
             .route("/v1/status", get(status))
             .route("/v1/events", get(events))
             .route("/metrics", get(metrics))
@@ -350,6 +367,62 @@ async fn model(
         Err(_) => {
             json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no model `{name}` version {version}") }))
         }
+    }
+}
+
+/// The gateway: a prediction goes to a live agent that runs the service (in turn when there are several), and its
+/// answer — predictions, or a refusal with its status and `Retry-After` — comes back as it is.
+async fn gateway(State(server): State<Arc<Server>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let targets: Vec<String> = {
+        let cluster = lock(&server.cluster);
+        let known = cluster
+            .deployed
+            .as_ref()
+            .is_some_and(|deployed| deployed.application.services.iter().any(|service| service.name == name));
+        if !known {
+            let services: Vec<&str> = cluster
+                .deployed
+                .iter()
+                .flat_map(|deployed| deployed.application.services.iter().map(|service| service.name.as_str()))
+                .collect();
+            return crate::api::no_service(&name, &services);
+        }
+        cluster
+            .placed
+            .iter()
+            .filter(|placed| placed.component == name)
+            .filter_map(|placed| placed.host.as_ref())
+            .filter_map(|host| cluster.agents.get(host).filter(|agent| !agent.lost)?.join.api_address.clone())
+            .collect()
+    };
+    if targets.is_empty() {
+        let mut response = json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "error": format!("no live agent serves `{name}` over HTTP (agents serve it when started with --api)") }),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(1));
+        return response;
+    }
+    let target = &targets[server.next_replica.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % targets.len()];
+    let forwarded = server
+        .gateway
+        .post(format!("http://{target}/v1/services/{name}/predict"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    match forwarded {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let retry_after = answer.headers().get("retry-after").cloned();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut response = (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response();
+            if let Some(value) = retry_after.and_then(|value| header::HeaderValue::from_bytes(value.as_bytes()).ok()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        Err(error) => json_response(StatusCode::BAD_GATEWAY, json!({ "error": format!("agent at {target}: {error}") })),
     }
 }
 
