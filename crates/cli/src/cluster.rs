@@ -250,3 +250,98 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
     }
     Ok(Outcome::Success)
 }
+
+/// `stratum train FILE --server URL`: each model's data uploaded as a blob, its search run on the agents, the
+/// leaderboard printed when the control plane has refitted and saved the winner.
+pub fn train_remotely(
+    application: &stratum_core::ir::Application,
+    models: &[String],
+    base: &std::path::Path,
+    server: &str,
+    token: &str,
+    format: Format,
+) -> anyhow::Result<Outcome> {
+    let runtime = runtime()?;
+    let server = server.trim_end_matches('/');
+    runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let mut reports = Vec::new();
+        for model in models {
+            let path = stratum_control::training::data_path(application, model, base)?;
+            if !path.is_file() {
+                eprintln!("error: model `{model}`: {} is not a file; training on agents ships one data file", path.display());
+                return Ok(Outcome::UserError);
+            }
+            let bytes = std::fs::read(&path)?;
+            let uploaded = client.post(format!("{server}/v1/blobs")).bearer_auth(token).body(bytes).send().await?;
+            if !uploaded.status().is_success() {
+                eprintln!("error: uploading the data: the control plane answered {}", uploaded.status());
+                return Ok(Outcome::UserError);
+            }
+            let uploaded: serde_json::Value = serde_json::from_str(&uploaded.text().await?)?;
+            let request = stratum_control::protocol::TrainingRequest {
+                token: token.to_string(),
+                application: application.clone(),
+                model: model.clone(),
+                data_sha256: uploaded["sha256"].as_str().unwrap_or_default().to_string(),
+            };
+            let started = client.post(format!("{server}/v1/training")).body(serde_json::to_vec(&request)?).send().await?;
+            let status = started.status();
+            let text = started.text().await?;
+            if !status.is_success() {
+                eprintln!("error: model `{model}`: the control plane answered {status}: {text}");
+                return Ok(Outcome::UserError);
+            }
+            let job = serde_json::from_str::<serde_json::Value>(&text)?["job"].as_u64().unwrap_or_default();
+            if format == Format::Human {
+                eprintln!("training `{model}` on the agents of {server} (job {job}) …");
+            }
+            let report = loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let status: serde_json::Value =
+                    serde_json::from_str(&client.get(format!("{server}/v1/training/{job}")).send().await?.text().await?)?;
+                match status["result"]["state"].as_str() {
+                    Some("done") | Some("failed") => break status,
+                    _ => {}
+                }
+            };
+            if report["result"]["state"] == "failed" {
+                eprintln!("error: model `{model}`: {}", report["result"]["reason"].as_str().unwrap_or("training failed"));
+                return Ok(Outcome::UserError);
+            }
+            let version = report["result"]["version"].as_u64().unwrap_or_default();
+            let artifact = client.get(format!("{server}/v1/models/{model}/{version}")).bearer_auth(token).send().await?;
+            let artifact: stratum_ml::Artifact = serde_json::from_str(&artifact.text().await?)?;
+            match format {
+                Format::Human => {
+                    crate::training::print_leaderboard(&artifact.leaderboard);
+                    let agents: Vec<String> = report["by_agent"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(agent, tasks)| format!("{agent} {tasks}"))
+                        .collect();
+                    println!(
+                        "winner: {} ({}); {} tasks on the agents ({}); saved `{model}` version {version} in the control plane's store",
+                        artifact.algorithm,
+                        artifact.params.describe(),
+                        report["tasks"],
+                        agents.join(", ")
+                    );
+                }
+                Format::Json => reports.push(serde_json::json!({
+                    "model": model,
+                    "leaderboard": artifact.leaderboard,
+                    "by_agent": report["by_agent"],
+                    "artifact": { "version": version, "sha256": artifact.sha256, "algorithm": artifact.algorithm },
+                })),
+            }
+        }
+        if format == Format::Json {
+            // The shape of a local `stratum train --format json`, with where the tasks ran.
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "models": reports }))?);
+        }
+        Ok(Outcome::Success)
+    })
+}

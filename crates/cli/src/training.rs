@@ -29,6 +29,13 @@ pub struct TrainArgs {
     /// How to print the leaderboards and artifacts.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Train on the agents of this control plane instead of here (`http://host:port`): the data is uploaded, the
+    /// tasks spread over the agents, the winner saved in the control plane's store.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// The control plane's token (or STRATUM_TOKEN), with `--server`.
+    #[arg(long, env = "STRATUM_TOKEN")]
+    token: Option<String>,
 }
 
 #[derive(clap::Subcommand)]
@@ -113,6 +120,14 @@ pub fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
         return Ok(Outcome::UserError);
     }
     let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    if let Some(server) = &args.server {
+        let Some(token) = &args.token else {
+            eprintln!("error: training on a control plane needs its token: --token T (or STRATUM_TOKEN)");
+            return Ok(Outcome::UserError);
+        };
+        let names: Vec<String> = models.iter().map(|model| model.name.clone()).collect();
+        return crate::cluster::train_remotely(application, &names, &base, server, token, args.format);
+    }
     let store = ModelStore::new(&args.store);
     let interactive = args.format == Format::Human && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
@@ -168,7 +183,7 @@ pub fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-fn print_leaderboard(leaderboard: &Leaderboard) {
+pub(crate) fn print_leaderboard(leaderboard: &Leaderboard) {
     let metric = leaderboard.metric.name();
     let direction = if leaderboard.higher_is_better { "higher is better" } else { "lower is better" };
     println!("leaderboard by {metric} ({direction})");

@@ -244,3 +244,74 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     drop(fog);
     drop(control);
 }
+
+const TRAINING_APP: &str = r#"app learn
+node w1 { tier = cloud  cpu = 2  memory = 4 GiB }
+node w2 { tier = cloud  cpu = 2  memory = 4 GiB }
+schema Row { x: float  y: float  label: bool }
+dataset rows { schema = Row  path = "data/rows.csv" }
+model labeller: classifier {
+  data = rows
+  target = label
+  features = [x, y]
+  candidates {
+    logistic_regression { c = [0.1, 1] }
+    decision_tree { max_depth = [2, 4] }
+  }
+  evaluate = kfold(4, stratified) by accuracy
+  train_on = cloud
+  seed = 5
+}
+"#;
+
+#[test]
+fn training_on_agents_spreads_the_tasks_and_matches_a_local_run() {
+    let folder: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_training");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(folder.join("data")).unwrap();
+    std::fs::write(folder.join("learn.stratum"), TRAINING_APP).unwrap();
+    let mut rows = String::from("x,y,label\n");
+    for index in 0..400 {
+        let (x, y) = ((index % 23) as f64 / 11.0, (index % 17) as f64 / 8.0);
+        rows.push_str(&format!("{x},{y},{}\n", x + 0.3 * y > 1.2));
+    }
+    std::fs::write(folder.join("data/rows.csv"), rows).unwrap();
+    let train = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["train", "learn.stratum", "--format", "json"])
+            .args(arguments)
+            .current_dir(&folder)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let local = train(&["--store", "local-models"]);
+
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _control = server(&folder, port);
+    wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
+    let _w1 = agent(&folder, &url, "w1");
+    let _w2 = agent(&folder, &url, "w2");
+    wait_until("two agents", Duration::from_secs(20), || {
+        status(&folder, &url).is_some_and(|status| status["agents"].as_array().is_some_and(|agents| agents.len() == 2))
+    });
+    let remote = train(&["--server", &url, "--token", TOKEN]);
+
+    // The same search, the same scores, the same winner: only where it ran differs.
+    let entries = |report: &Value| -> Vec<(String, String, f64)> {
+        report["models"][0]["leaderboard"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| (entry["algorithm"].to_string(), entry["params"].to_string(), entry["mean"].as_f64().unwrap()))
+            .collect()
+    };
+    assert_eq!(entries(&local).len(), 4);
+    assert_eq!(entries(&remote), entries(&local));
+    let by_agent = remote["models"][0]["by_agent"].as_object().unwrap();
+    assert_eq!(by_agent.values().map(|tasks| tasks.as_u64().unwrap()).sum::<u64>(), 16, "{by_agent:?}");
+    assert_eq!(by_agent.len(), 2, "both machines trained: {by_agent:?}");
+    assert!(folder.join("server/models/labeller/v1.json").is_file());
+}

@@ -7,7 +7,9 @@
 //! plane no longer knows it (a control plane that lost its state).
 
 use crate::Error;
-use crate::protocol::{Assignment, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef};
+use crate::protocol::{
+    Assignment, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef, TrainingResult, TrainingWork,
+};
 use crate::serving::ServicePool;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -79,6 +81,11 @@ pub struct Agent {
     api_address: Option<String>,
     /// Stops the running part's autoscalers.
     stop_services: Option<watch::Sender<bool>>,
+    /// Training tasks running now, and the results waiting for the next heartbeat.
+    training_running: Arc<std::sync::atomic::AtomicUsize>,
+    training_results: Arc<Mutex<Vec<TrainingResult>>>,
+    /// Wakes the heartbeat loop early when a training task finishes.
+    training_done: Arc<tokio::sync::Notify>,
 }
 
 impl Agent {
@@ -125,6 +132,9 @@ impl Agent {
             current,
             api_address,
             stop_services: None,
+            training_running: Arc::default(),
+            training_results: Arc::default(),
+            training_done: Arc::default(),
         };
         Ok((agent, router))
     }
@@ -186,8 +196,10 @@ impl Agent {
         tracing::info!(agent = self.options.name, data = self.data_address, "joined");
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
+            let done = self.training_done.clone();
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = done.notified() => {}
                 _ = stop.wait_for(|stopped| *stopped) => break,
             }
             if let Err(error) = self.heartbeat().await {
@@ -205,6 +217,8 @@ impl Agent {
             running: self.running.as_ref().map(|running| running.key.clone()),
             metrics: self.running.as_ref().map(|running| running.metrics.snapshot()).unwrap_or_default(),
             problems: std::mem::take(&mut self.problems),
+            results: std::mem::take(&mut *lock(&self.training_results)),
+            training_slots: self.training_slots(),
         };
         let response = self
             .client
@@ -220,6 +234,9 @@ impl Agent {
         }
         let text = response.text().await.map_err(|error| Error::Agent(error.to_string()))?;
         let answer: HeartbeatAnswer = serde_json::from_str(&text).map_err(|error| Error::Agent(error.to_string()))?;
+        for work in answer.training {
+            self.train(work);
+        }
         if let Some(assignment) = answer.assignment {
             let retry = self
                 .failed
@@ -232,6 +249,57 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// One training task per core at a time.
+    fn training_slots(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        cores.saturating_sub(self.training_running.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Runs a training task in the background: the data fetched by its sha256 and checked, laid out as the
+    /// application reads it, the search made ready as the control plane made it, the task run; the result goes with
+    /// the next heartbeat, which comes at once.
+    fn train(&self, work: TrainingWork) {
+        use std::sync::atomic::Ordering;
+        self.training_running.fetch_add(1, Ordering::Relaxed);
+        let (client, url, token) =
+            (self.client.clone(), self.url(&format!("/v1/blobs/{}", work.task.data)), self.options.token.clone());
+        let base = self.options.data_dir.join("training").join(&work.task.data);
+        let (running, results, done) =
+            (self.training_running.clone(), self.training_results.clone(), self.training_done.clone());
+        tokio::spawn(async move {
+            let outcome = async {
+                let path = crate::training::data_path(&work.application, &work.model, &base)
+                    .map_err(|error| error.to_string())?;
+                if !path.is_file() {
+                    let response =
+                        client.get(&url).bearer_auth(&token).send().await.map_err(|error| error.to_string())?;
+                    if !response.status().is_success() {
+                        return Err(format!("the data blob: the control plane answered {}", response.status()));
+                    }
+                    let bytes = response.bytes().await.map_err(|error| error.to_string())?;
+                    let actual = stratum_ml::artifact::sha256_hex(&bytes);
+                    if actual != work.task.data {
+                        return Err(format!("the data blob hashes to {actual}, not {}: refused", work.task.data));
+                    }
+                    crate::training::lay_out(&work.application, &work.model, &base, &bytes)
+                        .map_err(|error| error.to_string())?;
+                }
+                let (application, model, task) = (work.application.clone(), work.model.clone(), work.task.clone());
+                tokio::task::spawn_blocking(move || {
+                    let run = stratum_ml::search::prepare_training(&application, &model, &base)
+                        .map_err(|error| error.to_string())?;
+                    run.run(&task)
+                })
+                .await
+                .map_err(|error| error.to_string())?
+            }
+            .await;
+            lock(&results).push(TrainingResult { job: work.job, index: work.index, outcome });
+            running.fetch_sub(1, Ordering::Relaxed);
+            done.notify_one();
+        });
     }
 
     async fn stop_running(&mut self) {

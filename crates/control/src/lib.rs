@@ -16,6 +16,7 @@ pub mod server;
 pub mod serving;
 pub mod state;
 pub mod tools;
+pub mod training;
 pub mod up;
 
 /// Everything that can go wrong while running an application.

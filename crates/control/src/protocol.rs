@@ -63,6 +63,12 @@ pub struct Heartbeat {
     /// start), for the control plane's events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Training tasks it finished since the last heartbeat.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<TrainingResult>,
+    /// How many more training tasks it would take now.
+    #[serde(default)]
+    pub training_slots: usize,
 }
 
 /// The answer to a heartbeat: what to run, unless the agent runs it already.
@@ -70,6 +76,37 @@ pub struct Heartbeat {
 pub struct HeartbeatAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment: Option<Assignment>,
+    /// Training tasks to run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub training: Vec<TrainingWork>,
+}
+
+/// One (candidate, fold) task of a model's search, for an agent: it fetches the data by its sha256
+/// (`GET /v1/blobs/SHA256`), puts it where the application reads it, makes the search ready exactly as the
+/// control plane did, and runs the task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingWork {
+    pub job: u64,
+    pub index: usize,
+    pub model: String,
+    pub application: Application,
+    pub task: stratum_ml::search::TrainingTask,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingResult {
+    pub job: u64,
+    pub index: usize,
+    pub outcome: Result<stratum_ml::search::TaskOutcome, String>,
+}
+
+/// `POST /v1/training`: train a model of an application on the agents, from data uploaded as a blob.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainingRequest {
+    pub token: String,
+    pub application: Application,
+    pub model: String,
+    pub data_sha256: String,
 }
 
 /// What one agent runs.

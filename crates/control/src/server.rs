@@ -7,8 +7,9 @@
 
 use crate::Error;
 use crate::placement::{LiveAgent, Placed, assignments, place};
-use crate::protocol::{Apply, Assignment, Heartbeat, HeartbeatAnswer, Join};
+use crate::protocol::{Apply, Assignment, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
 use crate::state::StateStore;
+use crate::training::{JobState, TrainingJob};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -56,6 +57,7 @@ struct Cluster {
     assignments: BTreeMap<String, Assignment>,
     /// sha256 of model files by path, with the modification time it was computed for.
     model_hashes: BTreeMap<PathBuf, (SystemTime, String)>,
+    jobs: BTreeMap<u64, TrainingJob>,
 }
 
 pub struct Server {
@@ -140,6 +142,10 @@ impl Server {
             .route("/v1/apps", post(apply))
             .route("/v1/models/{name}/{version}", get(model))
             .route("/v1/services/{name}/predict", post(gateway))
+            .route("/v1/blobs", post(put_blob))
+            .route("/v1/blobs/{sha256}", get(get_blob))
+            .route("/v1/training", post(start_training))
+            .route("/v1/training/{job}", get(training_status))
             .route("/v1/status", get(status))
             .route("/v1/events", get(events))
             .route("/metrics", get(metrics))
@@ -214,6 +220,73 @@ impl Server {
         for (kind, component, message) in events {
             tracing::info!(kind, component, message, "control plane");
             self.event(kind, component.as_deref(), &message);
+        }
+    }
+
+    /// Takes an agent's training results and gives it tasks of running jobs, if its tier trains them.
+    fn train_on_agent(
+        &self,
+        cluster: &mut Cluster,
+        agent: &str,
+        tier: Option<stratum_core::ir::Tier>,
+        results: Vec<crate::protocol::TrainingResult>,
+        slots: usize,
+    ) -> Vec<crate::protocol::TrainingWork> {
+        for result in results {
+            if let Some(job) = cluster.jobs.get_mut(&result.job) {
+                job.record(agent, result);
+            }
+        }
+        let live: Vec<(String, Option<stratum_core::ir::Tier>, bool)> = cluster
+            .agents
+            .iter()
+            .map(|(name, record)| {
+                (name.clone(), record.join.tier.or_else(|| self.planned_tier(cluster, name)), record.lost)
+            })
+            .collect();
+        let lost = |name: &str| live.iter().any(|(other, _, lost)| other == name && *lost);
+        let mut work = Vec::new();
+        for job in cluster.jobs.values_mut() {
+            // The model's `train_on` tier trains it when one of its agents is alive; any agent otherwise.
+            let tier_alive =
+                job.tier.is_some_and(|wanted| live.iter().any(|(_, tier, lost)| *tier == Some(wanted) && !lost));
+            if tier_alive && job.tier != tier {
+                continue;
+            }
+            let remaining = slots.saturating_sub(work.len());
+            work.extend(job.hand_out(agent, remaining, lost));
+        }
+        work
+    }
+
+    /// Finishes the jobs whose tasks are all done: leaderboard, refit, artifact in the store.
+    fn finish_training_jobs(self: &Arc<Self>) {
+        let ready: Vec<u64> =
+            lock(&self.cluster).jobs.values().filter(|job| job.complete()).map(|job| job.id).collect();
+        for id in ready {
+            // Marked as no longer running at once, so that one finish runs; the result replaces it.
+            let snapshot = {
+                let mut cluster = lock(&self.cluster);
+                let Some(job) = cluster.jobs.get_mut(&id) else { continue };
+                job.state = JobState::Finishing;
+                job.clone()
+            };
+            let server = self.clone();
+            tokio::task::spawn_blocking(move || {
+                let store = stratum_ml::ModelStore::new(server.options.state_dir.join("models"));
+                let state = snapshot.finish(&store);
+                let message = match &state {
+                    JobState::Done { version, algorithm, metric, score } => {
+                        format!("trained v{version} on the agents: {algorithm}, {metric} {score:.3}")
+                    }
+                    JobState::Failed { reason } => format!("training failed: {reason}"),
+                    JobState::Running | JobState::Finishing => String::new(),
+                };
+                server.event("training", Some(&snapshot.model), &message);
+                if let Some(job) = lock(&server.cluster).jobs.get_mut(&id) {
+                    job.state = state;
+                }
+            });
         }
     }
 
@@ -302,7 +375,7 @@ async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, 
     if beat.token != server.options.token {
         return refused();
     }
-    let (back, answer) = {
+    let (back, answer, training) = {
         let mut cluster = lock(&server.cluster);
         let Some(agent) = cluster.agents.get_mut(&name) else {
             return json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no agent `{name}`: join first") }));
@@ -310,13 +383,16 @@ async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, 
         agent.last_seen = Instant::now();
         agent.metrics = beat.metrics;
         let back = std::mem::replace(&mut agent.lost, false);
+        let tier = agent.join.tier.or_else(|| server.planned_tier(&cluster, &name));
         let assignment = cluster.assignments.get(&name).cloned();
         let answer = match assignment {
             Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => Some(assignment),
             _ => None,
         };
-        (back, answer)
+        let training = server.train_on_agent(&mut cluster, &name, tier, beat.results, beat.training_slots);
+        (back, answer, training)
     };
+    server.finish_training_jobs();
     for problem in &beat.problems {
         server.event("agent-problem", Some(&name), problem);
     }
@@ -324,7 +400,7 @@ async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, 
         server.event("agent-back", Some(&name), "heartbeats again");
         server.reconcile();
     }
-    let answer = HeartbeatAnswer { assignment: answer };
+    let answer = HeartbeatAnswer { assignment: answer, training };
     json_response(StatusCode::OK, serde_json::to_value(answer).unwrap_or(Value::Null))
 }
 
@@ -424,6 +500,101 @@ async fn gateway(State(server): State<Arc<Server>>, Path(name): Path<String>, bo
         }
         Err(error) => json_response(StatusCode::BAD_GATEWAY, json!({ "error": format!("agent at {target}: {error}") })),
     }
+}
+
+fn authorized(server: &Server, headers: &HeaderMap) -> bool {
+    let expected = format!("Bearer {}", server.options.token);
+    headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) == Some(expected.as_str())
+}
+
+fn blob_path(server: &Server, sha256: &str) -> Option<PathBuf> {
+    let valid = sha256.len() == 64 && sha256.chars().all(|character| character.is_ascii_hexdigit());
+    valid.then(|| server.options.state_dir.join("blobs").join(sha256))
+}
+
+/// `POST /v1/blobs`: stores bytes under their sha256 (the content-addressed blob store) and says which.
+async fn put_blob(State(server): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&server, &headers) {
+        return refused();
+    }
+    let sha256 = stratum_ml::artifact::sha256_hex(&body);
+    let Some(path) = blob_path(&server, &sha256) else { return bad_request("not a sha256".into()) };
+    let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+        let temporary = path.with_extension("partial");
+        std::fs::write(&temporary, &body).and_then(|()| std::fs::rename(&temporary, &path))
+    });
+    match written {
+        Ok(()) => json_response(StatusCode::OK, json!({ "sha256": sha256, "bytes": body.len() })),
+        Err(error) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": error.to_string() })),
+    }
+}
+
+async fn get_blob(State(server): State<Arc<Server>>, Path(sha256): Path<String>, headers: HeaderMap) -> Response {
+    if !authorized(&server, &headers) {
+        return refused();
+    }
+    let Some(path) = blob_path(&server, &sha256) else { return bad_request("not a sha256".into()) };
+    match std::fs::read(&path) {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(_) => json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no blob {sha256}") })),
+    }
+}
+
+/// `POST /v1/training`: a model's search, run on the agents.
+async fn start_training(State(server): State<Arc<Server>>, body: Bytes) -> Response {
+    let request: TrainingRequest = match parse(&body) {
+        Ok(request) => request,
+        Err(message) => return bad_request(message),
+    };
+    if request.token != server.options.token {
+        return refused();
+    }
+    let Some(blob) = blob_path(&server, &request.data_sha256) else { return bad_request("not a sha256".into()) };
+    let Ok(bytes) = std::fs::read(&blob) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("no blob {}: upload the data first", request.data_sha256) }),
+        );
+    };
+    let id = {
+        let cluster = lock(&server.cluster);
+        cluster.jobs.keys().next_back().map_or(1, |last| last + 1)
+    };
+    let base = server.options.state_dir.join("training").join(id.to_string());
+    let job = crate::training::lay_out(&request.application, &request.model, &base, &bytes)
+        .and_then(|()| TrainingJob::new(id, request.application, &request.model, base, &request.data_sha256));
+    match job {
+        Ok(job) => {
+            let message = format!(
+                "{} tasks on the agents{}",
+                job.total(),
+                job.tier.map(|tier| format!(" of the {} tier", tier.name())).unwrap_or_default()
+            );
+            let model = job.model.clone();
+            lock(&server.cluster).jobs.insert(id, job);
+            server.event("training", Some(&model), &message);
+            json_response(StatusCode::OK, json!({ "job": id }))
+        }
+        Err(error) => bad_request(error.to_string()),
+    }
+}
+
+async fn training_status(State(server): State<Arc<Server>>, Path(job): Path<u64>) -> Response {
+    let cluster = lock(&server.cluster);
+    let Some(job) = cluster.jobs.get(&job) else {
+        return json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no training job {job}") }));
+    };
+    json_response(
+        StatusCode::OK,
+        json!({
+            "job": job.id,
+            "model": job.model,
+            "tasks": job.total(),
+            "finished": job.finished(),
+            "by_agent": job.by_agent,
+            "result": job.state,
+        }),
+    )
 }
 
 async fn status(State(server): State<Arc<Server>>) -> Response {

@@ -255,14 +255,25 @@ fn run_task(
     Ok(TaskOutcome { score: score(training.metric, &predictions, &classes, &values, &test_x), fit_seconds })
 }
 
-/// Trains one model of an application: the whole search, then the refit of the winner.
-pub fn train(
-    application: &Application,
-    model: &str,
-    base: &Path,
-    on_progress: &mut dyn FnMut(Progress),
-) -> Result<TrainReport, Error> {
-    let started = Instant::now();
+/// A training run made ready: the data loaded and fingerprinted, the examples, the folds, and the tasks of the
+/// search — the same ones, in the same order, wherever it is made ready from the same data and seed. The tasks
+/// can then run anywhere (worker threads here, agents on other machines) and [`TrainingRun::finish`] turns their
+/// outcomes into the leaderboard and the refitted winner.
+pub struct TrainingRun<'a> {
+    model: String,
+    found: &'a Model,
+    training: &'a Training,
+    seed: u64,
+    table: Table,
+    fingerprint: String,
+    examples: Examples,
+    candidates: Vec<(String, Params)>,
+    folds: Vec<Split>,
+    pub tasks: Vec<TrainingTask>,
+}
+
+/// Loads a model's data and lays out its search.
+pub fn prepare_training<'a>(application: &'a Application, model: &str, base: &Path) -> Result<TrainingRun<'a>, Error> {
     let (found, training) = training_of(application, model)?;
     let seed = training.seed.unwrap_or(0);
     let (table, fingerprint) = load_training_data(application, training, base)?;
@@ -281,16 +292,160 @@ pub fn train(
             })
         })
         .collect();
-    let deadline = training.budget.time.map(|time| started + Duration::from_secs_f64(time.0));
-    let workers =
-        (training.parallel.max(1) as usize).min(std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    Ok(TrainingRun {
+        model: model.to_string(),
+        found,
+        training,
+        seed,
+        table,
+        fingerprint,
+        examples,
+        candidates,
+        folds,
+        tasks,
+    })
+}
+
+impl TrainingRun<'_> {
+    /// The fingerprint of the data the run was made ready from.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The time budget of the search, if the model has one.
+    pub fn budget(&self) -> Option<Duration> {
+        self.training.budget.time.map(|time| Duration::from_secs_f64(time.0))
+    }
+
+    /// How many tasks may run at once on this machine.
+    pub fn parallel(&self) -> usize {
+        self.training.parallel.max(1) as usize
+    }
+
+    /// Runs one task of the search.
+    pub fn run(&self, task: &TrainingTask) -> Result<TaskOutcome, String> {
+        if task.data != self.fingerprint {
+            return Err(format!("the task is for data {}, not the data here ({})", task.data, self.fingerprint));
+        }
+        let split = self.folds.get(task.fold).ok_or_else(|| format!("there is no fold {}", task.fold))?;
+        run_task(&self.examples, self.training, split, &task.algorithm, &task.params, task.seed)
+            .map_err(|error| error.to_string())
+    }
+
+    /// The leaderboard from the tasks' outcomes (in task order; `None` for a task that did not run), and the
+    /// winner refitted on all the data.
+    pub fn finish(
+        self,
+        outcomes: Vec<Option<Result<TaskOutcome, String>>>,
+        elapsed: Duration,
+    ) -> Result<TrainReport, Error> {
+        let (training, folds, model) = (self.training, &self.folds, self.model.as_str());
+        let higher = training.metric.higher_is_better();
+        let mut entries = Vec::new();
+        let mut skipped = 0;
+        for (candidate, (algorithm, params)) in self.candidates.iter().enumerate() {
+            let results = &outcomes[candidate * folds.len()..(candidate + 1) * folds.len()];
+            if results.iter().any(Option::is_none) {
+                skipped += 1;
+                continue;
+            }
+            let mut scores = Vec::new();
+            let mut seconds = 0.0;
+            let mut error = None;
+            for result in results.iter().flatten() {
+                match result {
+                    Ok(outcome) => {
+                        scores.push(outcome.score);
+                        seconds += outcome.fit_seconds;
+                    }
+                    Err(message) => error = Some(message.clone()),
+                }
+            }
+            let mean = if scores.is_empty() { f64::NAN } else { scores.iter().sum::<f64>() / scores.len() as f64 };
+            let std = if scores.len() < 2 {
+                0.0
+            } else {
+                (scores.iter().map(|score| (score - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt()
+            };
+            entries.push(Entry {
+                rank: 0,
+                algorithm: algorithm.clone(),
+                params: params.clone(),
+                mean,
+                std,
+                folds: scores,
+                fit_seconds: seconds / folds.len() as f64,
+                error,
+            });
+        }
+        entries.sort_by(|a, b| {
+            let (x, y) = (a.mean, b.mean);
+            match (x.is_nan(), y.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if higher => y.total_cmp(&x),
+                _ => x.total_cmp(&y),
+            }
+        });
+        for (rank, entry) in entries.iter_mut().enumerate() {
+            entry.rank = rank + 1;
+        }
+        let leaderboard = Leaderboard { metric: training.metric, higher_is_better: higher, entries, skipped };
+        let Some(best) = leaderboard.entries.first().filter(|entry| entry.error.is_none() && !entry.mean.is_nan())
+        else {
+            let reason = leaderboard
+                .entries
+                .iter()
+                .find_map(|entry| entry.error.clone())
+                .unwrap_or_else(|| "the time budget ran out before any candidate was evaluated".into());
+            return Err(Error::Invalid(format!("no candidate of model `{model}` could be evaluated: {reason}")));
+        };
+        let (algorithm, params) = (best.algorithm.clone(), best.params.clone());
+        let examples = &self.examples;
+        let all_rows: Vec<usize> = (0..examples.rows).collect();
+        let preparation = Preparation::fit(examples, &all_rows, training)?;
+        let x = preparation.transform(examples, &all_rows);
+        let fitted = algorithms::fit(&algorithm, &params, &x, &examples.target, self.seed)?;
+        let classes = match &examples.target {
+            Target::Classes { classes, .. } => classes.clone(),
+            _ => Vec::new(),
+        };
+        let winner = TrainedModel { preparation, fitted, classes, task: self.found.task };
+        Ok(TrainReport {
+            model: model.to_string(),
+            leaderboard,
+            winner,
+            algorithm,
+            params,
+            rows: examples.rows,
+            table: self.table,
+            data_fingerprint: self.fingerprint,
+            elapsed,
+        })
+    }
+}
+
+/// Trains one model of an application on this machine: the whole search on worker threads, then the refit of the
+/// winner.
+pub fn train(
+    application: &Application,
+    model: &str,
+    base: &Path,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<TrainReport, Error> {
+    let started = Instant::now();
+    let run = prepare_training(application, model, base)?;
+    let deadline = run.budget().map(|budget| started + budget);
+    let workers = run.parallel().min(std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let tasks = &run.tasks;
     let outcomes: Mutex<Vec<Option<Result<TaskOutcome, String>>>> = Mutex::new(vec![None; tasks.len()]);
     let next = AtomicUsize::new(0);
     let (finished, reports) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let finished = finished.clone();
-            let (next, tasks, outcomes, examples, folds) = (&next, &tasks, &outcomes, &examples, &folds);
+            let (next, outcomes, run) = (&next, &outcomes, &run);
             scope.spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::SeqCst);
@@ -298,10 +453,7 @@ pub fn train(
                     if index >= tasks.len() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                         break;
                     }
-                    let task = &tasks[index];
-                    let outcome =
-                        run_task(examples, training, &folds[task.fold], &task.algorithm, &task.params, task.seed)
-                            .map_err(|error| error.to_string());
+                    let outcome = run.run(&tasks[index]);
                     outcomes.lock().expect("no worker panics holding the lock")[index] = Some(outcome);
                     let _ = finished.send(());
                 }
@@ -317,87 +469,7 @@ pub fn train(
         }
     });
     let outcomes = outcomes.into_inner().expect("workers are done");
-    let higher = training.metric.higher_is_better();
-    let mut entries = Vec::new();
-    let mut skipped = 0;
-    for (candidate, (algorithm, params)) in candidates.iter().enumerate() {
-        let results = &outcomes[candidate * folds.len()..(candidate + 1) * folds.len()];
-        if results.iter().any(Option::is_none) {
-            skipped += 1;
-            continue;
-        }
-        let mut scores = Vec::new();
-        let mut seconds = 0.0;
-        let mut error = None;
-        for result in results.iter().flatten() {
-            match result {
-                Ok(outcome) => {
-                    scores.push(outcome.score);
-                    seconds += outcome.fit_seconds;
-                }
-                Err(message) => error = Some(message.clone()),
-            }
-        }
-        let mean = if scores.is_empty() { f64::NAN } else { scores.iter().sum::<f64>() / scores.len() as f64 };
-        let std = if scores.len() < 2 {
-            0.0
-        } else {
-            (scores.iter().map(|score| (score - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt()
-        };
-        entries.push(Entry {
-            rank: 0,
-            algorithm: algorithm.clone(),
-            params: params.clone(),
-            mean,
-            std,
-            folds: scores,
-            fit_seconds: seconds / folds.len() as f64,
-            error,
-        });
-    }
-    entries.sort_by(|a, b| {
-        let (x, y) = (a.mean, b.mean);
-        match (x.is_nan(), y.is_nan()) {
-            (true, true) => std::cmp::Ordering::Equal,
-            (true, false) => std::cmp::Ordering::Greater,
-            (false, true) => std::cmp::Ordering::Less,
-            _ if higher => y.total_cmp(&x),
-            _ => x.total_cmp(&y),
-        }
-    });
-    for (rank, entry) in entries.iter_mut().enumerate() {
-        entry.rank = rank + 1;
-    }
-    let leaderboard = Leaderboard { metric: training.metric, higher_is_better: higher, entries, skipped };
-    let Some(best) = leaderboard.entries.first().filter(|entry| entry.error.is_none() && !entry.mean.is_nan()) else {
-        let reason = leaderboard
-            .entries
-            .iter()
-            .find_map(|entry| entry.error.clone())
-            .unwrap_or_else(|| "the time budget ran out before any candidate was evaluated".into());
-        return Err(Error::Invalid(format!("no candidate of model `{model}` could be evaluated: {reason}")));
-    };
-    let (algorithm, params) = (best.algorithm.clone(), best.params.clone());
-    let all_rows: Vec<usize> = (0..examples.rows).collect();
-    let preparation = Preparation::fit(&examples, &all_rows, training)?;
-    let x = preparation.transform(&examples, &all_rows);
-    let fitted = algorithms::fit(&algorithm, &params, &x, &examples.target, seed)?;
-    let classes = match &examples.target {
-        Target::Classes { classes, .. } => classes.clone(),
-        _ => Vec::new(),
-    };
-    let winner = TrainedModel { preparation, fitted, classes, task: found.task };
-    Ok(TrainReport {
-        model: model.to_string(),
-        leaderboard,
-        winner,
-        algorithm,
-        params,
-        rows: examples.rows,
-        table,
-        data_fingerprint: fingerprint,
-        elapsed: started.elapsed(),
-    })
+    run.finish(outcomes, started.elapsed())
 }
 
 /// A prediction for one record.

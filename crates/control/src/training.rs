@@ -1,0 +1,205 @@
+//! Training on the agents: the control plane lays out a model's search (the same tasks, in the same order, as a
+//! one-machine run with the same seed), hands its (candidate, fold) tasks to the agents of the model's `train_on`
+//! tier — a few at a time each, so that with several agents the tasks spread over the machines — collects the
+//! outcomes, and assembles the leaderboard and refits the winner itself, saving it in its model store. The data
+//! travels as a content-addressed blob: uploaded once, fetched by each agent by its sha256 and checked.
+
+use crate::Error;
+use crate::protocol::{TrainingResult, TrainingWork};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use stratum_core::ir::{Application, ModelOrigin, Tier};
+use stratum_ml::search::{TaskOutcome, TrainingTask, prepare_training, training_data_location, training_of};
+
+/// A task handed out is handed out again when its agent has not answered within this time.
+const TASK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How a job is doing, as `GET /v1/training/{job}` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    /// Every task is done; the leaderboard is being assembled and the winner refitted.
+    Finishing,
+    Done {
+        version: u32,
+        algorithm: String,
+        metric: String,
+        score: f64,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct TrainingJob {
+    pub id: u64,
+    pub model: String,
+    pub application: Application,
+    /// Where the job's data is laid out as the application expects it.
+    pub base: PathBuf,
+    /// The tier whose agents train, from the model's `train_on` (any agent when it names none).
+    pub tier: Option<Tier>,
+    tasks: Vec<TrainingTask>,
+    outcomes: Vec<Option<Result<TaskOutcome, String>>>,
+    given: Vec<Option<(String, Instant)>>,
+    started: Instant,
+    budget: Option<Duration>,
+    /// Tasks each agent ran.
+    pub by_agent: BTreeMap<String, usize>,
+    pub state: JobState,
+}
+
+/// Where a model's training data goes under `base`: the dataset's path as the application writes it.
+pub fn data_path(application: &Application, model: &str, base: &Path) -> Result<PathBuf, Error> {
+    let failed = |message: String| Error::Model { model: model.into(), message };
+    let (_, training) = training_of(application, model).map_err(|error| failed(error.to_string()))?;
+    let (path, _, _) = training_data_location(application, training).map_err(|error| failed(error.to_string()))?;
+    let relative = Path::new(&path);
+    if relative.is_absolute() || relative.components().any(|part| matches!(part, std::path::Component::ParentDir)) {
+        return Err(failed(format!("its data path `{path}` must stay inside the application's folder to be shipped")));
+    }
+    Ok(base.join(relative))
+}
+
+/// Writes a blob where the application reads the model's data, once.
+pub fn lay_out(application: &Application, model: &str, base: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let path = data_path(application, model, base)?;
+    if path.is_file() {
+        return Ok(());
+    }
+    let io =
+        |error: std::io::Error| Error::Model { model: model.into(), message: format!("{}: {error}", path.display()) };
+    if let Some(directory) = path.parent() {
+        std::fs::create_dir_all(directory).map_err(io)?;
+    }
+    let temporary = path.with_extension("partial");
+    std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, &path)).map_err(io)
+}
+
+impl TrainingJob {
+    /// Lays out the search of `model` from the data under `base`, which must hash to `data_sha256`.
+    pub fn new(
+        id: u64,
+        application: Application,
+        model: &str,
+        base: PathBuf,
+        data_sha256: &str,
+    ) -> Result<TrainingJob, Error> {
+        let failed = |message: String| Error::Model { model: model.into(), message };
+        let (tasks, budget) = {
+            let run = prepare_training(&application, model, &base).map_err(|error| failed(error.to_string()))?;
+            if run.fingerprint() != data_sha256 {
+                return Err(failed(format!("the data hashes to {}, not {data_sha256}", run.fingerprint())));
+            }
+            (run.tasks.clone(), run.budget())
+        };
+        let tier = application.models.iter().find(|item| item.name == model).and_then(|item| match &item.origin {
+            ModelOrigin::Trained(training) => training.placement.tier.or_else(|| {
+                let pool = training.placement.pool.as_ref()?;
+                application.pools.iter().find(|candidate| &candidate.name == pool).map(|pool| pool.machine.tier)
+            }),
+            ModelOrigin::Onnx { .. } => None,
+        });
+        let count = tasks.len();
+        Ok(TrainingJob {
+            id,
+            model: model.into(),
+            application,
+            base,
+            tier,
+            tasks,
+            outcomes: vec![None; count],
+            given: vec![None; count],
+            started: Instant::now(),
+            budget,
+            by_agent: BTreeMap::new(),
+            state: JobState::Running,
+        })
+    }
+
+    pub fn total(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn finished(&self) -> usize {
+        self.outcomes.iter().filter(|outcome| outcome.is_some()).count()
+    }
+
+    fn past_budget(&self) -> bool {
+        self.budget.is_some_and(|budget| self.started.elapsed() >= budget)
+    }
+
+    /// Up to `slots` tasks for `agent`: those never given, or given to an agent that is lost or silent too long.
+    pub fn hand_out(&mut self, agent: &str, slots: usize, lost: impl Fn(&str) -> bool) -> Vec<TrainingWork> {
+        if self.state != JobState::Running || self.past_budget() {
+            return Vec::new();
+        }
+        let mut work = Vec::new();
+        for index in 0..self.tasks.len() {
+            if work.len() >= slots {
+                break;
+            }
+            let free = self.outcomes[index].is_none()
+                && self.given[index]
+                    .as_ref()
+                    .is_none_or(|(holder, when)| lost(holder) || when.elapsed() > TASK_TIMEOUT);
+            if free {
+                self.given[index] = Some((agent.to_string(), Instant::now()));
+                work.push(TrainingWork {
+                    job: self.id,
+                    index,
+                    model: self.model.clone(),
+                    application: self.application.clone(),
+                    task: self.tasks[index].clone(),
+                });
+            }
+        }
+        work
+    }
+
+    pub fn record(&mut self, agent: &str, result: TrainingResult) {
+        if let Some(slot) = self.outcomes.get_mut(result.index)
+            && slot.is_none()
+        {
+            *slot = Some(result.outcome);
+            *self.by_agent.entry(agent.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Every task has an outcome, or the budget has passed and none is still out.
+    pub fn complete(&self) -> bool {
+        self.state == JobState::Running
+            && !self.outcomes.is_empty()
+            && (self.outcomes.iter().all(Option::is_some)
+                || self.past_budget()
+                    && self
+                        .given
+                        .iter()
+                        .zip(&self.outcomes)
+                        .all(|(given, outcome)| given.is_none() || outcome.is_some()))
+    }
+
+    /// Assembles the leaderboard, refits the winner and saves it in `store`; the job's new state.
+    pub fn finish(&self, store: &stratum_ml::ModelStore) -> JobState {
+        let finished = || -> Result<JobState, String> {
+            let run =
+                prepare_training(&self.application, &self.model, &self.base).map_err(|error| error.to_string())?;
+            let report =
+                run.finish(self.outcomes.clone(), self.started.elapsed()).map_err(|error| error.to_string())?;
+            let item = self.application.models.iter().find(|item| item.name == self.model).ok_or("no such model")?;
+            let (artifact, _) =
+                store.save(&report, item.inputs.clone(), item.output.clone()).map_err(|error| error.to_string())?;
+            Ok(JobState::Done {
+                version: artifact.version,
+                algorithm: artifact.algorithm,
+                metric: artifact.metric.name().into(),
+                score: artifact.score,
+            })
+        };
+        finished().unwrap_or_else(|reason| JobState::Failed { reason })
+    }
+}
