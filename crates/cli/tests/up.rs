@@ -201,7 +201,7 @@ tool helper {
     let text = String::from_utf8_lossy(&logs.stdout);
     // Exits at once, so it is restarted after 1 s and again after 2 s within the 3 s run.
     assert!(text.matches("helper says hi").count() >= 2, "{text}");
-    assert!(text.contains("tool-exited: exit status: 1; restarting in 1 s"), "{text}");
+    assert!(text.contains("tool-exited: exit status: 1 (helper says hi); restarting in 1 s"), "{text}");
     let unknown =
         Command::new(env!("CARGO_BIN_EXE_stratum")).args(["logs", "nobody"]).current_dir(&folder).output().unwrap();
     assert_eq!(unknown.status.code(), Some(1));

@@ -93,6 +93,7 @@ pub async fn supervise(
     let mut backoff = FIRST_BACKOFF;
     loop {
         let started = Instant::now();
+        let written_before = std::fs::metadata(&log).map_or(0, |metadata| metadata.len());
         match spawn(&line, &tool, &log) {
             Ok(mut child) => {
                 report(&tool.name, ToolEvent::Started { pid: Some(child.id()) });
@@ -122,7 +123,12 @@ pub async fn supervise(
                 if started.elapsed() >= HEALTHY_RUN {
                     backoff = FIRST_BACKOFF;
                 }
-                let status = status.map_or_else(|error| error.to_string(), |status| status.to_string());
+                let mut status = status.map_or_else(|error| error.to_string(), |status| status.to_string());
+                // The first thing this run wrote usually says why it ended (a container runtime without its daemon,
+                // a port taken).
+                if let Some(said) = first_line_since(&log, written_before) {
+                    status = format!("{status} ({said})");
+                }
                 report(&tool.name, ToolEvent::Exited { status, restart_in: backoff });
             }
             Err(message) => report(&tool.name, ToolEvent::Failed { message, restart_in: backoff }),
@@ -136,6 +142,18 @@ pub async fn supervise(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// The first line a tool wrote past `offset` in its log, shortened, if any.
+fn first_line_since(log: &Path, offset: u64) -> Option<String> {
+    let bytes = std::fs::read(log).ok()?;
+    let text = String::from_utf8_lossy(bytes.get(offset as usize..)?);
+    let line = text.lines().find(|line| !line.trim().is_empty())?.trim();
+    Some(if line.chars().count() > 160 {
+        format!("{}…", line.chars().take(160).collect::<String>())
+    } else {
+        line.to_string()
+    })
 }
 
 /// The child's exit status once it has exited (polled: no thread waits for it).
@@ -198,7 +216,10 @@ mod tests {
         assert!(matches!(events[0], ToolEvent::Started { .. }));
         assert_eq!(
             events[1],
-            ToolEvent::Exited { status: "exit status: 3".into(), restart_in: Duration::from_secs(1) }
+            ToolEvent::Exited {
+                status: "exit status: 3 (hello from the tool)".into(),
+                restart_in: Duration::from_secs(1)
+            }
         );
         assert!(matches!(events[3], ToolEvent::Exited { restart_in, .. } if restart_in == Duration::from_secs(2)));
         assert_eq!(events.last(), Some(&ToolEvent::Stopped));

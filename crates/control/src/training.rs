@@ -170,17 +170,16 @@ impl TrainingJob {
         }
     }
 
-    /// Every task has an outcome, or the budget has passed and none is still out.
+    /// Every task has an outcome; or the budget has passed and none is still out, or what is still out has had
+    /// the task timeout to come back (its agent may be gone).
     pub fn complete(&self) -> bool {
+        let outstanding_done =
+            || self.given.iter().zip(&self.outcomes).all(|(given, outcome)| given.is_none() || outcome.is_some());
+        let waited_enough = || self.budget.is_some_and(|budget| self.started.elapsed() >= budget + TASK_TIMEOUT);
         self.state == JobState::Running
             && !self.outcomes.is_empty()
             && (self.outcomes.iter().all(Option::is_some)
-                || self.past_budget()
-                    && self
-                        .given
-                        .iter()
-                        .zip(&self.outcomes)
-                        .all(|(given, outcome)| given.is_none() || outcome.is_some()))
+                || self.past_budget() && (outstanding_done() || waited_enough()))
     }
 
     /// Assembles the leaderboard, refits the winner and saves it in `store`; the job's new state.
