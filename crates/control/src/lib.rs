@@ -12,6 +12,7 @@ pub mod autoscale;
 pub mod models;
 pub mod placement;
 pub mod protocol;
+pub mod qos;
 pub mod server;
 pub mod serving;
 pub mod state;

@@ -76,6 +76,12 @@ pub struct ServicePool {
     /// Latency of the requests answered since the scaler's last tick.
     latency_microseconds: AtomicU64,
     answered: AtomicU64,
+    /// Replicas kept at least, raised by `scale_out` policies.
+    floor: AtomicU32,
+    /// Requests turned away per thousand, set by `shed_load` policies.
+    shed_per_thousand: AtomicU32,
+    /// Every request's number.
+    sequence: AtomicU64,
     autoscaler: Mutex<Autoscaler>,
     counters: PoolCounters,
     last_failure: Mutex<Option<(Instant, String)>>,
@@ -138,6 +144,9 @@ impl ServicePool {
             arrived: AtomicU64::new(0),
             latency_microseconds: AtomicU64::new(0),
             answered: AtomicU64::new(0),
+            floor: AtomicU32::new(0),
+            shed_per_thousand: AtomicU32::new(0),
+            sequence: AtomicU64::new(0),
             autoscaler: Mutex::new(Autoscaler::new(policy)),
             counters: PoolCounters::default(),
             last_failure: Mutex::new(None),
@@ -171,6 +180,25 @@ impl ServicePool {
 
     pub fn replicas(&self) -> usize {
         lock(&self.replicas).len()
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Keeps one more replica than before at least (a `scale_out` policy); the new floor, or `None` at `max`.
+    pub fn scale_out(&self) -> Option<u32> {
+        let floor = self.floor.load(Ordering::Relaxed).max(self.replicas() as u32);
+        (floor < self.policy.max).then(|| {
+            self.floor.store(floor + 1, Ordering::Relaxed);
+            floor + 1
+        })
+    }
+
+    /// Turns away `fraction` of the requests from now on (a `shed_load` policy; 0 stops it). Whether it changed.
+    pub fn shed(&self, fraction: f64) -> bool {
+        let per_thousand = (fraction.clamp(0.0, 1.0) * 1000.0).round() as u32;
+        self.shed_per_thousand.swap(per_thousand, Ordering::Relaxed) != per_thousand
     }
 
     pub fn cold_starts(&self) -> u64 {
@@ -221,6 +249,18 @@ impl ServicePool {
         let metrics = &self.context.metrics;
         let (records, single) = self.decode(body).inspect_err(|_| metrics.count_error())?;
         self.arrived.fetch_add(1, Ordering::Relaxed);
+        let shed = u64::from(self.shed_per_thousand.load(Ordering::Relaxed));
+        // Request numbers times a prime coprime with 1000 spread the shed ones evenly: exactly the fraction of
+        // every thousand consecutive requests.
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        if shed > 0 && sequence.wrapping_mul(7919) % 1000 < shed {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal {
+                status: 503,
+                message: format!("service `{}` is shedding load by policy; try again shortly", self.name),
+                retry_after_seconds: Some(1),
+            });
+        }
         let waiting = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let _in_flight = InFlight(&self.in_flight);
         // Beyond what the largest pool holds at once, plus as much again waiting: shed, do not queue.
@@ -340,7 +380,13 @@ impl ServicePool {
                     self.in_flight.load(Ordering::Relaxed) as f64,
                     self.arrived.swap(0, Ordering::Relaxed),
                 );
-                autoscaler.decide(now, current)
+                let mut decision = autoscaler.decide(now, current);
+                let floor = self.floor.load(Ordering::Relaxed).min(self.policy.max);
+                if decision.replicas < floor {
+                    decision.replicas = floor;
+                    decision.reason = "policy";
+                }
+                decision
             };
             if decision.replicas > current {
                 for _ in current..decision.replicas {

@@ -39,6 +39,10 @@ service labels: inference {
 
 /// A folder with the application, its data and a trained model in `models/`.
 fn trained(name: &str) -> (PathBuf, stratum_core::ir::Application) {
+    trained_app(name, APP)
+}
+
+fn trained_app(name: &str, text: &str) -> (PathBuf, stratum_core::ir::Application) {
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap();
@@ -48,7 +52,7 @@ fn trained(name: &str) -> (PathBuf, stratum_core::ir::Application) {
         csv.push_str(&format!("{x},{y},{}\n", x + y > 2.0));
     }
     std::fs::write(folder.join("rows.csv"), csv).unwrap();
-    let checked = stratum_lang::check_text("serve.stratum", APP);
+    let checked = stratum_lang::check_text("serve.stratum", text);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
     let application = checked.application;
     let report = stratum_ml::train(&application, "labeller", &folder, &mut |_| {}).unwrap();
@@ -207,4 +211,58 @@ async fn metrics_pass_promtool() {
     // promtool exits 1 for lint warnings too (such as a counter without `_total`): only errors fail the format.
     assert!(!said.contains("error"), "promtool: {said}\n{text}");
     assert!(output.status.success() || said.contains("lint"), "promtool: {said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_scale_out_and_shed_load_on_what_they_measure() {
+    let text = APP.replace("max = 1", "max = 3")
+        + "policy faster { target = labels  when = p50 >= 0 ms  then = scale_out }\n"
+        + "policy calm { target = labels  when = error_rate > 50%  then = shed_load(50%) }\n";
+    let (folder, application) = trained_app("serving_policies", &text);
+    let metrics = Arc::new(Registry::default());
+    let pool = ServicePool::new(&application, "labels", &folder.join("models"), &metrics).unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(pool.clone().autoscale(stopped, |_, _, _, _| {}));
+    let pools = BTreeMap::from([("labels".to_string(), pool.clone())]);
+    let mut engine = stratum_control::qos::PolicyEngine::new(&application);
+    let snapshots = || {
+        metrics
+            .snapshot()
+            .into_iter()
+            .filter(|snapshot| snapshot.component == "labels-http")
+            .map(|snapshot| ("labels".to_string(), snapshot))
+            .collect::<BTreeMap<_, _>>()
+    };
+
+    // Requests answered: p50 ≥ 0 ms holds, so `faster` scales out, and the pool keeps two replicas.
+    pool.predict(br#"{"x": 1.0, "y": 1.0}"#).await.unwrap();
+    let events = engine.evaluate(Instant::now(), &application, &snapshots(), &pools);
+    assert!(
+        events
+            .iter()
+            .any(|(_, message)| message.contains("policy `faster`") && message.contains("at least 2 replicas")),
+        "{events:?}"
+    );
+    let started = Instant::now();
+    while pool.replicas() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "still {} replicas", pool.replicas());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Mostly bad requests: the error rate passes 50% and `calm` sheds half of what comes next.
+    for _ in 0..6 {
+        assert!(pool.predict(br#"{"x": "wrong"}"#).await.is_err());
+    }
+    pool.predict(br#"{"x": 1.0, "y": 1.0}"#).await.unwrap();
+    let events = engine.evaluate(Instant::now(), &application, &snapshots(), &pools);
+    assert!(events.iter().any(|(_, message)| message.contains("shedding 50%")), "{events:?}");
+    let mut shed = 0;
+    for _ in 0..100 {
+        if let Err(refusal) = pool.predict(br#"{"x": 1.0, "y": 1.0}"#).await {
+            assert_eq!((refusal.status, refusal.retry_after_seconds), (503, Some(1)));
+            shed += 1;
+        }
+    }
+    assert!((40..=60).contains(&shed), "{shed} of 100 shed");
+    stop.send_replace(true);
 }
