@@ -169,6 +169,13 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     // Every agent has its own metrics too.
     let text = http_get(edge_metrics, "/metrics");
     assert!(text.contains("stratum_node_cpu_cores") && text.contains("component=\"readings\""), "{text}");
+    // The batch on the cloud agent aggregates what it keeps; the tool on the edge agent runs, supervised.
+    wait_until("the batch on cloud1", Duration::from_secs(20), || {
+        folder.join("agents/cloud1/data/tallies.parquet").is_file()
+    });
+    wait_until("the tool on edge1", Duration::from_secs(20), || {
+        std::fs::read_to_string(folder.join("agents/edge1/logs/beacon.log")).is_ok_and(|log| log.contains("beacon up"))
+    });
     let before = status(&folder, &url).unwrap();
     assert_eq!(host_of(&before, "counts").as_deref(), Some("fog1"));
     // The service on the fog pulled its model and predicts on every window.
@@ -241,6 +248,16 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let events = String::from_utf8_lossy(&events.stdout);
     assert!(events.contains("moved to cloud1: fog1 is lost"), "{events}");
     assert!(events.contains("back on fog1, as planned"), "{events}");
+    let tally = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["logs", "tally", "--state-dir", "server"])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let tally = String::from_utf8_lossy(&tally.stdout);
+    assert!(
+        tally.contains("batch: ") && tally.contains("rows into `tallies`") && tally.contains("(on cloud1)"),
+        "{tally}"
+    );
     drop(fog);
     drop(control);
 }

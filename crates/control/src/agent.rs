@@ -8,7 +8,7 @@
 
 use crate::Error;
 use crate::protocol::{
-    Assignment, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef, TrainingResult, TrainingWork,
+    AgentEvent, Assignment, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef, TrainingResult, TrainingWork,
 };
 use crate::serving::ServicePool;
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +86,8 @@ pub struct Agent {
     training_results: Arc<Mutex<Vec<TrainingResult>>>,
     /// Wakes the heartbeat loop early when a training task finishes.
     training_done: Arc<tokio::sync::Notify>,
+    /// What its batches and tools did since the last heartbeat, for the control plane's events.
+    events: Arc<Mutex<Vec<AgentEvent>>>,
 }
 
 impl Agent {
@@ -135,6 +137,7 @@ impl Agent {
             training_running: Arc::default(),
             training_results: Arc::default(),
             training_done: Arc::default(),
+            events: Arc::default(),
         };
         Ok((agent, router))
     }
@@ -218,6 +221,7 @@ impl Agent {
             metrics: self.running.as_ref().map(|running| running.metrics.snapshot()).unwrap_or_default(),
             problems: std::mem::take(&mut self.problems),
             results: std::mem::take(&mut *lock(&self.training_results)),
+            events: std::mem::take(&mut *lock(&self.events)),
             training_slots: self.training_slots(),
         };
         let response = self
@@ -343,7 +347,12 @@ impl Agent {
                 to: output.to.clone(),
             })
             .collect();
-        let partition = Partition { components: assignment.components.clone(), inputs, outputs };
+        // Batches and tools run beside the data plane; everything else is part of it.
+        let is_batch = |name: &String| application.batches.iter().any(|batch| &batch.name == name);
+        let is_tool = |name: &String| application.tools.iter().any(|tool| &tool.name == name);
+        let data_plane: Vec<String> =
+            assignment.components.iter().filter(|name| !is_batch(name) && !is_tool(name)).cloned().collect();
+        let partition = Partition { components: data_plane, inputs, outputs };
         let options = PipelineOptions {
             base_dir: self.options.data_dir.clone(),
             data_dir: Some(self.options.data_dir.clone()),
@@ -364,6 +373,42 @@ impl Agent {
                 tracing::info!(service, from, to, reason, "scaled");
             }));
             services.insert(service.name.clone(), pool);
+        }
+        let batches: Vec<String> = assignment.components.iter().filter(|name| is_batch(name)).cloned().collect();
+        if !batches.is_empty() {
+            let (application, base, events) = (application.clone(), self.options.data_dir.clone(), self.events.clone());
+            let stopped = services_stopped.clone();
+            tokio::spawn(async move {
+                stratum_batch::schedule::run_on_schedule(&application, &base, &batches, stopped, |name, result| {
+                    let (kind, message) = match result {
+                        Ok(run) => ("batch", format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds)),
+                        Err(error) => ("batch-failed", error.to_string()),
+                    };
+                    lock(&events).push(AgentEvent { component: name.into(), kind: kind.into(), message });
+                })
+                .await;
+            });
+        }
+        for tool in application.tools.iter().filter(|tool| assignment.components.contains(&tool.name)) {
+            let events = self.events.clone();
+            let report = move |name: &str, kind: &str, message: String| {
+                lock(&events).push(AgentEvent { component: name.into(), kind: kind.into(), message });
+            };
+            match crate::tools::command_line(tool, &application.name) {
+                Ok(line) => {
+                    tokio::spawn(crate::tools::supervise(
+                        tool.clone(),
+                        line,
+                        self.options.data_dir.join("logs"),
+                        services_stopped.clone(),
+                        move |name, event| {
+                            let (kind, message) = crate::tools::describe(&event);
+                            report(name, kind, message);
+                        },
+                    ));
+                }
+                Err(reason) => report(&tool.name, "tool-not-started", reason),
+            }
         }
         self.stop_services = Some(stop_services);
         *lock(&self.current) = Current { metrics: Some(pipeline.metrics.clone()), services };

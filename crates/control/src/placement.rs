@@ -32,9 +32,9 @@ pub struct Placed {
     pub host: Option<String>,
 }
 
-/// The kinds of component agents run today.
+/// The kinds of component agents run (training runs as tasks handed out separately).
 fn run_by_agents(kind: ComponentKind) -> bool {
-    matches!(kind, ComponentKind::Source | ComponentKind::Stream | ComponentKind::Sink | ComponentKind::Service)
+    !matches!(kind, ComponentKind::Training)
 }
 
 fn nearest(tier: Tier) -> [Tier; 3] {
@@ -282,7 +282,8 @@ mod tests {
         let placed = place(&application, &plan, &without_fog);
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
         let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new());
-        assert_eq!(moved["cloud1"].components, ["counts", "flags", "kept"]);
+        assert_eq!(moved["cloud1"].components, ["counts", "flags", "kept", "tally"]);
+        assert_eq!(moved["edge1"].components, ["beacon", "readings"]);
         assert!(moved["cloud1"].outputs.is_empty());
         assert_eq!(moved["edge1"].outputs[0].path, "readings@edge1->cloud1");
         assert_ne!(moved["edge1"].key, assigned["edge1"].key);

@@ -69,6 +69,17 @@ pub struct Heartbeat {
     /// How many more training tasks it would take now.
     #[serde(default)]
     pub training_slots: usize,
+    /// What its batches and tools did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<AgentEvent>,
+}
+
+/// Something a batch or a tool on an agent did, for the control plane's events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentEvent {
+    pub component: String,
+    pub kind: String,
+    pub message: String,
 }
 
 /// The answer to a heartbeat: what to run, unless the agent runs it already.

@@ -396,6 +396,9 @@ async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, 
     for problem in &beat.problems {
         server.event("agent-problem", Some(&name), problem);
     }
+    for event in &beat.events {
+        server.event(&event.kind, Some(&event.component), &format!("{} (on {name})", event.message));
+    }
     if back {
         server.event("agent-back", Some(&name), "heartbeats again");
         server.reconcile();

@@ -27,6 +27,23 @@ pub enum ToolEvent {
     Stopped,
 }
 
+/// An event's kind and message, as the state store records it.
+pub fn describe(event: &ToolEvent) -> (&'static str, String) {
+    match event {
+        ToolEvent::Started { pid } => {
+            ("tool", format!("started (pid {})", pid.map_or_else(|| "?".to_string(), |pid| pid.to_string())))
+        }
+        ToolEvent::Healthy { port } => ("tool", format!("healthy: listening on port {port}")),
+        ToolEvent::Exited { status, restart_in } => {
+            ("tool-exited", format!("{status}; restarting in {} s", restart_in.as_secs()))
+        }
+        ToolEvent::Failed { message, restart_in } => {
+            ("tool-exited", format!("{message}; trying again in {} s", restart_in.as_secs()))
+        }
+        ToolEvent::Stopped => ("tool", "stopped".to_string()),
+    }
+}
+
 /// The program and arguments that run a tool, or why it cannot run here.
 pub fn command_line(tool: &Tool, application: &str) -> Result<Vec<String>, String> {
     match &tool.run {

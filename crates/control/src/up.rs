@@ -305,20 +305,7 @@ pub async fn up(
 }
 
 fn record_tool_event(state: &StateStore, app: &str, tool: &str, event: crate::tools::ToolEvent) {
-    use crate::tools::ToolEvent;
-    let (kind, message) = match event {
-        ToolEvent::Started { pid } => {
-            ("tool", format!("started (pid {})", pid.map_or("?".into(), |pid| pid.to_string())))
-        }
-        ToolEvent::Healthy { port } => ("tool", format!("healthy: listening on port {port}")),
-        ToolEvent::Exited { status, restart_in } => {
-            ("tool-exited", format!("{status}; restarting in {} s", restart_in.as_secs()))
-        }
-        ToolEvent::Failed { message, restart_in } => {
-            ("tool-exited", format!("{message}; trying again in {} s", restart_in.as_secs()))
-        }
-        ToolEvent::Stopped => ("tool", "stopped".to_string()),
-    };
+    let (kind, message) = crate::tools::describe(&event);
     let _ = state.record_event(app, kind, Some(tool), &message);
 }
 
