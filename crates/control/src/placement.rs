@@ -2,8 +2,8 @@
 //! for that. Pure and level-triggered: the same plan and the same live agents give the same answer, whatever
 //! happened before, so the control loop can run it every tick and a restarted control plane gets it right.
 //!
-//! A component runs on its planned host while that host's agent is alive. When it is lost, the component moves
-//! to a live agent: the tier a `migrate(TIER)` policy on `node_lost` names for it, otherwise the same tier, then
+//! A component runs on its planned host while that host's agent is alive; until that agent has joined at all it
+//! waits (a new cluster fills up without shuffling). When the agent is lost, the component moves to a live agent: the tier a `migrate(TIER)` policy on `node_lost` names for it, otherwise the same tier, then
 //! the nearest ones (edge → fog → cloud, fog → cloud → edge, cloud → fog → edge); among several, the first by
 //! name. A per-node source instance stays with its node (it reads that machine's devices). When the planned host
 //! is back, the component goes back.
@@ -57,8 +57,9 @@ fn migration_tier(application: &Application, component: &str) -> Option<Tier> {
     })
 }
 
-/// Where every instance the agents run is placed now.
-pub fn place(application: &Application, plan: &Plan, live: &[LiveAgent]) -> Vec<Placed> {
+/// Where every instance the agents run is placed now, given the live agents and those that joined once and are
+/// lost now.
+pub fn place(application: &Application, plan: &Plan, live: &[LiveAgent], lost: &[String]) -> Vec<Placed> {
     // Sources bound to their machines' devices: per-node sources and sources pinned to a node.
     let per_node_sources: BTreeSet<&str> = application
         .sources
@@ -73,7 +74,7 @@ pub fn place(application: &Application, plan: &Plan, live: &[LiveAgent]) -> Vec<
             let alive = |name: &str| live.iter().any(|agent| agent.name == name);
             let host = if alive(&assignment.host) {
                 Some(assignment.host.clone())
-            } else if per_node_sources.contains(assignment.component.as_str()) {
+            } else if per_node_sources.contains(assignment.component.as_str()) || !lost.contains(&assignment.host) {
                 None
             } else {
                 let mut tiers: Vec<Tier> = Vec::new();
@@ -163,6 +164,32 @@ fn predicted_services(expr: &stratum_core::ir::Expr, found: &mut dyn FnMut(&str)
     }
 }
 
+/// A component as the application defines it, as JSON (what changes when the component changes).
+fn definition(application: &Application, name: &str) -> String {
+    let json = |value: Result<String, serde_json::Error>| value.unwrap_or_default();
+    if let Some(item) = application.sources.iter().find(|item| item.name == name) {
+        return json(serde_json::to_string(item));
+    }
+    if let Some(item) = application.streams.iter().find(|item| item.name == name) {
+        return json(serde_json::to_string(item));
+    }
+    if let Some(item) = application.sinks.iter().find(|item| item.name == name) {
+        return json(serde_json::to_string(item));
+    }
+    if let Some(item) = application.services.iter().find(|item| item.name == name) {
+        return json(serde_json::to_string(item));
+    }
+    if let Some(item) = application.batches.iter().find(|item| item.name == name) {
+        return json(serde_json::to_string(item));
+    }
+    application
+        .tools
+        .iter()
+        .find(|item| item.name == name)
+        .map(|item| json(serde_json::to_string(item)))
+        .unwrap_or_default()
+}
+
 /// What each live agent runs: its components, the paths into and out of it, and the models it loads.
 /// `model_files` gives (version, sha256 of the artifact file) of each model in the control plane's store.
 pub fn assignments(
@@ -220,8 +247,11 @@ pub fn assignments(
             let inputs: Vec<PathIn> = inputs.remove(agent).unwrap_or_default().into_iter().collect();
             let outputs: Vec<PathOut> = outputs.remove(agent).unwrap_or_default().into_iter().collect();
             let components: Vec<String> = components.into_iter().collect();
+            // The key covers what the agent runs — its components as the application defines them, its paths and
+            // models — not the application's version: a new version restarts only the agents whose part changed.
+            let definitions: Vec<String> = components.iter().map(|name| definition(application, name)).collect();
             let key = stratum_ml::artifact::sha256_hex(
-                serde_json::to_string(&(&application.name, version, &components, &inputs, &outputs, &models))
+                serde_json::to_string(&(&application.name, &definitions, &inputs, &outputs, &models))
                     .unwrap_or_default()
                     .as_bytes(),
             );
@@ -264,7 +294,7 @@ mod tests {
     fn components_run_where_planned_and_move_when_their_host_is_lost() {
         let (application, plan) = planned();
         let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
-        let placed = place(&application, &plan, &all);
+        let placed = place(&application, &plan, &all, &[]);
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
         let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new());
         assert_eq!(assigned["fog1"].components, ["counts", "flags"]);
@@ -279,7 +309,7 @@ mod tests {
 
         // The fog node is lost: `counts` migrates to the cloud, as its policy says, and the edge sends there.
         let without_fog = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge)];
-        let placed = place(&application, &plan, &without_fog);
+        let placed = place(&application, &plan, &without_fog, &["fog1".to_string()]);
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
         let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new());
         assert_eq!(moved["cloud1"].components, ["counts", "flags", "kept", "tally"]);
@@ -289,17 +319,41 @@ mod tests {
         assert_ne!(moved["edge1"].key, assigned["edge1"].key);
 
         // Back: the same assignments as at first (level-triggered).
-        let again = assignments(&application, 1, &place(&application, &plan, &all), &all, &BTreeMap::new());
+        let again = assignments(&application, 1, &place(&application, &plan, &all, &[]), &all, &BTreeMap::new());
         assert_eq!(again, assigned);
     }
 
     #[test]
-    fn a_component_without_any_live_agent_is_unplaced() {
+    fn a_new_version_restarts_only_the_agents_whose_part_changed() {
         let (application, plan) = planned();
-        let placed = place(&application, &plan, &[agent("fog1", Tier::Fog)]);
+        let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
+        let first = assignments(&application, 1, &place(&application, &plan, &all, &[]), &all, &BTreeMap::new());
+        // Version 2 changes only the cloud's sink.
+        let mut changed = application.clone();
+        let kept = changed.sinks.iter_mut().find(|sink| sink.name == "kept").unwrap();
+        kept.kind = stratum_core::ir::SinkKind::File {
+            path: "out/other.jsonl".into(),
+            format: stratum_core::ir::FileFormat::Jsonl,
+            partition_by: Vec::new(),
+        };
+        let second = assignments(&changed, 2, &place(&changed, &plan, &all, &[]), &all, &BTreeMap::new());
+        assert_ne!(second["cloud1"].key, first["cloud1"].key);
+        assert_eq!(second["fog1"].key, first["fog1"].key);
+        assert_eq!(second["edge1"].key, first["edge1"].key);
+    }
+
+    #[test]
+    fn components_wait_for_machines_that_never_joined_and_move_off_lost_ones() {
+        let (application, plan) = planned();
+        let fog_only = [agent("fog1", Tier::Fog)];
+        // A new cluster where only the fog has joined: the others' components wait, nothing moves.
+        let placed = place(&application, &plan, &fog_only, &[]);
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
-        // `readings` is pinned to edge1 (`on = edge1`), which is gone; `kept` moves to the fog.
+        assert_eq!(host_of(&placed, "kept"), None);
+        assert_eq!(host_of(&placed, "readings"), None);
+        // The cloud and the edge joined once and are lost: `kept` moves to the fog; `readings` stays with its node.
+        let placed = place(&application, &plan, &fog_only, &["cloud1".to_string(), "edge1".to_string()]);
         assert_eq!(host_of(&placed, "kept"), Some("fog1"));
-        assert!(placed.iter().any(|placed| placed.component == "readings"));
+        assert_eq!(host_of(&placed, "readings"), None);
     }
 }

@@ -187,8 +187,10 @@ impl Server {
                     Some(LiveAgent { name: name.clone(), tier, data_address: agent.join.data_address.clone() })
                 })
                 .collect();
+            let lost: Vec<String> =
+                cluster.agents.iter().filter(|(_, agent)| agent.lost).map(|(name, _)| name.clone()).collect();
             if let Some(deployed) = &cluster.deployed {
-                let placed = place(&deployed.application, &deployed.plan, &live);
+                let placed = place(&deployed.application, &deployed.plan, &live, &lost);
                 for now in &placed {
                     let before = cluster
                         .placed
@@ -197,12 +199,15 @@ impl Server {
                     let moved = before.is_some_and(|before| before.host != now.host)
                         || before.is_none() && now.host.as_ref() != Some(&now.planned);
                     if moved {
+                        let was_running = before.is_some_and(|before| before.host.is_some());
                         let message = match (&now.host, now.host.as_ref() == Some(&now.planned)) {
-                            (Some(host), true) => format!("back on {host}, as planned"),
+                            (Some(host), true) if was_running => format!("back on {host}, as planned"),
+                            (Some(host), true) => format!("running on {host}, as planned"),
                             (Some(host), false) => format!("moved to {host}: {} is lost", now.planned),
-                            (None, _) => {
-                                format!("waiting: no live agent can take it ({} is not connected)", now.planned)
+                            (None, _) if lost.contains(&now.planned) => {
+                                format!("not running: {} is lost and no live agent can take it", now.planned)
                             }
+                            (None, _) => format!("waiting for {} to join", now.planned),
                         };
                         events.push(("placement", Some(now.component.clone()), message));
                     }
