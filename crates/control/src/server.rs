@@ -338,8 +338,32 @@ fn refused() -> Response {
     json_response(StatusCode::UNAUTHORIZED, json!({ "error": "wrong or missing token" }))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|error| format!("bad request: {error}"))
+/// A request that carries the cluster's token in its body.
+trait Authenticated: serde::de::DeserializeOwned {
+    fn token(&self) -> &str;
+}
+
+macro_rules! authenticated {
+    ($($request:ty),*) => {
+        $(impl Authenticated for $request {
+            fn token(&self) -> &str {
+                &self.token
+            }
+        })*
+    };
+}
+
+authenticated!(Join, Heartbeat, Apply, TrainingRequest);
+
+/// The request in `body` if it parses and carries the right token; the answer to give otherwise (boxed: a response
+/// is large, and this is the rare path).
+fn authenticated<T: Authenticated>(server: &Server, body: &[u8]) -> Result<T, Box<Response>> {
+    let request: T =
+        serde_json::from_slice(body).map_err(|error| Box::new(bad_request(format!("bad request: {error}"))))?;
+    if request.token() != server.options.token {
+        return Err(Box::new(refused()));
+    }
+    Ok(request)
 }
 
 fn bad_request(message: String) -> Response {
@@ -347,13 +371,10 @@ fn bad_request(message: String) -> Response {
 }
 
 async fn join(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let mut join: Join = match parse(&body) {
+    let mut join: Join = match authenticated(&server, &body) {
         Ok(join) => join,
-        Err(message) => return bad_request(message),
+        Err(response) => return *response,
     };
-    if join.token != server.options.token {
-        return refused();
-    }
     join.token.clear();
     let name = join.name.clone();
     let _ = server.state.record_agent(&name, &serde_json::to_string(&join).unwrap_or_default());
@@ -373,13 +394,10 @@ async fn join(State(server): State<Arc<Server>>, body: Bytes) -> Response {
 }
 
 async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let beat: Heartbeat = match parse(&body) {
+    let beat: Heartbeat = match authenticated(&server, &body) {
         Ok(beat) => beat,
-        Err(message) => return bad_request(message),
+        Err(response) => return *response,
     };
-    if beat.token != server.options.token {
-        return refused();
-    }
     let (back, answer, training) = {
         let mut cluster = lock(&server.cluster);
         let Some(agent) = cluster.agents.get_mut(&name) else {
@@ -413,13 +431,10 @@ async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, 
 }
 
 async fn apply(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let apply: Apply = match parse(&body) {
+    let apply: Apply = match authenticated(&server, &body) {
         Ok(apply) => apply,
-        Err(message) => return bad_request(message),
+        Err(response) => return *response,
     };
-    if apply.token != server.options.token {
-        return refused();
-    }
     let app = apply.application.name.clone();
     let ir = serde_json::to_string(&apply.application).unwrap_or_default();
     let plan = serde_json::to_string(&apply.plan).unwrap_or_default();
@@ -438,8 +453,7 @@ async fn model(
     Path((name, version)): Path<(String, u32)>,
     headers: HeaderMap,
 ) -> Response {
-    let expected = format!("Bearer {}", server.options.token);
-    if headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) != Some(expected.as_str()) {
+    if !authorized(&server, &headers) {
         return refused();
     }
     if name.contains(['/', '\\', '.']) {
@@ -510,6 +524,7 @@ async fn gateway(State(server): State<Arc<Server>>, Path(name): Path<String>, bo
     }
 }
 
+/// Whether a request carries the cluster's token as `Authorization: Bearer TOKEN`.
 fn authorized(server: &Server, headers: &HeaderMap) -> bool {
     let expected = format!("Bearer {}", server.options.token);
     headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) == Some(expected.as_str())
@@ -550,13 +565,10 @@ async fn get_blob(State(server): State<Arc<Server>>, Path(sha256): Path<String>,
 
 /// `POST /v1/training`: a model's search, run on the agents.
 async fn start_training(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let request: TrainingRequest = match parse(&body) {
+    let request: TrainingRequest = match authenticated(&server, &body) {
         Ok(request) => request,
-        Err(message) => return bad_request(message),
+        Err(response) => return *response,
     };
-    if request.token != server.options.token {
-        return refused();
-    }
     let Some(blob) = blob_path(&server, &request.data_sha256) else { return bad_request("not a sha256".into()) };
     let Ok(bytes) = std::fs::read(&blob) else {
         return json_response(
