@@ -46,6 +46,12 @@ pub struct AgentOptions {
     pub api_listen: Option<SocketAddr>,
 }
 
+/// Searches kept ready at most (each holds its data in memory).
+const PREPARED_KEPT: usize = 4;
+
+/// Searches made ready, by (data sha256, model).
+type Prepared = Arc<Mutex<HashMap<(String, String), Arc<stratum_ml::search::TrainingRun>>>>;
+
 type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Delivered>>>>;
 
 /// What the running part shows on the agent's API (replaced when the assignment changes).
@@ -79,8 +85,8 @@ pub struct Agent {
     failed: Option<(String, Instant)>,
     current: Shared,
     api_address: Option<String>,
-    /// Stops the running part's autoscalers.
-    stop_services: Option<watch::Sender<bool>>,
+    /// Stops what runs beside the data plane of the running part: service autoscalers, batches, tools.
+    stop_beside: Option<watch::Sender<bool>>,
     /// Training tasks running now, and the results waiting for the next heartbeat.
     training_running: Arc<std::sync::atomic::AtomicUsize>,
     training_results: Arc<Mutex<Vec<TrainingResult>>>,
@@ -88,6 +94,8 @@ pub struct Agent {
     training_done: Arc<tokio::sync::Notify>,
     /// What its batches and tools did since the last heartbeat, for the control plane's events.
     events: Arc<Mutex<Vec<AgentEvent>>>,
+    /// Searches made ready, by (data sha256, model): the data is read and prepared once per job, not per task.
+    prepared: Prepared,
 }
 
 impl Agent {
@@ -133,11 +141,12 @@ impl Agent {
             failed: None,
             current,
             api_address,
-            stop_services: None,
+            stop_beside: None,
             training_running: Arc::default(),
             training_results: Arc::default(),
             training_done: Arc::default(),
             events: Arc::default(),
+            prepared: Arc::default(),
         };
         Ok((agent, router))
     }
@@ -272,6 +281,7 @@ impl Agent {
         let base = self.options.data_dir.join("training").join(&work.task.data);
         let (running, results, done) =
             (self.training_running.clone(), self.training_results.clone(), self.training_done.clone());
+        let prepared = self.prepared.clone();
         tokio::spawn(async move {
             let outcome = async {
                 let path = crate::training::data_path(&work.application, &work.model, &base)
@@ -292,8 +302,24 @@ impl Agent {
                 }
                 let (application, model, task) = (work.application.clone(), work.model.clone(), work.task.clone());
                 tokio::task::spawn_blocking(move || {
-                    let run = stratum_ml::search::prepare_training(&application, &model, &base)
-                        .map_err(|error| error.to_string())?;
+                    let run = {
+                        // Held while preparing, so that the tasks of one job wait for the first to read the data.
+                        let mut prepared = lock(&prepared);
+                        match prepared.get(&(task.data.clone(), model.clone())) {
+                            Some(run) => run.clone(),
+                            None => {
+                                let run = stratum_ml::search::prepare_training(&application, &model, &base)
+                                    .map_err(|error| error.to_string())?;
+                                let run = Arc::new(run);
+                                // A few recent searches are kept, not every one an agent ever ran.
+                                if prepared.len() >= PREPARED_KEPT {
+                                    prepared.clear();
+                                }
+                                prepared.insert((task.data.clone(), model.clone()), run.clone());
+                                run
+                            }
+                        }
+                    };
                     run.run(&task)
                 })
                 .await
@@ -307,7 +333,7 @@ impl Agent {
     }
 
     async fn stop_running(&mut self) {
-        if let Some(stop) = self.stop_services.take() {
+        if let Some(stop) = self.stop_beside.take() {
             stop.send_replace(true);
         }
         lock(&self.current).services.clear();
@@ -365,11 +391,11 @@ impl Agent {
         tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
         // The services it runs answer on its API too, each a pool of replicas that scales with its requests.
         let mut services = BTreeMap::new();
-        let (stop_services, services_stopped) = watch::channel(false);
+        let (stop_beside, beside_stopped) = watch::channel(false);
         let model_store = self.options.data_dir.join("models");
         for service in application.services.iter().filter(|service| assignment.components.contains(&service.name)) {
             let pool = ServicePool::new(&application, &service.name, &model_store, &pipeline.metrics)?;
-            tokio::spawn(pool.clone().autoscale(services_stopped.clone(), |service, from, to, reason| {
+            tokio::spawn(pool.clone().autoscale(beside_stopped.clone(), |service, from, to, reason| {
                 tracing::info!(service, from, to, reason, "scaled");
             }));
             services.insert(service.name.clone(), pool);
@@ -377,7 +403,7 @@ impl Agent {
         let batches: Vec<String> = assignment.components.iter().filter(|name| is_batch(name)).cloned().collect();
         if !batches.is_empty() {
             let (application, base, events) = (application.clone(), self.options.data_dir.clone(), self.events.clone());
-            let stopped = services_stopped.clone();
+            let stopped = beside_stopped.clone();
             tokio::spawn(async move {
                 stratum_batch::schedule::run_on_schedule(&application, &base, &batches, stopped, |name, result| {
                     let (kind, message) = match result {
@@ -400,7 +426,7 @@ impl Agent {
                         tool.clone(),
                         line,
                         self.options.data_dir.join("logs"),
-                        services_stopped.clone(),
+                        beside_stopped.clone(),
                         move |name, event| {
                             let (kind, message) = crate::tools::describe(&event);
                             report(name, kind, message);
@@ -410,7 +436,7 @@ impl Agent {
                 Err(reason) => report(&tool.name, "tool-not-started", reason),
             }
         }
-        self.stop_services = Some(stop_services);
+        self.stop_beside = Some(stop_beside);
         *lock(&self.current) = Current { metrics: Some(pipeline.metrics.clone()), services };
         self.running = Some(Running {
             key: assignment.key,

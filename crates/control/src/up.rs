@@ -63,7 +63,8 @@ pub struct Running {
     pipeline: JoinHandle<Result<RunSummary, stratum_dataplane::Error>>,
     stopper: Stopper,
     stop_batches: watch::Sender<bool>,
-    stop_services: watch::Sender<bool>,
+    /// Stops what runs beside the data plane: service autoscalers, policies, tools.
+    stop_beside: watch::Sender<bool>,
     batches: JoinHandle<()>,
     tools: Vec<JoinHandle<()>>,
     api: JoinHandle<()>,
@@ -175,11 +176,11 @@ pub async fn up(
     let stopper = pipeline.stopper();
 
     let mut services = BTreeMap::new();
-    let (stop_services, services_stopped) = watch::channel(false);
+    let (stop_beside, beside_stopped) = watch::channel(false);
     for service in &application.services {
         let pool = ServicePool::new(&application, &service.name, &model_store, &metrics)?;
         let (scale_state, scale_app) = (state.clone(), app.clone());
-        tokio::spawn(pool.clone().autoscale(services_stopped.clone(), move |service, from, to, reason| {
+        tokio::spawn(pool.clone().autoscale(beside_stopped.clone(), move |service, from, to, reason| {
             let message = format!("{from} → {to} replicas ({reason})");
             let _ = scale_state.record_event(&scale_app, "scaled", Some(service), &message);
         }));
@@ -190,7 +191,7 @@ pub async fn up(
     if !policies.is_empty() {
         let (qos_application, qos_services, qos_metrics, qos_state, qos_app) =
             (application.clone(), services.clone(), metrics.clone(), state.clone(), app.clone());
-        let mut qos_stop = services_stopped.clone();
+        let mut qos_stop = beside_stopped.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
@@ -224,7 +225,7 @@ pub async fn up(
                     tool.clone(),
                     line,
                     options.state_dir.join("logs"),
-                    services_stopped.clone(),
+                    beside_stopped.clone(),
                     move |name, event| record_tool_event(&tool_state, &tool_app, name, event),
                 )));
             }
@@ -297,7 +298,7 @@ pub async fn up(
         pipeline,
         stopper,
         stop_batches,
-        stop_services,
+        stop_beside,
         batches,
         tools,
         api,
@@ -320,7 +321,7 @@ impl Running {
     pub async fn stop(self) -> Result<RunSummary, Error> {
         self.stopper.stop();
         self.stop_batches.send_replace(true);
-        self.stop_services.send_replace(true);
+        self.stop_beside.send_replace(true);
         let summary = self.pipeline.await.map_err(|error| Error::Task(error.to_string()))?;
         let _ = self.batches.await;
         for tool in self.tools {

@@ -259,10 +259,10 @@ fn run_task(
 /// search — the same ones, in the same order, wherever it is made ready from the same data and seed. The tasks
 /// can then run anywhere (worker threads here, agents on other machines) and [`TrainingRun::finish`] turns their
 /// outcomes into the leaderboard and the refitted winner.
-pub struct TrainingRun<'a> {
+pub struct TrainingRun {
     model: String,
-    found: &'a Model,
-    training: &'a Training,
+    task: Task,
+    training: Training,
     seed: u64,
     table: Table,
     fingerprint: String,
@@ -273,7 +273,7 @@ pub struct TrainingRun<'a> {
 }
 
 /// Loads a model's data and lays out its search.
-pub fn prepare_training<'a>(application: &'a Application, model: &str, base: &Path) -> Result<TrainingRun<'a>, Error> {
+pub fn prepare_training(application: &Application, model: &str, base: &Path) -> Result<TrainingRun, Error> {
     let (found, training) = training_of(application, model)?;
     let seed = training.seed.unwrap_or(0);
     let (table, fingerprint) = load_training_data(application, training, base)?;
@@ -294,8 +294,8 @@ pub fn prepare_training<'a>(application: &'a Application, model: &str, base: &Pa
         .collect();
     Ok(TrainingRun {
         model: model.to_string(),
-        found,
-        training,
+        task: found.task,
+        training: training.clone(),
         seed,
         table,
         fingerprint,
@@ -306,7 +306,7 @@ pub fn prepare_training<'a>(application: &'a Application, model: &str, base: &Pa
     })
 }
 
-impl TrainingRun<'_> {
+impl TrainingRun {
     /// The fingerprint of the data the run was made ready from.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
@@ -328,7 +328,7 @@ impl TrainingRun<'_> {
             return Err(format!("the task is for data {}, not the data here ({})", task.data, self.fingerprint));
         }
         let split = self.folds.get(task.fold).ok_or_else(|| format!("there is no fold {}", task.fold))?;
-        run_task(&self.examples, self.training, split, &task.algorithm, &task.params, task.seed)
+        run_task(&self.examples, &self.training, split, &task.algorithm, &task.params, task.seed)
             .map_err(|error| error.to_string())
     }
 
@@ -339,7 +339,7 @@ impl TrainingRun<'_> {
         outcomes: Vec<Option<Result<TaskOutcome, String>>>,
         elapsed: Duration,
     ) -> Result<TrainReport, Error> {
-        let (training, folds, model) = (self.training, &self.folds, self.model.as_str());
+        let (training, folds, model) = (&self.training, &self.folds, self.model.as_str());
         let higher = training.metric.higher_is_better();
         let mut entries = Vec::new();
         let mut skipped = 0;
@@ -411,7 +411,7 @@ impl TrainingRun<'_> {
             Target::Classes { classes, .. } => classes.clone(),
             _ => Vec::new(),
         };
-        let winner = TrainedModel { preparation, fitted, classes, task: self.found.task };
+        let winner = TrainedModel { preparation, fitted, classes, task: self.task };
         Ok(TrainReport {
             model: model.to_string(),
             leaderboard,
