@@ -1,5 +1,6 @@
 //! `stratum up`: the whole application on this machine — checked, planned, its models made ready, every component
-//! started — with where things run, the URLs to use, and live status and events until Ctrl-C.
+//! started — with where things run, the dashboard and API to use, and live status and events until Ctrl-C; a
+//! version applied from the web editor replaces the running one.
 
 use crate::Outcome;
 use crate::commands::{checked_without_errors, planned_or_report};
@@ -10,16 +11,25 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use stratum_api::{ApiConfig, ControlPlane, Live, Phase, Tokens};
 use stratum_control::models::ModelProgress;
 use stratum_control::up::{UpOptions, UpProgress, up};
+use stratum_core::ir::Application;
+use stratum_core::plan::Plan;
 
 #[derive(clap::Args)]
 pub struct UpArgs {
     /// The .stratum file to run.
     file: PathBuf,
-    /// Where the API (status, events, metrics, predictions) listens.
+    /// Where the web interface and the API listen.
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDRESS")]
     api: SocketAddr,
+    /// The operator's API token (reads and applies); a random one is made and printed otherwise.
+    #[arg(long, env = "STRATUM_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The viewer's API token (reads only); a random one is made and printed otherwise.
+    #[arg(long, env = "STRATUM_VIEWER_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    viewer_token: Option<String>,
     /// The state store, the model store and the dead letters.
     #[arg(long, default_value = ".stratum")]
     state_dir: PathBuf,
@@ -95,68 +105,130 @@ pub fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let options = UpOptions {
         base_dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default(),
         state_dir: args.state_dir.clone(),
-        api_address: args.api,
         mqtt_broker: args.broker.clone(),
         simulate: !args.live,
         bootstrap_hours: args.bootstrap_hours,
         time_scale: args.speed,
     };
+    let tokens = match (args.token.clone(), args.viewer_token.clone()) {
+        (Some(operator), Some(viewer)) => Tokens { operator, viewer },
+        (operator, viewer) => {
+            let random = Tokens::random()?;
+            Tokens { operator: operator.unwrap_or(random.operator), viewer: viewer.unwrap_or(random.viewer) }
+        }
+    };
     let runtime = runtime()?;
-    let started = runtime.block_on(up(application.clone(), plan, options, &mut |progress| print_progress(&progress)));
-    let running = match started {
-        Ok(running) => running,
+    runtime.block_on(run_up(args, application, plan, options, tokens))
+}
+
+/// Serves the API from the start (it says `starting` while models train), runs the application, and runs each
+/// version applied from the editor in its place until stopped.
+async fn run_up(
+    args: UpArgs,
+    application: Application,
+    plan: Plan,
+    options: UpOptions,
+    tokens: Tokens,
+) -> anyhow::Result<Outcome> {
+    let listener = match tokio::net::TcpListener::bind(args.api).await {
+        Ok(listener) => listener,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: cannot serve the API on {}: {error} (choose another address with --api)", args.api);
             return Ok(Outcome::UserError);
         }
     };
-    print_started(&running, &application, args.live);
+    let address = listener.local_addr()?;
+    let config =
+        ApiConfig { tokens: tokens.clone(), source_file: args.file.clone(), state_dir: args.state_dir.clone() };
+    let (plane, mut reloads) = ControlPlane::new(config);
+    let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
+    let api = tokio::spawn(stratum_api::serve(listener, plane.clone(), api_stopped));
+    let base = format!("http://{address}");
+    eprintln!("dashboard: {base}/#token={}", tokens.operator);
+
+    let running = match up(application, plan, options.clone(), &mut |progress| print_progress(&progress)).await {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("error: {error}");
+            stop_api.send_replace(true);
+            let _ = api.await;
+            return Ok(Outcome::UserError);
+        }
+    };
+    plane.set_live(Some(Live::of(&running)));
+    print_started(&running, args.live, &base, &tokens);
 
     let interactive = std::io::stderr().is_terminal();
-    let (metrics, state, app) = (running.metrics.clone(), running.state.clone(), running.app.clone());
-    let summary = runtime.block_on(async move {
-        let began = Instant::now();
-        let deadline = args.run_for.map(|limit| tokio::time::Instant::now() + limit);
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        let mut data_plane_ended = false;
-        let mut seen_events: BTreeSet<i64> =
-            state.events(&app, 1000).unwrap_or_default().iter().map(|event| event.id).collect();
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {
-                    eprintln!("\nstopping: draining the data plane …");
-                    break;
+    let began = Instant::now();
+    let deadline = args.run_for.map(|limit| tokio::time::Instant::now() + limit);
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut data_plane_ended = false;
+    let mut seen_events: BTreeSet<i64> =
+        running.state.events(&running.app, 1000).unwrap_or_default().iter().map(|event| event.id).collect();
+    let mut current = Some(running);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\nstopping: draining the data plane …");
+                break;
+            }
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break,
+            Some(reload) = reloads.recv() => {
+                eprintln!("a new version was applied from the editor: draining version {} …",
+                    current.as_ref().map_or(0, |running| running.version));
+                plane.set_live(None);
+                if let Some(old) = current.take() && let Err(error) = old.stop().await {
+                    eprintln!("the old version stopped with an error: {error}");
                 }
-                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break,
-                _ = tick.tick() => {
-                    for event in state.events(&app, 50).unwrap_or_default() {
-                        if seen_events.insert(event.id) {
-                            let component = event.component.map(|component| format!(" `{component}`")).unwrap_or_default();
-                            eprintln!("event: {}{component}: {}", event.kind, event.message);
-                        }
+                match up(reload.application, reload.plan, options.clone(), &mut |progress| print_progress(&progress)).await {
+                    Ok(started) => {
+                        plane.set_live(Some(Live::of(&started)));
+                        print_started(&started, args.live, &base, &tokens);
+                        data_plane_ended = false;
+                        current = Some(started);
                     }
-                    if interactive {
-                        eprintln!("{}", status_line(&metrics.snapshot(), began.elapsed()));
-                    }
-                    // Sources that ran out end the data plane; services, batches and the API go on until stopped.
-                    if running.pipeline_finished() && !data_plane_ended {
-                        data_plane_ended = true;
-                        eprintln!("the data plane has ended; services and the API run until Ctrl-C");
+                    Err(error) => {
+                        eprintln!("error: the new version did not start: {error}; fix it in the editor and apply again");
+                        plane.set_phase(Phase::Failed(error.to_string()));
                     }
                 }
             }
+            _ = tick.tick() => {
+                let Some(running) = &current else { continue };
+                for event in running.state.events(&running.app, 50).unwrap_or_default() {
+                    if seen_events.insert(event.id) {
+                        let component = event.component.map(|component| format!(" `{component}`")).unwrap_or_default();
+                        eprintln!("event: {}{component}: {}", event.kind, event.message);
+                    }
+                }
+                if interactive {
+                    eprintln!("{}", status_line(&running.metrics.snapshot(), began.elapsed()));
+                }
+                // Sources that ran out end the data plane; services, batches and the API go on until stopped.
+                if running.pipeline_finished() && !data_plane_ended {
+                    data_plane_ended = true;
+                    eprintln!("the data plane has ended; services and the API run until Ctrl-C");
+                }
+            }
         }
-        running.stop().await
-    });
+    }
+    plane.set_live(None);
+    let summary = match current {
+        Some(running) => Some(running.stop().await),
+        None => None,
+    };
+    stop_api.send_replace(true);
+    let _ = api.await;
     match summary {
-        Ok(summary) => {
+        Some(Ok(summary)) => {
             print_metrics(&summary.components, summary.seconds);
             Ok(Outcome::Success)
         }
-        Err(error) => {
+        Some(Err(error)) => {
             eprintln!("error: {error}");
             Ok(Outcome::UserError)
         }
+        None => Ok(Outcome::UserError),
     }
 }
 
@@ -181,8 +253,9 @@ fn print_progress(progress: &UpProgress) {
     }
 }
 
-fn print_started(running: &stratum_control::up::Running, application: &stratum_core::ir::Application, live: bool) {
-    eprintln!("agents (one per machine, in this process):");
+fn print_started(running: &stratum_control::up::Running, live: bool, base: &str, tokens: &Tokens) {
+    let application = &running.application;
+    eprintln!("version {} runs; agents (one per machine, in this process):", running.version);
     for agent in &running.agents {
         let components: Vec<String> = agent
             .components
@@ -210,11 +283,12 @@ fn print_started(running: &stratum_control::up::Running, application: &stratum_c
             eprintln!("simulated sources (use --live to connect them): {}", simulated.join(", "));
         }
     }
-    let api = &running.api_url;
-    eprintln!("API:      {api}/v1/status   events: {api}/v1/events");
-    eprintln!("metrics:  {api}/metrics");
+    eprintln!("dashboard: {base}/#token={}", tokens.operator);
+    eprintln!("API:       {base}/v1/openapi.json — send `Authorization: Bearer {}`", tokens.operator);
+    eprintln!("           (read-only token for viewers: {})", tokens.viewer);
+    eprintln!("metrics:   {base}/metrics");
     for service in &application.services {
-        eprintln!("predict:  curl -X POST {api}/v1/services/{}/predict -d '{{…}}'", service.name);
+        eprintln!("predict:   curl -X POST {base}/v1/services/{}/predict -d '{{…}}'", service.name);
     }
     eprintln!("press Ctrl-C to stop (it drains: open windows are emitted, files written)");
 }

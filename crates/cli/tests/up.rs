@@ -2,75 +2,14 @@
 //! history and trained, windows are emitted, the congestion service answers over HTTP and publishes its decisions
 //! and the signal plans over MQTT, `/metrics` shows it all, and a second `up` reuses the trained model.
 
+mod common;
+
+use common::{OPERATOR_TOKEN, Up, free_port, traffic_copy};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A running `stratum up` whose stderr lines are collected as they come.
-struct Up {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Up {
-    fn start(folder: &Path, api: u16, seconds: u32) -> Up {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
-            .args(["up", "traffic.stratum", "--speed", "60", "--bootstrap-hours", "12"])
-            .args(["--api", &format!("127.0.0.1:{api}"), "--for", &format!("{seconds}s")])
-            .args(["--state-dir", ".stratum"])
-            .current_dir(folder)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the stratum binary runs");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (stderr, collected) = (child.stderr.take().unwrap(), lines.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                collected.lock().unwrap().push(line);
-            }
-        });
-        Up { child, lines }
-    }
-
-    /// Waits for a stderr line containing `text` and returns it.
-    fn line(&self, text: &str, timeout: Duration) -> String {
-        let started = Instant::now();
-        loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|line| line.contains(text)) {
-                return line.clone();
-            }
-            assert!(started.elapsed() < timeout, "no `{text}` in:\n{}", self.lines.lock().unwrap().join("\n"));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn finish(mut self) -> (i32, String, String) {
-        let status = self.child.wait().unwrap();
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        (status.code().unwrap_or(-1), stdout, self.lines.lock().unwrap().join("\n"))
-    }
-}
-
-fn traffic_copy(name: &str) -> PathBuf {
-    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/traffic");
-    for file in ["traffic.stratum", "shared.stratum"] {
-        std::fs::copy(examples.join(file), folder.join(file)).unwrap();
-    }
-    folder
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_the_traffic_application_end_to_end() {
@@ -80,6 +19,8 @@ async fn up_runs_the_traffic_application_end_to_end() {
     up.line("trained v1", Duration::from_secs(240));
     let broker = up.line("embedded MQTT broker:", Duration::from_secs(30));
     up.line("API:", Duration::from_secs(30));
+    let dashboard = up.line("dashboard: ", Duration::from_secs(1));
+    assert!(dashboard.contains(&format!("http://127.0.0.1:{api}/#token={OPERATOR_TOKEN}")), "{dashboard}");
 
     // Signal decisions and the service's congestion calls, as MQTT subscribers see them.
     let url = broker.rsplit("mqtt://").next().unwrap().trim().to_string();
@@ -116,9 +57,18 @@ async fn up_runs_the_traffic_application_end_to_end() {
             .map_or(0, |component| component["events_out"].as_u64().unwrap())
     };
     loop {
-        let status: Value =
-            serde_json::from_str(&http.get(format!("{base}/v1/status")).send().await.unwrap().text().await.unwrap())
-                .unwrap();
+        let status: Value = serde_json::from_str(
+            &http
+                .get(format!("{base}/v1/status"))
+                .bearer_auth(OPERATOR_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(status["app"], "traffic");
         if count_of(&status, "counts") > 0 && count_of(&status, "signal_timing") > 0 {
             assert_eq!(status["models"][0]["model"], "congestion");
@@ -137,7 +87,8 @@ async fn up_runs_the_traffic_application_end_to_end() {
     let wrong = wrong.send().await.unwrap();
     assert_eq!(wrong.status().as_u16(), 400);
     assert!(wrong.text().await.unwrap().contains("takes window_end: timestamp"));
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        http.get(format!("{base}/metrics")).bearer_auth(OPERATOR_TOKEN).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("stratum_processing_seconds_bucket{component=\"signal_timing-http\""), "{metrics}");
     assert!(metrics.contains("stratum_events_out_total{component=\"counts\""));
 

@@ -1,16 +1,13 @@
-//! The control plane's HTTP API: status of the application and its agents, its events, Prometheus metrics, and
-//! the gateway to its inference services.
+//! A small HTTP API over a set of inference services: predictions and Prometheus metrics. The serving tests use
+//! it; an agent serves the same two routes for the services it runs, with these answers. The API of a whole running
+//! application, with its web interface, is the `stratum-api` crate.
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /v1/status` | the application, its agents and each component's counters, the served models |
-//! | `GET /v1/events` | the latest events (started, trained, batch runs, failures), oldest first |
 //! | `POST /v1/services/{name}/predict` | one JSON object or an array of them, answered with predictions |
 //! | `GET /metrics` | every component's standard metrics and every service's request latency histogram |
 
-use crate::agents::LocalAgent;
 use crate::serving::ServicePool;
-use crate::state::StateStore;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -19,23 +16,15 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 use stratum_dataplane::metrics::Registry;
 
 pub struct ApiState {
-    pub app: String,
-    pub version: u32,
-    pub agents: Vec<LocalAgent>,
     pub services: BTreeMap<String, Arc<ServicePool>>,
     pub metrics: Arc<Registry>,
-    pub state: Arc<StateStore>,
-    pub started: Instant,
 }
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/events", get(events))
         .route("/v1/services/{name}/predict", post(predict))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -43,32 +32,6 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 
 pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
-}
-
-async fn status(State(state): State<Arc<ApiState>>) -> Response {
-    let snapshots = state.metrics.snapshot();
-    let agents: Vec<_> = state.agents.iter().map(|agent| agent.status(&snapshots)).collect();
-    let services: Vec<Value> =
-        state.services.values().map(|service| json!({ "name": service.name, "model": service.model })).collect();
-    let served = state.state.served_models(&state.app).unwrap_or_default();
-    json_response(
-        StatusCode::OK,
-        json!({
-            "app": state.app,
-            "version": state.version,
-            "uptime_seconds": state.started.elapsed().as_secs_f64(),
-            "agents": agents,
-            "services": services,
-            "models": served,
-        }),
-    )
-}
-
-async fn events(State(state): State<Arc<ApiState>>) -> Response {
-    match state.state.events(&state.app, 200) {
-        Ok(events) => json_response(StatusCode::OK, json!({ "events": events })),
-        Err(error) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": error.to_string() })),
-    }
 }
 
 async fn predict(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> Response {

@@ -97,7 +97,7 @@ pub fn place(application: &Application, plan: &Plan, live: &[LiveAgent], lost: &
 }
 
 /// The components whose records `consumer` reads.
-fn inputs_of(application: &Application, consumer: &str) -> Vec<String> {
+pub fn inputs_of(application: &Application, consumer: &str) -> Vec<String> {
     if let Some(stream) = application.streams.iter().find(|stream| stream.name == consumer) {
         let mut inputs = vec![stream.from.clone()];
         inputs.extend(stream.join.as_ref().map(|join| join.with.clone()));
@@ -165,7 +165,7 @@ fn predicted_services(expr: &stratum_core::ir::Expr, found: &mut dyn FnMut(&str)
 }
 
 /// A component as the application defines it, as JSON (what changes when the component changes).
-fn definition(application: &Application, name: &str) -> String {
+pub fn definition(application: &Application, name: &str) -> String {
     let json = |value: Result<String, serde_json::Error>| value.unwrap_or_default();
     if let Some(item) = application.sources.iter().find(|item| item.name == name) {
         return json(serde_json::to_string(item));

@@ -36,20 +36,6 @@ pub fn percentile_seconds(buckets: &[u64], percentile: f64) -> Option<f64> {
     None
 }
 
-/// What a service did over one interval: the difference of two snapshots of its request metrics.
-fn interval(before: &MetricsSnapshot, now: &MetricsSnapshot) -> MetricsSnapshot {
-    let mut delta = now.clone();
-    delta.events_in = now.events_in.saturating_sub(before.events_in);
-    delta.errors = now.errors.saturating_sub(before.errors);
-    delta.latency_buckets = now
-        .latency_buckets
-        .iter()
-        .zip(&before.latency_buckets)
-        .map(|(now, before)| now.saturating_sub(*before))
-        .collect();
-    delta
-}
-
 /// The value of a signal for a service over an interval, or why it cannot be measured here.
 fn measure(signal: &str, delta: &MetricsSnapshot, pool: &ServicePool) -> Result<Option<f64>, String> {
     let percentile = |fraction: f64| Ok(percentile_seconds(&delta.latency_buckets, fraction));
@@ -118,7 +104,7 @@ impl PolicyEngine {
             .iter()
             .map(|(service, snapshot)| {
                 let delta =
-                    self.previous.get(service).map_or_else(|| snapshot.clone(), |before| interval(before, snapshot));
+                    self.previous.get(service).map_or_else(|| snapshot.clone(), |before| snapshot.since(before));
                 (service.clone(), delta)
             })
             .collect();

@@ -2,11 +2,11 @@
 //! one in-process agent per machine of the plan; the models the services need made ready (reused, trained, or
 //! bootstrapped from simulated history and trained); the embedded MQTT broker when a component needs it; then
 //! every source, stream, service and sink in one data plane, with sources that need the outside world simulated
-//! unless asked to connect for real. Runs until stopped; stopping drains.
+//! unless asked to connect for real. Runs until stopped; stopping drains. The HTTP API and the web interface
+//! over a running application live in the `stratum-api` crate: [`Running`] exposes what they read.
 
 use crate::Error;
 use crate::agents::{LocalAgent, agents_of};
-use crate::api::{ApiState, router};
 use crate::models::{ModelOptions, ModelProgress, ensure_models};
 use crate::serving::ServicePool;
 use crate::state::{ServedModel, StateStore};
@@ -20,6 +20,7 @@ use stratum_core::plan::Plan;
 use stratum_dataplane::connectors::mqtt::EmbeddedBroker;
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::pipeline::Stopper;
+use stratum_dataplane::sinks::feed::Feed;
 use stratum_dataplane::{Pipeline, PipelineOptions, RunSummary};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,8 +31,6 @@ pub struct UpOptions {
     pub base_dir: PathBuf,
     /// The state store, the model store and the dead letters live here.
     pub state_dir: PathBuf,
-    /// Where the API listens.
-    pub api_address: SocketAddr,
     /// An MQTT broker to use instead of the embedded one.
     pub mqtt_broker: Option<String>,
     /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP).
@@ -53,10 +52,16 @@ pub enum UpProgress {
 pub struct Running {
     pub app: String,
     pub version: u32,
-    pub api_url: String,
+    pub application: Arc<Application>,
+    pub plan: Arc<Plan>,
+    pub started: Instant,
     pub broker_url: Option<String>,
     pub agents: Vec<LocalAgent>,
     pub metrics: Arc<Registry>,
+    /// The HTTP part of each service, by name: predictions go here.
+    pub services: BTreeMap<String, Arc<ServicePool>>,
+    /// The latest records of each stream or source a dashboard panel shows.
+    pub feeds: BTreeMap<String, Feed>,
     /// Components of the plan this version does not run yet, with the reason.
     pub not_running: Vec<(String, String)>,
     pub state: Arc<StateStore>,
@@ -67,7 +72,6 @@ pub struct Running {
     stop_beside: watch::Sender<bool>,
     batches: JoinHandle<()>,
     tools: Vec<JoinHandle<()>>,
-    api: JoinHandle<()>,
 }
 
 /// The MQTT sinks and sources (and service outputs) that name no broker need one.
@@ -243,27 +247,7 @@ pub async fn up(
             .map(|service| (service.name.clone(), "answers on the API only".to_string())),
     );
 
-    let listener = tokio::net::TcpListener::bind(options.api_address)
-        .await
-        .map_err(|error| Error::Listen { address: options.api_address.to_string(), message: error.to_string() })?;
-    let api_address = listener
-        .local_addr()
-        .map_err(|error| Error::Listen { address: options.api_address.to_string(), message: error.to_string() })?;
-    let api_state = Arc::new(ApiState {
-        app: app.clone(),
-        version,
-        agents: agents.clone(),
-        services,
-        metrics: metrics.clone(),
-        state: state.clone(),
-        started,
-    });
-    let api = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router(api_state)).await {
-            tracing::error!(%error, "the API server stopped");
-        }
-    });
-
+    let feeds = pipeline.feeds.clone();
     let pipeline = tokio::spawn(pipeline.run());
     let (stop_batches, batches_stopped) = watch::channel(false);
     let (batch_application, batch_base, batch_state, batch_app) =
@@ -285,14 +269,18 @@ pub async fn up(
         )
         .await;
     });
-    state.record_event(&app, "started", None, &format!("API on http://{api_address}"))?;
+    state.record_event(&app, "started", None, &format!("version {version}"))?;
     Ok(Running {
         app,
         version,
-        api_url: format!("http://{api_address}"),
+        application: Arc::new(application),
+        plan: Arc::new(plan),
+        started,
         broker_url,
         agents,
         metrics,
+        services,
+        feeds,
         not_running,
         state,
         pipeline,
@@ -301,7 +289,6 @@ pub async fn up(
         stop_beside,
         batches,
         tools,
-        api,
     })
 }
 
@@ -317,7 +304,7 @@ impl Running {
     }
 
     /// Stops everything: the data plane drains (open windows are emitted, files written), the batch scheduler
-    /// stops after a running batch, tools are stopped, the API closes.
+    /// stops after a running batch, tools are stopped.
     pub async fn stop(self) -> Result<RunSummary, Error> {
         self.stopper.stop();
         self.stop_batches.send_replace(true);
@@ -327,7 +314,6 @@ impl Running {
         for tool in self.tools {
             let _ = tool.await;
         }
-        self.api.abort();
         let outcome = match &summary {
             Ok(summary) => format!("after {:.1} s", summary.seconds),
             Err(error) => format!("with an error: {error}"),

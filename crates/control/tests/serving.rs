@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratum_control::api::{ApiState, router};
 use stratum_control::serving::ServicePool;
-use stratum_control::state::StateStore;
 use stratum_dataplane::metrics::Registry;
 
 const APP: &str = r#"app serve
@@ -64,15 +63,7 @@ fn trained_app(name: &str, text: &str) -> (PathBuf, stratum_core::ir::Applicatio
 }
 
 async fn serve(pool: Arc<ServicePool>, metrics: Arc<Registry>) -> String {
-    let state = ApiState {
-        app: "serve".into(),
-        version: 1,
-        agents: Vec::new(),
-        services: BTreeMap::from([("labels".to_string(), pool)]),
-        metrics,
-        state: Arc::new(StateStore::in_memory().unwrap()),
-        started: Instant::now(),
-    };
+    let state = ApiState { services: BTreeMap::from([("labels".to_string(), pool)]), metrics };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(Arc::new(state))).await.unwrap() });

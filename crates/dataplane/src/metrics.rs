@@ -110,6 +110,29 @@ impl MetricsSnapshot {
     pub fn latency_count(&self) -> u64 {
         self.latency_buckets.iter().sum()
     }
+
+    /// What the component did since `before` (an earlier snapshot of it): the counters' differences, the latency
+    /// histogram of that interval alone, and the queue depth now. A component that restarted in between (its
+    /// counters went back) counts from zero.
+    pub fn since(&self, before: &MetricsSnapshot) -> MetricsSnapshot {
+        let mut delta = self.clone();
+        for (now, then) in [
+            (&mut delta.events_in, before.events_in),
+            (&mut delta.events_out, before.events_out),
+            (&mut delta.bytes_in, before.bytes_in),
+            (&mut delta.bytes_out, before.bytes_out),
+            (&mut delta.errors, before.errors),
+            (&mut delta.dead_letters, before.dead_letters),
+            (&mut delta.dropped, before.dropped),
+            (&mut delta.latency_sum_microseconds, before.latency_sum_microseconds),
+        ] {
+            *now = now.saturating_sub(then);
+        }
+        for (now, then) in delta.latency_buckets.iter_mut().zip(&before.latency_buckets) {
+            *now = now.saturating_sub(*then);
+        }
+        delta
+    }
 }
 
 /// The metrics of every component of a pipeline.

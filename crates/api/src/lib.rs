@@ -1,0 +1,57 @@
+//! Stratum's HTTP API and web interface over a running application. The API is versioned (`/v1/…`) and
+//! described by an OpenAPI document generated from its route table ([`routes`]); callers present an operator's
+//! token (read and change) or a viewer's (read only). The web interface — topology, editor, live views, models,
+//! the file's dashboards — is a single page shipped inside the binary ([`assets`]) that reads the same API.
+//!
+//! Start at [`serve`]: it takes a [`ControlPlane`], which the runner (`stratum up`) keeps pointed at the
+//! application running now and which hands versions applied from the editor back to the runner.
+
+pub mod assets;
+pub mod editor;
+pub mod openapi;
+pub mod plane;
+pub mod routes;
+pub mod series;
+pub mod views;
+
+pub use plane::{ApiConfig, ControlPlane, Live, Phase, Reload, Tokens};
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Everything that can go wrong while serving the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot serve the API on {address}: {message}")]
+    Listen { address: String, message: String },
+    #[error("cannot make a random token: {0}")]
+    Token(String),
+}
+
+/// Serves the API and the web interface on `listener`, and samples the metric series every second, until `stop`
+/// turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    plane: Arc<ControlPlane>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let address = listener.local_addr().map(|address| address.to_string()).unwrap_or_default();
+    let sampler = plane.clone();
+    let mut sampler_stop = stop.clone();
+    let sampling = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => sampler.sample(),
+                _ = sampler_stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+    });
+    let served = axum::serve(listener, routes::router(plane)).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    });
+    let result = served.await.map_err(|error| Error::Listen { address, message: error.to_string() });
+    sampling.abort();
+    result
+}

@@ -1,0 +1,182 @@
+//! The control plane as the API sees it: who may call it, the application running now (swapped when a new version
+//! is applied), the metric series sampled from it, and the channel that asks the runner for a new version.
+
+use crate::series::SeriesBuffer;
+use crate::views::ModelVersionView;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use stratum_control::agents::LocalAgent;
+use stratum_control::serving::ServicePool;
+use stratum_control::state::StateStore;
+use stratum_control::up::Running;
+use stratum_core::ir::Application;
+use stratum_core::plan::Plan;
+use stratum_dataplane::metrics::Registry;
+use stratum_dataplane::sinks::feed::Feed;
+use tokio::sync::mpsc;
+
+/// Who may call what: operators read and change, viewers read. Predictions and the OpenAPI document are open to
+/// anyone who can reach the port, like any service endpoint.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub operator: String,
+    pub viewer: String,
+}
+
+impl Tokens {
+    /// Fresh random tokens (32 hex digits each), for a `stratum up` that was given none.
+    pub fn random() -> Result<Tokens, crate::Error> {
+        Ok(Tokens { operator: random_token()?, viewer: random_token()? })
+    }
+}
+
+fn random_token() -> Result<String, crate::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| crate::Error::Token(error.to_string()))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// How the API is set up.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub tokens: Tokens,
+    /// The application's `.stratum` file: the editor shows it, and applying a new version writes it.
+    pub source_file: PathBuf,
+    /// The state directory of the run: the model store is in `models/` under it.
+    pub state_dir: PathBuf,
+}
+
+/// A new version the editor applied, for the runner to start in place of the running one. The source is already
+/// written to the file, checked and planned.
+pub struct Reload {
+    pub application: Application,
+    pub plan: Plan,
+}
+
+/// The running application's parts that the API reads.
+pub struct Live {
+    pub app: String,
+    pub version: u32,
+    pub application: Arc<Application>,
+    pub plan: Arc<Plan>,
+    pub started: Instant,
+    pub agents: Vec<LocalAgent>,
+    pub services: BTreeMap<String, Arc<ServicePool>>,
+    pub metrics: Arc<Registry>,
+    pub feeds: BTreeMap<String, Feed>,
+    pub state: Arc<StateStore>,
+    /// Components of the plan that this version does not run, with the reason.
+    pub not_running: Vec<(String, String)>,
+    pub broker_url: Option<String>,
+}
+
+impl Live {
+    pub fn of(running: &Running) -> Live {
+        Live {
+            app: running.app.clone(),
+            version: running.version,
+            application: running.application.clone(),
+            plan: running.plan.clone(),
+            started: running.started,
+            agents: running.agents.clone(),
+            services: running.services.clone(),
+            metrics: running.metrics.clone(),
+            feeds: running.feeds.clone(),
+            state: running.state.clone(),
+            not_running: running.not_running.clone(),
+            broker_url: running.broker_url.clone(),
+        }
+    }
+}
+
+/// What the application is doing, as far as the API can tell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Phase {
+    Starting,
+    Running,
+    /// A new version was applied; the old one drains and the new one starts.
+    Restarting,
+    Failed(String),
+}
+
+impl Phase {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Running => "running",
+            Phase::Restarting => "restarting",
+            Phase::Failed(_) => "failed",
+        }
+    }
+}
+
+pub struct ControlPlane {
+    pub config: ApiConfig,
+    live: RwLock<Option<Arc<Live>>>,
+    phase: Mutex<Phase>,
+    pub(crate) series: Mutex<SeriesBuffer>,
+    reloads: mpsc::Sender<Reload>,
+    /// Model versions read from the store once: an artifact does not change after it is saved.
+    pub(crate) model_versions: Mutex<BTreeMap<(String, u32), Arc<ModelVersionView>>>,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ControlPlane {
+    /// The control plane, and the receiving end of the versions applied through the API.
+    pub fn new(config: ApiConfig) -> (Arc<ControlPlane>, mpsc::Receiver<Reload>) {
+        let (reloads, received) = mpsc::channel(1);
+        let plane = ControlPlane {
+            config,
+            live: RwLock::new(None),
+            phase: Mutex::new(Phase::Starting),
+            series: Mutex::new(SeriesBuffer::default()),
+            reloads,
+            model_versions: Mutex::new(BTreeMap::new()),
+        };
+        (Arc::new(plane), received)
+    }
+
+    /// The application now running (none while it starts).
+    pub fn live(&self) -> Option<Arc<Live>> {
+        self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Serves `live` from now on.
+    pub fn set_live(&self, live: Option<Live>) {
+        let running = live.is_some();
+        *self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = live.map(Arc::new);
+        if running {
+            self.set_phase(Phase::Running);
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        lock(&self.phase).clone()
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        *lock(&self.phase) = phase;
+    }
+
+    /// Asks the runner for a new version; false when one is being applied already.
+    pub(crate) fn request_reload(&self, reload: Reload) -> bool {
+        let mut phase = lock(&self.phase);
+        if matches!(*phase, Phase::Restarting | Phase::Starting) || self.reloads.try_send(reload).is_err() {
+            return false;
+        }
+        *phase = Phase::Restarting;
+        true
+    }
+
+    /// Takes one sample of every series from the running application.
+    pub fn sample(&self) {
+        if let Some(live) = self.live() {
+            lock(&self.series).sample(&live, Instant::now());
+        }
+    }
+}

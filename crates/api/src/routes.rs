@@ -1,0 +1,675 @@
+//! The API's routes, as one table: each route's method, path, who may call it, what it answers and its handler.
+//! The router and the OpenAPI document are both built from this table, so a route cannot exist without its
+//! documentation. Errors are JSON with a code and a message ([`ErrorBody`]).
+
+use crate::editor::check_and_plan;
+use crate::plane::{ControlPlane, Live, Phase, Reload};
+use crate::views::*;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Anyone who reaches the port: predictions, the OpenAPI document.
+    Public,
+    /// The viewer's or the operator's token.
+    Viewer,
+    /// The operator's token only.
+    Operator,
+}
+
+/// A caller, as its bearer token says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Anonymous,
+    Viewer,
+    Operator,
+}
+
+pub type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+
+/// What a route takes or answers.
+#[derive(Clone, Copy)]
+pub enum Body {
+    Json(SchemaOf),
+    /// Another media type, such as Prometheus' text format.
+    Text(&'static str),
+}
+
+#[derive(Clone, Copy)]
+pub struct Parameter {
+    pub name: &'static str,
+    /// `path` or `query`.
+    pub location: &'static str,
+    pub description: &'static str,
+}
+
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    pub parameters: Vec<Parameter>,
+    pub request: Option<Body>,
+    /// The answer on success, and its status.
+    pub response: (u16, Body),
+    /// The error statuses the route answers besides those every route may (401, 403 by access).
+    pub errors: Vec<u16>,
+    /// The largest request body accepted.
+    pub body_limit: usize,
+    pub(crate) handler: MethodRouter<Arc<ControlPlane>>,
+}
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// Source files and JSON requests are small; a larger body is refused with 413.
+const SMALL_BODY: usize = 1 << 20;
+/// Prediction requests may carry many records.
+const PREDICTION_BODY: usize = 8 << 20;
+
+impl Route {
+    fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        handler: MethodRouter<Arc<ControlPlane>>,
+    ) -> Route {
+        Route {
+            method,
+            path,
+            access,
+            summary,
+            parameters: Vec::new(),
+            request: None,
+            response: (200, Body::Json(schema::<serde_json::Value>)),
+            errors: Vec::new(),
+            body_limit: SMALL_BODY,
+            handler,
+        }
+    }
+
+    fn answers<T: JsonSchema>(mut self) -> Route {
+        self.response = (self.response.0, Body::Json(schema::<T>));
+        self
+    }
+
+    fn status(mut self, status: u16) -> Route {
+        self.response.0 = status;
+        self
+    }
+
+    fn text(mut self, media_type: &'static str) -> Route {
+        self.response = (self.response.0, Body::Text(media_type));
+        self
+    }
+
+    fn takes<T: JsonSchema>(mut self) -> Route {
+        self.request = Some(Body::Json(schema::<T>));
+        self.errors.extend([400, 413]);
+        self
+    }
+
+    fn parameter(mut self, name: &'static str, location: &'static str, description: &'static str) -> Route {
+        self.parameters.push(Parameter { name, location, description });
+        self
+    }
+
+    fn errors(mut self, statuses: &[u16]) -> Route {
+        self.errors.extend_from_slice(statuses);
+        self
+    }
+
+    fn body_limit(mut self, bytes: usize) -> Route {
+        self.body_limit = bytes;
+        self
+    }
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    use Access::{Operator, Public, Viewer};
+    let running = [503];
+    vec![
+        Route::new(Method::GET, "/v1/openapi.json", Public, "This document", get(openapi)),
+        Route::new(Method::GET, "/v1/app", Viewer, "The application, its version and what it is doing", get(app))
+            .answers::<AppView>(),
+        Route::new(Method::GET, "/v1/app/source", Viewer, "The application's .stratum source", get(source))
+            .answers::<SourceView>()
+            .errors(&[500]),
+        Route::new(Method::GET, "/v1/plan", Viewer, "Where every component of the running version runs", get(plan))
+            .answers::<PlanView>()
+            .errors(&running),
+        Route::new(
+            Method::GET,
+            "/v1/topology",
+            Viewer,
+            "Tiers, machines, the components on them and the data paths between them, with live rates",
+            get(topology),
+        )
+        .answers::<Topology>()
+        .errors(&running),
+        Route::new(Method::GET, "/v1/agents", Viewer, "The agents, one per machine, and their components", get(agents))
+            .answers::<AgentsView>()
+            .errors(&running),
+        Route::new(
+            Method::GET,
+            "/v1/components",
+            Viewer,
+            "Every component's counters, rates and latency",
+            get(components),
+        )
+        .answers::<ComponentsView>()
+        .errors(&running),
+        Route::new(
+            Method::GET,
+            "/v1/services",
+            Viewer,
+            "Every inference service: replicas, load, latency against its targets",
+            get(services),
+        )
+        .answers::<ServicesView>()
+        .errors(&running),
+        Route::new(
+            Method::POST,
+            "/v1/services/{name}/predict",
+            Public,
+            "Predictions for one JSON object or an array of them",
+            post(predict),
+        )
+        .parameter("name", "path", "the service")
+        .takes::<serde_json::Value>()
+        .body_limit(PREDICTION_BODY)
+        .errors(&[404, 429, 503]),
+        Route::new(
+            Method::GET,
+            "/v1/models",
+            Viewer,
+            "The models: stored versions with their leaderboards and profiles, and the services that serve them",
+            get(models),
+        )
+        .answers::<ModelsView>()
+        .errors(&running),
+        Route::new(Method::GET, "/v1/models/{name}", Viewer, "One model", get(model))
+            .parameter("name", "path", "the model")
+            .answers::<ModelView>()
+            .errors(&[404, 503]),
+        Route::new(Method::GET, "/v1/events", Viewer, "The latest events, oldest first", get(events))
+            .parameter("after", "query", "only events with a larger id")
+            .parameter("limit", "query", "at most this many (200 by default, 1,000 at most)")
+            .answers::<EventsView>()
+            .errors(&[400, 503]),
+        Route::new(
+            Method::GET,
+            "/v1/series",
+            Viewer,
+            "Metric series sampled every second over the last 15 minutes",
+            get(series),
+        )
+        .parameter("since", "query", "only samples after this time, in milliseconds since 1970")
+        .parameter("prefix", "query", "only series whose names start with this, such as `service:`")
+        .answers::<SeriesView>()
+        .errors(&[400]),
+        Route::new(
+            Method::GET,
+            "/v1/dashboards",
+            Viewer,
+            "The dashboards the file declares, each panel with its data now",
+            get(dashboards),
+        )
+        .answers::<DashboardsView>()
+        .errors(&running),
+        Route::new(Method::GET, "/v1/status", Viewer, "Agents, services and served models at once", get(status))
+            .answers::<StatusView>()
+            .errors(&running),
+        Route::new(
+            Method::POST,
+            "/v1/check",
+            Viewer,
+            "Checks and plans a source text, and says what applying it would change",
+            post(check),
+        )
+        .takes::<SourceText>()
+        .answers::<CheckReport>(),
+        Route::new(
+            Method::POST,
+            "/v1/apply",
+            Operator,
+            "Writes a source text to the application's file and runs it as the next version",
+            post(apply),
+        )
+        .takes::<SourceText>()
+        .answers::<ApplyAnswer>()
+        .status(202)
+        .errors(&[409, 422, 500]),
+        Route::new(Method::GET, "/metrics", Viewer, "Every component's and service's metrics", get(metrics))
+            .text("text/plain; version=0.0.4")
+            .errors(&running),
+    ]
+}
+
+/// The router: every route of the table behind its access check and body limit, the web interface, and JSON
+/// answers for unknown routes and methods.
+pub fn router(plane: Arc<ControlPlane>) -> axum::Router {
+    let mut router = axum::Router::new();
+    for route in routes() {
+        let guarded = route
+            .handler
+            .layer(DefaultBodyLimit::max(route.body_limit))
+            .layer(axum::middleware::from_fn_with_state((plane.clone(), route.access), guard));
+        router = router.route(route.path, guarded);
+    }
+    crate::assets::add(router).fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(plane)
+}
+
+/// An error answer: its status, a stable code, a message for people, and when to try again.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after_seconds: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), retry_after_seconds: None }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after_seconds = Some(seconds);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message } };
+        let mut response = json(self.status, &body);
+        if let Some(seconds) = self.retry_after_seconds {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(failure) => ApiError::internal(failure.to_string()).into_response(),
+    }
+}
+
+fn ok<T: Serialize>(body: &T) -> Answer {
+    Ok(json(StatusCode::OK, body))
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {method} {}; see /v1/openapi.json", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    let message = format!("{} does not take {method}; see /v1/openapi.json", uri.path());
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+}
+
+/// Compares tokens in time that does not depend on where they differ.
+fn same(given: &str, expected: &str) -> bool {
+    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// The caller's role by its `Authorization: Bearer TOKEN`; a token that is neither is an error.
+pub(crate) fn role_of(plane: &ControlPlane, headers: &HeaderMap) -> Result<Role, ()> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Role::Anonymous) };
+    let token = value.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).ok_or(())?;
+    if same(token, &plane.config.tokens.operator) {
+        Ok(Role::Operator)
+    } else if same(token, &plane.config.tokens.viewer) {
+        Ok(Role::Viewer)
+    } else {
+        Err(())
+    }
+}
+
+async fn guard(
+    State((plane, access)): State<(Arc<ControlPlane>, Access)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let role = match role_of(&plane, request.headers()) {
+        Ok(role) => role,
+        Err(()) if access == Access::Public => Role::Anonymous,
+        Err(()) => {
+            let message = "the bearer token is not one of this server's";
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+        }
+    };
+    match (access, role) {
+        (Access::Viewer | Access::Operator, Role::Anonymous) => {
+            let message = "send `Authorization: Bearer TOKEN` with the token `stratum up` printed";
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+        }
+        (Access::Operator, Role::Viewer) => {
+            let message = "this needs the operator's token; the viewer's only reads";
+            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
+        }
+        _ => {}
+    }
+    request.extensions_mut().insert(role);
+    next.run(request).await
+}
+
+/// The running application, or why there is none.
+fn live(plane: &ControlPlane) -> Result<Arc<Live>, ApiError> {
+    plane.live().ok_or_else(|| {
+        let message = match plane.phase() {
+            Phase::Failed(reason) => format!("the application is not running: {reason}"),
+            phase => format!("the application is {}; try again in a moment", phase.name()),
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).retry_after(1)
+    })
+}
+
+/// Runs `view` on the running application and answers it as JSON.
+fn with_live<T: Serialize>(plane: &ControlPlane, view: impl FnOnce(&Live) -> T) -> Answer {
+    ok(&view(live(plane)?.as_ref()))
+}
+
+/// A query string's parameters, percent-decoded.
+fn query_parameters(query: Option<&str>) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut index = 0;
+        while index < bytes.len() {
+            match bytes[index] {
+                b'+' => out.push(b' '),
+                b'%' if index + 2 < bytes.len() => {
+                    let digit = |at: usize| (bytes[at] as char).to_digit(16);
+                    match (digit(index + 1), digit(index + 2)) {
+                        (Some(high), Some(low)) => {
+                            out.push((high * 16 + low) as u8);
+                            index += 2;
+                        }
+                        _ => out.push(b'%'),
+                    }
+                }
+                byte => out.push(byte),
+            }
+            index += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
+/// A numeric query parameter, if given.
+fn number<T: std::str::FromStr>(parameters: &[(String, String)], name: &str) -> Result<Option<T>, ApiError> {
+    match parameters.iter().find(|(key, _)| key == name) {
+        None => Ok(None),
+        Some((_, value)) => value
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("`{name}` must be a number, not `{value}`"))),
+    }
+}
+
+/// A request body, or why it could not be read (too large, say).
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
+        ApiError::new(status, code, rejection.body_text())
+    })
+}
+
+/// A JSON request body of the route's type.
+fn parse<T: serde::de::DeserializeOwned>(request: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    serde_json::from_slice(&body(request)?)
+        .map_err(|failure| ApiError::bad_request(format!("not the JSON expected: {failure}")))
+}
+
+async fn openapi() -> Answer {
+    ok(&crate::openapi::document(&routes()))
+}
+
+async fn app(State(plane): State<Arc<ControlPlane>>, axum::Extension(role): axum::Extension<Role>) -> Answer {
+    let live = plane.live();
+    let phase = plane.phase();
+    ok(&AppView {
+        name: live.as_ref().map(|live| live.app.clone()),
+        version: live.as_ref().map(|live| live.version),
+        phase: phase.name().to_string(),
+        failure: match phase {
+            Phase::Failed(reason) => Some(reason),
+            _ => None,
+        },
+        uptime_seconds: live.as_ref().map_or(0.0, |live| live.started.elapsed().as_secs_f64()),
+        source_file: plane.config.source_file.display().to_string(),
+        broker_url: live.as_ref().and_then(|live| live.broker_url.clone()),
+        not_running: live
+            .as_ref()
+            .map(|live| {
+                live.not_running
+                    .iter()
+                    .map(|(component, reason)| NotRunning { component: component.clone(), reason: reason.clone() })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        can_apply: role == Role::Operator,
+    })
+}
+
+async fn source(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    let file = &plane.config.source_file;
+    let text = std::fs::read_to_string(file)
+        .map_err(|failure| ApiError::internal(format!("cannot read {}: {failure}", file.display())))?;
+    ok(&SourceView { file: file.display().to_string(), text })
+}
+
+async fn plan(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    with_live(&plane, |live| PlanView {
+        version: live.version,
+        plan: serde_json::to_value(live.plan.as_ref()).unwrap_or_default(),
+    })
+}
+
+async fn topology(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    with_live(&plane, |live| plane.topology(live))
+}
+
+async fn agents(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    with_live(&plane, |live| AgentsView { agents: plane.agents_view(live) })
+}
+
+async fn components(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    with_live(&plane, |live| ComponentsView { components: plane.components_view(live) })
+}
+
+async fn services(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    with_live(&plane, |live| ServicesView { services: plane.services_view(live) })
+}
+
+async fn models(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    with_live(&plane, |live| ModelsView { models: plane.models_view(live) })
+}
+
+async fn model(State(plane): State<Arc<ControlPlane>>, Path(name): Path<String>) -> Answer {
+    let live = live(&plane)?;
+    match plane.models_view(&live).into_iter().find(|model| model.name == name) {
+        Some(model) => ok(&model),
+        None => {
+            let known: Vec<&str> = live.application.models.iter().map(|model| model.name.as_str()).collect();
+            let message = format!("no model `{name}`; models: {}", known.join(", "));
+            Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message))
+        }
+    }
+}
+
+async fn events(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuery) -> Answer {
+    let parameters = query_parameters(query.as_deref());
+    let after = number::<i64>(&parameters, "after")?;
+    let limit = number::<usize>(&parameters, "limit")?.unwrap_or(200).min(1000);
+    let live = live(&plane)?;
+    let events = live.state.events(&live.app, 1000).map_err(|failure| ApiError::internal(failure.to_string()))?;
+    let mut events: Vec<EventView> = events
+        .into_iter()
+        .filter(|event| after.is_none_or(|after| event.id > after))
+        .map(|event| EventView {
+            id: event.id,
+            at_milliseconds: event.at_milliseconds,
+            kind: event.kind,
+            component: event.component,
+            message: event.message,
+        })
+        .collect();
+    let skip = events.len().saturating_sub(limit);
+    events.drain(..skip);
+    ok(&EventsView { events })
+}
+
+async fn series(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuery) -> Answer {
+    let parameters = query_parameters(query.as_deref());
+    let since = number::<i64>(&parameters, "since")?.unwrap_or(0);
+    let prefix = parameters.iter().find(|(name, _)| name == "prefix").map_or("", |(_, value)| value.as_str());
+    let (timestamps_milliseconds, series) = crate::plane::lock(&plane.series).view(since, prefix);
+    ok(&SeriesView { timestamps_milliseconds, series })
+}
+
+async fn dashboards(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    with_live(&plane, |live| DashboardsView { dashboards: plane.dashboards_view(live) })
+}
+
+async fn status(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    with_live(&plane, |live| StatusView {
+        app: live.app.clone(),
+        version: live.version,
+        uptime_seconds: live.started.elapsed().as_secs_f64(),
+        agents: plane.agents_view(live),
+        services: plane.services_view(live),
+        models: live
+            .state
+            .served_models(&live.app)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|served| ServedModelView {
+                service: served.service,
+                model: served.model,
+                version: served.version,
+                sha256: served.sha256,
+            })
+            .collect(),
+    })
+}
+
+/// Checks and plans a text off the threads that serve requests (it is CPU work), comparing it with what runs.
+async fn checked(plane: Arc<ControlPlane>, text: String) -> Result<crate::editor::Edited, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let live = plane.live();
+        let current = live.as_ref().map(|live| (live.application.as_ref(), live.plan.as_ref()));
+        check_and_plan(&plane.config.source_file, &text, current)
+    })
+    .await
+    .map_err(|failure| ApiError::internal(failure.to_string()))
+}
+
+async fn check(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let request: SourceText = parse(request)?;
+    ok(&checked(plane, request.source).await?.report)
+}
+
+async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let request: SourceText = parse(request)?;
+    let edited = checked(plane.clone(), request.source.clone()).await?;
+    let Some((application, next_plan)) = edited.planned else {
+        let first = edited.report.diagnostics.iter().find(|diagnostic| diagnostic.severity == "error");
+        let message = match first {
+            Some(first) => format!(
+                "{} error(s); the first, {} at line {}: {}",
+                edited.report.errors, first.code, first.line, first.message
+            ),
+            None => "the application has no plan".into(),
+        };
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_application", message));
+    };
+    let busy =
+        || ApiError::new(StatusCode::CONFLICT, "conflict", "a version is starting already; apply again once it runs");
+    if matches!(plane.phase(), Phase::Restarting | Phase::Starting) {
+        return Err(busy());
+    }
+    // The file is the application's source of truth: the new text replaces it (atomically) before it runs.
+    let file = &plane.config.source_file;
+    let temporary = file.with_extension("stratum.partial");
+    std::fs::write(&temporary, request.source.as_bytes())
+        .and_then(|()| std::fs::rename(&temporary, file))
+        .map_err(|failure| ApiError::internal(format!("cannot write {}: {failure}", file.display())))?;
+    let from_version = plane.live().map(|live| live.version);
+    if !plane.request_reload(Reload { application, plan: next_plan }) {
+        return Err(busy());
+    }
+    Ok(json(StatusCode::ACCEPTED, &ApplyAnswer { from_version, changes: edited.report.changes }))
+}
+
+async fn predict(
+    State(plane): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+    request: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let bytes = body(request)?;
+    let live = live(&plane)?;
+    let Some(service) = live.services.get(&name) else {
+        let known: Vec<&str> = live.services.keys().map(String::as_str).collect();
+        let message = format!("no service `{name}`; services: {}", known.join(", "));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message));
+    };
+    match service.predict(&bytes).await {
+        Ok(answer) => ok(&answer),
+        Err(refusal) => {
+            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let code = match refusal.status {
+                429 => "overloaded",
+                503 => "unavailable",
+                _ => "bad_request",
+            };
+            let mut error = ApiError::new(status, code, refusal.message);
+            error.retry_after_seconds = refusal.retry_after_seconds;
+            Err(error)
+        }
+    }
+}
+
+async fn metrics(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    let live = live(&plane)?;
+    let mut text = live.metrics.render_prometheus();
+    text.push_str(&stratum_control::serving::render_prometheus(live.services.values().map(Arc::as_ref)));
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

@@ -1,0 +1,345 @@
+//! The API over a real running application (test_data/small.stratum started by `stratum_control::up`, as
+//! `stratum up` does): every route answers what its documentation says, with the right token, and refuses callers
+//! without one, viewers on operator routes, bad input and oversized bodies with JSON errors; a version applied
+//! through the API is written to the file and handed to the runner, which starts it.
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stratum_api::{ApiConfig, ControlPlane, Live, Reload, Tokens};
+use stratum_control::up::{Running, UpOptions, up};
+
+const APP: &str = include_str!("../test_data/small.stratum");
+const OPERATOR: &str = "operator-token";
+const VIEWER: &str = "viewer-token";
+
+fn folder(name: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut csv = String::from("n,busy\n");
+    for n in 0..300 {
+        csv.push_str(&format!("{n},{}\n", n > 150));
+    }
+    std::fs::write(folder.join("history.csv"), csv).unwrap();
+    std::fs::write(folder.join("small.stratum"), APP).unwrap();
+    folder
+}
+
+fn options(folder: &Path) -> UpOptions {
+    UpOptions {
+        base_dir: folder.to_path_buf(),
+        state_dir: folder.join(".stratum"),
+        mqtt_broker: None,
+        simulate: true,
+        bootstrap_hours: 1.0,
+        time_scale: 1.0,
+    }
+}
+
+async fn start(text: &str, folder: &Path) -> Running {
+    let checked = stratum_lang::check_text("small.stratum", text);
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+    let plan = stratum_planner::plan(&checked).plan.expect("a plan");
+    up(checked.application, plan, options(folder), &mut |_| {}).await.expect("the application starts")
+}
+
+struct Api {
+    base: String,
+    http: Client,
+}
+
+impl Api {
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<String>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, Some(VIEWER), None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+}
+
+/// Asserts an error answer: its status and its JSON code.
+fn assert_error(answer: (StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(answer.0.as_u16(), status, "{}", answer.1);
+    assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
+    assert!(answer.1["error"]["message"].as_str().is_some_and(|message| !message.is_empty()));
+}
+
+/// A request for each route: its method, a concrete path, and a body it accepts.
+fn example(route: &stratum_api::routes::Route) -> (Method, String, Option<String>) {
+    let path = route.path.replace("{name}", if route.path.starts_with("/v1/models") { "busy" } else { "flags" });
+    let body = match route.path {
+        "/v1/check" | "/v1/apply" => Some(json!({ "source": APP }).to_string()),
+        "/v1/services/{name}/predict" => Some(r#"{"n": 190}"#.into()),
+        _ => None,
+    };
+    (Method::from_bytes(route.method.as_str().as_bytes()).unwrap(), path, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_a_running_application_to_operators_and_viewers() {
+    let folder = folder("api_small");
+    let source_file = folder.join("small.stratum");
+    let config = ApiConfig {
+        tokens: Tokens { operator: OPERATOR.into(), viewer: VIEWER.into() },
+        source_file: source_file.clone(),
+        state_dir: folder.join(".stratum"),
+    };
+    let (plane, mut reloads) = ControlPlane::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let served = tokio::spawn(stratum_api::serve(listener, plane.clone(), stopped));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let api = Api { base, http: Client::new() };
+
+    // Before the application runs: the API says so, and routes that need it answer 503 with Retry-After.
+    assert_eq!(api.get("/v1/app").await["phase"], "starting");
+    let (status, body) = api.call(Method::GET, "/v1/topology", Some(VIEWER), None).await;
+    assert_error((status, body), 503, "unavailable");
+
+    let running = start(APP, &folder).await;
+    plane.set_live(Some(Live::of(&running)));
+
+    // Wait for windows, predictions and a few samples of the series.
+    let began = Instant::now();
+    loop {
+        let components = api.get("/v1/components").await;
+        let flags = components["components"].as_array().unwrap().iter().find(|c| c["name"] == "flags").cloned();
+        if flags.is_some_and(|flags| flags["events_out"].as_u64().unwrap() > 0)
+            && api.get("/v1/series").await["timestamps_milliseconds"].as_array().unwrap().len() >= 3
+        {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "no predictions yet: {components}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Access: every route, by every kind of caller.
+    for route in stratum_api::routes::routes() {
+        let (method, path, body) = example(&route);
+        if route.path == "/v1/apply" {
+            continue; // applied below, once
+        }
+        let anonymous = api.call(method.clone(), &path, None, body.clone()).await;
+        let wrong = api.call(method.clone(), &path, Some("not-a-token"), body.clone()).await;
+        let viewer = api.call(method.clone(), &path, Some(VIEWER), body.clone()).await;
+        let operator = api.call(method.clone(), &path, Some(OPERATOR), body.clone()).await;
+        let expected = route.response.0;
+        match route.access {
+            stratum_api::routes::Access::Public => {
+                assert_eq!(anonymous.0.as_u16(), expected, "{method} {path} is public: {}", anonymous.1);
+                assert_eq!(wrong.0.as_u16(), expected, "{method} {path}: a wrong token does not matter when public");
+            }
+            stratum_api::routes::Access::Viewer => {
+                assert_error(anonymous, 401, "unauthorized");
+                assert_error(wrong, 401, "unauthorized");
+                assert_eq!(viewer.0.as_u16(), expected, "{method} {path}: {}", viewer.1);
+            }
+            stratum_api::routes::Access::Operator => {
+                assert_error(anonymous, 401, "unauthorized");
+                assert_error(viewer, 403, "forbidden");
+            }
+        }
+        assert_eq!(operator.0.as_u16(), expected, "{method} {path} as the operator: {}", operator.1);
+    }
+
+    // What each route answers.
+    let app = api.get("/v1/app").await;
+    assert_eq!(
+        (app["name"].as_str(), app["version"].as_u64(), app["phase"].as_str()),
+        (Some("small"), Some(1), Some("running"))
+    );
+    assert_eq!(app["can_apply"], false, "the viewer cannot apply");
+    let (_, app) = api.call(Method::GET, "/v1/app", Some(OPERATOR), None).await;
+    assert_eq!(app["can_apply"], true);
+    assert_eq!(api.get("/v1/app/source").await["text"], APP);
+    assert_eq!(api.get("/v1/plan").await["plan"]["app"], "small");
+
+    let topology = api.get("/v1/topology").await;
+    let tiers: Vec<&str> =
+        topology["tiers"].as_array().unwrap().iter().map(|tier| tier["tier"].as_str().unwrap()).collect();
+    assert_eq!(tiers, ["edge", "fog"]);
+    let fog = &topology["tiers"][1]["nodes"][0];
+    assert_eq!(fog["name"], "fog1");
+    let on_fog: Vec<&str> = fog["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(on_fog.contains(&"counts") && on_fog.contains(&"flags"), "{on_fog:?}");
+    let path =
+        topology["edges"].as_array().unwrap().iter().find(|edge| edge["from"] == "readings" && edge["to"] == "counts");
+    let path = path.expect("the path from the edge to the fog");
+    assert_eq!((path["from_node"].as_str(), path["to_node"].as_str()), (Some("edge1"), Some("fog1")));
+    assert!(path["events_per_second"].as_f64().is_some_and(|rate| rate > 0.0), "a live rate: {path}");
+
+    let agents = api.get("/v1/agents").await;
+    assert_eq!(agents["agents"].as_array().unwrap().len(), 2);
+
+    let services = api.get("/v1/services").await;
+    let flags = &services["services"][0];
+    assert_eq!(
+        (flags["name"].as_str(), flags["model"].as_str(), flags["model_version"].as_u64()),
+        (Some("flags"), Some("busy"), Some(1))
+    );
+    assert_eq!(flags["targets"][0]["target"], "p99 <= 50 ms");
+
+    let models = api.get("/v1/models").await;
+    let busy = &models["models"][0];
+    assert_eq!(busy["name"], "busy");
+    assert_eq!(busy["served_by"][0]["service"], "flags");
+    let leaderboard = busy["versions"][0]["leaderboard"].as_array().unwrap();
+    assert_eq!(leaderboard.len(), 2, "one entry per candidate: {leaderboard:?}");
+    assert!(busy["versions"][0]["profile"]["latency_p50_us"].as_f64().unwrap() > 0.0);
+    assert_eq!(api.get("/v1/models/busy").await["name"], "busy");
+    assert_error(api.call(Method::GET, "/v1/models/nothing", Some(VIEWER), None).await, 404, "not_found");
+
+    let events = api.get("/v1/events").await["events"].as_array().unwrap().clone();
+    assert!(events.iter().any(|event| event["kind"] == "started"), "{events:?}");
+    let last = events.last().unwrap()["id"].as_i64().unwrap();
+    assert!(api.get(&format!("/v1/events?after={last}")).await["events"].as_array().unwrap().is_empty());
+    assert_eq!(api.get("/v1/events?limit=1").await["events"].as_array().unwrap().len(), 1);
+    assert_error(api.call(Method::GET, "/v1/events?after=soon", Some(VIEWER), None).await, 400, "bad_request");
+
+    let series = api.get("/v1/series?prefix=component%3Acounts%3A").await;
+    let names: Vec<&String> = series["series"].as_object().unwrap().keys().collect();
+    assert!(names.iter().all(|name| name.starts_with("component:counts:")) && !names.is_empty(), "{names:?}");
+    let samples = series["timestamps_milliseconds"].as_array().unwrap();
+    assert!(series["series"]["component:counts:in_per_second"].as_array().unwrap().len() == samples.len());
+    let newest = samples.last().unwrap().as_i64().unwrap();
+    assert!(
+        api.get(&format!("/v1/series?since={newest}")).await["timestamps_milliseconds"].as_array().unwrap().is_empty()
+    );
+
+    let dashboards = api.get("/v1/dashboards").await;
+    let panels = dashboards["dashboards"][0]["panels"].as_array().unwrap();
+    let types: Vec<&str> = panels.iter().map(|panel| panel["data"]["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["lines", "bars", "table", "stat"]);
+    assert!(!panels[0]["data"]["lines"].as_array().unwrap().is_empty(), "{}", panels[0]);
+    assert!(panels[2]["data"]["rows"].as_array().unwrap().len() <= 5);
+
+    let status = api.get("/v1/status").await;
+    assert_eq!((status["app"].as_str(), status["models"][0]["model"].as_str()), (Some("small"), Some("busy")));
+
+    let (code, prediction) =
+        api.call(Method::POST, "/v1/services/flags/predict", None, Some(r#"{"n": 290}"#.into())).await;
+    assert_eq!((code.as_u16(), &prediction["prediction"]), (200, &json!(true)), "{prediction}");
+    assert_error(
+        api.call(Method::POST, "/v1/services/flags/predict", None, Some(r#"{"n": "many"}"#.into())).await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        api.call(Method::POST, "/v1/services/nothing/predict", None, Some("{}".into())).await,
+        404,
+        "not_found",
+    );
+
+    let metrics = api.call(Method::GET, "/metrics", Some(VIEWER), None).await.1;
+    assert!(metrics.as_str().unwrap().contains("stratum_events_out_total{component=\"counts\""));
+
+    // The editor's check: diagnostics with codes and positions; a good text has a plan and says what changes.
+    let broken = APP.replace("from = readings", "from = readingz");
+    let report =
+        api.call(Method::POST, "/v1/check", Some(VIEWER), Some(json!({ "source": broken }).to_string())).await.1;
+    assert_eq!(report["ok"], false);
+    let first = &report["diagnostics"][0];
+    assert_eq!((first["code"].as_str(), first["line"].as_u64()), (Some("E0102"), Some(9)), "{report}");
+    assert!(report["plan"].is_null());
+    let report = api.call(Method::POST, "/v1/check", Some(VIEWER), Some(json!({ "source": APP }).to_string())).await.1;
+    assert_eq!((report["ok"].as_bool(), report["changes"].as_array().map(Vec::len)), (Some(true), Some(0)), "{report}");
+    assert!(report["plan"]["hosts"].as_array().unwrap().iter().any(|host| host["host"] == "fog1"));
+
+    // Bad input: not JSON, the wrong JSON, too large, unknown routes.
+    assert_error(api.call(Method::POST, "/v1/check", Some(VIEWER), Some("source".into())).await, 400, "bad_request");
+    assert_error(
+        api.call(Method::POST, "/v1/check", Some(VIEWER), Some(r#"{"text": 1}"#.into())).await,
+        400,
+        "bad_request",
+    );
+    let huge = json!({ "source": "#".repeat(2 << 20) }).to_string();
+    assert_error(api.call(Method::POST, "/v1/check", Some(VIEWER), Some(huge)).await, 413, "too_large");
+    assert_error(api.call(Method::GET, "/v1/nothing", Some(VIEWER), None).await, 404, "not_found");
+    assert_error(api.call(Method::DELETE, "/v1/app", Some(OPERATOR), None).await, 405, "method_not_allowed");
+
+    // Apply: a text with errors is refused and the file is untouched; a good one is written and handed over.
+    let refused =
+        api.call(Method::POST, "/v1/apply", Some(OPERATOR), Some(json!({ "source": broken }).to_string())).await;
+    assert_error(refused, 422, "invalid_application");
+    assert_eq!(std::fs::read_to_string(&source_file).unwrap(), APP);
+    let next = APP.replace("rate = 200/s", "rate = 300/s");
+    let (status, answer) =
+        api.call(Method::POST, "/v1/apply", Some(OPERATOR), Some(json!({ "source": next }).to_string())).await;
+    assert_eq!(status.as_u16(), 202, "{answer}");
+    assert_eq!(answer["changes"], json!(["`readings` changes"]));
+    assert_eq!(std::fs::read_to_string(&source_file).unwrap(), next);
+    let again = api.call(Method::POST, "/v1/apply", Some(OPERATOR), Some(json!({ "source": next }).to_string())).await;
+    assert_error(again, 409, "conflict");
+    assert_eq!(api.get("/v1/app").await["phase"], "restarting");
+
+    // The runner's side, as `stratum up` does it: stop the old version, start the new one, serve it.
+    let Reload { application, plan } = reloads.recv().await.expect("the applied version");
+    plane.set_live(None);
+    running.stop().await.unwrap();
+    let running = up(application, plan, options(&folder), &mut |_| {}).await.unwrap();
+    plane.set_live(Some(Live::of(&running)));
+    let app = api.get("/v1/app").await;
+    assert_eq!((app["version"].as_u64(), app["phase"].as_str()), (Some(2), Some("running")));
+
+    running.stop().await.unwrap();
+    stop.send_replace(true);
+    served.await.unwrap().unwrap();
+    let _ = Arc::clone(&plane);
+}
+
+/// The OpenAPI document and the routes are one: every route of the table is documented with its method, summary,
+/// security and responses; the document has no path the table lacks; every schema reference resolves.
+#[test]
+fn the_openapi_document_covers_every_route() {
+    let routes = stratum_api::routes::routes();
+    let document = stratum_api::openapi::document(&routes);
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    let mut documented = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            documented += 1;
+            let route =
+                routes.iter().find(|route| route.path == path && route.method.as_str().eq_ignore_ascii_case(method));
+            assert!(route.is_some(), "{method} {path} is documented but not routed");
+            assert!(operation["summary"].as_str().is_some_and(|summary| !summary.is_empty()), "{method} {path}");
+            assert!(operation["security"].is_array(), "{method} {path}");
+            assert!(!operation["responses"].as_object().unwrap().is_empty(), "{method} {path}");
+        }
+    }
+    assert_eq!(documented, routes.len(), "each route documented once");
+    for route in &routes {
+        let operation = &document["paths"][route.path][route.method.as_str().to_lowercase()];
+        assert!(operation.is_object(), "{} {} has no documentation", route.method, route.path);
+        assert!(operation["responses"][route.response.0.to_string()].is_object(), "{} {}", route.method, route.path);
+        for parameter in route.path.split('{').skip(1).filter_map(|rest| rest.split_once('}')).map(|(name, _)| name) {
+            let documented = operation["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == parameter);
+            assert!(documented, "{} {}: the path parameter `{parameter}` is undocumented", route.method, route.path);
+        }
+    }
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    let text = document.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1).map(|rest| rest.split('"').next().unwrap()) {
+        let name =
+            reference.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("a local reference: {reference}"));
+        assert!(schemas.contains_key(name), "{reference} does not resolve");
+    }
+    assert!(schemas.contains_key("Topology") && schemas.contains_key("ErrorBody"));
+}

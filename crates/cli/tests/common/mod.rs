@@ -1,0 +1,82 @@
+//! What the tests of `stratum up` share: a free port, a copy of the traffic example, and a running `stratum up`
+//! whose output lines are collected.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The API tokens the tests start `stratum up` with.
+pub const OPERATOR_TOKEN: &str = "test-operator";
+pub const VIEWER_TOKEN: &str = "test-viewer";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `stratum up` whose stderr lines are collected as they come.
+pub struct Up {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Up {
+    pub fn start(folder: &Path, api: u16, seconds: u32) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["up", "traffic.stratum", "--speed", "60", "--bootstrap-hours", "12"])
+            .args(["--api", &format!("127.0.0.1:{api}"), "--for", &format!("{seconds}s")])
+            .args(["--state-dir", ".stratum", "--token", OPERATOR_TOKEN, "--viewer-token", VIEWER_TOKEN])
+            .current_dir(folder)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the stratum binary runs");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (stderr, collected) = (child.stderr.take().unwrap(), lines.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                collected.lock().unwrap().push(line);
+            }
+        });
+        Up { child, lines }
+    }
+
+    /// Waits for a stderr line containing `text` and returns it.
+    pub fn line(&self, text: &str, timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self.lines.lock().unwrap().iter().find(|line| line.contains(text)) {
+                return line.clone();
+            }
+            assert!(started.elapsed() < timeout, "no `{text}` in:\n{}", self.lines.lock().unwrap().join("\n"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops it as Ctrl-C does (it drains and exits).
+    pub fn interrupt(&self) {
+        let status = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    pub fn finish(mut self) -> (i32, String, String) {
+        let status = self.child.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        (status.code().unwrap_or(-1), stdout, self.lines.lock().unwrap().join("\n"))
+    }
+}
+
+pub fn traffic_copy(name: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/traffic");
+    for file in ["traffic.stratum", "shared.stratum"] {
+        std::fs::copy(examples.join(file), folder.join(file)).unwrap();
+    }
+    folder
+}
