@@ -655,12 +655,7 @@ async fn predict(
         Ok(answer) => ok(&answer),
         Err(refusal) => {
             let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let code = match refusal.status {
-                429 => "overloaded",
-                503 => "unavailable",
-                _ => "bad_request",
-            };
-            let mut error = ApiError::new(status, code, refusal.message);
+            let mut error = ApiError::new(status, refusal.code(), refusal.message);
             error.retry_after_seconds = refusal.retry_after_seconds;
             Err(error)
         }

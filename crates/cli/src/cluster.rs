@@ -21,9 +21,15 @@ pub struct ServerArgs {
     /// The state store and the model store agents pull from.
     #[arg(long, default_value = ".stratum-server")]
     state_dir: PathBuf,
-    /// The secret agents and `apply` present (or STRATUM_TOKEN).
-    #[arg(long, env = "STRATUM_TOKEN")]
+    /// The operator's token, for `apply`, `train --server` and reading (or STRATUM_TOKEN).
+    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
     token: String,
+    /// A read-only token for `status`, events and metrics (or STRATUM_VIEWER_TOKEN).
+    #[arg(long, env = "STRATUM_VIEWER_TOKEN", hide_env_values = true)]
+    viewer_token: Option<String>,
+    /// The token agents join with (or STRATUM_JOIN_TOKEN); it cannot apply, train or read.
+    #[arg(long, env = "STRATUM_JOIN_TOKEN", hide_env_values = true)]
+    join_token: String,
     /// An agent silent for this long is lost and its components move.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     agent_timeout: Duration,
@@ -34,9 +40,9 @@ pub struct AgentArgs {
     /// The control plane, `http://host:port`.
     #[arg(long, value_name = "URL")]
     server: String,
-    /// The cluster's secret (or STRATUM_TOKEN).
-    #[arg(long, env = "STRATUM_TOKEN")]
-    token: String,
+    /// The cluster's join token, as `stratum server --join-token` was given (or STRATUM_JOIN_TOKEN).
+    #[arg(long, env = "STRATUM_JOIN_TOKEN", hide_env_values = true)]
+    join_token: String,
     /// This machine's name; a node of that name in the application is the machine the plan means.
     #[arg(long)]
     name: String,
@@ -73,7 +79,8 @@ pub struct ApplyArgs {
     file: PathBuf,
     #[arg(long, value_name = "URL")]
     server: String,
-    #[arg(long, env = "STRATUM_TOKEN")]
+    /// The operator's token (or STRATUM_TOKEN).
+    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
     token: String,
 }
 
@@ -82,6 +89,9 @@ pub struct StatusArgs {
     /// The control plane, `http://host:port` (a `stratum server`, or the API of `stratum up`).
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:7070")]
     server: String,
+    /// The operator's or the viewer's token (or STRATUM_TOKEN).
+    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
@@ -111,6 +121,8 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         listen: args.listen,
         state_dir: args.state_dir,
         token: args.token,
+        viewer_token: args.viewer_token,
+        join_token: args.join_token,
         agent_timeout: args.agent_timeout,
     };
     let server = match Server::open(options) {
@@ -139,7 +151,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
 pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
     let options = AgentOptions {
         server: args.server,
-        token: args.token,
+        join_token: args.join_token,
         data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from(format!(".stratum-agent-{}", args.name))),
         name: args.name,
         tier: args.tier,
@@ -211,12 +223,26 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
     let runtime = runtime()?;
     let answer = runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let response =
-            reqwest::Client::new().get(format!("{}/v1/status", args.server.trim_end_matches('/'))).send().await?;
-        anyhow::Ok(response.text().await?)
+        let mut request = reqwest::Client::new().get(format!("{}/v1/status", args.server.trim_end_matches('/')));
+        if let Some(token) = &args.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        anyhow::Ok((response.status().as_u16(), response.text().await?))
     });
     let text = match answer {
-        Ok(text) => text,
+        Ok((200, text)) => text,
+        Ok((401 | 403, _)) => {
+            eprintln!(
+                "error: {} needs the operator's or the viewer's token: give --token (or STRATUM_TOKEN)",
+                args.server
+            );
+            return Ok(Outcome::UserError);
+        }
+        Ok((status, text)) => {
+            eprintln!("error: {} answered {status}: {text}", args.server);
+            return Ok(Outcome::UserError);
+        }
         Err(error) => {
             eprintln!("error: cannot reach {}: {error:#}", args.server);
             return Ok(Outcome::UserError);
@@ -299,8 +325,14 @@ pub fn train_remotely(
             }
             let report = loop {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let status: serde_json::Value =
-                    serde_json::from_str(&client.get(format!("{server}/v1/training/{job}")).send().await?.text().await?)?;
+                let answer = client.get(format!("{server}/v1/training/{job}")).bearer_auth(token).send().await?;
+                let code = answer.status();
+                let text = answer.text().await?;
+                if !code.is_success() {
+                    eprintln!("error: model `{model}`: the control plane answered {code}: {text}");
+                    return Ok(Outcome::UserError);
+                }
+                let status: serde_json::Value = serde_json::from_str(&text)?;
                 match status["result"]["state"].as_str() {
                     Some("done") | Some("failed") => break status,
                     _ => {}

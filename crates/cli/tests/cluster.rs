@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 const APP: &str = include_str!("../../control/test_data/cluster.stratum");
 
+/// The operator's token, the viewer's and the agents' join token: three roles, three secrets.
 const TOKEN: &str = "test-secret";
+const VIEWER: &str = "test-viewer";
+const JOIN: &str = "test-join";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -50,15 +53,40 @@ fn stratum(arguments: &[&str], folder: &Path) -> Process {
 fn server(folder: &Path, port: u16) -> Process {
     let listen = format!("127.0.0.1:{port}");
     stratum(
-        &["server", "--listen", &listen, "--state-dir", "server", "--token", TOKEN, "--agent-timeout", "2s"],
+        &[
+            "server",
+            "--listen",
+            &listen,
+            "--state-dir",
+            "server",
+            "--token",
+            TOKEN,
+            "--viewer-token",
+            VIEWER,
+            "--join-token",
+            JOIN,
+            "--agent-timeout",
+            "2s",
+        ],
         folder,
     )
 }
 
 fn agent(folder: &Path, url: &str, name: &str) -> Process {
     let data_dir = format!("agents/{name}");
-    let arguments =
-        ["agent", "--name", name, "--server", url, "--token", TOKEN, "--data-dir", &data_dir, "--api", "127.0.0.1:0"];
+    let arguments = [
+        "agent",
+        "--name",
+        name,
+        "--server",
+        url,
+        "--join-token",
+        JOIN,
+        "--data-dir",
+        &data_dir,
+        "--api",
+        "127.0.0.1:0",
+    ];
     stratum(&arguments, folder)
 }
 
@@ -80,7 +108,7 @@ fn predict(port: u16, service: &str, body: &str) -> (u16, String) {
 
 fn status(folder: &Path, url: &str) -> Option<Value> {
     let output = Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .args(["status", "--server", url, "--format", "json"])
+        .args(["status", "--server", url, "--token", VIEWER, "--format", "json"])
         .current_dir(folder)
         .output()
         .ok()?;
@@ -136,6 +164,22 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let url = format!("http://127.0.0.1:{port}");
     let mut control = server(&folder, port);
     wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
+    // Each token does what its role may: the join token cannot apply, reading needs a token.
+    let refused = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["apply", "cluster.stratum", "--server", &url, "--token", JOIN])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let anonymous = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["status", "--server", &url])
+        .env_remove("STRATUM_TOKEN")
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(anonymous.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("needs the operator's or the viewer's token"));
     let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args(["apply", "cluster.stratum", "--server", &url, "--token", TOKEN])
         .current_dir(&folder)
@@ -153,8 +197,8 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
             "edge1",
             "--server",
             &url,
-            "--token",
-            TOKEN,
+            "--join-token",
+            JOIN,
             "--data-dir",
             data_dir,
             "--api",

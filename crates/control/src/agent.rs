@@ -1,4 +1,4 @@
-//! `stratum agent`: runs on every machine; connects out to the control plane, joins with the cluster's token and
+//! `stratum agent`: runs on every machine; connects out to the control plane, joins with the cluster's join token and
 //! what the machine is, heartbeats every second with its components' metrics, and runs what it is assigned: its
 //! part of the application's pipeline, with the paths to and from other machines through store-and-forward
 //! buffers, and the models it needs pulled from the control plane by sha256 (refused when the bytes do not match).
@@ -28,7 +28,8 @@ use tokio::sync::{mpsc, watch};
 pub struct AgentOptions {
     /// The control plane, `http://host:port`.
     pub server: String,
-    pub token: String,
+    /// The cluster's join token: it lets the agent join and run what it is told, nothing more.
+    pub join_token: String,
     pub name: String,
     pub tier: Option<Tier>,
     pub labels: BTreeMap<String, String>,
@@ -165,7 +166,7 @@ impl Agent {
 
     async fn join(&self) -> Result<(), Error> {
         let join = Join {
-            token: self.options.token.clone(),
+            token: self.options.join_token.clone(),
             name: self.options.name.clone(),
             tier: self.options.tier,
             labels: self.options.labels.clone(),
@@ -225,7 +226,7 @@ impl Agent {
 
     async fn heartbeat(&mut self) -> Result<(), Error> {
         let beat = Heartbeat {
-            token: self.options.token.clone(),
+            token: self.options.join_token.clone(),
             running: self.running.as_ref().map(|running| running.key.clone()),
             metrics: self.running.as_ref().map(|running| running.metrics.snapshot()).unwrap_or_default(),
             problems: std::mem::take(&mut self.problems),
@@ -277,7 +278,7 @@ impl Agent {
         use std::sync::atomic::Ordering;
         self.training_running.fetch_add(1, Ordering::Relaxed);
         let (client, url, token) =
-            (self.client.clone(), self.url(&format!("/v1/blobs/{}", work.task.data)), self.options.token.clone());
+            (self.client.clone(), self.url(&format!("/v1/blobs/{}", work.task.data)), self.options.join_token.clone());
         let base = self.options.data_dir.join("training").join(&work.task.data);
         let (running, results, done) =
             (self.training_running.clone(), self.training_results.clone(), self.training_done.clone());
@@ -457,7 +458,7 @@ impl Agent {
         let response = self
             .client
             .get(self.url(&format!("/v1/models/{}/{}", model.name, model.version)))
-            .bearer_auth(&self.options.token)
+            .bearer_auth(&self.options.join_token)
             .send()
             .await
             .map_err(|error| Error::Agent(format!("model `{}`: {error}", model.name)))?;

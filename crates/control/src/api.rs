@@ -34,6 +34,11 @@ pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// An error as every Stratum API answers one: `{"error": {"code": …, "message": …}}`.
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    json_response(status, json!({ "error": { "code": code, "message": message.into() } }))
+}
+
 async fn predict(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> Response {
     match state.services.get(&name) {
         Some(service) => prediction_response(service.predict(&body).await),
@@ -46,10 +51,8 @@ pub fn prediction_response(answer: Result<Value, crate::serving::Refusal>) -> Re
     match answer {
         Ok(answer) => json_response(StatusCode::OK, answer),
         Err(refusal) => {
-            let mut response = json_response(
-                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
-                json!({ "error": refusal.message }),
-            );
+            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut response = error_response(status, refusal.code(), refusal.message);
             if let Some(seconds) = refusal.retry_after_seconds {
                 response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
             }
@@ -60,10 +63,7 @@ pub fn prediction_response(answer: Result<Value, crate::serving::Refusal>) -> Re
 
 /// 404 for a service that is not here, listing those that are.
 pub fn no_service(name: &str, known: &[&str]) -> Response {
-    json_response(
-        StatusCode::NOT_FOUND,
-        json!({ "error": format!("no service `{name}`; services: {}", known.join(", ")) }),
-    )
+    error_response(StatusCode::NOT_FOUND, "not_found", format!("no service `{name}`; services: {}", known.join(", ")))
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {

@@ -6,6 +6,7 @@
 //! the agents, which kept running, carry on.
 
 use crate::Error;
+use crate::api::error_response;
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::protocol::{Apply, Assignment, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
 use crate::state::StateStore;
@@ -30,8 +31,12 @@ use tokio::sync::watch;
 pub struct ServerOptions {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
-    /// Agents and `stratum apply` must present it.
+    /// The operator's token: `stratum apply`, `stratum train --server`, and everything a viewer may.
     pub token: String,
+    /// The viewer's token, if viewers may read status, events and metrics.
+    pub viewer_token: Option<String>,
+    /// The token agents join with; it lets them run what they are told, and nothing an operator does.
+    pub join_token: String,
     /// An agent silent for this long is lost.
     pub agent_timeout: Duration,
 }
@@ -334,11 +339,56 @@ fn json_response(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-fn refused() -> Response {
-    json_response(StatusCode::UNAUTHORIZED, json!({ "error": "wrong or missing token" }))
+/// Who a token says the caller is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    Operator,
+    Viewer,
+    Agent,
 }
 
-/// A request that carries the cluster's token in its body.
+const READERS: &[Caller] = &[Caller::Operator, Caller::Viewer];
+const OPERATORS: &[Caller] = &[Caller::Operator];
+const AGENTS: &[Caller] = &[Caller::Agent];
+
+/// Compares tokens in time that does not depend on where they differ.
+fn same(given: &str, expected: &str) -> bool {
+    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+fn caller_of(server: &Server, token: &str) -> Option<Caller> {
+    let options = &server.options;
+    if same(token, &options.token) {
+        Some(Caller::Operator)
+    } else if same(token, &options.join_token) {
+        Some(Caller::Agent)
+    } else if options.viewer_token.as_deref().is_some_and(|viewer| same(token, viewer)) {
+        Some(Caller::Viewer)
+    } else {
+        None
+    }
+}
+
+/// Whether `token` belongs to one of the callers `allowed`; the answer to give otherwise (boxed: a response is
+/// large, and this is the rare path).
+fn allow(server: &Server, token: Option<&str>, allowed: &[Caller]) -> Result<Caller, Box<Response>> {
+    match token.and_then(|token| caller_of(server, token)) {
+        None => Err(Box::new(error_response(StatusCode::UNAUTHORIZED, "unauthorized", "wrong or missing token"))),
+        Some(caller) if allowed.contains(&caller) => Ok(caller),
+        Some(caller) => Err(Box::new(error_response(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the {caller:?} token cannot do this; it needs the {:?} token", allowed[0]).to_lowercase(),
+        ))),
+    }
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+/// A request that carries its token in its body.
 trait Authenticated: serde::de::DeserializeOwned {
     fn token(&self) -> &str;
 }
@@ -355,23 +405,20 @@ macro_rules! authenticated {
 
 authenticated!(Join, Heartbeat, Apply, TrainingRequest);
 
-/// The request in `body` if it parses and carries the right token; the answer to give otherwise (boxed: a response
-/// is large, and this is the rare path).
-fn authenticated<T: Authenticated>(server: &Server, body: &[u8]) -> Result<T, Box<Response>> {
+/// The request in `body` if it parses and carries the token of one of the callers `allowed`.
+fn authenticated<T: Authenticated>(server: &Server, body: &[u8], allowed: &[Caller]) -> Result<T, Box<Response>> {
     let request: T =
         serde_json::from_slice(body).map_err(|error| Box::new(bad_request(format!("bad request: {error}"))))?;
-    if request.token() != server.options.token {
-        return Err(Box::new(refused()));
-    }
+    allow(server, Some(request.token()), allowed)?;
     Ok(request)
 }
 
 fn bad_request(message: String) -> Response {
-    json_response(StatusCode::BAD_REQUEST, json!({ "error": message }))
+    error_response(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
 async fn join(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let mut join: Join = match authenticated(&server, &body) {
+    let mut join: Join = match authenticated(&server, &body, AGENTS) {
         Ok(join) => join,
         Err(response) => return *response,
     };
@@ -394,14 +441,14 @@ async fn join(State(server): State<Arc<Server>>, body: Bytes) -> Response {
 }
 
 async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let beat: Heartbeat = match authenticated(&server, &body) {
+    let beat: Heartbeat = match authenticated(&server, &body, AGENTS) {
         Ok(beat) => beat,
         Err(response) => return *response,
     };
     let (back, answer, training) = {
         let mut cluster = lock(&server.cluster);
         let Some(agent) = cluster.agents.get_mut(&name) else {
-            return json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no agent `{name}`: join first") }));
+            return error_response(StatusCode::NOT_FOUND, "not_found", format!("no agent `{name}`: join first"));
         };
         agent.last_seen = Instant::now();
         agent.metrics = beat.metrics;
@@ -431,7 +478,7 @@ async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, 
 }
 
 async fn apply(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let apply: Apply = match authenticated(&server, &body) {
+    let apply: Apply = match authenticated(&server, &body, OPERATORS) {
         Ok(apply) => apply,
         Err(response) => return *response,
     };
@@ -440,7 +487,7 @@ async fn apply(State(server): State<Arc<Server>>, body: Bytes) -> Response {
     let plan = serde_json::to_string(&apply.plan).unwrap_or_default();
     let version = match server.state.record_version(&app, &ir, &plan) {
         Ok(version) => version,
-        Err(error) => return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": error.to_string() })),
+        Err(error) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
     };
     lock(&server.cluster).deployed = Some(Deployed { application: apply.application, plan: apply.plan, version });
     server.event("applied", None, &format!("version {version}"));
@@ -453,18 +500,16 @@ async fn model(
     Path((name, version)): Path<(String, u32)>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&server, &headers) {
-        return refused();
+    if let Err(response) = allow(&server, bearer(&headers), &[Caller::Agent, Caller::Operator]) {
+        return *response;
     }
     if name.contains(['/', '\\', '.']) {
-        return json_response(StatusCode::BAD_REQUEST, json!({ "error": "not a model name" }));
+        return bad_request("not a model name".into());
     }
     let path = server.options.state_dir.join("models").join(&name).join(format!("v{version}.json"));
     match std::fs::read(&path) {
         Ok(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(_) => {
-            json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no model `{name}` version {version}") }))
-        }
+        Err(_) => error_response(StatusCode::NOT_FOUND, "not_found", format!("no model `{name}` version {version}")),
     }
 }
 
@@ -494,10 +539,8 @@ async fn gateway(State(server): State<Arc<Server>>, Path(name): Path<String>, bo
             .collect()
     };
     if targets.is_empty() {
-        let mut response = json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "error": format!("no live agent serves `{name}` over HTTP (agents serve it when started with --api)") }),
-        );
+        let message = format!("no live agent serves `{name}` over HTTP (agents serve it when started with --api)");
+        let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
         response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(1));
         return response;
     }
@@ -520,14 +563,8 @@ async fn gateway(State(server): State<Arc<Server>>, Path(name): Path<String>, bo
             }
             response
         }
-        Err(error) => json_response(StatusCode::BAD_GATEWAY, json!({ "error": format!("agent at {target}: {error}") })),
+        Err(error) => error_response(StatusCode::BAD_GATEWAY, "bad_gateway", format!("agent at {target}: {error}")),
     }
-}
-
-/// Whether a request carries the cluster's token as `Authorization: Bearer TOKEN`.
-fn authorized(server: &Server, headers: &HeaderMap) -> bool {
-    let expected = format!("Bearer {}", server.options.token);
-    headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) == Some(expected.as_str())
 }
 
 fn blob_path(server: &Server, sha256: &str) -> Option<PathBuf> {
@@ -537,8 +574,8 @@ fn blob_path(server: &Server, sha256: &str) -> Option<PathBuf> {
 
 /// `POST /v1/blobs`: stores bytes under their sha256 (the content-addressed blob store) and says which.
 async fn put_blob(State(server): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&server, &headers) {
-        return refused();
+    if let Err(response) = allow(&server, bearer(&headers), OPERATORS) {
+        return *response;
     }
     let sha256 = stratum_ml::artifact::sha256_hex(&body);
     let Some(path) = blob_path(&server, &sha256) else { return bad_request("not a sha256".into()) };
@@ -548,33 +585,31 @@ async fn put_blob(State(server): State<Arc<Server>>, headers: HeaderMap, body: B
     });
     match written {
         Ok(()) => json_response(StatusCode::OK, json!({ "sha256": sha256, "bytes": body.len() })),
-        Err(error) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": error.to_string() })),
+        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
     }
 }
 
 async fn get_blob(State(server): State<Arc<Server>>, Path(sha256): Path<String>, headers: HeaderMap) -> Response {
-    if !authorized(&server, &headers) {
-        return refused();
+    if let Err(response) = allow(&server, bearer(&headers), &[Caller::Agent, Caller::Operator]) {
+        return *response;
     }
     let Some(path) = blob_path(&server, &sha256) else { return bad_request("not a sha256".into()) };
     match std::fs::read(&path) {
         Ok(bytes) => (StatusCode::OK, bytes).into_response(),
-        Err(_) => json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no blob {sha256}") })),
+        Err(_) => error_response(StatusCode::NOT_FOUND, "not_found", format!("no blob {sha256}")),
     }
 }
 
 /// `POST /v1/training`: a model's search, run on the agents.
 async fn start_training(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let request: TrainingRequest = match authenticated(&server, &body) {
+    let request: TrainingRequest = match authenticated(&server, &body, OPERATORS) {
         Ok(request) => request,
         Err(response) => return *response,
     };
     let Some(blob) = blob_path(&server, &request.data_sha256) else { return bad_request("not a sha256".into()) };
     let Ok(bytes) = std::fs::read(&blob) else {
-        return json_response(
-            StatusCode::NOT_FOUND,
-            json!({ "error": format!("no blob {}: upload the data first", request.data_sha256) }),
-        );
+        let message = format!("no blob {}: upload the data first", request.data_sha256);
+        return error_response(StatusCode::NOT_FOUND, "not_found", message);
     };
     let id = {
         let cluster = lock(&server.cluster);
@@ -599,10 +634,13 @@ async fn start_training(State(server): State<Arc<Server>>, body: Bytes) -> Respo
     }
 }
 
-async fn training_status(State(server): State<Arc<Server>>, Path(job): Path<u64>) -> Response {
+async fn training_status(State(server): State<Arc<Server>>, Path(job): Path<u64>, headers: HeaderMap) -> Response {
+    if let Err(response) = allow(&server, bearer(&headers), READERS) {
+        return *response;
+    }
     let cluster = lock(&server.cluster);
     let Some(job) = cluster.jobs.get(&job) else {
-        return json_response(StatusCode::NOT_FOUND, json!({ "error": format!("no training job {job}") }));
+        return error_response(StatusCode::NOT_FOUND, "not_found", format!("no training job {job}"));
     };
     json_response(
         StatusCode::OK,
@@ -617,7 +655,10 @@ async fn training_status(State(server): State<Arc<Server>>, Path(job): Path<u64>
     )
 }
 
-async fn status(State(server): State<Arc<Server>>) -> Response {
+async fn status(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    if let Err(response) = allow(&server, bearer(&headers), READERS) {
+        return *response;
+    }
     let cluster = lock(&server.cluster);
     let agents: Vec<Value> = cluster
         .agents
@@ -654,14 +695,20 @@ async fn status(State(server): State<Arc<Server>>) -> Response {
     )
 }
 
-async fn events(State(server): State<Arc<Server>>) -> Response {
+async fn events(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    if let Err(response) = allow(&server, bearer(&headers), READERS) {
+        return *response;
+    }
     match server.state.events(&server.app(), 500) {
         Ok(events) => json_response(StatusCode::OK, json!({ "events": events })),
-        Err(error) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": error.to_string() })),
+        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
     }
 }
 
-async fn metrics(State(server): State<Arc<Server>>) -> Response {
+async fn metrics(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    if let Err(response) = allow(&server, bearer(&headers), READERS) {
+        return *response;
+    }
     let cluster = lock(&server.cluster);
     let snapshots: Vec<(String, MetricsSnapshot)> = cluster
         .agents

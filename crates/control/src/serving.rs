@@ -38,6 +38,15 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The error code the APIs answer it with.
+    pub fn code(&self) -> &'static str {
+        match self.status {
+            429 => "overloaded",
+            503 => "unavailable",
+            _ => "bad_request",
+        }
+    }
+
     fn bad_request(message: String) -> Refusal {
         Refusal { status: 400, message, retry_after_seconds: None }
     }
