@@ -127,7 +127,7 @@ async fn run_up(
     args: UpArgs,
     application: Application,
     plan: Plan,
-    options: UpOptions,
+    mut options: UpOptions,
     tokens: Tokens,
 ) -> anyhow::Result<Outcome> {
     let listener = match tokio::net::TcpListener::bind(args.api).await {
@@ -157,6 +157,10 @@ async fn run_up(
     };
     plane.set_live(Some(Live::of(&running)));
     print_started(&running, args.live, &base, &tokens);
+    // The embedded broker lives as long as the process: later versions use it, so that subscribers stay connected.
+    if options.mqtt_broker.is_none() {
+        options.mqtt_broker = running.broker_url.clone();
+    }
 
     let interactive = std::io::stderr().is_terminal();
     let began = Instant::now();
@@ -182,6 +186,9 @@ async fn run_up(
                 }
                 match up(reload.application, reload.plan, options.clone(), &mut |progress| print_progress(&progress)).await {
                     Ok(started) => {
+                        if options.mqtt_broker.is_none() {
+                            options.mqtt_broker = started.broker_url.clone();
+                        }
                         plane.set_live(Some(Live::of(&started)));
                         print_started(&started, args.live, &base, &tokens);
                         data_plane_ended = false;

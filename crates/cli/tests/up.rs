@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{OPERATOR_TOKEN, Up, free_port, traffic_copy};
+use common::{OPERATOR_TOKEN, Up, VIEWER_TOKEN, free_port, traffic_copy};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -160,4 +160,51 @@ tool helper {
     let unknown =
         Command::new(env!("CARGO_BIN_EXE_stratum")).args(["logs", "nobody"]).current_dir(&folder).output().unwrap();
     assert_eq!(unknown.status.code(), Some(1));
+}
+
+/// The editor's apply, end to end: `POST /v1/apply` with a changed file writes it, `stratum up` drains the running
+/// version and starts the new one, and the API serves it; a viewer may check but not apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_applied_through_the_api_replaces_the_running_one() {
+    const APP: &str = "app tiny\n\
+        node box { tier = edge  cpu = 2  memory = 2 GiB }\n\
+        schema Reading { sensor: string  ts: timestamp  value: float }\n\
+        source readings: generator { schema = Reading  rate = 20/s }\n\
+        sink kept: jsonl { from = readings  path = \"out/kept.jsonl\" }\n";
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("up_apply");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("tiny.stratum"), APP).unwrap();
+    let api = free_port();
+    let up = Up::start_file(&folder, "tiny.stratum", api, 60);
+    up.line("press Ctrl-C to stop", Duration::from_secs(60));
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api}");
+    let next = APP.replace("rate = 20/s", "rate = 40/s");
+    let body = serde_json::json!({ "source": next }).to_string();
+    let as_viewer = http.post(format!("{base}/v1/apply")).bearer_auth(VIEWER_TOKEN).body(body.clone());
+    assert_eq!(as_viewer.send().await.unwrap().status().as_u16(), 403);
+    let check = http.post(format!("{base}/v1/check")).bearer_auth(VIEWER_TOKEN).body(body.clone());
+    let report: Value = serde_json::from_str(&check.send().await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(report["changes"], serde_json::json!(["`readings` changes"]), "{report}");
+    let applied = http.post(format!("{base}/v1/apply")).bearer_auth(OPERATOR_TOKEN).body(body).send().await.unwrap();
+    assert_eq!(applied.status().as_u16(), 202);
+    assert_eq!(std::fs::read_to_string(folder.join("tiny.stratum")).unwrap(), next);
+
+    let started = Instant::now();
+    loop {
+        let app = http.get(format!("{base}/v1/app")).bearer_auth(VIEWER_TOKEN).send().await.unwrap();
+        let app: Value = serde_json::from_str(&app.text().await.unwrap()).unwrap();
+        if app["version"] == 2 && app["phase"] == "running" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "version 2 does not run: {app}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    up.line("a new version was applied from the editor", Duration::from_secs(1));
+    up.interrupt();
+    let (code, _, stderr) = up.finish();
+    assert_eq!(code, 0, "{stderr}");
 }

@@ -23,9 +23,14 @@ pub struct Up {
 }
 
 impl Up {
+    /// `stratum up traffic.stratum` an hour a minute, with 12 h of history to train on.
     pub fn start(folder: &Path, api: u16, seconds: u32) -> Up {
+        Up::start_file(folder, "traffic.stratum", api, seconds)
+    }
+
+    pub fn start_file(folder: &Path, file: &str, api: u16, seconds: u32) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
-            .args(["up", "traffic.stratum", "--speed", "60", "--bootstrap-hours", "12"])
+            .args(["up", file, "--speed", "60", "--bootstrap-hours", "12"])
             .args(["--api", &format!("127.0.0.1:{api}"), "--for", &format!("{seconds}s")])
             .args(["--state-dir", ".stratum", "--token", OPERATOR_TOKEN, "--viewer-token", VIEWER_TOKEN])
             .current_dir(folder)
