@@ -15,6 +15,7 @@ use axum::routing::{MethodRouter, get, post};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 use std::sync::Arc;
+use stratum_control::api::same_token;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -334,18 +335,13 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
 }
 
-/// Compares tokens in time that does not depend on where they differ.
-fn same(given: &str, expected: &str) -> bool {
-    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
-}
-
 /// The caller's role by its `Authorization: Bearer TOKEN`; a token that is neither is an error.
 pub(crate) fn role_of(plane: &ControlPlane, headers: &HeaderMap) -> Result<Role, ()> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Role::Anonymous) };
     let token = value.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).ok_or(())?;
-    if same(token, &plane.config.tokens.operator) {
+    if same_token(token, &plane.config.tokens.operator) {
         Ok(Role::Operator)
-    } else if same(token, &plane.config.tokens.viewer) {
+    } else if same_token(token, &plane.config.tokens.viewer) {
         Ok(Role::Viewer)
     } else {
         Err(())

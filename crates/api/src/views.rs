@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use stratum_control::agents::LocalAgent;
 use stratum_core::eval::Datum;
 use stratum_core::ir::{Chart, ModelOrigin, Panel, ServiceInput, Tier};
+use stratum_dataplane::metrics::MetricsSnapshot;
 use stratum_dataplane::record::{datum_to_json, event_time_position};
 
 /// An error: a stable code to act on and a message for people.
@@ -412,9 +414,10 @@ impl ControlPlane {
         crate::plane::lock(&self.series).latest(name)
     }
 
-    pub fn component_view(&self, live: &Live, name: &str, kind: &str) -> ComponentView {
-        let snapshot = live.metrics.snapshot().into_iter().find(|snapshot| snapshot.component == name);
-        let value = |field: fn(&stratum_dataplane::metrics::MetricsSnapshot) -> u64| snapshot.as_ref().map_or(0, field);
+    /// A component with its counters from `snapshots` (the data plane's metrics, taken once per answer).
+    fn component_view(&self, snapshots: &[MetricsSnapshot], name: &str, kind: &str) -> ComponentView {
+        let snapshot = snapshots.iter().find(|snapshot| snapshot.component == name);
+        let value = |field: fn(&MetricsSnapshot) -> u64| snapshot.map_or(0, field);
         ComponentView {
             name: name.to_string(),
             kind: kind.to_string(),
@@ -430,7 +433,13 @@ impl ControlPlane {
         }
     }
 
+    /// The components of one agent.
+    fn agent_components(&self, snapshots: &[MetricsSnapshot], agent: &LocalAgent) -> Vec<ComponentView> {
+        agent.components.iter().map(|(name, kind)| self.component_view(snapshots, name, kind)).collect()
+    }
+
     pub fn agents_view(&self, live: &Live) -> Vec<AgentView> {
+        let snapshots = live.metrics.snapshot();
         live.agents
             .iter()
             .map(|agent| AgentView {
@@ -439,23 +448,25 @@ impl ControlPlane {
                 pool: agent.pool.clone(),
                 cpu: agent.cpu,
                 memory_bytes: agent.memory_bytes,
-                components: agent.components.iter().map(|(name, kind)| self.component_view(live, name, kind)).collect(),
+                components: self.agent_components(&snapshots, agent),
             })
             .collect()
     }
 
     /// Every component of the plan once, with the data plane's counters (several instances count together).
     pub fn components_view(&self, live: &Live) -> Vec<ComponentView> {
+        let snapshots = live.metrics.snapshot();
         let mut seen = std::collections::BTreeSet::new();
         live.plan
             .assignments
             .iter()
             .filter(|assignment| seen.insert(assignment.component.clone()))
-            .map(|assignment| self.component_view(live, &assignment.component, assignment.kind.name()))
+            .map(|assignment| self.component_view(&snapshots, &assignment.component, assignment.kind.name()))
             .collect()
     }
 
     pub fn topology(&self, live: &Live) -> Topology {
+        let snapshots = live.metrics.snapshot();
         let mut tiers: Vec<TierView> = Vec::new();
         let mut agents: Vec<_> = live.agents.iter().collect();
         agents.sort_by_key(|agent| tier_rank(agent.tier));
@@ -470,7 +481,7 @@ impl ControlPlane {
                 cpu_planned: usage.map_or(0.0, |usage| usage.cpu_used),
                 memory_capacity_bytes: agent.memory_bytes,
                 memory_planned_bytes: usage.map_or(0, |usage| usage.memory_used.0),
-                components: agent.components.iter().map(|(name, kind)| self.component_view(live, name, kind)).collect(),
+                components: self.agent_components(&snapshots, agent),
             };
             match tiers.iter_mut().find(|tier| tier.tier == node.tier) {
                 Some(tier) => tier.nodes.push(node),

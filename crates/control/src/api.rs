@@ -34,6 +34,11 @@ pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// Whether a token given is the one expected, compared in time that does not depend on where they differ.
+pub fn same_token(given: &str, expected: &str) -> bool {
+    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
 /// An error as every Stratum API answers one: `{"error": {"code": …, "message": …}}`.
 pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     json_response(status, json!({ "error": { "code": code, "message": message.into() } }))

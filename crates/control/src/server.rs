@@ -6,7 +6,7 @@
 //! the agents, which kept running, carry on.
 
 use crate::Error;
-use crate::api::error_response;
+use crate::api::{error_response, same_token};
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::protocol::{Apply, Assignment, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
 use crate::state::StateStore;
@@ -351,18 +351,13 @@ const READERS: &[Caller] = &[Caller::Operator, Caller::Viewer];
 const OPERATORS: &[Caller] = &[Caller::Operator];
 const AGENTS: &[Caller] = &[Caller::Agent];
 
-/// Compares tokens in time that does not depend on where they differ.
-fn same(given: &str, expected: &str) -> bool {
-    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
-}
-
 fn caller_of(server: &Server, token: &str) -> Option<Caller> {
     let options = &server.options;
-    if same(token, &options.token) {
+    if same_token(token, &options.token) {
         Some(Caller::Operator)
-    } else if same(token, &options.join_token) {
+    } else if same_token(token, &options.join_token) {
         Some(Caller::Agent)
-    } else if options.viewer_token.as_deref().is_some_and(|viewer| same(token, viewer)) {
+    } else if options.viewer_token.as_deref().is_some_and(|viewer| same_token(token, viewer)) {
         Some(Caller::Viewer)
     } else {
         None
