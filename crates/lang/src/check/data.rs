@@ -1084,7 +1084,9 @@ impl<'a> Checker<'a> {
                 continue;
             }
             let (offset, table) = pair[1];
-            if common_table_names.contains(&table) || tables.iter().any(|known| known == table) {
+            // `FROM (SELECT …)`: the subquery's own FROM names its tables.
+            let subquery = table == "(";
+            if subquery || common_table_names.contains(&table) || tables.iter().any(|known| known == table) {
                 continue;
             }
             let start = expr.span.start as usize + content_offset + offset;
