@@ -7,14 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-use stratum_control::agents::LocalAgent;
-use stratum_control::serving::ServicePool;
-use stratum_control::state::StateStore;
-use stratum_control::up::Running;
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
-use stratum_dataplane::metrics::Registry;
-use stratum_dataplane::sinks::feed::Feed;
 use tokio::sync::mpsc;
 
 /// Who may call what: operators read and change, viewers read. Predictions and the OpenAPI document are open to
@@ -55,41 +49,8 @@ pub struct Reload {
     pub plan: Plan,
 }
 
-/// The running application's parts that the API reads.
-pub struct Live {
-    pub app: String,
-    pub version: u32,
-    pub application: Arc<Application>,
-    pub plan: Arc<Plan>,
-    pub started: Instant,
-    pub agents: Vec<LocalAgent>,
-    pub services: BTreeMap<String, Arc<ServicePool>>,
-    pub metrics: Arc<Registry>,
-    pub feeds: BTreeMap<String, Feed>,
-    pub state: Arc<StateStore>,
-    /// Components of the plan that this version does not run, with the reason.
-    pub not_running: Vec<(String, String)>,
-    pub broker_url: Option<String>,
-}
-
-impl Live {
-    pub fn of(running: &Running) -> Live {
-        Live {
-            app: running.app.clone(),
-            version: running.version,
-            application: running.application.clone(),
-            plan: running.plan.clone(),
-            started: running.started,
-            agents: running.agents.clone(),
-            services: running.services.clone(),
-            metrics: running.metrics.clone(),
-            feeds: running.feeds.clone(),
-            state: running.state.clone(),
-            not_running: running.not_running.clone(),
-            broker_url: running.broker_url.clone(),
-        }
-    }
-}
+/// The running application's parts that the API reads: what `stratum up` shares of its running version.
+pub type Live = stratum_control::up::Deployed;
 
 /// What the application is doing, as far as the API can tell.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,9 +108,9 @@ impl ControlPlane {
     }
 
     /// Serves `live` from now on.
-    pub fn set_live(&self, live: Option<Live>) {
+    pub fn set_live(&self, live: Option<Arc<Live>>) {
         let running = live.is_some();
-        *self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = live.map(Arc::new);
+        *self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = live;
         if running {
             self.set_phase(Phase::Running);
         }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratum_api::{ApiConfig, ControlPlane, Live, Reload, Tokens};
+use stratum_api::{ApiConfig, ControlPlane, Reload, Tokens};
 use stratum_control::up::{Running, UpOptions, up};
 
 const APP: &str = include_str!("../test_data/small.stratum");
@@ -114,7 +114,7 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
     assert_error((status, body), 503, "unavailable");
 
     let running = start(APP, &folder).await;
-    plane.set_live(Some(Live::of(&running)));
+    plane.set_live(Some(running.deployed.clone()));
 
     // Wait for windows, predictions and a few samples of the series.
     let began = Instant::now();
@@ -294,7 +294,7 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
     plane.set_live(None);
     running.stop().await.unwrap();
     let running = up(application, plan, options(&folder), &mut |_| {}).await.unwrap();
-    plane.set_live(Some(Live::of(&running)));
+    plane.set_live(Some(running.deployed.clone()));
     let app = api.get("/v1/app").await;
     assert_eq!((app["version"].as_u64(), app["phase"].as_str()), (Some(2), Some("running")));
 

@@ -11,9 +11,9 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use stratum_api::{ApiConfig, ControlPlane, Live, Phase, Tokens};
+use stratum_api::{ApiConfig, ControlPlane, Phase, Tokens};
 use stratum_control::models::ModelProgress;
-use stratum_control::up::{UpOptions, UpProgress, up};
+use stratum_control::up::{Running, UpOptions, UpProgress, up};
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
 
@@ -155,20 +155,23 @@ async fn run_up(
             return Ok(Outcome::UserError);
         }
     };
-    plane.set_live(Some(Live::of(&running)));
+    plane.set_live(Some(running.deployed.clone()));
     print_started(&running, args.live, &base, &tokens);
-    // The embedded broker lives as long as the process: later versions use it, so that subscribers stay connected.
-    if options.mqtt_broker.is_none() {
-        options.mqtt_broker = running.broker_url.clone();
-    }
+    keep_broker(&mut options, &running);
 
     let interactive = std::io::stderr().is_terminal();
     let began = Instant::now();
     let deadline = args.run_for.map(|limit| tokio::time::Instant::now() + limit);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut data_plane_ended = false;
-    let mut seen_events: BTreeSet<i64> =
-        running.state.events(&running.app, 1000).unwrap_or_default().iter().map(|event| event.id).collect();
+    let mut seen_events: BTreeSet<i64> = running
+        .deployed
+        .state
+        .events(&running.deployed.app, 1000)
+        .unwrap_or_default()
+        .iter()
+        .map(|event| event.id)
+        .collect();
     let mut current = Some(running);
     loop {
         tokio::select! {
@@ -179,17 +182,15 @@ async fn run_up(
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break,
             Some(reload) = reloads.recv() => {
                 eprintln!("a new version was applied from the editor: draining version {} …",
-                    current.as_ref().map_or(0, |running| running.version));
+                    current.as_ref().map_or(0, |running| running.deployed.version));
                 plane.set_live(None);
                 if let Some(old) = current.take() && let Err(error) = old.stop().await {
                     eprintln!("the old version stopped with an error: {error}");
                 }
                 match up(reload.application, reload.plan, options.clone(), &mut |progress| print_progress(&progress)).await {
                     Ok(started) => {
-                        if options.mqtt_broker.is_none() {
-                            options.mqtt_broker = started.broker_url.clone();
-                        }
-                        plane.set_live(Some(Live::of(&started)));
+                        keep_broker(&mut options, &started);
+                        plane.set_live(Some(started.deployed.clone()));
                         print_started(&started, args.live, &base, &tokens);
                         data_plane_ended = false;
                         current = Some(started);
@@ -202,14 +203,14 @@ async fn run_up(
             }
             _ = tick.tick() => {
                 let Some(running) = &current else { continue };
-                for event in running.state.events(&running.app, 50).unwrap_or_default() {
+                for event in running.deployed.state.events(&running.deployed.app, 50).unwrap_or_default() {
                     if seen_events.insert(event.id) {
                         let component = event.component.map(|component| format!(" `{component}`")).unwrap_or_default();
                         eprintln!("event: {}{component}: {}", event.kind, event.message);
                     }
                 }
                 if interactive {
-                    eprintln!("{}", status_line(&running.metrics.snapshot(), began.elapsed()));
+                    eprintln!("{}", status_line(&running.deployed.metrics.snapshot(), began.elapsed()));
                 }
                 // Sources that ran out end the data plane; services, batches and the API go on until stopped.
                 if running.pipeline_finished() && !data_plane_ended {
@@ -239,6 +240,13 @@ async fn run_up(
     }
 }
 
+/// The embedded broker lives as long as the process: later versions use it, so that subscribers stay connected.
+fn keep_broker(options: &mut UpOptions, running: &Running) {
+    if options.mqtt_broker.is_none() {
+        options.mqtt_broker = running.deployed.broker_url.clone();
+    }
+}
+
 fn print_progress(progress: &UpProgress) {
     match progress {
         UpProgress::Model(ModelProgress::Bootstrapping { model, dataset, hours, sinks, batches }) => eprintln!(
@@ -261,13 +269,13 @@ fn print_progress(progress: &UpProgress) {
 }
 
 fn print_started(running: &stratum_control::up::Running, live: bool, base: &str, tokens: &Tokens) {
-    let application = &running.application;
-    eprintln!("version {} runs; agents (one per machine, in this process):", running.version);
-    for agent in &running.agents {
+    let application = &running.deployed.application;
+    eprintln!("version {} runs; agents (one per machine, in this process):", running.deployed.version);
+    for agent in &running.deployed.agents {
         let components: Vec<String> = agent
             .components
             .iter()
-            .map(|(name, _)| match running.not_running.iter().find(|(other, _)| other == name) {
+            .map(|(name, _)| match running.deployed.not_running.iter().find(|(other, _)| other == name) {
                 Some((_, reason)) => format!("{name} (not running: {reason})"),
                 None => name.clone(),
             })

@@ -48,8 +48,9 @@ pub enum UpProgress {
     Broker { url: String },
 }
 
-/// A running application.
-pub struct Running {
+/// What a running version is made of, shared with whoever watches it (the API reads it while the runner owns the
+/// [`Running`] that stops it).
+pub struct Deployed {
     pub app: String,
     pub version: u32,
     pub application: Arc<Application>,
@@ -65,6 +66,11 @@ pub struct Running {
     /// Components of the plan this version does not run yet, with the reason.
     pub not_running: Vec<(String, String)>,
     pub state: Arc<StateStore>,
+}
+
+/// A running application.
+pub struct Running {
+    pub deployed: Arc<Deployed>,
     pipeline: JoinHandle<Result<RunSummary, stratum_dataplane::Error>>,
     stopper: Stopper,
     stop_batches: watch::Sender<bool>,
@@ -270,7 +276,7 @@ pub async fn up(
         .await;
     });
     state.record_event(&app, "started", None, &format!("version {version}"))?;
-    Ok(Running {
+    let deployed = Deployed {
         app,
         version,
         application: Arc::new(application),
@@ -283,13 +289,8 @@ pub async fn up(
         feeds,
         not_running,
         state,
-        pipeline,
-        stopper,
-        stop_batches,
-        stop_beside,
-        batches,
-        tools,
-    })
+    };
+    Ok(Running { deployed: Arc::new(deployed), pipeline, stopper, stop_batches, stop_beside, batches, tools })
 }
 
 fn record_tool_event(state: &StateStore, app: &str, tool: &str, event: crate::tools::ToolEvent) {
@@ -318,7 +319,7 @@ impl Running {
             Ok(summary) => format!("after {:.1} s", summary.seconds),
             Err(error) => format!("with an error: {error}"),
         };
-        self.state.record_event(&self.app, "stopped", None, &outcome)?;
+        self.deployed.state.record_event(&self.deployed.app, "stopped", None, &outcome)?;
         Ok(summary?)
     }
 }
