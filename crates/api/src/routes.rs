@@ -394,38 +394,7 @@ fn with_live<T: Serialize>(plane: &ControlPlane, view: impl FnOnce(&Live) -> T) 
 
 /// A query string's parameters, percent-decoded.
 fn query_parameters(query: Option<&str>) -> Vec<(String, String)> {
-    let decode = |text: &str| {
-        let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut index = 0;
-        while index < bytes.len() {
-            match bytes[index] {
-                b'+' => out.push(b' '),
-                b'%' if index + 2 < bytes.len() => {
-                    let digit = |at: usize| (bytes[at] as char).to_digit(16);
-                    match (digit(index + 1), digit(index + 2)) {
-                        (Some(high), Some(low)) => {
-                            out.push((high * 16 + low) as u8);
-                            index += 2;
-                        }
-                        _ => out.push(b'%'),
-                    }
-                }
-                byte => out.push(byte),
-            }
-            index += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(name), decode(value))
-        })
-        .collect()
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
 /// A numeric query parameter, if given.
