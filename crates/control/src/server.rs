@@ -6,7 +6,7 @@
 //! the agents, which kept running, carry on.
 
 use crate::Error;
-use crate::api::{error_response, same_token};
+use crate::api::{error_response, json_response, same_token};
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::protocol::{Apply, Assignment, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
 use crate::state::StateStore;
@@ -333,10 +333,6 @@ impl Server {
         }
         files
     }
-}
-
-fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// Who a token says the caller is.
