@@ -1,24 +1,34 @@
 //! The model editor's back end: checks and plans the text being edited as if it were the application's file (its
-//! imports read from the file's folder, and only from there), and says what applying it would change.
+//! imports sent with it, or read from the file's folder, and only from there), says what applying it would
+//! change, and writes an applied version's files.
 
 use crate::views::{CheckReport, DiagnosticView, HostPlan, PlanSummary};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use stratum_control::files::write_whole;
 use stratum_control::placement::definition;
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
 use stratum_lang::{Checked, Severity, SourceLoader};
 
-/// Reads imports from the application's folder. A path that leads outside it is refused: the editor takes text
-/// from the network, and must not turn into a way to read any file the server can.
-struct FolderLoader {
+/// Reads imports from the files sent with the text, then from the application's folder. A path that leads
+/// outside the folder is refused: the editor takes text from the network, and must not turn into a way to read
+/// any file the server can.
+struct FolderLoader<'a> {
     folder: PathBuf,
+    /// Files sent with the text, by their path relative to the folder.
+    files: &'a BTreeMap<String, String>,
 }
 
-impl SourceLoader for FolderLoader {
+impl SourceLoader for FolderLoader<'_> {
     fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
         let base = Path::new(importer).parent().unwrap_or(Path::new(""));
         let wanted = base.join(path);
+        // Under a folder of `.` (a file named without one), names carry no folder to strip.
+        let relative = relative_name(wanted.strip_prefix(&self.folder).unwrap_or(&wanted));
+        if let Some(text) = relative.and_then(|relative| self.files.get(&relative)) {
+            return Ok((wanted.to_string_lossy().into_owned(), text.clone().into_bytes()));
+        }
         let resolved = wanted.canonicalize().map_err(|error| error.to_string())?;
         let folder = self.folder.canonicalize().map_err(|error| error.to_string())?;
         if !resolved.starts_with(&folder) {
@@ -36,13 +46,58 @@ pub struct Edited {
     pub planned: Option<(Application, Plan)>,
 }
 
-/// Checks `text` as the content of `file` and plans it; `current` is what runs now, to compare with.
-pub fn check_and_plan(file: &Path, text: &str, current: Option<(&Application, &Plan)>) -> Edited {
+/// A path inside a folder as `a/b.stratum`, if it stays inside (no `..`, not absolute).
+fn relative_name(path: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::Normal(part) => parts.push(part.to_str()?.to_string()),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Whether every file sent with a text may be written beside `file`: a relative path inside its folder, and not
+/// the file itself.
+pub fn check_file_names(file: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
+    let own = file.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+    for name in files.keys() {
+        match relative_name(Path::new(name)) {
+            Some(relative) if relative != own => {}
+            _ => {
+                return Err(format!(
+                    "`{name}` is not a file beside the application's (a relative path inside its folder)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes an applied version: each file sent with it beside `file`, then `file` itself, each whole or not at all.
+pub fn write_sources(file: &Path, source: &str, files: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let folder = file.parent().unwrap_or(Path::new(""));
+    for (name, text) in files {
+        write_whole(&folder.join(name), text.as_bytes())?;
+    }
+    write_whole(file, source.as_bytes())
+}
+
+/// Checks `text` as the content of `file` (importing `files` where given) and plans it; `current` is what runs
+/// now, to compare with.
+pub fn check_and_plan(
+    file: &Path,
+    text: &str,
+    files: &BTreeMap<String, String>,
+    current: Option<(&Application, &Plan)>,
+) -> Edited {
     // A file named without a folder is in the working directory.
     let folder = file.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let folder = folder.to_path_buf();
     let name = file.to_string_lossy().into_owned();
-    let checked = stratum_lang::check(&name, text.as_bytes(), &FolderLoader { folder });
+    let checked = stratum_lang::check(&name, text.as_bytes(), &FolderLoader { folder, files });
     let mut diagnostics = diagnostics_of(&checked, &checked.diagnostics);
     let mut planned = None;
     let mut plan_summary = None;

@@ -50,10 +50,8 @@ pub fn document(routes: &[Route]) -> Value {
         };
         responses.insert(status.to_string(), json!({ "description": reason(status), "content": content }));
         let mut errors = route.errors.clone();
-        match route.access {
-            Access::Public => {}
-            Access::Viewer => errors.push(401),
-            Access::Operator => errors.extend([401, 403]),
+        if route.access != Access::Public {
+            errors.extend([401, 403]);
         }
         errors.sort_unstable();
         errors.dedup();
@@ -70,6 +68,8 @@ pub fn document(routes: &[Route]) -> Value {
             Access::Public => json!([]),
             Access::Viewer => json!([{ "viewer": [] }, { "operator": [] }]),
             Access::Operator => json!([{ "operator": [] }]),
+            Access::Agent => json!([{ "agent": [] }]),
+            Access::AgentOrOperator => json!([{ "agent": [] }, { "operator": [] }]),
         };
         let mut operation = json!({
             "operationId": operation_id(route),
@@ -92,11 +92,20 @@ pub fn document(routes: &[Route]) -> Value {
                 })
                 .collect();
         }
-        if let Some(Body::Json(schema_of)) = route.request {
-            operation["requestBody"] = json!({
-                "required": true,
-                "content": { "application/json": { "schema": schema_of(&mut generator).to_value() } },
-            });
+        match route.request {
+            Some(Body::Json(schema_of)) => {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": schema_of(&mut generator).to_value() } },
+                });
+            }
+            Some(Body::Text(media_type)) => {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "content": { media_type: { "schema": { "type": "string", "format": "binary" } } },
+                });
+            }
+            None => {}
         }
         let item = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
         item[route.method.as_str().to_lowercase()] = operation;
@@ -107,7 +116,8 @@ pub fn document(routes: &[Route]) -> Value {
             "title": "Stratum control plane",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "The running application: its topology, components, services, models, events, metric series \
-                            and dashboards; checking and applying new versions; predictions.",
+                            and dashboards; checking and applying new versions; predictions; and, on `stratum server`, \
+                            the agents' protocol and training on the agents.",
         },
         "paths": paths,
         "components": {
@@ -115,6 +125,11 @@ pub fn document(routes: &[Route]) -> Value {
             "securitySchemes": {
                 "operator": { "type": "http", "scheme": "bearer", "description": "Reads and changes." },
                 "viewer": { "type": "http", "scheme": "bearer", "description": "Reads only." },
+                "agent": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The cluster's join token: the agents' protocol, model artifacts and data blobs.",
+                },
             },
         },
     })

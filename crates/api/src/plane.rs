@@ -1,5 +1,6 @@
-//! The control plane as the API sees it: who may call it, the application running now (swapped when a new version
-//! is applied), the metric series sampled from it, and the channel that asks the runner for a new version.
+//! The control plane as the API sees it: who may call it, the deployment running now (a `stratum up`'s version,
+//! swapped when a new one is applied, or a `stratum server` with its agents), the metric series sampled from it,
+//! and the channel that asks the runner for a new version.
 
 use crate::series::SeriesBuffer;
 use crate::views::ModelVersionView;
@@ -7,22 +8,27 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
+use stratum_control::deployment::{DeployedVersion, Deployment};
+use stratum_control::server::Server;
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
 use tokio::sync::mpsc;
 
-/// Who may call what: operators read and change, viewers read. Predictions and the OpenAPI document are open to
-/// anyone who can reach the port, like any service endpoint.
+/// Who may call what: operators read and change, viewers read, agents (with the cluster's join token) join,
+/// heartbeat and fetch what they run. Predictions and the OpenAPI document are open to anyone who can reach the
+/// port, like any service endpoint.
 #[derive(Clone, Debug)]
 pub struct Tokens {
     pub operator: String,
     pub viewer: String,
+    /// None where no agent joins over the network (`stratum up`).
+    pub join: Option<String>,
 }
 
 impl Tokens {
     /// Fresh random tokens (32 hex digits each), for a `stratum up` that was given none.
     pub fn random() -> Result<Tokens, crate::Error> {
-        Ok(Tokens { operator: random_token()?, viewer: random_token()? })
+        Ok(Tokens { operator: random_token()?, viewer: random_token()?, join: None })
     }
 }
 
@@ -36,9 +42,10 @@ fn random_token() -> Result<String, crate::Error> {
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub tokens: Tokens,
-    /// The application's `.stratum` file: the editor shows it, and applying a new version writes it.
+    /// The application's `.stratum` file: the editor shows it, and applying a new version writes it (and the files
+    /// it imports, beside it).
     pub source_file: PathBuf,
-    /// The state directory of the run: the model store is in `models/` under it.
+    /// The state directory of the run: the model store is in `models/` under it, the blob store in `blobs/`.
     pub state_dir: PathBuf,
 }
 
@@ -49,8 +56,21 @@ pub struct Reload {
     pub plan: Plan,
 }
 
-/// The running application's parts that the API reads: what `stratum up` shares of its running version.
-pub type Live = stratum_control::up::Deployed;
+/// What runs, as the API reads it: a `stratum up`'s running version, or a `stratum server`.
+pub type Live = dyn Deployment;
+
+/// The deployment and the version it runs, read once per request so that one answer describes one version.
+pub struct Now {
+    pub deployment: Arc<Live>,
+    pub current: Arc<DeployedVersion>,
+}
+
+/// Why a new version does not run.
+pub(crate) enum Refused {
+    /// Another version is starting.
+    Busy,
+    Failed(String),
+}
 
 /// What the application is doing, as far as the API can tell.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +95,8 @@ impl Phase {
 
 pub struct ControlPlane {
     pub config: ApiConfig,
+    /// The multi-machine control plane, whose agents call the agents' routes; none under `stratum up`.
+    pub server: Option<Arc<Server>>,
     live: RwLock<Option<Arc<Live>>>,
     phase: Mutex<Phase>,
     pub(crate) series: Mutex<SeriesBuffer>,
@@ -88,13 +110,17 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ControlPlane {
-    /// The control plane, and the receiving end of the versions applied through the API.
-    pub fn new(config: ApiConfig) -> (Arc<ControlPlane>, mpsc::Receiver<Reload>) {
+    /// The control plane, and the receiving end of the versions applied through the API. With a `server`, the
+    /// API reads it, serves its agents, and runs from the start (with no version until one is applied).
+    pub fn new(config: ApiConfig, server: Option<Arc<Server>>) -> (Arc<ControlPlane>, mpsc::Receiver<Reload>) {
         let (reloads, received) = mpsc::channel(1);
+        let live: Option<Arc<Live>> = server.clone().map(|server| server as Arc<Live>);
+        let phase = if live.is_some() { Phase::Running } else { Phase::Starting };
         let plane = ControlPlane {
             config,
-            live: RwLock::new(None),
-            phase: Mutex::new(Phase::Starting),
+            server,
+            live: RwLock::new(live),
+            phase: Mutex::new(phase),
             series: Mutex::new(SeriesBuffer::default()),
             reloads,
             model_versions: Mutex::new(BTreeMap::new()),
@@ -124,20 +150,34 @@ impl ControlPlane {
         *lock(&self.phase) = phase;
     }
 
-    /// Asks the runner for a new version; false when one is being applied already.
-    pub(crate) fn request_reload(&self, reload: Reload) -> bool {
+    /// Runs a new version: a server rolls it out to its agents at once; `stratum up`'s runner is asked to drain
+    /// the running version and start this one.
+    pub(crate) fn request_reload(&self, reload: Reload) -> Result<(), Refused> {
+        if let Some(server) = &self.server {
+            return server
+                .deploy(reload.application, reload.plan)
+                .map(|_| ())
+                .map_err(|error| Refused::Failed(error.to_string()));
+        }
         let mut phase = lock(&self.phase);
         if matches!(*phase, Phase::Restarting | Phase::Starting) || self.reloads.try_send(reload).is_err() {
-            return false;
+            return Err(Refused::Busy);
         }
         *phase = Phase::Restarting;
-        true
+        Ok(())
+    }
+
+    /// The deployment and its current version, when a version runs.
+    pub fn now(&self) -> Option<Now> {
+        let deployment = self.live()?;
+        let current = deployment.current()?;
+        Some(Now { deployment, current })
     }
 
     /// Takes one sample of every series from the running application.
     pub fn sample(&self) {
-        if let Some(live) = self.live() {
-            lock(&self.series).sample(&live, Instant::now());
+        if let Some(now) = self.now() {
+            lock(&self.series).sample(&now, Instant::now());
         }
     }
 }

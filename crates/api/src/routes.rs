@@ -3,7 +3,7 @@
 //! documentation. Errors are JSON with a code and a message ([`ErrorBody`]).
 
 use crate::editor::check_and_plan;
-use crate::plane::{ControlPlane, Live, Phase, Reload};
+use crate::plane::{ControlPlane, Live, Now, Phase, Refused, Reload};
 use crate::views::*;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -16,6 +16,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 use std::sync::Arc;
 use stratum_control::api::same_token;
+use stratum_control::protocol::{Heartbeat, Join, TrainingRequest};
+use stratum_control::serving::Refusal;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,6 +28,23 @@ pub enum Access {
     Viewer,
     /// The operator's token only.
     Operator,
+    /// The cluster's join token only: the agents' protocol.
+    Agent,
+    /// The join token or the operator's: model artifacts and data blobs, which agents and operators fetch.
+    AgentOrOperator,
+}
+
+impl Access {
+    /// Whether a caller with `role` may call a route with this access.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Public => true,
+            Access::Viewer => matches!(role, Role::Viewer | Role::Operator),
+            Access::Operator => role == Role::Operator,
+            Access::Agent => role == Role::Agent,
+            Access::AgentOrOperator => matches!(role, Role::Agent | Role::Operator),
+        }
+    }
 }
 
 /// A caller, as its bearer token says.
@@ -34,6 +53,7 @@ pub enum Role {
     Anonymous,
     Viewer,
     Operator,
+    Agent,
 }
 
 pub type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
@@ -76,8 +96,10 @@ fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 
 /// Source files and JSON requests are small; a larger body is refused with 413.
 const SMALL_BODY: usize = 1 << 20;
-/// Prediction requests may carry many records.
+/// Prediction requests may carry many records (and heartbeats the dashboards' latest records).
 const PREDICTION_BODY: usize = 8 << 20;
+/// Training data uploaded for training on the agents.
+const BLOB_BODY: usize = 1 << 30;
 
 impl Route {
     fn new(
@@ -122,6 +144,12 @@ impl Route {
         self
     }
 
+    fn takes_bytes(mut self, media_type: &'static str) -> Route {
+        self.request = Some(Body::Text(media_type));
+        self.errors.extend([400, 413]);
+        self
+    }
+
     fn parameter(mut self, name: &'static str, location: &'static str, description: &'static str) -> Route {
         self.parameters.push(Parameter { name, location, description });
         self
@@ -140,7 +168,7 @@ impl Route {
 
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
-    use Access::{Operator, Public, Viewer};
+    use Access::{Agent, AgentOrOperator, Operator, Public, Viewer};
     let running = [503];
     vec![
         Route::new(Method::GET, "/v1/openapi.json", Public, "This document", get(openapi)),
@@ -257,6 +285,73 @@ pub fn routes() -> Vec<Route> {
         Route::new(Method::GET, "/metrics", Viewer, "Every component's and service's metrics", get(metrics))
             .text("text/plain; version=0.0.4")
             .errors(&running),
+        // The agents' protocol (`stratum server` only; its types are in stratum-control's `protocol`).
+        Route::new(
+            Method::POST,
+            "/v1/agents/join",
+            Agent,
+            "An agent joins: its name, tier, labels, measured resources and addresses",
+            post(join),
+        )
+        .takes::<serde_json::Value>()
+        .answers::<JoinAnswer>()
+        .errors(&[404]),
+        Route::new(
+            Method::POST,
+            "/v1/agents/{name}/heartbeat",
+            Agent,
+            "An agent reports what it runs and how it does; the answer is what it should run and train",
+            post(heartbeat),
+        )
+        .parameter("name", "path", "the agent")
+        .takes::<serde_json::Value>()
+        .body_limit(PREDICTION_BODY)
+        .errors(&[404]),
+        Route::new(
+            Method::GET,
+            "/v1/models/{name}/versions/{version}",
+            AgentOrOperator,
+            "A stored model version's artifact file, which agents check by its sha256",
+            get(artifact),
+        )
+        .parameter("name", "path", "the model")
+        .parameter("version", "path", "the version")
+        .errors(&[400, 404]),
+        Route::new(
+            Method::POST,
+            "/v1/blobs",
+            Operator,
+            "Stores bytes under their sha256 (training data)",
+            post(put_blob),
+        )
+        .takes_bytes("application/octet-stream")
+        .body_limit(BLOB_BODY)
+        .answers::<BlobAnswer>()
+        .errors(&[500]),
+        Route::new(
+            Method::GET,
+            "/v1/blobs/{sha256}",
+            AgentOrOperator,
+            "The bytes stored under a sha256",
+            get(get_blob),
+        )
+        .parameter("sha256", "path", "the bytes' sha256, in hex")
+        .text("application/octet-stream")
+        .errors(&[400, 404]),
+        Route::new(
+            Method::POST,
+            "/v1/training",
+            Operator,
+            "Trains a model of an application on the agents, from data stored as a blob",
+            post(start_training),
+        )
+        .takes::<serde_json::Value>()
+        .body_limit(PREDICTION_BODY)
+        .answers::<TrainingStarted>()
+        .errors(&[404]),
+        Route::new(Method::GET, "/v1/training/{job}", Viewer, "How a training job is doing", get(training_status))
+            .parameter("job", "path", "the job")
+            .errors(&[404]),
     ]
 }
 
@@ -313,6 +408,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A service's or the control plane's refusal, with its status and when to try again.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut error = ApiError::new(status, refusal.code(), refusal.message);
+        error.retry_after_seconds = refusal.retry_after_seconds;
+        error
+    }
+}
+
 type Answer = Result<Response, ApiError>;
 
 fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
@@ -335,14 +440,17 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
 }
 
-/// The caller's role by its `Authorization: Bearer TOKEN`; a token that is neither is an error.
+/// The caller's role by its `Authorization: Bearer TOKEN`; a token that is none of the server's is an error.
 pub(crate) fn role_of(plane: &ControlPlane, headers: &HeaderMap) -> Result<Role, ()> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Role::Anonymous) };
     let token = value.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).ok_or(())?;
-    if same_token(token, &plane.config.tokens.operator) {
+    let tokens = &plane.config.tokens;
+    if same_token(token, &tokens.operator) {
         Ok(Role::Operator)
-    } else if same_token(token, &plane.config.tokens.viewer) {
+    } else if same_token(token, &tokens.viewer) {
         Ok(Role::Viewer)
+    } else if tokens.join.as_deref().is_some_and(|join| same_token(token, join)) {
+        Ok(Role::Agent)
     } else {
         Err(())
     }
@@ -361,35 +469,45 @@ async fn guard(
             return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
         }
     };
-    match (access, role) {
-        (Access::Viewer | Access::Operator, Role::Anonymous) => {
-            let message = "send `Authorization: Bearer TOKEN` with the token `stratum up` printed";
+    if !access.allows(role) {
+        if role == Role::Anonymous {
+            let message = "send `Authorization: Bearer TOKEN` with the operator's or the viewer's token";
             return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
         }
-        (Access::Operator, Role::Viewer) => {
-            let message = "this needs the operator's token; the viewer's only reads";
-            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
-        }
-        _ => {}
+        let message = match access {
+            Access::Operator => "this needs the operator's token",
+            Access::Agent => "this is the agents' protocol: it needs the join token",
+            Access::AgentOrOperator => "this needs the join token or the operator's",
+            Access::Viewer | Access::Public => "this needs the viewer's or the operator's token",
+        };
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
     }
     request.extensions_mut().insert(role);
     next.run(request).await
 }
 
 /// The running application, or why there is none.
-fn live(plane: &ControlPlane) -> Result<Arc<Live>, ApiError> {
-    plane.live().ok_or_else(|| {
+fn live(plane: &ControlPlane) -> Result<Now, ApiError> {
+    plane.now().ok_or_else(|| {
         let message = match plane.phase() {
             Phase::Failed(reason) => format!("the application is not running: {reason}"),
+            _ if plane.server.is_some() => {
+                "no application is applied yet: `stratum apply FILE --server URL` sends one".to_string()
+            }
             phase => format!("the application is {}; try again in a moment", phase.name()),
         };
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).retry_after(1)
     })
 }
 
+/// The deployment, even one with no version yet (a server its agents joined before anything was applied).
+fn deployment(plane: &ControlPlane) -> Result<Arc<Live>, ApiError> {
+    plane.live().ok_or_else(|| live(plane).err().unwrap_or_else(|| ApiError::internal("no deployment")))
+}
+
 /// Runs `view` on the running application and answers it as JSON.
-fn with_live<T: Serialize>(plane: &ControlPlane, view: impl FnOnce(&Live) -> T) -> Answer {
-    ok(&view(live(plane)?.as_ref()))
+fn with_live<T: Serialize>(plane: &ControlPlane, view: impl FnOnce(&Now) -> T) -> Answer {
+    ok(&view(&live(plane)?))
 }
 
 /// A query string's parameters, percent-decoded.
@@ -428,7 +546,7 @@ async fn openapi() -> Answer {
 }
 
 async fn app(State(plane): State<Arc<ControlPlane>>, axum::Extension(role): axum::Extension<Role>) -> Answer {
-    let live = plane.live();
+    let live = plane.now().map(|now| now.current);
     let phase = plane.phase();
     ok(&AppView {
         name: live.as_ref().map(|live| live.app.clone()),
@@ -456,15 +574,19 @@ async fn app(State(plane): State<Arc<ControlPlane>>, axum::Extension(role): axum
 
 async fn source(State(plane): State<Arc<ControlPlane>>) -> Answer {
     let file = &plane.config.source_file;
-    let text = std::fs::read_to_string(file)
-        .map_err(|failure| ApiError::internal(format!("cannot read {}: {failure}", file.display())))?;
+    let text = std::fs::read_to_string(file).map_err(|failure| match failure.kind() {
+        std::io::ErrorKind::NotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no source yet: {} is not there", file.display()))
+        }
+        _ => ApiError::internal(format!("cannot read {}: {failure}", file.display())),
+    })?;
     ok(&SourceView { file: file.display().to_string(), text })
 }
 
 async fn plan(State(plane): State<Arc<ControlPlane>>) -> Answer {
     with_live(&plane, |live| PlanView {
-        version: live.version,
-        plan: serde_json::to_value(live.plan.as_ref()).unwrap_or_default(),
+        version: live.current.version,
+        plan: serde_json::to_value(live.current.plan.as_ref()).unwrap_or_default(),
     })
 }
 
@@ -473,7 +595,7 @@ async fn topology(State(plane): State<Arc<ControlPlane>>) -> Answer {
 }
 
 async fn agents(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    with_live(&plane, |live| AgentsView { agents: plane.agents_view(live) })
+    ok(&AgentsView { agents: plane.agents_view(deployment(&plane)?.as_ref()) })
 }
 
 async fn components(State(plane): State<Arc<ControlPlane>>) -> Answer {
@@ -493,7 +615,7 @@ async fn model(State(plane): State<Arc<ControlPlane>>, Path(name): Path<String>)
     match plane.models_view(&live).into_iter().find(|model| model.name == name) {
         Some(model) => ok(&model),
         None => {
-            let known: Vec<&str> = live.application.models.iter().map(|model| model.name.as_str()).collect();
+            let known: Vec<&str> = live.current.application.models.iter().map(|model| model.name.as_str()).collect();
             let message = format!("no model `{name}`; models: {}", known.join(", "));
             Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message))
         }
@@ -505,7 +627,11 @@ async fn events(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuer
     let after = number::<i64>(&parameters, "after")?;
     let limit = number::<usize>(&parameters, "limit")?.unwrap_or(200).min(1000);
     let live = live(&plane)?;
-    let events = live.state.events(&live.app, 1000).map_err(|failure| ApiError::internal(failure.to_string()))?;
+    let events = live
+        .deployment
+        .state()
+        .events(&live.current.app, 1000)
+        .map_err(|failure| ApiError::internal(failure.to_string()))?;
     let mut events: Vec<EventView> = events
         .into_iter()
         .filter(|event| after.is_none_or(|after| event.id > after))
@@ -534,16 +660,20 @@ async fn dashboards(State(plane): State<Arc<ControlPlane>>) -> Answer {
     with_live(&plane, |live| DashboardsView { dashboards: plane.dashboards_view(live) })
 }
 
+/// Everything at once; a server's agents show before any application is applied to it.
 async fn status(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    with_live(&plane, |live| StatusView {
-        app: live.app.clone(),
-        version: live.version,
-        uptime_seconds: live.started.elapsed().as_secs_f64(),
-        agents: plane.agents_view(live),
-        services: plane.services_view(live),
-        models: live
-            .state
-            .served_models(&live.app)
+    let deployment = deployment(&plane)?;
+    let now = plane.now();
+    let current = now.as_ref().map(|now| &now.current);
+    ok(&StatusView {
+        app: current.map(|current| current.app.clone()),
+        version: current.map(|current| current.version),
+        uptime_seconds: current.map_or(0.0, |current| current.started.elapsed().as_secs_f64()),
+        agents: plane.agents_view(deployment.as_ref()),
+        services: now.as_ref().map(|now| plane.services_view(now)).unwrap_or_default(),
+        placement: plane.placement_view(deployment.as_ref()),
+        models: current
+            .and_then(|current| deployment.state().served_models(&current.app).ok())
             .unwrap_or_default()
             .into_iter()
             .map(|served| ServedModelView {
@@ -557,11 +687,12 @@ async fn status(State(plane): State<Arc<ControlPlane>>) -> Answer {
 }
 
 /// Checks and plans a text off the threads that serve requests (it is CPU work), comparing it with what runs.
-async fn checked(plane: Arc<ControlPlane>, text: String) -> Result<crate::editor::Edited, ApiError> {
+async fn checked(plane: Arc<ControlPlane>, request: &SourceText) -> Result<crate::editor::Edited, ApiError> {
+    let (text, files) = (request.source.clone(), request.files.clone());
     tokio::task::spawn_blocking(move || {
-        let live = plane.live();
-        let current = live.as_ref().map(|live| (live.application.as_ref(), live.plan.as_ref()));
-        check_and_plan(&plane.config.source_file, &text, current)
+        let now = plane.now();
+        let current = now.as_ref().map(|now| (now.current.application.as_ref(), now.current.plan.as_ref()));
+        check_and_plan(&plane.config.source_file, &text, &files, current)
     })
     .await
     .map_err(|failure| ApiError::internal(failure.to_string()))
@@ -569,12 +700,13 @@ async fn checked(plane: Arc<ControlPlane>, text: String) -> Result<crate::editor
 
 async fn check(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SourceText = parse(request)?;
-    ok(&checked(plane, request.source).await?.report)
+    ok(&checked(plane, &request).await?.report)
 }
 
 async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SourceText = parse(request)?;
-    let edited = checked(plane.clone(), request.source.clone()).await?;
+    crate::editor::check_file_names(&plane.config.source_file, &request.files).map_err(ApiError::bad_request)?;
+    let edited = checked(plane.clone(), &request).await?;
     let Some((application, next_plan)) = edited.planned else {
         let first = edited.report.diagnostics.iter().find(|diagnostic| diagnostic.severity == "error");
         let message = match first {
@@ -591,15 +723,14 @@ async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, By
     if matches!(plane.phase(), Phase::Restarting | Phase::Starting) {
         return Err(busy());
     }
-    // The file is the application's source of truth: the new text replaces it (atomically) before it runs.
-    let file = &plane.config.source_file;
-    let temporary = file.with_extension("stratum.partial");
-    std::fs::write(&temporary, request.source.as_bytes())
-        .and_then(|()| std::fs::rename(&temporary, file))
-        .map_err(|failure| ApiError::internal(format!("cannot write {}: {failure}", file.display())))?;
-    let from_version = plane.live().map(|live| live.version);
-    if !plane.request_reload(Reload { application, plan: next_plan }) {
-        return Err(busy());
+    // The files are the application's source of truth: the new text replaces them before it runs.
+    crate::editor::write_sources(&plane.config.source_file, &request.source, &request.files)
+        .map_err(|failure| ApiError::internal(failure.to_string()))?;
+    let from_version = plane.now().map(|now| now.current.version);
+    match plane.request_reload(Reload { application, plan: next_plan }) {
+        Ok(()) => {}
+        Err(Refused::Busy) => return Err(busy()),
+        Err(Refused::Failed(reason)) => return Err(ApiError::internal(reason)),
     }
     Ok(json(StatusCode::ACCEPTED, &ApplyAnswer { from_version, changes: edited.report.changes }))
 }
@@ -611,25 +742,80 @@ async fn predict(
 ) -> Answer {
     let bytes = body(request)?;
     let live = live(&plane)?;
-    let Some(service) = live.services.get(&name) else {
-        let known: Vec<&str> = live.services.keys().map(String::as_str).collect();
-        let message = format!("no service `{name}`; services: {}", known.join(", "));
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message));
-    };
-    match service.predict(&bytes).await {
-        Ok(answer) => ok(&answer),
-        Err(refusal) => {
-            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let mut error = ApiError::new(status, refusal.code(), refusal.message);
-            error.retry_after_seconds = refusal.retry_after_seconds;
-            Err(error)
+    live.deployment.predict(name, bytes.to_vec()).await.map_err(ApiError::from).and_then(|answer| ok(&answer))
+}
+
+async fn metrics(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    let text = live(&plane)?.deployment.prometheus();
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// The multi-machine control plane, for the routes only it has.
+fn server(plane: &ControlPlane) -> Result<&Arc<stratum_control::server::Server>, ApiError> {
+    plane.server.as_ref().ok_or_else(|| {
+        let message = "this is `stratum up`: agents and training on agents need `stratum server`";
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    })
+}
+
+async fn join(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let server = server(&plane)?;
+    server.join(parse::<Join>(request)?);
+    ok(&JoinAnswer { heartbeat_milliseconds: 1000 })
+}
+
+async fn heartbeat(
+    State(plane): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+    request: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let server = server(&plane)?;
+    match server.heartbeat(&name, parse::<Heartbeat>(request)?) {
+        Some(answer) => ok(&answer),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no agent `{name}`: join first"))),
+    }
+}
+
+/// A stored model version's artifact file, as agents fetch it (and check its sha256).
+async fn artifact(State(plane): State<Arc<ControlPlane>>, Path((name, version)): Path<(String, u32)>) -> Answer {
+    if name.is_empty() || name.contains(['/', '\\', '.']) {
+        return Err(ApiError::bad_request(format!("`{name}` is not a model name")));
+    }
+    let path = plane.config.state_dir.join("models").join(&name).join(format!("v{version}.json"));
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
+        Err(_) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no model `{name}` version {version}")))
         }
     }
 }
 
-async fn metrics(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    let live = live(&plane)?;
-    let mut text = live.metrics.render_prometheus();
-    text.push_str(&stratum_control::serving::render_prometheus(live.services.values().map(Arc::as_ref)));
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+async fn put_blob(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let bytes = body(request)?;
+    let sha256 = stratum_control::server::put_blob(&plane.config.state_dir, &bytes)
+        .map_err(|failure| ApiError::internal(format!("cannot store the blob: {failure}")))?;
+    ok(&BlobAnswer { sha256, bytes: bytes.len() as u64 })
+}
+
+async fn get_blob(State(plane): State<Arc<ControlPlane>>, Path(sha256): Path<String>) -> Answer {
+    let Some(path) = stratum_control::server::blob_path(&plane.config.state_dir, &sha256) else {
+        return Err(ApiError::bad_request(format!("`{sha256}` is not a sha256")));
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()),
+        Err(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no blob {sha256}"))),
+    }
+}
+
+async fn start_training(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let server = server(&plane)?;
+    let job = server.start_training(parse::<TrainingRequest>(request)?)?;
+    ok(&TrainingStarted { job })
+}
+
+async fn training_status(State(plane): State<Arc<ControlPlane>>, Path(job): Path<u64>) -> Answer {
+    match server(&plane)?.training_status(job) {
+        Some(status) => ok(&status),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no training job {job}"))),
+    }
 }

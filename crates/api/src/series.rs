@@ -3,10 +3,11 @@
 //! [`CAPACITY`] samples. Rates and percentiles cover the interval since the previous sample, so a chart shows what
 //! happens now rather than averages since the start.
 
-use crate::plane::Live;
+use crate::plane::Now;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 use stratum_control::qos::percentile_seconds;
+use stratum_control::usage::{process_cpu_seconds, process_memory_bytes};
 use stratum_dataplane::metrics::MetricsSnapshot;
 
 /// Fifteen minutes of one-second samples.
@@ -26,21 +27,23 @@ pub struct SeriesBuffer {
 
 /// The series' names: `component:NAME:in_per_second`, `component:NAME:out_per_second`, `component:NAME:p99_ms`,
 /// `service:NAME:requests_per_second`, `service:NAME:p50_ms` (and `p95_ms`, `p99_ms`), `service:NAME:replicas`,
-/// `service:NAME:in_flight`, `process:cpu_percent`, `process:memory_mib`.
+/// `service:NAME:in_flight`, `process:cpu_percent`, `process:memory_mib` (the control plane's process, which under
+/// `stratum up` runs everything), and `node:NAME:cpu_percent`, `node:NAME:memory_mib` for each agent that reports
+/// its process from its own machine.
 pub fn series_name(scope: &str, name: &str, measure: &str) -> String {
     format!("{scope}:{name}:{measure}")
 }
 
 impl SeriesBuffer {
-    pub fn sample(&mut self, live: &Live, now: Instant) {
-        if live.version != self.version {
+    pub fn sample(&mut self, live: &Now, now: Instant) {
+        if live.current.version != self.version {
             // A new version restarts every counter: rates start again from its first sample.
             self.previous.clear();
             self.previous_at = None;
-            self.version = live.version;
+            self.version = live.current.version;
         }
         let mut values = BTreeMap::new();
-        let snapshots = live.metrics.snapshot();
+        let snapshots = live.deployment.metrics();
         let seconds = self.previous_at.map(|at| now.duration_since(at).as_secs_f64()).filter(|seconds| *seconds > 0.0);
         let mut intervals: BTreeMap<&str, MetricsSnapshot> = BTreeMap::new();
         if let Some(seconds) = seconds {
@@ -62,9 +65,18 @@ impl SeriesBuffer {
                 self.previous_cpu_seconds = Some(cpu_seconds);
             }
         }
-        for (name, pool) in &live.services {
-            values.insert(series_name("service", name, "replicas"), pool.replicas() as f64);
-            values.insert(series_name("service", name, "in_flight"), pool.in_flight() as f64);
+        for machine in live.deployment.machines() {
+            let Some(usage) = machine.joined.and_then(|joined| joined.usage) else { continue };
+            values.insert(series_name("node", &machine.name, "cpu_percent"), usage.cpu_percent);
+            values.insert(
+                series_name("node", &machine.name, "memory_mib"),
+                usage.memory_bytes as f64 / (1u64 << 20) as f64,
+            );
+        }
+        for pool in live.deployment.services() {
+            let name = &pool.name;
+            values.insert(series_name("service", name, "replicas"), pool.replicas as f64);
+            values.insert(series_name("service", name, "in_flight"), pool.in_flight as f64);
             let http = intervals.get(format!("{name}-http").as_str());
             if let (Some(http), Some(seconds)) = (http, seconds) {
                 values.insert(series_name("service", name, "requests_per_second"), http.events_in as f64 / seconds);
@@ -130,26 +142,6 @@ pub fn milliseconds_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64)
 }
 
-/// CPU time this process has used (user and system, every thread), from Linux's `/proc/self/stat`; the kernel
-/// counts it in ticks of 1/100 s on every architecture Stratum runs on.
-fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are plain.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let user: f64 = fields.get(11)?.parse().ok()?;
-    let system: f64 = fields.get(12)?.parse().ok()?;
-    Some((user + system) / 100.0)
-}
-
-/// This process's resident memory, from Linux's `/proc/self/status`.
-fn process_memory_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let kibibytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kibibytes * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,11 +166,5 @@ mod tests {
         assert_eq!(timestamps.len(), CAPACITY);
         assert!(!series.contains_key("a"), "a series with no value left is dropped");
         assert_eq!(series["b"].len(), CAPACITY);
-    }
-
-    #[test]
-    fn this_process_reports_its_cpu_and_memory() {
-        assert!(process_cpu_seconds().is_some_and(|seconds| seconds >= 0.0));
-        assert!(process_memory_bytes().is_some_and(|bytes| bytes > 0));
     }
 }

@@ -1,14 +1,14 @@
 //! What the API answers, as types: each derives its JSON schema for the OpenAPI document, and each is built here
 //! from the running application (its IR, plan, agents, metrics, feeds, state store and model store).
 
-use crate::plane::{ControlPlane, Live};
+use crate::plane::{ControlPlane, Live, Now};
 use crate::series::series_name;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use stratum_control::agents::LocalAgent;
+use stratum_control::agents::Machine;
 use stratum_core::eval::Datum;
 use stratum_core::ir::{Chart, ModelOrigin, Panel, ServiceInput, Tier};
 use stratum_dataplane::metrics::MetricsSnapshot;
@@ -23,7 +23,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `bad_request`, `invalid_application`,
-    /// `conflict`, `unavailable`, `too_large`, `overloaded` or `internal`.
+    /// `conflict`, `unavailable`, `too_large`, `overloaded`, `bad_gateway` or `internal`.
     pub code: String,
     pub message: String,
 }
@@ -92,6 +92,10 @@ pub struct NodeView {
     pub memory_capacity_bytes: u64,
     pub memory_planned_bytes: u64,
     pub components: Vec<ComponentView>,
+    /// For an agent on its own machine: heard from within the timeout, and what its process uses.
+    pub alive: Option<bool>,
+    pub cpu_percent: Option<f64>,
+    pub memory_used_bytes: Option<u64>,
 }
 
 /// A data path: records of `from` read by `to`, between the machines they run on.
@@ -123,7 +127,8 @@ pub struct ComponentView {
     pub p99_ms: Option<f64>,
 }
 
-/// An agent: one per machine of the plan, with its components.
+/// An agent: one per machine, with its components. Agents on their own machines (`stratum server`) also say
+/// whether they are alive and what their process uses; the in-process agents of `stratum up` do not.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AgentView {
     pub name: String,
@@ -132,6 +137,14 @@ pub struct AgentView {
     pub cpu: f64,
     pub memory_bytes: u64,
     pub components: Vec<ComponentView>,
+    /// Heard from within the timeout; none for in-process agents.
+    pub alive: Option<bool>,
+    pub seconds_since_heartbeat: Option<f64>,
+    /// The machine's architecture, as the agent measured it.
+    pub arch: Option<String>,
+    /// CPU of the agent's process over its last heartbeat, in percent of one core.
+    pub cpu_percent: Option<f64>,
+    pub memory_used_bytes: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -328,10 +341,14 @@ pub struct Bar {
     pub value: f64,
 }
 
-/// Text to check (and plan), as the editor holds it.
+/// Text to check (and plan), as the editor holds it; `stratum apply` also sends the files it imports.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct SourceText {
     pub source: String,
+    /// Files the source imports, by their path relative to the application's file; those not given are read
+    /// from the application's folder. Applying writes them there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 /// What checking and planning a text found.
@@ -379,6 +396,25 @@ pub struct HostPlan {
     pub components: Vec<String>,
 }
 
+/// An agent joined; it heartbeats this often.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct JoinAnswer {
+    pub heartbeat_milliseconds: u64,
+}
+
+/// Bytes stored in the blob store.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BlobAnswer {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// A training job started on the agents: `GET /v1/training/{job}` follows it.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TrainingStarted {
+    pub job: u64,
+}
+
 /// A new version was accepted: the running one drains, then the new one starts.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ApplyAnswer {
@@ -389,12 +425,25 @@ pub struct ApplyAnswer {
 /// Everything at once, as `stratum up` has always answered `/v1/status`.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct StatusView {
-    pub app: String,
-    pub version: u32,
+    /// None on a `stratum server` to which no application is applied yet.
+    pub app: Option<String>,
+    pub version: Option<u32>,
     pub uptime_seconds: f64,
     pub agents: Vec<AgentView>,
     pub services: Vec<ServiceView>,
     pub models: Vec<ServedModelView>,
+    /// Where each instance of each component runs now.
+    pub placement: Vec<PlacedView>,
+}
+
+/// One instance of a component: the machine the plan put it on, and the one it runs on now (none while no
+/// machine can run it).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PlacedView {
+    pub component: String,
+    pub instance: u32,
+    pub planned: String,
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -405,8 +454,13 @@ pub struct ServedModelView {
     pub sha256: String,
 }
 
-fn tier_rank(tier: Tier) -> usize {
-    Tier::NAMES.iter().position(|name| *name == tier.name()).unwrap_or(Tier::NAMES.len())
+fn tier_rank(tier: Option<Tier>) -> usize {
+    tier.and_then(|tier| Tier::NAMES.iter().position(|name| *name == tier.name())).unwrap_or(Tier::NAMES.len())
+}
+
+/// A tier's name; `unknown` for an agent that did not say and that the application does not name.
+fn tier_name(tier: Option<Tier>) -> String {
+    tier.map_or("unknown", Tier::name).to_string()
 }
 
 impl ControlPlane {
@@ -434,30 +488,54 @@ impl ControlPlane {
     }
 
     /// The components of one agent.
-    fn agent_components(&self, snapshots: &[MetricsSnapshot], agent: &LocalAgent) -> Vec<ComponentView> {
+    fn agent_components(&self, snapshots: &[MetricsSnapshot], agent: &Machine) -> Vec<ComponentView> {
         agent.components.iter().map(|(name, kind)| self.component_view(snapshots, name, kind)).collect()
     }
 
-    pub fn agents_view(&self, live: &Live) -> Vec<AgentView> {
-        let snapshots = live.metrics.snapshot();
-        live.agents
-            .iter()
-            .map(|agent| AgentView {
-                name: agent.name.clone(),
-                tier: agent.tier.name().to_string(),
-                pool: agent.pool.clone(),
-                cpu: agent.cpu,
-                memory_bytes: agent.memory_bytes,
-                components: self.agent_components(&snapshots, agent),
+    pub fn agents_view(&self, deployment: &Live) -> Vec<AgentView> {
+        let snapshots = deployment.metrics();
+        deployment
+            .machines()
+            .into_iter()
+            .map(|agent| {
+                let joined = agent.joined.as_ref();
+                let usage = joined.and_then(|joined| joined.usage);
+                AgentView {
+                    name: agent.name.clone(),
+                    tier: tier_name(agent.tier),
+                    pool: agent.pool.clone(),
+                    cpu: agent.cpu,
+                    memory_bytes: agent.memory_bytes,
+                    components: self.agent_components(&snapshots, &agent),
+                    alive: joined.map(|joined| joined.alive),
+                    seconds_since_heartbeat: joined.map(|joined| joined.seconds_since_heartbeat),
+                    arch: joined.map(|joined| joined.arch.clone()),
+                    cpu_percent: usage.map(|usage| usage.cpu_percent),
+                    memory_used_bytes: usage.map(|usage| usage.memory_bytes),
+                }
+            })
+            .collect()
+    }
+
+    pub fn placement_view(&self, deployment: &Live) -> Vec<PlacedView> {
+        deployment
+            .placement()
+            .into_iter()
+            .map(|placed| PlacedView {
+                component: placed.component,
+                instance: placed.instance,
+                planned: placed.planned,
+                host: placed.host,
             })
             .collect()
     }
 
     /// Every component of the plan once, with the data plane's counters (several instances count together).
-    pub fn components_view(&self, live: &Live) -> Vec<ComponentView> {
-        let snapshots = live.metrics.snapshot();
+    pub fn components_view(&self, live: &Now) -> Vec<ComponentView> {
+        let snapshots = live.deployment.metrics();
         let mut seen = std::collections::BTreeSet::new();
-        live.plan
+        live.current
+            .plan
             .assignments
             .iter()
             .filter(|assignment| seen.insert(assignment.component.clone()))
@@ -465,43 +543,48 @@ impl ControlPlane {
             .collect()
     }
 
-    pub fn topology(&self, live: &Live) -> Topology {
-        let snapshots = live.metrics.snapshot();
+    pub fn topology(&self, live: &Now) -> Topology {
+        let snapshots = live.deployment.metrics();
         let mut tiers: Vec<TierView> = Vec::new();
-        let mut agents: Vec<_> = live.agents.iter().collect();
+        let mut agents = live.deployment.machines();
         agents.sort_by_key(|agent| tier_rank(agent.tier));
+        let plan = &live.current.plan;
         for agent in agents {
-            let usage = live.plan.hosts.iter().find(|host| host.host == agent.name);
+            let usage = plan.hosts.iter().find(|host| host.host == agent.name);
             let node = NodeView {
                 name: agent.name.clone(),
-                tier: agent.tier.name().to_string(),
+                tier: tier_name(agent.tier),
                 pool: agent.pool.clone(),
                 labels: agent.labels.clone(),
                 cpu_capacity: agent.cpu,
                 cpu_planned: usage.map_or(0.0, |usage| usage.cpu_used),
                 memory_capacity_bytes: agent.memory_bytes,
                 memory_planned_bytes: usage.map_or(0, |usage| usage.memory_used.0),
-                components: self.agent_components(&snapshots, agent),
+                components: self.agent_components(&snapshots, &agent),
+                alive: agent.joined.as_ref().map(|joined| joined.alive),
+                cpu_percent: agent.joined.as_ref().and_then(|joined| Some(joined.usage?.cpu_percent)),
+                memory_used_bytes: agent.joined.as_ref().and_then(|joined| Some(joined.usage?.memory_bytes)),
             };
             match tiers.iter_mut().find(|tier| tier.tier == node.tier) {
                 Some(tier) => tier.nodes.push(node),
                 None => tiers.push(TierView { tier: node.tier.clone(), nodes: vec![node] }),
             }
         }
+        // Data paths follow where components run now, which is where the plan put them unless a machine was lost.
         let mut edges = Vec::new();
+        let placement = live.deployment.placement();
         let hosts_of = |component: &str| -> std::collections::BTreeSet<String> {
-            live.plan
-                .assignments
+            placement
                 .iter()
-                .filter(|assignment| assignment.component == component)
-                .map(|assignment| assignment.host.clone())
+                .filter(|placed| placed.component == component)
+                .filter_map(|placed| placed.host.clone())
                 .collect()
         };
-        for consumer in live.plan.assignments.iter().map(|assignment| assignment.component.as_str()) {
+        for consumer in plan.assignments.iter().map(|assignment| assignment.component.as_str()) {
             if edges.iter().any(|edge: &EdgeView| edge.to == consumer) {
                 continue;
             }
-            for producer in stratum_control::placement::inputs_of(&live.application, consumer) {
+            for producer in stratum_control::placement::inputs_of(&live.current.application, consumer) {
                 let rate = self.latest(&series_name("component", &producer, "out_per_second"));
                 for from_node in hosts_of(&producer) {
                     for to_node in hosts_of(consumer) {
@@ -519,13 +602,15 @@ impl ControlPlane {
         Topology { tiers, edges }
     }
 
-    pub fn services_view(&self, live: &Live) -> Vec<ServiceView> {
-        let served = live.state.served_models(&live.app).unwrap_or_default();
-        live.application
+    pub fn services_view(&self, live: &Now) -> Vec<ServiceView> {
+        let served = live.deployment.state().served_models(&live.current.app).unwrap_or_default();
+        let pools = live.deployment.services();
+        live.current
+            .application
             .services
             .iter()
             .map(|service| {
-                let pool = live.services.get(&service.name);
+                let pool = pools.iter().find(|pool| pool.name == service.name);
                 let measure = |what: &str| self.latest(&series_name("service", &service.name, what));
                 let targets: Vec<TargetView> = service
                     .slo
@@ -560,8 +645,8 @@ impl ControlPlane {
                         ServiceInput::Stream { name } => format!("stream {name}"),
                         ServiceInput::Http { .. } => "http".into(),
                     },
-                    replicas: pool.map_or(0, |pool| pool.replicas() as u64),
-                    in_flight: pool.map_or(0, |pool| pool.in_flight()),
+                    replicas: pool.map_or(0, |pool| pool.replicas),
+                    in_flight: pool.map_or(0, |pool| pool.in_flight),
                     min_replicas: service.scale.min,
                     max_replicas: service.scale.max,
                     requests_per_second: measure("requests_per_second"),
@@ -571,8 +656,8 @@ impl ControlPlane {
                     p99_ms: measure("p99_ms"),
                     targets,
                     meets_targets,
-                    cold_starts: pool.map_or(0, |pool| pool.cold_starts()),
-                    rejected: pool.map_or(0, |pool| pool.rejected()),
+                    cold_starts: pool.map_or(0, |pool| pool.cold_starts),
+                    rejected: pool.map_or(0, |pool| pool.rejected),
                 }
             })
             .collect()
@@ -624,10 +709,11 @@ impl ControlPlane {
         Some(view)
     }
 
-    pub fn models_view(&self, live: &Live) -> Vec<ModelView> {
+    pub fn models_view(&self, live: &Now) -> Vec<ModelView> {
         let store = stratum_ml::ModelStore::new(self.config.state_dir.join("models"));
-        let served = live.state.served_models(&live.app).unwrap_or_default();
-        live.application
+        let served = live.deployment.state().served_models(&live.current.app).unwrap_or_default();
+        live.current
+            .application
             .models
             .iter()
             .map(|model| {
@@ -658,8 +744,9 @@ impl ControlPlane {
             .collect()
     }
 
-    pub fn dashboards_view(&self, live: &Live) -> Vec<DashboardView> {
-        live.application
+    pub fn dashboards_view(&self, live: &Now) -> Vec<DashboardView> {
+        live.current
+            .application
             .dashboards
             .iter()
             .map(|dashboard| DashboardView {
@@ -681,7 +768,7 @@ fn chart_name(chart: Chart) -> &'static str {
 }
 
 /// A panel's data from its source's feed: the latest records the data plane kept for it.
-fn panel_view(live: &Live, panel: &Panel) -> PanelView {
+fn panel_view(live: &Now, panel: &Panel) -> PanelView {
     PanelView {
         title: panel.title.clone(),
         chart: chart_name(panel.chart).to_string(),
@@ -700,15 +787,15 @@ fn label_of(datum: Option<&Datum>) -> String {
     }
 }
 
-fn panel_data(live: &Live, panel: &Panel) -> PanelData {
-    let Some(feed) = live.feeds.get(&panel.source) else {
+fn panel_data(live: &Now, panel: &Panel) -> PanelData {
+    let Some(feed) = live.deployment.feed(&panel.source) else {
         return PanelData::Empty { reason: format!("`{}` has no records here", panel.source) };
     };
     let fields = &feed.fields;
     let position = |name: &Option<String>| name.as_ref().and_then(|name| fields.iter().position(|f| &f.name == name));
     let (value_at, group_at, time_at) =
         (position(&panel.field), position(&panel.group_by), event_time_position(fields));
-    let mut records = feed.latest();
+    let mut records = feed.records;
     // The panel's range counts back from the newest event time; `last N` keeps the newest records.
     if let (Some(range), Some(time_at)) = (panel.range, time_at) {
         let newest = records.iter().filter_map(|record| time_of(record.get(time_at))).max();

@@ -211,9 +211,13 @@ function drawTopology(topology) {
     layers.push({ tier: tier.tier, y, height, group });
     for (const node of tier.nodes) {
       const nodeHeight = HEAD + node.components.length * ROW + 10;
-      const nodeGroup = svg("g", { class: "node", "data-node": node.name, transform: `translate(${x},${y + PAD})` },
+      const nodeGroup = svg("g", {
+        class: "node" + (node.alive === false ? " lost" : ""),
+        "data-node": node.name,
+        transform: `translate(${x},${y + PAD})`,
+      },
         svg("rect", { width: NODE_WIDTH, height: nodeHeight }),
-        svg("text", { class: "node-name", x: 10, y: 17 }, node.name),
+        svg("text", { class: "node-name", x: 10, y: 17 }, node.name + (node.alive === false ? " — lost" : "")),
         svg("text", { class: "kind", x: 10, y: 31 },
           `${number(node.cpu_planned)}/${number(node.cpu_capacity)} cores · ${bytes(node.memory_planned_bytes)}/${bytes(node.memory_capacity_bytes)}`
           + (node.pool ? ` · pool ${node.pool}` : "")));
@@ -279,24 +283,33 @@ function drawNodes(topology) {
   const rows = [];
   for (const tier of topology.tiers) {
     for (const node of tier.nodes) {
+      // Agents on their own machines (`stratum server`) say whether they are alive and what they use; the
+      // in-process agents of `stratum up` share this process, whose use the charts show.
+      const agentState = node.alive === null || node.alive === undefined ? "in process" : node.alive ? "alive" : "LOST";
+      const used = node.cpu_percent === null || node.cpu_percent === undefined
+        ? "–" : `${number(node.cpu_percent)} % · ${bytes(node.memory_used_bytes)}`;
       rows.push({
-        attributes: { "data-node-row": node.name },
-        cells: [node.name, tier.tier, node.pool || "",
+        attributes: { "data-node-row": node.name, class: node.alive === false ? "lost" : null },
+        cells: [node.name, tier.tier, node.pool || "", agentState,
           `${number(node.cpu_planned)} / ${number(node.cpu_capacity)}`,
           `${bytes(node.memory_planned_bytes)} / ${bytes(node.memory_capacity_bytes)}`,
-          node.components.length],
+          used, node.components.length],
       });
     }
   }
   table(document.getElementById("nodes"), [
-    { title: "machine" }, { title: "tier" }, { title: "pool" },
+    { title: "machine" }, { title: "tier" }, { title: "pool" }, { title: "agent" },
     { title: "cores planned / capacity", number: true }, { title: "memory planned / capacity", number: true },
-    { title: "components", number: true },
+    { title: "agent's CPU · memory", number: true }, { title: "components", number: true },
   ], rows);
   const x = seriesSeconds();
-  chart("process-cpu-chart", "CPU of this process (%)", x, [{ label: "cpu %", values: seriesValues("process:cpu_percent") }]);
-  chart("process-memory-chart", "Memory of this process (MiB)", x,
-    [{ label: "resident MiB", values: seriesValues("process:memory_mib") }]);
+  const nodes = Object.keys(state.series.s).filter((name) => name.startsWith("node:"));
+  const perNode = (measure) => nodes.filter((name) => name.endsWith(":" + measure))
+    .map((name) => ({ label: name.split(":")[1], values: seriesValues(name) }));
+  chart("process-cpu-chart", "CPU (%): this process, and each agent's", x,
+    [{ label: "control plane", values: seriesValues("process:cpu_percent") }, ...perNode("cpu_percent")]);
+  chart("process-memory-chart", "Memory (MiB): this process, and each agent's", x,
+    [{ label: "control plane", values: seriesValues("process:memory_mib") }, ...perNode("memory_mib")]);
 }
 
 // ---- Views ---------------------------------------------------------------------------------------------------

@@ -3,12 +3,16 @@
 
 use crate::Outcome;
 use crate::commands::{checked_without_errors, planned_or_report};
+use crate::loader::normalize;
 use crate::output::{ColorChoice, Format};
 use crate::running::{parse_duration, runtime};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
+use stratum_api::views::{AppView, ApplyAnswer, ErrorBody, SourceText};
+use stratum_api::{ApiConfig, ControlPlane, Tokens};
 use stratum_control::agent::{Agent, AgentOptions};
 use stratum_control::server::{Server, ServerOptions};
 use stratum_core::ir::Tier;
@@ -117,14 +121,13 @@ async fn until_ctrl_c(stop: tokio::sync::watch::Sender<bool>) {
 }
 
 pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
-    let options = ServerOptions {
-        listen: args.listen,
-        state_dir: args.state_dir,
-        token: args.token,
-        viewer_token: args.viewer_token,
-        join_token: args.join_token,
-        agent_timeout: args.agent_timeout,
-    };
+    if args.join_token == args.token || args.viewer_token.as_ref().is_some_and(|viewer| *viewer == args.join_token) {
+        eprintln!(
+            "error: the join token must differ from the operator's and the viewer's: agents must not act as them"
+        );
+        return Ok(Outcome::UserError);
+    }
+    let options = ServerOptions { state_dir: args.state_dir.clone(), agent_timeout: args.agent_timeout };
     let server = match Server::open(options) {
         Ok(server) => server,
         Err(error) => {
@@ -132,20 +135,43 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::UserError);
         }
     };
-    eprintln!("control plane on http://{} (Ctrl-C stops it)", args.listen);
+    // Without a viewer's token nobody reads with one: a random token stands in, never shown.
+    let viewer = match args.viewer_token {
+        Some(viewer) => viewer,
+        None => Tokens::random()?.viewer,
+    };
+    let config = ApiConfig {
+        tokens: Tokens { operator: args.token, viewer, join: Some(args.join_token) },
+        source_file: args.state_dir.join("app").join("app.stratum"),
+        state_dir: args.state_dir,
+    };
     let runtime = runtime()?;
-    let result = runtime.block_on(async move {
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("error: cannot serve on {}: {error} (choose another address with --listen)", args.listen);
+                return Ok(Outcome::UserError);
+            }
+        };
+        // Versions applied through the API (`stratum apply`, the editor) go straight to the server.
+        let (plane, _) = ControlPlane::new(config, Some(server.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(until_ctrl_c(stop));
-        server.run(stopped).await
-    });
-    match result {
-        Ok(()) => Ok(Outcome::Success),
-        Err(error) => {
-            eprintln!("error: {error}");
-            Ok(Outcome::UserError)
+        tokio::spawn(server.run(stopped.clone()));
+        eprintln!(
+            "control plane on http://{}: agents join here; dashboard and API at the same address \
+             (sign in with the operator's or the viewer's token). Ctrl-C stops it.",
+            listener.local_addr()?
+        );
+        match stratum_api::serve(listener, plane, stopped).await {
+            Ok(()) => Ok(Outcome::Success),
+            Err(error) => {
+                eprintln!("error: {error}");
+                Ok(Outcome::UserError)
+            }
         }
-    }
+    })
 }
 
 pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
@@ -182,34 +208,94 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
     }
 }
 
+/// `stratum apply FILE --server URL`: the file checked and planned here (so that mistakes show at once, with
+/// their source), then sent with the files it imports to `POST /v1/apply`; the control plane checks it again,
+/// keeps the files, and rolls the new version out. Waits until the new version runs.
 pub fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
-    let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
-    let apply = stratum_control::protocol::Apply { token: args.token, application: checked.application.clone(), plan };
+    if planned_or_report(&checked, &args.file, color).is_none() {
+        return Ok(Outcome::UserError);
+    }
+    let folder = normalize(args.file.parent().unwrap_or(Path::new("")));
+    let mut files = BTreeMap::new();
+    for (id, file) in checked.sources.files() {
+        if id == checked.root {
+            continue;
+        }
+        match Path::new(&file.name).strip_prefix(&folder) {
+            Ok(relative) => {
+                files.insert(relative.to_string_lossy().replace('\\', "/"), file.text.clone());
+            }
+            Err(_) => {
+                eprintln!(
+                    "error: `{}` imports {}, outside its folder; a control plane keeps an application's files in one \
+                     folder: move it beside the application",
+                    args.file.display(),
+                    file.name
+                );
+                return Ok(Outcome::UserError);
+            }
+        }
+    }
+    let source = std::fs::read_to_string(&args.file)?;
+    let request = SourceText { source, files };
+    let server = args.server.trim_end_matches('/').to_string();
     let runtime = runtime()?;
     let answer = runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let response = reqwest::Client::new()
-            .post(format!("{}/v1/apps", args.server.trim_end_matches('/')))
-            .body(serde_json::to_vec(&apply)?)
+        let client = reqwest::Client::new();
+        let response = client
+            .post(format!("{server}/v1/apply"))
+            .bearer_auth(&args.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&request)?)
             .send()
             .await?;
         let status = response.status().as_u16();
-        anyhow::Ok((status, response.text().await?))
+        let text = response.text().await?;
+        if status != 202 {
+            return anyhow::Ok(Err((status, text)));
+        }
+        let accepted: ApplyAnswer = serde_json::from_str(&text)?;
+        // The version runs once the control plane has recorded it; the agents follow within a heartbeat.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let app: AppView = serde_json::from_str(
+                &client.get(format!("{server}/v1/app")).bearer_auth(&args.token).send().await?.text().await?,
+            )?;
+            let newer = app.version.is_some_and(|version| Some(version) > accepted.from_version);
+            if app.phase == "failed" {
+                return Ok(Err((500, app.failure.unwrap_or_default())));
+            }
+            if (newer && app.phase == "running") || std::time::Instant::now() > deadline {
+                return Ok(Ok((accepted, app)));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     });
     match answer {
-        Ok((200, text)) => {
-            let answer: serde_json::Value = serde_json::from_str(&text)?;
+        Ok(Ok((accepted, app))) => {
             println!(
                 "applied `{}` version {} to {}",
-                answer["app"].as_str().unwrap_or("?"),
-                answer["version"],
+                app.name.as_deref().unwrap_or("?"),
+                app.version.map_or_else(|| "?".to_string(), |version| version.to_string()),
                 args.server
             );
+            for change in &accepted.changes {
+                println!("  {change}");
+            }
             Ok(Outcome::Success)
         }
-        Ok((status, text)) => {
-            eprintln!("error: the control plane answered {status}: {text}");
+        Ok(Err((401 | 403, _))) => {
+            eprintln!(
+                "error: {} refused the token: applying needs the operator's (--token or STRATUM_TOKEN)",
+                args.server
+            );
+            Ok(Outcome::UserError)
+        }
+        Ok(Err((status, text))) => {
+            let message = serde_json::from_str::<ErrorBody>(&text).map_or(text, |body| body.error.message);
+            eprintln!("error: the control plane answered {status}: {message}");
             Ok(Outcome::UserError)
         }
         Err(error) => {
@@ -253,7 +339,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(Outcome::Success);
     }
-    println!("app {} version {}", status["app"].as_str().unwrap_or("-"), status["version"]);
+    match (status["app"].as_str(), status["version"].as_u64()) {
+        (Some(app), Some(version)) => println!("app {app} version {version}"),
+        _ => println!("no application applied yet (`stratum apply FILE --server URL` sends one)"),
+    }
     for agent in status["agents"].as_array().into_iter().flatten() {
         let components: Vec<&str> = agent["components"]
             .as_array()
@@ -307,12 +396,17 @@ pub fn train_remotely(
             }
             let uploaded: serde_json::Value = serde_json::from_str(&uploaded.text().await?)?;
             let request = stratum_control::protocol::TrainingRequest {
-                token: token.to_string(),
                 application: application.clone(),
                 model: model.clone(),
                 data_sha256: uploaded["sha256"].as_str().unwrap_or_default().to_string(),
             };
-            let started = client.post(format!("{server}/v1/training")).body(serde_json::to_vec(&request)?).send().await?;
+            let started = client
+                .post(format!("{server}/v1/training"))
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(&request)?)
+                .send()
+                .await?;
             let status = started.status();
             let text = started.text().await?;
             if !status.is_success() {
@@ -343,7 +437,7 @@ pub fn train_remotely(
                 return Ok(Outcome::UserError);
             }
             let version = report["result"]["version"].as_u64().unwrap_or_default();
-            let artifact = client.get(format!("{server}/v1/models/{model}/{version}")).bearer_auth(token).send().await?;
+            let artifact = client.get(format!("{server}/v1/models/{model}/versions/{version}")).bearer_auth(token).send().await?;
             let artifact: stratum_ml::Artifact = serde_json::from_str(&artifact.text().await?)?;
             match format {
                 Format::Human => {

@@ -111,10 +111,14 @@ pub fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
         time_scale: args.speed,
     };
     let tokens = match (args.token.clone(), args.viewer_token.clone()) {
-        (Some(operator), Some(viewer)) => Tokens { operator, viewer },
+        (Some(operator), Some(viewer)) => Tokens { operator, viewer, join: None },
         (operator, viewer) => {
             let random = Tokens::random()?;
-            Tokens { operator: operator.unwrap_or(random.operator), viewer: viewer.unwrap_or(random.viewer) }
+            Tokens {
+                operator: operator.unwrap_or(random.operator),
+                viewer: viewer.unwrap_or(random.viewer),
+                join: None,
+            }
         }
     };
     let runtime = runtime()?;
@@ -140,7 +144,7 @@ async fn run_up(
     let address = listener.local_addr()?;
     let config =
         ApiConfig { tokens: tokens.clone(), source_file: args.file.clone(), state_dir: args.state_dir.clone() };
-    let (plane, mut reloads) = ControlPlane::new(config);
+    let (plane, mut reloads) = ControlPlane::new(config, None);
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
     let api = tokio::spawn(stratum_api::serve(listener, plane.clone(), api_stopped));
     let base = format!("http://{address}");
@@ -167,7 +171,7 @@ async fn run_up(
     let mut seen_events: BTreeSet<i64> = running
         .deployed
         .state
-        .events(&running.deployed.app, 1000)
+        .events(&running.deployed.current.app, 1000)
         .unwrap_or_default()
         .iter()
         .map(|event| event.id)
@@ -182,7 +186,7 @@ async fn run_up(
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break,
             Some(reload) = reloads.recv() => {
                 eprintln!("a new version was applied from the editor: draining version {} …",
-                    current.as_ref().map_or(0, |running| running.deployed.version));
+                    current.as_ref().map_or(0, |running| running.deployed.current.version));
                 plane.set_live(None);
                 if let Some(old) = current.take() && let Err(error) = old.stop().await {
                     eprintln!("the old version stopped with an error: {error}");
@@ -203,7 +207,7 @@ async fn run_up(
             }
             _ = tick.tick() => {
                 let Some(running) = &current else { continue };
-                for event in running.deployed.state.events(&running.deployed.app, 50).unwrap_or_default() {
+                for event in running.deployed.state.events(&running.deployed.current.app, 50).unwrap_or_default() {
                     if seen_events.insert(event.id) {
                         let component = event.component.map(|component| format!(" `{component}`")).unwrap_or_default();
                         eprintln!("event: {}{component}: {}", event.kind, event.message);
@@ -243,7 +247,7 @@ async fn run_up(
 /// The embedded broker lives as long as the process: later versions use it, so that subscribers stay connected.
 fn keep_broker(options: &mut UpOptions, running: &Running) {
     if options.mqtt_broker.is_none() {
-        options.mqtt_broker = running.deployed.broker_url.clone();
+        options.mqtt_broker = running.deployed.current.broker_url.clone();
     }
 }
 
@@ -269,18 +273,18 @@ fn print_progress(progress: &UpProgress) {
 }
 
 fn print_started(running: &stratum_control::up::Running, live: bool, base: &str, tokens: &Tokens) {
-    let application = &running.deployed.application;
-    eprintln!("version {} runs; agents (one per machine, in this process):", running.deployed.version);
+    let application = &running.deployed.current.application;
+    eprintln!("version {} runs; agents (one per machine, in this process):", running.deployed.current.version);
     for agent in &running.deployed.agents {
         let components: Vec<String> = agent
             .components
             .iter()
-            .map(|(name, _)| match running.deployed.not_running.iter().find(|(other, _)| other == name) {
+            .map(|(name, _)| match running.deployed.current.not_running.iter().find(|(other, _)| other == name) {
                 Some((_, reason)) => format!("{name} (not running: {reason})"),
                 None => name.clone(),
             })
             .collect();
-        eprintln!("  {:<18} {:<6} {}", agent.name, agent.tier.name(), components.join(", "));
+        eprintln!("  {:<18} {:<6} {}", agent.name, agent.tier.map_or("-", |tier| tier.name()), components.join(", "));
     }
     if !live {
         let simulated: Vec<&str> = application

@@ -60,6 +60,7 @@ type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Delivered>>>>;
 struct Current {
     metrics: Option<Arc<Registry>>,
     services: BTreeMap<String, Arc<ServicePool>>,
+    feeds: BTreeMap<String, stratum_dataplane::sinks::feed::Feed>,
 }
 
 type Shared = Arc<Mutex<Current>>;
@@ -97,6 +98,8 @@ pub struct Agent {
     events: Arc<Mutex<Vec<AgentEvent>>>,
     /// Searches made ready, by (data sha256, model): the data is read and prepared once per job, not per task.
     prepared: Prepared,
+    /// What the agent's process uses, between heartbeats.
+    usage: crate::usage::UsageMeter,
 }
 
 impl Agent {
@@ -148,6 +151,7 @@ impl Agent {
             training_done: Arc::default(),
             events: Arc::default(),
             prepared: Arc::default(),
+            usage: crate::usage::UsageMeter::default(),
         };
         Ok((agent, router))
     }
@@ -166,7 +170,6 @@ impl Agent {
 
     async fn join(&self) -> Result<(), Error> {
         let join = Join {
-            token: self.options.join_token.clone(),
             name: self.options.name.clone(),
             tier: self.options.tier,
             labels: self.options.labels.clone(),
@@ -177,13 +180,15 @@ impl Agent {
         let response = self
             .client
             .post(self.url("/v1/agents/join"))
+            .bearer_auth(&self.options.join_token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&join).unwrap_or_default())
             .send()
             .await
             .map_err(|error| Error::Agent(format!("cannot reach the control plane: {error}")))?;
         match response.status().as_u16() {
             200 => Ok(()),
-            401 => Err(Error::Refused("the control plane refused the token".into())),
+            401 | 403 => Err(Error::Refused("the control plane refused the join token".into())),
             status => {
                 Err(Error::Agent(format!("join answered {status}: {}", response.text().await.unwrap_or_default())))
             }
@@ -225,18 +230,29 @@ impl Agent {
     }
 
     async fn heartbeat(&mut self) -> Result<(), Error> {
+        let (services, feeds) = {
+            let current = lock(&self.current);
+            (
+                current.services.values().map(|pool| pool.state()).collect(),
+                current.feeds.iter().map(|(source, feed)| crate::protocol::FeedReport::of(source, feed)).collect(),
+            )
+        };
         let beat = Heartbeat {
-            token: self.options.join_token.clone(),
             running: self.running.as_ref().map(|running| running.key.clone()),
             metrics: self.running.as_ref().map(|running| running.metrics.snapshot()).unwrap_or_default(),
             problems: std::mem::take(&mut self.problems),
             results: std::mem::take(&mut *lock(&self.training_results)),
             events: std::mem::take(&mut *lock(&self.events)),
             training_slots: self.training_slots(),
+            services,
+            usage: self.usage.read(),
+            feeds,
         };
         let response = self
             .client
             .post(self.url(&format!("/v1/agents/{}/heartbeat", self.options.name)))
+            .bearer_auth(&self.options.join_token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&beat).unwrap_or_default())
             .send()
             .await
@@ -337,7 +353,7 @@ impl Agent {
         if let Some(stop) = self.stop_beside.take() {
             stop.send_replace(true);
         }
-        lock(&self.current).services.clear();
+        *lock(&self.current) = Current::default();
         if let Some(running) = self.running.take() {
             running.stopper.stop();
             match running.task.await {
@@ -438,7 +454,8 @@ impl Agent {
             }
         }
         self.stop_beside = Some(stop_beside);
-        *lock(&self.current) = Current { metrics: Some(pipeline.metrics.clone()), services };
+        *lock(&self.current) =
+            Current { metrics: Some(pipeline.metrics.clone()), services, feeds: pipeline.feeds.clone() };
         self.running = Some(Running {
             key: assignment.key,
             stopper: pipeline.stopper(),
@@ -457,7 +474,7 @@ impl Agent {
         }
         let response = self
             .client
-            .get(self.url(&format!("/v1/models/{}/{}", model.name, model.version)))
+            .get(self.url(&format!("/v1/models/{}/versions/{}", model.name, model.version)))
             .bearer_auth(&self.options.join_token)
             .send()
             .await
@@ -478,14 +495,8 @@ impl Agent {
                 model.name, model.version, model.sha256
             )));
         }
-        if let Some(directory) = path.parent() {
-            std::fs::create_dir_all(directory)
-                .map_err(|error| Error::Agent(format!("{}: {error}", directory.display())))?;
-        }
-        // Written whole under another name, then renamed: a crash never leaves half a model behind.
-        let temporary = path.with_extension("json.partial");
-        std::fs::write(&temporary, &bytes)
-            .and_then(|()| std::fs::rename(&temporary, &path))
+        // Written whole: a crash never leaves half a model behind.
+        crate::files::write_whole(&path, &bytes)
             .map_err(|error| Error::Agent(format!("{}: {error}", path.display())))?;
         tracing::info!(model = model.name, version = model.version, "model fetched and checked");
         Ok(())
@@ -524,7 +535,7 @@ async fn serve_api(address: SocketAddr, current: Shared) -> Result<String, Error
                     if let Some(registry) = metrics {
                         text.push_str(&registry.render_prometheus());
                     }
-                    text.push_str(&crate::serving::render_prometheus(services.iter().map(Arc::as_ref)));
+                    text.push_str(&crate::serving::render_pools(services.iter()));
                     text
                 }
             }),
@@ -536,7 +547,10 @@ async fn serve_api(address: SocketAddr, current: Shared) -> Result<String, Error
                 async move {
                     match service {
                         Some(service) => crate::api::prediction_response(service.predict(&body).await),
-                        None => crate::api::no_service(&name, &[]),
+                        None => crate::api::prediction_response(Err(crate::serving::unknown_service(
+                            &name,
+                            std::iter::empty(),
+                        ))),
                     }
                 }
             }),

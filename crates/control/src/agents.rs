@@ -1,16 +1,17 @@
-//! The agents of `stratum up`: one per machine the plan uses — each declared node, and each pool member the plan
-//! needs — with that machine's name, tier, labels and capacity, and the components the plan assigns to it. On
-//! one machine they run in-process and share one data plane; their status is the metrics of their components
-//! (the API's views read them).
+//! The machines an application runs on, as the views show them: name, tier, labels, capacity and components.
+//! Under `stratum up` there is one in-process agent per machine the plan uses — each declared node, and each pool
+//! member the plan needs — sharing one data plane ([`agents_of`]); under `stratum server` each is an agent that
+//! joined over the network, with what it measured and when it was last heard of ([`Joined`]).
 
 use serde::Serialize;
 use stratum_core::ir::{Application, Tier};
 use stratum_core::plan::Plan;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LocalAgent {
+pub struct Machine {
     pub name: String,
-    pub tier: Tier,
+    /// None for an agent that did not say and that no node of the application names (yet).
+    pub tier: Option<Tier>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
     pub labels: std::collections::BTreeMap<String, String>,
@@ -18,10 +19,24 @@ pub struct LocalAgent {
     pub memory_bytes: u64,
     /// (component, kind) assigned here, in plan order; several instances of a component appear once.
     pub components: Vec<(String, String)>,
+    /// How an agent that joined over the network is doing; none for the in-process agents of `up`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined: Option<Joined>,
+}
+
+/// An agent on its own machine, as its join and heartbeats tell.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Joined {
+    pub alive: bool,
+    pub seconds_since_heartbeat: f64,
+    pub arch: String,
+    /// What the agent's process used over its last heartbeat's interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Usage>,
 }
 
 /// One agent per host the plan puts components on.
-pub fn agents_of(application: &Application, plan: &Plan) -> Vec<LocalAgent> {
+pub fn agents_of(application: &Application, plan: &Plan) -> Vec<Machine> {
     plan.hosts
         .iter()
         .filter(|host| host.in_use)
@@ -42,14 +57,15 @@ pub fn agents_of(application: &Application, plan: &Plan) -> Vec<LocalAgent> {
                     application.pools.iter().find(|item| item.name == pool).map(|item| item.machine.labels.clone())
                 })
                 .unwrap_or_default();
-            LocalAgent {
+            Machine {
                 name: host.host.clone(),
-                tier: host.tier,
+                tier: Some(host.tier),
                 pool: host.pool.clone(),
                 labels,
                 cpu: host.cpu_capacity,
                 memory_bytes: host.memory_capacity.0,
                 components,
+                joined: None,
             }
         })
         .collect()

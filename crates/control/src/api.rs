@@ -47,7 +47,7 @@ pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>
 async fn predict(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> Response {
     match state.services.get(&name) {
         Some(service) => prediction_response(service.predict(&body).await),
-        None => no_service(&name, &state.services.keys().map(String::as_str).collect::<Vec<_>>()),
+        None => prediction_response(Err(crate::serving::unknown_service(&name, state.services.keys()))),
     }
 }
 
@@ -66,13 +66,8 @@ pub fn prediction_response(answer: Result<Value, crate::serving::Refusal>) -> Re
     }
 }
 
-/// 404 for a service that is not here, listing those that are.
-pub fn no_service(name: &str, known: &[&str]) -> Response {
-    error_response(StatusCode::NOT_FOUND, "not_found", format!("no service `{name}`; services: {}", known.join(", ")))
-}
-
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let mut text = state.metrics.render_prometheus();
-    text.push_str(&crate::serving::render_prometheus(state.services.values().map(Arc::as_ref)));
+    text.push_str(&crate::serving::render_pools(state.services.values()));
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

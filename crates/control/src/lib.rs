@@ -1,14 +1,16 @@
-//! Stratum's control plane: what runs an application rather than describing it. Today that is `stratum up` —
-//! everything on one machine — built from parts the multi-machine control plane reuses: the durable state store
-//! (`state`), the agents the plan places components on (`agents`), making models ready to serve (`models`),
-//! inference over HTTP (`serving`) and the API (`api`).
-//!
-//! Start at [`up::up`]: it takes a checked application and its plan and returns a [`up::Running`] application.
+//! Stratum's control plane: what runs an application rather than describing it — `stratum up` (everything on one
+//! machine, [`up::up`]) and `stratum server` with a `stratum agent` on every machine ([`server::Server`],
+//! [`agent::Agent`]). Both are built from the same parts: the durable state store (`state`), placement
+//! (`placement`), making models ready (`models`), inference served by autoscaled pools (`serving`), and what a
+//! running application shows to the API ([`deployment::Deployment`], which both implement; the HTTP API and the web
+//! interface are the `stratum-api` crate).
 
 pub mod agent;
 pub mod agents;
 pub mod api;
 pub mod autoscale;
+pub mod deployment;
+pub mod files;
 pub mod models;
 pub mod placement;
 pub mod protocol;
@@ -19,6 +21,7 @@ pub mod state;
 pub mod tools;
 pub mod training;
 pub mod up;
+pub mod usage;
 
 /// Everything that can go wrong while running an application.
 #[derive(Debug, thiserror::Error)]

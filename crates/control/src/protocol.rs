@@ -1,6 +1,7 @@
 //! What agents and the control plane say to each other: JSON over HTTP, always from the agent to the server (edge
-//! machines sit behind NAT). An agent joins with the cluster's token and what it is; then it heartbeats every
-//! second with what it runs and its components' metrics, and the answer is what it should run.
+//! machines sit behind NAT), with the cluster's join token as the bearer token. An agent joins with what it is;
+//! then it heartbeats every second with what it runs, its components' metrics, its services' replicas, what its
+//! process uses and the latest records of the dashboards' streams it runs; the answer is what it should run.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -10,7 +11,6 @@ use stratum_dataplane::metrics::MetricsSnapshot;
 /// `POST /v1/agents/join`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Join {
-    pub token: String,
     pub name: String,
     /// The tier the agent says it is on; the application's node of the same name decides when it says none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,7 +53,6 @@ impl MeasuredResources {
 /// `POST /v1/agents/{name}/heartbeat`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
-    pub token: String,
     /// The key of the assignment it runs, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<String>,
@@ -72,6 +71,58 @@ pub struct Heartbeat {
     /// What its batches and tools did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<AgentEvent>,
+    /// The replicas of the services it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<crate::deployment::ServiceState>,
+    /// What its process used since the last heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Usage>,
+    /// The latest records of the streams and sources it runs that a dashboard panel shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds: Vec<FeedReport>,
+}
+
+/// The newest records of a dashboard's stream on one agent, each a row of JSON values in the order of `fields`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeedReport {
+    pub source: String,
+    pub fields: Vec<stratum_core::types::Field>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+impl FeedReport {
+    /// At most this many records of a feed go with a heartbeat: enough for a panel, small on the wire.
+    pub const RECORDS: usize = 200;
+
+    pub fn of(source: &str, feed: &stratum_dataplane::sinks::feed::Feed) -> FeedReport {
+        let records = feed.latest();
+        let skip = records.len().saturating_sub(Self::RECORDS);
+        FeedReport {
+            source: source.to_string(),
+            fields: feed.fields.as_ref().clone(),
+            rows: records[skip..]
+                .iter()
+                .map(|record| record.iter().map(stratum_dataplane::record::datum_to_json).collect())
+                .collect(),
+        }
+    }
+
+    /// The records again, typed by the fields (a value that does not fit is missing).
+    pub fn records(&self) -> Vec<stratum_dataplane::record::Record> {
+        self.rows
+            .iter()
+            .map(|row| {
+                self.fields
+                    .iter()
+                    .zip(row)
+                    .map(|(field, value)| {
+                        stratum_ml::data::json_cell(Some(value), &field.data_type)
+                            .unwrap_or(stratum_core::eval::Datum::Null)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// Something a batch or a tool on an agent did, for the control plane's events.
@@ -114,7 +165,6 @@ pub struct TrainingResult {
 /// `POST /v1/training`: train a model of an application on the agents, from data uploaded as a blob.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainingRequest {
-    pub token: String,
     pub application: Application,
     pub model: String,
     pub data_sha256: String,
@@ -154,12 +204,4 @@ pub struct ModelRef {
     pub name: String,
     pub version: u32,
     pub sha256: String,
-}
-
-/// `POST /v1/apps`: a checked and planned application (the CLI checks and plans it).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Apply {
-    pub token: String,
-    pub application: Application,
-    pub plan: stratum_core::plan::Plan,
 }

@@ -4,22 +4,21 @@
 //! are lost, every component is placed (see [`crate::placement`]), and each agent's assignment follows — so a lost
 //! agent's components move to others, and come back when it does. A restarted server reads its state back and
 //! the agents, which kept running, carry on.
+//!
+//! The server speaks no HTTP itself: the `stratum-api` crate serves its routes (the agents' protocol among them,
+//! behind the join token) and its web interface, and reads it as a [`Deployment`] like a `stratum up`.
 
 use crate::Error;
-use crate::api::{error_response, json_response, same_token};
+use crate::agents::{Joined, Machine};
+use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction, ServiceState};
 use crate::placement::{LiveAgent, Placed, assignments, place};
-use crate::protocol::{Apply, Assignment, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
-use crate::state::StateStore;
+use crate::protocol::{Assignment, FeedReport, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
+use crate::serving::Refusal;
+use crate::state::{ServedModel, StateStore};
 use crate::training::{JobState, TrainingJob};
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use stratum_core::ir::Application;
@@ -29,22 +28,18 @@ use tokio::sync::watch;
 
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    pub listen: SocketAddr,
+    /// The state store, the model store agents pull from, the blob store and the application's source.
     pub state_dir: PathBuf,
-    /// The operator's token: `stratum apply`, `stratum train --server`, and everything a viewer may.
-    pub token: String,
-    /// The viewer's token, if viewers may read status, events and metrics.
-    pub viewer_token: Option<String>,
-    /// The token agents join with; it lets them run what they are told, and nothing an operator does.
-    pub join_token: String,
     /// An agent silent for this long is lost.
     pub agent_timeout: Duration,
 }
 
-struct Deployed {
-    application: Application,
-    plan: Plan,
+/// The version applied last.
+struct Applied {
+    application: Arc<Application>,
+    plan: Arc<Plan>,
     version: u32,
+    since: Instant,
 }
 
 struct AgentRecord {
@@ -52,32 +47,75 @@ struct AgentRecord {
     last_seen: Instant,
     lost: bool,
     metrics: Vec<MetricsSnapshot>,
+    services: Vec<ServiceState>,
+    usage: Option<crate::usage::Usage>,
+    feeds: Vec<FeedReport>,
+}
+
+impl AgentRecord {
+    fn new(join: Join) -> AgentRecord {
+        AgentRecord {
+            join,
+            last_seen: Instant::now(),
+            lost: false,
+            metrics: Vec::new(),
+            services: Vec::new(),
+            usage: None,
+            feeds: Vec::new(),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Cluster {
-    deployed: Option<Deployed>,
+    deployed: Option<Applied>,
     agents: BTreeMap<String, AgentRecord>,
     placed: Vec<Placed>,
     assignments: BTreeMap<String, Assignment>,
     /// sha256 of model files by path, with the modification time it was computed for.
     model_hashes: BTreeMap<PathBuf, (SystemTime, String)>,
     jobs: BTreeMap<u64, TrainingJob>,
+    /// The model version each service serves, as recorded in the state store.
+    served: BTreeMap<String, u32>,
 }
 
 pub struct Server {
     options: ServerOptions,
     state: StateStore,
     cluster: Mutex<Cluster>,
-    started: Instant,
     /// Forwards predictions to the agents that run the services.
     gateway: reqwest::Client,
     /// Spreads requests over a service's replicas on several agents.
     next_replica: std::sync::atomic::AtomicUsize,
 }
 
+/// How a training job is doing, as `GET /v1/training/{job}` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainingStatus {
+    pub job: u64,
+    pub model: String,
+    pub tasks: usize,
+    pub finished: usize,
+    /// Tasks each agent ran.
+    pub by_agent: BTreeMap<String, usize>,
+    pub result: JobState,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where the blob with this sha256 is (or would be) stored, if it is a sha256.
+pub fn blob_path(state_dir: &Path, sha256: &str) -> Option<PathBuf> {
+    let valid = sha256.len() == 64 && sha256.chars().all(|character| character.is_ascii_hexdigit());
+    valid.then(|| state_dir.join("blobs").join(sha256))
+}
+
+/// Stores bytes under their sha256 in the blob store (whole, or not at all) and says which.
+pub fn put_blob(state_dir: &Path, bytes: &[u8]) -> std::io::Result<String> {
+    let sha256 = stratum_ml::artifact::sha256_hex(bytes);
+    crate::files::write_whole(&state_dir.join("blobs").join(&sha256), bytes)?;
+    Ok(sha256)
 }
 
 impl Server {
@@ -91,13 +129,16 @@ impl Server {
                 serde_json::from_str(&ir).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
             let plan: Plan =
                 serde_json::from_str(&plan).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
-            cluster.deployed = Some(Deployed { application, plan, version });
+            cluster.deployed = Some(Applied {
+                application: Arc::new(application),
+                plan: Arc::new(plan),
+                version,
+                since: Instant::now(),
+            });
         }
         for (name, description) in state.agents()? {
             if let Ok(join) = serde_json::from_str::<Join>(&description) {
-                cluster
-                    .agents
-                    .insert(name, AgentRecord { join, last_seen: Instant::now(), lost: false, metrics: Vec::new() });
+                cluster.agents.insert(name, AgentRecord::new(join));
             }
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -109,7 +150,6 @@ impl Server {
             options,
             state,
             cluster: Mutex::new(cluster),
-            started: Instant::now(),
             gateway,
             next_replica: std::sync::atomic::AtomicUsize::new(0),
         });
@@ -118,56 +158,133 @@ impl Server {
     }
 
     fn app(&self) -> String {
-        lock(&self.cluster).deployed.as_ref().map_or_else(|| "-".into(), |deployed| deployed.application.name.clone())
+        lock(&self.cluster)
+            .deployed
+            .as_ref()
+            .map_or_else(|| crate::state::NO_APP.into(), |deployed| deployed.application.name.clone())
     }
 
     fn event(&self, kind: &str, component: Option<&str>, message: &str) {
         let _ = self.state.record_event(&self.app(), kind, component, message);
     }
 
-    /// Serves the API and runs the reconcile loop until `stop` turns true.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
-        let listener = tokio::net::TcpListener::bind(self.options.listen)
-            .await
-            .map_err(|error| Error::Listen { address: self.options.listen.to_string(), message: error.to_string() })?;
-        let reconciler = self.clone();
-        let mut reconcile_stop = stop.clone();
-        let reconciling = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => reconciler.reconcile(),
-                    _ = reconcile_stop.wait_for(|stopped| *stopped) => return,
-                }
+    /// Runs the reconcile loop until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.reconcile(),
+                _ = stop.wait_for(|stopped| *stopped) => return,
             }
-        });
-        let router = axum::Router::new()
-            .route("/v1/agents/join", post(join))
-            .route("/v1/agents/{name}/heartbeat", post(heartbeat))
-            .route("/v1/apps", post(apply))
-            .route("/v1/models/{name}/{version}", get(model))
-            .route("/v1/services/{name}/predict", post(gateway))
-            .route("/v1/blobs", post(put_blob))
-            .route("/v1/blobs/{sha256}", get(get_blob))
-            .route("/v1/training", post(start_training))
-            .route("/v1/training/{job}", get(training_status))
-            .route("/v1/status", get(status))
-            .route("/v1/events", get(events))
-            .route("/metrics", get(metrics))
-            .with_state(self.clone());
-        let served = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        });
-        let result = served
-            .await
-            .map_err(|error| Error::Listen { address: self.options.listen.to_string(), message: error.to_string() });
-        reconciling.abort();
-        result
+        }
+    }
+
+    /// A new version of the application (checked and planned): recorded, then rolled out by the next reconcile.
+    pub fn deploy(&self, application: Application, plan: Plan) -> Result<u32, Error> {
+        let app = application.name.clone();
+        let ir = serde_json::to_string(&application).map_err(|error| Error::State(error.to_string()))?;
+        let plan_text = serde_json::to_string(&plan).map_err(|error| Error::State(error.to_string()))?;
+        let version = self.state.record_version(&app, &ir, &plan_text)?;
+        lock(&self.cluster).deployed =
+            Some(Applied { application: Arc::new(application), plan: Arc::new(plan), version, since: Instant::now() });
+        self.event("applied", None, &format!("version {version}"));
+        self.reconcile();
+        Ok(version)
+    }
+
+    /// An agent joins (or joins again): it is alive from now on, and the next reconcile gives it work.
+    pub fn join(&self, join: Join) {
+        let name = join.name.clone();
+        let _ = self.state.record_agent(&name, &serde_json::to_string(&join).unwrap_or_default());
+        let message = format!(
+            "{} cores, {:.1} GiB, {}; data at {}",
+            join.resources.cpu,
+            join.resources.memory_bytes as f64 / (1u64 << 30) as f64,
+            join.resources.arch,
+            join.data_address
+        );
+        lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(join));
+        self.event("agent-joined", Some(&name), &message);
+        self.reconcile();
+    }
+
+    /// An agent's heartbeat: what it reports is kept, and the answer says what it should run and train. None for
+    /// an agent that has not joined (it joins again).
+    pub fn heartbeat(self: &Arc<Self>, name: &str, beat: Heartbeat) -> Option<HeartbeatAnswer> {
+        let (back, answer, training) = {
+            let mut cluster = lock(&self.cluster);
+            let agent = cluster.agents.get_mut(name)?;
+            agent.last_seen = Instant::now();
+            agent.metrics = beat.metrics;
+            agent.services = beat.services;
+            agent.usage = beat.usage;
+            agent.feeds = beat.feeds;
+            let back = std::mem::replace(&mut agent.lost, false);
+            let tier = agent.join.tier.or_else(|| self.planned_tier(&cluster, name));
+            let assignment = cluster.assignments.get(name).cloned();
+            let answer = match assignment {
+                Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => Some(assignment),
+                _ => None,
+            };
+            let training = self.train_on_agent(&mut cluster, name, tier, beat.results, beat.training_slots);
+            (back, answer, training)
+        };
+        self.finish_training_jobs();
+        for problem in &beat.problems {
+            self.event("agent-problem", Some(name), problem);
+        }
+        for event in &beat.events {
+            self.event(&event.kind, Some(&event.component), &format!("{} (on {name})", event.message));
+        }
+        if back {
+            self.event("agent-back", Some(name), "heartbeats again");
+            self.reconcile();
+        }
+        Some(HeartbeatAnswer { assignment: answer, training })
+    }
+
+    /// A model's search, run on the agents, from data already in the blob store.
+    pub fn start_training(&self, request: TrainingRequest) -> Result<u64, Refusal> {
+        let refused = |status: u16, message: String| Refusal { status, message, retry_after_seconds: None };
+        let Some(blob) = blob_path(&self.options.state_dir, &request.data_sha256) else {
+            return Err(refused(400, format!("`{}` is not a sha256", request.data_sha256)));
+        };
+        let Ok(bytes) = std::fs::read(&blob) else {
+            return Err(refused(404, format!("no blob {}: upload the data first", request.data_sha256)));
+        };
+        let id = lock(&self.cluster).jobs.keys().next_back().map_or(1, |last| last + 1);
+        let base = self.options.state_dir.join("training").join(id.to_string());
+        let job = crate::training::lay_out(&request.application, &request.model, &base, &bytes)
+            .and_then(|()| TrainingJob::new(id, request.application, &request.model, base, &request.data_sha256))
+            .map_err(|error| refused(400, error.to_string()))?;
+        let message = format!(
+            "{} tasks on the agents{}",
+            job.total(),
+            job.tier.map(|tier| format!(" of the {} tier", tier.name())).unwrap_or_default()
+        );
+        let model = job.model.clone();
+        lock(&self.cluster).jobs.insert(id, job);
+        self.event("training", Some(&model), &message);
+        Ok(id)
+    }
+
+    pub fn training_status(&self, job: u64) -> Option<TrainingStatus> {
+        let cluster = lock(&self.cluster);
+        let job = cluster.jobs.get(&job)?;
+        Some(TrainingStatus {
+            job: job.id,
+            model: job.model.clone(),
+            tasks: job.total(),
+            finished: job.finished(),
+            by_agent: job.by_agent.clone(),
+            result: job.state.clone(),
+        })
     }
 
     /// One pass of the control loop: who is alive, where everything runs, what each agent runs.
     pub fn reconcile(&self) {
         let mut events: Vec<(&'static str, Option<String>, String)> = Vec::new();
+        let mut serving = Vec::new();
         {
             let mut cluster = lock(&self.cluster);
             let timeout = self.options.agent_timeout;
@@ -218,12 +335,34 @@ impl Server {
                     }
                 }
                 let assigned = assignments(&deployed.application, deployed.version, &placed, &live, &model_files);
+                for service in &deployed.application.services {
+                    let Some((version, sha256)) = model_files.get(&service.model) else { continue };
+                    if cluster.served.get(&service.name) != Some(version) {
+                        serving.push((service.name.clone(), service.model.clone(), *version, sha256.clone()));
+                    }
+                }
                 cluster.placed = placed;
                 cluster.assignments = assigned;
             }
         }
+        self.record_served(serving);
         // Events take the lock again (for the application's name): only once it is released.
         self.flush(events);
+    }
+
+    /// Records which model version each service serves now (the views show it), once per change.
+    fn record_served(&self, serving: Vec<(String, String, u32, String)>) {
+        let app = self.app();
+        let store = stratum_ml::ModelStore::new(self.options.state_dir.join("models"));
+        for (service, model, version, sha256) in serving {
+            let data_sha256 =
+                store.load(&model, Some(version)).map(|artifact| artifact.data_sha256).unwrap_or_default();
+            let served = ServedModel { service: service.clone(), model: model.clone(), version, sha256, data_sha256 };
+            if self.state.record_served_model(&app, &served).is_ok() {
+                lock(&self.cluster).served.insert(service.clone(), version);
+                self.event("serving", Some(&service), &format!("`{model}` v{version}"));
+            }
+        }
     }
 
     fn flush(&self, events: Vec<(&'static str, Option<String>, String)>) {
@@ -335,383 +474,200 @@ impl Server {
     }
 }
 
-/// Who a token says the caller is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Caller {
-    Operator,
-    Viewer,
-    Agent,
-}
-
-const READERS: &[Caller] = &[Caller::Operator, Caller::Viewer];
-const OPERATORS: &[Caller] = &[Caller::Operator];
-const AGENTS: &[Caller] = &[Caller::Agent];
-
-fn caller_of(server: &Server, token: &str) -> Option<Caller> {
-    let options = &server.options;
-    if same_token(token, &options.token) {
-        Some(Caller::Operator)
-    } else if same_token(token, &options.join_token) {
-        Some(Caller::Agent)
-    } else if options.viewer_token.as_deref().is_some_and(|viewer| same_token(token, viewer)) {
-        Some(Caller::Viewer)
-    } else {
-        None
-    }
-}
-
-/// Whether `token` belongs to one of the callers `allowed`; the answer to give otherwise (boxed: a response is
-/// large, and this is the rare path).
-fn allow(server: &Server, token: Option<&str>, allowed: &[Caller]) -> Result<Caller, Box<Response>> {
-    match token.and_then(|token| caller_of(server, token)) {
-        None => Err(Box::new(error_response(StatusCode::UNAUTHORIZED, "unauthorized", "wrong or missing token"))),
-        Some(caller) if allowed.contains(&caller) => Ok(caller),
-        Some(caller) => Err(Box::new(error_response(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("the {caller:?} token cannot do this; it needs the {:?} token", allowed[0]).to_lowercase(),
-        ))),
-    }
-}
-
-/// The bearer token of a request, if it has one.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
-}
-
-/// A request that carries its token in its body.
-trait Authenticated: serde::de::DeserializeOwned {
-    fn token(&self) -> &str;
-}
-
-macro_rules! authenticated {
-    ($($request:ty),*) => {
-        $(impl Authenticated for $request {
-            fn token(&self) -> &str {
-                &self.token
-            }
-        })*
-    };
-}
-
-authenticated!(Join, Heartbeat, Apply, TrainingRequest);
-
-/// The request in `body` if it parses and carries the token of one of the callers `allowed`.
-fn authenticated<T: Authenticated>(server: &Server, body: &[u8], allowed: &[Caller]) -> Result<T, Box<Response>> {
-    let request: T =
-        serde_json::from_slice(body).map_err(|error| Box::new(bad_request(format!("bad request: {error}"))))?;
-    allow(server, Some(request.token()), allowed)?;
-    Ok(request)
-}
-
-fn bad_request(message: String) -> Response {
-    error_response(StatusCode::BAD_REQUEST, "bad_request", message)
-}
-
-async fn join(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let mut join: Join = match authenticated(&server, &body, AGENTS) {
-        Ok(join) => join,
-        Err(response) => return *response,
-    };
-    join.token.clear();
-    let name = join.name.clone();
-    let _ = server.state.record_agent(&name, &serde_json::to_string(&join).unwrap_or_default());
-    let message = format!(
-        "{} cores, {:.1} GiB, {}; data at {}",
-        join.resources.cpu,
-        join.resources.memory_bytes as f64 / (1u64 << 30) as f64,
-        join.resources.arch,
-        join.data_address
-    );
-    lock(&server.cluster)
-        .agents
-        .insert(name.clone(), AgentRecord { join, last_seen: Instant::now(), lost: false, metrics: Vec::new() });
-    server.event("agent-joined", Some(&name), &message);
-    server.reconcile();
-    json_response(StatusCode::OK, json!({ "heartbeat_milliseconds": 1000 }))
-}
-
-async fn heartbeat(State(server): State<Arc<Server>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let beat: Heartbeat = match authenticated(&server, &body, AGENTS) {
-        Ok(beat) => beat,
-        Err(response) => return *response,
-    };
-    let (back, answer, training) = {
-        let mut cluster = lock(&server.cluster);
-        let Some(agent) = cluster.agents.get_mut(&name) else {
-            return error_response(StatusCode::NOT_FOUND, "not_found", format!("no agent `{name}`: join first"));
-        };
-        agent.last_seen = Instant::now();
-        agent.metrics = beat.metrics;
-        let back = std::mem::replace(&mut agent.lost, false);
-        let tier = agent.join.tier.or_else(|| server.planned_tier(&cluster, &name));
-        let assignment = cluster.assignments.get(&name).cloned();
-        let answer = match assignment {
-            Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => Some(assignment),
-            _ => None,
-        };
-        let training = server.train_on_agent(&mut cluster, &name, tier, beat.results, beat.training_slots);
-        (back, answer, training)
-    };
-    server.finish_training_jobs();
-    for problem in &beat.problems {
-        server.event("agent-problem", Some(&name), problem);
-    }
-    for event in &beat.events {
-        server.event(&event.kind, Some(&event.component), &format!("{} (on {name})", event.message));
-    }
-    if back {
-        server.event("agent-back", Some(&name), "heartbeats again");
-        server.reconcile();
-    }
-    let answer = HeartbeatAnswer { assignment: answer, training };
-    json_response(StatusCode::OK, serde_json::to_value(answer).unwrap_or(Value::Null))
-}
-
-async fn apply(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let apply: Apply = match authenticated(&server, &body, OPERATORS) {
-        Ok(apply) => apply,
-        Err(response) => return *response,
-    };
-    let app = apply.application.name.clone();
-    let ir = serde_json::to_string(&apply.application).unwrap_or_default();
-    let plan = serde_json::to_string(&apply.plan).unwrap_or_default();
-    let version = match server.state.record_version(&app, &ir, &plan) {
-        Ok(version) => version,
-        Err(error) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
-    };
-    lock(&server.cluster).deployed = Some(Deployed { application: apply.application, plan: apply.plan, version });
-    server.event("applied", None, &format!("version {version}"));
-    server.reconcile();
-    json_response(StatusCode::OK, json!({ "app": app, "version": version }))
-}
-
-async fn model(
-    State(server): State<Arc<Server>>,
-    Path((name, version)): Path<(String, u32)>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(response) = allow(&server, bearer(&headers), &[Caller::Agent, Caller::Operator]) {
-        return *response;
-    }
-    if name.contains(['/', '\\', '.']) {
-        return bad_request("not a model name".into());
-    }
-    let path = server.options.state_dir.join("models").join(&name).join(format!("v{version}.json"));
-    match std::fs::read(&path) {
-        Ok(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(_) => error_response(StatusCode::NOT_FOUND, "not_found", format!("no model `{name}` version {version}")),
-    }
-}
-
-/// The gateway: a prediction goes to a live agent that runs the service (in turn when there are several), and its
-/// answer — predictions, or a refusal with its status and `Retry-After` — comes back as it is.
-async fn gateway(State(server): State<Arc<Server>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let targets: Vec<String> = {
-        let cluster = lock(&server.cluster);
-        let known = cluster
-            .deployed
-            .as_ref()
-            .is_some_and(|deployed| deployed.application.services.iter().any(|service| service.name == name));
-        if !known {
-            let services: Vec<&str> = cluster
-                .deployed
-                .iter()
-                .flat_map(|deployed| deployed.application.services.iter().map(|service| service.name.as_str()))
-                .collect();
-            return crate::api::no_service(&name, &services);
-        }
-        cluster
+impl Deployment for Server {
+    fn current(&self) -> Option<Arc<DeployedVersion>> {
+        let cluster = lock(&self.cluster);
+        let applied = cluster.deployed.as_ref()?;
+        let not_running = cluster
             .placed
             .iter()
-            .filter(|placed| placed.component == name)
-            .filter_map(|placed| placed.host.as_ref())
-            .filter_map(|host| cluster.agents.get(host).filter(|agent| !agent.lost)?.join.api_address.clone())
-            .collect()
-    };
-    if targets.is_empty() {
-        let message = format!("no live agent serves `{name}` over HTTP (agents serve it when started with --api)");
-        let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
-        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(1));
-        return response;
+            .filter(|placed| placed.host.is_none())
+            .map(|placed| (placed.component.clone(), format!("waiting: {} has not joined or is lost", placed.planned)))
+            .collect();
+        Some(Arc::new(DeployedVersion {
+            app: applied.application.name.clone(),
+            version: applied.version,
+            application: applied.application.clone(),
+            plan: applied.plan.clone(),
+            started: applied.since,
+            broker_url: None,
+            not_running,
+        }))
     }
-    let target = &targets[server.next_replica.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % targets.len()];
-    let forwarded = server
-        .gateway
-        .post(format!("http://{target}/v1/services/{name}/predict"))
-        .header(header::CONTENT_TYPE, "application/json")
+
+    /// The agents that joined, each with the components it was assigned and how it is doing.
+    fn machines(&self) -> Vec<Machine> {
+        let cluster = lock(&self.cluster);
+        let kind_of = |component: &str| {
+            cluster
+                .deployed
+                .as_ref()
+                .and_then(|applied| {
+                    applied.plan.assignments.iter().find(|assignment| assignment.component == component)
+                })
+                .map_or("component", |assignment| assignment.kind.name())
+                .to_string()
+        };
+        cluster
+            .agents
+            .iter()
+            .map(|(name, agent)| {
+                let planned = cluster
+                    .deployed
+                    .as_ref()
+                    .and_then(|applied| applied.plan.hosts.iter().find(|host| &host.host == name));
+                let components = cluster
+                    .assignments
+                    .get(name)
+                    .map(|assignment| {
+                        assignment.components.iter().map(|component| (component.clone(), kind_of(component))).collect()
+                    })
+                    .unwrap_or_default();
+                Machine {
+                    name: name.clone(),
+                    tier: agent.join.tier.or(planned.map(|host| host.tier)),
+                    pool: planned.and_then(|host| host.pool.clone()),
+                    labels: agent.join.labels.clone(),
+                    cpu: agent.join.resources.cpu,
+                    memory_bytes: agent.join.resources.memory_bytes,
+                    components,
+                    joined: Some(Joined {
+                        alive: !agent.lost,
+                        seconds_since_heartbeat: agent.last_seen.elapsed().as_secs_f64(),
+                        arch: agent.join.resources.arch.clone(),
+                        // What a lost agent used is not what it uses now.
+                        usage: agent.usage.filter(|_| !agent.lost),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    fn placement(&self) -> Vec<Placed> {
+        lock(&self.cluster).placed.clone()
+    }
+
+    /// The metrics the live agents reported last (a lost agent's are not current).
+    fn metrics(&self) -> Vec<MetricsSnapshot> {
+        let cluster = lock(&self.cluster);
+        cluster.agents.values().filter(|agent| !agent.lost).flat_map(|agent| agent.metrics.iter().cloned()).collect()
+    }
+
+    fn services(&self) -> Vec<ServiceState> {
+        let cluster = lock(&self.cluster);
+        let mut services: BTreeMap<String, ServiceState> = BTreeMap::new();
+        for state in cluster.agents.values().filter(|agent| !agent.lost).flat_map(|agent| &agent.services) {
+            services
+                .entry(state.name.clone())
+                .or_insert_with(|| ServiceState { name: state.name.clone(), ..ServiceState::default() })
+                .add(state);
+        }
+        services.into_values().collect()
+    }
+
+    /// The records every live agent reported for `source`, oldest first.
+    fn feed(&self, source: &str) -> Option<FeedRecords> {
+        let cluster = lock(&self.cluster);
+        let mut reports = cluster
+            .agents
+            .values()
+            .filter(|agent| !agent.lost)
+            .flat_map(|agent| agent.feeds.iter().filter(|report| report.source == source))
+            .peekable();
+        let fields = reports.peek()?.fields.clone();
+        let records = reports.flat_map(FeedReport::records).collect();
+        Some(FeedRecords { fields, records })
+    }
+
+    fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// The gateway: a prediction goes to a live agent that runs the service (in turn when there are several), and
+    /// its answer — predictions, or a refusal with its status and `Retry-After` — comes back as it is.
+    fn predict(&self, service: String, body: Vec<u8>) -> Prediction<'_> {
+        Box::pin(async move {
+            let targets: Vec<String> = {
+                let cluster = lock(&self.cluster);
+                let services: Vec<&String> = cluster
+                    .deployed
+                    .iter()
+                    .flat_map(|applied| applied.application.services.iter().map(|service| &service.name))
+                    .collect();
+                if !services.contains(&&service) {
+                    return Err(crate::serving::unknown_service(&service, services.into_iter()));
+                }
+                cluster
+                    .placed
+                    .iter()
+                    .filter(|placed| placed.component == service)
+                    .filter_map(|placed| placed.host.as_ref())
+                    .filter_map(|host| cluster.agents.get(host).filter(|agent| !agent.lost)?.join.api_address.clone())
+                    .collect()
+            };
+            if targets.is_empty() {
+                return Err(Refusal {
+                    status: 503,
+                    message: format!(
+                        "no live agent serves `{service}` over HTTP (agents serve it when started with --api)"
+                    ),
+                    retry_after_seconds: Some(1),
+                });
+            }
+            let turn = self.next_replica.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let target = &targets[turn % targets.len()];
+            forward(&self.gateway, target, &service, body).await
+        })
+    }
+
+    fn prometheus(&self) -> String {
+        let cluster = lock(&self.cluster);
+        let label = |name: &str| format!("agent=\"{name}\",");
+        let snapshots: Vec<(String, MetricsSnapshot)> = cluster
+            .agents
+            .iter()
+            .flat_map(|(name, agent)| agent.metrics.iter().map(move |snapshot| (label(name), snapshot.clone())))
+            .collect();
+        let mut text = stratum_dataplane::metrics::render_prometheus(&snapshots);
+        let services: Vec<(String, ServiceState)> = cluster
+            .agents
+            .iter()
+            .flat_map(|(name, agent)| agent.services.iter().map(move |state| (label(name), state.clone())))
+            .collect();
+        text.push_str(&crate::serving::render_prometheus(&services));
+        let alive = cluster.agents.values().filter(|agent| !agent.lost).count();
+        text.push_str(
+            "# HELP stratum_agents Agents known to the control plane, by state.\n# TYPE stratum_agents gauge\n",
+        );
+        text.push_str(&format!("stratum_agents{{state=\"alive\"}} {alive}\n"));
+        text.push_str(&format!("stratum_agents{{state=\"lost\"}} {}\n", cluster.agents.len() - alive));
+        text
+    }
+}
+
+/// Sends a prediction request to the agent at `target` and reads its answer back.
+async fn forward(
+    client: &reqwest::Client,
+    target: &str,
+    service: &str,
+    body: Vec<u8>,
+) -> Result<serde_json::Value, Refusal> {
+    let bad_gateway = |message: String| Refusal { status: 502, message, retry_after_seconds: None };
+    let answer = client
+        .post(format!("http://{target}/v1/services/{service}/predict"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()
-        .await;
-    match forwarded {
-        Ok(answer) => {
-            let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let retry_after = answer.headers().get("retry-after").cloned();
-            let bytes = answer.bytes().await.unwrap_or_default();
-            let mut response = (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response();
-            if let Some(value) = retry_after.and_then(|value| header::HeaderValue::from_bytes(value.as_bytes()).ok()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
-        Err(error) => error_response(StatusCode::BAD_GATEWAY, "bad_gateway", format!("agent at {target}: {error}")),
+        .await
+        .map_err(|error| bad_gateway(format!("agent at {target}: {error}")))?;
+    let status = answer.status().as_u16();
+    let retry_after_seconds = answer.headers().get("retry-after").and_then(|value| value.to_str().ok()?.parse().ok());
+    let bytes = answer.bytes().await.map_err(|error| bad_gateway(format!("agent at {target}: {error}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|error| bad_gateway(format!("agent at {target} answered no JSON: {error}")))?;
+    if status == 200 {
+        return Ok(value);
     }
-}
-
-fn blob_path(server: &Server, sha256: &str) -> Option<PathBuf> {
-    let valid = sha256.len() == 64 && sha256.chars().all(|character| character.is_ascii_hexdigit());
-    valid.then(|| server.options.state_dir.join("blobs").join(sha256))
-}
-
-/// `POST /v1/blobs`: stores bytes under their sha256 (the content-addressed blob store) and says which.
-async fn put_blob(State(server): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(response) = allow(&server, bearer(&headers), OPERATORS) {
-        return *response;
-    }
-    let sha256 = stratum_ml::artifact::sha256_hex(&body);
-    let Some(path) = blob_path(&server, &sha256) else { return bad_request("not a sha256".into()) };
-    let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
-        let temporary = path.with_extension("partial");
-        std::fs::write(&temporary, &body).and_then(|()| std::fs::rename(&temporary, &path))
-    });
-    match written {
-        Ok(()) => json_response(StatusCode::OK, json!({ "sha256": sha256, "bytes": body.len() })),
-        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
-    }
-}
-
-async fn get_blob(State(server): State<Arc<Server>>, Path(sha256): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(response) = allow(&server, bearer(&headers), &[Caller::Agent, Caller::Operator]) {
-        return *response;
-    }
-    let Some(path) = blob_path(&server, &sha256) else { return bad_request("not a sha256".into()) };
-    match std::fs::read(&path) {
-        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
-        Err(_) => error_response(StatusCode::NOT_FOUND, "not_found", format!("no blob {sha256}")),
-    }
-}
-
-/// `POST /v1/training`: a model's search, run on the agents.
-async fn start_training(State(server): State<Arc<Server>>, body: Bytes) -> Response {
-    let request: TrainingRequest = match authenticated(&server, &body, OPERATORS) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    let Some(blob) = blob_path(&server, &request.data_sha256) else { return bad_request("not a sha256".into()) };
-    let Ok(bytes) = std::fs::read(&blob) else {
-        let message = format!("no blob {}: upload the data first", request.data_sha256);
-        return error_response(StatusCode::NOT_FOUND, "not_found", message);
-    };
-    let id = {
-        let cluster = lock(&server.cluster);
-        cluster.jobs.keys().next_back().map_or(1, |last| last + 1)
-    };
-    let base = server.options.state_dir.join("training").join(id.to_string());
-    let job = crate::training::lay_out(&request.application, &request.model, &base, &bytes)
-        .and_then(|()| TrainingJob::new(id, request.application, &request.model, base, &request.data_sha256));
-    match job {
-        Ok(job) => {
-            let message = format!(
-                "{} tasks on the agents{}",
-                job.total(),
-                job.tier.map(|tier| format!(" of the {} tier", tier.name())).unwrap_or_default()
-            );
-            let model = job.model.clone();
-            lock(&server.cluster).jobs.insert(id, job);
-            server.event("training", Some(&model), &message);
-            json_response(StatusCode::OK, json!({ "job": id }))
-        }
-        Err(error) => bad_request(error.to_string()),
-    }
-}
-
-async fn training_status(State(server): State<Arc<Server>>, Path(job): Path<u64>, headers: HeaderMap) -> Response {
-    if let Err(response) = allow(&server, bearer(&headers), READERS) {
-        return *response;
-    }
-    let cluster = lock(&server.cluster);
-    let Some(job) = cluster.jobs.get(&job) else {
-        return error_response(StatusCode::NOT_FOUND, "not_found", format!("no training job {job}"));
-    };
-    json_response(
-        StatusCode::OK,
-        json!({
-            "job": job.id,
-            "model": job.model,
-            "tasks": job.total(),
-            "finished": job.finished(),
-            "by_agent": job.by_agent,
-            "result": job.state,
-        }),
-    )
-}
-
-async fn status(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    if let Err(response) = allow(&server, bearer(&headers), READERS) {
-        return *response;
-    }
-    let cluster = lock(&server.cluster);
-    let agents: Vec<Value> = cluster
-        .agents
-        .iter()
-        .map(|(name, agent)| {
-            let components =
-                cluster.assignments.get(name).map(|assignment| assignment.components.clone()).unwrap_or_default();
-            json!({
-                "name": name,
-                "tier": agent.join.tier,
-                "alive": !agent.lost,
-                "seconds_since_heartbeat": agent.last_seen.elapsed().as_secs_f64(),
-                "resources": agent.join.resources,
-                "components": components,
-                "metrics": agent.metrics,
-            })
-        })
-        .collect();
-    let placement: Vec<Value> = cluster
-        .placed
-        .iter()
-        .map(|placed| json!({ "component": placed.component, "instance": placed.instance, "planned": placed.planned, "host": placed.host }))
-        .collect();
-    let deployed = cluster.deployed.as_ref();
-    json_response(
-        StatusCode::OK,
-        json!({
-            "app": deployed.map(|deployed| deployed.application.name.clone()),
-            "version": deployed.map(|deployed| deployed.version),
-            "uptime_seconds": server.started.elapsed().as_secs_f64(),
-            "agents": agents,
-            "placement": placement,
-        }),
-    )
-}
-
-async fn events(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    if let Err(response) = allow(&server, bearer(&headers), READERS) {
-        return *response;
-    }
-    match server.state.events(&server.app(), 500) {
-        Ok(events) => json_response(StatusCode::OK, json!({ "events": events })),
-        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
-    }
-}
-
-async fn metrics(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    if let Err(response) = allow(&server, bearer(&headers), READERS) {
-        return *response;
-    }
-    let cluster = lock(&server.cluster);
-    let snapshots: Vec<(String, MetricsSnapshot)> = cluster
-        .agents
-        .iter()
-        .flat_map(|(name, agent)| {
-            agent.metrics.iter().map(move |snapshot| (format!("agent=\"{name}\","), snapshot.clone()))
-        })
-        .collect();
-    let mut text = stratum_dataplane::metrics::render_prometheus(&snapshots);
-    let alive = cluster.agents.values().filter(|agent| !agent.lost).count();
-    text.push_str("# HELP stratum_agents Agents known to the control plane, by state.\n# TYPE stratum_agents gauge\n");
-    text.push_str(&format!("stratum_agents{{state=\"alive\"}} {alive}\n"));
-    text.push_str(&format!("stratum_agents{{state=\"lost\"}} {}\n", cluster.agents.len() - alive));
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let message = value["error"]["message"].as_str().map_or_else(|| value.to_string(), str::to_string);
+    Err(Refusal { status, message, retry_after_seconds })
 }

@@ -41,7 +41,9 @@ impl Refusal {
     /// The error code the APIs answer it with.
     pub fn code(&self) -> &'static str {
         match self.status {
+            404 => "not_found",
             429 => "overloaded",
+            502 => "bad_gateway",
             503 => "unavailable",
             _ => "bad_request",
         }
@@ -49,6 +51,16 @@ impl Refusal {
 
     fn bad_request(message: String) -> Refusal {
         Refusal { status: 400, message, retry_after_seconds: None }
+    }
+}
+
+/// The refusal for a service that is not here, listing those that are.
+pub fn unknown_service<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Refusal {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    Refusal {
+        status: 404,
+        message: format!("no service `{name}`; services: {}", known.join(", ")),
+        retry_after_seconds: None,
     }
 }
 
@@ -216,6 +228,22 @@ impl ServicePool {
 
     pub fn rejected(&self) -> u64 {
         self.counters.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Its replicas and counters now, for the views, `/metrics` and the agents' heartbeats.
+    pub fn state(&self) -> crate::deployment::ServiceState {
+        let counters = &self.counters;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        crate::deployment::ServiceState {
+            name: self.name.clone(),
+            replicas: self.replicas() as u64,
+            in_flight: self.in_flight(),
+            cold_starts: read(&counters.cold_starts),
+            cold_start_seconds: read(&counters.cold_start_microseconds) as f64 / 1e6,
+            last_cold_start_seconds: read(&counters.last_cold_start_microseconds) as f64 / 1e6,
+            rejected: read(&counters.rejected),
+            timed_out: read(&counters.timed_out),
+        }
     }
 
     /// Starts one replica in the background: a cold start, timed.
@@ -424,47 +452,22 @@ impl ServicePool {
             }
         }
     }
-
-    fn gauges(&self) -> [(&'static str, &'static str, &'static str, f64); 7] {
-        let counters = &self.counters;
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
-        [
-            ("stratum_service_replicas", "gauge", "Replicas running.", self.replicas() as f64),
-            ("stratum_service_in_flight", "gauge", "Requests being answered or waiting.", read(&self.in_flight)),
-            ("stratum_service_cold_starts_total", "counter", "Replicas started.", read(&counters.cold_starts)),
-            (
-                "stratum_service_cold_start_seconds_total",
-                "counter",
-                "Time spent starting replicas.",
-                read(&counters.cold_start_microseconds) / 1e6,
-            ),
-            (
-                "stratum_service_last_cold_start_seconds",
-                "gauge",
-                "Time the last replica took to start.",
-                read(&counters.last_cold_start_microseconds) / 1e6,
-            ),
-            ("stratum_service_rejected_total", "counter", "Requests shed with 429.", read(&counters.rejected)),
-            (
-                "stratum_service_timed_out_total",
-                "counter",
-                "Requests answered 503 after waiting.",
-                read(&counters.timed_out),
-            ),
-        ]
-    }
 }
 
-/// The pools' own metrics (replicas, in flight, cold starts, shed requests) in the Prometheus text format, one
-/// family per metric with a sample per service.
-pub fn render_prometheus<'a>(pools: impl Iterator<Item = &'a ServicePool>) -> String {
-    let pools: Vec<&ServicePool> = pools.collect();
-    let Some(first) = pools.first() else { return String::new() };
+/// These pools' metrics in the Prometheus text format (see [`render_prometheus`]).
+pub fn render_pools<'a>(pools: impl Iterator<Item = &'a Arc<ServicePool>>) -> String {
+    render_prometheus(&pools.map(|pool| (String::new(), pool.state())).collect::<Vec<_>>())
+}
+
+/// Services' pools (replicas, in flight, cold starts, shed requests) in the Prometheus text format, one family per
+/// metric with a sample per pool; each pool's labels (such as `agent="edge1",`) come before its service's.
+pub fn render_prometheus(pools: &[(String, crate::deployment::ServiceState)]) -> String {
     let mut out = String::new();
+    let Some((_, first)) = pools.first() else { return out };
     for (index, (name, kind, help, _)) in first.gauges().iter().enumerate() {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for pool in &pools {
-            out.push_str(&format!("{name}{{service=\"{}\"}} {}\n", pool.name, pool.gauges()[index].3));
+        for (labels, pool) in pools {
+            out.push_str(&format!("{name}{{{labels}service=\"{}\"}} {}\n", pool.name, pool.gauges()[index].3));
         }
     }
     out

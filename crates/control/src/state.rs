@@ -65,6 +65,10 @@ pub struct ServedModel {
     pub data_sha256: String,
 }
 
+/// The application name of a control plane's own events while it runs none (agents joining a new server, say);
+/// they show among every application's events.
+pub const NO_APP: &str = "-";
+
 pub struct StateStore {
     connection: Mutex<Connection>,
 }
@@ -191,16 +195,17 @@ impl StateStore {
         Ok(())
     }
 
-    /// The latest `limit` events of an application, oldest first.
+    /// The latest `limit` events of an application (with the control plane's own, see [`NO_APP`]), oldest first.
     pub fn events(&self, app: &str, limit: usize) -> Result<Vec<Event>, Error> {
         let connection = self.connection();
         let mut statement = connection
             .prepare(
-                "SELECT id, at_milliseconds, kind, component, message FROM events WHERE app = ?1
+                "SELECT id, at_milliseconds, kind, component, message FROM events WHERE app = ?1 OR app = ?3
                  ORDER BY id DESC LIMIT ?2",
             )
             .map_err(state_error)?;
-        let rows = statement.query_map(params![app, limit as i64], |row| event_at(row, 0)).map_err(state_error)?;
+        let rows =
+            statement.query_map(params![app, limit as i64, NO_APP], |row| event_at(row, 0)).map_err(state_error)?;
         let mut events = rows.collect::<Result<Vec<Event>, _>>().map_err(state_error)?;
         events.reverse();
         Ok(events)

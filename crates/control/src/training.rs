@@ -73,11 +73,8 @@ pub fn lay_out(application: &Application, model: &str, base: &Path, bytes: &[u8]
     }
     let io =
         |error: std::io::Error| Error::Model { model: model.into(), message: format!("{}: {error}", path.display()) };
-    if let Some(directory) = path.parent() {
-        std::fs::create_dir_all(directory).map_err(io)?;
-    }
-    let temporary = path.with_extension("partial");
-    std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, &path)).map_err(io)
+    // An agent's tasks of one job may lay the data out at the same time: each writes whole, on its own.
+    crate::files::write_whole(&path, bytes).map_err(io)
 }
 
 impl TrainingJob {

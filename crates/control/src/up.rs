@@ -3,11 +3,13 @@
 //! bootstrapped from simulated history and trained); the embedded MQTT broker when a component needs it; then
 //! every source, stream, service and sink in one data plane, with sources that need the outside world simulated
 //! unless asked to connect for real. Runs until stopped; stopping drains. The HTTP API and the web interface
-//! over a running application live in the `stratum-api` crate: [`Running`] exposes what they read.
+//! over a running application live in the `stratum-api` crate: they read [`Deployed`] as a [`Deployment`].
 
 use crate::Error;
-use crate::agents::{LocalAgent, agents_of};
+use crate::agents::{Machine, agents_of};
+use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction, ServiceState};
 use crate::models::{ModelOptions, ModelProgress, ensure_models};
+use crate::placement::Placed;
 use crate::serving::ServicePool;
 use crate::state::{ServedModel, StateStore};
 use std::collections::BTreeMap;
@@ -51,21 +53,71 @@ pub enum UpProgress {
 /// What a running version is made of, shared with whoever watches it (the API reads it while the runner owns the
 /// [`Running`] that stops it).
 pub struct Deployed {
-    pub app: String,
-    pub version: u32,
-    pub application: Arc<Application>,
-    pub plan: Arc<Plan>,
-    pub started: Instant,
-    pub broker_url: Option<String>,
-    pub agents: Vec<LocalAgent>,
+    pub current: Arc<DeployedVersion>,
+    pub agents: Vec<Machine>,
     pub metrics: Arc<Registry>,
     /// The HTTP part of each service, by name: predictions go here.
     pub services: BTreeMap<String, Arc<ServicePool>>,
     /// The latest records of each stream or source a dashboard panel shows.
     pub feeds: BTreeMap<String, Feed>,
-    /// Components of the plan this version does not run yet, with the reason.
-    pub not_running: Vec<(String, String)>,
     pub state: Arc<StateStore>,
+}
+
+impl Deployment for Deployed {
+    fn current(&self) -> Option<Arc<DeployedVersion>> {
+        Some(self.current.clone())
+    }
+
+    fn machines(&self) -> Vec<Machine> {
+        self.agents.clone()
+    }
+
+    /// Everything runs where the plan put it: the in-process agents do not get lost.
+    fn placement(&self) -> Vec<Placed> {
+        self.current
+            .plan
+            .assignments
+            .iter()
+            .map(|assignment| Placed {
+                component: assignment.component.clone(),
+                instance: assignment.instance,
+                planned: assignment.host.clone(),
+                host: Some(assignment.host.clone()),
+            })
+            .collect()
+    }
+
+    fn metrics(&self) -> Vec<stratum_dataplane::metrics::MetricsSnapshot> {
+        self.metrics.snapshot()
+    }
+
+    fn services(&self) -> Vec<ServiceState> {
+        self.services.values().map(|pool| pool.state()).collect()
+    }
+
+    fn feed(&self, source: &str) -> Option<FeedRecords> {
+        let feed = self.feeds.get(source)?;
+        Some(FeedRecords { fields: feed.fields.as_ref().clone(), records: feed.latest() })
+    }
+
+    fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    fn predict(&self, service: String, body: Vec<u8>) -> Prediction<'_> {
+        Box::pin(async move {
+            match self.services.get(&service) {
+                Some(pool) => pool.predict(&body).await,
+                None => Err(crate::serving::unknown_service(&service, self.services.keys())),
+            }
+        })
+    }
+
+    fn prometheus(&self) -> String {
+        let mut text = self.metrics.render_prometheus();
+        text.push_str(&crate::serving::render_pools(self.services.values()));
+        text
+    }
 }
 
 /// A running application.
@@ -276,20 +328,16 @@ pub async fn up(
         .await;
     });
     state.record_event(&app, "started", None, &format!("version {version}"))?;
-    let deployed = Deployed {
+    let current = DeployedVersion {
         app,
         version,
         application: Arc::new(application),
         plan: Arc::new(plan),
         started,
         broker_url,
-        agents,
-        metrics,
-        services,
-        feeds,
         not_running,
-        state,
     };
+    let deployed = Deployed { current: Arc::new(current), agents, metrics, services, feeds, state };
     Ok(Running { deployed: Arc::new(deployed), pipeline, stopper, stop_batches, stop_beside, batches, tools })
 }
 
@@ -319,7 +367,7 @@ impl Running {
             Ok(summary) => format!("after {:.1} s", summary.seconds),
             Err(error) => format!("with an error: {error}"),
         };
-        self.deployed.state.record_event(&self.deployed.app, "stopped", None, &outcome)?;
+        self.deployed.state.record_event(&self.deployed.current.app, "stopped", None, &outcome)?;
         Ok(summary?)
     }
 }

@@ -1,0 +1,217 @@
+//! The API of `stratum server`: the same routes as under `stratum up`, over agents that joined through the API's
+//! own agents' routes (behind the join token). Two real agents (edge1, fog1) join over loopback, an application is
+//! applied through `POST /v1/apply` with the file it imports, and every view — topology, agents with their measured
+//! use, components, services, dashboards fed from the agents' heartbeats, series, metrics, events — shows it
+//! running; predictions go through the gateway; each token is held to its role.
+
+mod common;
+
+use common::{Api, OPERATOR, VIEWER, assert_error};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use stratum_api::{ApiConfig, ControlPlane, Tokens};
+use stratum_control::agent::{Agent, AgentOptions};
+use stratum_control::server::{Server, ServerOptions};
+
+const APP: &str = include_str!("../test_data/small.stratum");
+const JOIN: &str = "join-token";
+
+fn folder(name: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
+}
+
+fn assert_status(answer: &(StatusCode, Value), status: u16) {
+    assert_eq!(answer.0.as_u16(), status, "{}", answer.1);
+}
+
+async fn start_agent(server: &str, name: &str, folder: &Path, stop: tokio::sync::watch::Receiver<bool>) {
+    let options = AgentOptions {
+        server: server.to_string(),
+        join_token: JOIN.into(),
+        name: name.into(),
+        tier: None,
+        labels: Default::default(),
+        data_listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        data_dir: folder.join(name),
+        simulate: true,
+        mqtt_broker: None,
+        api_listen: Some("127.0.0.1:0".parse().unwrap()),
+    };
+    let (agent, _router) = Agent::start(options).await.expect("the agent starts");
+    tokio::spawn(agent.run(stop));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_serves_the_api_and_its_agents_protocol() {
+    let folder = folder("api_server");
+    let state_dir = folder.join("server");
+    let server = Server::open(ServerOptions { state_dir: state_dir.clone(), agent_timeout: Duration::from_secs(5) })
+        .expect("the server opens its state");
+    // The model the service needs, trained into the server's store as `stratum train --store` would.
+    let mut history = String::from("n,busy\n");
+    for n in 0..300 {
+        history.push_str(&format!("{n},{}\n", n > 150));
+    }
+    std::fs::write(folder.join("history.csv"), history).unwrap();
+    let checked = stratum_lang::check_text("small.stratum", APP);
+    let model_options = stratum_control::models::ModelOptions {
+        base_dir: folder.clone(),
+        model_store: state_dir.join("models"),
+        bootstrap_hours: 1.0,
+    };
+    stratum_control::models::ensure_models(&checked.application, &model_options, &mut |_| {}).await.unwrap();
+
+    let config = ApiConfig {
+        tokens: Tokens { operator: OPERATOR.into(), viewer: VIEWER.into(), join: Some(JOIN.into()) },
+        source_file: state_dir.join("app").join("app.stratum"),
+        state_dir: state_dir.clone(),
+    };
+    let (plane, _) = ControlPlane::new(config, Some(server.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(server.clone().run(stopped.clone()));
+    let served = tokio::spawn(stratum_api::serve(listener, plane.clone(), stopped.clone()));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let api = Api { base: base.clone(), http: Client::new() };
+
+    // Nothing applied yet: the views that need an application say how to send one; the status has no app.
+    let (code, body) = api.call(Method::GET, "/v1/topology", Some(VIEWER), None).await;
+    assert_eq!(code.as_u16(), 503);
+    assert!(body["error"]["message"].as_str().unwrap().contains("stratum apply"), "{body}");
+    assert!(api.get("/v1/status").await["app"].is_null());
+
+    // The agents' protocol takes the join token and nothing else; the join token takes nothing else either.
+    let join = json!({
+        "name": "intruder",
+        "resources": { "cpu": 1.0, "memory_bytes": 1, "arch": "x" },
+        "data_address": "127.0.0.1:1",
+    })
+    .to_string();
+    for token in [None, Some("not-a-token")] {
+        assert_error(api.call(Method::POST, "/v1/agents/join", token, Some(join.clone())).await, 401, "unauthorized");
+    }
+    for token in [VIEWER, OPERATOR] {
+        assert_error(
+            api.call(Method::POST, "/v1/agents/join", Some(token), Some(join.clone())).await,
+            403,
+            "forbidden",
+        );
+    }
+    assert_status(&api.call(Method::GET, "/v1/status", Some(JOIN), None).await, 403);
+    let source = json!({ "source": APP }).to_string();
+    assert_status(&api.call(Method::POST, "/v1/apply", Some(JOIN), Some(source.clone())).await, 403);
+    assert_status(&api.call(Method::POST, "/v1/agents/nobody/heartbeat", Some(JOIN), Some("{}".into())).await, 404);
+    assert_status(&api.call(Method::POST, "/v1/agents/join", Some(JOIN), Some("{}".into())).await, 400);
+
+    for name in ["edge1", "fog1"] {
+        start_agent(&base, name, &folder, stopped.clone()).await;
+    }
+    api.wait_for("two agents", "/v1/status", |status| status["agents"].as_array().unwrap().len() == 2).await;
+
+    // An application with an import: the file it imports goes with it, and both are kept beside each other.
+    let imported = "schema Labelled { n: int  busy: bool }\n";
+    let main = APP.replace(imported, "").replace("app small\n", "app small\nimport \"lib/labelled.stratum\"\n");
+    assert_ne!(main, APP);
+    let escaping = json!({ "source": main, "files": { "../outside.stratum": imported } }).to_string();
+    assert_status(&api.call(Method::POST, "/v1/apply", Some(OPERATOR), Some(escaping)).await, 400);
+    let missing = json!({ "source": main }).to_string();
+    assert_status(&api.call(Method::POST, "/v1/apply", Some(OPERATOR), Some(missing)).await, 422);
+    let request = json!({ "source": main, "files": { "lib/labelled.stratum": imported } }).to_string();
+    let applied = api.call(Method::POST, "/v1/apply", Some(OPERATOR), Some(request)).await;
+    assert_status(&applied, 202);
+    assert_eq!(std::fs::read_to_string(state_dir.join("app/lib/labelled.stratum")).unwrap(), imported);
+    assert_eq!(api.get("/v1/app/source").await["text"], main.as_str());
+    let app = api.get("/v1/app").await;
+    assert_eq!((app["name"].as_str(), app["version"].as_u64()), (Some("small"), Some(1)), "{app}");
+
+    // Data flows on the agents, and every view shows it.
+    api.wait_for("windows on fog1", "/v1/components", |components| {
+        components["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "flags" && c["events_out"].as_u64() > Some(0))
+    })
+    .await;
+    let topology = api
+        .wait_for("live rates on the path", "/v1/topology", |topology| {
+            topology["edges"].as_array().unwrap().iter().any(|edge| {
+                edge["from"] == "readings"
+                    && edge["from_node"] == "edge1"
+                    && edge["to_node"] == "fog1"
+                    && edge["events_per_second"].as_f64().is_some_and(|rate| rate > 0.0)
+            })
+        })
+        .await;
+    let tiers: Vec<&str> =
+        topology["tiers"].as_array().unwrap().iter().map(|tier| tier["tier"].as_str().unwrap()).collect();
+    assert_eq!(tiers, ["edge", "fog"]);
+    let agents = api
+        .wait_for("the agents' own use", "/v1/agents", |agents| {
+            agents["agents"].as_array().unwrap().iter().all(|agent| agent["cpu_percent"].as_f64().is_some())
+        })
+        .await;
+    let fog = agents["agents"].as_array().unwrap().iter().find(|agent| agent["name"] == "fog1").unwrap();
+    assert_eq!((fog["alive"].as_bool(), fog["arch"].as_str()), (Some(true), Some(std::env::consts::ARCH)));
+    assert!(fog["memory_used_bytes"].as_u64().unwrap() > 0);
+    let services = api
+        .wait_for("the service's replicas", "/v1/services", |services| services["services"][0]["model_version"] == 1)
+        .await;
+    assert_eq!(services["services"][0]["name"], "flags");
+    let dashboards = api
+        .wait_for("the dashboard's records from the agents", "/v1/dashboards", |dashboards| {
+            dashboards["dashboards"][0]["panels"][2]["data"]["rows"].as_array().is_some_and(|rows| !rows.is_empty())
+        })
+        .await;
+    let types: Vec<&str> = dashboards["dashboards"][0]["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|panel| panel["data"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["lines", "bars", "table", "stat"]);
+    let series = api
+        .wait_for("the nodes' series", "/v1/series?prefix=node%3A", |series| {
+            series["series"].as_object().is_some_and(|series| series.contains_key("node:fog1:cpu_percent"))
+        })
+        .await;
+    assert!(series["series"].as_object().unwrap().contains_key("node:edge1:memory_mib"));
+    let models = api.get("/v1/models").await;
+    assert_eq!(models["models"][0]["served_by"][0]["service"], "flags");
+    let events = api.get("/v1/events").await;
+    let kinds: Vec<&str> =
+        events["events"].as_array().unwrap().iter().map(|event| event["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"agent-joined") && kinds.contains(&"applied"), "{kinds:?}");
+    let metrics = api.call(Method::GET, "/metrics", Some(VIEWER), None).await.1;
+    assert!(metrics.as_str().unwrap().contains("stratum_events_out_total{agent=\"fog1\",component=\"counts\""));
+    assert!(metrics.as_str().unwrap().contains("stratum_service_replicas{agent=\"fog1\",service=\"flags\"}"));
+
+    // Predictions go through the gateway to the agent that runs the service.
+    let (code, prediction) =
+        api.call(Method::POST, "/v1/services/flags/predict", None, Some(r#"{"n": 290}"#.into())).await;
+    assert_eq!((code.as_u16(), &prediction["prediction"]), (200, &json!(true)), "{prediction}");
+    let refused = api.call(Method::POST, "/v1/services/flags/predict", None, Some(r#"{"n": "many"}"#.into())).await;
+    assert_eq!((refused.0.as_u16(), refused.1["error"]["code"].as_str()), (400, Some("bad_request")), "{}", refused.1);
+    assert_status(&api.call(Method::POST, "/v1/services/nothing/predict", None, Some("{}".into())).await, 404);
+
+    // Artifacts and blobs: agents and operators fetch, only operators store.
+    let path = "/v1/models/busy/versions/1";
+    assert_status(&api.call(Method::GET, path, Some(JOIN), None).await, 200);
+    assert_status(&api.call(Method::GET, path, Some(VIEWER), None).await, 403);
+    assert_status(&api.call(Method::POST, "/v1/blobs", Some(JOIN), Some("data".into())).await, 403);
+    let stored = api.call(Method::POST, "/v1/blobs", Some(OPERATOR), Some("data".into())).await;
+    let sha256 = stored.1["sha256"].as_str().unwrap().to_string();
+    let (code, bytes) = api.call(Method::GET, &format!("/v1/blobs/{sha256}"), Some(JOIN), None).await;
+    assert_eq!((code.as_u16(), bytes), (200, Value::String("data".into())));
+    assert_status(&api.call(Method::GET, "/v1/training/7", Some(VIEWER), None).await, 404);
+
+    stop.send_replace(true);
+    let _ = served.await;
+}

@@ -1,0 +1,125 @@
+//! A running application as whoever watches it sees it — the API and the web interface read nothing else. Two
+//! things run applications: `stratum up` ([`crate::up::Deployed`], everything in this process) and `stratum server`
+//! ([`crate::server::Server`], agents on other machines reporting in their heartbeats). Both answer the same
+//! questions through [`Deployment`], so every view works the same on a laptop and across machines.
+
+use crate::agents::Machine;
+use crate::placement::Placed;
+use crate::serving::Refusal;
+use crate::state::StateStore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use stratum_core::ir::Application;
+use stratum_core::plan::Plan;
+use stratum_core::types::Field;
+use stratum_dataplane::metrics::MetricsSnapshot;
+use stratum_dataplane::record::Record;
+
+/// The version of the application that runs now.
+#[derive(Clone, Debug)]
+pub struct DeployedVersion {
+    pub app: String,
+    pub version: u32,
+    pub application: Arc<Application>,
+    pub plan: Arc<Plan>,
+    pub started: Instant,
+    /// The MQTT broker components without one of their own use, when there is one.
+    pub broker_url: Option<String>,
+    /// Components of the plan this version does not run, with the reason.
+    pub not_running: Vec<(String, String)>,
+}
+
+/// A service's pool of replicas now: what the views show beside its metrics.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceState {
+    pub name: String,
+    pub replicas: u64,
+    /// Requests being answered or waiting.
+    pub in_flight: u64,
+    /// Replicas started, and the time they took.
+    pub cold_starts: u64,
+    pub cold_start_seconds: f64,
+    pub last_cold_start_seconds: f64,
+    /// Requests shed with 429.
+    pub rejected: u64,
+    /// Requests answered 503 after waiting.
+    pub timed_out: u64,
+}
+
+impl ServiceState {
+    /// Adds another replica pool of the same service (on another machine).
+    pub fn add(&mut self, other: &ServiceState) {
+        self.replicas += other.replicas;
+        self.in_flight += other.in_flight;
+        self.cold_starts += other.cold_starts;
+        self.cold_start_seconds += other.cold_start_seconds;
+        self.last_cold_start_seconds = self.last_cold_start_seconds.max(other.last_cold_start_seconds);
+        self.rejected += other.rejected;
+        self.timed_out += other.timed_out;
+    }
+
+    /// (metric, type, help, value) of each of its Prometheus metrics.
+    pub(crate) fn gauges(&self) -> [(&'static str, &'static str, &'static str, f64); 7] {
+        [
+            ("stratum_service_replicas", "gauge", "Replicas running.", self.replicas as f64),
+            ("stratum_service_in_flight", "gauge", "Requests being answered or waiting.", self.in_flight as f64),
+            ("stratum_service_cold_starts_total", "counter", "Replicas started.", self.cold_starts as f64),
+            (
+                "stratum_service_cold_start_seconds_total",
+                "counter",
+                "Time spent starting replicas.",
+                self.cold_start_seconds,
+            ),
+            (
+                "stratum_service_last_cold_start_seconds",
+                "gauge",
+                "Time the last replica took to start.",
+                self.last_cold_start_seconds,
+            ),
+            ("stratum_service_rejected_total", "counter", "Requests shed with 429.", self.rejected as f64),
+            (
+                "stratum_service_timed_out_total",
+                "counter",
+                "Requests answered 503 after waiting.",
+                self.timed_out as f64,
+            ),
+        ]
+    }
+}
+
+/// The latest records of a stream or source that a dashboard panel shows.
+#[derive(Clone, Debug, Default)]
+pub struct FeedRecords {
+    pub fields: Vec<Field>,
+    /// Oldest first.
+    pub records: Vec<Record>,
+}
+
+/// A prediction on its way: the answer, or why there is none.
+pub type Prediction<'a> = Pin<Box<dyn Future<Output = Result<Value, Refusal>> + Send + 'a>>;
+
+/// What runs, where, and how it is doing.
+pub trait Deployment: Send + Sync {
+    /// The version running now; none before one is applied.
+    fn current(&self) -> Option<Arc<DeployedVersion>>;
+    /// The machines that run it, each with the components it runs.
+    fn machines(&self) -> Vec<Machine>;
+    /// Where each instance of each component runs now (`host` is none while nothing can run it).
+    fn placement(&self) -> Vec<Placed>;
+    /// Every running component's standard metrics, as counted since it started.
+    fn metrics(&self) -> Vec<MetricsSnapshot>;
+    /// Each service's replicas, by service (replicas on several machines add up).
+    fn services(&self) -> Vec<ServiceState>;
+    /// The latest records of `source` (a stream or source a dashboard panel shows), if it runs and has any.
+    fn feed(&self, source: &str) -> Option<FeedRecords>;
+    /// The state store: events, versions, served models.
+    fn state(&self) -> &StateStore;
+    /// Predictions of `service` for a request body (one JSON object or an array of them).
+    fn predict(&self, service: String, body: Vec<u8>) -> Prediction<'_>;
+    /// Every metric in the Prometheus text format.
+    fn prometheus(&self) -> String;
+}
