@@ -207,5 +207,19 @@ pub fn changes(running: &Application, running_plan: &Plan, next: &Application, n
             (None, None) => {}
         }
     }
+    // Policies are not components, but what they do changes how the application runs.
+    let policy = |application: &Application, name: &str| {
+        application.policies.iter().find(|policy| policy.name == name).map(|policy| format!("{policy:?}"))
+    };
+    let policies: BTreeSet<&str> =
+        running.policies.iter().chain(&next.policies).map(|policy| policy.name.as_str()).collect();
+    for name in policies {
+        match (policy(running, name), policy(next, name)) {
+            (None, Some(_)) => changes.push(format!("policy `{name}` is added")),
+            (Some(_), None) => changes.push(format!("policy `{name}` is removed")),
+            (Some(old), Some(new)) if old != new => changes.push(format!("policy `{name}` changes")),
+            _ => {}
+        }
+    }
     changes
 }

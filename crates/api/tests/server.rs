@@ -212,6 +212,36 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     assert_eq!((code.as_u16(), bytes), (200, Value::String("data".into())));
     assert_status(&api.call(Method::GET, "/v1/training/7", Some(VIEWER), None).await, 404);
 
+    // Version 2 adds a policy that migrates `counts` to the edge as soon as it measures anything: the control plane
+    // measures it from the agents' heartbeats and moves it; the data path follows.
+    let policy = "policy closer { target = counts  when = p50 >= 0 ms  then = migrate(edge) }\n";
+    let request = json!({ "source": format!("{main}{policy}"), "files": { "lib/labelled.stratum": imported } });
+    let applied = api.call(Method::POST, "/v1/apply", Some(OPERATOR), Some(request.to_string())).await;
+    assert_status(&applied, 202);
+    assert!(applied.1["changes"].as_array().is_some_and(|changes| !changes.is_empty()), "{}", applied.1);
+    let placed_on = |status: &Value, component: &str| {
+        status["placement"].as_array().unwrap().iter().find(|placed| placed["component"] == component).unwrap()["host"]
+            .clone()
+    };
+    api.wait_for("counts on the edge", "/v1/status", |status| {
+        status["version"] == 2 && placed_on(status, "counts") == "edge1"
+    })
+    .await;
+    let events = api.get("/v1/events").await;
+    let moved = events["events"].as_array().unwrap().iter().find(|event| event["kind"] == "policy").cloned();
+    let moved = moved.expect("a policy event");
+    assert_eq!(moved["component"], "counts");
+    assert!(moved["message"].as_str().unwrap().contains("migrating to the edge tier"), "{moved}");
+    api.wait_for("windows on the edge", "/v1/topology", |topology| {
+        topology["edges"].as_array().unwrap().iter().any(|edge| {
+            edge["from"] == "counts"
+                && edge["from_node"] == "edge1"
+                && edge["to_node"] == "fog1"
+                && edge["events_per_second"].as_f64().is_some_and(|rate| rate > 0.0)
+        })
+    })
+    .await;
+
     stop.send_replace(true);
     let _ = served.await;
 }

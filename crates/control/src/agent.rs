@@ -417,6 +417,22 @@ impl Agent {
             }));
             services.insert(service.name.clone(), pool);
         }
+        // The services' own policies act here, on the pools (`migrate` is the control plane's).
+        let events = self.events.clone();
+        tokio::spawn(crate::qos::run_policies(
+            application.clone(),
+            services.clone(),
+            pipeline.metrics.clone(),
+            true,
+            beside_stopped.clone(),
+            move |service, message| {
+                lock(&events).push(AgentEvent {
+                    component: service.into(),
+                    kind: "policy".into(),
+                    message: message.into(),
+                });
+            },
+        ));
         let batches: Vec<String> = assignment.components.iter().filter(|name| is_batch(name)).cloned().collect();
         if !batches.is_empty() {
             let (application, base, events) = (application.clone(), self.options.data_dir.clone(), self.events.clone());

@@ -3,15 +3,18 @@
 //! happened before, so the control loop can run it every tick and a restarted control plane gets it right.
 //!
 //! A component runs on its planned host while that host's agent is alive; until that agent has joined at all it
-//! waits (a new cluster fills up without shuffling). When the agent is lost, the component moves to a live agent: the tier a `migrate(TIER)` policy on `node_lost` names for it, otherwise the same tier, then
-//! the nearest ones (edge → fog → cloud, fog → cloud → edge, cloud → fog → edge); among several, the first by
-//! name. A per-node source instance stays with its node (it reads that machine's devices). When the planned host
-//! is back, the component goes back.
+//! waits (a new cluster fills up without shuffling). When the agent is lost, the component moves to a live agent:
+//! the tier a `migrate(TIER)` policy on `node_lost` names for it, otherwise the same tier, then the nearest ones
+//! (edge → fog → cloud, fog → cloud → edge, cloud → fog → edge). A per-node
+//! source instance stays with its node (it reads that machine's devices). A machine takes only what it has the
+//! labels, the architecture, the accelerators and the room for (see [`place`]). When the planned host is back, the component goes
+//! back. A component a QoS policy moved to another tier ([`crate::qos::MigrationPolicies`]) runs
+//! on a live agent of that tier that can take it, while there is one.
 
 use crate::protocol::{Assignment, ModelRef, PathIn, PathOut};
 use std::collections::{BTreeMap, BTreeSet};
-use stratum_core::ir::{Action, Application, Condition, ServiceInput, Tier};
-use stratum_core::plan::{ComponentKind, Plan};
+use stratum_core::ir::{Accelerator, Action, Application, Arch, Condition, Placement, ServiceInput, Tier};
+use stratum_core::plan::{Assignment as PlannedAssignment, ComponentKind, Plan};
 use stratum_dataplane::remote::path_name;
 
 /// An agent as placement sees it.
@@ -20,6 +23,14 @@ pub struct LiveAgent {
     pub name: String,
     pub tier: Tier,
     pub data_address: String,
+    pub labels: BTreeMap<String, String>,
+    /// The machine's architecture, as the agent measured it (`x86_64`, `aarch64`, `armv7`).
+    pub arch: String,
+    /// What it can hold: its node's capacity in the plan, or what the agent measured.
+    pub cpu: f64,
+    pub memory_bytes: u64,
+    /// The accelerators its node declares in the application (agents do not measure them).
+    pub accelerators: Vec<Accelerator>,
 }
 
 /// One placed instance: the component, its instance number, where the plan put it and where it runs now.
@@ -57,9 +68,21 @@ fn migration_tier(application: &Application, component: &str) -> Option<Tier> {
     })
 }
 
-/// Where every instance the agents run is placed now, given the live agents and those that joined once and are
-/// lost now.
-pub fn place(application: &Application, plan: &Plan, live: &[LiveAgent], lost: &[String]) -> Vec<Placed> {
+/// Where every instance the agents run is placed now, given the live agents, those that joined once and are lost
+/// now, and the tier each component moved by a QoS policy must run on.
+///
+/// Instances that stay where the plan put them are placed first; those that must move then go, in plan order, to
+/// the live agent of the first tier that has one that can take them: it has the labels, the architecture and the
+/// accelerators the component asks for, and room for what the plan reserved for it beside what already runs there (its node's
+/// capacity in the plan, or what the agent measured). Among several, the one with the most cores left, then the
+/// first by name. An instance nothing can take does not run (and says why in the control plane's events).
+pub fn place(
+    application: &Application,
+    plan: &Plan,
+    live: &[LiveAgent],
+    lost: &[String],
+    moved: &BTreeMap<String, Tier>,
+) -> Vec<Placed> {
     // Sources bound to their machines' devices: per-node sources and sources pinned to a node.
     let per_node_sources: BTreeSet<&str> = application
         .sources
@@ -67,33 +90,92 @@ pub fn place(application: &Application, plan: &Plan, live: &[LiveAgent], lost: &
         .filter(|source| source.rate_per_node || source.placement.node.is_some())
         .map(|source| source.name.as_str())
         .collect();
-    plan.assignments
-        .iter()
-        .filter(|assignment| run_by_agents(assignment.kind))
-        .map(|assignment| {
-            let alive = |name: &str| live.iter().any(|agent| agent.name == name);
-            let host = if alive(&assignment.host) {
-                Some(assignment.host.clone())
-            } else if per_node_sources.contains(assignment.component.as_str()) || !lost.contains(&assignment.host) {
-                None
-            } else {
-                let mut tiers: Vec<Tier> = Vec::new();
-                if let Some(tier) = migration_tier(application, &assignment.component) {
-                    tiers.push(tier);
-                }
-                tiers.extend(nearest(assignment.tier));
-                tiers.iter().find_map(|tier| {
-                    live.iter().filter(|agent| agent.tier == *tier).map(|agent| agent.name.clone()).min()
+    let alive = |name: &str| live.iter().any(|agent| agent.name == name);
+    let assignments: Vec<&PlannedAssignment> =
+        plan.assignments.iter().filter(|assignment| run_by_agents(assignment.kind)).collect();
+    let mut hosts: Vec<Option<String>> = vec![None; assignments.len()];
+    let mut used: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    let reserve = |used: &mut BTreeMap<String, (f64, u64)>, host: &str, assignment: &PlannedAssignment| {
+        let entry = used.entry(host.to_string()).or_default();
+        entry.0 += assignment.requests.cpu;
+        entry.1 += assignment.requests.memory.0;
+    };
+    // First what stays; what moves is placed around it.
+    let mut moving: Vec<(usize, Vec<Tier>)> = Vec::new();
+    for (index, assignment) in assignments.iter().enumerate() {
+        let pinned = per_node_sources.contains(assignment.component.as_str());
+        if let Some(tier) = moved.get(&assignment.component).filter(|tier| **tier != assignment.tier && !pinned) {
+            moving.push((index, vec![*tier]));
+        } else if alive(&assignment.host) {
+            reserve(&mut used, &assignment.host, assignment);
+            hosts[index] = Some(assignment.host.clone());
+        } else if !pinned && lost.contains(&assignment.host) {
+            let mut tiers: Vec<Tier> = Vec::new();
+            tiers.extend(migration_tier(application, &assignment.component));
+            tiers.extend(nearest(assignment.tier));
+            moving.push((index, tiers));
+        }
+    }
+    for (index, tiers) in moving {
+        let assignment = assignments[index];
+        let wanted = constraints_of(application, &assignment.component);
+        let fits = |agent: &LiveAgent, used: &BTreeMap<String, (f64, u64)>| {
+            let (cpu, memory) = used.get(&agent.name).copied().unwrap_or_default();
+            let labelled = wanted.is_none_or(|wanted| {
+                wanted.labels.iter().all(|(key, value)| agent.labels.get(key) == Some(value))
+                    && wanted.arch.is_none_or(|arch| Arch::from_name(&agent.arch) == Some(arch))
+                    && wanted.accelerators.iter().all(|needed| {
+                        agent.accelerators.iter().any(|has| has.kind == needed.kind && has.count >= needed.count)
+                    })
+            });
+            let room = cpu + assignment.requests.cpu <= agent.cpu + 1e-9
+                && memory + assignment.requests.memory.0 <= agent.memory_bytes;
+            labelled.then_some(agent.cpu - cpu).filter(|_| room)
+        };
+        let choice = tiers.iter().find_map(|tier| {
+            live.iter()
+                .filter(|agent| agent.tier == *tier)
+                .filter_map(|agent| Some((fits(agent, &used)?, agent)))
+                .max_by(|(free, agent), (other_free, other)| {
+                    free.total_cmp(other_free).then_with(|| other.name.cmp(&agent.name))
                 })
-            };
-            Placed {
-                component: assignment.component.clone(),
-                instance: assignment.instance,
-                planned: assignment.host.clone(),
-                host,
-            }
+                .map(|(_, agent)| agent.name.clone())
+        });
+        // A policy's move that nothing can take leaves the instance where it was planned, if that machine lives.
+        let host = choice.or_else(|| alive(&assignment.host).then(|| assignment.host.clone()));
+        if let Some(host) = &host {
+            reserve(&mut used, host, assignment);
+        }
+        hosts[index] = host;
+    }
+    assignments
+        .iter()
+        .zip(hosts)
+        .map(|(assignment, host)| Placed {
+            component: assignment.component.clone(),
+            instance: assignment.instance,
+            planned: assignment.host.clone(),
+            host,
         })
         .collect()
+}
+
+/// Where a component asks to run: its placement constraints in the application.
+fn constraints_of<'a>(application: &'a Application, name: &str) -> Option<&'a Placement> {
+    let sources = application.sources.iter().map(|item| (&item.name, &item.placement));
+    let streams = application.streams.iter().map(|item| (&item.name, &item.placement));
+    let sinks = application.sinks.iter().map(|item| (&item.name, &item.placement));
+    let services = application.services.iter().map(|item| (&item.name, &item.placement));
+    let batches = application.batches.iter().map(|item| (&item.name, &item.placement));
+    let tools = application.tools.iter().map(|item| (&item.name, &item.placement));
+    sources
+        .chain(streams)
+        .chain(sinks)
+        .chain(services)
+        .chain(batches)
+        .chain(tools)
+        .find(|(item, _)| *item == name)
+        .map(|(_, placement)| placement)
 }
 
 /// The components whose records `consumer` reads.
@@ -283,7 +365,16 @@ mod tests {
     }
 
     fn agent(name: &str, tier: Tier) -> LiveAgent {
-        LiveAgent { name: name.into(), tier, data_address: format!("{name}:9000") }
+        LiveAgent {
+            name: name.into(),
+            tier,
+            data_address: format!("{name}:9000"),
+            labels: BTreeMap::new(),
+            arch: "x86_64".into(),
+            cpu: 4.0,
+            memory_bytes: 8 << 30,
+            accelerators: Vec::new(),
+        }
     }
 
     fn host_of<'a>(placed: &'a [Placed], component: &str) -> Option<&'a str> {
@@ -294,7 +385,7 @@ mod tests {
     fn components_run_where_planned_and_move_when_their_host_is_lost() {
         let (application, plan) = planned();
         let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
-        let placed = place(&application, &plan, &all, &[]);
+        let placed = place(&application, &plan, &all, &[], &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
         let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new());
         assert_eq!(assigned["fog1"].components, ["counts", "flags"]);
@@ -309,7 +400,7 @@ mod tests {
 
         // The fog node is lost: `counts` migrates to the cloud, as its policy says, and the edge sends there.
         let without_fog = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge)];
-        let placed = place(&application, &plan, &without_fog, &["fog1".to_string()]);
+        let placed = place(&application, &plan, &without_fog, &["fog1".to_string()], &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
         let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new());
         assert_eq!(moved["cloud1"].components, ["counts", "flags", "kept", "tally"]);
@@ -319,7 +410,13 @@ mod tests {
         assert_ne!(moved["edge1"].key, assigned["edge1"].key);
 
         // Back: the same assignments as at first (level-triggered).
-        let again = assignments(&application, 1, &place(&application, &plan, &all, &[]), &all, &BTreeMap::new());
+        let again = assignments(
+            &application,
+            1,
+            &place(&application, &plan, &all, &[], &BTreeMap::new()),
+            &all,
+            &BTreeMap::new(),
+        );
         assert_eq!(again, assigned);
     }
 
@@ -327,7 +424,13 @@ mod tests {
     fn a_new_version_restarts_only_the_agents_whose_part_changed() {
         let (application, plan) = planned();
         let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
-        let first = assignments(&application, 1, &place(&application, &plan, &all, &[]), &all, &BTreeMap::new());
+        let first = assignments(
+            &application,
+            1,
+            &place(&application, &plan, &all, &[], &BTreeMap::new()),
+            &all,
+            &BTreeMap::new(),
+        );
         // Version 2 changes only the cloud's sink.
         let mut changed = application.clone();
         let kept = changed.sinks.iter_mut().find(|sink| sink.name == "kept").unwrap();
@@ -336,10 +439,56 @@ mod tests {
             format: stratum_core::ir::FileFormat::Jsonl,
             partition_by: Vec::new(),
         };
-        let second = assignments(&changed, 2, &place(&changed, &plan, &all, &[]), &all, &BTreeMap::new());
+        let second =
+            assignments(&changed, 2, &place(&changed, &plan, &all, &[], &BTreeMap::new()), &all, &BTreeMap::new());
         assert_ne!(second["cloud1"].key, first["cloud1"].key);
         assert_eq!(second["fog1"].key, first["fog1"].key);
         assert_eq!(second["edge1"].key, first["edge1"].key);
+    }
+
+    #[test]
+    fn a_component_a_policy_moved_runs_on_its_new_tier_while_an_agent_there_lives() {
+        let (application, plan) = planned();
+        let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
+        let moved = BTreeMap::from([("counts".to_string(), Tier::Cloud), ("readings".to_string(), Tier::Fog)]);
+        let placed = place(&application, &plan, &all, &[], &moved);
+        assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
+        assert_eq!(host_of(&placed, "readings"), Some("edge1"), "a source bound to its machine stays");
+        assert_eq!(host_of(&placed, "flags"), Some("fog1"));
+        // No agent of that tier: it stays where the plan put it.
+        let without_cloud = [agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
+        assert_eq!(host_of(&place(&application, &plan, &without_cloud, &[], &moved), "counts"), Some("fog1"));
+    }
+
+    #[test]
+    fn a_lost_machine_s_components_go_only_where_they_fit() {
+        let (application, plan) = planned();
+        let reserved = |component: &str| {
+            plan.assignments.iter().find(|assignment| assignment.component == component).unwrap().requests.cpu
+        };
+        let (counts, flags) = (reserved("counts"), reserved("flags"));
+        let on_cloud: f64 = plan
+            .assignments
+            .iter()
+            .filter(|assignment| assignment.host == "cloud1" && run_by_agents(assignment.kind))
+            .map(|assignment| assignment.requests.cpu)
+            .sum();
+        // The cloud has room for `counts` but not for `flags` too.
+        let mut cloud = agent("cloud1", Tier::Cloud);
+        cloud.cpu = on_cloud + counts + flags / 2.0;
+        let live = [cloud.clone(), agent("edge1", Tier::Edge)];
+        let placed = place(&application, &plan, &live, &["fog1".to_string()], &BTreeMap::new());
+        assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
+        assert_eq!(host_of(&placed, "flags"), Some("edge1"), "the next tier that has room");
+        // A second cloud machine with room, but without a label `flags` asks for: not there either.
+        let mut labelled = application.clone();
+        let service = labelled.services.iter_mut().find(|service| service.name == "flags").unwrap();
+        service.placement.labels.insert("gpu".into(), "yes".into());
+        let big = agent("cloud2", Tier::Cloud);
+        let live = [cloud, big, agent("edge1", Tier::Edge)];
+        let placed = place(&labelled, &plan, &live, &["fog1".to_string()], &BTreeMap::new());
+        assert_eq!(host_of(&placed, "flags"), None, "nothing has the label: it does not run");
+        assert_eq!(host_of(&placed, "counts"), Some("cloud2"), "the machine with the most cores left");
     }
 
     #[test]
@@ -347,12 +496,13 @@ mod tests {
         let (application, plan) = planned();
         let fog_only = [agent("fog1", Tier::Fog)];
         // A new cluster where only the fog has joined: the others' components wait, nothing moves.
-        let placed = place(&application, &plan, &fog_only, &[]);
+        let placed = place(&application, &plan, &fog_only, &[], &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
         assert_eq!(host_of(&placed, "kept"), None);
         assert_eq!(host_of(&placed, "readings"), None);
         // The cloud and the edge joined once and are lost: `kept` moves to the fog; `readings` stays with its node.
-        let placed = place(&application, &plan, &fog_only, &["cloud1".to_string(), "edge1".to_string()]);
+        let placed =
+            place(&application, &plan, &fog_only, &["cloud1".to_string(), "edge1".to_string()], &BTreeMap::new());
         assert_eq!(host_of(&placed, "kept"), Some("fog1"));
         assert_eq!(host_of(&placed, "readings"), None);
     }

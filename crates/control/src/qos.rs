@@ -1,17 +1,22 @@
-//! Quality-of-service policies on one machine (`stratum up`): every few seconds the policies' conditions are measured
-//! on their target services — latency percentiles from the requests of the last interval, the error rate, requests
-//! in flight, or the service's own objectives (`slo_missed`) — and a condition that has held for the policy's `for`
-//! time triggers its action: `scale_out` raises the service's floor of replicas by one (up to its `max`),
-//! `shed_load(F)` turns away that fraction of its requests while the condition holds. Every action is an event with
-//! the measurement that caused it. Moving work to another machine (`migrate`) needs machines: the control plane
-//! does that when a machine is lost.
+//! Quality-of-service policies. Every few seconds each policy's condition is measured on its targets — latency
+//! percentiles and the error rate of the last interval, the queue, the service's own objectives (`slo_missed`), or
+//! the busy share of the CPU and memory of the machine the target runs on (`cpu > 85%`) — and a condition that has
+//! held for the policy's `for` time triggers its action. Where the pools are ([`PolicyEngine`]: `stratum up`, and
+//! each agent for the services it runs), `scale_out` raises a service's floor of replicas by one (up to its `max`)
+//! and `shed_load(F)` turns away that fraction of its requests while the condition holds. Where the machines are
+//! ([`MigrationPolicies`]: the control plane of `stratum server`), `migrate(TIER)` moves the target to a live
+//! machine of that tier (the next tier up when it names none: edge → fog → cloud), for as long as this version of
+//! the application runs. Every action is an event with the measurement that caused it; `node_lost → migrate` is
+//! placement's ([`crate::placement`]).
 
 use crate::serving::ServicePool;
+use crate::usage::Usage;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratum_core::ir::{Action, Application, BinaryOp, Condition, Policy};
-use stratum_dataplane::metrics::{LATENCY_BUCKETS_MICROSECONDS, MetricsSnapshot};
+use stratum_core::ir::{Action, Application, BinaryOp, Condition, LatencyTarget, Policy, Tier};
+use stratum_dataplane::metrics::{LATENCY_BUCKETS_MICROSECONDS, MetricsSnapshot, Registry};
+use tokio::sync::watch;
 
 /// The latency below which a fraction `percentile` of the requests counted in `buckets` fell, in seconds (the upper
 /// bound of the bucket that holds it; the unbounded bucket counts as its lower bound).
@@ -36,17 +41,52 @@ pub fn percentile_seconds(buckets: &[u64], percentile: f64) -> Option<f64> {
     None
 }
 
-/// The value of a signal for a service over an interval, or why it cannot be measured here.
-fn measure(signal: &str, delta: &MetricsSnapshot, pool: &ServicePool) -> Result<Option<f64>, String> {
-    let percentile = |fraction: f64| Ok(percentile_seconds(&delta.latency_buckets, fraction));
+/// What a policy's condition is measured on: one target over the last interval.
+pub struct Measured<'a> {
+    /// The target's metrics over the interval (none before a second evaluation).
+    pub delta: Option<&'a MetricsSnapshot>,
+    /// Requests in flight (a service) or batches waiting (another component).
+    pub queue: Option<f64>,
+    /// The machine the target runs on.
+    pub machine: Option<Usage>,
+    /// The target's latency objectives (a service's `slo`).
+    pub objectives: &'a [LatencyTarget],
+}
+
+/// The value of a signal, or why it cannot be measured.
+fn measure(signal: &str, measured: &Measured) -> Result<Option<f64>, String> {
+    let percentile =
+        |fraction: f64| Ok(measured.delta.and_then(|delta| percentile_seconds(&delta.latency_buckets, fraction)));
     match signal {
         "p50" => percentile(0.5),
         "p90" => percentile(0.9),
         "p95" => percentile(0.95),
         "p99" => percentile(0.99),
-        "error_rate" => Ok((delta.events_in > 0).then(|| delta.errors as f64 / delta.events_in as f64)),
-        "queue" => Ok(Some(pool.in_flight() as f64)),
-        other => Err(format!("`{other}` is not measured for services on one machine yet")),
+        "error_rate" => Ok(measured
+            .delta
+            .and_then(|delta| (delta.events_in > 0).then(|| delta.errors as f64 / delta.events_in as f64))),
+        "queue" => Ok(measured.queue),
+        "cpu" => Ok(measured.machine.and_then(|usage| usage.machine_cpu)),
+        "memory" => Ok(measured.machine.and_then(|usage| usage.machine_memory)),
+        other => Err(format!("`{other}` is not measured yet")),
+    }
+}
+
+/// Whether a condition holds, with what was measured (none while there is nothing to measure), or why it cannot
+/// be measured.
+pub fn condition_holds(condition: &Condition, measured: &Measured) -> Result<Option<(bool, String)>, String> {
+    match condition {
+        Condition::Threshold { signal, op, threshold } => measure(signal, measured).map(|value| {
+            value.map(|value| (holds(value, *op, *threshold), format!("{signal} {value:.4} against {threshold:.4}")))
+        }),
+        Condition::SloMissed => Ok(measured.objectives.iter().find_map(|target| {
+            let value = percentile_seconds(&measured.delta?.latency_buckets, target.percentile / 100.0)?;
+            Some((
+                value > target.at_most.0,
+                format!("p{} {:.4} s against {:.4} s", target.percentile, value, target.at_most.0),
+            ))
+        })),
+        Condition::NodeLost => Ok(None),
     }
 }
 
@@ -62,19 +102,95 @@ fn holds(value: f64, op: BinaryOp, threshold: f64) -> bool {
     }
 }
 
-/// The policies that act on services, with what they have seen.
-pub struct PolicyEngine {
-    rules: Vec<(Policy, String)>,
-    previous: BTreeMap<String, MetricsSnapshot>,
-    /// When each (policy, service) condition started to hold.
+/// What a (policy, target) condition has done since the last evaluation.
+enum Holding {
+    /// It does not hold; it did before.
+    Cleared,
+    /// It does not hold, cannot be measured, or holds for less than the policy's `for` time.
+    Waiting,
+    /// It has held long enough: act, saying what was measured.
+    Act(String),
+}
+
+/// When each (policy, target) condition started to hold.
+#[derive(Default)]
+struct Conditions {
     since: BTreeMap<(String, String), Instant>,
-    /// Signals already reported as not measurable, so that it is said once.
+    /// Conditions already reported as not measurable, so that it is said once.
     reported: Vec<(String, String)>,
 }
 
+impl Conditions {
+    /// Measures `policy`'s condition on `target` and says what it has done; a condition that cannot be measured is
+    /// reported once in `events`.
+    fn update(
+        &mut self,
+        policy: &Policy,
+        target: &str,
+        measured: &Measured,
+        now: Instant,
+        events: &mut Vec<(String, String)>,
+    ) -> Holding {
+        let key = (policy.name.clone(), target.to_string());
+        let (held, measurement) = match condition_holds(&policy.condition, measured) {
+            Ok(Some(result)) => result,
+            Ok(None) => (false, String::new()),
+            Err(reason) => {
+                self.report_once(&key, events, format!("policy `{}`: {reason}", policy.name));
+                return Holding::Waiting;
+            }
+        };
+        if !held {
+            return if self.since.remove(&key).is_some() { Holding::Cleared } else { Holding::Waiting };
+        }
+        let since = *self.since.entry(key).or_insert(now);
+        let sustained = policy.sustained.map_or(Duration::ZERO, |duration| Duration::from_secs_f64(duration.0));
+        if now.duration_since(since) < sustained { Holding::Waiting } else { Holding::Act(measurement) }
+    }
+
+    /// Says once why a condition cannot be measured.
+    fn report_once(&mut self, key: &(String, String), events: &mut Vec<(String, String)>, message: String) {
+        if !self.reported.contains(key) {
+            self.reported.push(key.clone());
+            events.push((key.1.clone(), message));
+        }
+    }
+}
+
+/// A service's latency objectives (none for another component).
+fn objectives_of<'a>(application: &'a Application, name: &str) -> &'a [LatencyTarget] {
+    application.services.iter().find(|item| item.name == name).map_or(&[], |item| item.slo.latency.as_slice())
+}
+
+/// Each component's metrics since the previous evaluation (the first time, since it started).
+fn deltas(
+    previous: &mut BTreeMap<String, MetricsSnapshot>,
+    snapshots: &BTreeMap<String, MetricsSnapshot>,
+) -> BTreeMap<String, MetricsSnapshot> {
+    let deltas = snapshots
+        .iter()
+        .map(|(name, snapshot)| {
+            let delta = previous.get(name).map_or_else(|| snapshot.clone(), |before| snapshot.since(before));
+            (name.clone(), delta)
+        })
+        .collect();
+    *previous = snapshots.clone();
+    deltas
+}
+
+/// The policies that act on services' pools, with what they have seen.
+pub struct PolicyEngine {
+    rules: Vec<(Policy, String)>,
+    previous: BTreeMap<String, MetricsSnapshot>,
+    conditions: Conditions,
+    /// Whether `migrate` is someone else's to act on (an agent's control plane), rather than impossible here.
+    migrations_elsewhere: bool,
+}
+
 impl PolicyEngine {
-    /// The (policy, service) pairs of the application: policies whose targets include services (or all).
-    pub fn new(application: &Application) -> PolicyEngine {
+    /// The (policy, service) pairs of the application: policies whose targets include services (or all). An agent
+    /// passes `migrations_elsewhere`: its control plane migrates.
+    pub fn new(application: &Application, migrations_elsewhere: bool) -> PolicyEngine {
         let mut rules = Vec::new();
         for policy in &application.policies {
             for service in &application.services {
@@ -83,80 +199,51 @@ impl PolicyEngine {
                 }
             }
         }
-        PolicyEngine { rules, previous: BTreeMap::new(), since: BTreeMap::new(), reported: Vec::new() }
+        PolicyEngine { rules, previous: BTreeMap::new(), conditions: Conditions::default(), migrations_elsewhere }
     }
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
-    /// One evaluation at `now`, given each service's request metrics; acts on the pools and returns the events
-    /// (service, message).
+    /// One evaluation at `now`, given each service's request metrics and this machine's use; acts on the pools
+    /// (services without a pool here are skipped) and returns the events (service, message).
     pub fn evaluate(
         &mut self,
         now: Instant,
         application: &Application,
         snapshots: &BTreeMap<String, MetricsSnapshot>,
         pools: &BTreeMap<String, Arc<ServicePool>>,
+        machine: Option<Usage>,
     ) -> Vec<(String, String)> {
         let mut events = Vec::new();
-        let deltas: BTreeMap<String, MetricsSnapshot> = snapshots
-            .iter()
-            .map(|(service, snapshot)| {
-                let delta =
-                    self.previous.get(service).map_or_else(|| snapshot.clone(), |before| snapshot.since(before));
-                (service.clone(), delta)
-            })
-            .collect();
-        self.previous = snapshots.clone();
+        let deltas = deltas(&mut self.previous, snapshots);
         for (policy, service) in &self.rules {
-            let (Some(delta), Some(pool)) = (deltas.get(service), pools.get(service)) else { continue };
-            let measured: Result<Option<(bool, String)>, String> = match &policy.condition {
-                Condition::Threshold { signal, op, threshold } => measure(signal, delta, pool).map(|value| {
-                    value.map(|value| {
-                        (holds(value, *op, *threshold), format!("{signal} {value:.4} against {threshold:.4}"))
-                    })
-                }),
-                Condition::SloMissed => {
-                    let objectives =
-                        application.services.iter().find(|item| &item.name == service).map(|item| &item.slo.latency);
-                    Ok(objectives.into_iter().flatten().find_map(|target| {
-                        let value = percentile_seconds(&delta.latency_buckets, target.percentile / 100.0)?;
-                        Some((
-                            value > target.at_most.0,
-                            format!("p{} {:.4} s against {:.4} s", target.percentile, value, target.at_most.0),
-                        ))
-                    }))
-                }
-                Condition::NodeLost => Ok(None),
+            let Some(pool) = pools.get(service) else { continue };
+            if matches!(policy.action, Action::Migrate { .. }) && self.migrations_elsewhere {
+                continue;
+            }
+            let measured = Measured {
+                delta: deltas.get(service),
+                queue: Some(pool.in_flight() as f64),
+                machine,
+                objectives: objectives_of(application, service),
             };
             let key = (policy.name.clone(), service.clone());
-            let (held, measurement) = match measured {
-                Ok(Some((held, measurement))) => (held, measurement),
-                Ok(None) => (false, String::new()),
-                Err(reason) => {
-                    if !self.reported.contains(&key) {
-                        self.reported.push(key.clone());
-                        events.push((service.clone(), format!("policy `{}`: {reason}", policy.name)));
+            let measurement = match self.conditions.update(policy, service, &measured, now, &mut events) {
+                Holding::Cleared => {
+                    if matches!(policy.action, Action::ShedLoad { .. }) {
+                        pool.shed(0.0);
+                        events.push((
+                            service.clone(),
+                            format!("policy `{}`: condition cleared, shedding stopped", policy.name),
+                        ));
                     }
                     continue;
                 }
+                Holding::Waiting => continue,
+                Holding::Act(measurement) => measurement,
             };
-            if !held {
-                if self.since.remove(&key).is_some() && matches!(policy.action, Action::ShedLoad { .. }) {
-                    pool.shed(0.0);
-                    events.push((
-                        service.clone(),
-                        format!("policy `{}`: condition cleared, shedding stopped", policy.name),
-                    ));
-                }
-                continue;
-            }
-            let since = *self.since.entry(key.clone()).or_insert(now);
-            let sustained = policy.sustained.map_or(Duration::ZERO, |duration| Duration::from_secs_f64(duration.0));
-            if now.duration_since(since) < sustained {
-                continue;
-            }
             match &policy.action {
                 Action::ScaleOut => {
                     if let Some(floor) = pool.scale_out() {
@@ -166,7 +253,7 @@ impl PolicyEngine {
                         ));
                     }
                     // Measured again from now before scaling further.
-                    self.since.insert(key, now);
+                    self.conditions.since.insert(key, now);
                 }
                 Action::ShedLoad { fraction } => {
                     if pool.shed(*fraction) {
@@ -181,18 +268,163 @@ impl PolicyEngine {
                     }
                 }
                 Action::Migrate { .. } => {
-                    if !self.reported.contains(&key) {
-                        self.reported.push(key.clone());
-                        events.push((
-                            service.clone(),
-                            format!(
-                                "policy `{}`: {measurement}, but one machine has nowhere to migrate to",
-                                policy.name
-                            ),
-                        ));
-                    }
+                    let message =
+                        format!("policy `{}`: {measurement}, but one machine has nowhere to migrate to", policy.name);
+                    self.conditions.report_once(&key, &mut events, message);
                 }
             }
+        }
+        events
+    }
+}
+
+/// Runs the policies on `pools` every five seconds until `stop` turns true, measuring the requests of each service
+/// over HTTP and this machine's use; each event goes to `on_event(service, message)`.
+pub async fn run_policies(
+    application: Application,
+    pools: BTreeMap<String, Arc<ServicePool>>,
+    metrics: Arc<Registry>,
+    migrations_elsewhere: bool,
+    mut stop: watch::Receiver<bool>,
+    on_event: impl Fn(&str, &str) + Send + 'static,
+) {
+    let mut engine = PolicyEngine::new(&application, migrations_elsewhere);
+    if engine.is_empty() {
+        return;
+    }
+    let mut machine = crate::usage::UsageMeter::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        // A service's requests are counted as `NAME-http`.
+        let snapshots: BTreeMap<String, MetricsSnapshot> = metrics
+            .snapshot()
+            .into_iter()
+            .filter_map(|snapshot| {
+                let service = snapshot.component.strip_suffix("-http")?.to_string();
+                pools.contains_key(&service).then_some((service, snapshot))
+            })
+            .collect();
+        let usage = machine.read();
+        for (service, message) in engine.evaluate(Instant::now(), &application, &snapshots, &pools, usage) {
+            on_event(&service, &message);
+        }
+    }
+}
+
+/// Where a target runs now, as the control plane knows it.
+pub struct Host {
+    pub name: String,
+    pub tier: Tier,
+    /// What the machine used over its agent's last heartbeat.
+    pub usage: Option<Usage>,
+}
+
+/// The tier after `tier` going up: edge → fog → cloud.
+fn tier_above(tier: Tier) -> Option<Tier> {
+    match tier {
+        Tier::Edge => Some(Tier::Fog),
+        Tier::Fog => Some(Tier::Cloud),
+        Tier::Cloud => None,
+    }
+}
+
+/// The `migrate` policies of the control plane (other than on `node_lost`), and the components they moved.
+#[derive(Default)]
+pub struct MigrationPolicies {
+    rules: Vec<(Policy, String)>,
+    previous: BTreeMap<String, MetricsSnapshot>,
+    conditions: Conditions,
+    /// The tier each moved component runs on now.
+    moved: BTreeMap<String, Tier>,
+}
+
+impl MigrationPolicies {
+    /// The (policy, component) pairs: `migrate` policies, on their targets (every component the agents run when
+    /// a policy names none).
+    pub fn new(application: &Application) -> MigrationPolicies {
+        let components: Vec<&str> = application
+            .sources
+            .iter()
+            .map(|item| item.name.as_str())
+            .chain(application.streams.iter().map(|item| item.name.as_str()))
+            .chain(application.sinks.iter().map(|item| item.name.as_str()))
+            .chain(application.services.iter().map(|item| item.name.as_str()))
+            .collect();
+        let mut rules = Vec::new();
+        for policy in &application.policies {
+            if !matches!(policy.action, Action::Migrate { .. }) || policy.condition == Condition::NodeLost {
+                continue;
+            }
+            for component in &components {
+                if policy.targets.is_empty() || policy.targets.iter().any(|target| target == component) {
+                    rules.push((policy.clone(), component.to_string()));
+                }
+            }
+        }
+        MigrationPolicies {
+            rules,
+            previous: BTreeMap::new(),
+            conditions: Conditions::default(),
+            moved: BTreeMap::new(),
+        }
+    }
+
+    /// The tier each moved component must run on, for placement.
+    pub fn moved(&self) -> &BTreeMap<String, Tier> {
+        &self.moved
+    }
+
+    /// One evaluation at `now`, given each component's metrics (all its instances together) and where it runs;
+    /// returns the events (component, message) of what it moved.
+    pub fn evaluate(
+        &mut self,
+        now: Instant,
+        application: &Application,
+        snapshots: &BTreeMap<String, MetricsSnapshot>,
+        host_of: &dyn Fn(&str) -> Option<Host>,
+    ) -> Vec<(String, String)> {
+        let mut events = Vec::new();
+        let deltas = deltas(&mut self.previous, snapshots);
+        for (policy, component) in &self.rules {
+            let Some(host) = host_of(component) else { continue };
+            let Action::Migrate { to } = policy.action else { continue };
+            let delta = deltas.get(component);
+            let measured = Measured {
+                delta,
+                queue: delta.map(|delta| delta.queue_depth as f64),
+                machine: host.usage,
+                objectives: objectives_of(application, component),
+            };
+            let Holding::Act(measurement) = self.conditions.update(policy, component, &measured, now, &mut events)
+            else {
+                continue;
+            };
+            let key = (policy.name.clone(), component.clone());
+            let tier = match to.or_else(|| tier_above(host.tier)) {
+                Some(tier) => tier,
+                None => {
+                    let message =
+                        format!("policy `{}`: {measurement}, but {} is on the last tier", policy.name, host.name);
+                    self.conditions.report_once(&key, &mut events, message);
+                    continue;
+                }
+            };
+            if tier == host.tier || self.moved.get(component) == Some(&tier) {
+                continue;
+            }
+            self.moved.insert(component.clone(), tier);
+            let message = format!(
+                "policy `{}`: {measurement} on {} ({}): migrating to the {} tier",
+                policy.name,
+                host.name,
+                host.tier.name(),
+                tier.name()
+            );
+            events.push((component.clone(), message));
         }
         events
     }
@@ -201,6 +433,56 @@ impl PolicyEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn snapshot(component: &str, latency_bucket: usize, count: u64) -> MetricsSnapshot {
+        let mut snapshot = MetricsSnapshot { component: component.into(), ..MetricsSnapshot::default() };
+        snapshot.latency_buckets = vec![0; LATENCY_BUCKETS_MICROSECONDS.len() + 1];
+        snapshot.latency_buckets[latency_bucket] = count;
+        snapshot.events_in = count;
+        snapshot
+    }
+
+    #[test]
+    fn a_migrate_policy_moves_its_target_once_its_condition_has_held_long_enough() {
+        let text = "app moving\n\
+            node edge1 { tier = edge  cpu = 2  memory = 2 GiB }\n\
+            node fog1 { tier = fog  cpu = 4  memory = 8 GiB }\n\
+            schema Reading { sensor: string  ts: timestamp  value: float }\n\
+            source readings: generator { schema = Reading  rate = 10/s  on = edge1 }\n\
+            stream counts { from = readings  window = tumbling(1 s)  select { n = count() }  on = edge }\n\
+            sink kept: jsonl { from = counts  path = \"out/counts.jsonl\"  on = fog }\n\
+            policy slow { target = counts  when = p99 > 5 ms for 10 s  then = migrate }\n\
+            policy busy { target = kept  when = cpu > 90%  then = migrate(cloud) }\n";
+        let checked = stratum_lang::check_text("moving.stratum", text);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let application = checked.application;
+        let mut policies = MigrationPolicies::new(&application);
+        let busy_edge = |component: &str| {
+            let (name, tier) = if component == "counts" { ("edge1", Tier::Edge) } else { ("fog1", Tier::Fog) };
+            let usage = Usage { cpu_percent: 10.0, memory_bytes: 1, machine_cpu: Some(0.5), machine_memory: None };
+            Some(Host { name: name.into(), tier, usage: Some(usage) })
+        };
+        let start = Instant::now();
+        // Fast batches: nothing happens.
+        let fast = BTreeMap::from([("counts".to_string(), snapshot("counts", 1, 10))]);
+        assert!(policies.evaluate(start, &application, &fast, &busy_edge).is_empty());
+        // Slow from now on (≤ 250 ms): held, but not yet for 10 s.
+        let mut slow = snapshot("counts", 10, 10);
+        slow.latency_buckets[1] = 10;
+        slow.events_in = 20;
+        let slow = BTreeMap::from([("counts".to_string(), slow)]);
+        assert!(policies.evaluate(start + Duration::from_secs(5), &application, &slow, &busy_edge).is_empty());
+        let mut slower = slow["counts"].clone();
+        slower.latency_buckets[10] = 20;
+        slower.events_in = 30;
+        let slower = BTreeMap::from([("counts".to_string(), slower)]);
+        let events = policies.evaluate(start + Duration::from_secs(16), &application, &slower, &busy_edge);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0].1.contains("policy `slow`: p99 0.2500") && events[0].1.contains("to the fog tier"));
+        assert_eq!(policies.moved(), &BTreeMap::from([("counts".to_string(), Tier::Fog)]));
+        // `kept` runs on a machine at 50% CPU: under 90%, it stays.
+        assert!(!policies.moved().contains_key("kept"));
+    }
 
     #[test]
     fn percentiles_come_from_the_bucket_that_holds_them() {

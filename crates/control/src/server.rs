@@ -13,6 +13,7 @@ use crate::agents::{Joined, Machine};
 use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction, ServiceState};
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::protocol::{Assignment, FeedReport, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
+use crate::qos::{Host, MigrationPolicies};
 use crate::serving::Refusal;
 use crate::state::{ServedModel, StateStore};
 use crate::training::{JobState, TrainingJob};
@@ -77,6 +78,9 @@ struct Cluster {
     jobs: BTreeMap<u64, TrainingJob>,
     /// The model version each service serves, as recorded in the state store.
     served: BTreeMap<String, u32>,
+    /// The applied version's `migrate` policies, and when they were last evaluated.
+    policies: MigrationPolicies,
+    policies_evaluated: Option<Instant>,
 }
 
 pub struct Server {
@@ -100,6 +104,18 @@ pub struct TrainingStatus {
     pub by_agent: BTreeMap<String, usize>,
     pub result: JobState,
 }
+
+impl Cluster {
+    /// Runs `version` of the application from now on, with its own policies.
+    fn apply(&mut self, application: Application, plan: Plan, version: u32) {
+        self.policies = MigrationPolicies::new(&application);
+        self.deployed =
+            Some(Applied { application: Arc::new(application), plan: Arc::new(plan), version, since: Instant::now() });
+    }
+}
+
+/// How often the `migrate` policies are measured.
+const POLICY_INTERVAL: Duration = Duration::from_secs(2);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -129,12 +145,7 @@ impl Server {
                 serde_json::from_str(&ir).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
             let plan: Plan =
                 serde_json::from_str(&plan).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
-            cluster.deployed = Some(Applied {
-                application: Arc::new(application),
-                plan: Arc::new(plan),
-                version,
-                since: Instant::now(),
-            });
+            cluster.apply(application, plan, version);
         }
         for (name, description) in state.agents()? {
             if let Ok(join) = serde_json::from_str::<Join>(&description) {
@@ -185,8 +196,7 @@ impl Server {
         let ir = serde_json::to_string(&application).map_err(|error| Error::State(error.to_string()))?;
         let plan_text = serde_json::to_string(&plan).map_err(|error| Error::State(error.to_string()))?;
         let version = self.state.record_version(&app, &ir, &plan_text)?;
-        lock(&self.cluster).deployed =
-            Some(Applied { application: Arc::new(application), plan: Arc::new(plan), version, since: Instant::now() });
+        lock(&self.cluster).apply(application, plan, version);
         self.event("applied", None, &format!("version {version}"));
         self.reconcile();
         Ok(version)
@@ -306,13 +316,31 @@ impl Server {
                 .filter(|(_, agent)| !agent.lost)
                 .filter_map(|(name, agent)| {
                     let tier = agent.join.tier.or_else(|| self.planned_tier(&cluster, name))?;
-                    Some(LiveAgent { name: name.clone(), tier, data_address: agent.join.data_address.clone() })
+                    // A machine of the plan holds what its node declares; another, what its agent measured.
+                    let planned = cluster
+                        .deployed
+                        .as_ref()
+                        .and_then(|deployed| deployed.plan.hosts.iter().find(|host| &host.host == name));
+                    Some(LiveAgent {
+                        name: name.clone(),
+                        tier,
+                        data_address: agent.join.data_address.clone(),
+                        labels: self.labels_of(&cluster, name, &agent.join.labels),
+                        arch: agent.join.resources.arch.clone(),
+                        cpu: planned.map_or(agent.join.resources.cpu, |host| host.cpu_capacity),
+                        memory_bytes: planned.map_or(agent.join.resources.memory_bytes, |host| host.memory_capacity.0),
+                        accelerators: self
+                            .node_of(&cluster, name)
+                            .map(|node| node.machine.accelerators.clone())
+                            .unwrap_or_default(),
+                    })
                 })
                 .collect();
             let lost: Vec<String> =
                 cluster.agents.iter().filter(|(_, agent)| agent.lost).map(|(name, _)| name.clone()).collect();
+            self.evaluate_policies(&mut cluster, &mut events);
             if let Some(deployed) = &cluster.deployed {
-                let placed = place(&deployed.application, &deployed.plan, &live, &lost);
+                let placed = place(&deployed.application, &deployed.plan, &live, &lost, cluster.policies.moved());
                 for now in &placed {
                     let before = cluster
                         .placed
@@ -325,9 +353,16 @@ impl Server {
                         let message = match (&now.host, now.host.as_ref() == Some(&now.planned)) {
                             (Some(host), true) if was_running => format!("back on {host}, as planned"),
                             (Some(host), true) => format!("running on {host}, as planned"),
-                            (Some(host), false) => format!("moved to {host}: {} is lost", now.planned),
+                            (Some(host), false) if lost.contains(&now.planned) => {
+                                format!("moved to {host}: {} is lost", now.planned)
+                            }
+                            (Some(host), false) => format!("moved to {host} from {} by a policy", now.planned),
                             (None, _) if lost.contains(&now.planned) => {
-                                format!("not running: {} is lost and no live agent can take it", now.planned)
+                                format!(
+                                    "not running: {} is lost and no live agent has the tier, labels, architecture \
+                                     and room it needs",
+                                    now.planned
+                                )
                             }
                             (None, _) => format!("waiting for {} to join", now.planned),
                         };
@@ -348,6 +383,38 @@ impl Server {
         self.record_served(serving);
         // Events take the lock again (for the application's name): only once it is released.
         self.flush(events);
+    }
+
+    /// Evaluates the `migrate` policies every few seconds on what the live agents reported; what they move, placement
+    /// moves.
+    fn evaluate_policies(&self, cluster: &mut Cluster, events: &mut Vec<(&'static str, Option<String>, String)>) {
+        let now = Instant::now();
+        if cluster.policies_evaluated.is_some_and(|at| now.duration_since(at) < POLICY_INTERVAL) {
+            return;
+        }
+        let Some(deployed) = &cluster.deployed else { return };
+        cluster.policies_evaluated = Some(now);
+        let application = deployed.application.clone();
+        let mut snapshots: BTreeMap<String, MetricsSnapshot> = BTreeMap::new();
+        for snapshot in cluster.agents.values().filter(|agent| !agent.lost).flat_map(|agent| &agent.metrics) {
+            match snapshots.get_mut(&snapshot.component) {
+                Some(total) => total.add(snapshot),
+                None => {
+                    snapshots.insert(snapshot.component.clone(), snapshot.clone());
+                }
+            }
+        }
+        let mut policies = std::mem::take(&mut cluster.policies);
+        let host_of = |component: &str| {
+            let name = cluster.placed.iter().find(|placed| placed.component == component)?.host.clone()?;
+            let agent = cluster.agents.get(&name)?;
+            let tier = agent.join.tier.or_else(|| self.planned_tier(cluster, &name))?;
+            Some(Host { name, tier, usage: agent.usage })
+        };
+        for (component, message) in policies.evaluate(now, &application, &snapshots, &host_of) {
+            events.push(("policy", Some(component), message));
+        }
+        cluster.policies = policies;
     }
 
     /// Records which model version each service serves now (the views show it), once per change.
@@ -437,6 +504,17 @@ impl Server {
                 }
             });
         }
+    }
+
+    /// The application's node named like an agent, if there is one.
+    fn node_of<'a>(&self, cluster: &'a Cluster, name: &str) -> Option<&'a stratum_core::ir::Node> {
+        cluster.deployed.as_ref()?.application.nodes.iter().find(|node| node.name == name)
+    }
+
+    /// An agent's labels: those it was started with, over those its node declares in the application.
+    fn labels_of(&self, cluster: &Cluster, name: &str, own: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let declared = self.node_of(cluster, name).map(|node| node.machine.labels.clone()).unwrap_or_default();
+        declared.into_iter().chain(own.clone()).collect()
     }
 
     /// The tier of the application's node named like the agent, when the agent did not say.

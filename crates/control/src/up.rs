@@ -249,33 +249,17 @@ pub async fn up(
         services.insert(service.name.clone(), pool);
     }
     // Quality-of-service policies on the services, measured every few seconds.
-    let mut policies = crate::qos::PolicyEngine::new(&application);
-    if !policies.is_empty() {
-        let (qos_application, qos_services, qos_metrics, qos_state, qos_app) =
-            (application.clone(), services.clone(), metrics.clone(), state.clone(), app.clone());
-        let mut qos_stop = beside_stopped.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = qos_stop.wait_for(|stopped| *stopped) => return,
-                }
-                let snapshots: BTreeMap<String, _> = qos_metrics
-                    .snapshot()
-                    .into_iter()
-                    .filter_map(|snapshot| {
-                        let service = snapshot.component.strip_suffix("-http")?.to_string();
-                        qos_services.contains_key(&service).then_some((service, snapshot))
-                    })
-                    .collect();
-                for (service, message) in policies.evaluate(Instant::now(), &qos_application, &snapshots, &qos_services)
-                {
-                    let _ = qos_state.record_event(&qos_app, "policy", Some(&service), &message);
-                }
-            }
-        });
-    }
+    let (qos_state, qos_app) = (state.clone(), app.clone());
+    tokio::spawn(crate::qos::run_policies(
+        application.clone(),
+        services.clone(),
+        metrics.clone(),
+        false,
+        beside_stopped.clone(),
+        move |service, message| {
+            let _ = qos_state.record_event(&qos_app, "policy", Some(service), message);
+        },
+    ));
     // Tools: supervised child processes; one that cannot run here (an image without a container runtime) says why.
     let mut not_running: Vec<(String, String)> = Vec::new();
     let mut tools = Vec::new();

@@ -1,5 +1,6 @@
-//! What this process uses of its machine — CPU time and resident memory — read from Linux's `/proc`; the API's
-//! series and the agents' heartbeats report it. Elsewhere the readings are absent, never wrong.
+//! What this process uses of its machine — CPU time and resident memory — and how busy the whole machine is, read
+//! from Linux's `/proc`; the API's series, the agents' heartbeats and the control plane's policies (`cpu > 85%`)
+//! use them. Elsewhere the readings are absent, never wrong.
 
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -10,18 +11,33 @@ pub struct Usage {
     /// CPU time over wall time in the interval, in percent of one core (200 is two cores busy).
     pub cpu_percent: f64,
     pub memory_bytes: u64,
+    /// The whole machine's CPU busy over the interval, as a fraction of all its cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_cpu: Option<f64>,
+    /// The whole machine's memory in use (all but what is available), as a fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_memory: Option<f64>,
 }
 
-/// Turns CPU-time readings into a rate: each [`UsageMeter::read`] covers the time since the previous one.
+/// Turns CPU-time readings into rates: each [`UsageMeter::read`] covers the time since the previous one.
 #[derive(Default)]
 pub struct UsageMeter {
     previous: Option<(Instant, f64)>,
+    previous_machine: Option<MachineTicks>,
 }
 
 impl UsageMeter {
     /// The use since the previous reading (none the first time, or where `/proc` is missing).
     pub fn read(&mut self) -> Option<Usage> {
         let now = Instant::now();
+        let machine = machine_ticks();
+        let machine_cpu = match (self.previous_machine, machine) {
+            (Some(before), Some(now)) if now.total > before.total => {
+                Some(1.0 - (now.idle - before.idle) as f64 / (now.total - before.total) as f64)
+            }
+            _ => None,
+        };
+        self.previous_machine = machine;
         let cpu_seconds = process_cpu_seconds()?;
         let previous = self.previous.replace((now, cpu_seconds));
         let (at, before) = previous?;
@@ -29,8 +45,35 @@ impl UsageMeter {
         (seconds > 0.0).then(|| Usage {
             cpu_percent: (cpu_seconds - before).max(0.0) / seconds * 100.0,
             memory_bytes: process_memory_bytes().unwrap_or(0),
+            machine_cpu: machine_cpu.map(|busy| busy.clamp(0.0, 1.0)),
+            machine_memory: machine_memory(),
         })
     }
+}
+
+/// The machine's CPU time since boot, in ticks: all of it, and the idle part (idle and waiting for IO).
+#[derive(Clone, Copy, Debug)]
+struct MachineTicks {
+    total: u64,
+    idle: u64,
+}
+
+/// From the first line of `/proc/stat`: `cpu user nice system idle iowait irq softirq steal …`.
+fn machine_ticks() -> Option<MachineTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).take(8).filter_map(|field| field.parse().ok()).collect();
+    (ticks.len() >= 5).then(|| MachineTicks { total: ticks.iter().sum(), idle: ticks[3] + ticks[4] })
+}
+
+/// The fraction of the machine's memory in use, from `MemTotal` and `MemAvailable` in `/proc/meminfo`.
+fn machine_memory() -> Option<f64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        meminfo.lines().find(|line| line.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    let (total, available) = (field("MemTotal:")?, field("MemAvailable:")?);
+    (total > 0.0).then(|| ((total - available) / total).clamp(0.0, 1.0))
 }
 
 /// CPU time this process has used (user and system, every thread), from Linux's `/proc/self/stat`; the kernel
@@ -63,8 +106,10 @@ mod tests {
         assert!(process_memory_bytes().is_some_and(|bytes| bytes > 0));
         let mut meter = UsageMeter::default();
         assert_eq!(meter.read(), None, "the first reading has no interval");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(60));
         let usage = meter.read().expect("a second reading");
         assert!(usage.cpu_percent >= 0.0 && usage.memory_bytes > 0, "{usage:?}");
+        assert!(usage.machine_cpu.is_some_and(|busy| (0.0..=1.0).contains(&busy)), "{usage:?}");
+        assert!(usage.machine_memory.is_some_and(|used| used > 0.0 && used < 1.0), "{usage:?}");
     }
 }

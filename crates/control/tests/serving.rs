@@ -215,7 +215,7 @@ async fn policies_scale_out_and_shed_load_on_what_they_measure() {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(pool.clone().autoscale(stopped, |_, _, _, _| {}));
     let pools = BTreeMap::from([("labels".to_string(), pool.clone())]);
-    let mut engine = stratum_control::qos::PolicyEngine::new(&application);
+    let mut engine = stratum_control::qos::PolicyEngine::new(&application, false);
     let snapshots = || {
         metrics
             .snapshot()
@@ -227,7 +227,7 @@ async fn policies_scale_out_and_shed_load_on_what_they_measure() {
 
     // Requests answered: p50 ≥ 0 ms holds, so `faster` scales out, and the pool keeps two replicas.
     pool.predict(br#"{"x": 1.0, "y": 1.0}"#).await.unwrap();
-    let events = engine.evaluate(Instant::now(), &application, &snapshots(), &pools);
+    let events = engine.evaluate(Instant::now(), &application, &snapshots(), &pools, None);
     assert!(
         events
             .iter()
@@ -245,7 +245,7 @@ async fn policies_scale_out_and_shed_load_on_what_they_measure() {
         assert!(pool.predict(br#"{"x": "wrong"}"#).await.is_err());
     }
     pool.predict(br#"{"x": 1.0, "y": 1.0}"#).await.unwrap();
-    let events = engine.evaluate(Instant::now(), &application, &snapshots(), &pools);
+    let events = engine.evaluate(Instant::now(), &application, &snapshots(), &pools, None);
     assert!(events.iter().any(|(_, message)| message.contains("shedding 50%")), "{events:?}");
     let mut shed = 0;
     for _ in 0..100 {

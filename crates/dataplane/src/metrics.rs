@@ -88,7 +88,7 @@ impl ComponentMetrics {
 }
 
 /// The metrics of one component at one moment.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct MetricsSnapshot {
     pub component: String,
     pub kind: String,
@@ -132,6 +132,29 @@ impl MetricsSnapshot {
             *now = now.saturating_sub(*then);
         }
         delta
+    }
+
+    /// Counts another instance of the same component (on another machine) in with this one.
+    pub fn add(&mut self, other: &MetricsSnapshot) {
+        for (total, more) in [
+            (&mut self.events_in, other.events_in),
+            (&mut self.events_out, other.events_out),
+            (&mut self.bytes_in, other.bytes_in),
+            (&mut self.bytes_out, other.bytes_out),
+            (&mut self.errors, other.errors),
+            (&mut self.dead_letters, other.dead_letters),
+            (&mut self.dropped, other.dropped),
+            (&mut self.queue_depth, other.queue_depth),
+            (&mut self.latency_sum_microseconds, other.latency_sum_microseconds),
+        ] {
+            *total += more;
+        }
+        if self.latency_buckets.len() < other.latency_buckets.len() {
+            self.latency_buckets.resize(other.latency_buckets.len(), 0);
+        }
+        for (total, more) in self.latency_buckets.iter_mut().zip(&other.latency_buckets) {
+            *total += more;
+        }
     }
 }
 
