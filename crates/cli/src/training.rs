@@ -365,7 +365,15 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
                         path.display()
                     );
                     let columns: Vec<&str> = artifact.inputs.iter().map(|field| field.name.as_str()).collect();
-                    println!("inputs: {}; outputs: {}", columns.join(", "), artifact.outputs.join(", "));
+                    println!(
+                        "inputs: {}; outputs: {}; runs on {}",
+                        columns.join(", "),
+                        artifact.outputs.join(", "),
+                        match artifact.engine.as_str() {
+                            "onnxruntime" => "ONNX Runtime (STRATUM_ONNXRUNTIME)",
+                            _ => "Stratum's own ONNX executor",
+                        }
+                    );
                     print_profile(&artifact.profile);
                     Ok(Outcome::Success)
                 }

@@ -151,7 +151,14 @@ pub struct ImportedArtifact {
     pub source: String,
     pub inputs: Vec<Field>,
     pub outputs: Vec<String>,
+    /// What ran it when it was imported and profiled: `stratum` (Stratum's own executor) or `onnxruntime`.
+    #[serde(default = "own_engine")]
+    pub engine: String,
     pub profile: Profile,
+}
+
+fn own_engine() -> String {
+    "stratum".into()
 }
 
 /// A model in the store: trained by Stratum or imported from ONNX.
@@ -306,6 +313,7 @@ impl ModelStore {
             source: source.display().to_string(),
             inputs: model.inputs().to_vec(),
             outputs: model.outputs().to_vec(),
+            engine: model.engine().to_string(),
             profile: profile_imported(&model, bytes.len()),
         };
         let onnx_path = folder.join(format!("v{version}.onnx"));

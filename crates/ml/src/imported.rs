@@ -1,11 +1,14 @@
 //! Imported models: an ONNX file declared with `model NAME: onnx { path  input  output }`, run by Stratum's own
-//! executor. Records are turned into the graph's float input in the order of the declared input schema, and the
-//! outputs into the same [`Prediction`]s trained models give.
+//! executor — or, for graphs it cannot run, by ONNX Runtime when the user provides it (see
+//! [`crate::onnx::onnxruntime`]). Records are turned into the graph's float input in the order of the declared
+//! input schema, and the outputs into the same [`Prediction`]s trained models give.
 
 use crate::Error;
+use crate::onnx::onnxruntime::{Choice, OrtSession};
 use crate::onnx::runtime::Session;
 use crate::onnx::tensor::Tensor;
 use crate::search::Prediction;
+use std::collections::HashMap;
 use std::path::Path;
 use stratum_core::eval::Datum;
 use stratum_core::types::Field;
@@ -14,8 +17,66 @@ use stratum_core::types::Field;
 /// comma-separated and in order, so `stratum model import` needs no `--inputs`.
 pub const INPUTS_METADATA_KEY: &str = "stratum.inputs";
 
+/// What runs a model's graph.
+enum Engine {
+    Native(Session),
+    OnnxRuntime(OrtSession),
+}
+
+impl Engine {
+    /// The engine `STRATUM_ONNX_BACKEND` chooses: by default Stratum's own, and ONNX Runtime for the graphs it
+    /// cannot run.
+    fn load(bytes: &[u8]) -> Result<Engine, Error> {
+        match Choice::from_environment()? {
+            Choice::Native => Session::new(bytes).map(Engine::Native),
+            Choice::OnnxRuntime => OrtSession::new(bytes).map(Engine::OnnxRuntime),
+            Choice::Auto => match Session::new(bytes) {
+                Ok(session) => Ok(Engine::Native(session)),
+                Err(native) => OrtSession::new(bytes)
+                    .map(Engine::OnnxRuntime)
+                    .map_err(|onnxruntime| Error::Invalid(format!("{native}; {onnxruntime}"))),
+            },
+        }
+    }
+
+    fn inputs(&self) -> &[String] {
+        match self {
+            Engine::Native(session) => session.inputs(),
+            Engine::OnnxRuntime(session) => session.inputs(),
+        }
+    }
+
+    fn outputs(&self) -> &[String] {
+        match self {
+            Engine::Native(session) => session.outputs(),
+            Engine::OnnxRuntime(session) => session.outputs(),
+        }
+    }
+
+    fn input_width(&self, input: &str) -> Option<usize> {
+        match self {
+            Engine::Native(session) => session.input_width(input),
+            Engine::OnnxRuntime(session) => session.input_width(input),
+        }
+    }
+
+    fn metadata(&self, key: &str) -> Option<&str> {
+        match self {
+            Engine::Native(session) => session.metadata(key),
+            Engine::OnnxRuntime(session) => session.metadata(key),
+        }
+    }
+
+    fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<HashMap<String, Tensor>, Error> {
+        match self {
+            Engine::Native(session) => session.run(inputs),
+            Engine::OnnxRuntime(session) => session.run(inputs),
+        }
+    }
+}
+
 pub struct ImportedModel {
-    session: Session,
+    session: Engine,
     inputs: Vec<Field>,
 }
 
@@ -30,7 +91,7 @@ impl ImportedModel {
 
     /// Reads an ONNX model. Without `inputs`, the input columns come from the model's `stratum.inputs` metadata.
     pub fn from_bytes(bytes: &[u8], inputs: Option<Vec<Field>>) -> Result<ImportedModel, Error> {
-        let session = Session::new(bytes)?;
+        let session = Engine::load(bytes)?;
         if session.inputs().len() != 1 {
             return Err(Error::Invalid(format!(
                 "the model takes {} inputs; Stratum feeds imported models one float input of the schema's fields",
@@ -67,6 +128,14 @@ impl ImportedModel {
             Error::Invalid(format!("the model does not run on {} input columns: {error}", model.inputs.len()))
         })?;
         Ok(model)
+    }
+
+    /// What runs it: `stratum` (Stratum's own executor) or `onnxruntime`.
+    pub fn engine(&self) -> &'static str {
+        match self.session {
+            Engine::Native(_) => "stratum",
+            Engine::OnnxRuntime(_) => "onnxruntime",
+        }
     }
 
     /// The columns the model takes, in order.

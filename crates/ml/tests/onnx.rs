@@ -157,18 +157,35 @@ fn onnxruntime_predicts_what_stratum_predicts() {
     );
 }
 
-/// Runs an ONNX file with Stratum's own executor on float rows; returns (labels, probabilities) or values.
-fn run_with_stratum(path: &Path, rows: &[Vec<f64>]) -> (Option<Vec<String>>, Vec<Vec<f64>>) {
+/// Which engine runs a case.
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    Stratum,
+    OnnxRuntime,
+}
+
+/// Runs an ONNX file with an engine on float rows; returns (labels, probabilities) or values.
+fn run_with(engine: Engine, path: &Path, rows: &[Vec<f64>]) -> (Option<Vec<String>>, Vec<Vec<f64>>) {
+    use stratum_ml::onnx::onnxruntime::OrtSession;
     use stratum_ml::onnx::runtime::Session;
     use stratum_ml::onnx::tensor::Tensor;
-    let session =
-        Session::new(&std::fs::read(path).unwrap()).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let bytes = std::fs::read(path).unwrap();
+    let failed = |error: stratum_ml::Error| -> ! { panic!("{}: {error}", path.display()) };
     let columns = rows.first().map_or(0, Vec::len);
     let input = Tensor::Float {
         shape: vec![rows.len(), columns],
         data: rows.iter().flatten().map(|value| *value as f32).collect(),
     };
-    let outputs = session.run(vec![(session.inputs()[0].clone(), input)]).unwrap();
+    let outputs = match engine {
+        Engine::Stratum => {
+            let session = Session::new(&bytes).unwrap_or_else(|error| failed(error));
+            session.run(vec![(session.inputs()[0].clone(), input)]).unwrap()
+        }
+        Engine::OnnxRuntime => {
+            let session = OrtSession::new(&bytes).unwrap_or_else(|error| failed(error));
+            session.run(vec![(session.inputs()[0].clone(), input)]).unwrap()
+        }
+    };
     let matrix = |tensor: &Tensor| -> Vec<Vec<f64>> {
         let (count, width) = tensor.matrix_shape();
         let values = tensor.as_floats().unwrap();
@@ -242,17 +259,45 @@ fn compare(
     problems
 }
 
-/// Runs each case `NAME.onnx` in Stratum's executor on the inputs of `NAME.json` and compares with its expectations.
-fn stratum_against_expected(folder: &Path, names: &[String]) -> Vec<String> {
+/// Runs each case `NAME.onnx` with an engine on the inputs of `NAME.json` and compares with its expectations.
+fn against_expected(engine: Engine, folder: &Path, names: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
     for name in names {
         let case: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(folder.join(format!("{name}.json"))).unwrap()).unwrap();
         let rows: Vec<Vec<f64>> = serde_json::from_value(case["inputs"].clone()).unwrap();
-        let (labels, numbers) = run_with_stratum(&folder.join(format!("{name}.onnx")), &rows);
+        let (labels, numbers) = run_with(engine, &folder.join(format!("{name}.onnx")), &rows);
         problems.extend(compare(name, &case["expected"], labels, numbers));
     }
     problems
+}
+
+fn stratum_against_expected(folder: &Path, names: &[String]) -> Vec<String> {
+    against_expected(Engine::Stratum, folder, names)
+}
+
+/// Runs a script of `tests/` that writes cases (`NAME.onnx`, `NAME.json`) into `folder`; their names.
+fn cases_from_python(script: &str, folder: &Path) -> Vec<String> {
+    std::fs::create_dir_all(folder).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script);
+    let output = Command::new("python3").arg(&path).arg(folder).output().expect("python3 runs");
+    assert!(output.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+}
+
+/// The libonnxruntime of the Python onnxruntime package (the CI's external stage installs it).
+fn python_onnxruntime_library() -> PathBuf {
+    let output = Command::new("python3")
+        .args(["-c", "import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))"])
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "onnxruntime is not installed: {}", String::from_utf8_lossy(&output.stderr));
+    let folder = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    std::fs::read_dir(&folder)
+        .unwrap()
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .find(|path| path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("libonnxruntime.so")))
+        .unwrap_or_else(|| panic!("no libonnxruntime.so in {}", folder.display()))
 }
 
 #[test]
@@ -264,15 +309,63 @@ fn stratums_onnx_executor_runs_stratums_exports() {
 }
 
 #[test]
+#[ignore = "needs onnx and onnxruntime from PyPI; .ci/run installs them and runs this in its external stage"]
+fn graphs_stratum_cannot_run_are_served_by_onnx_runtime_when_it_is_there() {
+    use stratum_ml::imported::ImportedModel;
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-foreign");
+    let names = cases_from_python("foreign_models.py", &folder);
+    assert_eq!(names, ["conv_regressor", "conv_classifier"]);
+    stratum_ml::onnx::onnxruntime::use_library(&python_onnxruntime_library());
+    for name in &names {
+        let bytes = std::fs::read(folder.join(format!("{name}.onnx"))).unwrap();
+        // Stratum's own executor says what it lacks …
+        let error = stratum_ml::onnx::runtime::Session::new(&bytes).unwrap_err().to_string();
+        assert!(error.contains("Conv") && error.contains("ReduceMean"), "{error}");
+        // … and an imported model of it runs on ONNX Runtime instead.
+        let inputs: Vec<stratum_core::types::Field> = (0..8)
+            .map(|index| stratum_core::types::Field::new(format!("x{index}"), stratum_core::types::DataType::Float))
+            .collect();
+        let model = ImportedModel::from_bytes(&bytes, Some(inputs)).unwrap();
+        assert_eq!(model.engine(), "onnxruntime");
+        let case: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join(format!("{name}.json"))).unwrap()).unwrap();
+        let rows: Vec<Vec<f64>> = serde_json::from_value(case["inputs"].clone()).unwrap();
+        type Reader<'a> = &'a dyn Fn(&str) -> stratum_core::eval::Datum;
+        // Columns are x0 … x7: a record reads its row at the column's number.
+        let readers: Vec<_> = rows
+            .iter()
+            .map(|row| move |field: &str| stratum_core::eval::Datum::Float(row[field[1..].parse::<usize>().unwrap()]))
+            .collect();
+        let records: Vec<Reader> = readers.iter().map(|reader| reader as Reader).collect();
+        let mut labels = Vec::new();
+        let mut numbers = Vec::new();
+        for prediction in model.predict(&records).unwrap() {
+            match prediction {
+                stratum_ml::search::Prediction::Class { label, probabilities } => {
+                    labels.push(label);
+                    numbers.push(probabilities);
+                }
+                stratum_ml::search::Prediction::Value(value) => numbers.push(vec![value]),
+                stratum_ml::search::Prediction::Cluster(cluster) => numbers.push(vec![cluster as f64]),
+            }
+        }
+        let labels = (!labels.is_empty()).then_some(labels);
+        let problems = compare(name, &case["expected"], labels, numbers);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}
+
+#[test]
 #[ignore = "needs scikit-learn and skl2onnx; .ci/run installs them and runs this in its external stage"]
 fn scikit_learn_models_through_onnx_predict_identically() {
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-sklearn");
-    std::fs::create_dir_all(&folder).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sklearn_models.py");
-    let output = Command::new("python3").arg(&script).arg(&folder).output().expect("python3 runs");
-    assert!(output.status.success(), "the scikit-learn script failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let names: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect();
+    let names = cases_from_python("sklearn_models.py", &folder);
     assert!(names.len() >= 8, "expected the scikit-learn models, got {names:?}");
     let problems = stratum_against_expected(&folder, &names);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The same models through ONNX Runtime, loaded from the library the user provides: both engines agree with
+    // scikit-learn, so by default Stratum's own (pure Rust, in every build) serves them.
+    stratum_ml::onnx::onnxruntime::use_library(&python_onnxruntime_library());
+    let problems = against_expected(Engine::OnnxRuntime, &folder, &names);
+    assert!(problems.is_empty(), "through ONNX Runtime:\n{}", problems.join("\n"));
 }

@@ -8,6 +8,7 @@
 
 pub mod decode;
 mod ensemble;
+pub mod onnxruntime;
 mod proto;
 pub mod runtime;
 pub mod tensor;
