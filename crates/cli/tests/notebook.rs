@@ -94,8 +94,8 @@ fn a_generated_notebook_has_ids_the_model_block_and_an_export() {
 #[test]
 fn models_a_notebook_cannot_reproduce_are_refused_clearly() {
     let folder = scratch("notebook_refused");
-    let app = "app demo\nschema Row { x: float  colour: string  label: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\n\
-               model labeller: classifier {\n  data = rows\n  target = label\n  features = [x, colour]\n  prepare = [one_hot]\n\
+    let app = "app demo\nschema Row { x: float  y: float  label: bool }\ndataset rows { schema = Row  path = \"rows.csv\" }\n\
+               model labeller: classifier {\n  data = rows\n  target = label\n  features = [x, y]\n  prepare = [one_hot([y])]\n\
                candidates {\n    decision_tree { max_depth = [2] }\n  }\n  evaluate = kfold(3) by accuracy\n}\n";
     std::fs::write(folder.join("app.stratum"), app).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_stratum"))
@@ -105,7 +105,10 @@ fn models_a_notebook_cannot_reproduce_are_refused_clearly() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("notebook for model `labeller`: one_hot has no notebook translation"), "{stderr}");
+    assert!(
+        stderr.contains("notebook for model `labeller`: one_hot of `y` (float) has no notebook"),
+        "{stderr}"
+    );
     assert!(!folder.join("out.ipynb").exists());
 
     let missing = Command::new(env!("CARGO_BIN_EXE_stratum"))
@@ -160,4 +163,83 @@ fn the_notebook_runs_and_its_onnx_model_predicts_like_scikit_learn_in_stratum() 
         }
     }
     assert_eq!(ours.len(), 20);
+}
+
+/// A model block whose features are computed from the data's columns: the hour of a timestamp and a product.
+const COMPUTED_APP: &str = r#"app rush
+schema Trip { ts: timestamp  speed: float  road: string?  slow: bool }
+dataset trips { schema = Trip  path = "trips.csv" }
+model slowness: classifier {
+  data = trips
+  target = slow
+  features = [hour_of_day(ts), speed * 2, road]
+  prepare = [one_hot]
+  candidates {
+    decision_tree { max_depth = [4] }
+  }
+  evaluate = kfold(3) by accuracy
+  seed = 3
+}
+"#;
+
+#[test]
+#[ignore = "needs jupyter nbconvert, ipykernel, pandas, scikit-learn and skl2onnx (the CI external stage)"]
+fn a_notebook_model_with_computed_features_predicts_from_raw_records() {
+    let folder = scratch("notebook_computed");
+    std::fs::write(folder.join("rush.stratum"), COMPUTED_APP).unwrap();
+    // Slow in the rush hours (7–9 h, 16–18 h), below 20 km/h, or on the ring road; some roads are not known.
+    let mut csv = String::from("ts,speed,road,slow\n");
+    let mut raw = Vec::new();
+    for index in 0..240u32 {
+        let (hour, minute, speed) = (index % 24, (index * 7) % 60, 10.0 + f64::from((index * 13) % 50));
+        let road = ["ring", "avenue", "", "bridge"][(index % 4) as usize];
+        let slow = (7..=9).contains(&hour) || (16..=18).contains(&hour) || speed < 20.0 || road == "ring";
+        csv.push_str(&format!("2026-03-02T{hour:02}:{minute:02}:00Z,{speed},{road},{slow}\n"));
+        let milliseconds = 1_772_409_600_000i64 + i64::from(hour * 3600 + minute * 60) * 1000;
+        raw.push((milliseconds, speed, road));
+    }
+    std::fs::write(folder.join("trips.csv"), csv).unwrap();
+    stratum(&["generate", "notebook", "rush.stratum", "--model", "slowness", "-o", "slowness.ipynb"], &folder);
+    run(
+        "jupyter",
+        &["nbconvert", "--to", "notebook", "--execute", "slowness.ipynb", "--output", "executed.ipynb"],
+        &folder,
+    );
+    let import = stratum(&["model", "import", "slowness.onnx", "--name", "slowness", "--store", "store"], &folder);
+    let printed = String::from_utf8_lossy(&import.stdout);
+    assert!(printed.contains("inputs: hour_of_day_ts, feature_2, road=avenue, road=bridge, road=ring;"), "{printed}");
+
+    // Records as the data plane has them — a timestamp, a speed and a road, not the model's columns — give
+    // scikit-learn's predictions: the imported model computes the hour, the product and the road's columns itself.
+    let store = ModelStore::new(folder.join("store"));
+    let StoredModel::Imported(artifact) = store.load_any("slowness", None).unwrap() else {
+        panic!("an imported model")
+    };
+    let model =
+        ImportedModel::from_bytes(&store.imported_bytes(&artifact).unwrap(), Some(artifact.inputs.clone())).unwrap();
+    let readers: Vec<_> = raw
+        .iter()
+        .take(20)
+        .map(|(milliseconds, speed, road)| {
+            move |name: &str| match name {
+                "ts" => Datum::Timestamp(*milliseconds),
+                "speed" => Datum::Float(*speed),
+                "road" if !road.is_empty() => Datum::Text(road.to_string()),
+                _ => Datum::Null,
+            }
+        })
+        .collect();
+    let references: Vec<&dyn Fn(&str) -> Datum> =
+        readers.iter().map(|reader| reader as &dyn Fn(&str) -> Datum).collect();
+    let ours = model.predict(&references).unwrap();
+    let check = std::fs::read_to_string(folder.join("slowness.check.csv")).unwrap();
+    let mut lines = check.lines();
+    assert_eq!(lines.next(), Some("label,probability_false,probability_true"));
+    let mut compared = 0;
+    for (index, (line, prediction)) in lines.zip(&ours).enumerate() {
+        let Prediction::Class { label, .. } = prediction else { panic!("a class, got {prediction:?}") };
+        assert_eq!(label, line.split(',').next().unwrap(), "row {index}");
+        compared += 1;
+    }
+    assert_eq!(compared, 20);
 }

@@ -10,12 +10,27 @@ use crate::onnx::tensor::Tensor;
 use crate::search::Prediction;
 use std::collections::HashMap;
 use std::path::Path;
-use stratum_core::eval::Datum;
+use stratum_core::eval::{Datum, evaluate};
+use stratum_core::ir::Expr;
 use stratum_core::types::Field;
 
 /// The `metadata_props` key under which a producer (such as Stratum's generated notebooks) lists the input columns,
 /// comma-separated and in order, so `stratum model import` needs no `--inputs`.
 pub const INPUTS_METADATA_KEY: &str = "stratum.inputs";
+
+/// The `metadata_props` key under which a producer lists the input columns computed from a record's fields, as JSON
+/// `[{"name": …, "expr": <a Stratum expression>}]` (a notebook's `hour_of_day(ts)`): the imported model computes
+/// them as a trained one does, so it predicts from the same raw records.
+pub const FEATURES_METADATA_KEY: &str = "stratum.features";
+
+#[derive(serde::Deserialize)]
+struct ComputedFeature {
+    name: String,
+    expr: Expr,
+    /// The value when the expression has none (a one-hot column of a missing category is 0).
+    #[serde(default)]
+    missing: Option<f64>,
+}
 
 /// What runs a model's graph.
 enum Engine {
@@ -78,6 +93,9 @@ impl Engine {
 pub struct ImportedModel {
     session: Engine,
     inputs: Vec<Field>,
+    /// Per input column, the expression that computes it from a record (and its value when the expression has
+    /// none), when it is not a field of the record.
+    computed: Vec<Option<(Expr, Option<f64>)>>,
 }
 
 impl ImportedModel {
@@ -121,7 +139,22 @@ impl ImportedModel {
                 inputs.iter().map(|field| field.name.as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
-        let model = ImportedModel { session, inputs };
+        let computed = match session.metadata(FEATURES_METADATA_KEY) {
+            None => vec![None; inputs.len()],
+            Some(text) => {
+                let features: Vec<ComputedFeature> = serde_json::from_str(text).map_err(|error| {
+                    Error::Invalid(format!("its `{FEATURES_METADATA_KEY}` metadata is not a list of features: {error}"))
+                })?;
+                inputs
+                    .iter()
+                    .map(|field| {
+                        let feature = features.iter().find(|feature| feature.name == field.name)?;
+                        Some((feature.expr.clone(), feature.missing))
+                    })
+                    .collect()
+            }
+        };
+        let model = ImportedModel { session, inputs, computed };
         // One row of zeros proves the graph runs with this many columns before anyone relies on it.
         let zeros = |_: &str| Datum::Float(0.0);
         model.predict(&[&zeros]).map_err(|error| {
@@ -153,8 +186,12 @@ impl ImportedModel {
         let columns = self.inputs.len();
         let mut data = Vec::with_capacity(records.len() * columns);
         for record in records {
-            for field in &self.inputs {
-                data.push(record(&field.name).as_f64().map_or(f32::NAN, |value| value as f32));
+            for (field, computed) in self.inputs.iter().zip(&self.computed) {
+                let value = match computed {
+                    Some((expr, missing)) => evaluate(expr, *record).as_f64().or(*missing),
+                    None => record(&field.name).as_f64(),
+                };
+                data.push(value.map_or(f32::NAN, |value| value as f32));
             }
         }
         let input = Tensor::Float { shape: vec![records.len(), columns], data };

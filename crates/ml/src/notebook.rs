@@ -7,12 +7,13 @@
 
 use crate::Error;
 use crate::algorithms::Params;
-use crate::imported::INPUTS_METADATA_KEY;
+use crate::imported::{FEATURES_METADATA_KEY, INPUTS_METADATA_KEY};
 use crate::search::{combinations, training_of};
 use serde_json::json;
 use stratum_core::ir::{
     Application, BinaryOp, Evaluation, Expr, ImputeStrategy, Metric, PrepareStep, Task, UnaryOp, Value,
 };
+use stratum_core::types::DataType;
 
 /// The `.ipynb` text for `model`; `data_path` is the data file as the notebook should open it.
 pub fn notebook(application: &Application, model: &str, data_path: &str) -> Result<String, Error> {
@@ -75,11 +76,23 @@ pub fn notebook(application: &Application, model: &str, data_path: &str) -> Resu
             }),
             PrepareStep::Standardize => pipeline.push("(\"scale\", StandardScaler())".to_string()),
             PrepareStep::MinMaxScale => pipeline.push("(\"scale\", MinMaxScaler())".to_string()),
-            PrepareStep::OneHot { .. } => {
-                return Err(fail(
-                    "one_hot has no notebook translation yet: the exported ONNX model takes one float input".into(),
-                ));
-            }
+            // Categorical features are encoded in the data cell, below.
+            PrepareStep::OneHot { .. } => {}
+        }
+    }
+    // As `stratum train` encodes them: text features, and those `one_hot` names, one column per category seen,
+    // named `feature=category` (pandas sorts categories as Stratum does, and a missing one is zero everywhere).
+    let categorical: Vec<&stratum_core::ir::Feature> = crate::prepare::feature_definitions(training)
+        .iter()
+        .filter(|definition| definition.categorical)
+        .filter_map(|definition| training.features.iter().find(|feature| feature.name == definition.name))
+        .collect();
+    for feature in &categorical {
+        if !matches!(feature.data_type.without_optional(), DataType::String | DataType::Int) {
+            return Err(fail(format!(
+                "one_hot of `{}` ({}) has no notebook translation yet; text and integer features have",
+                feature.name, feature.data_type
+            )));
         }
     }
     data.push_str("features = pd.DataFrame({\n");
@@ -87,6 +100,13 @@ pub fn notebook(application: &Application, model: &str, data_path: &str) -> Resu
         data.push_str(&format!("    {}: {},\n", python_string(&feature.name), python_expr(&feature.expr, &fail)?));
     }
     data.push_str("})\n");
+    if !categorical.is_empty() {
+        let names: Vec<String> = categorical.iter().map(|feature| python_string(&feature.name)).collect();
+        data.push_str(&format!(
+            "features = pd.get_dummies(features, columns=[{}], prefix_sep=\"=\", dtype=\"float64\")\n",
+            names.join(", ")
+        ));
+    }
     data.push_str(&format!("X = features.astype(\"float64\")\ny = data[{}]\n", python_string(target)));
     if classification {
         // Stratum names boolean classes `false` and `true`; strings keep the same names in the ONNX labels.
@@ -156,19 +176,54 @@ pub fn notebook(application: &Application, model: &str, data_path: &str) -> Resu
     } else {
         "check = pd.DataFrame({\"value\": best.predict(X[:20])})\n"
     };
+    // The features the model block computes (`hour_of_day(ts)`), as Stratum's expressions: an imported model
+    // computes them from the records it is given, as the trained one does.
+    // A category's column is `feature == category`, zero when the feature is missing, as pandas encodes it.
+    let is_categorical = |name: &str| categorical.iter().any(|feature| feature.name == name);
+    let computed: Vec<serde_json::Value> = training
+        .features
+        .iter()
+        .filter(|feature| selected.contains(&feature.name) && !is_categorical(&feature.name))
+        .filter(|feature| !matches!(&feature.expr, Expr::Field { name } if *name == feature.name))
+        .map(|feature| json!({ "name": feature.name, "expr": feature.expr }))
+        .collect();
+    let categories: serde_json::Map<String, serde_json::Value> = categorical
+        .iter()
+        .filter(|feature| selected.contains(&feature.name))
+        .map(|feature| {
+            let integer = matches!(feature.data_type.without_optional(), DataType::Int);
+            (feature.name.clone(), json!({ "expr": feature.expr, "integer": integer }))
+        })
+        .collect();
+    let computed = serde_json::to_string(&computed).map_err(|error| fail(error.to_string()))?;
+    let categories = serde_json::to_string(&categories).map_err(|error| fail(error.to_string()))?;
     cells.push(markdown(&format!(
-        "## Export to ONNX\n\nWrites `{output_name}` with its input columns in the `{INPUTS_METADATA_KEY}` metadata, \
-         so `stratum model import {output_name} --name {model}` needs nothing else, and `{model}.check.csv`: \
-         scikit-learn's predictions for the first 20 rows, to compare any runtime against."
+        "## Export to ONNX\n\nWrites `{output_name}` with its input columns in the `{INPUTS_METADATA_KEY}` metadata \
+         and the features computed from the data's columns in `{FEATURES_METADATA_KEY}`, so `stratum model import \
+         {output_name} --name {model}` needs nothing else and the imported model predicts from raw records, and \
+         `{model}.check.csv`: scikit-learn's predictions for the first 20 rows, to compare any runtime against."
     )));
     cells.push(code(&format!(
-        "import onnx\nfrom skl2onnx import to_onnx\n\n{probabilities}\
+        "import json\nimport onnx\nfrom skl2onnx import to_onnx\n\n{probabilities}\
          exported = to_onnx(best, X.to_numpy(dtype=np.float32)[:1], options=options)\n\
-         onnx.helper.set_model_props(exported, {{{key}: \",\".join(X.columns)}})\n\
+         COMPUTED = json.loads({computed_text})\n\
+         CATEGORICAL = json.loads({categories_text})\n\
+         for column in X.columns:\n    \
+         name, equals, category = column.partition(\"=\")\n    \
+         encoded = CATEGORICAL.get(name)\n    \
+         if equals and encoded:\n        \
+         value = int(float(category)) if encoded[\"integer\"] else category\n        \
+         COMPUTED.append({{\"name\": column, \"missing\": 0, \"expr\": {{\"expr\": \"binary\", \"op\": \"equal\", \
+         \"left\": encoded[\"expr\"], \"right\": {{\"expr\": \"literal\", \"value\": value}}}}}})\n\
+         COMPUTED = json.dumps(COMPUTED)\n\
+         onnx.helper.set_model_props(exported, {{{key}: \",\".join(X.columns), {features_key}: COMPUTED}})\n\
          with open({output}, \"wb\") as file:\n    file.write(exported.SerializeToString())\n\
          {predictions}check.to_csv({check}, index=False)\n\
          print(\"wrote\", {output}, \"- import it with: stratum model import\", {output}, \"--name\", {name})",
         key = python_string(INPUTS_METADATA_KEY),
+        features_key = python_string(FEATURES_METADATA_KEY),
+        computed_text = python_string(&computed),
+        categories_text = python_string(&categories),
         output = python_string(&output_name),
         check = python_string(&format!("{model}.check.csv")),
         name = python_string(model),
