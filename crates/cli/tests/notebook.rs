@@ -105,10 +105,7 @@ fn models_a_notebook_cannot_reproduce_are_refused_clearly() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("notebook for model `labeller`: one_hot of `y` (float) has no notebook"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("notebook for model `labeller`: one_hot of `y` (float) has no notebook"), "{stderr}");
     assert!(!folder.join("out.ipynb").exists());
 
     let missing = Command::new(env!("CARGO_BIN_EXE_stratum"))
