@@ -205,8 +205,13 @@ pub struct Preparation {
 }
 
 impl Preparation {
-    /// Fits imputation, categories and scaling on the given rows.
-    pub fn fit(examples: &Examples, rows: &[usize], training: &Training) -> Result<Preparation, Error> {
+    /// Fits imputation, categories and scaling on the given rows, and returns them prepared: the rows are encoded
+    /// once, for fitting and for the model (every fold of a search does this).
+    pub fn fit_transform(
+        examples: &Examples,
+        rows: &[usize],
+        training: &Training,
+    ) -> Result<(Preparation, Matrix), Error> {
         let features = feature_definitions(training);
         let impute = training.prepare.iter().rev().find_map(|step| match step {
             PrepareStep::Impute { strategy } => Some(strategy),
@@ -241,7 +246,7 @@ impl Preparation {
             }
         }
         let mut preparation = Preparation { features, fill, categories, scaling: Vec::new(), output_names };
-        let unscaled = preparation.transform_unscaled(examples, rows);
+        let mut unscaled = preparation.transform_unscaled(examples, rows);
         let standardize = training.prepare.contains(&PrepareStep::Standardize);
         let min_max = training.prepare.contains(&PrepareStep::MinMaxScale);
         let numeric = preparation.numeric_outputs();
@@ -263,7 +268,10 @@ impl Preparation {
                 }
             })
             .collect();
-        Ok(preparation)
+        for row in unscaled.values.chunks_exact_mut(unscaled.columns.max(1)) {
+            preparation.scale(row);
+        }
+        Ok((preparation, unscaled))
     }
 
     /// Which output columns are numbers (scaled) rather than one-hot indicators.

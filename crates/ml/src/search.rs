@@ -245,8 +245,7 @@ fn run_task(
     seed: u64,
 ) -> Result<TaskOutcome, Error> {
     let started = Instant::now();
-    let preparation = Preparation::fit(examples, &split.train, training)?;
-    let train_x = preparation.transform(examples, &split.train);
+    let (preparation, train_x) = Preparation::fit_transform(examples, &split.train, training)?;
     let fitted = algorithms::fit(algorithm, params, &train_x, &examples.target.subset(&split.train), seed)?;
     let fit_seconds = started.elapsed().as_secs_f64();
     let test_x = preparation.transform(examples, &split.test);
@@ -404,8 +403,7 @@ impl TrainingRun {
         let (algorithm, params) = (best.algorithm.clone(), best.params.clone());
         let examples = &self.examples;
         let all_rows: Vec<usize> = (0..examples.rows).collect();
-        let preparation = Preparation::fit(examples, &all_rows, training)?;
-        let x = preparation.transform(examples, &all_rows);
+        let (preparation, x) = Preparation::fit_transform(examples, &all_rows, training)?;
         let fitted = algorithms::fit(&algorithm, &params, &x, &examples.target, self.seed)?;
         let classes = match &examples.target {
             Target::Classes { classes, .. } => classes.clone(),

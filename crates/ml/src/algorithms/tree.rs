@@ -96,6 +96,9 @@ impl Criterion {
 /// Features binned once: per feature the thresholds between bins, and each row's bin.
 struct Binned {
     thresholds: Vec<Vec<f64>>,
+    /// Per feature with at most [`MAX_BINS`] distinct values, those values (bin `k` holds the `k`-th): a split then
+    /// goes midway between the values on either side of it in its node, as CART places it.
+    values: Vec<Option<Vec<f64>>>,
     /// rows × features, row-major.
     bins: Vec<u8>,
     features: usize,
@@ -104,13 +107,18 @@ struct Binned {
 fn bin(x: &Matrix) -> Binned {
     let features = x.columns;
     let mut thresholds = Vec::with_capacity(features);
+    let mut exact = Vec::with_capacity(features);
     for feature in 0..features {
         let mut values: Vec<f64> = (0..x.rows).map(|row| x.get(row, feature)).collect();
         values.sort_by(f64::total_cmp);
         values.dedup();
         let edges: Vec<f64> = if values.len() <= MAX_BINS {
-            values.windows(2).map(|pair| (pair[0] + pair[1]) / 2.0).collect()
+            let edges = values.windows(2).map(|pair| (pair[0] + pair[1]) / 2.0).collect();
+            // Missing values (NaN) sort last and have no bin of their own: they cannot be a split's neighbour.
+            exact.push((!values.iter().any(|value| value.is_nan())).then(|| values.clone()));
+            edges
         } else {
+            exact.push(None);
             let mut edges: Vec<f64> = (1..MAX_BINS)
                 .map(|index| {
                     let position = index * (values.len() - 1) / MAX_BINS;
@@ -129,7 +137,7 @@ fn bin(x: &Matrix) -> Binned {
             bins[row * features + feature] = thresholds[feature].partition_point(|edge| *edge < value) as u8;
         }
     }
-    Binned { thresholds, bins, features }
+    Binned { thresholds, values: exact, bins, features }
 }
 
 struct Settings {
@@ -217,6 +225,8 @@ struct Scan<'a> {
     total: &'a [f64],
     parent_cost: f64,
     min_leaf: f64,
+    /// A split must lower the cost by more than this.
+    minimum_gain: f64,
 }
 
 impl Scan<'_> {
@@ -256,7 +266,7 @@ impl Scan<'_> {
                 break;
             }
             let gain = self.parent_cost - self.criterion.cost(left.as_ref()) - self.criterion.cost(right.as_ref());
-            if gain > 1e-12 && best.is_none_or(|(best_gain, _)| gain > best_gain) {
+            if gain > self.minimum_gain && best.is_none_or(|(best_gain, _)| gain > best_gain) {
                 best = Some((gain, bin));
             }
         }
@@ -325,9 +335,18 @@ fn grow(
             continue;
         }
         let parent_cost = settings.criterion.cost(&total);
-        if !all_features {
-            random.shuffle(&mut feature_order);
-        }
+        // As CART (and scikit-learn) does, a node that is not pure is split even when no single split lowers its
+        // cost: a later split may (two features that only separate the classes together). Boosting's Newton
+        // steps split only on a gain, as histogram boosting does.
+        let minimum_gain = match settings.criterion {
+            Criterion::Newton { .. } => 1e-12,
+            _ if parent_cost > 1e-9 => -1e-12,
+            _ => 1e-12,
+        };
+        // Features are visited in a fresh random order at every node: with `max_features` that draws the features
+        // considered, and among features whose best splits gain exactly as much, the first visited wins, so ties
+        // are broken at random (as scikit-learn does) rather than always toward the first columns.
+        random.shuffle(&mut feature_order);
         let candidates = &feature_order[..settings.max_features.min(features)];
         let mut best: Option<(f64, usize, usize)> = None;
         for &feature in candidates {
@@ -350,8 +369,13 @@ fn grow(
                     &scratch
                 }
             };
-            let scan =
-                Scan { criterion: settings.criterion, total: &total, parent_cost, min_leaf: settings.min_samples_leaf };
+            let scan = Scan {
+                criterion: settings.criterion,
+                total: &total,
+                parent_cost,
+                min_leaf: settings.min_samples_leaf,
+                minimum_gain,
+            };
             // The common widths (two classes; squared error and Newton's three) get a scan unrolled at compile time.
             let found = match width {
                 2 => scan.best::<2>(feature_histogram),
@@ -370,11 +394,16 @@ fn grow(
         };
         let mut left_rows = Vec::with_capacity(rows.len());
         let mut right_rows = Vec::with_capacity(rows.len());
+        // The nearest bins this node has on either side of the split.
+        let (mut left_edge, mut right_edge) = (0, usize::MAX);
         for row in &rows {
-            if (binned.bins[*row as usize * features + feature] as usize) <= bin {
+            let row_bin = binned.bins[*row as usize * features + feature] as usize;
+            if row_bin <= bin {
                 left_rows.push(*row);
+                left_edge = left_edge.max(row_bin);
             } else {
                 right_rows.push(*row);
+                right_edge = right_edge.min(row_bin);
             }
         }
         // Children that may split again keep histograms: the smaller one counted, the larger one subtracted.
@@ -395,7 +424,12 @@ fn grow(
         nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: Vec::new() });
         let split = &mut nodes[node];
         split.feature = feature as u32;
-        split.threshold = binned.thresholds[feature][bin];
+        // Every boundary between the node's nearest values splits its rows alike; the one midway between them
+        // generalises best (the first boundary would send a new value just above the left one to the right).
+        split.threshold = match &binned.values[feature] {
+            Some(values) if right_edge < values.len() => (values[left_edge] + values[right_edge]) / 2.0,
+            _ => binned.thresholds[feature][bin],
+        };
         split.left = left as u32;
         split.right = left as u32 + 1;
         split.value.clear();
