@@ -70,6 +70,21 @@ pub enum Outcome {
     UserError,
 }
 
+/// What goes wrong while things run — a broker that cannot be reached, a prediction that failed, a replica that
+/// did not start — is logged by the libraries as warnings; they go to stderr, one line each. `STRATUM_LOG` shows
+/// more or less, in `RUST_LOG`'s syntax (`info`, `stratum_control=debug`, `off`).
+fn show_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -79,6 +94,7 @@ fn main() -> ExitCode {
         }
     };
     let color = cli.color;
+    show_warnings();
     // A reader that stops early (`stratum … | head`) closes stdout; printing then fails, which is not a bug.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
