@@ -792,13 +792,13 @@ async fn artifact(State(plane): State<Arc<ControlPlane>>, Path((name, version)):
 
 async fn put_blob(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let bytes = body(request)?;
-    let sha256 = stratum_control::server::put_blob(&plane.config.state_dir, &bytes)
+    let sha256 = stratum_control::files::put_blob(&plane.config.state_dir, &bytes)
         .map_err(|failure| ApiError::internal(format!("cannot store the blob: {failure}")))?;
     ok(&BlobAnswer { sha256, bytes: bytes.len() as u64 })
 }
 
 async fn get_blob(State(plane): State<Arc<ControlPlane>>, Path(sha256): Path<String>) -> Answer {
-    let Some(path) = stratum_control::server::blob_path(&plane.config.state_dir, &sha256) else {
+    let Some(path) = stratum_control::files::blob_path(&plane.config.state_dir, &sha256) else {
         return Err(ApiError::bad_request(format!("`{sha256}` is not a sha256")));
     };
     match std::fs::read(&path) {

@@ -1,7 +1,8 @@
 //! Writing a file whole or not at all: into a temporary file of this writer's own beside it, then renamed over it,
-//! so a crash never leaves half a file and two writers of the same file never rename away each other's.
+//! so a crash never leaves half a file and two writers of the same file never rename away each other's. And the
+//! content-addressed blob store built on it (training data shipped to agents), under `STATE_DIR/blobs/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` whole, creating its folder when needed.
@@ -18,6 +19,19 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temporary);
     }
     written
+}
+
+/// Where the blob with this sha256 is (or would be) stored, if it is a sha256.
+pub fn blob_path(state_dir: &Path, sha256: &str) -> Option<PathBuf> {
+    let valid = sha256.len() == 64 && sha256.chars().all(|character| character.is_ascii_hexdigit());
+    valid.then(|| state_dir.join("blobs").join(sha256))
+}
+
+/// Stores bytes under their sha256 in the blob store (whole, or not at all) and says which.
+pub fn put_blob(state_dir: &Path, bytes: &[u8]) -> std::io::Result<String> {
+    let sha256 = stratum_ml::artifact::sha256_hex(bytes);
+    write_whole(&state_dir.join("blobs").join(&sha256), bytes)?;
+    Ok(sha256)
 }
 
 #[cfg(test)]

@@ -95,12 +95,11 @@ impl FeedReport {
     pub const RECORDS: usize = 200;
 
     pub fn of(source: &str, feed: &stratum_dataplane::sinks::feed::Feed) -> FeedReport {
-        let records = feed.latest();
-        let skip = records.len().saturating_sub(Self::RECORDS);
         FeedReport {
             source: source.to_string(),
             fields: feed.fields.as_ref().clone(),
-            rows: records[skip..]
+            rows: feed
+                .newest(Self::RECORDS)
                 .iter()
                 .map(|record| record.iter().map(stratum_dataplane::record::datum_to_json).collect())
                 .collect(),

@@ -19,7 +19,7 @@ use crate::state::{ServedModel, StateStore};
 use crate::training::{JobState, TrainingJob};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use stratum_core::ir::Application;
@@ -119,19 +119,6 @@ const POLICY_INTERVAL: Duration = Duration::from_secs(2);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Where the blob with this sha256 is (or would be) stored, if it is a sha256.
-pub fn blob_path(state_dir: &Path, sha256: &str) -> Option<PathBuf> {
-    let valid = sha256.len() == 64 && sha256.chars().all(|character| character.is_ascii_hexdigit());
-    valid.then(|| state_dir.join("blobs").join(sha256))
-}
-
-/// Stores bytes under their sha256 in the blob store (whole, or not at all) and says which.
-pub fn put_blob(state_dir: &Path, bytes: &[u8]) -> std::io::Result<String> {
-    let sha256 = stratum_ml::artifact::sha256_hex(bytes);
-    crate::files::write_whole(&state_dir.join("blobs").join(&sha256), bytes)?;
-    Ok(sha256)
 }
 
 impl Server {
@@ -256,7 +243,7 @@ impl Server {
     /// A model's search, run on the agents, from data already in the blob store.
     pub fn start_training(&self, request: TrainingRequest) -> Result<u64, Refusal> {
         let refused = |status: u16, message: String| Refusal { status, message, retry_after_seconds: None };
-        let Some(blob) = blob_path(&self.options.state_dir, &request.data_sha256) else {
+        let Some(blob) = crate::files::blob_path(&self.options.state_dir, &request.data_sha256) else {
             return Err(refused(400, format!("`{}` is not a sha256", request.data_sha256)));
         };
         let Ok(bytes) = std::fs::read(&blob) else {

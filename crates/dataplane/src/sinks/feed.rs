@@ -29,6 +29,12 @@ impl Feed {
         self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned().collect()
     }
 
+    /// The newest `count` records held now, oldest first.
+    pub fn newest(&self, count: usize) -> Vec<Record> {
+        let held = self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.iter().skip(held.len().saturating_sub(count)).cloned().collect()
+    }
+
     fn push(&self, records: &[Record]) {
         let mut held = self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let skip = records.len().saturating_sub(self.capacity);
@@ -51,5 +57,22 @@ impl Sink for FeedSink {
             self.0.push(&batch);
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratum_core::eval::Datum;
+
+    #[test]
+    fn a_feed_keeps_its_newest_records_in_order() {
+        let feed = Feed::new(Vec::new(), 3);
+        let records: Vec<Record> = (0..5).map(|index| vec![Datum::Int(index)]).collect();
+        feed.push(&records);
+        let values = |records: Vec<Record>| records.into_iter().map(|record| record[0].clone()).collect::<Vec<_>>();
+        assert_eq!(values(feed.latest()), [Datum::Int(2), Datum::Int(3), Datum::Int(4)]);
+        assert_eq!(values(feed.newest(2)), [Datum::Int(3), Datum::Int(4)]);
+        assert_eq!(feed.newest(10).len(), 3);
     }
 }
