@@ -272,19 +272,46 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
     assert_error(again, 409, "conflict");
     assert_eq!(api.get("/v1/app").await["phase"], "restarting");
 
-    // The runner's side, as `stratum up` does it: stop the old version, start the new one, serve it.
+    // The runner's side, as `stratum up` does it: roll the new version out into the running one, serve it.
     let Reload { application, plan } = reloads.recv().await.expect("the applied version");
-    plane.set_live(None);
-    running.stop().await.unwrap();
-    let running = up(application, plan, options(&folder), &mut |_| {}).await.unwrap();
+    let mut running = running;
+    assert!(running.can_update(&application));
+    let counted_before = windows_of(&running);
+    let rollout = running.update(application, plan, &mut |_| {}).await.unwrap();
     plane.set_live(Some(running.deployed.clone()));
     let app = api.get("/v1/app").await;
     assert_eq!((app["version"].as_u64(), app["phase"].as_str()), (Some(2), Some("running")));
+    // Only the source whose rate changed restarted; the window stream, the sink, the service and the feed ran on.
+    assert_eq!(rollout.restarted, ["readings"], "{rollout:?}");
+    assert!(rollout.started.is_empty() && rollout.stopped.is_empty(), "{rollout:?}");
+    let mut unchanged = rollout.unchanged.clone();
+    unchanged.sort();
+    assert_eq!(unchanged, ["counts", "counts-feed", "flags", "kept"]);
+    let events = api.get("/v1/events").await;
+    let rolled_out = events["events"].as_array().unwrap().iter().find(|event| event["kind"] == "rolled-out");
+    assert_eq!(
+        rolled_out.map(|event| event["message"].as_str().unwrap()),
+        Some("version 2: restarted readings; 4 unchanged"),
+        "{events}"
+    );
+    // Its metrics count on: the stream kept its counters (and its open windows) across the rollout.
+    assert!(windows_of(&running) >= counted_before);
 
     running.stop().await.unwrap();
     stop.send_replace(true);
     served.await.unwrap().unwrap();
     let _ = Arc::clone(&plane);
+}
+
+/// The records the running version's window stream has taken in.
+fn windows_of(running: &Running) -> u64 {
+    running
+        .deployed
+        .metrics
+        .snapshot()
+        .iter()
+        .find(|metrics| metrics.component == "counts")
+        .map_or(0, |metrics| metrics.events_in)
 }
 
 /// The OpenAPI document and the routes are one: every route of the table is documented with its method, summary,

@@ -166,7 +166,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
     let human = args.format == Format::Human;
     if human {
         eprintln!("running `{}`:", application.name);
-        for component in &pipeline.components {
+        for component in &pipeline.components() {
             eprintln!("  {:<7} {:<24} {}", component.role, component.name, component.kind);
         }
         for name in &scheduled {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use stratum_api::{ApiConfig, ControlPlane, Phase, Tokens};
 use stratum_control::models::ModelProgress;
-use stratum_control::up::{Running, UpOptions, UpProgress, up};
+use stratum_control::up::{Running, UpOptions, UpProgress, describe_rollout, up};
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
 
@@ -185,6 +185,22 @@ async fn run_up(
             }
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break,
             Some(reload) = reloads.recv() => {
+                // Rolled out into the running version when it can be: only what changed restarts.
+                if let Some(running) = current.as_mut().filter(|running| running.can_update(&reload.application)) {
+                    eprintln!("a new version was applied from the editor: rolling it out …");
+                    match running.update(reload.application, reload.plan, &mut |progress| print_progress(&progress)).await {
+                        Ok(rollout) => {
+                            plane.set_live(Some(running.deployed.clone()));
+                            eprintln!("version {} runs: {}", running.deployed.current.version, describe_rollout(&rollout));
+                        }
+                        Err(error) => {
+                            let version = running.deployed.current.version;
+                            eprintln!("error: the new version did not roll out: {error}; version {version} runs on; fix it in the editor and apply again");
+                            plane.set_phase(Phase::Failed(format!("the new version did not roll out ({error}); version {version} runs on")));
+                        }
+                    }
+                    continue;
+                }
                 eprintln!("a new version was applied from the editor: draining version {} …",
                     current.as_ref().map_or(0, |running| running.deployed.current.version));
                 plane.set_live(None);

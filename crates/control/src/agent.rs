@@ -7,6 +7,7 @@
 //! plane no longer knows it (a control plane that lost its state).
 
 use crate::Error;
+use crate::part::{PartOptions, Report, RunningPart, Share};
 use crate::protocol::{
     AgentEvent, Assignment, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef, TrainingResult, TrainingWork,
 };
@@ -17,11 +18,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratum_core::ir::Tier;
+use stratum_dataplane::PipelineOptions;
 use stratum_dataplane::metrics::Registry;
-use stratum_dataplane::pipeline::Stopper;
 use stratum_dataplane::remote::{Partition, RemoteInput, RemoteOutput};
 use stratum_dataplane::transfer::{Delivered, Receiver};
-use stratum_dataplane::{Pipeline, PipelineOptions, RunSummary};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Clone, Debug)]
@@ -67,9 +67,7 @@ type Shared = Arc<Mutex<Current>>;
 
 struct Running {
     key: String,
-    stopper: Stopper,
-    metrics: Arc<Registry>,
-    task: tokio::task::JoinHandle<Result<RunSummary, stratum_dataplane::Error>>,
+    part: RunningPart,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,8 +85,6 @@ pub struct Agent {
     failed: Option<(String, Instant)>,
     current: Shared,
     api_address: Option<String>,
-    /// Stops what runs beside the data plane of the running part: service autoscalers, batches, tools.
-    stop_beside: Option<watch::Sender<bool>>,
     /// Training tasks running now, and the results waiting for the next heartbeat.
     training_running: Arc<std::sync::atomic::AtomicUsize>,
     training_results: Arc<Mutex<Vec<TrainingResult>>>,
@@ -145,7 +141,6 @@ impl Agent {
             failed: None,
             current,
             api_address,
-            stop_beside: None,
             training_running: Arc::default(),
             training_results: Arc::default(),
             training_done: Arc::default(),
@@ -239,7 +234,7 @@ impl Agent {
         };
         let beat = Heartbeat {
             running: self.running.as_ref().map(|running| running.key.clone()),
-            metrics: self.running.as_ref().map(|running| running.metrics.snapshot()).unwrap_or_default(),
+            metrics: self.running.as_ref().map(|running| running.part.metrics().snapshot()).unwrap_or_default(),
             problems: std::mem::take(&mut self.problems),
             results: std::mem::take(&mut *lock(&self.training_results)),
             events: std::mem::take(&mut *lock(&self.events)),
@@ -350,22 +345,17 @@ impl Agent {
     }
 
     async fn stop_running(&mut self) {
-        if let Some(stop) = self.stop_beside.take() {
-            stop.send_replace(true);
-        }
         *lock(&self.current) = Current::default();
         if let Some(running) = self.running.take() {
-            running.stopper.stop();
-            match running.task.await {
-                Ok(Err(error)) => self.problems.push(format!("the pipeline stopped with an error: {error}")),
-                Err(error) => self.problems.push(format!("the pipeline task failed: {error}")),
-                Ok(Ok(_)) => {}
+            if let Err(error) = running.part.stop().await {
+                self.problems.push(format!("the pipeline stopped with an error: {error}"));
             }
             lock(&self.routes).clear();
         }
     }
 
-    /// Runs an assignment instead of what runs now.
+    /// Runs an assignment instead of what runs now: rolled out into the running part when there is one (only
+    /// what changed restarts), otherwise started.
     async fn follow(&mut self, assignment: Assignment) -> Result<(), Error> {
         let application = assignment
             .application
@@ -374,11 +364,12 @@ impl Agent {
         for model in &assignment.models {
             self.fetch_model(model).await?;
         }
-        self.stop_running().await;
+        // A channel for every path in; a path that runs on keeps its own, and drops this one.
+        let mut senders = HashMap::new();
         let mut inputs = Vec::new();
         for input in &assignment.inputs {
             let (sender, deliveries) = mpsc::channel(16);
-            lock(&self.routes).insert(input.path.clone(), sender);
+            senders.insert(input.path.clone(), sender);
             inputs.push(RemoteInput { path: input.path.clone(), producer: input.producer.clone(), deliveries });
         }
         let outputs = assignment
@@ -390,94 +381,64 @@ impl Agent {
                 to: output.to.clone(),
             })
             .collect();
-        // Batches and tools run beside the data plane; everything else is part of it.
-        let is_batch = |name: &String| application.batches.iter().any(|batch| &batch.name == name);
-        let is_tool = |name: &String| application.tools.iter().any(|tool| &tool.name == name);
-        let data_plane: Vec<String> =
-            assignment.components.iter().filter(|name| !is_batch(name) && !is_tool(name)).cloned().collect();
-        let partition = Partition { components: data_plane, inputs, outputs };
-        let options = PipelineOptions {
-            base_dir: self.options.data_dir.clone(),
-            data_dir: Some(self.options.data_dir.clone()),
-            simulate: self.options.simulate,
-            model_store: Some(self.options.data_dir.join("models")),
-            mqtt_broker: self.options.mqtt_broker.clone(),
-            ..PipelineOptions::default()
+        let share = Share::Assigned {
+            components: assignment.components.clone(),
+            partition: Partition { components: Vec::new(), inputs, outputs },
         };
-        let pipeline = Pipeline::build_part(&application, &options, Some(partition))?;
-        tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
-        // The services it runs answer on its API too, each a pool of replicas that scales with its requests.
-        let mut services = BTreeMap::new();
-        let (stop_beside, beside_stopped) = watch::channel(false);
-        let model_store = self.options.data_dir.join("models");
-        for service in application.services.iter().filter(|service| assignment.components.contains(&service.name)) {
-            let pool = ServicePool::new(&application, &service.name, &model_store, &pipeline.metrics)?;
-            tokio::spawn(pool.clone().autoscale(beside_stopped.clone(), |service, from, to, reason| {
-                tracing::info!(service, from, to, reason, "scaled");
-            }));
-            services.insert(service.name.clone(), pool);
-        }
-        // The services' own policies act here, on the pools (`migrate` is the control plane's).
-        let events = self.events.clone();
-        tokio::spawn(crate::qos::run_policies(
-            application.clone(),
-            services.clone(),
-            pipeline.metrics.clone(),
-            true,
-            beside_stopped.clone(),
-            move |service, message| {
-                lock(&events).push(AgentEvent {
-                    component: service.into(),
-                    kind: "policy".into(),
-                    message: message.into(),
-                });
-            },
-        ));
-        let batches: Vec<String> = assignment.components.iter().filter(|name| is_batch(name)).cloned().collect();
-        if !batches.is_empty() {
-            let (application, base, events) = (application.clone(), self.options.data_dir.clone(), self.events.clone());
-            let stopped = beside_stopped.clone();
-            tokio::spawn(async move {
-                stratum_batch::schedule::run_on_schedule(&application, &base, &batches, stopped, |name, result| {
-                    let (kind, message) = match result {
-                        Ok(run) => ("batch", format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds)),
-                        Err(error) => ("batch-failed", error.to_string()),
-                    };
-                    lock(&events).push(AgentEvent { component: name.into(), kind: kind.into(), message });
-                })
-                .await;
-            });
-        }
-        for tool in application.tools.iter().filter(|tool| assignment.components.contains(&tool.name)) {
-            let events = self.events.clone();
-            let report = move |name: &str, kind: &str, message: String| {
-                lock(&events).push(AgentEvent { component: name.into(), kind: kind.into(), message });
-            };
-            match crate::tools::command_line(tool, &application.name) {
-                Ok(line) => {
-                    tokio::spawn(crate::tools::supervise(
-                        tool.clone(),
-                        line,
-                        self.options.data_dir.join("logs"),
-                        beside_stopped.clone(),
-                        move |name, event| {
-                            let (kind, message) = crate::tools::describe(&event);
-                            report(name, kind, message);
-                        },
-                    ));
+        match &mut self.running {
+            Some(running) if !running.part.pipeline_finished() => {
+                let rollout = running.part.update(&application, share).await?;
+                running.key = assignment.key;
+                tracing::info!(
+                    agent = self.options.name,
+                    restarted = ?rollout.restarted,
+                    started = ?rollout.started,
+                    stopped = ?rollout.stopped,
+                    unchanged = rollout.unchanged.len(),
+                    "rolled out the new assignment"
+                );
+                let mut routes = lock(&self.routes);
+                for path in rollout.stopped {
+                    routes.remove(&path);
                 }
-                Err(reason) => report(&tool.name, "tool-not-started", reason),
+                for path in rollout.started.into_iter().chain(rollout.restarted) {
+                    if let Some(sender) = senders.remove(&path) {
+                        routes.insert(path, sender);
+                    }
+                }
+            }
+            _ => {
+                self.stop_running().await;
+                let options = PartOptions {
+                    pipeline: PipelineOptions {
+                        base_dir: self.options.data_dir.clone(),
+                        data_dir: Some(self.options.data_dir.clone()),
+                        simulate: self.options.simulate,
+                        model_store: Some(self.options.data_dir.join("models")),
+                        mqtt_broker: self.options.mqtt_broker.clone(),
+                        ..PipelineOptions::default()
+                    },
+                    logs_dir: self.options.data_dir.join("logs"),
+                    // The control plane decides migrations from what every agent reports.
+                    migrations_elsewhere: true,
+                };
+                let events = self.events.clone();
+                let report: Report = Arc::new(move |component: &str, kind: &str, message: String| {
+                    lock(&events).push(AgentEvent { component: component.into(), kind: kind.into(), message });
+                });
+                let part = RunningPart::start(&application, share, options, report)?;
+                tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
+                lock(&self.routes).extend(senders);
+                self.running = Some(Running { key: assignment.key, part });
             }
         }
-        self.stop_beside = Some(stop_beside);
-        *lock(&self.current) =
-            Current { metrics: Some(pipeline.metrics.clone()), services, feeds: pipeline.feeds.clone() };
-        self.running = Some(Running {
-            key: assignment.key,
-            stopper: pipeline.stopper(),
-            metrics: pipeline.metrics.clone(),
-            task: tokio::spawn(pipeline.run()),
-        });
+        if let Some(running) = &self.running {
+            *lock(&self.current) = Current {
+                metrics: Some(running.part.metrics()),
+                services: running.part.services(),
+                feeds: running.part.feeds(),
+            };
+        }
         self.failed = None;
         Ok(())
     }

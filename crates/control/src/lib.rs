@@ -12,6 +12,7 @@ pub mod autoscale;
 pub mod deployment;
 pub mod files;
 pub mod models;
+pub mod part;
 pub mod placement;
 pub mod protocol;
 pub mod qos;

@@ -456,8 +456,9 @@ impl Server {
             if tier_alive && job.tier != tier {
                 continue;
             }
+            let peers = live.iter().filter(|(_, tier, lost)| !lost && (!tier_alive || *tier == job.tier)).count();
             let remaining = slots.saturating_sub(work.len());
-            work.extend(job.hand_out(agent, remaining, lost));
+            work.extend(job.hand_out(agent, remaining, peers, lost));
         }
         work
     }

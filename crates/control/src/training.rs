@@ -15,6 +15,10 @@ use stratum_ml::search::{TaskOutcome, TrainingTask, prepare_training, training_d
 
 /// A task handed out is handed out again when its agent has not answered within this time.
 const TASK_TIMEOUT: Duration = Duration::from_secs(120);
+/// For this long after a job starts, an agent takes at most its share of the tasks (the tasks over the agents
+/// that can train it), so that they spread over the machines even when one asks first and works fast; then
+/// whoever has a free core takes what is left, so that a slow or silent agent holds nobody up.
+const FAIR_SHARE_WINDOW: Duration = Duration::from_secs(3);
 
 /// How a job is doing, as `GET /v1/training/{job}` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -130,11 +134,26 @@ impl TrainingJob {
         self.budget.is_some_and(|budget| self.started.elapsed() >= budget)
     }
 
-    /// Up to `slots` tasks for `agent`: those never given, or given to an agent that is lost or silent too long.
-    pub fn hand_out(&mut self, agent: &str, slots: usize, lost: impl Fn(&str) -> bool) -> Vec<TrainingWork> {
+    /// Up to `slots` tasks for `agent`, one of `peers` agents that can train the job: those never given, or
+    /// given to an agent that is lost or silent too long; at first no more than its share (see
+    /// [`FAIR_SHARE_WINDOW`]).
+    pub fn hand_out(
+        &mut self,
+        agent: &str,
+        slots: usize,
+        peers: usize,
+        lost: impl Fn(&str) -> bool,
+    ) -> Vec<TrainingWork> {
         if self.state != JobState::Running || self.past_budget() {
             return Vec::new();
         }
+        let slots = if peers > 1 && self.started.elapsed() < FAIR_SHARE_WINDOW {
+            let share = self.tasks.len().div_ceil(peers);
+            let held = self.given.iter().flatten().filter(|(holder, _)| holder == agent).count();
+            slots.min(share.saturating_sub(held))
+        } else {
+            slots
+        };
         let mut work = Vec::new();
         for index in 0..self.tasks.len() {
             if work.len() >= slots {

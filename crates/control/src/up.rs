@@ -9,6 +9,7 @@ use crate::Error;
 use crate::agents::{Machine, agents_of};
 use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction, ServiceState};
 use crate::models::{ModelOptions, ModelProgress, ensure_models};
+use crate::part::{PartOptions, Report, RunningPart, Share};
 use crate::placement::Placed;
 use crate::serving::ServicePool;
 use crate::state::{ServedModel, StateStore};
@@ -21,11 +22,9 @@ use stratum_core::ir::{Application, ServiceInput, SinkKind, SourceKind};
 use stratum_core::plan::Plan;
 use stratum_dataplane::connectors::mqtt::EmbeddedBroker;
 use stratum_dataplane::metrics::Registry;
-use stratum_dataplane::pipeline::Stopper;
+use stratum_dataplane::pipeline::Rollout;
 use stratum_dataplane::sinks::feed::Feed;
-use stratum_dataplane::{Pipeline, PipelineOptions, RunSummary};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use stratum_dataplane::{PipelineOptions, RunSummary};
 
 #[derive(Clone, Debug)]
 pub struct UpOptions {
@@ -123,13 +122,8 @@ impl Deployment for Deployed {
 /// A running application.
 pub struct Running {
     pub deployed: Arc<Deployed>,
-    pipeline: JoinHandle<Result<RunSummary, stratum_dataplane::Error>>,
-    stopper: Stopper,
-    stop_batches: watch::Sender<bool>,
-    /// Stops what runs beside the data plane: service autoscalers, policies, tools.
-    stop_beside: watch::Sender<bool>,
-    batches: JoinHandle<()>,
-    tools: Vec<JoinHandle<()>>,
+    part: RunningPart,
+    options: UpOptions,
 }
 
 /// The MQTT sinks and sources (and service outputs) that name no broker need one.
@@ -156,31 +150,34 @@ fn broker_addresses() -> (SocketAddr, SocketAddr) {
     }
 }
 
-/// Starts everything; returns once it all runs.
-pub async fn up(
-    application: Application,
-    plan: Plan,
-    options: UpOptions,
+/// Records a version (unless it is the latest already) and makes the models its services need ready; returns
+/// the version.
+async fn prepare_version(
+    state: &StateStore,
+    application: &Application,
+    plan: &Plan,
+    options: &UpOptions,
     progress: &mut (dyn FnMut(UpProgress) + Send),
-) -> Result<Running, Error> {
-    let started = Instant::now();
-    let app = application.name.clone();
-    let state = Arc::new(StateStore::open(&options.state_dir.join("state.db"))?);
-    let ir = serde_json::to_string(&application).map_err(|error| Error::State(error.to_string()))?;
-    let plan_text = serde_json::to_string(&plan).map_err(|error| Error::State(error.to_string()))?;
-    let version = state.record_version(&app, &ir, &plan_text)?;
-    let agents = agents_of(&application, &plan);
-    state.record_event(&app, "starting", None, &format!("version {version} on {} agents", agents.len()))?;
+) -> Result<u32, Error> {
+    let app = &application.name;
+    let ir = serde_json::to_string(application).map_err(|error| Error::State(error.to_string()))?;
+    let plan_text = serde_json::to_string(plan).map_err(|error| Error::State(error.to_string()))?;
+    let version = state.record_version(app, &ir, &plan_text)?;
+    state.record_event(
+        app,
+        "starting",
+        None,
+        &format!("version {version} on {} agents", agents_of(application, plan).len()),
+    )?;
 
     // Models first: services and `predict()` load them when the data plane is built.
-    let model_store = options.state_dir.join("models");
     let model_options = ModelOptions {
         base_dir: options.base_dir.clone(),
-        model_store: model_store.clone(),
+        model_store: options.state_dir.join("models"),
         bootstrap_hours: options.bootstrap_hours,
     };
     let mut model_events = Vec::new();
-    let ready = ensure_models(&application, &model_options, &mut |event: ModelProgress| {
+    let ready = ensure_models(application, &model_options, &mut |event: ModelProgress| {
         model_events.push(event.clone());
         progress(UpProgress::Model(event));
     })
@@ -196,15 +193,15 @@ pub async fn up(
             }
             _ => continue,
         };
-        state.record_event(&app, "model", Some(model), &message)?;
+        state.record_event(app, "model", Some(model), &message)?;
     }
     let ready = ready.inspect_err(|error| {
-        let _ = state.record_event(&app, "failed", None, &error.to_string());
+        let _ = state.record_event(app, "failed", None, &error.to_string());
     })?;
     for service in &application.services {
         if let Some(model) = ready.iter().find(|model| model.model == service.model) {
             state.record_served_model(
-                &app,
+                app,
                 &ServedModel {
                     service: service.name.clone(),
                     model: model.model.clone(),
@@ -215,72 +212,35 @@ pub async fn up(
             )?;
         }
     }
+    Ok(version)
+}
 
-    let mut broker_url = options.mqtt_broker.clone();
-    if broker_url.is_none() && needs_broker(&application, options.simulate) {
-        let (v4, v5) = broker_addresses();
-        let broker = EmbeddedBroker::start(v4, v5)?;
-        progress(UpProgress::Broker { url: broker.url() });
-        broker_url = Some(broker.url());
-    }
-
-    let pipeline_options = PipelineOptions {
-        base_dir: options.base_dir.clone(),
-        data_dir: Some(options.state_dir.join("run")),
-        simulate: options.simulate,
-        time_scale: options.time_scale,
-        model_store: Some(model_store.clone()),
-        mqtt_broker: broker_url.clone(),
-        ..PipelineOptions::default()
-    };
-    let pipeline = Pipeline::build(&application, &pipeline_options)?;
-    let metrics = pipeline.metrics.clone();
-    let stopper = pipeline.stopper();
-
-    let mut services = BTreeMap::new();
-    let (stop_beside, beside_stopped) = watch::channel(false);
-    for service in &application.services {
-        let pool = ServicePool::new(&application, &service.name, &model_store, &metrics)?;
-        let (scale_state, scale_app) = (state.clone(), app.clone());
-        tokio::spawn(pool.clone().autoscale(beside_stopped.clone(), move |service, from, to, reason| {
-            let message = format!("{from} → {to} replicas ({reason})");
-            let _ = scale_state.record_event(&scale_app, "scaled", Some(service), &message);
-        }));
-        services.insert(service.name.clone(), pool);
-    }
-    // Quality-of-service policies on the services, measured every few seconds.
-    let (qos_state, qos_app) = (state.clone(), app.clone());
-    tokio::spawn(crate::qos::run_policies(
-        application.clone(),
-        services.clone(),
-        metrics.clone(),
-        false,
-        beside_stopped.clone(),
-        move |service, message| {
-            let _ = qos_state.record_event(&qos_app, "policy", Some(service), message);
+/// How `up` runs its part: everything, with the events going to the state store.
+fn part_options(options: &UpOptions) -> PartOptions {
+    PartOptions {
+        pipeline: PipelineOptions {
+            base_dir: options.base_dir.clone(),
+            data_dir: Some(options.state_dir.join("run")),
+            simulate: options.simulate,
+            time_scale: options.time_scale,
+            model_store: Some(options.state_dir.join("models")),
+            mqtt_broker: options.mqtt_broker.clone(),
+            ..PipelineOptions::default()
         },
-    ));
-    // Tools: supervised child processes; one that cannot run here (an image without a container runtime) says why.
-    let mut not_running: Vec<(String, String)> = Vec::new();
-    let mut tools = Vec::new();
-    for tool in &application.tools {
-        match crate::tools::command_line(tool, &app) {
-            Ok(line) => {
-                let (tool_state, tool_app) = (state.clone(), app.clone());
-                tools.push(tokio::spawn(crate::tools::supervise(
-                    tool.clone(),
-                    line,
-                    options.state_dir.join("logs"),
-                    beside_stopped.clone(),
-                    move |name, event| record_tool_event(&tool_state, &tool_app, name, event),
-                )));
-            }
-            Err(reason) => {
-                state.record_event(&app, "tool-not-started", Some(&tool.name), &reason)?;
-                not_running.push((tool.name.clone(), reason));
-            }
-        }
+        logs_dir: options.state_dir.join("logs"),
+        migrations_elsewhere: false,
     }
+}
+
+fn report_to(state: Arc<StateStore>, app: String) -> Report {
+    Arc::new(move |component: &str, kind: &str, message: String| {
+        let _ = state.record_event(&app, kind, Some(component), &message);
+    })
+}
+
+/// What does not run of a version: tools that cannot start here, and services that answer on the API only.
+fn not_running(application: &Application, part: &RunningPart) -> Vec<(String, String)> {
+    let mut not_running = part.not_running.clone();
     not_running.extend(
         application
             .services
@@ -288,70 +248,126 @@ pub async fn up(
             .filter(|service| matches!(service.input, ServiceInput::Http { .. }))
             .map(|service| (service.name.clone(), "answers on the API only".to_string())),
     );
+    not_running
+}
 
-    let feeds = pipeline.feeds.clone();
-    let pipeline = tokio::spawn(pipeline.run());
-    let (stop_batches, batches_stopped) = watch::channel(false);
-    let (batch_application, batch_base, batch_state, batch_app) =
-        (application.clone(), options.base_dir.clone(), state.clone(), app.clone());
-    // Batch runs are events: the state store keeps them, the API and the CLI show them.
-    let batches = tokio::spawn(async move {
-        stratum_batch::schedule::run_on_schedule(
-            &batch_application,
-            &batch_base,
-            &[],
-            batches_stopped,
-            |name, result| {
-                let (kind, message) = match result {
-                    Ok(run) => ("batch", format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds)),
-                    Err(error) => ("batch-failed", error.to_string()),
-                };
-                let _ = batch_state.record_event(&batch_app, kind, Some(name), &message);
-            },
-        )
-        .await;
-    });
+/// Starts everything; returns once it all runs.
+pub async fn up(
+    application: Application,
+    plan: Plan,
+    mut options: UpOptions,
+    progress: &mut (dyn FnMut(UpProgress) + Send),
+) -> Result<Running, Error> {
+    let started = Instant::now();
+    let app = application.name.clone();
+    let state = Arc::new(StateStore::open(&options.state_dir.join("state.db"))?);
+    let version = prepare_version(&state, &application, &plan, &options, progress).await?;
+
+    if options.mqtt_broker.is_none() && needs_broker(&application, options.simulate) {
+        let (v4, v5) = broker_addresses();
+        let broker = EmbeddedBroker::start(v4, v5)?;
+        progress(UpProgress::Broker { url: broker.url() });
+        options.mqtt_broker = Some(broker.url());
+    }
+    let report = report_to(state.clone(), app.clone());
+    let part = RunningPart::start(&application, Share::Everything, part_options(&options), report)?;
     state.record_event(&app, "started", None, &format!("version {version}"))?;
+    let agents = agents_of(&application, &plan);
     let current = DeployedVersion {
         app,
         version,
+        not_running: not_running(&application, &part),
         application: Arc::new(application),
         plan: Arc::new(plan),
         started,
-        broker_url,
-        not_running,
+        broker_url: options.mqtt_broker.clone(),
     };
-    let deployed = Deployed { current: Arc::new(current), agents, metrics, services, feeds, state };
-    Ok(Running { deployed: Arc::new(deployed), pipeline, stopper, stop_batches, stop_beside, batches, tools })
-}
-
-fn record_tool_event(state: &StateStore, app: &str, tool: &str, event: crate::tools::ToolEvent) {
-    let (kind, message) = crate::tools::describe(&event);
-    let _ = state.record_event(app, kind, Some(tool), &message);
+    let deployed = Deployed {
+        current: Arc::new(current),
+        agents,
+        metrics: part.metrics(),
+        services: part.services(),
+        feeds: part.feeds(),
+        state,
+    };
+    Ok(Running { deployed: Arc::new(deployed), part, options })
 }
 
 impl Running {
     /// Whether the data plane has ended by itself (its sources ran out, or a component failed).
     pub fn pipeline_finished(&self) -> bool {
-        self.pipeline.is_finished()
+        self.part.pipeline_finished()
+    }
+
+    /// Whether a new version can roll out into this one, rather than replace it: its data plane still runs, and
+    /// it has the broker the new version needs.
+    pub fn can_update(&self, application: &Application) -> bool {
+        !self.pipeline_finished()
+            && (self.options.mqtt_broker.is_some() || !needs_broker(application, self.options.simulate))
+    }
+
+    /// Rolls out a new version while this one runs on: its models are made ready first (the running version
+    /// serves meanwhile), then only the components that changed restart (see [`crate::part`]).
+    pub async fn update(
+        &mut self,
+        application: Application,
+        plan: Plan,
+        progress: &mut (dyn FnMut(UpProgress) + Send),
+    ) -> Result<Rollout, Error> {
+        let started = Instant::now();
+        let state = self.deployed.state.clone();
+        let app = application.name.clone();
+        let version = prepare_version(&state, &application, &plan, &self.options, progress).await?;
+        let rollout = self.part.update(&application, Share::Everything).await.inspect_err(|error| {
+            let _ = state.record_event(&app, "failed", None, &format!("version {version} did not roll out: {error}"));
+        })?;
+        state.record_event(&app, "rolled-out", None, &format!("version {version}: {}", describe_rollout(&rollout)))?;
+        let current = DeployedVersion {
+            app,
+            version,
+            not_running: not_running(&application, &self.part),
+            application: Arc::new(application),
+            plan: Arc::new(plan),
+            started,
+            broker_url: self.options.mqtt_broker.clone(),
+        };
+        self.deployed = Arc::new(Deployed {
+            agents: agents_of(&current.application, &current.plan),
+            current: Arc::new(current),
+            metrics: self.part.metrics(),
+            services: self.part.services(),
+            feeds: self.part.feeds(),
+            state,
+        });
+        Ok(rollout)
     }
 
     /// Stops everything: the data plane drains (open windows are emitted, files written), the batch scheduler
     /// stops after a running batch, tools are stopped.
     pub async fn stop(self) -> Result<RunSummary, Error> {
-        self.stopper.stop();
-        self.stop_batches.send_replace(true);
-        self.stop_beside.send_replace(true);
-        let summary = self.pipeline.await.map_err(|error| Error::Task(error.to_string()))?;
-        let _ = self.batches.await;
-        for tool in self.tools {
-            let _ = tool.await;
-        }
+        let summary = self.part.stop().await;
         let outcome = match &summary {
             Ok(summary) => format!("after {:.1} s", summary.seconds),
             Err(error) => format!("with an error: {error}"),
         };
         self.deployed.state.record_event(&self.deployed.current.app, "stopped", None, &outcome)?;
-        Ok(summary?)
+        summary
     }
+}
+
+/// A rollout in a sentence, for events and the terminal.
+pub fn describe_rollout(rollout: &Rollout) -> String {
+    let mut parts = Vec::new();
+    for (verb, names) in
+        [("restarted", &rollout.restarted), ("started", &rollout.started), ("stopped", &rollout.stopped)]
+    {
+        if !names.is_empty() {
+            parts.push(format!("{verb} {}", names.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("nothing changed".into());
+    }
+    parts.push(format!("{} unchanged", rollout.unchanged.len()));
+    parts.join("; ")
 }

@@ -156,17 +156,31 @@ impl DeadLetters {
 /// full, which slows the producer down to the pace of its slowest consumer instead of growing memory.
 #[derive(Clone)]
 pub struct Output {
-    consumers: Vec<(mpsc::Sender<Delivery>, usize)>,
+    routes: Routes,
     metrics: Arc<ComponentMetrics>,
 }
+
+/// One consumer's input, as its producer sees it.
+pub struct Route {
+    /// The consuming component.
+    pub consumer: String,
+    pub sender: mpsc::Sender<Delivery>,
+    /// Which of the consumer's inputs this is.
+    pub port: usize,
+}
+
+/// The consumers of one producer. Shared by the producer's [`Output`] (by both instances while a rollout replaces
+/// it) and the pipeline, which rewires it when consumers come, go or are replaced. The senders live only here, so
+/// a consumer's input ends when every producer feeding it has ended or no longer routes to it.
+pub type Routes = Arc<Mutex<Vec<Route>>>;
 
 /// Every consumer has gone away; the producer should stop.
 #[derive(Debug)]
 pub struct Closed;
 
 impl Output {
-    pub fn new(consumers: Vec<(mpsc::Sender<Delivery>, usize)>, metrics: Arc<ComponentMetrics>) -> Output {
-        Output { consumers, metrics }
+    pub fn new(routes: Routes, metrics: Arc<ComponentMetrics>) -> Output {
+        Output { routes, metrics }
     }
 
     /// Sends records to every consumer and counts them out.
@@ -177,11 +191,16 @@ impl Output {
         let bytes: usize = records.iter().map(encoded_size).sum();
         self.metrics.count_out(records.len(), bytes);
         let batch: Batch = Arc::new(records);
+        // The senders are taken out of the lock: sending may wait, and the pipeline must be able to rewire meanwhile.
+        let consumers: Vec<(mpsc::Sender<Delivery>, usize)> = {
+            let routes = self.routes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            routes.iter().map(|route| (route.sender.clone(), route.port)).collect()
+        };
         let mut delivered = false;
-        for (sender, port) in &self.consumers {
+        for (sender, port) in &consumers {
             delivered |= sender.send(Delivery { port: *port, batch: batch.clone() }).await.is_ok();
         }
-        if delivered || self.consumers.is_empty() { Ok(()) } else { Err(Closed) }
+        if delivered || consumers.is_empty() { Ok(()) } else { Err(Closed) }
     }
 }
 

@@ -48,6 +48,8 @@ pub enum Error {
     Transfer(String),
     #[error("MQTT broker: {0}")]
     Broker(String),
+    #[error("the pipeline has ended: start it again to run a new version")]
+    Ended,
 }
 
 impl Error {

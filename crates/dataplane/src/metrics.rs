@@ -165,15 +165,30 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The metrics of a new component instance.
+    /// The metrics of a component: those it already has when a component of that name and kind was registered
+    /// before (a component restarted by a rollout counts on), otherwise new ones.
     pub fn register(&self, component: &str, kind: &str) -> Arc<ComponentMetrics> {
+        let mut components = self.components.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(existing) = components.iter().find(|metrics| metrics.component == component && metrics.kind == kind)
+        {
+            return existing.clone();
+        }
+        components.retain(|metrics| metrics.component != component);
         let metrics = Arc::new(ComponentMetrics {
             component: component.into(),
             kind: kind.into(),
             ..ComponentMetrics::default()
         });
-        self.components.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(metrics.clone());
+        components.push(metrics.clone());
         metrics
+    }
+
+    /// Forgets a component that no longer runs.
+    pub fn remove(&self, component: &str) {
+        self.components
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|metrics| metrics.component != component);
     }
 
     pub fn snapshot(&self) -> Vec<MetricsSnapshot> {

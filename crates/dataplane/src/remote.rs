@@ -104,7 +104,11 @@ impl Source for RemoteSource {
 /// Appends every batch of its producer to the path's durable log; a forwarder sends the log on.
 pub struct RemoteSink {
     path: String,
-    log: Arc<Mutex<Log>>,
+    directory: PathBuf,
+    options: LogOptions,
+    /// Opened when the sink first runs, not when it is built: a rollout builds a path's new instance while the old
+    /// one still drains into the same log.
+    log: Option<Arc<Mutex<Log>>>,
     to: String,
     stop: watch::Sender<bool>,
     forwarder: Option<tokio::task::JoinHandle<Result<(), Error>>>,
@@ -112,19 +116,20 @@ pub struct RemoteSink {
 }
 
 impl RemoteSink {
-    /// Opens (or reopens, with what it still holds) the log of `output.path` under `data_dir`.
-    pub fn open(output: &RemoteOutput, data_dir: &Path, options: LogOptions) -> Result<RemoteSink, Error> {
-        let log = Log::open(&log_directory(data_dir, &output.path), options)?;
+    /// The sink of `output.path`, whose log (with what it still holds) lives under `data_dir`.
+    pub fn open(output: &RemoteOutput, data_dir: &Path, options: LogOptions) -> RemoteSink {
         let (stop, _) = watch::channel(false);
         let (_, state) = watch::channel(ForwarderState::default());
-        Ok(RemoteSink {
+        RemoteSink {
             path: output.path.clone(),
-            log: Arc::new(Mutex::new(log)),
+            directory: log_directory(data_dir, &output.path),
+            options,
+            log: None,
             to: output.to.clone(),
             stop,
             forwarder: None,
             state,
-        })
+        }
     }
 
     /// Options for a path: the producing source's buffer when it declares one, otherwise a bounded log that makes
@@ -133,31 +138,43 @@ impl RemoteSink {
         policy.map_or_else(|| LogOptions::bounded(DEFAULT_PATH_BUFFER, WhenFull::Reject), LogOptions::from_policy)
     }
 
-    fn start_forwarding(&mut self) {
-        if self.forwarder.is_some() {
-            return;
+    fn log(&mut self) -> Result<Arc<Mutex<Log>>, Error> {
+        if let Some(log) = &self.log {
+            return Ok(log.clone());
         }
-        let (state_sender, state) = watch::channel(ForwarderState::default());
-        self.state = state;
-        let forwarder = Forwarder { log: self.log.clone(), path: self.path.clone(), to: self.to.clone() };
-        self.forwarder = Some(tokio::spawn(forwarder.run(self.stop.subscribe(), state_sender)));
+        let log = Arc::new(Mutex::new(Log::open(&self.directory, self.options.clone())?));
+        self.log = Some(log.clone());
+        Ok(log)
     }
 
-    fn pending(&self) -> u64 {
-        self.log.lock().map_or(0, |log| log.pending())
+    fn start_forwarding(&mut self) -> Result<(), Error> {
+        if self.forwarder.is_some() {
+            return Ok(());
+        }
+        let log = self.log()?;
+        let (state_sender, state) = watch::channel(ForwarderState::default());
+        self.state = state;
+        let forwarder = Forwarder { log, path: self.path.clone(), to: self.to.clone() };
+        self.forwarder = Some(tokio::spawn(forwarder.run(self.stop.subscribe(), state_sender)));
+        Ok(())
+    }
+
+    fn pending(&mut self) -> Result<u64, Error> {
+        Ok(self.log()?.lock().map_or(0, |log| log.pending()))
     }
 }
 
 impl Sink for RemoteSink {
     fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            self.start_forwarding();
+            self.start_forwarding()?;
+            let log = self.log()?;
             let payload = encode_batch(&batch);
             context.metrics.count_in(batch.len(), payload.len());
             let time = crate::sources::generator::wall_clock_milliseconds();
             loop {
                 let appended = {
-                    let mut log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                     let dropped_before = log.dropped();
                     let appended = log.append(&payload, time)?;
                     context.metrics.count_dropped(log.dropped() - dropped_before);
@@ -176,8 +193,8 @@ impl Sink for RemoteSink {
     fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         // Entries left from an earlier run go out even before new ones arrive.
         Box::pin(async move {
-            if self.pending() > 0 {
-                self.start_forwarding();
+            if self.pending()? > 0 {
+                self.start_forwarding()?;
             }
             Ok(())
         })
@@ -195,12 +212,8 @@ impl Sink for RemoteSink {
                     // before anything opens the log again.
                     forwarder.abort();
                     let _ = forwarder.await;
-                    tracing::info!(
-                        component = context.component,
-                        path = self.path,
-                        pending = self.pending(),
-                        "left for later"
-                    );
+                    let pending = self.pending().unwrap_or(0);
+                    tracing::info!(component = context.component, path = self.path, pending, "left for later");
                 }
             }
             Ok(())

@@ -1,0 +1,349 @@
+//! What one machine runs of an application: its part of the data plane, the service pools that answer requests
+//! (each with its autoscaler), the services' policies, its batches on their schedules and its tools. Both
+//! `stratum up` (the whole application) and each agent (what the control plane assigns it) run one. A new version
+//! rolls out by what changed: the data plane restarts only the components whose definition changed (see
+//! [`stratum_dataplane::pipeline`]), and a service pool, a tool or the batch schedule is replaced only when its own
+//! definition (or a service's model) changed.
+
+use crate::Error;
+use crate::serving::ServicePool;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use stratum_core::ir::Application;
+use stratum_dataplane::metrics::Registry;
+use stratum_dataplane::pipeline::{Rollout, RunningPipeline, Stopper};
+use stratum_dataplane::remote::Partition;
+use stratum_dataplane::sinks::feed::Feed;
+use stratum_dataplane::{Pipeline, PipelineOptions, RunSummary};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Where a part runs from.
+#[derive(Clone, Debug)]
+pub struct PartOptions {
+    /// How the data plane is built (its model store is the services' too).
+    pub pipeline: PipelineOptions,
+    /// Tools write their output here.
+    pub logs_dir: PathBuf,
+    /// `migrate` policies are decided elsewhere (by the control plane of `stratum server`).
+    pub migrations_elsewhere: bool,
+}
+
+/// Which components of the application a machine runs: all of them (`stratum up`), or an agent's assignment
+/// with its paths to and from other machines.
+pub enum Share {
+    Everything,
+    Assigned { components: Vec<String>, partition: Partition },
+}
+
+/// Something that happened to a component beside the data plane (a pool scaled, a policy acted, a batch ran, a
+/// tool started or exited): the component, the event's kind and its message.
+pub type Report = Arc<dyn Fn(&str, &str, String) + Send + Sync>;
+
+/// A task beside the data plane, with the stop it listens to.
+struct Beside {
+    fingerprint: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+struct Pool {
+    fingerprint: String,
+    pool: Arc<ServicePool>,
+    autoscaler: watch::Sender<bool>,
+}
+
+/// A running part.
+pub struct RunningPart {
+    pipeline: RunningPipeline,
+    options: PartOptions,
+    report: Report,
+    pools: BTreeMap<String, Pool>,
+    policies: Option<Beside>,
+    batches: Option<Beside>,
+    tools: BTreeMap<String, Beside>,
+    /// Components placed here that do not run, with the reason (an image without a container runtime).
+    pub not_running: Vec<(String, String)>,
+}
+
+/// What the components of a share are: data-plane components, services, batches and tools by name.
+struct Members {
+    data_plane: Option<Vec<String>>,
+    services: Vec<String>,
+    batches: Vec<String>,
+    tools: Vec<String>,
+}
+
+fn members(application: &Application, share: &Share) -> Members {
+    let runs = |name: &str| match share {
+        Share::Everything => true,
+        Share::Assigned { components, .. } => components.iter().any(|component| component == name),
+    };
+    let is_beside = |name: &String| {
+        application.batches.iter().any(|batch| &batch.name == name)
+            || application.tools.iter().any(|tool| &tool.name == name)
+    };
+    Members {
+        data_plane: match share {
+            Share::Everything => None,
+            Share::Assigned { components, .. } => {
+                Some(components.iter().filter(|name| !is_beside(name)).cloned().collect())
+            }
+        },
+        services: application.services.iter().map(|service| &service.name).filter(|name| runs(name)).cloned().collect(),
+        batches: application.batches.iter().map(|batch| &batch.name).filter(|name| runs(name)).cloned().collect(),
+        tools: application.tools.iter().map(|tool| &tool.name).filter(|name| runs(name)).cloned().collect(),
+    }
+}
+
+fn partition_of(share: Share, data_plane: Option<Vec<String>>) -> Option<Partition> {
+    match (share, data_plane) {
+        (Share::Assigned { partition, .. }, Some(components)) => Some(Partition { components, ..partition }),
+        _ => None,
+    }
+}
+
+impl RunningPart {
+    /// Builds and starts everything of `share`; nothing runs when something cannot be built.
+    pub fn start(
+        application: &Application,
+        share: Share,
+        options: PartOptions,
+        report: Report,
+    ) -> Result<RunningPart, Error> {
+        let members = members(application, &share);
+        let pipeline =
+            Pipeline::build_part(application, &options.pipeline, partition_of(share, members.data_plane.clone()))?;
+        let mut part = RunningPart {
+            pipeline: pipeline.start(),
+            options,
+            report,
+            pools: BTreeMap::new(),
+            policies: None,
+            batches: None,
+            tools: BTreeMap::new(),
+            not_running: Vec::new(),
+        };
+        part.roll_out_beside(application, &members, &mut Rollout::default())?;
+        Ok(part)
+    }
+
+    /// Rolls out a new version: only what changed restarts (see the module documentation). A component that
+    /// cannot be built fails the rollout before anything running is touched. When the data plane has ended (its
+    /// sources ran out), the answer is [`stratum_dataplane::Error::Ended`]: start the part again.
+    pub async fn update(&mut self, application: &Application, share: Share) -> Result<Rollout, Error> {
+        let members = members(application, &share);
+        // Service pools are built first too: a model that cannot be loaded leaves everything as it was.
+        let mut pools = BTreeMap::new();
+        for service in &members.services {
+            let fingerprint = self.pool_fingerprint(application, service);
+            if self.pools.get(service).is_none_or(|pool| pool.fingerprint != fingerprint) {
+                let pool = ServicePool::new(application, service, self.model_store(), &self.pipeline.metrics)?;
+                pools.insert(service.clone(), (fingerprint, pool));
+            }
+        }
+        let mut rollout = self.pipeline.update(
+            application,
+            &self.options.pipeline,
+            partition_of(share, members.data_plane.clone()),
+        )?;
+        // Pools that changed (their stream part restarted with the data plane, if they have one).
+        for (service, (fingerprint, pool)) in pools {
+            self.start_pool(service.clone(), fingerprint, pool, &mut rollout);
+        }
+        for gone in self.pools.keys().filter(|name| !members.services.contains(name)).cloned().collect::<Vec<_>>() {
+            if let Some(pool) = self.pools.remove(&gone) {
+                pool.autoscaler.send_replace(true);
+                self.pipeline.metrics.remove(&format!("{gone}-http"));
+                note(&mut rollout.stopped, &gone);
+            }
+        }
+        self.roll_out_beside(application, &members, &mut rollout)?;
+        Ok(rollout)
+    }
+
+    fn model_store(&self) -> &std::path::Path {
+        self.options.pipeline.model_store.as_deref().unwrap_or(std::path::Path::new("models"))
+    }
+
+    /// A service pool is replaced when its definition, its model's or the model's newest version changes.
+    fn pool_fingerprint(&self, application: &Application, service: &str) -> String {
+        let item = application.services.iter().find(|item| item.name == service);
+        let model = item.and_then(|item| application.models.iter().find(|model| model.name == item.model));
+        let version = item.and_then(|item| {
+            stratum_ml::artifact::ModelStore::new(self.model_store()).versions(&item.model).ok()?.last().copied()
+        });
+        json!({ "service": item, "model": model, "version": version }).to_string()
+    }
+
+    fn start_pool(&mut self, service: String, fingerprint: String, pool: Arc<ServicePool>, rollout: &mut Rollout) {
+        let (autoscaler, stopped) = watch::channel(false);
+        let report = self.report.clone();
+        tokio::spawn(pool.clone().autoscale(stopped, move |service, from, to, reason| {
+            report(service, "scaled", format!("{from} → {to} replicas ({reason})"));
+        }));
+        if let Some(old) = self.pools.insert(service.clone(), Pool { fingerprint, pool, autoscaler }) {
+            old.autoscaler.send_replace(true);
+            note(&mut rollout.restarted, &service);
+        } else if !rollout.started.contains(&service) {
+            rollout.started.push(service);
+        }
+    }
+
+    /// Pools (on the first start), policies, batches and tools of a version.
+    fn roll_out_beside(
+        &mut self,
+        application: &Application,
+        members: &Members,
+        rollout: &mut Rollout,
+    ) -> Result<(), Error> {
+        for service in &members.services {
+            if !self.pools.contains_key(service) {
+                let fingerprint = self.pool_fingerprint(application, service);
+                let pool = ServicePool::new(application, service, self.model_store(), &self.pipeline.metrics)?;
+                self.start_pool(service.clone(), fingerprint, pool, rollout);
+            }
+        }
+        // Policies measure from scratch with each version: they are not components and hold nothing.
+        if let Some(policies) = self.policies.take() {
+            policies.stop.send_replace(true);
+        }
+        let (stop, stopped) = watch::channel(false);
+        let report = self.report.clone();
+        let task = tokio::spawn(crate::qos::run_policies(
+            application.clone(),
+            self.services(),
+            self.pipeline.metrics.clone(),
+            self.options.migrations_elsewhere,
+            stopped,
+            move |service, message| report(service, "policy", message.to_string()),
+        ));
+        self.policies = Some(Beside { fingerprint: String::new(), stop, task });
+
+        let batches: Vec<_> =
+            application.batches.iter().filter(|batch| members.batches.contains(&batch.name)).collect();
+        let fingerprint = json!({ "batches": batches, "datasets": application.datasets }).to_string();
+        if self.batches.as_ref().is_none_or(|running| running.fingerprint != fingerprint) {
+            if let Some(old) = self.batches.take() {
+                // A batch that is running finishes first.
+                old.stop.send_replace(true);
+            }
+            if !members.batches.is_empty() {
+                let (stop, stopped) = watch::channel(false);
+                let (application, base, names, report) = (
+                    application.clone(),
+                    self.options.pipeline.base_dir.clone(),
+                    members.batches.clone(),
+                    self.report.clone(),
+                );
+                let task = tokio::spawn(async move {
+                    stratum_batch::schedule::run_on_schedule(&application, &base, &names, stopped, |name, result| {
+                        let (kind, message) = match result {
+                            Ok(run) => {
+                                ("batch", format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds))
+                            }
+                            Err(error) => ("batch-failed", error.to_string()),
+                        };
+                        report(name, kind, message);
+                    })
+                    .await;
+                });
+                self.batches = Some(Beside { fingerprint, stop, task });
+            }
+        }
+
+        self.not_running.retain(|(name, _)| members.tools.contains(name));
+        for name in self.tools.keys().filter(|name| !members.tools.contains(name)).cloned().collect::<Vec<_>>() {
+            if let Some(tool) = self.tools.remove(&name) {
+                tool.stop.send_replace(true);
+                note(&mut rollout.stopped, &name);
+            }
+        }
+        for tool in application.tools.iter().filter(|tool| members.tools.contains(&tool.name)) {
+            let fingerprint = json!(tool).to_string();
+            if self.tools.get(&tool.name).is_some_and(|running| running.fingerprint == fingerprint) {
+                continue;
+            }
+            let restarting = match self.tools.remove(&tool.name) {
+                Some(old) => {
+                    old.stop.send_replace(true);
+                    true
+                }
+                None => false,
+            };
+            self.not_running.retain(|(name, _)| name != &tool.name);
+            match crate::tools::command_line(tool, &application.name) {
+                Ok(line) => {
+                    let (stop, stopped) = watch::channel(false);
+                    let report = self.report.clone();
+                    let task = tokio::spawn(crate::tools::supervise(
+                        tool.clone(),
+                        line,
+                        self.options.logs_dir.clone(),
+                        stopped,
+                        move |name, event| {
+                            let (kind, message) = crate::tools::describe(&event);
+                            report(name, kind, message);
+                        },
+                    ));
+                    self.tools.insert(tool.name.clone(), Beside { fingerprint, stop, task });
+                    note(if restarting { &mut rollout.restarted } else { &mut rollout.started }, &tool.name);
+                }
+                Err(reason) => {
+                    (self.report)(&tool.name, "tool-not-started", reason.clone());
+                    self.not_running.push((tool.name.clone(), reason));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn metrics(&self) -> Arc<Registry> {
+        self.pipeline.metrics.clone()
+    }
+
+    pub fn feeds(&self) -> BTreeMap<String, Feed> {
+        self.pipeline.feeds()
+    }
+
+    /// The service pools, by service.
+    pub fn services(&self) -> BTreeMap<String, Arc<ServicePool>> {
+        self.pools.iter().map(|(name, pool)| (name.clone(), pool.pool.clone())).collect()
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        self.pipeline.stopper()
+    }
+
+    /// Whether the data plane has ended by itself (its sources ran out, or a component failed).
+    pub fn pipeline_finished(&self) -> bool {
+        self.pipeline.is_finished()
+    }
+
+    /// Stops everything: the data plane drains (open windows are emitted, files written), a running batch
+    /// finishes, tools are stopped.
+    pub async fn stop(self) -> Result<RunSummary, Error> {
+        self.pipeline.stopper().stop();
+        for pool in self.pools.values() {
+            pool.autoscaler.send_replace(true);
+        }
+        let beside: Vec<Beside> =
+            self.policies.into_iter().chain(self.batches).chain(self.tools.into_values()).collect();
+        for task in &beside {
+            task.stop.send_replace(true);
+        }
+        let summary = self.pipeline.finished().await;
+        for task in beside {
+            let _ = task.task.await;
+        }
+        Ok(summary?)
+    }
+}
+
+fn note(names: &mut Vec<String>, name: &str) {
+    if !names.iter().any(|known| known == name) {
+        names.push(name.to_string());
+    }
+}

@@ -1,0 +1,418 @@
+//! A pipeline: the components of an application (or of the part that feeds some chosen sinks) built from the IR,
+//! joined by bounded channels and run as async tasks until their sources end or the pipeline is told to stop.
+//! Stopping is a drain: sources stop, every operator and sink handles what is already in its channel, windows
+//! still open are emitted, sinks write everything out.
+//!
+//! A running pipeline takes new versions of its application ([`RunningPipeline::update`]): each component has a
+//! fingerprint (its definition and everything it is built from: the schemas it reads, the models it loads), and a
+//! rollout builds only the components whose fingerprint changed, rewires producers to them, drains the instances
+//! they replace (the new one starts once the old one has finished, so a file, a port or a log is never held by
+//! both) and stops the components that went away. Everything else runs on untouched, its windows still open.
+
+mod rollout;
+mod specs;
+
+pub use specs::select;
+
+use crate::Error;
+use crate::component::{Context, DeadLetters, Delivery, Operator, Output, Sink, Source, timed};
+use crate::metrics::{MetricsSnapshot, Registry};
+use crate::record::encoded_size;
+use crate::remote::Partition;
+use crate::sinks::feed::Feed;
+use rollout::{Pending, Wiring, roll_out};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stratum_core::ir::Application;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// How a pipeline is built.
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    /// Relative paths in the application are relative to this directory.
+    pub base_dir: PathBuf,
+    /// Dead letters go to `DATA_DIR/dead-letters.jsonl`; without one they are kept in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Run only these sinks, streams or services and everything they read from (everything when empty).
+    pub only: Vec<String>,
+    /// Replace sources that need the outside world (MQTT, NATS, Kafka, HTTP) by generators of their schema and rate.
+    pub simulate: bool,
+    /// Generators make events as fast as they can, with event times spaced by the declared rate.
+    pub fast_generators: bool,
+    /// Every generator (declared or simulated) stops after at most this many events.
+    pub generator_limit: Option<u64>,
+    /// With `fast_generators`, every generator stops once its event time has covered this many seconds (a day
+    /// of simulated history, say).
+    pub simulated_seconds: Option<f64>,
+    /// Real-time generators run this many times faster than the clock, event time included (1 by default).
+    pub time_scale: f64,
+    /// Where `predict(service)` finds models.
+    pub model_store: Option<PathBuf>,
+    /// The MQTT broker of components that name none.
+    pub mqtt_broker: Option<String>,
+    /// Batches a component's input channel holds before its producers wait.
+    pub channel_capacity: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> PipelineOptions {
+        PipelineOptions {
+            base_dir: PathBuf::from("."),
+            data_dir: None,
+            only: Vec::new(),
+            simulate: false,
+            fast_generators: false,
+            generator_limit: None,
+            simulated_seconds: None,
+            time_scale: 1.0,
+            model_store: None,
+            mqtt_broker: None,
+            channel_capacity: 16,
+        }
+    }
+}
+
+enum Runner {
+    Source(Box<dyn Source>, Output),
+    Operator(Box<dyn Operator>, mpsc::Receiver<Delivery>, Output),
+    Sink(Box<dyn Sink>, mpsc::Receiver<Delivery>),
+}
+
+struct Task {
+    context: Context,
+    runner: Runner,
+}
+
+/// What a component is, for listings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ComponentInfo {
+    pub name: String,
+    /// `source`, `stream`, `service`, `sink`, `feed`, `path in` or `path out`.
+    pub role: &'static str,
+    pub kind: String,
+}
+
+struct Shared {
+    wiring: Mutex<Wiring>,
+    metrics: Arc<Registry>,
+    dead_letters: DeadLetters,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn new(dead_letters: DeadLetters) -> (Arc<Shared>, mpsc::UnboundedReceiver<Pending>) {
+        let (spawn, pending) = mpsc::unbounded_channel();
+        let wiring = Wiring {
+            slots: BTreeMap::new(),
+            order: Vec::new(),
+            routes: BTreeMap::new(),
+            retired: Vec::new(),
+            stopping: false,
+            ended: false,
+            spawn,
+        };
+        let shared = Shared { wiring: Mutex::new(wiring), metrics: Arc::new(Registry::default()), dead_letters };
+        (Arc::new(shared), pending)
+    }
+
+    fn stop(&self) {
+        let mut wiring = lock(&self.wiring);
+        wiring.stopping = true;
+        for slot in wiring.slots.values() {
+            slot.stop.send_replace(true);
+        }
+        for stop in &wiring.retired {
+            stop.send_replace(true);
+        }
+    }
+
+    fn components(&self) -> Vec<ComponentInfo> {
+        let wiring = lock(&self.wiring);
+        wiring.order.iter().filter_map(|name| wiring.slots.get(name)).map(|slot| slot.info.clone()).collect()
+    }
+
+    fn feeds(&self) -> BTreeMap<String, Feed> {
+        lock(&self.wiring).slots.values().filter_map(|slot| slot.feed.clone()).collect()
+    }
+}
+
+/// A pipeline built and not yet running.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    pending: mpsc::UnboundedReceiver<Pending>,
+    pub metrics: Arc<Registry>,
+    pub dead_letters: DeadLetters,
+}
+
+/// A running pipeline: it can be stopped, and it takes new versions of its application.
+pub struct RunningPipeline {
+    shared: Arc<Shared>,
+    pub metrics: Arc<Registry>,
+    pub dead_letters: DeadLetters,
+    task: tokio::task::JoinHandle<Result<RunSummary, Error>>,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunSummary {
+    pub seconds: f64,
+    pub components: Vec<MetricsSnapshot>,
+}
+
+/// What a rollout did, by component name.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Rollout {
+    /// New components.
+    pub started: Vec<String>,
+    /// Components whose definition (or what they are built from) changed: drained and started again.
+    pub restarted: Vec<String>,
+    /// Components the new version no longer has: drained and gone.
+    pub stopped: Vec<String>,
+    /// Components that ran on untouched.
+    pub unchanged: Vec<String>,
+}
+
+impl Rollout {
+    /// Whether the rollout changed anything.
+    pub fn is_empty(&self) -> bool {
+        self.started.is_empty() && self.restarted.is_empty() && self.stopped.is_empty()
+    }
+}
+
+/// Stops a running pipeline (a drain: see the module documentation).
+#[derive(Clone)]
+pub struct Stopper(Arc<Shared>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.stop();
+    }
+}
+
+impl Pipeline {
+    /// Builds every selected component, or returns the first that cannot be built.
+    pub fn build(application: &Application, options: &PipelineOptions) -> Result<Pipeline, Error> {
+        Pipeline::build_part(application, options, None)
+    }
+
+    /// Builds one machine's part of a pipeline: exactly the partition's components, joined to the rest of the
+    /// application through the partition's remote inputs and outputs (see [`crate::remote`]). Without a partition,
+    /// the selected components (`options.only` and what they read, or everything).
+    pub fn build_part(
+        application: &Application,
+        options: &PipelineOptions,
+        partition: Option<Partition>,
+    ) -> Result<Pipeline, Error> {
+        let dead_letters = match &options.data_dir {
+            Some(directory) => DeadLetters::to_file(&directory.join("dead-letters.jsonl"))?,
+            None => DeadLetters::default(),
+        };
+        let (shared, pending) = Shared::new(dead_letters);
+        roll_out(&shared, application, options, partition)?;
+        Ok(Pipeline { metrics: shared.metrics.clone(), dead_letters: shared.dead_letters.clone(), shared, pending })
+    }
+
+    /// A pipeline with no components, which ends as soon as it runs (when only batches are wanted).
+    pub fn empty() -> Pipeline {
+        let (shared, pending) = Shared::new(DeadLetters::default());
+        Pipeline { metrics: shared.metrics.clone(), dead_letters: shared.dead_letters.clone(), shared, pending }
+    }
+
+    /// A handle that stops the pipeline once it runs.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.shared.clone())
+    }
+
+    /// The components, in the order the application gives them.
+    pub fn components(&self) -> Vec<ComponentInfo> {
+        self.shared.components()
+    }
+
+    /// The dashboard feeds, by the stream or source they follow.
+    pub fn feeds(&self) -> BTreeMap<String, Feed> {
+        self.shared.feeds()
+    }
+
+    /// Runs every component until the sources end (or the pipeline is stopped) and everything has drained.
+    /// Returns the first error of any component; the others still drain.
+    pub async fn run(self) -> Result<RunSummary, Error> {
+        supervise(self.shared, self.pending).await
+    }
+
+    /// Runs the pipeline in a task of its own; the handle stops it, rolls out new versions and waits for it.
+    pub fn start(self) -> RunningPipeline {
+        RunningPipeline {
+            metrics: self.metrics.clone(),
+            dead_letters: self.dead_letters.clone(),
+            shared: self.shared.clone(),
+            task: tokio::spawn(supervise(self.shared, self.pending)),
+        }
+    }
+}
+
+impl RunningPipeline {
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.shared.clone())
+    }
+
+    pub fn components(&self) -> Vec<ComponentInfo> {
+        self.shared.components()
+    }
+
+    pub fn feeds(&self) -> BTreeMap<String, Feed> {
+        self.shared.feeds()
+    }
+
+    /// Whether every component has ended (the sources ran out, or a component failed and the rest drained).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Rolls out a new version of the application (or of this machine's part of it): see the module
+    /// documentation. A component that cannot be built fails the rollout before anything running is touched.
+    /// `options` must be the ones the pipeline was built with, but for `only`.
+    pub fn update(
+        &self,
+        application: &Application,
+        options: &PipelineOptions,
+        partition: Option<Partition>,
+    ) -> Result<Rollout, Error> {
+        roll_out(&self.shared, application, options, partition)
+    }
+
+    /// Waits until everything has ended (after [`Stopper::stop`], a drain).
+    pub async fn finished(self) -> Result<RunSummary, Error> {
+        self.task.await.unwrap_or_else(|panic| {
+            Err(Error::Build { component: "pipeline".into(), message: format!("the pipeline task failed: {panic}") })
+        })
+    }
+}
+
+/// Runs the tasks a build or a rollout hands it until none runs and none waits to; the first error stops the
+/// pipeline (the rest drain) and is returned.
+async fn supervise(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<Pending>) -> Result<RunSummary, Error> {
+    let started = Instant::now();
+    let mut running = JoinSet::new();
+    let mut first_error = None;
+    loop {
+        if running.is_empty() {
+            // Decided under the wiring's lock, so that no rollout slips in between the last task and the end.
+            let next = {
+                let mut wiring = lock(&shared.wiring);
+                let next = pending.try_recv().ok();
+                wiring.ended = next.is_none();
+                next
+            };
+            match next {
+                Some(task) => {
+                    running.spawn(run_pending(task));
+                    continue;
+                }
+                None => break,
+            }
+        }
+        tokio::select! {
+            Some(task) = pending.recv() => {
+                running.spawn(run_pending(task));
+            }
+            Some(joined) = running.join_next() => {
+                let result = joined.unwrap_or_else(|panic| {
+                    Err(Error::Build { component: "pipeline".into(), message: format!("a component task failed: {panic}") })
+                });
+                if let Err(error) = result {
+                    tracing::error!(%error, "component failed; stopping the pipeline");
+                    shared.stop();
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(RunSummary { seconds: started.elapsed().as_secs_f64(), components: shared.metrics.snapshot() }),
+    }
+}
+
+async fn run_pending(pending: Pending) -> Result<(), Error> {
+    let Pending { task, after, done } = pending;
+    if let Some(mut after) = after {
+        // Ended, or gone (its task panicked): either way it no longer holds anything.
+        let _ = after.wait_for(|ended| *ended).await;
+    }
+    let result = run_task(task).await;
+    done.send_replace(true);
+    result
+}
+
+const TICK: Duration = Duration::from_secs(1);
+
+async fn run_task(task: Task) -> Result<(), Error> {
+    let Task { context, runner } = task;
+    match runner {
+        Runner::Source(source, output) => source.run(output, context).await,
+        Runner::Operator(mut operator, mut receiver, output) => {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let mut out = Vec::new();
+                // Deliveries first: a tick (which may move an idle stream's watermark on with the wall clock)
+                // only runs when the input is empty.
+                tokio::select! {
+                    biased;
+                    delivery = receiver.recv() => match delivery {
+                        Some(Delivery { port, batch }) => {
+                            context.metrics.queue_depth.store(receiver.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                            context.metrics.count_in(batch.len(), batch.iter().map(encoded_size).sum());
+                            timed(&context.metrics, || operator.process(port, batch, &mut out, &context));
+                        }
+                        None => {
+                            operator.finish(&mut out, &context);
+                            output.send(out).await.ok();
+                            return Ok(());
+                        }
+                    },
+                    _ = ticks.tick() => operator.tick(Instant::now(), &mut out, &context),
+                }
+                if output.send(out).await.is_err() {
+                    // Everything downstream has gone: nothing more to do.
+                    return Ok(());
+                }
+            }
+        }
+        Runner::Sink(mut sink, mut receiver) => {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    delivery = receiver.recv() => match delivery {
+                        Some(Delivery { batch, .. }) => {
+                            context.metrics.queue_depth.store(receiver.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                            let started = Instant::now();
+                            let result = sink.write(batch, &context).await;
+                            context.metrics.observe_latency(started.elapsed());
+                            if let Err(error) = result {
+                                context.metrics.count_error();
+                                sink.finish(&context).await.ok();
+                                return Err(error);
+                            }
+                        }
+                        None => return sink.finish(&context).await,
+                    },
+                    _ = ticks.tick() => {
+                        if let Err(error) = sink.flush(&context).await {
+                            context.metrics.count_error();
+                            return Err(error);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
