@@ -79,11 +79,19 @@ def free_port():
         return sock.getsockname()[1]
 
 
+# The operator's token of the `stratum up` the benchmark starts: the API's reads need a token.
+TOKEN = "bench-token"
+
+
+def authorized(url, **arguments):
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"}, **arguments)
+
+
 def wait_for(url, seconds=120):
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=1).read()
+            urllib.request.urlopen(authorized(url), timeout=1).read()
             return
         except Exception:
             time.sleep(0.1)
@@ -115,7 +123,8 @@ def load(url, body_file, connections, seconds):
 
 
 def start_stratum(folder, port):
-    process = subprocess.Popen([STRATUM, "up", "serve.stratum", "--api", f"127.0.0.1:{port}"], cwd=folder,
+    process = subprocess.Popen([STRATUM, "up", "serve.stratum", "--api", f"127.0.0.1:{port}", "--token", TOKEN],
+                               cwd=folder,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(f"http://127.0.0.1:{port}/v1/status")
     return process
@@ -183,7 +192,7 @@ def main():
                                          data=b'{"x": 1.2, "y": 0.9}', method="POST")
         urllib.request.urlopen(request, timeout=30).read()
         first_answer_ms = (time.perf_counter() - started) * 1000
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        metrics = urllib.request.urlopen(authorized(f"http://127.0.0.1:{port}/metrics")).read().decode()
         load_seconds = next(float(line.split()[-1]) for line in metrics.splitlines()
                             if line.startswith("stratum_service_last_cold_start_seconds{"))
     finally:
