@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use stratum_api::{ApiConfig, ControlPlane, Tokens};
 use stratum_control::agent::{Agent, AgentOptions};
+use stratum_control::deployment::Deployment;
 use stratum_control::server::{Server, ServerOptions};
 
 const APP: &str = include_str!("../test_data/small.stratum");
@@ -242,6 +243,19 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     })
     .await;
 
+    // A restarted control plane keeps what the policy moved: its state store has the migration, so placement
+    // puts `counts` on the edge at once instead of back on its planned host.
     stop.send_replace(true);
     let _ = served.await;
+    let restarted = Server::open(ServerOptions { state_dir, agent_timeout: Duration::from_secs(5) }).unwrap();
+    let (stop_restarted, restarted_stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(restarted.clone().run(restarted_stopped));
+    let started = std::time::Instant::now();
+    let host_of_counts =
+        || restarted.placement().into_iter().find(|placed| placed.component == "counts").and_then(|placed| placed.host);
+    while host_of_counts().is_none() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(host_of_counts().as_deref(), Some("edge1"));
+    stop_restarted.send_replace(true);
 }

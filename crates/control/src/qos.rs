@@ -378,6 +378,11 @@ impl MigrationPolicies {
         &self.moved
     }
 
+    /// Takes back what a control plane before a restart had moved (its state store kept it).
+    pub fn restore(&mut self, moved: impl IntoIterator<Item = (String, Tier)>) {
+        self.moved.extend(moved);
+    }
+
     /// One evaluation at `now`, given each component's metrics (all its instances together) and where it runs;
     /// returns the events (component, message) of what it moved.
     pub fn evaluate(

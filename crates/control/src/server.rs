@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use stratum_core::ir::Application;
+use stratum_core::ir::{Application, Tier};
 use stratum_core::plan::Plan;
 use stratum_dataplane::metrics::MetricsSnapshot;
 use tokio::sync::watch;
@@ -133,6 +133,12 @@ impl Server {
             let plan: Plan =
                 serde_json::from_str(&plan).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
             cluster.apply(application, plan, version);
+            // What policies had moved stays moved: placement would otherwise put it back until they measure again.
+            let moved = state
+                .migrations(&app, version)?
+                .into_iter()
+                .filter_map(|(component, tier)| Tier::from_name(&tier).map(|tier| (component, tier)));
+            cluster.policies.restore(moved);
         }
         for (name, description) in state.agents()? {
             if let Ok(join) = serde_json::from_str::<Join>(&description) {
@@ -381,7 +387,7 @@ impl Server {
         }
         let Some(deployed) = &cluster.deployed else { return };
         cluster.policies_evaluated = Some(now);
-        let application = deployed.application.clone();
+        let (application, version) = (deployed.application.clone(), deployed.version);
         let mut snapshots: BTreeMap<String, MetricsSnapshot> = BTreeMap::new();
         for snapshot in cluster.agents.values().filter(|agent| !agent.lost).flat_map(|agent| &agent.metrics) {
             match snapshots.get_mut(&snapshot.component) {
@@ -398,8 +404,16 @@ impl Server {
             let tier = agent.join.tier.or_else(|| self.planned_tier(cluster, &name))?;
             Some(Host { name, tier, usage: agent.usage })
         };
+        let before = policies.moved().clone();
         for (component, message) in policies.evaluate(now, &application, &snapshots, &host_of) {
             events.push(("policy", Some(component), message));
+        }
+        for (component, tier) in
+            policies.moved().iter().filter(|(component, tier)| before.get(*component) != Some(tier))
+        {
+            if let Err(error) = self.state.record_migration(&application.name, version, component, tier.name()) {
+                events.push(("failed", Some(component.clone()), format!("the migration was not recorded: {error}")));
+            }
         }
         cluster.policies = policies;
     }
@@ -431,7 +445,7 @@ impl Server {
         &self,
         cluster: &mut Cluster,
         agent: &str,
-        tier: Option<stratum_core::ir::Tier>,
+        tier: Option<Tier>,
         results: Vec<crate::protocol::TrainingResult>,
         slots: usize,
     ) -> Vec<crate::protocol::TrainingWork> {
@@ -440,7 +454,7 @@ impl Server {
                 job.record(agent, result);
             }
         }
-        let live: Vec<(String, Option<stratum_core::ir::Tier>, bool)> = cluster
+        let live: Vec<(String, Option<Tier>, bool)> = cluster
             .agents
             .iter()
             .map(|(name, record)| {
@@ -506,7 +520,7 @@ impl Server {
     }
 
     /// The tier of the application's node named like the agent, when the agent did not say.
-    fn planned_tier(&self, cluster: &Cluster, name: &str) -> Option<stratum_core::ir::Tier> {
+    fn planned_tier(&self, cluster: &Cluster, name: &str) -> Option<Tier> {
         let deployed = cluster.deployed.as_ref()?;
         deployed.plan.hosts.iter().find(|host| host.host == name).map(|host| host.tier)
     }

@@ -42,6 +42,13 @@ const MIGRATIONS: &[&str] = &[
         description TEXT NOT NULL,
         updated INTEGER NOT NULL
     );",
+    "CREATE TABLE migrations (
+        app TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        component TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        PRIMARY KEY (app, version, component)
+    );",
 ];
 
 /// One thing that happened to an application.
@@ -181,6 +188,30 @@ impl StateStore {
         let mut statement =
             connection.prepare("SELECT name, description FROM agents ORDER BY name").map_err(state_error)?;
         let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+    }
+
+    /// Remembers that a policy moved a component of a version to another tier, so that a restarted control plane
+    /// keeps it there.
+    pub fn record_migration(&self, app: &str, version: u32, component: &str, tier: &str) -> Result<(), Error> {
+        self.connection()
+            .execute(
+                "INSERT INTO migrations (app, version, component, tier) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (app, version, component) DO UPDATE SET tier = excluded.tier",
+                params![app, version, component, tier],
+            )
+            .map_err(state_error)?;
+        Ok(())
+    }
+
+    /// The components policies moved in a version: (component, tier).
+    pub fn migrations(&self, app: &str, version: u32) -> Result<Vec<(String, String)>, Error> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT component, tier FROM migrations WHERE app = ?1 AND version = ?2 ORDER BY component")
+            .map_err(state_error)?;
+        let rows =
+            statement.query_map(params![app, version], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
     }
 
