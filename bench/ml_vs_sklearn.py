@@ -4,10 +4,11 @@ using the same number of cores and both timed from the data file to the refitted
 pandas; `stratum train` is timed whole: reading, checking, training, profiling, saving the artifact). Prints a markdown table of wall-time ratios (Stratum / scikit-learn) and score
 differences, for docs/benchmarks.md.
 
-The two draw their folds differently, so one 5-fold run differs by which rows land together as much as by the
-models: on a few hundred rows that alone moves accuracy by a point. Small sets are therefore cross-validated
-`--repeats` times with a different seed each (Stratum's `seed`, scikit-learn's `random_state`), and the table
-shows the mean over the repeats and the time of one run.
+Both evaluate on the very same folds: scikit-learn is given the folds Stratum draws for the seed (the same
+random numbers and the same dealing, reproduced here in `stratum_folds`). The models still draw their own
+randomness (tree feature orders, forests' samples), which on a few hundred rows moves accuracy by a point, so small
+sets are cross-validated `--repeats` times with a different seed each (Stratum's `seed`, scikit-learn's
+`random_state` and the folds), and the table shows the mean over the repeats and the time of one run.
 
 Usage (from the repository root, with scikit-learn installed):
     cargo build --release -p stratum
@@ -25,7 +26,7 @@ import time
 import numpy as np
 import pandas as pd
 from sklearn import datasets, ensemble, linear_model, naive_bayes, neighbors, svm, tree
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -79,13 +80,53 @@ def run_stratum(binary, path, store):
     return elapsed, report["models"][0]["leaderboard"]["entries"][0]["mean"]
 
 
+MASK = (1 << 64) - 1
+
+
+class SplitMix64:
+    """Stratum's random numbers (crates/ml/src/matrix.rs, `Random`), to draw the same folds."""
+
+    def __init__(self, seed):
+        self.state = seed ^ 0x9E3779B97F4A7C15
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        return z ^ (z >> 31)
+
+    def shuffle(self, items):
+        for index in range(len(items) - 1, 0, -1):
+            other = self.next() % (index + 1)
+            items[index], items[other] = items[other], items[index]
+
+
+def stratum_folds(y, folds, seed):
+    """The folds `kfold(5, stratified)` draws with this seed (crates/ml/src/evaluate.rs, `splits`): each class's
+    rows (classes in the sorted order of their labels as text) shuffled and dealt round-robin over the folds."""
+    labels = [str(label) for label in y]
+    random = SplitMix64(seed)
+    fold_of = np.zeros(len(labels), dtype=int)
+    dealt = 0
+    for name in sorted(set(labels)):
+        members = [row for row, label in enumerate(labels) if label == name]
+        random.shuffle(members)
+        for row in members:
+            fold_of[row] = dealt % folds
+            dealt += 1
+    return [(np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)) for fold in range(folds)]
+
+
 def run_sklearn(algorithm, data, seed):
     _, estimator = ALGORITHMS[algorithm]
+    # The very folds Stratum evaluates on (drawn before the clock starts: scikit-learn would draw its own in
+    # microseconds; this is plain Python).
+    folds = stratum_folds(pd.read_csv(data).iloc[:, -1].to_numpy(), 5, seed)
     started = time.perf_counter()
     # From the same file, as `stratum train` starts: pandas' C parser, as a scikit-learn user reads a CSV.
     frame = pd.read_csv(data)
     x, y = frame.iloc[:, :-1].to_numpy(), frame.iloc[:, -1].to_numpy()
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     model = estimator()
     if "random_state" in model.get_params():
         model.set_params(random_state=seed)

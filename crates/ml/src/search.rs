@@ -137,8 +137,13 @@ pub fn load_training_data(
     base: &Path,
 ) -> Result<(Table, String), Error> {
     let (full, format, fields) = existing_training_data(application, training, base)?;
-    let table = data::load(&full, format, &fields)?;
-    Ok((table, fingerprint_files(&full)?))
+    // The fingerprint (a hash of every byte) is taken on another core while the data is parsed.
+    let (table, fingerprint) = std::thread::scope(|scope| {
+        let fingerprint = scope.spawn(|| fingerprint_files(&full));
+        let table = data::load(&full, format, &fields);
+        (table, fingerprint.join().expect("hashing does not panic"))
+    });
+    Ok((table?, fingerprint?))
 }
 
 /// The fingerprint of a model's training data as it is now, without reading it as a table: what tells whether a
@@ -338,6 +343,29 @@ impl TrainingRun {
         outcomes: Vec<Option<Result<TaskOutcome, String>>>,
         elapsed: Duration,
     ) -> Result<TrainReport, Error> {
+        self.finish_with(outcomes, elapsed, None)
+    }
+
+    /// The candidate refitted on all the data: what [`TrainingRun::finish`] does for the winner.
+    fn refit(&self, algorithm: &str, params: &Params) -> Result<TrainedModel, Error> {
+        let examples = &self.examples;
+        let all_rows: Vec<usize> = (0..examples.rows).collect();
+        let (preparation, x) = Preparation::fit_transform(examples, &all_rows, &self.training)?;
+        let fitted = algorithms::fit(algorithm, params, &x, &examples.target, self.seed)?;
+        let classes = match &examples.target {
+            Target::Classes { classes, .. } => classes.clone(),
+            _ => Vec::new(),
+        };
+        Ok(TrainedModel { preparation, fitted, classes, task: self.task })
+    }
+
+    /// [`TrainingRun::finish`], given the refit of a candidate made beforehand: used when it is the winner.
+    fn finish_with(
+        self,
+        outcomes: Vec<Option<Result<TaskOutcome, String>>>,
+        elapsed: Duration,
+        refitted: Option<(&str, &Params, Result<TrainedModel, Error>)>,
+    ) -> Result<TrainReport, Error> {
         let (training, folds, model) = (&self.training, &self.folds, self.model.as_str());
         let higher = training.metric.higher_is_better();
         let mut entries = Vec::new();
@@ -401,15 +429,15 @@ impl TrainingRun {
             return Err(Error::Invalid(format!("no candidate of model `{model}` could be evaluated: {reason}")));
         };
         let (algorithm, params) = (best.algorithm.clone(), best.params.clone());
-        let examples = &self.examples;
-        let all_rows: Vec<usize> = (0..examples.rows).collect();
-        let (preparation, x) = Preparation::fit_transform(examples, &all_rows, training)?;
-        let fitted = algorithms::fit(&algorithm, &params, &x, &examples.target, self.seed)?;
-        let classes = match &examples.target {
-            Target::Classes { classes, .. } => classes.clone(),
-            _ => Vec::new(),
+        let winner = match refitted {
+            Some((refitted_algorithm, refitted_params, winner))
+                if refitted_algorithm == algorithm && *refitted_params == params =>
+            {
+                winner?
+            }
+            _ => self.refit(&algorithm, &params)?,
         };
-        let winner = TrainedModel { preparation, fitted, classes, task: self.task };
+        let examples = &self.examples;
         Ok(TrainReport {
             model: model.to_string(),
             leaderboard,
@@ -438,15 +466,29 @@ pub fn train(
     let workers = run.parallel().min(std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     let tasks = &run.tasks;
     let outcomes: Mutex<Vec<Option<Result<TaskOutcome, String>>>> = Mutex::new(vec![None; tasks.len()]);
+    // With a single candidate the winner is known from the start: its refit on all the data runs beside the
+    // folds, first (the longest task first keeps the workers evenly busy), instead of alone after them.
+    let single = match run.candidates.as_slice() {
+        [(algorithm, params)] if workers > 1 => Some((algorithm.as_str(), params)),
+        _ => None,
+    };
+    let refitted: Mutex<Option<Result<TrainedModel, Error>>> = Mutex::new(None);
+    let first_task = usize::from(single.is_some());
     let next = AtomicUsize::new(0);
     let (finished, reports) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let finished = finished.clone();
-            let (next, outcomes, run) = (&next, &outcomes, &run);
+            let (next, outcomes, run, refitted) = (&next, &outcomes, &run, &refitted);
             scope.spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::SeqCst);
+                    if let Some((algorithm, params)) = single.filter(|_| index == 0) {
+                        *refitted.lock().expect("no worker panics holding the lock") =
+                            Some(run.refit(algorithm, params));
+                        continue;
+                    }
+                    let index = index - first_task;
                     // Past the time budget no new task starts; what runs finishes.
                     if index >= tasks.len() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                         break;
@@ -467,7 +509,15 @@ pub fn train(
         }
     });
     let outcomes = outcomes.into_inner().expect("workers are done");
-    run.finish(outcomes, started.elapsed())
+    let refitted = refitted.into_inner().expect("workers are done");
+    let elapsed = started.elapsed();
+    match (single, refitted) {
+        (Some((algorithm, params)), Some(winner)) => {
+            let (algorithm, params) = (algorithm.to_string(), params.clone());
+            run.finish_with(outcomes, elapsed, Some((&algorithm, &params, winner)))
+        }
+        _ => run.finish(outcomes, elapsed),
+    }
 }
 
 /// A prediction for one record.

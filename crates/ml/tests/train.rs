@@ -77,6 +77,25 @@ fn training_ranks_candidates_and_is_reproducible() {
     assert_eq!(entries[0].folds.len(), 4);
 }
 
+/// With one candidate, `train` refits it beside the folds; the model is the one a refit after them gives (as the
+/// control plane's `finish` does for a search spread over agents).
+#[test]
+fn a_single_candidate_refitted_beside_its_folds_is_the_same_model() {
+    let single = APP.replace(
+        "    logistic_regression { c = [0.1, 1] }\n    decision_tree { max_depth = [1, 3] }",
+        "    random_forest { trees = 5  max_depth = 4 }",
+    );
+    let folder = project("single", &single, &rows_csv());
+    let application = application(&folder);
+    let trained = train(&application, "labeller", &folder, &mut |_| {}).unwrap();
+    let run = stratum_ml::search::prepare_training(&application, "labeller", &folder).unwrap();
+    let outcomes = run.tasks.iter().map(|task| Some(run.run(task))).collect();
+    let finished = run.finish(outcomes, std::time::Duration::ZERO).unwrap();
+    assert_eq!(trained.leaderboard.entries.len(), 1);
+    assert_eq!(trained.leaderboard.entries[0].folds, finished.leaderboard.entries[0].folds);
+    assert_eq!(trained.winner, finished.winner);
+}
+
 #[test]
 fn artifacts_round_trip_and_predict_records() {
     let folder = project("artifacts", APP, &rows_csv());
