@@ -214,8 +214,11 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     assert_status(&api.call(Method::GET, "/v1/training/7", Some(VIEWER), None).await, 404);
 
     // Version 2 adds a policy that migrates `counts` to the edge as soon as it measures anything: the control plane
-    // measures it from the agents' heartbeats and moves it; the data path follows.
-    let policy = "policy closer { target = counts  when = p50 >= 0 ms  then = migrate(edge) }\n";
+    // measures it from the agents' heartbeats and moves it; the data path follows. And a service answering over
+    // HTTP on the fog, with a policy that scales it out onto another machine as soon as the fog's CPU is measured.
+    let policy = "policy closer { target = counts  when = p50 >= 0 ms  then = migrate(edge) }\n\
+        service answers: inference { model = busy  input = http { path = \"/v1/answers\" }  on = fog }\n\
+        policy crowded { target = answers  when = cpu > 0.1%  then = scale_out }\n";
     let request = json!({ "source": format!("{main}{policy}"), "files": { "lib/labelled.stratum": imported } });
     let applied = api.call(Method::POST, "/v1/apply", Some(OPERATOR), Some(request.to_string())).await;
     assert_status(&applied, 202);
@@ -228,8 +231,39 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
         status["version"] == 2 && placed_on(status, "counts") == "edge1"
     })
     .await;
+    // `answers` runs on both machines now, and the gateway answers from either.
+    let hosts_of = |status: &Value, component: &str| -> Vec<String> {
+        let placed = status["placement"].as_array().unwrap().iter();
+        let mut hosts: Vec<String> = placed
+            .filter(|placed| placed["component"] == component)
+            .filter_map(|placed| placed["host"].as_str().map(String::from))
+            .collect();
+        hosts.sort();
+        hosts
+    };
+    api.wait_for("answers on two machines", "/v1/status", |status| hosts_of(status, "answers") == ["edge1", "fog1"])
+        .await;
+    api.wait_for("both serving it", "/v1/services", |services| {
+        services["services"].as_array().unwrap().iter().any(|service| {
+            service["name"] == "answers" && service["replicas"].as_u64().is_some_and(|replicas| replicas >= 2)
+        })
+    })
+    .await;
+    for _ in 0..4 {
+        let answer = api.call(Method::POST, "/v1/services/answers/predict", None, Some(r#"{"n": 300}"#.into())).await;
+        assert_eq!((answer.0.as_u16(), &answer.1), (200, &json!({ "prediction": true })), "{}", answer.1);
+    }
     let events = api.get("/v1/events").await;
-    let moved = events["events"].as_array().unwrap().iter().find(|event| event["kind"] == "policy").cloned();
+    let added = events["events"].as_array().unwrap().iter().any(|event| {
+        event["component"] == "answers" && event["message"].as_str().unwrap().contains("one more instance on edge1")
+    });
+    assert!(added, "{events}");
+    let moved = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["kind"] == "policy" && event["component"] == "counts")
+        .cloned();
     let moved = moved.expect("a policy event");
     assert_eq!(moved["component"], "counts");
     assert!(moved["message"].as_str().unwrap().contains("migrating to the edge tier"), "{moved}");
@@ -243,8 +277,8 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     })
     .await;
 
-    // A restarted control plane keeps what the policy moved: its state store has the migration, so placement
-    // puts `counts` on the edge at once instead of back on its planned host.
+    // A restarted control plane keeps what the policies did: its state store has the migration and the added
+    // instance, so placement puts `counts` on the edge and `answers` on both machines at once.
     stop.send_replace(true);
     let _ = served.await;
     let restarted = Server::open(ServerOptions { state_dir, agent_timeout: Duration::from_secs(5) }).unwrap();
@@ -257,5 +291,13 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(host_of_counts().as_deref(), Some("edge1"));
+    let mut answers: Vec<Option<String>> = restarted
+        .placement()
+        .into_iter()
+        .filter(|placed| placed.component == "answers")
+        .map(|placed| placed.host)
+        .collect();
+    answers.sort();
+    assert_eq!(answers, [Some("edge1".to_string()), Some("fog1".to_string())], "the added instance too");
     stop_restarted.send_replace(true);
 }

@@ -419,8 +419,8 @@ impl Agent {
                         ..PipelineOptions::default()
                     },
                     logs_dir: self.options.data_dir.join("logs"),
-                    // The control plane decides migrations from what every agent reports.
-                    migrations_elsewhere: true,
+                    // The control plane decides what needs other machines from what every agent reports.
+                    cluster_decides: true,
                 };
                 let events = self.events.clone();
                 let report: Report = Arc::new(move |component: &str, kind: &str, message: String| {

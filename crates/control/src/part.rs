@@ -27,8 +27,9 @@ pub struct PartOptions {
     pub pipeline: PipelineOptions,
     /// Tools write their output here.
     pub logs_dir: PathBuf,
-    /// `migrate` policies are decided elsewhere (by the control plane of `stratum server`).
-    pub migrations_elsewhere: bool,
+    /// What needs other machines — `migrate`, and `scale_out` onto more machines — is decided elsewhere (by the
+    /// control plane of `stratum server`).
+    pub cluster_decides: bool,
 }
 
 /// Which components of the application a machine runs: all of them (`stratum up`), or an agent's assignment
@@ -216,7 +217,7 @@ impl RunningPart {
             application.clone(),
             self.services(),
             self.pipeline.metrics.clone(),
-            self.options.migrations_elsewhere,
+            self.options.cluster_decides,
             stopped,
             move |service, message| report(service, "policy", message.to_string()),
         ));

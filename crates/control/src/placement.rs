@@ -8,8 +8,9 @@
 //! (edge → fog → cloud, fog → cloud → edge, cloud → fog → edge). A per-node
 //! source instance stays with its node (it reads that machine's devices). A machine takes only what it has the
 //! labels, the architecture, the accelerators and the room for (see [`place`]). When the planned host is back, the component goes
-//! back. A component a QoS policy moved to another tier ([`crate::qos::MigrationPolicies`]) runs
-//! on a live agent of that tier that can take it, while there is one.
+//! back. A component a QoS policy moved to another tier ([`crate::qos::ClusterPolicies`]) runs on a live agent of
+//! that tier that can take it, while there is one; a service a `scale_out` policy added machines for runs one more
+//! instance on each, on agents that do not run it yet.
 
 use crate::protocol::{Assignment, ModelRef, PathIn, PathOut};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +42,8 @@ pub struct Placed {
     pub planned: String,
     /// None when no live agent can take it.
     pub host: Option<String>,
+    /// An instance a `scale_out` policy added on a machine beyond the plan's.
+    pub added: bool,
 }
 
 /// The kinds of component agents run (training runs as tasks handed out separately).
@@ -82,6 +85,7 @@ pub fn place(
     live: &[LiveAgent],
     lost: &[String],
     moved: &BTreeMap<String, Tier>,
+    added: &BTreeMap<String, u32>,
 ) -> Vec<Placed> {
     // Sources bound to their machines' devices: per-node sources and sources pinned to a node.
     let per_node_sources: BTreeSet<&str> = application
@@ -118,29 +122,7 @@ pub fn place(
     }
     for (index, tiers) in moving {
         let assignment = assignments[index];
-        let wanted = constraints_of(application, &assignment.component);
-        let fits = |agent: &LiveAgent, used: &BTreeMap<String, (f64, u64)>| {
-            let (cpu, memory) = used.get(&agent.name).copied().unwrap_or_default();
-            let labelled = wanted.is_none_or(|wanted| {
-                wanted.labels.iter().all(|(key, value)| agent.labels.get(key) == Some(value))
-                    && wanted.arch.is_none_or(|arch| Arch::from_name(&agent.arch) == Some(arch))
-                    && wanted.accelerators.iter().all(|needed| {
-                        agent.accelerators.iter().any(|has| has.kind == needed.kind && has.count >= needed.count)
-                    })
-            });
-            let room = cpu + assignment.requests.cpu <= agent.cpu + 1e-9
-                && memory + assignment.requests.memory.0 <= agent.memory_bytes;
-            labelled.then_some(agent.cpu - cpu).filter(|_| room)
-        };
-        let choice = tiers.iter().find_map(|tier| {
-            live.iter()
-                .filter(|agent| agent.tier == *tier)
-                .filter_map(|agent| Some((fits(agent, &used)?, agent)))
-                .max_by(|(free, agent), (other_free, other)| {
-                    free.total_cmp(other_free).then_with(|| other.name.cmp(&agent.name))
-                })
-                .map(|(_, agent)| agent.name.clone())
-        });
+        let choice = best_agent(application, assignment, live, &used, &tiers, &[]);
         // A policy's move that nothing can take leaves the instance where it was planned, if that machine lives.
         let host = choice.or_else(|| alive(&assignment.host).then(|| assignment.host.clone()));
         if let Some(host) = &host {
@@ -148,7 +130,7 @@ pub fn place(
         }
         hosts[index] = host;
     }
-    assignments
+    let mut placed: Vec<Placed> = assignments
         .iter()
         .zip(hosts)
         .map(|(assignment, host)| Placed {
@@ -156,8 +138,72 @@ pub fn place(
             instance: assignment.instance,
             planned: assignment.host.clone(),
             host,
+            added: false,
         })
-        .collect()
+        .collect();
+    // Instances a policy added go to machines that do not run the component yet, the nearest tiers first.
+    for (component, count) in added {
+        let Some(assignment) = assignments.iter().find(|assignment| assignment.component == *component) else {
+            continue;
+        };
+        for _ in 0..*count {
+            let hosting: Vec<&str> = placed
+                .iter()
+                .filter(|placed| placed.component == *component)
+                .filter_map(|placed| placed.host.as_deref())
+                .collect();
+            let host = best_agent(application, assignment, live, &used, &nearest(assignment.tier), &hosting);
+            if let Some(host) = &host {
+                reserve(&mut used, host, assignment);
+            }
+            let instance = placed.iter().filter(|placed| placed.component == *component).map(|placed| placed.instance);
+            let instance = instance.max().map_or(0, |last| last + 1);
+            placed.push(Placed {
+                component: component.clone(),
+                instance,
+                planned: assignment.host.clone(),
+                host,
+                added: true,
+            });
+        }
+    }
+    placed
+}
+
+/// The live agent, of the first of `tiers` that has one, that can take `assignment` beside what `used` already
+/// holds — its labels, architecture, accelerators and room — and is not one of `excluded`; the one with the most
+/// cores left.
+fn best_agent(
+    application: &Application,
+    assignment: &PlannedAssignment,
+    live: &[LiveAgent],
+    used: &BTreeMap<String, (f64, u64)>,
+    tiers: &[Tier],
+    excluded: &[&str],
+) -> Option<String> {
+    let wanted = constraints_of(application, &assignment.component);
+    let fits = |agent: &LiveAgent| {
+        let (cpu, memory) = used.get(&agent.name).copied().unwrap_or_default();
+        let labelled = wanted.is_none_or(|wanted| {
+            wanted.labels.iter().all(|(key, value)| agent.labels.get(key) == Some(value))
+                && wanted.arch.is_none_or(|arch| Arch::from_name(&agent.arch) == Some(arch))
+                && wanted.accelerators.iter().all(|needed| {
+                    agent.accelerators.iter().any(|has| has.kind == needed.kind && has.count >= needed.count)
+                })
+        });
+        let room = cpu + assignment.requests.cpu <= agent.cpu + 1e-9
+            && memory + assignment.requests.memory.0 <= agent.memory_bytes;
+        labelled.then_some(agent.cpu - cpu).filter(|_| room)
+    };
+    tiers.iter().find_map(|tier| {
+        live.iter()
+            .filter(|agent| agent.tier == *tier && !excluded.contains(&agent.name.as_str()))
+            .filter_map(|agent| Some((fits(agent)?, agent)))
+            .max_by(|(free, agent), (other_free, other)| {
+                free.total_cmp(other_free).then_with(|| other.name.cmp(&agent.name))
+            })
+            .map(|(_, agent)| agent.name.clone())
+    })
 }
 
 /// Where a component asks to run: its placement constraints in the application.
@@ -385,7 +431,7 @@ mod tests {
     fn components_run_where_planned_and_move_when_their_host_is_lost() {
         let (application, plan) = planned();
         let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
-        let placed = place(&application, &plan, &all, &[], &BTreeMap::new());
+        let placed = place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
         let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new());
         assert_eq!(assigned["fog1"].components, ["counts", "flags"]);
@@ -400,7 +446,8 @@ mod tests {
 
         // The fog node is lost: `counts` migrates to the cloud, as its policy says, and the edge sends there.
         let without_fog = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge)];
-        let placed = place(&application, &plan, &without_fog, &["fog1".to_string()], &BTreeMap::new());
+        let placed =
+            place(&application, &plan, &without_fog, &["fog1".to_string()], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
         let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new());
         assert_eq!(moved["cloud1"].components, ["counts", "flags", "kept", "tally"]);
@@ -413,7 +460,7 @@ mod tests {
         let again = assignments(
             &application,
             1,
-            &place(&application, &plan, &all, &[], &BTreeMap::new()),
+            &place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new()),
             &all,
             &BTreeMap::new(),
         );
@@ -427,7 +474,7 @@ mod tests {
         let first = assignments(
             &application,
             1,
-            &place(&application, &plan, &all, &[], &BTreeMap::new()),
+            &place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new()),
             &all,
             &BTreeMap::new(),
         );
@@ -439,8 +486,13 @@ mod tests {
             format: stratum_core::ir::FileFormat::Jsonl,
             partition_by: Vec::new(),
         };
-        let second =
-            assignments(&changed, 2, &place(&changed, &plan, &all, &[], &BTreeMap::new()), &all, &BTreeMap::new());
+        let second = assignments(
+            &changed,
+            2,
+            &place(&changed, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new()),
+            &all,
+            &BTreeMap::new(),
+        );
         assert_ne!(second["cloud1"].key, first["cloud1"].key);
         assert_eq!(second["fog1"].key, first["fog1"].key);
         assert_eq!(second["edge1"].key, first["edge1"].key);
@@ -451,13 +503,46 @@ mod tests {
         let (application, plan) = planned();
         let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
         let moved = BTreeMap::from([("counts".to_string(), Tier::Cloud), ("readings".to_string(), Tier::Fog)]);
-        let placed = place(&application, &plan, &all, &[], &moved);
+        let placed = place(&application, &plan, &all, &[], &moved, &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
         assert_eq!(host_of(&placed, "readings"), Some("edge1"), "a source bound to its machine stays");
         assert_eq!(host_of(&placed, "flags"), Some("fog1"));
         // No agent of that tier: it stays where the plan put it.
         let without_cloud = [agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
-        assert_eq!(host_of(&place(&application, &plan, &without_cloud, &[], &moved), "counts"), Some("fog1"));
+        assert_eq!(
+            host_of(&place(&application, &plan, &without_cloud, &[], &moved, &BTreeMap::new()), "counts"),
+            Some("fog1")
+        );
+    }
+
+    /// Instances a `scale_out` policy added go to agents that do not run the service yet, the same tier first, and
+    /// each gets the service and its model.
+    #[test]
+    fn added_instances_go_to_other_machines_nearest_first() {
+        let (application, plan) = planned();
+        let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
+        let added = BTreeMap::from([("flags".to_string(), 2)]);
+        let placed = place(&application, &plan, &all, &[], &BTreeMap::new(), &added);
+        let flags: Vec<(u32, Option<&str>, bool)> = placed
+            .iter()
+            .filter(|placed| placed.component == "flags")
+            .map(|placed| (placed.instance, placed.host.as_deref(), placed.added))
+            .collect();
+        // The fog has no second machine: the cloud is nearest after it, then the edge.
+        assert_eq!(flags, [(0, Some("fog1"), false), (1, Some("cloud1"), true), (2, Some("edge1"), true)]);
+        let assigned = assignments(
+            &application,
+            1,
+            &placed,
+            &all,
+            &BTreeMap::from([("busy".to_string(), (1, "sha".to_string()))]),
+        );
+        assert!(assigned["cloud1"].components.contains(&"flags".to_string()));
+        assert!(assigned["cloud1"].models.iter().any(|model| model.name == "busy"));
+        // More than there are machines: the rest does not run.
+        let placed =
+            place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::from([("flags".to_string(), 3)]));
+        assert_eq!(placed.iter().filter(|placed| placed.component == "flags" && placed.host.is_none()).count(), 1);
     }
 
     #[test]
@@ -477,7 +562,7 @@ mod tests {
         let mut cloud = agent("cloud1", Tier::Cloud);
         cloud.cpu = on_cloud + counts + flags / 2.0;
         let live = [cloud.clone(), agent("edge1", Tier::Edge)];
-        let placed = place(&application, &plan, &live, &["fog1".to_string()], &BTreeMap::new());
+        let placed = place(&application, &plan, &live, &["fog1".to_string()], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
         assert_eq!(host_of(&placed, "flags"), Some("edge1"), "the next tier that has room");
         // A second cloud machine with room, but without a label `flags` asks for: not there either.
@@ -486,7 +571,7 @@ mod tests {
         service.placement.labels.insert("gpu".into(), "yes".into());
         let big = agent("cloud2", Tier::Cloud);
         let live = [cloud, big, agent("edge1", Tier::Edge)];
-        let placed = place(&labelled, &plan, &live, &["fog1".to_string()], &BTreeMap::new());
+        let placed = place(&labelled, &plan, &live, &["fog1".to_string()], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "flags"), None, "nothing has the label: it does not run");
         assert_eq!(host_of(&placed, "counts"), Some("cloud2"), "the machine with the most cores left");
     }
@@ -496,13 +581,19 @@ mod tests {
         let (application, plan) = planned();
         let fog_only = [agent("fog1", Tier::Fog)];
         // A new cluster where only the fog has joined: the others' components wait, nothing moves.
-        let placed = place(&application, &plan, &fog_only, &[], &BTreeMap::new());
+        let placed = place(&application, &plan, &fog_only, &[], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
         assert_eq!(host_of(&placed, "kept"), None);
         assert_eq!(host_of(&placed, "readings"), None);
         // The cloud and the edge joined once and are lost: `kept` moves to the fog; `readings` stays with its node.
-        let placed =
-            place(&application, &plan, &fog_only, &["cloud1".to_string(), "edge1".to_string()], &BTreeMap::new());
+        let placed = place(
+            &application,
+            &plan,
+            &fog_only,
+            &["cloud1".to_string(), "edge1".to_string()],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
         assert_eq!(host_of(&placed, "kept"), Some("fog1"));
         assert_eq!(host_of(&placed, "readings"), None);
     }

@@ -4,7 +4,7 @@
 //! held for the policy's `for` time triggers its action. Where the pools are ([`PolicyEngine`]: `stratum up`, and
 //! each agent for the services it runs), `scale_out` raises a service's floor of replicas by one (up to its `max`)
 //! and `shed_load(F)` turns away that fraction of its requests while the condition holds. Where the machines are
-//! ([`MigrationPolicies`]: the control plane of `stratum server`), `migrate(TIER)` moves the target to a live
+//! ([`ClusterPolicies`]: the control plane of `stratum server`), `migrate(TIER)` moves the target to a live
 //! machine of that tier (the next tier up when it names none: edge → fog → cloud), for as long as this version of
 //! the application runs. Every action is an event with the measurement that caused it; `node_lost → migrate` is
 //! placement's ([`crate::placement`]).
@@ -183,14 +183,15 @@ pub struct PolicyEngine {
     rules: Vec<(Policy, String)>,
     previous: BTreeMap<String, MetricsSnapshot>,
     conditions: Conditions,
-    /// Whether `migrate` is someone else's to act on (an agent's control plane), rather than impossible here.
-    migrations_elsewhere: bool,
+    /// Whether what needs other machines is someone else's to act on (an agent's control plane: `migrate`, and
+    /// `scale_out` on a machine's `cpu` or `memory`), rather than impossible or done here.
+    cluster_decides: bool,
 }
 
 impl PolicyEngine {
     /// The (policy, service) pairs of the application: policies whose targets include services (or all). An agent
-    /// passes `migrations_elsewhere`: its control plane migrates.
-    pub fn new(application: &Application, migrations_elsewhere: bool) -> PolicyEngine {
+    /// passes `cluster_decides`: its control plane decides what needs other machines.
+    pub fn new(application: &Application, cluster_decides: bool) -> PolicyEngine {
         let mut rules = Vec::new();
         for policy in &application.policies {
             for service in &application.services {
@@ -199,7 +200,7 @@ impl PolicyEngine {
                 }
             }
         }
-        PolicyEngine { rules, previous: BTreeMap::new(), conditions: Conditions::default(), migrations_elsewhere }
+        PolicyEngine { rules, previous: BTreeMap::new(), conditions: Conditions::default(), cluster_decides }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -220,7 +221,12 @@ impl PolicyEngine {
         let deltas = deltas(&mut self.previous, snapshots);
         for (policy, service) in &self.rules {
             let Some(pool) = pools.get(service) else { continue };
-            if matches!(policy.action, Action::Migrate { .. }) && self.migrations_elsewhere {
+            let needs_other_machines = match policy.action {
+                Action::Migrate { .. } => true,
+                Action::ScaleOut => scales_onto_machines(application, policy, service),
+                Action::ShedLoad { .. } => false,
+            };
+            if needs_other_machines && self.cluster_decides {
                 continue;
             }
             let measured = Measured {
@@ -284,11 +290,11 @@ pub async fn run_policies(
     application: Application,
     pools: BTreeMap<String, Arc<ServicePool>>,
     metrics: Arc<Registry>,
-    migrations_elsewhere: bool,
+    cluster_decides: bool,
     mut stop: watch::Receiver<bool>,
     on_event: impl Fn(&str, &str) + Send + 'static,
 ) {
-    let mut engine = PolicyEngine::new(&application, migrations_elsewhere);
+    let mut engine = PolicyEngine::new(&application, cluster_decides);
     if engine.is_empty() {
         return;
     }
@@ -315,6 +321,19 @@ pub async fn run_policies(
     }
 }
 
+/// Whether a `scale_out` policy on `service` adds machines rather than replicas: when what it measures is the
+/// machine (`cpu`, `memory`) — more replicas on an overloaded machine do not help — and the service takes requests
+/// over HTTP (the gateway spreads them over every instance; a service reading a stream would read it twice).
+pub fn scales_onto_machines(application: &Application, policy: &Policy, service: &str) -> bool {
+    let on_the_machine =
+        matches!(&policy.condition, Condition::Threshold { signal, .. } if signal == "cpu" || signal == "memory");
+    let over_http = application
+        .services
+        .iter()
+        .any(|item| item.name == service && matches!(item.input, stratum_core::ir::ServiceInput::Http { .. }));
+    matches!(policy.action, Action::ScaleOut) && on_the_machine && over_http
+}
+
 /// Where a target runs now, as the control plane knows it.
 pub struct Host {
     pub name: String,
@@ -332,20 +351,24 @@ fn tier_above(tier: Tier) -> Option<Tier> {
     }
 }
 
-/// The `migrate` policies of the control plane (other than on `node_lost`), and the components they moved.
+/// The policies the control plane acts on, because they need other machines — `migrate` (other than on
+/// `node_lost`, which is placement's) and `scale_out` onto more machines ([`scales_onto_machines`]) — with what
+/// they have done: the components moved, the instances added.
 #[derive(Default)]
-pub struct MigrationPolicies {
+pub struct ClusterPolicies {
     rules: Vec<(Policy, String)>,
     previous: BTreeMap<String, MetricsSnapshot>,
     conditions: Conditions,
     /// The tier each moved component runs on now.
     moved: BTreeMap<String, Tier>,
+    /// The instances each service runs on machines beyond its planned one.
+    added: BTreeMap<String, u32>,
 }
 
-impl MigrationPolicies {
+impl ClusterPolicies {
     /// The (policy, component) pairs: `migrate` policies, on their targets (every component the agents run when
-    /// a policy names none).
-    pub fn new(application: &Application) -> MigrationPolicies {
+    /// a policy names none), and `scale_out` policies that add machines, on their services.
+    pub fn new(application: &Application) -> ClusterPolicies {
         let components: Vec<&str> = application
             .sources
             .iter()
@@ -356,21 +379,28 @@ impl MigrationPolicies {
             .collect();
         let mut rules = Vec::new();
         for policy in &application.policies {
-            if !matches!(policy.action, Action::Migrate { .. }) || policy.condition == Condition::NodeLost {
-                continue;
-            }
-            for component in &components {
-                if policy.targets.is_empty() || policy.targets.iter().any(|target| target == component) {
-                    rules.push((policy.clone(), component.to_string()));
+            let targeted =
+                |component: &str| policy.targets.is_empty() || policy.targets.iter().any(|target| target == component);
+            let chosen: Vec<&str> = match policy.action {
+                Action::Migrate { .. } if policy.condition != Condition::NodeLost => {
+                    components.iter().copied().filter(|component| targeted(component)).collect()
                 }
-            }
+                Action::ScaleOut => application
+                    .services
+                    .iter()
+                    .map(|service| service.name.as_str())
+                    .filter(|service| targeted(service) && scales_onto_machines(application, policy, service))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            rules.extend(chosen.into_iter().map(|component| (policy.clone(), component.to_string())));
         }
-        MigrationPolicies {
-            rules,
-            previous: BTreeMap::new(),
-            conditions: Conditions::default(),
-            moved: BTreeMap::new(),
-        }
+        ClusterPolicies { rules, ..ClusterPolicies::default() }
+    }
+
+    /// The instances each service runs beyond its planned one, on other machines, for placement.
+    pub fn added(&self) -> &BTreeMap<String, u32> {
+        &self.added
     }
 
     /// The tier each moved component must run on, for placement.
@@ -378,9 +408,14 @@ impl MigrationPolicies {
         &self.moved
     }
 
-    /// Takes back what a control plane before a restart had moved (its state store kept it).
-    pub fn restore(&mut self, moved: impl IntoIterator<Item = (String, Tier)>) {
+    /// Takes back what a control plane before a restart had moved and added (its state store kept it).
+    pub fn restore(
+        &mut self,
+        moved: impl IntoIterator<Item = (String, Tier)>,
+        added: impl IntoIterator<Item = (String, u32)>,
+    ) {
         self.moved.extend(moved);
+        self.added.extend(added);
     }
 
     /// One evaluation at `now`, given each component's metrics (all its instances together) and where it runs;
@@ -391,13 +426,14 @@ impl MigrationPolicies {
         application: &Application,
         snapshots: &BTreeMap<String, MetricsSnapshot>,
         host_of: &dyn Fn(&str) -> Option<Host>,
+        machines: usize,
     ) -> Vec<(String, String)> {
         let mut events = Vec::new();
         let deltas = deltas(&mut self.previous, snapshots);
         for (policy, component) in &self.rules {
             let Some(host) = host_of(component) else { continue };
-            let Action::Migrate { to } = policy.action else { continue };
-            let delta = deltas.get(component);
+            // A service answering over HTTP counts its requests as `NAME-http`.
+            let delta = deltas.get(component).or_else(|| deltas.get(&format!("{component}-http")));
             let measured = Measured {
                 delta,
                 queue: delta.map(|delta| delta.queue_depth as f64),
@@ -409,6 +445,35 @@ impl MigrationPolicies {
                 continue;
             };
             let key = (policy.name.clone(), component.clone());
+            let to = match policy.action {
+                Action::Migrate { to } => to,
+                _ => {
+                    // Scaling out onto one more machine, while there is a machine it does not run on yet.
+                    let added = self.added.entry(component.clone()).or_default();
+                    if (*added as usize) + 1 >= machines {
+                        let message = format!(
+                            "policy `{}`: {measurement} on {}, but `{component}` runs on every machine already",
+                            policy.name, host.name
+                        );
+                        self.conditions.report_once(&key, &mut events, message);
+                    } else {
+                        *added += 1;
+                        events.push((
+                            component.clone(),
+                            format!(
+                                "policy `{}`: {measurement} on {} ({}): one more instance on another machine ({} in all)",
+                                policy.name,
+                                host.name,
+                                host.tier.name(),
+                                *added + 1
+                            ),
+                        ));
+                    }
+                    // Measured again from now before adding another.
+                    self.conditions.since.insert(key, now);
+                    continue;
+                }
+            };
             let tier = match to.or_else(|| tier_above(host.tier)) {
                 Some(tier) => tier,
                 None => {
@@ -461,7 +526,7 @@ mod tests {
         let checked = stratum_lang::check_text("moving.stratum", text);
         assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
         let application = checked.application;
-        let mut policies = MigrationPolicies::new(&application);
+        let mut policies = ClusterPolicies::new(&application);
         let busy_edge = |component: &str| {
             let (name, tier) = if component == "counts" { ("edge1", Tier::Edge) } else { ("fog1", Tier::Fog) };
             let usage = Usage { cpu_percent: 10.0, memory_bytes: 1, machine_cpu: Some(0.5), machine_memory: None };
@@ -470,23 +535,70 @@ mod tests {
         let start = Instant::now();
         // Fast batches: nothing happens.
         let fast = BTreeMap::from([("counts".to_string(), snapshot("counts", 1, 10))]);
-        assert!(policies.evaluate(start, &application, &fast, &busy_edge).is_empty());
+        assert!(policies.evaluate(start, &application, &fast, &busy_edge, 3).is_empty());
         // Slow from now on (≤ 250 ms): held, but not yet for 10 s.
         let mut slow = snapshot("counts", 10, 10);
         slow.latency_buckets[1] = 10;
         slow.events_in = 20;
         let slow = BTreeMap::from([("counts".to_string(), slow)]);
-        assert!(policies.evaluate(start + Duration::from_secs(5), &application, &slow, &busy_edge).is_empty());
+        assert!(policies.evaluate(start + Duration::from_secs(5), &application, &slow, &busy_edge, 3).is_empty());
         let mut slower = slow["counts"].clone();
         slower.latency_buckets[10] = 20;
         slower.events_in = 30;
         let slower = BTreeMap::from([("counts".to_string(), slower)]);
-        let events = policies.evaluate(start + Duration::from_secs(16), &application, &slower, &busy_edge);
+        let events = policies.evaluate(start + Duration::from_secs(16), &application, &slower, &busy_edge, 3);
         assert_eq!(events.len(), 1, "{events:?}");
         assert!(events[0].1.contains("policy `slow`: p99 0.2500") && events[0].1.contains("to the fog tier"));
         assert_eq!(policies.moved(), &BTreeMap::from([("counts".to_string(), Tier::Fog)]));
         // `kept` runs on a machine at 50% CPU: under 90%, it stays.
         assert!(!policies.moved().contains_key("kept"));
+    }
+
+    /// `scale_out` on a machine's CPU adds machines for a service answering over HTTP, one at a time, measured
+    /// again in between, while there is a machine left; on a latency signal it stays the pools' (more replicas).
+    #[test]
+    fn scale_out_on_an_overloaded_machine_adds_machines_for_an_http_service() {
+        let text = "app growing\n\
+            node fog1 { tier = fog  cpu = 4  memory = 8 GiB }\n\
+            node fog2 { tier = fog  cpu = 4  memory = 8 GiB }\n\
+            schema Row { n: int  busy: bool }\n\
+            dataset rows { schema = Row  path = \"rows.csv\" }\n\
+            model m: classifier { data = rows  target = busy  features = [n]\n\
+              candidates { decision_tree { max_depth = [2] } }  evaluate = holdout(0.25) by accuracy }\n\
+            service answers: inference { model = m  input = http { path = \"/v1/answers\" }  on = fog1 }\n\
+            policy crowded { target = answers  when = cpu > 80% for 10 s  then = scale_out }\n\
+            policy slow { target = answers  when = p99 > 50 ms  then = scale_out }\n";
+        let checked = stratum_lang::check_text("growing.stratum", text);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let application = checked.application;
+        let crowded = &application.policies[0];
+        assert!(scales_onto_machines(&application, crowded, "answers"));
+        assert!(!scales_onto_machines(&application, &application.policies[1], "answers"), "latency: more replicas");
+
+        let mut policies = ClusterPolicies::new(&application);
+        let loaded = |cpu: f64| {
+            move |_: &str| {
+                let usage = Usage { cpu_percent: 10.0, memory_bytes: 1, machine_cpu: Some(cpu), machine_memory: None };
+                Some(Host { name: "fog1".into(), tier: Tier::Fog, usage: Some(usage) })
+            }
+        };
+        let none = BTreeMap::new();
+        let start = Instant::now();
+        assert!(policies.evaluate(start, &application, &none, &loaded(0.95), 3).is_empty());
+        let events = policies.evaluate(start + Duration::from_secs(11), &application, &none, &loaded(0.95), 3);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(
+            events[0].1.contains("policy `crowded`: cpu 0.9500") && events[0].1.contains("(2 in all)"),
+            "{events:?}"
+        );
+        assert_eq!(policies.added(), &BTreeMap::from([("answers".to_string(), 1)]));
+        // Measured again from then: not before another 10 s, and then the third machine; no fourth.
+        assert!(policies.evaluate(start + Duration::from_secs(15), &application, &none, &loaded(0.95), 3).is_empty());
+        policies.evaluate(start + Duration::from_secs(22), &application, &none, &loaded(0.95), 3);
+        assert_eq!(policies.added()["answers"], 2);
+        let events = policies.evaluate(start + Duration::from_secs(33), &application, &none, &loaded(0.95), 3);
+        assert!(events[0].1.contains("runs on every machine already"), "{events:?}");
+        assert_eq!(policies.added()["answers"], 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::agents::{Joined, Machine};
 use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction, ServiceState};
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::protocol::{Assignment, FeedReport, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
-use crate::qos::{Host, MigrationPolicies};
+use crate::qos::{ClusterPolicies, Host};
 use crate::serving::Refusal;
 use crate::state::{ServedModel, StateStore};
 use crate::training::{JobState, TrainingJob};
@@ -79,7 +79,7 @@ struct Cluster {
     /// The model version each service serves, as recorded in the state store.
     served: BTreeMap<String, u32>,
     /// The applied version's `migrate` policies, and when they were last evaluated.
-    policies: MigrationPolicies,
+    policies: ClusterPolicies,
     policies_evaluated: Option<Instant>,
 }
 
@@ -108,7 +108,7 @@ pub struct TrainingStatus {
 impl Cluster {
     /// Runs `version` of the application from now on, with its own policies.
     fn apply(&mut self, application: Application, plan: Plan, version: u32) {
-        self.policies = MigrationPolicies::new(&application);
+        self.policies = ClusterPolicies::new(&application);
         self.deployed =
             Some(Applied { application: Arc::new(application), plan: Arc::new(plan), version, since: Instant::now() });
     }
@@ -133,12 +133,13 @@ impl Server {
             let plan: Plan =
                 serde_json::from_str(&plan).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
             cluster.apply(application, plan, version);
-            // What policies had moved stays moved: placement would otherwise put it back until they measure again.
+            // What policies had moved stays moved, and what they added stays added: placement would otherwise undo
+            // it until they measure again.
             let moved = state
                 .migrations(&app, version)?
                 .into_iter()
                 .filter_map(|(component, tier)| Tier::from_name(&tier).map(|tier| (component, tier)));
-            cluster.policies.restore(moved);
+            cluster.policies.restore(moved, state.added_instances(&app, version)?);
         }
         for (name, description) in state.agents()? {
             if let Ok(join) = serde_json::from_str::<Join>(&description) {
@@ -333,12 +334,27 @@ impl Server {
                 cluster.agents.iter().filter(|(_, agent)| agent.lost).map(|(name, _)| name.clone()).collect();
             self.evaluate_policies(&mut cluster, &mut events);
             if let Some(deployed) = &cluster.deployed {
-                let placed = place(&deployed.application, &deployed.plan, &live, &lost, cluster.policies.moved());
+                let placed = place(
+                    &deployed.application,
+                    &deployed.plan,
+                    &live,
+                    &lost,
+                    cluster.policies.moved(),
+                    cluster.policies.added(),
+                );
                 for now in &placed {
                     let before = cluster
                         .placed
                         .iter()
                         .find(|old| old.component == now.component && old.instance == now.instance);
+                    if now.added && before.is_none() {
+                        let message = match &now.host {
+                            Some(host) => format!("one more instance on {host}, added by a policy"),
+                            None => "one more instance, but no other live agent can take it".to_string(),
+                        };
+                        events.push(("placement", Some(now.component.clone()), message));
+                        continue;
+                    }
                     let moved = before.is_some_and(|before| before.host != now.host)
                         || before.is_none() && now.host.as_ref() != Some(&now.planned);
                     if moved {
@@ -404,15 +420,28 @@ impl Server {
             let tier = agent.join.tier.or_else(|| self.planned_tier(cluster, &name))?;
             Some(Host { name, tier, usage: agent.usage })
         };
-        let before = policies.moved().clone();
-        for (component, message) in policies.evaluate(now, &application, &snapshots, &host_of) {
+        let (moved_before, added_before) = (policies.moved().clone(), policies.added().clone());
+        let machines = cluster.agents.values().filter(|agent| !agent.lost).count();
+        for (component, message) in policies.evaluate(now, &application, &snapshots, &host_of, machines) {
             events.push(("policy", Some(component), message));
         }
-        for (component, tier) in
-            policies.moved().iter().filter(|(component, tier)| before.get(*component) != Some(tier))
-        {
-            if let Err(error) = self.state.record_migration(&application.name, version, component, tier.name()) {
+        // What policies did is durable: a restarted control plane places it the same way.
+        let app = &application.name;
+        for (component, tier) in policies.moved() {
+            if moved_before.get(component) == Some(tier) {
+                continue;
+            }
+            if let Err(error) = self.state.record_migration(app, version, component, tier.name()) {
                 events.push(("failed", Some(component.clone()), format!("the migration was not recorded: {error}")));
+            }
+        }
+        for (component, count) in policies.added() {
+            if added_before.get(component) == Some(count) {
+                continue;
+            }
+            if let Err(error) = self.state.record_added_instances(app, version, component, *count) {
+                let message = format!("the added instance was not recorded: {error}");
+                events.push(("failed", Some(component.clone()), message));
             }
         }
         cluster.policies = policies;
@@ -677,12 +706,16 @@ impl Deployment for Server {
                 if !services.contains(&&service) {
                     return Err(crate::serving::unknown_service(&service, services.into_iter()));
                 }
+                // Agents placement gave the service to, once they say they serve it (an agent that has just been
+                // given it may still be loading its model).
                 cluster
                     .placed
                     .iter()
                     .filter(|placed| placed.component == service)
                     .filter_map(|placed| placed.host.as_ref())
-                    .filter_map(|host| cluster.agents.get(host).filter(|agent| !agent.lost)?.join.api_address.clone())
+                    .filter_map(|host| cluster.agents.get(host).filter(|agent| !agent.lost))
+                    .filter(|agent| agent.services.iter().any(|state| state.name == service))
+                    .filter_map(|agent| agent.join.api_address.clone())
                     .collect()
             };
             if targets.is_empty() {

@@ -49,6 +49,13 @@ const MIGRATIONS: &[&str] = &[
         tier TEXT NOT NULL,
         PRIMARY KEY (app, version, component)
     );",
+    "CREATE TABLE added_instances (
+        app TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        component TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (app, version, component)
+    );",
 ];
 
 /// One thing that happened to an application.
@@ -209,6 +216,29 @@ impl StateStore {
         let connection = self.connection();
         let mut statement = connection
             .prepare("SELECT component, tier FROM migrations WHERE app = ?1 AND version = ?2 ORDER BY component")
+            .map_err(state_error)?;
+        let rows =
+            statement.query_map(params![app, version], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+    }
+
+    /// Remembers how many instances a policy added for a component of a version on machines beyond the plan's.
+    pub fn record_added_instances(&self, app: &str, version: u32, component: &str, count: u32) -> Result<(), Error> {
+        self.connection()
+            .execute(
+                "INSERT INTO added_instances (app, version, component, count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (app, version, component) DO UPDATE SET count = excluded.count",
+                params![app, version, component, count],
+            )
+            .map_err(state_error)?;
+        Ok(())
+    }
+
+    /// The instances policies added in a version: (component, count).
+    pub fn added_instances(&self, app: &str, version: u32) -> Result<Vec<(String, u32)>, Error> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT component, count FROM added_instances WHERE app = ?1 AND version = ?2 ORDER BY component")
             .map_err(state_error)?;
         let rows =
             statement.query_map(params![app, version], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;

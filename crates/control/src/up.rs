@@ -82,6 +82,7 @@ impl Deployment for Deployed {
                 instance: assignment.instance,
                 planned: assignment.host.clone(),
                 host: Some(assignment.host.clone()),
+                added: false,
             })
             .collect()
     }
@@ -228,7 +229,7 @@ fn part_options(options: &UpOptions) -> PartOptions {
             ..PipelineOptions::default()
         },
         logs_dir: options.state_dir.join("logs"),
-        migrations_elsewhere: false,
+        cluster_decides: false,
     }
 }
 
