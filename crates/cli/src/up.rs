@@ -177,6 +177,7 @@ async fn run_up(
         .map(|event| event.id)
         .collect();
     let mut current = Some(running);
+    let (mut restart_due, mut restart_backoff, mut running_since) = (None, Duration::from_secs(1), Instant::now());
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
@@ -231,6 +232,42 @@ async fn run_up(
                 }
                 if interactive {
                     eprintln!("{}", status_line(&running.deployed.metrics.snapshot(), began.elapsed()));
+                }
+                // A component that failed stopped the data plane: it starts again after 1 s, 2 s, 4 s … at most a
+                // minute (back to 1 s after ten healthy minutes).
+                if let Some(failure) = running.failure() {
+                    let now = tokio::time::Instant::now();
+                    match restart_due {
+                        None => {
+                            if running_since.elapsed() >= Duration::from_secs(600) {
+                                restart_backoff = Duration::from_secs(1);
+                            }
+                            eprintln!("the data plane stopped: {failure}; starting it again in {} s", restart_backoff.as_secs());
+                            let message = format!("the data plane stopped: {failure}");
+                            let _ = running.deployed.state.record_event(&running.deployed.current.app, "failed", None, &message);
+                            restart_due = Some(now + restart_backoff);
+                        }
+                        Some(due) if now >= due => {
+                            restart_due = None;
+                            restart_backoff = (restart_backoff * 2).min(Duration::from_secs(60));
+                            let Some(failed) = current.take() else { continue };
+                            match failed.restart().await {
+                                Ok(restarted) => {
+                                    plane.set_live(Some(restarted.deployed.clone()));
+                                    eprintln!("the data plane started again");
+                                    running_since = Instant::now();
+                                    current = Some(restarted);
+                                }
+                                Err(error) => {
+                                    eprintln!("error: the data plane did not start again: {error}");
+                                    plane.set_live(None);
+                                    plane.set_phase(Phase::Failed(error.to_string()));
+                                }
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                    continue;
                 }
                 // Sources that ran out end the data plane; services, batches and the API go on until stopped.
                 if running.pipeline_finished() && !data_plane_ended {

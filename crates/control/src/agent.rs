@@ -68,7 +68,16 @@ type Shared = Arc<Mutex<Current>>;
 struct Running {
     key: String,
     part: RunningPart,
+    /// What it runs, to start it again after a failure.
+    assignment: Assignment,
+    started: Instant,
 }
+
+/// Starting a failed part again: after 1 s, 2 s, 4 s … at most a minute; back to 1 s once a part has run ten
+/// minutes before failing.
+const FIRST_RESTART: Duration = Duration::from_secs(1);
+const LAST_RESTART: Duration = Duration::from_secs(60);
+const HEALTHY_RUN: Duration = Duration::from_secs(600);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -96,6 +105,9 @@ pub struct Agent {
     prepared: Prepared,
     /// What the agent's process uses, between heartbeats.
     usage: crate::usage::UsageMeter,
+    /// The wait before the next restart of a failed part, and when that restart is due.
+    restart_backoff: Duration,
+    restart_due: Option<Instant>,
 }
 
 impl Agent {
@@ -147,6 +159,8 @@ impl Agent {
             events: Arc::default(),
             prepared: Arc::default(),
             usage: crate::usage::UsageMeter::default(),
+            restart_backoff: FIRST_RESTART,
+            restart_due: None,
         };
         Ok((agent, router))
     }
@@ -219,6 +233,7 @@ impl Agent {
                 // The control plane may be restarting: keep running what was assigned.
                 tracing::debug!(%error, "heartbeat failed");
             }
+            self.restart_if_failed().await;
         }
         self.stop_running().await;
         Ok(())
@@ -354,6 +369,35 @@ impl Agent {
         }
     }
 
+    /// A part whose data plane stopped on a component's error starts again, after a backoff; each step is an
+    /// event for the control plane.
+    async fn restart_if_failed(&mut self) {
+        let Some(running) = &self.running else { return };
+        let Some(failure) = running.part.failure() else { return };
+        let now = Instant::now();
+        let Some(due) = self.restart_due else {
+            if running.started.elapsed() >= HEALTHY_RUN {
+                self.restart_backoff = FIRST_RESTART;
+            }
+            self.restart_due = Some(now + self.restart_backoff);
+            let message = format!("stopped: {failure}; starting again in {} s", self.restart_backoff.as_secs());
+            lock(&self.events).push(AgentEvent { component: "data plane".into(), kind: "failed".into(), message });
+            return;
+        };
+        if now < due {
+            return;
+        }
+        self.restart_due = None;
+        self.restart_backoff = (self.restart_backoff * 2).min(LAST_RESTART);
+        let assignment = running.assignment.clone();
+        self.stop_running().await;
+        let (kind, message) = match self.follow(assignment).await {
+            Ok(()) => ("restarted", "started again after the failure".to_string()),
+            Err(error) => ("failed", format!("could not start again: {error}")),
+        };
+        lock(&self.events).push(AgentEvent { component: "data plane".into(), kind: kind.into(), message });
+    }
+
     /// Runs an assignment instead of what runs now: rolled out into the running part when there is one (only
     /// what changed restarts), otherwise started.
     async fn follow(&mut self, assignment: Assignment) -> Result<(), Error> {
@@ -385,10 +429,12 @@ impl Agent {
             components: assignment.components.clone(),
             partition: Partition { components: Vec::new(), inputs, outputs },
         };
+        let followed = assignment.clone();
         match &mut self.running {
             Some(running) if !running.part.pipeline_finished() => {
                 let rollout = running.part.update(&application, share).await?;
                 running.key = assignment.key;
+                running.assignment = followed;
                 tracing::info!(
                     agent = self.options.name,
                     restarted = ?rollout.restarted,
@@ -429,7 +475,8 @@ impl Agent {
                 let part = RunningPart::start(&application, share, options, report)?;
                 tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
                 lock(&self.routes).extend(senders);
-                self.running = Some(Running { key: assignment.key, part });
+                self.running =
+                    Some(Running { key: assignment.key, part, assignment: followed, started: Instant::now() });
             }
         }
         if let Some(running) = &self.running {
@@ -440,6 +487,7 @@ impl Agent {
             };
         }
         self.failed = None;
+        self.restart_due = None;
         Ok(())
     }
 

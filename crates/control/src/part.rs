@@ -323,6 +323,11 @@ impl RunningPart {
         self.pipeline.is_finished()
     }
 
+    /// Why the data plane stopped, when a component failed (it stops and drains the rest).
+    pub fn failure(&self) -> Option<String> {
+        self.pipeline.failure()
+    }
+
     /// Stops everything: the data plane drains (open windows are emitted, files written), a running batch
     /// finishes, tools are stopped.
     pub async fn stop(self) -> Result<RunSummary, Error> {

@@ -300,6 +300,31 @@ impl Running {
         self.part.pipeline_finished()
     }
 
+    /// Why the data plane stopped, when a component failed (the rest drained).
+    pub fn failure(&self) -> Option<String> {
+        self.part.failure()
+    }
+
+    /// Starts this version's data plane, pools, batches and tools again after a failure: what remains of them is
+    /// stopped first (a tool's port, a sink's file), then everything starts as `up` started it.
+    pub async fn restart(self) -> Result<Running, Error> {
+        let Running { deployed, part, options } = self;
+        let _ = part.stop().await;
+        let application = &deployed.current.application;
+        let report = report_to(deployed.state.clone(), application.name.clone());
+        let part = RunningPart::start(application, Share::Everything, part_options(&options), report)?;
+        let deployed = Arc::new(Deployed {
+            current: deployed.current.clone(),
+            agents: deployed.agents.clone(),
+            metrics: part.metrics(),
+            services: part.services(),
+            feeds: part.feeds(),
+            state: deployed.state.clone(),
+        });
+        deployed.state.record_event(&application.name, "restarted", None, "the data plane started again")?;
+        Ok(Running { deployed, part, options })
+    }
+
     /// Whether a new version can roll out into this one, rather than replace it: its data plane still runs, and
     /// it has the broker the new version needs.
     pub fn can_update(&self, application: &Application) -> bool {

@@ -99,6 +99,8 @@ struct Shared {
     wiring: Mutex<Wiring>,
     metrics: Arc<Registry>,
     dead_letters: DeadLetters,
+    /// The first component error, which stopped the pipeline.
+    failure: Mutex<Option<String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,7 +119,12 @@ impl Shared {
             ended: false,
             spawn,
         };
-        let shared = Shared { wiring: Mutex::new(wiring), metrics: Arc::new(Registry::default()), dead_letters };
+        let shared = Shared {
+            wiring: Mutex::new(wiring),
+            metrics: Arc::new(Registry::default()),
+            dead_letters,
+            failure: Mutex::new(None),
+        };
         (Arc::new(shared), pending)
     }
 
@@ -274,6 +281,11 @@ impl RunningPipeline {
         self.task.is_finished()
     }
 
+    /// The error of the component that failed and stopped the pipeline, if one did.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.shared.failure).clone()
+    }
+
     /// Rolls out a new version of the application (or of this machine's part of it): see the module
     /// documentation. A component that cannot be built fails the rollout before anything running is touched.
     /// `options` must be the ones the pipeline was built with, but for `only`.
@@ -327,6 +339,7 @@ async fn supervise(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<Pen
                 });
                 if let Err(error) = result {
                     tracing::error!(%error, "component failed; stopping the pipeline");
+                    lock(&shared.failure).get_or_insert_with(|| error.to_string());
                     shared.stop();
                     first_error.get_or_insert(error);
                 }
