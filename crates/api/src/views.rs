@@ -142,6 +142,8 @@ pub struct AgentView {
     pub seconds_since_heartbeat: Option<f64>,
     /// The machine's architecture, as the agent measured it.
     pub arch: Option<String>,
+    /// Free space on the disk of the agent's data directory, as it measured when it joined.
+    pub disk_free_bytes: Option<u64>,
     /// CPU of the agent's process over its last heartbeat, in percent of one core.
     pub cpu_percent: Option<f64>,
     pub memory_used_bytes: Option<u64>,
@@ -510,6 +512,7 @@ impl ControlPlane {
                     alive: joined.map(|joined| joined.alive),
                     seconds_since_heartbeat: joined.map(|joined| joined.seconds_since_heartbeat),
                     arch: joined.map(|joined| joined.arch.clone()),
+                    disk_free_bytes: joined.and_then(|joined| joined.disk_free_bytes),
                     cpu_percent: usage.map(|usage| usage.cpu_percent),
                     memory_used_bytes: usage.map(|usage| usage.memory_bytes),
                 }

@@ -162,6 +162,7 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     let fog = agents["agents"].as_array().unwrap().iter().find(|agent| agent["name"] == "fog1").unwrap();
     assert_eq!((fog["alive"].as_bool(), fog["arch"].as_str()), (Some(true), Some(std::env::consts::ARCH)));
     assert!(fog["memory_used_bytes"].as_u64().unwrap() > 0);
+    assert!(fog["disk_free_bytes"].as_u64().unwrap() > 0, "{fog}");
     let services = api
         .wait_for("the service's replicas", "/v1/services", |services| services["services"][0]["model_version"] == 1)
         .await;

@@ -140,7 +140,7 @@ impl Agent {
             .map_err(|error| Error::Agent(error.to_string()))?;
         let current = Shared::default();
         let api_address = match options.api_listen {
-            Some(address) => Some(serve_api(address, current.clone()).await?),
+            Some(address) => Some(serve_api(address, current.clone(), options.data_dir.clone()).await?),
             None => None,
         };
         let agent = Agent {
@@ -182,7 +182,7 @@ impl Agent {
             name: self.options.name.clone(),
             tier: self.options.tier,
             labels: self.options.labels.clone(),
-            resources: MeasuredResources::measure(),
+            resources: MeasuredResources::measure(&self.options.data_dir),
             data_address: self.data_address.clone(),
             api_address: self.api_address.clone(),
         };
@@ -530,14 +530,14 @@ impl Agent {
 
 /// Serves the agent's API: `/metrics` (its machine's resources and its running components' standard metrics) and
 /// predictions of the services it runs. Returns the address it listens on.
-async fn serve_api(address: SocketAddr, current: Shared) -> Result<String, Error> {
+async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> Result<String, Error> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|error| Error::Listen { address: address.to_string(), message: error.to_string() })?;
     let bound = listener
         .local_addr()
         .map_err(|error| Error::Listen { address: address.to_string(), message: error.to_string() })?;
-    let resources = MeasuredResources::measure();
+    let resources = MeasuredResources::measure(&data_dir);
     let metrics_of = current.clone();
     let router = axum::Router::new()
         .route(

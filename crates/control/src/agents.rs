@@ -30,6 +30,9 @@ pub struct Joined {
     pub alive: bool,
     pub seconds_since_heartbeat: f64,
     pub arch: String,
+    /// Free space on the disk of its data directory, when it joined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_free_bytes: Option<u64>,
     /// What the agent's process used over its last heartbeat's interval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<crate::usage::Usage>,

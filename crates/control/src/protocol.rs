@@ -31,11 +31,15 @@ pub struct MeasuredResources {
     pub cpu: f64,
     pub memory_bytes: u64,
     pub arch: String,
+    /// Space left for the agent's data (buffers, models, files) on the disk that holds its data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_free_bytes: Option<u64>,
 }
 
 impl MeasuredResources {
-    /// This machine: its cores, its memory (from /proc/meminfo where there is one) and its architecture.
-    pub fn measure() -> MeasuredResources {
+    /// This machine: its cores, its memory (from /proc/meminfo where there is one), its architecture and the
+    /// free space of the disk that holds `data_dir`.
+    pub fn measure(data_dir: &std::path::Path) -> MeasuredResources {
         let memory_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
             text.lines()
                 .find(|line| line.starts_with("MemTotal:"))
@@ -46,8 +50,16 @@ impl MeasuredResources {
             cpu: std::thread::available_parallelism().map_or(1.0, |cores| cores.get() as f64),
             memory_bytes: memory_kib.unwrap_or(0) * 1024,
             arch: std::env::consts::ARCH.into(),
+            disk_free_bytes: disk_free_bytes(data_dir),
         }
     }
+}
+
+/// The space an unprivileged process may still use on the disk that holds `path` (its nearest existing folder).
+fn disk_free_bytes(path: &std::path::Path) -> Option<u64> {
+    let existing = path.ancestors().find(|folder| folder.exists())?;
+    let stats = rustix::fs::statvfs(existing).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// `POST /v1/agents/{name}/heartbeat`.

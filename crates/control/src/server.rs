@@ -200,11 +200,14 @@ impl Server {
     pub fn join(&self, join: Join) {
         let name = join.name.clone();
         let _ = self.state.record_agent(&name, &serde_json::to_string(&join).unwrap_or_default());
+        let gibibytes = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+        let disk = join.resources.disk_free_bytes.map(|bytes| format!(", {:.1} GiB disk free", gibibytes(bytes)));
         let message = format!(
-            "{} cores, {:.1} GiB, {}; data at {}",
+            "{} cores, {:.1} GiB, {}{}; data at {}",
             join.resources.cpu,
-            join.resources.memory_bytes as f64 / (1u64 << 30) as f64,
+            gibibytes(join.resources.memory_bytes),
             join.resources.arch,
+            disk.unwrap_or_default(),
             join.data_address
         );
         lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(join));
@@ -644,6 +647,7 @@ impl Deployment for Server {
                         alive: !agent.lost,
                         seconds_since_heartbeat: agent.last_seen.elapsed().as_secs_f64(),
                         arch: agent.join.resources.arch.clone(),
+                        disk_free_bytes: agent.join.resources.disk_free_bytes,
                         // What a lost agent used is not what it uses now.
                         usage: agent.usage.filter(|_| !agent.lost),
                     }),
