@@ -72,10 +72,12 @@ pub enum Outcome {
 
 /// What goes wrong while things run — a broker that cannot be reached, a prediction that failed, a replica that
 /// did not start — is logged by the libraries as warnings; they go to stderr, one line each. `STRATUM_LOG` shows
-/// more or less, in `RUST_LOG`'s syntax (`info`, `stratum_control=debug`, `off`).
+/// more or less, in `RUST_LOG`'s syntax (`info`, `stratum_control=debug`, `off`). The embedded MQTT broker's own
+/// log (rumqttd: a client that connected and left, a link dropped at shutdown) is left out unless asked for;
+/// whether it runs is Stratum's to say.
 fn show_warnings() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -336,6 +336,8 @@ pub struct MqttSink {
 struct Connection {
     client: Client,
     acknowledged: Arc<AtomicU64>,
+    /// Set once the sink disconnects: the connection closing then is the end, not a failure to retry.
+    closing: Arc<std::sync::atomic::AtomicBool>,
     event_loop: tokio::task::JoinHandle<()>,
 }
 
@@ -364,6 +366,8 @@ impl MqttSink {
             let (client, mut event_loop) = connect(&self.broker, &self.client_id, false);
             let acknowledged = Arc::new(AtomicU64::new(0));
             let counter = acknowledged.clone();
+            let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let closed = closing.clone();
             let component = self.component.clone();
             let event_loop = tokio::spawn(async move {
                 let mut failures = 0u64;
@@ -373,6 +377,7 @@ impl MqttSink {
                             counter.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(_) => failures = 0,
+                        Err(_) if closed.load(Ordering::Relaxed) => return,
                         Err(error) => {
                             failures += 1;
                             tracing::warn!(component, %error, "MQTT connection failed; retrying");
@@ -381,7 +386,7 @@ impl MqttSink {
                     }
                 }
             });
-            Connection { client, acknowledged, event_loop }
+            Connection { client, acknowledged, closing, event_loop }
         })
     }
 }
@@ -420,6 +425,7 @@ impl Sink for MqttSink {
                 tracing::warn!(component = context.component, missing, "the broker did not acknowledge every message");
                 context.metrics.count_error();
             }
+            connection.closing.store(true, Ordering::Relaxed);
             connection.client.try_disconnect();
             tokio::time::sleep(Duration::from_millis(50)).await;
             connection.event_loop.abort();
