@@ -472,7 +472,7 @@ impl Agent {
                 let report: Report = Arc::new(move |component: &str, kind: &str, message: String| {
                     lock(&events).push(AgentEvent { component: component.into(), kind: kind.into(), message });
                 });
-                let part = RunningPart::start(&application, share, options, report)?;
+                let part = RunningPart::start(&application, share, options, report).await?;
                 tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
                 lock(&self.routes).extend(senders);
                 self.running =

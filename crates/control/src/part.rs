@@ -108,7 +108,7 @@ fn partition_of(share: Share, data_plane: Option<Vec<String>>) -> Option<Partiti
 
 impl RunningPart {
     /// Builds and starts everything of `share`; nothing runs when something cannot be built.
-    pub fn start(
+    pub async fn start(
         application: &Application,
         share: Share,
         options: PartOptions,
@@ -127,7 +127,7 @@ impl RunningPart {
             tools: BTreeMap::new(),
             not_running: Vec::new(),
         };
-        part.roll_out_beside(application, &members, &mut Rollout::default())?;
+        part.roll_out_beside(application, &members, &mut Rollout::default()).await?;
         Ok(part)
     }
 
@@ -161,7 +161,7 @@ impl RunningPart {
                 note(&mut rollout.stopped, &gone);
             }
         }
-        self.roll_out_beside(application, &members, &mut rollout)?;
+        self.roll_out_beside(application, &members, &mut rollout).await?;
         Ok(rollout)
     }
 
@@ -194,7 +194,7 @@ impl RunningPart {
     }
 
     /// Pools (on the first start), policies, batches and tools of a version.
-    fn roll_out_beside(
+    async fn roll_out_beside(
         &mut self,
         application: &Application,
         members: &Members,
@@ -230,6 +230,7 @@ impl RunningPart {
             if let Some(old) = self.batches.take() {
                 // A batch that is running finishes first.
                 old.stop.send_replace(true);
+                let _ = old.task.await;
             }
             if !members.batches.is_empty() {
                 let (stop, stopped) = watch::channel(false);
@@ -259,6 +260,7 @@ impl RunningPart {
         for name in self.tools.keys().filter(|name| !members.tools.contains(name)).cloned().collect::<Vec<_>>() {
             if let Some(tool) = self.tools.remove(&name) {
                 tool.stop.send_replace(true);
+                let _ = tool.task.await;
                 note(&mut rollout.stopped, &name);
             }
         }
@@ -267,9 +269,11 @@ impl RunningPart {
             if self.tools.get(&tool.name).is_some_and(|running| running.fingerprint == fingerprint) {
                 continue;
             }
+            // The old process is stopped before the new one starts: they may want the same port.
             let restarting = match self.tools.remove(&tool.name) {
                 Some(old) => {
                     old.stop.send_replace(true);
+                    let _ = old.task.await;
                     true
                 }
                 None => false,

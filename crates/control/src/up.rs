@@ -271,7 +271,7 @@ pub async fn up(
         options.mqtt_broker = Some(broker.url());
     }
     let report = report_to(state.clone(), app.clone());
-    let part = RunningPart::start(&application, Share::Everything, part_options(&options), report)?;
+    let part = RunningPart::start(&application, Share::Everything, part_options(&options), report).await?;
     state.record_event(&app, "started", None, &format!("version {version}"))?;
     let agents = agents_of(&application, &plan);
     let current = DeployedVersion {
@@ -312,7 +312,7 @@ impl Running {
         let _ = part.stop().await;
         let application = &deployed.current.application;
         let report = report_to(deployed.state.clone(), application.name.clone());
-        let part = RunningPart::start(application, Share::Everything, part_options(&options), report)?;
+        let part = RunningPart::start(application, Share::Everything, part_options(&options), report).await?;
         let deployed = Arc::new(Deployed {
             current: deployed.current.clone(),
             agents: deployed.agents.clone(),
