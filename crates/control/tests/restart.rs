@@ -1,9 +1,11 @@
 //! A component that fails stops the data plane, which says why; started again once the cause is gone, the same
 //! version runs and data flows (what `stratum up` and each agent do, after a backoff).
 
+mod common;
+
+use common::{options, wait_for};
 use std::path::Path;
-use std::time::{Duration, Instant};
-use stratum_control::up::{UpOptions, up};
+use stratum_control::up::up;
 
 const APP: &str = r#"app failing
 node laptop { tier = cloud  cpu = 2  memory = 4 GiB }
@@ -11,14 +13,6 @@ schema Reading { sensor: string  ts: timestamp  value: float }
 source readings: generator { schema = Reading  rate = 200/s }
 sink kept: jsonl { from = readings  path = "blocked/readings.jsonl" }
 "#;
-
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |text| text.lines().count())
@@ -32,14 +26,7 @@ async fn a_failed_data_plane_starts_again_once_its_cause_is_gone() {
     let checked = stratum_lang::check_text("failing.stratum", APP);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
     let plan = stratum_planner::plan(&checked).plan.expect("a plan");
-    let options = UpOptions {
-        base_dir: folder.path().into(),
-        state_dir: folder.path().join(".stratum"),
-        mqtt_broker: None,
-        simulate: true,
-        bootstrap_hours: 1.0,
-        time_scale: 1.0,
-    };
+    let options = options(folder.path());
     let running = up(checked.application, plan, options, &mut |_| {}).await.unwrap();
     wait_for("the sink to fail", || running.failure().is_some()).await;
     let failure = running.failure().unwrap();

@@ -1,8 +1,10 @@
 //! A new version rolled into a running `stratum up`: a tool whose command changed is stopped, then started anew
 //! (its output shows the new command); the data plane's unchanged components run on.
 
-use std::time::{Duration, Instant};
-use stratum_control::up::{UpOptions, up};
+mod common;
+
+use common::{options, wait_for};
+use stratum_control::up::up;
 
 const APP: &str = r#"app tooled
 node laptop { tier = cloud  cpu = 2  memory = 4 GiB }
@@ -21,25 +23,10 @@ fn checked(text: &str) -> (stratum_core::ir::Application, stratum_core::plan::Pl
     (checked.application, plan)
 }
 
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_tool_is_stopped_and_started_anew_while_the_data_plane_runs_on() {
     let folder = tempfile::tempdir().unwrap();
-    let options = UpOptions {
-        base_dir: folder.path().into(),
-        state_dir: folder.path().join(".stratum"),
-        mqtt_broker: None,
-        simulate: true,
-        bootstrap_hours: 1.0,
-        time_scale: 1.0,
-    };
+    let options = options(folder.path());
     let (application, plan) = checked(APP);
     let mut running = up(application, plan, options, &mut |_| {}).await.unwrap();
     let log = folder.path().join(".stratum/logs/beacon.log");
