@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use stratum_core::ir::Application;
 use stratum_dataplane::metrics::Registry;
-use stratum_dataplane::pipeline::{Rollout, RunningPipeline, Stopper};
+use stratum_dataplane::pipeline::{Rollout, RunningPipeline};
 use stratum_dataplane::remote::Partition;
 use stratum_dataplane::sinks::feed::Feed;
 use stratum_dataplane::{Pipeline, PipelineOptions, RunSummary};
@@ -157,7 +157,7 @@ impl RunningPart {
         for gone in self.pools.keys().filter(|name| !members.services.contains(name)).cloned().collect::<Vec<_>>() {
             if let Some(pool) = self.pools.remove(&gone) {
                 pool.autoscaler.send_replace(true);
-                self.pipeline.metrics.remove(&format!("{gone}-http"));
+                self.pipeline.metrics.remove(&crate::serving::requests_component(&gone));
                 note(&mut rollout.stopped, &gone);
             }
         }
@@ -169,14 +169,9 @@ impl RunningPart {
         self.options.pipeline.model_store.as_deref().unwrap_or(std::path::Path::new("models"))
     }
 
-    /// A service pool is replaced when its definition, its model's or the model's newest version changes.
+    /// A service pool is replaced when its service, its model or the model's newest version changes.
     fn pool_fingerprint(&self, application: &Application, service: &str) -> String {
-        let item = application.services.iter().find(|item| item.name == service);
-        let model = item.and_then(|item| application.models.iter().find(|model| model.name == item.model));
-        let version = item.and_then(|item| {
-            stratum_ml::artifact::ModelStore::new(self.model_store()).versions(&item.model).ok()?.last().copied()
-        });
-        json!({ "service": item, "model": model, "version": version }).to_string()
+        stratum_dataplane::pipeline::served_model(application, service, Some(self.model_store())).to_string()
     }
 
     fn start_pool(&mut self, service: String, fingerprint: String, pool: Arc<ServicePool>, rollout: &mut Rollout) {
@@ -185,11 +180,12 @@ impl RunningPart {
         tokio::spawn(pool.clone().autoscale(stopped, move |service, from, to, reason| {
             report(service, "scaled", format!("{from} → {to} replicas ({reason})"));
         }));
-        if let Some(old) = self.pools.insert(service.clone(), Pool { fingerprint, pool, autoscaler }) {
-            old.autoscaler.send_replace(true);
-            note(&mut rollout.restarted, &service);
-        } else if !rollout.started.contains(&service) {
-            rollout.started.push(service);
+        match self.pools.insert(service.clone(), Pool { fingerprint, pool, autoscaler }) {
+            Some(old) => {
+                old.autoscaler.send_replace(true);
+                note(&mut rollout.restarted, &service);
+            }
+            None => note(&mut rollout.started, &service),
         }
     }
 
@@ -316,10 +312,6 @@ impl RunningPart {
     /// The service pools, by service.
     pub fn services(&self) -> BTreeMap<String, Arc<ServicePool>> {
         self.pools.iter().map(|(name, pool)| (name.clone(), pool.pool.clone())).collect()
-    }
-
-    pub fn stopper(&self) -> Stopper {
-        self.pipeline.stopper()
     }
 
     /// Whether the data plane has ended by itself (its sources ran out, or a component failed).

@@ -433,7 +433,7 @@ impl ClusterPolicies {
         for (policy, component) in &self.rules {
             let Some(host) = host_of(component) else { continue };
             // A service answering over HTTP counts its requests as `NAME-http`.
-            let delta = deltas.get(component).or_else(|| deltas.get(&format!("{component}-http")));
+            let delta = deltas.get(component).or_else(|| deltas.get(&crate::serving::requests_component(component)));
             let measured = Measured {
                 delta,
                 queue: delta.map(|delta| delta.queue_depth as f64),

@@ -54,6 +54,11 @@ impl Refusal {
     }
 }
 
+/// The name a service's requests are counted under (its stream part, if any, counts under the service's own).
+pub fn requests_component(service: &str) -> String {
+    format!("{service}-http")
+}
+
 /// The refusal for a service that is not here, listing those that are.
 pub fn unknown_service<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Refusal {
     let known: Vec<&str> = known.map(String::as_str).collect();
@@ -144,7 +149,7 @@ impl ServicePool {
         let scale = &item.scale;
         let policy =
             ScalePolicy::new(scale.min, scale.max, scale.concurrency, scale.idle.map(|idle| idle.0), scale.predictive);
-        let component = format!("{service}-http");
+        let component = requests_component(service);
         let pool = Arc::new(ServicePool {
             name: service.into(),
             model: model.name.clone(),

@@ -12,7 +12,7 @@
 mod rollout;
 mod specs;
 
-pub use specs::select;
+pub use specs::{select, served_model};
 
 use crate::Error;
 use crate::component::{Context, DeadLetters, Delivery, Operator, Output, Sink, Source, timed};
@@ -239,11 +239,6 @@ impl Pipeline {
     /// The components, in the order the application gives them.
     pub fn components(&self) -> Vec<ComponentInfo> {
         self.shared.components()
-    }
-
-    /// The dashboard feeds, by the stream or source they follow.
-    pub fn feeds(&self) -> BTreeMap<String, Feed> {
-        self.shared.feeds()
     }
 
     /// Runs every component until the sources end (or the pipeline is stopped) and everything has drained.

@@ -51,6 +51,22 @@ pub(super) enum Built {
     Sink(Box<dyn Sink>),
 }
 
+/// What a service serves, as its users' fingerprints take it: the service's definition, its model's and the
+/// newest version of that model in `model_store` — so a new version restarts what loads it (the data plane's
+/// `predict()` streams and service operators here, the control plane's service pools).
+pub fn served_model(
+    application: &Application,
+    service: &str,
+    model_store: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let service = application.services.iter().find(|item| item.name == service);
+    let model = service.and_then(|service| application.models.iter().find(|model| model.name == service.model));
+    let version = service.and_then(|service| {
+        stratum_ml::artifact::ModelStore::new(model_store?).versions(&service.model).ok()?.last().copied()
+    });
+    json!({ "service": service, "model": model, "version": version })
+}
+
 /// The components an application (or a machine's part of it) asks for, each with what it reads and its
 /// fingerprint, in the order the application gives them.
 pub(super) fn specs<'a>(
@@ -70,16 +86,7 @@ pub(super) fn specs<'a>(
         None => (select(application, &options.only)?, Partition::default()),
     };
     let fields_of = |name: &str| application.fields_of(name).unwrap_or_default();
-    let latest_version = |model: &str| {
-        let store = options.model_store.as_ref()?;
-        stratum_ml::artifact::ModelStore::new(store).versions(model).ok()?.last().copied()
-    };
-    // A service's model: its definition and the version the store holds now (a new version restarts its users).
-    let model_of = |service: &str| {
-        let service = application.services.iter().find(|item| item.name == service);
-        let model = service.and_then(|service| application.models.iter().find(|model| model.name == service.model));
-        json!({ "service": service, "model": model, "version": service.and_then(|service| latest_version(&service.model)) })
-    };
+    let model_of = |service: &str| served_model(application, service, options.model_store.as_deref());
     let mut specs = Vec::new();
     let sink_spec = |sink: SinkItem, role: &'static str| {
         let dataset = match &sink.kind {
