@@ -177,7 +177,8 @@ async fn run_up(
         .map(|event| event.id)
         .collect();
     let mut current = Some(running);
-    let (mut restart_due, mut restart_backoff, mut running_since) = (None, Duration::from_secs(1), Instant::now());
+    let (mut restart_due, mut running_since) = (None, Instant::now());
+    let mut restart_backoff = stratum_control::tools::Backoff::default();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
@@ -233,23 +234,19 @@ async fn run_up(
                 if interactive {
                     eprintln!("{}", status_line(&running.deployed.metrics.snapshot(), began.elapsed()));
                 }
-                // A component that failed stopped the data plane: it starts again after 1 s, 2 s, 4 s … at most a
-                // minute (back to 1 s after ten healthy minutes).
+                // A component that failed stopped the data plane: it starts again after a backoff.
                 if let Some(failure) = running.failure() {
                     let now = tokio::time::Instant::now();
                     match restart_due {
                         None => {
-                            if running_since.elapsed() >= Duration::from_secs(600) {
-                                restart_backoff = Duration::from_secs(1);
-                            }
-                            eprintln!("the data plane stopped: {failure}; starting it again in {} s", restart_backoff.as_secs());
+                            let wait = restart_backoff.after(running_since.elapsed());
+                            eprintln!("the data plane stopped: {failure}; starting it again in {} s", wait.as_secs());
                             let message = format!("the data plane stopped: {failure}");
                             let _ = running.deployed.state.record_event(&running.deployed.current.app, "failed", None, &message);
-                            restart_due = Some(now + restart_backoff);
+                            restart_due = Some(now + wait);
                         }
                         Some(due) if now >= due => {
                             restart_due = None;
-                            restart_backoff = (restart_backoff * 2).min(Duration::from_secs(60));
                             let Some(failed) = current.take() else { continue };
                             match failed.restart().await {
                                 Ok(restarted) => {

@@ -73,12 +73,6 @@ struct Running {
     started: Instant,
 }
 
-/// Starting a failed part again: after 1 s, 2 s, 4 s … at most a minute; back to 1 s once a part has run ten
-/// minutes before failing.
-const FIRST_RESTART: Duration = Duration::from_secs(1);
-const LAST_RESTART: Duration = Duration::from_secs(60);
-const HEALTHY_RUN: Duration = Duration::from_secs(600);
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -105,8 +99,8 @@ pub struct Agent {
     prepared: Prepared,
     /// What the agent's process uses, between heartbeats.
     usage: crate::usage::UsageMeter,
-    /// The wait before the next restart of a failed part, and when that restart is due.
-    restart_backoff: Duration,
+    /// The waits before starting a failed part again, and when the next start is due.
+    restart_backoff: crate::tools::Backoff,
     restart_due: Option<Instant>,
 }
 
@@ -159,7 +153,7 @@ impl Agent {
             events: Arc::default(),
             prepared: Arc::default(),
             usage: crate::usage::UsageMeter::default(),
-            restart_backoff: FIRST_RESTART,
+            restart_backoff: crate::tools::Backoff::default(),
             restart_due: None,
         };
         Ok((agent, router))
@@ -376,11 +370,9 @@ impl Agent {
         let Some(failure) = running.part.failure() else { return };
         let now = Instant::now();
         let Some(due) = self.restart_due else {
-            if running.started.elapsed() >= HEALTHY_RUN {
-                self.restart_backoff = FIRST_RESTART;
-            }
-            self.restart_due = Some(now + self.restart_backoff);
-            let message = format!("stopped: {failure}; starting again in {} s", self.restart_backoff.as_secs());
+            let wait = self.restart_backoff.after(running.started.elapsed());
+            self.restart_due = Some(now + wait);
+            let message = format!("stopped: {failure}; starting again in {} s", wait.as_secs());
             lock(&self.events).push(AgentEvent { component: "data plane".into(), kind: "failed".into(), message });
             return;
         };
@@ -388,7 +380,6 @@ impl Agent {
             return;
         }
         self.restart_due = None;
-        self.restart_backoff = (self.restart_backoff * 2).min(LAST_RESTART);
         let assignment = running.assignment.clone();
         self.stop_running().await;
         let (kind, message) = match self.follow(assignment).await {

@@ -14,6 +14,31 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A run this long resets the backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(600);
+
+/// How long to wait before starting again what stopped (a tool that exited, a data plane a component failed):
+/// 1 s, 2 s, 4 s … at most a minute, and 1 s again after a run of ten minutes.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff { next: FIRST_BACKOFF }
+    }
+}
+
+impl Backoff {
+    /// The wait before the next start, after a run that lasted `ran`; the wait after it doubles.
+    pub fn after(&mut self, ran: Duration) -> Duration {
+        if ran >= HEALTHY_RUN {
+            self.next = FIRST_BACKOFF;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        wait
+    }
+}
 /// How often a running tool is checked for having exited.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -107,11 +132,11 @@ pub async fn supervise(
     report: impl Fn(&str, ToolEvent) + Send,
 ) {
     let log = log_path(&log_dir, &tool.name);
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::default();
     loop {
         let started = Instant::now();
         let written_before = std::fs::metadata(&log).map_or(0, |metadata| metadata.len());
-        match spawn(&line, &tool, &log) {
+        let wait = match spawn(&line, &tool, &log) {
             Ok(mut child) => {
                 report(&tool.name, ToolEvent::Started { pid: Some(child.id()) });
                 let health = health_check(tool.ports.first().copied());
@@ -137,27 +162,29 @@ pub async fn supervise(
                     report(&tool.name, ToolEvent::Stopped);
                     return;
                 };
-                if started.elapsed() >= HEALTHY_RUN {
-                    backoff = FIRST_BACKOFF;
-                }
+                let wait = backoff.after(started.elapsed());
                 let mut status = status.map_or_else(|error| error.to_string(), |status| status.to_string());
                 // The first thing this run wrote usually says why it ended (a container runtime without its daemon,
                 // a port taken).
                 if let Some(said) = first_line_since(&log, written_before) {
                     status = format!("{status} ({said})");
                 }
-                report(&tool.name, ToolEvent::Exited { status, restart_in: backoff });
+                report(&tool.name, ToolEvent::Exited { status, restart_in: wait });
+                wait
             }
-            Err(message) => report(&tool.name, ToolEvent::Failed { message, restart_in: backoff }),
-        }
+            Err(message) => {
+                let wait = backoff.after(started.elapsed());
+                report(&tool.name, ToolEvent::Failed { message, restart_in: wait });
+                wait
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|stopped| *stopped) => {
                 report(&tool.name, ToolEvent::Stopped);
                 return;
             }
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -196,6 +223,15 @@ async fn health_check(port: Option<u16>) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_minute_and_starts_over_after_a_long_run() {
+        let mut backoff = Backoff::default();
+        let waits: Vec<u64> = (0..8).map(|_| backoff.after(Duration::from_secs(1)).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff.after(Duration::from_secs(600)), Duration::from_secs(1));
+        assert_eq!(backoff.after(Duration::ZERO), Duration::from_secs(2));
+    }
     use std::sync::{Arc, Mutex};
     use stratum_core::ir::Placement;
 
