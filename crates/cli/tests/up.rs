@@ -116,7 +116,7 @@ async fn up_runs_the_traffic_application_end_to_end() {
         Command::new(env!("CARGO_BIN_EXE_stratum")).args(["logs", "grafana"]).current_dir(&folder).output().unwrap();
     assert_eq!(logs.status.code(), Some(0));
     let text = String::from_utf8_lossy(&logs.stdout);
-    // Without docker or podman it is not started, with the reason; with one it is started (and, without a
+    // Without podman or docker it is not started, with the reason; with one it is started (and, without a
     // daemon, exits quoting why).
     let not_started = text.contains("tool-not-started: image `grafana/grafana:11.2.0` needs a container runtime");
     assert!(not_started || text.contains("tool: started (pid"), "{text}");

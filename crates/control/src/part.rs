@@ -275,13 +275,13 @@ impl RunningPart {
                 None => false,
             };
             self.not_running.retain(|(name, _)| name != &tool.name);
-            match crate::tools::command_line(tool, &application.name) {
-                Ok(line) => {
+            match crate::tools::launch(tool, &application.name) {
+                Ok(launch) => {
                     let (stop, stopped) = watch::channel(false);
                     let report = self.report.clone();
                     let task = tokio::spawn(crate::tools::supervise(
                         tool.clone(),
-                        line,
+                        launch,
                         self.options.logs_dir.clone(),
                         stopped,
                         move |name, event| {

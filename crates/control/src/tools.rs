@@ -1,5 +1,5 @@
 //! `tool` components as supervised child processes: a `command` runs as given, an `image` through a container
-//! runtime (docker or podman, whichever is installed). Each is started with its `env`, its output kept in
+//! runtime (podman or docker, whichever is installed). Each is started with its `env`, its output kept in
 //! `LOG_DIR/NAME.log` (what `stratum logs NAME` prints), health-checked on its first declared port, and restarted
 //! with exponential backoff (1 s, 2 s, 4 s … at most 60 s; back to 1 s after ten healthy minutes) whenever it
 //! exits, until the application stops. Every start, exit and restart is reported.
@@ -69,17 +69,38 @@ pub fn describe(event: &ToolEvent) -> (&'static str, String) {
     }
 }
 
-/// The program and arguments that run a tool, or why it cannot run here.
-pub fn command_line(tool: &Tool, application: &str) -> Result<Vec<String>, String> {
+/// How a tool is started: the program and its arguments, and the container it runs in, if it is an image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Launch {
+    pub line: Vec<String>,
+    pub container: Option<Container>,
+}
+
+/// An image's container. It is stopped through its runtime, since killing the runtime's client (`docker run`)
+/// would leave the container running, and removed before every start, in case a crash left one of that name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Container {
+    pub runtime: String,
+    pub name: String,
+}
+
+/// How a tool runs on this machine, or why it cannot. An image runs through podman when it is installed (it needs
+/// no daemon, so being installed means it can run), else through docker.
+pub fn launch(tool: &Tool, application: &str) -> Result<Launch, String> {
+    let runtime = ["podman", "docker"].into_iter().find(|runtime| on_path(runtime));
+    launch_with(tool, application, runtime)
+}
+
+fn launch_with(tool: &Tool, application: &str, runtime: Option<&str>) -> Result<Launch, String> {
     match &tool.run {
         ToolRun::Command(command) if command.is_empty() => Err("its `command` is empty".into()),
-        ToolRun::Command(command) => Ok(command.clone()),
+        ToolRun::Command(command) => Ok(Launch { line: command.clone(), container: None }),
         ToolRun::Image(image) => {
-            let runtime = ["docker", "podman"].into_iter().find(|runtime| on_path(runtime)).ok_or_else(|| {
-                format!("image `{image}` needs a container runtime (docker or podman) on this machine")
+            let runtime = runtime.ok_or_else(|| {
+                format!("image `{image}` needs a container runtime (podman or docker) on this machine")
             })?;
-            let mut line = vec![runtime.to_string(), "run".into(), "--rm".into()];
-            line.extend(["--name".into(), format!("stratum-{application}-{}", tool.name)]);
+            let name = format!("stratum-{application}-{}", tool.name);
+            let mut line = vec![runtime.to_string(), "run".into(), "--rm".into(), "--name".into(), name.clone()];
             for port in &tool.ports {
                 line.extend(["-p".into(), format!("{port}:{port}")]);
             }
@@ -87,8 +108,29 @@ pub fn command_line(tool: &Tool, application: &str) -> Result<Vec<String>, Strin
                 line.extend(["-e".into(), format!("{key}={value}")]);
             }
             line.push(image.clone());
-            Ok(line)
+            Ok(Launch { line, container: Some(Container { runtime: runtime.to_string(), name }) })
         }
+    }
+}
+
+/// How long a container is given to stop before its runtime kills it.
+const CONTAINER_STOP_SECONDS: u32 = 10;
+
+impl Container {
+    /// Runs `RUNTIME ARGUMENTS… NAME` to its end, off the async threads; what it prints is not kept.
+    async fn run(&self, arguments: &[&str]) {
+        let mut command = Command::new(&self.runtime);
+        command.args(arguments).arg(&self.name).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let _ = tokio::task::spawn_blocking(move || command.status()).await;
+    }
+
+    /// Removes a container of this name that a crash may have left behind.
+    async fn remove_leftover(&self) {
+        self.run(&["rm", "-f"]).await;
+    }
+
+    async fn stop(&self) {
+        self.run(&["stop", "-t", &CONTAINER_STOP_SECONDS.to_string()]).await;
     }
 }
 
@@ -126,7 +168,7 @@ fn spawn(line: &[String], tool: &Tool, log: &Path) -> Result<Child, String> {
 /// Runs a tool until `stop` turns true, restarting it whenever it exits; `report` hears of everything.
 pub async fn supervise(
     tool: Tool,
-    line: Vec<String>,
+    launch: Launch,
     log_dir: PathBuf,
     mut stop: watch::Receiver<bool>,
     report: impl Fn(&str, ToolEvent) + Send,
@@ -136,7 +178,10 @@ pub async fn supervise(
     loop {
         let started = Instant::now();
         let written_before = std::fs::metadata(&log).map_or(0, |metadata| metadata.len());
-        let wait = match spawn(&line, &tool, &log) {
+        if let Some(container) = &launch.container {
+            container.remove_leftover().await;
+        }
+        let wait = match spawn(&launch.line, &tool, &log) {
             Ok(mut child) => {
                 report(&tool.name, ToolEvent::Started { pid: Some(child.id()) });
                 let health = health_check(tool.ports.first().copied());
@@ -157,6 +202,9 @@ pub async fn supervise(
                     }
                 };
                 let Some(status) = status else {
+                    if let Some(container) = &launch.container {
+                        container.stop().await;
+                    }
                     let _ = child.kill();
                     let _ = child.wait();
                     report(&tool.name, ToolEvent::Stopped);
@@ -250,11 +298,11 @@ mod tests {
     async fn a_tool_that_exits_is_restarted_with_backoff_and_its_output_kept() {
         let directory = tempfile::tempdir().unwrap();
         let echoer = tool(&["sh", "-c", "echo \"$GREETING from the tool\"; exit 3"]);
-        let line = command_line(&echoer, "demo").unwrap();
+        let launch = launch(&echoer, "demo").unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
         let seen = events.clone();
         let (stop, stopped) = watch::channel(false);
-        let supervisor = tokio::spawn(supervise(echoer, line, directory.path().into(), stopped, move |_, event| {
+        let supervisor = tokio::spawn(supervise(echoer, launch, directory.path().into(), stopped, move |_, event| {
             seen.lock().unwrap().push(event)
         }));
         // Started, exited (restart in 1 s), started again, exited (restart in 2 s).
@@ -284,12 +332,61 @@ mod tests {
     fn an_image_without_a_container_runtime_says_what_it_needs() {
         let mut grafana = tool(&[]);
         grafana.run = ToolRun::Image("grafana/grafana:11.2.0".into());
-        if on_path("docker") || on_path("podman") {
-            assert!(command_line(&grafana, "demo").unwrap().contains(&"grafana/grafana:11.2.0".to_string()));
-        } else {
-            let error = command_line(&grafana, "demo").unwrap_err();
-            assert!(error.contains("needs a container runtime (docker or podman)"), "{error}");
+        let error = launch_with(&grafana, "demo", None).unwrap_err();
+        assert!(error.contains("needs a container runtime (podman or docker)"), "{error}");
+        let launch = launch_with(&grafana, "demo", Some("docker")).unwrap();
+        assert_eq!(launch.line[..5], ["docker", "run", "--rm", "--name", "stratum-demo-echoer"]);
+        assert_eq!(launch.line.last().unwrap(), "grafana/grafana:11.2.0");
+        assert!(launch_with(&tool(&[]), "demo", None).is_err());
+    }
+
+    /// A stand-in for docker or podman that writes down how it is called. `run` waits like a container's client
+    /// until `stop` (called with the same name) ends it; `rm` does nothing.
+    const FAKE_RUNTIME: &str = r#"#!/bin/sh
+here=$(dirname "$0")
+echo "$*" >> "$here/calls"
+case "$1" in
+  run) echo $$ > "$here/running"; exec sleep 30 ;;
+  stop) kill "$(cat "$here/running")" ;;
+esac
+"#;
+
+    #[tokio::test]
+    async fn an_image_is_stopped_through_its_runtime_and_a_leftover_container_removed_first() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().unwrap();
+        let runtime = directory.path().join("runtime");
+        std::fs::write(&runtime, FAKE_RUNTIME).unwrap();
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut grafana = tool(&[]);
+        grafana.run = ToolRun::Image("grafana/grafana:11.2.0".into());
+        let launch = launch_with(&grafana, "demo", Some(runtime.to_str().unwrap())).unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let (stop, stopped) = watch::channel(false);
+        let supervisor = tokio::spawn(supervise(grafana, launch, directory.path().into(), stopped, move |_, event| {
+            seen.lock().unwrap().push(event)
+        }));
+        let calls = directory.path().join("calls");
+        let started = Instant::now();
+        while !std::fs::read_to_string(&calls).unwrap_or_default().contains("run ") {
+            assert!(started.elapsed() < Duration::from_secs(10), "the container was not started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(command_line(&tool(&[]), "demo").is_err());
+        stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(20), supervisor).await.expect("stopping took too long").unwrap();
+        let calls = std::fs::read_to_string(&calls).unwrap();
+        let calls: Vec<&str> = calls.lines().collect();
+        assert_eq!(
+            calls,
+            [
+                "rm -f stratum-demo-echoer",
+                "run --rm --name stratum-demo-echoer -e GREETING=hello grafana/grafana:11.2.0",
+                "stop -t 10 stratum-demo-echoer",
+            ]
+        );
+        let events = events.lock().unwrap().clone();
+        assert!(matches!(events[0], ToolEvent::Started { .. }), "{events:?}");
+        assert_eq!(events.last(), Some(&ToolEvent::Stopped), "{events:?}");
     }
 }
