@@ -208,3 +208,68 @@ async fn a_version_applied_through_the_api_replaces_the_running_one() {
     let (code, _, stderr) = up.finish();
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A crash, for real: `stratum up` killed with SIGKILL leaves its stream's open windows in a checkpoint, and the
+/// next `up` of the same stream takes them up and emits them when it ends.
+#[test]
+fn the_next_up_after_a_kill_takes_up_the_open_windows() {
+    let app = |rate: &str| {
+        format!(
+            "app counts\nnode laptop {{ tier = cloud  cpu = 2  memory = 4 GiB }}\n\
+             schema Detection {{ camera: string  ts: timestamp  speed_kmh: float }}\n\
+             source detections: generator {{ schema = Detection  rate = {rate} }}\n\
+             stream per_day {{\n  from = detections\n  window = tumbling(1 d) by camera\n  select {{ vehicles = count() }}\n}}\n\
+             sink days: jsonl {{ from = per_day  path = \"out/days.jsonl\" }}\n"
+        )
+    };
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("up_checkpoint");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("counts.stratum"), app("200/s")).unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["up", "counts.stratum", "--api", &format!("127.0.0.1:{}", free_port())])
+        .current_dir(&folder)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = folder.join(".stratum/run/checkpoints/per_day.json");
+    let started = std::time::Instant::now();
+    while !checkpoint.exists() || started.elapsed() < Duration::from_secs(4) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint at {}", checkpoint.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let vehicles = |value: &serde_json::Value| value.as_i64().unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&checkpoint).unwrap()).unwrap();
+    // Every camera's count in every open window (two days' windows if the run crossed midnight).
+    let held: i64 = saved["state"]["windows"]["open"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|window| window[1].as_array().unwrap())
+        .map(|entry| vehicles(&entry[1][0]["Count"]))
+        .sum();
+    assert!(held >= 200, "{held}");
+    let emitted = || -> i64 {
+        std::fs::read_to_string(folder.join("out/days.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| vehicles(&serde_json::from_str::<serde_json::Value>(line).unwrap()["vehicles"]))
+            .sum()
+    };
+    let emitted_before = emitted();
+
+    // The same stream, its source slowed to a trickle: what it emits is mostly what the checkpoint held.
+    std::fs::write(folder.join("counts.stratum"), app("1/s")).unwrap();
+    let second = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["up", "counts.stratum", "--for", "2s", "--api", &format!("127.0.0.1:{}", free_port())])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(0), "{}", String::from_utf8_lossy(&second.stderr));
+    let emitted = emitted() - emitted_before;
+    assert!((held..=held + 10).contains(&emitted), "held {held}, emitted {emitted}");
+    assert!(!checkpoint.exists(), "a clean end leaves no checkpoint");
+}

@@ -4,8 +4,8 @@
 use crate::ir::{BinaryOp, Expr, UnaryOp, Value};
 use std::borrow::Cow;
 
-/// A value at run time.
-#[derive(Clone, Debug, PartialEq)]
+/// A value at run time. It serializes (externally tagged) for the data plane's checkpoints of window state.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Datum {
     Null,
     Bool(bool),

@@ -5,6 +5,7 @@
 //! sinks) from the IR through the registry in [`component`], wires them and runs them until their sources end or
 //! the pipeline is stopped.
 
+pub mod checkpoint;
 pub mod columnar;
 pub mod component;
 pub mod connectors;
@@ -38,6 +39,8 @@ pub enum Error {
     Deliver { component: String, target: String, message: String },
     #[error("buffer {path}: {message}")]
     Log { path: PathBuf, message: String },
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,

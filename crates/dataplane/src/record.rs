@@ -329,6 +329,18 @@ impl<V> Keyed<V> {
         }
     }
 
+    /// Adds a key, given by its values in this map's key order, with its state: how a checkpoint's state is
+    /// restored. A key that is there already keeps its state.
+    pub fn insert_key(&mut self, key: Record, value: V) {
+        if self.find(&key, &(0..key.len()).collect::<Vec<_>>()).is_some() {
+            return;
+        }
+        let hash = hash_values(key.iter());
+        let new = self.slots.len() as u32;
+        self.slots.push((key, value));
+        self.next.push(self.first.insert(hash, new).unwrap_or(END));
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
     }

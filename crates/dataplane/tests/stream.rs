@@ -277,3 +277,69 @@ fn predict_calls_the_services_model_from_the_store() {
     let predictions: Vec<Datum> = out.iter().map(|record| record[1].clone()).collect();
     assert_eq!(predictions, [Datum::Bool(false), Datum::Bool(true), Datum::Bool(false), Datum::Bool(true)]);
 }
+
+/// Sends `before` to a stream, checkpoints it into a new instance (through the JSON a checkpoint file holds), then
+/// sends `after` to both: the new instance emits what the old one does.
+fn resumes_from_its_checkpoint(
+    application: &Application,
+    stream: &str,
+    before: &[(usize, Record)],
+    after: &[(usize, Record)],
+) {
+    let mut original = Harness::new(application, stream, None);
+    let mut emitted_before = Vec::new();
+    for (port, record) in before {
+        emitted_before.extend(original.send(*port, vec![record.clone()]));
+    }
+    let saved = original.operator.save().expect("a stateful stream saves its state");
+    let text = serde_json::to_string(&saved).unwrap();
+    let mut restored = Harness::new(application, stream, None);
+    restored.operator.restore(serde_json::from_str(&text).unwrap()).unwrap();
+    let (mut expected, mut actual) = (Vec::new(), Vec::new());
+    for (port, record) in after {
+        expected.extend(original.send(*port, vec![record.clone()]));
+        actual.extend(restored.send(*port, vec![record.clone()]));
+    }
+    expected.extend(original.finish());
+    actual.extend(restored.finish());
+    assert!(!expected.is_empty(), "the test emits something after the checkpoint");
+    assert_eq!(actual, expected, "{stream}: {text}");
+}
+
+#[test]
+fn every_window_shape_and_the_join_resume_from_a_checkpoint() {
+    let records = |times: &[(&str, &str, f64)]| -> Vec<(usize, Record)> {
+        times.iter().map(|(key, time, value)| (0, reading(key, time, *value))).collect()
+    };
+    let before = records(&[
+        ("a", "2026-01-01T00:00:05Z", 1.0),
+        ("b", "2026-01-01T00:00:20Z", 2.0),
+        ("a", "2026-01-01T00:00:50Z", 4.0),
+        ("a", "2026-01-01T00:01:10Z", 8.0),
+    ]);
+    let after = records(&[
+        ("b", "2026-01-01T00:01:15Z", 16.0),
+        ("a", "2026-01-01T00:01:40Z", 32.0),
+        ("c", "2026-01-01T00:03:00Z", 64.0),
+    ]);
+    for window in ["tumbling(1 min)", "sliding(1 min, 20 s)", "session(30 s)"] {
+        resumes_from_its_checkpoint(&windowed(window, "30 s"), "s", &before, &after);
+    }
+    // A record that is too late after the restore is dropped as it would have been before.
+    let late = records(&[("a", "2026-01-01T00:00:01Z", 128.0), ("a", "2026-01-01T00:02:00Z", 1.0)]);
+    resumes_from_its_checkpoint(&windowed("tumbling(1 min)", "0 s"), "s", &before, &late);
+
+    let application = checked(
+        "app test\nschema Count { camera: string  window_end: timestamp  vehicles: int }\nschema Weather { camera: string  ts: timestamp  rain: float }\nsource counts: generator { schema = Count }\nsource weather: generator { schema = Weather }\nstream joined {\n  from = counts\n  join = weather by camera within 5 min\n  select {\n    camera = camera\n    vehicles = vehicles\n    wet = rain > 0.5\n  }\n}\nsink out: jsonl { from = joined  path = \"o.jsonl\" }\n",
+    );
+    let count =
+        |camera: &str, time: &str, vehicles: i64| (0, vec![Datum::Text(camera.into()), at(time), Datum::Int(vehicles)]);
+    let weather =
+        |camera: &str, time: &str, rain: f64| (1, vec![Datum::Text(camera.into()), at(time), Datum::Float(rain)]);
+    resumes_from_its_checkpoint(
+        &application,
+        "joined",
+        &[weather("a", "2026-01-01T00:00:00Z", 1.0), count("b", "2026-01-01T00:01:00Z", 3)],
+        &[count("a", "2026-01-01T00:03:00Z", 7), weather("b", "2026-01-01T00:02:00Z", 0.0)],
+    );
+}

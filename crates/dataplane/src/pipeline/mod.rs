@@ -15,6 +15,7 @@ mod specs;
 pub use specs::{select, served_model};
 
 use crate::Error;
+use crate::checkpoint::Checkpoint;
 use crate::component::{Context, DeadLetters, Delivery, Operator, Output, Sink, Source, timed};
 use crate::metrics::{MetricsSnapshot, Registry};
 use crate::record::encoded_size;
@@ -84,6 +85,8 @@ enum Runner {
 struct Task {
     context: Context,
     runner: Runner,
+    /// Where an operator's state is checkpointed (with a data directory, unless generators make up history).
+    checkpoint: Option<Checkpoint>,
 }
 
 /// What a component is, for listings.
@@ -360,11 +363,33 @@ async fn run_pending(pending: Pending) -> Result<(), Error> {
 
 const TICK: Duration = Duration::from_secs(1);
 
+/// Restores what an operator's predecessor checkpointed, if anything. A checkpoint that cannot be taken up is
+/// reported and the operator starts empty: the data that flows on matters more than the state that was lost.
+fn take_up(checkpoint: &Checkpoint, operator: &mut dyn Operator, context: &Context) {
+    let restored = match checkpoint.load() {
+        Ok(None) => return,
+        Ok(Some(state)) => operator
+            .restore(state)
+            .map_err(|message| crate::Error::Checkpoint { path: checkpoint.path().to_path_buf(), message }.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    match restored {
+        Ok(()) => tracing::info!(component = context.component, "took up its checkpoint"),
+        Err(error) => {
+            context.metrics.count_error();
+            tracing::warn!(component = context.component, error, "starting empty: the checkpoint cannot be taken up");
+        }
+    }
+}
+
 async fn run_task(task: Task) -> Result<(), Error> {
-    let Task { context, runner } = task;
+    let Task { context, runner, mut checkpoint } = task;
     match runner {
         Runner::Source(source, output) => source.run(output, context).await,
         Runner::Operator(mut operator, mut receiver, output) => {
+            if let Some(checkpoint) = &checkpoint {
+                take_up(checkpoint, operator.as_mut(), &context);
+            }
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -382,6 +407,10 @@ async fn run_task(task: Task) -> Result<(), Error> {
                         None => {
                             operator.finish(&mut out, &context);
                             output.send(out).await.ok();
+                            // Everything it held is emitted: nothing is left to take up.
+                            if let Some(checkpoint) = &checkpoint {
+                                checkpoint.remove();
+                            }
                             return Ok(());
                         }
                     },
@@ -390,6 +419,18 @@ async fn run_task(task: Task) -> Result<(), Error> {
                 if output.send(out).await.is_err() {
                     // Everything downstream has gone: nothing more to do.
                     return Ok(());
+                }
+                // Saved once what closed has been sent on: a crash in between sends a window again rather than
+                // never.
+                if let Some(checkpoint) = &mut checkpoint {
+                    checkpoint.touch();
+                    if checkpoint.due()
+                        && let Some(state) = operator.save()
+                        && let Err(error) = checkpoint.save(&context.component, state).await
+                    {
+                        context.metrics.count_error();
+                        tracing::warn!(component = context.component, %error, "cannot checkpoint");
+                    }
                 }
             }
         }

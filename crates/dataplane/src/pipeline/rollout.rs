@@ -4,6 +4,7 @@
 use super::specs::{Built, What, build, specs};
 use super::{ComponentInfo, PipelineOptions, Rollout, Runner, Shared, Task, lock};
 use crate::Error;
+use crate::checkpoint::Checkpoint;
 use crate::component::{BuildContext, Context, Delivery, Output, Route, Routes};
 use crate::remote::Partition;
 use crate::sinks::feed::Feed;
@@ -192,6 +193,13 @@ pub(super) fn roll_out(
             }
             (Built::Source(_) | Built::Operator(_), None) => unreachable!("every producer has an output"),
         };
+        let checkpoint = match (&runner, &options.data_dir) {
+            // Generators that make up history replay it fast; there is nothing to take up after a crash.
+            (Runner::Operator(..), Some(data_dir)) if !options.fast_generators => {
+                Some(Checkpoint::new(data_dir, &name, &fingerprint))
+            }
+            _ => None,
+        };
         if let Some(sender) = &sender {
             for (producer, port) in &inputs {
                 routes_of(&mut wiring, producer);
@@ -218,7 +226,7 @@ pub(super) fn roll_out(
         if !predecessors.contains_key(&name) {
             rollout.started.push(name.clone());
         }
-        pending.push(Pending { task: Task { context, runner }, after: predecessors.remove(&name), done });
+        pending.push(Pending { task: Task { context, runner, checkpoint }, after: predecessors.remove(&name), done });
     }
     // Each producer's routes change in one step: a batch goes either to the instance being replaced or to its
     // replacement, never to both and never to neither.

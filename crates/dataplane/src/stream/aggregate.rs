@@ -24,7 +24,7 @@ pub enum Aggregate {
 }
 
 /// The running state of one aggregate for one key in one window.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum State {
     Count(u64),
     /// Integer and float sums are kept apart so that a sum of ints stays exact.
@@ -44,7 +44,7 @@ pub enum State {
 }
 
 /// A value as a member of a set (floats by their bits).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DistinctValue {
     Bool(bool),
     Int(i64),

@@ -9,6 +9,17 @@ use std::time::Instant;
 use stratum_core::ir::Join;
 use stratum_core::types::Field;
 
+/// The records of one key waiting on one side, with their event times, oldest first.
+type Waiting = VecDeque<(i64, Record)>;
+
+/// What a checkpoint keeps of a join: the records of each side still waiting, by key, and each side's latest event
+/// time.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SavedJoin {
+    waiting: [Vec<(Record, Waiting)>; 2],
+    latest: [Option<i64>; 2],
+}
+
 pub struct Joiner {
     /// Key positions in the records of each side.
     keys: [Vec<usize>; 2],
@@ -16,7 +27,7 @@ pub struct Joiner {
     /// The positions of the other side's fields that the widened record adds (all but the keys).
     added: Vec<usize>,
     within: i64,
-    waiting: [Keyed<VecDeque<(i64, Record)>>; 2],
+    waiting: [Keyed<Waiting>; 2],
     clocks: [EventClock; 2],
 }
 
@@ -63,6 +74,28 @@ impl Joiner {
                 }
             }
             self.waiting[side].entry(&record, VecDeque::new).push_back((time, record));
+        }
+    }
+
+    /// The records waiting on either side, for a checkpoint.
+    pub fn save(&self) -> SavedJoin {
+        SavedJoin {
+            waiting: [0, 1].map(|side| self.waiting[side].iter().cloned().collect()),
+            latest: [0, 1].map(|side| self.clocks[side].latest()),
+        }
+    }
+
+    /// Takes up the waiting records of a checkpoint.
+    pub fn restore(&mut self, saved: SavedJoin, now: Instant) {
+        for (side, entries) in saved.waiting.into_iter().enumerate() {
+            for (key, waiting) in entries {
+                self.waiting[side].insert_key(key, waiting);
+            }
+        }
+        for (clock, latest) in self.clocks.iter_mut().zip(saved.latest) {
+            if let Some(latest) = latest {
+                clock.observe(latest, now);
+            }
         }
     }
 

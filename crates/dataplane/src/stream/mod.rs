@@ -64,6 +64,11 @@ impl EventClock {
         }
     }
 
+    /// The latest event time seen.
+    pub fn latest(&self) -> Option<i64> {
+        self.latest.map(|(latest, _)| latest)
+    }
+
     /// The latest event time seen minus the lateness.
     pub fn watermark(&self) -> Option<i64> {
         self.latest.map(|(latest, _)| latest - self.lateness)
@@ -251,6 +256,15 @@ impl StreamOperator {
     }
 }
 
+/// What a checkpoint keeps of a stream: its open windows, the records waiting to be joined, and the latest event
+/// time it had seen (an idle stream's watermark moves on from it with the wall clock, from the restore on).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedStream {
+    latest: Option<i64>,
+    windows: Option<window::SavedWindows>,
+    join: Option<join::SavedJoin>,
+}
+
 /// The event time of a record: its time field, or the wall clock when it has none.
 pub fn event_time(position: Option<usize>, record: &Record) -> i64 {
     match position.and_then(|position| record.get(position)) {
@@ -285,6 +299,36 @@ impl Operator for StreamOperator {
 
     fn finish(&mut self, out: &mut Vec<Record>, _context: &Context) {
         self.close_at(Some(i64::MAX), out);
+    }
+
+    fn save(&self) -> Option<serde_json::Value> {
+        let windows = match &self.stage {
+            Stage::Window { windows, .. } => Some(windows.save()),
+            Stage::Project { .. } => None,
+        };
+        let join = self.join.as_ref().map(Joiner::save);
+        // A projection without a join holds nothing between batches.
+        if windows.is_none() && join.is_none() {
+            return None;
+        }
+        serde_json::to_value(SavedStream { latest: self.clock.latest(), windows, join }).ok()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let saved: SavedStream = serde_json::from_value(state).map_err(|error| error.to_string())?;
+        let now = Instant::now();
+        if let Some(latest) = saved.latest {
+            self.clock.observe(latest, now);
+        }
+        match (&mut self.stage, saved.windows) {
+            (Stage::Window { windows, .. }, Some(saved)) => windows.restore(saved)?,
+            (Stage::Project { .. }, None) | (Stage::Window { .. }, None) => {}
+            (Stage::Project { .. }, Some(_)) => return Err("it has windows, this stream has none".into()),
+        }
+        if let (Some(joiner), Some(saved)) = (&mut self.join, saved.join) {
+            joiner.restore(saved, now);
+        }
+        Ok(())
     }
 }
 

@@ -7,6 +7,21 @@ use crate::record::{Keyed, Record};
 use std::collections::BTreeMap;
 use stratum_core::ir::Window;
 
+/// One key's values and its aggregates' states.
+type KeyStates = (Record, Vec<State>);
+/// A session as a checkpoint keeps it: its start, its last event's time and its states.
+type SavedSession = (i64, i64, Vec<State>);
+
+/// What a checkpoint keeps of the open windows: each key's aggregate states, and how far they were closed.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SavedWindows {
+    /// Tumbling and sliding windows: by start, each key's values and states.
+    open: Vec<(i64, Vec<KeyStates>)>,
+    /// Session windows: each key's values and its sessions as (start, last event, states).
+    sessions: Vec<(Record, Vec<SavedSession>)>,
+    applied: i64,
+}
+
 /// One closed window of one key, ready to be projected.
 pub struct Closed {
     pub key: Record,
@@ -117,6 +132,53 @@ impl Windows {
                 true
             }
         }
+    }
+
+    /// The open windows' state, for a checkpoint.
+    pub fn save(&self) -> SavedWindows {
+        let entries = |keyed: &Keyed<Vec<State>>| keyed.iter().cloned().collect::<Vec<_>>();
+        SavedWindows {
+            open: self.open.iter().map(|(start, keyed)| (*start, entries(keyed))).collect(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(key, list)| {
+                    (
+                        key.clone(),
+                        list.iter().map(|session| (session.start, session.last, session.states.clone())).collect(),
+                    )
+                })
+                .collect(),
+            applied: self.applied,
+        }
+    }
+
+    /// Takes up the open windows of a checkpoint (of a stream with this very definition).
+    pub fn restore(&mut self, saved: SavedWindows) -> Result<(), String> {
+        let width = self.aggregates.len();
+        let check = |states: &Vec<State>| {
+            if states.len() == width { Ok(()) } else { Err(format!("{} aggregates, not {width}", states.len())) }
+        };
+        for (start, entries) in saved.open {
+            let keyed = self.open.entry(start).or_insert_with(|| Keyed::new(self.keys.clone()));
+            for (key, states) in entries {
+                check(&states)?;
+                keyed.insert_key(key, states);
+            }
+        }
+        if let Shape::Session { gap } = self.shape {
+            for (key, list) in saved.sessions {
+                let mut sessions = Vec::new();
+                for (start, last, states) in list {
+                    check(&states)?;
+                    self.earliest_session_end = self.earliest_session_end.min(last.saturating_add(gap));
+                    sessions.push(Session { start, last, states });
+                }
+                self.sessions.insert_key(key, sessions);
+            }
+        }
+        self.applied = self.applied.max(saved.applied);
+        Ok(())
     }
 
     fn add_to(&mut self, start: i64, record: &Record) {

@@ -1,0 +1,148 @@
+//! Checkpoints of what streams hold between batches (open windows, records waiting to be joined), so that a data
+//! plane that crashed or was killed takes up its windows where they were instead of starting them empty.
+//!
+//! A stateful operator's state is written every [`CHECKPOINT_INTERVAL`] while it changes, to
+//! `DATA_DIR/checkpoints/COMPONENT.json` (written to a temporary file, synced, then renamed over the old one, so a
+//! crash leaves the old checkpoint or the new one, never half of one). The file names the component's fingerprint
+//! (its definition and what it reads), and only an instance with the same fingerprint takes it up: a stream whose
+//! definition changed starts empty. A stream that ends cleanly emits everything it held and removes its file.
+//!
+//! What a crash costs: the records a stream took in since its last checkpoint (at most about a second of them),
+//! and a window that closed in that second may be emitted a second time, with what the checkpoint held of it.
+
+use crate::Error;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often a changing state is written.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where checkpoints live under a data directory.
+pub fn checkpoint_directory(data_dir: &Path) -> PathBuf {
+    data_dir.join("checkpoints")
+}
+
+/// One component's checkpoint file, and when it was last written.
+pub struct Checkpoint {
+    path: PathBuf,
+    fingerprint: String,
+    last_saved: Instant,
+    changed: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct File {
+    component: String,
+    fingerprint: String,
+    state: Value,
+}
+
+impl Checkpoint {
+    pub fn new(data_dir: &Path, component: &str, fingerprint: &str) -> Checkpoint {
+        // A component's name is an identifier of the language; anything else is spelled out all the same, so that
+        // no name can point outside the directory.
+        let file: String = component
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+            .collect();
+        Checkpoint {
+            path: checkpoint_directory(data_dir).join(format!("{file}.json")),
+            fingerprint: fingerprint.to_string(),
+            last_saved: Instant::now(),
+            changed: false,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The state a predecessor with the same fingerprint saved, if any. A checkpoint of another definition is
+    /// removed (that stream starts empty); one that cannot be read is an error, and left for people to look at.
+    pub fn load(&self) -> Result<Option<Value>, Error> {
+        let text = match std::fs::read(&self.path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(Error::io(format!("reading {}", self.path.display()))(error)),
+        };
+        let file: File = serde_json::from_slice(&text).map_err(|error| Error::Checkpoint {
+            path: self.path.clone(),
+            message: format!("not a checkpoint: {error}"),
+        })?;
+        if file.fingerprint != self.fingerprint {
+            self.remove();
+            return Ok(None);
+        }
+        Ok(Some(file.state))
+    }
+
+    /// Notes that the state may have changed (a batch was taken in, a tick moved time on).
+    pub fn touch(&mut self) {
+        self.changed = true;
+    }
+
+    /// Whether the state should be written now.
+    pub fn due(&self) -> bool {
+        self.changed && self.last_saved.elapsed() >= CHECKPOINT_INTERVAL
+    }
+
+    /// Writes `state` (of component `component`) durably, replacing the previous checkpoint.
+    pub async fn save(&mut self, component: &str, state: Value) -> Result<(), Error> {
+        let file = File { component: component.to_string(), fingerprint: self.fingerprint.clone(), state };
+        let bytes = serde_json::to_vec(&file).map_err(|error| Error::Checkpoint {
+            path: self.path.clone(),
+            message: format!("cannot encode the state: {error}"),
+        })?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_replacing(&path, &bytes))
+            .await
+            .map_err(|error| Error::Checkpoint { path: self.path.clone(), message: error.to_string() })??;
+        self.last_saved = Instant::now();
+        self.changed = false;
+        Ok(())
+    }
+
+    /// Removes the file: the component ended and emitted everything it held.
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it over `path`.
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let directory = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(directory).map_err(Error::io(format!("creating {}", directory.display())))?;
+    let temporary = path.with_extension("json.partial");
+    let mut file = std::fs::File::create(&temporary).map_err(Error::io(format!("creating {}", temporary.display())))?;
+    file.write_all(bytes).map_err(Error::io(format!("writing {}", temporary.display())))?;
+    file.sync_data().map_err(Error::io(format!("syncing {}", temporary.display())))?;
+    std::fs::rename(&temporary, path).map_err(Error::io(format!("renaming {}", temporary.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_checkpoint_is_taken_up_only_by_the_same_definition() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut checkpoint = Checkpoint::new(directory.path(), "per_minute", "definition 1");
+        assert!(checkpoint.load().unwrap().is_none());
+        assert!(!checkpoint.due(), "nothing changed");
+        checkpoint.touch();
+        checkpoint.save("per_minute", serde_json::json!({ "open": [1, 2] })).await.unwrap();
+        assert_eq!(checkpoint.load().unwrap(), Some(serde_json::json!({ "open": [1, 2] })));
+        assert!(!checkpoint.due(), "just saved");
+
+        // A changed stream does not take up the old state, and the stale file goes.
+        let changed = Checkpoint::new(directory.path(), "per_minute", "definition 2");
+        assert!(changed.load().unwrap().is_none());
+        assert!(!changed.path().exists());
+
+        std::fs::write(checkpoint.path(), "{ torn").unwrap();
+        let error = checkpoint.load().unwrap_err().to_string();
+        assert!(error.contains("per_minute.json") && error.contains("not a checkpoint"), "{error}");
+    }
+}
