@@ -272,4 +272,8 @@ fn the_next_up_after_a_kill_takes_up_the_open_windows() {
     let emitted = emitted() - emitted_before;
     assert!((held..=held + 10).contains(&emitted), "held {held}, emitted {emitted}");
     assert!(!checkpoint.exists(), "a clean end leaves no checkpoint");
+    let logs =
+        Command::new(env!("CARGO_BIN_EXE_stratum")).args(["logs", "per_day"]).current_dir(&folder).output().unwrap();
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("resumed: took up the open windows of its checkpoint"), "{text}");
 }

@@ -106,6 +106,13 @@ fn partition_of(share: Share, data_plane: Option<Vec<String>>) -> Option<Partiti
     }
 }
 
+/// Streams that took up their checkpoint are events: a crash before did not cost them their open windows.
+fn report_resumed(report: &Report, resumed: &[String]) {
+    for stream in resumed {
+        report(stream, "resumed", "took up the open windows of its checkpoint".to_string());
+    }
+}
+
 impl RunningPart {
     /// Builds and starts everything of `share`; nothing runs when something cannot be built.
     pub async fn start(
@@ -117,6 +124,7 @@ impl RunningPart {
         let members = members(application, &share);
         let pipeline =
             Pipeline::build_part(application, &options.pipeline, partition_of(share, members.data_plane.clone()))?;
+        report_resumed(&report, &pipeline.resumed);
         let mut part = RunningPart {
             pipeline: pipeline.start(),
             options,
@@ -150,6 +158,7 @@ impl RunningPart {
             &self.options.pipeline,
             partition_of(share, members.data_plane.clone()),
         )?;
+        report_resumed(&self.report, &rollout.resumed);
         // Pools that changed (their stream part restarted with the data plane, if they have one).
         for (service, (fingerprint, pool)) in pools {
             self.start_pool(service.clone(), fingerprint, pool, &mut rollout);

@@ -11,6 +11,7 @@
 //! and a window that closed in that second may be emitted a second time, with what the checkpoint held of it.
 
 use crate::Error;
+use crate::component::{Context, Operator};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -75,6 +76,34 @@ impl Checkpoint {
             return Ok(None);
         }
         Ok(Some(file.state))
+    }
+
+    /// Restores into `operator` what its predecessor checkpointed; whether there was something to take up. A
+    /// checkpoint that cannot be taken up is reported and the operator starts empty: the data that flows on
+    /// matters more than the state that was lost.
+    pub fn take_up(&self, operator: &mut dyn Operator, context: &Context) -> bool {
+        let restored = match self.load() {
+            Ok(None) => return false,
+            Ok(Some(state)) => operator
+                .restore(state)
+                .map_err(|message| Error::Checkpoint { path: self.path.clone(), message }.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match restored {
+            Ok(()) => {
+                tracing::info!(component = context.component, "took up its checkpoint");
+                true
+            }
+            Err(error) => {
+                context.metrics.count_error();
+                tracing::warn!(
+                    component = context.component,
+                    error,
+                    "starting empty: the checkpoint cannot be taken up"
+                );
+                false
+            }
+        }
     }
 
     /// Notes that the state may have changed (a batch was taken in, a tick moved time on).

@@ -85,7 +85,9 @@ fn a_killed_stream_takes_up_its_open_windows_from_its_checkpoint() {
     // The second run of the same stream has no new input: it takes up the checkpoint, and ending emits it.
     let second = PipelineOptions { generator_limit: Some(0), ..options.clone() };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let summary = runtime.block_on(Pipeline::build(&application, &second).unwrap().run()).unwrap();
+    let pipeline = Pipeline::build(&application, &second).unwrap();
+    assert_eq!(pipeline.resumed, ["per_day"]);
+    let summary = runtime.block_on(pipeline.run()).unwrap();
     let stream = summary.components.iter().find(|component| component.component == "per_day").unwrap();
     assert_eq!(stream.errors, 0, "the checkpoint was taken up");
     let emitted = emitted_vehicles(&directory.path().join("out/days.jsonl")) - emitted_before;

@@ -97,7 +97,7 @@ fn register(port: u16, path: &str, pushes: mpsc::Sender<Push>) -> Result<(), Str
     });
     let router = axum::Router::new().fallback(ingest).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server.clone());
     let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
+        if let Err(error) = axum::serve(without_nagle(listener), router).await {
             tracing::error!(port, %error, "HTTP ingest server stopped");
         }
     });
@@ -368,6 +368,15 @@ impl Sink for WebhookSink {
             Ok(())
         })
     }
+}
+
+/// A listener whose connections send without Nagle's delay: an answer written in more than one piece must not wait
+/// for the client's delayed acknowledgement (tens of milliseconds). Every HTTP server of Stratum accepts through it.
+pub fn without_nagle(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        // A socket that refuses the option still serves, only with the delay.
+        let _ = stream.set_nodelay(true);
+    })
 }
 
 #[cfg(test)]

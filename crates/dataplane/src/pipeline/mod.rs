@@ -158,6 +158,8 @@ pub struct Pipeline {
     pending: mpsc::UnboundedReceiver<Pending>,
     pub metrics: Arc<Registry>,
     pub dead_letters: DeadLetters,
+    /// Streams that took up the open windows of their checkpoint.
+    pub resumed: Vec<String>,
 }
 
 /// A running pipeline: it can be stopped, and it takes new versions of its application.
@@ -186,6 +188,8 @@ pub struct Rollout {
     pub stopped: Vec<String>,
     /// Components that ran on untouched.
     pub unchanged: Vec<String>,
+    /// Streams among the started and restarted that took up the open windows of their checkpoint.
+    pub resumed: Vec<String>,
 }
 
 impl Rollout {
@@ -224,14 +228,26 @@ impl Pipeline {
             None => DeadLetters::default(),
         };
         let (shared, pending) = Shared::new(dead_letters);
-        roll_out(&shared, application, options, partition)?;
-        Ok(Pipeline { metrics: shared.metrics.clone(), dead_letters: shared.dead_letters.clone(), shared, pending })
+        let rollout = roll_out(&shared, application, options, partition)?;
+        Ok(Pipeline {
+            metrics: shared.metrics.clone(),
+            dead_letters: shared.dead_letters.clone(),
+            shared,
+            pending,
+            resumed: rollout.resumed,
+        })
     }
 
     /// A pipeline with no components, which ends as soon as it runs (when only batches are wanted).
     pub fn empty() -> Pipeline {
         let (shared, pending) = Shared::new(DeadLetters::default());
-        Pipeline { metrics: shared.metrics.clone(), dead_letters: shared.dead_letters.clone(), shared, pending }
+        Pipeline {
+            metrics: shared.metrics.clone(),
+            dead_letters: shared.dead_letters.clone(),
+            shared,
+            pending,
+            resumed: Vec::new(),
+        }
     }
 
     /// A handle that stops the pipeline once it runs.
@@ -363,33 +379,11 @@ async fn run_pending(pending: Pending) -> Result<(), Error> {
 
 const TICK: Duration = Duration::from_secs(1);
 
-/// Restores what an operator's predecessor checkpointed, if anything. A checkpoint that cannot be taken up is
-/// reported and the operator starts empty: the data that flows on matters more than the state that was lost.
-fn take_up(checkpoint: &Checkpoint, operator: &mut dyn Operator, context: &Context) {
-    let restored = match checkpoint.load() {
-        Ok(None) => return,
-        Ok(Some(state)) => operator
-            .restore(state)
-            .map_err(|message| crate::Error::Checkpoint { path: checkpoint.path().to_path_buf(), message }.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
-    match restored {
-        Ok(()) => tracing::info!(component = context.component, "took up its checkpoint"),
-        Err(error) => {
-            context.metrics.count_error();
-            tracing::warn!(component = context.component, error, "starting empty: the checkpoint cannot be taken up");
-        }
-    }
-}
-
 async fn run_task(task: Task) -> Result<(), Error> {
     let Task { context, runner, mut checkpoint } = task;
     match runner {
         Runner::Source(source, output) => source.run(output, context).await,
         Runner::Operator(mut operator, mut receiver, output) => {
-            if let Some(checkpoint) = &checkpoint {
-                take_up(checkpoint, operator.as_mut(), &context);
-            }
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -179,7 +179,7 @@ pub(super) fn roll_out(
         };
         let output = output.map(|producer| Output::new(routes_of(&mut wiring, &producer), context.metrics.clone()));
         let mut sender = None;
-        let runner = match (component, output) {
+        let mut runner = match (component, output) {
             (Built::Source(source), Some(output)) => Runner::Source(source, output),
             (Built::Operator(operator), Some(output)) => {
                 let (input, receiver) = mpsc::channel(options.channel_capacity.max(1));
@@ -193,10 +193,14 @@ pub(super) fn roll_out(
             }
             (Built::Source(_) | Built::Operator(_), None) => unreachable!("every producer has an output"),
         };
-        let checkpoint = match (&runner, &options.data_dir) {
+        let checkpoint = match (&mut runner, &options.data_dir) {
             // Generators that make up history replay it fast; there is nothing to take up after a crash.
-            (Runner::Operator(..), Some(data_dir)) if !options.fast_generators => {
-                Some(Checkpoint::new(data_dir, &name, &fingerprint))
+            (Runner::Operator(operator, ..), Some(data_dir)) if !options.fast_generators => {
+                let checkpoint = Checkpoint::new(data_dir, &name, &fingerprint);
+                if checkpoint.take_up(operator.as_mut(), &context) {
+                    rollout.resumed.push(name.clone());
+                }
+                Some(checkpoint)
             }
             _ => None,
         };
