@@ -48,6 +48,7 @@ pub async fn serve(
             }
         }
     });
+    let listener = stratum_dataplane::connectors::http::without_nagle(listener);
     let served = axum::serve(listener, routes::router(plane)).with_graceful_shutdown(async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     });

@@ -572,6 +572,7 @@ async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> R
             }),
         );
     tokio::spawn(async move {
+        let listener = stratum_dataplane::connectors::http::without_nagle(listener);
         if let Err(error) = axum::serve(listener, router).await {
             tracing::error!(%error, "the agent's API stopped");
         }
