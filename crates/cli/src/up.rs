@@ -150,6 +150,10 @@ async fn run_up(
     let base = format!("http://{address}");
     eprintln!("dashboard: {base}/#token={}", tokens.operator);
 
+    // Events of earlier runs in this state directory are history; those from this start on (a tool started, a
+    // stream that took up its checkpoint) are news.
+    let starting_at_milliseconds =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64);
     let running = match up(application, plan, options.clone(), &mut |progress| print_progress(&progress)).await {
         Ok(running) => running,
         Err(error) => {
@@ -174,6 +178,7 @@ async fn run_up(
         .events(&running.deployed.current.app, 1000)
         .unwrap_or_default()
         .iter()
+        .filter(|event| event.at_milliseconds < starting_at_milliseconds)
         .map(|event| event.id)
         .collect();
     let mut current = Some(running);
