@@ -2,7 +2,9 @@
 Python stack a user would otherwise pick — FastAPI on uvicorn with onnxruntime — serving the same model (Stratum
 trains it; `stratum model export` gives the ONNX file onnxruntime loads), driven by the same load generator
 (crates/control/src/bin/load_generator.rs) in one run. Also the floor, Stratum's in-process prediction time of the
-model (its profile), and the cold start from zero replicas to the first answer for a cached ~10 MB model.
+model (its profile), the loopback round trip itself (the load generator's `--answer-fixed` server, which answers
+every request with the same bytes and does nothing else), and the cold start from zero replicas to the first answer
+for a cached ~10 MB model.
 
 Prints a markdown table for docs/benchmarks.md.
 
@@ -165,6 +167,15 @@ def main():
     finally:
         stop(stratum)
 
+    port = free_port()
+    yardstick = subprocess.Popen([LOAD, "--answer-fixed", str(port)])
+    try:
+        time.sleep(0.3)
+        round_trip = load(f"http://127.0.0.1:{port}/", body_file, 1, args.seconds)
+    finally:
+        yardstick.kill()
+        yardstick.wait()
+
     with open(os.path.join(folder, "server.py"), "w") as out:
         out.write(FASTAPI.format(model=onnx_path))
     port = free_port()
@@ -210,6 +221,9 @@ def main():
     print()
     print(f"In-process prediction (the floor, Stratum's profile): {floor_us} µs p50 per record; "
           f"HTTP overhead at p50: {s_one['p50_us'] - floor_us:.0f} µs.")
+    print(f"Loopback round trip (a server answering fixed bytes): {round_trip['p50_us']:.0f} µs p50, "
+          f"{round_trip['p99_us']:.0f} µs p99; Stratum's HTTP path adds {s_one['p50_us'] - round_trip['p50_us']:.0f} µs "
+          f"at p50 above it.")
     print(f"Cold start, zero replicas to first answer, {size / 1e6:.1f} MB model: {first_answer_ms:.1f} ms at the "
           f"client, {load_seconds * 1000:.1f} ms loading the model.")
 
