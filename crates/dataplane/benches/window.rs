@@ -1,5 +1,6 @@
 //! Events per second through filter → keyed tumbling window (count, avg) with 10,000 keys, on one core: the
-//! stream operator alone, fed batches of 1,024 records as the runtime feeds it.
+//! stream operator alone, fed batches of 1,024 records as the runtime feeds it. And what a checkpoint of those
+//! open windows costs: saving them as the runtime writes them (about once a second), and taking them up.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -88,6 +89,26 @@ fn window(criterion: &mut Criterion) {
         )
     });
     group.finish();
+
+    // Every key with an open window: the first 200,000 events are ten seconds of event time, within one minute.
+    let mut operator = StreamOperator::new(&application.streams[0], &build).unwrap();
+    let mut out = Vec::new();
+    for batch in batches.iter().take(200_000 / BATCH) {
+        operator.process(0, Arc::new(batch.clone()), &mut out, &context);
+    }
+    assert!(out.is_empty(), "no window closed yet");
+    let bytes = operator.save().unwrap();
+    let mut group = criterion.benchmark_group("checkpoint");
+    group.sample_size(20);
+    group.bench_function("save_10k_keys", |bencher| bencher.iter(|| operator.save().unwrap().len()));
+    group.bench_function("take_up_10k_keys", |bencher| {
+        bencher.iter(|| {
+            let mut restored = StreamOperator::new(&application.streams[0], &build).unwrap();
+            restored.restore(&bytes).unwrap();
+        })
+    });
+    group.finish();
+    eprintln!("a checkpoint of {KEYS} keys' open windows is {} bytes", bytes.len());
 }
 
 criterion_group!(benches, window);

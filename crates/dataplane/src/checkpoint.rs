@@ -32,9 +32,9 @@ pub struct Checkpoint {
     changed: bool,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// A checkpoint file as it is read back (written by [`Checkpoint::save`] with these fields).
+#[derive(serde::Deserialize)]
 struct File {
-    component: String,
     fingerprint: String,
     state: Value,
 }
@@ -61,7 +61,7 @@ impl Checkpoint {
 
     /// The state a predecessor with the same fingerprint saved, if any. A checkpoint of another definition is
     /// removed (that stream starts empty); one that cannot be read is an error, and left for people to look at.
-    pub fn load(&self) -> Result<Option<Value>, Error> {
+    pub fn load(&self) -> Result<Option<Vec<u8>>, Error> {
         let text = match std::fs::read(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -75,7 +75,7 @@ impl Checkpoint {
             self.remove();
             return Ok(None);
         }
-        Ok(Some(file.state))
+        Ok(Some(file.state.to_string().into_bytes()))
     }
 
     /// Restores into `operator` what its predecessor checkpointed; whether there was something to take up. A
@@ -85,7 +85,7 @@ impl Checkpoint {
         let restored = match self.load() {
             Ok(None) => return false,
             Ok(Some(state)) => operator
-                .restore(state)
+                .restore(&state)
                 .map_err(|message| Error::Checkpoint { path: self.path.clone(), message }.to_string()),
             Err(error) => Err(error.to_string()),
         };
@@ -116,13 +116,16 @@ impl Checkpoint {
         self.changed && self.last_saved.elapsed() >= CHECKPOINT_INTERVAL
     }
 
-    /// Writes `state` (of component `component`) durably, replacing the previous checkpoint.
-    pub async fn save(&mut self, component: &str, state: Value) -> Result<(), Error> {
-        let file = File { component: component.to_string(), fingerprint: self.fingerprint.clone(), state };
-        let bytes = serde_json::to_vec(&file).map_err(|error| Error::Checkpoint {
-            path: self.path.clone(),
-            message: format!("cannot encode the state: {error}"),
-        })?;
+    /// Writes `state` (of component `component`, the JSON its operator saved) durably, replacing the previous
+    /// checkpoint.
+    pub async fn save(&mut self, component: &str, state: Vec<u8>) -> Result<(), Error> {
+        // The state goes in as it is, not parsed again: it is most of the file.
+        let quoted = |text: &str| serde_json::Value::from(text).to_string();
+        let mut bytes =
+            format!("{{\"component\":{},\"fingerprint\":{},\"state\":", quoted(component), quoted(&self.fingerprint))
+                .into_bytes();
+        bytes.extend_from_slice(&state);
+        bytes.push(b'}');
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_replacing(&path, &bytes))
             .await
@@ -161,8 +164,8 @@ mod tests {
         assert!(checkpoint.load().unwrap().is_none());
         assert!(!checkpoint.due(), "nothing changed");
         checkpoint.touch();
-        checkpoint.save("per_minute", serde_json::json!({ "open": [1, 2] })).await.unwrap();
-        assert_eq!(checkpoint.load().unwrap(), Some(serde_json::json!({ "open": [1, 2] })));
+        checkpoint.save("per \"minute\"", br#"{"open":[1,2]}"#.to_vec()).await.unwrap();
+        assert_eq!(checkpoint.load().unwrap(), Some(br#"{"open":[1,2]}"#.to_vec()));
         assert!(!checkpoint.due(), "just saved");
 
         // A changed stream does not take up the old state, and the stale file goes.

@@ -43,13 +43,13 @@ pub trait Operator: Send + 'static {
     fn tick(&mut self, now: Instant, out: &mut Vec<Record>, context: &Context);
     /// Called once when every input has ended: emit everything still held.
     fn finish(&mut self, out: &mut Vec<Record>, context: &Context);
-    /// What it holds between batches (open windows, records waiting to be joined), for a checkpoint; `None` when
-    /// it holds nothing worth keeping.
-    fn save(&self) -> Option<serde_json::Value> {
+    /// What it holds between batches (open windows, records waiting to be joined), as JSON, for a checkpoint;
+    /// `None` when it holds nothing worth keeping.
+    fn save(&self) -> Option<Vec<u8>> {
         None
     }
-    /// Takes up the state of a checkpoint that an instance with the same definition saved.
-    fn restore(&mut self, _state: serde_json::Value) -> Result<(), String> {
+    /// Takes up the state (what [`Operator::save`] gave) that an instance with the same definition saved.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), String> {
         Ok(())
     }
 }

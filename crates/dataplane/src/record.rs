@@ -357,6 +357,11 @@ impl<V> Keyed<V> {
     pub fn iter(&self) -> impl Iterator<Item = &(Record, V)> {
         self.slots.iter()
     }
+
+    /// Every key's values and state, in the order the keys first appeared.
+    pub fn entries(&self) -> &[(Record, V)] {
+        &self.slots
+    }
 }
 
 #[cfg(test)]

@@ -292,9 +292,9 @@ fn resumes_from_its_checkpoint(
         emitted_before.extend(original.send(*port, vec![record.clone()]));
     }
     let saved = original.operator.save().expect("a stateful stream saves its state");
-    let text = serde_json::to_string(&saved).unwrap();
+    let text = String::from_utf8(saved.clone()).unwrap();
     let mut restored = Harness::new(application, stream, None);
-    restored.operator.restore(serde_json::from_str(&text).unwrap()).unwrap();
+    restored.operator.restore(&saved).unwrap();
     let (mut expected, mut actual) = (Vec::new(), Vec::new());
     for (port, record) in after {
         expected.extend(original.send(*port, vec![record.clone()]));

@@ -12,9 +12,16 @@ use stratum_core::types::Field;
 /// The records of one key waiting on one side, with their event times, oldest first.
 type Waiting = VecDeque<(i64, Record)>;
 
+/// A join as a checkpoint writes it, borrowed; [`SavedJoin`] reads it back.
+#[derive(serde::Serialize)]
+pub struct JoinToSave<'a> {
+    waiting: [&'a [(Record, Waiting)]; 2],
+    latest: [Option<i64>; 2],
+}
+
 /// What a checkpoint keeps of a join: the records of each side still waiting, by key, and each side's latest event
 /// time.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 pub struct SavedJoin {
     waiting: [Vec<(Record, Waiting)>; 2],
     latest: [Option<i64>; 2],
@@ -78,9 +85,9 @@ impl Joiner {
     }
 
     /// The records waiting on either side, for a checkpoint.
-    pub fn save(&self) -> SavedJoin {
-        SavedJoin {
-            waiting: [0, 1].map(|side| self.waiting[side].iter().cloned().collect()),
+    pub fn to_save(&self) -> JoinToSave<'_> {
+        JoinToSave {
+            waiting: [self.waiting[0].entries(), self.waiting[1].entries()],
             latest: [0, 1].map(|side| self.clocks[side].latest()),
         }
     }

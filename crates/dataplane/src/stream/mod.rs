@@ -258,11 +258,19 @@ impl StreamOperator {
 
 /// What a checkpoint keeps of a stream: its open windows, the records waiting to be joined, and the latest event
 /// time it had seen (an idle stream's watermark moves on from it with the wall clock, from the restore on).
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 struct SavedStream {
     latest: Option<i64>,
     windows: Option<window::SavedWindows>,
     join: Option<join::SavedJoin>,
+}
+
+/// A stream as a checkpoint writes it, borrowed: the same fields as [`SavedStream`].
+#[derive(serde::Serialize)]
+struct StreamToSave<'a> {
+    latest: Option<i64>,
+    windows: Option<window::WindowsToSave<'a>>,
+    join: Option<join::JoinToSave<'a>>,
 }
 
 /// The event time of a record: its time field, or the wall clock when it has none.
@@ -301,21 +309,21 @@ impl Operator for StreamOperator {
         self.close_at(Some(i64::MAX), out);
     }
 
-    fn save(&self) -> Option<serde_json::Value> {
+    fn save(&self) -> Option<Vec<u8>> {
         let windows = match &self.stage {
-            Stage::Window { windows, .. } => Some(windows.save()),
+            Stage::Window { windows, .. } => Some(windows.to_save()),
             Stage::Project { .. } => None,
         };
-        let join = self.join.as_ref().map(Joiner::save);
+        let join = self.join.as_ref().map(Joiner::to_save);
         // A projection without a join holds nothing between batches.
         if windows.is_none() && join.is_none() {
             return None;
         }
-        serde_json::to_value(SavedStream { latest: self.clock.latest(), windows, join }).ok()
+        serde_json::to_vec(&StreamToSave { latest: self.clock.latest(), windows, join }).ok()
     }
 
-    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
-        let saved: SavedStream = serde_json::from_value(state).map_err(|error| error.to_string())?;
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let saved: SavedStream = serde_json::from_slice(state).map_err(|error| error.to_string())?;
         let now = Instant::now();
         if let Some(latest) = saved.latest {
             self.clock.observe(latest, now);

@@ -11,9 +11,20 @@ use stratum_core::ir::Window;
 type KeyStates = (Record, Vec<State>);
 /// A session as a checkpoint keeps it: its start, its last event's time and its states.
 type SavedSession = (i64, i64, Vec<State>);
+/// A [`SavedSession`], borrowed.
+type SessionToSave<'a> = (i64, i64, &'a [State]);
+
+/// The open windows as a checkpoint writes them, borrowed (a checkpoint copies nothing before it is encoded);
+/// [`SavedWindows`] reads them back.
+#[derive(serde::Serialize)]
+pub struct WindowsToSave<'a> {
+    open: Vec<(i64, &'a [KeyStates])>,
+    sessions: Vec<(&'a Record, Vec<SessionToSave<'a>>)>,
+    applied: i64,
+}
 
 /// What a checkpoint keeps of the open windows: each key's aggregate states, and how far they were closed.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 pub struct SavedWindows {
     /// Tumbling and sliding windows: by start, each key's values and states.
     open: Vec<(i64, Vec<KeyStates>)>,
@@ -135,18 +146,14 @@ impl Windows {
     }
 
     /// The open windows' state, for a checkpoint.
-    pub fn save(&self) -> SavedWindows {
-        let entries = |keyed: &Keyed<Vec<State>>| keyed.iter().cloned().collect::<Vec<_>>();
-        SavedWindows {
-            open: self.open.iter().map(|(start, keyed)| (*start, entries(keyed))).collect(),
+    pub fn to_save(&self) -> WindowsToSave<'_> {
+        WindowsToSave {
+            open: self.open.iter().map(|(start, keyed)| (*start, keyed.entries())).collect(),
             sessions: self
                 .sessions
                 .iter()
                 .map(|(key, list)| {
-                    (
-                        key.clone(),
-                        list.iter().map(|session| (session.start, session.last, session.states.clone())).collect(),
-                    )
+                    (key, list.iter().map(|session| (session.start, session.last, session.states.as_slice())).collect())
                 })
                 .collect(),
             applied: self.applied,
