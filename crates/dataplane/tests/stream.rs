@@ -343,3 +343,44 @@ fn every_window_shape_and_the_join_resume_from_a_checkpoint() {
         &[count("a", "2026-01-01T00:03:00Z", 7), weather("b", "2026-01-01T00:02:00Z", 0.0)],
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Whatever the records, the window and the moment of the checkpoint, a stream taken up from its checkpoint
+    /// emits what the stream it was saved from emits.
+    #[test]
+    fn any_checkpoint_resumes_as_if_never_stopped(
+        shape in 0usize..3,
+        lateness in 0u32..40,
+        records in proptest::collection::vec((0usize..3, 0i64..300_000, -10.0f64..10.0), 1..60),
+        split in 0usize..60,
+    ) {
+        let window = ["tumbling(1 min)", "sliding(1 min, 20 s)", "session(30 s)"][shape];
+        let application = windowed(window, &format!("{lateness} s"));
+        let records: Vec<(usize, Record)> = records
+            .into_iter()
+            .map(|(key, milliseconds, value)| {
+                let key = ["a", "b", "c"][key];
+                (0, vec![Datum::Text(key.into()), Datum::Timestamp(1_767_225_600_000 + milliseconds), Datum::Float(value)])
+            })
+            .collect();
+        let split = split.min(records.len());
+        let (before, after) = records.split_at(split);
+        let mut original = Harness::new(&application, "s", None);
+        for (port, record) in before {
+            original.send(*port, vec![record.clone()]);
+        }
+        let saved = original.operator.save().unwrap();
+        let mut restored = Harness::new(&application, "s", None);
+        restored.operator.restore(&saved).unwrap();
+        let (mut expected, mut actual) = (Vec::new(), Vec::new());
+        for (port, record) in after {
+            expected.extend(original.send(*port, vec![record.clone()]));
+            actual.extend(restored.send(*port, vec![record.clone()]));
+        }
+        expected.extend(original.finish());
+        actual.extend(restored.finish());
+        proptest::prop_assert_eq!(actual, expected);
+    }
+}
