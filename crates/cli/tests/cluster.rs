@@ -256,6 +256,21 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let (code, answer) = predict(port, "flags", r#"{"n": 10}"#);
     assert_eq!((code, answer.as_str()), (200, r#"{"prediction":false}"#));
 
+    // Its open windows went on at the cloud: the control plane handed over the checkpoint fog1 sent last.
+    let logs_of = |component: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["logs", component, "--state-dir", "server"])
+            .current_dir(&folder)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    wait_until("counts to take up fog1's checkpoint", Duration::from_secs(10), || {
+        let events = logs_of("counts");
+        events.contains("handed-over: its checkpoint goes to cloud1")
+            && events.contains("resumed: took up the open windows of its checkpoint (on cloud1)")
+    });
+
     // It comes back: the stream returns, and the readings the edge buffered for it flow.
     fog = agent(&folder, &url, "fog1");
     wait_until("counts back on fog1", Duration::from_secs(15), || {
@@ -296,6 +311,9 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let events = String::from_utf8_lossy(&events.stdout);
     assert!(events.contains("moved to cloud1: fog1 is lost"), "{events}");
     assert!(events.contains("back on fog1, as planned"), "{events}");
+    // Back on fog1 it starts empty: the cloud emitted what it held when it let the stream go, and what fog1 kept
+    // from before it was killed is stale.
+    assert!(!events.contains("resumed: took up the open windows of its checkpoint (on fog1)"), "{events}");
     let tally = Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args(["logs", "tally", "--state-dir", "server"])
         .current_dir(&folder)

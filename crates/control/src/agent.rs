@@ -9,7 +9,8 @@
 use crate::Error;
 use crate::part::{PartOptions, Report, RunningPart, Share};
 use crate::protocol::{
-    AgentEvent, Assignment, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef, TrainingResult, TrainingWork,
+    AgentEvent, Assignment, CheckpointCopy, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef,
+    TrainingResult, TrainingWork,
 };
 use crate::serving::ServicePool;
 use std::collections::{BTreeMap, HashMap};
@@ -102,7 +103,12 @@ pub struct Agent {
     /// The waits before starting a failed part again, and when the next start is due.
     restart_backoff: crate::tools::Backoff,
     restart_due: Option<Instant>,
+    /// The checkpoints sent to the control plane, with each file's modification time then.
+    checkpoints_sent: HashMap<String, std::time::SystemTime>,
 }
+
+/// A checkpoint larger than this stays on its machine (a heartbeat carries at most 8 MB).
+const CHECKPOINT_UPLOAD_BYTES: u64 = 4 << 20;
 
 impl Agent {
     /// Binds the data receiver and prepares the agent; `run` joins and works.
@@ -155,6 +161,7 @@ impl Agent {
             usage: crate::usage::UsageMeter::default(),
             restart_backoff: crate::tools::Backoff::default(),
             restart_due: None,
+            checkpoints_sent: HashMap::new(),
         };
         Ok((agent, router))
     }
@@ -241,7 +248,10 @@ impl Agent {
                 current.feeds.iter().map(|(source, feed)| crate::protocol::FeedReport::of(source, feed)).collect(),
             )
         };
+        let (checkpoints, checkpoints_removed) = self.checkpoints_to_send();
         let beat = Heartbeat {
+            checkpoints,
+            checkpoints_removed,
             running: self.running.as_ref().map(|running| running.key.clone()),
             metrics: self.running.as_ref().map(|running| running.part.metrics().snapshot()).unwrap_or_default(),
             problems: std::mem::take(&mut self.problems),
@@ -271,6 +281,17 @@ impl Agent {
         for work in answer.training {
             self.train(work);
         }
+        // Before the assignment is followed: the streams it takes over take up these.
+        let data_dir = &self.options.data_dir;
+        for component in &answer.discard_checkpoints {
+            stratum_dataplane::checkpoint::discard(data_dir, component);
+        }
+        for copy in &answer.take_up {
+            if let Err(error) = stratum_dataplane::checkpoint::install(data_dir, &copy.component, copy.file.as_bytes())
+            {
+                self.problems.push(format!("cannot keep the checkpoint of `{}`: {error}", copy.component));
+            }
+        }
         if let Some(assignment) = answer.assignment {
             let retry = self
                 .failed
@@ -283,6 +304,37 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// The checkpoints of the streams it runs that changed since they were last sent (a stream writes one about
+    /// once a second, a heartbeat goes once a second: what another agent takes up when this one is lost is a
+    /// second or two old), and the streams whose checkpoint was sent and is gone since (they ended cleanly).
+    fn checkpoints_to_send(&mut self) -> (Vec<CheckpointCopy>, Vec<String>) {
+        let running: Vec<&String> =
+            self.running.as_ref().map(|running| running.assignment.components.iter().collect()).unwrap_or_default();
+        let (mut copies, mut removed) = (Vec::new(), Vec::new());
+        for component in running {
+            let path = stratum_dataplane::checkpoint::checkpoint_path(&self.options.data_dir, component);
+            let Ok(metadata) = std::fs::metadata(&path) else { continue };
+            let Ok(modified) = metadata.modified() else { continue };
+            let due = self.checkpoints_sent.get(component) != Some(&modified);
+            if !due || metadata.len() > CHECKPOINT_UPLOAD_BYTES {
+                continue;
+            }
+            // A file being replaced is read whole before or after the rename: either is a whole checkpoint.
+            if let Ok(file) = std::fs::read_to_string(&path) {
+                copies.push(CheckpointCopy { component: component.clone(), file });
+                self.checkpoints_sent.insert(component.clone(), modified);
+            }
+        }
+        self.checkpoints_sent.retain(|component, _| {
+            let present = stratum_dataplane::checkpoint::checkpoint_path(&self.options.data_dir, component).exists();
+            if !present {
+                removed.push(component.clone());
+            }
+            present
+        });
+        (copies, removed)
     }
 
     /// One training task per core at a time.

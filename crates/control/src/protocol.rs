@@ -92,6 +92,19 @@ pub struct Heartbeat {
     /// The latest records of the streams and sources it runs that a dashboard panel shows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds: Vec<FeedReport>,
+    /// Checkpoints of the streams it runs that changed since it last sent them (every few seconds at most).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<CheckpointCopy>,
+    /// Streams whose checkpoint it sent and that ended cleanly since: nothing of them is left to hand over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints_removed: Vec<String>,
+}
+
+/// A stream's checkpoint file, as an agent wrote it (its text names the stream's fingerprint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointCopy {
+    pub component: String,
+    pub file: String,
 }
 
 /// The newest records of a dashboard's stream on one agent, each a row of JSON values in the order of `fields`.
@@ -149,6 +162,12 @@ pub struct AgentEvent {
 pub struct HeartbeatAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment: Option<Assignment>,
+    /// With an assignment: checkpoints of streams it takes over from a lost agent, to take up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub take_up: Vec<CheckpointCopy>,
+    /// With an assignment: streams whose state went on on another agent; a checkpoint of them here is stale.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discard_checkpoints: Vec<String>,
     /// Training tasks to run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub training: Vec<TrainingWork>,

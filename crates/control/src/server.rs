@@ -12,7 +12,7 @@ use crate::Error;
 use crate::agents::{Joined, Machine};
 use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction, ServiceState};
 use crate::placement::{LiveAgent, Placed, assignments, place};
-use crate::protocol::{Assignment, FeedReport, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
+use crate::protocol::{Assignment, CheckpointCopy, FeedReport, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
 use crate::qos::{ClusterPolicies, Host};
 use crate::serving::Refusal;
 use crate::state::{ServedModel, StateStore};
@@ -81,6 +81,9 @@ struct Cluster {
     /// The applied version's `migrate` policies, and when they were last evaluated.
     policies: ClusterPolicies,
     policies_evaluated: Option<Instant>,
+    /// The newest checkpoint of each stream, and the agent that sent it: what a stream takes up when it moves
+    /// off a lost agent (see [`Server::hand_over`]).
+    checkpoints: BTreeMap<String, (String, CheckpointCopy)>,
 }
 
 pub struct Server {
@@ -119,6 +122,42 @@ const POLICY_INTERVAL: Duration = Duration::from_secs(2);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Keeps the checkpoints an agent sent of the streams placed on it (a copy of a stream placed elsewhere is stale:
+/// a restarted agent sending what it had before its stream moved away), and forgets those it says ended cleanly.
+fn keep_checkpoints(cluster: &mut Cluster, agent: &str, copies: Vec<CheckpointCopy>, removed: Vec<String>) {
+    let placed_here = |component: &str| {
+        cluster.placed.iter().any(|placed| placed.component == component && placed.host.as_deref() == Some(agent))
+    };
+    let fresh: Vec<CheckpointCopy> = copies.into_iter().filter(|copy| placed_here(&copy.component)).collect();
+    for copy in fresh {
+        cluster.checkpoints.insert(copy.component.clone(), (agent.to_string(), copy));
+    }
+    for component in removed {
+        if cluster.checkpoints.get(&component).is_some_and(|(from, _)| from == agent) {
+            cluster.checkpoints.remove(&component);
+        }
+    }
+}
+
+/// What goes with an assignment for `agent` besides it: the checkpoints of the streams it takes over from a lost
+/// agent (it takes them up: the open windows live on), and the streams whose state another agent still holds (it
+/// drains them and emits their windows; a checkpoint this agent kept of them from before is stale).
+fn hand_over(cluster: &Cluster, agent: &str, assignment: &Assignment) -> (Vec<CheckpointCopy>, Vec<String>) {
+    let (mut take_up, mut discard) = (Vec::new(), Vec::new());
+    for component in &assignment.components {
+        let Some((from, copy)) = cluster.checkpoints.get(component) else { continue };
+        if from == agent {
+            continue;
+        }
+        if cluster.agents.get(from).is_none_or(|record| record.lost) {
+            take_up.push(copy.clone());
+        } else {
+            discard.push(component.clone());
+        }
+    }
+    (take_up, discard)
 }
 
 impl Server {
@@ -228,9 +267,13 @@ impl Server {
             agent.feeds = beat.feeds;
             let back = std::mem::replace(&mut agent.lost, false);
             let tier = agent.join.tier.or_else(|| self.planned_tier(&cluster, name));
+            keep_checkpoints(&mut cluster, name, beat.checkpoints, beat.checkpoints_removed);
             let assignment = cluster.assignments.get(name).cloned();
             let answer = match assignment {
-                Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => Some(assignment),
+                Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => {
+                    let (take_up, discard) = hand_over(&cluster, name, &assignment);
+                    Some((assignment, take_up, discard))
+                }
                 _ => None,
             };
             let training = self.train_on_agent(&mut cluster, name, tier, beat.results, beat.training_slots);
@@ -247,7 +290,14 @@ impl Server {
             self.event("agent-back", Some(name), "heartbeats again");
             self.reconcile();
         }
-        Some(HeartbeatAnswer { assignment: answer, training })
+        let (assignment, take_up, discard_checkpoints) = match answer {
+            Some((assignment, take_up, discard)) => (Some(assignment), take_up, discard),
+            None => (None, Vec::new(), Vec::new()),
+        };
+        for copy in &take_up {
+            self.event("handed-over", Some(&copy.component), &format!("its checkpoint goes to {name}"));
+        }
+        Some(HeartbeatAnswer { assignment, take_up, discard_checkpoints, training })
     }
 
     /// A model's search, run on the agents, from data already in the blob store.

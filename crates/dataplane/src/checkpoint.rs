@@ -24,6 +24,25 @@ pub fn checkpoint_directory(data_dir: &Path) -> PathBuf {
     data_dir.join("checkpoints")
 }
 
+/// A component's checkpoint file under a data directory. A component's name is an identifier of the language;
+/// anything else is spelled out all the same, so that no name can point outside the directory.
+pub fn checkpoint_path(data_dir: &Path, component: &str) -> PathBuf {
+    let file: String =
+        component.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    checkpoint_directory(data_dir).join(format!("{file}.json"))
+}
+
+/// Puts a checkpoint file that another machine wrote (handed over by the control plane) where the component's
+/// next instance here takes it up.
+pub fn install(data_dir: &Path, component: &str, file: &[u8]) -> Result<(), Error> {
+    write_replacing(&checkpoint_path(data_dir, component), file)
+}
+
+/// Removes a component's checkpoint here: its state went on elsewhere, so what this machine kept is stale.
+pub fn discard(data_dir: &Path, component: &str) {
+    let _ = std::fs::remove_file(checkpoint_path(data_dir, component));
+}
+
 /// One component's checkpoint file, and when it was last written.
 pub struct Checkpoint {
     path: PathBuf,
@@ -41,14 +60,8 @@ struct File {
 
 impl Checkpoint {
     pub fn new(data_dir: &Path, component: &str, fingerprint: &str) -> Checkpoint {
-        // A component's name is an identifier of the language; anything else is spelled out all the same, so that
-        // no name can point outside the directory.
-        let file: String = component
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
-            .collect();
         Checkpoint {
-            path: checkpoint_directory(data_dir).join(format!("{file}.json")),
+            path: checkpoint_path(data_dir, component),
             fingerprint: fingerprint.to_string(),
             last_saved: Instant::now(),
             changed: false,
