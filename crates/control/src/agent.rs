@@ -107,7 +107,8 @@ pub struct Agent {
     checkpoints_sent: HashMap<String, std::time::SystemTime>,
 }
 
-/// A checkpoint larger than this stays on its machine (a heartbeat carries at most 8 MB).
+/// A checkpoint larger than this stays on its machine, and a heartbeat carries at most this much of them (the
+/// control plane takes heartbeats of up to 8 MB; what does not fit goes with the next one).
 const CHECKPOINT_UPLOAD_BYTES: u64 = 4 << 20;
 
 impl Agent {
@@ -313,16 +314,18 @@ impl Agent {
         let running: Vec<&String> =
             self.running.as_ref().map(|running| running.assignment.components.iter().collect()).unwrap_or_default();
         let (mut copies, mut removed) = (Vec::new(), Vec::new());
+        let mut room = CHECKPOINT_UPLOAD_BYTES;
         for component in running {
             let path = stratum_dataplane::checkpoint::checkpoint_path(&self.options.data_dir, component);
             let Ok(metadata) = std::fs::metadata(&path) else { continue };
             let Ok(modified) = metadata.modified() else { continue };
             let due = self.checkpoints_sent.get(component) != Some(&modified);
-            if !due || metadata.len() > CHECKPOINT_UPLOAD_BYTES {
+            if !due || metadata.len() > room {
                 continue;
             }
             // A file being replaced is read whole before or after the rename: either is a whole checkpoint.
             if let Ok(file) = std::fs::read_to_string(&path) {
+                room = room.saturating_sub(file.len() as u64);
                 copies.push(CheckpointCopy { component: component.clone(), file });
                 self.checkpoints_sent.insert(component.clone(), modified);
             }
