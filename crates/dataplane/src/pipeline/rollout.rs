@@ -197,7 +197,9 @@ pub(super) fn roll_out(
             // Generators that make up history replay it fast; there is nothing to take up after a crash.
             (Runner::Operator(operator, ..), Some(data_dir)) if !options.fast_generators => {
                 let checkpoint = Checkpoint::new(data_dir, &name, &fingerprint);
-                if checkpoint.take_up(operator.as_mut(), &context) {
+                // An instance that replaces a running one starts empty: its predecessor drains and emits what it
+                // holds (and removes its checkpoint) before this one starts.
+                if !predecessors.contains_key(&name) && checkpoint.take_up(operator.as_mut(), &context) {
                     rollout.resumed.push(name.clone());
                 }
                 Some(checkpoint)
