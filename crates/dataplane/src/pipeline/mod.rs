@@ -388,6 +388,8 @@ async fn run_task(task: Task) -> Result<(), Error> {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let mut out = Vec::new();
+                // Whether its state may have changed: it took in records, or time closed windows.
+                let mut changed = true;
                 // Deliveries first: a tick (which may move an idle stream's watermark on with the wall clock)
                 // only runs when the input is empty.
                 tokio::select! {
@@ -408,7 +410,10 @@ async fn run_task(task: Task) -> Result<(), Error> {
                             return Ok(());
                         }
                     },
-                    _ = ticks.tick() => operator.tick(Instant::now(), &mut out, &context),
+                    _ = ticks.tick() => {
+                        operator.tick(Instant::now(), &mut out, &context);
+                        changed = !out.is_empty();
+                    }
                 }
                 if output.send(out).await.is_err() {
                     // Everything downstream has gone: nothing more to do.
@@ -417,7 +422,9 @@ async fn run_task(task: Task) -> Result<(), Error> {
                 // Saved once what closed has been sent on: a crash in between sends a window again rather than
                 // never.
                 if let Some(checkpoint) = &mut checkpoint {
-                    checkpoint.touch();
+                    if changed {
+                        checkpoint.touch();
+                    }
                     if checkpoint.due()
                         && let Some(state) = operator.save()
                         && let Err(error) = checkpoint.save(&context.component, state).await
