@@ -81,8 +81,8 @@ struct Cluster {
     /// The applied version's `migrate` policies, and when they were last evaluated.
     policies: ClusterPolicies,
     policies_evaluated: Option<Instant>,
-    /// The newest checkpoint of each stream, and the agent that sent it: what a stream takes up when it moves
-    /// off a lost agent (see [`Server::hand_over`]).
+    /// The newest checkpoint of each stream, and the agent that holds that state (it sent it, or it was handed
+    /// it): what a stream takes up when it moves off a lost agent (see [`hand_over`]).
     checkpoints: BTreeMap<String, (String, CheckpointCopy)>,
 }
 
@@ -142,9 +142,10 @@ fn keep_checkpoints(cluster: &mut Cluster, agent: &str, copies: Vec<CheckpointCo
 }
 
 /// What goes with an assignment for `agent` besides it: the checkpoints of the streams it takes over from a lost
-/// agent (it takes them up: the open windows live on), and the streams whose state another agent still holds (it
-/// drains them and emits their windows; a checkpoint this agent kept of them from before is stale).
-fn hand_over(cluster: &Cluster, agent: &str, assignment: &Assignment) -> (Vec<CheckpointCopy>, Vec<String>) {
+/// agent (it takes them up: the open windows live on; from now on it holds that state, so they are handed once),
+/// and the streams whose state another agent still holds (that one drains them and emits their windows; a
+/// checkpoint this agent kept of them from before is stale).
+fn hand_over(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> (Vec<CheckpointCopy>, Vec<String>) {
     let (mut take_up, mut discard) = (Vec::new(), Vec::new());
     for component in &assignment.components {
         let Some((from, copy)) = cluster.checkpoints.get(component) else { continue };
@@ -152,7 +153,9 @@ fn hand_over(cluster: &Cluster, agent: &str, assignment: &Assignment) -> (Vec<Ch
             continue;
         }
         if cluster.agents.get(from).is_none_or(|record| record.lost) {
-            take_up.push(copy.clone());
+            let copy = copy.clone();
+            cluster.checkpoints.insert(component.clone(), (agent.to_string(), copy.clone()));
+            take_up.push(copy);
         } else {
             discard.push(component.clone());
         }
@@ -271,7 +274,7 @@ impl Server {
             let assignment = cluster.assignments.get(name).cloned();
             let answer = match assignment {
                 Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => {
-                    let (take_up, discard) = hand_over(&cluster, name, &assignment);
+                    let (take_up, discard) = hand_over(&mut cluster, name, &assignment);
                     Some((assignment, take_up, discard))
                 }
                 _ => None,
