@@ -95,7 +95,7 @@ impl SeriesBuffer {
         }
         self.previous = snapshots.into_iter().map(|snapshot| (snapshot.component.clone(), snapshot)).collect();
         self.previous_at = Some(now);
-        self.push(milliseconds_now(), values);
+        self.push(stratum_control::state::now_milliseconds(), values);
     }
 
     fn push(&mut self, at_milliseconds: i64, mut values: BTreeMap<String, f64>) {
@@ -136,10 +136,6 @@ impl SeriesBuffer {
     pub fn latest(&self, name: &str) -> Option<f64> {
         self.series.get(name).and_then(|column| column.back().copied().flatten())
     }
-}
-
-pub fn milliseconds_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -152,8 +152,7 @@ async fn run_up(
 
     // Events of earlier runs in this state directory are history; those from this start on (a tool started, a
     // stream that took up its checkpoint) are news.
-    let starting_at_milliseconds =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64);
+    let starting_at_milliseconds = stratum_control::state::now_milliseconds();
     let running = match up(application, plan, options.clone(), &mut |progress| print_progress(&progress)).await {
         Ok(running) => running,
         Err(error) => {

@@ -87,7 +87,8 @@ pub struct StateStore {
     connection: Mutex<Connection>,
 }
 
-fn now_milliseconds() -> i64 {
+/// The wall clock in milliseconds since 1970: when events happen, and what they are compared with.
+pub fn now_milliseconds() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64)
 }
 
