@@ -279,20 +279,19 @@ fn predict_calls_the_services_model_from_the_store() {
 }
 
 /// Sends `before` to a stream, checkpoints it into a new instance (through the JSON a checkpoint file holds), then
-/// sends `after` to both: the new instance emits what the old one does.
-fn resumes_from_its_checkpoint(
+/// sends `after` to both and finishes them: what the old instance emits from the checkpoint on, what the new one
+/// emits, and the checkpoint's text.
+fn through_a_checkpoint(
     application: &Application,
     stream: &str,
     before: &[(usize, Record)],
     after: &[(usize, Record)],
-) {
+) -> (Vec<Record>, Vec<Record>, String) {
     let mut original = Harness::new(application, stream, None);
-    let mut emitted_before = Vec::new();
     for (port, record) in before {
-        emitted_before.extend(original.send(*port, vec![record.clone()]));
+        original.send(*port, vec![record.clone()]);
     }
     let saved = original.operator.save().expect("a stateful stream saves its state");
-    let text = String::from_utf8(saved.clone()).unwrap();
     let mut restored = Harness::new(application, stream, None);
     restored.operator.restore(&saved).unwrap();
     let (mut expected, mut actual) = (Vec::new(), Vec::new());
@@ -302,6 +301,17 @@ fn resumes_from_its_checkpoint(
     }
     expected.extend(original.finish());
     actual.extend(restored.finish());
+    (expected, actual, String::from_utf8(saved).unwrap())
+}
+
+/// The new instance emits what the old one does, and something at all.
+fn resumes_from_its_checkpoint(
+    application: &Application,
+    stream: &str,
+    before: &[(usize, Record)],
+    after: &[(usize, Record)],
+) {
+    let (expected, actual, text) = through_a_checkpoint(application, stream, before, after);
     assert!(!expected.is_empty(), "the test emits something after the checkpoint");
     assert_eq!(actual, expected, "{stream}: {text}");
 }
@@ -367,20 +377,7 @@ proptest::proptest! {
             .collect();
         let split = split.min(records.len());
         let (before, after) = records.split_at(split);
-        let mut original = Harness::new(&application, "s", None);
-        for (port, record) in before {
-            original.send(*port, vec![record.clone()]);
-        }
-        let saved = original.operator.save().unwrap();
-        let mut restored = Harness::new(&application, "s", None);
-        restored.operator.restore(&saved).unwrap();
-        let (mut expected, mut actual) = (Vec::new(), Vec::new());
-        for (port, record) in after {
-            expected.extend(original.send(*port, vec![record.clone()]));
-            actual.extend(restored.send(*port, vec![record.clone()]));
-        }
-        expected.extend(original.finish());
-        actual.extend(restored.finish());
+        let (expected, actual, _) = through_a_checkpoint(&application, "s", before, after);
         proptest::prop_assert_eq!(actual, expected);
     }
 }
