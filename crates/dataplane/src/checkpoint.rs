@@ -12,7 +12,7 @@
 
 use crate::Error;
 use crate::component::{Context, Operator};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -51,11 +51,13 @@ pub struct Checkpoint {
     changed: bool,
 }
 
-/// A checkpoint file as it is read back (written by [`Checkpoint::save`] with these fields).
+/// A checkpoint file as it is read back (written by [`Checkpoint::save`] with these fields); the state stays text
+/// for the operator to read.
 #[derive(serde::Deserialize)]
-struct File {
+struct File<'a> {
     fingerprint: String,
-    state: Value,
+    #[serde(borrow)]
+    state: &'a RawValue,
 }
 
 impl Checkpoint {
@@ -80,7 +82,7 @@ impl Checkpoint {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(Error::io(format!("reading {}", self.path.display()))(error)),
         };
-        let file: File = serde_json::from_slice(&text).map_err(|error| Error::Checkpoint {
+        let file: File<'_> = serde_json::from_slice(&text).map_err(|error| Error::Checkpoint {
             path: self.path.clone(),
             message: format!("not a checkpoint: {error}"),
         })?;
@@ -88,7 +90,7 @@ impl Checkpoint {
             self.remove();
             return Ok(None);
         }
-        Ok(Some(file.state.to_string().into_bytes()))
+        Ok(Some(file.state.get().as_bytes().to_vec()))
     }
 
     /// Restores into `operator` what its predecessor checkpointed; whether there was something to take up. A
