@@ -14,6 +14,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A run this long resets the backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(600);
+/// How often a running tool is checked for having exited.
+const POLL: Duration = Duration::from_millis(200);
 
 /// How long to wait before starting again what stopped (a tool that exited, a data plane a component failed):
 /// 1 s, 2 s, 4 s … at most a minute, and 1 s again after a run of ten minutes.
@@ -39,8 +41,6 @@ impl Backoff {
         wait
     }
 }
-/// How often a running tool is checked for having exited.
-const POLL: Duration = Duration::from_millis(200);
 
 /// Something that happened to a tool.
 #[derive(Clone, Debug, PartialEq)]
