@@ -43,6 +43,7 @@ async fn start_agent(server: &str, name: &str, folder: &Path, stop: tokio::sync:
         simulate: true,
         mqtt_broker: None,
         api_listen: Some("127.0.0.1:0".parse().unwrap()),
+        image_tools: true,
     };
     let (agent, _router) = Agent::start(options).await.expect("the agent starts");
     tokio::spawn(agent.run(stop));

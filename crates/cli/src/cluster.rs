@@ -3,7 +3,6 @@
 
 use crate::Outcome;
 use crate::commands::{checked_without_errors, planned_or_report};
-use crate::loader::normalize;
 use crate::output::{ColorChoice, Format};
 use crate::running::{parse_duration, runtime};
 use std::collections::BTreeMap;
@@ -50,6 +49,10 @@ pub struct AgentArgs {
     /// This machine's name; a node of that name in the application is the machine the plan means.
     #[arg(long)]
     name: String,
+    /// This machine is a member of the pool POOL: its name in the plan is `POOL-N`, N one more than the number
+    /// that ends `--name` (a StatefulSet pod's ordinal: `agent-cloud-workers-0` is `cloud_workers-1`).
+    #[arg(long, value_name = "POOL")]
+    pool: Option<String>,
     /// The tier (edge, fog, cloud); the application's node of the same name says when omitted.
     #[arg(long, value_parser = parse_tier)]
     tier: Option<Tier>,
@@ -65,9 +68,14 @@ pub struct AgentArgs {
     /// Buffers, models and files the agent writes.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP).
-    #[arg(long)]
+    /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP) (or
+    /// STRATUM_SIMULATE=true).
+    #[arg(long, env = "STRATUM_SIMULATE")]
     simulate: bool,
+    /// Leave tools that run a container image to the deployment, which runs them as containers of their own
+    /// (the generated compose file and Kubernetes manifests do).
+    #[arg(long)]
+    no_image_tools: bool,
     /// The MQTT broker for components that name none.
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
@@ -86,6 +94,11 @@ pub struct ApplyArgs {
     /// The operator's token (or STRATUM_TOKEN).
     #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
     token: String,
+    /// Before sending, make the models the services serve ready in this model store (the control plane's
+    /// `STATE_DIR/models`) as `stratum up` does: a model trained on the same data is reused; otherwise it is
+    /// trained, on data bootstrapped from simulated history when its dataset does not exist yet.
+    #[arg(long, value_name = "STORE")]
+    prepare_models: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -98,6 +111,24 @@ pub struct StatusArgs {
     token: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+}
+
+#[derive(clap::Args)]
+pub struct BrokerArgs {
+    /// Where the MQTT 3.1.1 listener accepts connections.
+    #[arg(long, default_value = "0.0.0.0:1883", value_name = "ADDRESS")]
+    listen: SocketAddr,
+    /// Where the MQTT 5 listener accepts connections.
+    #[arg(long, default_value = "0.0.0.0:1884", value_name = "ADDRESS")]
+    listen_v5: SocketAddr,
+}
+
+#[derive(clap::Args)]
+pub struct HealthArgs {
+    /// The address to ask (or STRATUM_HEALTH_URL): an HTTP URL, healthy when it answers 2xx within 5 s, or
+    /// `tcp://HOST:PORT`, healthy when it accepts a connection (the broker).
+    #[arg(env = "STRATUM_HEALTH_URL", default_value = "http://127.0.0.1:7070/v1/openapi.json", value_name = "URL")]
+    url: String,
 }
 
 fn parse_tier(text: &str) -> Result<Tier, String> {
@@ -115,8 +146,8 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not a label: write key=value"))
 }
 
-async fn until_ctrl_c(stop: tokio::sync::watch::Sender<bool>) {
-    let _ = tokio::signal::ctrl_c().await;
+async fn until_stopped(stop: tokio::sync::watch::Sender<bool>) {
+    crate::running::shutdown_requested().await;
     stop.send_replace(true);
 }
 
@@ -157,7 +188,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         // Versions applied through the API (`stratum apply`, the editor) go straight to the server.
         let (plane, _) = ControlPlane::new(config, Some(server.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(until_ctrl_c(stop));
+        tokio::spawn(until_stopped(stop));
         tokio::spawn(server.run(stopped.clone()));
         eprintln!(
             "control plane on http://{}: agents join here; dashboard and API at the same address \
@@ -174,12 +205,88 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// `stratum broker`: the MQTT broker embedded in Stratum on its own, for deployments whose application uses MQTT
+/// and has no broker of its own (the generated compose file and manifests run it).
+pub fn broker(args: BrokerArgs) -> anyhow::Result<Outcome> {
+    let broker = match stratum_dataplane::connectors::mqtt::EmbeddedBroker::start(args.listen, args.listen_v5) {
+        Ok(broker) => broker,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(Outcome::UserError);
+        }
+    };
+    eprintln!("MQTT broker at {} and {}. Ctrl-C stops it.", broker.url(), broker.url5());
+    runtime()?.block_on(async {
+        crate::running::shutdown_requested().await;
+    });
+    Ok(Outcome::Success)
+}
+
+/// `stratum health`: the container image's health check — whether the server, agent or `up` in this container
+/// answers on its API. Exit code 0 when it does, 1 otherwise.
+pub fn health(args: HealthArgs) -> anyhow::Result<Outcome> {
+    if let Some(address) = args.url.strip_prefix("tcp://") {
+        let connected = runtime()?.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(address)).await
+        });
+        return Ok(match connected {
+            Ok(Ok(_)) => Outcome::Success,
+            Ok(Err(error)) => {
+                eprintln!("unhealthy: {address} refuses connections: {error}");
+                Outcome::UserError
+            }
+            Err(_) => {
+                eprintln!("unhealthy: {address} did not accept a connection within 5 s");
+                Outcome::UserError
+            }
+        });
+    }
+    let answer = runtime()?.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+        anyhow::Ok(client.get(&args.url).send().await?.status())
+    });
+    match answer {
+        Ok(status) if status.is_success() => Ok(Outcome::Success),
+        Ok(status) => {
+            eprintln!("unhealthy: {} answered {status}", args.url);
+            Ok(Outcome::UserError)
+        }
+        Err(error) => {
+            eprintln!("unhealthy: {} does not answer: {error:#}", args.url);
+            Ok(Outcome::UserError)
+        }
+    }
+}
+
+/// The plan's name for a pool member whose own name ends with its 0-based ordinal.
+fn pool_member(pool: &str, name: &str) -> Result<String, String> {
+    let digits: String =
+        name.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+    match digits.parse::<u32>() {
+        Ok(ordinal) => Ok(format!("{pool}-{}", ordinal + 1)),
+        Err(_) => Err(format!(
+            "--pool {pool}: the name `{name}` does not end with the member's number (as a StatefulSet pod's does)"
+        )),
+    }
+}
+
 pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
+    let name = match &args.pool {
+        Some(pool) => match pool_member(pool, &args.name) {
+            Ok(name) => name,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ok(Outcome::UserError);
+            }
+        },
+        None => args.name.clone(),
+    };
     let options = AgentOptions {
         server: args.server,
         join_token: args.join_token,
-        data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from(format!(".stratum-agent-{}", args.name))),
-        name: args.name,
+        data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from(format!(".stratum-agent-{name}"))),
+        name,
         tier: args.tier,
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         data_listen: args.data_listen,
@@ -187,6 +294,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
         simulate: args.simulate,
         mqtt_broker: args.broker,
         api_listen: args.api,
+        image_tools: !args.no_image_tools,
     };
     let runtime = runtime()?;
     let result = runtime.block_on(async move {
@@ -194,7 +302,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
         let api = agent.api_address().map(|address| format!(", API at http://{address}")).unwrap_or_default();
         eprintln!("agent `{}`: data at {}{api}; joining {} …", options.name, agent.data_address(), options.server);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(until_ctrl_c(stop));
+        tokio::spawn(until_stopped(stop));
         let result = agent.run(stopped).await;
         router.abort();
         result
@@ -216,29 +324,20 @@ pub fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     if planned_or_report(&checked, &args.file, color).is_none() {
         return Ok(Outcome::UserError);
     }
-    let folder = normalize(args.file.parent().unwrap_or(Path::new("")));
-    let mut files = BTreeMap::new();
-    for (id, file) in checked.sources.files() {
-        if id == checked.root {
-            continue;
+    let files = match crate::commands::application_files(&checked, &args.file) {
+        Ok(files) => files,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(Outcome::UserError);
         }
-        match Path::new(&file.name).strip_prefix(&folder) {
-            Ok(relative) => {
-                files.insert(relative.to_string_lossy().replace('\\', "/"), file.text.clone());
-            }
-            Err(_) => {
-                eprintln!(
-                    "error: `{}` imports {}, outside its folder; a control plane keeps an application's files in one \
-                     folder: move it beside the application",
-                    args.file.display(),
-                    file.name
-                );
-                return Ok(Outcome::UserError);
-            }
-        }
-    }
+    };
     let source = std::fs::read_to_string(&args.file)?;
     let request = SourceText { source, files };
+    if let Some(store) = &args.prepare_models
+        && !prepare_models(&checked.application, store)?
+    {
+        return Ok(Outcome::UserError);
+    }
     let server = args.server.trim_end_matches('/').to_string();
     let runtime = runtime()?;
     let answer = runtime.block_on(async {
@@ -301,6 +400,27 @@ pub fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
         Err(error) => {
             eprintln!("error: cannot reach the control plane at {}: {error:#}", args.server);
             Ok(Outcome::UserError)
+        }
+    }
+}
+
+/// Makes the served models ready in `store` (see `ApplyArgs::prepare_models`); simulated history is written
+/// to a temporary folder, since the application's own folder may be read-only (a mounted ConfigMap). Reports
+/// what went wrong and answers false when a model could not be made ready.
+fn prepare_models(application: &stratum_core::ir::Application, store: &Path) -> anyhow::Result<bool> {
+    let options = stratum_control::models::ModelOptions {
+        base_dir: std::env::temp_dir().join(format!("stratum-prepare-{}", application.name)),
+        model_store: store.to_path_buf(),
+        bootstrap_hours: crate::up::BOOTSTRAP_HOURS,
+    };
+    let result = runtime()?.block_on(stratum_control::models::ensure_models(application, &options, &mut |progress| {
+        eprintln!("{}", crate::up::describe_model_progress(&progress));
+    }));
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(false)
         }
     }
 }

@@ -372,23 +372,15 @@ pub fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
-    /// Kubernetes manifests (edge nodes as KubeEdge labels them).
+    /// Kubernetes manifests: the control plane, one agent per node (edge nodes as KubeEdge labels them).
     Kubernetes,
-    /// A compose file that runs the whole application on one host.
+    /// A compose project: the control plane and one agent container per machine, on a network per tier.
     Compose,
-    /// An Ansible inventory and playbook that install the Stratum agent on every node.
+    /// An Ansible inventory and playbook: the control plane on a control host, an agent on every node.
     Ansible,
     /// A Jupyter notebook that reproduces one model block in pandas and scikit-learn (`--model`; `-o` is the
     /// .ipynb file).
     Notebook,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Serverless {
-    /// A Deployment with a HorizontalPodAutoscaler (at least one replica).
-    Hpa,
-    /// A Knative Service, which scales to zero.
-    Knative,
 }
 
 #[derive(clap::Args)]
@@ -405,9 +397,6 @@ pub struct GenerateArgs {
     /// The model block a notebook reproduces.
     #[arg(long, required_if_eq("target", "notebook"))]
     model: Option<String>,
-    /// How Kubernetes serves inference services.
-    #[arg(long, value_enum, default_value_t = Serverless::Hpa)]
-    serverless: Serverless,
     /// How to print the list of files written.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -424,16 +413,45 @@ pub fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcom
     };
     let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
     let backend = stratum_planner::generate::backend(name).context("every target has a backend")?;
-    let options = stratum_planner::generate::Options { knative: args.serverless == Serverless::Knative };
-    let input = stratum_planner::generate::Input { application: &checked.application, plan: &plan, options: &options };
-    let files = backend.generate(&input)?;
+    let files = match application_files(&checked, &args.file) {
+        Ok(files) => files,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(Outcome::UserError);
+        }
+    };
+    let root = args.file.file_name().map_or_else(|| "app.stratum".to_string(), |name| name.to_string_lossy().into());
+    let source = std::fs::read_to_string(&args.file)?;
+    let files: Vec<(String, String)> = std::iter::once((root, source)).chain(files).collect();
+    let tokens = stratum_api::Tokens::random()?;
+    let secrets = stratum_planner::generate::Secrets {
+        operator: tokens.operator,
+        viewer: tokens.viewer,
+        join: stratum_api::Tokens::random()?.operator,
+    };
+    let input = stratum_planner::generate::Input {
+        application: &checked.application,
+        plan: &plan,
+        files: &files,
+        secrets: &secrets,
+    };
+    let generated = backend.generate(&input)?;
+    // The cluster's tokens are made once: generating again keeps every secrets file that is there, so that
+    // running machines and the files agree.
+    let keep_secrets = generated.iter().any(|file| file.secret && args.output.join(&file.path).exists());
     let mut written = Vec::new();
-    for file in &files {
+    for file in &generated {
         let path = args.output.join(&file.path);
+        if file.secret && keep_secrets {
+            continue;
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
         }
         std::fs::write(&path, &file.contents).with_context(|| format!("cannot write `{}`", path.display()))?;
+        if file.secret {
+            restrict_to_owner(&path)?;
+        }
         written.push(path.display().to_string());
     }
     match args.format {
@@ -446,6 +464,42 @@ pub fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcom
         }
     }
     Ok(Outcome::Success)
+}
+
+/// A file of secrets is readable by its owner only.
+fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict `{}` to its owner", path.display()))
+}
+
+/// The files an application imports, by their path relative to its folder (where a control plane keeps them);
+/// an import from outside the folder is an error that says what to do.
+pub fn application_files(
+    checked: &stratum_lang::Checked,
+    file: &Path,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let folder = normalize(file.parent().unwrap_or(Path::new("")));
+    let mut files = std::collections::BTreeMap::new();
+    for (id, imported) in checked.sources.files() {
+        if id == checked.root {
+            continue;
+        }
+        match Path::new(&imported.name).strip_prefix(&folder) {
+            Ok(relative) => {
+                files.insert(relative.to_string_lossy().replace('\\', "/"), imported.text.clone());
+            }
+            Err(_) => {
+                return Err(format!(
+                    "`{}` imports {}, outside its folder; a control plane keeps an application's files in one \
+                     folder: move it beside the application",
+                    file.display(),
+                    imported.name
+                ));
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// Writes the notebook for `--model`, reading the data from where the notebook can find it: relative to the

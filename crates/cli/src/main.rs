@@ -5,6 +5,8 @@
 
 mod cluster;
 mod commands;
+#[cfg(test)]
+mod generated_commands;
 mod loader;
 mod output;
 mod running;
@@ -14,6 +16,7 @@ mod up;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The command line; generated deployments are tested against it (`tests` below), so what they run parses.
 #[derive(Parser)]
 #[command(
     name = "stratum",
@@ -61,6 +64,10 @@ enum Command {
     Apply(cluster::ApplyArgs),
     /// Agents and the components they run, from a control plane (or `stratum up`).
     Status(cluster::StatusArgs),
+    /// The embedded MQTT broker on its own, for deployments across machines.
+    Broker(cluster::BrokerArgs),
+    /// Whether the Stratum process at an address answers (the container image's health check).
+    Health(cluster::HealthArgs),
 }
 
 /// What a command reports back to `main`.
@@ -120,6 +127,8 @@ fn main() -> ExitCode {
         Command::Agent(args) => cluster::agent(args),
         Command::Apply(args) => cluster::apply(args, color),
         Command::Status(args) => cluster::status(args),
+        Command::Broker(args) => cluster::broker(args),
+        Command::Health(args) => cluster::health(args),
     });
     match result {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,

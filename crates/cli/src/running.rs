@@ -74,6 +74,23 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Resolves when the user or the system asks the process to stop: Ctrl-C (SIGINT) on a terminal, SIGTERM from
+/// `docker stop`, Kubernetes or systemd. Either way what runs drains before the process ends.
+pub(crate) async fn shutdown_requested() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops this process cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
@@ -226,7 +243,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
                     pipeline_done = Some(result);
                 }
                 _ = &mut schedule, if !schedule_done => schedule_done = true,
-                _ = tokio::signal::ctrl_c(), if !stopping => {
+                _ = shutdown_requested(), if !stopping => {
                     eprintln!("\nstopping: draining the pipeline …");
                     stopper.stop();
                     stop_batches.send_replace(true);

@@ -40,7 +40,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Hours of simulated history to train on when a model's dataset does not exist yet.
-    #[arg(long, default_value_t = 24.0, value_name = "HOURS")]
+    #[arg(long, default_value_t = BOOTSTRAP_HOURS, value_name = "HOURS")]
     bootstrap_hours: f64,
     /// The MQTT broker for components that name none; the embedded one otherwise.
     #[arg(long, value_name = "URL")]
@@ -185,7 +185,7 @@ async fn run_up(
     let mut restart_backoff = stratum_control::tools::Backoff::default();
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
+            _ = crate::running::shutdown_requested() => {
                 eprintln!("\nstopping: draining the data plane …");
                 break;
             }
@@ -305,24 +305,34 @@ fn keep_broker(options: &mut UpOptions, running: &Running) {
     }
 }
 
+/// Hours of simulated history a missing training dataset is bootstrapped from, unless told otherwise.
+pub const BOOTSTRAP_HOURS: f64 = 24.0;
+
 fn print_progress(progress: &UpProgress) {
     match progress {
-        UpProgress::Model(ModelProgress::Bootstrapping { model, dataset, hours, sinks, batches }) => eprintln!(
+        UpProgress::Model(progress) => eprintln!("{}", describe_model_progress(progress)),
+        UpProgress::Broker { url } => eprintln!("embedded MQTT broker: {url}"),
+    }
+}
+
+/// One line for each step of making a served model ready (under `up`, and `apply --prepare-models`).
+pub fn describe_model_progress(progress: &ModelProgress) -> String {
+    match progress {
+        ModelProgress::Bootstrapping { model, dataset, hours, sinks, batches } => format!(
             "model `{model}`: dataset `{dataset}` has no data yet; simulating {hours} h of history through {} and running {}",
             sinks.join(", "),
             if batches.is_empty() { "nothing else".to_string() } else { format!("batch {}", batches.join(", ")) }
         ),
-        UpProgress::Model(ModelProgress::Bootstrapped { model, events, rows }) => {
-            eprintln!("model `{model}`: {events} simulated events gave {rows} rows to train on")
+        ModelProgress::Bootstrapped { model, events, rows } => {
+            format!("model `{model}`: {events} simulated events gave {rows} rows to train on")
         }
-        UpProgress::Model(ModelProgress::Training { model }) => eprintln!("model `{model}`: training …"),
-        UpProgress::Model(ModelProgress::Trained { model, version, algorithm, metric, score, seconds }) => eprintln!(
+        ModelProgress::Training { model } => format!("model `{model}`: training …"),
+        ModelProgress::Trained { model, version, algorithm, metric, score, seconds } => format!(
             "model `{model}`: trained v{version} — {algorithm}, {metric} {score:.3} (cross-validated), in {seconds:.1} s"
         ),
-        UpProgress::Model(ModelProgress::Reused { model, version }) => {
-            eprintln!("model `{model}`: v{version} in the store was trained on the same data; reusing it")
+        ModelProgress::Reused { model, version } => {
+            format!("model `{model}`: v{version} in the store was trained on the same data; reusing it")
         }
-        UpProgress::Broker { url } => eprintln!("embedded MQTT broker: {url}"),
     }
 }
 

@@ -46,6 +46,8 @@ pub struct AgentOptions {
     /// Where the agent's own API listens, if anywhere: `/metrics`, and predictions of the services it runs
     /// (`POST /v1/services/{name}/predict`, which the control plane's gateway forwards to).
     pub api_listen: Option<SocketAddr>,
+    /// Whether the agent starts tools that run a container image (off where the deployment runs them itself).
+    pub image_tools: bool,
 }
 
 /// Searches kept ready at most (each holds its data in memory).
@@ -120,6 +122,12 @@ impl Agent {
         let data_address = options.advertise.clone().unwrap_or_else(|| {
             if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() }
         });
+        // The host other machines reach this one at: the advertised one, else loopback for an agent that listens
+        // on every address (the only one known to work from here).
+        let reachable_host = match options.advertise.as_deref().and_then(|advertised| advertised.rsplit_once(':')) {
+            Some((host, _)) => host.to_string(),
+            None => "127.0.0.1".to_string(),
+        };
         // Entries for paths this agent does not (yet) run are not acknowledged: their sender keeps them and tries
         // again, so nothing is lost while assignments change.
         let routes: Routes = Arc::default();
@@ -141,7 +149,15 @@ impl Agent {
             .map_err(|error| Error::Agent(error.to_string()))?;
         let current = Shared::default();
         let api_address = match options.api_listen {
-            Some(address) => Some(serve_api(address, current.clone(), options.data_dir.clone()).await?),
+            Some(address) => {
+                let bound = serve_api(address, current.clone(), options.data_dir.clone()).await?;
+                // The control plane's gateway forwards predictions here: an unspecified address is no address.
+                Some(if bound.ip().is_unspecified() {
+                    format!("{reachable_host}:{}", bound.port())
+                } else {
+                    bound.to_string()
+                })
+            }
             None => None,
         };
         let agent = Agent {
@@ -513,6 +529,7 @@ impl Agent {
                     logs_dir: self.options.data_dir.join("logs"),
                     // The control plane decides what needs other machines from what every agent reports.
                     cluster_decides: true,
+                    image_tools: self.options.image_tools,
                 };
                 let events = self.events.clone();
                 let report: Report = Arc::new(move |component: &str, kind: &str, message: String| {
@@ -576,7 +593,7 @@ impl Agent {
 
 /// Serves the agent's API: `/metrics` (its machine's resources and its running components' standard metrics) and
 /// predictions of the services it runs. Returns the address it listens on.
-async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> Result<String, Error> {
+async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> Result<SocketAddr, Error> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|error| Error::Listen { address: address.to_string(), message: error.to_string() })?;
@@ -632,7 +649,5 @@ async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> R
             tracing::error!(%error, "the agent's API stopped");
         }
     });
-    let advertised =
-        if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() };
-    Ok(advertised)
+    Ok(bound)
 }

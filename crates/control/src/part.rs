@@ -30,6 +30,9 @@ pub struct PartOptions {
     /// What needs other machines — `migrate`, and `scale_out` onto more machines — is decided elsewhere (by the
     /// control plane of `stratum server`).
     pub cluster_decides: bool,
+    /// Whether this machine starts the tools that run a container image. A deployment that runs them as
+    /// containers of their own (the generated compose file and Kubernetes manifests) turns this off.
+    pub image_tools: bool,
 }
 
 /// Which components of the application a machine runs: all of them (`stratum up`), or an agent's assignment
@@ -77,7 +80,7 @@ struct Members {
     tools: Vec<String>,
 }
 
-fn members(application: &Application, share: &Share) -> Members {
+fn members(application: &Application, share: &Share, image_tools: bool) -> Members {
     let runs = |name: &str| match share {
         Share::Everything => true,
         Share::Assigned { components, .. } => components.iter().any(|component| component == name),
@@ -95,7 +98,14 @@ fn members(application: &Application, share: &Share) -> Members {
         },
         services: application.services.iter().map(|service| &service.name).filter(|name| runs(name)).cloned().collect(),
         batches: application.batches.iter().map(|batch| &batch.name).filter(|name| runs(name)).cloned().collect(),
-        tools: application.tools.iter().map(|tool| &tool.name).filter(|name| runs(name)).cloned().collect(),
+        tools: application
+            .tools
+            .iter()
+            .filter(|tool| image_tools || !matches!(tool.run, stratum_core::ir::ToolRun::Image(_)))
+            .map(|tool| &tool.name)
+            .filter(|name| runs(name))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -121,7 +131,7 @@ impl RunningPart {
         options: PartOptions,
         report: Report,
     ) -> Result<RunningPart, Error> {
-        let members = members(application, &share);
+        let members = members(application, &share, options.image_tools);
         let pipeline =
             Pipeline::build_part(application, &options.pipeline, partition_of(share, members.data_plane.clone()))?;
         report_resumed(&report, &pipeline.resumed);
@@ -143,7 +153,7 @@ impl RunningPart {
     /// cannot be built fails the rollout before anything running is touched. When the data plane has ended (its
     /// sources ran out), the answer is [`stratum_dataplane::Error::Ended`]: start the part again.
     pub async fn update(&mut self, application: &Application, share: Share) -> Result<Rollout, Error> {
-        let members = members(application, &share);
+        let members = members(application, &share, self.options.image_tools);
         // Service pools are built first too: a model that cannot be loaded leaves everything as it was.
         let mut pools = BTreeMap::new();
         for service in &members.services {

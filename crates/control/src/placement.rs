@@ -274,11 +274,9 @@ fn models_of(application: &Application, components: &BTreeSet<String>) -> BTreeS
 fn predicted_services(expr: &stratum_core::ir::Expr, found: &mut dyn FnMut(&str)) {
     use stratum_core::ir::Expr;
     match expr {
-        Expr::Call { function, args } => {
-            if function == "predict"
-                && let Some(Expr::Field { name }) = args.first()
-            {
-                found(name);
+        Expr::Call { args, .. } => {
+            if let Some(service) = expr.predicted_service() {
+                found(service);
             }
             args.iter().for_each(|argument| predicted_services(argument, found));
         }
@@ -425,6 +423,19 @@ mod tests {
 
     fn host_of<'a>(placed: &'a [Placed], component: &str) -> Option<&'a str> {
         placed.iter().find(|placed| placed.component == component).and_then(|placed| placed.host.as_deref())
+    }
+
+    #[test]
+    fn a_stream_that_calls_a_service_loads_its_model_wherever_it_runs() {
+        // The checker lowers `predict(flags)` to a call with the service's name as a string: a stream moved
+        // away from its service's machine must still fetch the model (it once ran nowhere for want of it).
+        let text = format!(
+            "{APP}\nstream verdicts {{\n  from = counts\n  select {{\n    busy = predict(flags)\n  }}\n  on = cloud\n}}\nsink verdicts_kept: jsonl {{ from = verdicts  path = \"out/v.jsonl\"  on = cloud }}\n"
+        );
+        let checked = stratum_lang::check_text("cluster.stratum", &text);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let models = models_of(&checked.application, &BTreeSet::from(["verdicts".to_string()]));
+        assert_eq!(models, BTreeSet::from(["busy".to_string()]));
     }
 
     #[test]

@@ -40,15 +40,10 @@ impl MeasuredResources {
     /// This machine: its cores, its memory (from /proc/meminfo where there is one), its architecture and the
     /// free space of the disk that holds `data_dir`.
     pub fn measure(data_dir: &std::path::Path) -> MeasuredResources {
-        let memory_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("MemTotal:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|value| value.parse::<u64>().ok())
-        });
         MeasuredResources {
+            // The standard library counts a container's CPU quota too.
             cpu: std::thread::available_parallelism().map_or(1.0, |cores| cores.get() as f64),
-            memory_bytes: memory_kib.unwrap_or(0) * 1024,
+            memory_bytes: crate::usage::memory_bytes().unwrap_or(0),
             arch: std::env::consts::ARCH.into(),
             disk_free_bytes: disk_free_bytes(data_dir),
         }

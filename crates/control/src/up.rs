@@ -230,6 +230,7 @@ fn part_options(options: &UpOptions) -> PartOptions {
         },
         logs_dir: options.state_dir.join("logs"),
         cluster_decides: false,
+        image_tools: true,
     }
 }
 

@@ -96,6 +96,28 @@ pub fn process_memory_bytes() -> Option<u64> {
     Some(kibibytes * 1024)
 }
 
+/// The memory this machine offers the process: the machine's, or less where a container's memory limit (cgroup
+/// v2 `memory.max`, v1 `memory.limit_in_bytes`) says so — a machine of a compose deployment or a pod is as large
+/// as its limit, not as the host under it.
+pub fn memory_bytes() -> Option<u64> {
+    let machine = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        text.lines()
+            .find(|line| line.starts_with("MemTotal:"))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|value| value.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    let limit = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        // `max` (v2) and a huge number (v1) both mean no limit; either way the machine's memory decides.
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    match (machine, limit) {
+        (Some(machine), Some(limit)) => Some(machine.min(limit)),
+        (machine, _) => machine,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

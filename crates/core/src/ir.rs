@@ -358,6 +358,20 @@ pub enum Expr {
     List { items: Vec<Expr> },
 }
 
+impl Expr {
+    /// The service a `predict(service)` call names, when this is one. The checker lowers the name to a string
+    /// literal; a field reference is read the same way.
+    pub fn predicted_service(&self) -> Option<&str> {
+        match self {
+            Expr::Call { function, args } if function == "predict" => match args.first() {
+                Some(Expr::Literal { value: Value::String(name) } | Expr::Field { name }) => Some(name),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// A constant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

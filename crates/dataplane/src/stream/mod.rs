@@ -154,14 +154,9 @@ impl StreamOperator {
                 };
                 for computed in &stream.select {
                     let expr = replace_calls(&computed.expr, &mut |call| match call {
-                        Expr::Call { function, args } if function == "predict" => {
-                            // The checker lowers the service's name to a string literal.
-                            let service = match args.first() {
-                                Some(
-                                    Expr::Literal { value: stratum_core::ir::Value::String(name) }
-                                    | Expr::Field { name },
-                                ) => name.clone(),
-                                _ => return Some(Err("`predict` takes a service".to_string())),
+                        Expr::Call { function, .. } if function == "predict" => {
+                            let Some(service) = call.predicted_service().map(str::to_string) else {
+                                return Some(Err("`predict` takes a service".to_string()));
                             };
                             Some(
                                 Predictor::load(&service, &stream.name, &fields, context)

@@ -1,11 +1,24 @@
-//! A compose file that runs the whole application on one host: a service per component with the plan's
-//! resources, an MQTT broker when the application uses MQTT, and the Stratum control plane.
+//! A compose project that runs the application across containers on one host as it would run across machines:
+//! the control plane, one agent container per machine of the plan (each with its own address, on the networks of
+//! the tiers its links reach, with the machine's memory), the MQTT broker where the application needs one, the
+//! application applied by a one-shot container once the control plane answers, and tools that run an image as
+//! containers of their own. Tokens live in `secrets/*.env`, never in `compose.yaml`.
 
-use super::{AGENT_PORT, Backend, Error, GeneratedFile, Input, by_component, object_name, ports, stratum_image};
+use super::runtime::{self, AGENT_DIR, APP_DIR, BROKER, CONTROL_PLANE, STATE_DIR};
+use super::{Backend, Error, GeneratedFile, Input, machine_ports, object_name};
 use serde_json::{Value, json};
-use stratum_core::ir::{SinkKind, SourceKind, ToolRun};
+use stratum_core::ir::{Tier, ToolRun};
 
 pub struct Compose;
+
+/// The image of every Stratum container; `STRATUM_IMAGE` in the environment (or `.env`) overrides it.
+fn image() -> String {
+    format!("${{STRATUM_IMAGE:-{}}}", runtime::stratum_image())
+}
+
+fn network(tier: Tier) -> String {
+    tier.name().to_string()
+}
 
 impl Backend for Compose {
     fn name(&self) -> &'static str {
@@ -13,137 +26,200 @@ impl Backend for Compose {
     }
 
     fn description(&self) -> &'static str {
-        "a compose file that runs the whole application on one host"
+        "a compose project: the control plane and one agent container per machine, on a network per tier"
     }
 
     fn generate(&self, input: &Input) -> Result<Vec<GeneratedFile>, Error> {
         let application = input.application;
-        let uses_mqtt = application.sources.iter().any(|source| matches!(source.kind, SourceKind::Mqtt { .. }))
-            || application.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Mqtt { .. }))
-            || application.services.iter().any(|service| matches!(service.output, Some(SinkKind::Mqtt { .. })));
-        let plan_mount =
-            json!({ "type": "bind", "source": "./plan.json", "target": "/etc/stratum/plan.json", "read_only": true });
+        let all_networks: Vec<String> = runtime::tiers(application).into_iter().map(network).collect();
+        let top_networks: Vec<String> =
+            runtime::tiers(application).last().map(|tier| vec![network(*tier)]).unwrap_or_default();
+        let health = |url: Option<String>| {
+            let mut check = json!({
+                "test": ["CMD", "stratum", "health"],
+                "interval": "2s",
+                "timeout": "5s",
+                "retries": 30,
+                "start_period": "5s"
+            });
+            if let Some(url) = url {
+                check["test"] = json!(["CMD", "stratum", "health", url]);
+            }
+            check
+        };
         let mut services = serde_json::Map::new();
         let mut volumes = serde_json::Map::new();
         services.insert(
-            "control-plane".into(),
+            CONTROL_PLANE.into(),
             json!({
-                "image": stratum_image(),
-                "command": ["server", "--plan", "/etc/stratum/plan.json"],
-                "ports": [format!("{AGENT_PORT}:{AGENT_PORT}")],
-                "volumes": [plan_mount.clone()],
+                "image": image(),
+                "command": runtime::server_command(),
+                "env_file": ["secrets/server.env"],
+                // The dashboard and the API, for the operator on this host only (STRATUM_API_PORT moves it).
+                "ports": [format!("127.0.0.1:${{STRATUM_API_PORT:-{port}}}:{port}", port = runtime::API_PORT)],
+                "volumes": [format!("server-state:{STATE_DIR}")],
+                "networks": all_networks,
+                "healthcheck": health(None),
                 "restart": "unless-stopped"
             }),
         );
-        if uses_mqtt {
+        volumes.insert("server-state".into(), json!({}));
+        if runtime::needs_broker(application) {
             services.insert(
-                "broker".into(),
+                BROKER.into(),
                 json!({
-                    "image": "eclipse-mosquitto:2",
-                    "command": ["mosquitto", "-c", "/mosquitto-no-auth.conf"],
-                    "ports": ["1883:1883"],
+                    "image": image(),
+                    "command": runtime::broker_command(),
+                    "networks": all_networks,
+                    "healthcheck": health(Some(runtime::broker_health_url())),
                     "restart": "unless-stopped"
                 }),
             );
         }
-        for (component, assignments) in by_component(input.plan) {
-            let name = object_name(component);
-            let first = assignments[0];
+        services.insert(
+            "apply".into(),
+            json!({
+                "image": image(),
+                "command": runtime::apply_command(input.source_file(), CONTROL_PLANE),
+                "env_file": ["secrets/operator.env"],
+                "volumes": [format!("./app:{APP_DIR}:ro"), format!("server-state:{STATE_DIR}")],
+                "networks": top_networks,
+                // Runs once (compose's default restart policy is never).
+                "depends_on": { CONTROL_PLANE: { "condition": "service_healthy" } }
+            }),
+        );
+        for machine in runtime::machines(application) {
+            let name = object_name(&machine.name);
+            let tier = machine.machine.tier;
             let mut service = serde_json::Map::new();
-            match application.tools.iter().find(|tool| tool.name == component).map(|tool| &tool.run) {
-                Some(ToolRun::Image(image)) => {
-                    service.insert("image".into(), json!(image));
-                }
-                Some(ToolRun::Command(command)) => {
-                    service.insert("image".into(), json!("debian:12-slim"));
-                    service.insert("command".into(), json!(command));
-                }
-                None => {
-                    service.insert("image".into(), json!(stratum_image()));
-                    service.insert(
-                        "command".into(),
-                        json!(["run", "--plan", "/etc/stratum/plan.json", "--component", component]),
-                    );
-                }
-            }
-            if let Some(tool) = application.tools.iter().find(|tool| tool.name == component)
-                && !tool.env.is_empty()
-            {
-                service.insert("environment".into(), json!(tool.env));
-            }
-            let mut labels = serde_json::Map::new();
-            labels.insert("stratum.io/component".into(), json!(component));
-            labels.insert("stratum.io/kind".into(), json!(first.kind.name()));
-            labels.insert("stratum.io/tier".into(), json!(first.tier.name()));
-            labels.insert("stratum.io/planned-host".into(), json!(first.host));
-            service.insert("labels".into(), Value::Object(labels));
-            let mut mounts = vec![plan_mount.clone()];
-            let keeps_files = application.sinks.iter().any(|sink| {
-                sink.name == component && matches!(sink.kind, SinkKind::File { .. } | SinkKind::Dataset { .. })
-            });
-            if keeps_files {
-                let volume = format!("{name}-data");
-                mounts.push(json!({ "type": "volume", "source": volume, "target": "/var/lib/stratum" }));
-                volumes.insert(volume, json!({}));
-            }
-            service.insert("volumes".into(), json!(mounts));
-            let listening = ports(application, component);
-            if !listening.is_empty() {
-                // Services answer inside the compose network; tools and HTTP sources are published on the host.
-                let published = application.tools.iter().any(|tool| tool.name == component)
-                    || application.sources.iter().any(|source| source.name == component);
-                let entries: Vec<String> = listening
-                    .iter()
-                    .map(|port| if published { format!("{port}:{port}") } else { port.to_string() })
-                    .collect();
-                service.insert(if published { "ports" } else { "expose" }.into(), json!(entries));
-            }
-            let resources = json!({
-                "cpus": format!("{}", first.requests.cpu),
-                "memory": format!("{}M", first.requests.memory.0.div_ceil(1 << 20))
-            });
-            let mut reservations = resources.clone();
-            if !first.requests.accelerators.is_empty() {
-                let devices: Vec<Value> = first
-                    .requests
-                    .accelerators
-                    .iter()
-                    .map(|accelerator| json!({ "capabilities": ["gpu"], "count": accelerator.count }))
-                    .collect();
-                reservations["devices"] = json!(devices);
-            }
+            service.insert("image".into(), json!(image()));
+            service.insert("hostname".into(), json!(name));
             service.insert(
-                "deploy".into(),
-                json!({ "replicas": assignments.len(), "resources": { "limits": resources, "reservations": reservations } }),
+                "command".into(),
+                json!(runtime::agent_command(
+                    application,
+                    &machine.name,
+                    tier.name(),
+                    &runtime::Addresses { server: CONTROL_PLANE, advertise: &name, broker: BROKER },
+                    false
+                )),
             );
-            let mut depends_on = vec!["control-plane"];
-            if uses_mqtt {
-                depends_on.push("broker");
-            }
-            service.insert("depends_on".into(), json!(depends_on));
+            service.insert("env_file".into(), json!(["secrets/join.env"]));
             service.insert(
-                "restart".into(),
-                json!(if first.kind.name() == "batch" || first.kind.name() == "training" {
-                    "no"
-                } else {
-                    "unless-stopped"
+                "environment".into(),
+                json!({
+                    // Generators stand in for cameras and sensors until the real sources exist: set
+                    // STRATUM_SIMULATE=false (in `.env`) once they do.
+                    "STRATUM_SIMULATE": "${STRATUM_SIMULATE:-true}",
+                    "STRATUM_HEALTH_URL": runtime::agent_health_url()
                 }),
             );
+            let volume = format!("{name}-data");
+            service.insert("volumes".into(), json!([format!("{volume}:{AGENT_DIR}")]));
+            volumes.insert(volume, json!({}));
+            let networks: Vec<String> = runtime::networks_of(application, tier).into_iter().map(network).collect();
+            service.insert("networks".into(), json!(networks));
+            let ports = machine_ports(input, &machine.name);
+            if !ports.is_empty() {
+                let published: Vec<String> = ports.iter().map(|port| format!("{port}:{port}")).collect();
+                service.insert("ports".into(), json!(published));
+            }
+            // The machine's memory as the container's limit; its cores weigh its share of the host's CPU (a limit
+            // of more cores than the host has would refuse to start on a laptop).
+            service.insert("mem_limit".into(), json!(format!("{}m", machine.machine.memory.0.div_ceil(1 << 20))));
+            service.insert("cpu_shares".into(), json!(((machine.machine.cpu * 1024.0).round() as u64).max(2)));
+            let mut labels = serde_json::Map::new();
+            labels.insert("io.stratum.machine".into(), json!(machine.name));
+            labels.insert("io.stratum.tier".into(), json!(tier.name()));
+            if let Some((pool, _)) = machine.pool {
+                labels.insert("io.stratum.pool".into(), json!(pool));
+            }
+            service.insert("labels".into(), Value::Object(labels));
+            service.insert("healthcheck".into(), health(None));
+            if let Some((pool, false)) = machine.pool {
+                // Members beyond the pool's minimum start with `--profile POOL` (or by name).
+                service.insert("profiles".into(), json!([object_name(pool)]));
+            }
+            service.insert("depends_on".into(), json!([CONTROL_PLANE]));
+            service.insert("restart".into(), json!("unless-stopped"));
             services.insert(name, Value::Object(service));
         }
-        let mut document = json!({ "name": object_name(&application.name), "services": services });
-        if !volumes.is_empty() {
-            document["volumes"] = Value::Object(volumes);
+        for tool in &application.tools {
+            let ToolRun::Image(tool_image) = &tool.run else { continue };
+            let host = input.plan.assignments.iter().find(|assignment| assignment.component == tool.name);
+            let tier = host.map_or(Tier::Cloud, |assignment| assignment.tier);
+            let mut service = serde_json::Map::new();
+            service.insert("image".into(), json!(tool_image));
+            if !tool.env.is_empty() {
+                service.insert("environment".into(), json!(tool.env));
+            }
+            if !tool.ports.is_empty() {
+                let published: Vec<String> = tool.ports.iter().map(|port| format!("{port}:{port}")).collect();
+                service.insert("ports".into(), json!(published));
+            }
+            service.insert("networks".into(), json!([network(tier)]));
+            if let Some(memory) = tool.resources.memory {
+                service.insert("mem_limit".into(), json!(format!("{}m", memory.0.div_ceil(1 << 20))));
+            }
+            service.insert("labels".into(), json!({ "io.stratum.tool": tool.name }));
+            service.insert("restart".into(), json!("unless-stopped"));
+            services.insert(format!("tool-{}", object_name(&tool.name)), Value::Object(service));
         }
-        Ok(vec![
-            GeneratedFile {
-                path: "compose/compose.yaml".into(),
-                contents: super::yaml_documents("the compose file", &[document])?,
-            },
-            GeneratedFile {
-                path: "compose/plan.json".into(),
-                contents: serde_json::to_string_pretty(input.plan)? + "\n",
-            },
-        ])
+        let networks: serde_json::Map<String, Value> =
+            all_networks.iter().map(|name| (name.clone(), json!({}))).collect();
+        // No top-level `name`: compose v1 (docker-compose 1.x) refuses it; the project is named after the folder
+        // or `-p`.
+        let document = json!({
+            "services": services,
+            "volumes": volumes,
+            "networks": networks
+        });
+        let mut files =
+            vec![GeneratedFile::new("compose.yaml", super::yaml_documents("the compose file", &[document])?)];
+        files.extend(input.files.iter().map(|(path, text)| GeneratedFile::new(format!("app/{path}"), text.clone())));
+        let secrets = input.secrets;
+        files.push(GeneratedFile::secret(
+            "secrets/server.env",
+            format!(
+                "STRATUM_TOKEN={}\nSTRATUM_VIEWER_TOKEN={}\nSTRATUM_JOIN_TOKEN={}\n",
+                secrets.operator, secrets.viewer, secrets.join
+            ),
+        ));
+        files.push(GeneratedFile::secret("secrets/operator.env", format!("STRATUM_TOKEN={}\n", secrets.operator)));
+        files.push(GeneratedFile::secret("secrets/join.env", format!("STRATUM_JOIN_TOKEN={}\n", secrets.join)));
+        files.push(GeneratedFile::new("README.md", readme(input)));
+        Ok(files)
     }
+}
+
+fn readme(input: &Input) -> String {
+    let application = input.application;
+    let pools: Vec<String> = application
+        .pools
+        .iter()
+        .filter(|pool| pool.max > pool.min)
+        .map(|pool| format!("`--profile {}`", object_name(&pool.name)))
+        .collect();
+    format!(
+        "# {app} with compose\n\n\
+         Build Stratum's image once (`docker build -t {image} -f Containerfile .` in Stratum's repository), then\n\n\
+         \x20   docker compose up -d      # or docker-compose up -d\n\n\
+         The control plane starts, one agent per machine joins it, and the `apply` container sends\n\
+         `app/{file}` once the control plane answers (making the models its services serve ready first). The\n\
+         dashboard is at http://127.0.0.1:{port}/ — sign in with `STRATUM_TOKEN` from `secrets/server.env`.\n\n\
+         - `secrets/*.env` hold the cluster's tokens; they are made once and kept when you generate again.\n\
+         - Generators stand in for the application's sources until `STRATUM_SIMULATE=false` (in `.env`).\n\
+         - Each machine is a container with its own address, on the network of its tier and of the tiers its\n\
+         \x20 links reach; memory is limited as the machine declares it.\n\
+         - A new version of the application: edit `app/{file}`, then `docker compose run --rm apply`.\n{pools}",
+        app = application.name,
+        image = runtime::stratum_image(),
+        file = input.source_file(),
+        port = runtime::API_PORT,
+        pools = if pools.is_empty() {
+            String::new()
+        } else {
+            format!("- Pool members beyond each pool's `min` start with {}.\n", pools.join(", "))
+        }
+    )
 }

@@ -1,17 +1,25 @@
-//! Kubernetes manifests: a Namespace, a ConfigMap holding the Plan, the Stratum agent as a DaemonSet, and per
-//! component a workload pinned where the plan put it — Deployment, DaemonSet (per-node sources), StatefulSet
-//! (sinks that keep files), CronJob (batches) or Job (training) — with Services for what listens, and per inference
-//! service a HorizontalPodAutoscaler (or a Knative Service with `--serverless knative`).
+//! Kubernetes manifests that run Stratum's own runtime: the control plane as a Deployment (one replica,
+//! Recreate) with a PersistentVolumeClaim and a Service; one agent per node of the plan, a DaemonSet pinned by
+//! the node label `stratum.io/node` (edge agents tolerate and select KubeEdge's edge nodes); each pool's members as
+//! a StatefulSet on the nodes labelled `stratum.io/pool`, its replicas between the pool's `min` and `max`; the
+//! MQTT broker where the application needs one; a Job that applies the application; tools that run an image as
+//! Deployments. The tokens are a Secret in a file of their own (`secret.yaml`), never in the manifests.
 
-use super::{AGENT_PORT, Backend, Error, GeneratedFile, Input, by_component, object_name, ports, stratum_image};
+use super::runtime::{self, AGENT_DIR, APP_DIR, BROKER, CONTROL_PLANE, STATE_DIR};
+use super::{Backend, Error, GeneratedFile, Input, machine_ports, object_name};
 use serde_json::{Value, json};
-use stratum_core::ir::{Schedule, SinkKind, Tier};
-use stratum_core::plan::{Assignment, ComponentKind};
+use stratum_core::ir::{Tier, ToolRun};
 
 pub struct Kubernetes;
 
 /// The label KubeEdge puts on edge nodes, and the taint it sets on them.
 const EDGE_ROLE: &str = "node-role.kubernetes.io/edge";
+/// The node label that names the plan's node a Kubernetes node is (its DNS form: `cam-5th-main`).
+pub const NODE_LABEL: &str = "stratum.io/node";
+/// The node label that puts a Kubernetes node in one of the plan's pools.
+pub const POOL_LABEL: &str = "stratum.io/pool";
+/// The Secret holding the tokens.
+const SECRET: &str = "stratum-tokens";
 
 impl Backend for Kubernetes {
     fn name(&self) -> &'static str {
@@ -19,422 +27,404 @@ impl Backend for Kubernetes {
     }
 
     fn description(&self) -> &'static str {
-        "Kubernetes manifests (edge nodes as KubeEdge labels them)"
+        "Kubernetes manifests: the control plane, one agent per node of the plan (edge nodes as KubeEdge labels them)"
     }
 
     fn generate(&self, input: &Input) -> Result<Vec<GeneratedFile>, Error> {
-        let app = object_name(&input.application.name);
+        let application = input.application;
+        let app = object_name(&application.name);
         let namespace = format!("stratum-{app}");
-        let plan_map = format!("{app}-plan");
+        let context = Context { app: &app, namespace: &namespace };
         let mut documents = vec![
             json!({
                 "apiVersion": "v1",
                 "kind": "Namespace",
                 "metadata": { "name": namespace, "labels": { "app.kubernetes.io/part-of": app } }
             }),
-            json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": { "name": plan_map, "namespace": namespace, "labels": { "app.kubernetes.io/part-of": app } },
-                "data": { "plan.json": serde_json::to_string_pretty(input.plan)? }
-            }),
-            agent(&app, &namespace, &plan_map),
+            app_files(input, &context),
         ];
-        for (component, assignments) in by_component(input.plan) {
-            documents.extend(component_objects(input, component, &assignments, &app, &namespace, &plan_map));
+        documents.extend(control_plane(&context));
+        if runtime::needs_broker(application) {
+            documents.extend(broker(&context));
         }
-        let contents = super::yaml_documents("the Kubernetes manifests", &documents)?;
-        Ok(vec![GeneratedFile { path: format!("kubernetes/{app}.yaml"), contents }])
-    }
-}
-
-fn labels(app: &str, name: &str, role: &str) -> Value {
-    json!({
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/part-of": app,
-        "app.kubernetes.io/component": role,
-        "app.kubernetes.io/managed-by": "stratum"
-    })
-}
-
-fn metadata(app: &str, namespace: &str, name: &str, role: &str) -> Value {
-    json!({ "name": name, "namespace": namespace, "labels": labels(app, name, role) })
-}
-
-fn plan_volume(plan_map: &str) -> Value {
-    json!({ "name": "plan", "configMap": { "name": plan_map } })
-}
-
-fn edge_toleration() -> Value {
-    json!({ "key": EDGE_ROLE, "operator": "Exists", "effect": "NoSchedule" })
-}
-
-fn agent(app: &str, namespace: &str, plan_map: &str) -> Value {
-    let name = "stratum-agent";
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": metadata(app, namespace, name, "agent"),
-        "spec": {
-            "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
-            "template": {
-                "metadata": { "labels": labels(app, name, "agent") },
-                "spec": {
-                    "tolerations": [edge_toleration()],
-                    "containers": [{
-                        "name": "agent",
-                        "image": stratum_image(),
-                        "args": ["agent", "--name", "$(NODE_NAME)", "--plan", "/etc/stratum/plan.json"],
-                        "env": [{ "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } }],
-                        "ports": [{ "name": "agent", "containerPort": AGENT_PORT }],
-                        "volumeMounts": [{ "name": "plan", "mountPath": "/etc/stratum", "readOnly": true }]
-                    }],
-                    "volumes": [plan_volume(plan_map)]
-                }
+        for machine in runtime::machines(application).iter().filter(|machine| machine.pool.is_none()) {
+            documents.push(node_agent(input, &context, &machine.name, machine.machine.tier));
+        }
+        for pool in &application.pools {
+            documents.push(pool_agents(input, &context, pool));
+        }
+        documents.push(apply_job(input, &context));
+        for tool in &application.tools {
+            if let ToolRun::Image(image) = &tool.run {
+                documents.extend(tool_objects(input, &context, tool, image));
             }
         }
-    })
-}
-
-/// Kubernetes quantities: millicores and mebibytes.
-fn cpu_quantity(cores: f64) -> String {
-    format!("{}m", ((cores * 1000.0).round() as u64).max(1))
-}
-
-fn memory_quantity(bytes: u64) -> String {
-    const MIB: u64 = 1 << 20;
-    if bytes.is_multiple_of(MIB) { format!("{}Mi", bytes / MIB) } else { bytes.to_string() }
-}
-
-/// The extended resource name for an accelerator kind.
-fn accelerator_resource(kind: &str) -> String {
-    if kind.to_lowercase().contains("nvidia") {
-        "nvidia.com/gpu".to_string()
-    } else {
-        format!("stratum.io/{}", object_name(kind))
-    }
-}
-
-fn resources(assignment: &Assignment) -> Value {
-    let requests = &assignment.requests;
-    let mut amounts = serde_json::Map::new();
-    amounts.insert("cpu".into(), json!(cpu_quantity(requests.cpu)));
-    amounts.insert("memory".into(), json!(memory_quantity(requests.memory.0)));
-    if requests.disk.0 > 0 {
-        // A source's store-and-forward buffer, reserved on the node's disk.
-        amounts.insert("ephemeral-storage".into(), json!(memory_quantity(requests.disk.0)));
-    }
-    for accelerator in &requests.accelerators {
-        amounts.insert(accelerator_resource(&accelerator.kind), json!(accelerator.count.to_string()));
-    }
-    // Limits equal requests: the plan proved that the requests fit, nothing more.
-    json!({ "requests": amounts.clone(), "limits": amounts })
-}
-
-/// Node selection: the tier, the pool for pool members, and the named machines the plan chose.
-fn scheduling(input: &Input, assignments: &[&Assignment]) -> (Value, Option<Value>, Vec<Value>) {
-    let first = assignments[0];
-    let mut selector = serde_json::Map::new();
-    selector.insert("stratum.io/tier".into(), json!(first.tier.name()));
-    let mut named: Vec<&str> = Vec::new();
-    for assignment in assignments {
-        match input.plan.hosts.iter().find(|host| host.host == assignment.host).and_then(|host| host.pool.as_deref()) {
-            Some(pool) => {
-                selector.insert("stratum.io/pool".into(), json!(pool));
+        let secret = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": context.metadata(SECRET, "tokens"),
+            "type": "Opaque",
+            "stringData": {
+                "STRATUM_TOKEN": input.secrets.operator,
+                "STRATUM_VIEWER_TOKEN": input.secrets.viewer,
+                "STRATUM_JOIN_TOKEN": input.secrets.join
             }
-            None if !named.contains(&assignment.host.as_str()) => named.push(&assignment.host),
-            None => {}
-        }
+        });
+        Ok(vec![
+            GeneratedFile::new(format!("{app}.yaml"), super::yaml_documents("the Kubernetes manifests", &documents)?),
+            GeneratedFile::secret("secret.yaml", super::yaml_documents("the Kubernetes Secret", &[secret])?),
+        ])
     }
-    let affinity = (!named.is_empty()).then(|| {
+}
+
+struct Context<'a> {
+    app: &'a str,
+    namespace: &'a str,
+}
+
+impl Context<'_> {
+    fn labels(&self, name: &str, role: &str) -> Value {
         json!({
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [{
-                        "matchExpressions": [{ "key": "kubernetes.io/hostname", "operator": "In", "values": named }]
-                    }]
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/part-of": self.app,
+            "app.kubernetes.io/component": role,
+            "app.kubernetes.io/managed-by": "stratum"
+        })
+    }
+
+    fn metadata(&self, name: &str, role: &str) -> Value {
+        json!({ "name": name, "namespace": self.namespace, "labels": self.labels(name, role) })
+    }
+
+    fn selector(&self, name: &str) -> Value {
+        json!({ "matchLabels": { "app.kubernetes.io/name": name } })
+    }
+}
+
+/// The application's files as a ConfigMap; keys cannot hold `/`, so each file's key is its path with `/` as
+/// `__`, and the volume puts it back at its path.
+fn app_files(input: &Input, context: &Context) -> Value {
+    let data: serde_json::Map<String, Value> =
+        input.files.iter().map(|(path, text)| (config_key(path), json!(text))).collect();
+    json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": context.metadata("app", "application"), "data": data })
+}
+
+fn config_key(path: &str) -> String {
+    path.replace('/', "__")
+}
+
+fn app_volume(input: &Input) -> Value {
+    let items: Vec<Value> =
+        input.files.iter().map(|(path, _)| json!({ "key": config_key(path), "path": path })).collect();
+    json!({ "name": "app", "configMap": { "name": "app", "items": items } })
+}
+
+fn image_container(name: &str, args: Vec<String>) -> serde_json::Map<String, Value> {
+    let mut container = serde_json::Map::new();
+    container.insert("name".into(), json!(name));
+    container.insert("image".into(), json!(runtime::stratum_image()));
+    container.insert("args".into(), json!(args));
+    container
+}
+
+fn secret_env(keys: &[&str]) -> Vec<Value> {
+    keys.iter()
+        .map(|key| json!({ "name": key, "valueFrom": { "secretKeyRef": { "name": SECRET, "key": key } } }))
+        .collect()
+}
+
+fn health_probe(url: Option<String>) -> Value {
+    let mut command = vec!["stratum".to_string(), "health".to_string()];
+    command.extend(url);
+    json!({ "exec": { "command": command }, "periodSeconds": 5, "failureThreshold": 3 })
+}
+
+fn control_plane(context: &Context) -> Vec<Value> {
+    let mut container = image_container("server", runtime::server_command());
+    container.insert("env".into(), json!(secret_env(&["STRATUM_TOKEN", "STRATUM_VIEWER_TOKEN", "STRATUM_JOIN_TOKEN"])));
+    container.insert("ports".into(), json!([{ "name": "api", "containerPort": runtime::API_PORT }]));
+    container.insert("readinessProbe".into(), health_probe(None));
+    container.insert("volumeMounts".into(), json!([{ "name": "state", "mountPath": STATE_DIR }]));
+    vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": context.metadata("control-plane-state", "control-plane"),
+            "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "10Gi" } } }
+        }),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": context.metadata(CONTROL_PLANE, "control-plane"),
+            "spec": {
+                "replicas": 1,
+                // Two control planes must never share the state store.
+                "strategy": { "type": "Recreate" },
+                "selector": context.selector(CONTROL_PLANE),
+                "template": {
+                    "metadata": { "labels": context.labels(CONTROL_PLANE, "control-plane") },
+                    "spec": {
+                        "securityContext": { "fsGroup": USER_ID },
+                        "containers": [container],
+                        "volumes": [{ "name": "state", "persistentVolumeClaim": { "claimName": "control-plane-state" } }]
+                    }
                 }
             }
-        })
-    });
-    let mut tolerations = Vec::new();
-    if first.tier == Tier::Edge {
-        selector.insert(EDGE_ROLE.into(), json!(""));
-        tolerations.push(edge_toleration());
-    }
-    (Value::Object(selector), affinity, tolerations)
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": context.metadata(CONTROL_PLANE, "control-plane"),
+            "spec": {
+                "selector": { "app.kubernetes.io/name": CONTROL_PLANE },
+                "ports": [{ "name": "api", "port": runtime::API_PORT, "targetPort": runtime::API_PORT, "protocol": "TCP" }]
+            }
+        }),
+    ]
 }
 
-fn container(input: &Input, component: &str, assignment: &Assignment, keeps_files: bool) -> Value {
-    let tool = input.application.tools.iter().find(|tool| tool.name == component);
-    let mut container = serde_json::Map::new();
-    container.insert("name".into(), json!("main"));
-    match tool.map(|tool| &tool.run) {
-        Some(stratum_core::ir::ToolRun::Image(image)) => {
-            container.insert("image".into(), json!(image));
-        }
-        Some(stratum_core::ir::ToolRun::Command(command)) => {
-            container.insert("image".into(), json!("debian:12-slim"));
-            container.insert("command".into(), json!(command));
-        }
-        None => {
-            container.insert("image".into(), json!(stratum_image()));
-            container
-                .insert("args".into(), json!(["run", "--plan", "/etc/stratum/plan.json", "--component", component]));
-        }
-    }
-    if let Some(tool) = tool
-        && !tool.env.is_empty()
-    {
-        let env: Vec<Value> = tool.env.iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
-        container.insert("env".into(), json!(env));
-    }
-    let listening = ports(input.application, component);
-    if !listening.is_empty() {
-        let declared: Vec<Value> = listening.iter().map(|port| json!({ "containerPort": port })).collect();
-        container.insert("ports".into(), json!(declared));
-    }
-    container.insert("resources".into(), resources(assignment));
-    let mut mounts = vec![json!({ "name": "plan", "mountPath": "/etc/stratum", "readOnly": true })];
-    if keeps_files {
-        mounts.push(json!({ "name": "data", "mountPath": "/var/lib/stratum" }));
-    }
-    container.insert("volumeMounts".into(), json!(mounts));
-    Value::Object(container)
+fn broker(context: &Context) -> Vec<Value> {
+    let mut container = image_container(BROKER, runtime::broker_command());
+    container.insert(
+        "ports".into(),
+        json!([
+            { "name": "mqtt", "containerPort": runtime::BROKER_PORT },
+            { "name": "mqtt5", "containerPort": runtime::BROKER_PORT + 1 }
+        ]),
+    );
+    container.insert("readinessProbe".into(), health_probe(Some(runtime::broker_health_url())));
+    vec![
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": context.metadata(BROKER, "broker"),
+            "spec": {
+                "replicas": 1,
+                "selector": context.selector(BROKER),
+                "template": { "metadata": { "labels": context.labels(BROKER, "broker") }, "spec": { "containers": [container] } }
+            }
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": context.metadata(BROKER, "broker"),
+            "spec": {
+                "selector": { "app.kubernetes.io/name": BROKER },
+                "ports": [
+                    { "name": "mqtt", "port": runtime::BROKER_PORT, "targetPort": runtime::BROKER_PORT, "protocol": "TCP" },
+                    { "name": "mqtt5", "port": runtime::BROKER_PORT + 1, "targetPort": runtime::BROKER_PORT + 1, "protocol": "TCP" }
+                ]
+            }
+        }),
+    ]
 }
 
-fn pod_spec(
-    input: &Input,
-    component: &str,
-    assignments: &[&Assignment],
-    plan_map: &str,
-    keeps_files: bool,
-) -> serde_json::Map<String, Value> {
-    let (selector, affinity, tolerations) = scheduling(input, assignments);
+/// The Services' names, and the pod's own IP from the downward API (pods reach each other by pod IP).
+fn in_cluster() -> runtime::Addresses<'static> {
+    runtime::Addresses { server: CONTROL_PLANE, advertise: "$(POD_IP)", broker: BROKER }
+}
+
+/// An agent's container: its address from the downward API (pods reach each other by pod IP), the join token
+/// from the Secret, its data on the node's disk.
+fn agent_container(input: &Input, args: Vec<String>, machine: &str) -> serde_json::Map<String, Value> {
+    let mut container = image_container("agent", args);
+    let mut env = vec![
+        json!({ "name": "POD_IP", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } }),
+        json!({ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }),
+        json!({ "name": "STRATUM_HEALTH_URL", "value": runtime::agent_health_url() }),
+    ];
+    env.extend(secret_env(&["STRATUM_JOIN_TOKEN"]));
+    container.insert("env".into(), json!(env));
+    let mut ports = vec![
+        json!({ "name": "data", "containerPort": runtime::DATA_PORT }),
+        json!({ "name": "agent-api", "containerPort": runtime::AGENT_API_PORT }),
+    ];
+    for port in machine_ports(input, machine) {
+        ports.push(json!({ "containerPort": port, "hostPort": port }));
+    }
+    container.insert("ports".into(), json!(ports));
+    container.insert("readinessProbe".into(), health_probe(None));
+    container.insert("volumeMounts".into(), json!([{ "name": "data", "mountPath": AGENT_DIR }]));
+    container
+}
+
+/// The agent's data on the node's disk, so that buffered data outlives the pod.
+fn agent_volume(name: &str) -> Value {
+    json!({ "name": "data", "hostPath": { "path": format!("/var/lib/stratum/{name}"), "type": "DirectoryOrCreate" } })
+}
+
+/// The user the image runs as; volumes are made its own.
+const USER_ID: u32 = 10001;
+
+/// A host directory is created as root: this makes it the image's user's before the agent starts.
+fn own_data() -> Value {
+    json!({
+        "name": "own-data",
+        "image": runtime::stratum_image(),
+        "command": ["chown", format!("{USER_ID}:{USER_ID}"), AGENT_DIR],
+        "securityContext": { "runAsUser": 0 },
+        "volumeMounts": [{ "name": "data", "mountPath": AGENT_DIR }]
+    })
+}
+
+fn placement_on(tier: Tier, selector: (&str, String)) -> serde_json::Map<String, Value> {
     let mut spec = serde_json::Map::new();
-    spec.insert("nodeSelector".into(), selector);
-    if let Some(affinity) = affinity {
-        spec.insert("affinity".into(), affinity);
+    let mut node_selector = serde_json::Map::new();
+    node_selector.insert(selector.0.into(), json!(selector.1));
+    if tier == Tier::Edge {
+        node_selector.insert(EDGE_ROLE.into(), json!(""));
+        spec.insert("tolerations".into(), json!([{ "key": EDGE_ROLE, "operator": "Exists", "effect": "NoSchedule" }]));
     }
-    if !tolerations.is_empty() {
-        spec.insert("tolerations".into(), json!(tolerations));
-    }
-    spec.insert("containers".into(), json!([container(input, component, assignments[0], keeps_files)]));
-    spec.insert("volumes".into(), json!([plan_volume(plan_map)]));
+    spec.insert("nodeSelector".into(), Value::Object(node_selector));
     spec
 }
 
-fn component_objects(
-    input: &Input,
-    component: &str,
-    assignments: &[&Assignment],
-    app: &str,
-    namespace: &str,
-    plan_map: &str,
-) -> Vec<Value> {
-    let name = object_name(component);
-    let kind = assignments[0].kind;
-    let role = kind.name();
-    let template_labels = labels(app, &name, role);
-    let selector = json!({ "matchLabels": { "app.kubernetes.io/name": name } });
-    let sink = input.application.sinks.iter().find(|sink| sink.name == component);
-    let keeps_files = matches!(sink.map(|sink| &sink.kind), Some(SinkKind::File { .. } | SinkKind::Dataset { .. }));
-    let pod = pod_spec(input, component, assignments, plan_map, keeps_files);
-    let replicas = assignments.len();
-    let mut objects = Vec::new();
-    match kind {
-        ComponentKind::Batch => {
-            let schedule = input
-                .application
-                .batches
-                .iter()
-                .find(|batch| batch.name == component)
-                .map(|batch| cron(&batch.schedule))
-                .unwrap_or_else(|| "0 * * * *".to_string());
-            let mut job_pod = pod;
-            job_pod.insert("restartPolicy".into(), json!("OnFailure"));
-            objects.push(json!({
-                "apiVersion": "batch/v1",
-                "kind": "CronJob",
-                "metadata": metadata(app, namespace, &name, role),
+fn node_agent(input: &Input, context: &Context, machine: &str, tier: Tier) -> Value {
+    let name = format!("agent-{}", object_name(machine));
+    let args = runtime::agent_command(input.application, machine, tier.name(), &in_cluster(), false);
+    let mut spec = placement_on(tier, (NODE_LABEL, object_name(machine)));
+    spec.insert("initContainers".into(), json!([own_data()]));
+    spec.insert("containers".into(), json!([agent_container(input, args, machine)]));
+    spec.insert("volumes".into(), json!([agent_volume(&object_name(machine))]));
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": context.metadata(&name, "agent"),
+        "spec": {
+            "selector": context.selector(&name),
+            "template": { "metadata": { "labels": context.labels(&name, "agent") }, "spec": spec }
+        }
+    })
+}
+
+/// A pool's members: a StatefulSet whose pod `agent-POOL-K` is the plan's member `POOL-(K+1)` (`--pool`), one per
+/// node of the pool; scaling it between `min` and `max` (the cluster autoscaler adds nodes to the pool) adds or
+/// removes members.
+fn pool_agents(input: &Input, context: &Context, pool: &stratum_core::ir::Pool) -> Value {
+    let name = format!("agent-{}", object_name(&pool.name));
+    let tier = pool.machine.tier;
+    let mut args = runtime::agent_command(input.application, "$(POD_NAME)", tier.name(), &in_cluster(), false);
+    args.extend(["--pool".to_string(), pool.name.clone()]);
+    let first_member = format!("{}-1", pool.name);
+    let mut spec = placement_on(tier, (POOL_LABEL, object_name(&pool.name)));
+    spec.insert("initContainers".into(), json!([own_data()]));
+    spec.insert("containers".into(), json!([agent_container(input, args, &first_member)]));
+    spec.insert(
+        "affinity".into(),
+        json!({
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": { "matchLabels": { "app.kubernetes.io/name": name } },
+                    "topologyKey": "kubernetes.io/hostname"
+                }]
+            }
+        }),
+    );
+    spec.insert("volumes".into(), json!([agent_volume(&object_name(&pool.name))]));
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": context.metadata(&name, "agent"),
+        "spec": {
+            "serviceName": name,
+            "replicas": pool.min.max(1),
+            "podManagementPolicy": "Parallel",
+            "selector": context.selector(&name),
+            "template": { "metadata": { "labels": context.labels(&name, "agent") }, "spec": spec }
+        }
+    })
+}
+
+/// Applies the application once the control plane answers (the Job retries until it does), on the control
+/// plane's node so that it can make the models ready in its volume.
+fn apply_job(input: &Input, context: &Context) -> Value {
+    let mut container = image_container("apply", runtime::apply_command(input.source_file(), CONTROL_PLANE));
+    container.insert("env".into(), json!(secret_env(&["STRATUM_TOKEN"])));
+    container.insert(
+        "volumeMounts".into(),
+        json!([
+            { "name": "app", "mountPath": APP_DIR, "readOnly": true },
+            { "name": "state", "mountPath": STATE_DIR }
+        ]),
+    );
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": context.metadata("apply", "apply"),
+        "spec": {
+            "backoffLimit": 10,
+            "template": {
+                "metadata": { "labels": context.labels("apply", "apply") },
                 "spec": {
-                    "schedule": schedule,
-                    "concurrencyPolicy": "Forbid",
-                    "jobTemplate": { "spec": { "template": { "metadata": { "labels": template_labels }, "spec": job_pod } } }
+                    "restartPolicy": "OnFailure",
+                    "securityContext": { "fsGroup": USER_ID },
+                    "affinity": {
+                        "podAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": [{
+                                "labelSelector": { "matchLabels": { "app.kubernetes.io/name": CONTROL_PLANE } },
+                                "topologyKey": "kubernetes.io/hostname"
+                            }]
+                        }
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        app_volume(input),
+                        { "name": "state", "persistentVolumeClaim": { "claimName": "control-plane-state" } }
+                    ]
                 }
-            }));
+            }
         }
-        ComponentKind::Training => {
-            let mut job_pod = pod;
-            job_pod.insert("restartPolicy".into(), json!("Never"));
-            objects.push(json!({
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "metadata": metadata(app, namespace, &name, role),
-                "spec": { "backoffLimit": 2, "template": { "metadata": { "labels": template_labels }, "spec": job_pod } }
-            }));
-        }
-        ComponentKind::Source if replicas > 1 => {
-            // A per-node source: one pod on each chosen node.
-            objects.push(json!({
-                "apiVersion": "apps/v1",
-                "kind": "DaemonSet",
-                "metadata": metadata(app, namespace, &name, role),
-                "spec": { "selector": selector, "template": { "metadata": { "labels": template_labels }, "spec": pod } }
-            }));
-        }
-        ComponentKind::Sink if keeps_files => {
-            objects.push(json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": metadata(app, namespace, &name, role),
-                "spec": { "clusterIP": "None", "selector": { "app.kubernetes.io/name": name } }
-            }));
-            objects.push(json!({
-                "apiVersion": "apps/v1",
-                "kind": "StatefulSet",
-                "metadata": metadata(app, namespace, &name, role),
-                "spec": {
-                    "serviceName": name,
-                    "replicas": replicas,
-                    "selector": selector,
-                    "template": { "metadata": { "labels": template_labels }, "spec": pod },
-                    "volumeClaimTemplates": [{
-                        "metadata": { "name": "data" },
-                        "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "10Gi" } } }
-                    }]
-                }
-            }));
-        }
-        ComponentKind::Service if input.options.knative => {
-            objects.push(knative_service(input, component, &name, app, namespace, pod));
-            return objects;
-        }
-        _ => {
-            objects.push(json!({
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": metadata(app, namespace, &name, role),
-                "spec": {
-                    "replicas": replicas,
-                    "selector": selector,
-                    "template": { "metadata": { "labels": template_labels }, "spec": pod }
-                }
-            }));
-        }
+    })
+}
+
+fn tool_objects(input: &Input, context: &Context, tool: &stratum_core::ir::Tool, image: &str) -> Vec<Value> {
+    let name = format!("tool-{}", object_name(&tool.name));
+    let assignment = input.plan.assignments.iter().find(|assignment| assignment.component == tool.name);
+    let tier = assignment.map_or(Tier::Cloud, |assignment| assignment.tier);
+    let mut container = serde_json::Map::new();
+    container.insert("name".into(), json!("tool"));
+    container.insert("image".into(), json!(image));
+    if !tool.env.is_empty() {
+        let env: Vec<Value> = tool.env.iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
+        container.insert("env".into(), json!(env));
     }
-    let listening = ports(input.application, component);
-    if !listening.is_empty() {
-        let service_ports: Vec<Value> = listening
+    if !tool.ports.is_empty() {
+        let ports: Vec<Value> = tool.ports.iter().map(|port| json!({ "containerPort": port })).collect();
+        container.insert("ports".into(), json!(ports));
+    }
+    if let Some(assignment) = assignment {
+        let requests = &assignment.requests;
+        let amounts = json!({
+            "cpu": format!("{}m", ((requests.cpu * 1000.0).round() as u64).max(1)),
+            "memory": format!("{}Mi", requests.memory.0.div_ceil(1 << 20))
+        });
+        container.insert("resources".into(), json!({ "requests": amounts.clone(), "limits": amounts }));
+    }
+    let mut spec = serde_json::Map::new();
+    spec.insert("nodeSelector".into(), json!({ "stratum.io/tier": tier.name() }));
+    spec.insert("containers".into(), json!([container]));
+    let mut objects = vec![json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": context.metadata(&name, "tool"),
+        "spec": {
+            "replicas": 1,
+            "selector": context.selector(&name),
+            "template": { "metadata": { "labels": context.labels(&name, "tool") }, "spec": spec }
+        }
+    })];
+    if !tool.ports.is_empty() {
+        let ports: Vec<Value> = tool
+            .ports
             .iter()
             .map(|port| json!({ "name": format!("port-{port}"), "port": port, "targetPort": port, "protocol": "TCP" }))
             .collect();
         objects.push(json!({
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": metadata(app, namespace, &name, role),
-            "spec": { "selector": { "app.kubernetes.io/name": name }, "ports": service_ports }
-        }));
-    }
-    if kind == ComponentKind::Service
-        && let Some(service) = input.application.services.iter().find(|service| service.name == component)
-    {
-        // An autoscaler keeps at least one replica; scaling to zero needs Knative (`--serverless knative`).
-        objects.push(json!({
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": metadata(app, namespace, &name, role),
-            "spec": {
-                "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name },
-                "minReplicas": service.scale.min.max(1),
-                "maxReplicas": service.scale.max.max(1),
-                "metrics": [{
-                    "type": "Pods",
-                    "pods": {
-                        "metric": { "name": "stratum_requests_in_flight" },
-                        "target": { "type": "AverageValue", "averageValue": service.scale.concurrency.to_string() }
-                    }
-                }]
-            }
+            "metadata": context.metadata(&name, "tool"),
+            "spec": { "selector": { "app.kubernetes.io/name": name }, "ports": ports }
         }));
     }
     objects
-}
-
-fn knative_service(
-    input: &Input,
-    component: &str,
-    name: &str,
-    app: &str,
-    namespace: &str,
-    mut pod: serde_json::Map<String, Value>,
-) -> Value {
-    let scale = input
-        .application
-        .services
-        .iter()
-        .find(|service| service.name == component)
-        .map(|service| service.scale.clone())
-        .unwrap_or_default();
-    let mut annotations = serde_json::Map::new();
-    annotations.insert("autoscaling.knative.dev/min-scale".into(), json!(scale.min.to_string()));
-    annotations.insert("autoscaling.knative.dev/max-scale".into(), json!(scale.max.to_string()));
-    annotations.insert("autoscaling.knative.dev/target".into(), json!(scale.concurrency.to_string()));
-    if let Some(idle) = scale.idle {
-        annotations.insert(
-            "autoscaling.knative.dev/scale-to-zero-pod-retention-period".into(),
-            json!(format!("{}s", idle.0.round())),
-        );
-    }
-    pod.remove("volumes");
-    if let Some(Value::Array(containers)) = pod.get_mut("containers") {
-        for container in containers {
-            if let Value::Object(fields) = container {
-                fields.remove("volumeMounts");
-            }
-        }
-    }
-    json!({
-        "apiVersion": "serving.knative.dev/v1",
-        "kind": "Service",
-        "metadata": metadata(app, namespace, name, "service"),
-        "spec": { "template": { "metadata": { "annotations": annotations }, "spec": pod } }
-    })
-}
-
-/// A schedule as a cron expression; intervals that cron cannot say exactly are rounded to the nearest it can.
-fn cron(schedule: &Schedule) -> String {
-    match schedule {
-        Schedule::Cron(expression) => expression.clone(),
-        Schedule::Every(interval) => {
-            let minutes = (interval.0 / 60.0).round().max(1.0) as u64;
-            match minutes {
-                minutes if minutes < 60 => format!("*/{minutes} * * * *"),
-                minutes if minutes < 1440 => format!("0 */{} * * *", (minutes / 60).clamp(1, 23)),
-                minutes => format!("0 0 */{} * *", (minutes / 1440).clamp(1, 31)),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use stratum_core::units::Duration;
-
-    #[test]
-    fn intervals_become_cron_expressions() {
-        assert_eq!(cron(&Schedule::Every(Duration(3600.0))), "0 */1 * * *");
-        assert_eq!(cron(&Schedule::Every(Duration(900.0))), "*/15 * * * *");
-        assert_eq!(cron(&Schedule::Every(Duration(86400.0 * 7.0))), "0 0 */7 * *");
-        assert_eq!(cron(&Schedule::Cron("30 1 * * *".into())), "30 1 * * *");
-    }
-
-    #[test]
-    fn quantities_use_kubernetes_units() {
-        assert_eq!(cpu_quantity(0.25), "250m");
-        assert_eq!(memory_quantity(512 << 20), "512Mi");
-        assert_eq!(accelerator_resource("nvidia-t4"), "nvidia.com/gpu");
-        assert_eq!(accelerator_resource("coral-tpu"), "stratum.io/coral-tpu");
-    }
 }

@@ -1,34 +1,59 @@
 //! Infrastructure as code from a plan: one [`Backend`] per target (Kubernetes, compose, Ansible), each turning
-//! the application and its plan into files. Output is deterministic: sorted, with stable names. A new target
-//! (Terraform, Nomad) is one new module registered in [`BACKENDS`].
+//! the application and its plan into files that run Stratum's own runtime ([`runtime`]: a control plane, one
+//! agent per machine, the application applied once). Output is deterministic: sorted, with stable names. A new
+//! target (Terraform, Nomad) is one new module registered in [`BACKENDS`].
 
 mod ansible;
 mod compose;
 mod kubernetes;
+pub mod runtime;
 
-use std::collections::BTreeMap;
 use stratum_core::ir::Application;
-use stratum_core::plan::{Assignment, Plan};
+use stratum_core::plan::Plan;
 
 /// A file to write, relative to the output directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GeneratedFile {
     pub path: String,
     pub contents: String,
+    /// Holds the tokens: written only when missing (generating again keeps the cluster's tokens) and readable
+    /// by its owner only.
+    pub secret: bool,
 }
 
-/// Choices that change what a backend generates.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// Serve inference services with Knative (scale to zero) instead of a Deployment and an autoscaler.
-    pub knative: bool,
+impl GeneratedFile {
+    fn new(path: impl Into<String>, contents: String) -> GeneratedFile {
+        GeneratedFile { path: path.into(), contents, secret: false }
+    }
+
+    fn secret(path: impl Into<String>, contents: String) -> GeneratedFile {
+        GeneratedFile { path: path.into(), contents, secret: true }
+    }
+}
+
+/// The cluster's tokens, which the generated secrets files hold: the operator's (apply, read), the viewer's
+/// (read) and the agents' join token.
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    pub operator: String,
+    pub viewer: String,
+    pub join: String,
 }
 
 /// What every backend reads.
 pub struct Input<'a> {
     pub application: &'a Application,
     pub plan: &'a Plan,
-    pub options: &'a Options,
+    /// The application's files, relative to its folder: the root file first, then what it imports.
+    pub files: &'a [(String, String)],
+    pub secrets: &'a Secrets,
+}
+
+impl Input<'_> {
+    /// The root file's path, relative to the application's folder.
+    pub fn source_file(&self) -> &str {
+        self.files.first().map_or("app.stratum", |(path, _)| path.as_str())
+    }
 }
 
 /// Why generation failed.
@@ -55,25 +80,6 @@ pub fn backend(name: &str) -> Option<&'static dyn Backend> {
     BACKENDS.iter().copied().find(|backend| backend.name() == name)
 }
 
-/// The container image that runs Stratum components, tagged with this version.
-pub fn stratum_image() -> String {
-    format!("ghcr.io/stratum-platform/stratum:{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// The port an inference service answers on.
-pub const SERVICE_PORT: u16 = 8080;
-/// The port an agent listens on for the control plane.
-pub const AGENT_PORT: u16 = 7878;
-
-/// A plan's assignments grouped by component, in name order.
-pub fn by_component(plan: &Plan) -> BTreeMap<&str, Vec<&Assignment>> {
-    let mut groups: BTreeMap<&str, Vec<&Assignment>> = BTreeMap::new();
-    for assignment in &plan.assignments {
-        groups.entry(assignment.component.as_str()).or_default().push(assignment);
-    }
-    groups
-}
-
 /// A name valid for Kubernetes objects and compose services: lowercase letters, digits and `-`, at most 63.
 pub fn object_name(name: &str) -> String {
     let mut out: String = name
@@ -92,18 +98,28 @@ pub fn object_name(name: &str) -> String {
     if name.is_empty() { "component".to_string() } else { name }
 }
 
-/// The ports a component listens on: HTTP sources, inference services, tools.
+/// The ports a data-plane component listens on for the outside world: an HTTP source's. (Inference services
+/// answer through the control plane's gateway; tools' ports are their containers'.)
 pub fn ports(application: &Application, component: &str) -> Vec<u16> {
     use stratum_core::ir::SourceKind;
-    if let Some(source) = application.sources.iter().find(|source| source.name == component)
-        && let SourceKind::Http { port, .. } = &source.kind
-    {
-        return vec![port.unwrap_or(stratum_core::ir::DEFAULT_HTTP_PORT)];
+    match application.sources.iter().find(|source| source.name == component).map(|source| &source.kind) {
+        Some(SourceKind::Http { port, .. }) => vec![port.unwrap_or(stratum_core::ir::DEFAULT_HTTP_PORT)],
+        _ => Vec::new(),
     }
-    if application.services.iter().any(|service| service.name == component) {
-        return vec![SERVICE_PORT];
-    }
-    application.tools.iter().find(|tool| tool.name == component).map(|tool| tool.ports.clone()).unwrap_or_default()
+}
+
+/// The ports a machine's components listen on, in order.
+pub fn machine_ports(input: &Input, machine: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = input
+        .plan
+        .assignments
+        .iter()
+        .filter(|assignment| assignment.host == machine)
+        .flat_map(|assignment| ports(input.application, &assignment.component))
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Serializes YAML documents, separated by `---`.
