@@ -235,23 +235,23 @@ fn a_partitioned_edge_loses_nothing() {
     let (project, _) = up(&repository().join("crates/cli/test_data/relay.stratum"), "relay");
     let archive = "/var/lib/stratum/agent/data/readings.jsonl";
     wait_for("readings arriving in the cloud", Duration::from_secs(60), &project, || {
-        !project.lines("workers-1", archive).is_empty()
+        !project.lines("store-1", archive).is_empty()
     });
     // Cut the edge container off the only network it has for 30 s; it keeps generating and buffers.
     let network = format!("{}_edge", project.name);
     let sensor = project.container("sensor-1");
     ok("docker", &["network", "disconnect", &network, &sensor], None);
-    let cut_at = project.lines("workers-1", archive).len();
+    let cut_at = project.lines("store-1", archive).len();
     std::thread::sleep(Duration::from_secs(30));
-    let during = project.lines("workers-1", archive).len();
+    let during = project.lines("store-1", archive).len();
     ok("docker", &["network", "connect", "--alias", "sensor-1", &network, &sensor], None);
     assert!(during <= cut_at + 50, "nothing crosses a cut network ({cut_at} then {during})");
     let expected = 4000;
     let last_arrived = wait_for("every reading in the cloud", Duration::from_secs(120), &project, || {
-        project.lines("workers-1", archive).len() >= expected
+        project.lines("store-1", archive).len() >= expected
     });
     std::thread::sleep(Duration::from_secs(3));
-    let lines = project.lines("workers-1", archive);
+    let lines = project.lines("store-1", archive);
     let records: Vec<Value> = lines.iter().map(|line| serde_json::from_str(line).unwrap()).collect();
     let distinct: BTreeSet<&String> = lines.iter().collect();
     let lost = expected - distinct.len().min(expected);
