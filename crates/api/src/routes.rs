@@ -638,7 +638,7 @@ async fn events(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuer
         .map(|event| EventView {
             id: event.id,
             at_milliseconds: event.at_milliseconds,
-            kind: event.kind,
+            kind: event.kind.as_str().to_string(),
             component: event.component,
             message: event.message,
         })

@@ -154,3 +154,32 @@ fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
         .unwrap_or_default();
     message.contains("Broken pipe")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument read from the environment whose name says it holds a secret, in every subcommand.
+    fn secret_arguments(command: &clap::Command, found: &mut Vec<(String, String, bool)>) {
+        for argument in command.get_arguments() {
+            if let Some(variable) = argument.get_env().and_then(|name| name.to_str())
+                && variable.contains("TOKEN")
+            {
+                found.push((command.get_name().to_string(), variable.to_string(), argument.is_hide_env_values_set()));
+            }
+        }
+        for subcommand in command.get_subcommands() {
+            secret_arguments(subcommand, found);
+        }
+    }
+
+    #[test]
+    fn help_never_prints_a_secret_from_the_environment() {
+        let mut found = Vec::new();
+        secret_arguments(&Cli::command(), &mut found);
+        assert!(found.len() >= 5, "the token arguments are found: {found:?}");
+        let shown: Vec<_> = found.iter().filter(|(_, _, hidden)| !hidden).collect();
+        assert!(shown.is_empty(), "--help would print these secrets' values: {shown:?}");
+    }
+}

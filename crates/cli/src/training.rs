@@ -34,7 +34,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "URL")]
     server: Option<String>,
     /// The control plane's token (or STRATUM_TOKEN), with `--server`.
-    #[arg(long, env = "STRATUM_TOKEN")]
+    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
 

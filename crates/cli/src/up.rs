@@ -182,6 +182,9 @@ async fn run_up(
         .collect();
     let mut current = Some(running);
     let (mut restart_due, mut running_since) = (None, Instant::now());
+    // A version whose data plane could not start again: it is started again after the backoff, for as long as
+    // it takes (what stopped it — no descriptors left, a full disk — may pass).
+    let mut stopped: Option<stratum_control::up::Stopped> = None;
     let mut restart_backoff = stratum_control::tools::Backoff::default();
     loop {
         tokio::select! {
@@ -210,6 +213,9 @@ async fn run_up(
                 eprintln!("a new version was applied from the editor: draining version {} …",
                     current.as_ref().map_or(0, |running| running.deployed.current.version));
                 plane.set_live(None);
+                // A version waiting to start again is replaced by the new one.
+                stopped = None;
+                restart_due = None;
                 if let Some(old) = current.take() && let Err(error) = old.stop().await {
                     eprintln!("the old version stopped with an error: {error}");
                 }
@@ -228,6 +234,30 @@ async fn run_up(
                 }
             }
             _ = tick.tick() => {
+                if let Some(waiting) = stopped.take() {
+                    let now = tokio::time::Instant::now();
+                    if restart_due.is_some_and(|due| now < due) {
+                        stopped = Some(waiting);
+                        continue;
+                    }
+                    match waiting.start().await {
+                        Ok(restarted) => {
+                            restart_due = None;
+                            plane.set_live(Some(restarted.deployed.clone()));
+                            eprintln!("the data plane started again");
+                            running_since = Instant::now();
+                            current = Some(restarted);
+                        }
+                        Err((error, waiting)) => {
+                            let wait = restart_backoff.after(Duration::ZERO);
+                            eprintln!("error: the data plane did not start again: {error}; trying again in {} s", wait.as_secs());
+                            plane.set_phase(Phase::Failed(format!("{error}; trying again in {} s", wait.as_secs())));
+                            restart_due = Some(now + wait);
+                            stopped = Some(waiting);
+                        }
+                    }
+                    continue;
+                }
                 let Some(running) = &current else { continue };
                 for event in running.deployed.state.events(&running.deployed.current.app, 50).unwrap_or_default() {
                     if seen_events.insert(event.id) {
@@ -246,7 +276,7 @@ async fn run_up(
                             let wait = restart_backoff.after(running_since.elapsed());
                             eprintln!("the data plane stopped: {failure}; starting it again in {} s", wait.as_secs());
                             let message = format!("the data plane stopped: {failure}");
-                            let _ = running.deployed.state.record_event(&running.deployed.current.app, "failed", None, &message);
+                            let _ = running.deployed.state.record_event(&running.deployed.current.app, stratum_core::events::EventKind::Failed, None, &message);
                             restart_due = Some(now + wait);
                         }
                         Some(due) if now >= due => {
@@ -259,10 +289,13 @@ async fn run_up(
                                     running_since = Instant::now();
                                     current = Some(restarted);
                                 }
-                                Err(error) => {
-                                    eprintln!("error: the data plane did not start again: {error}");
+                                Err((error, waiting)) => {
+                                    let wait = restart_backoff.after(Duration::ZERO);
+                                    eprintln!("error: the data plane did not start again: {error}; trying again in {} s", wait.as_secs());
                                     plane.set_live(None);
-                                    plane.set_phase(Phase::Failed(error.to_string()));
+                                    plane.set_phase(Phase::Failed(format!("{error}; trying again in {} s", wait.as_secs())));
+                                    restart_due = Some(now + wait);
+                                    stopped = Some(waiting);
                                 }
                             }
                         }

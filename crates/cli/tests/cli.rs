@@ -2,15 +2,58 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Where the commands run: a copy of the examples as the repository has them (its tracked files), made once per
+/// test run. Nothing a user ran in the checkout — `stratum up` leaves `.stratum/` and simulated data there — can
+/// change what these tests see, and they write nothing into it.
+fn working_folder() -> &'static Path {
+    static FOLDER: OnceLock<PathBuf> = OnceLock::new();
+    FOLDER.get_or_init(|| {
+        let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        let tracked = Command::new("git").args(["ls-files", "-z", "examples"]).current_dir(repository()).output();
+        let files: Vec<PathBuf> = match tracked {
+            Ok(output) if output.status.success() && !output.stdout.is_empty() => output
+                .stdout
+                .split(|byte| *byte == 0)
+                .filter(|name| !name.is_empty())
+                .map(|name| PathBuf::from(String::from_utf8_lossy(name).into_owned()))
+                .collect(),
+            // Not a git checkout (a source archive): nothing was run in it.
+            _ => walk(&repository(), Path::new("examples")),
+        };
+        for file in files {
+            let target = folder.join(&file);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(repository().join(&file), &target).unwrap();
+        }
+        folder
+    })
+}
+
+/// Every file under `relative`, relative to `root`.
+fn walk(root: &Path, relative: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root.join(relative)).unwrap() {
+        let path = relative.join(entry.unwrap().file_name());
+        if root.join(&path).is_dir() {
+            files.extend(walk(root, &path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 fn stratum(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args(arguments)
-        .current_dir(repository())
+        .current_dir(working_folder())
         .env_remove("NO_COLOR")
         .output()
         .expect("the stratum binary runs")

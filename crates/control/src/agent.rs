@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stratum_core::events::EventKind;
 use stratum_core::ir::Tier;
 use stratum_dataplane::PipelineOptions;
 use stratum_dataplane::metrics::Registry;
@@ -444,7 +445,7 @@ impl Agent {
             let wait = self.restart_backoff.after(running.started.elapsed());
             self.restart_due = Some(now + wait);
             let message = format!("stopped: {failure}; starting again in {} s", wait.as_secs());
-            lock(&self.events).push(AgentEvent { component: "data plane".into(), kind: "failed".into(), message });
+            lock(&self.events).push(AgentEvent { component: "data plane".into(), kind: EventKind::Failed, message });
             return;
         };
         if now < due {
@@ -454,10 +455,10 @@ impl Agent {
         let assignment = running.assignment.clone();
         self.stop_running().await;
         let (kind, message) = match self.follow(assignment).await {
-            Ok(()) => ("restarted", "started again after the failure".to_string()),
-            Err(error) => ("failed", format!("could not start again: {error}")),
+            Ok(()) => (EventKind::Restarted, "started again after the failure".to_string()),
+            Err(error) => (EventKind::Failed, format!("could not start again: {error}")),
         };
-        lock(&self.events).push(AgentEvent { component: "data plane".into(), kind: kind.into(), message });
+        lock(&self.events).push(AgentEvent { component: "data plane".into(), kind, message });
     }
 
     /// Runs an assignment instead of what runs now: rolled out into the running part when there is one (only
@@ -532,8 +533,8 @@ impl Agent {
                     image_tools: self.options.image_tools,
                 };
                 let events = self.events.clone();
-                let report: Report = Arc::new(move |component: &str, kind: &str, message: String| {
-                    lock(&events).push(AgentEvent { component: component.into(), kind: kind.into(), message });
+                let report: Report = Arc::new(move |component: &str, kind: EventKind, message: String| {
+                    lock(&events).push(AgentEvent { component: component.into(), kind, message });
                 });
                 let part = RunningPart::start(&application, share, options, report).await?;
                 tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");

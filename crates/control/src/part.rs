@@ -11,6 +11,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use stratum_core::events::EventKind;
 use stratum_core::ir::Application;
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::pipeline::{Rollout, RunningPipeline};
@@ -44,7 +45,7 @@ pub enum Share {
 
 /// Something that happened to a component beside the data plane (a pool scaled, a policy acted, a batch ran, a
 /// tool started or exited): the component, the event's kind and its message.
-pub type Report = Arc<dyn Fn(&str, &str, String) + Send + Sync>;
+pub type Report = Arc<dyn Fn(&str, EventKind, String) + Send + Sync>;
 
 /// A task beside the data plane, with the stop it listens to.
 struct Beside {
@@ -119,7 +120,7 @@ fn partition_of(share: Share, data_plane: Option<Vec<String>>) -> Option<Partiti
 /// Streams that took up their checkpoint are events: a crash before did not cost them their open windows.
 fn report_resumed(report: &Report, resumed: &[String]) {
     for stream in resumed {
-        report(stream, "resumed", "took up the open windows of its checkpoint".to_string());
+        report(stream, EventKind::Resumed, "took up the open windows of its checkpoint".to_string());
     }
 }
 
@@ -197,7 +198,7 @@ impl RunningPart {
         let (autoscaler, stopped) = watch::channel(false);
         let report = self.report.clone();
         tokio::spawn(pool.clone().autoscale(stopped, move |service, from, to, reason| {
-            report(service, "scaled", format!("{from} → {to} replicas ({reason})"));
+            report(service, EventKind::Scaled, format!("{from} → {to} replicas ({reason})"));
         }));
         match self.pools.insert(service.clone(), Pool { fingerprint, pool, autoscaler }) {
             Some(old) => {
@@ -234,7 +235,7 @@ impl RunningPart {
             self.pipeline.metrics.clone(),
             self.options.cluster_decides,
             stopped,
-            move |service, message| report(service, "policy", message.to_string()),
+            move |service, message| report(service, EventKind::Policy, message.to_string()),
         ));
         self.policies = Some(Beside { fingerprint: String::new(), stop, task });
 
@@ -258,10 +259,11 @@ impl RunningPart {
                 let task = tokio::spawn(async move {
                     stratum_batch::schedule::run_on_schedule(&application, &base, &names, stopped, |name, result| {
                         let (kind, message) = match result {
-                            Ok(run) => {
-                                ("batch", format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds))
-                            }
-                            Err(error) => ("batch-failed", error.to_string()),
+                            Ok(run) => (
+                                EventKind::Batch,
+                                format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds),
+                            ),
+                            Err(error) => (EventKind::BatchFailed, error.to_string()),
                         };
                         report(name, kind, message);
                     })
@@ -312,7 +314,7 @@ impl RunningPart {
                     note(if restarting { &mut rollout.restarted } else { &mut rollout.started }, &tool.name);
                 }
                 Err(reason) => {
-                    (self.report)(&tool.name, "tool-not-started", reason.clone());
+                    (self.report)(&tool.name, EventKind::ToolNotStarted, reason.clone());
                     self.not_running.push((tool.name.clone(), reason));
                 }
             }

@@ -148,7 +148,7 @@ impl FeedReport {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentEvent {
     pub component: String,
-    pub kind: String,
+    pub kind: stratum_core::events::EventKind,
     pub message: String,
 }
 

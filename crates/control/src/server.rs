@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use stratum_core::events::EventKind;
 use stratum_core::ir::{Application, Tier};
 use stratum_core::plan::Plan;
 use stratum_dataplane::metrics::MetricsSnapshot;
@@ -200,7 +201,7 @@ impl Server {
             gateway,
             next_replica: std::sync::atomic::AtomicUsize::new(0),
         });
-        server.event("server-started", None, &format!("{} agents known", lock(&server.cluster).agents.len()));
+        server.event(EventKind::ServerStarted, None, &format!("{} agents known", lock(&server.cluster).agents.len()));
         Ok(server)
     }
 
@@ -211,7 +212,7 @@ impl Server {
             .map_or_else(|| crate::state::NO_APP.into(), |deployed| deployed.application.name.clone())
     }
 
-    fn event(&self, kind: &str, component: Option<&str>, message: &str) {
+    fn event(&self, kind: EventKind, component: Option<&str>, message: &str) {
         let _ = self.state.record_event(&self.app(), kind, component, message);
     }
 
@@ -233,7 +234,7 @@ impl Server {
         let plan_text = serde_json::to_string(&plan).map_err(|error| Error::State(error.to_string()))?;
         let version = self.state.record_version(&app, &ir, &plan_text)?;
         lock(&self.cluster).apply(application, plan, version);
-        self.event("applied", None, &format!("version {version}"));
+        self.event(EventKind::Applied, None, &format!("version {version}"));
         self.reconcile();
         Ok(version)
     }
@@ -253,7 +254,7 @@ impl Server {
             join.data_address
         );
         lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(join));
-        self.event("agent-joined", Some(&name), &message);
+        self.event(EventKind::AgentJoined, Some(&name), &message);
         self.reconcile();
     }
 
@@ -284,13 +285,13 @@ impl Server {
         };
         self.finish_training_jobs();
         for problem in &beat.problems {
-            self.event("agent-problem", Some(name), problem);
+            self.event(EventKind::AgentProblem, Some(name), problem);
         }
         for event in &beat.events {
-            self.event(&event.kind, Some(&event.component), &format!("{} (on {name})", event.message));
+            self.event(event.kind, Some(&event.component), &format!("{} (on {name})", event.message));
         }
         if back {
-            self.event("agent-back", Some(name), "heartbeats again");
+            self.event(EventKind::AgentBack, Some(name), "heartbeats again");
             self.reconcile();
         }
         let (assignment, take_up, discard_checkpoints) = match answer {
@@ -298,7 +299,7 @@ impl Server {
             None => (None, Vec::new(), Vec::new()),
         };
         for copy in &take_up {
-            self.event("handed-over", Some(&copy.component), &format!("its checkpoint goes to {name}"));
+            self.event(EventKind::HandedOver, Some(&copy.component), &format!("its checkpoint goes to {name}"));
         }
         Some(HeartbeatAnswer { assignment, take_up, discard_checkpoints, training })
     }
@@ -324,7 +325,7 @@ impl Server {
         );
         let model = job.model.clone();
         lock(&self.cluster).jobs.insert(id, job);
-        self.event("training", Some(&model), &message);
+        self.event(EventKind::Training, Some(&model), &message);
         Ok(id)
     }
 
@@ -343,7 +344,7 @@ impl Server {
 
     /// One pass of the control loop: who is alive, where everything runs, what each agent runs.
     pub fn reconcile(&self) {
-        let mut events: Vec<(&'static str, Option<String>, String)> = Vec::new();
+        let mut events: Vec<(EventKind, Option<String>, String)> = Vec::new();
         let mut serving = Vec::new();
         {
             let mut cluster = lock(&self.cluster);
@@ -353,7 +354,7 @@ impl Server {
                 if silent && !agent.lost {
                     agent.lost = true;
                     events.push((
-                        "agent-lost",
+                        EventKind::AgentLost,
                         Some(name.clone()),
                         format!("no heartbeat for {} s", timeout.as_secs_f64()),
                     ));
@@ -408,7 +409,7 @@ impl Server {
                             Some(host) => format!("one more instance on {host}, added by a policy"),
                             None => "one more instance, but no other live agent can take it".to_string(),
                         };
-                        events.push(("placement", Some(now.component.clone()), message));
+                        events.push((EventKind::Placement, Some(now.component.clone()), message));
                         continue;
                     }
                     let moved = before.is_some_and(|before| before.host != now.host)
@@ -431,7 +432,7 @@ impl Server {
                             }
                             (None, _) => format!("waiting for {} to join", now.planned),
                         };
-                        events.push(("placement", Some(now.component.clone()), message));
+                        events.push((EventKind::Placement, Some(now.component.clone()), message));
                     }
                 }
                 let assigned = assignments(&deployed.application, deployed.version, &placed, &live, &model_files);
@@ -452,7 +453,7 @@ impl Server {
 
     /// Evaluates the `migrate` policies every few seconds on what the live agents reported; what they move, placement
     /// moves.
-    fn evaluate_policies(&self, cluster: &mut Cluster, events: &mut Vec<(&'static str, Option<String>, String)>) {
+    fn evaluate_policies(&self, cluster: &mut Cluster, events: &mut Vec<(EventKind, Option<String>, String)>) {
         let now = Instant::now();
         if cluster.policies_evaluated.is_some_and(|at| now.duration_since(at) < POLICY_INTERVAL) {
             return;
@@ -479,7 +480,7 @@ impl Server {
         let (moved_before, added_before) = (policies.moved().clone(), policies.added().clone());
         let machines = cluster.agents.values().filter(|agent| !agent.lost).count();
         for (component, message) in policies.evaluate(now, &application, &snapshots, &host_of, machines) {
-            events.push(("policy", Some(component), message));
+            events.push((EventKind::Policy, Some(component), message));
         }
         // What policies did is durable: a restarted control plane places it the same way.
         let app = &application.name;
@@ -488,7 +489,11 @@ impl Server {
                 continue;
             }
             if let Err(error) = self.state.record_migration(app, version, component, tier.name()) {
-                events.push(("failed", Some(component.clone()), format!("the migration was not recorded: {error}")));
+                events.push((
+                    EventKind::Failed,
+                    Some(component.clone()),
+                    format!("the migration was not recorded: {error}"),
+                ));
             }
         }
         for (component, count) in policies.added() {
@@ -497,7 +502,7 @@ impl Server {
             }
             if let Err(error) = self.state.record_added_instances(app, version, component, *count) {
                 let message = format!("the added instance was not recorded: {error}");
-                events.push(("failed", Some(component.clone()), message));
+                events.push((EventKind::Failed, Some(component.clone()), message));
             }
         }
         cluster.policies = policies;
@@ -513,14 +518,14 @@ impl Server {
             let served = ServedModel { service: service.clone(), model: model.clone(), version, sha256, data_sha256 };
             if self.state.record_served_model(&app, &served).is_ok() {
                 lock(&self.cluster).served.insert(service.clone(), version);
-                self.event("serving", Some(&service), &format!("`{model}` v{version}"));
+                self.event(EventKind::Serving, Some(&service), &format!("`{model}` v{version}"));
             }
         }
     }
 
-    fn flush(&self, events: Vec<(&'static str, Option<String>, String)>) {
+    fn flush(&self, events: Vec<(EventKind, Option<String>, String)>) {
         for (kind, component, message) in events {
-            tracing::info!(kind, component, message, "control plane");
+            tracing::info!(kind = kind.as_str(), component, message, "control plane");
             self.event(kind, component.as_deref(), &message);
         }
     }
@@ -585,7 +590,7 @@ impl Server {
                     JobState::Failed { reason } => format!("training failed: {reason}"),
                     JobState::Running | JobState::Finishing => String::new(),
                 };
-                server.event("training", Some(&snapshot.model), &message);
+                server.event(EventKind::Training, Some(&snapshot.model), &message);
                 if let Some(job) = lock(&server.cluster).jobs.get_mut(&id) {
                     job.state = state;
                 }

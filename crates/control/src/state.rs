@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Mutex;
+use stratum_core::events::EventKind;
 
 /// The schema, one migration per entry, applied in order; `PRAGMA user_version` remembers how many ran. Never edit
 /// an entry that has shipped: add one.
@@ -63,7 +64,7 @@ const MIGRATIONS: &[&str] = &[
 pub struct Event {
     pub id: i64,
     pub at_milliseconds: i64,
-    pub kind: String,
+    pub kind: EventKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
     pub message: String,
@@ -246,12 +247,18 @@ impl StateStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
     }
 
-    pub fn record_event(&self, app: &str, kind: &str, component: Option<&str>, message: &str) -> Result<(), Error> {
-        tracing::info!(app, kind, component, message, "event");
+    pub fn record_event(
+        &self,
+        app: &str,
+        kind: EventKind,
+        component: Option<&str>,
+        message: &str,
+    ) -> Result<(), Error> {
+        tracing::info!(app, kind = kind.as_str(), component, message, "event");
         self.connection()
             .execute(
                 "INSERT INTO events (app, at_milliseconds, kind, component, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![app, now_milliseconds(), kind, component, message],
+                params![app, now_milliseconds(), kind.as_str(), component, message],
             )
             .map_err(state_error)?;
         Ok(())
@@ -330,7 +337,17 @@ fn event_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Event> {
     Ok(Event {
         id: row.get(first)?,
         at_milliseconds: row.get(first + 1)?,
-        kind: row.get(first + 2)?,
+        kind: {
+            let text: String = row.get(first + 2)?;
+            // Every kind this release writes parses; another release's would be named in the error.
+            EventKind::parse(&text).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    first + 2,
+                    rusqlite::types::Type::Text,
+                    format!("unknown event kind `{text}`").into(),
+                )
+            })?
+        },
         component: row.get(first + 3)?,
         message: row.get(first + 4)?,
     })
@@ -353,9 +370,9 @@ mod tests {
             assert_eq!(store.record_version("traffic", "{ir 1}", "{plan 1}").unwrap(), 1);
             assert_eq!(store.record_version("traffic", "{ir 1}", "{plan 1}").unwrap(), 1, "unchanged: same version");
             assert_eq!(store.record_version("traffic", "{ir 2}", "{plan 1}").unwrap(), 2);
-            store.record_event("traffic", "started", None, "2 agents").unwrap();
-            store.record_event("traffic", "trained", Some("congestion"), "v1, f1 0.93").unwrap();
-            store.record_event("other", "started", None, "elsewhere").unwrap();
+            store.record_event("traffic", EventKind::Started, None, "2 agents").unwrap();
+            store.record_event("traffic", EventKind::Model, Some("congestion"), "v1, f1 0.93").unwrap();
+            store.record_event("other", EventKind::Started, None, "elsewhere").unwrap();
             let served = ServedModel {
                 service: "signal_timing".into(),
                 model: "congestion".into(),
@@ -369,11 +386,11 @@ mod tests {
         let store = StateStore::open(&path).unwrap();
         assert_eq!(store.record_version("traffic", "{ir 2}", "{plan 1}").unwrap(), 2);
         let events = store.events("traffic", 10).unwrap();
-        assert_eq!(events.iter().map(|event| event.kind.as_str()).collect::<Vec<_>>(), ["started", "trained"]);
+        assert_eq!(events.iter().map(|event| event.kind.as_str()).collect::<Vec<_>>(), ["started", "model"]);
         assert_eq!(events[1].component.as_deref(), Some("congestion"));
-        assert_eq!(store.events("traffic", 1).unwrap()[0].kind, "trained", "the latest, when limited");
+        assert_eq!(store.events("traffic", 1).unwrap()[0].kind, EventKind::Model, "the latest, when limited");
         let of_model = store.component_events("congestion", 10).unwrap();
-        assert_eq!((of_model.len(), of_model[0].0.as_str(), of_model[0].1.kind.as_str()), (1, "traffic", "trained"));
+        assert_eq!((of_model.len(), of_model[0].0.as_str(), of_model[0].1.kind.as_str()), (1, "traffic", "model"));
         let served = store.served_models("traffic").unwrap();
         assert_eq!((served.len(), served[0].version), (1, 2));
         let (app, version, ir, _) = store.latest_deployment().unwrap().unwrap();

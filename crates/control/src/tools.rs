@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use stratum_core::events::EventKind;
 use stratum_core::ir::{Tool, ToolRun};
 use tokio::sync::watch;
 
@@ -53,19 +54,19 @@ pub enum ToolEvent {
 }
 
 /// An event's kind and message, as the state store records it.
-pub fn describe(event: &ToolEvent) -> (&'static str, String) {
+pub fn describe(event: &ToolEvent) -> (EventKind, String) {
     match event {
         ToolEvent::Started { pid } => {
-            ("tool", format!("started (pid {})", pid.map_or_else(|| "?".to_string(), |pid| pid.to_string())))
+            (EventKind::Tool, format!("started (pid {})", pid.map_or_else(|| "?".to_string(), |pid| pid.to_string())))
         }
-        ToolEvent::Healthy { port } => ("tool", format!("healthy: listening on port {port}")),
+        ToolEvent::Healthy { port } => (EventKind::Tool, format!("healthy: listening on port {port}")),
         ToolEvent::Exited { status, restart_in } => {
-            ("tool-exited", format!("{status}; restarting in {} s", restart_in.as_secs()))
+            (EventKind::ToolExited, format!("{status}; restarting in {} s", restart_in.as_secs()))
         }
         ToolEvent::Failed { message, restart_in } => {
-            ("tool-exited", format!("{message}; trying again in {} s", restart_in.as_secs()))
+            (EventKind::ToolExited, format!("{message}; trying again in {} s", restart_in.as_secs()))
         }
-        ToolEvent::Stopped => ("tool", "stopped".to_string()),
+        ToolEvent::Stopped => (EventKind::Tool, "stopped".to_string()),
     }
 }
 

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+use stratum_core::events::EventKind;
 use stratum_core::ir::{Application, ServiceInput, SinkKind, SourceKind};
 use stratum_core::plan::Plan;
 use stratum_dataplane::connectors::mqtt::EmbeddedBroker;
@@ -127,6 +128,41 @@ pub struct Running {
     options: UpOptions,
 }
 
+/// A version whose data plane failed and is stopped, waiting to be started again.
+pub struct Stopped {
+    pub deployed: Arc<Deployed>,
+    options: UpOptions,
+}
+
+impl Stopped {
+    /// Starts the version's data plane, pools, batches and tools as `up` started them; when they cannot start,
+    /// the version stays stopped (and is given back) with the reason, which is also an event.
+    pub async fn start(self) -> Result<Running, (Error, Stopped)> {
+        let Stopped { deployed, options } = self;
+        let application = &deployed.current.application;
+        let report = report_to(deployed.state.clone(), application.name.clone());
+        let part = match RunningPart::start(application, Share::Everything, part_options(&options), report).await {
+            Ok(part) => part,
+            Err(error) => {
+                let message = format!("the data plane did not start again: {error}");
+                let _ = deployed.state.record_event(&application.name, EventKind::Failed, None, &message);
+                return Err((error, Stopped { deployed, options }));
+            }
+        };
+        let deployed = Arc::new(Deployed {
+            current: deployed.current.clone(),
+            agents: deployed.agents.clone(),
+            metrics: part.metrics(),
+            services: part.services(),
+            feeds: part.feeds(),
+            state: deployed.state.clone(),
+        });
+        let _ =
+            deployed.state.record_event(&application.name, EventKind::Restarted, None, "the data plane started again");
+        Ok(Running { deployed, part, options })
+    }
+}
+
 /// The MQTT sinks and sources (and service outputs) that name no broker need one.
 fn needs_broker(application: &Application, simulate: bool) -> bool {
     application.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Mqtt { .. }))
@@ -166,7 +202,7 @@ async fn prepare_version(
     let version = state.record_version(app, &ir, &plan_text)?;
     state.record_event(
         app,
-        "starting",
+        EventKind::Starting,
         None,
         &format!("version {version} on {} agents", agents_of(application, plan).len()),
     )?;
@@ -194,10 +230,10 @@ async fn prepare_version(
             }
             _ => continue,
         };
-        state.record_event(app, "model", Some(model), &message)?;
+        state.record_event(app, EventKind::Model, Some(model), &message)?;
     }
     let ready = ready.inspect_err(|error| {
-        let _ = state.record_event(app, "failed", None, &error.to_string());
+        let _ = state.record_event(app, EventKind::Failed, None, &error.to_string());
     })?;
     for service in &application.services {
         if let Some(model) = ready.iter().find(|model| model.model == service.model) {
@@ -235,7 +271,7 @@ fn part_options(options: &UpOptions) -> PartOptions {
 }
 
 fn report_to(state: Arc<StateStore>, app: String) -> Report {
-    Arc::new(move |component: &str, kind: &str, message: String| {
+    Arc::new(move |component: &str, kind: EventKind, message: String| {
         let _ = state.record_event(&app, kind, Some(component), &message);
     })
 }
@@ -273,7 +309,7 @@ pub async fn up(
     }
     let report = report_to(state.clone(), app.clone());
     let part = RunningPart::start(&application, Share::Everything, part_options(&options), report).await?;
-    state.record_event(&app, "started", None, &format!("version {version}"))?;
+    state.record_event(&app, EventKind::Started, None, &format!("version {version}"))?;
     let agents = agents_of(&application, &plan);
     let current = DeployedVersion {
         app,
@@ -307,23 +343,13 @@ impl Running {
     }
 
     /// Starts this version's data plane, pools, batches and tools again after a failure: what remains of them is
-    /// stopped first (a tool's port, a sink's file), then everything starts as `up` started it.
-    pub async fn restart(self) -> Result<Running, Error> {
+    /// stopped first (a tool's port, a sink's file), then everything starts as `up` started it. When it cannot
+    /// start (the cause may still be there: descriptors exhausted, a disk full), the version comes back
+    /// [`Stopped`], to be started again later: a supervisor never gives up on it.
+    pub async fn restart(self) -> Result<Running, (Error, Stopped)> {
         let Running { deployed, part, options } = self;
         let _ = part.stop().await;
-        let application = &deployed.current.application;
-        let report = report_to(deployed.state.clone(), application.name.clone());
-        let part = RunningPart::start(application, Share::Everything, part_options(&options), report).await?;
-        let deployed = Arc::new(Deployed {
-            current: deployed.current.clone(),
-            agents: deployed.agents.clone(),
-            metrics: part.metrics(),
-            services: part.services(),
-            feeds: part.feeds(),
-            state: deployed.state.clone(),
-        });
-        deployed.state.record_event(&application.name, "restarted", None, "the data plane started again")?;
-        Ok(Running { deployed, part, options })
+        Stopped { deployed, options }.start().await
     }
 
     /// Whether a new version can roll out into this one, rather than replace it: its data plane still runs, and
@@ -346,9 +372,19 @@ impl Running {
         let app = application.name.clone();
         let version = prepare_version(&state, &application, &plan, &self.options, progress).await?;
         let rollout = self.part.update(&application, Share::Everything).await.inspect_err(|error| {
-            let _ = state.record_event(&app, "failed", None, &format!("version {version} did not roll out: {error}"));
+            let _ = state.record_event(
+                &app,
+                EventKind::Failed,
+                None,
+                &format!("version {version} did not roll out: {error}"),
+            );
         })?;
-        state.record_event(&app, "rolled-out", None, &format!("version {version}: {}", describe_rollout(&rollout)))?;
+        state.record_event(
+            &app,
+            EventKind::RolledOut,
+            None,
+            &format!("version {version}: {}", describe_rollout(&rollout)),
+        )?;
         let current = DeployedVersion {
             app,
             version,
@@ -377,7 +413,7 @@ impl Running {
             Ok(summary) => format!("after {:.1} s", summary.seconds),
             Err(error) => format!("with an error: {error}"),
         };
-        self.deployed.state.record_event(&self.deployed.current.app, "stopped", None, &outcome)?;
+        self.deployed.state.record_event(&self.deployed.current.app, EventKind::Stopped, None, &outcome)?;
         summary
     }
 }

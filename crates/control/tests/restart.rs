@@ -34,11 +34,11 @@ async fn a_failed_data_plane_starts_again_once_its_cause_is_gone() {
 
     // The cause goes away; the same version starts again and the readings arrive.
     std::fs::remove_file(folder.path().join("blocked")).unwrap();
-    let running = running.restart().await.unwrap();
+    let running = running.restart().await.map_err(|(error, _)| error).unwrap();
     let written = folder.path().join("blocked/readings.jsonl");
     wait_for("readings in the file", || lines(&written) > 0).await;
     assert_eq!(running.failure(), None);
     let events = running.deployed.state.events("failing", 50).unwrap();
-    assert!(events.iter().any(|event| event.kind == "restarted"), "{events:?}");
+    assert!(events.iter().any(|event| event.kind == stratum_core::events::EventKind::Restarted), "{events:?}");
     running.stop().await.unwrap();
 }

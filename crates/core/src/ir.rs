@@ -12,9 +12,17 @@ use std::collections::BTreeMap;
 /// Bumped whenever the shape of the IR changes in a way a consumer could notice.
 pub const IR_VERSION: u32 = 1;
 
+/// Reads `ir_version` and refuses any but [`IR_VERSION`]: a consumer must never guess at a shape it does not know
+/// (an agent of an older release, a state store written by a newer one).
+fn ir_version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    crate::version::expect(deserializer, "IR", IR_VERSION)
+}
+
 /// A whole application.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Application {
+    /// Checked on every read: an IR of another version is refused with both versions named.
+    #[serde(deserialize_with = "ir_version")]
     pub ir_version: u32,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,9 +5,11 @@
 
 pub mod cron;
 pub mod eval;
+pub mod events;
 pub mod ir;
 pub mod plan;
 pub mod types;
 pub mod units;
+mod version;
 
 pub use ir::IR_VERSION;

@@ -8,8 +8,15 @@ use serde::{Deserialize, Serialize};
 /// Bumped whenever the shape of the Plan changes in a way a consumer could notice.
 pub const PLAN_VERSION: u32 = 1;
 
+/// Reads `plan_version` and refuses any but [`PLAN_VERSION`].
+fn plan_version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    crate::version::expect(deserializer, "Plan", PLAN_VERSION)
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// Checked on every read, like the IR's version.
+    #[serde(deserialize_with = "plan_version")]
     pub plan_version: u32,
     pub app: String,
     /// One entry per component instance, sorted by component then instance.
