@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use stratum_core::ir::{SinkKind, SourceKind};
 use stratum_dataplane::metrics::MetricsSnapshot;
 use stratum_dataplane::{Pipeline, PipelineOptions};
 use stratum_lang::{Code, Diagnostic};
@@ -118,14 +117,11 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
         }
     };
     let selected = if pipeline_wanted { selected } else { Default::default() };
-    let needs_broker = application
-        .sinks
-        .iter()
-        .any(|sink| selected.contains(sink.name.as_str()) && matches!(sink.kind, SinkKind::Mqtt { .. }))
-        || (!args.simulate
-            && application.sources.iter().any(|source| {
-                selected.contains(source.name.as_str()) && matches!(source.kind, SourceKind::Mqtt { broker: None, .. })
-            }));
+    let needs_broker = stratum_dataplane::connectors::mqtt::needs_machine_broker(
+        application,
+        &|name| selected.contains(name),
+        args.simulate,
+    );
     let mut broker = args.broker.clone();
     if needs_broker && broker.is_none() {
         let (v4, v5) = ("127.0.0.1:1883".parse()?, "127.0.0.1:1884".parse()?);

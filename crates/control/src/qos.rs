@@ -14,7 +14,7 @@ use crate::usage::Usage;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratum_core::ir::{Action, Application, BinaryOp, Condition, LatencyTarget, Policy, Tier};
+use stratum_core::ir::{Action, Application, BinaryOp, Condition, LatencyTarget, Policy, Signal, Tier};
 use stratum_dataplane::metrics::{LATENCY_BUCKETS_MICROSECONDS, MetricsSnapshot, Registry};
 use tokio::sync::watch;
 
@@ -53,22 +53,19 @@ pub struct Measured<'a> {
     pub objectives: &'a [LatencyTarget],
 }
 
-/// The value of a signal, or why it cannot be measured.
-fn measure(signal: &str, measured: &Measured) -> Result<Option<f64>, String> {
+/// The value of a signal (none while there is nothing to measure yet). Every signal the checker accepts is
+/// measured here: the match has no fallback.
+fn measure(signal: Signal, measured: &Measured) -> Option<f64> {
     let percentile =
-        |fraction: f64| Ok(measured.delta.and_then(|delta| percentile_seconds(&delta.latency_buckets, fraction)));
+        |fraction: f64| measured.delta.and_then(|delta| percentile_seconds(&delta.latency_buckets, fraction));
     match signal {
-        "p50" => percentile(0.5),
-        "p90" => percentile(0.9),
-        "p95" => percentile(0.95),
-        "p99" => percentile(0.99),
-        "error_rate" => Ok(measured
-            .delta
-            .and_then(|delta| (delta.events_in > 0).then(|| delta.errors as f64 / delta.events_in as f64))),
-        "queue" => Ok(measured.queue),
-        "cpu" => Ok(measured.machine.and_then(|usage| usage.machine_cpu)),
-        "memory" => Ok(measured.machine.and_then(|usage| usage.machine_memory)),
-        other => Err(format!("`{other}` is not measured yet")),
+        Signal::P50 | Signal::P90 | Signal::P95 | Signal::P99 => signal.percentile().and_then(percentile),
+        Signal::ErrorRate => {
+            measured.delta.and_then(|delta| (delta.events_in > 0).then(|| delta.errors as f64 / delta.events_in as f64))
+        }
+        Signal::Queue => measured.queue,
+        Signal::Cpu => measured.machine.and_then(|usage| usage.machine_cpu),
+        Signal::Memory => measured.machine.and_then(|usage| usage.machine_memory),
     }
 }
 
@@ -76,9 +73,8 @@ fn measure(signal: &str, measured: &Measured) -> Result<Option<f64>, String> {
 /// be measured.
 pub fn condition_holds(condition: &Condition, measured: &Measured) -> Result<Option<(bool, String)>, String> {
     match condition {
-        Condition::Threshold { signal, op, threshold } => measure(signal, measured).map(|value| {
-            value.map(|value| (holds(value, *op, *threshold), format!("{signal} {value:.4} against {threshold:.4}")))
-        }),
+        Condition::Threshold { signal, op, threshold } => Ok(measure(*signal, measured)
+            .map(|value| (holds(value, *op, *threshold), format!("{signal} {value:.4} against {threshold:.4}")))),
         Condition::SloMissed => Ok(measured.objectives.iter().find_map(|target| {
             let value = percentile_seconds(&measured.delta?.latency_buckets, target.percentile / 100.0)?;
             Some((
@@ -325,8 +321,7 @@ pub async fn run_policies(
 /// machine (`cpu`, `memory`) — more replicas on an overloaded machine do not help — and the service takes requests
 /// over HTTP (the gateway spreads them over every instance; a service reading a stream would read it twice).
 pub fn scales_onto_machines(application: &Application, policy: &Policy, service: &str) -> bool {
-    let on_the_machine =
-        matches!(&policy.condition, Condition::Threshold { signal, .. } if signal == "cpu" || signal == "memory");
+    let on_the_machine = matches!(&policy.condition, Condition::Threshold { signal, .. } if signal.of_machine());
     let over_http = application
         .services
         .iter()

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use stratum_core::events::EventKind;
-use stratum_core::ir::{Application, ServiceInput, SinkKind, SourceKind};
+use stratum_core::ir::{Application, ServiceInput};
 use stratum_core::plan::Plan;
 use stratum_dataplane::connectors::mqtt::EmbeddedBroker;
 use stratum_dataplane::metrics::Registry;
@@ -163,12 +163,9 @@ impl Stopped {
     }
 }
 
-/// The MQTT sinks and sources (and service outputs) that name no broker need one.
+/// Whether the whole application (what `up` runs) needs the machine's broker.
 fn needs_broker(application: &Application, simulate: bool) -> bool {
-    application.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Mqtt { .. }))
-        || application.services.iter().any(|service| matches!(service.output, Some(SinkKind::Mqtt { .. })))
-        || (!simulate
-            && application.sources.iter().any(|source| matches!(source.kind, SourceKind::Mqtt { broker: None, .. })))
+    stratum_dataplane::connectors::mqtt::needs_machine_broker(application, &|_| true, simulate)
 }
 
 /// The standard MQTT ports when free, otherwise any free ones: `up` must not fail because a broker (or an earlier

@@ -945,13 +945,94 @@ pub struct Dashboard {
     pub panels: Vec<Panel>,
 }
 
+/// What a policy's condition measures and compares with a threshold. The checker accepts exactly these and the
+/// runtime measures each one (`stratum_control::qos`), so a condition that checks is one that can be judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// The busy share of the machine's CPU the target runs on.
+    Cpu,
+    /// The share of that machine's memory in use.
+    Memory,
+    /// Failed over received, over the last interval.
+    ErrorRate,
+    P50,
+    P90,
+    P95,
+    P99,
+    /// Requests in flight (a service) or batches waiting (another component).
+    Queue,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 8] = [
+        Signal::Cpu,
+        Signal::Memory,
+        Signal::ErrorRate,
+        Signal::P50,
+        Signal::P90,
+        Signal::P95,
+        Signal::P99,
+        Signal::Queue,
+    ];
+
+    /// The signal's one name, as files write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Cpu => "cpu",
+            Signal::Memory => "memory",
+            Signal::ErrorRate => "error_rate",
+            Signal::P50 => "p50",
+            Signal::P90 => "p90",
+            Signal::P95 => "p95",
+            Signal::P99 => "p99",
+            Signal::Queue => "queue",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|signal| signal.name() == name)
+    }
+
+    /// The dimension of its threshold: a fraction (`85%`), a duration (`20 ms`), or a plain number.
+    pub fn dimension(self) -> Option<crate::units::Dimension> {
+        use crate::units::Dimension;
+        match self {
+            Signal::Cpu | Signal::Memory | Signal::ErrorRate => Some(Dimension::Fraction),
+            Signal::P50 | Signal::P90 | Signal::P95 | Signal::P99 => Some(Dimension::Duration),
+            Signal::Queue => None,
+        }
+    }
+
+    /// The latency percentile it is, for the latency signals.
+    pub fn percentile(self) -> Option<f64> {
+        match self {
+            Signal::P50 => Some(0.5),
+            Signal::P90 => Some(0.9),
+            Signal::P95 => Some(0.95),
+            Signal::P99 => Some(0.99),
+            Signal::Cpu | Signal::Memory | Signal::ErrorRate | Signal::Queue => None,
+        }
+    }
+
+    /// Whether it measures the machine the target runs on (rather than the target itself).
+    pub fn of_machine(self) -> bool {
+        matches!(self, Signal::Cpu | Signal::Memory)
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
 /// What a policy watches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "when", rename_all = "snake_case")]
 pub enum Condition {
     /// A measured signal (`cpu`, `memory`, `p99`, `queue` …) compared with a threshold in the signal's base unit.
     Threshold {
-        signal: String,
+        signal: Signal,
         op: BinaryOp,
         threshold: f64,
     },

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use stratum_core::ir::{Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
+use stratum_core::ir::{Application, Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
 use stratum_core::types::Field;
 
 /// A broker address: host, port and protocol version.
@@ -432,6 +432,22 @@ impl Sink for MqttSink {
             Ok(())
         })
     }
+}
+
+/// Whether the components that run (`runs` says which) need a broker from the machine: an MQTT sink or a service's
+/// MQTT output publishes to it, and an MQTT source that names no broker reads from it — unless sources are
+/// simulated. One rule for `stratum up` and `run-pipeline`, which start the embedded broker when it holds.
+pub fn needs_machine_broker(application: &Application, runs: &dyn Fn(&str) -> bool, simulate: bool) -> bool {
+    application.sinks.iter().any(|sink| runs(&sink.name) && matches!(sink.kind, SinkKind::Mqtt { .. }))
+        || application
+            .services
+            .iter()
+            .any(|service| runs(&service.name) && matches!(service.output, Some(SinkKind::Mqtt { .. })))
+        || (!simulate
+            && application
+                .sources
+                .iter()
+                .any(|source| runs(&source.name) && matches!(source.kind, SourceKind::Mqtt { broker: None, .. })))
 }
 
 /// The broker embedded in Stratum (rumqttd), for applications on one machine: MQTT 3.1.1 and MQTT 5 listeners.

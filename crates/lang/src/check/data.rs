@@ -44,18 +44,74 @@ const DATASET: Spec =
     &[("schema", Shape::Value), ("path", Shape::Value), ("format", Shape::Value), ("rows", Shape::Value)];
 const BATCH: Spec = &[("every", Shape::Value), ("cron", Shape::Value), ("query", Shape::Value), ("into", Shape::Value)];
 
-pub(crate) const SOURCE_KINDS: &[&str] = &["mqtt", "nats", "kafka", "http", "file", "generator"];
-pub(crate) const SINK_KINDS: &[&str] = &["mqtt", "nats", "kafka", "http", "parquet", "csv", "jsonl", "dataset"];
+/// A source's kind, from the name after its `:`. Each kind is matched without a fallback below, so a kind added
+/// here cannot silently become another one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceConnector {
+    Mqtt,
+    Nats,
+    Kafka,
+    Http,
+    File,
+    Generator,
+}
 
-/// The connector attributes of a sink kind, shared by `sink` items and a service's `output = kind { … }`.
-pub(super) fn sink_spec(kind: &str) -> Spec {
-    match kind {
-        "mqtt" => MQTT_SINK,
-        "kafka" => KAFKA_SINK,
-        "nats" => NATS_SINK,
-        "http" => HTTP_SINK,
-        "dataset" => DATASET_SINK,
-        _ => FILE_SINK,
+impl SourceConnector {
+    const ALL: [SourceConnector; 6] = [
+        SourceConnector::Mqtt,
+        SourceConnector::Nats,
+        SourceConnector::Kafka,
+        SourceConnector::Http,
+        SourceConnector::File,
+        SourceConnector::Generator,
+    ];
+    /// Each kind's name, in the order of `ALL`.
+    pub(crate) const NAMES: [&'static str; 6] = ["mqtt", "nats", "kafka", "http", "file", "generator"];
+
+    fn named(name: &str) -> Option<SourceConnector> {
+        Self::NAMES.iter().position(|known| *known == name).map(|index| Self::ALL[index])
+    }
+}
+
+/// A sink's kind (also a service's `output = KIND { … }`), likewise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SinkConnector {
+    Mqtt,
+    Nats,
+    Kafka,
+    Http,
+    File(FileFormat),
+    Dataset,
+}
+
+impl SinkConnector {
+    const ALL: [SinkConnector; 8] = [
+        SinkConnector::Mqtt,
+        SinkConnector::Nats,
+        SinkConnector::Kafka,
+        SinkConnector::Http,
+        SinkConnector::File(FileFormat::Parquet),
+        SinkConnector::File(FileFormat::Csv),
+        SinkConnector::File(FileFormat::Jsonl),
+        SinkConnector::Dataset,
+    ];
+    /// Each kind's name, in the order of `ALL`.
+    pub(crate) const NAMES: [&'static str; 8] = ["mqtt", "nats", "kafka", "http", "parquet", "csv", "jsonl", "dataset"];
+
+    pub(crate) fn named(name: &str) -> Option<SinkConnector> {
+        Self::NAMES.iter().position(|known| *known == name).map(|index| Self::ALL[index])
+    }
+
+    /// The connector's own attributes, shared by `sink` items and a service's `output = kind { … }`.
+    pub(crate) fn spec(self) -> Spec {
+        match self {
+            SinkConnector::Mqtt => MQTT_SINK,
+            SinkConnector::Kafka => KAFKA_SINK,
+            SinkConnector::Nats => NATS_SINK,
+            SinkConnector::Http => HTTP_SINK,
+            SinkConnector::Dataset => DATASET_SINK,
+            SinkConnector::File(_) => FILE_SINK,
+        }
     }
 }
 
@@ -179,14 +235,15 @@ impl<'a> Checker<'a> {
 
     fn source(&mut self, section: &'a Section, name: String) -> Option<Source> {
         let owner = format!("source `{name}`");
-        let kind_name = self.component_kind(section, SOURCE_KINDS, "source", "mqtt")?;
-        let specific = match kind_name {
-            "mqtt" => MQTT_SOURCE,
-            "nats" => NATS_SOURCE,
-            "kafka" => KAFKA_SOURCE,
-            "http" => HTTP_SOURCE,
-            "file" => FILE_SOURCE,
-            _ => GENERATOR_SOURCE,
+        let kind_name = self.component_kind(section, &SourceConnector::NAMES, "source", "mqtt")?;
+        let connector = SourceConnector::named(kind_name)?;
+        let specific = match connector {
+            SourceConnector::Mqtt => MQTT_SOURCE,
+            SourceConnector::Nats => NATS_SOURCE,
+            SourceConnector::Kafka => KAFKA_SOURCE,
+            SourceConnector::Http => HTTP_SOURCE,
+            SourceConnector::File => FILE_SOURCE,
+            SourceConnector::Generator => GENERATOR_SOURCE,
         };
         let attributes = self.attributes(
             section.statements(),
@@ -196,7 +253,7 @@ impl<'a> Checker<'a> {
         );
         let schema =
             self.required(&attributes, "schema", "schema = MySchema").and_then(|value| self.schema_fields(value));
-        let kind = self.source_kind(kind_name, &attributes);
+        let kind = self.source_kind(connector, &attributes);
         let (rate, rate_per_node) = match attributes.value("rate") {
             Some(value) => self.rate(value),
             None => (None, false),
@@ -261,34 +318,34 @@ impl<'a> Checker<'a> {
         None
     }
 
-    fn source_kind(&mut self, kind: &str, attributes: &Attributes<'a>) -> Option<SourceKind> {
+    fn source_kind(&mut self, kind: SourceConnector, attributes: &Attributes<'a>) -> Option<SourceKind> {
         let text = |checker: &mut Checker<'a>, name: &str, example: &str| {
             checker.required(attributes, name, example).and_then(|value| checker.string(value))
         };
         let optional_text =
             |checker: &mut Checker<'a>, name: &str| attributes.value(name).and_then(|value| checker.string(value));
         Some(match kind {
-            "mqtt" => SourceKind::Mqtt {
+            SourceConnector::Mqtt => SourceKind::Mqtt {
                 topic: text(self, "topic", "topic = \"sensors/+/readings\"")?,
                 broker: optional_text(self, "broker"),
             },
-            "nats" => SourceKind::Nats {
+            SourceConnector::Nats => SourceKind::Nats {
                 subject: text(self, "subject", "subject = \"sensors.readings\"")?,
                 url: optional_text(self, "url"),
             },
-            "kafka" => SourceKind::Kafka {
+            SourceConnector::Kafka => SourceKind::Kafka {
                 topic: text(self, "topic", "topic = \"readings\"")?,
                 brokers: attributes.value("brokers").map(|value| self.strings(value)).unwrap_or_default(),
                 group: optional_text(self, "group"),
             },
-            "http" => SourceKind::Http {
+            SourceConnector::Http => SourceKind::Http {
                 path: text(self, "path", "path = \"/ingest\"")?,
                 port: attributes
                     .value("port")
                     .and_then(|value| self.whole(value, 1, "`port`"))
                     .and_then(|port| self.port(port, attributes)),
             },
-            "file" => {
+            SourceConnector::File => {
                 let path = text(self, "path", "path = \"data/readings.csv\"")?;
                 let format = match attributes.value("format") {
                     Some(value) => {
@@ -302,7 +359,7 @@ impl<'a> Checker<'a> {
                 };
                 SourceKind::File { path, format, tail }
             }
-            _ => SourceKind::Generator {
+            SourceConnector::Generator => SourceKind::Generator {
                 seed: attributes.value("seed").and_then(|value| self.whole(value, 0, "`seed`")).unwrap_or(0),
                 count: attributes.value("count").and_then(|value| self.whole(value, 1, "`count`")),
             },
@@ -824,10 +881,11 @@ impl<'a> Checker<'a> {
 
     fn sink(&mut self, section: &'a Section, name: String) -> Option<Sink> {
         let owner = format!("sink `{name}`");
-        let kind = self.component_kind(section, SINK_KINDS, "sink", "parquet")?;
+        let kind = self.component_kind(section, &SinkConnector::NAMES, "sink", "parquet")?;
+        let kind = SinkConnector::named(kind)?;
         let attributes = self.attributes(
             section.statements(),
-            &[SINK_COMMON, sink_spec(kind), PLACEMENT, RESOURCES],
+            &[SINK_COMMON, kind.spec(), PLACEMENT, RESOURCES],
             &owner,
             section.keyword.span,
         );
@@ -856,30 +914,35 @@ impl<'a> Checker<'a> {
     }
 
     /// The connector part of a sink, shared by `sink` items and a service's `output = mqtt { … }`.
-    pub(super) fn sink_kind(&mut self, kind: &str, attributes: &Attributes<'a>, record: &Scope) -> Option<SinkKind> {
+    pub(super) fn sink_kind(
+        &mut self,
+        kind: SinkConnector,
+        attributes: &Attributes<'a>,
+        record: &Scope,
+    ) -> Option<SinkKind> {
         let text = |checker: &mut Checker<'a>, name: &str, example: &str| {
             checker.required(attributes, name, example).and_then(|value| checker.string(value))
         };
         Some(match kind {
-            "mqtt" => {
+            SinkConnector::Mqtt => {
                 let topic = text(self, "topic", "topic = \"results/{camera}\"")?;
                 if let Some(value) = attributes.value("topic") {
                     self.check_placeholders(&topic, value.span, record);
                 }
                 SinkKind::Mqtt { topic }
             }
-            "kafka" => SinkKind::Kafka {
+            SinkConnector::Kafka => SinkKind::Kafka {
                 topic: text(self, "topic", "topic = \"results\"")?,
                 brokers: attributes.value("brokers").map(|value| self.strings(value)).unwrap_or_default(),
             },
-            "nats" => {
+            SinkConnector::Nats => {
                 let subject = text(self, "subject", "subject = \"results.{camera}\"")?;
                 if let Some(value) = attributes.value("subject") {
                     self.check_placeholders(&subject, value.span, record);
                 }
                 SinkKind::Nats { subject, url: attributes.value("url").and_then(|value| self.string(value)) }
             }
-            "http" => {
+            SinkConnector::Http => {
                 let url = text(self, "url", "url = \"https://example.com/hook\"")?;
                 if let Some(value) = attributes.value("url")
                     && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -898,7 +961,7 @@ impl<'a> Checker<'a> {
                 };
                 SinkKind::Http { url, retries: retries? }
             }
-            "dataset" => {
+            SinkConnector::Dataset => {
                 let value = self.required(attributes, "into", "into = my_dataset")?;
                 let (target, span) = self.name(value, "the name of a dataset")?;
                 let id = self.resolve(&target, span, &[ItemKind::Dataset], "`into`")?;
@@ -906,13 +969,13 @@ impl<'a> Checker<'a> {
                 self.check_fits_dataset(&dataset_fields, record, &target, span);
                 SinkKind::Dataset { into: target }
             }
-            format => {
+            SinkConnector::File(format) => {
                 let path = text(self, "path", "path = \"data/history\"")?;
                 let partition_by = match attributes.value("partition_by") {
                     Some(value) => self.field_names(value, record),
                     None => Vec::new(),
                 };
-                SinkKind::File { path, format: FileFormat::from_name(format)?, partition_by }
+                SinkKind::File { path, format, partition_by }
             }
         })
     }

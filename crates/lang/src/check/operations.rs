@@ -32,19 +32,6 @@ const TOOL: Spec =
     &[("image", Shape::Value), ("command", Shape::Value), ("ports", Shape::Value), ("env", Shape::Value)];
 const POLICY: Spec = &[("target", Shape::Value), ("when", Shape::Value), ("then", Shape::Value)];
 
-/// Signals a policy can watch, and the dimension of their threshold (`None`: a plain number).
-const SIGNALS: &[(&str, Option<Dimension>)] = &[
-    ("cpu", Some(Dimension::Fraction)),
-    ("memory", Some(Dimension::Fraction)),
-    ("disk", Some(Dimension::Fraction)),
-    ("error_rate", Some(Dimension::Fraction)),
-    ("p50", Some(Dimension::Duration)),
-    ("p90", Some(Dimension::Duration)),
-    ("p95", Some(Dimension::Duration)),
-    ("p99", Some(Dimension::Duration)),
-    ("queue", None),
-];
-
 /// The field a service adds to its input records when it writes them to its output.
 const PREDICTION_FIELD: &str = "prediction";
 
@@ -145,12 +132,12 @@ impl<'a> Checker<'a> {
                     if let Some((_, _, prediction)) = &model {
                         fields.push(Field::new(PREDICTION_FIELD, prediction.clone()));
                     }
-                    let sink_kinds = super::data::SINK_KINDS;
-                    match sink_kinds.iter().find(|known| **known == kind.text) {
+                    let sink_kinds = super::data::SinkConnector::NAMES;
+                    match super::data::SinkConnector::named(&kind.text) {
                         Some(sink_kind) => {
                             let output_attributes = self.attributes(
                                 &body.statements,
-                                &[super::data::sink_spec(sink_kind)],
+                                &[sink_kind.spec()],
                                 &format!("the output of `{name}`"),
                                 kind.span,
                             );
@@ -583,15 +570,15 @@ impl<'a> Checker<'a> {
                     BinaryOp::Greater | BinaryOp::GreaterOrEqual | BinaryOp::Less | BinaryOp::LessOrEqual
                 ) =>
             {
-                let signals: Vec<&str> = SIGNALS.iter().map(|(name, _)| *name).collect();
-                let signal = self.word(left, &signals, "a signal")?;
-                let dimension = SIGNALS.iter().find(|(name, _)| *name == signal).and_then(|(_, dimension)| *dimension);
+                let signals: Vec<&str> = Signal::ALL.iter().map(|signal| signal.name()).collect();
+                let signal = Signal::named(self.word(left, &signals, "a signal")?)?;
+                let dimension = signal.dimension();
                 let threshold = match dimension {
                     Some(Dimension::Fraction) => self.fraction(right, &format!("the `{signal}` threshold"))?,
                     Some(dimension) => self.quantity(right, dimension)?,
                     None => self.number(right)?,
                 };
-                Condition::Threshold { signal: signal.to_string(), op: *op, threshold }
+                Condition::Threshold { signal, op: *op, threshold }
             }
             _ => {
                 self.wrong_value(
