@@ -185,6 +185,8 @@ async fn run_up(
     // A version whose data plane could not start again: it is started again after the backoff, for as long as
     // it takes (what stopped it — no descriptors left, a full disk — may pass).
     let mut stopped: Option<stratum_control::up::Stopped> = None;
+    // A failed version is stopped (`halt`) once its backoff has passed, then started from `stopped` on a tick;
+    // starting fails again → another backoff, as long as it takes.
     let mut restart_backoff = stratum_control::tools::Backoff::default();
     loop {
         tokio::select! {
@@ -251,6 +253,7 @@ async fn run_up(
                         Err((error, waiting)) => {
                             let wait = restart_backoff.after(Duration::ZERO);
                             eprintln!("error: the data plane did not start again: {error}; trying again in {} s", wait.as_secs());
+                            plane.set_live(None);
                             plane.set_phase(Phase::Failed(format!("{error}; trying again in {} s", wait.as_secs())));
                             restart_due = Some(now + wait);
                             stopped = Some(waiting);
@@ -280,23 +283,9 @@ async fn run_up(
                             restart_due = Some(now + wait);
                         }
                         Some(due) if now >= due => {
-                            restart_due = None;
-                            let Some(failed) = current.take() else { continue };
-                            match failed.restart().await {
-                                Ok(restarted) => {
-                                    plane.set_live(Some(restarted.deployed.clone()));
-                                    eprintln!("the data plane started again");
-                                    running_since = Instant::now();
-                                    current = Some(restarted);
-                                }
-                                Err((error, waiting)) => {
-                                    let wait = restart_backoff.after(Duration::ZERO);
-                                    eprintln!("error: the data plane did not start again: {error}; trying again in {} s", wait.as_secs());
-                                    plane.set_live(None);
-                                    plane.set_phase(Phase::Failed(format!("{error}; trying again in {} s", wait.as_secs())));
-                                    restart_due = Some(now + wait);
-                                    stopped = Some(waiting);
-                                }
+                            // What remains of it is stopped; the next tick starts it again (see above).
+                            if let Some(failed) = current.take() {
+                                stopped = Some(failed.halt().await);
                             }
                         }
                         Some(_) => {}

@@ -344,9 +344,14 @@ impl Running {
     /// start (the cause may still be there: descriptors exhausted, a disk full), the version comes back
     /// [`Stopped`], to be started again later: a supervisor never gives up on it.
     pub async fn restart(self) -> Result<Running, (Error, Stopped)> {
+        self.halt().await.start().await
+    }
+
+    /// Stops what remains of a failed version (a tool's port, a sink's file), keeping what it needs to start again.
+    pub async fn halt(self) -> Stopped {
         let Running { deployed, part, options } = self;
         let _ = part.stop().await;
-        Stopped { deployed, options }.start().await
+        Stopped { deployed, options }
     }
 
     /// Whether a new version can roll out into this one, rather than replace it: its data plane still runs, and
