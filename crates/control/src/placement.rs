@@ -15,6 +15,7 @@
 use crate::protocol::{Assignment, ModelRef, PathIn, PathOut};
 use std::collections::{BTreeMap, BTreeSet};
 use stratum_core::ir::{Accelerator, Action, Application, Arch, Condition, Placement, ServiceInput, Tier};
+use stratum_core::placement::{MachineFacts, TierRule, rule_out};
 use stratum_core::plan::{Assignment as PlannedAssignment, ComponentKind, Plan};
 use stratum_dataplane::remote::path_name;
 
@@ -95,6 +96,9 @@ pub fn place(
         .map(|source| source.name.as_str())
         .collect();
     let alive = |name: &str| live.iter().any(|agent| agent.name == name);
+    // The pool each of the plan's machines is a member of: an agent of that name is that member.
+    let pools: BTreeMap<&str, &str> =
+        plan.hosts.iter().filter_map(|host| Some((host.host.as_str(), host.pool.as_deref()?))).collect();
     let assignments: Vec<&PlannedAssignment> =
         plan.assignments.iter().filter(|assignment| run_by_agents(assignment.kind)).collect();
     let mut hosts: Vec<Option<String>> = vec![None; assignments.len()];
@@ -122,7 +126,7 @@ pub fn place(
     }
     for (index, tiers) in moving {
         let assignment = assignments[index];
-        let choice = best_agent(application, assignment, live, &used, &tiers, &[]);
+        let choice = best_agent(application, assignment, live, &pools, &used, &tiers, &[]);
         // A policy's move that nothing can take leaves the instance where it was planned, if that machine lives.
         let host = choice.or_else(|| alive(&assignment.host).then(|| assignment.host.clone()));
         if let Some(host) = &host {
@@ -152,7 +156,7 @@ pub fn place(
                 .filter(|placed| placed.component == *component)
                 .filter_map(|placed| placed.host.as_deref())
                 .collect();
-            let host = best_agent(application, assignment, live, &used, &nearest(assignment.tier), &hosting);
+            let host = best_agent(application, assignment, live, &pools, &used, &nearest(assignment.tier), &hosting);
             if let Some(host) = &host {
                 reserve(&mut used, host, assignment);
             }
@@ -170,27 +174,32 @@ pub fn place(
     placed
 }
 
-/// The live agent, of the first of `tiers` that has one, that can take `assignment` beside what `used` already
-/// holds — its labels, architecture, accelerators and room — and is not one of `excluded`; the one with the most
-/// cores left.
+/// The live agent, of the first of `tiers` that has one, that may take `assignment` by the placement rules the
+/// planner holds it to (`stratum_core::placement`: private data stays on its tier, a pinned node or pool stays
+/// pinned, labels, architecture, accelerators — only the stated tier may give way, to the nearest one) and has the
+/// room for it beside what `used` already holds, and is not one of `excluded`; the one with the most cores left.
 fn best_agent(
     application: &Application,
     assignment: &PlannedAssignment,
     live: &[LiveAgent],
+    pools: &BTreeMap<&str, &str>,
     used: &BTreeMap<String, (f64, u64)>,
     tiers: &[Tier],
     excluded: &[&str],
 ) -> Option<String> {
-    let wanted = constraints_of(application, &assignment.component);
+    let unplaced = Placement::default();
+    let wanted = constraints_of(application, &assignment.component).unwrap_or(&unplaced);
     let fits = |agent: &LiveAgent| {
         let (cpu, memory) = used.get(&agent.name).copied().unwrap_or_default();
-        let labelled = wanted.is_none_or(|wanted| {
-            wanted.labels.iter().all(|(key, value)| agent.labels.get(key) == Some(value))
-                && wanted.arch.is_none_or(|arch| Arch::from_name(&agent.arch) == Some(arch))
-                && wanted.accelerators.iter().all(|needed| {
-                    agent.accelerators.iter().any(|has| has.kind == needed.kind && has.count >= needed.count)
-                })
-        });
+        let facts = MachineFacts {
+            name: &agent.name,
+            tier: agent.tier,
+            pool: pools.get(agent.name.as_str()).copied(),
+            labels: &agent.labels,
+            arch: Arch::from_name(&agent.arch),
+            accelerators: &agent.accelerators,
+        };
+        let labelled = rule_out(&facts, wanted, &wanted.accelerators, TierRule::MayMove).is_none();
         let room = cpu + assignment.requests.cpu <= agent.cpu + 1e-9
             && memory + assignment.requests.memory.0 <= agent.memory_bytes;
         labelled.then_some(agent.cpu - cpu).filter(|_| room)
@@ -436,6 +445,44 @@ mod tests {
         assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
         let models = models_of(&checked.application, &BTreeSet::from(["verdicts".to_string()]));
         assert_eq!(models, BTreeSet::from(["busy".to_string()]));
+    }
+
+    #[test]
+    fn private_data_never_leaves_its_tier_when_its_machine_is_lost() {
+        // `masked` reads the private plate: the privacy check passed because it runs on the edge, so losing the
+        // edge machine leaves it waiting, even with a policy that names the fog; `tagged` reads nothing private
+        // and moves.
+        let text = r#"app private_move
+node edge1 { tier = edge  cpu = 2  memory = 2 GiB }
+node edge2 { tier = edge  cpu = 2  memory = 2 GiB }
+node fog1 { tier = fog  cpu = 4  memory = 8 GiB }
+schema Reading { sensor: string  ts: timestamp  plate: string private }
+source readings: generator { schema = Reading  rate = 10/s  on = edge1 }
+stream masked { from = readings  select { sensor = sensor  vehicle = hash(plate) }  on = edge }
+stream tagged { from = readings  select { sensor = sensor }  on = edge }
+sink kept: jsonl { from = masked  path = "out/masked.jsonl"  on = fog }
+sink tags: jsonl { from = tagged  path = "out/tagged.jsonl"  on = fog }
+policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog) }
+"#;
+        let checked = stratum_lang::check_text("private_move.stratum", text);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let plan = stratum_planner::plan(&checked).plan.expect("a plan");
+        let application = checked.application;
+        let planned_on = |component: &str| {
+            plan.assignments.iter().find(|assignment| assignment.component == component).unwrap().host.clone()
+        };
+        let edge = planned_on("masked");
+        assert_eq!(planned_on("tagged"), edge, "both run beside their source");
+        let other_edge = if edge == "edge1" { "edge2" } else { "edge1" };
+        let fog_only = [agent("fog1", Tier::Fog)];
+        let lost = [edge.clone(), other_edge.to_string()];
+        let placed = place(&application, &plan, &fog_only, &lost, &BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(host_of(&placed, "tagged"), Some("fog1"), "what reads nothing private moves");
+        assert_eq!(host_of(&placed, "masked"), None, "private data stays on the edge: it waits");
+        // Another edge machine may take it: the rule is the tier, not the machine.
+        let with_other_edge = [agent("fog1", Tier::Fog), agent(other_edge, Tier::Edge)];
+        let placed = place(&application, &plan, &with_other_edge, &[edge], &BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(host_of(&placed, "masked"), Some(other_edge));
     }
 
     #[test]

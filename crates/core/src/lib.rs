@@ -7,6 +7,7 @@ pub mod cron;
 pub mod eval;
 pub mod events;
 pub mod ir;
+pub mod placement;
 pub mod plan;
 pub mod types;
 pub mod units;

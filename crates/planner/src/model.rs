@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use stratum_core::ir::*;
+use stratum_core::placement::{MachineFacts, Rejection, TierRule, rule_out};
 use stratum_core::plan::{ComponentKind, Requests};
 use stratum_core::types::Field;
 use stratum_core::units::ByteSize;
@@ -456,17 +457,12 @@ fn hosts(application: &Application) -> Vec<Host> {
     hosts
 }
 
-/// Why a host can never take a component, whatever else runs there. Cheap to produce: the planner asks this for
-/// every component and host; the words are only made when a message shows them.
+/// Why a host can never take a component, whatever else runs there: the placement rules every machine is held to
+/// (`stratum_core::placement`, which the control plane uses too), or its capacity. Cheap to produce: the planner
+/// asks this for every component and host; the words are only made when a message shows them.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StaticRejection<'a> {
-    Tier { has: Tier, wanted: Tier },
-    PrivateData { has: Tier, wanted: Tier },
-    NotNode(&'a str),
-    NotInPool(&'a str),
-    Label { key: &'a str, value: &'a str },
-    Arch { has: Arch, wanted: Arch },
-    Accelerators { kind: &'a str, has: u32, wanted: u32 },
+    Rule(Rejection<'a>),
     Cores { has: f64, wanted: f64 },
     Memory { has: u64, wanted: u64 },
     Disk { has: u64, wanted: u64 },
@@ -474,22 +470,8 @@ pub enum StaticRejection<'a> {
 
 impl std::fmt::Display for StaticRejection<'_> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let arch = |arch: &Arch| format!("{arch:?}").to_lowercase();
         match self {
-            StaticRejection::Tier { has, wanted } => write!(formatter, "is on {}, not {}", has.name(), wanted.name()),
-            StaticRejection::PrivateData { has, wanted } => write!(
-                formatter,
-                "is on {}, but the component reads private fields that must stay on {}",
-                has.name(),
-                wanted.name()
-            ),
-            StaticRejection::NotNode(node) => write!(formatter, "is not `{node}`"),
-            StaticRejection::NotInPool(pool) => write!(formatter, "is not in pool `{pool}`"),
-            StaticRejection::Label { key, value } => write!(formatter, "lacks the label {key}: \"{value}\""),
-            StaticRejection::Arch { has, wanted } => write!(formatter, "is {}, not {}", arch(has), arch(wanted)),
-            StaticRejection::Accelerators { kind, has, wanted } => {
-                write!(formatter, "has {has} x \"{kind}\", needs {wanted}")
-            }
+            StaticRejection::Rule(rejection) => rejection.fmt(formatter),
             StaticRejection::Cores { has, wanted } => write!(formatter, "has {has} cores, needs {wanted}"),
             StaticRejection::Memory { has, wanted } => {
                 write!(formatter, "has {} memory, needs {}", ByteSize(*has), ByteSize(*wanted))
@@ -507,46 +489,16 @@ pub fn static_rejection<'a>(
     placement: &'a Placement,
     requests: &'a Requests,
 ) -> Option<StaticRejection<'a>> {
-    if let Some(wanted) = placement.tier
-        && host.tier != wanted
-    {
-        return Some(StaticRejection::Tier { has: host.tier, wanted });
-    }
-    if let Some(wanted) = placement.private_data_tier
-        && host.tier != wanted
-    {
-        return Some(StaticRejection::PrivateData { has: host.tier, wanted });
-    }
-    if let Some(node) = &placement.node
-        && host.name != *node
-    {
-        return Some(StaticRejection::NotNode(node));
-    }
-    if let Some(pool) = &placement.pool
-        && host.pool.as_ref().map(|(name, _)| name) != Some(pool)
-    {
-        return Some(StaticRejection::NotInPool(pool));
-    }
-    for (key, value) in &placement.labels {
-        if host.labels.get(key) != Some(value) {
-            return Some(StaticRejection::Label { key, value });
-        }
-    }
-    if let Some(wanted) = placement.arch
-        && host.arch != wanted
-    {
-        return Some(StaticRejection::Arch { has: host.arch, wanted });
-    }
-    for wanted in &requests.accelerators {
-        let has: u32 = host
-            .accelerators
-            .iter()
-            .filter(|accelerator| accelerator.kind == wanted.kind)
-            .map(|accelerator| accelerator.count)
-            .sum();
-        if has < wanted.count {
-            return Some(StaticRejection::Accelerators { kind: &wanted.kind, has, wanted: wanted.count });
-        }
+    let facts = MachineFacts {
+        name: &host.name,
+        tier: host.tier,
+        pool: host.pool.as_ref().map(|(name, _)| name.as_str()),
+        labels: &host.labels,
+        arch: Some(host.arch),
+        accelerators: &host.accelerators,
+    };
+    if let Some(rejection) = rule_out(&facts, placement, &requests.accelerators, TierRule::Stated) {
+        return Some(StaticRejection::Rule(rejection));
     }
     if requests.cpu > host.cpu {
         return Some(StaticRejection::Cores { has: host.cpu, wanted: requests.cpu });

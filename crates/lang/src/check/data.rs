@@ -1162,15 +1162,16 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// A component that states no tier but reads private fields passed the privacy check only because it runs on
-/// its input's tier; record that tier so the planner keeps it there.
+/// A component that reads private fields passed the privacy check only because it runs on its input's tier
+/// (stated as its own, or inferred); record that tier so that neither the planner nor the control plane, when it
+/// places the component again after a machine is lost, ever takes it elsewhere.
 pub(super) fn keep_with_private_data(
     placement: &mut Placement,
     input_tier: Option<Tier>,
     fields: &[Field],
     used: &[String],
 ) {
-    if placement.tier.is_some() || input_tier.is_none() {
+    if input_tier.is_none() || placement.tier.is_some_and(|tier| Some(tier) != input_tier) {
         return;
     }
     if fields.iter().any(|field| field.private && used.contains(&field.name)) {
