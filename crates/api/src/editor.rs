@@ -63,13 +63,25 @@ fn relative_name(path: &Path) -> Option<String> {
 /// the file itself.
 pub fn check_file_names(file: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
     let own = file.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+    let folder = file.parent().unwrap_or(Path::new(""));
     for name in files.keys() {
+        if name.chars().any(char::is_control) {
+            return Err(format!("`{}` has a control character in its name", name.escape_debug()));
+        }
         match relative_name(Path::new(name)) {
             Some(relative) if relative != own => {}
             _ => {
                 return Err(format!(
                     "`{name}` is not a file beside the application's (a relative path inside its folder)"
                 ));
+            }
+        }
+        // A symbolic link inside the folder would let a write land outside it.
+        let mut path = folder.to_path_buf();
+        for part in Path::new(name).components() {
+            path.push(part);
+            if std::fs::symlink_metadata(&path).is_ok_and(|metadata| metadata.file_type().is_symlink()) {
+                return Err(format!("`{name}` goes through a symbolic link in the application's folder"));
             }
         }
     }
@@ -222,4 +234,30 @@ pub fn changes(running: &Application, running_plan: &Plan, next: &Application, n
         }
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_file_names;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn files_sent_with_an_application_stay_inside_its_folder() {
+        let folder = tempfile::tempdir().unwrap();
+        let file = folder.path().join("app.stratum");
+        let names = |name: &str| BTreeMap::from([(name.to_string(), String::new())]);
+        assert!(check_file_names(&file, &names("shared.stratum")).is_ok());
+        assert!(check_file_names(&file, &names("lib/shared.stratum")).is_ok());
+        assert!(check_file_names(&file, &names("../outside.stratum")).is_err());
+        assert!(check_file_names(&file, &names("/etc/outside.stratum")).is_err());
+        let nul = check_file_names(&file, &names("a\0b.stratum")).unwrap_err();
+        assert!(nul.contains("control character"), "{nul}");
+        // A folder inside that is a link to elsewhere is refused, and so is a file that is one.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), folder.path().join("lib")).unwrap();
+        let linked = check_file_names(&file, &names("lib/shared.stratum")).unwrap_err();
+        assert!(linked.contains("symbolic link"), "{linked}");
+        std::os::unix::fs::symlink(elsewhere.path().join("x"), folder.path().join("x.stratum")).unwrap();
+        assert!(check_file_names(&file, &names("x.stratum")).is_err());
+    }
 }

@@ -96,8 +96,9 @@ fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 
 /// Source files and JSON requests are small; a larger body is refused with 413.
 const SMALL_BODY: usize = 1 << 20;
-/// Prediction requests may carry many records (and heartbeats the dashboards' latest records).
-const PREDICTION_BODY: usize = 8 << 20;
+/// Prediction requests may carry many records (and heartbeats the dashboards' latest records): the limit every
+/// agent's API shares.
+const PREDICTION_BODY: usize = stratum_control::serving::PREDICTION_BODY_LIMIT;
 /// Training data uploaded for training on the agents.
 const BLOB_BODY: usize = 1 << 30;
 

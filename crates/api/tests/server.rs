@@ -203,6 +203,11 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     let refused = api.call(Method::POST, "/v1/services/flags/predict", None, Some(r#"{"n": "many"}"#.into())).await;
     assert_eq!((refused.0.as_u16(), refused.1["error"]["code"].as_str()), (400, Some("bad_request")), "{}", refused.1);
     assert_status(&api.call(Method::POST, "/v1/services/nothing/predict", None, Some("{}".into())).await, 404);
+    // A body the control plane takes (up to 8 MiB) is taken by the agent it forwards to as well: one limit, not a
+    // 502 from an agent with a smaller one.
+    let large = format!(r#"{{"n": 290, "note": "{}"}}"#, "x".repeat(3 << 20));
+    let (code, prediction) = api.call(Method::POST, "/v1/services/flags/predict", None, Some(large)).await;
+    assert_eq!((code.as_u16(), &prediction["prediction"]), (200, &json!(true)), "{prediction}");
 
     // Artifacts and blobs: agents and operators fetch, only operators store.
     let path = "/v1/models/busy/versions/1";

@@ -24,6 +24,10 @@ use stratum_dataplane::record::{Record, datum_to_json, from_json_object};
 use stratum_dataplane::stream::predict::Predictor;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+/// The largest prediction request (many records may go in one), the same wherever one is taken: the control
+/// plane's API and gateway, `stratum up`'s API and every agent's, so that what one takes, the next takes too.
+pub const PREDICTION_BODY_LIMIT: usize = 8 << 20;
+
 /// How long a request waits for a slot (or a cold start) before it is answered 503.
 const WAIT_LIMIT: Duration = Duration::from_secs(10);
 /// How often the pool samples its load and decides its size.

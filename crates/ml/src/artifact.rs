@@ -249,14 +249,21 @@ impl ModelStore {
     /// The versions stored for a model, ascending.
     pub fn versions(&self, name: &str) -> Result<Vec<u32>, Error> {
         let folder = self.root.join(name);
-        let Ok(entries) = std::fs::read_dir(&folder) else { return Ok(Vec::new()) };
-        let mut versions: Vec<u32> = entries
-            .filter_map(|entry| entry.ok())
-            .filter_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                name.strip_prefix('v')?.strip_suffix(".json")?.parse().ok()
-            })
-            .collect();
+        // Only a folder that does not exist means "no versions": a listing that fails (no descriptors left, no
+        // permission) is an error that says so, never an empty store.
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(Self::store_error(&folder, error)),
+        };
+        let mut versions: Vec<u32> = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(|error| Self::store_error(&folder, error))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(version) = name.strip_prefix('v').and_then(|rest| rest.strip_suffix(".json")) {
+                versions.extend(version.parse::<u32>().ok());
+            }
+        }
         versions.sort_unstable();
         Ok(versions)
     }
@@ -376,5 +383,23 @@ impl ModelStore {
                 artifact.version
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModelStore;
+
+    #[test]
+    fn a_listing_that_fails_is_an_error_not_an_empty_store() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(folder.path());
+        assert_eq!(store.versions("absent").unwrap(), Vec::<u32>::new(), "a model never saved has no versions");
+        // A model's folder that cannot be listed (here a file stands where it should be; descriptors running out
+        // fails the same way) must not read as "no versions".
+        std::fs::write(folder.path().join("blocked"), "a file, not a folder").unwrap();
+        let error = store.versions("blocked").unwrap_err().to_string();
+        assert!(error.contains("blocked"), "{error}");
+        assert!(store.load_any("blocked", None).is_err());
     }
 }
