@@ -135,9 +135,21 @@ pub fn fmt(args: FmtArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let mut results = Vec::new();
     for path in &args.files {
         let bytes = read(path)?;
-        let text = String::from_utf8_lossy(&bytes);
         let name = path.display().to_string();
-        let formatted = match stratum_lang::format::format(&text) {
+        // A file that is not UTF-8 is refused as `check` refuses it: rewriting it would replace the bytes it does
+        // not understand, and the result would check clean.
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            let checked = stratum_lang::check(&name, &bytes, &stratum_lang::NoImports);
+            for diagnostic in checked.diagnostics.iter().filter(|diagnostic| diagnostic.code == Code::InvalidCharacter)
+            {
+                eprintln!("{}", stratum_lang::render(diagnostic, &checked.sources, color.for_stderr()));
+            }
+            eprintln!("error: `{name}` is not UTF-8; it was not formatted");
+            results.push(json!({ "file": name, "formatted": false, "error": "not UTF-8" }));
+            outcome = Outcome::UserError;
+            continue;
+        };
+        let formatted = match stratum_lang::format::format(text) {
             Ok(formatted) => formatted,
             Err(diagnostics) => {
                 let checked = stratum_lang::check(&name, &bytes, &stratum_lang::NoImports);

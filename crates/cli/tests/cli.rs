@@ -179,6 +179,17 @@ fn fmt_checks_and_rewrites_files() {
     );
     let broken = scratch("unparsable.stratum", b"node a { cpu = = 4 }\n");
     assert_eq!(stratum(&["fmt", broken.to_str().unwrap()]).status.code(), Some(1));
+    // Not UTF-8: refused as `check` refuses it (E0001), and left byte for byte as it was.
+    let latin1 = b"app demo\n# caf\xe9\nnode a {tier=edge cpu=4 memory=4 GiB}\n";
+    let encoded = scratch("latin1.stratum", latin1);
+    let refused = stratum(&["fmt", encoded.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("E0001") && text(&refused.stderr).contains("not UTF-8"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(std::fs::read(&encoded).unwrap(), latin1);
 }
 
 #[test]
