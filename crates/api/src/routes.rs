@@ -747,7 +747,8 @@ async fn predict(
 }
 
 async fn metrics(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    let text = live(&plane)?.deployment.prometheus();
+    let mut text = live(&plane)?.deployment.prometheus();
+    text.push_str(&stratum_control::usage::render_process_metrics());
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

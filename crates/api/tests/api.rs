@@ -232,6 +232,16 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
 
     let metrics = api.call(Method::GET, "/metrics", Some(VIEWER), None).await.1;
     assert!(metrics.as_str().unwrap().contains("stratum_events_out_total{component=\"counts\""));
+    // The process's own resources under Prometheus's standard names, as the process itself measures them.
+    let resident = metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|value| value.parse::<f64>().ok())
+        .expect("process_resident_memory_bytes in /metrics");
+    let measured = stratum_control::usage::process_memory_bytes().unwrap() as f64;
+    assert!((resident - measured).abs() < 0.5 * measured, "{resident} against {measured} measured here");
 
     // The editor's check: diagnostics with codes and positions; a good text has a plan and says what changes.
     let broken = APP.replace("from = readings", "from = readingz");

@@ -625,6 +625,7 @@ async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> R
                         text.push_str(&registry.render_prometheus());
                     }
                     text.push_str(&crate::serving::render_pools(services.iter()));
+                    text.push_str(&crate::usage::render_process_metrics());
                     text
                 }
             }),

@@ -118,9 +118,89 @@ pub fn memory_bytes() -> Option<u64> {
     }
 }
 
+/// Descriptors this process has open, from `/proc/self/fd` (the listing itself holds one while it reads).
+pub fn open_descriptors() -> Option<u64> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(entries.count().saturating_sub(1) as u64)
+}
+
+/// The most descriptors this process may open (its soft limit), from `/proc/self/limits`.
+pub fn max_descriptors() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// This process's resources under the names Prometheus's client libraries use for every process (`process_*`),
+/// so that dashboards and alerts written for them work on Stratum's `/metrics` (under `up`, the control plane and
+/// every agent). A reading that `/proc` does not give is left out, never written as zero.
+pub fn render_process_metrics() -> String {
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        if let Some(value) = value {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+    };
+    metric(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        process_cpu_seconds(),
+    );
+    metric(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        process_memory_bytes().map(|bytes| bytes as f64),
+    );
+    metric(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        open_descriptors().map(|count| count as f64),
+    );
+    metric(
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+        max_descriptors().map(|count| count as f64),
+    );
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value of one metric in Prometheus's text.
+    fn value(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+
+    #[test]
+    fn process_metrics_count_what_really_is_open() {
+        // Ten more files open, ten more counted. Tests run on threads of one process and others may open or close
+        // files in between, so a quiet moment is waited for: one of several tries sees exactly the ten.
+        let mut seen = Vec::new();
+        let text = loop {
+            let before = value(&render_process_metrics(), "process_open_fds");
+            let files: Vec<std::fs::File> = (0..10).map(|_| std::fs::File::open("/proc/self/stat").unwrap()).collect();
+            let text = render_process_metrics();
+            drop(files);
+            seen.push(value(&text, "process_open_fds") - before);
+            if seen.last() == Some(&10.0) {
+                break text;
+            }
+            assert!(seen.len() < 50, "the count never rose by the ten files opened: {seen:?}");
+        };
+        assert!(value(&text, "process_max_fds") >= value(&text, "process_open_fds"), "{text}");
+        assert!(value(&text, "process_resident_memory_bytes") > 1e6, "{text}");
+        assert!(value(&text, "process_cpu_seconds_total") >= 0.0, "{text}");
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter"), "{text}");
+    }
 
     #[test]
     fn this_process_reports_its_cpu_and_memory() {
