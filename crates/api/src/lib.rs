@@ -36,7 +36,6 @@ pub async fn serve(
     plane: Arc<ControlPlane>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let address = listener.local_addr().map(|address| address.to_string()).unwrap_or_default();
     let sampler = plane.clone();
     let mut sampler_stop = stop.clone();
     let sampling = tokio::spawn(async move {
@@ -48,11 +47,11 @@ pub async fn serve(
             }
         }
     });
-    let listener = stratum_dataplane::connectors::http::without_nagle(listener);
-    let served = axum::serve(listener, routes::router(plane)).with_graceful_shutdown(async move {
+    use stratum_dataplane::connectors::http::{HEADER_TIMEOUT, serve as serve_http};
+    serve_http(listener, routes::router(plane), HEADER_TIMEOUT, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
-    });
-    let result = served.await.map_err(|error| Error::Listen { address, message: error.to_string() });
+    })
+    .await;
     sampling.abort();
-    result
+    Ok(())
 }

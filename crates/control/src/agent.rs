@@ -646,11 +646,7 @@ async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> R
             }),
         )
         .layer(axum::extract::DefaultBodyLimit::max(crate::serving::PREDICTION_BODY_LIMIT));
-    tokio::spawn(async move {
-        let listener = stratum_dataplane::connectors::http::without_nagle(listener);
-        if let Err(error) = axum::serve(listener, router).await {
-            tracing::error!(%error, "the agent's API stopped");
-        }
-    });
+    use stratum_dataplane::connectors::http::{HEADER_TIMEOUT, serve};
+    tokio::spawn(serve(listener, router, HEADER_TIMEOUT, std::future::pending()));
     Ok(bound)
 }

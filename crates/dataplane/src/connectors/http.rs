@@ -96,11 +96,7 @@ fn register(port: u16, path: &str, pushes: mpsc::Sender<Push>) -> Result<(), Str
         task: Mutex::new(None),
     });
     let router = axum::Router::new().fallback(ingest).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server.clone());
-    let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(without_nagle(listener), router).await {
-            tracing::error!(port, %error, "HTTP ingest server stopped");
-        }
-    });
+    let task = tokio::spawn(serve(listener, router, HEADER_TIMEOUT, std::future::pending()));
     *lock(&server.task) = Some(task);
     servers.insert(port, server);
     tracing::info!(port, path, "HTTP source listening");
@@ -370,18 +366,91 @@ impl Sink for WebhookSink {
     }
 }
 
-/// A listener whose connections send without Nagle's delay: an answer written in more than one piece must not wait
-/// for the client's delayed acknowledgement (tens of milliseconds). Every HTTP server of Stratum accepts through it.
-pub fn without_nagle(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
-    axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+/// How long a client may take to send a request's headers — the first request's, or the next one on a connection
+/// kept alive — before the connection is closed: slow or silent clients must not hold connections, and with them
+/// descriptors, for ever.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections one server serves at once; further clients wait in the kernel's backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Serves `router` on `listener` until `stop` resolves — every HTTP server of Stratum (the API, an agent's API,
+/// the ingest servers) serves through this: connections without Nagle's delay (an answer written in more than one
+/// piece must not wait for the client's delayed acknowledgement), closed when headers do not arrive within
+/// `header_timeout`, at most [`MAX_CONNECTIONS`] at once, and a failed accept (no descriptors left) waited out
+/// rather than ending the server.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = &mut stop => return,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection; trying again shortly");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => return,
+        };
         // A socket that refuses the option still serves, only with the delay.
         let _ = stream.set_nodelay(true);
-    })
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "an HTTP connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_sends_no_headers_is_disconnected() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, Duration::from_millis(300), async move {
+            let _ = stopped.await;
+        }));
+        // A client that asks is answered.
+        let mut asking = tokio::net::TcpStream::connect(address).await.unwrap();
+        asking.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        asking.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"), "{answer}");
+        // A silent one, and one that stops half-way through its headers, are closed: reading ends, not hangs.
+        for sent in [&b""[..], b"GET / HTTP/1.1\r\nHost:"] {
+            let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+            silent.write_all(sent).await.unwrap();
+            let mut rest = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest)).await;
+            assert!(read.is_ok(), "the server still holds a connection that sent {sent:?}");
+        }
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(5), server).await.expect("the server stops").unwrap();
+    }
     use stratum_core::eval::Datum;
     use stratum_core::types::DataType;
 
