@@ -120,6 +120,27 @@ fn wait_for(what: &str, limit: Duration, project: &Project, mut done: impl FnMut
     started.elapsed()
 }
 
+/// No registry can be reached here, so a tool's image (the traffic example's Grafana) that is not on the machine is
+/// stood in for by a small image of the same name that runs until stopped: compose starts the tool's container as
+/// it would start the real one.
+fn stand_in_for_tool_images(folder: &Path) {
+    let compose = std::fs::read_to_string(folder.join("compose.yaml")).unwrap();
+    let document: serde_json::Value = serde_yaml_ng::from_str(&compose).unwrap();
+    for (name, service) in document["services"].as_object().unwrap() {
+        let Some(image) = service["image"].as_str().filter(|_| name.starts_with("tool-")) else { continue };
+        if run("docker", &["image", "inspect", image], None).status.success() {
+            continue;
+        }
+        containers::base_image();
+        let context = Path::new(env!("CARGO_TARGET_TMPDIR")).join("images").join(name);
+        let _ = std::fs::remove_dir_all(&context);
+        std::fs::create_dir_all(&context).unwrap();
+        std::fs::write(context.join("Containerfile"), "FROM debian:bookworm-slim\nCMD [\"sleep\", \"infinity\"]\n")
+            .unwrap();
+        containers::docker_build(&context, image, None);
+    }
+}
+
 /// Generates the compose project of `file` and brings it up; returns once the application runs.
 fn up(file: &Path, name: &str) -> (Project, Duration) {
     build_image();
@@ -130,6 +151,7 @@ fn up(file: &Path, name: &str) -> (Project, Duration) {
         &["generate", "compose", &file.to_string_lossy(), "-o", &folder.to_string_lossy()],
         None,
     );
+    stand_in_for_tool_images(&folder);
     let secrets = std::fs::read_to_string(folder.join("secrets/server.env")).unwrap();
     let token = secrets.lines().find_map(|line| line.strip_prefix("STRATUM_TOKEN=")).unwrap().to_string();
     let project =
