@@ -182,11 +182,10 @@ async fn run_up(
         .collect();
     let mut current = Some(running);
     let (mut restart_due, mut running_since) = (None, Instant::now());
-    // A version whose data plane could not start again: it is started again after the backoff, for as long as
-    // it takes (what stopped it — no descriptors left, a full disk — may pass).
+    // A failed version is stopped (`halt`) once its backoff has passed and waits here; a tick starts it again, and a
+    // start that fails waits another backoff, for as long as it takes (what stopped it — no descriptors left, a
+    // full disk — may pass).
     let mut stopped: Option<stratum_control::up::Stopped> = None;
-    // A failed version is stopped (`halt`) once its backoff has passed, then started from `stopped` on a tick;
-    // starting fails again → another backoff, as long as it takes.
     let mut restart_backoff = stratum_control::tools::Backoff::default();
     loop {
         tokio::select! {
