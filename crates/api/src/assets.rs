@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
+use stratum_control::serving::ErrorCode;
 
 /// (path under /ui/, media type, content).
 const FILES: &[(&str, &str, &[u8])] = &[
@@ -75,7 +76,7 @@ async fn index() -> Response {
 async fn file(Path(path): Path<String>) -> Response {
     match FILES.iter().find(|(name, _, _)| *name == path) {
         Some((_, media_type, content)) => ([(header::CONTENT_TYPE, *media_type)], *content).into_response(),
-        None => crate::routes::ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no file /ui/{path}"))
+        None => crate::answer::ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no file /ui/{path}"))
             .into_response(),
     }
 }

@@ -121,7 +121,7 @@ pub fn check_and_plan(
             planned = Some((checked.application.clone(), plan));
         }
     }
-    let errors = diagnostics.iter().filter(|diagnostic| diagnostic.severity == "error").count();
+    let errors = diagnostics.iter().filter(|diagnostic| diagnostic.severity == Severity::Error).count();
     let changes = match (&planned, current) {
         (Some((application, plan)), Some((running, running_plan))) => changes(running, running_plan, application, plan),
         _ => Vec::new(),
@@ -145,12 +145,8 @@ fn diagnostics_of(checked: &Checked, diagnostics: &[stratum_lang::Diagnostic]) -
         .map(|diagnostic| {
             let json = diagnostic.to_json(&checked.sources);
             DiagnosticView {
-                code: json.code.to_string(),
-                severity: match json.severity {
-                    Severity::Error => "error",
-                    _ => "warning",
-                }
-                .to_string(),
+                code: json.code,
+                severity: json.severity,
                 file: json.file,
                 line: json.line,
                 column: json.column,

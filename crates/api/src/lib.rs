@@ -6,12 +6,15 @@
 //! Start at [`serve`]: it takes a [`ControlPlane`], which the runner (`stratum up`) keeps pointed at the
 //! application running now and which hands versions applied from the editor back to the runner.
 
+pub mod answer;
 pub mod assets;
+pub mod describe;
 pub mod editor;
 pub mod openapi;
 pub mod plane;
 pub mod routes;
 pub mod series;
+pub mod table;
 pub mod views;
 
 pub use plane::{ApiConfig, ControlPlane, Live, Phase, Reload, Tokens};

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the route table ([`crate::routes::routes`]) and the JSON schemas the
 //! answer types derive: nothing about the API is written twice.
 
-use crate::routes::{Access, Body, Route};
+use crate::table::{Access, Body, Route};
 use crate::views::ErrorBody;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};

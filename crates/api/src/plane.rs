@@ -3,7 +3,7 @@
 //! and the channel that asks the runner for a new version.
 
 use crate::series::SeriesBuffer;
-use crate::views::ModelVersionView;
+use crate::views::{ModelVersionView, PhaseName};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -83,12 +83,13 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn name(&self) -> &'static str {
+    /// The phase's name, without the failure's reason.
+    pub fn name(&self) -> PhaseName {
         match self {
-            Phase::Starting => "starting",
-            Phase::Running => "running",
-            Phase::Restarting => "restarting",
-            Phase::Failed(_) => "failed",
+            Phase::Starting => PhaseName::Starting,
+            Phase::Running => PhaseName::Running,
+            Phase::Restarting => PhaseName::Restarting,
+            Phase::Failed(_) => PhaseName::Failed,
         }
     }
 }
@@ -177,7 +178,7 @@ impl ControlPlane {
     /// Takes one sample of every series from the running application.
     pub fn sample(&self) {
         if let Some(now) = self.now() {
-            lock(&self.series).sample(&now, Instant::now());
+            lock(&self.series).sample(now.deployment.as_ref(), now.current.version, Instant::now());
         }
     }
 }

@@ -2,8 +2,10 @@
 //! The router and the OpenAPI document are both built from this table, so a route cannot exist without its
 //! documentation. Errors are JSON with a code and a message ([`ErrorBody`]).
 
+use crate::answer::{Answer, ApiError, json, ok};
 use crate::editor::check_and_plan;
 use crate::plane::{ControlPlane, Live, Now, Phase, Refused, Reload};
+use crate::table::{Access, Role, Route};
 use crate::views::*;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,161 +13,19 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use axum::routing::{get, post};
 use serde::Serialize;
 use std::sync::Arc;
 use stratum_control::api::same_token;
 use stratum_control::protocol::{Heartbeat, Join, TrainingRequest};
-use stratum_control::serving::Refusal;
+use stratum_control::serving::ErrorCode;
+use stratum_lang::Severity;
 
-/// Who may call a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Access {
-    /// Anyone who reaches the port: predictions, the OpenAPI document.
-    Public,
-    /// The viewer's or the operator's token.
-    Viewer,
-    /// The operator's token only.
-    Operator,
-    /// The cluster's join token only: the agents' protocol.
-    Agent,
-    /// The join token or the operator's: model artifacts and data blobs, which agents and operators fetch.
-    AgentOrOperator,
-}
-
-impl Access {
-    /// Whether a caller with `role` may call a route with this access.
-    pub fn allows(self, role: Role) -> bool {
-        match self {
-            Access::Public => true,
-            Access::Viewer => matches!(role, Role::Viewer | Role::Operator),
-            Access::Operator => role == Role::Operator,
-            Access::Agent => role == Role::Agent,
-            Access::AgentOrOperator => matches!(role, Role::Agent | Role::Operator),
-        }
-    }
-}
-
-/// A caller, as its bearer token says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Anonymous,
-    Viewer,
-    Operator,
-    Agent,
-}
-
-pub type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
-
-/// What a route takes or answers.
-#[derive(Clone, Copy)]
-pub enum Body {
-    Json(SchemaOf),
-    /// Another media type, such as Prometheus' text format.
-    Text(&'static str),
-}
-
-#[derive(Clone, Copy)]
-pub struct Parameter {
-    pub name: &'static str,
-    /// `path` or `query`.
-    pub location: &'static str,
-    pub description: &'static str,
-}
-
-pub struct Route {
-    pub method: Method,
-    pub path: &'static str,
-    pub access: Access,
-    pub summary: &'static str,
-    pub parameters: Vec<Parameter>,
-    pub request: Option<Body>,
-    /// The answer on success, and its status.
-    pub response: (u16, Body),
-    /// The error statuses the route answers besides those every route may (401, 403 by access).
-    pub errors: Vec<u16>,
-    /// The largest request body accepted.
-    pub body_limit: usize,
-    pub(crate) handler: MethodRouter<Arc<ControlPlane>>,
-}
-
-fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
-    generator.subschema_for::<T>()
-}
-
-/// Source files and JSON requests are small; a larger body is refused with 413.
-const SMALL_BODY: usize = 1 << 20;
 /// Prediction requests may carry many records (and heartbeats the dashboards' latest records): the limit every
 /// agent's API shares.
 const PREDICTION_BODY: usize = stratum_control::serving::PREDICTION_BODY_LIMIT;
 /// Training data uploaded for training on the agents.
 const BLOB_BODY: usize = 1 << 30;
-
-impl Route {
-    fn new(
-        method: Method,
-        path: &'static str,
-        access: Access,
-        summary: &'static str,
-        handler: MethodRouter<Arc<ControlPlane>>,
-    ) -> Route {
-        Route {
-            method,
-            path,
-            access,
-            summary,
-            parameters: Vec::new(),
-            request: None,
-            response: (200, Body::Json(schema::<serde_json::Value>)),
-            errors: Vec::new(),
-            body_limit: SMALL_BODY,
-            handler,
-        }
-    }
-
-    fn answers<T: JsonSchema>(mut self) -> Route {
-        self.response = (self.response.0, Body::Json(schema::<T>));
-        self
-    }
-
-    fn status(mut self, status: u16) -> Route {
-        self.response.0 = status;
-        self
-    }
-
-    fn text(mut self, media_type: &'static str) -> Route {
-        self.response = (self.response.0, Body::Text(media_type));
-        self
-    }
-
-    fn takes<T: JsonSchema>(mut self) -> Route {
-        self.request = Some(Body::Json(schema::<T>));
-        self.errors.extend([400, 413]);
-        self
-    }
-
-    fn takes_bytes(mut self, media_type: &'static str) -> Route {
-        self.request = Some(Body::Text(media_type));
-        self.errors.extend([400, 413]);
-        self
-    }
-
-    fn parameter(mut self, name: &'static str, location: &'static str, description: &'static str) -> Route {
-        self.parameters.push(Parameter { name, location, description });
-        self
-    }
-
-    fn errors(mut self, statuses: &[u16]) -> Route {
-        self.errors.extend_from_slice(statuses);
-        self
-    }
-
-    fn body_limit(mut self, bytes: usize) -> Route {
-        self.body_limit = bytes;
-        self
-    }
-}
 
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
@@ -370,75 +230,17 @@ pub fn router(plane: Arc<ControlPlane>) -> axum::Router {
     crate::assets::add(router).fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(plane)
 }
 
-/// An error answer: its status, a stable code, a message for people, and when to try again.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after_seconds: Option<u32>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after_seconds: None }
-    }
-
-    fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-    }
-
-    fn retry_after(mut self, seconds: u32) -> ApiError {
-        self.retry_after_seconds = Some(seconds);
-        self
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message } };
-        let mut response = json(self.status, &body);
-        if let Some(seconds) = self.retry_after_seconds {
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
-        }
-        response
-    }
-}
-
-/// A service's or the control plane's refusal, with its status and when to try again.
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> ApiError {
-        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut error = ApiError::new(status, refusal.code(), refusal.message);
-        error.retry_after_seconds = refusal.retry_after_seconds;
-        error
-    }
-}
-
-type Answer = Result<Response, ApiError>;
-
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(failure) => ApiError::internal(failure.to_string()).into_response(),
-    }
-}
-
-fn ok<T: Serialize>(body: &T) -> Answer {
-    Ok(json(StatusCode::OK, body))
-}
-
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {method} {}; see /v1/openapi.json", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no route {method} {}; see /v1/openapi.json", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     let message = format!("{} does not take {method}; see /v1/openapi.json", uri.path());
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, message)
 }
 
 /// The caller's role by its `Authorization: Bearer TOKEN`; a token that is none of the server's is an error.
@@ -467,13 +269,13 @@ async fn guard(
         Err(()) if access == Access::Public => Role::Anonymous,
         Err(()) => {
             let message = "the bearer token is not one of this server's";
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+            return ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message).into_response();
         }
     };
     if !access.allows(role) {
         if role == Role::Anonymous {
             let message = "send `Authorization: Bearer TOKEN` with the operator's or the viewer's token";
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+            return ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message).into_response();
         }
         let message = match access {
             Access::Operator => "this needs the operator's token",
@@ -481,7 +283,7 @@ async fn guard(
             Access::AgentOrOperator => "this needs the join token or the operator's",
             Access::Viewer | Access::Public => "this needs the viewer's or the operator's token",
         };
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
+        return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message).into_response();
     }
     request.extensions_mut().insert(role);
     next.run(request).await
@@ -497,7 +299,7 @@ fn live(plane: &ControlPlane) -> Result<Now, ApiError> {
             }
             phase => format!("the application is {}; try again in a moment", phase.name()),
         };
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).retry_after(1)
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message).retry_after(1)
     })
 }
 
@@ -531,7 +333,7 @@ fn number<T: std::str::FromStr>(parameters: &[(String, String)], name: &str) -> 
 fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::TooLarge } else { ErrorCode::BadRequest };
         ApiError::new(status, code, rejection.body_text())
     })
 }
@@ -552,7 +354,7 @@ async fn app(State(plane): State<Arc<ControlPlane>>, axum::Extension(role): axum
     ok(&AppView {
         name: live.as_ref().map(|live| live.app.clone()),
         version: live.as_ref().map(|live| live.version),
-        phase: phase.name().to_string(),
+        phase: phase.name(),
         failure: match phase {
             Phase::Failed(reason) => Some(reason),
             _ => None,
@@ -576,9 +378,11 @@ async fn app(State(plane): State<Arc<ControlPlane>>, axum::Extension(role): axum
 async fn source(State(plane): State<Arc<ControlPlane>>) -> Answer {
     let file = &plane.config.source_file;
     let text = std::fs::read_to_string(file).map_err(|failure| match failure.kind() {
-        std::io::ErrorKind::NotFound => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no source yet: {} is not there", file.display()))
-        }
+        std::io::ErrorKind::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no source yet: {} is not there", file.display()),
+        ),
         _ => ApiError::internal(format!("cannot read {}: {failure}", file.display())),
     })?;
     ok(&SourceView { file: file.display().to_string(), text })
@@ -618,7 +422,7 @@ async fn model(State(plane): State<Arc<ControlPlane>>, Path(name): Path<String>)
         None => {
             let known: Vec<&str> = live.current.application.models.iter().map(|model| model.name.as_str()).collect();
             let message = format!("no model `{name}`; models: {}", known.join(", "));
-            Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message))
+            Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message))
         }
     }
 }
@@ -709,7 +513,7 @@ async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, By
     crate::editor::check_file_names(&plane.config.source_file, &request.files).map_err(ApiError::bad_request)?;
     let edited = checked(plane.clone(), &request).await?;
     let Some((application, next_plan)) = edited.planned else {
-        let first = edited.report.diagnostics.iter().find(|diagnostic| diagnostic.severity == "error");
+        let first = edited.report.diagnostics.iter().find(|diagnostic| diagnostic.severity == Severity::Error);
         let message = match first {
             Some(first) => format!(
                 "{} error(s); the first, {} at line {}: {}",
@@ -717,10 +521,15 @@ async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, By
             ),
             None => "the application has no plan".into(),
         };
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_application", message));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidApplication, message));
     };
-    let busy =
-        || ApiError::new(StatusCode::CONFLICT, "conflict", "a version is starting already; apply again once it runs");
+    let busy = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            "a version is starting already; apply again once it runs",
+        )
+    };
     if matches!(plane.phase(), Phase::Restarting | Phase::Starting) {
         return Err(busy());
     }
@@ -756,7 +565,7 @@ async fn metrics(State(plane): State<Arc<ControlPlane>>) -> Answer {
 fn server(plane: &ControlPlane) -> Result<&Arc<stratum_control::server::Server>, ApiError> {
     plane.server.as_ref().ok_or_else(|| {
         let message = "this is `stratum up`: agents and training on agents need `stratum server`";
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     })
 }
 
@@ -774,7 +583,9 @@ async fn heartbeat(
     let server = server(&plane)?;
     match server.heartbeat(&name, parse::<Heartbeat>(request)?) {
         Some(answer) => ok(&answer),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no agent `{name}`: join first"))),
+        None => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no agent `{name}`: join first")))
+        }
     }
 }
 
@@ -786,9 +597,11 @@ async fn artifact(State(plane): State<Arc<ControlPlane>>, Path((name, version)):
     let path = plane.config.state_dir.join("models").join(&name).join(format!("v{version}.json"));
     match std::fs::read(&path) {
         Ok(bytes) => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
-        Err(_) => {
-            Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no model `{name}` version {version}")))
-        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no model `{name}` version {version}"),
+        )),
     }
 }
 
@@ -805,7 +618,7 @@ async fn get_blob(State(plane): State<Arc<ControlPlane>>, Path(sha256): Path<Str
     };
     match std::fs::read(&path) {
         Ok(bytes) => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()),
-        Err(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no blob {sha256}"))),
+        Err(_) => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no blob {sha256}"))),
     }
 }
 
@@ -818,6 +631,6 @@ async fn start_training(State(plane): State<Arc<ControlPlane>>, request: Result<
 async fn training_status(State(plane): State<Arc<ControlPlane>>, Path(job): Path<u64>) -> Answer {
     match server(&plane)?.training_status(job) {
         Some(status) => ok(&status),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no training job {job}"))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no training job {job}"))),
     }
 }

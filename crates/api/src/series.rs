@@ -3,9 +3,9 @@
 //! [`CAPACITY`] samples. Rates and percentiles cover the interval since the previous sample, so a chart shows what
 //! happens now rather than averages since the start.
 
-use crate::plane::Now;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
+use stratum_control::deployment::Deployment;
 use stratum_control::qos::percentile_seconds;
 use stratum_control::usage::{process_cpu_seconds, process_memory_bytes};
 use stratum_dataplane::metrics::MetricsSnapshot;
@@ -35,15 +35,16 @@ pub fn series_name(scope: &str, name: &str, measure: &str) -> String {
 }
 
 impl SeriesBuffer {
-    pub fn sample(&mut self, live: &Now, now: Instant) {
-        if live.current.version != self.version {
+    /// Takes one sample of every series from `deployment`, which runs `version`.
+    pub fn sample(&mut self, deployment: &dyn Deployment, version: u32, now: Instant) {
+        if version != self.version {
             // A new version restarts every counter: rates start again from its first sample.
             self.previous.clear();
             self.previous_at = None;
-            self.version = live.current.version;
+            self.version = version;
         }
         let mut values = BTreeMap::new();
-        let snapshots = live.deployment.metrics();
+        let snapshots = deployment.metrics();
         let seconds = self.previous_at.map(|at| now.duration_since(at).as_secs_f64()).filter(|seconds| *seconds > 0.0);
         let mut intervals: BTreeMap<&str, MetricsSnapshot> = BTreeMap::new();
         if let Some(seconds) = seconds {
@@ -65,7 +66,7 @@ impl SeriesBuffer {
                 self.previous_cpu_seconds = Some(cpu_seconds);
             }
         }
-        for machine in live.deployment.machines() {
+        for machine in deployment.machines() {
             let Some(usage) = machine.joined.and_then(|joined| joined.usage) else { continue };
             values.insert(series_name("node", &machine.name, "cpu_percent"), usage.cpu_percent);
             values.insert(
@@ -73,7 +74,7 @@ impl SeriesBuffer {
                 usage.memory_bytes as f64 / (1u64 << 20) as f64,
             );
         }
-        for pool in live.deployment.services() {
+        for pool in deployment.services() {
             let name = &pool.name;
             values.insert(series_name("service", name, "replicas"), pool.replicas as f64);
             values.insert(series_name("service", name, "in_flight"), pool.in_flight as f64);

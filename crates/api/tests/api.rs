@@ -50,7 +50,7 @@ async fn start(text: &str, folder: &Path) -> Running {
 }
 
 /// A request for each route: its method, a concrete path, and a body it accepts.
-fn example(route: &stratum_api::routes::Route) -> (Method, String, Option<String>) {
+fn example(route: &stratum_api::table::Route) -> (Method, String, Option<String>) {
     let path = route
         .path
         .replace("{name}", if route.path.starts_with("/v1/models") { "busy" } else { "flags" })
@@ -119,20 +119,20 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
         let server_only = route.path.starts_with("/v1/agents/") || route.path.starts_with("/v1/training");
         let expected = if server_only { 404 } else { route.response.0 };
         match route.access {
-            stratum_api::routes::Access::Public => {
+            stratum_api::table::Access::Public => {
                 assert_eq!(anonymous.0.as_u16(), expected, "{method} {path} is public: {}", anonymous.1);
                 assert_eq!(wrong.0.as_u16(), expected, "{method} {path}: a wrong token does not matter when public");
             }
-            stratum_api::routes::Access::Viewer => {
+            stratum_api::table::Access::Viewer => {
                 assert_error(anonymous, 401, "unauthorized");
                 assert_error(wrong, 401, "unauthorized");
                 assert_eq!(viewer.0.as_u16(), expected, "{method} {path}: {}", viewer.1);
             }
-            stratum_api::routes::Access::Operator | stratum_api::routes::Access::AgentOrOperator => {
+            stratum_api::table::Access::Operator | stratum_api::table::Access::AgentOrOperator => {
                 assert_error(anonymous, 401, "unauthorized");
                 assert_error(viewer, 403, "forbidden");
             }
-            stratum_api::routes::Access::Agent => {
+            stratum_api::table::Access::Agent => {
                 assert_error(anonymous, 401, "unauthorized");
                 assert_error(viewer, 403, "forbidden");
                 assert_error(operator, 403, "forbidden");

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
-use stratum_api::views::{AppView, ApplyAnswer, ErrorBody, SourceText};
+use stratum_api::views::{AppView, ApplyAnswer, ErrorBody, PhaseName, SourceText};
 use stratum_api::{ApiConfig, ControlPlane, Tokens};
 use stratum_control::agent::{Agent, AgentOptions};
 use stratum_control::server::{Server, ServerOptions};
@@ -363,10 +363,10 @@ pub fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
                 &client.get(format!("{server}/v1/app")).bearer_auth(&args.token).send().await?.text().await?,
             )?;
             let newer = app.version.is_some_and(|version| Some(version) > accepted.from_version);
-            if app.phase == "failed" {
+            if app.phase == PhaseName::Failed {
                 return Ok(Err((500, app.failure.unwrap_or_default())));
             }
-            if (newer && app.phase == "running") || std::time::Instant::now() > deadline {
+            if (newer && app.phase == PhaseName::Running) || std::time::Instant::now() > deadline {
                 return Ok(Ok((accepted, app)));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -561,7 +561,7 @@ pub fn train_remotely(
             let artifact: stratum_ml::Artifact = serde_json::from_str(&artifact.text().await?)?;
             match format {
                 Format::Human => {
-                    crate::training::print_leaderboard(&artifact.leaderboard);
+                    crate::output::print_leaderboard(&artifact.leaderboard);
                     let agents: Vec<String> = report["by_agent"]
                         .as_object()
                         .into_iter()

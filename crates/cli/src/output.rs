@@ -1,7 +1,8 @@
-//! Terminal output: colour choice and the human summary of a checked application.
+//! Terminal output: colour choice, the human summary of a checked application and a model search's leaderboard.
 
 use std::io::IsTerminal;
 use stratum_core::ir::Application;
+use stratum_ml::Leaderboard;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
@@ -64,4 +65,34 @@ pub fn describe_counts(application: &Application) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The search's candidates by rank, with their scores or why they failed.
+pub(crate) fn print_leaderboard(leaderboard: &Leaderboard) {
+    let metric = leaderboard.metric.name();
+    let direction = if leaderboard.higher_is_better { "higher is better" } else { "lower is better" };
+    println!("leaderboard by {metric} ({direction})");
+    println!("  {:>4}  {:<20} {:<40} {:>17}  {:>8}", "rank", "algorithm", "hyperparameters", metric, "fit");
+    for entry in &leaderboard.entries {
+        let params = entry.params.describe();
+        let params = if params.chars().count() > 40 {
+            format!("{}…", params.chars().take(39).collect::<String>())
+        } else {
+            params
+        };
+        match &entry.error {
+            Some(error) => println!("  {:>4}  {:<20} {:<40} failed: {error}", entry.rank, entry.algorithm, params),
+            None => println!(
+                "  {:>4}  {:<20} {:<40} {:>17}  {:>6.2} s",
+                entry.rank,
+                entry.algorithm,
+                params,
+                format!("{:.4} ± {:.4}", entry.mean, entry.std),
+                entry.fit_seconds
+            ),
+        }
+    }
+    if leaderboard.skipped > 0 {
+        println!("  ({} candidates not evaluated: the time budget ran out)", leaderboard.skipped);
+    }
 }

@@ -160,9 +160,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
                     .sinks
                     .iter()
                     .filter(|sink| {
-                        stratum_dataplane::component::SINKS
-                            .iter()
-                            .any(|entry| entry.kind == stratum_dataplane::component::sink_kind(sink))
+                        stratum_dataplane::registry::SINKS.iter().any(|entry| entry.kind == sink.kind.name())
                     })
                     .map(|sink| sink.name.as_str())
                     .collect();

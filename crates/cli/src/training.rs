@@ -183,35 +183,6 @@ pub fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-pub(crate) fn print_leaderboard(leaderboard: &Leaderboard) {
-    let metric = leaderboard.metric.name();
-    let direction = if leaderboard.higher_is_better { "higher is better" } else { "lower is better" };
-    println!("leaderboard by {metric} ({direction})");
-    println!("  {:>4}  {:<20} {:<40} {:>17}  {:>8}", "rank", "algorithm", "hyperparameters", metric, "fit");
-    for entry in &leaderboard.entries {
-        let params = entry.params.describe();
-        let params = if params.chars().count() > 40 {
-            format!("{}…", params.chars().take(39).collect::<String>())
-        } else {
-            params
-        };
-        match &entry.error {
-            Some(error) => println!("  {:>4}  {:<20} {:<40} failed: {error}", entry.rank, entry.algorithm, params),
-            None => println!(
-                "  {:>4}  {:<20} {:<40} {:>17}  {:>6.2} s",
-                entry.rank,
-                entry.algorithm,
-                params,
-                format!("{:.4} ± {:.4}", entry.mean, entry.std),
-                entry.fit_seconds
-            ),
-        }
-    }
-    if leaderboard.skipped > 0 {
-        println!("  ({} candidates not evaluated: the time budget ran out)", leaderboard.skipped);
-    }
-}
-
 fn print_profile(profile: &Profile) {
     let memory =
         profile.peak_memory_bytes.map(|bytes| format!(", peak memory {}", ByteSize(bytes))).unwrap_or_default();
@@ -226,7 +197,7 @@ fn print_profile(profile: &Profile) {
 }
 
 fn print_training(leaderboard: &Leaderboard, artifact: &Artifact, path: &Path, seconds: f64) {
-    print_leaderboard(leaderboard);
+    crate::output::print_leaderboard(leaderboard);
     println!(
         "winner: {} ({}), refit on all {} rows; trained in {seconds:.1} s",
         artifact.algorithm,
@@ -436,7 +407,7 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
                         }
                     );
                     println!("trained on {} rows (data sha256 {})", artifact.rows, &artifact.data_sha256[..16]);
-                    print_leaderboard(&artifact.leaderboard);
+                    crate::output::print_leaderboard(&artifact.leaderboard);
                     print_profile(&artifact.profile);
                 }
             }

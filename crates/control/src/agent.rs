@@ -386,7 +386,7 @@ impl Agent {
                         return Err(format!("the data blob: the control plane answered {}", response.status()));
                     }
                     let bytes = response.bytes().await.map_err(|error| error.to_string())?;
-                    let actual = stratum_ml::artifact::sha256_hex(&bytes);
+                    let actual = stratum_ml::data::sha256_hex(&bytes);
                     if actual != work.task.data {
                         return Err(format!("the data blob hashes to {actual}, not {}: refused", work.task.data));
                     }
@@ -558,7 +558,7 @@ impl Agent {
     /// Makes a model artifact available locally: already there with the right sha256, or fetched and checked.
     async fn fetch_model(&self, model: &ModelRef) -> Result<(), Error> {
         let path = self.options.data_dir.join("models").join(&model.name).join(format!("v{}.json", model.version));
-        if std::fs::read(&path).is_ok_and(|bytes| stratum_ml::artifact::sha256_hex(&bytes) == model.sha256) {
+        if std::fs::read(&path).is_ok_and(|bytes| stratum_ml::data::sha256_hex(&bytes) == model.sha256) {
             return Ok(());
         }
         let response = self
@@ -577,7 +577,7 @@ impl Agent {
             )));
         }
         let bytes = response.bytes().await.map_err(|error| Error::Agent(format!("model `{}`: {error}", model.name)))?;
-        let actual = stratum_ml::artifact::sha256_hex(&bytes);
+        let actual = stratum_ml::data::sha256_hex(&bytes);
         if actual != model.sha256 {
             return Err(Error::Agent(format!(
                 "model `{}` v{} refused: its bytes hash to {actual}, not {}",

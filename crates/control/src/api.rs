@@ -7,7 +7,7 @@
 //! | `POST /v1/services/{name}/predict` | one JSON object or an array of them, answered with predictions |
 //! | `GET /metrics` | every component's standard metrics and every service's request latency histogram |
 
-use crate::serving::ServicePool;
+use crate::serving::{ErrorCode, ServicePool};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -40,7 +40,7 @@ pub fn same_token(given: &str, expected: &str) -> bool {
 }
 
 /// An error as every Stratum API answers one: `{"error": {"code": …, "message": …}}`.
-pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub fn error_response(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
     json_response(status, json!({ "error": { "code": code, "message": message.into() } }))
 }
 

@@ -5,9 +5,8 @@
 
 use crate::agents::Machine;
 use crate::placement::Placed;
-use crate::serving::Refusal;
+use crate::serving::{Refusal, ServiceState};
 use crate::state::StateStore;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,64 +30,6 @@ pub struct DeployedVersion {
     pub broker_url: Option<String>,
     /// Components of the plan this version does not run, with the reason.
     pub not_running: Vec<(String, String)>,
-}
-
-/// A service's pool of replicas now: what the views show beside its metrics.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServiceState {
-    pub name: String,
-    pub replicas: u64,
-    /// Requests being answered or waiting.
-    pub in_flight: u64,
-    /// Replicas started, and the time they took.
-    pub cold_starts: u64,
-    pub cold_start_seconds: f64,
-    pub last_cold_start_seconds: f64,
-    /// Requests shed with 429.
-    pub rejected: u64,
-    /// Requests answered 503 after waiting.
-    pub timed_out: u64,
-}
-
-impl ServiceState {
-    /// Adds another replica pool of the same service (on another machine).
-    pub fn add(&mut self, other: &ServiceState) {
-        self.replicas += other.replicas;
-        self.in_flight += other.in_flight;
-        self.cold_starts += other.cold_starts;
-        self.cold_start_seconds += other.cold_start_seconds;
-        self.last_cold_start_seconds = self.last_cold_start_seconds.max(other.last_cold_start_seconds);
-        self.rejected += other.rejected;
-        self.timed_out += other.timed_out;
-    }
-
-    /// (metric, type, help, value) of each of its Prometheus metrics.
-    pub(crate) fn gauges(&self) -> [(&'static str, &'static str, &'static str, f64); 7] {
-        [
-            ("stratum_service_replicas", "gauge", "Replicas running.", self.replicas as f64),
-            ("stratum_service_in_flight", "gauge", "Requests being answered or waiting.", self.in_flight as f64),
-            ("stratum_service_cold_starts_total", "counter", "Replicas started.", self.cold_starts as f64),
-            (
-                "stratum_service_cold_start_seconds_total",
-                "counter",
-                "Time spent starting replicas.",
-                self.cold_start_seconds,
-            ),
-            (
-                "stratum_service_last_cold_start_seconds",
-                "gauge",
-                "Time the last replica took to start.",
-                self.last_cold_start_seconds,
-            ),
-            ("stratum_service_rejected_total", "counter", "Requests shed with 429.", self.rejected as f64),
-            (
-                "stratum_service_timed_out_total",
-                "counter",
-                "Requests answered 503 after waiting.",
-                self.timed_out as f64,
-            ),
-        ]
-    }
 }
 
 /// The latest records of a stream or source that a dashboard panel shows.

@@ -29,7 +29,7 @@ pub fn blob_path(state_dir: &Path, sha256: &str) -> Option<PathBuf> {
 
 /// Stores bytes under their sha256 in the blob store (whole, or not at all) and says which.
 pub fn put_blob(state_dir: &Path, bytes: &[u8]) -> std::io::Result<String> {
-    let sha256 = stratum_ml::artifact::sha256_hex(bytes);
+    let sha256 = stratum_ml::data::sha256_hex(bytes);
     write_whole(&state_dir.join("blobs").join(&sha256), bytes)?;
     Ok(sha256)
 }

@@ -385,7 +385,7 @@ pub fn assignments(
             // The key covers what the agent runs — its components as the application defines them, its paths and
             // models — not the application's version: a new version restarts only the agents whose part changed.
             let definitions: Vec<String> = components.iter().map(|name| definition(application, name)).collect();
-            let key = stratum_ml::artifact::sha256_hex(
+            let key = stratum_ml::data::sha256_hex(
                 serde_json::to_string(&(&application.name, &definitions, &inputs, &outputs, &models))
                     .unwrap_or_default()
                     .as_bytes(),

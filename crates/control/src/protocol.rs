@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use stratum_core::ir::{Application, Tier};
 use stratum_dataplane::metrics::MetricsSnapshot;
 
+pub use crate::usage::MeasuredResources;
+use crate::usage::Usage;
+
 /// `POST /v1/agents/join`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Join {
@@ -23,38 +26,6 @@ pub struct Join {
     /// Where it answers predictions for the services it runs (`host:port`), when it serves an API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_address: Option<String>,
-}
-
-/// What an agent measured of its machine.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MeasuredResources {
-    pub cpu: f64,
-    pub memory_bytes: u64,
-    pub arch: String,
-    /// Space left for the agent's data (buffers, models, files) on the disk that holds its data directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_free_bytes: Option<u64>,
-}
-
-impl MeasuredResources {
-    /// This machine: its cores, its memory (from /proc/meminfo where there is one), its architecture and the
-    /// free space of the disk that holds `data_dir`.
-    pub fn measure(data_dir: &std::path::Path) -> MeasuredResources {
-        MeasuredResources {
-            // The standard library counts a container's CPU quota too.
-            cpu: std::thread::available_parallelism().map_or(1.0, |cores| cores.get() as f64),
-            memory_bytes: crate::usage::memory_bytes().unwrap_or(0),
-            arch: std::env::consts::ARCH.into(),
-            disk_free_bytes: disk_free_bytes(data_dir),
-        }
-    }
-}
-
-/// The space an unprivileged process may still use on the disk that holds `path` (its nearest existing folder).
-fn disk_free_bytes(path: &std::path::Path) -> Option<u64> {
-    let existing = path.ancestors().find(|folder| folder.exists())?;
-    let stats = rustix::fs::statvfs(existing).ok()?;
-    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// `POST /v1/agents/{name}/heartbeat`.
@@ -80,10 +51,10 @@ pub struct Heartbeat {
     pub events: Vec<AgentEvent>,
     /// The replicas of the services it runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub services: Vec<crate::deployment::ServiceState>,
+    pub services: Vec<crate::serving::ServiceState>,
     /// What its process used since the last heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<crate::usage::Usage>,
+    pub usage: Option<Usage>,
     /// The latest records of the streams and sources it runs that a dashboard panel shows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds: Vec<FeedReport>,

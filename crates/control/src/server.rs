@@ -10,11 +10,12 @@
 
 use crate::Error;
 use crate::agents::{Joined, Machine};
-use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction, ServiceState};
+use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction};
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::protocol::{Assignment, CheckpointCopy, FeedReport, Heartbeat, HeartbeatAnswer, Join, TrainingRequest};
 use crate::qos::{ClusterPolicies, Host};
 use crate::serving::Refusal;
+use crate::serving::ServiceState;
 use crate::state::{ServedModel, StateStore};
 use crate::training::{JobState, TrainingJob};
 use serde::Serialize;
@@ -633,7 +634,7 @@ impl Server {
                 Some(hash) => hash,
                 None => {
                     let Ok(bytes) = std::fs::read(&path) else { continue };
-                    let hash = stratum_ml::artifact::sha256_hex(&bytes);
+                    let hash = stratum_ml::data::sha256_hex(&bytes);
                     cluster.model_hashes.insert(path, (modified, hash.clone()));
                     hash
                 }

@@ -11,6 +11,7 @@
 
 use crate::Error;
 use crate::autoscale::{Autoscaler, ScalePolicy};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -41,15 +42,42 @@ pub struct Refusal {
     pub retry_after_seconds: Option<u32>,
 }
 
+stratum_core::vocabulary! {
+    /// The stable code of an error answer, for callers to act on (the message is for people).
+    pub enum ErrorCode {
+        /// The request is malformed or names something wrongly.
+        BadRequest = "bad_request",
+        /// No token, or one that is none of the server's.
+        Unauthorized = "unauthorized",
+        /// The token's role may not call the route.
+        Forbidden = "forbidden",
+        NotFound = "not_found",
+        MethodNotAllowed = "method_not_allowed",
+        /// A body over the route's limit.
+        TooLarge = "too_large",
+        /// An applied file that does not check or plan.
+        InvalidApplication = "invalid_application",
+        /// Another version is starting.
+        Conflict = "conflict",
+        /// A service's queue is full: try again after `Retry-After`.
+        Overloaded = "overloaded",
+        /// The machine that serves it did not answer.
+        BadGateway = "bad_gateway",
+        /// Nothing runs yet, or the request waited too long.
+        Unavailable = "unavailable",
+        Internal = "internal",
+    }
+}
+
 impl Refusal {
     /// The error code the APIs answer it with.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self.status {
-            404 => "not_found",
-            429 => "overloaded",
-            502 => "bad_gateway",
-            503 => "unavailable",
-            _ => "bad_request",
+            404 => ErrorCode::NotFound,
+            429 => ErrorCode::Overloaded,
+            502 => ErrorCode::BadGateway,
+            503 => ErrorCode::Unavailable,
+            _ => ErrorCode::BadRequest,
         }
     }
 
@@ -240,10 +268,10 @@ impl ServicePool {
     }
 
     /// Its replicas and counters now, for the views, `/metrics` and the agents' heartbeats.
-    pub fn state(&self) -> crate::deployment::ServiceState {
+    pub fn state(&self) -> ServiceState {
         let counters = &self.counters;
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        crate::deployment::ServiceState {
+        ServiceState {
             name: self.name.clone(),
             replicas: self.replicas() as u64,
             in_flight: self.in_flight(),
@@ -470,7 +498,7 @@ pub fn render_pools<'a>(pools: impl Iterator<Item = &'a Arc<ServicePool>>) -> St
 
 /// Services' pools (replicas, in flight, cold starts, shed requests) in the Prometheus text format, one family per
 /// metric with a sample per pool; each pool's labels (such as `agent="edge1",`) come before its service's.
-pub fn render_prometheus(pools: &[(String, crate::deployment::ServiceState)]) -> String {
+pub fn render_prometheus(pools: &[(String, ServiceState)]) -> String {
     let mut out = String::new();
     let Some((_, first)) = pools.first() else { return out };
     for (index, (name, kind, help, _)) in first.gauges().iter().enumerate() {
@@ -480,4 +508,62 @@ pub fn render_prometheus(pools: &[(String, crate::deployment::ServiceState)]) ->
         }
     }
     out
+}
+
+/// A service's pool of replicas now: what the views show beside its metrics.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceState {
+    pub name: String,
+    pub replicas: u64,
+    /// Requests being answered or waiting.
+    pub in_flight: u64,
+    /// Replicas started, and the time they took.
+    pub cold_starts: u64,
+    pub cold_start_seconds: f64,
+    pub last_cold_start_seconds: f64,
+    /// Requests shed with 429.
+    pub rejected: u64,
+    /// Requests answered 503 after waiting.
+    pub timed_out: u64,
+}
+
+impl ServiceState {
+    /// Adds another replica pool of the same service (on another machine).
+    pub fn add(&mut self, other: &ServiceState) {
+        self.replicas += other.replicas;
+        self.in_flight += other.in_flight;
+        self.cold_starts += other.cold_starts;
+        self.cold_start_seconds += other.cold_start_seconds;
+        self.last_cold_start_seconds = self.last_cold_start_seconds.max(other.last_cold_start_seconds);
+        self.rejected += other.rejected;
+        self.timed_out += other.timed_out;
+    }
+
+    /// (metric, type, help, value) of each of its Prometheus metrics.
+    pub(crate) fn gauges(&self) -> [(&'static str, &'static str, &'static str, f64); 7] {
+        [
+            ("stratum_service_replicas", "gauge", "Replicas running.", self.replicas as f64),
+            ("stratum_service_in_flight", "gauge", "Requests being answered or waiting.", self.in_flight as f64),
+            ("stratum_service_cold_starts_total", "counter", "Replicas started.", self.cold_starts as f64),
+            (
+                "stratum_service_cold_start_seconds_total",
+                "counter",
+                "Time spent starting replicas.",
+                self.cold_start_seconds,
+            ),
+            (
+                "stratum_service_last_cold_start_seconds",
+                "gauge",
+                "Time the last replica took to start.",
+                self.last_cold_start_seconds,
+            ),
+            ("stratum_service_rejected_total", "counter", "Requests shed with 429.", self.rejected as f64),
+            (
+                "stratum_service_timed_out_total",
+                "counter",
+                "Requests answered 503 after waiting.",
+                self.timed_out as f64,
+            ),
+        ]
+    }
 }

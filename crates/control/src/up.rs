@@ -7,11 +7,12 @@
 
 use crate::Error;
 use crate::agents::{Machine, agents_of};
-use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction, ServiceState};
+use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction};
 use crate::models::{ModelOptions, ModelProgress, ensure_models};
 use crate::part::{PartOptions, Report, RunningPart, Share};
 use crate::placement::Placed;
 use crate::serving::ServicePool;
+use crate::serving::ServiceState;
 use crate::state::{ServedModel, StateStore};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

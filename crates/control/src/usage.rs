@@ -1,9 +1,41 @@
-//! What this process uses of its machine — CPU time and resident memory — and how busy the whole machine is, read
-//! from Linux's `/proc`; the API's series, the agents' heartbeats and the control plane's policies (`cpu > 85%`)
-//! use them. Elsewhere the readings are absent, never wrong.
+//! What this machine has (cores, memory, free disk), what this process uses of it (CPU time and resident memory)
+//! and how busy the whole machine is, read from Linux's `/proc`; the agents' joins and heartbeats, the API's
+//! series and the control plane's policies (`cpu > 85%`) use them. Elsewhere the readings are absent, never wrong.
 
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+
+/// What an agent measured of its machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredResources {
+    pub cpu: f64,
+    pub memory_bytes: u64,
+    pub arch: String,
+    /// Space left for the agent's data (buffers, models, files) on the disk that holds its data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_free_bytes: Option<u64>,
+}
+
+impl MeasuredResources {
+    /// This machine: its cores, its memory (from /proc/meminfo where there is one), its architecture and the
+    /// free space of the disk that holds `data_dir`.
+    pub fn measure(data_dir: &std::path::Path) -> MeasuredResources {
+        MeasuredResources {
+            // The standard library counts a container's CPU quota too.
+            cpu: std::thread::available_parallelism().map_or(1.0, |cores| cores.get() as f64),
+            memory_bytes: memory_bytes().unwrap_or(0),
+            arch: std::env::consts::ARCH.into(),
+            disk_free_bytes: disk_free_bytes(data_dir),
+        }
+    }
+}
+
+/// The space an unprivileged process may still use on the disk that holds `path` (its nearest existing folder).
+fn disk_free_bytes(path: &std::path::Path) -> Option<u64> {
+    let existing = path.ancestors().find(|folder| folder.exists())?;
+    let stats = rustix::fs::statvfs(existing).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
 
 /// A process's use of its machine over the last interval.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

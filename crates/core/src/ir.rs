@@ -315,6 +315,20 @@ pub enum SourceKind {
     },
 }
 
+impl SourceKind {
+    /// The kind's one string form: its `kind` tag in the IR and its key in the data plane's registry.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Mqtt { .. } => "mqtt",
+            SourceKind::Nats { .. } => "nats",
+            SourceKind::Kafka { .. } => "kafka",
+            SourceKind::Http { .. } => "http",
+            SourceKind::File { .. } => "file",
+            SourceKind::Generator { .. } => "generator",
+        }
+    }
+}
+
 /// What an edge buffer does when it is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -543,6 +557,20 @@ pub enum SinkKind {
     },
     /// Appends to a declared dataset, whose schema the records must match.
     Dataset { into: String },
+}
+
+impl SinkKind {
+    /// The kind's one string form: its `kind` tag in the IR and its key in the data plane's registry.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkKind::Mqtt { .. } => "mqtt",
+            SinkKind::Nats { .. } => "nats",
+            SinkKind::Kafka { .. } => "kafka",
+            SinkKind::Http { .. } => "http",
+            SinkKind::File { .. } => "file",
+            SinkKind::Dataset { .. } => "dataset",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -945,55 +973,26 @@ pub struct Dashboard {
     pub panels: Vec<Panel>,
 }
 
-/// What a policy's condition measures and compares with a threshold. The checker accepts exactly these and the
-/// runtime measures each one (`stratum_control::qos`), so a condition that checks is one that can be judged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Signal {
-    /// The busy share of the machine's CPU the target runs on.
-    Cpu,
-    /// The share of that machine's memory in use.
-    Memory,
-    /// Failed over received, over the last interval.
-    ErrorRate,
-    P50,
-    P90,
-    P95,
-    P99,
-    /// Requests in flight (a service) or batches waiting (another component).
-    Queue,
+crate::vocabulary! {
+    /// What a policy's condition measures and compares with a threshold. The checker accepts exactly these and the
+    /// runtime measures each one (`stratum_control::qos`), so a condition that checks is one that can be judged.
+    pub enum Signal {
+        /// The busy share of the machine's CPU the target runs on.
+        Cpu = "cpu",
+        /// The share of that machine's memory in use.
+        Memory = "memory",
+        /// Failed over received, over the last interval.
+        ErrorRate = "error_rate",
+        P50 = "p50",
+        P90 = "p90",
+        P95 = "p95",
+        P99 = "p99",
+        /// Requests in flight (a service) or batches waiting (another component).
+        Queue = "queue",
+    }
 }
 
 impl Signal {
-    pub const ALL: [Signal; 8] = [
-        Signal::Cpu,
-        Signal::Memory,
-        Signal::ErrorRate,
-        Signal::P50,
-        Signal::P90,
-        Signal::P95,
-        Signal::P99,
-        Signal::Queue,
-    ];
-
-    /// The signal's one name, as files write it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Cpu => "cpu",
-            Signal::Memory => "memory",
-            Signal::ErrorRate => "error_rate",
-            Signal::P50 => "p50",
-            Signal::P90 => "p90",
-            Signal::P95 => "p95",
-            Signal::P99 => "p99",
-            Signal::Queue => "queue",
-        }
-    }
-
-    pub fn named(name: &str) -> Option<Signal> {
-        Signal::ALL.into_iter().find(|signal| signal.name() == name)
-    }
-
     /// The dimension of its threshold: a fraction (`85%`), a duration (`20 ms`), or a plain number.
     pub fn dimension(self) -> Option<crate::units::Dimension> {
         use crate::units::Dimension;
@@ -1021,11 +1020,6 @@ impl Signal {
     }
 }
 
-impl std::fmt::Display for Signal {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(self.name())
-    }
-}
 /// What a policy watches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "when", rename_all = "snake_case")]

@@ -12,5 +12,6 @@ pub mod plan;
 pub mod types;
 pub mod units;
 mod version;
+pub mod vocabulary;
 
 pub use ir::IR_VERSION;

@@ -1,12 +1,11 @@
 //! What every component is: one trait per kind of component (a [`Source`] produces records, an [`Operator`]
 //! transforms them, a [`Sink`] writes them out), the [`Output`] that sends a component's records to its
-//! consumers over bounded channels, the [`Context`] each one runs with, and the one explicit registry of the
-//! kinds this version can build from the IR.
+//! consumers over bounded channels, the [`Context`] each one runs with. The kinds this version
+//! can build are listed in [`crate::registry`].
 
-use crate::connectors::{http, kafka, mqtt, nats};
+use crate::Error;
 use crate::metrics::ComponentMetrics;
 use crate::record::{Batch, Record, encoded_size};
-use crate::{Error, sinks, sources, stream};
 use serde_json::json;
 use std::future::Future;
 use std::io::Write;
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use stratum_core::ir::{Application, Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind, Stream};
+use stratum_core::ir::Application;
 use tokio::sync::{mpsc, watch};
 
 /// A future that a component returns from a trait method.
@@ -240,95 +239,6 @@ impl BuildContext<'_> {
         let path = Path::new(path);
         if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
     }
-}
-
-/// Builds a component of one kind from its IR item.
-pub type Build<Item, Component> = fn(&Item, &BuildContext) -> Result<Box<Component>, Error>;
-
-/// A kind of source this version can build.
-pub struct SourceKindEntry {
-    pub kind: &'static str,
-    pub build: Build<SourceItem, dyn Source>,
-}
-
-/// A kind of stream operator.
-pub struct OperatorKindEntry {
-    pub kind: &'static str,
-    pub build: Build<Stream, dyn Operator>,
-}
-
-/// A kind of sink.
-pub struct SinkKindEntry {
-    pub kind: &'static str,
-    pub build: Build<SinkItem, dyn Sink>,
-}
-
-/// The registry: every source kind this version runs. Kinds the language knows but this list lacks are
-/// reported by name when a pipeline is built.
-pub const SOURCES: &[SourceKindEntry] = &[
-    SourceKindEntry { kind: "generator", build: sources::generator::build },
-    SourceKindEntry { kind: "file", build: sources::file::build },
-    SourceKindEntry { kind: "mqtt", build: mqtt::build_source },
-    SourceKindEntry { kind: "nats", build: nats::build_source },
-    SourceKindEntry { kind: "kafka", build: kafka::build_source },
-    SourceKindEntry { kind: "http", build: http::build_source },
-];
-
-pub const OPERATORS: &[OperatorKindEntry] = &[OperatorKindEntry { kind: "stream", build: stream::build }];
-
-pub const SINKS: &[SinkKindEntry] = &[
-    SinkKindEntry { kind: "file", build: sinks::file::build },
-    SinkKindEntry { kind: "dataset", build: sinks::file::build_dataset },
-    SinkKindEntry { kind: "mqtt", build: mqtt::build_sink },
-    SinkKindEntry { kind: "nats", build: nats::build_sink },
-    SinkKindEntry { kind: "kafka", build: kafka::build_sink },
-    SinkKindEntry { kind: "http", build: http::build_sink },
-];
-
-/// The registry name of a source's kind.
-pub fn source_kind(source: &SourceItem) -> &'static str {
-    match source.kind {
-        SourceKind::Mqtt { .. } => "mqtt",
-        SourceKind::Nats { .. } => "nats",
-        SourceKind::Kafka { .. } => "kafka",
-        SourceKind::Http { .. } => "http",
-        SourceKind::File { .. } => "file",
-        SourceKind::Generator { .. } => "generator",
-    }
-}
-
-/// The registry name of a sink's kind.
-pub fn sink_kind(sink: &SinkItem) -> &'static str {
-    match sink.kind {
-        SinkKind::Mqtt { .. } => "mqtt",
-        SinkKind::Nats { .. } => "nats",
-        SinkKind::Kafka { .. } => "kafka",
-        SinkKind::Http { .. } => "http",
-        SinkKind::File { .. } => "file",
-        SinkKind::Dataset { .. } => "dataset",
-    }
-}
-
-pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
-    let kind = source_kind(source);
-    let entry = SOURCES.iter().find(|entry| entry.kind == kind).ok_or_else(|| Error::Unsupported {
-        component: source.name.clone(),
-        what: format!("the `{kind}` source kind"),
-    })?;
-    (entry.build)(source, context)
-}
-
-pub fn build_sink(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sink>, Error> {
-    let kind = sink_kind(sink);
-    let entry = SINKS
-        .iter()
-        .find(|entry| entry.kind == kind)
-        .ok_or_else(|| Error::Unsupported { component: sink.name.clone(), what: format!("the `{kind}` sink kind") })?;
-    (entry.build)(sink, context)
-}
-
-pub fn build_operator(stream: &Stream, context: &BuildContext) -> Result<Box<dyn Operator>, Error> {
-    (OPERATORS[0].build)(stream, context)
 }
 
 /// Times one call and records it as the component's processing latency.

@@ -2,7 +2,7 @@
 //! async tasks joined by bounded channels, plus the durable store-and-forward log that carries data between nodes.
 //!
 //! Start at [`pipeline::Pipeline`]: it builds every component of an application (or of the part upstream of some
-//! sinks) from the IR through the registry in [`component`], wires them and runs them until their sources end or
+//! sinks) from the IR through the registry in [`registry`], wires them and runs them until their sources end or
 //! the pipeline is stopped.
 
 pub mod checkpoint;
@@ -13,6 +13,7 @@ pub mod log;
 pub mod metrics;
 pub mod pipeline;
 pub mod record;
+pub mod registry;
 pub mod remote;
 pub mod sinks;
 pub mod sources;

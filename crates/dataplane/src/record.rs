@@ -364,6 +364,11 @@ impl<V> Keyed<V> {
     }
 }
 
+/// Milliseconds since the Unix epoch by the wall clock: the event time of a record that carries none.
+pub(crate) fn wall_clock_milliseconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,7 +171,7 @@ impl Sink for RemoteSink {
             let log = self.log()?;
             let payload = encode_batch(&batch);
             context.metrics.count_in(batch.len(), payload.len());
-            let time = crate::sources::generator::wall_clock_milliseconds();
+            let time = crate::record::wall_clock_milliseconds();
             loop {
                 let appended = {
                     let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -10,8 +10,8 @@ mod common;
 use common::{NatsServer, free_port};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use stratum_dataplane::component::{OPERATORS, SINKS, SOURCES, sink_kind, source_kind};
 use stratum_dataplane::connectors::mqtt::EmbeddedBroker;
+use stratum_dataplane::registry::{OPERATORS, SINKS, SOURCES};
 use stratum_dataplane::{Pipeline, PipelineOptions};
 
 /// Kinds that need a peer outside the process, covered only by the external test.
@@ -41,8 +41,8 @@ async fn every_kind_reports_the_standard_metrics(nats: Option<&NatsServer>) {
     }
     let text = text.replace("{KAFKA}", &kafka.bootstrap_servers()).replace("{HTTP_PORT}", &http_port.to_string());
     let application = common::application_from_text("every_kind.stratum", &text);
-    let covered_sources: BTreeSet<&str> = application.sources.iter().map(source_kind).collect();
-    let covered_sinks: BTreeSet<&str> = application.sinks.iter().map(sink_kind).collect();
+    let covered_sources: BTreeSet<&str> = application.sources.iter().map(|source| source.kind.name()).collect();
+    let covered_sinks: BTreeSet<&str> = application.sinks.iter().map(|sink| sink.kind.name()).collect();
     let required = |kind: &str| nats.is_some() || !EXTERNAL_KINDS.contains(&kind);
     for entry in SOURCES.iter().filter(|entry| required(entry.kind)) {
         assert!(covered_sources.contains(entry.kind), "every_kind.stratum has no `{}` source", entry.kind);

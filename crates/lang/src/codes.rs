@@ -1,56 +1,106 @@
 //! The catalogue of diagnostic codes: each code's severity, title and long explanation with a wrong and a right
 //! example, printed by `stratum explain CODE`. Codes are stable: never renumber one, only add.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Every kind of problem the front end can report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Code {
-    InvalidCharacter,
-    UnterminatedString,
-    InvalidEscape,
-    SyntaxError,
-    UnclosedDelimiter,
-    NestingTooDeep,
-    UnknownItemKind,
-    UnknownName,
-    WrongKindOfName,
-    DuplicateDefinition,
-    ImportFailed,
-    ImportCycle,
-    UnknownAttribute,
-    MissingAttribute,
-    DuplicateAttribute,
-    UnknownComponentKind,
-    UnknownField,
-    MismatchedTypes,
-    UnknownFunction,
-    AggregateMisuse,
-    InvalidChoice,
-    UnknownType,
-    WrongValue,
-    WrongUnit,
-    MissingUnit,
-    UnknownUnit,
-    OutOfRange,
-    PrivacyViolation,
-    DataflowCycle,
-    UnsuitableTarget,
-    UnsuitableMetric,
-    UnsuitableAlgorithm,
-    UnknownHyperparameter,
-    FoldsExceedRows,
-    ServiceInputMismatch,
-    CapacityExceeded,
-    NoFeasibleNode,
-    LatencyUnreachable,
-    BandwidthExceeded,
-    QueryError,
-    MissingApp,
-    UnusedSource,
-    UnusedStream,
-    DatasetWithoutData,
-    BufferTooSmall,
+/// Declares [`Code`], [`Code::ALL`] and [`Code::as_str`] from one list, so that a code cannot be added to the
+/// enum and forgotten in the others.
+macro_rules! codes {
+    ($($variant:ident = $code:literal,)*) => {
+        /// Every kind of problem the front end can report.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            /// Every code, in the order of the catalogue.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code's one string form (`E0102`), stable across releases.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    InvalidCharacter = "E0001",
+    UnterminatedString = "E0002",
+    InvalidEscape = "E0003",
+    SyntaxError = "E0004",
+    UnclosedDelimiter = "E0005",
+    NestingTooDeep = "E0006",
+    UnknownItemKind = "E0101",
+    UnknownName = "E0102",
+    WrongKindOfName = "E0103",
+    DuplicateDefinition = "E0104",
+    ImportFailed = "E0105",
+    ImportCycle = "E0106",
+    UnknownAttribute = "E0107",
+    MissingAttribute = "E0108",
+    DuplicateAttribute = "E0109",
+    UnknownComponentKind = "E0110",
+    UnknownField = "E0201",
+    MismatchedTypes = "E0202",
+    UnknownFunction = "E0203",
+    AggregateMisuse = "E0204",
+    InvalidChoice = "E0205",
+    UnknownType = "E0206",
+    WrongValue = "E0207",
+    WrongUnit = "E0301",
+    MissingUnit = "E0302",
+    UnknownUnit = "E0303",
+    OutOfRange = "E0304",
+    PrivacyViolation = "E0401",
+    DataflowCycle = "E0402",
+    UnsuitableTarget = "E0501",
+    UnsuitableMetric = "E0502",
+    UnsuitableAlgorithm = "E0503",
+    UnknownHyperparameter = "E0504",
+    FoldsExceedRows = "E0505",
+    ServiceInputMismatch = "E0506",
+    CapacityExceeded = "E0601",
+    NoFeasibleNode = "E0602",
+    LatencyUnreachable = "E0603",
+    BandwidthExceeded = "E0604",
+    QueryError = "E0701",
+    MissingApp = "W0001",
+    UnusedSource = "W0002",
+    UnusedStream = "W0003",
+    DatasetWithoutData = "W0004",
+    BufferTooSmall = "W0005",
+}
+
+stratum_core::vocabulary! {
+    /// How bad a problem is: an error stops the file from running, a warning does not.
+    pub enum Severity {
+        Warning = "warning",
+        Error = "error",
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// A code is written and read as its string form (`E0102`), in diagnostics' JSON and the API alike.
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Code, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Code::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown diagnostic code `{text}`")))
+    }
 }
 
 /// The long-form documentation of one code.
@@ -64,104 +114,6 @@ pub struct Explanation {
 }
 
 impl Code {
-    pub const ALL: &'static [Code] = &[
-        Code::InvalidCharacter,
-        Code::UnterminatedString,
-        Code::InvalidEscape,
-        Code::SyntaxError,
-        Code::UnclosedDelimiter,
-        Code::NestingTooDeep,
-        Code::UnknownItemKind,
-        Code::UnknownName,
-        Code::WrongKindOfName,
-        Code::DuplicateDefinition,
-        Code::ImportFailed,
-        Code::ImportCycle,
-        Code::UnknownAttribute,
-        Code::MissingAttribute,
-        Code::DuplicateAttribute,
-        Code::UnknownComponentKind,
-        Code::UnknownField,
-        Code::MismatchedTypes,
-        Code::UnknownFunction,
-        Code::AggregateMisuse,
-        Code::InvalidChoice,
-        Code::UnknownType,
-        Code::WrongValue,
-        Code::WrongUnit,
-        Code::MissingUnit,
-        Code::UnknownUnit,
-        Code::OutOfRange,
-        Code::PrivacyViolation,
-        Code::DataflowCycle,
-        Code::UnsuitableTarget,
-        Code::UnsuitableMetric,
-        Code::UnsuitableAlgorithm,
-        Code::UnknownHyperparameter,
-        Code::FoldsExceedRows,
-        Code::ServiceInputMismatch,
-        Code::CapacityExceeded,
-        Code::NoFeasibleNode,
-        Code::LatencyUnreachable,
-        Code::BandwidthExceeded,
-        Code::QueryError,
-        Code::MissingApp,
-        Code::UnusedSource,
-        Code::UnusedStream,
-        Code::DatasetWithoutData,
-        Code::BufferTooSmall,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::InvalidCharacter => "E0001",
-            Code::UnterminatedString => "E0002",
-            Code::InvalidEscape => "E0003",
-            Code::SyntaxError => "E0004",
-            Code::UnclosedDelimiter => "E0005",
-            Code::NestingTooDeep => "E0006",
-            Code::UnknownItemKind => "E0101",
-            Code::UnknownName => "E0102",
-            Code::WrongKindOfName => "E0103",
-            Code::DuplicateDefinition => "E0104",
-            Code::ImportFailed => "E0105",
-            Code::ImportCycle => "E0106",
-            Code::UnknownAttribute => "E0107",
-            Code::MissingAttribute => "E0108",
-            Code::DuplicateAttribute => "E0109",
-            Code::UnknownComponentKind => "E0110",
-            Code::UnknownField => "E0201",
-            Code::MismatchedTypes => "E0202",
-            Code::UnknownFunction => "E0203",
-            Code::AggregateMisuse => "E0204",
-            Code::InvalidChoice => "E0205",
-            Code::UnknownType => "E0206",
-            Code::WrongValue => "E0207",
-            Code::WrongUnit => "E0301",
-            Code::MissingUnit => "E0302",
-            Code::UnknownUnit => "E0303",
-            Code::OutOfRange => "E0304",
-            Code::PrivacyViolation => "E0401",
-            Code::DataflowCycle => "E0402",
-            Code::UnsuitableTarget => "E0501",
-            Code::UnsuitableMetric => "E0502",
-            Code::UnsuitableAlgorithm => "E0503",
-            Code::UnknownHyperparameter => "E0504",
-            Code::FoldsExceedRows => "E0505",
-            Code::ServiceInputMismatch => "E0506",
-            Code::CapacityExceeded => "E0601",
-            Code::NoFeasibleNode => "E0602",
-            Code::LatencyUnreachable => "E0603",
-            Code::BandwidthExceeded => "E0604",
-            Code::QueryError => "E0701",
-            Code::MissingApp => "W0001",
-            Code::UnusedSource => "W0002",
-            Code::UnusedStream => "W0003",
-            Code::DatasetWithoutData => "W0004",
-            Code::BufferTooSmall => "W0005",
-        }
-    }
-
     /// Parses a code as a user types it (`e0102` or `E0102`).
     pub fn parse(text: &str) -> Option<Code> {
         let wanted = text.trim().to_ascii_uppercase();
@@ -178,12 +130,8 @@ impl Code {
         self.as_str().starts_with("E07")
     }
 
-    pub fn severity(self) -> crate::diagnostic::Severity {
-        if self.as_str().starts_with('W') {
-            crate::diagnostic::Severity::Warning
-        } else {
-            crate::diagnostic::Severity::Error
-        }
+    pub fn severity(self) -> Severity {
+        if self.as_str().starts_with('W') { Severity::Warning } else { Severity::Error }
     }
 
     pub fn explanation(self) -> Explanation {

@@ -1,16 +1,10 @@
 //! Diagnostics: what is wrong, where, and how to fix it; rendered like rustc for people and as JSON for tools.
 
 use crate::codes::Code;
+pub use crate::codes::Severity;
 use crate::source::{SourceMap, Span};
 use serde::Serialize;
 use std::fmt::Write;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Warning,
-    Error,
-}
 
 /// A secondary place that explains the primary one ("first defined here").
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -69,7 +63,7 @@ impl Diagnostic {
         let (line, column) = file.line_column(self.span.start as usize);
         let (end_line, end_column) = file.line_column(self.span.end as usize);
         DiagnosticJson {
-            code: self.code.as_str(),
+            code: self.code,
             severity: self.severity(),
             file: file.name.clone(),
             line,
@@ -103,7 +97,7 @@ impl Diagnostic {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DiagnosticJson {
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     pub file: String,
     pub line: usize,

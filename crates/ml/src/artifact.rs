@@ -4,10 +4,10 @@
 
 use crate::Error;
 use crate::algorithms::Params;
+use crate::data::sha256_hex;
 use crate::imported::ImportedModel;
 use crate::search::{Leaderboard, TrainReport, TrainedModel};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use stratum_core::eval::Datum;
@@ -57,10 +57,6 @@ pub struct Artifact {
     pub rows: usize,
     pub profile: Profile,
     pub model: TrainedModel,
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The process's peak resident memory (Linux `VmHWM`), if known.

@@ -179,7 +179,7 @@ fn fingerprint_files(full: &Path) -> Result<String, Error> {
     for file in data::dataset_files(full).map_err(read_error)? {
         bytes.extend(std::fs::read(&file).map_err(read_error)?);
     }
-    Ok(crate::artifact::sha256_hex(&bytes))
+    Ok(data::sha256_hex(&bytes))
 }
 
 /// Expands candidates into concrete (algorithm, params) combinations.

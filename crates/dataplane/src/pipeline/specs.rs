@@ -3,10 +3,9 @@
 
 use super::PipelineOptions;
 use crate::Error;
-use crate::component::{
-    BuildContext, Operator, Sink, Source, build_operator, build_sink, build_source, sink_kind, source_kind,
-};
+use crate::component::{BuildContext, Operator, Sink, Source};
 use crate::log::LogOptions;
+use crate::registry::{build_operator, build_sink, build_source};
 use crate::remote::{Partition, RemoteOutput, RemoteSink, RemoteSource};
 use crate::sinks::feed::{DEFAULT_FEED_LENGTH, Feed, FeedSink};
 use crate::sources::generator;
@@ -98,8 +97,8 @@ pub(super) fn specs<'a>(
         let fingerprint =
             json!({ "sink": sink, "input": fields_of(&sink.from), "dataset": dataset, "app": application.name });
         Spec {
-            info: ComponentInfo { name: sink.name.clone(), role, kind: sink_kind(&sink).into() },
-            metrics_kind: sink_kind(&sink).into(),
+            info: ComponentInfo { name: sink.name.clone(), role, kind: sink.kind.name().into() },
+            metrics_kind: sink.kind.name().into(),
             inputs: vec![(sink.from.clone(), 0)],
             output: None,
             fingerprint: fingerprint.to_string(),
@@ -183,7 +182,7 @@ pub(super) fn specs<'a>(
     for source in application.sources.iter().filter(|source| selected.contains(source.name.as_str())) {
         let external = !matches!(source.kind, SourceKind::Generator { .. } | SourceKind::File { .. });
         let simulated = options.simulate && external;
-        let kind = if simulated { format!("{} (simulated)", source_kind(source)) } else { source_kind(source).into() };
+        let kind = if simulated { format!("{} (simulated)", source.kind.name()) } else { source.kind.name().into() };
         let tier = source.placement.inferred_tier.or(source.placement.tier);
         let nodes = application.nodes.iter().filter(|node| Some(node.machine.tier) == tier).count();
         specs.push(Spec {

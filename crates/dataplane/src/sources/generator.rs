@@ -13,7 +13,7 @@
 
 use crate::Error;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
-use crate::record::Record;
+use crate::record::{Record, wall_clock_milliseconds};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use stratum_core::eval::Datum;
@@ -241,10 +241,6 @@ pub fn daily_profile(milliseconds: i64) -> f64 {
     let shape = 0.15 + daytime + 1.1 * bump(8.0, 1.2) + 1.0 * bump(17.5, 1.6);
     let weekend = if matches!(weekday, 2 | 3) { 0.75 } else { 1.0 };
     shape * weekend * NORMALISATION
-}
-
-pub(crate) fn wall_clock_milliseconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 /// What the application says about fields, by name.

@@ -272,7 +272,7 @@ struct StreamToSave<'a> {
 pub fn event_time(position: Option<usize>, record: &Record) -> i64 {
     match position.and_then(|position| record.get(position)) {
         Some(Datum::Timestamp(time)) => *time,
-        _ => crate::sources::generator::wall_clock_milliseconds(),
+        _ => crate::record::wall_clock_milliseconds(),
     }
 }
 

@@ -570,8 +570,8 @@ impl<'a> Checker<'a> {
                     BinaryOp::Greater | BinaryOp::GreaterOrEqual | BinaryOp::Less | BinaryOp::LessOrEqual
                 ) =>
             {
-                let signals: Vec<&str> = Signal::ALL.iter().map(|signal| signal.name()).collect();
-                let signal = Signal::named(self.word(left, &signals, "a signal")?)?;
+                let signals: Vec<&str> = Signal::ALL.iter().map(|signal| signal.as_str()).collect();
+                let signal = Signal::parse(self.word(left, &signals, "a signal")?)?;
                 let dimension = signal.dimension();
                 let threshold = match dimension {
                     Some(Dimension::Fraction) => self.fraction(right, &format!("the `{signal}` threshold"))?,
