@@ -26,8 +26,9 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
-    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message)
+    /// A failure on the server's side; the caller reads what failed as the answer's message.
+    pub(crate) fn internal(failure: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, failure.to_string())
     }
 
     pub(crate) fn retry_after(mut self, seconds: u32) -> ApiError {
@@ -62,7 +63,7 @@ pub(crate) type Answer = Result<Response, ApiError>;
 pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(failure) => ApiError::internal(failure.to_string()).into_response(),
+        Err(failure) => ApiError::internal(failure).into_response(),
     }
 }
 

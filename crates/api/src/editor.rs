@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use stratum_control::files::write_whole;
 use stratum_control::placement::definition;
+use stratum_core::Cause;
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
 use stratum_lang::{Checked, Severity, SourceLoader};
@@ -21,7 +22,7 @@ struct FolderLoader<'a> {
 }
 
 impl SourceLoader for FolderLoader<'_> {
-    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), Cause> {
         let base = Path::new(importer).parent().unwrap_or(Path::new(""));
         let wanted = base.join(path);
         // Under a folder of `.` (a file named without one), names carry no folder to strip.
@@ -29,12 +30,12 @@ impl SourceLoader for FolderLoader<'_> {
         if let Some(text) = relative.and_then(|relative| self.files.get(&relative)) {
             return Ok((wanted.to_string_lossy().into_owned(), text.clone().into_bytes()));
         }
-        let resolved = wanted.canonicalize().map_err(|error| error.to_string())?;
-        let folder = self.folder.canonicalize().map_err(|error| error.to_string())?;
+        let resolved = wanted.canonicalize()?;
+        let folder = self.folder.canonicalize()?;
         if !resolved.starts_with(&folder) {
-            return Err(format!("the editor reads imports from {} only", folder.display()));
+            return Err(format!("the editor reads imports from {} only", folder.display()).into());
         }
-        let bytes = std::fs::read(&resolved).map_err(|error| error.to_string())?;
+        let bytes = std::fs::read(&resolved)?;
         Ok((wanted.to_string_lossy().into_owned(), bytes))
     }
 }
@@ -61,7 +62,7 @@ fn relative_name(path: &Path) -> Option<String> {
 
 /// Whether every file sent with a text may be written beside `file`: a relative path inside its folder, and not
 /// the file itself.
-pub fn check_file_names(file: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
+pub(crate) fn check_file_names(file: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
     let own = file.file_name().and_then(|name| name.to_str()).unwrap_or_default();
     let folder = file.parent().unwrap_or(Path::new(""));
     for name in files.keys() {

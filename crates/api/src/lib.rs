@@ -26,10 +26,14 @@ use tokio::sync::watch;
 /// Everything that can go wrong while serving the API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot serve the API on {address}: {message}")]
-    Listen { address: String, message: String },
+    #[error("cannot serve the API on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot make a random token: {0}")]
-    Token(String),
+    Token(#[source] getrandom::Error),
 }
 
 /// Serves the API and the web interface on `listener`, and samples the metric series every second, until `stop`

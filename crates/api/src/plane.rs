@@ -34,7 +34,7 @@ impl Tokens {
 
 fn random_token() -> Result<String, crate::Error> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|error| crate::Error::Token(error.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(crate::Error::Token)?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
@@ -69,7 +69,7 @@ pub struct Now {
 pub(crate) enum Refused {
     /// Another version is starting.
     Busy,
-    Failed(String),
+    Failed(stratum_control::Error),
 }
 
 /// What the application is doing, as far as the API can tell.
@@ -155,10 +155,7 @@ impl ControlPlane {
     /// the running version and start this one.
     pub(crate) fn request_reload(&self, reload: Reload) -> Result<(), Refused> {
         if let Some(server) = &self.server {
-            return server
-                .deploy(reload.application, reload.plan)
-                .map(|_| ())
-                .map_err(|error| Refused::Failed(error.to_string()));
+            return server.deploy(reload.application, reload.plan).map(|_| ()).map_err(Refused::Failed);
         }
         let mut phase = lock(&self.phase);
         if matches!(*phase, Phase::Restarting | Phase::Starting) || self.reloads.try_send(reload).is_err() {

@@ -432,11 +432,7 @@ async fn events(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuer
     let after = number::<i64>(&parameters, "after")?;
     let limit = number::<usize>(&parameters, "limit")?.unwrap_or(200).min(1000);
     let live = live(&plane)?;
-    let events = live
-        .deployment
-        .state()
-        .events(&live.current.app, 1000)
-        .map_err(|failure| ApiError::internal(failure.to_string()))?;
+    let events = live.deployment.state().events(&live.current.app, 1000).map_err(ApiError::internal)?;
     let mut events: Vec<EventView> = events
         .into_iter()
         .filter(|event| after.is_none_or(|after| event.id > after))
@@ -500,7 +496,7 @@ async fn checked(plane: Arc<ControlPlane>, request: &SourceText) -> Result<crate
         check_and_plan(&plane.config.source_file, &text, &files, current)
     })
     .await
-    .map_err(|failure| ApiError::internal(failure.to_string()))
+    .map_err(ApiError::internal)
 }
 
 async fn check(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
@@ -535,12 +531,12 @@ async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, By
     }
     // The files are the application's source of truth: the new text replaces them before it runs.
     crate::editor::write_sources(&plane.config.source_file, &request.source, &request.files)
-        .map_err(|failure| ApiError::internal(failure.to_string()))?;
+        .map_err(ApiError::internal)?;
     let from_version = plane.now().map(|now| now.current.version);
     match plane.request_reload(Reload { application, plan: next_plan }) {
         Ok(()) => {}
         Err(Refused::Busy) => return Err(busy()),
-        Err(Refused::Failed(reason)) => return Err(ApiError::internal(reason)),
+        Err(Refused::Failed(error)) => return Err(ApiError::internal(error)),
     }
     Ok(json(StatusCode::ACCEPTED, &ApplyAnswer { from_version, changes: edited.report.changes }))
 }

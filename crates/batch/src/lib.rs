@@ -15,9 +15,11 @@ use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use stratum_core::Cause;
 use stratum_core::ir::{Application, FileFormat, SinkKind};
 use stratum_core::types::Field;
 
+/// Everything that can go wrong while running a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("there is no batch `{name}` in `{application}`")]
@@ -30,8 +32,12 @@ pub enum Error {
     Query { message: String, line: Option<u64>, column: Option<u64>, help: Option<String> },
     #[error("the result has no column `{column}`, which dataset `{dataset}` needs (the result has: {found})")]
     MissingColumn { column: String, dataset: String, found: String },
-    #[error("cannot write {path}: {message}")]
-    Write { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
 }
 
 /// What a batch run did.
@@ -129,7 +135,7 @@ fn conform(
     fields: &[Field],
     dataset: &str,
 ) -> Result<datafusion::dataframe::DataFrame, Error> {
-    let schema = stratum_dataplane::columnar::arrow_schema(fields);
+    let schema = stratum_ml::columnar::arrow_schema(fields);
     let available: Vec<String> = frame.schema().fields().iter().map(|field| field.name().clone()).collect();
     let mut columns: Vec<Expr> = Vec::new();
     for (field, arrow_field) in fields.iter().zip(schema.fields()) {
@@ -149,52 +155,52 @@ fn conform(
 /// Replaces the dataset's file with the result: written under a temporary name, then renamed, so a reader sees
 /// the old result or the new one, never half of one.
 fn write(path: &Path, format: FileFormat, batches: &[RecordBatch]) -> Result<(), Error> {
-    let write_error = |message: String| Error::Write { path: path.to_path_buf(), message };
+    let write_error = |source: Cause| Error::Write { path: path.to_path_buf(), source };
     if let Some(directory) = path.parent() {
-        std::fs::create_dir_all(directory).map_err(|error| write_error(error.to_string()))?;
+        std::fs::create_dir_all(directory).map_err(|error| write_error(error.into()))?;
     }
     let temporary = path.with_file_name(format!(
         ".{}.tmp-{}",
         path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default(),
         std::process::id()
     ));
-    let file = std::fs::File::create(&temporary).map_err(|error| write_error(error.to_string()))?;
+    let file = std::fs::File::create(&temporary).map_err(|error| write_error(error.into()))?;
     let schema = match batches.first() {
         Some(batch) => batch.schema(),
         None => std::sync::Arc::new(datafusion::arrow::datatypes::Schema::empty()),
     };
-    let result: Result<std::fs::File, String> = match format {
+    let result: Result<std::fs::File, Cause> = match format {
         FileFormat::Parquet => (|| {
-            let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None)
-                .map_err(|error| error.to_string())?;
+            let mut writer =
+                datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(Cause::from)?;
             for batch in batches {
-                writer.write(batch).map_err(|error| error.to_string())?;
+                writer.write(batch).map_err(Cause::from)?;
             }
-            writer.into_inner().map_err(|error| error.to_string())
+            writer.into_inner().map_err(Cause::from)
         })(),
         FileFormat::Csv => (|| {
             let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(file);
             for batch in batches {
-                writer.write(batch).map_err(|error| error.to_string())?;
+                writer.write(batch).map_err(Cause::from)?;
             }
             Ok(writer.into_inner())
         })(),
         FileFormat::Jsonl => (|| {
             let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(file);
             for batch in batches {
-                writer.write(batch).map_err(|error| error.to_string())?;
+                writer.write(batch).map_err(Cause::from)?;
             }
-            writer.finish().map_err(|error| error.to_string())?;
+            writer.finish().map_err(Cause::from)?;
             Ok(writer.into_inner())
         })(),
     };
     let file = result.map_err(write_error)?;
-    file.sync_all().map_err(|error| write_error(error.to_string()))?;
+    file.sync_all().map_err(|error| write_error(error.into()))?;
     if path.is_dir() {
         // A directory of parts written by a dataset sink before: the batch's result replaces it.
-        std::fs::remove_dir_all(path).map_err(|error| write_error(error.to_string()))?;
+        std::fs::remove_dir_all(path).map_err(|error| write_error(error.into()))?;
     }
-    std::fs::rename(&temporary, path).map_err(|error| write_error(error.to_string()))
+    std::fs::rename(&temporary, path).map_err(|error| write_error(error.into()))
 }
 
 /// A DataFusion error as a query error, with its position in the query when known.

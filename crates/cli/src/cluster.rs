@@ -162,8 +162,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
     let server = match Server::open(options) {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{error}");
         }
     };
     // Without a viewer's token nobody reads with one: a random token stands in, never shown.
@@ -181,8 +180,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(listener) => listener,
             Err(error) => {
-                eprintln!("error: cannot serve on {}: {error} (choose another address with --listen)", args.listen);
-                return Ok(Outcome::UserError);
+                anyhow::bail!("cannot serve on {}: {error} (choose another address with --listen)", args.listen);
             }
         };
         // Versions applied through the API (`stratum apply`, the editor) go straight to the server.
@@ -197,10 +195,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         );
         match stratum_api::serve(listener, plane, stopped).await {
             Ok(()) => Ok(Outcome::Success),
-            Err(error) => {
-                eprintln!("error: {error}");
-                Ok(Outcome::UserError)
-            }
+            Err(error) => Err(anyhow::anyhow!("{error}")),
         }
     })
 }
@@ -211,8 +206,7 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<Outcome> {
     let broker = match stratum_dataplane::connectors::mqtt::EmbeddedBroker::start(args.listen, args.listen_v5) {
         Ok(broker) => broker,
         Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{error}");
         }
     };
     eprintln!("MQTT broker at {} and {}. Ctrl-C stops it.", broker.url(), broker.url5());
@@ -276,8 +270,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
         Some(pool) => match pool_member(pool, &args.name) {
             Ok(name) => name,
             Err(message) => {
-                eprintln!("error: {message}");
-                return Ok(Outcome::UserError);
+                anyhow::bail!("{message}");
             }
         },
         None => args.name.clone(),
@@ -309,10 +302,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
     });
     match result {
         Ok(()) => Ok(Outcome::Success),
-        Err(error) => {
-            eprintln!("error: {error}");
-            Ok(Outcome::UserError)
-        }
+        Err(error) => Err(anyhow::anyhow!("{error}")),
     }
 }
 
@@ -327,8 +317,7 @@ pub fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let files = match crate::commands::application_files(&checked, &args.file) {
         Ok(files) => files,
         Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{message}");
         }
     };
     let source = std::fs::read_to_string(&args.file)?;
@@ -394,13 +383,9 @@ pub fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
         }
         Ok(Err((status, text))) => {
             let message = serde_json::from_str::<ErrorBody>(&text).map_or(text, |body| body.error.message);
-            eprintln!("error: the control plane answered {status}: {message}");
-            Ok(Outcome::UserError)
+            Err(anyhow::anyhow!("the control plane answered {status}: {message}"))
         }
-        Err(error) => {
-            eprintln!("error: cannot reach the control plane at {}: {error:#}", args.server);
-            Ok(Outcome::UserError)
-        }
+        Err(error) => Err(anyhow::anyhow!("cannot reach the control plane at {}: {error:#}", args.server)),
     }
 }
 
@@ -446,12 +431,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::UserError);
         }
         Ok((status, text)) => {
-            eprintln!("error: {} answered {status}: {text}", args.server);
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{} answered {status}: {text}", args.server);
         }
         Err(error) => {
-            eprintln!("error: cannot reach {}: {error:#}", args.server);
-            return Ok(Outcome::UserError);
+            anyhow::bail!("cannot reach {}: {error:#}", args.server);
         }
     };
     let status: serde_json::Value = serde_json::from_str(&text)?;
@@ -505,14 +488,12 @@ pub fn train_remotely(
         for model in models {
             let path = stratum_control::training::data_path(application, model, base)?;
             if !path.is_file() {
-                eprintln!("error: model `{model}`: {} is not a file; training on agents ships one data file", path.display());
-                return Ok(Outcome::UserError);
+                anyhow::bail!("model `{model}`: {} is not a file; training on agents ships one data file", path.display());
             }
             let bytes = std::fs::read(&path)?;
             let uploaded = client.post(format!("{server}/v1/blobs")).bearer_auth(token).body(bytes).send().await?;
             if !uploaded.status().is_success() {
-                eprintln!("error: uploading the data: the control plane answered {}", uploaded.status());
-                return Ok(Outcome::UserError);
+                anyhow::bail!("uploading the data: the control plane answered {}", uploaded.status());
             }
             let uploaded: serde_json::Value = serde_json::from_str(&uploaded.text().await?)?;
             let request = stratum_control::protocol::TrainingRequest {
@@ -530,8 +511,7 @@ pub fn train_remotely(
             let status = started.status();
             let text = started.text().await?;
             if !status.is_success() {
-                eprintln!("error: model `{model}`: the control plane answered {status}: {text}");
-                return Ok(Outcome::UserError);
+                anyhow::bail!("model `{model}`: the control plane answered {status}: {text}");
             }
             let job = serde_json::from_str::<serde_json::Value>(&text)?["job"].as_u64().unwrap_or_default();
             if format == Format::Human {
@@ -543,8 +523,7 @@ pub fn train_remotely(
                 let code = answer.status();
                 let text = answer.text().await?;
                 if !code.is_success() {
-                    eprintln!("error: model `{model}`: the control plane answered {code}: {text}");
-                    return Ok(Outcome::UserError);
+                    anyhow::bail!("model `{model}`: the control plane answered {code}: {text}");
                 }
                 let status: serde_json::Value = serde_json::from_str(&text)?;
                 match status["result"]["state"].as_str() {
@@ -553,8 +532,7 @@ pub fn train_remotely(
                 }
             };
             if report["result"]["state"] == "failed" {
-                eprintln!("error: model `{model}`: {}", report["result"]["reason"].as_str().unwrap_or("training failed"));
-                return Ok(Outcome::UserError);
+                anyhow::bail!("model `{model}`: {}", report["result"]["reason"].as_str().unwrap_or("training failed"));
             }
             let version = report["result"]["version"].as_u64().unwrap_or_default();
             let artifact = client.get(format!("{server}/v1/models/{model}/versions/{version}")).bearer_auth(token).send().await?;

@@ -90,8 +90,7 @@ pub fn check(args: CheckArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
                 match schema_of(application, wanted) {
                     Some(fields) => println!("{wanted} {}", stratum_core::types::describe_fields(&fields)),
                     None => {
-                        eprintln!("error: `{wanted}` is not a source, stream, sink, dataset or schema of `{name}`");
-                        return Ok(Outcome::UserError);
+                        anyhow::bail!("`{wanted}` is not a source, stream, sink, dataset or schema of `{name}`");
                     }
                 }
             } else {
@@ -203,8 +202,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     };
     let Some(code) = Code::parse(&code_text) else {
-        eprintln!("error: `{code_text}` is not a Stratum diagnostic code; `stratum explain` lists them all");
-        return Ok(Outcome::UserError);
+        anyhow::bail!("`{code_text}` is not a Stratum diagnostic code; `stratum explain` lists them all");
     };
     let explanation = code.explanation();
     match args.format {
@@ -428,8 +426,7 @@ pub fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcom
     let files = match application_files(&checked, &args.file) {
         Ok(files) => files,
         Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{message}");
         }
     };
     let root = args.file.file_name().map_or_else(|| "app.stratum".to_string(), |name| name.to_string_lossy().into());
@@ -524,8 +521,7 @@ fn generate_notebook(args: &GenerateArgs, application: &stratum_core::ir::Applic
     {
         Ok((path, _, _)) => base.join(path),
         Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{error}");
         }
     };
     let data_path = std::fs::canonicalize(&data_path).unwrap_or(data_path);
@@ -538,8 +534,7 @@ fn generate_notebook(args: &GenerateArgs, application: &stratum_core::ir::Applic
     let text = match stratum_ml::notebook::notebook(application, model, &embedded.to_string_lossy()) {
         Ok(text) => text,
         Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{error}");
         }
     };
     std::fs::write(&args.output, text).with_context(|| format!("cannot write `{}`", args.output.display()))?;

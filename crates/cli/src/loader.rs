@@ -6,11 +6,11 @@ use std::path::{Component, Path, PathBuf};
 pub struct FileLoader;
 
 impl stratum_lang::SourceLoader for FileLoader {
-    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), stratum_core::Cause> {
         let base = Path::new(importer).parent().unwrap_or(Path::new(""));
         let joined = normalize(&base.join(path));
         let name = joined.to_string_lossy().into_owned();
-        std::fs::read(&joined).map(|bytes| (name, bytes)).map_err(|error| error.to_string())
+        Ok((name, std::fs::read(&joined)?))
     }
 }
 

@@ -70,7 +70,9 @@ enum Command {
     Health(cluster::HealthArgs),
 }
 
-/// What a command reports back to `main`.
+/// What a command reports back to `main`. A command that fails returns its error instead, which `main` prints (the
+/// one path from an error to the exit code); `UserError` is for problems it has reported itself, such as
+/// diagnostics or an error with a hint beside it.
 pub enum Outcome {
     Success,
     /// The input has problems; they have been reported.
@@ -134,7 +136,7 @@ fn main() -> ExitCode {
         Ok(Ok(Outcome::Success)) => ExitCode::SUCCESS,
         Ok(Ok(Outcome::UserError)) => ExitCode::from(1),
         Ok(Err(error)) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             ExitCode::from(1)
         }
         Err(payload) if is_broken_pipe(payload.as_ref()) => ExitCode::SUCCESS,
@@ -143,6 +145,24 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The one way a command's error reaches the user: the error and its causes on one line. Stratum's own errors say
+/// their cause in their message (and keep it as their source), so a cause whose words are already there is not said
+/// twice.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Whether a panic came from writing to a closed pipe.
@@ -158,6 +178,16 @@ fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::Cli;
+
+    #[test]
+    fn an_error_that_says_its_cause_is_not_repeated_but_a_context_gets_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let own = stratum_dataplane::Error::Io { context: "reading x".into(), source: io };
+        assert_eq!(super::one_line(&anyhow::Error::from(own)), "reading x: no such file");
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let context = anyhow::Error::from(io).context("cannot read `x`");
+        assert_eq!(super::one_line(&context), "cannot read `x`: no such file");
+    }
     use clap::CommandFactory;
 
     /// Every argument read from the environment whose name says it holds a secret, in every subcommand.

@@ -112,8 +112,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
     let selected = match stratum_dataplane::pipeline::select(application, &components) {
         Ok(selected) => selected,
         Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{error}");
         }
     };
     let selected = if pipeline_wanted { selected } else { Default::default() };
@@ -258,8 +257,7 @@ pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result
     let summary = match summary {
         Ok(summary) => summary,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("{error:#}");
         }
     };
     match args.format {

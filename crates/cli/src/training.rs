@@ -116,14 +116,12 @@ pub fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
             .as_ref()
             .map(|name| format!("no trained model named `{name}`"))
             .unwrap_or_else(|| "no model to train".into());
-        eprintln!("error: `{}` has {what}", args.file.display());
-        return Ok(Outcome::UserError);
+        anyhow::bail!("`{}` has {what}", args.file.display());
     }
     let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
     if let Some(server) = &args.server {
         let Some(token) = &args.token else {
-            eprintln!("error: training on a control plane needs its token: --token T (or STRATUM_TOKEN)");
-            return Ok(Outcome::UserError);
+            anyhow::bail!("training on a control plane needs its token: --token T (or STRATUM_TOKEN)");
         };
         let names: Vec<String> = models.iter().map(|model| model.name.clone()).collect();
         return crate::cluster::train_remotely(application, &names, &base, server, token, args.format);
@@ -235,15 +233,13 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
                     return Ok(Outcome::Success);
                 }
                 Err(error) => {
-                    eprintln!("error: {error}");
-                    return Ok(Outcome::UserError);
+                    anyhow::bail!("{error}");
                 }
             };
             let bytes = match stratum_ml::onnx::export(&artifact.model, &artifact.name) {
                 Ok(bytes) => bytes,
                 Err(error) => {
-                    eprintln!("error: {error}");
-                    return Ok(Outcome::UserError);
+                    anyhow::bail!("{error}");
                 }
             };
             std::fs::write(&output, &bytes)
@@ -316,8 +312,7 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
             let bytes = match std::fs::read(&file) {
                 Ok(bytes) => bytes,
                 Err(error) => {
-                    eprintln!("error: cannot read `{}`: {error}", file.display());
-                    return Ok(Outcome::UserError);
+                    anyhow::bail!("cannot read `{}`: {error}", file.display());
                 }
             };
             let inputs = inputs
@@ -348,10 +343,7 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
                     print_profile(&artifact.profile);
                     Ok(Outcome::Success)
                 }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    Ok(Outcome::UserError)
-                }
+                Err(error) => Err(anyhow::anyhow!("{error}")),
             }
         }
         ModelCommand::Show { name, version, store, format } => {
@@ -375,8 +367,7 @@ pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
                     return Ok(Outcome::Success);
                 }
                 Err(error) => {
-                    eprintln!("error: {error}");
-                    return Ok(Outcome::UserError);
+                    anyhow::bail!("{error}");
                 }
             };
             match format {

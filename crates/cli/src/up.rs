@@ -66,15 +66,13 @@ pub struct LogsArgs {
 pub fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
     let database = args.state_dir.join("state.db");
     if !database.exists() {
-        eprintln!("error: no state in {} (run `stratum up FILE` first, or give --state-dir)", args.state_dir.display());
-        return Ok(Outcome::UserError);
+        anyhow::bail!("no state in {} (run `stratum up FILE` first, or give --state-dir)", args.state_dir.display());
     }
     let state = stratum_control::state::StateStore::open(&database)?;
     let events = state.component_events(&args.component, args.events)?;
     let log = stratum_control::tools::log_path(&args.state_dir.join("logs"), &args.component);
     if events.is_empty() && !log.exists() {
-        eprintln!("error: nothing recorded for `{}` in {}", args.component, args.state_dir.display());
-        return Ok(Outcome::UserError);
+        anyhow::bail!("nothing recorded for `{}` in {}", args.component, args.state_dir.display());
     }
     for (app, event) in &events {
         let at = stratum_core::eval::format_timestamp(event.at_milliseconds);
@@ -91,8 +89,7 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
 pub fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let positive = |value: f64| value.is_finite() && value > 0.0;
     if !positive(args.speed) || !positive(args.bootstrap_hours) {
-        eprintln!("error: --speed and --bootstrap-hours must be positive numbers");
-        return Ok(Outcome::UserError);
+        anyhow::bail!("--speed and --bootstrap-hours must be positive numbers");
     }
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
@@ -137,8 +134,7 @@ async fn run_up(
     let listener = match tokio::net::TcpListener::bind(args.api).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("error: cannot serve the API on {}: {error} (choose another address with --api)", args.api);
-            return Ok(Outcome::UserError);
+            anyhow::bail!("cannot serve the API on {}: {error} (choose another address with --api)", args.api);
         }
     };
     let address = listener.local_addr()?;
@@ -311,10 +307,7 @@ async fn run_up(
             print_metrics(&summary.components, summary.seconds);
             Ok(Outcome::Success)
         }
-        Some(Err(error)) => {
-            eprintln!("error: {error}");
-            Ok(Outcome::UserError)
-        }
+        Some(Err(error)) => Err(anyhow::anyhow!("{error}")),
         None => Ok(Outcome::UserError),
     }
 }

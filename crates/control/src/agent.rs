@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stratum_core::Cause;
 use stratum_core::events::EventKind;
 use stratum_core::ir::Tier;
 use stratum_dataplane::PipelineOptions;
@@ -147,7 +148,7 @@ impl Agent {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|error| Error::Agent(error.to_string()))?;
+            .map_err(|error| Error::Agent(error.into()))?;
         let current = Shared::default();
         let api_address = match options.api_listen {
             Some(address) => {
@@ -213,13 +214,13 @@ impl Agent {
             .body(serde_json::to_vec(&join).unwrap_or_default())
             .send()
             .await
-            .map_err(|error| Error::Agent(format!("cannot reach the control plane: {error}")))?;
+            .map_err(|error| Error::Agent(format!("cannot reach the control plane: {error}").into()))?;
         match response.status().as_u16() {
             200 => Ok(()),
             401 | 403 => Err(Error::Refused("the control plane refused the join token".into())),
-            status => {
-                Err(Error::Agent(format!("join answered {status}: {}", response.text().await.unwrap_or_default())))
-            }
+            status => Err(Error::Agent(
+                format!("join answered {status}: {}", response.text().await.unwrap_or_default()).into(),
+            )),
         }
     }
 
@@ -288,14 +289,14 @@ impl Agent {
             .body(serde_json::to_vec(&beat).unwrap_or_default())
             .send()
             .await
-            .map_err(|error| Error::Agent(error.to_string()))?;
+            .map_err(|error| Error::Agent(error.into()))?;
         match response.status().as_u16() {
             200 => {}
             404 => return self.join().await,
-            status => return Err(Error::Agent(format!("heartbeat answered {status}"))),
+            status => return Err(Error::Agent(format!("heartbeat answered {status}").into())),
         }
-        let text = response.text().await.map_err(|error| Error::Agent(error.to_string()))?;
-        let answer: HeartbeatAnswer = serde_json::from_str(&text).map_err(|error| Error::Agent(error.to_string()))?;
+        let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
+        let answer: HeartbeatAnswer = serde_json::from_str(&text).map_err(|error| Error::Agent(error.into()))?;
         for work in answer.training {
             self.train(work);
         }
@@ -317,6 +318,7 @@ impl Agent {
                 .is_none_or(|(key, when)| *key != assignment.key || when.elapsed() > Duration::from_secs(10));
             if retry && let Err(error) = self.follow(assignment.clone()).await {
                 tracing::warn!(%error, "cannot run the assignment");
+                // Problems go to the control plane's events as sentences.
                 self.problems.push(error.to_string());
                 self.failed = Some((assignment.key, Instant::now()));
             }
@@ -377,21 +379,19 @@ impl Agent {
         let prepared = self.prepared.clone();
         tokio::spawn(async move {
             let outcome = async {
-                let path = crate::training::data_path(&work.application, &work.model, &base)
-                    .map_err(|error| error.to_string())?;
+                let path = crate::training::data_path(&work.application, &work.model, &base)?;
                 if !path.is_file() {
-                    let response =
-                        client.get(&url).bearer_auth(&token).send().await.map_err(|error| error.to_string())?;
+                    let response = client.get(&url).bearer_auth(&token).send().await.map_err(Cause::from)?;
                     if !response.status().is_success() {
-                        return Err(format!("the data blob: the control plane answered {}", response.status()));
+                        let status = response.status();
+                        return Err(format!("the data blob: the control plane answered {status}").into());
                     }
-                    let bytes = response.bytes().await.map_err(|error| error.to_string())?;
+                    let bytes = response.bytes().await.map_err(Cause::from)?;
                     let actual = stratum_ml::data::sha256_hex(&bytes);
                     if actual != work.task.data {
-                        return Err(format!("the data blob hashes to {actual}, not {}: refused", work.task.data));
+                        return Err(format!("the data blob hashes to {actual}, not {}: refused", work.task.data).into());
                     }
-                    crate::training::lay_out(&work.application, &work.model, &base, &bytes)
-                        .map_err(|error| error.to_string())?;
+                    crate::training::lay_out(&work.application, &work.model, &base, &bytes)?;
                 }
                 let (application, model, task) = (work.application.clone(), work.model.clone(), work.task.clone());
                 tokio::task::spawn_blocking(move || {
@@ -401,8 +401,7 @@ impl Agent {
                         match prepared.get(&(task.data.clone(), model.clone())) {
                             Some(run) => run.clone(),
                             None => {
-                                let run = stratum_ml::search::prepare_training(&application, &model, &base)
-                                    .map_err(|error| error.to_string())?;
+                                let run = stratum_ml::search::prepare_training(&application, &model, &base)?;
                                 let run = Arc::new(run);
                                 // A few recent searches are kept, not every one an agent ever ran.
                                 if prepared.len() >= PREPARED_KEPT {
@@ -413,12 +412,14 @@ impl Agent {
                             }
                         }
                     };
-                    run.run(&task)
+                    run.run(&task).map_err(Cause::from)
                 })
                 .await
-                .map_err(|error| error.to_string())?
+                .map_err(Cause::from)?
             }
-            .await;
+            .await
+            // The reason goes to the control plane's leaderboard as text.
+            .map_err(|error: Cause| error.to_string());
             lock(&results).push(TrainingResult { job: work.job, index: work.index, outcome });
             running.fetch_sub(1, Ordering::Relaxed);
             done.notify_one();
@@ -567,26 +568,28 @@ impl Agent {
             .bearer_auth(&self.options.join_token)
             .send()
             .await
-            .map_err(|error| Error::Agent(format!("model `{}`: {error}", model.name)))?;
+            .map_err(|error| Error::Agent(format!("model `{}`: {error}", model.name).into()))?;
         if !response.status().is_success() {
-            return Err(Error::Agent(format!(
-                "model `{}` v{}: the control plane answered {}",
-                model.name,
-                model.version,
-                response.status()
-            )));
+            return Err(Error::Agent(
+                format!("model `{}` v{}: the control plane answered {}", model.name, model.version, response.status())
+                    .into(),
+            ));
         }
-        let bytes = response.bytes().await.map_err(|error| Error::Agent(format!("model `{}`: {error}", model.name)))?;
+        let bytes =
+            response.bytes().await.map_err(|error| Error::Agent(format!("model `{}`: {error}", model.name).into()))?;
         let actual = stratum_ml::data::sha256_hex(&bytes);
         if actual != model.sha256 {
-            return Err(Error::Agent(format!(
-                "model `{}` v{} refused: its bytes hash to {actual}, not {}",
-                model.name, model.version, model.sha256
-            )));
+            return Err(Error::Agent(
+                format!(
+                    "model `{}` v{} refused: its bytes hash to {actual}, not {}",
+                    model.name, model.version, model.sha256
+                )
+                .into(),
+            ));
         }
         // Written whole: a crash never leaves half a model behind.
         crate::files::write_whole(&path, &bytes)
-            .map_err(|error| Error::Agent(format!("{}: {error}", path.display())))?;
+            .map_err(|error| Error::Agent(format!("{}: {error}", path.display()).into()))?;
         tracing::info!(model = model.name, version = model.version, "model fetched and checked");
         Ok(())
     }
@@ -597,10 +600,8 @@ impl Agent {
 async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> Result<SocketAddr, Error> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|error| Error::Listen { address: address.to_string(), message: error.to_string() })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|error| Error::Listen { address: address.to_string(), message: error.to_string() })?;
+        .map_err(|error| Error::Listen { address: address.to_string(), source: error })?;
+    let bound = listener.local_addr().map_err(|error| Error::Listen { address: address.to_string(), source: error })?;
     let resources = MeasuredResources::measure(&data_dir);
     let metrics_of = current.clone();
     let router = axum::Router::new()

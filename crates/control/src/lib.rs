@@ -24,23 +24,38 @@ pub mod training;
 pub mod up;
 pub mod usage;
 
-/// Everything that can go wrong while running an application.
+/// Everything that can go wrong while running an application. Where another library's error is the cause, it is
+/// kept as the source.
+use stratum_core::Cause;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("state store: {0}")]
-    State(String),
-    #[error("model `{model}`: {message}")]
-    Model { model: String, message: String },
-    #[error("service `{service}`: {message}")]
-    Service { service: String, message: String },
-    #[error("cannot listen on {address}: {message}")]
-    Listen { address: String, message: String },
+    State(#[source] Cause),
+    #[error("model `{model}`: {source}")]
+    Model {
+        model: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("service `{service}`: {source}")]
+    Service {
+        service: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     DataPlane(#[from] stratum_dataplane::Error),
     #[error("a task failed: {0}")]
     Task(String),
     #[error("agent: {0}")]
-    Agent(String),
+    Agent(#[source] Cause),
     #[error("{0}")]
     Refused(String),
 }

@@ -6,6 +6,7 @@
 use crate::Error;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use stratum_core::Cause;
 use stratum_core::ir::{Application, ModelOrigin, SinkKind};
 use stratum_dataplane::{Pipeline, PipelineOptions};
 use stratum_ml::{ModelStore, StoredModel};
@@ -92,13 +93,13 @@ async fn ensure_model(
         .models
         .iter()
         .find(|item| item.name == model)
-        .ok_or_else(|| Error::Model { model: model.into(), message: "no such model in the application".into() })?;
+        .ok_or_else(|| Error::Model { model: model.into(), source: "no such model in the application".into() })?;
     let store = ModelStore::new(&options.model_store);
     let ModelOrigin::Trained(training) = &item.origin else {
         // An imported model is used as stored: there is nothing to train.
         let stored = store.load_any(model, None).map_err(|error| Error::Model {
             model: model.into(),
-            message: format!("{error}; import it with `stratum model import`"),
+            source: format!("{error}; import it with `stratum model import`").into(),
         })?;
         progress(ModelProgress::Reused { model: model.into(), version: stored.version() });
         return Ok(ReadyModel {
@@ -113,9 +114,9 @@ async fn ensure_model(
         Err(stratum_ml::Error::NoData { .. }) => {
             bootstrap(application, model, &training.data, options, progress).await?;
             stratum_ml::search::data_fingerprint(application, model, &options.base_dir)
-                .map_err(|error| Error::Model { model: model.into(), message: error.to_string() })?
+                .map_err(|error| Error::Model { model: model.into(), source: error.into() })?
         }
-        Err(error) => return Err(Error::Model { model: model.into(), message: error.to_string() }),
+        Err(error) => return Err(Error::Model { model: model.into(), source: error.into() }),
     };
     if let Ok(StoredModel::Trained(artifact)) = store.load_any(model, None)
         && artifact.data_sha256 == fingerprint
@@ -133,11 +134,11 @@ async fn ensure_model(
     let report =
         tokio::task::spawn_blocking(move || stratum_ml::train(&application_copy, &model_name, &base, &mut |_| {}))
             .await
-            .map_err(|error| Error::Model { model: model.into(), message: error.to_string() })?
-            .map_err(|error| Error::Model { model: model.into(), message: error.to_string() })?;
+            .map_err(|error| Error::Model { model: model.into(), source: error.into() })?
+            .map_err(|error| Error::Model { model: model.into(), source: error.into() })?;
     let (artifact, _) = store
         .save(&report, item.inputs.clone(), item.output.clone())
-        .map_err(|error| Error::Model { model: model.into(), message: error.to_string() })?;
+        .map_err(|error| Error::Model { model: model.into(), source: error.into() })?;
     progress(ModelProgress::Trained {
         model: model.into(),
         version: artifact.version,
@@ -158,7 +159,7 @@ async fn bootstrap(
     options: &ModelOptions,
     progress: &mut (dyn FnMut(ModelProgress) + Send),
 ) -> Result<(), Error> {
-    let failed = |message: String| Error::Model { model: model.into(), message };
+    let failed = |source: Cause| Error::Model { model: model.into(), source };
     let batches: Vec<&stratum_core::ir::Batch> =
         application.batches.iter().filter(|batch| batch.into == dataset).collect();
     let mut sinks: BTreeSet<String> = batches
@@ -177,7 +178,7 @@ async fn bootstrap(
     if sinks.is_empty() {
         return Err(failed(format!(
             "dataset `{dataset}` has no data and nothing in the application writes it; give it a `path` to existing data"
-        )));
+        ).into()));
     }
     let sinks: Vec<String> = sinks.into_iter().collect();
     let batch_names: Vec<String> = batches.iter().map(|batch| batch.name.clone()).collect();
@@ -197,8 +198,8 @@ async fn bootstrap(
         model_store: Some(options.model_store.clone()),
         ..PipelineOptions::default()
     };
-    let pipeline = Pipeline::build(application, &pipeline_options).map_err(|error| failed(error.to_string()))?;
-    let summary = pipeline.run().await.map_err(|error| failed(error.to_string()))?;
+    let pipeline = Pipeline::build(application, &pipeline_options).map_err(|error| failed(error.into()))?;
+    let summary = pipeline.run().await.map_err(|error| failed(error.into()))?;
     let sources: BTreeSet<&str> = application.sources.iter().map(|source| source.name.as_str()).collect();
     let events = summary
         .components
@@ -210,7 +211,7 @@ async fn bootstrap(
     for batch in &batch_names {
         let run = stratum_batch::run(application, batch, &options.base_dir)
             .await
-            .map_err(|error| failed(format!("batch `{batch}`: {error}")))?;
+            .map_err(|error| failed(format!("batch `{batch}`: {error}").into()))?;
         rows = run.rows;
     }
     progress(ModelProgress::Bootstrapped { model: model.into(), events, rows });

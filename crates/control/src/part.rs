@@ -313,7 +313,9 @@ impl RunningPart {
                     self.tools.insert(tool.name.clone(), Beside { fingerprint, stop, task });
                     note(if restarting { &mut rollout.restarted } else { &mut rollout.started }, &tool.name);
                 }
-                Err(reason) => {
+                Err(not_launched) => {
+                    // Told in an event and in what does not run: sentences for people.
+                    let reason = not_launched.to_string();
                     (self.report)(&tool.name, EventKind::ToolNotStarted, reason.clone());
                     self.not_running.push((tool.name.clone(), reason));
                 }

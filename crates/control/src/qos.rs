@@ -71,7 +71,7 @@ fn measure(signal: Signal, measured: &Measured) -> Option<f64> {
 
 /// Whether a condition holds, with what was measured (none while there is nothing to measure), or why it cannot
 /// be measured.
-pub fn condition_holds(condition: &Condition, measured: &Measured) -> Result<Option<(bool, String)>, String> {
+pub(crate) fn condition_holds(condition: &Condition, measured: &Measured) -> Result<Option<(bool, String)>, String> {
     match condition {
         Condition::Threshold { signal, op, threshold } => Ok(measure(*signal, measured)
             .map(|value| (holds(value, *op, *threshold), format!("{signal} {value:.4} against {threshold:.4}")))),

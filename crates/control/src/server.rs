@@ -172,10 +172,10 @@ impl Server {
         let state = StateStore::open(&options.state_dir.join("state.db"))?;
         let mut cluster = Cluster::default();
         if let Some((app, version, ir, plan)) = state.latest_deployment()? {
-            let application: Application =
-                serde_json::from_str(&ir).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
-            let plan: Plan =
-                serde_json::from_str(&plan).map_err(|error| Error::State(format!("`{app}` v{version}: {error}")))?;
+            let application: Application = serde_json::from_str(&ir)
+                .map_err(|error| Error::State(format!("`{app}` v{version}: {error}").into()))?;
+            let plan: Plan = serde_json::from_str(&plan)
+                .map_err(|error| Error::State(format!("`{app}` v{version}: {error}").into()))?;
             cluster.apply(application, plan, version);
             // What policies had moved stays moved, and what they added stays added: placement would otherwise undo
             // it until they measure again.
@@ -194,7 +194,7 @@ impl Server {
         let gateway = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|error| Error::State(format!("HTTP client: {error}")))?;
+            .map_err(|error| Error::State(format!("HTTP client: {error}").into()))?;
         let server = Arc::new(Server {
             options,
             state,
@@ -231,8 +231,8 @@ impl Server {
     /// A new version of the application (checked and planned): recorded, then rolled out by the next reconcile.
     pub fn deploy(&self, application: Application, plan: Plan) -> Result<u32, Error> {
         let app = application.name.clone();
-        let ir = serde_json::to_string(&application).map_err(|error| Error::State(error.to_string()))?;
-        let plan_text = serde_json::to_string(&plan).map_err(|error| Error::State(error.to_string()))?;
+        let ir = serde_json::to_string(&application).map_err(|error| Error::State(error.into()))?;
+        let plan_text = serde_json::to_string(&plan).map_err(|error| Error::State(error.into()))?;
         let version = self.state.record_version(&app, &ir, &plan_text)?;
         lock(&self.cluster).apply(application, plan, version);
         self.event(EventKind::Applied, None, &format!("version {version}"));
@@ -318,6 +318,7 @@ impl Server {
         let base = self.options.state_dir.join("training").join(id.to_string());
         let job = crate::training::lay_out(&request.application, &request.model, &base, &bytes)
             .and_then(|()| TrainingJob::new(id, request.application, &request.model, base, &request.data_sha256))
+            // The refusal's message is the answer's text.
             .map_err(|error| refused(400, error.to_string()))?;
         let message = format!(
             "{} tasks on the agents{}",

@@ -17,12 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stratum_core::Cause;
 use stratum_core::ir::Application;
 use stratum_core::types::Field;
 use stratum_dataplane::component::{BuildContext, Context, DeadLetters};
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::record::{Record, datum_to_json, from_json_object};
-use stratum_dataplane::stream::predict::Predictor;
+use stratum_dataplane::stream::predict::{NoPredictor, Predictor};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// The largest prediction request (many records may go in one), the same wherever one is taken: the control
@@ -167,7 +168,7 @@ impl ServicePool {
         model_store: &Path,
         metrics: &Registry,
     ) -> Result<Arc<ServicePool>, Error> {
-        let failed = |message: String| Error::Service { service: service.into(), message };
+        let failed = |source: Cause| Error::Service { service: service.into(), source };
         let item = application
             .services
             .iter()
@@ -177,7 +178,7 @@ impl ServicePool {
             .models
             .iter()
             .find(|model| model.name == item.model)
-            .ok_or_else(|| failed(format!("no model `{}`", item.model)))?;
+            .ok_or_else(|| failed(format!("no model `{}`", item.model).into()))?;
         let scale = &item.scale;
         let policy =
             ScalePolicy::new(scale.min, scale.max, scale.concurrency, scale.idle.map(|idle| idle.0), scale.predictive);
@@ -209,10 +210,10 @@ impl ServicePool {
             counters: PoolCounters::default(),
             last_failure: Mutex::new(None),
         });
-        let first = pool.load().map_err(failed)?;
+        let first = pool.load().map_err(|error| failed(error.into()))?;
         let mut replicas = vec![first];
         for _ in 1..pool.policy.min {
-            replicas.push(pool.load().map_err(failed)?);
+            replicas.push(pool.load().map_err(|error| failed(error.into()))?);
         }
         if pool.policy.min > 0 {
             *lock(&pool.replicas) = replicas;
@@ -220,7 +221,7 @@ impl ServicePool {
         Ok(pool)
     }
 
-    fn load(&self) -> Result<Arc<Replica>, String> {
+    fn load(&self) -> Result<Arc<Replica>, NoPredictor> {
         let build = BuildContext {
             application: &self.application,
             base_dir: Path::new("."),
@@ -299,10 +300,11 @@ impl ServicePool {
                     pool.counters.last_cold_start_microseconds.store(microseconds, Ordering::Relaxed);
                     tracing::info!(service = pool.name, milliseconds = microseconds as f64 / 1000.0, "replica started");
                 }
-                Err(message) => {
+                Err(error) => {
                     pool.context.metrics.count_error();
-                    tracing::warn!(service = pool.name, message, "a replica failed to start");
-                    *lock(&pool.last_failure) = Some((Instant::now(), message));
+                    tracing::warn!(service = pool.name, %error, "a replica failed to start");
+                    // Kept as the refusal's message that requests get while no replica starts.
+                    *lock(&pool.last_failure) = Some((Instant::now(), error.to_string()));
                 }
             }
             pool.starting.fetch_sub(1, Ordering::Relaxed);

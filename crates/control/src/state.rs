@@ -98,10 +98,10 @@ impl StateStore {
     pub fn open(path: &Path) -> Result<StateStore, Error> {
         if let Some(directory) = path.parent() {
             std::fs::create_dir_all(directory)
-                .map_err(|error| Error::State(format!("cannot create {}: {error}", directory.display())))?;
+                .map_err(|error| Error::State(format!("cannot create {}: {error}", directory.display()).into()))?;
         }
         let connection =
-            Connection::open(path).map_err(|error| Error::State(format!("{}: {error}", path.display())))?;
+            Connection::open(path).map_err(|error| Error::State(format!("{}: {error}", path.display()).into()))?;
         // Write-ahead logging: readers (the API) do not wait for writers (the loops), and a crash loses nothing
         // that was committed.
         connection
@@ -121,10 +121,13 @@ impl StateStore {
             connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(state_error)?;
         let applied = usize::try_from(applied).unwrap_or(usize::MAX);
         if applied > MIGRATIONS.len() {
-            return Err(Error::State(format!(
-                "the state store has schema version {applied}, newer than this Stratum knows ({}); upgrade Stratum",
-                MIGRATIONS.len()
-            )));
+            return Err(Error::State(
+                format!(
+                    "the state store has schema version {applied}, newer than this Stratum knows ({}); upgrade Stratum",
+                    MIGRATIONS.len()
+                )
+                .into(),
+            ));
         }
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
             let transaction = connection.transaction().map_err(state_error)?;
@@ -354,7 +357,7 @@ fn event_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Event> {
 }
 
 fn state_error(error: rusqlite::Error) -> Error {
-    Error::State(error.to_string())
+    Error::State(error.into())
 }
 
 #[cfg(test)]

@@ -85,21 +85,28 @@ pub struct Container {
     pub name: String,
 }
 
+/// Why a tool cannot run on this machine at all.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum NotLaunched {
+    #[error("its `command` is empty")]
+    EmptyCommand,
+    #[error("image `{image}` needs a container runtime (podman or docker) on this machine")]
+    NoRuntime { image: String },
+}
+
 /// How a tool runs on this machine, or why it cannot. An image runs through podman when it is installed (it needs
 /// no daemon, so being installed means it can run), else through docker.
-pub fn launch(tool: &Tool, application: &str) -> Result<Launch, String> {
+pub fn launch(tool: &Tool, application: &str) -> Result<Launch, NotLaunched> {
     let runtime = ["podman", "docker"].into_iter().find(|runtime| on_path(runtime));
     launch_with(tool, application, runtime)
 }
 
-fn launch_with(tool: &Tool, application: &str, runtime: Option<&str>) -> Result<Launch, String> {
+fn launch_with(tool: &Tool, application: &str, runtime: Option<&str>) -> Result<Launch, NotLaunched> {
     match &tool.run {
-        ToolRun::Command(command) if command.is_empty() => Err("its `command` is empty".into()),
+        ToolRun::Command(command) if command.is_empty() => Err(NotLaunched::EmptyCommand),
         ToolRun::Command(command) => Ok(Launch { line: command.clone(), container: None }),
         ToolRun::Image(image) => {
-            let runtime = runtime.ok_or_else(|| {
-                format!("image `{image}` needs a container runtime (podman or docker) on this machine")
-            })?;
+            let runtime = runtime.ok_or_else(|| NotLaunched::NoRuntime { image: image.clone() })?;
             let name = format!("stratum-{application}-{}", tool.name);
             let mut line = vec![runtime.to_string(), "run".into(), "--rm".into(), "--name".into(), name.clone()];
             for port in &tool.ports {
@@ -155,7 +162,7 @@ fn spawn(line: &[String], tool: &Tool, log: &Path) -> Result<Child, String> {
         .append(true)
         .open(log)
         .map_err(|error| format!("cannot open {}: {error}", log.display()))?;
-    let errors = output.try_clone().map_err(|error| error.to_string())?;
+    let errors = output.try_clone().map_err(|error| format!("cannot open {} twice: {error}", log.display()))?;
     Command::new(&line[0])
         .args(&line[1..])
         .envs(&tool.env)
@@ -212,6 +219,7 @@ pub async fn supervise(
                     return;
                 };
                 let wait = backoff.after(started.elapsed());
+                // The exit (or why it could not be waited for) is told in the tool's event.
                 let mut status = status.map_or_else(|error| error.to_string(), |status| status.to_string());
                 // The first thing this run wrote usually says why it ended (a container runtime without its daemon,
                 // a port taken).
@@ -333,7 +341,7 @@ mod tests {
     fn an_image_without_a_container_runtime_says_what_it_needs() {
         let mut grafana = tool(&[]);
         grafana.run = ToolRun::Image("grafana/grafana:11.2.0".into());
-        let error = launch_with(&grafana, "demo", None).unwrap_err();
+        let error = launch_with(&grafana, "demo", None).unwrap_err().to_string();
         assert!(error.contains("needs a container runtime (podman or docker)"), "{error}");
         let launch = launch_with(&grafana, "demo", Some("docker")).unwrap();
         assert_eq!(launch.line[..5], ["docker", "run", "--rm", "--name", "stratum-demo-echoer"]);

@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use stratum_core::Cause;
 use stratum_core::ir::{Application, ModelOrigin, Tier};
 use stratum_ml::search::{TaskOutcome, TrainingTask, prepare_training, training_data_location, training_of};
 
@@ -59,12 +60,14 @@ pub struct TrainingJob {
 
 /// Where a model's training data goes under `base`: the dataset's path as the application writes it.
 pub fn data_path(application: &Application, model: &str, base: &Path) -> Result<PathBuf, Error> {
-    let failed = |message: String| Error::Model { model: model.into(), message };
-    let (_, training) = training_of(application, model).map_err(|error| failed(error.to_string()))?;
-    let (path, _, _) = training_data_location(application, training).map_err(|error| failed(error.to_string()))?;
+    let failed = |source: Cause| Error::Model { model: model.into(), source };
+    let (_, training) = training_of(application, model).map_err(|error| failed(error.into()))?;
+    let (path, _, _) = training_data_location(application, training).map_err(|error| failed(error.into()))?;
     let relative = Path::new(&path);
     if relative.is_absolute() || relative.components().any(|part| matches!(part, std::path::Component::ParentDir)) {
-        return Err(failed(format!("its data path `{path}` must stay inside the application's folder to be shipped")));
+        return Err(failed(
+            format!("its data path `{path}` must stay inside the application's folder to be shipped").into(),
+        ));
     }
     Ok(base.join(relative))
 }
@@ -75,8 +78,10 @@ pub fn lay_out(application: &Application, model: &str, base: &Path, bytes: &[u8]
     if path.is_file() {
         return Ok(());
     }
-    let io =
-        |error: std::io::Error| Error::Model { model: model.into(), message: format!("{}: {error}", path.display()) };
+    let io = |error: std::io::Error| Error::Model {
+        model: model.into(),
+        source: format!("{}: {error}", path.display()).into(),
+    };
     // An agent's tasks of one job may lay the data out at the same time: each writes whole, on its own.
     crate::files::write_whole(&path, bytes).map_err(io)
 }
@@ -90,11 +95,11 @@ impl TrainingJob {
         base: PathBuf,
         data_sha256: &str,
     ) -> Result<TrainingJob, Error> {
-        let failed = |message: String| Error::Model { model: model.into(), message };
+        let failed = |source: Cause| Error::Model { model: model.into(), source };
         let (tasks, budget) = {
-            let run = prepare_training(&application, model, &base).map_err(|error| failed(error.to_string()))?;
+            let run = prepare_training(&application, model, &base).map_err(|error| failed(error.into()))?;
             if run.fingerprint() != data_sha256 {
-                return Err(failed(format!("the data hashes to {}, not {data_sha256}", run.fingerprint())));
+                return Err(failed(format!("the data hashes to {}, not {data_sha256}", run.fingerprint()).into()));
             }
             (run.tasks.clone(), run.budget())
         };
@@ -200,14 +205,12 @@ impl TrainingJob {
 
     /// Assembles the leaderboard, refits the winner and saves it in `store`; the job's new state.
     pub fn finish(&self, store: &stratum_ml::ModelStore) -> JobState {
-        let finished = || -> Result<JobState, String> {
-            let run =
-                prepare_training(&self.application, &self.model, &self.base).map_err(|error| error.to_string())?;
-            let report =
-                run.finish(self.outcomes.clone(), self.started.elapsed()).map_err(|error| error.to_string())?;
-            let item = self.application.models.iter().find(|item| item.name == self.model).ok_or("no such model")?;
-            let (artifact, _) =
-                store.save(&report, item.inputs.clone(), item.output.clone()).map_err(|error| error.to_string())?;
+        let finished = || -> Result<JobState, stratum_ml::Error> {
+            let run = prepare_training(&self.application, &self.model, &self.base)?;
+            let report = run.finish(self.outcomes.clone(), self.started.elapsed())?;
+            let item = self.application.models.iter().find(|item| item.name == self.model);
+            let item = item.ok_or_else(|| stratum_ml::Error::Invalid("no such model".into()))?;
+            let (artifact, _) = store.save(&report, item.inputs.clone(), item.output.clone())?;
             Ok(JobState::Done {
                 version: artifact.version,
                 algorithm: artifact.algorithm,
@@ -215,6 +218,7 @@ impl TrainingJob {
                 score: artifact.score,
             })
         };
-        finished().unwrap_or_else(|reason| JobState::Failed { reason })
+        // The job's state is what `GET /v1/training/{job}` answers: the reason is text.
+        finished().unwrap_or_else(|error| JobState::Failed { reason: error.to_string() })
     }
 }

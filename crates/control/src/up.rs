@@ -195,8 +195,8 @@ async fn prepare_version(
     progress: &mut (dyn FnMut(UpProgress) + Send),
 ) -> Result<u32, Error> {
     let app = &application.name;
-    let ir = serde_json::to_string(application).map_err(|error| Error::State(error.to_string()))?;
-    let plan_text = serde_json::to_string(plan).map_err(|error| Error::State(error.to_string()))?;
+    let ir = serde_json::to_string(application).map_err(|error| Error::State(error.into()))?;
+    let plan_text = serde_json::to_string(plan).map_err(|error| Error::State(error.into()))?;
     let version = state.record_version(app, &ir, &plan_text)?;
     state.record_event(
         app,
@@ -231,6 +231,7 @@ async fn prepare_version(
         state.record_event(app, EventKind::Model, Some(model), &message)?;
     }
     let ready = ready.inspect_err(|error| {
+        // An event's message is a sentence for people.
         let _ = state.record_event(app, EventKind::Failed, None, &error.to_string());
     })?;
     for service in &application.services {

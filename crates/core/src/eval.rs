@@ -94,12 +94,19 @@ pub enum Compiled {
     Call(String, Vec<Compiled>),
 }
 
+/// A field an expression reads that the record layout it is compiled against does not have.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("no field `{name}`")]
+pub struct UnknownField {
+    pub name: String,
+}
+
 impl Compiled {
     /// Compiles `expr`, asking `position` where each field is; returns the first field it does not know.
-    pub fn new(expr: &Expr, position: &dyn Fn(&str) -> Option<usize>) -> Result<Compiled, String> {
+    pub fn new(expr: &Expr, position: &dyn Fn(&str) -> Option<usize>) -> Result<Compiled, UnknownField> {
         Ok(match expr {
             Expr::Literal { value } => Compiled::Literal(Datum::from(value)),
-            Expr::Field { name } => Compiled::Field(position(name).ok_or_else(|| name.clone())?),
+            Expr::Field { name } => Compiled::Field(position(name).ok_or_else(|| UnknownField { name: name.clone() })?),
             Expr::Unary { op, operand } => Compiled::Unary(*op, Box::new(Compiled::new(operand, position)?)),
             Expr::Binary { op: BinaryOp::In, left, right } => {
                 let items = match right.as_ref() {
@@ -459,6 +466,6 @@ mod tests {
             let compiled = Compiled::new(expr, &|name| names.iter().position(|known| *known == name)).unwrap();
             assert_eq!(*compiled.evaluate(&record), evaluate(expr, &by_name), "{expr:?}");
         }
-        assert_eq!(Compiled::new(&field("nope"), &|_| None), Err("nope".to_string()));
+        assert_eq!(Compiled::new(&field("nope"), &|_| None), Err(UnknownField { name: "nope".to_string() }));
     }
 }

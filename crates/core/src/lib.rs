@@ -15,3 +15,7 @@ mod version;
 pub mod vocabulary;
 
 pub use ir::IR_VERSION;
+
+/// What caused an error: another library's error, kept as the error's `source` so that the chain survives, or a
+/// sentence of ours where there is none (`"…".into()`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;

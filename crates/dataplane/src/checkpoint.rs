@@ -84,7 +84,7 @@ impl Checkpoint {
         };
         let file: File<'_> = serde_json::from_slice(&text).map_err(|error| Error::Checkpoint {
             path: self.path.clone(),
-            message: format!("not a checkpoint: {error}"),
+            source: format!("not a checkpoint: {error}").into(),
         })?;
         if file.fingerprint != self.fingerprint {
             self.remove();
@@ -101,8 +101,8 @@ impl Checkpoint {
             Ok(None) => return false,
             Ok(Some(state)) => operator
                 .restore(&state)
-                .map_err(|message| Error::Checkpoint { path: self.path.clone(), message }.to_string()),
-            Err(error) => Err(error.to_string()),
+                .map_err(|message| Error::Checkpoint { path: self.path.clone(), source: message }),
+            Err(error) => Err(error),
         };
         match restored {
             Ok(()) => {
@@ -113,7 +113,7 @@ impl Checkpoint {
                 context.metrics.count_error();
                 tracing::warn!(
                     component = context.component,
-                    error,
+                    %error,
                     "starting empty: the checkpoint cannot be taken up"
                 );
                 false
@@ -144,7 +144,7 @@ impl Checkpoint {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_replacing(&path, &bytes))
             .await
-            .map_err(|error| Error::Checkpoint { path: self.path.clone(), message: error.to_string() })??;
+            .map_err(|error| Error::Checkpoint { path: self.path.clone(), source: error.into() })??;
         self.last_saved = Instant::now();
         self.changed = false;
         Ok(())

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use stratum_core::Cause;
 use stratum_core::ir::Application;
 use tokio::sync::{mpsc, watch};
 
@@ -48,7 +49,7 @@ pub trait Operator: Send + 'static {
         None
     }
     /// Takes up the state (what [`Operator::save`] gave) that an instance with the same definition saved.
-    fn restore(&mut self, _state: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, _state: &[u8]) -> Result<(), Cause> {
         Ok(())
     }
 }

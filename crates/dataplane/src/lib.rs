@@ -6,7 +6,6 @@
 //! the pipeline is stopped.
 
 pub mod checkpoint;
-pub mod columnar;
 pub mod component;
 pub mod connectors;
 pub mod log;
@@ -24,24 +23,58 @@ pub use pipeline::{Pipeline, PipelineOptions, RunSummary};
 pub use record::{Batch, Record};
 
 use std::path::PathBuf;
+use stratum_core::Cause;
 
-/// Everything that can go wrong while building or running a pipeline.
+/// Everything that can go wrong while building or running a pipeline. Where another library's error is the cause,
+/// it is kept as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A component cannot be built from its IR item as it stands.
     #[error("`{component}`: {message}")]
     Build { component: String, message: String },
+    /// A component cannot reach what it needs to start (a broker, a server).
+    #[error("`{component}`: {what}: {source}")]
+    Connect {
+        component: String,
+        what: String,
+        #[source]
+        source: Cause,
+    },
     #[error("`{component}`: {what} is not available yet in this version of Stratum")]
     Unsupported { component: String, what: String },
-    #[error("`{component}`: cannot read {path}: {message}")]
-    Read { component: String, path: PathBuf, message: String },
-    #[error("`{component}`: cannot write {path}: {message}")]
-    Write { component: String, path: PathBuf, message: String },
-    #[error("`{component}`: cannot deliver to {target}: {message}")]
-    Deliver { component: String, target: String, message: String },
-    #[error("buffer {path}: {message}")]
-    Log { path: PathBuf, message: String },
-    #[error("checkpoint {path}: {message}")]
-    Checkpoint { path: PathBuf, message: String },
+    #[error("`{component}`: cannot read {path}: {source}")]
+    Read {
+        component: String,
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    #[error("`{component}`: cannot write {path}: {source}")]
+    Write {
+        component: String,
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    #[error("`{component}`: cannot deliver to {target}: {source}")]
+    Deliver {
+        component: String,
+        target: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("buffer {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    #[error("checkpoint {path}: {source}")]
+    Checkpoint {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -49,9 +82,16 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("transfer: {0}")]
-    Transfer(String),
+    Transfer(#[source] Cause),
     #[error("MQTT broker: {0}")]
-    Broker(String),
+    Broker(#[source] Cause),
+    /// A service or stream has no model to predict with.
+    #[error("`{component}`: {source}")]
+    Model {
+        component: String,
+        #[source]
+        source: Box<stream::predict::NoPredictor>,
+    },
     #[error("the pipeline has ended: start it again to run a new version")]
     Ended,
 }

@@ -28,6 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use stratum_core::Cause;
 use stratum_core::ir::{BufferPolicy, WhenFull};
 
 const HEADER: usize = 4 + 4 + 8 + 8;
@@ -116,11 +117,11 @@ pub struct Full;
 impl Log {
     /// Opens (or creates) the log in `directory`, recovering from a crash if there was one.
     pub fn open(directory: &Path, options: LogOptions) -> Result<Log, Error> {
-        let error = |message: String| Error::Log { path: directory.to_path_buf(), message };
-        std::fs::create_dir_all(directory).map_err(|e| error(e.to_string()))?;
+        let error = |source: std::io::Error| Error::Log { path: directory.to_path_buf(), source: source.into() };
+        std::fs::create_dir_all(directory).map_err(error)?;
         let mut firsts: Vec<u64> = Vec::new();
-        for entry in std::fs::read_dir(directory).map_err(|e| error(e.to_string()))? {
-            let entry = entry.map_err(|e| error(e.to_string()))?;
+        for entry in std::fs::read_dir(directory).map_err(error)? {
+            let entry = entry.map_err(error)?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
             if let Some(first) = name.strip_suffix(".segment").and_then(|stem| stem.parse::<u64>().ok()) {
@@ -131,11 +132,11 @@ impl Log {
             }
         }
         firsts.sort_unstable();
-        let acknowledged = read_acknowledged(&directory.join("acknowledged")).map_err(|e| error(e.to_string()))?;
+        let acknowledged = read_acknowledged(&directory.join("acknowledged")).map_err(error)?;
         let mut segments = VecDeque::new();
         for (index, first) in firsts.iter().enumerate() {
             let path = segment_path(directory, *first);
-            let metadata = std::fs::metadata(&path).map_err(|e| error(e.to_string()))?;
+            let metadata = std::fs::metadata(&path).map_err(error)?;
             let newest = metadata
                 .modified()
                 .ok()
@@ -146,12 +147,12 @@ impl Log {
         }
         // The newest segment: find its end and cut a torn tail.
         if let Some(last) = segments.back_mut() {
-            let (end, valid_bytes, newest) = scan(&last.path, last.first).map_err(|e| error(e.to_string()))?;
+            let (end, valid_bytes, newest) = scan(&last.path, last.first).map_err(error)?;
             if valid_bytes < last.bytes {
                 tracing::warn!(path = %last.path.display(), cut = last.bytes - valid_bytes, "cutting a torn tail after a crash");
-                let file = OpenOptions::new().write(true).open(&last.path).map_err(|e| error(e.to_string()))?;
-                file.set_len(valid_bytes).map_err(|e| error(e.to_string()))?;
-                file.sync_all().map_err(|e| error(e.to_string()))?;
+                let file = OpenOptions::new().write(true).open(&last.path).map_err(error)?;
+                file.set_len(valid_bytes).map_err(error)?;
+                file.sync_all().map_err(error)?;
             }
             last.end = end;
             last.bytes = valid_bytes;
@@ -174,8 +175,8 @@ impl Log {
         Ok(log)
     }
 
-    fn error(&self, message: impl ToString) -> Error {
-        Error::Log { path: self.directory.clone(), message: message.to_string() }
+    fn error(&self, source: impl Into<Cause>) -> Error {
+        Error::Log { path: self.directory.clone(), source: source.into() }
     }
 
     /// Appends one entry and returns its sequence number; `Ok(Err(Full))` when the log is full and rejects.

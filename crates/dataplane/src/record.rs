@@ -42,23 +42,36 @@ pub fn encoded_size(record: &Record) -> usize {
         .sum()
 }
 
+/// Why a message, a row or a log entry is not a record of its schema: a sentence that names the field or the
+/// byte, kept with the dead letter or answered to the caller.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRecord(pub String);
+
+impl BadRecord {
+    /// Whether the reason mentions `text` (what tests look for).
+    pub fn contains(&self, text: &str) -> bool {
+        self.0.contains(text)
+    }
+}
+
 /// Decodes a JSON object against `fields`. A field the object lacks is missing (and must be optional); a value
 /// that does not fit its type is an error that names the field.
-pub fn from_json_object(object: &Map<String, Value>, fields: &[Field]) -> Result<Record, String> {
+pub fn from_json_object(object: &Map<String, Value>, fields: &[Field]) -> Result<Record, BadRecord> {
     fields
         .iter()
         .map(|field| {
             let value = object.get(&field.name);
             let datum = stratum_ml::data::json_cell(value, &field.data_type).ok_or_else(|| {
-                format!(
+                BadRecord(format!(
                     "field `{}`: expected {}, found {}",
                     field.name,
                     field.data_type,
                     value.map(Value::to_string).unwrap_or_default()
-                )
+                ))
             })?;
             if datum == Datum::Null && !matches!(field.data_type, DataType::Optional(_)) {
-                return Err(format!("field `{}` is missing and not optional", field.name));
+                return Err(BadRecord(format!("field `{}` is missing and not optional", field.name)));
             }
             Ok(datum)
         })
@@ -66,11 +79,11 @@ pub fn from_json_object(object: &Map<String, Value>, fields: &[Field]) -> Result
 }
 
 /// Decodes one line of JSON (an object) against `fields`.
-pub fn from_json_line(line: &str, fields: &[Field]) -> Result<Record, String> {
+pub fn from_json_line(line: &str, fields: &[Field]) -> Result<Record, BadRecord> {
     match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(object)) => from_json_object(&object, fields),
-        Ok(other) => Err(format!("expected a JSON object, found {}", json_kind(&other))),
-        Err(error) => Err(format!("not JSON: {error}")),
+        Ok(other) => Err(BadRecord(format!("expected a JSON object, found {}", json_kind(&other)))),
+        Err(error) => Err(BadRecord(format!("not JSON: {error}"))),
     }
 }
 
@@ -86,16 +99,17 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 /// Decodes the cells of one CSV row; `positions[i]` is the column of `fields[i]`.
-pub fn from_csv_cells(cells: &csv::StringRecord, positions: &[usize], fields: &[Field]) -> Result<Record, String> {
+pub fn from_csv_cells(cells: &csv::StringRecord, positions: &[usize], fields: &[Field]) -> Result<Record, BadRecord> {
     fields
         .iter()
         .zip(positions)
         .map(|(field, position)| {
             let text = cells.get(*position).unwrap_or("");
-            let datum = stratum_ml::data::parse_cell(text, &field.data_type)
-                .ok_or_else(|| format!("field `{}`: expected {}, found `{text}`", field.name, field.data_type))?;
+            let datum = stratum_ml::data::parse_cell(text, &field.data_type).ok_or_else(|| {
+                BadRecord(format!("field `{}`: expected {}, found `{text}`", field.name, field.data_type))
+            })?;
             if datum == Datum::Null && !matches!(field.data_type, DataType::Optional(_)) {
-                return Err(format!("field `{}` is missing and not optional", field.name));
+                return Err(BadRecord(format!("field `{}` is missing and not optional", field.name)));
             }
             Ok(datum)
         })
@@ -168,10 +182,10 @@ pub fn encode_batch(records: &[Record]) -> Vec<u8> {
 }
 
 /// Decodes what [`encode_batch`] wrote; an error says what was wrong (bytes from the wire are not trusted).
-pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Record>, String> {
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Record>, BadRecord> {
     let mut at = 0usize;
-    let mut take = |count: usize| -> Result<&[u8], String> {
-        let slice = bytes.get(at..at + count).ok_or_else(|| format!("a batch cut short at byte {at}"))?;
+    let mut take = |count: usize| -> Result<&[u8], BadRecord> {
+        let slice = bytes.get(at..at + count).ok_or_else(|| BadRecord(format!("a batch cut short at byte {at}")))?;
         at += count;
         Ok(slice)
     };
@@ -190,12 +204,13 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Record>, String> {
                 3 => Datum::Float(f64::from_le_bytes(eight(take(8)?))),
                 4 => {
                     let length = u32::from_le_bytes(take(4)?.try_into().unwrap_or_default()) as usize;
-                    let text = std::str::from_utf8(take(length)?).map_err(|_| "text that is not UTF-8".to_string())?;
+                    let text =
+                        std::str::from_utf8(take(length)?).map_err(|_| BadRecord("text that is not UTF-8".into()))?;
                     Datum::Text(text.to_string())
                 }
                 5 => Datum::Timestamp(i64::from_le_bytes(eight(take(8)?))),
                 6 => Datum::Duration(f64::from_le_bytes(eight(take(8)?))),
-                other => return Err(format!("unknown value tag {other}")),
+                other => return Err(BadRecord(format!("unknown value tag {other}"))),
             });
         }
         records.push(record);

@@ -206,7 +206,7 @@ impl Sink for RemoteSink {
             let Some(mut forwarder) = self.forwarder.take() else { return Ok(()) };
             match tokio::time::timeout(DRAIN_WAIT, &mut forwarder).await {
                 Ok(Ok(result)) => result?,
-                Ok(Err(error)) => return Err(Error::Transfer(error.to_string())),
+                Ok(Err(error)) => return Err(Error::Transfer(error.into())),
                 Err(_) => {
                     // The rest stays in the log, durable, for when this path runs again; the forwarder must be gone
                     // before anything opens the log again.

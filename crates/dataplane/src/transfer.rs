@@ -130,7 +130,7 @@ impl Forwarder {
         stop: &mut watch::Receiver<bool>,
         state: &watch::Sender<ForwarderState>,
     ) -> Result<(), Error> {
-        let io = |error: std::io::Error| Error::Transfer(error.to_string());
+        let io = |error: std::io::Error| Error::Transfer(error.into());
         stream.set_nodelay(true).ok();
         let (reader, writer) = stream.into_split();
         let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
@@ -138,7 +138,7 @@ impl Forwarder {
         writer.flush().await.map_err(io)?;
         let (kind, body) = read_frame(&mut reader).await.map_err(io)?;
         if kind != WELCOME {
-            return Err(Error::Transfer(format!("expected WELCOME, got frame kind {kind}")));
+            return Err(Error::Transfer(format!("expected WELCOME, got frame kind {kind}").into()));
         }
         let expected = u64_of(&body).map_err(io)?;
         if expected > 0 {
@@ -235,12 +235,12 @@ impl Receiver {
     pub async fn bind(address: &str) -> Result<Receiver, Error> {
         let listener = TcpListener::bind(address)
             .await
-            .map_err(|error| Error::Transfer(format!("cannot listen on {address}: {error}")))?;
+            .map_err(|error| Error::Io { context: format!("transfer: cannot listen on {address}"), source: error })?;
         Ok(Receiver { listener, expected: Arc::default() })
     }
 
     pub fn local_address(&self) -> Result<SocketAddr, Error> {
-        self.listener.local_addr().map_err(|error| Error::Transfer(error.to_string()))
+        self.listener.local_addr().map_err(|error| Error::Transfer(error.into()))
     }
 
     /// Accepts connections until `deliveries` is closed by its consumer.

@@ -3,6 +3,7 @@
 //! The front end never reads files itself: callers hand it text (and, for `import`, a [`SourceLoader`]).
 
 use serde::Serialize;
+use stratum_core::Cause;
 
 /// Identifies a file within one [`SourceMap`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -140,16 +141,17 @@ impl SourceMap {
 /// Reads imported files on behalf of the front end, which does no IO itself.
 pub trait SourceLoader {
     /// Resolves `path` as written in an `import` of the file named `importer`, returning the canonical name
-    /// (used to detect cycles and repeats) and the file's bytes, or a message saying why it could not be read.
-    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String>;
+    /// (used to detect cycles and repeats) and the file's bytes, or why it could not be read (shown in the E0105
+    /// diagnostic).
+    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), Cause>;
 }
 
 /// A loader for callers that allow no imports (tests, the web editor): every import is an error.
 pub struct NoImports;
 
 impl SourceLoader for NoImports {
-    fn load(&self, _importer: &str, _path: &str) -> Result<(String, Vec<u8>), String> {
-        Err("imports are not available here".to_string())
+    fn load(&self, _importer: &str, _path: &str) -> Result<(String, Vec<u8>), Cause> {
+        Err("imports are not available here".into())
     }
 }
 

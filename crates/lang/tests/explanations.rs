@@ -10,11 +10,11 @@ struct ExampleLoader<'a> {
 }
 
 impl SourceLoader for ExampleLoader<'_> {
-    fn load(&self, _importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+    fn load(&self, _importer: &str, path: &str) -> Result<(String, Vec<u8>), stratum_core::Cause> {
         if path == "self.stratum" {
             Ok(("self.stratum".to_string(), self.text.as_bytes().to_vec()))
         } else {
-            Err("No such file or directory".to_string())
+            Err("No such file or directory".into())
         }
     }
 }

@@ -202,7 +202,7 @@ impl ModelStore {
     }
 
     fn store_error(path: &Path, error: impl std::fmt::Display) -> Error {
-        Error::Store(format!("`{}`: {error}", path.display()))
+        Error::Store(format!("`{}`: {error}", path.display()).into())
     }
 
     /// Turns a training report into a profiled artifact and saves it as the next version.
@@ -212,7 +212,7 @@ impl ModelStore {
         inputs: Vec<Field>,
         output: DataType,
     ) -> Result<(Artifact, PathBuf), Error> {
-        let model_bytes = serde_json::to_vec(&report.winner).map_err(|error| Error::Store(error.to_string()))?;
+        let model_bytes = serde_json::to_vec(&report.winner).map_err(|error| Error::Store(error.into()))?;
         let sha256 = sha256_hex(&model_bytes);
         let (folder, version) = self.next_version(&report.model)?;
         let best = &report.leaderboard.entries[0];
@@ -237,7 +237,7 @@ impl ModelStore {
             model: report.winner.clone(),
         };
         let path = folder.join(format!("v{version}.json"));
-        let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.to_string()))?;
+        let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.into()))?;
         std::fs::write(&path, text).map_err(|error| Self::store_error(&path, error))?;
         Ok((artifact, path))
     }
@@ -279,7 +279,9 @@ impl ModelStore {
     /// Names become folder names, so they are kept to characters that cannot leave the store.
     fn check_name(name: &str) -> Result<(), Error> {
         if name.is_empty() || !name.chars().all(|character| character.is_alphanumeric() || "_-".contains(character)) {
-            return Err(Error::Store(format!("`{name}` cannot name a model: use letters, digits, `_` and `-` only")));
+            return Err(Error::Store(
+                format!("`{name}` cannot name a model: use letters, digits, `_` and `-` only").into(),
+            ));
         }
         Ok(())
     }
@@ -322,7 +324,7 @@ impl ModelStore {
         let onnx_path = folder.join(format!("v{version}.onnx"));
         std::fs::write(&onnx_path, bytes).map_err(|error| Self::store_error(&onnx_path, error))?;
         let path = folder.join(format!("v{version}.json"));
-        let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.to_string()))?;
+        let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.into()))?;
         std::fs::write(&path, text).map_err(|error| Self::store_error(&path, error))?;
         Ok((artifact, path))
     }
@@ -344,7 +346,7 @@ impl ModelStore {
             None => *self
                 .versions(name)?
                 .last()
-                .ok_or_else(|| Error::Store(format!("no model `{name}` in `{}`", self.root.display())))?,
+                .ok_or_else(|| Error::Store(format!("no model `{name}` in `{}`", self.root.display()).into()))?,
         };
         let path = self.root.join(name).join(format!("v{version}.json"));
         let bytes = std::fs::read(&path).map_err(|error| Self::store_error(&path, error))?;
@@ -360,7 +362,7 @@ impl ModelStore {
                 _ => return Err(Self::store_error(&path, error)),
             },
         };
-        let bytes = serde_json::to_vec(&artifact.model).map_err(|error| Error::Store(error.to_string()))?;
+        let bytes = serde_json::to_vec(&artifact.model).map_err(|error| Error::Store(error.into()))?;
         if sha256_hex(&bytes) != artifact.sha256 {
             return Err(Self::store_error(
                 &path,
@@ -374,10 +376,10 @@ impl ModelStore {
     pub fn load(&self, name: &str, version: Option<u32>) -> Result<Artifact, Error> {
         match self.load_any(name, version)? {
             StoredModel::Trained(artifact) => Ok(*artifact),
-            StoredModel::Imported(artifact) => Err(Error::Store(format!(
-                "`{name}` version {} is an imported ONNX model, not one Stratum trained",
-                artifact.version
-            ))),
+            StoredModel::Imported(artifact) => Err(Error::Store(
+                format!("`{name}` version {} is an imported ONNX model, not one Stratum trained", artifact.version)
+                    .into(),
+            )),
         }
     }
 }

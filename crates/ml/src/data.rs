@@ -2,6 +2,7 @@
 
 use crate::Error;
 use std::path::Path;
+use stratum_core::Cause;
 use stratum_core::eval::{Datum, parse_timestamp};
 use stratum_core::ir::FileFormat;
 use stratum_core::types::{DataType, Field};
@@ -36,13 +37,13 @@ pub fn load(path: &Path, format: Option<FileFormat>, fields: &[Field]) -> Result
         })
         .ok_or_else(|| Error::Read {
             path: shown.clone(),
-            message: "cannot tell its format; use .csv, .jsonl or .parquet".into(),
+            source: "cannot tell its format; use .csv, .jsonl or .parquet".into(),
         })?;
     let table = match format {
         FileFormat::Parquet => read_parquet(path, &shown, fields)?,
         FileFormat::Csv | FileFormat::Jsonl => {
             let bytes =
-                std::fs::read(path).map_err(|error| Error::Read { path: shown.clone(), message: error.to_string() })?;
+                std::fs::read(path).map_err(|error| Error::Read { path: shown.clone(), source: error.into() })?;
             if format == FileFormat::Csv {
                 read_csv(&bytes, &shown, fields)?
             } else {
@@ -81,15 +82,15 @@ pub fn dataset_files(path: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
 fn read_parquet(path: &Path, shown: &str, fields: &[Field]) -> Result<Table, Error> {
     use arrow_array::{Array, cast::AsArray, types};
     use arrow_schema::{DataType as ArrowType, TimeUnit};
-    let read_error = |message: String| Error::Read { path: shown.into(), message };
+    let read_error = |source: Cause| Error::Read { path: shown.into(), source };
     let mut rows: Vec<Vec<Datum>> = Vec::new();
-    for file in dataset_files(path).map_err(|error| read_error(error.to_string()))? {
-        let opened = std::fs::File::open(&file).map_err(|error| read_error(error.to_string()))?;
+    for file in dataset_files(path).map_err(|error| read_error(error.into()))? {
+        let opened = std::fs::File::open(&file).map_err(|error| read_error(error.into()))?;
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(opened)
             .and_then(|builder| builder.build())
-            .map_err(|error| read_error(format!("{}: {error}", file.display())))?;
+            .map_err(|error| read_error(format!("{}: {error}", file.display()).into()))?;
         for batch in reader {
-            let batch = batch.map_err(|error| read_error(format!("{}: {error}", file.display())))?;
+            let batch = batch.map_err(|error| read_error(format!("{}: {error}", file.display()).into()))?;
             let schema = batch.schema();
             let mut columns = Vec::with_capacity(fields.len());
             for field in fields {
@@ -156,10 +157,13 @@ fn read_parquet(path: &Path, shown: &str, fields: &[Field]) -> Result<Table, Err
                                 Datum::Timestamp(value)
                             }
                             other => {
-                                return Err(read_error(format!(
-                                    "column `{}` has Parquet type {other}, which Stratum does not read",
-                                    field.name
-                                )));
+                                return Err(read_error(
+                                    format!(
+                                        "column `{}` has Parquet type {other}, which Stratum does not read",
+                                        field.name
+                                    )
+                                    .into(),
+                                ));
                             }
                         }
                     };
@@ -256,7 +260,7 @@ fn read_csv(bytes: &[u8], path: &str, fields: &[Field]) -> Result<Table, Error> 
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(bytes);
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|error| Error::Read { path: path.into(), message: error.to_string() })?
+        .map_err(|error| Error::Read { path: path.into(), source: error.into() })?
         .iter()
         .map(|header| header.trim().to_string())
         .collect();
@@ -324,14 +328,14 @@ fn read_csv_rows(
         match reader.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(error) => return Err(Error::Read { path: path.into(), message: error.to_string() }),
+            Err(error) => return Err(Error::Read { path: path.into(), source: error.into() }),
         }
         // One row a line, as in the files this reads (the csv crate's own line count is off for CRLF).
         let line = first_line + rows.len();
         if record.len() != width {
             return Err(Error::Read {
                 path: path.into(),
-                message: format!("line {line}: {} fields, but the header has {width}", record.len()),
+                source: format!("line {line}: {} fields, but the header has {width}", record.len()).into(),
             });
         }
         let mut row = Vec::with_capacity(fields.len());
@@ -366,14 +370,15 @@ fn column_positions(headers: &[String], fields: &[Field], path: &str) -> Result<
 
 fn read_jsonl(bytes: &[u8], path: &str, fields: &[Field]) -> Result<Table, Error> {
     let text =
-        std::str::from_utf8(bytes).map_err(|_| Error::Read { path: path.into(), message: "not valid UTF-8".into() })?;
+        std::str::from_utf8(bytes).map_err(|_| Error::Read { path: path.into(), source: "not valid UTF-8".into() })?;
     let mut rows = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
-            .map_err(|error| Error::Read { path: path.into(), message: format!("line {}: {error}", index + 1) })?;
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).map_err(|error| {
+            Error::Read { path: path.into(), source: format!("line {}: {error}", index + 1).into() }
+        })?;
         let mut row = Vec::with_capacity(fields.len());
         for field in fields {
             if rows.is_empty() && !object.contains_key(&field.name) {

@@ -102,7 +102,7 @@ impl ImportedModel {
     /// Loads an ONNX file whose input takes `inputs` (the declared schema's fields, in order).
     pub fn load(path: &Path, inputs: Vec<Field>) -> Result<ImportedModel, Error> {
         let bytes = std::fs::read(path)
-            .map_err(|error| Error::Read { path: path.display().to_string(), message: error.to_string() })?;
+            .map_err(|error| Error::Read { path: path.display().to_string(), source: error.into() })?;
         ImportedModel::from_bytes(&bytes, Some(inputs))
             .map_err(|error| Error::Invalid(format!("`{}`: {error}", path.display())))
     }

@@ -8,6 +8,7 @@
 
 pub mod algorithms;
 pub mod artifact;
+pub mod columnar;
 pub mod data;
 pub mod evaluate;
 pub mod imported;
@@ -21,11 +22,17 @@ pub mod search;
 pub use artifact::{Artifact, ImportedArtifact, ModelStore, StoredModel};
 pub use search::{Leaderboard, Progress, TrainReport, train};
 
+use stratum_core::Cause;
+
 /// Everything that can go wrong while training.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read `{path}`: {message}")]
-    Read { path: String, message: String },
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: Cause,
+    },
     #[error("`{path}` has no column `{column}`; it has: {available}")]
     MissingColumn { path: String, column: String, available: String },
     #[error("`{path}` line {line}, column `{column}`: `{value}` is not {expected}")]
@@ -40,8 +47,12 @@ pub enum Error {
     MissingValues { feature: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("notebook for model `{model}`: {reason}")]
-    Notebook { model: String, reason: String },
+    #[error("notebook for model `{model}`: {source}")]
+    Notebook {
+        model: String,
+        #[source]
+        source: Cause,
+    },
     #[error("model store: {0}")]
-    Store(String),
+    Store(#[source] Cause),
 }

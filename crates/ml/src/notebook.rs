@@ -18,7 +18,7 @@ use stratum_core::types::DataType;
 /// The `.ipynb` text for `model`; `data_path` is the data file as the notebook should open it.
 pub fn notebook(application: &Application, model: &str, data_path: &str) -> Result<String, Error> {
     let (found, training) = training_of(application, model)?;
-    let fail = |reason: String| Error::Notebook { model: model.to_string(), reason };
+    let fail = |reason: String| Error::Notebook { model: model.to_string(), source: reason.into() };
     let classification = match found.task {
         Task::Classification => true,
         Task::Regression => false,
@@ -195,8 +195,10 @@ pub fn notebook(application: &Application, model: &str, data_path: &str) -> Resu
             (feature.name.clone(), json!({ "expr": feature.expr, "integer": integer }))
         })
         .collect();
-    let computed = serde_json::to_string(&computed).map_err(|error| fail(error.to_string()))?;
-    let categories = serde_json::to_string(&categories).map_err(|error| fail(error.to_string()))?;
+    let computed = serde_json::to_string(&computed)
+        .map_err(|error| Error::Notebook { model: model.to_string(), source: error.into() })?;
+    let categories = serde_json::to_string(&categories)
+        .map_err(|error| Error::Notebook { model: model.to_string(), source: error.into() })?;
     cells.push(markdown(&format!(
         "## Export to ONNX\n\nWrites `{output_name}` with its input columns in the `{INPUTS_METADATA_KEY}` metadata \
          and the features computed from the data's columns in `{FEATURES_METADATA_KEY}`, so `stratum model import \
@@ -243,7 +245,8 @@ pub fn notebook(application: &Application, model: &str, data_path: &str) -> Resu
         "nbformat": 4,
         "nbformat_minor": 5,
     });
-    serde_json::to_string_pretty(&document).map_err(|error| fail(error.to_string()))
+    serde_json::to_string_pretty(&document)
+        .map_err(|error| Error::Notebook { model: model.to_string(), source: error.into() })
 }
 
 fn cell_source(text: &str) -> Vec<String> {
@@ -463,7 +466,7 @@ mod tests {
     }
 
     fn fail(reason: String) -> Error {
-        Error::Notebook { model: "m".into(), reason }
+        Error::Notebook { model: "m".into(), source: reason.into() }
     }
 
     #[test]

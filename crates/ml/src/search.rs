@@ -173,8 +173,7 @@ fn existing_training_data(application: &Application, training: &Training, base: 
 
 /// sha256 over every file of a dataset (all parts of a directory), in name order.
 fn fingerprint_files(full: &Path) -> Result<String, Error> {
-    let read_error =
-        |error: std::io::Error| Error::Read { path: full.display().to_string(), message: error.to_string() };
+    let read_error = |error: std::io::Error| Error::Read { path: full.display().to_string(), source: error.into() };
     let mut bytes = Vec::new();
     for file in data::dataset_files(full).map_err(read_error)? {
         bytes.extend(std::fs::read(&file).map_err(read_error)?);
@@ -327,17 +326,21 @@ impl TrainingRun {
     }
 
     /// Runs one task of the search.
-    pub fn run(&self, task: &TrainingTask) -> Result<TaskOutcome, String> {
+    pub fn run(&self, task: &TrainingTask) -> Result<TaskOutcome, Error> {
         if task.data != self.fingerprint {
-            return Err(format!("the task is for data {}, not the data here ({})", task.data, self.fingerprint));
+            return Err(Error::Invalid(format!(
+                "the task is for data {}, not the data here ({})",
+                task.data, self.fingerprint
+            )));
         }
-        let split = self.folds.get(task.fold).ok_or_else(|| format!("there is no fold {}", task.fold))?;
+        let split =
+            self.folds.get(task.fold).ok_or_else(|| Error::Invalid(format!("there is no fold {}", task.fold)))?;
         run_task(&self.examples, &self.training, split, &task.algorithm, &task.params, task.seed)
-            .map_err(|error| error.to_string())
     }
 
     /// The leaderboard from the tasks' outcomes (in task order; `None` for a task that did not run), and the
-    /// winner refitted on all the data.
+    /// winner refitted on all the data. A failed task's reason is text: it may come from another machine, and
+    /// the leaderboard shows it as it is.
     pub fn finish(
         self,
         outcomes: Vec<Option<Result<TaskOutcome, String>>>,
@@ -493,7 +496,8 @@ pub fn train(
                     if index >= tasks.len() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                         break;
                     }
-                    let outcome = run.run(&tasks[index]);
+                    // Kept as the leaderboard shows it, as a remote agent's outcome comes.
+                    let outcome = run.run(&tasks[index]).map_err(|error| error.to_string());
                     outcomes.lock().expect("no worker panics holding the lock")[index] = Some(outcome);
                     let _ = finished.send(());
                 }

@@ -89,7 +89,7 @@ fn a_single_candidate_refitted_beside_its_folds_is_the_same_model() {
     let application = application(&folder);
     let trained = train(&application, "labeller", &folder, &mut |_| {}).unwrap();
     let run = stratum_ml::search::prepare_training(&application, "labeller", &folder).unwrap();
-    let outcomes = run.tasks.iter().map(|task| Some(run.run(task))).collect();
+    let outcomes = run.tasks.iter().map(|task| Some(run.run(task).map_err(|error| error.to_string()))).collect();
     let finished = run.finish(outcomes, std::time::Duration::ZERO).unwrap();
     assert_eq!(trained.leaderboard.entries.len(), 1);
     assert_eq!(trained.leaderboard.entries[0].folds, finished.leaderboard.entries[0].folds);

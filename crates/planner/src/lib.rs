@@ -413,6 +413,7 @@ fn percentile_name(percentile: f64) -> String {
 pub struct Candidate {
     pub host: String,
     pub tier: stratum_core::ir::Tier,
+    /// The added score where it fits, or why it does not: a sentence for `stratum plan --explain`.
     pub verdict: Result<f64, String>,
     pub chosen: bool,
 }

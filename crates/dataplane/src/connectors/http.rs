@@ -256,7 +256,11 @@ fn client(component: &str) -> Result<reqwest::Client, Error> {
         .timeout(WEBHOOK_TIMEOUT)
         .user_agent(concat!("stratum/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|error| Error::Build { component: component.into(), message: format!("HTTP client: {error}") })
+        .map_err(|error| Error::Connect {
+            component: component.into(),
+            what: "HTTP client".into(),
+            source: error.into(),
+        })
 }
 
 impl WebhookSink {

@@ -16,6 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::time::Duration;
+use stratum_core::Cause;
 use stratum_core::ir::{Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
 use stratum_core::types::Field;
 
@@ -58,7 +59,7 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    fn consumer(&self) -> Result<StreamConsumer, String> {
+    fn consumer(&self) -> Result<StreamConsumer, rdkafka::error::KafkaError> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", &self.group)
@@ -70,9 +71,8 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             // A consumer that died is replaced by the group after 10 s rather than Kafka's default 45 s.
             .set("session.timeout.ms", "10000")
-            .create()
-            .map_err(|error| error.to_string())?;
-        consumer.subscribe(&[&self.topic]).map_err(|error| error.to_string())?;
+            .create()?;
+        consumer.subscribe(&[&self.topic])?;
         Ok(consumer)
     }
 }
@@ -80,9 +80,10 @@ impl KafkaSource {
 impl Source for KafkaSource {
     fn run(self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
         Box::pin(async move {
-            let consumer = self.consumer().map_err(|message| Error::Build {
+            let consumer = self.consumer().map_err(|error| Error::Connect {
                 component: context.component.clone(),
-                message: format!("cannot consume `{}` from {}: {message}", self.topic, self.brokers),
+                what: format!("cannot consume `{}` from {}", self.topic, self.brokers),
+                source: error.into(),
             })?;
             tracing::info!(
                 component = context.component,
@@ -174,11 +175,11 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    fn failed(&self, context: &Context, message: String) -> Error {
+    fn failed(&self, context: &Context, source: impl Into<Cause>) -> Error {
         Error::Deliver {
             component: context.component.clone(),
             target: format!("Kafka topic `{}` at {}", self.topic, self.brokers),
-            message,
+            source: source.into(),
         }
     }
 }
@@ -193,7 +194,7 @@ impl Sink for KafkaSink {
                     .set("enable.idempotence", "true")
                     .set("linger.ms", "5")
                     .create()
-                    .map_err(|error| self.failed(context, error.to_string()))?;
+                    .map_err(|error| self.failed(context, error))?;
                 self.producer = Some(producer);
             }
             let Some(producer) = &self.producer else { return Ok(()) };
@@ -207,7 +208,7 @@ impl Sink for KafkaSink {
             });
             for delivery in futures_util::future::join_all(deliveries).await {
                 if let Err((error, _)) = delivery {
-                    return Err(self.failed(context, error.to_string()));
+                    return Err(self.failed(context, error));
                 }
             }
             Ok(())
@@ -219,8 +220,8 @@ impl Sink for KafkaSink {
             let Some(producer) = self.producer.take() else { return Ok(()) };
             let flushed = tokio::task::spawn_blocking(move || producer.flush(Timeout::After(Duration::from_secs(10))))
                 .await
-                .map_err(|error| self.failed(context, error.to_string()))?;
-            flushed.map_err(|error| self.failed(context, error.to_string()))
+                .map_err(|error| self.failed(context, error))?;
+            flushed.map_err(|error| self.failed(context, error))
         })
     }
 }

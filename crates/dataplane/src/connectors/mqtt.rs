@@ -16,8 +16,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use stratum_core::Cause;
 use stratum_core::ir::{Application, Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
 use stratum_core::types::Field;
+
+/// Why a broker URL names no broker Stratum can connect to.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadBrokerUrl(String);
 
 /// A broker address: host, port and protocol version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,22 +37,26 @@ pub struct BrokerAddress {
 impl BrokerAddress {
     /// `mqtt://host:port` (3.1.1), `mqtt5://host:port` (5), `tcp://host:port` or `host:port`; the port defaults
     /// to 1883.
-    pub fn parse(url: &str) -> Result<BrokerAddress, String> {
+    pub fn parse(url: &str) -> Result<BrokerAddress, BadBrokerUrl> {
         let (version5, rest) = match url.split_once("://") {
             Some(("mqtt" | "tcp", rest)) => (false, rest),
             Some(("mqtt5", rest)) => (true, rest),
             Some((scheme, _)) => {
-                return Err(format!("unknown scheme `{scheme}://`: use mqtt:// (MQTT 3.1.1) or mqtt5:// (MQTT 5)"));
+                return Err(BadBrokerUrl(format!(
+                    "unknown scheme `{scheme}://`: use mqtt:// (MQTT 3.1.1) or mqtt5:// (MQTT 5)"
+                )));
             }
             None => (false, url),
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse::<u16>().map_err(|_| format!("`{port}` is not a port number"))?),
+            Some((host, port)) => {
+                (host, port.parse::<u16>().map_err(|_| BadBrokerUrl(format!("`{port}` is not a port number")))?)
+            }
             None => (rest, 1883),
         };
         if host.is_empty() {
-            return Err(format!("`{url}` names no host"));
+            return Err(BadBrokerUrl(format!("`{url}` names no host")));
         }
         Ok(BrokerAddress { host: host.into(), port, version5 })
     }
@@ -57,7 +67,7 @@ fn broker_of(component: &str, declared: Option<&str>, context: &BuildContext) ->
         component: component.into(),
         message: "no MQTT broker: give the component a `broker`, or run it where the embedded broker runs".into(),
     })?;
-    BrokerAddress::parse(url).map_err(|message| Error::Build { component: component.into(), message })
+    BrokerAddress::parse(url).map_err(|error| Error::Build { component: component.into(), message: error.0 })
 }
 
 /// A connected client of either protocol version.
@@ -106,9 +116,9 @@ fn connect(address: &BrokerAddress, client_id: &str, persistent: bool) -> (Clien
 }
 
 impl EventLoop {
-    async fn poll(&mut self) -> Result<Seen, String> {
+    async fn poll(&mut self) -> Result<Seen, Cause> {
         match self {
-            EventLoop::V4(event_loop) => match event_loop.poll().await.map_err(|error| error.to_string())? {
+            EventLoop::V4(event_loop) => match event_loop.poll().await.map_err(Cause::from)? {
                 Event::Incoming(Packet::Publish(publish)) => Ok(Seen::Message {
                     topic: publish.topic.clone(),
                     payload: publish.payload.to_vec(),
@@ -118,7 +128,7 @@ impl EventLoop {
                 Event::Incoming(Packet::PubAck(_)) => Ok(Seen::Acknowledged),
                 _ => Ok(Seen::Other),
             },
-            EventLoop::V5(event_loop) => match event_loop.poll().await.map_err(|error| error.to_string())? {
+            EventLoop::V5(event_loop) => match event_loop.poll().await.map_err(Cause::from)? {
                 rumqttc::v5::Event::Incoming(Packet5::Publish(publish)) => Ok(Seen::Message {
                     topic: String::from_utf8_lossy(&publish.topic).into_owned(),
                     payload: publish.payload.to_vec(),
@@ -133,35 +143,31 @@ impl EventLoop {
 }
 
 impl Client {
-    async fn subscribe(&self, filter: &str) -> Result<(), String> {
+    async fn subscribe(&self, filter: &str) -> Result<(), Cause> {
         match self {
-            Client::V4(client) => {
-                client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.map_err(|error| error.to_string())
+            Client::V4(client) => client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.map_err(Cause::from),
+            Client::V5(client) => {
+                client.subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await.map_err(Cause::from)
             }
-            Client::V5(client) => client
-                .subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
-                .await
-                .map_err(|error| error.to_string()),
         }
     }
 
-    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
+    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), Cause> {
         match self {
-            Client::V4(client) => client
-                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
-                .await
-                .map_err(|error| error.to_string()),
+            Client::V4(client) => {
+                client.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await.map_err(Cause::from)
+            }
             Client::V5(client) => client
                 .publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, payload)
                 .await
-                .map_err(|error| error.to_string()),
+                .map_err(Cause::from),
         }
     }
 
     async fn acknowledge(&self, delivery: &Delivery) {
         let result = match (self, delivery) {
-            (Client::V4(client), Delivery::V4(publish)) => client.ack(publish).await.map_err(|error| error.to_string()),
-            (Client::V5(client), Delivery::V5(publish)) => client.ack(publish).await.map_err(|error| error.to_string()),
+            (Client::V4(client), Delivery::V4(publish)) => client.ack(publish).await.map_err(Cause::from),
+            (Client::V5(client), Delivery::V5(publish)) => client.ack(publish).await.map_err(Cause::from),
             _ => Ok(()),
         };
         if let Err(error) = result {
@@ -172,8 +178,8 @@ impl Client {
     /// Asks the event loop to disconnect, without waiting (it may be busy or gone).
     fn try_disconnect(&self) {
         let _ = match self {
-            Client::V4(client) => client.try_disconnect().map_err(|error| error.to_string()),
-            Client::V5(client) => client.try_disconnect().map_err(|error| error.to_string()),
+            Client::V4(client) => client.try_disconnect().map_err(Cause::from),
+            Client::V5(client) => client.try_disconnect().map_err(Cause::from),
         };
     }
 }
@@ -211,7 +217,7 @@ impl Source for MqttSource {
             // and no poll is ever cancelled half-way. What it sees waits in a channel: QoS 1 messages are bounded
             // by the broker's window of unacknowledged messages (we acknowledge only what the pipeline took); a
             // flood of QoS 0 messages is held back by pausing the reading above a high-water mark.
-            let (seen_sender, mut seen) = tokio::sync::mpsc::unbounded_channel::<Result<Seen, String>>();
+            let (seen_sender, mut seen) = tokio::sync::mpsc::unbounded_channel::<Result<Seen, Cause>>();
             let waiting = Arc::new(AtomicU64::new(0));
             let waiting_in_task = waiting.clone();
             let polling = tokio::spawn(async move {
@@ -276,7 +282,7 @@ impl Source for MqttSource {
 impl MqttSource {
     async fn handle(
         &self,
-        event: Result<Seen, String>,
+        event: Result<Seen, Cause>,
         client: &Client,
         context: &Context,
         records: &mut Vec<Record>,
@@ -399,10 +405,10 @@ impl Sink for MqttSink {
                 let payload = serde_json::Value::Object(to_json_object(&record, &self.fields)).to_string().into_bytes();
                 context.metrics.count_in(1, payload.len());
                 let topic = self.topic.fill(&record);
-                client.publish(topic, payload).await.map_err(|message| Error::Deliver {
+                client.publish(topic, payload).await.map_err(|source| Error::Deliver {
                     component: context.component.clone(),
                     target: format!("MQTT broker {}:{}", self.broker.host, self.broker.port),
-                    message,
+                    source,
                 })?;
                 self.published += 1;
             }
@@ -485,7 +491,7 @@ impl EmbeddedBroker {
             "v5": { "1": server("v5", v5) }
         });
         let config: rumqttd::Config =
-            serde_json::from_value(config).map_err(|error| Error::Broker(format!("configuration: {error}")))?;
+            serde_json::from_value(config).map_err(|error| Error::Broker(format!("configuration: {error}").into()))?;
         let mut broker = rumqttd::Broker::new(config);
         std::thread::Builder::new()
             .name("stratum-mqtt-broker".into())
@@ -499,9 +505,10 @@ impl EmbeddedBroker {
             let started = std::time::Instant::now();
             while std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_err() {
                 if started.elapsed() > Duration::from_secs(5) {
-                    return Err(Error::Broker(format!(
-                        "the embedded MQTT broker did not start listening on {address} (is the port taken?)"
-                    )));
+                    return Err(Error::Broker(
+                        format!("the embedded MQTT broker did not start listening on {address} (is the port taken?)")
+                            .into(),
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

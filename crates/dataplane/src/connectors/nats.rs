@@ -11,6 +11,7 @@ use crate::connectors::{Template, decode_message};
 use crate::record::{Batch, Record, into_records, to_json_object};
 use futures_util::StreamExt;
 use std::time::Duration;
+use stratum_core::Cause;
 use stratum_core::ir::{Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
 use stratum_core::types::Field;
 
@@ -20,13 +21,8 @@ pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 /// Messages gathered into one batch at most.
 const SOURCE_BATCH: usize = 1024;
 
-async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String> {
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .connect(url)
-        .await
-        .map_err(|error| error.to_string())
+async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(url).await
 }
 
 /// Builds a `nats` source.
@@ -58,13 +54,15 @@ impl Source for NatsSource {
                 client = connecting => client,
                 _ = context.stopped() => return Ok(()),
             }
-            .map_err(|message| Error::Build {
+            .map_err(|error| Error::Connect {
                 component: context.component.clone(),
-                message: format!("cannot connect to NATS at {}: {message}", self.url),
+                what: format!("cannot connect to NATS at {}", self.url),
+                source: error.into(),
             })?;
-            let mut subscriber = client.subscribe(self.subject.clone()).await.map_err(|error| Error::Build {
+            let mut subscriber = client.subscribe(self.subject.clone()).await.map_err(|error| Error::Connect {
                 component: context.component.clone(),
-                message: format!("cannot subscribe to `{}`: {error}", self.subject),
+                what: format!("cannot subscribe to `{}`", self.subject),
+                source: error.into(),
             })?;
             tracing::info!(component = context.component, url = self.url, subject = self.subject, "subscribed");
             let mut records: Vec<Record> = Vec::new();
@@ -124,8 +122,9 @@ pub struct NatsSink {
 }
 
 impl NatsSink {
-    fn failed(&self, context: &Context, message: String) -> Error {
-        Error::Deliver { component: context.component.clone(), target: format!("NATS at {}", self.url), message }
+    fn failed(&self, context: &Context, source: impl Into<Cause>) -> Error {
+        let target = format!("NATS at {}", self.url);
+        Error::Deliver { component: context.component.clone(), target, source: source.into() }
     }
 }
 
@@ -133,7 +132,7 @@ impl Sink for NatsSink {
     fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             if self.client.is_none() {
-                let client = connect(&self.url, &self.name).await.map_err(|message| self.failed(context, message))?;
+                let client = connect(&self.url, &self.name).await.map_err(|error| self.failed(context, error))?;
                 self.client = Some(client);
             }
             let Some(client) = self.client.clone() else { return Ok(()) };
@@ -143,7 +142,7 @@ impl Sink for NatsSink {
                 client
                     .publish(self.subject.fill(&record), payload.into())
                     .await
-                    .map_err(|error| self.failed(context, error.to_string()))?;
+                    .map_err(|error| self.failed(context, error))?;
             }
             Ok(())
         })
@@ -155,8 +154,8 @@ impl Sink for NatsSink {
             // Everything published is in the client's buffer; wait (a while) until it has reached the server.
             match tokio::time::timeout(Duration::from_secs(10), client.flush()).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(self.failed(context, error.to_string())),
-                Err(_) => Err(self.failed(context, "the server did not take the last messages within 10 s".into())),
+                Ok(Err(error)) => Err(self.failed(context, error)),
+                Err(_) => Err(self.failed(context, "the server did not take the last messages within 10 s")),
             }
         })
     }

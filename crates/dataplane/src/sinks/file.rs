@@ -5,7 +5,6 @@
 //! temporary name, synced, then renamed), so a reader such as a batch query never sees half a file.
 
 use crate::Error;
-use crate::columnar::record_batch;
 use crate::component::{BoxFuture, BuildContext, Context, Sink};
 use crate::record::{Batch, Record, datum_to_cell, event_time_position, into_records, to_json_object};
 use parquet::arrow::ArrowWriter;
@@ -13,9 +12,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use stratum_core::Cause;
 use stratum_core::eval::{Datum, format_timestamp};
 use stratum_core::ir::{FileFormat, Sink as SinkItem, SinkKind};
 use stratum_core::types::Field;
+use stratum_ml::columnar::record_batch;
 
 /// Parquet parts are written when this many rows wait for one partition, or when the oldest has waited
 /// [`PARQUET_MAX_WAIT`]; larger files read faster.
@@ -117,8 +118,8 @@ impl FileSink {
         directory.join(format!("part-{hour}.{}", self.format.extension()))
     }
 
-    fn write_error(&self, path: &Path, message: impl ToString) -> Error {
-        Error::Write { component: self.component.clone(), path: path.to_path_buf(), message: message.to_string() }
+    fn write_error(&self, path: &Path, source: impl Into<Cause>) -> Error {
+        Error::Write { component: self.component.clone(), path: path.to_path_buf(), source: source.into() }
     }
 
     /// Writes the pending records of every target (all of them, or only those due).
@@ -194,10 +195,9 @@ impl FileSink {
                             .write_record(record.iter().map(datum_to_cell))
                             .map_err(|error| self.write_error(target, error))?;
                     }
-                    text = String::from_utf8_lossy(
-                        &writer.into_inner().map_err(|error| self.write_error(target, error.to_string()))?,
-                    )
-                    .into_owned();
+                    text =
+                        String::from_utf8_lossy(&writer.into_inner().map_err(|error| self.write_error(target, error))?)
+                            .into_owned();
                 } else {
                     for record in projected.iter() {
                         text.push_str(&serde_json::Value::Object(to_json_object(record, &self.fields)).to_string());

@@ -4,9 +4,10 @@
 
 use crate::Error;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
-use crate::record::{Record, from_csv_cells, from_json_line};
+use crate::record::{BadRecord, Record, from_csv_cells, from_json_line};
 use std::path::PathBuf;
 use std::time::Duration;
+use stratum_core::Cause;
 use stratum_core::ir::{FileFormat, Source as SourceItem, SourceKind};
 use stratum_core::types::Field;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -45,7 +46,7 @@ impl Source for FileSource {
         Box::pin(async move {
             let component = context.component.clone();
             let read_error =
-                |message: String| Error::Read { component: component.clone(), path: self.path.clone(), message };
+                |source: Cause| Error::Read { component: component.clone(), path: self.path.clone(), source };
             if self.format == FileFormat::Parquet {
                 // A Parquet file (or a directory of parts) is read whole, by the same reader as training data.
                 let (path, fields) = (self.path.clone(), self.fields.clone());
@@ -53,8 +54,8 @@ impl Source for FileSource {
                     stratum_ml::data::load(&path, Some(FileFormat::Parquet), &fields)
                 })
                 .await
-                .map_err(|error| read_error(error.to_string()))?
-                .map_err(|error| read_error(error.to_string()))?;
+                .map_err(|error| read_error(error.into()))?
+                .map_err(|error| read_error(error.into()))?;
                 for chunk in table.rows.chunks(BATCH) {
                     let bytes = chunk.iter().map(crate::record::encoded_size).sum();
                     context.metrics.count_in(chunk.len(), bytes);
@@ -64,7 +65,7 @@ impl Source for FileSource {
                 }
                 return Ok(());
             }
-            let file = tokio::fs::File::open(&self.path).await.map_err(|error| read_error(error.to_string()))?;
+            let file = tokio::fs::File::open(&self.path).await.map_err(|error| read_error(error.into()))?;
             let mut reader = BufReader::new(file);
             let mut positions: Option<Vec<usize>> = None;
             let mut line = String::new();
@@ -73,7 +74,7 @@ impl Source for FileSource {
             let mut records: Vec<Record> = Vec::with_capacity(BATCH);
             loop {
                 line.clear();
-                let read = reader.read_line(&mut line).await.map_err(|error| read_error(error.to_string()))?;
+                let read = reader.read_line(&mut line).await.map_err(|error| read_error(error.into()))?;
                 let complete = line.ends_with('\n');
                 if read > 0 && !complete && self.tail {
                     // A writer is in the middle of a line: keep the part and wait for the rest.
@@ -119,7 +120,7 @@ impl Source for FileSource {
                                     })
                                 })
                                 .collect();
-                            positions = Some(found.map_err(read_error)?);
+                            positions = Some(found.map_err(|message| read_error(message.into()))?);
                             pending.clear();
                             continue;
                         }
@@ -149,11 +150,11 @@ impl Source for FileSource {
     }
 }
 
-fn csv_cells(line: &str) -> Result<csv::StringRecord, String> {
+fn csv_cells(line: &str) -> Result<csv::StringRecord, BadRecord> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
     match reader.records().next() {
         Some(Ok(record)) => Ok(record),
-        Some(Err(error)) => Err(format!("not CSV: {error}")),
-        None => Err("an empty CSV line".into()),
+        Some(Err(error)) => Err(BadRecord(format!("not CSV: {error}"))),
+        None => Err(BadRecord("an empty CSV line".into())),
     }
 }

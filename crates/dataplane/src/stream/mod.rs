@@ -14,6 +14,7 @@ use aggregate::Aggregate;
 use join::Joiner;
 use predict::Predictor;
 use std::time::Instant;
+use stratum_core::Cause;
 use stratum_core::eval::{Compiled, Datum};
 use stratum_core::ir::{Expr, Stream};
 use window::{Closed, Windows};
@@ -101,7 +102,7 @@ impl StreamOperator {
         };
         let position = |name: &str| fields.iter().position(|field| field.name == name);
         let compile = |expr: &Expr| {
-            Compiled::new(expr, &position).map_err(|name| build_error(format!("no field `{name}` in its input")))
+            Compiled::new(expr, &position).map_err(|unknown| build_error(format!("{unknown} in its input")))
         };
         let filter = stream.filter.as_ref().map(compile).transpose()?;
         let stage = match &stream.window {
@@ -119,8 +120,7 @@ impl StreamOperator {
                     rewritten.push(
                         replace_calls(&computed.expr, &mut |call| {
                             let aggregate = Aggregate::from_call(call, &|argument| {
-                                Compiled::new(argument, &position)
-                                    .map_err(|name| format!("no field `{name}` in its input"))
+                                Compiled::new(argument, &position).map_err(|unknown| format!("{unknown} in its input"))
                             })?;
                             Some(aggregate.map(|aggregate| {
                                 aggregates.push(aggregate);
@@ -136,8 +136,8 @@ impl StreamOperator {
                 let select = rewritten
                     .iter()
                     .map(|expr| {
-                        Compiled::new(expr, &|name| layout.iter().position(|known| known == name)).map_err(|name| {
-                            build_error(format!("`{name}` is neither a key nor an aggregate of the window"))
+                        Compiled::new(expr, &|name| layout.iter().position(|known| known == name)).map_err(|unknown| {
+                            build_error(format!("`{}` is neither a key nor an aggregate of the window", unknown.name))
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -156,11 +156,14 @@ impl StreamOperator {
                     let expr = replace_calls(&computed.expr, &mut |call| match call {
                         Expr::Call { function, .. } if function == "predict" => {
                             let Some(service) = call.predicted_service().map(str::to_string) else {
-                                return Some(Err("`predict` takes a service".to_string()));
+                                return Some(Err(build_error("`predict` takes a service".into())));
                             };
                             Some(
                                 Predictor::load(&service, &stream.name, &fields, context)
-                                    .map_err(|error| error.to_string())
+                                    .map_err(|source| Error::Model {
+                                        component: stream.name.clone(),
+                                        source: Box::new(source),
+                                    })
                                     .map(|predictor| {
                                         predictors.push(predictor);
                                         format!("#predict{}", predictors.len() - 1)
@@ -168,8 +171,7 @@ impl StreamOperator {
                             )
                         }
                         _ => None,
-                    })
-                    .map_err(build_error)?;
+                    })?;
                     let compiled = Compiled::new(&expr, &|name| {
                         position(name).or_else(|| {
                             name.strip_prefix("#predict")
@@ -177,7 +179,7 @@ impl StreamOperator {
                                 .map(|index| fields.len() + index)
                         })
                     })
-                    .map_err(|name| build_error(format!("no field `{name}` in its input")))?;
+                    .map_err(|unknown| build_error(format!("{unknown} in its input")))?;
                     columns.push(Column::Compute(compiled));
                 }
                 Stage::Project { columns, predictors }
@@ -317,8 +319,8 @@ impl Operator for StreamOperator {
         serde_json::to_vec(&StreamToSave { latest: self.clock.latest(), windows, join }).ok()
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let saved: SavedStream = serde_json::from_slice(state).map_err(|error| error.to_string())?;
+    fn restore(&mut self, state: &[u8]) -> Result<(), Cause> {
+        let saved: SavedStream = serde_json::from_slice(state)?;
         let now = Instant::now();
         if let Some(latest) = saved.latest {
             self.clock.observe(latest, now);
@@ -336,10 +338,7 @@ impl Operator for StreamOperator {
 }
 
 /// Rewrites `expr`, replacing the calls that `replace` names with a field of that name; stops at the first error.
-fn replace_calls(
-    expr: &Expr,
-    replace: &mut dyn FnMut(&Expr) -> Option<Result<String, String>>,
-) -> Result<Expr, String> {
+fn replace_calls<E>(expr: &Expr, replace: &mut dyn FnMut(&Expr) -> Option<Result<String, E>>) -> Result<Expr, E> {
     if let Some(result) = replace(expr) {
         return result.map(|name| Expr::Field { name });
     }

@@ -24,33 +24,56 @@ pub struct Predictor {
     output: DataType,
 }
 
+/// Why a service has no model to predict with; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum NoPredictor {
+    #[error("no service `{0}`")]
+    NoService(String),
+    #[error("needs model `{model}`: no model store is configured")]
+    NoStore { model: String },
+    #[error("needs model `{model}`: {source}; train it first with `stratum train FILE --model {model}`")]
+    NotTrained {
+        model: String,
+        #[source]
+        source: Box<stratum_ml::Error>,
+    },
+    #[error("needs model `{model}`: {source}")]
+    Unusable {
+        model: String,
+        #[source]
+        source: Box<stratum_ml::Error>,
+    },
+}
+
 impl Predictor {
     /// Loads the latest stored version of the model behind `service`; an error says what to do.
-    pub fn load(service: &str, component: &str, fields: &[Field], context: &BuildContext) -> Result<Predictor, String> {
+    pub fn load(
+        service: &str,
+        component: &str,
+        fields: &[Field],
+        context: &BuildContext,
+    ) -> Result<Predictor, NoPredictor> {
         let application = context.application;
-        let model_error = |model: &str, message: String| format!("needs model `{model}`: {message}");
         let service_item = application
             .services
             .iter()
             .find(|item| item.name == service)
-            .ok_or_else(|| format!("no service `{service}`"))?;
+            .ok_or_else(|| NoPredictor::NoService(service.into()))?;
         let model_name = &service_item.model;
         let model_item = application.models.iter().find(|model| model.name == *model_name);
         let output = model_item.map_or(DataType::String, |model| model.output.clone());
-        let store_root =
-            context.model_store.ok_or_else(|| model_error(model_name, "no model store is configured".into()))?;
+        let store_root = context.model_store.ok_or_else(|| NoPredictor::NoStore { model: model_name.clone() })?;
         let store = ModelStore::new(store_root);
-        let stored = store.load_any(model_name, None).map_err(|error| {
-            model_error(model_name, format!("{error}; train it first with `stratum train FILE --model {model_name}`"))
-        })?;
+        let stored = store
+            .load_any(model_name, None)
+            .map_err(|source| NoPredictor::NotTrained { model: model_name.clone(), source: Box::new(source) })?;
         let model = match stored {
             StoredModel::Trained(artifact) => Model::Trained(Box::new(artifact.model)),
             StoredModel::Imported(artifact) => {
-                let bytes =
-                    store.imported_bytes(&artifact).map_err(|error| model_error(model_name, error.to_string()))?;
+                let unusable = |source| NoPredictor::Unusable { model: model_name.clone(), source: Box::new(source) };
+                let bytes = store.imported_bytes(&artifact).map_err(unusable)?;
                 Model::Imported(Box::new(
-                    ImportedModel::from_bytes(&bytes, Some(artifact.inputs.clone()))
-                        .map_err(|error| model_error(model_name, error.to_string()))?,
+                    ImportedModel::from_bytes(&bytes, Some(artifact.inputs.clone())).map_err(unusable)?,
                 ))
             }
         };
@@ -115,7 +138,8 @@ pub fn build_service(service: &Service, context: &BuildContext) -> Result<Box<dy
         return Err(build_error("takes requests over HTTP, not a stream".into()));
     };
     let fields = context.application.fields_of(input).ok_or_else(|| build_error(format!("no input `{input}`")))?;
-    let predictor = Predictor::load(&service.name, &service.name, fields, context).map_err(build_error)?;
+    let predictor = Predictor::load(&service.name, &service.name, fields, context)
+        .map_err(|error| Error::Model { component: service.name.clone(), source: Box::new(error) })?;
     Ok(Box::new(ServiceOperator { predictor }))
 }
 

@@ -5,6 +5,7 @@
 use super::aggregate::{Aggregate, State};
 use crate::record::{Keyed, Record};
 use std::collections::BTreeMap;
+use stratum_core::Cause;
 use stratum_core::ir::Window;
 
 /// One key's values and its aggregates' states.
@@ -161,10 +162,14 @@ impl Windows {
     }
 
     /// Takes up the open windows of a checkpoint (of a stream with this very definition).
-    pub fn restore(&mut self, saved: SavedWindows) -> Result<(), String> {
+    pub fn restore(&mut self, saved: SavedWindows) -> Result<(), Cause> {
         let width = self.aggregates.len();
         let check = |states: &Vec<State>| {
-            if states.len() == width { Ok(()) } else { Err(format!("{} aggregates, not {width}", states.len())) }
+            if states.len() == width {
+                Ok(())
+            } else {
+                Err(Cause::from(format!("{} aggregates, not {width}", states.len())))
+            }
         };
         for (start, entries) in saved.open {
             let keyed = self.open.entry(start).or_insert_with(|| Keyed::new(self.keys.clone()));

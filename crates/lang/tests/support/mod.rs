@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 pub struct DiskLoader;
 
 impl stratum_lang::SourceLoader for DiskLoader {
-    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), stratum_core::Cause> {
         let joined = Path::new(importer).parent().unwrap_or(Path::new("")).join(path);
         let name = normalize(&joined);
-        std::fs::read(&name).map(|bytes| (name, bytes)).map_err(|error| error.to_string())
+        std::fs::read(&name).map(|bytes| (name, bytes)).map_err(stratum_core::Cause::from)
     }
 }
 

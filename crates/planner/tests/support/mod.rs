@@ -6,10 +6,10 @@ use std::path::Path;
 pub struct Loader;
 
 impl stratum_lang::SourceLoader for Loader {
-    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), stratum_core::Cause> {
         let joined = Path::new(importer).parent().unwrap_or(Path::new("")).join(path);
         std::fs::read(&joined)
             .map(|bytes| (joined.to_string_lossy().into_owned(), bytes))
-            .map_err(|error| error.to_string())
+            .map_err(stratum_core::Cause::from)
     }
 }

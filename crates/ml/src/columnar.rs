@@ -1,7 +1,7 @@
-//! Records to Apache Arrow record batches, for Parquet files that DataFusion, DuckDB and pandas read.
+//! Records to Apache Arrow record batches, for Parquet files that DataFusion, DuckDB and pandas read: the
+//! writing side of what `data.rs` reads. The data plane's file sinks and batch SQL's results both write through it.
 //! Timestamps are milliseconds in UTC, durations are seconds as floats, every column is nullable.
 
-use crate::record::Record;
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType as ArrowType, Field as ArrowField, Schema, TimeUnit};
@@ -27,7 +27,7 @@ fn arrow_type(data_type: &DataType) -> ArrowType {
 }
 
 /// One record batch of the given records.
-pub fn record_batch(fields: &[Field], records: &[Record]) -> Result<RecordBatch, ArrowError> {
+pub fn record_batch(fields: &[Field], records: &[Vec<Datum>]) -> Result<RecordBatch, ArrowError> {
     let columns: Vec<ArrayRef> = fields
         .iter()
         .enumerate()
