@@ -12,6 +12,7 @@ use stratum_control::deployment::{DeployedVersion, Deployment};
 use stratum_control::server::Server;
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
+pub(crate) use stratum_core::sync::lock;
 use tokio::sync::mpsc;
 
 /// Who may call what: operators read and change, viewers read, agents (with the cluster's join token) join,
@@ -104,10 +105,6 @@ pub struct ControlPlane {
     reloads: mpsc::Sender<Reload>,
     /// Model versions read from the store once: an artifact does not change after it is saved.
     pub(crate) model_versions: Mutex<BTreeMap<(String, u32), Arc<ModelVersionView>>>,
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl ControlPlane {

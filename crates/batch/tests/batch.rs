@@ -7,15 +7,7 @@ use stratum_core::ir::Application;
 use stratum_dataplane::{Pipeline, PipelineOptions};
 
 fn checked(text: &str) -> Application {
-    let checked = stratum_lang::check_text("hourly.stratum", text);
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity() == stratum_lang::Severity::Error)
-        .map(|d| d.message.clone())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
-    checked.application
+    stratum_test_support::application_from_text("hourly.stratum", text)
 }
 
 const APP: &str = include_str!("apps/hourly.stratum");

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use stratum_api::{ApiConfig, ControlPlane, Phase, Tokens};
 use stratum_control::models::ModelProgress;
-use stratum_control::up::{Running, UpOptions, UpProgress, describe_rollout, up};
+use stratum_control::supervisor::{Notice, Supervisor};
+use stratum_control::up::{UpOptions, UpProgress, describe_rollout, up};
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
 
@@ -128,7 +129,7 @@ async fn run_up(
     args: UpArgs,
     application: Application,
     plan: Plan,
-    mut options: UpOptions,
+    options: UpOptions,
     tokens: Tokens,
 ) -> anyhow::Result<Outcome> {
     let listener = match tokio::net::TcpListener::bind(args.api).await {
@@ -160,13 +161,8 @@ async fn run_up(
     };
     plane.set_live(Some(running.deployed.clone()));
     print_started(&running, args.live, &base, &tokens);
-    keep_broker(&mut options, &running);
 
-    let interactive = std::io::stderr().is_terminal();
-    let began = Instant::now();
-    let deadline = args.run_for.map(|limit| tokio::time::Instant::now() + limit);
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    let mut data_plane_ended = false;
+    // What the supervisor does is shown here and in the API; events of this run are printed as they come.
     let mut seen_events: BTreeSet<i64> = running
         .deployed
         .state
@@ -176,130 +172,89 @@ async fn run_up(
         .filter(|event| event.at_milliseconds < starting_at_milliseconds)
         .map(|event| event.id)
         .collect();
-    let mut current = Some(running);
-    let (mut restart_due, mut running_since) = (None, Instant::now());
-    // A failed version is stopped (`halt`) once its backoff has passed and waits here; a tick starts it again, and a
-    // start that fails waits another backoff, for as long as it takes (what stopped it — no descriptors left, a
-    // full disk — may pass).
-    let mut stopped: Option<stratum_control::up::Stopped> = None;
-    let mut restart_backoff = stratum_control::tools::Backoff::default();
-    loop {
-        tokio::select! {
-            _ = crate::running::shutdown_requested() => {
-                eprintln!("\nstopping: draining the data plane …");
-                break;
-            }
-            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break,
-            Some(reload) = reloads.recv() => {
-                // Rolled out into the running version when it can be: only what changed restarts.
-                if let Some(running) = current.as_mut().filter(|running| running.can_update(&reload.application)) {
-                    eprintln!("a new version was applied from the editor: rolling it out …");
-                    match running.update(reload.application, reload.plan, &mut |progress| print_progress(&progress)).await {
-                        Ok(rollout) => {
-                            plane.set_live(Some(running.deployed.clone()));
-                            eprintln!("version {} runs: {}", running.deployed.current.version, describe_rollout(&rollout));
-                        }
-                        Err(error) => {
-                            let version = running.deployed.current.version;
-                            eprintln!("error: the new version did not roll out: {error}; version {version} runs on; fix it in the editor and apply again");
-                            plane.set_phase(Phase::Failed(format!("the new version did not roll out ({error}); version {version} runs on")));
-                        }
-                    }
-                    continue;
-                }
-                eprintln!("a new version was applied from the editor: draining version {} …",
-                    current.as_ref().map_or(0, |running| running.deployed.current.version));
-                plane.set_live(None);
-                // A version waiting to start again is replaced by the new one.
-                stopped = None;
-                restart_due = None;
-                if let Some(old) = current.take() && let Err(error) = old.stop().await {
-                    eprintln!("the old version stopped with an error: {error}");
-                }
-                match up(reload.application, reload.plan, options.clone(), &mut |progress| print_progress(&progress)).await {
-                    Ok(started) => {
-                        keep_broker(&mut options, &started);
-                        plane.set_live(Some(started.deployed.clone()));
-                        print_started(&started, args.live, &base, &tokens);
-                        data_plane_ended = false;
-                        current = Some(started);
-                    }
-                    Err(error) => {
-                        eprintln!("error: the new version did not start: {error}; fix it in the editor and apply again");
-                        plane.set_phase(Phase::Failed(error.to_string()));
-                    }
+    let interactive = std::io::stderr().is_terminal();
+    let began = Instant::now();
+    let shown = plane.clone();
+    let (live, base_url, shown_tokens) = (args.live, base.clone(), tokens.clone());
+    let notify = move |notice: Notice<'_>| match notice {
+        Notice::Progress(progress) => print_progress(progress),
+        Notice::RollingOut => eprintln!("a new version was applied from the editor: rolling it out …"),
+        Notice::Draining { version } => {
+            eprintln!("a new version was applied from the editor: draining version {version} …");
+            shown.set_live(None);
+        }
+        Notice::Started(running) => {
+            shown.set_live(Some(running.deployed.clone()));
+            print_started(running, live, &base_url, &shown_tokens);
+        }
+        Notice::RolledOut { running, rollout } => {
+            shown.set_live(Some(running.deployed.clone()));
+            eprintln!("version {} runs: {}", running.deployed.current.version, describe_rollout(rollout));
+        }
+        Notice::RolloutFailed { version, error } => {
+            eprintln!(
+                "error: the new version did not roll out: {error}; version {version} runs on; fix it in the editor and apply again"
+            );
+            let reason = format!("the new version did not roll out ({error}); version {version} runs on");
+            shown.set_phase(Phase::Failed(reason));
+        }
+        Notice::StartFailed { error } => {
+            eprintln!("error: the new version did not start: {error}; fix it in the editor and apply again");
+            shown.set_phase(Phase::Failed(error.to_string()));
+        }
+        Notice::DataPlaneStopped { failure, wait } => {
+            eprintln!("the data plane stopped: {failure}; starting it again in {} s", wait.as_secs());
+        }
+        Notice::RestartFailed { error, wait } => {
+            eprintln!("error: the data plane did not start again: {error}; trying again in {} s", wait.as_secs());
+            shown.set_live(None);
+            shown.set_phase(Phase::Failed(format!("{error}; trying again in {} s", wait.as_secs())));
+        }
+        Notice::Restarted(running) => {
+            shown.set_live(Some(running.deployed.clone()));
+            eprintln!("the data plane started again");
+        }
+        Notice::DataPlaneEnded => eprintln!("the data plane has ended; services and the API run until Ctrl-C"),
+        Notice::Running(running) => {
+            for event in running.deployed.state.events(&running.deployed.current.app, 50).unwrap_or_default() {
+                if seen_events.insert(event.id) {
+                    let component = event.component.map(|component| format!(" `{component}`")).unwrap_or_default();
+                    eprintln!("event: {}{component}: {}", event.kind, event.message);
                 }
             }
-            _ = tick.tick() => {
-                if let Some(waiting) = stopped.take() {
-                    let now = tokio::time::Instant::now();
-                    if restart_due.is_some_and(|due| now < due) {
-                        stopped = Some(waiting);
-                        continue;
-                    }
-                    match waiting.start().await {
-                        Ok(restarted) => {
-                            restart_due = None;
-                            plane.set_live(Some(restarted.deployed.clone()));
-                            eprintln!("the data plane started again");
-                            running_since = Instant::now();
-                            current = Some(restarted);
-                        }
-                        Err((error, waiting)) => {
-                            let wait = restart_backoff.after(Duration::ZERO);
-                            eprintln!("error: the data plane did not start again: {error}; trying again in {} s", wait.as_secs());
-                            plane.set_live(None);
-                            plane.set_phase(Phase::Failed(format!("{error}; trying again in {} s", wait.as_secs())));
-                            restart_due = Some(now + wait);
-                            stopped = Some(waiting);
-                        }
-                    }
-                    continue;
-                }
-                let Some(running) = &current else { continue };
-                for event in running.deployed.state.events(&running.deployed.current.app, 50).unwrap_or_default() {
-                    if seen_events.insert(event.id) {
-                        let component = event.component.map(|component| format!(" `{component}`")).unwrap_or_default();
-                        eprintln!("event: {}{component}: {}", event.kind, event.message);
-                    }
-                }
-                if interactive {
-                    eprintln!("{}", status_line(&running.deployed.metrics.snapshot(), began.elapsed()));
-                }
-                // A component that failed stopped the data plane: it starts again after a backoff.
-                if let Some(failure) = running.failure() {
-                    let now = tokio::time::Instant::now();
-                    match restart_due {
-                        None => {
-                            let wait = restart_backoff.after(running_since.elapsed());
-                            eprintln!("the data plane stopped: {failure}; starting it again in {} s", wait.as_secs());
-                            let message = format!("the data plane stopped: {failure}");
-                            let _ = running.deployed.state.record_event(&running.deployed.current.app, stratum_core::events::EventKind::Failed, None, &message);
-                            restart_due = Some(now + wait);
-                        }
-                        Some(due) if now >= due => {
-                            // What remains of it is stopped; the next tick starts it again (see above).
-                            if let Some(failed) = current.take() {
-                                stopped = Some(failed.halt().await);
-                            }
-                        }
-                        Some(_) => {}
-                    }
-                    continue;
-                }
-                // Sources that ran out end the data plane; services, batches and the API go on until stopped.
-                if running.pipeline_finished() && !data_plane_ended {
-                    data_plane_ended = true;
-                    eprintln!("the data plane has ended; services and the API run until Ctrl-C");
-                }
+            if interactive {
+                eprintln!("{}", status_line(&running.deployed.metrics.snapshot(), began.elapsed()));
             }
         }
-    }
-    plane.set_live(None);
-    let summary = match current {
-        Some(running) => Some(running.stop().await),
-        None => None,
     };
+    let supervisor = Supervisor::new(running, options, Box::new(notify));
+    let versions = supervisor.versions();
+    let wake = versions.wake();
+    // Versions applied from the editor go to the supervisor, which runs the latest.
+    let forwarding = tokio::spawn(async move {
+        while let Some(reload) = reloads.recv().await {
+            versions.apply(reload.application, reload.plan);
+        }
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let supervising = stratum_control::reconcile::run(supervisor, wake, stopped);
+    tokio::pin!(supervising);
+    let deadline = args.run_for.map(|limit| tokio::time::Instant::now() + limit);
+    let supervisor = tokio::select! {
+        supervisor = &mut supervising => supervisor,
+        _ = crate::running::shutdown_requested() => {
+            eprintln!("\nstopping: draining the data plane …");
+            stop.send_replace(true);
+            supervising.await
+        }
+        _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+            stop.send_replace(true);
+            supervising.await
+        }
+    };
+    forwarding.abort();
+    plane.set_live(None);
+    let summary = supervisor.stop().await;
     stop_api.send_replace(true);
     let _ = api.await;
     match summary {
@@ -307,15 +262,8 @@ async fn run_up(
             print_metrics(&summary.components, summary.seconds);
             Ok(Outcome::Success)
         }
-        Some(Err(error)) => Err(anyhow::anyhow!("{error}")),
+        Some(Err(error)) => Err(error.into()),
         None => Ok(Outcome::UserError),
-    }
-}
-
-/// The embedded broker lives as long as the process: later versions use it, so that subscribers stay connected.
-fn keep_broker(options: &mut UpOptions, running: &Running) {
-    if options.mqtt_broker.is_none() {
-        options.mqtt_broker = running.deployed.current.broker_url.clone();
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use stratum_test_support::free_port;
 
 const APP: &str = include_str!("../../control/test_data/cluster.stratum");
 
@@ -16,10 +17,6 @@ const APP: &str = include_str!("../../control/test_data/cluster.stratum");
 const TOKEN: &str = "test-secret";
 const VIEWER: &str = "test-viewer";
 const JOIN: &str = "test-join";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A child process killed (SIGKILL) when dropped.
 struct Process(Child);

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use stratum_test_support::free_port;
 
 /// `docker compose` where the machine has it, `docker-compose` otherwise.
 fn compose_program() -> (&'static str, Vec<&'static str>) {
@@ -105,10 +106,6 @@ impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "5"]);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wait_for(what: &str, limit: Duration, project: &Project, mut done: impl FnMut() -> bool) -> Duration {

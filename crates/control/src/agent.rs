@@ -12,6 +12,7 @@ use crate::protocol::{
     AgentEvent, Assignment, CheckpointCopy, Heartbeat, HeartbeatAnswer, Join, MeasuredResources, ModelRef,
     TrainingResult, TrainingWork,
 };
+use crate::reconcile::{self, Action, Backoff, Reconciler};
 use crate::serving::ServicePool;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use stratum_core::Cause;
 use stratum_core::events::EventKind;
 use stratum_core::ir::Tier;
+use stratum_core::sync::lock;
 use stratum_dataplane::PipelineOptions;
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::remote::{Partition, RemoteInput, RemoteOutput};
@@ -78,10 +80,6 @@ struct Running {
     started: Instant,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 pub struct Agent {
     options: AgentOptions,
     client: reqwest::Client,
@@ -105,7 +103,7 @@ pub struct Agent {
     /// What the agent's process uses, between heartbeats.
     usage: crate::usage::UsageMeter,
     /// The waits before starting a failed part again, and when the next start is due.
-    restart_backoff: crate::tools::Backoff,
+    restart_backoff: Backoff,
     restart_due: Option<Instant>,
     /// The checkpoints sent to the control plane, with each file's modification time then.
     checkpoints_sent: HashMap<String, std::time::SystemTime>,
@@ -178,7 +176,7 @@ impl Agent {
             events: Arc::default(),
             prepared: Arc::default(),
             usage: crate::usage::UsageMeter::default(),
-            restart_backoff: crate::tools::Backoff::default(),
+            restart_backoff: Backoff::default(),
             restart_due: None,
             checkpoints_sent: HashMap::new(),
         };
@@ -226,37 +224,12 @@ impl Agent {
 
     /// Joins (trying again until the control plane answers), then heartbeats and follows assignments until
     /// `stop` turns true; stopping drains the running pipeline.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.join().await {
-                Ok(()) => break,
-                Err(Error::Refused(message)) => return Err(Error::Refused(message)),
-                Err(error) => tracing::info!(%error, "cannot join yet; trying again"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-        tracing::info!(agent = self.options.name, data = self.data_address, "joined");
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            let done = self.training_done.clone();
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = done.notified() => {}
-                _ = stop.wait_for(|stopped| *stopped) => break,
-            }
-            if let Err(error) = self.heartbeat().await {
-                // The control plane may be restarting: keep running what was assigned.
-                tracing::debug!(%error, "heartbeat failed");
-            }
-            self.restart_if_failed().await;
-        }
-        self.stop_running().await;
-        Ok(())
+    pub async fn run(self, stop: watch::Receiver<bool>) -> Result<(), Error> {
+        let wake = self.training_done.clone();
+        let beats = Heartbeats { agent: self, joined: false, refused: None };
+        let mut beats = reconcile::run(beats, wake, stop).await;
+        beats.agent.stop_running().await;
+        beats.refused.map_or(Ok(()), Err)
     }
 
     async fn heartbeat(&mut self) -> Result<(), Error> {
@@ -650,4 +623,56 @@ async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> R
     use stratum_dataplane::connectors::http::{HEADER_TIMEOUT, serve};
     tokio::spawn(serve(listener, router, HEADER_TIMEOUT, std::future::pending()));
     Ok(bound)
+}
+
+/// How soon an agent tries to join again: quickly at first, since a control plane that is starting answers soon.
+const JOIN_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
+/// How often an agent heartbeats when nothing wakes it sooner (a training task that finished).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An agent's loop as a reconciler: desired, what the control plane assigns in its answers; observed, what runs
+/// here. A pass joins if it has not, heartbeats, and starts again a part whose data plane failed.
+struct Heartbeats {
+    agent: Agent,
+    joined: bool,
+    /// The control plane refused the join token: the loop ends with this error.
+    refused: Option<Error>,
+}
+
+impl Reconciler for Heartbeats {
+    type Error = Error;
+
+    fn name(&self) -> &'static str {
+        "agent"
+    }
+
+    async fn reconcile(&mut self) -> Result<Action, Error> {
+        if !self.joined {
+            match self.agent.join().await {
+                Err(Error::Refused(message)) => {
+                    self.refused = Some(Error::Refused(message));
+                    return Ok(Action::Done);
+                }
+                result => result?,
+            }
+            self.joined = true;
+            tracing::info!(agent = self.agent.options.name, data = self.agent.data_address, "joined");
+        }
+        if let Err(error) = self.agent.heartbeat().await {
+            // The control plane may be restarting: keep running what was assigned.
+            tracing::debug!(%error, "heartbeat failed");
+        }
+        self.agent.restart_if_failed().await;
+        Ok(Action::Requeue(HEARTBEAT_INTERVAL))
+    }
+
+    /// Only joining fails a pass: tried again soon, the wait doubling to five seconds.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(JOIN_BACKOFF.0, JOIN_BACKOFF.1)
+    }
+
+    fn error_policy(&mut self, error: &Error, backoff: &mut Backoff) -> Action {
+        tracing::info!(%error, "cannot join yet; trying again");
+        Action::Requeue(backoff.after(Duration::ZERO))
+    }
 }

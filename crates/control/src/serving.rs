@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratum_core::Cause;
 use stratum_core::ir::Application;
+use stratum_core::sync::lock;
 use stratum_core::types::Field;
 use stratum_dataplane::component::{BuildContext, Context, DeadLetters};
 use stratum_dataplane::metrics::Registry;
@@ -144,10 +145,6 @@ pub struct ServicePool {
     autoscaler: Mutex<Autoscaler>,
     counters: PoolCounters,
     last_failure: Mutex<Option<(Instant, String)>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Takes a request off the in-flight count when it is answered, however it ends.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::Mutex;
 use stratum_core::events::EventKind;
+use stratum_core::sync::lock;
 
 /// The schema, one migration per entry, applied in order; `PRAGMA user_version` remembers how many ran. Never edit
 /// an entry that has shipped: add one.
@@ -140,7 +141,7 @@ impl StateStore {
     }
 
     fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.connection)
     }
 
     /// Records a version of an application unless the latest one has the same IR and plan; returns its number.

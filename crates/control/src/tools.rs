@@ -1,9 +1,10 @@
 //! `tool` components as supervised child processes: a `command` runs as given, an `image` through a container
 //! runtime (podman or docker, whichever is installed). Each is started with its `env`, its output kept in
 //! `LOG_DIR/NAME.log` (what `stratum logs NAME` prints), health-checked on its first declared port, and restarted
-//! with exponential backoff (1 s, 2 s, 4 s … at most 60 s; back to 1 s after ten healthy minutes) whenever it
-//! exits, until the application stops. Every start, exit and restart is reported.
+//! with the shared backoff ([`Backoff`]: 1 s, 2 s, 4 s … at most 60 s; back to 1 s after ten healthy minutes)
+//! whenever it exits, until the application stops. Every start, exit and restart is reported.
 
+use crate::reconcile::Backoff;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -11,37 +12,8 @@ use stratum_core::events::EventKind;
 use stratum_core::ir::{Tool, ToolRun};
 use tokio::sync::watch;
 
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// A run this long resets the backoff.
-const HEALTHY_RUN: Duration = Duration::from_secs(600);
 /// How often a running tool is checked for having exited.
 const POLL: Duration = Duration::from_millis(200);
-
-/// How long to wait before starting again what stopped (a tool that exited, a data plane a component failed):
-/// 1 s, 2 s, 4 s … at most a minute, and 1 s again after a run of ten minutes.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Backoff {
-        Backoff { next: FIRST_BACKOFF }
-    }
-}
-
-impl Backoff {
-    /// The wait before the next start, after a run that lasted `ran`; the wait after it doubles.
-    pub fn after(&mut self, ran: Duration) -> Duration {
-        if ran >= HEALTHY_RUN {
-            self.next = FIRST_BACKOFF;
-        }
-        let wait = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        wait
-    }
-}
 
 /// Something that happened to a tool.
 #[derive(Clone, Debug, PartialEq)]
@@ -281,14 +253,6 @@ async fn health_check(port: Option<u16>) -> u16 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn backoff_doubles_to_a_minute_and_starts_over_after_a_long_run() {
-        let mut backoff = Backoff::default();
-        let waits: Vec<u64> = (0..8).map(|_| backoff.after(Duration::from_secs(1)).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(backoff.after(Duration::from_secs(600)), Duration::from_secs(1));
-        assert_eq!(backoff.after(Duration::ZERO), Duration::from_secs(2));
-    }
     use std::sync::{Arc, Mutex};
     use stratum_core::ir::Placement;
 

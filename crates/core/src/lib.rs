@@ -9,6 +9,7 @@ pub mod events;
 pub mod ir;
 pub mod placement;
 pub mod plan;
+pub mod sync;
 pub mod types;
 pub mod units;
 mod version;

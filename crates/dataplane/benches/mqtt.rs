@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use stratum_dataplane::connectors::mqtt::{BrokerAddress, EmbeddedBroker};
 use stratum_dataplane::{Pipeline, PipelineOptions};
+use stratum_test_support::free_port;
 
 const APP: &str = r#"app mqtt_bench
 schema Detection { camera: string  ts: timestamp  speed_kmh: float }
@@ -28,10 +29,6 @@ stream counts {
 }
 sink out: jsonl { from = counts  path = "counts.jsonl" }
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn payload(index: usize) -> String {
     format!(

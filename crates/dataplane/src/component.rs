@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use stratum_core::Cause;
 use stratum_core::ir::Application;
+use stratum_core::sync::lock;
 use tokio::sync::{mpsc, watch};
 
 /// A future that a component returns from a trait method.
@@ -137,7 +138,7 @@ impl DeadLetters {
     fn write(&self, component: &str, reason: &str, raw: &str) {
         tracing::debug!(component, reason, "dead letter");
         let line = json!({ "component": component, "reason": reason, "raw": raw }).to_string();
-        let mut target = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut target = lock(&self.inner);
         match &mut *target {
             DeadLetterTarget::File(file) => {
                 if let Err(error) = writeln!(file, "{line}") {
@@ -154,7 +155,7 @@ impl DeadLetters {
 
     /// The dead letters kept in memory, as JSON lines (none when they go to a file).
     pub fn in_memory(&self) -> Vec<String> {
-        match &*self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+        match &*lock(&self.inner) {
             DeadLetterTarget::Memory(lines) => lines.clone(),
             DeadLetterTarget::File(_) => Vec::new(),
         }
@@ -202,7 +203,7 @@ impl Output {
         let batch: Batch = Arc::new(records);
         // The senders are taken out of the lock: sending may wait, and the pipeline must be able to rewire meanwhile.
         let consumers: Vec<(mpsc::Sender<Delivery>, usize)> = {
-            let routes = self.routes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let routes = lock(&self.routes);
             routes.iter().map(|route| (route.sender.clone(), route.port)).collect()
         };
         let mut delivered = false;

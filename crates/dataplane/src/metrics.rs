@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use stratum_core::sync::lock;
 
 /// Upper bounds, in microseconds, of the processing latency buckets (the last bucket is unbounded).
 pub const LATENCY_BUCKETS_MICROSECONDS: [u64; 12] =
@@ -168,7 +169,7 @@ impl Registry {
     /// The metrics of a component: those it already has when a component of that name and kind was registered
     /// before (a component restarted by a rollout counts on), otherwise new ones.
     pub fn register(&self, component: &str, kind: &str) -> Arc<ComponentMetrics> {
-        let mut components = self.components.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut components = lock(&self.components);
         if let Some(existing) = components.iter().find(|metrics| metrics.component == component && metrics.kind == kind)
         {
             return existing.clone();

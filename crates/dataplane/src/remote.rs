@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stratum_core::ir::WhenFull;
+use stratum_core::sync::lock;
 use tokio::sync::{mpsc, watch};
 
 /// A buffer of this size (rejecting when full: the producer waits) for paths whose source declares none.
@@ -174,7 +175,7 @@ impl Sink for RemoteSink {
             let time = crate::record::wall_clock_milliseconds();
             loop {
                 let appended = {
-                    let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut log = lock(&log);
                     let dropped_before = log.dropped();
                     let appended = log.append(&payload, time)?;
                     context.metrics.count_dropped(log.dropped() - dropped_before);

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratum_dataplane::connectors::mqtt::{BrokerAddress, EmbeddedBroker};
 use stratum_dataplane::{Pipeline, PipelineOptions};
+use stratum_test_support::free_port;
 
 const APP: &str = r#"app mqtt_test
 schema Detection { camera: string  ts: timestamp  class: string  speed_kmh: float }
@@ -29,10 +30,6 @@ sink published: mqtt {
   topic = "traffic/{camera}/counts"
 }
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Subscribes to `filter` and collects (topic, payload) of what arrives.
 async fn subscriber(address: &BrokerAddress, filter: &str) -> Arc<Mutex<Vec<(String, serde_json::Value)>>> {

@@ -4,16 +4,7 @@
 use stratum_core::types::{DataType, Field};
 
 fn fields_of(text: &str, name: &str) -> Vec<(String, DataType, bool)> {
-    let checked = stratum_lang::check_text("inference.stratum", text);
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|diagnostic| diagnostic.severity() == stratum_lang::Severity::Error)
-        .map(|diagnostic| diagnostic.message.clone())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
-    checked
-        .application
+    stratum_test_support::application_from_text("inference.stratum", text)
         .fields_of(name)
         .unwrap_or_else(|| panic!("no output named {name}"))
         .iter()

@@ -2,11 +2,9 @@
 //! file in test_data/err fails to plan and matches its diagnostics (`.diagnostics`). The examples under
 //! examples/ all plan, and the explanation of every planner code holds. STRATUM_BLESS=1 rewrites snapshots.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use stratum_lang::Code;
-use support::Loader;
+use stratum_test_support::{DiskLoader as Loader, compare_snapshot as compare};
 
 fn files(kind: &str) -> Vec<PathBuf> {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(kind);
@@ -24,20 +22,6 @@ fn checked(path: &Path) -> stratum_lang::Checked {
     let checked = stratum_lang::check(&name, &std::fs::read(path).unwrap(), &stratum_lang::NoImports);
     assert!(!checked.has_errors(), "{} must check cleanly: {:?}", path.display(), checked.diagnostics.first());
     checked
-}
-
-fn compare(snapshot: &Path, actual: &str) -> Option<String> {
-    if std::env::var_os("STRATUM_BLESS").is_some() {
-        std::fs::write(snapshot, actual).unwrap();
-        return None;
-    }
-    let expected = std::fs::read_to_string(snapshot).unwrap_or_default();
-    (expected != actual).then(|| {
-        format!(
-            "{} differs (STRATUM_BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
-            snapshot.display()
-        )
-    })
 }
 
 #[test]

@@ -2,12 +2,10 @@
 //! (test_data/generate, STRATUM_BLESS=1 rewrites them); and, in CI's external stage, the real validators accept
 //! it: kubernetes-validate (strict), check-jsonschema with the compose-spec schema, ansible-playbook --syntax-check.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use stratum_planner::generate::{BACKENDS, GeneratedFile, Input, Secrets};
-use support::Loader;
+use stratum_test_support::{DiskLoader as Loader, compare_snapshot, normalize};
 
 const EXAMPLES: &[&str] =
     &["traffic/traffic.stratum", "predictive_maintenance/factory.stratum", "energy/substations.stratum"];
@@ -18,7 +16,8 @@ fn secrets() -> Secrets {
 }
 
 fn generate(example: &str, backend: &str) -> Vec<GeneratedFile> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example);
+    // Named as the loader names imports (`..` resolved), so that their folder is the root's.
+    let path = normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example));
     let checked = stratum_lang::check(&path.to_string_lossy(), &std::fs::read(&path).unwrap(), &Loader);
     assert!(!checked.has_errors());
     let plan = stratum_planner::plan(&checked).plan.expect("the example plans");
@@ -51,11 +50,7 @@ fn output_is_deterministic_and_matches_snapshots() {
         assert_eq!(first, second, "{} output differs between runs", backend.name());
         let snapshot =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("test_data/generate/traffic.{}.txt", backend.name()));
-        if std::env::var_os("STRATUM_BLESS").is_some() {
-            std::fs::write(&snapshot, &first).unwrap();
-        } else if std::fs::read_to_string(&snapshot).unwrap_or_default() != first {
-            failures.push(format!("{} differs (STRATUM_BLESS=1 to accept)", snapshot.display()));
-        }
+        failures.extend(compare_snapshot(&snapshot, &first));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

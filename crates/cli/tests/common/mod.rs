@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 pub const OPERATOR_TOKEN: &str = "test-operator";
 pub const VIEWER_TOKEN: &str = "test-viewer";
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use stratum_test_support::free_port;
 
 /// A running `stratum up` whose stderr lines are collected as they come.
 pub struct Up {

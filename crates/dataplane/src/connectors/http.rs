@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use stratum_core::ir::{DEFAULT_HTTP_PORT, Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
+use stratum_core::sync::lock;
 use stratum_core::types::Field;
 use tokio::sync::{mpsc, oneshot};
 
@@ -71,10 +72,6 @@ struct IngestServer {
 
 /// The servers of this process, by port.
 static SERVERS: LazyLock<Mutex<BTreeMap<u16, Arc<IngestServer>>>> = LazyLock::new(Default::default);
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Adds a path to the server on `port`, starting the server if it is the first.
 fn register(port: u16, path: &str, pushes: mpsc::Sender<Push>) -> Result<(), String> {

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratum_core::ir::Application;
+use stratum_core::sync::lock;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -104,10 +105,6 @@ struct Shared {
     dead_letters: DeadLetters,
     /// The first component error, which stopped the pipeline.
     failure: Mutex<Option<String>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {

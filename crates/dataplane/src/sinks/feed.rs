@@ -6,6 +6,7 @@ use crate::component::{BoxFuture, Context, Sink};
 use crate::record::{Batch, Record};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use stratum_core::sync::lock;
 use stratum_core::types::Field;
 
 /// Records kept per feed unless a panel asks for more.
@@ -26,17 +27,17 @@ impl Feed {
 
     /// The records held now, oldest first.
     pub fn latest(&self) -> Vec<Record> {
-        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned().collect()
+        lock(&self.records).iter().cloned().collect()
     }
 
     /// The newest `count` records held now, oldest first.
     pub fn newest(&self, count: usize) -> Vec<Record> {
-        let held = self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let held = lock(&self.records);
         held.iter().skip(held.len().saturating_sub(count)).cloned().collect()
     }
 
     fn push(&self, records: &[Record]) {
-        let mut held = self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut held = lock(&self.records);
         let skip = records.len().saturating_sub(self.capacity);
         for record in &records[skip..] {
             if held.len() == self.capacity {

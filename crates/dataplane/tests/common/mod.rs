@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use stratum_core::ir::Application;
-use stratum_lang::Severity;
 
 /// The IR of a test application in `tests/apps/`, which must check without errors.
 pub fn application(name: &str) -> Application {
@@ -11,19 +10,7 @@ pub fn application(name: &str) -> Application {
     application_from_text(name, &text)
 }
 
-/// The IR of an application given as text, which must check without errors.
-pub fn application_from_text(name: &str, text: &str) -> Application {
-    let checked = stratum_lang::check_text(name, text);
-    let errors: Vec<&str> =
-        checked.diagnostics.iter().filter(|d| d.severity() == Severity::Error).map(|d| d.message.as_str()).collect();
-    assert!(errors.is_empty(), "{name} has errors: {errors:?}");
-    checked.application
-}
-
-/// A free TCP port on loopback (free when asked; tests bind it soon after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use stratum_test_support::{application_from_text, free_port};
 
 /// A `nats-server` child process on a free loopback port, stopped when dropped. The external peer of the NATS
 /// tests: the Debian package `nats-server`.

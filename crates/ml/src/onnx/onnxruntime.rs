@@ -16,6 +16,7 @@ use ort::value::{DynValue, TensorElementType, ValueType};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use stratum_core::sync::lock;
 
 /// The variable that names the ONNX Runtime library.
 pub const LIBRARY_VARIABLE: &str = "STRATUM_ONNXRUNTIME";
@@ -158,7 +159,7 @@ impl OrtSession {
             let value = ort::value::Tensor::from_array((shape, data)).map_err(ort_error)?;
             values.push((name, value.into()));
         }
-        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut session = lock(&self.session);
         let outputs = session.run(values).map_err(ort_error)?;
         let mut tensors = HashMap::new();
         for (name, value) in &outputs {

@@ -1,0 +1,312 @@
+//! `stratum server`: the control plane for real machines. It keeps the applied application, the agents that joined
+//! and every event in its state store; agents connect to it (never the other way round), heartbeat, and are told
+//! what to run. A reconcile loop, level-triggered, runs twice a second: agents silent for longer than the timeout
+//! are lost, every component is placed (see [`crate::placement`]), and each agent's assignment follows — so a lost
+//! agent's components move to others, and come back when it does. A restarted server reads its state back and
+//! the agents, which kept running, carry on.
+//!
+//! The server speaks no HTTP itself: the `stratum-api` crate serves its routes (the agents' protocol among them,
+//! behind the join token) and its web interface, and reads it as a [`Deployment`] like a `stratum up`.
+
+use crate::Error;
+use crate::placement::Placed;
+use crate::protocol::{Assignment, CheckpointCopy, FeedReport, Heartbeat, HeartbeatAnswer, Join};
+use crate::qos::ClusterPolicies;
+use crate::serving::ServiceState;
+use crate::state::StateStore;
+use crate::training::TrainingJob;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use stratum_core::events::EventKind;
+use stratum_core::ir::{Application, Tier};
+use stratum_core::plan::Plan;
+use stratum_core::sync::lock;
+use stratum_dataplane::metrics::MetricsSnapshot;
+use tokio::sync::{Notify, watch};
+
+mod gateway;
+mod jobs;
+mod placing;
+mod views;
+
+use crate::reconcile;
+use jobs::TrainingScheduler;
+pub use jobs::TrainingStatus;
+use placing::Placement;
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// The state store, the model store agents pull from, the blob store and the application's source.
+    pub state_dir: PathBuf,
+    /// An agent silent for this long is lost.
+    pub agent_timeout: Duration,
+}
+
+/// The version applied last.
+struct Applied {
+    application: Arc<Application>,
+    plan: Arc<Plan>,
+    version: u32,
+    since: Instant,
+}
+
+struct AgentRecord {
+    join: Join,
+    last_seen: Instant,
+    lost: bool,
+    metrics: Vec<MetricsSnapshot>,
+    services: Vec<ServiceState>,
+    usage: Option<crate::usage::Usage>,
+    feeds: Vec<FeedReport>,
+}
+
+impl AgentRecord {
+    fn new(join: Join) -> AgentRecord {
+        AgentRecord {
+            join,
+            last_seen: Instant::now(),
+            lost: false,
+            metrics: Vec::new(),
+            services: Vec::new(),
+            usage: None,
+            feeds: Vec::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Cluster {
+    deployed: Option<Applied>,
+    agents: BTreeMap<String, AgentRecord>,
+    placed: Vec<Placed>,
+    assignments: BTreeMap<String, Assignment>,
+    /// sha256 of model files by path, with the modification time it was computed for.
+    model_hashes: BTreeMap<PathBuf, (SystemTime, String)>,
+    jobs: BTreeMap<u64, TrainingJob>,
+    /// The model version each service serves, as recorded in the state store.
+    served: BTreeMap<String, u32>,
+    /// The applied version's `migrate` policies, and when they were last evaluated.
+    policies: ClusterPolicies,
+    policies_evaluated: Option<Instant>,
+    /// The newest checkpoint of each stream, and the agent that holds that state (it sent it, or it was handed
+    /// it): what a stream takes up when it moves off a lost agent (see [`hand_over`]).
+    checkpoints: BTreeMap<String, (String, CheckpointCopy)>,
+}
+
+pub struct Server {
+    options: ServerOptions,
+    state: StateStore,
+    cluster: Mutex<Cluster>,
+    /// Forwards predictions to the agents that run the services.
+    gateway: reqwest::Client,
+    /// Spreads requests over a service's replicas on several agents.
+    next_replica: std::sync::atomic::AtomicUsize,
+    /// Wakes the training scheduler when agents report results.
+    training_wake: Arc<Notify>,
+}
+
+impl Cluster {
+    /// Runs `version` of the application from now on, with its own policies.
+    fn apply(&mut self, application: Application, plan: Plan, version: u32) {
+        self.policies = ClusterPolicies::new(&application);
+        self.deployed =
+            Some(Applied { application: Arc::new(application), plan: Arc::new(plan), version, since: Instant::now() });
+    }
+}
+
+/// Keeps the checkpoints an agent sent of the streams placed on it (a copy of a stream placed elsewhere is stale:
+/// a restarted agent sending what it had before its stream moved away), and forgets those it says ended cleanly.
+fn keep_checkpoints(cluster: &mut Cluster, agent: &str, copies: Vec<CheckpointCopy>, removed: Vec<String>) {
+    let placed_here = |component: &str| {
+        cluster.placed.iter().any(|placed| placed.component == component && placed.host.as_deref() == Some(agent))
+    };
+    let fresh: Vec<CheckpointCopy> = copies.into_iter().filter(|copy| placed_here(&copy.component)).collect();
+    for copy in fresh {
+        cluster.checkpoints.insert(copy.component.clone(), (agent.to_string(), copy));
+    }
+    for component in removed {
+        if cluster.checkpoints.get(&component).is_some_and(|(from, _)| from == agent) {
+            cluster.checkpoints.remove(&component);
+        }
+    }
+}
+
+/// What goes with an assignment for `agent` besides it: the checkpoints of the streams it takes over from a lost
+/// agent (it takes them up: the open windows live on; from now on it holds that state, so they are handed once),
+/// and the streams whose state another agent still holds (that one drains them and emits their windows; a
+/// checkpoint this agent kept of them from before is stale).
+fn hand_over(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> (Vec<CheckpointCopy>, Vec<String>) {
+    let (mut take_up, mut discard) = (Vec::new(), Vec::new());
+    for component in &assignment.components {
+        let Some((from, copy)) = cluster.checkpoints.get(component) else { continue };
+        if from == agent {
+            continue;
+        }
+        if cluster.agents.get(from).is_none_or(|record| record.lost) {
+            let copy = copy.clone();
+            cluster.checkpoints.insert(component.clone(), (agent.to_string(), copy.clone()));
+            take_up.push(copy);
+        } else {
+            discard.push(component.clone());
+        }
+    }
+    (take_up, discard)
+}
+
+impl Server {
+    /// Opens the state store and reads back the applied application and the agents that had joined (they count as
+    /// alive until the timeout says otherwise).
+    pub fn open(options: ServerOptions) -> Result<Arc<Server>, Error> {
+        let state = StateStore::open(&options.state_dir.join("state.db"))?;
+        let mut cluster = Cluster::default();
+        if let Some((app, version, ir, plan)) = state.latest_deployment()? {
+            let application: Application = serde_json::from_str(&ir)
+                .map_err(|error| Error::State(format!("`{app}` v{version}: {error}").into()))?;
+            let plan: Plan = serde_json::from_str(&plan)
+                .map_err(|error| Error::State(format!("`{app}` v{version}: {error}").into()))?;
+            cluster.apply(application, plan, version);
+            // What policies had moved stays moved, and what they added stays added: placement would otherwise undo
+            // it until they measure again.
+            let moved = state
+                .migrations(&app, version)?
+                .into_iter()
+                .filter_map(|(component, tier)| Tier::from_name(&tier).map(|tier| (component, tier)));
+            cluster.policies.restore(moved, state.added_instances(&app, version)?);
+        }
+        for (name, description) in state.agents()? {
+            if let Ok(join) = serde_json::from_str::<Join>(&description) {
+                cluster.agents.insert(name, AgentRecord::new(join));
+            }
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let gateway = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|error| Error::State(format!("HTTP client: {error}").into()))?;
+        let server = Arc::new(Server {
+            options,
+            state,
+            cluster: Mutex::new(cluster),
+            gateway,
+            next_replica: std::sync::atomic::AtomicUsize::new(0),
+            training_wake: Arc::new(Notify::new()),
+        });
+        server.event(EventKind::ServerStarted, None, &format!("{} agents known", lock(&server.cluster).agents.len()));
+        Ok(server)
+    }
+
+    fn app(&self) -> String {
+        lock(&self.cluster)
+            .deployed
+            .as_ref()
+            .map_or_else(|| crate::state::NO_APP.into(), |deployed| deployed.application.name.clone())
+    }
+
+    fn event(&self, kind: EventKind, component: Option<&str>, message: &str) {
+        let _ = self.state.record_event(&self.app(), kind, component, message);
+    }
+
+    /// Runs the control plane's loops — placement and the training scheduler — until `stop` turns true.
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let placement = reconcile::run(Placement(self.clone()), Arc::new(Notify::new()), stop.clone());
+        let training = reconcile::run(TrainingScheduler(self.clone()), self.training_wake.clone(), stop);
+        tokio::join!(placement, training);
+    }
+
+    /// A new version of the application (checked and planned): recorded, then rolled out by the next reconcile.
+    pub fn deploy(&self, application: Application, plan: Plan) -> Result<u32, Error> {
+        let app = application.name.clone();
+        let ir = serde_json::to_string(&application).map_err(|error| Error::State(error.into()))?;
+        let plan_text = serde_json::to_string(&plan).map_err(|error| Error::State(error.into()))?;
+        let version = self.state.record_version(&app, &ir, &plan_text)?;
+        lock(&self.cluster).apply(application, plan, version);
+        self.event(EventKind::Applied, None, &format!("version {version}"));
+        self.reconcile();
+        Ok(version)
+    }
+
+    /// An agent joins (or joins again): it is alive from now on, and the next reconcile gives it work.
+    pub fn join(&self, join: Join) {
+        let name = join.name.clone();
+        let _ = self.state.record_agent(&name, &serde_json::to_string(&join).unwrap_or_default());
+        let gibibytes = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+        let disk = join.resources.disk_free_bytes.map(|bytes| format!(", {:.1} GiB disk free", gibibytes(bytes)));
+        let message = format!(
+            "{} cores, {:.1} GiB, {}{}; data at {}",
+            join.resources.cpu,
+            gibibytes(join.resources.memory_bytes),
+            join.resources.arch,
+            disk.unwrap_or_default(),
+            join.data_address
+        );
+        lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(join));
+        self.event(EventKind::AgentJoined, Some(&name), &message);
+        self.reconcile();
+    }
+
+    /// An agent's heartbeat: what it reports is kept, and the answer says what it should run and train. None for
+    /// an agent that has not joined (it joins again).
+    pub fn heartbeat(self: &Arc<Self>, name: &str, beat: Heartbeat) -> Option<HeartbeatAnswer> {
+        let (back, answer, training) = {
+            let mut cluster = lock(&self.cluster);
+            let agent = cluster.agents.get_mut(name)?;
+            agent.last_seen = Instant::now();
+            agent.metrics = beat.metrics;
+            agent.services = beat.services;
+            agent.usage = beat.usage;
+            agent.feeds = beat.feeds;
+            let back = std::mem::replace(&mut agent.lost, false);
+            let tier = agent.join.tier.or_else(|| self.planned_tier(&cluster, name));
+            keep_checkpoints(&mut cluster, name, beat.checkpoints, beat.checkpoints_removed);
+            let assignment = cluster.assignments.get(name).cloned();
+            let answer = match assignment {
+                Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => {
+                    let (take_up, discard) = hand_over(&mut cluster, name, &assignment);
+                    Some((assignment, take_up, discard))
+                }
+                _ => None,
+            };
+            let training = self.train_on_agent(&mut cluster, name, tier, beat.results, beat.training_slots);
+            (back, answer, training)
+        };
+        // Results came in: the scheduler looks for finished jobs now.
+        self.training_wake.notify_one();
+        for problem in &beat.problems {
+            self.event(EventKind::AgentProblem, Some(name), problem);
+        }
+        for event in &beat.events {
+            self.event(event.kind, Some(&event.component), &format!("{} (on {name})", event.message));
+        }
+        if back {
+            self.event(EventKind::AgentBack, Some(name), "heartbeats again");
+            self.reconcile();
+        }
+        let (assignment, take_up, discard_checkpoints) = match answer {
+            Some((assignment, take_up, discard)) => (Some(assignment), take_up, discard),
+            None => (None, Vec::new(), Vec::new()),
+        };
+        for copy in &take_up {
+            self.event(EventKind::HandedOver, Some(&copy.component), &format!("its checkpoint goes to {name}"));
+        }
+        Some(HeartbeatAnswer { assignment, take_up, discard_checkpoints, training })
+    }
+
+    /// The application's node named like an agent, if there is one.
+    fn node_of<'a>(&self, cluster: &'a Cluster, name: &str) -> Option<&'a stratum_core::ir::Node> {
+        cluster.deployed.as_ref()?.application.nodes.iter().find(|node| node.name == name)
+    }
+
+    /// An agent's labels: those it was started with, over those its node declares in the application.
+    fn labels_of(&self, cluster: &Cluster, name: &str, own: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let declared = self.node_of(cluster, name).map(|node| node.machine.labels.clone()).unwrap_or_default();
+        declared.into_iter().chain(own.clone()).collect()
+    }
+
+    /// The tier of the application's node named like the agent, when the agent did not say.
+    fn planned_tier(&self, cluster: &Cluster, name: &str) -> Option<Tier> {
+        let deployed = cluster.deployed.as_ref()?;
+        deployed.plan.hosts.iter().find(|host| host.host == name).map(|host| host.tier)
+    }
+}

@@ -1,0 +1,273 @@
+//! The control plane's placement loop: which agents are alive, where every component runs, and what each agent
+//! runs — one level-triggered pass ([`Server::reconcile`]) twice a second ([`Placement`], a
+//! [`Reconciler`]), and at once when an agent joins or comes back or a version is applied.
+
+use super::{Cluster, Server, lock};
+use crate::placement::{LiveAgent, Placed, assignments, place};
+use crate::qos::Host;
+use crate::reconcile::{Action, Reconciler};
+use crate::state::ServedModel;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stratum_core::events::EventKind;
+use stratum_dataplane::metrics::MetricsSnapshot;
+
+/// How often the `migrate` policies are measured.
+const POLICY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often placement looks again when nothing wakes it: an agent that stops heartbeating is noticed no later.
+const PLACEMENT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// An event the pass records once the cluster's lock is released: kind, component, message.
+type Event = (EventKind, Option<String>, String);
+
+/// The placement loop as a reconciler: desired, the applied version's plan; observed, the agents' heartbeats.
+pub(crate) struct Placement(pub(crate) Arc<Server>);
+
+impl Reconciler for Placement {
+    type Error = std::convert::Infallible;
+
+    fn name(&self) -> &'static str {
+        "placement"
+    }
+
+    async fn reconcile(&mut self) -> Result<Action, Self::Error> {
+        self.0.reconcile();
+        Ok(Action::Requeue(PLACEMENT_INTERVAL))
+    }
+}
+
+impl Server {
+    /// One pass of the control loop: who is alive (observe), where everything runs (decide, purely, in
+    /// [`place`]), what each agent runs and what changed (act). Its events are recorded once the cluster is
+    /// unlocked.
+    pub fn reconcile(&self) {
+        let mut events: Vec<Event> = Vec::new();
+        let serving = {
+            let mut cluster = lock(&self.cluster);
+            self.mark_lost(&mut cluster, &mut events);
+            let model_files = self.model_files(&mut cluster);
+            let live = self.live_agents(&cluster);
+            let lost: Vec<String> =
+                cluster.agents.iter().filter(|(_, agent)| agent.lost).map(|(name, _)| name.clone()).collect();
+            self.evaluate_policies(&mut cluster, &mut events);
+            // Nothing applied yet: agents are known, nothing is placed.
+            let Some(deployed) = &cluster.deployed else {
+                drop(cluster);
+                return self.flush(events);
+            };
+            let placed = place(
+                &deployed.application,
+                &deployed.plan,
+                &live,
+                &lost,
+                cluster.policies.moved(),
+                cluster.policies.added(),
+            );
+            events.extend(placement_events(&cluster.placed, &placed, &lost));
+            let assigned = assignments(&deployed.application, deployed.version, &placed, &live, &model_files);
+            let serving: Vec<(String, String, u32, String)> = deployed
+                .application
+                .services
+                .iter()
+                .filter_map(|service| {
+                    let (version, sha256) = model_files.get(&service.model)?;
+                    (cluster.served.get(&service.name) != Some(version))
+                        .then(|| (service.name.clone(), service.model.clone(), *version, sha256.clone()))
+                })
+                .collect();
+            cluster.placed = placed;
+            cluster.assignments = assigned;
+            serving
+        };
+        self.record_served(serving);
+        // Events take the lock again (for the application's name): only once it is released.
+        self.flush(events);
+    }
+
+    /// Agents silent for longer than the timeout are lost from now on.
+    fn mark_lost(&self, cluster: &mut Cluster, events: &mut Vec<Event>) {
+        let timeout = self.options.agent_timeout;
+        for (name, agent) in cluster.agents.iter_mut() {
+            if agent.last_seen.elapsed() > timeout && !agent.lost {
+                agent.lost = true;
+                let message = format!("no heartbeat for {} s", timeout.as_secs_f64());
+                events.push((EventKind::AgentLost, Some(name.clone()), message));
+            }
+        }
+    }
+
+    /// The live agents as placement sees them: a machine of the plan holds what its node declares; another, what
+    /// its agent measured.
+    fn live_agents(&self, cluster: &Cluster) -> Vec<LiveAgent> {
+        cluster
+            .agents
+            .iter()
+            .filter(|(_, agent)| !agent.lost)
+            .filter_map(|(name, agent)| {
+                let tier = agent.join.tier.or_else(|| self.planned_tier(cluster, name))?;
+                let planned = cluster
+                    .deployed
+                    .as_ref()
+                    .and_then(|deployed| deployed.plan.hosts.iter().find(|host| &host.host == name));
+                Some(LiveAgent {
+                    name: name.clone(),
+                    tier,
+                    data_address: agent.join.data_address.clone(),
+                    labels: self.labels_of(cluster, name, &agent.join.labels),
+                    arch: agent.join.resources.arch.clone(),
+                    cpu: planned.map_or(agent.join.resources.cpu, |host| host.cpu_capacity),
+                    memory_bytes: planned.map_or(agent.join.resources.memory_bytes, |host| host.memory_capacity.0),
+                    accelerators: self
+                        .node_of(cluster, name)
+                        .map(|node| node.machine.accelerators.clone())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Evaluates the `migrate` policies every few seconds on what the live agents reported; what they move, placement
+    /// moves.
+    fn evaluate_policies(&self, cluster: &mut Cluster, events: &mut Vec<Event>) {
+        let now = Instant::now();
+        if cluster.policies_evaluated.is_some_and(|at| now.duration_since(at) < POLICY_INTERVAL) {
+            return;
+        }
+        let Some(deployed) = &cluster.deployed else { return };
+        cluster.policies_evaluated = Some(now);
+        let (application, version) = (deployed.application.clone(), deployed.version);
+        let mut snapshots: BTreeMap<String, MetricsSnapshot> = BTreeMap::new();
+        for snapshot in cluster.agents.values().filter(|agent| !agent.lost).flat_map(|agent| &agent.metrics) {
+            match snapshots.get_mut(&snapshot.component) {
+                Some(total) => total.add(snapshot),
+                None => {
+                    snapshots.insert(snapshot.component.clone(), snapshot.clone());
+                }
+            }
+        }
+        let mut policies = std::mem::take(&mut cluster.policies);
+        let host_of = |component: &str| {
+            let name = cluster.placed.iter().find(|placed| placed.component == component)?.host.clone()?;
+            let agent = cluster.agents.get(&name)?;
+            let tier = agent.join.tier.or_else(|| self.planned_tier(cluster, &name))?;
+            Some(Host { name, tier, usage: agent.usage })
+        };
+        let (moved_before, added_before) = (policies.moved().clone(), policies.added().clone());
+        let machines = cluster.agents.values().filter(|agent| !agent.lost).count();
+        for (component, message) in policies.evaluate(now, &application, &snapshots, &host_of, machines) {
+            events.push((EventKind::Policy, Some(component), message));
+        }
+        // What policies did is durable: a restarted control plane places it the same way.
+        let app = &application.name;
+        for (component, tier) in policies.moved() {
+            if moved_before.get(component) == Some(tier) {
+                continue;
+            }
+            if let Err(error) = self.state.record_migration(app, version, component, tier.name()) {
+                events.push((
+                    EventKind::Failed,
+                    Some(component.clone()),
+                    format!("the migration was not recorded: {error}"),
+                ));
+            }
+        }
+        for (component, count) in policies.added() {
+            if added_before.get(component) == Some(count) {
+                continue;
+            }
+            if let Err(error) = self.state.record_added_instances(app, version, component, *count) {
+                let message = format!("the added instance was not recorded: {error}");
+                events.push((EventKind::Failed, Some(component.clone()), message));
+            }
+        }
+        cluster.policies = policies;
+    }
+
+    /// Records which model version each service serves now (the views show it), once per change.
+    fn record_served(&self, serving: Vec<(String, String, u32, String)>) {
+        let app = self.app();
+        let store = stratum_ml::ModelStore::new(self.options.state_dir.join("models"));
+        for (service, model, version, sha256) in serving {
+            let data_sha256 =
+                store.load(&model, Some(version)).map(|artifact| artifact.data_sha256).unwrap_or_default();
+            let served = ServedModel { service: service.clone(), model: model.clone(), version, sha256, data_sha256 };
+            if self.state.record_served_model(&app, &served).is_ok() {
+                lock(&self.cluster).served.insert(service.clone(), version);
+                self.event(EventKind::Serving, Some(&service), &format!("`{model}` v{version}"));
+            }
+        }
+    }
+
+    fn flush(&self, events: Vec<Event>) {
+        for (kind, component, message) in events {
+            tracing::info!(kind = kind.as_str(), component, message, "control plane");
+            self.event(kind, component.as_deref(), &message);
+        }
+    }
+
+    /// (latest version, sha256 of its file) of each model of the application in the server's model store.
+    fn model_files(&self, cluster: &mut Cluster) -> BTreeMap<String, (u32, String)> {
+        let Some(deployed) = &cluster.deployed else { return BTreeMap::new() };
+        let store = stratum_ml::ModelStore::new(self.options.state_dir.join("models"));
+        let mut files = BTreeMap::new();
+        let names: Vec<String> = deployed.application.models.iter().map(|model| model.name.clone()).collect();
+        for name in names {
+            let Some(version) = store.versions(&name).ok().and_then(|versions| versions.last().copied()) else {
+                continue;
+            };
+            let path = self.options.state_dir.join("models").join(&name).join(format!("v{version}.json"));
+            let Ok(modified) = std::fs::metadata(&path).and_then(|metadata| metadata.modified()) else { continue };
+            let known =
+                cluster.model_hashes.get(&path).filter(|(when, _)| *when == modified).map(|(_, hash)| hash.clone());
+            let hash = match known {
+                Some(hash) => hash,
+                None => {
+                    let Ok(bytes) = std::fs::read(&path) else { continue };
+                    let hash = stratum_ml::data::sha256_hex(&bytes);
+                    cluster.model_hashes.insert(path, (modified, hash.clone()));
+                    hash
+                }
+            };
+            files.insert(name, (version, hash));
+        }
+        files
+    }
+}
+
+/// What changed between two placements, as events: an instance added by a policy, a component moved, back where
+/// it was planned, or waiting for a machine.
+fn placement_events(before: &[Placed], now: &[Placed], lost: &[String]) -> Vec<Event> {
+    let mut events = Vec::new();
+    for now in now {
+        let before = before.iter().find(|old| old.component == now.component && old.instance == now.instance);
+        if now.added && before.is_none() {
+            let message = match &now.host {
+                Some(host) => format!("one more instance on {host}, added by a policy"),
+                None => "one more instance, but no other live agent can take it".to_string(),
+            };
+            events.push((EventKind::Placement, Some(now.component.clone()), message));
+            continue;
+        }
+        let moved = before.is_some_and(|before| before.host != now.host)
+            || before.is_none() && now.host.as_ref() != Some(&now.planned);
+        if !moved {
+            continue;
+        }
+        let was_running = before.is_some_and(|before| before.host.is_some());
+        let message = match (&now.host, now.host.as_ref() == Some(&now.planned)) {
+            (Some(host), true) if was_running => format!("back on {host}, as planned"),
+            (Some(host), true) => format!("running on {host}, as planned"),
+            (Some(host), false) if lost.contains(&now.planned) => format!("moved to {host}: {} is lost", now.planned),
+            (Some(host), false) => format!("moved to {host} from {} by a policy", now.planned),
+            (None, _) if lost.contains(&now.planned) => format!(
+                "not running: {} is lost and no live agent has the tier, labels, architecture and room it needs",
+                now.planned
+            ),
+            (None, _) => format!("waiting for {} to join", now.planned),
+        };
+        events.push((EventKind::Placement, Some(now.component.clone()), message));
+    }
+    events
+}

@@ -1,0 +1,127 @@
+//! What Stratum's tests share, so that each helper is written once: checking a `.stratum` file into its IR, a
+//! loader that reads imports from disk as the `stratum` binary does, snapshot files that `STRATUM_BLESS=1`
+//! rewrites, a free port, and waiting for a condition. A dev-dependency of the other crates; nothing ships it.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+use stratum_core::Cause;
+use stratum_core::ir::Application;
+use stratum_lang::{Severity, SourceLoader};
+
+/// Reads imports from disk, relative to the importing file, like the `stratum` binary does; a file's name is its
+/// path with `.` and `..` resolved, so that one file has one name whichever way it is reached.
+pub struct DiskLoader;
+
+impl SourceLoader for DiskLoader {
+    fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), Cause> {
+        let joined = normalize(&Path::new(importer).parent().unwrap_or(Path::new("")).join(path));
+        let bytes = std::fs::read(&joined)?;
+        Ok((joined.to_string_lossy().into_owned(), bytes))
+    }
+}
+
+/// Removes `.` and resolves `..` lexically.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !normal.pop() {
+                    normal.push("..");
+                }
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
+}
+
+/// The IR of an application given as text, which must check without errors.
+pub fn application_from_text(name: &str, text: &str) -> Application {
+    let checked = stratum_lang::check_text(name, text);
+    let errors: Vec<&str> = checked
+        .diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.severity() == Severity::Error)
+        .map(|diagnostic| diagnostic.message.as_str())
+        .collect();
+    assert!(errors.is_empty(), "{name} has errors: {errors:?}");
+    checked.application
+}
+
+/// The IR of the application in `path` (its imports read from disk), which must check without errors.
+pub fn application_from_file(path: &Path) -> Application {
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let checked = stratum_lang::check(&path.to_string_lossy(), &bytes, &DiskLoader);
+    let errors: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.severity() == Severity::Error)
+        .map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false))
+        .collect();
+    assert!(errors.is_empty(), "{} has errors:\n{}", path.display(), errors.join("\n"));
+    checked.application
+}
+
+/// Compares `actual` with the snapshot file, or rewrites the file when `STRATUM_BLESS` is set. Returns why they
+/// differ, for the test to collect and report.
+pub fn compare_snapshot(snapshot: &Path, actual: &str) -> Option<String> {
+    if std::env::var_os("STRATUM_BLESS").is_some() {
+        if let Some(folder) = snapshot.parent() {
+            std::fs::create_dir_all(folder).unwrap_or_else(|error| panic!("{}: {error}", folder.display()));
+        }
+        std::fs::write(snapshot, actual).unwrap_or_else(|error| panic!("{}: {error}", snapshot.display()));
+        return None;
+    }
+    let expected = std::fs::read_to_string(snapshot).unwrap_or_default();
+    if expected == actual {
+        return None;
+    }
+    Some(format!(
+        "snapshot {} differs (run with STRATUM_BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
+        snapshot.display()
+    ))
+}
+
+/// A free TCP port on loopback (free when asked; tests bind it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("loopback has a free port")
+}
+
+/// Waits until `condition` holds, looking every 50 ms; fails the test naming `what` after `limit`. Returns how
+/// long it took.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalized_lexically() {
+        assert_eq!(normalize(Path::new("a/./b/../c.stratum")), Path::new("a/c.stratum"));
+        assert_eq!(normalize(Path::new("../x.stratum")), Path::new("../x.stratum"));
+    }
+
+    #[test]
+    fn a_snapshot_that_differs_says_how() {
+        let folder = std::env::temp_dir().join(format!("stratum-test-support-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let snapshot = folder.join("one.txt");
+        std::fs::write(&snapshot, "old\n").unwrap();
+        assert_eq!(compare_snapshot(&snapshot, "old\n"), None);
+        let differs = compare_snapshot(&snapshot, "new\n").unwrap();
+        assert!(differs.contains("--- expected\nold\n\n--- actual\nnew\n"), "{differs}");
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+}
