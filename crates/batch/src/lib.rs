@@ -5,6 +5,8 @@
 //!
 //! Kept apart from the data plane because DataFusion is the heaviest dependency of the workspace.
 
+#![warn(missing_docs)]
+
 pub mod schedule;
 
 use datafusion::arrow::datatypes::DataType as ArrowType;
@@ -22,19 +24,50 @@ use stratum_core::types::Field;
 /// Everything that can go wrong while running a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The application has no batch of that name.
     #[error("there is no batch `{name}` in `{application}`")]
-    NoBatch { name: String, application: String },
+    NoBatch {
+        /// The batch asked for.
+        name: String,
+        /// The application's name.
+        application: String,
+    },
+    /// A table the query reads has no file yet.
     #[error("table `{table}` has no data yet: {path} does not exist; run the pipeline that fills it first")]
-    NoData { table: String, path: PathBuf },
-    /// The query is wrong; `line` and `column` (from 1) are within the query text when DataFusion knows them,
-    /// `help` is DataFusion's suggestion when it has one.
+    NoData {
+        /// The dataset or file sink the query names.
+        table: String,
+        /// Where its data would be.
+        path: PathBuf,
+    },
+    /// The query is wrong; DataFusion's words, with where in the query when it knows.
     #[error("{message}")]
-    Query { message: String, line: Option<u64>, column: Option<u64>, help: Option<String> },
+    Query {
+        /// What is wrong, without the position (shown by pointing into the file).
+        message: String,
+        /// The line within the query text, from 1.
+        line: Option<u64>,
+        /// The column within that line, from 1.
+        column: Option<u64>,
+        /// DataFusion's suggestion, when it has one.
+        help: Option<String>,
+    },
+    /// The result lacks a column of the target dataset's schema.
     #[error("the result has no column `{column}`, which dataset `{dataset}` needs (the result has: {found})")]
-    MissingColumn { column: String, dataset: String, found: String },
+    MissingColumn {
+        /// The missing column.
+        column: String,
+        /// The dataset the batch writes into.
+        dataset: String,
+        /// The result's columns, comma-separated.
+        found: String,
+    },
+    /// The result could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The dataset's file.
         path: PathBuf,
+        /// What failed.
         #[source]
         source: Cause,
     },
@@ -43,10 +76,15 @@ pub enum Error {
 /// What a batch run did.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BatchRun {
+    /// The batch's name.
     pub batch: String,
+    /// The dataset it wrote.
     pub into: String,
+    /// The dataset's file.
     pub path: PathBuf,
+    /// Rows written.
     pub rows: usize,
+    /// How long the query and the write took.
     pub seconds: f64,
 }
 

@@ -17,7 +17,7 @@ use stratum_control::server::{Server, ServerOptions};
 use stratum_core::ir::Tier;
 
 #[derive(clap::Args)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Where the API (for agents, `apply`, `status`) listens.
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDRESS")]
     listen: SocketAddr,
@@ -39,7 +39,7 @@ pub struct ServerArgs {
 }
 
 #[derive(clap::Args)]
-pub struct AgentArgs {
+pub(crate) struct AgentArgs {
     /// The control plane, `http://host:port`.
     #[arg(long, value_name = "URL")]
     server: String,
@@ -86,7 +86,7 @@ pub struct AgentArgs {
 }
 
 #[derive(clap::Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// The .stratum file to check, plan and send.
     file: PathBuf,
     #[arg(long, value_name = "URL")]
@@ -102,7 +102,7 @@ pub struct ApplyArgs {
 }
 
 #[derive(clap::Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The control plane, `http://host:port` (a `stratum server`, or the API of `stratum up`).
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:7070")]
     server: String,
@@ -114,7 +114,7 @@ pub struct StatusArgs {
 }
 
 #[derive(clap::Args)]
-pub struct BrokerArgs {
+pub(crate) struct BrokerArgs {
     /// Where the MQTT 3.1.1 listener accepts connections.
     #[arg(long, default_value = "0.0.0.0:1883", value_name = "ADDRESS")]
     listen: SocketAddr,
@@ -124,7 +124,7 @@ pub struct BrokerArgs {
 }
 
 #[derive(clap::Args)]
-pub struct HealthArgs {
+pub(crate) struct HealthArgs {
     /// The address to ask (or STRATUM_HEALTH_URL): an HTTP URL, healthy when it answers 2xx within 5 s, or
     /// `tcp://HOST:PORT`, healthy when it accepts a connection (the broker).
     #[arg(env = "STRATUM_HEALTH_URL", default_value = "http://127.0.0.1:7070/v1/openapi.json", value_name = "URL")]
@@ -151,7 +151,7 @@ async fn until_stopped(stop: tokio::sync::watch::Sender<bool>) {
     stop.send_replace(true);
 }
 
-pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
     if args.join_token == args.token || args.viewer_token.as_ref().is_some_and(|viewer| *viewer == args.join_token) {
         eprintln!(
             "error: the join token must differ from the operator's and the viewer's: agents must not act as them"
@@ -202,7 +202,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
 
 /// `stratum broker`: the MQTT broker embedded in Stratum on its own, for deployments whose application uses MQTT
 /// and has no broker of its own (the generated compose file and manifests run it).
-pub fn broker(args: BrokerArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn broker(args: BrokerArgs) -> anyhow::Result<Outcome> {
     let broker = match stratum_dataplane::connectors::mqtt::EmbeddedBroker::start(args.listen, args.listen_v5) {
         Ok(broker) => broker,
         Err(error) => {
@@ -218,7 +218,7 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<Outcome> {
 
 /// `stratum health`: the container image's health check — whether the server, agent or `up` in this container
 /// answers on its API. Exit code 0 when it does, 1 otherwise.
-pub fn health(args: HealthArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn health(args: HealthArgs) -> anyhow::Result<Outcome> {
     if let Some(address) = args.url.strip_prefix("tcp://") {
         let connected = runtime()?.block_on(async {
             tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(address)).await
@@ -265,7 +265,7 @@ fn pool_member(pool: &str, name: &str) -> Result<String, String> {
     }
 }
 
-pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
     let name = match &args.pool {
         Some(pool) => match pool_member(pool, &args.name) {
             Ok(name) => name,
@@ -309,7 +309,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
 /// `stratum apply FILE --server URL`: the file checked and planned here (so that mistakes show at once, with
 /// their source), then sent with the files it imports to `POST /v1/apply`; the control plane checks it again,
 /// keeps the files, and rolls the new version out. Waits until the new version runs.
-pub fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     if planned_or_report(&checked, &args.file, color).is_none() {
         return Ok(Outcome::UserError);
@@ -410,7 +410,7 @@ fn prepare_models(application: &stratum_core::ir::Application, store: &Path) -> 
     }
 }
 
-pub fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
     let runtime = runtime()?;
     let answer = runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -471,7 +471,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
 
 /// `stratum train FILE --server URL`: each model's data uploaded as a blob, its search run on the agents, the
 /// leaderboard printed when the control plane has refitted and saved the winner.
-pub fn train_remotely(
+pub(crate) fn train_remotely(
     application: &stratum_core::ir::Application,
     models: &[String],
     base: &std::path::Path,

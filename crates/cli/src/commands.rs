@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use stratum_lang::{Code, Severity};
 
 #[derive(clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The .stratum file to check.
     file: PathBuf,
     /// How to print the result.
@@ -24,7 +24,7 @@ pub struct CheckArgs {
 }
 
 #[derive(clap::Args)]
-pub struct FmtArgs {
+pub(crate) struct FmtArgs {
     /// The files to format in place.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -37,7 +37,7 @@ pub struct FmtArgs {
 }
 
 #[derive(clap::Args)]
-pub struct ExplainArgs {
+pub(crate) struct ExplainArgs {
     /// A diagnostic code such as E0102; without one, every code is listed.
     code: Option<String>,
     /// How to print the result.
@@ -49,7 +49,7 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
 }
 
-pub fn check(args: CheckArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn check(args: CheckArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let bytes = read(&args.file)?;
     let name = normalize(&args.file).to_string_lossy().into_owned();
     let checked = stratum_lang::check(&name, &bytes, &FileLoader);
@@ -129,7 +129,7 @@ fn warnings_suffix(warnings: usize) -> String {
     if warnings == 0 { String::new() } else { format!(" and {}", plural(warnings, "warning")) }
 }
 
-pub fn fmt(args: FmtArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn fmt(args: FmtArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::Success;
     let mut results = Vec::new();
     for path in &args.files {
@@ -183,7 +183,7 @@ pub fn fmt(args: FmtArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-pub fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
     let Some(code_text) = args.code else {
         match args.format {
             Format::Json => {
@@ -253,7 +253,7 @@ fn wrap(text: &str, width: usize) -> String {
 }
 
 #[derive(clap::Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// The .stratum file to plan.
     file: PathBuf,
     /// How to print the plan: a table, or the versioned Plan as JSON.
@@ -299,7 +299,7 @@ pub(crate) fn planned_or_report(
     planned.plan.map(|plan| (plan, planned.optimal))
 }
 
-pub fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     if let Some(component) = &args.explain {
         let Some(candidates) = stratum_planner::explain(&checked, component) else {
@@ -381,7 +381,7 @@ pub fn plan(args: PlanArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Target {
+pub(crate) enum Target {
     /// Kubernetes manifests: the control plane, one agent per node (edge nodes as KubeEdge labels them).
     Kubernetes,
     /// A compose project: the control plane and one agent container per machine, on a network per tier.
@@ -394,7 +394,7 @@ pub enum Target {
 }
 
 #[derive(clap::Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// What to generate.
     #[arg(value_enum)]
     target: Target,
@@ -412,7 +412,7 @@ pub struct GenerateArgs {
     format: Format,
 }
 
-pub fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let name = match args.target {
         Target::Kubernetes => "kubernetes",
@@ -484,7 +484,7 @@ fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
 
 /// The files an application imports, by their path relative to its folder (where a control plane keeps them);
 /// an import from outside the folder is an error that says what to do.
-pub fn application_files(
+pub(crate) fn application_files(
     checked: &stratum_lang::Checked,
     file: &Path,
 ) -> Result<std::collections::BTreeMap<String, String>, String> {

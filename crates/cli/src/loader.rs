@@ -3,7 +3,7 @@
 use std::path::{Component, Path, PathBuf};
 
 /// Resolves `import "x"` relative to the importing file's directory.
-pub struct FileLoader;
+pub(crate) struct FileLoader;
 
 impl stratum_lang::SourceLoader for FileLoader {
     fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), stratum_core::Cause> {
@@ -15,7 +15,7 @@ impl stratum_lang::SourceLoader for FileLoader {
 }
 
 /// Removes `.` and resolves `..` lexically, so that one file has one name whichever way it is reached.
-pub fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut normal = PathBuf::new();
     for component in path.components() {
         match component {

@@ -5,15 +5,15 @@ use stratum_core::ir::Application;
 use stratum_ml::Leaderboard;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
 }
 
 impl ColorChoice {
-    /// Colour for standard error: on a terminal unless NO_COLOR is set (https://no-color.org), or when forced.
-    pub fn for_stderr(self) -> bool {
+    /// Colour for standard error: on a terminal unless NO_COLOR is set (<https://no-color.org>), or when forced.
+    pub(crate) fn for_stderr(self) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -25,13 +25,13 @@ impl ColorChoice {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Human,
     Json,
 }
 
 /// Counts of every kind of item, in the order the language reference presents them.
-pub fn counts(application: &Application) -> Vec<(&'static str, usize)> {
+pub(crate) fn counts(application: &Application) -> Vec<(&'static str, usize)> {
     vec![
         ("nodes", application.nodes.len()),
         ("pools", application.pools.len()),
@@ -51,7 +51,7 @@ pub fn counts(application: &Application) -> Vec<(&'static str, usize)> {
 }
 
 /// "3 nodes, 1 pool, …" without the kinds the application has none of.
-pub fn describe_counts(application: &Application) -> String {
+pub(crate) fn describe_counts(application: &Application) -> String {
     counts(application)
         .into_iter()
         .filter(|(_, count)| *count > 0)

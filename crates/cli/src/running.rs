@@ -13,7 +13,7 @@ use stratum_dataplane::{Pipeline, PipelineOptions};
 use stratum_lang::{Code, Diagnostic};
 
 #[derive(clap::Args)]
-pub struct RunPipelineArgs {
+pub(crate) struct RunPipelineArgs {
     /// The .stratum file whose sources, streams and sinks to run.
     file: PathBuf,
     /// Run only these sinks, streams or batches, and what they read from (comma-separated; all of them
@@ -48,7 +48,7 @@ pub struct RunPipelineArgs {
 }
 
 #[derive(clap::Args)]
-pub struct RunBatchArgs {
+pub(crate) struct RunBatchArgs {
     /// The .stratum file.
     file: PathBuf,
     /// The batch to run once, now.
@@ -94,7 +94,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-pub fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let application = &checked.application;
     let runtime = runtime()?;
@@ -331,7 +331,7 @@ pub(crate) fn print_metrics(snapshots: &[MetricsSnapshot], seconds: f64) {
     println!("ran for {seconds:.2} s");
 }
 
-pub fn run_batch(args: RunBatchArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn run_batch(args: RunBatchArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
     let result = runtime()?.block_on(stratum_batch::run(&checked.application, &args.name, &base));

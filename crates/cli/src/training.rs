@@ -17,7 +17,7 @@ use stratum_ml::{Artifact, ModelStore, StoredModel};
 const DEFAULT_STORE: &str = ".stratum/models";
 
 #[derive(clap::Args)]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// The .stratum file whose models to train.
     file: PathBuf,
     /// Train only this model (all trained models of the file otherwise).
@@ -39,7 +39,7 @@ pub struct TrainArgs {
 }
 
 #[derive(clap::Subcommand)]
-pub enum ModelCommand {
+pub(crate) enum ModelCommand {
     /// List the models in the store with their latest version.
     List {
         #[arg(long, default_value = DEFAULT_STORE)]
@@ -101,7 +101,7 @@ fn progress_bar(done: usize, total: usize, elapsed: f64) -> String {
     )
 }
 
-pub fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let application = &checked.application;
     let models: Vec<_> = application
@@ -212,7 +212,7 @@ fn print_training(leaderboard: &Leaderboard, artifact: &Artifact, path: &Path, s
     print_profile(&artifact.profile);
 }
 
-pub fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
+pub(crate) fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
     match command {
         ModelCommand::Export { name, version, output, store } => {
             let store = ModelStore::new(store);

@@ -19,7 +19,7 @@ use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
 
 #[derive(clap::Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// The .stratum file to run.
     file: PathBuf,
     /// Where the web interface and the API listen.
@@ -52,7 +52,7 @@ pub struct UpArgs {
 }
 
 #[derive(clap::Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// A component of an application that `stratum up` runs or ran: a tool's output, and its events.
     component: String,
     /// The state directory `stratum up` used.
@@ -64,7 +64,7 @@ pub struct LogsArgs {
 }
 
 /// `stratum logs COMPONENT`: the component's events from the state store, then a tool's own output.
-pub fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
     let database = args.state_dir.join("state.db");
     if !database.exists() {
         anyhow::bail!("no state in {} (run `stratum up FILE` first, or give --state-dir)", args.state_dir.display());
@@ -87,7 +87,7 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-pub fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let positive = |value: f64| value.is_finite() && value > 0.0;
     if !positive(args.speed) || !positive(args.bootstrap_hours) {
         anyhow::bail!("--speed and --bootstrap-hours must be positive numbers");
@@ -268,7 +268,7 @@ async fn run_up(
 }
 
 /// Hours of simulated history a missing training dataset is bootstrapped from, unless told otherwise.
-pub const BOOTSTRAP_HOURS: f64 = 24.0;
+pub(crate) const BOOTSTRAP_HOURS: f64 = 24.0;
 
 fn print_progress(progress: &UpProgress) {
     match progress {
@@ -278,7 +278,7 @@ fn print_progress(progress: &UpProgress) {
 }
 
 /// One line for each step of making a served model ready (under `up`, and `apply --prepare-models`).
-pub fn describe_model_progress(progress: &ModelProgress) -> String {
+pub(crate) fn describe_model_progress(progress: &ModelProgress) -> String {
     match progress {
         ModelProgress::Bootstrapping { model, dataset, hours, sinks, batches } => format!(
             "model `{model}`: dataset `{dataset}` has no data yet; simulating {hours} h of history through {} and running {}",

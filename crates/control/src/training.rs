@@ -141,7 +141,7 @@ impl TrainingJob {
 
     /// Up to `slots` tasks for `agent`, one of `peers` agents that can train the job: those never given, or
     /// given to an agent that is lost or silent too long; at first no more than its share (see
-    /// [`FAIR_SHARE_WINDOW`]).
+    /// `FAIR_SHARE_WINDOW`).
     pub fn hand_out(
         &mut self,
         agent: &str,

@@ -72,6 +72,8 @@ macro_rules! vocabulary {
 pub use serde;
 
 #[cfg(test)]
+// The test's vocabulary is private; the items the macro makes are `pub` for the crates that use it.
+#[allow(unreachable_pub)]
 mod tests {
     crate::vocabulary! {
         /// A test vocabulary.

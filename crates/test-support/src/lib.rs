@@ -2,6 +2,8 @@
 //! loader that reads imports from disk as the `stratum` binary does, snapshot files that `STRATUM_BLESS=1`
 //! rewrites, a free port, and waiting for a condition. A dev-dependency of the other crates; nothing ships it.
 
+#![warn(missing_docs)]
+
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 use stratum_core::Cause;

@@ -4,16 +4,16 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-pub const OPERATOR: &str = "operator-token";
-pub const VIEWER: &str = "viewer-token";
+pub(crate) const OPERATOR: &str = "operator-token";
+pub(crate) const VIEWER: &str = "viewer-token";
 
-pub struct Api {
+pub(crate) struct Api {
     pub base: String,
     pub http: Client,
 }
 
 impl Api {
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -34,7 +34,7 @@ impl Api {
     }
 
     /// `GET path` as a viewer, which must answer 200.
-    pub async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         let (status, body) = self.call(Method::GET, path, Some(VIEWER), None).await;
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         body
@@ -42,7 +42,7 @@ impl Api {
 
     /// Polls `path` until `condition` holds of its answer.
     #[allow(dead_code)] // Not every test binary polls.
-    pub async fn wait_for(&self, what: &str, path: &str, condition: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, what: &str, path: &str, condition: impl Fn(&Value) -> bool) -> Value {
         let began = Instant::now();
         loop {
             let answer = self.get(path).await;
@@ -56,7 +56,7 @@ impl Api {
 }
 
 /// Asserts an error answer: its status and its JSON code.
-pub fn assert_error(answer: (StatusCode, Value), status: u16, code: &str) {
+pub(crate) fn assert_error(answer: (StatusCode, Value), status: u16, code: &str) {
     assert_eq!(answer.0.as_u16(), status, "{}", answer.1);
     assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
     assert!(answer.1["error"]["message"].as_str().is_some_and(|message| !message.is_empty()));

@@ -9,24 +9,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The API tokens the tests start `stratum up` with.
-pub const OPERATOR_TOKEN: &str = "test-operator";
-pub const VIEWER_TOKEN: &str = "test-viewer";
+pub(crate) const OPERATOR_TOKEN: &str = "test-operator";
+pub(crate) const VIEWER_TOKEN: &str = "test-viewer";
 
-pub use stratum_test_support::free_port;
+pub(crate) use stratum_test_support::free_port;
 
 /// A running `stratum up` whose stderr lines are collected as they come.
-pub struct Up {
+pub(crate) struct Up {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Up {
     /// `stratum up traffic.stratum` an hour a minute, with 12 h of history to train on.
-    pub fn start(folder: &Path, api: u16, seconds: u32) -> Up {
+    pub(crate) fn start(folder: &Path, api: u16, seconds: u32) -> Up {
         Up::start_file(folder, "traffic.stratum", api, seconds)
     }
 
-    pub fn start_file(folder: &Path, file: &str, api: u16, seconds: u32) -> Up {
+    pub(crate) fn start_file(folder: &Path, file: &str, api: u16, seconds: u32) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
             .args(["up", file, "--speed", "60", "--bootstrap-hours", "12"])
             .args(["--api", &format!("127.0.0.1:{api}"), "--for", &format!("{seconds}s")])
@@ -47,7 +47,7 @@ impl Up {
     }
 
     /// Waits for a stderr line containing `text` and returns it.
-    pub fn line(&self, text: &str, timeout: Duration) -> String {
+    pub(crate) fn line(&self, text: &str, timeout: Duration) -> String {
         let started = Instant::now();
         loop {
             if let Some(line) = self.lines.lock().unwrap().iter().find(|line| line.contains(text)) {
@@ -59,12 +59,12 @@ impl Up {
     }
 
     /// Stops it as Ctrl-C does (it drains and exits).
-    pub fn interrupt(&self) {
+    pub(crate) fn interrupt(&self) {
         let status = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 
-    pub fn finish(mut self) -> (i32, String, String) {
+    pub(crate) fn finish(mut self) -> (i32, String, String) {
         let status = self.child.wait().unwrap();
         let mut stdout = String::new();
         std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
@@ -73,7 +73,7 @@ impl Up {
     }
 }
 
-pub fn traffic_copy(name: &str) -> PathBuf {
+pub(crate) fn traffic_copy(name: &str) -> PathBuf {
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap();

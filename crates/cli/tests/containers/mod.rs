@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs a command and returns its output; a command that cannot start fails the test (it never skips).
-pub fn run(program: &str, arguments: &[&str], folder: Option<&Path>) -> Output {
+pub(crate) fn run(program: &str, arguments: &[&str], folder: Option<&Path>) -> Output {
     let mut command = Command::new(program);
     command.args(arguments);
     if let Some(folder) = folder {
@@ -15,7 +15,7 @@ pub fn run(program: &str, arguments: &[&str], folder: Option<&Path>) -> Output {
     command.output().unwrap_or_else(|error| panic!("`{program}` cannot run ({error}); .ci/run installs it"))
 }
 
-pub fn ok(program: &str, arguments: &[&str], folder: Option<&Path>) -> String {
+pub(crate) fn ok(program: &str, arguments: &[&str], folder: Option<&Path>) -> String {
     let output = run(program, arguments, folder);
     assert!(
         output.status.success(),
@@ -27,18 +27,18 @@ pub fn ok(program: &str, arguments: &[&str], folder: Option<&Path>) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-pub fn repository() -> PathBuf {
+pub(crate) fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The base image, made once from Debian's packages (deploy/base-image.sh does nothing when it exists).
-pub fn base_image() {
+pub(crate) fn base_image() {
     ok("bash", &[&repository().join("deploy/base-image.sh").to_string_lossy()], None);
 }
 
 /// A build context holding this build's binary, stripped of its debug information (it is only copied, never
 /// rebuilt), and `containerfile` as `Containerfile`.
-pub fn context_with_binary(name: &str, containerfile: &str) -> PathBuf {
+pub(crate) fn context_with_binary(name: &str, containerfile: &str) -> PathBuf {
     let context = Path::new(env!("CARGO_TARGET_TMPDIR")).join("images").join(name);
     let _ = std::fs::remove_dir_all(&context);
     std::fs::create_dir_all(&context).unwrap();
@@ -48,7 +48,7 @@ pub fn context_with_binary(name: &str, containerfile: &str) -> PathBuf {
 }
 
 /// `docker build` of a context's Containerfile (the classic builder: it is what every Docker engine has).
-pub fn docker_build(context: &Path, tag: &str, target: Option<&str>) {
+pub(crate) fn docker_build(context: &Path, tag: &str, target: Option<&str>) {
     let mut arguments = vec!["build", "-q", "-t", tag, "-f", "Containerfile"];
     if let Some(target) = target {
         arguments.extend(["--target", target]);
@@ -64,7 +64,7 @@ pub fn docker_build(context: &Path, tag: &str, target: Option<&str>) {
 }
 
 /// Stratum's image from this build's binary: the repository's Containerfile, target `prebuilt`, as CI builds it.
-pub fn build_image() {
+pub(crate) fn build_image() {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
         base_image();

@@ -6,7 +6,7 @@
 //! the agents, which kept running, carry on.
 //!
 //! The server speaks no HTTP itself: the `stratum-api` crate serves its routes (the agents' protocol among them,
-//! behind the join token) and its web interface, and reads it as a [`Deployment`] like a `stratum up`.
+//! behind the join token) and its web interface, and reads it as a [`Deployment`](crate::deployment::Deployment) like a `stratum up`.
 
 use crate::Error;
 use crate::placement::Placed;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use stratum_control::up::UpOptions;
 
 /// `up` in `folder`: its state under `.stratum`, external sources simulated.
-pub fn options(folder: &Path) -> UpOptions {
+pub(crate) fn options(folder: &Path) -> UpOptions {
     UpOptions {
         base_dir: folder.into(),
         state_dir: folder.join(".stratum"),
@@ -18,7 +18,7 @@ pub fn options(folder: &Path) -> UpOptions {
 }
 
 /// Waits (at most 20 s) until `condition` holds.
-pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
         assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");

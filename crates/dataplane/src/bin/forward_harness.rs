@@ -2,7 +2,7 @@
 //! `acked N` once event N is durable (what "acknowledged to its producer" means), and forwards the log to a
 //! receiver. The tests kill it with SIGKILL in the middle and start it again on the same log.
 //!
-//! Usage: forward_harness LOG_DIR RECEIVER_ADDRESS FIRST COUNT [PAUSE_MICROSECONDS]
+//! Usage: forward_harness LOG_DIR RECEIVER_ADDRESS FIRST COUNT \[PAUSE_MICROSECONDS\]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -18,7 +18,7 @@ use stratum_core::ir::{
 use stratum_core::types::Field;
 use tokio::sync::mpsc;
 
-pub use super::ComponentInfo;
+pub(super) use super::ComponentInfo;
 
 /// One component the application asks for, before it is built.
 pub(super) struct Spec<'a> {

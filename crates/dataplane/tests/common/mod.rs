@@ -4,23 +4,23 @@
 use stratum_core::ir::Application;
 
 /// The IR of a test application in `tests/apps/`, which must check without errors.
-pub fn application(name: &str) -> Application {
+pub(crate) fn application(name: &str) -> Application {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     application_from_text(name, &text)
 }
 
-pub use stratum_test_support::{application_from_text, free_port};
+pub(crate) use stratum_test_support::{application_from_text, free_port};
 
 /// A `nats-server` child process on a free loopback port, stopped when dropped. The external peer of the NATS
 /// tests: the Debian package `nats-server`.
-pub struct NatsServer {
+pub(crate) struct NatsServer {
     child: std::process::Child,
     pub url: String,
 }
 
 impl NatsServer {
-    pub fn start() -> NatsServer {
+    pub(crate) fn start() -> NatsServer {
         let port = free_port();
         let child = std::process::Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
@@ -47,7 +47,7 @@ impl Drop for NatsServer {
 }
 
 /// An HTTP client. reqwest comes without a TLS crypto provider in this workspace: the program chooses one (ring).
-pub fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }

@@ -30,21 +30,21 @@ pub(crate) struct Attributes<'a> {
 }
 
 impl<'a> Attributes<'a> {
-    pub fn value(&self, name: &str) -> Option<&'a Expr> {
+    pub(crate) fn value(&self, name: &str) -> Option<&'a Expr> {
         self.entries.iter().find(|(key, _)| *key == name).and_then(|(_, statement)| match &statement.kind {
             StatementKind::Attribute { value, .. } => Some(value),
             _ => None,
         })
     }
 
-    pub fn block(&self, name: &str) -> Option<&'a Section> {
+    pub(crate) fn block(&self, name: &str) -> Option<&'a Section> {
         self.entries.iter().find(|(key, _)| *key == name).and_then(|(_, statement)| match &statement.kind {
             StatementKind::Section(section) => Some(section),
             _ => None,
         })
     }
 
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.entries.iter().any(|(key, _)| *key == name)
     }
 }
@@ -72,7 +72,7 @@ pub(crate) fn describe(expr: &Expr) -> &'static str {
 
 impl<'a> Checker<'a> {
     /// Validates a block against `spec`: unknown attributes (with a suggestion), repeated ones, and the wrong shape.
-    pub fn attributes(
+    pub(crate) fn attributes(
         &mut self,
         statements: &'a [Statement],
         specs: &[Spec],
@@ -177,7 +177,7 @@ impl<'a> Checker<'a> {
     }
 
     /// The value of a required attribute, reporting it when missing.
-    pub fn required(&mut self, attributes: &Attributes<'a>, name: &str, example: &str) -> Option<&'a Expr> {
+    pub(crate) fn required(&mut self, attributes: &Attributes<'a>, name: &str, example: &str) -> Option<&'a Expr> {
         let value = attributes.value(name);
         if value.is_none() && !attributes.has(name) && !attributes.misspelt.contains(&name) {
             self.report(
@@ -194,7 +194,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Reports a clause (`by`, `per`, `within` …) that the value it follows does not take.
-    pub fn unexpected_clause(&mut self, keyword: ClauseKeyword, span: Span, what: &str, example: &str) {
+    pub(crate) fn unexpected_clause(&mut self, keyword: ClauseKeyword, span: Span, what: &str, example: &str) {
         self.report(
             Diagnostic::new(Code::SyntaxError, span, format!("`{}` does not apply to {what}", keyword.word()))
                 .label("unexpected clause")
@@ -202,7 +202,7 @@ impl<'a> Checker<'a> {
         );
     }
 
-    pub fn wrong_value(&mut self, expr: &Expr, expected: &str) {
+    pub(crate) fn wrong_value(&mut self, expr: &Expr, expected: &str) {
         if matches!(expr.kind, ExprKind::Error) {
             return;
         }
@@ -214,11 +214,11 @@ impl<'a> Checker<'a> {
     }
 
     /// A number with a unit of the given dimension, converted to that dimension's base unit.
-    pub fn quantity(&mut self, expr: &Expr, dimension: Dimension) -> Option<f64> {
+    pub(crate) fn quantity(&mut self, expr: &Expr, dimension: Dimension) -> Option<f64> {
         self.quantity_with_unit(expr, dimension).map(|(value, _)| value)
     }
 
-    pub fn quantity_with_unit(&mut self, expr: &Expr, dimension: Dimension) -> Option<(f64, Unit)> {
+    pub(crate) fn quantity_with_unit(&mut self, expr: &Expr, dimension: Dimension) -> Option<(f64, Unit)> {
         match &expr.kind {
             ExprKind::Quantity { value, unit, unit_span, .. } => {
                 let unit_text = unit.clone();
@@ -295,7 +295,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A plain number (no unit).
-    pub fn number(&mut self, expr: &Expr) -> Option<f64> {
+    pub(crate) fn number(&mut self, expr: &Expr) -> Option<f64> {
         match &expr.kind {
             ExprKind::Number { value, .. } => Some(*value),
             ExprKind::Unary { op: stratum_core::ir::UnaryOp::Negate, operand } => match &operand.kind {
@@ -326,7 +326,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A whole number of at least `min`.
-    pub fn whole(&mut self, expr: &Expr, min: u64, what: &str) -> Option<u64> {
+    pub(crate) fn whole(&mut self, expr: &Expr, min: u64, what: &str) -> Option<u64> {
         let value = self.number(expr)?;
         if value.fract() != 0.0 {
             self.report(
@@ -348,7 +348,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A fraction strictly between 0 and 1, written as a number (`0.2`) or a percentage (`20%`).
-    pub fn fraction(&mut self, expr: &Expr, what: &str) -> Option<f64> {
+    pub(crate) fn fraction(&mut self, expr: &Expr, what: &str) -> Option<f64> {
         let value = match &expr.kind {
             ExprKind::Quantity { .. } => self.quantity(expr, Dimension::Fraction)?,
             _ => self.number(expr)?,
@@ -368,7 +368,7 @@ impl<'a> Checker<'a> {
         Some(value)
     }
 
-    pub fn string(&mut self, expr: &Expr) -> Option<String> {
+    pub(crate) fn string(&mut self, expr: &Expr) -> Option<String> {
         match &expr.kind {
             ExprKind::String(literal) => Some(literal.value.clone()),
             _ => {
@@ -378,7 +378,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub fn boolean(&mut self, expr: &Expr) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, expr: &Expr) -> Option<bool> {
         match &expr.kind {
             ExprKind::Bool(value) => Some(*value),
             _ => {
@@ -389,7 +389,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A plain name and its span.
-    pub fn name(&mut self, expr: &Expr, expected: &str) -> Option<(String, Span)> {
+    pub(crate) fn name(&mut self, expr: &Expr, expected: &str) -> Option<(String, Span)> {
         match &expr.kind {
             ExprKind::Name(name) => Some((name.clone(), expr.span)),
             _ => {
@@ -400,7 +400,7 @@ impl<'a> Checker<'a> {
     }
 
     /// One word out of a fixed set, with a suggestion for a near miss.
-    pub fn word<'c>(&mut self, expr: &Expr, choices: &[&'c str], what: &str) -> Option<&'c str> {
+    pub(crate) fn word<'c>(&mut self, expr: &Expr, choices: &[&'c str], what: &str) -> Option<&'c str> {
         let ExprKind::Name(name) = &expr.kind else {
             self.wrong_value(expr, &format!("{what} ({})", choices.join(", ")));
             return None;
@@ -419,19 +419,19 @@ impl<'a> Checker<'a> {
     }
 
     /// The items of a list; a single value is taken as a list of one.
-    pub fn items<'e>(&mut self, expr: &'e Expr) -> Vec<&'e Expr> {
+    pub(crate) fn items<'e>(&mut self, expr: &'e Expr) -> Vec<&'e Expr> {
         match &expr.kind {
             ExprKind::List(items) => items.iter().collect(),
             _ => vec![expr],
         }
     }
 
-    pub fn strings(&mut self, expr: &Expr) -> Vec<String> {
+    pub(crate) fn strings(&mut self, expr: &Expr) -> Vec<String> {
         self.items(expr).into_iter().filter_map(|item| self.string(item)).collect()
     }
 
     /// `{ key: "value", … }` with string values.
-    pub fn string_map(&mut self, expr: &Expr) -> BTreeMap<String, String> {
+    pub(crate) fn string_map(&mut self, expr: &Expr) -> BTreeMap<String, String> {
         let ExprKind::Map(entries) = &expr.kind else {
             self.wrong_value(expr, "a map such as `{ zone: \"north\" }`");
             return BTreeMap::new();

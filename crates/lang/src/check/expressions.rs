@@ -28,7 +28,7 @@ pub(crate) struct Scope<'s> {
 }
 
 impl<'s> Scope<'s> {
-    pub fn new(fields: &'s [Field], description: String) -> Scope<'s> {
+    pub(crate) fn new(fields: &'s [Field], description: String) -> Scope<'s> {
         Scope {
             fields,
             description,
@@ -71,7 +71,7 @@ const SCALARS: &[&str] = &[
 ];
 
 /// Every function an expression may call, for suggestions and docs.
-pub fn function_names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn function_names() -> impl Iterator<Item = &'static str> {
     AGGREGATES.iter().chain(SCALARS.iter()).copied().chain(["predict"])
 }
 
@@ -80,12 +80,12 @@ fn literal(value: Value, data_type: DataType) -> Typed {
 }
 
 impl<'a> Checker<'a> {
-    pub fn typed(&mut self, expr: &Expr, scope: &mut Scope) -> Option<Typed> {
+    pub(crate) fn typed(&mut self, expr: &Expr, scope: &mut Scope) -> Option<Typed> {
         self.typed_in(expr, scope, false)
     }
 
     /// Checks that `expr` is a bool (a filter or a condition).
-    pub fn condition(&mut self, expr: &Expr, scope: &mut Scope) -> Option<Typed> {
+    pub(crate) fn condition(&mut self, expr: &Expr, scope: &mut Scope) -> Option<Typed> {
         let typed = self.typed(expr, scope)?;
         if typed.data_type.without_optional() != &DataType::Bool {
             self.report(

@@ -208,15 +208,15 @@ impl<'a> Checker<'a> {
             .map(|_| Endpoint::Node(end.text.clone()))
     }
 
-    pub fn tier(&mut self, expr: &Expr) -> Option<Tier> {
+    pub(crate) fn tier(&mut self, expr: &Expr) -> Option<Tier> {
         self.word(expr, Tier::NAMES, "a tier").and_then(Tier::from_name)
     }
 
-    pub fn size(&mut self, expr: &Expr) -> Option<ByteSize> {
+    pub(crate) fn size(&mut self, expr: &Expr) -> Option<ByteSize> {
         self.quantity(expr, Dimension::Size).map(|bytes| ByteSize(bytes.round() as u64))
     }
 
-    pub fn duration(&mut self, expr: &Expr) -> Option<stratum_core::units::Duration> {
+    pub(crate) fn duration(&mut self, expr: &Expr) -> Option<stratum_core::units::Duration> {
         self.quantity(expr, Dimension::Duration).map(stratum_core::units::Duration)
     }
 
@@ -238,7 +238,7 @@ impl<'a> Checker<'a> {
         Some(HourlyCost { amount, currency: unit.currency.unwrap_or_default() })
     }
 
-    pub fn string_or_name(&mut self, expr: &Expr) -> Option<String> {
+    pub(crate) fn string_or_name(&mut self, expr: &Expr) -> Option<String> {
         match &expr.kind {
             ExprKind::Name(name) => Some(name.clone()),
             _ => self.string(expr),
@@ -272,7 +272,7 @@ impl<'a> Checker<'a> {
 
     /// Reads the placement attributes. `input_tier` is where the component's input lives, used when the
     /// component states no tier of its own.
-    pub fn placement(&mut self, attributes: &Attributes<'a>, input_tier: Option<Tier>) -> Placement {
+    pub(crate) fn placement(&mut self, attributes: &Attributes<'a>, input_tier: Option<Tier>) -> Placement {
         let mut placement = Placement::default();
         if let Some(on) = attributes.value("on") {
             self.read_on(on, &mut placement);
@@ -297,7 +297,7 @@ impl<'a> Checker<'a> {
     }
 
     /// `on = fog`, `on = fog_downtown` (a node), `on = cloud_workers` (a pool) or `on = { zone: "north" }`.
-    pub fn read_on(&mut self, on: &Expr, placement: &mut Placement) {
+    pub(crate) fn read_on(&mut self, on: &Expr, placement: &mut Placement) {
         match &on.kind {
             ExprKind::Map(_) => placement.labels = self.string_map(on),
             ExprKind::Name(name) => {
@@ -333,7 +333,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub fn resources(&mut self, attributes: &Attributes<'a>) -> Resources {
+    pub(crate) fn resources(&mut self, attributes: &Attributes<'a>) -> Resources {
         Resources {
             cpu: attributes.value("cpu").and_then(|value| self.positive(value, "`cpu`")),
             memory: attributes.value("memory").and_then(|value| self.size(value)),

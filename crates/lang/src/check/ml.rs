@@ -143,7 +143,7 @@ const ALGORITHMS: &[Algorithm] = &[
 ];
 
 /// Every algorithm name with the tasks it serves, for docs and `stratum explain`.
-pub fn algorithm_names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn algorithm_names() -> impl Iterator<Item = &'static str> {
     ALGORITHMS.iter().map(|algorithm| algorithm.name)
 }
 

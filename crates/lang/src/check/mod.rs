@@ -12,8 +12,8 @@ mod infrastructure;
 mod ml;
 mod operations;
 
-pub use expressions::function_names;
-pub use ml::algorithm_names;
+pub(crate) use expressions::function_names;
+pub(crate) use ml::algorithm_names;
 
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
@@ -357,7 +357,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub fn report(&mut self, diagnostic: Diagnostic) {
+    pub(crate) fn report(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
 
@@ -534,7 +534,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Lowers one item unless it already is; re-entering an item in progress is a dataflow cycle.
-    pub fn lower_item(&mut self, id: ItemId) -> bool {
+    pub(crate) fn lower_item(&mut self, id: ItemId) -> bool {
         match self.progress[id] {
             Progress::Done => return true,
             Progress::Lowering => return false,
@@ -589,7 +589,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Resolves a reference to an item of one of the `expected` kinds, reporting unknown names and wrong kinds.
-    pub fn resolve(&mut self, name: &str, span: Span, expected: &[ItemKind], role: &str) -> Option<ItemId> {
+    pub(crate) fn resolve(&mut self, name: &str, span: Span, expected: &[ItemKind], role: &str) -> Option<ItemId> {
         let Some(&id) = self.symbols.get(name) else {
             let candidates: Vec<&str> =
                 self.items.iter().filter(|item| expected.contains(&item.kind)).map(|item| item.name.as_str()).collect();
@@ -637,7 +637,7 @@ impl<'a> Checker<'a> {
     }
 
     /// The records an item produces, lowering it first if needed. Reports a cycle when the item is mid-lowering.
-    pub fn output_of(&mut self, id: ItemId, use_span: Span) -> Option<Output> {
+    pub(crate) fn output_of(&mut self, id: ItemId, use_span: Span) -> Option<Output> {
         if !self.lower_item(id) {
             self.report_cycle(id, use_span);
             return None;
@@ -676,7 +676,7 @@ impl<'a> Checker<'a> {
         self.report(diagnostic);
     }
 
-    pub fn item_named(&self, name: &str) -> Option<ItemId> {
+    pub(crate) fn item_named(&self, name: &str) -> Option<ItemId> {
         self.symbols.get(name).copied()
     }
 

@@ -7,19 +7,19 @@ use std::path::{Path, PathBuf};
 
 // Each test file uses its own part.
 #[allow(unused_imports)]
-pub use stratum_test_support::{DiskLoader, compare_snapshot};
+pub(crate) use stratum_test_support::{DiskLoader, compare_snapshot};
 
 /// Every diagnostic of a check, rendered without colour, one after another.
-pub fn rendered_diagnostics(checked: &stratum_lang::Checked) -> String {
+pub(crate) fn rendered_diagnostics(checked: &stratum_lang::Checked) -> String {
     checked.diagnostics.iter().map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false)).collect()
 }
 
-pub fn test_data(kind: &str) -> PathBuf {
+pub(crate) fn test_data(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(kind)
 }
 
 /// The `.stratum` files directly in a folder, sorted.
-pub fn stratum_files(folder: &Path) -> Vec<PathBuf> {
+pub(crate) fn stratum_files(folder: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .unwrap_or_else(|error| panic!("cannot list {}: {error}", folder.display()))
         .map(|entry| entry.unwrap().path())
@@ -30,6 +30,6 @@ pub fn stratum_files(folder: &Path) -> Vec<PathBuf> {
 }
 
 /// The path relative to the crate, so snapshots do not depend on where the repository is checked out.
-pub fn display_name(path: &Path) -> String {
+pub(crate) fn display_name(path: &Path) -> String {
     path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path).to_string_lossy().into_owned()
 }

@@ -3,7 +3,7 @@
 
 /// Appends protobuf fields to a buffer.
 #[derive(Default)]
-pub struct Message {
+pub(super) struct Message {
     bytes: Vec<u8>,
 }
 
@@ -16,7 +16,7 @@ fn varint(bytes: &mut Vec<u8>, mut value: u64) {
 }
 
 impl Message {
-    pub fn new() -> Message {
+    pub(super) fn new() -> Message {
         Message::default()
     }
 
@@ -24,39 +24,39 @@ impl Message {
         varint(&mut self.bytes, (u64::from(field) << 3) | u64::from(wire_type));
     }
 
-    pub fn int(mut self, field: u32, value: i64) -> Message {
+    pub(super) fn int(mut self, field: u32, value: i64) -> Message {
         self.key(field, 0);
         varint(&mut self.bytes, value as u64);
         self
     }
 
-    pub fn float(mut self, field: u32, value: f32) -> Message {
+    pub(super) fn float(mut self, field: u32, value: f32) -> Message {
         self.key(field, 5);
         self.bytes.extend_from_slice(&value.to_le_bytes());
         self
     }
 
-    pub fn bytes(mut self, field: u32, value: &[u8]) -> Message {
+    pub(super) fn bytes(mut self, field: u32, value: &[u8]) -> Message {
         self.key(field, 2);
         varint(&mut self.bytes, value.len() as u64);
         self.bytes.extend_from_slice(value);
         self
     }
 
-    pub fn string(self, field: u32, value: &str) -> Message {
+    pub(super) fn string(self, field: u32, value: &str) -> Message {
         self.bytes(field, value.as_bytes())
     }
 
-    pub fn message(self, field: u32, value: Message) -> Message {
+    pub(super) fn message(self, field: u32, value: Message) -> Message {
         self.bytes(field, &value.bytes)
     }
 
-    pub fn packed_floats(self, field: u32, values: &[f32]) -> Message {
+    pub(super) fn packed_floats(self, field: u32, values: &[f32]) -> Message {
         let bytes: Vec<u8> = values.iter().flat_map(|value| value.to_le_bytes()).collect();
         self.bytes(field, &bytes)
     }
 
-    pub fn packed_ints(self, field: u32, values: &[i64]) -> Message {
+    pub(super) fn packed_ints(self, field: u32, values: &[i64]) -> Message {
         let mut bytes = Vec::new();
         for value in values {
             varint(&mut bytes, *value as u64);
@@ -64,18 +64,18 @@ impl Message {
         self.bytes(field, &bytes)
     }
 
-    pub fn finish(self) -> Vec<u8> {
+    pub(super) fn finish(self) -> Vec<u8> {
         self.bytes
     }
 }
 
 /// ONNX tensor element types.
-pub const FLOAT: i64 = 1;
-pub const INT64: i64 = 7;
-pub const STRING: i64 = 8;
+pub(super) const FLOAT: i64 = 1;
+pub(super) const INT64: i64 = 7;
+pub(super) const STRING: i64 = 8;
 
 /// An attribute of a node (`AttributeProto`).
-pub enum Attribute<'a> {
+pub(super) enum Attribute<'a> {
     Int(&'a str, i64),
     Float(&'a str, f32),
     Text(&'a str, &'a str),
@@ -85,7 +85,7 @@ pub enum Attribute<'a> {
 }
 
 impl Attribute<'_> {
-    pub fn encode(&self) -> Message {
+    pub(super) fn encode(&self) -> Message {
         // AttributeProto: name = 1, f = 2, i = 3, s = 4, floats = 7, ints = 8, strings = 9, type = 20.
         match self {
             Attribute::Float(name, value) => Message::new().string(1, name).float(2, *value).int(20, 1),
@@ -105,7 +105,13 @@ impl Attribute<'_> {
 }
 
 /// A node (`NodeProto`): input = 1, output = 2, name = 3, op_type = 4, attribute = 5, domain = 7.
-pub fn node(op_type: &str, domain: &str, inputs: &[&str], outputs: &[&str], attributes: &[Attribute]) -> Message {
+pub(super) fn node(
+    op_type: &str,
+    domain: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attributes: &[Attribute],
+) -> Message {
     let mut message = Message::new();
     for input in inputs {
         message = message.string(1, input);
@@ -124,7 +130,7 @@ pub fn node(op_type: &str, domain: &str, inputs: &[&str], outputs: &[&str], attr
 }
 
 /// A tensor value's description (`ValueInfoProto`) with a batch dimension `N` and fixed other dimensions.
-pub fn value_info(name: &str, element_type: i64, dimensions: &[Option<i64>]) -> Message {
+pub(super) fn value_info(name: &str, element_type: i64, dimensions: &[Option<i64>]) -> Message {
     let mut shape = Message::new();
     for dimension in dimensions {
         // Dimension: dim_value = 1, dim_param = 2.
@@ -142,13 +148,13 @@ pub fn value_info(name: &str, element_type: i64, dimensions: &[Option<i64>]) -> 
 }
 
 /// A constant float tensor (`TensorProto`: dims = 1, data_type = 2, float_data = 4, name = 8).
-pub fn float_tensor(name: &str, dimensions: &[i64], values: &[f32]) -> Message {
+pub(super) fn float_tensor(name: &str, dimensions: &[i64], values: &[f32]) -> Message {
     Message::new().packed_ints(1, dimensions).int(2, FLOAT).packed_floats(4, values).string(8, name)
 }
 
 /// A whole model (`ModelProto`): ir_version = 1, producer_name = 2, producer_version = 3, graph = 7,
 /// opset_import = 8 (domain = 1, version = 2). Graph: node = 1, name = 2, initializer = 5, input = 11, output = 12.
-pub fn model(
+pub(super) fn model(
     name: &str,
     nodes: Vec<Message>,
     initializers: Vec<Message>,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use stratum_core::ir::Tier;
 
-pub struct Ansible;
+pub(super) struct Ansible;
 
 /// A systemd unit running one Stratum command, its secrets from an environment file only root reads.
 fn unit(description: &str, command: &[String], environment: Option<&str>) -> String {

@@ -9,7 +9,7 @@ use super::{Backend, Error, GeneratedFile, Input, machine_ports, object_name};
 use serde_json::{Value, json};
 use stratum_core::ir::{Tier, ToolRun};
 
-pub struct Compose;
+pub(super) struct Compose;
 
 /// The image of every Stratum container; `STRATUM_IMAGE` in the environment (or `.env`) overrides it.
 fn image() -> String {

@@ -10,14 +10,14 @@ use super::{Backend, Error, GeneratedFile, Input, machine_ports, object_name};
 use serde_json::{Value, json};
 use stratum_core::ir::{Tier, ToolRun};
 
-pub struct Kubernetes;
+pub(super) struct Kubernetes;
 
 /// The label KubeEdge puts on edge nodes, and the taint it sets on them.
 const EDGE_ROLE: &str = "node-role.kubernetes.io/edge";
 /// The node label that names the plan's node a Kubernetes node is (its DNS form: `cam-5th-main`).
-pub const NODE_LABEL: &str = "stratum.io/node";
+pub(super) const NODE_LABEL: &str = "stratum.io/node";
 /// The node label that puts a Kubernetes node in one of the plan's pools.
-pub const POOL_LABEL: &str = "stratum.io/pool";
+pub(super) const POOL_LABEL: &str = "stratum.io/pool";
 /// The Secret holding the tokens.
 const SECRET: &str = "stratum-tokens";
 
