@@ -41,7 +41,7 @@ impl SourceLoader for FolderLoader<'_> {
 }
 
 /// What checking (and, when it has no errors, planning) a text gave.
-pub struct Edited {
+pub(crate) struct Edited {
     pub report: CheckReport,
     /// The checked application and its plan, when both exist.
     pub planned: Option<(Application, Plan)>,
@@ -90,7 +90,7 @@ pub(crate) fn check_file_names(file: &Path, files: &BTreeMap<String, String>) ->
 }
 
 /// Writes an applied version: each file sent with it beside `file`, then `file` itself, each whole or not at all.
-pub fn write_sources(file: &Path, source: &str, files: &BTreeMap<String, String>) -> std::io::Result<()> {
+pub(crate) fn write_sources(file: &Path, source: &str, files: &BTreeMap<String, String>) -> std::io::Result<()> {
     let folder = file.parent().unwrap_or(Path::new(""));
     for (name, text) in files {
         write_whole(&folder.join(name), text.as_bytes())?;
@@ -100,7 +100,7 @@ pub fn write_sources(file: &Path, source: &str, files: &BTreeMap<String, String>
 
 /// Checks `text` as the content of `file` (importing `files` where given) and plans it; `current` is what runs
 /// now, to compare with.
-pub fn check_and_plan(
+pub(crate) fn check_and_plan(
     file: &Path,
     text: &str,
     files: &BTreeMap<String, String>,
@@ -195,7 +195,7 @@ fn hosts_by_component(plan: &Plan) -> BTreeMap<&str, BTreeSet<&str>> {
 }
 
 /// What applying `next` in place of `running` changes, one sentence per component, in name order.
-pub fn changes(running: &Application, running_plan: &Plan, next: &Application, next_plan: &Plan) -> Vec<String> {
+pub(crate) fn changes(running: &Application, running_plan: &Plan, next: &Application, next_plan: &Plan) -> Vec<String> {
     let before = hosts_by_component(running_plan);
     let after = hosts_by_component(next_plan);
     let names: BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();

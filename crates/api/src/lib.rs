@@ -1,19 +1,19 @@
 //! Stratum's HTTP API and web interface over a running application. The API is versioned (`/v1/…`) and
 //! described by an OpenAPI document generated from its route table ([`routes`]); callers present an operator's
 //! token (read and change) or a viewer's (read only). The web interface — topology, editor, live views, models,
-//! the file's dashboards — is a single page shipped inside the binary ([`assets`]) that reads the same API.
+//! the file's dashboards — is a single page shipped inside the binary (`assets.rs`) that reads the same API.
 //!
 //! Start at [`serve`]: it takes a [`ControlPlane`], which the runner (`stratum up`) keeps pointed at the
 //! application running now and which hands versions applied from the editor back to the runner.
 
-pub mod answer;
-pub mod assets;
-pub mod describe;
-pub mod editor;
+mod answer;
+mod assets;
+mod describe;
+mod editor;
 pub mod openapi;
-pub mod plane;
+mod plane;
 pub mod routes;
-pub mod series;
+mod series;
 pub mod table;
 pub mod views;
 

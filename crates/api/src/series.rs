@@ -11,10 +11,10 @@ use stratum_control::usage::{process_cpu_seconds, process_memory_bytes};
 use stratum_dataplane::metrics::MetricsSnapshot;
 
 /// Fifteen minutes of one-second samples.
-pub const CAPACITY: usize = 900;
+pub(crate) const CAPACITY: usize = 900;
 
 #[derive(Default)]
-pub struct SeriesBuffer {
+pub(crate) struct SeriesBuffer {
     /// Milliseconds since 1970 of each sample, oldest first.
     timestamps: VecDeque<i64>,
     /// Each series' value at each sample (none where it had no value then).
@@ -30,13 +30,13 @@ pub struct SeriesBuffer {
 /// `service:NAME:in_flight`, `process:cpu_percent`, `process:memory_mib` (the control plane's process, which under
 /// `stratum up` runs everything), and `node:NAME:cpu_percent`, `node:NAME:memory_mib` for each agent that reports
 /// its process from its own machine.
-pub fn series_name(scope: &str, name: &str, measure: &str) -> String {
+pub(crate) fn series_name(scope: &str, name: &str, measure: &str) -> String {
     format!("{scope}:{name}:{measure}")
 }
 
 impl SeriesBuffer {
     /// Takes one sample of every series from `deployment`, which runs `version`.
-    pub fn sample(&mut self, deployment: &dyn Deployment, version: u32, now: Instant) {
+    pub(crate) fn sample(&mut self, deployment: &dyn Deployment, version: u32, now: Instant) {
         if version != self.version {
             // A new version restarts every counter: rates start again from its first sample.
             self.previous.clear();
@@ -121,7 +121,7 @@ impl SeriesBuffer {
     }
 
     /// The samples taken after `since_milliseconds`, of the series whose names start with `prefix`.
-    pub fn view(&self, since_milliseconds: i64, prefix: &str) -> (Vec<i64>, BTreeMap<String, Vec<Option<f64>>>) {
+    pub(crate) fn view(&self, since_milliseconds: i64, prefix: &str) -> (Vec<i64>, BTreeMap<String, Vec<Option<f64>>>) {
         let skip = self.timestamps.iter().take_while(|at| **at <= since_milliseconds).count();
         let timestamps = self.timestamps.iter().skip(skip).copied().collect();
         let series = self
@@ -134,7 +134,7 @@ impl SeriesBuffer {
     }
 
     /// A series' value at the latest sample.
-    pub fn latest(&self, name: &str) -> Option<f64> {
+    pub(crate) fn latest(&self, name: &str) -> Option<f64> {
         self.series.get(name).and_then(|column| column.back().copied().flatten())
     }
 }

@@ -1,4 +1,4 @@
-//! What the API answers, as types: each derives its JSON schema for the OpenAPI document. [`crate::describe`]
+//! What the API answers, as types: each derives its JSON schema for the OpenAPI document. `describe.rs`
 //! builds them from the running application.
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};

@@ -246,6 +246,7 @@ fn query_error(error: DataFusionError) -> Error {
     let diagnostic = error.diagnostic();
     let (line, column) = match diagnostic.and_then(|diagnostic| diagnostic.span) {
         Some(span) => (Some(span.start.line), Some(span.start.column)),
+        // Without a diagnostic, DataFusion says where only in its message.
         None => position_in_message(&error.to_string()),
     };
     let message = match diagnostic {

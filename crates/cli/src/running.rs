@@ -211,6 +211,7 @@ pub(crate) fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow:
                 batch_failed |= result.is_err();
                 batch_runs.push(match result {
                     Ok(run) => serde_json::json!(run),
+                    // `--format json` prints the reason as text.
                     Err(error) => serde_json::json!({ "batch": name, "error": error.to_string() }),
                 });
             },

@@ -200,6 +200,7 @@ async fn run_up(
         }
         Notice::StartFailed { error } => {
             eprintln!("error: the new version did not start: {error}; fix it in the editor and apply again");
+            // The API shows the phase's reason as text.
             shown.set_phase(Phase::Failed(error.to_string()));
         }
         Notice::DataPlaneStopped { failure, wait } => {

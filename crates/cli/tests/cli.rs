@@ -124,7 +124,7 @@ fn emit_ir_prints_the_versioned_model() {
     let output = stratum(&["check", TRAFFIC, "--emit", "ir"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let ir: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(ir["ir_version"], 1);
+    assert_eq!(ir["ir_version"], stratum_core::IR_VERSION);
     assert_eq!(ir["name"], "traffic");
     let counts = ir["streams"].as_array().unwrap().iter().find(|stream| stream["name"] == "counts").unwrap();
     let fields: Vec<&str> =

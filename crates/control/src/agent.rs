@@ -233,6 +233,9 @@ impl Agent {
     }
 
     async fn heartbeat(&mut self) -> Result<(), Error> {
+        if let Some(running) = self.running.as_mut() {
+            running.part.report_late_records();
+        }
         let (services, feeds) = {
             let current = lock(&self.current);
             (

@@ -51,7 +51,7 @@ impl ScalePolicy {
 
 /// A decision and why.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub replicas: u32,
     pub reason: &'static str,
 }
@@ -65,7 +65,7 @@ const ALPHA: f64 = 0.5;
 const BETA: f64 = 0.3;
 const GAMMA: f64 = 0.1;
 
-pub struct Autoscaler {
+pub(crate) struct Autoscaler {
     pub policy: ScalePolicy,
     /// (time, in-flight requests) samples within the stable window.
     samples: VecDeque<(f64, f64)>,
@@ -80,7 +80,7 @@ pub struct Autoscaler {
 }
 
 impl Autoscaler {
-    pub fn new(policy: ScalePolicy) -> Autoscaler {
+    pub(crate) fn new(policy: ScalePolicy) -> Autoscaler {
         Autoscaler {
             policy,
             samples: VecDeque::new(),
@@ -94,7 +94,7 @@ impl Autoscaler {
     }
 
     /// Records the in-flight requests at `now` and the requests that arrived since the last sample.
-    pub fn observe(&mut self, now: f64, in_flight: f64, arrived: u64) {
+    pub(crate) fn observe(&mut self, now: f64, in_flight: f64, arrived: u64) {
         self.samples.push_back((now, in_flight));
         while self.samples.front().is_some_and(|(time, _)| *time < now - self.policy.stable_window_seconds) {
             self.samples.pop_front();
@@ -115,7 +115,7 @@ impl Autoscaler {
     }
 
     /// Records how long a request took.
-    pub fn observe_latency(&mut self, seconds: f64) {
+    pub(crate) fn observe_latency(&mut self, seconds: f64) {
         self.latency_seconds =
             if self.latency_seconds == 0.0 { seconds } else { 0.9 * self.latency_seconds + 0.1 * seconds };
     }
@@ -131,7 +131,7 @@ impl Autoscaler {
     }
 
     /// The request rate expected one bucket ahead, when there is history enough to say.
-    pub fn forecast_rate(&self) -> Option<f64> {
+    pub(crate) fn forecast_rate(&self) -> Option<f64> {
         if self.rates.len() < 3 {
             return None;
         }
@@ -163,7 +163,7 @@ impl Autoscaler {
     }
 
     /// How many replicas the service should have at `now`, having `current`.
-    pub fn decide(&mut self, now: f64, current: u32) -> Decision {
+    pub(crate) fn decide(&mut self, now: f64, current: u32) -> Decision {
         let policy = &self.policy;
         let stable = self.replicas_for(self.average(now, policy.stable_window_seconds));
         let panic = self.replicas_for(self.average(now, policy.panic_window_seconds));

@@ -8,11 +8,11 @@
 pub mod agent;
 pub mod agents;
 pub mod api;
-pub mod autoscale;
+mod autoscale;
 pub mod deployment;
 pub mod files;
 pub mod models;
-pub mod part;
+mod part;
 pub mod placement;
 pub mod protocol;
 pub mod qos;

@@ -11,6 +11,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use stratum_core::events::EventKind;
 use stratum_core::ir::Application;
 use stratum_dataplane::metrics::Registry;
@@ -23,7 +24,7 @@ use tokio::task::JoinHandle;
 
 /// Where a part runs from.
 #[derive(Clone, Debug)]
-pub struct PartOptions {
+pub(crate) struct PartOptions {
     /// How the data plane is built (its model store is the services' too).
     pub pipeline: PipelineOptions,
     /// Tools write their output here.
@@ -38,14 +39,14 @@ pub struct PartOptions {
 
 /// Which components of the application a machine runs: all of them (`stratum up`), or an agent's assignment
 /// with its paths to and from other machines.
-pub enum Share {
+pub(crate) enum Share {
     Everything,
     Assigned { components: Vec<String>, partition: Partition },
 }
 
 /// Something that happened to a component beside the data plane (a pool scaled, a policy acted, a batch ran, a
 /// tool started or exited): the component, the event's kind and its message.
-pub type Report = Arc<dyn Fn(&str, EventKind, String) + Send + Sync>;
+pub(crate) type Report = Arc<dyn Fn(&str, EventKind, String) + Send + Sync>;
 
 /// A task beside the data plane, with the stop it listens to.
 struct Beside {
@@ -61,7 +62,7 @@ struct Pool {
 }
 
 /// A running part.
-pub struct RunningPart {
+pub(crate) struct RunningPart {
     pipeline: RunningPipeline,
     options: PartOptions,
     report: Report,
@@ -71,7 +72,12 @@ pub struct RunningPart {
     tools: BTreeMap<String, Beside>,
     /// Components placed here that do not run, with the reason (an image without a container runtime).
     pub not_running: Vec<(String, String)>,
+    /// Each stream's late records told of so far, and when.
+    late_reported: BTreeMap<String, (u64, Instant)>,
 }
+
+/// How often a stream's late records are told of as an event.
+const LATE_EVENT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What the components of a share are: data-plane components, services, batches and tools by name.
 struct Members {
@@ -126,7 +132,7 @@ fn report_resumed(report: &Report, resumed: &[String]) {
 
 impl RunningPart {
     /// Builds and starts everything of `share`; nothing runs when something cannot be built.
-    pub async fn start(
+    pub(crate) async fn start(
         application: &Application,
         share: Share,
         options: PartOptions,
@@ -145,6 +151,7 @@ impl RunningPart {
             batches: None,
             tools: BTreeMap::new(),
             not_running: Vec::new(),
+            late_reported: BTreeMap::new(),
         };
         part.roll_out_beside(application, &members, &mut Rollout::default()).await?;
         Ok(part)
@@ -153,7 +160,7 @@ impl RunningPart {
     /// Rolls out a new version: only what changed restarts (see the module documentation). A component that
     /// cannot be built fails the rollout before anything running is touched. When the data plane has ended (its
     /// sources ran out), the answer is [`stratum_dataplane::Error::Ended`]: start the part again.
-    pub async fn update(&mut self, application: &Application, share: Share) -> Result<Rollout, Error> {
+    pub(crate) async fn update(&mut self, application: &Application, share: Share) -> Result<Rollout, Error> {
         let members = members(application, &share, self.options.image_tools);
         // Service pools are built first too: a model that cannot be loaded leaves everything as it was.
         let mut pools = BTreeMap::new();
@@ -263,6 +270,7 @@ impl RunningPart {
                                 EventKind::Batch,
                                 format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds),
                             ),
+                            // An event's message is a sentence for people.
                             Err(error) => (EventKind::BatchFailed, error.to_string()),
                         };
                         report(name, kind, message);
@@ -324,32 +332,54 @@ impl RunningPart {
         Ok(())
     }
 
-    pub fn metrics(&self) -> Arc<Registry> {
+    pub(crate) fn metrics(&self) -> Arc<Registry> {
         self.pipeline.metrics.clone()
     }
 
-    pub fn feeds(&self) -> BTreeMap<String, Feed> {
+    pub(crate) fn feeds(&self) -> BTreeMap<String, Feed> {
         self.pipeline.feeds()
     }
 
     /// The service pools, by service.
-    pub fn services(&self) -> BTreeMap<String, Arc<ServicePool>> {
+    pub(crate) fn services(&self) -> BTreeMap<String, Arc<ServicePool>> {
         self.pools.iter().map(|(name, pool)| (name.clone(), pool.pool.clone())).collect()
     }
 
     /// Whether the data plane has ended by itself (its sources ran out, or a component failed).
-    pub fn pipeline_finished(&self) -> bool {
+    pub(crate) fn pipeline_finished(&self) -> bool {
         self.pipeline.is_finished()
     }
 
     /// Why the data plane stopped, when a component failed (it stops and drains the rest).
-    pub fn failure(&self) -> Option<String> {
+    /// Tells, as an event at most once a minute per stream, of records that reached a stream after their windows
+    /// had closed (each is in the dead letters), with what to change.
+    pub(crate) fn report_late_records(&mut self) {
+        let now = Instant::now();
+        for snapshot in self.pipeline.metrics.snapshot() {
+            if snapshot.kind != "stream" || snapshot.dropped == 0 {
+                continue;
+            }
+            let (told, at) = self.late_reported.get(&snapshot.component).copied().unwrap_or((0, now));
+            let due = told == 0 || now.duration_since(at) >= LATE_EVENT_INTERVAL;
+            if snapshot.dropped > told && due {
+                let message = format!(
+                    "{} records arrived after their windows closed and went to the dead letters; if the producer runs \
+                     slower than real time, give the stream `idle = never` or a longer `idle`, or a larger `lateness`",
+                    snapshot.dropped - told
+                );
+                (self.report)(&snapshot.component, EventKind::LateRecords, message);
+                self.late_reported.insert(snapshot.component.clone(), (snapshot.dropped, now));
+            }
+        }
+    }
+
+    pub(crate) fn failure(&self) -> Option<String> {
         self.pipeline.failure()
     }
 
     /// Stops everything: the data plane drains (open windows are emitted, files written), a running batch
     /// finishes, tools are stopped.
-    pub async fn stop(self) -> Result<RunSummary, Error> {
+    pub(crate) async fn stop(self) -> Result<RunSummary, Error> {
         self.pipeline.stopper().stop();
         for pool in self.pools.values() {
             pool.autoscaler.send_replace(true);

@@ -2,7 +2,7 @@
 //! `prediction`) or an array of them (answered with `predictions`, in order).
 //!
 //! A service is a pool of replicas, each a loaded model with `concurrency` slots. The pool scales with its load
-//! (see [`crate::autoscale`]): up at once on a burst, down after the stable window, to zero after the idle time
+//! (see `autoscale.rs`): up at once on a burst, down after the stable window, to zero after the idle time
 //! when `min = 0`. A request that finds no free slot waits — while the first replica cold-starts (the model is
 //! loaded from the store and its sha256 verified), or for a slot to free up; beyond what `max` replicas can hold
 //! it is shed with 429 and `Retry-After`, never queued without bound. Requests are decoded against the model's

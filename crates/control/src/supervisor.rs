@@ -201,7 +201,9 @@ impl Reconciler for Supervisor {
             self.start_again(waiting).await;
             return Ok(Action::Requeue(PASS_INTERVAL));
         }
-        let Some(running) = &self.current else { return Ok(Action::Requeue(PASS_INTERVAL)) };
+        let Some(running) = self.current.as_mut() else { return Ok(Action::Requeue(PASS_INTERVAL)) };
+        running.report_late_records();
+        let running = &*running;
         (self.notify)(Notice::Running(running));
         // A component that failed stopped the data plane: it starts again after a backoff.
         if let Some(failure) = running.failure() {

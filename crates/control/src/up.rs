@@ -336,6 +336,11 @@ impl Running {
         self.part.pipeline_finished()
     }
 
+    /// Records late for their windows, told of as events (see `part.rs`).
+    pub(crate) fn report_late_records(&mut self) {
+        self.part.report_late_records();
+    }
+
     /// Why the data plane stopped, when a component failed (the rest drained).
     pub fn failure(&self) -> Option<String> {
         self.part.failure()
@@ -364,7 +369,7 @@ impl Running {
     }
 
     /// Rolls out a new version while this one runs on: its models are made ready first (the running version
-    /// serves meanwhile), then only the components that changed restart (see [`crate::part`]).
+    /// serves meanwhile), then only the components that changed restart (see `part.rs`).
     pub async fn update(
         &mut self,
         application: Application,

@@ -33,6 +33,8 @@ crate::vocabulary! {
         Placement = "placement",
         /// A stream took up the open windows of its checkpoint.
         Resumed = "resumed",
+        /// Records reached a stream after their windows had closed; they are in the dead letters.
+        LateRecords = "late-records",
         /// A lost agent's checkpoint went to the agent that takes over its stream.
         HandedOver = "handed-over",
         /// A batch ran.

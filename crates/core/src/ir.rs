@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Bumped whenever the shape of the IR changes in a way a consumer could notice.
-pub const IR_VERSION: u32 = 1;
+pub const IR_VERSION: u32 = 2;
 
 /// Reads `ir_version` and refuses any but [`IR_VERSION`]: a consumer must never guess at a shape it does not know
 /// (an agent of an older release, a state store written by a newer one).
@@ -492,6 +492,17 @@ impl Join {
     }
 }
 
+/// When a stream's watermark moves on with the wall clock while no records arrive, closing its windows: after
+/// the stream has been quiet this long, or never (windows then close only by event time, and when the stream ends).
+/// A producer slower than real time needs a longer `idle`, or `never`, for its records not to arrive after their
+/// windows have closed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Idle {
+    After(Duration),
+    Never,
+}
+
 /// Continuous processing: filter, join, window, projection and enrichment, in that order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
@@ -510,6 +521,10 @@ pub struct Stream {
     /// default when the file does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lateness: Option<Duration>,
+    /// When wall-clock time counts as event time passing for a stream that receives nothing; the data plane's
+    /// default (at once) when the file does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
     /// Input fields passed through unchanged (all of them when neither `keep` nor `select` is given).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep: Vec<String>,

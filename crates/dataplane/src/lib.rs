@@ -15,7 +15,7 @@ pub mod record;
 pub mod registry;
 pub mod remote;
 pub mod sinks;
-pub mod sources;
+mod sources;
 pub mod stream;
 pub mod transfer;
 

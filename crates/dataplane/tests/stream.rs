@@ -190,6 +190,61 @@ fn an_idle_stream_closes_its_windows_as_wall_clock_time_passes() {
     assert_eq!(rows(&out).len(), 1, "half a second of silence moves the watermark past the window's end");
 }
 
+/// A tumbling 1 s window by key with no lateness, and `idle` as given (none: the default).
+fn with_idle(idle: Option<&str>) -> Application {
+    let idle = idle.map(|idle| format!("  idle = {idle}\n")).unwrap_or_default();
+    checked(&format!(
+        "{SCHEMA}stream s {{\n  from = readings\n  window = tumbling(1 s) by key\n  lateness = 0 s\n{idle}  select {{\n    n = count()\n  }}\n}}\nsink out: jsonl {{ from = s  path = \"o.jsonl\" }}\n"
+    ))
+}
+
+/// A producer slower than real time: a reading, two seconds of wall-clock silence, then the next reading of the
+/// same window. What each `idle` does with it.
+fn slow_producer(idle: Option<&str>) -> (Harness, Vec<Record>) {
+    let application = with_idle(idle);
+    let mut harness = Harness::new(&application, "s", None);
+    let mut out = harness.send(0, vec![reading("a", "2026-01-01T00:00:00.100Z", 1.0)]);
+    harness.operator.tick(Instant::now() + Duration::from_secs(2), &mut out, &harness.context);
+    out.extend(harness.send(0, vec![reading("a", "2026-01-01T00:00:00.900Z", 1.0)]));
+    out.extend(harness.finish());
+    (harness, out)
+}
+
+#[test]
+fn a_late_record_goes_to_the_dead_letters_with_why_never_silently() {
+    let (harness, out) = slow_producer(None);
+    assert_eq!(out.len(), 1, "the window closed on the idle tick, with the first reading only");
+    assert_eq!(out[0][3], Datum::Int(1));
+    assert_eq!(harness.dropped(), 1);
+    let letters = harness.context.dead_letters.in_memory();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter: serde_json::Value = serde_json::from_str(&letters[0]).unwrap();
+    assert_eq!(letter["component"], "s");
+    let reason = letter["reason"].as_str().unwrap();
+    assert!(reason.starts_with("too late for its window: event time 2026-01-01T00:00:00.900Z"), "{reason}");
+    let raw: serde_json::Value = serde_json::from_str(letter["raw"].as_str().unwrap()).unwrap();
+    assert_eq!(raw["key"], "a", "the record itself is kept: {raw}");
+}
+
+#[test]
+fn idle_never_waits_for_event_time_and_a_long_idle_for_its_time() {
+    for idle in ["never", "5 s"] {
+        let (harness, out) = slow_producer(Some(idle));
+        assert_eq!(harness.dropped(), 0, "idle = {idle}");
+        assert_eq!(out.len(), 1, "idle = {idle}: one window");
+        assert_eq!(out[0][3], Datum::Int(2), "idle = {idle}: with both readings");
+        assert!(harness.context.dead_letters.in_memory().is_empty(), "idle = {idle}");
+    }
+    let application = with_idle(Some("1 s"));
+    let mut harness = Harness::new(&application, "s", None);
+    assert!(harness.send(0, vec![reading("a", "2026-01-01T00:00:00.100Z", 1.0)]).is_empty());
+    let mut out = Vec::new();
+    harness.operator.tick(Instant::now() + Duration::from_millis(500), &mut out, &harness.context);
+    assert!(out.is_empty(), "half a second is not yet idle");
+    harness.operator.tick(Instant::now() + Duration::from_secs(2), &mut out, &harness.context);
+    assert_eq!(out.len(), 1, "two seconds are");
+}
+
 #[test]
 fn joins_match_records_of_both_sides_within_the_duration() {
     let application = checked(

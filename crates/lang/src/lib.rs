@@ -6,7 +6,7 @@
 
 mod check;
 pub mod codes;
-pub mod diagnostic;
+mod diagnostic;
 pub mod format;
 pub mod source;
 mod suggest;

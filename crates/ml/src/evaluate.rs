@@ -7,14 +7,14 @@ use stratum_core::ir::Evaluation;
 
 /// One split: the rows to train on and the rows to test on.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Split {
+pub(crate) struct Split {
     pub train: Vec<usize>,
     pub test: Vec<usize>,
 }
 
 /// The splits of an evaluation strategy over `rows` rows. Time-ordered splits keep the file's row order (rows are
 /// assumed to be in time order) and test on the last fraction.
-pub fn splits(evaluation: &Evaluation, rows: usize, target: &Target, seed: u64) -> Vec<Split> {
+pub(crate) fn splits(evaluation: &Evaluation, rows: usize, target: &Target, seed: u64) -> Vec<Split> {
     let mut random = Random::new(seed);
     match evaluation {
         Evaluation::Kfold { folds, stratified } => {

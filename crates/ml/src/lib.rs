@@ -10,7 +10,7 @@ pub mod algorithms;
 pub mod artifact;
 pub mod columnar;
 pub mod data;
-pub mod evaluate;
+mod evaluate;
 pub mod imported;
 pub mod matrix;
 pub mod metrics;

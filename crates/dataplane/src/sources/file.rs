@@ -16,7 +16,7 @@ const BATCH: usize = 1024;
 /// How often a tailed file is checked for new lines once its end is reached.
 const TAIL_POLL: Duration = Duration::from_millis(100);
 
-pub fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
+pub(crate) fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
     let SourceKind::File { path, format, tail } = &source.kind else {
         return Err(Error::Build { component: source.name.clone(), message: "not a file source".into() });
     };
@@ -34,7 +34,7 @@ pub fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Sour
     }))
 }
 
-pub struct FileSource {
+pub(crate) struct FileSource {
     pub path: PathBuf,
     pub format: FileFormat,
     pub tail: bool,

@@ -24,12 +24,12 @@ use stratum_ml::matrix::Random;
 /// Event time of the first event when generating as fast as possible: 2026-01-01T00:00:00Z.
 const SIMULATED_START_MILLISECONDS: i64 = 1_767_225_600_000;
 /// How many distinct values a key field takes unless told otherwise.
-pub const DEFAULT_KEY_COUNT: usize = 8;
+pub(crate) const DEFAULT_KEY_COUNT: usize = 8;
 /// Events per batch.
 const BATCH: usize = 1024;
 
 /// Builds a generator for a `generator` source.
-pub fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
+pub(crate) fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
     let (seed, count) = match source.kind {
         SourceKind::Generator { seed, count } => (seed, count),
         _ => (0, None),
@@ -46,7 +46,7 @@ pub fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Sour
 }
 
 /// A generator standing in for any source (`--simulate`): same schema and rate, no count.
-pub fn simulating(source: &SourceItem, context: &BuildContext) -> Box<dyn Source> {
+pub(crate) fn simulating(source: &SourceItem, context: &BuildContext) -> Box<dyn Source> {
     let seed = crate::record::hash_key(&[Datum::Text(source.name.clone())], &[0]);
     let mut generator = Generator::new(
         source,
@@ -61,7 +61,7 @@ pub fn simulating(source: &SourceItem, context: &BuildContext) -> Box<dyn Source
     Box::new(generator)
 }
 
-pub struct Generator {
+pub(crate) struct Generator {
     plans: Vec<FieldPlan>,
     random: Random,
     count: Option<u64>,
@@ -93,7 +93,7 @@ enum FieldPlan {
 }
 
 impl Generator {
-    pub fn new(
+    pub(crate) fn new(
         source: &SourceItem,
         application: &Application,
         seed: u64,
@@ -230,7 +230,7 @@ impl Source for Generator {
 
 /// How busy a moment of the week is, relative to the weekly average (which is 1): a night floor, a morning peak
 /// around 8:00 and a longer evening peak around 17:30, weekends at three quarters of a weekday.
-pub fn daily_profile(milliseconds: i64) -> f64 {
+pub(crate) fn daily_profile(milliseconds: i64) -> f64 {
     /// Scales the shape so that its average over a week is 1; computed from the shape below (see the test).
     const NORMALISATION: f64 = 1.0 / 0.731_995;
     let hour = milliseconds.rem_euclid(86_400_000) as f64 / 3_600_000.0;

@@ -1,4 +1,4 @@
 //! The sources this version runs: synthetic events from a schema, and files read once or tailed.
 
-pub mod file;
-pub mod generator;
+pub(crate) mod file;
+pub(crate) mod generator;

@@ -9,14 +9,15 @@ pub mod window;
 
 use crate::Error;
 use crate::component::{BuildContext, Context, Operator};
-use crate::record::{Batch, Record, event_time_position, into_records};
+use crate::record::{Batch, Record, event_time_position, into_records, to_json_object};
 use aggregate::Aggregate;
 use join::Joiner;
 use predict::Predictor;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use stratum_core::Cause;
 use stratum_core::eval::{Compiled, Datum};
-use stratum_core::ir::{Expr, Stream};
+use stratum_core::ir::{Expr, Idle, Stream};
+use stratum_core::types::Field;
 use window::{Closed, Windows};
 
 /// Allowed lateness when a stream does not declare `lateness`.
@@ -44,18 +45,33 @@ pub struct StreamOperator {
     /// Where the event time of a (joined) record is; `None`: records are timed by their arrival.
     time: Option<usize>,
     clock: EventClock,
+    /// The (joined) input's fields: a late record goes to the dead letters as JSON with them.
+    fields: Vec<Field>,
+    /// When late records were last warned about (at most one warning a minute).
+    late_warned: Option<Instant>,
 }
+
+/// How often a stream warns of late records in the log (each one goes to the dead letters).
+const LATE_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Tracks event time: the latest event time seen, and when it was seen, so that an idle stream's watermark moves
 /// on with the wall clock and its last windows close.
 pub struct EventClock {
     lateness: i64,
     latest: Option<(i64, Instant)>,
+    /// How long the stream must be quiet before the wall clock counts; `None`: never.
+    idle: Option<Duration>,
 }
 
 impl EventClock {
+    /// A clock whose idle advance starts at once (the default when a stream does not say `idle`).
     pub fn new(lateness_seconds: f64) -> EventClock {
-        EventClock { lateness: (lateness_seconds * 1000.0).round() as i64, latest: None }
+        EventClock::with_idle(lateness_seconds, Some(Duration::ZERO))
+    }
+
+    /// A clock whose watermark moves with the wall clock only after `idle` without records, or never.
+    pub fn with_idle(lateness_seconds: f64, idle: Option<Duration>) -> EventClock {
+        EventClock { lateness: (lateness_seconds * 1000.0).round() as i64, latest: None, idle }
     }
 
     pub fn observe(&mut self, time: i64, now: Instant) {
@@ -78,9 +94,15 @@ impl EventClock {
     /// The watermark of an idle stream: the wall-clock time since the latest event counts as event time passing.
     /// Only for when no records wait (the runtime ticks an operator only when its input is empty): a stream that
     /// is merely busy must not move its watermark past records it has yet to read.
+    /// With an `idle` time, the wall clock counts only once the stream has been quiet that long; with `never`, it
+    /// does not count and the watermark is the event-time one.
     pub fn idle_watermark(&self, now: Instant) -> Option<i64> {
-        self.latest
-            .map(|(latest, seen)| latest + now.saturating_duration_since(seen).as_millis() as i64 - self.lateness)
+        let (latest, seen) = self.latest?;
+        let quiet = now.saturating_duration_since(seen);
+        match self.idle {
+            Some(idle) if quiet >= idle => Some(latest + quiet.as_millis() as i64 - self.lateness),
+            _ => self.watermark(),
+        }
     }
 }
 
@@ -88,6 +110,11 @@ impl StreamOperator {
     pub fn new(stream: &Stream, context: &BuildContext) -> Result<StreamOperator, Error> {
         let build_error = |message: String| Error::Build { component: stream.name.clone(), message };
         let lateness = stream.lateness.map_or(DEFAULT_LATENESS_SECONDS, |lateness| lateness.0);
+        let idle = match stream.idle {
+            None => Some(Duration::ZERO),
+            Some(Idle::After(after)) => Some(Duration::from_secs_f64(after.0.max(0.0))),
+            Some(Idle::Never) => None,
+        };
         let application = context.application;
         let input =
             application.fields_of(&stream.from).ok_or_else(|| build_error(format!("no input `{}`", stream.from)))?;
@@ -185,7 +212,15 @@ impl StreamOperator {
                 Stage::Project { columns, predictors }
             }
         };
-        Ok(StreamOperator { join, filter, stage, time: event_time_position(&fields), clock: EventClock::new(lateness) })
+        Ok(StreamOperator {
+            join,
+            filter,
+            stage,
+            time: event_time_position(&fields),
+            clock: EventClock::with_idle(lateness, idle),
+            fields: fields.clone(),
+            late_warned: None,
+        })
     }
 
     /// Filters, windows or projects joined records.
@@ -201,12 +236,29 @@ impl StreamOperator {
                     let time = event_time(self.time, &record);
                     self.clock.observe(time, now);
                     if !windows.add(&record, time) {
+                        // Never silently: the record goes to the dead letters with why.
                         late += 1;
+                        let reason = format!(
+                            "too late for its window: event time {}, its windows closed at {}",
+                            stratum_core::eval::format_timestamp(time),
+                            windows.closed_at().map_or_else(String::new, stratum_core::eval::format_timestamp),
+                        );
+                        let raw = serde_json::Value::Object(to_json_object(&record, &self.fields)).to_string();
+                        context.dead_letter(&reason, &raw);
                     }
                 }
                 if late > 0 {
                     context.metrics.count_dropped(late);
-                    tracing::debug!(component = context.component, late, "records too late for their windows");
+                    if self.late_warned.is_none_or(|warned| now.duration_since(warned) >= LATE_WARNING_INTERVAL) {
+                        self.late_warned = Some(now);
+                        tracing::warn!(
+                            component = context.component,
+                            late,
+                            "records arrived after their windows closed and went to the dead letters; if the \
+                             producer runs slower than real time, give the stream `idle = never` or a longer \
+                             `idle`, or a larger `lateness`"
+                        );
+                    }
                 }
                 let watermark = self.clock.watermark();
                 self.close_at(watermark, out);

@@ -1,6 +1,6 @@
 //! Keyed windows on event time: tumbling, sliding and session windows, closed by a watermark that trails the
 //! latest event time by the stream's allowed lateness. A record that arrives after its windows have closed is
-//! counted as dropped, never silently merged into the wrong window.
+//! never silently merged into the wrong window: the stream sends it to the dead letters and counts it as dropped.
 
 use super::aggregate::{Aggregate, State};
 use crate::record::{Keyed, Record};
@@ -90,6 +90,11 @@ impl Windows {
             applied: i64::MIN,
             earliest_session_end: i64::MAX,
         }
+    }
+
+    /// The watermark the windows were last closed at, once they have been.
+    pub fn closed_at(&self) -> Option<i64> {
+        (self.applied != i64::MIN).then_some(self.applied)
     }
 
     /// Adds a record with event time `time`; returns false when it is too late for every window it belongs to.

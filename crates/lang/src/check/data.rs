@@ -30,6 +30,7 @@ const STREAM: Spec = &[
     ("join", Shape::Value),
     ("window", Shape::Value),
     ("lateness", Shape::Value),
+    ("idle", Shape::Value),
     ("keep", Shape::Value),
     ("select", Shape::Block),
 ];
@@ -533,6 +534,10 @@ impl<'a> Checker<'a> {
         };
         used.extend(keys.iter().cloned());
         let lateness = attributes.value("lateness").and_then(|value| self.duration(value));
+        let idle = attributes.value("idle").and_then(|value| match &value.kind {
+            ExprKind::Name(_) => self.word(value, &["never"], "an idle time").map(|_| Idle::Never),
+            _ => self.duration(value).map(Idle::After),
+        });
 
         let keep: Vec<String> = match attributes.value("keep") {
             Some(value) if window.is_some() => {
@@ -646,6 +651,7 @@ impl<'a> Checker<'a> {
             window,
             keys,
             lateness,
+            idle,
             keep,
             select: select.into_iter().map(|(_, computed, _)| computed).collect(),
             calls,

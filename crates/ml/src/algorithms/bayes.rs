@@ -1,6 +1,7 @@
 //! Naive Bayes classifiers: Gaussian (per-class normal distributions), Bernoulli (features above 0 are present)
 //! and multinomial (features are non-negative counts).
 
+use crate::Error;
 use crate::matrix::Matrix;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +21,7 @@ pub struct NaiveBayes {
 }
 
 impl NaiveBayes {
-    pub fn fit(x: &Matrix, labels: &[usize], classes: usize, variant: &str) -> Result<NaiveBayes, String> {
+    pub fn fit(x: &Matrix, labels: &[usize], classes: usize, variant: &str) -> Result<NaiveBayes, Error> {
         let features = x.columns;
         let mut counts = vec![0.0; classes];
         let mut sums = vec![0.0; classes * features];
@@ -66,9 +67,9 @@ impl NaiveBayes {
             }
             "multinomial" => {
                 if x.values.iter().any(|value| *value < 0.0) {
-                    return Err(
-                        "multinomial naive Bayes needs non-negative features (counts); drop `standardize`".into()
-                    );
+                    return Err(Error::Invalid(
+                        "multinomial naive Bayes needs non-negative features (counts); drop `standardize`".into(),
+                    ));
                 }
                 let mut log_probabilities = vec![0.0; classes * features];
                 for class in 0..classes {
@@ -82,9 +83,9 @@ impl NaiveBayes {
                 Variant::Multinomial { log_probabilities }
             }
             other => {
-                return Err(format!(
+                return Err(Error::Invalid(format!(
                     "naive Bayes variant `{other}` is not available; use gaussian, bernoulli or multinomial"
-                ));
+                )));
             }
         };
         Ok(NaiveBayes { log_priors, variant, features })

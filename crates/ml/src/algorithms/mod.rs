@@ -197,7 +197,7 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
             invalid("`svm` regression is not available yet; use ridge or gradient_boosting".into())
         }
         ("decision_tree", _) | ("random_forest", _) | ("gradient_boosting", _) => {
-            tree::fit(algorithm, params, x, target, seed).map_err(Error::Invalid)
+            tree::fit(algorithm, params, x, target, seed)
         }
         ("knn", _) => Ok(Fitted::Knn(neighbors::Knn::fit(
             x,
@@ -206,9 +206,7 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
             params.word("weights", "uniform") == "distance",
         ))),
         ("naive_bayes", Target::Classes { labels, classes }) => {
-            bayes::NaiveBayes::fit(x, labels, classes.len(), params.word("variant", "gaussian"))
-                .map(Fitted::NaiveBayes)
-                .map_err(Error::Invalid)
+            bayes::NaiveBayes::fit(x, labels, classes.len(), params.word("variant", "gaussian")).map(Fitted::NaiveBayes)
         }
         ("kmeans", _) => {
             Ok(Fitted::KMeans(cluster::KMeans::fit(x, params.whole("k", 8), params.whole("max_iter", 300), seed)))

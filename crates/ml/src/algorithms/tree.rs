@@ -3,6 +3,7 @@
 //! per-bin statistics, which is what makes LightGBM and scikit-learn's HistGradientBoosting fast.
 
 use super::{Fitted, Params, classes};
+use crate::Error;
 use crate::matrix::{Matrix, Random};
 use crate::metrics::Predictions;
 use crate::prepare::Target;
@@ -567,9 +568,9 @@ fn cart_stats(target: &Target) -> (Vec<f64>, usize, usize) {
     }
 }
 
-pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: u64) -> Result<Fitted, String> {
+pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: u64) -> Result<Fitted, Error> {
     if matches!(target, Target::None) {
-        return Err(format!("`{algorithm}` needs a target"));
+        return Err(Error::Invalid(format!("`{algorithm}` needs a target")));
     }
     let binned = bin(x);
     let mut random = Random::new(seed);
@@ -595,7 +596,7 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
                         } else {
                             "regression (squared_error)"
                         };
-                        return Err(format!("criterion `{other}` does not apply to {kind}"));
+                        return Err(Error::Invalid(format!("criterion `{other}` does not apply to {kind}")));
                     }
                 };
             let (stats, width, classes) = cart_stats(target);
@@ -717,6 +718,6 @@ pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: 
             }
             Ok(Fitted::Boosting(Boosting { loss, initial, learning_rate, rounds, classes: class_count }))
         }
-        other => Err(format!("`{other}` is not a tree algorithm")),
+        other => Err(Error::Invalid(format!("`{other}` is not a tree algorithm"))),
     }
 }
