@@ -12,6 +12,7 @@
 use crate::Error;
 use crate::autoscale::{Autoscaler, ScalePolicy};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -91,6 +92,26 @@ impl Refusal {
 /// The name a service's requests are counted under (its stream part, if any, counts under the service's own).
 pub fn requests_component(service: &str) -> String {
     format!("{service}-http")
+}
+
+/// Items decoded and predicted at a time: a large request's memory is its body, the items' places in it and its
+/// predictions, not a JSON tree of all of it.
+const PREDICT_CHUNK: usize = 1024;
+
+/// A request's items as slices of its body: one object (and `true`), or the objects of an array. Only the array's
+/// structure is read here; each item is decoded when its chunk is predicted.
+fn split_items(body: &[u8]) -> Result<(Vec<&RawValue>, bool), Refusal> {
+    let not_json = |error: serde_json::Error| Refusal::bad_request(format!("not JSON: {error}"));
+    let shape = || Refusal::bad_request("expected a JSON object or an array of objects".into());
+    match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'[') => Ok((serde_json::from_slice(body).map_err(not_json)?, false)),
+        Some(b'{') => Ok((vec![serde_json::from_slice(body).map_err(not_json)?], true)),
+        Some(_) => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(not_json)?;
+            Err(shape())
+        }
+        None => Err(Refusal::bad_request("not JSON: the body is empty".into())),
+    }
 }
 
 /// The refusal for a service that is not here, listing those that are.
@@ -320,7 +341,6 @@ impl ServicePool {
     pub async fn predict(self: &Arc<Self>, body: &[u8]) -> Result<Value, Refusal> {
         let started = Instant::now();
         let metrics = &self.context.metrics;
-        let (records, single) = self.decode(body).inspect_err(|_| metrics.count_error())?;
         self.arrived.fetch_add(1, Ordering::Relaxed);
         let shed = u64::from(self.shed_per_thousand.load(Ordering::Relaxed));
         // Request numbers times a prime coprime with 1000 spread the shed ones evenly: exactly the fraction of
@@ -349,6 +369,9 @@ impl ServicePool {
                 retry_after_seconds: Some(1),
             });
         }
+        // Parsed only once admitted: a request that is shed costs nothing. The items are found here (slices of the
+        // body); each chunk of them is decoded and predicted in turn below.
+        let (items, single) = split_items(body).inspect_err(|_| metrics.count_error())?;
         let (replica, permit) = loop {
             // The common case first: a free slot, without registering to be woken.
             if let Some(slot) = self.free_slot() {
@@ -378,9 +401,13 @@ impl ServicePool {
                 });
             }
         };
-        metrics.count_in(records.len(), body.len());
-        let predictions: Vec<Value> =
-            replica.predictor.predict(&records, &self.context).iter().map(datum_to_json).collect();
+        metrics.count_in(items.len(), body.len());
+        let mut predictions: Vec<Value> = Vec::with_capacity(items.len());
+        for (chunk, first) in items.chunks(PREDICT_CHUNK).zip((0..).step_by(PREDICT_CHUNK)) {
+            let first = (!single).then_some(first);
+            let records = self.decode(chunk, first).inspect_err(|_| metrics.count_error())?;
+            predictions.extend(replica.predictor.predict(&records, &self.context).iter().map(datum_to_json));
+        }
         drop(permit);
         self.available.notify_one();
         metrics.count_out(predictions.len(), 0);
@@ -396,26 +423,21 @@ impl ServicePool {
         })
     }
 
-    fn decode(&self, body: &[u8]) -> Result<(Vec<Record>, bool), Refusal> {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(object)) => Ok((vec![self.decode_object(&object).map_err(Refusal::bad_request)?], true)),
-            Ok(Value::Array(items)) => {
-                let records = items
-                    .iter()
-                    .enumerate()
-                    .map(|(index, item)| match item {
-                        Value::Object(object) => {
-                            self.decode_object(object).map_err(|reason| format!("item {index}: {reason}"))
-                        }
-                        _ => Err(format!("item {index}: expected a JSON object")),
-                    })
-                    .collect::<Result<Vec<Record>, String>>()
-                    .map_err(Refusal::bad_request)?;
-                Ok((records, false))
-            }
-            Ok(_) => Err(Refusal::bad_request("expected a JSON object or an array of objects".into())),
-            Err(error) => Err(Refusal::bad_request(format!("not JSON: {error}"))),
+    /// The records of some items of a request; `first` is the index of the first item of an array (messages
+    /// name the item), none for a request of one object.
+    fn decode(&self, items: &[&RawValue], first: Option<usize>) -> Result<Vec<Record>, Refusal> {
+        let mut records = Vec::with_capacity(items.len());
+        for (offset, item) in items.iter().enumerate() {
+            let place = first.map(|first| format!("item {}: ", first + offset)).unwrap_or_default();
+            let object = match serde_json::from_str::<Value>(item.get()) {
+                Ok(Value::Object(object)) => object,
+                Ok(_) => return Err(Refusal::bad_request(format!("{place}expected a JSON object"))),
+                Err(error) => return Err(Refusal::bad_request(format!("{place}not JSON: {error}"))),
+            };
+            let record = self.decode_object(&object).map_err(|reason| format!("{place}{reason}"));
+            records.push(record.map_err(Refusal::bad_request)?);
         }
+        Ok(records)
     }
 
     fn decode_object(&self, object: &serde_json::Map<String, Value>) -> Result<Record, String> {
