@@ -277,6 +277,29 @@ sink archive: jsonl {
     assert!(error.to_string().contains("brokers = [\"host:9092\"]"), "{error}");
 }
 
+/// An MQTT sink whose broker cannot be reached fails within a bounded time, saying so, rather than waiting forever
+/// once the client's queue is full (its data plane is then started again after a backoff by whoever runs it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt_sink_whose_broker_is_unreachable_fails_instead_of_waiting_forever() {
+    let port = free_port();
+    let text = format!(
+        "app publish\nschema Reading {{ sensor: string  value: float }}\n\
+         source readings: generator {{ schema = Reading  rate = 100000/s  count = 5000 }}\n\
+         sink out: mqtt {{ from = readings  topic = \"readings\" }}\n"
+    );
+    let application = common::application_from_text("publish.stratum", &text);
+    let directory = std::env::temp_dir().join(format!("stratum-mqtt-unreachable-{port}"));
+    let options = PipelineOptions {
+        mqtt_broker: Some(format!("mqtt://127.0.0.1:{port}")),
+        ..options(&directory)
+    };
+    let run = Pipeline::build(&application, &options).unwrap().run();
+    let result = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the pipeline ends by itself");
+    let error = result.expect_err("nothing could be published").to_string();
+    assert!(error.contains("cannot deliver to MQTT broker 127.0.0.1"), "{error}");
+    assert!(error.contains("is it running and reachable?"), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server (CI's external stage)"]
 async fn nats_subjects_carry_records_both_ways() {

@@ -206,6 +206,8 @@ pub struct MqttSource {
 
 /// Messages gathered into one batch at most.
 const SOURCE_BATCH: usize = 1024;
+/// The longest a sink waits for the client to take one more message to publish.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events the source's reader may get ahead of the source before it pauses.
 const HIGH_WATER: u64 = 8192;
 
@@ -405,7 +407,16 @@ impl Sink for MqttSink {
                 let payload = serde_json::Value::Object(to_json_object(&record, &self.fields)).to_string().into_bytes();
                 context.metrics.count_in(1, payload.len());
                 let topic = self.topic.fill(&record);
-                client.publish(topic, payload).await.map_err(|source| Error::Deliver {
+                // The client queues what it publishes; a broker that cannot be reached lets the queue fill, and
+                // then the wait is bounded: the sink fails (and its data plane starts again after a backoff).
+                let published = match tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(topic, payload)).await {
+                    Ok(published) => published,
+                    Err(_) => Err(Cause::from(format!(
+                        "the broker took no message for {} s; is it running and reachable?",
+                        PUBLISH_TIMEOUT.as_secs()
+                    ))),
+                };
+                published.map_err(|source| Error::Deliver {
                     component: context.component.clone(),
                     target: format!("MQTT broker {}:{}", self.broker.host, self.broker.port),
                     source,
