@@ -282,12 +282,10 @@ sink archive: jsonl {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mqtt_sink_whose_broker_is_unreachable_fails_instead_of_waiting_forever() {
     let port = free_port();
-    let text = format!(
-        "app publish\nschema Reading {{ sensor: string  value: float }}\n\
-         source readings: generator {{ schema = Reading  rate = 100000/s  count = 5000 }}\n\
-         sink out: mqtt {{ from = readings  topic = \"readings\" }}\n"
-    );
-    let application = common::application_from_text("publish.stratum", &text);
+    let text = "app publish\nschema Reading { sensor: string  value: float }\n\
+        source readings: generator { schema = Reading  rate = 100000/s  count = 5000 }\n\
+        sink out: mqtt { from = readings  topic = \"readings\" }\n";
+    let application = common::application_from_text("publish.stratum", text);
     let directory = std::env::temp_dir().join(format!("stratum-mqtt-unreachable-{port}"));
     let options = PipelineOptions { mqtt_broker: Some(format!("mqtt://127.0.0.1:{port}")), ..options(&directory) };
     let running = Pipeline::build(&application, &options).unwrap().start();
