@@ -7,23 +7,33 @@ use stratum_core::plan::Plan;
 /// One component instance, as `name#instance`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Change {
+    /// The component.
     pub component: String,
+    /// Which of its instances (0-based).
     pub instance: u32,
+    /// The host it ran on, for a removed or moved instance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// The host it runs on now, for an added or moved instance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
 }
 
+/// What changes between two plans: instances added, removed and moved, and how many stay where they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PlanDiff {
+    /// Instances only the new plan has.
     pub added: Vec<Change>,
+    /// Instances only the old plan has.
     pub removed: Vec<Change>,
+    /// Instances on another host in the new plan.
     pub moved: Vec<Change>,
+    /// How many instances stay on their host.
     pub unchanged: usize,
 }
 
 impl PlanDiff {
+    /// Whether nothing is added, removed or moved.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.moved.is_empty()
     }

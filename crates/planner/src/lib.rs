@@ -4,6 +4,7 @@
 //!
 //! Pure: no IO. The output is the versioned [`Plan`], the only contract with the control plane and agents.
 
+#![warn(missing_docs)]
 pub mod diff;
 pub mod generate;
 pub mod model;
@@ -23,6 +24,7 @@ use stratum_lang::{Checked, Code, Diagnostic, SpanIndex};
 pub struct Planned {
     /// None when no placement satisfies every constraint; the diagnostics say why.
     pub plan: Option<Plan>,
+    /// Problems found while planning, pointing into the file.
     pub diagnostics: Vec<Diagnostic>,
     /// Every alternative was explored, so the plan is optimal for the objective (small problems).
     pub optimal: bool,
@@ -411,10 +413,13 @@ fn percentile_name(percentile: f64) -> String {
 
 /// Each machine's verdict for one component of a plan: its score there, or why it cannot go there.
 pub struct Candidate {
+    /// The machine.
     pub host: String,
+    /// Its tier.
     pub tier: stratum_core::ir::Tier,
     /// The added score where it fits, or why it does not: a sentence for `stratum plan --explain`.
     pub verdict: Result<f64, String>,
+    /// Whether the plan put the component there.
     pub chosen: bool,
 }
 

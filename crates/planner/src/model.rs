@@ -19,28 +19,42 @@ pub const ASSUMED_LINK_LATENCY_MS: f64 = 20.0;
 /// One machine the planner can use: a node, or one member of a pool.
 #[derive(Clone, Debug)]
 pub struct Host {
+    /// The node's name, or `POOL-N` for a pool member.
     pub name: String,
+    /// Its tier.
     pub tier: Tier,
+    /// Cores it has.
     pub cpu: f64,
+    /// Memory it has, in bytes.
     pub memory: u64,
+    /// Disk it has, in bytes, when the file says.
     pub disk: Option<u64>,
+    /// Its architecture.
     pub arch: Arch,
+    /// Its accelerators.
     pub accelerators: Vec<Accelerator>,
+    /// Its labels.
     pub labels: BTreeMap<String, String>,
     /// The pool and the member's position in it (0-based).
     pub pool: Option<(String, u32)>,
     /// Pool members below the pool's minimum run anyway; the others cost money only when used.
     pub always_on: bool,
+    /// What it costs an hour while it runs.
     pub hourly_cost: f64,
 }
 
 /// One instance of a component to place.
 #[derive(Clone, Debug)]
 pub struct Component {
+    /// The component's name.
     pub name: String,
+    /// What kind of component it is.
     pub kind: ComponentKind,
+    /// Which instance (0-based).
     pub instance: u32,
+    /// What it asks of its host.
     pub requests: Requests,
+    /// Where the file says it may run.
     pub placement: Placement,
     /// When set, the instance must run on this host (a per-node source instance).
     pub pinned: Option<usize>,
@@ -50,39 +64,55 @@ pub struct Component {
     pub near: Option<String>,
 }
 
+/// A service's latency objective, as the planner checks it against routes.
 #[derive(Clone, Debug)]
 pub struct LatencyTarget {
+    /// The objective, in milliseconds.
     pub at_most_ms: f64,
+    /// The percentile it holds at (99 for `p99`).
     pub percentile: f64,
+    /// The estimated time of one prediction, in milliseconds.
     pub service_time_ms: f64,
 }
 
 /// Data moving from one component instance to another.
 #[derive(Clone, Debug)]
 pub struct Flow {
+    /// The producing instance.
     pub from: usize,
+    /// The consuming instance.
     pub to: usize,
+    /// Its estimated rate.
     pub bits_per_second: f64,
 }
 
 /// A network link: declared in the file, or assumed between tiers no declared link connects.
 #[derive(Clone, Debug)]
 pub struct NetworkLink {
+    /// The tier or host at one end.
     pub from: String,
+    /// The tier or host at the other end.
     pub to: String,
+    /// Its latency.
     pub latency_ms: f64,
     /// Bits per second; None for an assumed link, whose bandwidth is unknown and so not limited.
     pub capacity: Option<f64>,
+    /// Assumed between tiers that no declared link connects.
     pub assumed: bool,
 }
 
 /// The whole problem.
 #[derive(Clone, Debug)]
 pub struct Problem {
+    /// The application's name.
     pub app: String,
+    /// Every machine, nodes and pool members.
     pub hosts: Vec<Host>,
+    /// Every component instance to place.
     pub components: Vec<Component>,
+    /// Data between instances.
     pub flows: Vec<Flow>,
+    /// Declared and assumed links.
     pub links: Vec<NetworkLink>,
     /// The weights of the objective, from the file's `objective { … }` or the defaults.
     pub weights: ObjectiveWeights,
@@ -95,13 +125,16 @@ pub struct Problem {
 /// The network path between two hosts: at most two links (edge to fog to cloud).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Route {
+    /// The sum of its links' latencies (or the same-tier latency).
     pub latency_ms: f64,
     links: [usize; 2],
     hops: u8,
+    /// Whether it leaves a tier (its traffic counts as cross-tier).
     pub crosses_tiers: bool,
 }
 
 impl Route {
+    /// The links it goes through, in order.
     pub fn links(&self) -> &[usize] {
         &self.links[..self.hops as usize]
     }
@@ -462,10 +495,29 @@ fn hosts(application: &Application) -> Vec<Host> {
 /// asks this for every component and host; the words are only made when a message shows them.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StaticRejection<'a> {
+    /// A placement rule the host breaks (tier, node, pool, labels, architecture, accelerators, private data).
     Rule(Rejection<'a>),
-    Cores { has: f64, wanted: f64 },
-    Memory { has: u64, wanted: u64 },
-    Disk { has: u64, wanted: u64 },
+    /// Fewer cores than the component asks for.
+    Cores {
+        /// The host's cores.
+        has: f64,
+        /// The component's request.
+        wanted: f64,
+    },
+    /// Less memory than it asks for, in bytes.
+    Memory {
+        /// The host's memory.
+        has: u64,
+        /// The component's request.
+        wanted: u64,
+    },
+    /// Less disk than it asks for, in bytes.
+    Disk {
+        /// The host's disk.
+        has: u64,
+        /// The component's request.
+        wanted: u64,
+    },
 }
 
 impl std::fmt::Display for StaticRejection<'_> {

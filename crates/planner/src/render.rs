@@ -6,6 +6,7 @@ use stratum_core::ir::Tier;
 use stratum_core::plan::Plan;
 use stratum_core::units::{ByteSize, trim_number};
 
+/// The plan as the table `stratum plan` prints: each host with what runs there and what it uses, then the links.
 pub fn render(plan: &Plan, optimal: bool) -> String {
     let mut out = String::new();
     let used_hosts =

@@ -20,32 +20,49 @@ pub enum Rejection {
     Static(String),
     /// Not enough of a resource left: what it needs, what is free, the capacity, and who took the rest.
     Capacity {
+        /// `cores`, `memory`, `disk` or an accelerator.
         resource: &'static str,
+        /// What the component asks for.
         needs: String,
+        /// What is left on the host.
         free: String,
+        /// What the host has.
         capacity: String,
+        /// The components that took the rest.
         taken_by: Vec<String>,
     },
+    /// The host runs as many replicas of the component as its placement allows per node.
     ReplicasPerNode(u32),
     /// A link would carry more than its bandwidth.
     Bandwidth {
+        /// The link, by index into the problem's links.
         link: usize,
+        /// Bits per second the component would add.
         needs: f64,
+        /// Bits per second it carries already.
         used: f64,
+        /// Its bandwidth.
         capacity: f64,
+        /// The components whose data it carries.
         users: Vec<String>,
     },
     /// A service would answer later than its objective.
     Latency {
+        /// Where the service's requests come from.
         input: String,
+        /// The network route's latency.
         route_ms: f64,
+        /// The estimated time of one prediction.
         service_ms: f64,
+        /// The objective.
         target_ms: f64,
+        /// The objective's percentile (99 for `p99`).
         percentile: f64,
     },
 }
 
 impl Rejection {
+    /// The rejection as a sentence for diagnostics and `--explain`.
     pub fn describe(&self) -> String {
         match self {
             Rejection::Static(reason) => reason.clone(),
@@ -71,15 +88,19 @@ impl Rejection {
 /// The search state: what is placed where, and what that uses.
 #[derive(Clone)]
 pub struct State<'p> {
+    /// The problem being solved.
     pub problem: &'p Problem,
+    /// The host of each component instance, once placed.
     pub assignment: Vec<Option<usize>>,
     cpu: Vec<f64>,
     memory: Vec<u64>,
     disk: Vec<u64>,
     accelerators: Vec<HashMap<String, u32>>,
+    /// Bits per second each link carries so far.
     pub link_used: Vec<f64>,
     /// Components on each host, for "taken by" messages and pool-member use.
     residents: Vec<Vec<usize>>,
+    /// The objective so far (lower is better).
     pub score: f64,
     /// Flows touching each component.
     incident: Vec<Vec<usize>>,
@@ -97,6 +118,7 @@ pub struct State<'p> {
 }
 
 impl<'p> State<'p> {
+    /// An empty state: nothing placed.
     pub fn new(problem: &'p Problem) -> State<'p> {
         let hosts = problem.hosts.len();
         let mut incident = vec![Vec::new(); problem.components.len()];
@@ -319,6 +341,7 @@ impl<'p> State<'p> {
         users
     }
 
+    /// Places `component` on `host`, adding `added` to the score.
     pub fn apply(&mut self, component: usize, host: usize, added: f64) {
         self.change(component, host, 1.0);
         self.assignment[component] = Some(host);
@@ -326,6 +349,7 @@ impl<'p> State<'p> {
         self.score += added;
     }
 
+    /// Takes `component` off `host` again, as `apply` put it there.
     pub fn undo(&mut self, component: usize, host: usize, added: f64) {
         self.assignment[component] = None;
         if let Some(position) = self.residents[host].iter().rposition(|resident| *resident == component) {
@@ -484,7 +508,9 @@ pub fn placement_order(state: &State) -> Vec<usize> {
 
 /// The outcome of a search.
 pub struct Solution {
+    /// The host of each component instance.
     pub assignment: Vec<usize>,
+    /// The objective it reaches.
     pub score: f64,
     /// Every alternative was tried: the plan is optimal for the objective.
     pub exhaustive: bool,

@@ -14,7 +14,9 @@ use stratum_core::plan::Plan;
 /// A file to write, relative to the output directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GeneratedFile {
+    /// The path, relative to the output directory.
     pub path: String,
+    /// What the file holds.
     pub contents: String,
     /// Holds the tokens: written only when missing (generating again keeps the cluster's tokens) and readable
     /// by its owner only.
@@ -35,17 +37,23 @@ impl GeneratedFile {
 /// (read) and the agents' join token.
 #[derive(Clone, Debug)]
 pub struct Secrets {
+    /// The operator's token: reads, and applies new versions.
     pub operator: String,
+    /// The viewer's token: reads only.
     pub viewer: String,
+    /// The token agents join with.
     pub join: String,
 }
 
 /// What every backend reads.
 pub struct Input<'a> {
+    /// The checked application.
     pub application: &'a Application,
+    /// Its plan.
     pub plan: &'a Plan,
     /// The application's files, relative to its folder: the root file first, then what it imports.
     pub files: &'a [(String, String)],
+    /// The tokens the secrets files hold.
     pub secrets: &'a Secrets,
 }
 
@@ -59,8 +67,15 @@ impl Input<'_> {
 /// Why generation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file could not be written as YAML.
     #[error("cannot write {what} as YAML: {source}")]
-    Yaml { what: String, source: serde_yaml_ng::Error },
+    Yaml {
+        /// Which file.
+        what: String,
+        /// What serde_yaml said.
+        source: serde_yaml_ng::Error,
+    },
+    /// The plan could not be written as JSON.
     #[error("cannot write the plan as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -69,13 +84,16 @@ pub enum Error {
 pub trait Backend {
     /// The name on the command line: `stratum generate NAME FILE -o DIR`.
     fn name(&self) -> &'static str;
+    /// One line for `stratum generate --help`.
     fn description(&self) -> &'static str;
+    /// The files of this target for `input`.
     fn generate(&self, input: &Input) -> Result<Vec<GeneratedFile>, Error>;
 }
 
 /// Every target, in the order `stratum generate --help` lists them.
 pub const BACKENDS: &[&dyn Backend] = &[&kubernetes::Kubernetes, &compose::Compose, &ansible::Ansible];
 
+/// The backend called `name` on the command line, if there is one.
 pub fn backend(name: &str) -> Option<&'static dyn Backend> {
     BACKENDS.iter().copied().find(|backend| backend.name() == name)
 }

@@ -36,6 +36,7 @@ pub fn stratum_image() -> String {
 pub struct AgentMachine<'a> {
     /// The name in the plan: the node's, or `POOL-N` for the N-th member of a pool (1-based).
     pub name: String,
+    /// What the plan says the machine has.
     pub machine: &'a Machine,
     /// The pool, and whether the member runs always (one of the pool's first `min`).
     pub pool: Option<(&'a str, bool)>,
@@ -85,8 +86,11 @@ pub fn server_command() -> Vec<String> {
 
 /// Where an agent finds the others: the control plane's host, the host it is reached at itself, the broker's.
 pub struct Addresses<'a> {
+    /// The control plane's host.
     pub server: &'a str,
+    /// The host the other agents reach this one at.
     pub advertise: &'a str,
+    /// The MQTT broker's host.
     pub broker: &'a str,
 }
 
