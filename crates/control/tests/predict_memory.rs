@@ -2,7 +2,8 @@
 //! not grow the process by more than four times the body (issue: one anonymous request took 65 times its body).
 //! Its own test binary, so that the process's high-water mark (Linux `VmHWM`) measures this request alone.
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use stratum_control::serving::ServicePool;
 use stratum_dataplane::metrics::Registry;
@@ -34,21 +35,7 @@ fn peak_bytes() -> u64 {
 
 #[tokio::test]
 async fn a_large_request_costs_at_most_four_times_its_body() {
-    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("predict_memory");
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
-    let mut csv = String::from("x,y,label\n");
-    for index in 0..400 {
-        let (x, y) = ((index % 20) as f64 / 10.0, (index % 7) as f64 / 3.0);
-        csv.push_str(&format!("{x},{y},{}\n", x + y > 2.0));
-    }
-    std::fs::write(folder.join("rows.csv"), csv).unwrap();
-    let application = stratum_test_support::application_from_text("serve.stratum", APP);
-    let report = stratum_ml::train(&application, "labeller", &folder, &mut |_| {}).unwrap();
-    let model = &application.models[0];
-    stratum_ml::ModelStore::new(folder.join("models"))
-        .save(&report, model.inputs.clone(), model.output.clone())
-        .unwrap();
+    let (folder, application) = common::trained_app("predict_memory", APP);
     let pool = ServicePool::new(&application, "labels", &folder.join("models"), &Arc::new(Registry::default()))
         .expect("the service starts");
 

@@ -2,9 +2,11 @@
 //! and answers it (held, not dropped); driven past its maximum it sheds load with 429 and `Retry-After` and stays
 //! up; idle again, it goes back to zero; and a tampered model is refused.
 
+mod common;
+
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratum_control::api::{ApiState, router};
@@ -38,28 +40,7 @@ service labels: inference {
 
 /// A folder with the application, its data and a trained model in `models/`.
 fn trained(name: &str) -> (PathBuf, stratum_core::ir::Application) {
-    trained_app(name, APP)
-}
-
-fn trained_app(name: &str, text: &str) -> (PathBuf, stratum_core::ir::Application) {
-    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
-    let mut csv = String::from("x,y,label\n");
-    for index in 0..400 {
-        let (x, y) = ((index % 20) as f64 / 10.0, (index % 7) as f64 / 3.0);
-        csv.push_str(&format!("{x},{y},{}\n", x + y > 2.0));
-    }
-    std::fs::write(folder.join("rows.csv"), csv).unwrap();
-    let checked = stratum_lang::check_text("serve.stratum", text);
-    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-    let application = checked.application;
-    let report = stratum_ml::train(&application, "labeller", &folder, &mut |_| {}).unwrap();
-    let model = &application.models[0];
-    stratum_ml::ModelStore::new(folder.join("models"))
-        .save(&report, model.inputs.clone(), model.output.clone())
-        .unwrap();
-    (folder, application)
+    common::trained_app(name, APP)
 }
 
 async fn serve(pool: Arc<ServicePool>, metrics: Arc<Registry>) -> String {
@@ -209,7 +190,7 @@ async fn policies_scale_out_and_shed_load_on_what_they_measure() {
     let text = APP.replace("max = 1", "max = 3")
         + "policy faster { target = labels  when = p50 >= 0 ms  then = scale_out }\n"
         + "policy calm { target = labels  when = error_rate > 50%  then = shed_load(50%) }\n";
-    let (folder, application) = trained_app("serving_policies", &text);
+    let (folder, application) = common::trained_app("serving_policies", &text);
     let metrics = Arc::new(Registry::default());
     let pool = ServicePool::new(&application, "labels", &folder.join("models"), &metrics).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -146,6 +146,32 @@ pub trait SourceLoader {
     fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), Cause>;
 }
 
+/// Where `import "path"` in the file named `importer` points: relative to the importer's folder, with `.` and `..`
+/// resolved lexically, so that one file has one name whichever way it is reached (cycles and repeats are found by
+/// name). Pure: every loader that reads from disk resolves paths this way.
+pub fn import_path(importer: &str, path: &str) -> std::path::PathBuf {
+    let base = std::path::Path::new(importer).parent().unwrap_or(std::path::Path::new(""));
+    normalize(&base.join(path))
+}
+
+/// Removes `.` and resolves `..` lexically (a leading `..` stays).
+pub fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut normal = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !normal.pop() {
+                    normal.push("..");
+                }
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
+}
+
 /// A loader for callers that allow no imports (tests, the web editor): every import is an error.
 pub struct NoImports;
 
@@ -173,5 +199,18 @@ mod tests {
         assert_eq!(file.text.len(), 6);
         assert_eq!(file.invalid_utf8_at, Some(2));
         assert_eq!(&file.text[4..], "cd");
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::{import_path, normalize};
+    use std::path::Path;
+
+    #[test]
+    fn imports_resolve_beside_the_importer_with_dots_resolved() {
+        assert_eq!(normalize(Path::new("a/./b/../c.stratum")), Path::new("a/c.stratum"));
+        assert_eq!(normalize(Path::new("../x.stratum")), Path::new("../x.stratum"));
+        assert_eq!(import_path("app/main.stratum", "../shared/s.stratum"), Path::new("shared/s.stratum"));
     }
 }

@@ -1,43 +1,27 @@
 //! What Stratum's tests share, so that each helper is written once: checking a `.stratum` file into its IR, a
 //! loader that reads imports from disk as the `stratum` binary does, snapshot files that `STRATUM_BLESS=1`
-//! rewrites, a free port, and waiting for a condition. A dev-dependency of the other crates; nothing ships it.
+//! rewrites, and a free port. A dev-dependency of the other crates; nothing ships it.
 
 #![warn(missing_docs)]
 
-use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 use stratum_core::Cause;
 use stratum_core::ir::Application;
 use stratum_lang::{Severity, SourceLoader};
 
-/// Reads imports from disk, relative to the importing file, like the `stratum` binary does; a file's name is its
-/// path with `.` and `..` resolved, so that one file has one name whichever way it is reached.
+/// Reads imports from disk, relative to the importing file, like the `stratum` binary does
+/// (`stratum_lang::source::import_path`).
 pub struct DiskLoader;
 
 impl SourceLoader for DiskLoader {
     fn load(&self, importer: &str, path: &str) -> Result<(String, Vec<u8>), Cause> {
-        let joined = normalize(&Path::new(importer).parent().unwrap_or(Path::new("")).join(path));
+        let joined = stratum_lang::source::import_path(importer, path);
         let bytes = std::fs::read(&joined)?;
         Ok((joined.to_string_lossy().into_owned(), bytes))
     }
 }
 
-/// Removes `.` and resolves `..` lexically.
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !normal.pop() {
-                    normal.push("..");
-                }
-            }
-            other => normal.push(other),
-        }
-    }
-    normal
-}
+pub use stratum_lang::source::normalize;
 
 /// The IR of an application given as text, which must check without errors.
 pub fn application_from_text(name: &str, text: &str) -> Application {
@@ -49,20 +33,6 @@ pub fn application_from_text(name: &str, text: &str) -> Application {
         .map(|diagnostic| diagnostic.message.as_str())
         .collect();
     assert!(errors.is_empty(), "{name} has errors: {errors:?}");
-    checked.application
-}
-
-/// The IR of the application in `path` (its imports read from disk), which must check without errors.
-pub fn application_from_file(path: &Path) -> Application {
-    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    let checked = stratum_lang::check(&path.to_string_lossy(), &bytes, &DiskLoader);
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|diagnostic| diagnostic.severity() == Severity::Error)
-        .map(|diagnostic| stratum_lang::render(diagnostic, &checked.sources, false))
-        .collect();
-    assert!(errors.is_empty(), "{} has errors:\n{}", path.display(), errors.join("\n"));
     checked.application
 }
 
@@ -94,26 +64,9 @@ pub fn free_port() -> u16 {
         .expect("loopback has a free port")
 }
 
-/// Waits until `condition` holds, looking every 50 ms; fails the test naming `what` after `limit`. Returns how
-/// long it took.
-pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    started.elapsed()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_normalized_lexically() {
-        assert_eq!(normalize(Path::new("a/./b/../c.stratum")), Path::new("a/c.stratum"));
-        assert_eq!(normalize(Path::new("../x.stratum")), Path::new("../x.stratum"));
-    }
 
     #[test]
     fn a_snapshot_that_differs_says_how() {
