@@ -249,6 +249,7 @@ impl ServicePool {
             time_scale: 1.0,
             model_store: Some(&self.model_store),
             mqtt_broker: None,
+            data_dir: None,
         };
         let predictor = Predictor::load(&self.name, &self.context.component, &self.inputs, &build)?;
         let slots = Arc::new(Semaphore::new(self.policy.target_concurrency as usize));

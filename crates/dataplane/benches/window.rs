@@ -60,6 +60,7 @@ fn window(criterion: &mut Criterion) {
         time_scale: 1.0,
         model_store: None,
         mqtt_broker: None,
+        data_dir: None,
     };
     let registry = Registry::default();
     let (_stop, shutdown) = tokio::sync::watch::channel(false);

@@ -11,8 +11,10 @@
 //! and a window that closed in that second may be emitted a second time, with what the checkpoint held of it.
 
 use crate::Error;
+use crate::ack::{Ack, Acks, Settled, Settlement};
 use crate::component::{Context, Operator};
 use serde_json::value::RawValue;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -134,20 +136,14 @@ impl Checkpoint {
     /// Writes `state` (of component `component`, the JSON its operator saved) durably, replacing the previous
     /// checkpoint.
     pub async fn save(&mut self, component: &str, state: Vec<u8>) -> Result<(), Error> {
-        // The state goes in as it is, not parsed again: it is most of the file.
-        let quoted = |text: &str| serde_json::Value::from(text).to_string();
-        let mut bytes =
-            format!("{{\"component\":{},\"fingerprint\":{},\"state\":", quoted(component), quoted(&self.fingerprint))
-                .into_bytes();
-        bytes.extend_from_slice(&state);
-        bytes.push(b'}');
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || write_replacing(&path, &bytes))
-            .await
-            .map_err(|error| Error::Checkpoint { path: self.path.clone(), source: error.into() })??;
+        self.saved();
+        write_state(self.path.clone(), component, &self.fingerprint, Some(state)).await
+    }
+
+    /// Restarts the interval: a state was taken to be written.
+    fn saved(&mut self) {
         self.last_saved = Instant::now();
         self.changed = false;
-        Ok(())
     }
 
     /// Removes the file: the component ended and emitted everything it held.
@@ -156,8 +152,131 @@ impl Checkpoint {
     }
 }
 
+/// Writes a component's state durably over its checkpoint, or removes the checkpoint when it holds nothing.
+async fn write_state(path: PathBuf, component: &str, fingerprint: &str, state: Option<Vec<u8>>) -> Result<(), Error> {
+    let Some(state) = state else {
+        return match std::fs::remove_file(&path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing {}", path.display()))(error))
+            }
+            _ => Ok(()),
+        };
+    };
+    // The state goes in as it is, not parsed again: it is most of the file.
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    let mut bytes = format!("{{\"component\":{},\"fingerprint\":{},\"state\":", quoted(component), quoted(fingerprint))
+        .into_bytes();
+    bytes.extend_from_slice(&state);
+    bytes.push(b'}');
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || write_replacing(&target, &bytes))
+        .await
+        .map_err(|error| Error::Checkpoint { path, source: error.into() })?
+}
+
+/// A stateful operator's checkpoints, and the acknowledgements they settle.
+///
+/// What an operator took in is acknowledged once a synced checkpoint holds it (or what it made of it). A
+/// checkpoint is written only once everything the operator emitted before it is durable downstream: otherwise a
+/// crash just after it would lose a window that closed before it, which the checkpoint no longer holds. So the
+/// state is taken every [`CHECKPOINT_INTERVAL`] (a snapshot), and written when the outputs sent before it settle;
+/// snapshots wait in order, and the operator goes on meanwhile.
+pub struct Checkpointing {
+    checkpoint: Checkpoint,
+    /// Shares in what it took in since the last snapshot.
+    taken: Acks,
+    /// The ack its outputs carry until the next snapshot, and its settlement.
+    emitted: (Ack, Settlement),
+    /// Snapshots waiting for the outputs sent before them, oldest first.
+    waiting: VecDeque<Snapshot>,
+}
+
+struct Snapshot {
+    emitted: Settlement,
+    /// `None`: the operator holds nothing, and the file goes.
+    state: Option<Vec<u8>>,
+    taken: Acks,
+}
+
+impl Checkpointing {
+    pub fn new(checkpoint: Checkpoint) -> Checkpointing {
+        Checkpointing { checkpoint, taken: Acks::none(), emitted: Ack::new(), waiting: VecDeque::new() }
+    }
+
+    /// Holds the shares of records the operator took in until a checkpoint holds them.
+    pub fn take(&mut self, acks: Acks) {
+        self.taken.extend(acks);
+        self.checkpoint.touch();
+    }
+
+    /// Notes that time moved the state on (windows closed by a tick).
+    pub fn touch(&mut self) {
+        self.checkpoint.touch();
+    }
+
+    /// A share for what the operator sends on now.
+    pub fn emitted(&self) -> Acks {
+        self.emitted.0.clone().into()
+    }
+
+    /// Takes a snapshot of `operator` when one is due.
+    pub fn snapshot_if_due(&mut self, operator: &dyn Operator) {
+        if self.checkpoint.due() {
+            self.snapshot(operator.save());
+        }
+    }
+
+    fn snapshot(&mut self, state: Option<Vec<u8>>) {
+        self.checkpoint.saved();
+        let (ack, emitted) = std::mem::replace(&mut self.emitted, Ack::new());
+        ack.done();
+        self.waiting.push_back(Snapshot { emitted, state, taken: std::mem::take(&mut self.taken) });
+    }
+
+    /// Whether a snapshot waits for its outputs.
+    pub fn waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Waits until the outputs before the oldest snapshot settle (forever when none waits).
+    pub async fn settled(&mut self) -> Settled {
+        match self.waiting.front_mut() {
+            Some(snapshot) => (&mut snapshot.emitted).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Writes the oldest snapshot, whose outputs settled as `outcome`, and settles what it holds: done once the
+    /// file is synced; unfinished when the outputs failed or the file cannot be written (the previous checkpoint
+    /// stays, and the sources send those records again).
+    pub async fn complete(&mut self, outcome: Settled, context: &Context) {
+        let Some(snapshot) = self.waiting.pop_front() else { return };
+        if outcome == Settled::Failed {
+            return;
+        }
+        let checkpoint = &self.checkpoint;
+        match write_state(checkpoint.path.clone(), &context.component, &checkpoint.fingerprint, snapshot.state).await {
+            Ok(()) => snapshot.taken.done(),
+            Err(error) => {
+                context.metrics.count_error();
+                tracing::warn!(component = context.component, %error, "cannot checkpoint");
+            }
+        }
+    }
+
+    /// After the operator emitted everything it held at the end: waits until that is durable downstream, then
+    /// removes the file (nothing is left to take up) and settles everything it took in.
+    pub async fn finish(mut self, context: &Context) {
+        self.snapshot(None);
+        while self.waiting() {
+            let outcome = self.settled().await;
+            self.complete(outcome, context).await;
+        }
+    }
+}
+
 /// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it over `path`.
-fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     let directory = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory).map_err(Error::io(format!("creating {}", directory.display())))?;

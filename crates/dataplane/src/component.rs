@@ -4,6 +4,7 @@
 //! can build are listed in [`crate::registry`].
 
 use crate::Error;
+use crate::ack::Acks;
 use crate::metrics::ComponentMetrics;
 use crate::record::{Batch, Record, encoded_size};
 use serde_json::json;
@@ -21,11 +22,13 @@ use tokio::sync::{mpsc, watch};
 /// A future that a component returns from a trait method.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A batch on its way into a component, with the input it arrived on (a join has two: 0 is `from`, 1 is `with`).
+/// A batch on its way into a component, with the input it arrived on (a join has two: 0 is `from`, 1 is `with`)
+/// and the receiving component's shares in the acknowledgements of its records ([`crate::ack`]).
 #[derive(Debug)]
 pub struct Delivery {
     pub port: usize,
     pub batch: Batch,
+    pub acks: Acks,
 }
 
 /// Produces records: reads a broker, a file, a socket, or makes them up.
@@ -44,6 +47,12 @@ pub trait Operator: Send + 'static {
     fn tick(&mut self, now: Instant, out: &mut Vec<Record>, context: &Context);
     /// Called once when every input has ended: emit everything still held.
     fn finish(&mut self, out: &mut Vec<Record>, context: &Context);
+    /// Whether it holds records between batches (open windows, a join's buffers). Such an operator is
+    /// checkpointed, and the records it took in are acknowledged once a synced checkpoint holds them; the records
+    /// of one that holds nothing are acknowledged with what it makes of them.
+    fn keeps_state(&self) -> bool {
+        false
+    }
     /// What it holds between batches (open windows, records waiting to be joined), as JSON, for a checkpoint;
     /// `None` when it holds nothing worth keeping.
     fn save(&self) -> Option<Vec<u8>> {
@@ -57,7 +66,10 @@ pub trait Operator: Send + 'static {
 
 /// Writes records out of the application.
 pub trait Sink: Send + 'static {
-    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
+    /// Writes (or takes in, to write later) `batch`. `acks` are marked done once the records are durable where
+    /// the sink puts them — synced to a file, acknowledged by a broker — which may be in a later call; a sink that
+    /// fails drops them unfinished.
+    fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
     /// Called about once a second: a sink writes out what it has held long enough (it may wait to make larger
     /// files). Sinks that hold nothing between writes keep this default.
     fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
@@ -195,7 +207,14 @@ impl Output {
 
     /// Sends records to every consumer and counts them out.
     pub async fn send(&self, records: Vec<Record>) -> Result<(), Closed> {
+        self.send_acked(records, Acks::none()).await
+    }
+
+    /// Sends records with the acknowledgements they carry: each consumer gets a share of each.
+    pub async fn send_acked(&self, records: Vec<Record>, acks: Acks) -> Result<(), Closed> {
         if records.is_empty() {
+            // Nothing goes on, so nothing is left to make durable.
+            acks.done();
             return Ok(());
         }
         let bytes: usize = records.iter().map(encoded_size).sum();
@@ -208,8 +227,12 @@ impl Output {
         };
         let mut delivered = false;
         for (sender, port) in &consumers {
-            delivered |= sender.send(Delivery { port: *port, batch: batch.clone() }).await.is_ok();
+            // A consumer that has gone drops its share unfinished: what it did not take is not durable.
+            let delivery = Delivery { port: *port, batch: batch.clone(), acks: acks.share() };
+            delivered |= sender.send(delivery).await.is_ok();
         }
+        // The consumers hold their shares now; records with none to go to are no longer needed.
+        acks.done();
         if delivered || consumers.is_empty() { Ok(()) } else { Err(Closed) }
     }
 }
@@ -233,6 +256,8 @@ pub struct BuildContext<'a> {
     pub model_store: Option<&'a Path>,
     /// The MQTT broker for components that name none (`mqtt://…` or `mqtt5://…`).
     pub mqtt_broker: Option<&'a str>,
+    /// Where components keep what must outlive the process (a tailed file's position); none in tests.
+    pub data_dir: Option<&'a Path>,
 }
 
 impl BuildContext<'_> {

@@ -5,6 +5,7 @@
 //! sinks) from the IR through the registry in [`registry`], wires them and runs them until their sources end or
 //! the pipeline is stopped.
 
+pub mod ack;
 pub mod checkpoint;
 pub mod component;
 pub mod connectors;

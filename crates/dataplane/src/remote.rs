@@ -9,6 +9,7 @@
 //! the entries its log still holds and delivers them.
 
 use crate::Error;
+use crate::ack::{Ack, Acks, Settled};
 use crate::component::{BoxFuture, Context, Output, Sink, Source};
 use crate::log::{Log, LogOptions};
 use crate::record::{Batch, decode_batch, encode_batch};
@@ -71,7 +72,7 @@ pub fn log_directory(data_dir: &Path, path: &str) -> PathBuf {
     data_dir.join("buffers").join(safe)
 }
 
-/// Puts what arrives on a path into the pipeline, and acknowledges it only then.
+/// Puts what arrives on a path into the pipeline, and acknowledges it once it is durable here.
 pub struct RemoteSource {
     pub deliveries: mpsc::Receiver<Delivered>,
 }
@@ -89,14 +90,23 @@ impl Source for RemoteSource {
                 match decode_batch(&delivered.payload) {
                     Ok(records) => {
                         context.metrics.count_in(records.len(), 0);
-                        if output.send(records).await.is_err() {
+                        let (ack, settlement) = Ack::new();
+                        if output.send_acked(records, ack.into()).await.is_err() {
                             // Not acknowledged: the sender keeps it and sends it again.
                             return Ok(());
                         }
+                        // Acknowledged to the sender once durable here; the next entries go in meanwhile.
+                        tokio::spawn(async move {
+                            if settlement.await == Settled::Durable {
+                                delivered.done();
+                            }
+                        });
                     }
-                    Err(reason) => context.dead_letter(&format!("path {}: {reason}", delivered.path), ""),
+                    Err(reason) => {
+                        context.dead_letter(&format!("path {}: {reason}", delivered.path), "");
+                        delivered.done();
+                    }
                 }
-                delivered.done();
             }
         })
     }
@@ -166,7 +176,7 @@ impl RemoteSink {
 }
 
 impl Sink for RemoteSink {
-    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+    fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.start_forwarding()?;
             let log = self.log()?;
@@ -183,7 +193,11 @@ impl Sink for RemoteSink {
                     appended
                 };
                 match appended {
-                    Ok(_) => return Ok(()),
+                    // In the log, synced: durable here, and the path's receiver takes it on from there.
+                    Ok(_) => {
+                        acks.done();
+                        return Ok(());
+                    }
                     // Full and rejecting: wait for the uplink to drain it (the producer waits with us).
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }

@@ -10,8 +10,10 @@
 //! - `DATA sequence time payload` (forwarder → receiver): one log entry.
 //! - `ACK sequence` (receiver → forwarder): every entry up to this one has been handed on.
 //!
-//! A receiver hands an entry to its consumer and waits until the consumer says it is done before acknowledging;
-//! the consumer decides how durable that is (a sink that syncs, the next hop's log).
+//! A receiver hands entries to its consumer as they arrive and acknowledges each, in order, once the consumer says
+//! it is done with it; the consumer decides how durable that is (the pipeline's end-to-end acknowledgement: every
+//! sink has synced it, or the next hop's log has it). After a reconnect the forwarder sends again what was not
+//! acknowledged, so an entry may reach the consumer twice: delivery is at least once.
 
 use crate::Error;
 use crate::log::{Entry, Log};
@@ -276,29 +278,56 @@ async fn receive(
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected HELLO"));
     }
     let path = String::from_utf8_lossy(&body).into_owned();
-    let next_expected = |expected: &Mutex<HashMap<String, u64>>| {
-        expected.lock().map(|map| map.get(&path).copied().unwrap_or(0)).unwrap_or(0)
-    };
-    write_frame(&mut writer, WELCOME, &[&next_expected(&expected).to_le_bytes()]).await?;
+    let mut next = expected.lock().map(|map| map.get(&path).copied().unwrap_or(0)).unwrap_or(0);
+    write_frame(&mut writer, WELCOME, &[&next.to_le_bytes()]).await?;
     writer.flush().await?;
-    loop {
-        let (kind, body) = read_frame(&mut reader).await?;
-        if kind != DATA || body.len() < 16 {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected DATA"));
-        }
-        let sequence = u64_of(&body)?;
-        let time = u64_of(&body[8..])? as i64;
-        if sequence >= next_expected(&expected) {
-            let (done, handled) = oneshot::channel();
-            let delivered = Delivered { path: path.clone(), sequence, time, payload: body[16..].to_vec(), done };
-            if deliveries.send(delivered).await.is_err() || handled.await.is_err() {
+    // Entries are handed on as they arrive and acknowledged in order as their consumer finishes them, which may
+    // take a while (until a sink has synced them): many are in flight at once, as the forwarder sends them.
+    let (handed, mut in_flight) = mpsc::channel::<(u64, oneshot::Receiver<()>)>(IN_FLIGHT as usize);
+    let acknowledge = async {
+        while let Some((sequence, handled)) = in_flight.recv().await {
+            if handled.await.is_err() {
+                // Not finished (the pipeline failed or stopped): end the connection, and the forwarder sends it
+                // and everything after it again.
                 return Ok(());
             }
             if let Ok(mut map) = expected.lock() {
                 map.insert(path.clone(), sequence + 1);
             }
+            write_frame(&mut writer, ACK, &[&sequence.to_le_bytes()]).await?;
+            if in_flight.is_empty() {
+                writer.flush().await?;
+            }
         }
-        write_frame(&mut writer, ACK, &[&sequence.to_le_bytes()]).await?;
-        writer.flush().await?;
+        Ok(())
+    };
+    let hand_on = async {
+        loop {
+            let (kind, body) = read_frame(&mut reader).await?;
+            if kind != DATA || body.len() < 16 {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected DATA"));
+            }
+            let sequence = u64_of(&body)?;
+            let time = u64_of(&body[8..])? as i64;
+            let (done, handled) = oneshot::channel();
+            if sequence >= next {
+                let delivered = Delivered { path: path.clone(), sequence, time, payload: body[16..].to_vec(), done };
+                if deliveries.send(delivered).await.is_err() {
+                    return Ok(());
+                }
+                next = sequence + 1;
+            } else {
+                // Handed on before: acknowledged again, in its turn.
+                done.send(()).ok();
+            }
+            if handed.send((sequence, handled)).await.is_err() {
+                return Ok(());
+            }
+        }
+    };
+    // Whichever ends first ends the connection.
+    tokio::select! {
+        result = acknowledge => result,
+        result = hand_on => result,
     }
 }

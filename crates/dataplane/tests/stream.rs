@@ -35,6 +35,7 @@ impl Harness {
             time_scale: 1.0,
             model_store,
             mqtt_broker: None,
+            data_dir: None,
         };
         let item = application.streams.iter().find(|item| item.name == stream).unwrap();
         let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -319,6 +320,7 @@ fn predict_calls_the_services_model_from_the_store() {
         time_scale: 1.0,
         model_store: Some(&store),
         mqtt_broker: None,
+        data_dir: None,
     };
     let error = StreamOperator::new(&application.streams[0], &build).err().unwrap().to_string();
     assert!(error.contains("stratum train FILE --model m"), "{error}");

@@ -1,11 +1,14 @@
 //! HTTP: a push source that takes `POST`s of JSON (an object, an array of objects, or JSON lines) on a path, and
 //! a webhook sink that `POST`s records as JSON arrays, trying again with backoff when the receiver fails.
 //!
-//! Sources on the same port share one server, each on its own path. A push is answered only once its records
-//! are in the pipeline (a full pipeline makes the client wait: backpressure reaches the sender), with how many
-//! were accepted; records that do not fit the schema go to the dead letters and are listed in the answer.
+//! Sources on the same port share one server, each on its own path. A push is answered 200 only once its records
+//! are durable wherever they go — synced by every sink, in a path's log, in a stream's synced checkpoint (see
+//! [`crate::ack`]) — with how many were accepted; 503 when they may not be, and the client sends them again. A
+//! full pipeline makes the client wait: backpressure reaches the sender. Records that do not fit the schema go to
+//! the dead letters and are listed in the answer.
 
 use crate::Error;
+use crate::ack::{Ack, Acks, Settled};
 use crate::component::{BoxFuture, BuildContext, Context, Output, Sink, Source};
 use crate::record::{Batch, Record, from_json_object, into_records, to_json_object};
 use axum::body::Bytes;
@@ -31,6 +34,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// The longest `Retry-After` a webhook sink honours.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The answer to a push whose records may not be durable: nothing of it counts, and the client sends it again.
+const STOPPED: &str = "the records were not stored (the pipeline failed or is stopping); send them again";
 /// Errors listed in the answer to a push at most (all go to the dead letters).
 const ERRORS_ANSWERED: usize = 10;
 
@@ -205,17 +210,34 @@ impl Source for HttpSource {
                     context.dead_letter(reason, raw);
                 }
                 let accepted = records.len();
-                let reasons: Vec<&String> = errors.iter().take(ERRORS_ANSWERED).map(|(reason, _)| reason).collect();
-                let answer = if accepted == 0 && !errors.is_empty() {
-                    (StatusCode::BAD_REQUEST, json!({ "accepted": 0, "rejected": errors.len(), "errors": reasons }))
-                } else if accepted == 0 {
-                    (StatusCode::BAD_REQUEST, json!({ "error": "the body holds no records" }))
-                } else if output.send(records).await.is_err() {
-                    (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": "the pipeline is stopping" }))
-                } else {
-                    (StatusCode::OK, json!({ "accepted": accepted, "rejected": errors.len(), "errors": reasons }))
-                };
-                let _ = push.answer.send(answer);
+                let reasons: Vec<String> =
+                    errors.iter().take(ERRORS_ANSWERED).map(|(reason, _)| reason.clone()).collect();
+                if accepted == 0 {
+                    let answer = if errors.is_empty() {
+                        json!({ "error": "the body holds no records" })
+                    } else {
+                        json!({ "accepted": 0, "rejected": errors.len(), "errors": reasons })
+                    };
+                    let _ = push.answer.send((StatusCode::BAD_REQUEST, answer));
+                    continue;
+                }
+                let (ack, settlement) = Ack::new();
+                if output.send_acked(records, ack.into()).await.is_err() {
+                    let _ = push.answer.send((StatusCode::SERVICE_UNAVAILABLE, json!({ "error": STOPPED })));
+                    continue;
+                }
+                // Answered once the records are durable, while the next push goes in: waiting here would let one
+                // client's sink latency hold up every other.
+                let rejected = errors.len();
+                tokio::spawn(async move {
+                    let answer = match settlement.await {
+                        Settled::Durable => {
+                            (StatusCode::OK, json!({ "accepted": accepted, "rejected": rejected, "errors": reasons }))
+                        }
+                        Settled::Failed => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": STOPPED })),
+                    };
+                    let _ = push.answer.send(answer);
+                });
             }
             unregister(self.port, &self.path);
             Ok(())
@@ -335,7 +357,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 impl Sink for WebhookSink {
-    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+    fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             if self.client.is_none() {
                 self.client = Some(client(&context.component)?);
@@ -362,6 +384,8 @@ impl Sink for WebhookSink {
                     }
                 }
             }
+            // Taken by the receiver (2xx), or kept in the dead letters.
+            acks.done();
             Ok(())
         })
     }

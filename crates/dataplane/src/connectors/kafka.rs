@@ -7,6 +7,7 @@
 //! message of a batch (`acks=all`) before it takes the next one.
 
 use crate::Error;
+use crate::ack::Acks;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Sink, Source};
 use crate::connectors::decode_message;
 use crate::record::{Batch, Record, into_records, to_json_object};
@@ -185,7 +186,7 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+    fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             if self.producer.is_none() {
                 let producer: FutureProducer = ClientConfig::new()
@@ -211,6 +212,8 @@ impl Sink for KafkaSink {
                     return Err(self.failed(context, error));
                 }
             }
+            // Every in-sync replica has every record (`acks = all`).
+            acks.done();
             Ok(())
         })
     }

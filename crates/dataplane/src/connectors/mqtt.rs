@@ -7,11 +7,13 @@
 //! down: at least once, from broker to pipeline.
 
 use crate::Error;
+use crate::ack::Acks;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Sink, Source};
 use crate::connectors::{Template, decode_message};
 use crate::record::{Batch, Record, into_records, to_json_object};
 use rumqttc::v5::mqttbytes::v5::Packet as Packet5;
 use rumqttc::{Event, Packet};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -337,6 +339,9 @@ pub struct MqttSink {
     topic: Template,
     fields: Vec<Field>,
     published: u64,
+    /// Shares in the acknowledgements of what was published, each with the count of messages published up to the
+    /// end of its batch: done once the broker has acknowledged that many (PUBACK).
+    unacknowledged: VecDeque<(u64, Acks)>,
     /// Connected on first use, so that building a pipeline needs no async runtime.
     connection: Option<Connection>,
 }
@@ -365,8 +370,20 @@ impl MqttSink {
             topic,
             fields,
             published: 0,
+            unacknowledged: VecDeque::new(),
             connection: None,
         })
+    }
+
+    /// Marks done the batches the broker has acknowledged every message of.
+    fn settle(&mut self) {
+        let Some(connection) = &self.connection else { return };
+        let acknowledged = connection.acknowledged.load(Ordering::Relaxed);
+        while self.unacknowledged.front().is_some_and(|(published, _)| *published <= acknowledged) {
+            if let Some((_, acks)) = self.unacknowledged.pop_front() {
+                acks.done();
+            }
+        }
     }
 
     fn connection(&mut self) -> &Connection {
@@ -400,7 +417,7 @@ impl MqttSink {
 }
 
 impl Sink for MqttSink {
-    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+    fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let client = self.connection().client.clone();
             for record in into_records(batch) {
@@ -423,20 +440,33 @@ impl Sink for MqttSink {
                 })?;
                 self.published += 1;
             }
+            self.unacknowledged.push_back((self.published, acks));
+            self.settle();
+            Ok(())
+        })
+    }
+
+    fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.settle();
             Ok(())
         })
     }
 
     fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let Some(connection) = self.connection.take() else { return Ok(()) };
+            let Some(acknowledged) = self.connection.as_ref().map(|connection| connection.acknowledged.clone()) else {
+                return Ok(());
+            };
             // Wait (a while) for the broker to acknowledge everything published.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while connection.acknowledged.load(Ordering::Relaxed) < self.published
-                && tokio::time::Instant::now() < deadline
-            {
+            while acknowledged.load(Ordering::Relaxed) < self.published && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            self.settle();
+            // What the broker did not acknowledge stays unfinished: its sources must not acknowledge it either.
+            self.unacknowledged.clear();
+            let Some(connection) = self.connection.take() else { return Ok(()) };
             let missing = self.published.saturating_sub(connection.acknowledged.load(Ordering::Relaxed));
             if missing > 0 {
                 tracing::warn!(component = context.component, missing, "the broker did not acknowledge every message");

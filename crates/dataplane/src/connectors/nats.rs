@@ -6,6 +6,7 @@
 //! The client reconnects on its own; a source started before its server keeps trying to connect.
 
 use crate::Error;
+use crate::ack::Acks;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Sink, Source};
 use crate::connectors::{Template, decode_message};
 use crate::record::{Batch, Record, into_records, to_json_object};
@@ -109,6 +110,7 @@ pub fn build_sink(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sin
         fields: sink.fields.clone(),
         name: format!("stratum-{}-{}", context.application.name, sink.name),
         client: None,
+        unflushed: Acks::none(),
     }))
 }
 
@@ -119,9 +121,20 @@ pub struct NatsSink {
     name: String,
     /// Connected on first use, so that building a pipeline needs no async runtime.
     client: Option<async_nats::Client>,
+    /// Shares in what was published since the server last confirmed it had everything.
+    unflushed: Acks,
 }
 
 impl NatsSink {
+    /// Waits (a while) until everything published has left the client's buffer for the server.
+    async fn reach_server(&self, client: &async_nats::Client, context: &Context) -> Result<(), Error> {
+        match tokio::time::timeout(Duration::from_secs(10), client.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(self.failed(context, error)),
+            Err(_) => Err(self.failed(context, "the server did not take the last messages within 10 s")),
+        }
+    }
+
     fn failed(&self, context: &Context, source: impl Into<Cause>) -> Error {
         let target = format!("NATS at {}", self.url);
         Error::Deliver { component: context.component.clone(), target, source: source.into() }
@@ -129,7 +142,7 @@ impl NatsSink {
 }
 
 impl Sink for NatsSink {
-    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+    fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             if self.client.is_none() {
                 let client = connect(&self.url, &self.name).await.map_err(|error| self.failed(context, error))?;
@@ -144,6 +157,20 @@ impl Sink for NatsSink {
                     .await
                     .map_err(|error| self.failed(context, error))?;
             }
+            self.unflushed.extend(acks);
+            Ok(())
+        })
+    }
+
+    fn flush<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let Some(client) = self.client.clone() else { return Ok(()) };
+            if self.unflushed.is_empty() {
+                return Ok(());
+            }
+            self.reach_server(&client, context).await?;
+            // Core NATS keeps nothing: reaching the server is as durable as it gets (docs/reliability.md).
+            std::mem::take(&mut self.unflushed).done();
             Ok(())
         })
     }
@@ -151,12 +178,9 @@ impl Sink for NatsSink {
     fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let Some(client) = self.client.take() else { return Ok(()) };
-            // Everything published is in the client's buffer; wait (a while) until it has reached the server.
-            match tokio::time::timeout(Duration::from_secs(10), client.flush()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(self.failed(context, error)),
-                Err(_) => Err(self.failed(context, "the server did not take the last messages within 10 s")),
-            }
+            self.reach_server(&client, context).await?;
+            std::mem::take(&mut self.unflushed).done();
+            Ok(())
         })
     }
 }

@@ -15,7 +15,8 @@ mod specs;
 pub use specs::{select, served_model};
 
 use crate::Error;
-use crate::checkpoint::Checkpoint;
+use crate::ack::{Acks, Settled};
+use crate::checkpoint::{Checkpoint, Checkpointing};
 use crate::component::{Context, DeadLetters, Delivery, Operator, Output, Sink, Source, timed};
 use crate::metrics::{MetricsSnapshot, Registry};
 use crate::record::encoded_size;
@@ -378,60 +379,11 @@ async fn run_pending(pending: Pending) -> Result<(), Error> {
 const TICK: Duration = Duration::from_secs(1);
 
 async fn run_task(task: Task) -> Result<(), Error> {
-    let Task { context, runner, mut checkpoint } = task;
+    let Task { context, runner, checkpoint } = task;
     match runner {
         Runner::Source(source, output) => source.run(output, context).await,
-        Runner::Operator(mut operator, mut receiver, output) => {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let mut out = Vec::new();
-                // Whether its state may have changed: it took in records, or time closed windows.
-                let mut changed = true;
-                // Deliveries first: a tick (which may move an idle stream's watermark on with the wall clock)
-                // only runs when the input is empty.
-                tokio::select! {
-                    biased;
-                    delivery = receiver.recv() => match delivery {
-                        Some(Delivery { port, batch }) => {
-                            context.metrics.queue_depth.store(receiver.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                            context.metrics.count_in(batch.len(), batch.iter().map(encoded_size).sum());
-                            timed(&context.metrics, || operator.process(port, batch, &mut out, &context));
-                        }
-                        None => {
-                            operator.finish(&mut out, &context);
-                            output.send(out).await.ok();
-                            // Everything it held is emitted: nothing is left to take up.
-                            if let Some(checkpoint) = &checkpoint {
-                                checkpoint.remove();
-                            }
-                            return Ok(());
-                        }
-                    },
-                    _ = ticks.tick() => {
-                        operator.tick(Instant::now(), &mut out, &context);
-                        changed = !out.is_empty();
-                    }
-                }
-                if output.send(out).await.is_err() {
-                    // Everything downstream has gone: nothing more to do.
-                    return Ok(());
-                }
-                // Saved once what closed has been sent on: a crash in between sends a window again rather than
-                // never.
-                if let Some(checkpoint) = &mut checkpoint {
-                    if changed {
-                        checkpoint.touch();
-                    }
-                    if checkpoint.due()
-                        && let Some(state) = operator.save()
-                        && let Err(error) = checkpoint.save(&context.component, state).await
-                    {
-                        context.metrics.count_error();
-                        tracing::warn!(component = context.component, %error, "cannot checkpoint");
-                    }
-                }
-            }
+        Runner::Operator(operator, receiver, output) => {
+            run_operator(operator, receiver, output, context, checkpoint.map(Checkpointing::new)).await
         }
         Runner::Sink(mut sink, mut receiver) => {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
@@ -440,10 +392,10 @@ async fn run_task(task: Task) -> Result<(), Error> {
                 tokio::select! {
                     biased;
                     delivery = receiver.recv() => match delivery {
-                        Some(Delivery { batch, .. }) => {
+                        Some(Delivery { batch, acks, .. }) => {
                             context.metrics.queue_depth.store(receiver.len() as u64, std::sync::atomic::Ordering::Relaxed);
                             let started = Instant::now();
-                            let result = sink.write(batch, &context).await;
+                            let result = sink.write(batch, acks, &context).await;
                             context.metrics.observe_latency(started.elapsed());
                             if let Err(error) = result {
                                 context.metrics.count_error();
@@ -462,5 +414,81 @@ async fn run_task(task: Task) -> Result<(), Error> {
                 }
             }
         }
+    }
+}
+
+/// Runs an operator: feeds it its deliveries and the clock's ticks and sends on what it emits. A stateless
+/// operator's records carry on the acknowledgements of what they were made from; a checkpointed one's are settled
+/// by its checkpoints (see [`Checkpointing`]).
+async fn run_operator(
+    mut operator: Box<dyn Operator>,
+    mut receiver: mpsc::Receiver<Delivery>,
+    output: Output,
+    context: Context,
+    mut checkpointing: Option<Checkpointing>,
+) -> Result<(), Error> {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut out = Vec::new();
+        let mut taken = Acks::none();
+        // Deliveries before ticks: a tick (which may move an idle stream's watermark on with the wall clock) only
+        // runs when the input is empty. A settled snapshot comes first of all: it is rare and frees memory.
+        tokio::select! {
+            biased;
+            outcome = settled(&mut checkpointing) => {
+                if let Some(checkpointing) = &mut checkpointing {
+                    checkpointing.complete(outcome, &context).await;
+                }
+                continue;
+            }
+            delivery = receiver.recv() => match delivery {
+                Some(Delivery { port, batch, acks }) => {
+                    context.metrics.queue_depth.store(receiver.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    context.metrics.count_in(batch.len(), batch.iter().map(encoded_size).sum());
+                    timed(&context.metrics, || operator.process(port, batch, &mut out, &context));
+                    taken = acks;
+                    if let Some(checkpointing) = &mut checkpointing {
+                        checkpointing.take(std::mem::take(&mut taken));
+                    }
+                }
+                None => {
+                    operator.finish(&mut out, &context);
+                    let acks = checkpointing.as_ref().map_or_else(Acks::none, Checkpointing::emitted);
+                    output.send_acked(out, acks).await.ok();
+                    // Its consumers' inputs end with its output (unless a successor shares it).
+                    drop(output);
+                    if let Some(checkpointing) = checkpointing {
+                        checkpointing.finish(&context).await;
+                    }
+                    return Ok(());
+                }
+            },
+            _ = ticks.tick() => {
+                operator.tick(Instant::now(), &mut out, &context);
+                if let Some(checkpointing) = &mut checkpointing && !out.is_empty() {
+                    checkpointing.touch();
+                }
+            }
+        }
+        let acks = match &checkpointing {
+            Some(checkpointing) => checkpointing.emitted(),
+            None => taken,
+        };
+        if output.send_acked(out, acks).await.is_err() {
+            // Everything downstream has gone: nothing more to do.
+            return Ok(());
+        }
+        if let Some(checkpointing) = &mut checkpointing {
+            checkpointing.snapshot_if_due(operator.as_ref());
+        }
+    }
+}
+
+/// The outcome of the oldest snapshot waiting for its outputs; forever when there is none.
+async fn settled(checkpointing: &mut Option<Checkpointing>) -> Settled {
+    match checkpointing {
+        Some(checkpointing) => checkpointing.settled().await,
+        None => std::future::pending().await,
     }
 }

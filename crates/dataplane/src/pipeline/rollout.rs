@@ -76,6 +76,7 @@ pub(super) fn roll_out(
         time_scale: options.time_scale,
         model_store: options.model_store.as_deref(),
         mqtt_broker: options.mqtt_broker.as_deref(),
+        data_dir: options.data_dir.as_deref(),
     };
     let mut wiring = lock(&shared.wiring);
     if wiring.ended {
@@ -195,7 +196,7 @@ pub(super) fn roll_out(
         };
         let checkpoint = match (&mut runner, &options.data_dir) {
             // Generators that make up history replay it fast; there is nothing to take up after a crash.
-            (Runner::Operator(operator, ..), Some(data_dir)) if !options.fast_generators => {
+            (Runner::Operator(operator, ..), Some(data_dir)) if operator.keeps_state() && !options.fast_generators => {
                 let checkpoint = Checkpoint::new(data_dir, &name, &fingerprint);
                 // An instance that replaces a running one starts empty: its predecessor drains and emits what it
                 // holds (and removes its checkpoint) before this one starts.

@@ -2,6 +2,7 @@
 //! while the pipeline runs. Old records fall off the front; memory stays bounded whatever the rate.
 
 use crate::Error;
+use crate::ack::Acks;
 use crate::component::{BoxFuture, Context, Sink};
 use crate::record::{Batch, Record};
 use std::collections::VecDeque;
@@ -52,10 +53,12 @@ impl Feed {
 pub struct FeedSink(pub Feed);
 
 impl Sink for FeedSink {
-    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+    fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             context.metrics.count_in(batch.len(), batch.iter().map(crate::record::encoded_size).sum());
             self.0.push(&batch);
+            // A feed is a view, not a place records are kept: it never holds an acknowledgement back.
+            acks.done();
             Ok(())
         })
     }

@@ -5,6 +5,7 @@
 //! temporary name, synced, then renamed), so a reader such as a batch query never sees half a file.
 
 use crate::Error;
+use crate::ack::Acks;
 use crate::component::{BoxFuture, BuildContext, Context, Sink};
 use crate::record::{Batch, Record, datum_to_cell, event_time_position, into_records, to_json_object};
 use parquet::arrow::ArrowWriter;
@@ -61,8 +62,9 @@ pub struct FileSink {
     columns: Option<Vec<usize>>,
     partitions: Vec<(String, usize)>,
     time: Option<usize>,
-    /// Records waiting to be written, by target (a file, or for Parquet a partition and hour).
-    pending: BTreeMap<PathBuf, Vec<Record>>,
+    /// Records waiting to be written, by target (a file, or for Parquet a partition and hour), with shares in
+    /// their acknowledgements: done once the target's file is synced.
+    pending: BTreeMap<PathBuf, (Vec<Record>, Acks)>,
     oldest: Option<Instant>,
     sequence: u64,
 }
@@ -129,12 +131,13 @@ impl FileSink {
         let targets: Vec<PathBuf> = self
             .pending
             .iter()
-            .filter(|(_, records)| due || (self.format == FileFormat::Parquet && records.len() >= PARQUET_ROWS))
+            .filter(|(_, (records, _))| due || (self.format == FileFormat::Parquet && records.len() >= PARQUET_ROWS))
             .map(|(target, _)| target.clone())
             .collect();
         for target in targets {
-            let records = self.pending.remove(&target).unwrap_or_default();
+            let (records, acks) = self.pending.remove(&target).unwrap_or_default();
             self.write_file(&target, &records)?;
+            acks.done();
         }
         if self.pending.is_empty() {
             self.oldest = None;
@@ -232,15 +235,23 @@ fn partition_value(value: &Datum) -> String {
 }
 
 impl Sink for FileSink {
-    fn write<'a>(&'a mut self, batch: Batch, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
+    fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let records = into_records(batch);
             let bytes = records.iter().map(crate::record::encoded_size).sum();
             context.metrics.count_in(records.len(), bytes);
+            let mut previous: Option<PathBuf> = None;
             for record in records {
                 let target = self.target(&record);
-                self.pending.entry(target).or_default().push(record);
+                let (waiting, shares) = self.pending.entry(target.clone()).or_default();
+                // Each target the batch reaches holds a share, so the batch is durable once every one is synced.
+                if previous.as_ref() != Some(&target) {
+                    shares.extend(acks.share());
+                }
+                waiting.push(record);
+                previous = Some(target);
             }
+            acks.done();
             self.oldest.get_or_insert_with(Instant::now);
             // File writes block, but briefly: at most one flush's worth of rows, and only when one is due.
             self.write_out(false)

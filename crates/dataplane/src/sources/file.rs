@@ -1,16 +1,23 @@
 //! `file` sources: CSV (with a header line) and JSON lines, read once or tailed as the file grows, and Parquet
 //! (a file or a directory of parts) read once. Each line is decoded against the schema; a line that does not fit
 //! goes to the dead-letter output with its line number.
+//!
+//! A tailed file's position is kept durably (with a data directory, in `DATA_DIR/offsets/SOURCE.json`) once the
+//! lines before it are durable downstream ([`crate::ack`]), and the next run goes on from there instead of reading
+//! the whole file again: what a crash costs is the lines read since, read a second time. A file that was replaced
+//! or cut shorter than the position is read from its start.
 
 use crate::Error;
+use crate::ack::{Ack, Settled, Settlement};
 use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
 use crate::record::{BadRecord, Record, from_csv_cells, from_json_line};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use stratum_core::Cause;
 use stratum_core::ir::{FileFormat, Source as SourceItem, SourceKind};
 use stratum_core::types::Field;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio::sync::mpsc;
 
 const BATCH: usize = 1024;
 /// How often a tailed file is checked for new lines once its end is reached.
@@ -26,11 +33,16 @@ pub(crate) fn build(source: &SourceItem, context: &BuildContext) -> Result<Box<d
             what: "tailing Parquet (its files are written whole; read them once)".into(),
         });
     }
+    let offsets = match (tail, context.data_dir) {
+        (true, Some(data_dir)) => Some(offset_path(data_dir, &source.name)),
+        _ => None,
+    };
     Ok(Box::new(FileSource {
         path: context.resolve(path),
         format: *format,
         tail: *tail,
         fields: source.fields.clone(),
+        offsets,
     }))
 }
 
@@ -39,6 +51,82 @@ pub(crate) struct FileSource {
     pub format: FileFormat,
     pub tail: bool,
     pub fields: Vec<Field>,
+    /// Where a tailed file's position is kept, when there is a data directory.
+    pub offsets: Option<PathBuf>,
+}
+
+/// Where a source's position in its file is kept under a data directory.
+fn offset_path(data_dir: &Path, source: &str) -> PathBuf {
+    let file: String =
+        source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    data_dir.join("offsets").join(format!("{file}.json"))
+}
+
+/// How far into its file a source is: every line before `offset` (a byte position, after `line` lines) is
+/// durable downstream. The file is told by its path and inode, so a replaced file is read from its start.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Position {
+    path: PathBuf,
+    inode: u64,
+    offset: u64,
+    line: usize,
+}
+
+fn inode(metadata: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::MetadataExt::ino(metadata)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        0
+    }
+}
+
+/// The position a previous run kept for this file, if it still applies.
+fn resume(offsets: &Path, file: &Path, metadata: &std::fs::Metadata, component: &str) -> Option<Position> {
+    let text = std::fs::read(offsets).ok()?;
+    let position: Position = match serde_json::from_slice(&text) {
+        Ok(position) => position,
+        Err(error) => {
+            tracing::warn!(component, path = %offsets.display(), %error, "reading the file from its start: its kept position cannot be read");
+            return None;
+        }
+    };
+    if position.path != file || position.inode != inode(metadata) || position.offset > metadata.len() {
+        tracing::info!(component, path = %file.display(), "reading the file from its start: it was replaced or cut");
+        return None;
+    }
+    Some(position)
+}
+
+/// Keeps positions durably in order, each once the lines before it settled as durable; stops at the first that
+/// did not (those lines are read again next time).
+async fn keep_positions(
+    offsets: PathBuf,
+    mut settled: mpsc::UnboundedReceiver<(Position, Settlement)>,
+    component: String,
+) {
+    let mut kept: Option<u64> = None;
+    while let Some((position, settlement)) = settled.recv().await {
+        if settlement.await == Settled::Failed {
+            return;
+        }
+        if kept == Some(position.offset) {
+            continue;
+        }
+        kept = Some(position.offset);
+        let target = offsets.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec(&position).unwrap_or_default();
+            crate::checkpoint::write_replacing(&target, &bytes)
+        })
+        .await;
+        if let Ok(Err(error)) = written {
+            tracing::warn!(component, %error, "cannot keep the file's position");
+        }
+    }
 }
 
 impl Source for FileSource {
@@ -66,6 +154,24 @@ impl Source for FileSource {
                 return Ok(());
             }
             let file = tokio::fs::File::open(&self.path).await.map_err(|error| read_error(error.into()))?;
+            let metadata = file.metadata().await.map_err(|error| read_error(error.into()))?;
+            let mut resumed =
+                self.offsets.as_deref().and_then(|offsets| resume(offsets, &self.path, &metadata, &context.component));
+            let mut position = Position { path: self.path.clone(), inode: inode(&metadata), offset: 0, line: 0 };
+            let positions_kept = self.offsets.clone().map(|offsets| {
+                let (sender, settled) = mpsc::unbounded_channel();
+                tokio::spawn(keep_positions(offsets, settled, context.component.clone()));
+                sender
+            });
+            // Sends a batch; with kept positions, with an ack whose settlement keeps the position after it.
+            let send = |records: Vec<Record>, position: &Position| {
+                let acked = positions_kept.as_ref().map(|kept| {
+                    let (ack, settlement) = Ack::new();
+                    let _ = kept.send((position.clone(), settlement));
+                    ack
+                });
+                output.send_acked(records, acked.map(Into::into).unwrap_or_default())
+            };
             let mut reader = BufReader::new(file);
             let mut positions: Option<Vec<usize>> = None;
             let mut line = String::new();
@@ -73,6 +179,17 @@ impl Source for FileSource {
             let mut number = 0usize;
             let mut records: Vec<Record> = Vec::with_capacity(BATCH);
             loop {
+                // A kept position is taken up once the header (for CSV) is read: lines before it are skipped.
+                let header_read = self.format != FileFormat::Csv || positions.is_some();
+                if let Some(kept) = resumed.take_if(|kept| header_read && kept.offset > position.offset) {
+                    reader
+                        .seek(std::io::SeekFrom::Start(kept.offset))
+                        .await
+                        .map_err(|error| read_error(error.into()))?;
+                    tracing::info!(component = context.component, line = kept.line, "going on from the kept position");
+                    number = kept.line;
+                    position = kept;
+                }
                 line.clear();
                 let read = reader.read_line(&mut line).await.map_err(|error| read_error(error.into()))?;
                 let complete = line.ends_with('\n');
@@ -82,7 +199,7 @@ impl Source for FileSource {
                     continue;
                 }
                 if read == 0 {
-                    if output.send(std::mem::take(&mut records)).await.is_err() || !self.tail {
+                    if send(std::mem::take(&mut records), &position).await.is_err() || !self.tail {
                         return Ok(());
                     }
                     tokio::select! {
@@ -97,6 +214,8 @@ impl Source for FileSource {
                     pending.as_str()
                 };
                 number += 1;
+                position.offset += (pending.len().max(line.len())) as u64;
+                position.line = number;
                 let text = text.trim_end_matches(['\n', '\r']);
                 if text.trim().is_empty() {
                     pending.clear();
@@ -137,12 +256,12 @@ impl Source for FileSource {
                 }
                 pending.clear();
                 if records.len() >= BATCH
-                    && output.send(std::mem::replace(&mut records, Vec::with_capacity(BATCH))).await.is_err()
+                    && send(std::mem::replace(&mut records, Vec::with_capacity(BATCH)), &position).await.is_err()
                 {
                     return Ok(());
                 }
                 if context.stopping() {
-                    output.send(records).await.ok();
+                    send(records, &position).await.ok();
                     return Ok(());
                 }
             }

@@ -358,6 +358,10 @@ impl Operator for StreamOperator {
         self.close_at(Some(i64::MAX), out);
     }
 
+    fn keeps_state(&self) -> bool {
+        matches!(self.stage, Stage::Window { .. }) || self.join.is_some()
+    }
+
     fn save(&self) -> Option<Vec<u8>> {
         let windows = match &self.stage {
             Stage::Window { windows, .. } => Some(windows.to_save()),
