@@ -249,7 +249,9 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     // The service moved with it: the cloud agent pulled the model and predicts.
     let moved_flags = folder.join("agents/cloud1/out/flags.jsonl");
     wait_until("predictions at the cloud", Duration::from_secs(20), || windows(&moved_flags) >= 4);
-    // And the gateway follows it.
+    // And the gateway follows it, once the cloud agent's next heartbeat says it serves it (503 until then, with
+    // Retry-After).
+    wait_until("the gateway to follow the service", Duration::from_secs(10), || predict(port, "flags", "{}").0 != 503);
     let (code, answer) = predict(port, "flags", r#"{"n": 10}"#);
     assert_eq!((code, answer.as_str()), (200, r#"{"prediction":false}"#));
 

@@ -7,8 +7,9 @@
 //! (its definition and what it reads), and only an instance with the same fingerprint takes it up: a stream whose
 //! definition changed starts empty. A stream that ends cleanly emits everything it held and removes its file.
 //!
-//! What a crash costs: the records a stream took in since its last checkpoint (at most about a second of them),
-//! and a window that closed in that second may be emitted a second time, with what the checkpoint held of it.
+//! What a crash costs: nothing acknowledged. The records a stream took in since its last checkpoint were not yet
+//! acknowledged to their sources ([`Checkpointing`]), which send them again; a window that closed since may be
+//! emitted a second time, with what the checkpoint held of it.
 
 use crate::Error;
 use crate::ack::{Ack, Acks, Settled, Settlement};
@@ -20,6 +21,9 @@ use std::time::{Duration, Instant};
 
 /// How often a changing state is written.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often it is written while sources wait to acknowledge what the stream took in (an HTTP client waits for
+/// its answer until a checkpoint holds its records).
+pub const ACKED_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Where checkpoints live under a data directory.
 pub fn checkpoint_directory(data_dir: &Path) -> PathBuf {
@@ -133,6 +137,11 @@ impl Checkpoint {
         self.changed && self.last_saved.elapsed() >= CHECKPOINT_INTERVAL
     }
 
+    /// When the state is due, at [`ACKED_CHECKPOINT_INTERVAL`], while acknowledgements wait on it.
+    fn due_soon(&self) -> Instant {
+        self.last_saved + ACKED_CHECKPOINT_INTERVAL
+    }
+
     /// Writes `state` (of component `component`, the JSON its operator saved) durably, replacing the previous
     /// checkpoint.
     pub async fn save(&mut self, component: &str, state: Vec<u8>) -> Result<(), Error> {
@@ -219,11 +228,18 @@ impl Checkpointing {
         self.emitted.0.clone().into()
     }
 
-    /// Takes a snapshot of `operator` when one is due.
+    /// Takes a snapshot of `operator` when one is due: every [`CHECKPOINT_INTERVAL`] while its state changes,
+    /// sooner while sources wait on what it took in.
     pub fn snapshot_if_due(&mut self, operator: &dyn Operator) {
-        if self.checkpoint.due() {
+        let soon = !self.taken.is_empty() && Instant::now() >= self.checkpoint.due_soon();
+        if self.checkpoint.due() || soon {
             self.snapshot(operator.save());
         }
+    }
+
+    /// When a snapshot falls due because sources wait on what the operator took in; `None` while none waits.
+    pub fn waited_on(&self) -> Option<Instant> {
+        (!self.taken.is_empty()).then(|| self.checkpoint.due_soon())
     }
 
     fn snapshot(&mut self, state: Option<Vec<u8>>) {

@@ -70,7 +70,7 @@ pub trait Sink: Send + 'static {
     /// the sink puts them — synced to a file, acknowledged by a broker — which may be in a later call; a sink that
     /// fails drops them unfinished.
     fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>>;
-    /// Called about once a second: a sink writes out what it has held long enough (it may wait to make larger
+    /// Called about ten times a second: a sink writes out what it has held long enough (it may wait to make larger
     /// files). Sinks that hold nothing between writes keep this default.
     fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })

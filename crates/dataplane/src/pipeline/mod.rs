@@ -377,6 +377,9 @@ async fn run_pending(pending: Pending) -> Result<(), Error> {
 }
 
 const TICK: Duration = Duration::from_secs(1);
+/// Sinks are flushed more often: each decides when what it holds is due, sooner while sources wait to
+/// acknowledge it.
+const SINK_TICK: Duration = Duration::from_millis(100);
 
 async fn run_task(task: Task) -> Result<(), Error> {
     let Task { context, runner, checkpoint } = task;
@@ -386,7 +389,7 @@ async fn run_task(task: Task) -> Result<(), Error> {
             run_operator(operator, receiver, output, context, checkpoint.map(Checkpointing::new)).await
         }
         Runner::Sink(mut sink, mut receiver) => {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + SINK_TICK, SINK_TICK);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
@@ -432,6 +435,8 @@ async fn run_operator(
     loop {
         let mut out = Vec::new();
         let mut taken = Acks::none();
+        // Sources waiting on what it took in make a snapshot due sooner.
+        let snapshot_due = checkpointing.as_ref().and_then(Checkpointing::waited_on);
         // Deliveries before ticks: a tick (which may move an idle stream's watermark on with the wall clock) only
         // runs when the input is empty. A settled snapshot comes first of all: it is rare and frees memory.
         tokio::select! {
@@ -470,6 +475,7 @@ async fn run_operator(
                     checkpointing.touch();
                 }
             }
+            _ = sleep_until(snapshot_due) => {}
         }
         let acks = match &checkpointing {
             Some(checkpointing) => checkpointing.emitted(),
@@ -482,6 +488,14 @@ async fn run_operator(
         if let Some(checkpointing) = &mut checkpointing {
             checkpointing.snapshot_if_due(operator.as_ref());
         }
+    }
+}
+
+/// Waits until `instant`; forever when there is none.
+async fn sleep_until(instant: Option<Instant>) {
+    match instant {
+        Some(instant) => tokio::time::sleep_until(instant.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -23,8 +23,10 @@ use stratum_ml::columnar::record_batch;
 /// [`PARQUET_MAX_WAIT`]; larger files read faster.
 const PARQUET_ROWS: usize = 100_000;
 const PARQUET_MAX_WAIT: Duration = Duration::from_secs(10);
-/// CSV and JSON lines are appended at least this often.
+/// CSV and JSON lines are appended at least this often, and sooner while a source waits to acknowledge what
+/// they hold (an HTTP client waits for its answer): see [`crate::ack`].
 const TEXT_MAX_WAIT: Duration = Duration::from_secs(1);
+const TEXT_ACKED_WAIT: Duration = Duration::from_millis(100);
 
 pub fn build(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sink>, Error> {
     let SinkKind::File { path, format, partition_by } = &sink.kind else {
@@ -126,7 +128,12 @@ impl FileSink {
 
     /// Writes the pending records of every target (all of them, or only those due).
     fn write_out(&mut self, everything: bool) -> Result<(), Error> {
-        let wait = if self.format == FileFormat::Parquet { PARQUET_MAX_WAIT } else { TEXT_MAX_WAIT };
+        let acked = self.pending.values().any(|(_, acks)| !acks.is_empty());
+        let wait = match self.format {
+            FileFormat::Parquet => PARQUET_MAX_WAIT,
+            _ if acked => TEXT_ACKED_WAIT,
+            _ => TEXT_MAX_WAIT,
+        };
         let due = everything || self.oldest.is_some_and(|oldest| oldest.elapsed() >= wait);
         let targets: Vec<PathBuf> = self
             .pending
