@@ -1,5 +1,6 @@
 //! The HTTP, Kafka and NATS connectors end to end: pushes answered by what the pipeline took, a webhook that
-//! rides out a failing receiver, Kafka offsets committed so that a restarted consumer goes on where it stopped,
+//! rides out a failing receiver, Kafka offsets committed (only for what became durable) so that a restarted
+//! consumer goes on where it stopped,
 //! and (in CI's external stage, against nats-server) NATS subjects with placeholders both ways.
 
 mod common;
@@ -257,6 +258,42 @@ sink archive: jsonl {{
     let summary = running.await.unwrap().unwrap();
     assert_eq!(events_out(&summary, "readings"), 500, "the second run read only what was new");
     assert_eq!(lines(&directory.path().join("out/archive.jsonl")).len(), 1500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_consumer_commits_only_what_became_durable() {
+    let kafka = rdkafka::mocking::MockCluster::new(1).unwrap();
+    kafka.create_topic("readings", 1, 1).unwrap();
+    let brokers = kafka.bootstrap_servers();
+    let directory = tempfile::tempdir().unwrap();
+    let consumer_app = common::application_from_text(
+        "consume.stratum",
+        &format!(
+            r#"app consume
+schema Reading {{ sensor: string  ts: timestamp  value: float }}
+source readings: kafka {{ topic = "readings"  brokers = ["{brokers}"]  group = "archive"  schema = Reading }}
+sink archive: jsonl {{ from = readings  path = "out/archive.jsonl" }}
+"#
+        ),
+    );
+    Pipeline::build(&kafka_producer_app(&brokers, 1000), &options(directory.path())).unwrap().run().await.unwrap();
+
+    // The sink cannot write (a file stands where its directory should be): the run fails, and nothing it read
+    // may count as consumed.
+    std::fs::write(directory.path().join("out"), "in the way").unwrap();
+    let failing = Pipeline::build(&consumer_app, &options(directory.path())).unwrap().run().await;
+    assert!(failing.is_err(), "the sink could not write");
+
+    // Once it can, the same group reads all of it again.
+    std::fs::remove_file(directory.path().join("out")).unwrap();
+    let consumer = Pipeline::build(&consumer_app, &options(directory.path())).unwrap();
+    let stopper = consumer.stopper();
+    let running = tokio::spawn(consumer.run());
+    let archive = directory.path().join("out/archive.jsonl");
+    wait_until("the 1000 records in the file", || lines(&archive).len() >= 1000).await;
+    stopper.stop();
+    running.await.unwrap().unwrap();
+    assert_eq!(lines(&archive).len(), 1000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,13 @@
 //! Kafka through librdkafka: sources that consume a topic in a consumer group, sinks that produce each record as a
 //! JSON object.
 //!
-//! A source stores a message's offset only once its record is in the pipeline, and the stored offsets are
-//! committed every few seconds: a source that stops or crashes starts again after the last committed offset, so
-//! delivery from Kafka into the pipeline is at least once. A sink waits for the brokers to acknowledge every
+//! A source stores a message's offset only once its record is durable downstream ([`crate::ack`]; in order, so
+//! an offset never passes a record that is not), and the stored offsets are committed every second: a source that
+//! stops or crashes starts again after the last committed offset, so delivery from Kafka is at least once. A sink waits for the brokers to acknowledge every
 //! message of a batch (`acks=all`) before it takes the next one.
 
 use crate::Error;
-use crate::ack::Acks;
+use crate::ack::{Ack, Acks, Settled, Settlement};
 use crate::component::{BoxFuture, BuildContext, Context, Output, Sink, Source};
 use crate::connectors::decode_message;
 use crate::record::{Batch, Record, into_records, to_json_object};
@@ -16,6 +16,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use std::collections::VecDeque;
 use std::time::Duration;
 use stratum_core::Cause;
 use stratum_core::ir::{Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind};
@@ -25,6 +26,8 @@ use stratum_core::types::Field;
 const SOURCE_BATCH: usize = 1024;
 /// How long a source waits for more messages before it sends a batch that is not full.
 const BATCH_WAIT: Duration = Duration::from_millis(5);
+/// How long a stopping source waits for what it sent to become durable, so that it can commit those offsets.
+const SETTLE_WAIT: Duration = Duration::from_secs(15);
 /// How long a sink waits for the brokers to take a message before it reports the batch as failed.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -96,8 +99,15 @@ impl Source for KafkaSource {
             let mut records: Vec<Record> = Vec::new();
             // (partition, offset) of the last message taken from each partition in this batch.
             let mut offsets: Vec<(i32, i64)> = Vec::new();
+            // Batches sent and not yet durable, oldest first, with their offsets.
+            let mut unsettled = Unsettled::default();
             loop {
                 let first = tokio::select! {
+                    biased;
+                    outcome = unsettled.next() => {
+                        unsettled.settle(outcome, &consumer, &self.topic, &context);
+                        continue;
+                    }
                     message = consumer.recv() => Some(message),
                     _ = context.stopped() => None,
                 };
@@ -132,16 +142,22 @@ impl Source for KafkaSource {
                         next = tokio::time::timeout_at(deadline, consumer.recv()).await.ok();
                     }
                 }
-                if output.send(std::mem::take(&mut records)).await.is_err() {
+                let (ack, settlement) = Ack::new();
+                if output.send_acked(std::mem::take(&mut records), ack.into()).await.is_err() {
                     break;
                 }
-                // In the pipeline now: the next commit may move past them.
-                for (partition, offset) in offsets.drain(..) {
-                    if let Err(error) = consumer.store_offset(&self.topic, partition, offset) {
-                        tracing::warn!(component = context.component, %error, partition, offset, "cannot store a Kafka offset");
-                    }
-                }
+                unsettled.batches.push_back((std::mem::take(&mut offsets), settlement));
             }
+            // What is still on its way: its offsets are stored as it becomes durable (downstream drains meanwhile:
+            // its input ends with this output).
+            drop(output);
+            let _ = tokio::time::timeout(SETTLE_WAIT, async {
+                while !unsettled.batches.is_empty() {
+                    let outcome = unsettled.next().await;
+                    unsettled.settle(outcome, &consumer, &self.topic, &context);
+                }
+            })
+            .await;
             // Commit what was stored before leaving the group, so that a restart does not read it again.
             if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
                 tracing::debug!(component = context.component, %error, "nothing to commit");
@@ -151,6 +167,38 @@ impl Source for KafkaSource {
             let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
             Ok(())
         })
+    }
+}
+
+/// A source's batches on their way, with the offsets each moves past.
+#[derive(Default)]
+struct Unsettled {
+    batches: VecDeque<(Vec<(i32, i64)>, Settlement)>,
+    /// A batch was not made durable: no later offset may be stored, or it would skip that batch.
+    failed: bool,
+}
+
+impl Unsettled {
+    /// The outcome of the oldest batch (never, while there is none).
+    async fn next(&mut self) -> Settled {
+        match self.batches.front_mut() {
+            Some((_, settlement)) => settlement.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stores the oldest batch's offsets, once it settled durable, for the next commit.
+    fn settle(&mut self, outcome: Settled, consumer: &StreamConsumer, topic: &str, context: &Context) {
+        let Some((offsets, _)) = self.batches.pop_front() else { return };
+        self.failed |= outcome == Settled::Failed;
+        if self.failed {
+            return;
+        }
+        for (partition, offset) in offsets {
+            if let Err(error) = consumer.store_offset(topic, partition, offset) {
+                tracing::warn!(component = context.component, %error, partition, offset, "cannot store a Kafka offset");
+            }
+        }
     }
 }
 
