@@ -1,6 +1,7 @@
 //! MQTT end to end: events per second from a publisher through a broker into the pipeline's MQTT source and a
 //! keyed window, through the embedded broker and through Mosquitto, next to Mosquitto's own limit measured with
-//! its tools (mosquitto_pub -l piping lines to mosquitto_sub -C) in the same run. Every message is QoS 1.
+//! its tools (mosquitto_pub -l piping lines to mosquitto_sub -C) in the same run. Every message is QoS 1. Each
+//! pipeline runs twice: acknowledging what is in the pipeline (no data directory), and with its ingest log.
 //!
 //! Run: `cargo bench -p stratum-dataplane --bench mqtt` (needs the Debian package `mosquitto` and
 //! `mosquitto-clients`); STRATUM_MQTT_BENCH_MESSAGES sets the count (default 200,000).
@@ -39,8 +40,9 @@ fn payload(index: usize) -> String {
     )
 }
 
-/// Messages per second from the first publication until the pipeline's source has taken them all.
-async fn through_pipeline(url: &str, messages: usize) -> f64 {
+/// Messages per second from the first publication until the pipeline's source has taken them all. A `durable`
+/// pipeline has a data directory: its source keeps each batch in its ingest log (synced) before acknowledging it.
+async fn through_pipeline(url: &str, messages: usize, durable: bool) -> f64 {
     let checked = stratum_lang::check_text(
         "bench.stratum",
         &APP.replace("app mqtt_bench", &format!("app bench_{}", free_port())),
@@ -50,6 +52,7 @@ async fn through_pipeline(url: &str, messages: usize) -> f64 {
     let options = PipelineOptions {
         base_dir: directory.path().into(),
         mqtt_broker: Some(url.into()),
+        data_dir: durable.then(|| directory.path().join("data")),
         ..PipelineOptions::default()
     };
     let pipeline = Pipeline::build(&application, &options).unwrap();
@@ -125,8 +128,11 @@ fn main() {
         format!("127.0.0.1:{}", free_port()).parse().unwrap(),
     )
     .unwrap();
-    let rate = runtime.block_on(through_pipeline(&embedded.url(), messages));
+    let rate = runtime.block_on(through_pipeline(&embedded.url(), messages, false));
     println!("publisher -> embedded broker (rumqttd) -> pipeline: {rate:.0} messages/s");
+    let durable = runtime.block_on(through_pipeline(&embedded.url(), messages, true));
+    println!("publisher -> embedded broker (rumqttd) -> pipeline with its ingest log: {durable:.0} messages/s");
+    println!("ratio with / without the ingest log: {:.2}", durable / rate);
 
     let port = free_port();
     let directory = tempfile::tempdir().unwrap();
@@ -142,8 +148,10 @@ fn main() {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let through = runtime.block_on(through_pipeline(&format!("mqtt://127.0.0.1:{port}"), messages));
+    let through = runtime.block_on(through_pipeline(&format!("mqtt://127.0.0.1:{port}"), messages, false));
     println!("publisher -> Mosquitto -> pipeline: {through:.0} messages/s");
+    let durable = runtime.block_on(through_pipeline(&format!("mqtt://127.0.0.1:{port}"), messages, true));
+    println!("publisher -> Mosquitto -> pipeline with its ingest log: {durable:.0} messages/s");
     let tools = mosquitto_tools(port, messages);
     println!("mosquitto_pub -> Mosquitto -> mosquitto_sub: {tools:.0} messages/s");
     println!("ratio pipeline / Mosquitto's tools: {:.2}", through / tools);

@@ -9,6 +9,7 @@ pub mod ack;
 pub mod checkpoint;
 pub mod component;
 pub mod connectors;
+pub mod ingest;
 pub mod log;
 pub mod metrics;
 pub mod pipeline;

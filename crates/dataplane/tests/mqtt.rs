@@ -1,6 +1,6 @@
 //! MQTT end to end: a publisher sends detections to wildcard topics, the pipeline windows them and publishes the
 //! counts back to MQTT; through the embedded broker (MQTT 3.1.1 and 5) and, in CI's external stage, through a
-//! real Mosquitto.
+//! real Mosquitto. Messages acknowledged to the broker survive a crash (the source's ingest log).
 
 mod common;
 
@@ -206,4 +206,67 @@ async fn detections_flow_through_mosquitto() {
     let url = format!("mqtt://127.0.0.1:{port}");
     round_trip(&url, &url).await;
     round_trip(&format!("mqtt5://127.0.0.1:{port}"), &url).await;
+}
+
+/// A crash, right after the broker got every PUBACK: the source had kept the messages in its ingest log before
+/// acknowledging them, and its next run sends them on. Every acknowledged message reaches the file.
+#[test]
+fn messages_acknowledged_to_the_broker_survive_a_crash_right_after() {
+    let broker = EmbeddedBroker::start(
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+    )
+    .unwrap();
+    let text = r#"app mqtt_ingest
+schema Detection { camera: string  ts: timestamp  class: string  speed_kmh: float }
+source detections: mqtt { topic = "traffic/+/detections"  schema = Detection }
+sink kept: jsonl { from = detections  path = "out/kept.jsonl" }
+"#;
+    let application = common::application_from_text("ingest.stratum", text);
+    let directory = tempfile::tempdir().unwrap();
+    let options = PipelineOptions {
+        base_dir: directory.path().into(),
+        data_dir: Some(directory.path().join("data")),
+        mqtt_broker: Some(broker.url()),
+        ..PipelineOptions::default()
+    };
+    let address = BrokerAddress::parse(&broker.url()).unwrap();
+    let count = 2000;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let running = runtime.block_on(async {
+        let running = Pipeline::build(&application, &options).unwrap().start();
+        // The source connects and subscribes before anything is published.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::timeout(Duration::from_secs(60), publish(&address, count)).await.expect("publishing finishes");
+        running
+    });
+    std::mem::forget(running);
+    runtime.shutdown_background();
+
+    let kept = directory.path().join("out/kept.jsonl");
+    let distinct = || -> std::collections::BTreeSet<String> {
+        std::fs::read_to_string(&kept)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["ts"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let pipeline = Pipeline::build(&application, &options).unwrap();
+        let stopper = pipeline.stopper();
+        let running = tokio::spawn(pipeline.run());
+        let started = Instant::now();
+        while distinct().len() < count {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{} of {count} acknowledged messages reached the file",
+                distinct().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stopper.stop();
+        running.await.unwrap().unwrap();
+    });
+    assert_eq!(distinct().len(), count);
 }

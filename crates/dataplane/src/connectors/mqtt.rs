@@ -10,11 +10,13 @@ use crate::Error;
 use crate::ack::Acks;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Sink, Source};
 use crate::connectors::{Template, decode_message};
+use crate::ingest::{IngestLog, ingest_directory};
 use crate::record::{Batch, Record, into_records, to_json_object};
 use rumqttc::v5::mqttbytes::v5::Packet as Packet5;
 use rumqttc::{Event, Packet};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -196,6 +198,7 @@ pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<d
         filter: topic.clone(),
         fields: source.fields.clone(),
         client_id: format!("stratum-{}-{}", context.application.name, source.name),
+        ingest: context.data_dir.map(|data_dir| ingest_directory(data_dir, &source.name)),
     }))
 }
 
@@ -204,6 +207,9 @@ pub struct MqttSource {
     pub filter: String,
     pub fields: Vec<Field>,
     pub client_id: String,
+    /// Where it keeps what it acknowledged before the pipeline made it durable ([`crate::ingest`]); without a
+    /// data directory it acknowledges what is in the pipeline.
+    pub ingest: Option<PathBuf>,
 }
 
 /// Messages gathered into one batch at most.
@@ -216,6 +222,10 @@ const HIGH_WATER: u64 = 8192;
 impl Source for MqttSource {
     fn run(self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
         Box::pin(async move {
+            let ingest = match &self.ingest {
+                Some(directory) => Some(IngestLog::open(directory, &output, &context).await?),
+                None => None,
+            };
             let (client, mut event_loop) = connect(&self.broker, &self.client_id, true);
             // The event loop runs on its own task, so that it always drains the client's requests (acknowledgements)
             // and no poll is ever cancelled half-way. What it sees waits in a channel: QoS 1 messages are bounded
@@ -267,16 +277,32 @@ impl Source for MqttSource {
                         }
                     }
                 }
-                if !records.is_empty() {
-                    if output.send(std::mem::take(&mut records)).await.is_err() {
-                        client.try_disconnect();
-                        polling.abort();
-                        return Ok(());
+                if records.is_empty() {
+                    continue;
+                }
+                let records = std::mem::take(&mut records);
+                let sent = match &ingest {
+                    // In the ingest log, synced: the broker may forget them, and the pipeline has them after.
+                    Some(ingest) => {
+                        let sequence = ingest.keep(&records).await?;
+                        for delivery in deliveries.drain(..) {
+                            client.acknowledge(&delivery).await;
+                        }
+                        ingest.send(sequence, records, &output).await.is_ok()
                     }
-                    // In the pipeline now: the broker may forget them.
-                    for delivery in deliveries.drain(..) {
-                        client.acknowledge(&delivery).await;
+                    // In the pipeline: the broker may forget them (a crash in the next moment loses them).
+                    None => {
+                        let sent = output.send(records).await.is_ok();
+                        for delivery in deliveries.drain(..).filter(|_| sent) {
+                            client.acknowledge(&delivery).await;
+                        }
+                        sent
                     }
+                };
+                if !sent {
+                    client.try_disconnect();
+                    polling.abort();
+                    return Ok(());
                 }
             }
         })
