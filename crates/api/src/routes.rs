@@ -13,11 +13,12 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Serialize;
 use std::sync::Arc;
 use stratum_control::api::same_token;
 use stratum_control::protocol::{Heartbeat, Join, TrainingRequest};
+use stratum_control::server::AGENT_KEY_HEADER;
 use stratum_control::serving::ErrorCode;
 use stratum_lang::Severity;
 
@@ -156,7 +157,7 @@ pub fn routes() -> Vec<Route> {
         )
         .takes::<serde_json::Value>()
         .answers::<JoinAnswer>()
-        .errors(&[404]),
+        .errors(&[403, 404]),
         Route::new(
             Method::POST,
             "/v1/agents/{name}/heartbeat",
@@ -167,6 +168,16 @@ pub fn routes() -> Vec<Route> {
         .parameter("name", "path", "the agent")
         .takes::<serde_json::Value>()
         .body_limit(PREDICTION_BODY)
+        .errors(&[403, 404]),
+        Route::new(
+            Method::DELETE,
+            "/v1/agents/{name}",
+            Operator,
+            "Forgets an agent: its key goes, so that another machine may join under its name (a replacement)",
+            delete(forget_agent),
+        )
+        .parameter("name", "path", "the agent")
+        .answers::<ForgetAnswer>()
         .errors(&[404]),
         Route::new(
             Method::GET,
@@ -565,23 +576,43 @@ fn server(plane: &ControlPlane) -> Result<&Arc<stratum_control::server::Server>,
     })
 }
 
-async fn join(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+/// The key an agent presents, if any.
+fn agent_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get(AGENT_KEY_HEADER).and_then(|value| value.to_str().ok())
+}
+
+async fn join(
+    State(plane): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    request: Result<Bytes, BytesRejection>,
+) -> Answer {
     let server = server(&plane)?;
-    server.join(parse::<Join>(request)?);
-    ok(&JoinAnswer { heartbeat_milliseconds: 1000 })
+    let key = server.join(parse::<Join>(request)?, agent_key(&headers))?;
+    ok(&JoinAnswer { heartbeat_milliseconds: 1000, key })
 }
 
 async fn heartbeat(
     State(plane): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let server = server(&plane)?;
+    server.check_agent_key(&name, agent_key(&headers))?;
     match server.heartbeat(&name, parse::<Heartbeat>(request)?) {
         Some(answer) => ok(&answer),
         None => {
             Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no agent `{name}`: join first")))
         }
+    }
+}
+
+async fn forget_agent(State(plane): State<Arc<ControlPlane>>, Path(name): Path<String>) -> Answer {
+    let server = server(&plane)?;
+    match server.forget_agent(&name) {
+        Ok(true) => ok(&ForgetAnswer { forgotten: name }),
+        Ok(false) => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no agent `{name}`"))),
+        Err(error) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, error.to_string())),
     }
 }
 

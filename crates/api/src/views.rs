@@ -429,6 +429,16 @@ pub struct HostPlan {
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct JoinAnswer {
     pub heartbeat_milliseconds: u64,
+    /// The agent's own key, issued at its first join: it presents it (header `x-stratum-agent-key`) with every
+    /// later join and heartbeat, and no other machine can join or heartbeat under its name without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// An agent an operator forgot.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ForgetAnswer {
+    pub forgotten: String,
 }
 
 /// Bytes stored in the blob store.

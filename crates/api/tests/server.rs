@@ -117,6 +117,39 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     }
     api.wait_for("two agents", "/v1/status", |status| status["agents"].as_array().unwrap().len() == 2).await;
 
+    // Each agent holds its own key, issued at its first join: the join token alone cannot take over its name.
+    let joining = |name: &str| {
+        json!({ "name": name, "resources": { "cpu": 1.0, "memory_bytes": 1, "arch": "x" }, "data_address": "127.0.0.1:9" })
+            .to_string()
+    };
+    let (code, body) = api.call(Method::POST, "/v1/agents/join", Some(JOIN), Some(joining("edge1"))).await;
+    assert_eq!(code.as_u16(), 403, "an impostor join: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("held by another machine"), "{body}");
+    let beat = api.call(Method::POST, "/v1/agents/edge1/heartbeat", Some(JOIN), Some("{}".into())).await;
+    assert_eq!(beat.0.as_u16(), 403, "an impostor heartbeat: {}", beat.1);
+    let with_key = |path: &str, key: &str, body: String| {
+        api.http.post(format!("{base}{path}")).bearer_auth(JOIN).header("x-stratum-agent-key", key).body(body).send()
+    };
+    let wrong = with_key("/v1/agents/edge1/heartbeat", "0123", "{}".into()).await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 403, "a wrong key");
+    // A replacement machine takes a name only once an operator has forgotten the old one.
+    let (code, first) = api.call(Method::POST, "/v1/agents/join", Some(JOIN), Some(joining("spare"))).await;
+    assert_eq!(code.as_u16(), 200, "{first}");
+    let key = first["key"].as_str().unwrap().to_string();
+    assert_eq!(key.len(), 64);
+    let again = with_key("/v1/agents/join", &key, joining("spare")).await.unwrap();
+    assert_eq!(again.status().as_u16(), 200, "the same machine joins again with its key");
+    assert!(again.text().await.unwrap().find("key").is_none(), "a key is issued once");
+    assert_eq!(api.call(Method::POST, "/v1/agents/join", Some(JOIN), Some(joining("spare"))).await.0.as_u16(), 403);
+    assert_eq!(api.call(Method::DELETE, "/v1/agents/spare", Some(VIEWER), None).await.0.as_u16(), 403);
+    assert_eq!(api.call(Method::DELETE, "/v1/agents/nobody", Some(OPERATOR), None).await.0.as_u16(), 404);
+    let (code, forgotten) = api.call(Method::DELETE, "/v1/agents/spare", Some(OPERATOR), None).await;
+    assert_eq!((code.as_u16(), &forgotten["forgotten"]), (200, &json!("spare")), "{forgotten}");
+    let (code, replaced) = api.call(Method::POST, "/v1/agents/join", Some(JOIN), Some(joining("spare"))).await;
+    assert_eq!(code.as_u16(), 200, "{replaced}");
+    assert_ne!(replaced["key"].as_str().unwrap(), key, "the replacement gets a key of its own");
+    assert_eq!(api.call(Method::DELETE, "/v1/agents/spare", Some(OPERATOR), None).await.0.as_u16(), 200);
+
     // An application with an import: the file it imports goes with it, and both are kept beside each other.
     let imported = "schema Labelled { n: int  busy: bool }\n";
     let main = APP.replace(imported, "").replace("app small\n", "app small\nimport \"lib/labelled.stratum\"\n");

@@ -13,6 +13,7 @@ use crate::protocol::{
     TrainingResult, TrainingWork,
 };
 use crate::reconcile::{self, Action, Backoff, Reconciler};
+use crate::server::AGENT_KEY_HEADER;
 use crate::serving::ServicePool;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -107,6 +108,9 @@ pub struct Agent {
     restart_due: Option<Instant>,
     /// The checkpoints sent to the control plane, with each file's modification time then.
     checkpoints_sent: HashMap<String, std::time::SystemTime>,
+    /// Its own key, issued by the control plane at its first join and kept in `DATA_DIR/agent.key`: only it can
+    /// join or heartbeat under its name.
+    key: Mutex<Option<String>>,
 }
 
 /// A checkpoint larger than this stays on its machine, and a heartbeat carries at most this much of them (the
@@ -160,6 +164,7 @@ impl Agent {
             }
             None => None,
         };
+        let key = Mutex::new(kept_key(&options.data_dir));
         let agent = Agent {
             options,
             client,
@@ -179,6 +184,7 @@ impl Agent {
             restart_backoff: Backoff::default(),
             restart_due: None,
             checkpoints_sent: HashMap::new(),
+            key,
         };
         Ok((agent, router))
     }
@@ -205,8 +211,7 @@ impl Agent {
             api_address: self.api_address.clone(),
         };
         let response = self
-            .client
-            .post(self.url("/v1/agents/join"))
+            .with_key(self.client.post(self.url("/v1/agents/join")))
             .bearer_auth(&self.options.join_token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&join).unwrap_or_default())
@@ -214,11 +219,32 @@ impl Agent {
             .await
             .map_err(|error| Error::Agent(format!("cannot reach the control plane: {error}").into()))?;
         match response.status().as_u16() {
-            200 => Ok(()),
-            401 | 403 => Err(Error::Refused("the control plane refused the join token".into())),
+            200 => {
+                #[derive(serde::Deserialize)]
+                struct Joined {
+                    key: Option<String>,
+                }
+                let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
+                let joined: Joined = serde_json::from_str(&text).map_err(|error| Error::Agent(error.into()))?;
+                if let Some(key) = joined.key {
+                    keep_key(&self.options.data_dir, &key)?;
+                    *lock(&self.key) = Some(key);
+                }
+                Ok(())
+            }
+            401 => Err(Error::Refused("the control plane refused the join token".into())),
+            403 => Err(Error::Refused(refusal_message(response).await)),
             status => Err(Error::Agent(
                 format!("join answered {status}: {}", response.text().await.unwrap_or_default()).into(),
             )),
+        }
+    }
+
+    /// A request to the control plane with the agent's key, when it has one.
+    fn with_key(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match lock(&self.key).as_deref() {
+            Some(key) => request.header(AGENT_KEY_HEADER, key),
+            None => request,
         }
     }
 
@@ -258,8 +284,7 @@ impl Agent {
             feeds,
         };
         let response = self
-            .client
-            .post(self.url(&format!("/v1/agents/{}/heartbeat", self.options.name)))
+            .with_key(self.client.post(self.url(&format!("/v1/agents/{}/heartbeat", self.options.name))))
             .bearer_auth(&self.options.join_token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&beat).unwrap_or_default())
@@ -269,6 +294,7 @@ impl Agent {
         match response.status().as_u16() {
             200 => {}
             404 => return self.join().await,
+            403 => return Err(Error::Refused(refusal_message(response).await)),
             status => return Err(Error::Agent(format!("heartbeat answered {status}").into())),
         }
         let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
@@ -678,4 +704,39 @@ impl Reconciler for Heartbeats {
         tracing::info!(%error, "cannot join yet; trying again");
         Action::Requeue(backoff.after(Duration::ZERO))
     }
+}
+
+/// Where an agent keeps its own key.
+fn key_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("agent.key")
+}
+
+/// The key an earlier run of this agent was issued, if any.
+fn kept_key(data_dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(key_path(data_dir)).ok().map(|key| key.trim().to_string()).filter(|key| !key.is_empty())
+}
+
+/// Keeps the agent's key where only its user can read it.
+fn keep_key(data_dir: &std::path::Path, key: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let path = key_path(data_dir);
+    let io = |error: std::io::Error| {
+        Error::Agent(format!("cannot keep the agent's key in {}: {error}", path.display()).into())
+    };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(io)?;
+    file.write_all(key.as_bytes()).and_then(|()| file.sync_all()).map_err(io)
+}
+
+/// The message of a refusal answer (`{"error": {"message": …}}`), or its text.
+async fn refusal_message(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|answer| answer["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or(text)
 }

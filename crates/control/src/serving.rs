@@ -76,8 +76,10 @@ impl Refusal {
     /// The error code the APIs answer it with.
     pub fn code(&self) -> ErrorCode {
         match self.status {
+            403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,
             429 => ErrorCode::Overloaded,
+            500 => ErrorCode::Internal,
             502 => ErrorCode::BadGateway,
             503 => ErrorCode::Unavailable,
             _ => ErrorCode::BadRequest,

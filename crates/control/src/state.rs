@@ -58,6 +58,10 @@ const MIGRATIONS: &[&str] = &[
         count INTEGER NOT NULL,
         PRIMARY KEY (app, version, component)
     );",
+    "CREATE TABLE agent_keys (
+        name TEXT PRIMARY KEY,
+        key_sha256 TEXT NOT NULL
+    );",
 ];
 
 /// One thing that happened to an application.
@@ -193,6 +197,35 @@ impl StateStore {
             )
             .map_err(state_error)?;
         Ok(())
+    }
+
+    /// The sha256 of the key issued to the agent of that name, if one was.
+    pub fn agent_key(&self, name: &str) -> Result<Option<String>, Error> {
+        self.connection()
+            .query_row("SELECT key_sha256 FROM agent_keys WHERE name = ?1", params![name], |row| row.get(0))
+            .optional()
+            .map_err(state_error)
+    }
+
+    /// Remembers the sha256 of the key issued to an agent (the key itself is never stored).
+    pub fn record_agent_key(&self, name: &str, key_sha256: &str) -> Result<(), Error> {
+        self.connection()
+            .execute(
+                "INSERT INTO agent_keys (name, key_sha256) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET key_sha256 = excluded.key_sha256",
+                params![name, key_sha256],
+            )
+            .map_err(state_error)?;
+        Ok(())
+    }
+
+    /// Forgets an agent — its description and its key, so that the next join under its name is a new machine
+    /// with a new key; whether there was anything to forget.
+    pub fn forget_agent(&self, name: &str) -> Result<bool, Error> {
+        let connection = self.connection();
+        let keys = connection.execute("DELETE FROM agent_keys WHERE name = ?1", params![name]).map_err(state_error)?;
+        let agents = connection.execute("DELETE FROM agents WHERE name = ?1", params![name]).map_err(state_error)?;
+        Ok(keys + agents > 0)
     }
 
     /// Every agent that ever joined: (name, description as JSON).

@@ -230,15 +230,32 @@ impl Delivered {
 /// receiver runs.
 pub struct Receiver {
     listener: TcpListener,
-    expected: Arc<Mutex<HashMap<String, u64>>>,
+    paths: Paths,
 }
+
+/// What the receiver knows of each path, shared by its connections.
+type Paths = Arc<Mutex<HashMap<String, Arc<PathState>>>>;
+
+/// One path at the receiver: one connection serves it at a time (a new one takes over, and waits until the one
+/// before has settled what it handed on), and everything before `durable` is done with.
+#[derive(Default)]
+struct PathState {
+    serving: tokio::sync::Mutex<()>,
+    durable: std::sync::atomic::AtomicU64,
+    /// Bumped by each new connection, so that the one before stops reading (it may be stuck on a dead link).
+    generation: watch::Sender<u64>,
+}
+
+/// How long a connection that ended waits for its consumer to finish what it handed on before the next
+/// connection of its path goes on without it (what is not finished by then is sent again).
+const SETTLE_WAIT: Duration = Duration::from_secs(30);
 
 impl Receiver {
     pub async fn bind(address: &str) -> Result<Receiver, Error> {
         let listener = TcpListener::bind(address)
             .await
             .map_err(|error| Error::Io { context: format!("transfer: cannot listen on {address}"), source: error })?;
-        Ok(Receiver { listener, expected: Arc::default() })
+        Ok(Receiver { listener, paths: Arc::default() })
     }
 
     pub fn local_address(&self) -> Result<SocketAddr, Error> {
@@ -252,9 +269,9 @@ impl Receiver {
                 accepted = self.listener.accept() => {
                     let Ok((stream, peer)) = accepted else { continue };
                     let deliveries = deliveries.clone();
-                    let expected = self.expected.clone();
+                    let paths = self.paths.clone();
                     tokio::spawn(async move {
-                        if let Err(error) = receive(stream, deliveries, expected).await {
+                        if let Err(error) = receive(stream, deliveries, paths).await {
                             tracing::debug!(%peer, %error, "forwarder connection ended");
                         }
                     });
@@ -265,11 +282,8 @@ impl Receiver {
     }
 }
 
-async fn receive(
-    stream: TcpStream,
-    deliveries: mpsc::Sender<Delivered>,
-    expected: Arc<Mutex<HashMap<String, u64>>>,
-) -> std::io::Result<()> {
+async fn receive(stream: TcpStream, deliveries: mpsc::Sender<Delivered>, paths: Paths) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
     stream.set_nodelay(true).ok();
     let (reader, writer) = stream.into_split();
     let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
@@ -278,32 +292,47 @@ async fn receive(
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected HELLO"));
     }
     let path = String::from_utf8_lossy(&body).into_owned();
-    let mut next = expected.lock().map(|map| map.get(&path).copied().unwrap_or(0)).unwrap_or(0);
+    let state = match paths.lock() {
+        Ok(mut paths) => paths.entry(path.clone()).or_default().clone(),
+        Err(_) => return Err(std::io::Error::other("the receiver's path table was poisoned")),
+    };
+    // Take over the path: the connection before stops reading, settles what it handed on, and lets go.
+    let mut mine = 0;
+    state.generation.send_modify(|generation| {
+        *generation += 1;
+        mine = *generation;
+    });
+    let mut superseded = state.generation.subscribe();
+    let _serving = state.serving.lock().await;
+    let mut next = state.durable.load(Ordering::Acquire);
     write_frame(&mut writer, WELCOME, &[&next.to_le_bytes()]).await?;
     writer.flush().await?;
     // Entries are handed on as they arrive and acknowledged in order as their consumer finishes them, which may
     // take a while (until a sink has synced them): many are in flight at once, as the forwarder sends them.
     let (handed, mut in_flight) = mpsc::channel::<(u64, oneshot::Receiver<()>)>(IN_FLIGHT as usize);
     let acknowledge = async {
+        let mut writing = true;
         while let Some((sequence, handled)) = in_flight.recv().await {
             if handled.await.is_err() {
-                // Not finished (the pipeline failed or stopped): end the connection, and the forwarder sends it
-                // and everything after it again.
-                return Ok(());
+                // Not finished (the pipeline failed or stopped): the forwarder sends it and everything after it
+                // again, on a new connection.
+                return;
             }
-            if let Ok(mut map) = expected.lock() {
-                map.insert(path.clone(), sequence + 1);
-            }
-            write_frame(&mut writer, ACK, &[&sequence.to_le_bytes()]).await?;
-            if in_flight.is_empty() {
-                writer.flush().await?;
+            state.durable.fetch_max(sequence + 1, Ordering::AcqRel);
+            // Once the connection has gone, what is finished is still noted, for the next connection's WELCOME.
+            if writing {
+                writing = write_frame(&mut writer, ACK, &[&sequence.to_le_bytes()]).await.is_ok()
+                    && (!in_flight.is_empty() || writer.flush().await.is_ok());
             }
         }
-        Ok(())
     };
-    let hand_on = async {
+    let hand_on = async move {
         loop {
-            let (kind, body) = read_frame(&mut reader).await?;
+            let frame = tokio::select! {
+                frame = read_frame(&mut reader) => frame?,
+                _ = superseded.wait_for(|generation| *generation != mine) => return Ok(()),
+            };
+            let (kind, body) = frame;
             if kind != DATA || body.len() < 16 {
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected DATA"));
             }
@@ -317,7 +346,7 @@ async fn receive(
                 }
                 next = sequence + 1;
             } else {
-                // Handed on before: acknowledged again, in its turn.
+                // Finished before (everything before `durable` is): acknowledged again, in its turn.
                 done.send(()).ok();
             }
             if handed.send((sequence, handled)).await.is_err() {
@@ -325,9 +354,13 @@ async fn receive(
             }
         }
     };
-    // Whichever ends first ends the connection.
-    tokio::select! {
-        result = acknowledge => result,
+    tokio::pin!(acknowledge);
+    let result = tokio::select! {
+        () = &mut acknowledge => Ok(()),
         result = hand_on => result,
-    }
+    };
+    // The reading ended (and with it the sender of `in_flight`): settle what was handed on, within a bound, so
+    // that the next connection of this path does not take it again.
+    let _ = tokio::time::timeout(SETTLE_WAIT, acknowledge).await;
+    result
 }

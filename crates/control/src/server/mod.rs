@@ -12,7 +12,7 @@ use crate::Error;
 use crate::placement::Placed;
 use crate::protocol::{Assignment, CheckpointCopy, FeedReport, Heartbeat, HeartbeatAnswer, Join};
 use crate::qos::ClusterPolicies;
-use crate::serving::ServiceState;
+use crate::serving::{Refusal, ServiceState};
 use crate::state::StateStore;
 use crate::training::TrainingJob;
 use std::collections::BTreeMap;
@@ -227,8 +227,70 @@ impl Server {
         Ok(version)
     }
 
-    /// An agent joins (or joins again): it is alive from now on, and the next reconcile gives it work.
-    pub fn join(&self, join: Join) {
+    /// Checks the key an agent presents (header [`AGENT_KEY_HEADER`]) against the one issued to its name at its
+    /// first join. A name no key was issued for needs none (it has not joined yet, or was forgotten).
+    pub fn check_agent_key(&self, name: &str, key: Option<&str>) -> Result<(), Refusal> {
+        let issued = self.state.agent_key(name).map_err(|error| Refusal {
+            status: 500,
+            message: format!("the state store cannot say which key `{name}` holds: {error}"),
+            retry_after_seconds: Some(1),
+        })?;
+        match (issued, key) {
+            (None, _) => Ok(()),
+            (Some(issued), Some(key)) if stratum_ml::data::sha256_hex(key.as_bytes()) == issued => Ok(()),
+            (Some(_), presented) => Err(Refusal {
+                status: 403,
+                message: format!(
+                    "the agent name `{name}` is held by another machine, and this one {} its key. If this machine \
+                     replaces it, an operator forgets the old one first: DELETE /v1/agents/{name}",
+                    if presented.is_some() { "did not present" } else { "presented no" }
+                ),
+                retry_after_seconds: None,
+            }),
+        }
+    }
+
+    /// An operator forgets an agent (a machine that is gone for good, or is being replaced): its record and its
+    /// key go, its components are placed elsewhere, and the next join under its name is a new machine with a new
+    /// key. Whether it was known.
+    pub fn forget_agent(&self, name: &str) -> Result<bool, Error> {
+        let stored = self.state.forget_agent(name)?;
+        let known = lock(&self.cluster).agents.remove(name).is_some();
+        if stored || known {
+            let message = "forgotten by an operator: the next join under its name is a new machine";
+            self.event(EventKind::AgentLost, Some(name), message);
+            self.reconcile();
+        }
+        Ok(stored || known)
+    }
+
+    /// An agent joins (or joins again): it is alive from now on, and the next reconcile gives it work. `key` is the
+    /// one it holds, if any (see [`Server::check_agent_key`]); the answer is the key issued to it when it had none.
+    pub fn join(&self, join: Join, key: Option<&str>) -> Result<Option<String>, Refusal> {
+        self.check_agent_key(&join.name, key)?;
+        let issued = match self.state.agent_key(&join.name) {
+            Ok(Some(_)) => None,
+            _ => {
+                let key = new_agent_key().map_err(|message| Refusal {
+                    status: 500,
+                    message,
+                    retry_after_seconds: Some(1),
+                })?;
+                self.state.record_agent_key(&join.name, &stratum_ml::data::sha256_hex(key.as_bytes())).map_err(
+                    |error| Refusal {
+                        status: 500,
+                        message: format!("cannot keep the agent's key: {error}"),
+                        retry_after_seconds: Some(1),
+                    },
+                )?;
+                Some(key)
+            }
+        };
+        self.admit(join);
+        Ok(issued)
+    }
+
+    fn admit(&self, join: Join) {
         let name = join.name.clone();
         let _ = self.state.record_agent(&name, &serde_json::to_string(&join).unwrap_or_default());
         let gibibytes = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
@@ -309,4 +371,14 @@ impl Server {
         let deployed = cluster.deployed.as_ref()?;
         deployed.plan.hosts.iter().find(|host| host.host == name).map(|host| host.tier)
     }
+}
+
+/// The header an agent presents its own key in, with every join and heartbeat.
+pub const AGENT_KEY_HEADER: &str = "x-stratum-agent-key";
+
+/// A new agent key: 32 random bytes, in hex.
+fn new_agent_key() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|error| format!("no randomness for an agent key: {error}"))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
