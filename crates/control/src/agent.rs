@@ -27,7 +27,7 @@ use stratum_core::sync::lock;
 use stratum_dataplane::PipelineOptions;
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::remote::{Partition, RemoteInput, RemoteOutput};
-use stratum_dataplane::transfer::{Delivered, Receiver};
+use stratum_dataplane::transfer::{Delivered, PathKey, PathKeys, Receiver};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Clone, Debug)]
@@ -111,6 +111,8 @@ pub struct Agent {
     /// Its own key, issued by the control plane at its first join and kept in `DATA_DIR/agent.key`: only it can
     /// join or heartbeat under its name.
     key: Mutex<Option<String>>,
+    /// The keys of the paths into this agent, from its assignment: the data receiver refuses any other.
+    path_keys: PathKeys,
 }
 
 /// A checkpoint larger than this stays on its machine, and a heartbeat carries at most this much of them (the
@@ -122,6 +124,7 @@ impl Agent {
     pub async fn start(options: AgentOptions) -> Result<(Agent, tokio::task::JoinHandle<()>), Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let receiver = Receiver::bind(&options.data_listen.to_string()).await?;
+        let path_keys = receiver.keys();
         let bound = receiver.local_address()?;
         let data_address = options.advertise.clone().unwrap_or_else(|| {
             if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() }
@@ -185,6 +188,7 @@ impl Agent {
             restart_due: None,
             checkpoints_sent: HashMap::new(),
             key,
+            path_keys,
         };
         Ok((agent, router))
     }
@@ -477,6 +481,12 @@ impl Agent {
         // A channel for every path in; a path that runs on keeps its own, and drops this one.
         let mut senders = HashMap::new();
         let mut inputs = Vec::new();
+        // The receiver takes exactly the paths assigned, each with its key.
+        *lock(&self.path_keys) = assignment
+            .inputs
+            .iter()
+            .filter_map(|input| PathKey::from_hex(&input.key).map(|key| (input.path.clone(), key)))
+            .collect();
         for input in &assignment.inputs {
             let (sender, deliveries) = mpsc::channel(16);
             senders.insert(input.path.clone(), sender);
@@ -489,6 +499,7 @@ impl Agent {
                 path: output.path.clone(),
                 producer: output.producer.clone(),
                 to: output.to.clone(),
+                key: output.key.clone(),
             })
             .collect();
         let share = Share::Assigned {

@@ -18,6 +18,7 @@ use stratum_core::ir::{Accelerator, Action, Application, Arch, Condition, Placem
 use stratum_core::placement::{MachineFacts, TierRule, rule_out};
 use stratum_core::plan::{Assignment as PlannedAssignment, ComponentKind, Plan};
 use stratum_dataplane::remote::path_name;
+use stratum_dataplane::transfer::PathKey;
 
 /// An agent as placement sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -326,13 +327,15 @@ pub fn definition(application: &Application, name: &str) -> String {
 }
 
 /// What each live agent runs: its components, the paths into and out of it, and the models it loads.
-/// `model_files` gives (version, sha256 of the artifact file) of each model in the control plane's store.
+/// `model_files` gives (version, sha256 of the artifact file) of each model in the control plane's store;
+/// `path_secret` is the control plane's secret that each path's key is derived from.
 pub fn assignments(
     application: &Application,
     version: u32,
     placed: &[Placed],
     live: &[LiveAgent],
     model_files: &BTreeMap<String, (u32, String)>,
+    path_secret: &[u8],
 ) -> BTreeMap<String, Assignment> {
     let mut components: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut inputs: BTreeMap<&str, BTreeSet<PathIn>> = BTreeMap::new();
@@ -358,11 +361,13 @@ pub fn assignments(
             for producer_host in producer_hosts.into_iter().filter(|host| *host != consumer_host) {
                 let Some(to) = address(consumer_host) else { continue };
                 let path = path_name(&producer, producer_host, consumer_host);
-                inputs
-                    .entry(consumer_host)
-                    .or_default()
-                    .insert(PathIn { path: path.clone(), producer: producer.clone() });
-                outputs.entry(producer_host).or_default().insert(PathOut { path, producer: producer.clone(), to });
+                let key = PathKey::derive_hex(path_secret, &path);
+                inputs.entry(consumer_host).or_default().insert(PathIn {
+                    path: path.clone(),
+                    producer: producer.clone(),
+                    key: key.clone(),
+                });
+                outputs.entry(producer_host).or_default().insert(PathOut { path, producer: producer.clone(), to, key });
             }
         }
     }
@@ -491,11 +496,11 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
         let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
         let placed = place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
-        let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new());
+        let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new(), b"secret");
         assert_eq!(assigned["fog1"].components, ["counts", "flags"]);
         // The service on the fog loads its model; the model's file hash comes from the control plane's store.
         let models = BTreeMap::from([("busy".to_string(), (3, "abc".to_string()))]);
-        let with_models = assignments(&application, 1, &placed, &all, &models);
+        let with_models = assignments(&application, 1, &placed, &all, &models, b"secret");
         assert_eq!(with_models["fog1"].models, [ModelRef { name: "busy".into(), version: 3, sha256: "abc".into() }]);
         assert!(with_models["edge1"].models.is_empty());
         assert_eq!(assigned["edge1"].outputs[0].path, "readings@edge1->fog1");
@@ -507,7 +512,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
         let placed =
             place(&application, &plan, &without_fog, &["fog1".to_string()], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
-        let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new());
+        let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new(), b"secret");
         assert_eq!(moved["cloud1"].components, ["counts", "flags", "kept", "tally"]);
         assert_eq!(moved["edge1"].components, ["beacon", "readings"]);
         assert!(moved["cloud1"].outputs.is_empty());
@@ -521,6 +526,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
             &place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new()),
             &all,
             &BTreeMap::new(),
+            b"secret",
         );
         assert_eq!(again, assigned);
     }
@@ -535,6 +541,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
             &place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new()),
             &all,
             &BTreeMap::new(),
+            b"secret",
         );
         // Version 2 changes only the cloud's sink.
         let mut changed = application.clone();
@@ -550,6 +557,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
             &place(&changed, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new()),
             &all,
             &BTreeMap::new(),
+            b"secret",
         );
         assert_ne!(second["cloud1"].key, first["cloud1"].key);
         assert_eq!(second["fog1"].key, first["fog1"].key);
@@ -594,6 +602,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
             &placed,
             &all,
             &BTreeMap::from([("busy".to_string(), (1, "sha".to_string()))]),
+            b"secret",
         );
         assert!(assigned["cloud1"].components.contains(&"flags".to_string()));
         assert!(assigned["cloud1"].models.iter().any(|model| model.name == "busy"));

@@ -180,17 +180,21 @@ pub struct Assignment {
     pub models: Vec<ModelRef>,
 }
 
+/// A path into the agent; `key` (hex) authenticates its frames (`stratum_dataplane::transfer::PathKey`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathIn {
     pub path: String,
     pub producer: String,
+    pub key: String,
 }
 
+/// A path out of the agent, to the data address `to`; `key` as in [`PathIn`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathOut {
     pub path: String,
     pub producer: String,
     pub to: String,
+    pub key: String,
 }
 
 /// A model artifact an agent needs, by the sha256 of its file: fetched from `GET /v1/models/{name}/{version}`

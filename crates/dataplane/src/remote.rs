@@ -13,7 +13,7 @@ use crate::ack::{Ack, Acks, Settled};
 use crate::component::{BoxFuture, Context, Output, Sink, Source};
 use crate::log::{Log, LogOptions};
 use crate::record::{Batch, decode_batch, encode_batch};
-use crate::transfer::{Delivered, Forwarder, ForwarderState};
+use crate::transfer::{Delivered, Forwarder, ForwarderState, PathKey};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,12 +44,14 @@ pub struct RemoteInput {
     pub deliveries: mpsc::Receiver<Delivered>,
 }
 
-/// Records of the local `producer` leaving on `path` for the receiver at `to`.
+/// Records of the local `producer` leaving on `path` for the receiver at `to`, authenticated with the path's key
+/// (hex, as the control plane hands it out: see [`PathKey`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteOutput {
     pub path: String,
     pub producer: String,
     pub to: String,
+    pub key: String,
 }
 
 /// The path between a producer on one host and its consumers on another.
@@ -121,6 +123,7 @@ pub struct RemoteSink {
     /// one still drains into the same log.
     log: Option<Arc<Mutex<Log>>>,
     to: String,
+    key: String,
     stop: watch::Sender<bool>,
     forwarder: Option<tokio::task::JoinHandle<Result<(), Error>>>,
     state: watch::Receiver<ForwarderState>,
@@ -137,6 +140,7 @@ impl RemoteSink {
             options,
             log: None,
             to: output.to.clone(),
+            key: output.key.clone(),
             stop,
             forwarder: None,
             state,
@@ -165,7 +169,9 @@ impl RemoteSink {
         let log = self.log()?;
         let (state_sender, state) = watch::channel(ForwarderState::default());
         self.state = state;
-        let forwarder = Forwarder { log, path: self.path.clone(), to: self.to.clone() };
+        let key = PathKey::from_hex(&self.key)
+            .ok_or_else(|| Error::Transfer(format!("path `{}` came without a valid key", self.path).into()))?;
+        let forwarder = Forwarder { log, path: self.path.clone(), to: self.to.clone(), key };
         self.forwarder = Some(tokio::spawn(forwarder.run(self.stop.subscribe(), state_sender)));
         Ok(())
     }

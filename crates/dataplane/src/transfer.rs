@@ -5,9 +5,12 @@
 //!
 //! The protocol: frames of `[length u32][kind u8][body]`, little endian.
 //! - `HELLO path` (forwarder → receiver): which data path this connection carries.
-//! - `WELCOME next` (receiver → forwarder): the sequence number the receiver expects next on that path, so that
-//!   entries it already has are skipped after a reconnect.
-//! - `DATA sequence time payload` (forwarder → receiver): one log entry.
+//! - `WELCOME next challenge` (receiver → forwarder): the sequence number the receiver expects next on that path,
+//!   so that entries it already has are skipped after a reconnect, and 16 random bytes for this connection.
+//! - `DATA sequence time mac payload` (forwarder → receiver): one log entry, with the HMAC-SHA256 of the challenge,
+//!   sequence, time and payload under the path's key ([`PathKey`], which the control plane gives both ends). A
+//!   frame whose MAC does not check ends the connection, so no one without the key can inject or replay data or
+//!   move a path's sequence on; a receiver refuses a path it has no key for.
 //! - `ACK sequence` (receiver → forwarder): every entry up to this one has been handed on.
 //!
 //! A receiver hands entries to its consumer as they arrive and acknowledges each, in order, once the consumer says
@@ -29,7 +32,52 @@ const HELLO: u8 = 1;
 const WELCOME: u8 = 2;
 const DATA: u8 = 3;
 const ACK: u8 = 4;
-const MAX_FRAME: usize = crate::log::MAX_ENTRY_BYTES + 64;
+const MAX_FRAME: usize = crate::log::MAX_ENTRY_BYTES + 96;
+const MAC_BYTES: usize = 32;
+const CHALLENGE_BYTES: usize = 16;
+
+/// A data path's secret, shared by its two ends: it authenticates every frame.
+#[derive(Clone)]
+pub struct PathKey(ring::hmac::Key);
+
+impl PathKey {
+    pub fn from_bytes(bytes: &[u8]) -> PathKey {
+        PathKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
+    }
+
+    /// The key of `path` derived from a control plane's secret, in hex as the control plane hands it to agents
+    /// (the same secret and path give the same key).
+    pub fn derive_hex(secret: &[u8], path: &str) -> String {
+        let derived = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret), path.as_bytes());
+        derived.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// A key from its hex form; `None` when it is not one.
+    pub fn from_hex(hex: &str) -> Option<PathKey> {
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|at| hex.get(at..at + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+            .collect();
+        bytes.filter(|bytes| bytes.len() == 32).map(|bytes| PathKey::from_bytes(&bytes))
+    }
+
+    fn mac(&self, challenge: &[u8], sequence: &[u8], time: &[u8], payload: &[u8]) -> ring::hmac::Tag {
+        let mut context = ring::hmac::Context::with_key(&self.0);
+        for part in [challenge, sequence, time, payload] {
+            context.update(part);
+        }
+        context.sign()
+    }
+}
+
+impl std::fmt::Debug for PathKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("PathKey(…)")
+    }
+}
+
+/// The keys of the paths a receiver takes, by path; shared with whoever assigns paths (an agent).
+pub type PathKeys = Arc<Mutex<HashMap<String, PathKey>>>;
 /// Entries sent but not yet acknowledged, at most.
 const IN_FLIGHT: u64 = 256;
 
@@ -69,6 +117,7 @@ pub struct Forwarder {
     /// The data path's name (the same on both ends).
     pub path: String,
     pub to: String,
+    pub key: PathKey,
 }
 
 /// What a forwarder has done, for metrics and tests.
@@ -143,6 +192,10 @@ impl Forwarder {
             return Err(Error::Transfer(format!("expected WELCOME, got frame kind {kind}").into()));
         }
         let expected = u64_of(&body).map_err(io)?;
+        let challenge = body
+            .get(8..8 + CHALLENGE_BYTES)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::Transfer("the receiver's WELCOME has no challenge (an older Stratum?)".into()))?;
         if expected > 0 {
             self.with_log(|log| log.acknowledge(expected - 1))?;
         }
@@ -173,13 +226,11 @@ impl Forwarder {
                 let entries: Vec<Entry> =
                     if room > 0 { self.with_log(|log| log.read(next, room, 4 << 20))? } else { Vec::new() };
                 for entry in &entries {
-                    write_frame(
-                        &mut writer,
-                        DATA,
-                        &[&entry.sequence.to_le_bytes(), &entry.time.to_le_bytes(), &entry.payload],
-                    )
-                    .await
-                    .map_err(io)?;
+                    let (sequence, time) = (entry.sequence.to_le_bytes(), entry.time.to_le_bytes());
+                    let mac = self.key.mac(&challenge, &sequence, &time, &entry.payload);
+                    write_frame(&mut writer, DATA, &[&sequence, &time, mac.as_ref(), &entry.payload])
+                        .await
+                        .map_err(io)?;
                     next = entry.sequence + 1;
                 }
                 if !entries.is_empty() {
@@ -231,6 +282,7 @@ impl Delivered {
 pub struct Receiver {
     listener: TcpListener,
     paths: Paths,
+    keys: PathKeys,
 }
 
 /// What the receiver knows of each path, shared by its connections.
@@ -255,7 +307,12 @@ impl Receiver {
         let listener = TcpListener::bind(address)
             .await
             .map_err(|error| Error::Io { context: format!("transfer: cannot listen on {address}"), source: error })?;
-        Ok(Receiver { listener, paths: Arc::default() })
+        Ok(Receiver { listener, paths: Arc::default(), keys: Arc::default() })
+    }
+
+    /// The keys of the paths it takes: a connection for a path without one is refused.
+    pub fn keys(&self) -> PathKeys {
+        self.keys.clone()
     }
 
     pub fn local_address(&self) -> Result<SocketAddr, Error> {
@@ -269,10 +326,15 @@ impl Receiver {
                 accepted = self.listener.accept() => {
                     let Ok((stream, peer)) = accepted else { continue };
                     let deliveries = deliveries.clone();
-                    let paths = self.paths.clone();
+                    let (paths, keys) = (self.paths.clone(), self.keys.clone());
                     tokio::spawn(async move {
-                        if let Err(error) = receive(stream, deliveries, paths).await {
-                            tracing::debug!(%peer, %error, "forwarder connection ended");
+                        if let Err(error) = receive(stream, deliveries, paths, keys).await {
+                            let refused = error.kind() == std::io::ErrorKind::PermissionDenied;
+                            if refused {
+                                tracing::warn!(%peer, %error, "refused a data connection");
+                            } else {
+                                tracing::debug!(%peer, %error, "forwarder connection ended");
+                            }
                         }
                     });
                 }
@@ -282,7 +344,12 @@ impl Receiver {
     }
 }
 
-async fn receive(stream: TcpStream, deliveries: mpsc::Sender<Delivered>, paths: Paths) -> std::io::Result<()> {
+async fn receive(
+    stream: TcpStream,
+    deliveries: mpsc::Sender<Delivered>,
+    paths: Paths,
+    keys: PathKeys,
+) -> std::io::Result<()> {
     use std::sync::atomic::Ordering;
     stream.set_nodelay(true).ok();
     let (reader, writer) = stream.into_split();
@@ -292,6 +359,13 @@ async fn receive(stream: TcpStream, deliveries: mpsc::Sender<Delivered>, paths: 
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected HELLO"));
     }
     let path = String::from_utf8_lossy(&body).into_owned();
+    let refused = |message: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, message);
+    let key = keys.lock().ok().and_then(|keys| keys.get(&path).cloned());
+    let Some(key) = key else {
+        return Err(refused(format!("no path `{path}` comes to this machine")));
+    };
+    let mut challenge = [0u8; CHALLENGE_BYTES];
+    getrandom::fill(&mut challenge).map_err(|error| std::io::Error::other(error.to_string()))?;
     let state = match paths.lock() {
         Ok(mut paths) => paths.entry(path.clone()).or_default().clone(),
         Err(_) => return Err(std::io::Error::other("the receiver's path table was poisoned")),
@@ -305,7 +379,7 @@ async fn receive(stream: TcpStream, deliveries: mpsc::Sender<Delivered>, paths: 
     let mut superseded = state.generation.subscribe();
     let _serving = state.serving.lock().await;
     let mut next = state.durable.load(Ordering::Acquire);
-    write_frame(&mut writer, WELCOME, &[&next.to_le_bytes()]).await?;
+    write_frame(&mut writer, WELCOME, &[&next.to_le_bytes(), &challenge]).await?;
     writer.flush().await?;
     // Entries are handed on as they arrive and acknowledged in order as their consumer finishes them, which may
     // take a while (until a sink has synced them): many are in flight at once, as the forwarder sends them.
@@ -333,14 +407,22 @@ async fn receive(stream: TcpStream, deliveries: mpsc::Sender<Delivered>, paths: 
                 _ = superseded.wait_for(|generation| *generation != mine) => return Ok(()),
             };
             let (kind, body) = frame;
-            if kind != DATA || body.len() < 16 {
+            if kind != DATA || body.len() < 16 + MAC_BYTES {
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected DATA"));
             }
-            let sequence = u64_of(&body)?;
-            let time = u64_of(&body[8..])? as i64;
+            let (header, rest) = body.split_at(16);
+            let (mac, payload) = rest.split_at(MAC_BYTES);
+            let expected_mac = key.mac(&challenge, &header[..8], &header[8..], payload);
+            // Compared in constant time: how much of a forged MAC matched must not show in the timing.
+            let difference = expected_mac.as_ref().iter().zip(mac).fold(0u8, |all, (one, other)| all | (one ^ other));
+            if difference != 0 {
+                return Err(refused(format!("a frame on `{path}` failed its check: forged, or sent with another key")));
+            }
+            let sequence = u64_of(header)?;
+            let time = u64_of(&header[8..])? as i64;
             let (done, handled) = oneshot::channel();
             if sequence >= next {
-                let delivered = Delivered { path: path.clone(), sequence, time, payload: body[16..].to_vec(), done };
+                let delivered = Delivered { path: path.clone(), sequence, time, payload: payload.to_vec(), done };
                 if deliveries.send(delivered).await.is_err() {
                     return Ok(());
                 }

@@ -1,5 +1,5 @@
 //! Store-and-forward across a process crash and across a broken uplink: every event acknowledged to its
-//! producer reaches the receiver, in order.
+//! producer reaches the receiver, in order. A forged frame, or a path the receiver was not given, is refused.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -9,14 +9,20 @@ use stratum_core::eval::Datum;
 use stratum_core::ir::WhenFull;
 use stratum_dataplane::log::{Log, LogOptions};
 use stratum_dataplane::record::{decode_batch, encode_batch};
-use stratum_dataplane::transfer::{Delivered, Forwarder, ForwarderState, Receiver};
+use stratum_dataplane::transfer::{Delivered, Forwarder, ForwarderState, PathKey, Receiver};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-/// Runs a receiver and collects the event numbers it hands on, in arrival order.
+/// The key of the tests' path `edge->fog` (the forward harness uses it too).
+fn key() -> PathKey {
+    PathKey::from_bytes(&[7; 32])
+}
+
+/// Runs a receiver that takes the path `edge->fog` and collects the event numbers it hands on, in arrival order.
 async fn receiver() -> (String, Arc<Mutex<Vec<i64>>>) {
     let receiver = Receiver::bind("127.0.0.1:0").await.unwrap();
+    receiver.keys().lock().unwrap().insert("edge->fog".into(), key());
     let address = receiver.local_address().unwrap().to_string();
     let (deliveries, mut delivered) = mpsc::channel::<Delivered>(64);
     tokio::spawn(receiver.run(deliveries));
@@ -142,8 +148,9 @@ async fn everything_buffered_while_the_uplink_is_down_flows_in_order_when_it_ret
         Arc::new(Mutex::new(Log::open(directory.path(), LogOptions::bounded(64 << 20, WhenFull::Reject)).unwrap()));
     let (stop, stopped) = watch::channel(false);
     let (state, watch_state) = watch::channel(ForwarderState::default());
-    let forwarder =
-        tokio::spawn(Forwarder { log: log.clone(), path: "edge->fog".into(), to: uplink_address }.run(stopped, state));
+    let forwarder = tokio::spawn(
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: uplink_address, key: key() }.run(stopped, state),
+    );
     let append = |from: i64, to: i64| {
         for number in from..to {
             log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(number)]]), number).unwrap().unwrap();
@@ -169,4 +176,75 @@ async fn everything_buffered_while_the_uplink_is_down_flows_in_order_when_it_ret
     assert_eq!(received, (0..4000).collect::<Vec<_>>(), "exactly once and in order");
     assert!(watch_state.borrow().connections >= 2, "it reconnected");
     assert_eq!(log.lock().unwrap().pending(), 0);
+}
+
+/// Sends one frame as the protocol does: `[length u32][kind u8][body]`.
+async fn frame(stream: &mut tokio::net::TcpStream, kind: u8, body: &[u8]) {
+    stream.write_all(&((body.len() + 1) as u32).to_le_bytes()).await.unwrap();
+    stream.write_all(&[kind]).await.unwrap();
+    stream.write_all(body).await.unwrap();
+}
+
+/// Reads until the peer closes the connection; what it sent.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await.expect("closed");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_frame_is_refused_and_moves_nothing_on() {
+    let (address, received) = receiver().await;
+    // Someone on the network, without the key: a frame with a huge sequence number and a made-up MAC.
+    let mut forger = tokio::net::TcpStream::connect(&address).await.unwrap();
+    frame(&mut forger, 1, b"edge->fog").await;
+    let mut forged = Vec::new();
+    forged.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    forged.extend_from_slice(&0i64.to_le_bytes());
+    forged.extend_from_slice(&[0u8; 32]);
+    forged.extend_from_slice(&encode_batch(&[vec![Datum::Int(-1)]]));
+    frame(&mut forger, 3, &forged).await;
+    let answer = until_closed(&mut forger).await;
+    assert_eq!(answer.len(), 4 + 1 + 8 + 16, "a WELCOME, then the connection closed: no ACK");
+    // A path this receiver was not given is refused before anything is said.
+    let mut stranger = tokio::net::TcpStream::connect(&address).await.unwrap();
+    frame(&mut stranger, 1, b"other->fog").await;
+    assert!(until_closed(&mut stranger).await.is_empty());
+
+    // The real producer's events all arrive: the forged sequence number moved nothing on.
+    let directory = tempfile::tempdir().unwrap();
+    let log =
+        Arc::new(Mutex::new(Log::open(directory.path(), LogOptions::bounded(64 << 20, WhenFull::Reject)).unwrap()));
+    for number in 0..100 {
+        log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(number)]]), number).unwrap().unwrap();
+    }
+    let (stop, stopped) = watch::channel(false);
+    let (state, _) = watch::channel(ForwarderState::default());
+    let forwarder = Forwarder { log: log.clone(), path: "edge->fog".into(), to: address.clone(), key: key() };
+    let running = tokio::spawn(forwarder.run(stopped, state));
+    wait_for("the real events", Duration::from_secs(20), || received.lock().unwrap().len() >= 100).await;
+    stop.send_replace(true);
+    running.await.unwrap().unwrap();
+    assert_eq!(*received.lock().unwrap(), (0..100).collect::<Vec<i64>>(), "nothing forged was handed on");
+
+    // A forwarder with another key is refused the same way, and keeps its entries.
+    let log = Arc::new(Mutex::new(
+        Log::open(&directory.path().join("other"), LogOptions::bounded(1 << 20, WhenFull::Reject)).unwrap(),
+    ));
+    // (Entries 0..100 of the path count as delivered, as its receiver says: those after them are the test.)
+    for number in 0..150 {
+        log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(-number)]]), number).unwrap().unwrap();
+    }
+    let (stop, stopped) = watch::channel(false);
+    let (state, _) = watch::channel(ForwarderState::default());
+    let wrong = PathKey::from_bytes(&[8; 32]);
+    let running = tokio::spawn(
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address, key: wrong }.run(stopped, state),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    assert_eq!(received.lock().unwrap().len(), 100, "nothing sent with another key was handed on");
+    assert_eq!(log.lock().unwrap().pending(), 50, "and its sender still holds them");
 }

@@ -105,6 +105,8 @@ pub struct Server {
     next_replica: std::sync::atomic::AtomicUsize,
     /// Wakes the training scheduler when agents report results.
     training_wake: Arc<Notify>,
+    /// The secret every data path's key is derived from (`STATE_DIR/path.secret`, made at the first start).
+    path_secret: Vec<u8>,
 }
 
 impl Cluster {
@@ -185,7 +187,9 @@ impl Server {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|error| Error::State(format!("HTTP client: {error}").into()))?;
+        let path_secret = path_secret(&options.state_dir)?;
         let server = Arc::new(Server {
+            path_secret,
             options,
             state,
             cluster: Mutex::new(cluster),
@@ -381,4 +385,31 @@ fn new_agent_key() -> Result<String, String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| format!("no randomness for an agent key: {error}"))?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// The control plane's secret for path keys: read from `STATE_DIR/path.secret`, or made (32 random bytes, mode
+/// 0600) at the first start. It outlives restarts, so that running paths keep their keys.
+fn path_secret(state_dir: &std::path::Path) -> Result<Vec<u8>, Error> {
+    use std::io::Write;
+    let path = state_dir.join("path.secret");
+    match std::fs::read(&path) {
+        Ok(secret) if secret.len() == 32 => return Ok(secret),
+        Ok(_) => return Err(Error::State(format!("{} is not a path secret (32 bytes)", path.display()).into())),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::State(format!("reading {}: {error}", path.display()).into()));
+        }
+        Err(_) => {}
+    }
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|error| Error::State(format!("no randomness for the path secret: {error}").into()))?;
+    let io = |error: std::io::Error| Error::State(format!("writing {}: {error}", path.display()).into());
+    std::fs::create_dir_all(state_dir).map_err(io)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(io)?;
+    file.write_all(&secret).and_then(|()| file.sync_all()).map_err(io)?;
+    Ok(secret)
 }

@@ -66,7 +66,8 @@ impl Server {
                 cluster.policies.added(),
             );
             events.extend(placement_events(&cluster.placed, &placed, &lost));
-            let assigned = assignments(&deployed.application, deployed.version, &placed, &live, &model_files);
+            let assigned =
+                assignments(&deployed.application, deployed.version, &placed, &live, &model_files, &self.path_secret);
             let serving: Vec<(String, String, u32, String)> = deployed
                 .application
                 .services

@@ -10,7 +10,7 @@ use stratum_core::eval::Datum;
 use stratum_core::ir::WhenFull;
 use stratum_dataplane::log::{Log, LogOptions};
 use stratum_dataplane::record::encode_batch;
-use stratum_dataplane::transfer::{Forwarder, ForwarderState};
+use stratum_dataplane::transfer::{Forwarder, ForwarderState, PathKey};
 use tokio::sync::watch;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -27,8 +27,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?));
     let (stop, stopped) = watch::channel(false);
     let (state, _) = watch::channel(ForwarderState::default());
-    let forwarder =
-        tokio::spawn(Forwarder { log: log.clone(), path: "edge->fog".into(), to: address.clone() }.run(stopped, state));
+    // The tests' key for their path `edge->fog`.
+    let key = PathKey::from_bytes(&[7; 32]);
+    let forwarder = tokio::spawn(
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address.clone(), key }.run(stopped, state),
+    );
     let mut stdout = std::io::stdout();
     for number in first..first + count {
         let payload = encode_batch(&[vec![Datum::Int(number)]]);
