@@ -30,12 +30,15 @@ pub fn checkpoint_directory(data_dir: &Path) -> PathBuf {
     data_dir.join("checkpoints")
 }
 
-/// A component's checkpoint file under a data directory. A component's name is an identifier of the language;
-/// anything else is spelled out all the same, so that no name can point outside the directory.
+/// A component's checkpoint file under a data directory.
 pub fn checkpoint_path(data_dir: &Path, component: &str) -> PathBuf {
-    let file: String =
-        component.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
-    checkpoint_directory(data_dir).join(format!("{file}.json"))
+    checkpoint_directory(data_dir).join(format!("{}.json", file_name(component)))
+}
+
+/// A component's name as a file name. A name is an identifier of the language; anything else is spelled out all
+/// the same, so that no name can point outside the directory it is kept in.
+pub(crate) fn file_name(component: &str) -> String {
+    component.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
 
 /// Puts a checkpoint file that another machine wrote (handed over by the control plane) where the component's

@@ -26,9 +26,7 @@ const MAX_BYTES: u64 = 256 << 20;
 
 /// Where a source's ingest log lives under a data directory.
 pub fn ingest_directory(data_dir: &Path, source: &str) -> PathBuf {
-    let name: String =
-        source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
-    data_dir.join("ingest").join(name)
+    data_dir.join("ingest").join(crate::checkpoint::file_name(source))
 }
 
 /// One source's ingest log (see the module documentation).

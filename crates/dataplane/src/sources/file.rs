@@ -57,9 +57,7 @@ pub(crate) struct FileSource {
 
 /// Where a source's position in its file is kept under a data directory.
 fn offset_path(data_dir: &Path, source: &str) -> PathBuf {
-    let file: String =
-        source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
-    data_dir.join("offsets").join(format!("{file}.json"))
+    data_dir.join("offsets").join(format!("{}.json", crate::checkpoint::file_name(source)))
 }
 
 /// How far into its file a source is: every line before `offset` (a byte position, after `line` lines) is
