@@ -53,8 +53,12 @@ async fn start_agent(server: &str, name: &str, folder: &Path, stop: tokio::sync:
 async fn a_server_serves_the_api_and_its_agents_protocol() {
     let folder = folder("api_server");
     let state_dir = folder.join("server");
-    let server = Server::open(ServerOptions { state_dir: state_dir.clone(), agent_timeout: Duration::from_secs(5) })
-        .expect("the server opens its state");
+    let server = Server::open(ServerOptions {
+        state_dir: state_dir.clone(),
+        agent_timeout: Duration::from_secs(5),
+        join_token: JOIN.into(),
+    })
+    .expect("the server opens its state");
     // The model the service needs, trained into the server's store as `stratum train --store` would.
     let mut history = String::from("n,busy\n");
     for n in 0..300 {
@@ -321,7 +325,9 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     // instance, so placement puts `counts` on the edge and `answers` on both machines at once.
     stop.send_replace(true);
     let _ = served.await;
-    let restarted = Server::open(ServerOptions { state_dir, agent_timeout: Duration::from_secs(5) }).unwrap();
+    let restarted =
+        Server::open(ServerOptions { state_dir, agent_timeout: Duration::from_secs(5), join_token: JOIN.into() })
+            .unwrap();
     let (stop_restarted, restarted_stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(restarted.clone().run(restarted_stopped));
     let started = std::time::Instant::now();

@@ -158,7 +158,11 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::UserError);
     }
-    let options = ServerOptions { state_dir: args.state_dir.clone(), agent_timeout: args.agent_timeout };
+    let options = ServerOptions {
+        state_dir: args.state_dir.clone(),
+        agent_timeout: args.agent_timeout,
+        join_token: args.join_token.clone(),
+    };
     let server = match Server::open(options) {
         Ok(server) => server,
         Err(error) => {

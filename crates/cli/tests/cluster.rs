@@ -212,9 +212,13 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let _cloud = agent(&folder, &url, "cloud1");
     let kept = folder.join("agents/cloud1/out/counts.jsonl");
     wait_until("windows at the cloud", Duration::from_secs(30), || windows(&kept) >= 8);
-    // Every agent has its own metrics too.
-    let text = http_get(edge_metrics, "/metrics", None);
+    // Every agent has its own metrics too, for those who hold the join token.
+    let text = http_get(edge_metrics, "/metrics", Some(JOIN));
     assert!(text.contains("stratum_node_cpu_cores") && text.contains("component=\"readings\""), "{text}");
+    for token in [None, Some("not-the-token")] {
+        let refused = http_get(edge_metrics, "/metrics", token);
+        assert!(refused.contains("unauthorized"), "an agent's API without the join token: {refused}");
+    }
     // The batch on the cloud agent aggregates what it keeps; the tool on the edge agent runs, supervised.
     wait_until("the batch on cloud1", Duration::from_secs(20), || {
         folder.join("agents/cloud1/data/tallies.parquet").is_file()

@@ -157,7 +157,8 @@ impl Agent {
         let current = Shared::default();
         let api_address = match options.api_listen {
             Some(address) => {
-                let bound = serve_api(address, current.clone(), options.data_dir.clone()).await?;
+                let bound =
+                    serve_api(address, current.clone(), options.data_dir.clone(), options.join_token.clone()).await?;
                 // The control plane's gateway forwards predictions here: an unspecified address is no address.
                 Some(if bound.ip().is_unspecified() {
                     format!("{reachable_host}:{}", bound.port())
@@ -610,7 +611,12 @@ impl Agent {
 
 /// Serves the agent's API: `/metrics` (its machine's resources and its running components' standard metrics) and
 /// predictions of the services it runs. Returns the address it listens on.
-async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> Result<SocketAddr, Error> {
+async fn serve_api(
+    address: SocketAddr,
+    current: Shared,
+    data_dir: PathBuf,
+    join_token: String,
+) -> Result<SocketAddr, Error> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|error| Error::Listen { address: address.to_string(), source: error })?;
@@ -659,7 +665,30 @@ async fn serve_api(address: SocketAddr, current: Shared, data_dir: PathBuf) -> R
                 }
             }),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(crate::serving::PREDICTION_BODY_LIMIT));
+        .layer(axum::extract::DefaultBodyLimit::max(crate::serving::PREDICTION_BODY_LIMIT))
+        // Nothing here is for anyone: the control plane's gateway and a metrics scraper present the cluster's join
+        // token, as the agent itself does to the control plane.
+        .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let join_token = join_token.clone();
+            async move {
+                let given = request
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("Bearer "));
+                if given.is_some_and(|given| crate::api::same_token(given, &join_token)) {
+                    next.run(request).await
+                } else {
+                    crate::api::error_response(
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        crate::serving::ErrorCode::Unauthorized,
+                        "an agent's API takes the cluster's join token: Authorization: Bearer JOIN_TOKEN",
+                    )
+                }
+            }
+        }))
+        // Health checks (a container's, a probe's) need no token: the answer says nothing but that it runs.
+        .merge(axum::Router::new().route("/health", axum::routing::get(|| async { "ok\n" })));
     use stratum_dataplane::connectors::http::{HEADER_TIMEOUT, serve};
     tokio::spawn(serve(listener, router, HEADER_TIMEOUT, std::future::pending()));
     Ok(bound)

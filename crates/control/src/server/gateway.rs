@@ -45,7 +45,7 @@ impl Server {
         }
         let turn = self.next_replica.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let target = &targets[turn % targets.len()];
-        forward(&self.gateway, target, &service, body).await
+        forward(&self.gateway, target, &self.options.join_token, &service, body).await
     }
 }
 
@@ -53,12 +53,14 @@ impl Server {
 async fn forward(
     client: &reqwest::Client,
     target: &str,
+    join_token: &str,
     service: &str,
     body: Vec<u8>,
 ) -> Result<serde_json::Value, Refusal> {
     let bad_gateway = |message: String| Refusal { status: 502, message, retry_after_seconds: None };
     let answer = client
         .post(format!("http://{target}/v1/services/{service}/predict"))
+        .bearer_auth(join_token)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()

@@ -36,12 +36,25 @@ use jobs::TrainingScheduler;
 pub use jobs::TrainingStatus;
 use placing::Placement;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerOptions {
     /// The state store, the model store agents pull from, the blob store and the application's source.
     pub state_dir: PathBuf,
     /// An agent silent for this long is lost.
     pub agent_timeout: Duration,
+    /// The cluster's join token, which the gateway presents to the agents' APIs.
+    pub join_token: String,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token stays out of logs.
+        formatter
+            .debug_struct("ServerOptions")
+            .field("state_dir", &self.state_dir)
+            .field("agent_timeout", &self.agent_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The version applied last.

@@ -130,9 +130,9 @@ pub fn agent_command(
     command
 }
 
-/// The health check of an agent's container: its own API answers.
+/// The health check of an agent's container: its own API answers (`/health`, the one route that takes no token).
 pub fn agent_health_url() -> String {
-    format!("http://127.0.0.1:{AGENT_API_PORT}/metrics")
+    format!("http://127.0.0.1:{AGENT_API_PORT}/health")
 }
 
 /// The health check of the broker's container: it accepts connections.
