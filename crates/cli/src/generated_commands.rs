@@ -331,7 +331,7 @@ fn agree(target: &str, example: &str, found: &[Found]) {
                 let health = found.environment.get("STRATUM_HEALTH_URL").cloned().unwrap_or_default();
                 if !health.is_empty() {
                     assert_eq!(
-                        port_of(health.trim_end_matches("/metrics")),
+                        port_of(health.trim_end_matches("/health")),
                         port_of(&api),
                         "{}: health asks its API",
                         found.place

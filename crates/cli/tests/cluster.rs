@@ -3,7 +3,8 @@
 //! into the control plane's store, pulled by the fog agent) predicting on every window. Killing the fog agent
 //! (SIGKILL) moves its stream to the cloud within the agent timeout and the data flows again; when it comes back
 //! the stream returns and what the edge buffered for it is delivered; killing and restarting the control plane
-//! loses nothing: the agents keep running, and it knows the application and the agents again.
+//! loses nothing: the agents keep running, and it knows the application and the agents again. An impostor agent
+//! (the join token, a held name) is refused and stops; agents' own APIs refuse callers without the join token.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -219,6 +220,18 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
         let refused = http_get(edge_metrics, "/metrics", token);
         assert!(refused.contains("unauthorized"), "an agent's API without the join token: {refused}");
     }
+    // An impostor: another machine with the join token, under a name that is held. It is refused and stops,
+    // saying why and what to do; the real cloud agent runs on.
+    let impostor = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["agent", "--name", "cloud1", "--server", &url, "--join-token", JOIN, "--data-dir", "agents/impostor"])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&impostor.stderr);
+    assert_ne!(impostor.status.code(), Some(0), "{said}");
+    assert!(said.contains("held by another machine") && said.contains("DELETE /v1/agents/cloud1"), "{said}");
+    let at_impostor = windows(&kept);
+    wait_until("windows at the real cloud agent", Duration::from_secs(20), || windows(&kept) > at_impostor);
     // The batch on the cloud agent aggregates what it keeps; the tool on the edge agent runs, supervised.
     wait_until("the batch on cloud1", Duration::from_secs(20), || {
         folder.join("agents/cloud1/data/tallies.parquet").is_file()
