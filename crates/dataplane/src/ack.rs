@@ -90,6 +90,22 @@ impl std::future::Future for Settlement {
     }
 }
 
+/// Commits what each settlement covers, in the order they were sent, once it settles durable: a file position,
+/// a log's acknowledgement. Stops at the first that does not: what it covers, and everything after it, must stay
+/// uncommitted for the next run to send again. `commit` runs blocking I/O (it syncs), off the async threads.
+pub async fn commit_in_order<T: Send + 'static>(
+    mut settlements: tokio::sync::mpsc::UnboundedReceiver<(T, Settlement)>,
+    commit: impl Fn(T) + Clone + Send + 'static,
+) {
+    while let Some((covered, settlement)) = settlements.recv().await {
+        if settlement.await == Settled::Failed {
+            return;
+        }
+        let commit = commit.clone();
+        let _ = tokio::task::spawn_blocking(move || commit(covered)).await;
+    }
+}
+
 /// The acks records carry: usually none (a generator's) or one (a source's), more where a component merges what
 /// came from several.
 #[derive(Debug, Default)]

@@ -9,7 +9,7 @@
 //! holds into the pipeline before anything new: at least once.
 
 use crate::Error;
-use crate::ack::{Ack, Settled, Settlement};
+use crate::ack::{Ack, Settlement, commit_in_order};
 use crate::component::{Context, Output};
 use crate::log::{Log, LogOptions};
 use crate::record::{Record, decode_batch, encode_batch};
@@ -47,7 +47,12 @@ impl IngestLog {
         .map_err(|error| Error::Transfer(error.into()))??;
         let log = Arc::new(Mutex::new(log));
         let (settled, settlements) = mpsc::unbounded_channel();
-        tokio::spawn(acknowledge_in_order(log.clone(), settlements, context.component.clone()));
+        let (acknowledged, component) = (log.clone(), context.component.clone());
+        tokio::spawn(commit_in_order(settlements, move |sequence: u64| {
+            if let Err(error) = lock(&acknowledged).acknowledge(sequence) {
+                tracing::warn!(component, %error, "cannot acknowledge in the ingest log");
+            }
+        }));
         let ingest = IngestLog { log, settled };
         let mut from = lock(&ingest.log).first_unacknowledged();
         loop {
@@ -105,24 +110,5 @@ impl IngestLog {
 
     fn sent(&self, sequence: u64, settlement: Settlement) {
         let _ = self.settled.send((sequence, settlement));
-    }
-}
-
-/// Acknowledges entries in the log, in order, as their records become durable; stops at the first that did not
-/// (it and everything after it are sent again by the next run).
-async fn acknowledge_in_order(
-    log: Arc<Mutex<Log>>,
-    mut settlements: mpsc::UnboundedReceiver<(u64, Settlement)>,
-    component: String,
-) {
-    while let Some((sequence, settlement)) = settlements.recv().await {
-        if settlement.await == Settled::Failed {
-            return;
-        }
-        let log = log.clone();
-        let acknowledged = tokio::task::spawn_blocking(move || lock(&log).acknowledge(sequence)).await;
-        if let Ok(Err(error)) = acknowledged {
-            tracing::warn!(component, %error, "cannot acknowledge in the ingest log");
-        }
     }
 }

@@ -8,7 +8,7 @@
 //! or cut shorter than the position is read from its start.
 
 use crate::Error;
-use crate::ack::{Ack, Settled, Settlement};
+use crate::ack::{Ack, commit_in_order};
 use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
 use crate::record::{BadRecord, Record, from_csv_cells, from_json_line};
 use std::path::{Path, PathBuf};
@@ -99,34 +99,6 @@ fn resume(offsets: &Path, file: &Path, metadata: &std::fs::Metadata, component: 
     Some(position)
 }
 
-/// Keeps positions durably in order, each once the lines before it settled as durable; stops at the first that
-/// did not (those lines are read again next time).
-async fn keep_positions(
-    offsets: PathBuf,
-    mut settled: mpsc::UnboundedReceiver<(Position, Settlement)>,
-    component: String,
-) {
-    let mut kept: Option<u64> = None;
-    while let Some((position, settlement)) = settled.recv().await {
-        if settlement.await == Settled::Failed {
-            return;
-        }
-        if kept == Some(position.offset) {
-            continue;
-        }
-        kept = Some(position.offset);
-        let target = offsets.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let bytes = serde_json::to_vec(&position).unwrap_or_default();
-            crate::checkpoint::write_replacing(&target, &bytes)
-        })
-        .await;
-        if let Ok(Err(error)) = written {
-            tracing::warn!(component, %error, "cannot keep the file's position");
-        }
-    }
-}
-
 impl Source for FileSource {
     fn run(self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
         Box::pin(async move {
@@ -158,12 +130,22 @@ impl Source for FileSource {
             let mut position = Position { path: self.path.clone(), inode: inode(&metadata), offset: 0, line: 0 };
             let positions_kept = self.offsets.clone().map(|offsets| {
                 let (sender, settled) = mpsc::unbounded_channel();
-                tokio::spawn(keep_positions(offsets, settled, context.component.clone()));
+                let component = context.component.clone();
+                // Each position is kept once the lines before it are durable.
+                tokio::spawn(commit_in_order(settled, move |position: Position| {
+                    let bytes = serde_json::to_vec(&position).unwrap_or_default();
+                    if let Err(error) = crate::checkpoint::write_replacing(&offsets, &bytes) {
+                        tracing::warn!(component, %error, "cannot keep the file's position");
+                    }
+                }));
                 sender
             });
-            // Sends a batch; with kept positions, with an ack whose settlement keeps the position after it.
+            // Sends a batch; with kept positions, with an ack whose settlement keeps the position after it — only
+            // when it moved: an idle tailed file is polled ten times a second, and must not be synced as often.
+            let last_sent = std::sync::atomic::AtomicU64::new(u64::MAX);
             let send = |records: Vec<Record>, position: &Position| {
-                let acked = positions_kept.as_ref().map(|kept| {
+                let moved = last_sent.swap(position.offset, std::sync::atomic::Ordering::Relaxed) != position.offset;
+                let acked = positions_kept.as_ref().filter(|_| moved).map(|kept| {
                     let (ack, settlement) = Ack::new();
                     let _ = kept.send((position.clone(), settlement));
                     ack
