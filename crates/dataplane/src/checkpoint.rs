@@ -145,13 +145,6 @@ impl Checkpoint {
         self.last_saved + ACKED_CHECKPOINT_INTERVAL
     }
 
-    /// Writes `state` (of component `component`, the JSON its operator saved) durably, replacing the previous
-    /// checkpoint.
-    pub async fn save(&mut self, component: &str, state: Vec<u8>) -> Result<(), Error> {
-        self.saved();
-        write_state(self.path.clone(), component, &self.fingerprint, Some(state)).await
-    }
-
     /// Restarts the interval: a state was taken to be written.
     fn saved(&mut self) {
         self.last_saved = Instant::now();
@@ -317,7 +310,15 @@ mod tests {
         assert!(checkpoint.load().unwrap().is_none());
         assert!(!checkpoint.due(), "nothing changed");
         checkpoint.touch();
-        checkpoint.save("per \"minute\"", br#"{"open":[1,2]}"#.to_vec()).await.unwrap();
+        checkpoint.saved();
+        write_state(
+            checkpoint.path.clone(),
+            "per \"minute\"",
+            &checkpoint.fingerprint,
+            Some(br#"{"open":[1,2]}"#.to_vec()),
+        )
+        .await
+        .unwrap();
         assert_eq!(checkpoint.load().unwrap(), Some(br#"{"open":[1,2]}"#.to_vec()));
         assert!(!checkpoint.due(), "just saved");
 
