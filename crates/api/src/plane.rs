@@ -34,9 +34,7 @@ impl Tokens {
 }
 
 fn random_token() -> Result<String, crate::Error> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(crate::Error::Token)?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    stratum_control::api::random_hex(16).map_err(crate::Error::Token)
 }
 
 /// How the API is set up.

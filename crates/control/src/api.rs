@@ -39,6 +39,13 @@ pub fn same_token(given: &str, expected: &str) -> bool {
     given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
+/// `bytes` random bytes in hex: tokens, agents' keys.
+pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut random = vec![0u8; bytes];
+    getrandom::fill(&mut random)?;
+    Ok(random.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
 /// An error as every Stratum API answers one: `{"error": {"code": …, "message": …}}`.
 pub fn error_response(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
     json_response(status, json!({ "error": { "code": code, "message": message.into() } }))

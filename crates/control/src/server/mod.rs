@@ -288,9 +288,9 @@ impl Server {
         let issued = match self.state.agent_key(&join.name) {
             Ok(Some(_)) => None,
             _ => {
-                let key = new_agent_key().map_err(|message| Refusal {
+                let key = crate::api::random_hex(32).map_err(|error| Refusal {
                     status: 500,
-                    message,
+                    message: format!("no randomness for an agent key: {error}"),
                     retry_after_seconds: Some(1),
                 })?;
                 self.state.record_agent_key(&join.name, &stratum_ml::data::sha256_hex(key.as_bytes())).map_err(
@@ -392,13 +392,6 @@ impl Server {
 
 /// The header an agent presents its own key in, with every join and heartbeat.
 pub const AGENT_KEY_HEADER: &str = "x-stratum-agent-key";
-
-/// A new agent key: 32 random bytes, in hex.
-fn new_agent_key() -> Result<String, String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|error| format!("no randomness for an agent key: {error}"))?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
-}
 
 /// The control plane's secret for path keys: read from `STATE_DIR/path.secret`, or made (32 random bytes, mode
 /// 0600) at the first start. It outlives restarts, so that running paths keep their keys.
