@@ -36,11 +36,12 @@ pub enum Error {
     Token(#[source] getrandom::Error),
 }
 
-/// Serves the API and the web interface on `listener`, and samples the metric series every second, until `stop`
-/// turns true.
+/// Serves the API and the web interface on `listener` (over TLS when given `tls`), and samples the metric series
+/// every second, until `stop` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     plane: Arc<ControlPlane>,
+    tls: Option<stratum_dataplane::tls::ServerTls>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let sampler = plane.clone();
@@ -55,7 +56,7 @@ pub async fn serve(
         }
     });
     use stratum_dataplane::connectors::http::{HEADER_TIMEOUT, serve as serve_http};
-    serve_http(listener, routes::router(plane), HEADER_TIMEOUT, async move {
+    serve_http(listener, routes::router(plane), HEADER_TIMEOUT, tls, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     })
     .await;

@@ -149,6 +149,15 @@ pub fn routes() -> Vec<Route> {
             .errors(&running),
         // The agents' protocol (`stratum server` only; its types are in stratum-control's `protocol`).
         Route::new(
+            Method::GET,
+            "/v1/cluster/ca",
+            Public,
+            "The cluster's certificate authority (PEM): an agent checks it against the hash in its join string",
+            get(cluster_authority),
+        )
+        .text("application/x-pem-file")
+        .errors(&[404]),
+        Route::new(
             Method::POST,
             "/v1/agents/join",
             Agent,
@@ -576,6 +585,29 @@ fn server(plane: &ControlPlane) -> Result<&Arc<stratum_control::server::Server>,
     })
 }
 
+async fn cluster_authority(State(plane): State<Arc<ControlPlane>>) -> Answer {
+    let server = server(&plane)?;
+    let Some(pem) = server.authority_pem() else {
+        let message = "this control plane serves plain HTTP (started with --plain-http): it has no authority";
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message));
+    };
+    // A proof under each token, so that whoever holds one (an agent, an operator's command) can check that the
+    // authority is this control plane's although the connection it came over was not checked yet.
+    let tokens = &plane.config.tokens;
+    let proofs: Vec<String> = (tokens.join.iter().chain([&tokens.operator, &tokens.viewer]))
+        .filter_map(|token| stratum_dataplane::tls::authority_proof(token, pem).ok())
+        .collect();
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file".to_string()),
+            (header::HeaderName::from_static(stratum_dataplane::tls::PROOF_HEADER), proofs.join(", ")),
+        ],
+        pem.to_string(),
+    )
+        .into_response())
+}
+
 /// The key an agent presents, if any.
 fn agent_key(headers: &HeaderMap) -> Option<&str> {
     headers.get(AGENT_KEY_HEADER).and_then(|value| value.to_str().ok())
@@ -587,8 +619,12 @@ async fn join(
     request: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let server = server(&plane)?;
-    let key = server.join(parse::<Join>(request)?, agent_key(&headers))?;
-    ok(&JoinAnswer { heartbeat_milliseconds: 1000, key })
+    let joined = server.join(parse::<Join>(request)?, agent_key(&headers))?;
+    let (certificate, certificate_key) = match joined.identity {
+        Some(identity) => (Some(identity.certificate_pem), Some(identity.key_pem)),
+        None => (None, None),
+    };
+    ok(&JoinAnswer { heartbeat_milliseconds: 1000, key: joined.key, certificate, certificate_key })
 }
 
 async fn heartbeat(

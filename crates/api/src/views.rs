@@ -433,6 +433,13 @@ pub struct JoinAnswer {
     /// later join and heartbeat, and no other machine can join or heartbeat under its name without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// On a cluster with TLS, a new certificate naming the agent (PEM), signed by the cluster's authority: it
+    /// presents it on its data port and its API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// The certificate's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_key: Option<String>,
 }
 
 /// An agent an operator forgot.

@@ -79,7 +79,7 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let served = tokio::spawn(stratum_api::serve(listener, plane.clone(), stopped));
+    let served = tokio::spawn(stratum_api::serve(listener, plane.clone(), None, stopped));
     let _ = rustls::crypto::ring::default_provider().install_default();
     let api = Api { base, http: Client::new() };
 
@@ -115,8 +115,11 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
         let wrong = api.call(method.clone(), &path, Some("not-a-token"), body.clone()).await;
         let viewer = api.call(method.clone(), &path, Some(VIEWER), body.clone()).await;
         let operator = api.call(method.clone(), &path, Some(OPERATOR), body.clone()).await;
-        // The agents' protocol and training on agents are `stratum server`'s; `up` has neither.
-        let server_only = route.path.starts_with("/v1/agents/") || route.path.starts_with("/v1/training");
+        // The agents' protocol, training on agents and the cluster's authority are `stratum server`'s; `up` has
+        // none of them.
+        let server_only = route.path.starts_with("/v1/agents/")
+            || route.path.starts_with("/v1/training")
+            || route.path == "/v1/cluster/ca";
         let expected = if server_only { 404 } else { route.response.0 };
         match route.access {
             stratum_api::table::Access::Public => {

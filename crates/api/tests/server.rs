@@ -14,7 +14,9 @@ use std::time::Duration;
 use stratum_api::{ApiConfig, ControlPlane, Tokens};
 use stratum_control::agent::{Agent, AgentOptions};
 use stratum_control::deployment::Deployment;
+use stratum_control::pki::Authority;
 use stratum_control::server::{Server, ServerOptions};
+use stratum_dataplane::tls::{ClientTls, SERVER_IDENTITY, ServerTls};
 
 const APP: &str = include_str!("../test_data/small.stratum");
 const JOIN: &str = "join-token";
@@ -30,10 +32,17 @@ fn assert_status(answer: &(StatusCode, Value), status: u16) {
     assert_eq!(answer.0.as_u16(), status, "{}", answer.1);
 }
 
-async fn start_agent(server: &str, name: &str, folder: &Path, stop: tokio::sync::watch::Receiver<bool>) {
+async fn start_agent(
+    server: &str,
+    authority_sha256: &str,
+    name: &str,
+    folder: &Path,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let options = AgentOptions {
         server: server.to_string(),
         join_token: JOIN.into(),
+        authority_sha256: Some(authority_sha256.into()),
         name: name.into(),
         tier: None,
         labels: Default::default(),
@@ -53,10 +62,16 @@ async fn start_agent(server: &str, name: &str, folder: &Path, stop: tokio::sync:
 async fn a_server_serves_the_api_and_its_agents_protocol() {
     let folder = folder("api_server");
     let state_dir = folder.join("server");
+    // Over TLS, as `stratum server` runs by default: the cluster's authority made in the state folder signs the
+    // server's certificate and, at join, each agent's (which they present on their data ports and APIs).
+    let authority = std::sync::Arc::new(Authority::open(&state_dir.join("tls")).unwrap());
+    let authority_sha256 = authority.sha256().unwrap();
+    let server_tls = ServerTls::new(&authority.issue(SERVER_IDENTITY, &[]).unwrap()).unwrap();
     let server = Server::open(ServerOptions {
         state_dir: state_dir.clone(),
         agent_timeout: Duration::from_secs(5),
         join_token: JOIN.into(),
+        authority: Some(authority.clone()),
     })
     .expect("the server opens its state");
     // The model the service needs, trained into the server's store as `stratum train --store` would.
@@ -80,12 +95,26 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     };
     let (plane, _) = ControlPlane::new(config, Some(server.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let address = listener.local_addr().unwrap();
+    let base = format!("https://{address}");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(server.clone().run(stopped.clone()));
-    let served = tokio::spawn(stratum_api::serve(listener, plane.clone(), stopped.clone()));
+    let served = tokio::spawn(stratum_api::serve(listener, plane.clone(), Some(server_tls), stopped.clone()));
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let api = Api { base: base.clone(), http: Client::new() };
+    let trusting = |pem: &str| {
+        let tls = ClientTls::new(pem, SERVER_IDENTITY).unwrap();
+        Client::builder().use_preconfigured_tls(tls.config()).build().unwrap()
+    };
+    let api = Api { base: base.clone(), http: trusting(authority.certificate_pem()) };
+
+    // Only TLS is served, and only a client that trusts the cluster's authority takes the server for the server.
+    assert!(Client::new().get(format!("http://{address}/v1/openapi.json")).send().await.is_err());
+    let elsewhere = Authority::open(&folder.join("another-authority")).unwrap();
+    let fooled = trusting(elsewhere.certificate_pem()).get(format!("{base}/v1/openapi.json")).send().await;
+    assert!(fooled.is_err(), "a client trusting another authority reached the server");
+    // The authority itself is open to fetch (an agent checks its hash against its join string's).
+    let fetched = api.http.get(format!("{base}/v1/cluster/ca")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(stratum_dataplane::tls::certificate_sha256(&fetched).unwrap(), authority_sha256);
 
     // Nothing applied yet: the views that need an application say how to send one; the status has no app.
     let (code, body) = api.call(Method::GET, "/v1/topology", Some(VIEWER), None).await;
@@ -117,7 +146,7 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     assert_status(&api.call(Method::POST, "/v1/agents/join", Some(JOIN), Some("{}".into())).await, 400);
 
     for name in ["edge1", "fog1"] {
-        start_agent(&base, name, &folder, stopped.clone()).await;
+        start_agent(&base, &authority_sha256, name, &folder, stopped.clone()).await;
     }
     api.wait_for("two agents", "/v1/status", |status| status["agents"].as_array().unwrap().len() == 2).await;
 
@@ -141,9 +170,19 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     assert_eq!(code.as_u16(), 200, "{first}");
     let key = first["key"].as_str().unwrap().to_string();
     assert_eq!(key.len(), 64);
+    // With its key comes a certificate naming it, from the cluster's authority, for its data port and API.
+    let certificate = first["certificate"].as_str().unwrap();
+    let identity = stratum_dataplane::tls::Identity {
+        certificate_pem: certificate.into(),
+        key_pem: first["certificate_key"].as_str().unwrap().into(),
+    };
+    ServerTls::new(&identity).expect("a certificate and its key");
+    ClientTls::new(authority.certificate_pem(), &stratum_dataplane::tls::agent_identity("spare")).unwrap();
     let again = with_key("/v1/agents/join", &key, joining("spare")).await.unwrap();
     assert_eq!(again.status().as_u16(), 200, "the same machine joins again with its key");
-    assert!(again.text().await.unwrap().find("key").is_none(), "a key is issued once");
+    let again: Value = serde_json::from_str(&again.text().await.unwrap()).unwrap();
+    assert!(again["key"].is_null(), "a key is issued once: {again}");
+    assert!(again["certificate"].is_string(), "a certificate at every join: {again}");
     assert_eq!(api.call(Method::POST, "/v1/agents/join", Some(JOIN), Some(joining("spare"))).await.0.as_u16(), 403);
     assert_eq!(api.call(Method::DELETE, "/v1/agents/spare", Some(VIEWER), None).await.0.as_u16(), 403);
     assert_eq!(api.call(Method::DELETE, "/v1/agents/nobody", Some(OPERATOR), None).await.0.as_u16(), 404);
@@ -325,9 +364,13 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     // instance, so placement puts `counts` on the edge and `answers` on both machines at once.
     stop.send_replace(true);
     let _ = served.await;
-    let restarted =
-        Server::open(ServerOptions { state_dir, agent_timeout: Duration::from_secs(5), join_token: JOIN.into() })
-            .unwrap();
+    let restarted = Server::open(ServerOptions {
+        state_dir,
+        agent_timeout: Duration::from_secs(5),
+        join_token: JOIN.into(),
+        authority: None,
+    })
+    .unwrap();
     let (stop_restarted, restarted_stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(restarted.clone().run(restarted_stopped));
     let started = std::time::Instant::now();

@@ -36,14 +36,24 @@ pub(crate) struct ServerArgs {
     /// An agent silent for this long is lost and its components move.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     agent_timeout: Duration,
+    /// Serve plain HTTP, without TLS: for development on one machine only, since tokens, agent keys and data
+    /// then cross the network in the clear.
+    #[arg(long)]
+    plain_http: bool,
+    /// Another name or address the server's certificate is valid for (repeatable), for browsers and `curl`
+    /// reaching it by that name; Stratum's agents and commands need none.
+    #[arg(long = "tls-name", value_name = "NAME")]
+    tls_names: Vec<String>,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct AgentArgs {
-    /// The control plane, `http://host:port`.
+    /// The control plane, `https://host:port` (`http://` for one started with --plain-http).
     #[arg(long, value_name = "URL")]
     server: String,
-    /// The cluster's join token, as `stratum server --join-token` was given (or STRATUM_JOIN_TOKEN).
+    /// The cluster's join token (or STRATUM_JOIN_TOKEN); over https:// the agent trusts the authority the control
+    /// plane proves with it. Or the join string in the server's STATE_DIR/join-string, `stratum1:SHA256:TOKEN`,
+    /// which also pins the authority by its hash.
     #[arg(long, env = "STRATUM_JOIN_TOKEN", hide_env_values = true)]
     join_token: String,
     /// This machine's name; a node of that name in the application is the machine the plan means.
@@ -94,6 +104,10 @@ pub(crate) struct ApplyArgs {
     /// The operator's token (or STRATUM_TOKEN).
     #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
     token: String,
+    /// The cluster's certificate authority, to reach a control plane over https:// (or STRATUM_CA_CERT): the
+    /// server's `STATE_DIR/tls/ca.pem`.
+    #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Before sending, make the models the services serve ready in this model store (the control plane's
     /// `STATE_DIR/models`) as `stratum up` does: a model trained on the same data is reused; otherwise it is
     /// trained, on data bootstrapped from simulated history when its dataset does not exist yet.
@@ -109,6 +123,10 @@ pub(crate) struct StatusArgs {
     /// The operator's or the viewer's token (or STRATUM_TOKEN).
     #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The cluster's certificate authority, to reach a control plane over https:// (or STRATUM_CA_CERT): the
+    /// server's `STATE_DIR/tls/ca.pem`.
+    #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
@@ -125,9 +143,10 @@ pub(crate) struct BrokerArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct HealthArgs {
-    /// The address to ask (or STRATUM_HEALTH_URL): an HTTP URL, healthy when it answers 2xx within 5 s, or
-    /// `tcp://HOST:PORT`, healthy when it accepts a connection (the broker).
-    #[arg(env = "STRATUM_HEALTH_URL", default_value = "http://127.0.0.1:7070/v1/openapi.json", value_name = "URL")]
+    /// The address to ask (or STRATUM_HEALTH_URL): an HTTP(S) URL, healthy when it answers 2xx within 5 s; one
+    /// without a scheme, `HOST:PORT/PATH`, is asked over TLS and then, if that fails, over plain HTTP (a server or
+    /// agent runs either way); or `tcp://HOST:PORT`, healthy when it accepts a connection (the broker).
+    #[arg(env = "STRATUM_HEALTH_URL", default_value = "127.0.0.1:7070/v1/openapi.json", value_name = "URL")]
     url: String,
 }
 
@@ -158,10 +177,41 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::UserError);
     }
+    let tls_folder = args.state_dir.join("tls");
+    let authority = if args.plain_http {
+        None
+    } else {
+        Some(std::sync::Arc::new(
+            stratum_control::pki::Authority::open(&tls_folder).map_err(|error| anyhow::anyhow!("{error}"))?,
+        ))
+    };
+    let server_tls = match &authority {
+        Some(authority) => {
+            let identity = authority
+                .issue(stratum_dataplane::tls::SERVER_IDENTITY, &server_names(&args.listen, &args.tls_names))
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            Some(stratum_dataplane::tls::ServerTls::new(&identity)?)
+        }
+        None => None,
+    };
+    // The join string holds the join token: it goes to a file only this user reads, never to the log.
+    let join_file = args.state_dir.join("join-string");
+    let authority_sha256 = match &authority {
+        Some(authority) => {
+            let ca_sha256 = authority.sha256()?;
+            let join =
+                stratum_control::pki::JoinString { ca_sha256: ca_sha256.clone(), token: args.join_token.clone() };
+            stratum_control::files::write_secret(&join_file, format!("{}\n", join.render()).as_bytes())
+                .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", join_file.display()))?;
+            Some(ca_sha256)
+        }
+        None => None,
+    };
     let options = ServerOptions {
         state_dir: args.state_dir.clone(),
         agent_timeout: args.agent_timeout,
         join_token: args.join_token.clone(),
+        authority,
     };
     let server = match Server::open(options) {
         Ok(server) => server,
@@ -192,16 +242,75 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(until_stopped(stop));
         tokio::spawn(server.run(stopped.clone()));
-        eprintln!(
-            "control plane on http://{}: agents join here; dashboard and API at the same address \
-             (sign in with the operator's or the viewer's token). Ctrl-C stops it.",
-            listener.local_addr()?
-        );
-        match stratum_api::serve(listener, plane, stopped).await {
+        let address = listener.local_addr()?;
+        match &authority_sha256 {
+            Some(ca_sha256) => eprintln!(
+                "control plane on https://{address}: dashboard and API (sign in with the operator's or the viewer's \
+                 token), over TLS with a certificate from the cluster's authority {ca} (sha256 {ca_sha256}).\n\
+                 Agents join with `stratum agent --server https://HOST:{port} --join-token JOIN_TOKEN --name NAME`: \
+                 they trust the authority this server proves with the join token. To pin it by its hash instead, \
+                 give them the join string in {join}.\nCtrl-C stops it.",
+                ca = tls_folder.join("ca.pem").display(),
+                join = join_file.display(),
+                port = address.port(),
+            ),
+            None => eprintln!(
+                "control plane on http://{address}, without TLS (--plain-http: for one machine only): agents join \
+                 here with the bare join token; dashboard and API at the same address (sign in with the operator's \
+                 or the viewer's token). Ctrl-C stops it."
+            ),
+        }
+        match stratum_api::serve(listener, plane, server_tls, stopped).await {
             Ok(()) => Ok(Outcome::Success),
             Err(error) => Err(anyhow::anyhow!("{error}")),
         }
     })
+}
+
+/// The names and addresses the server's certificate is valid for besides its identity: loopback, this machine's
+/// name, the address it listens on when it is a specific one, and those asked for.
+fn server_names(listen: &SocketAddr, asked: &[String]) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(host.trim().to_string());
+    }
+    if !listen.ip().is_unspecified() {
+        names.push(listen.ip().to_string());
+    }
+    names.extend(asked.iter().cloned());
+    names.retain(|name| !name.is_empty());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// An HTTP client for the control plane at `server`: over https:// it trusts the cluster's authority alone — the
+/// one in `ca_cert`, else the one the control plane proves with `token` — and takes only the control plane's
+/// certificate.
+pub(crate) async fn api_client(
+    server: &str,
+    ca_cert: Option<&Path>,
+    token: Option<&str>,
+) -> anyhow::Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = reqwest::Client::builder();
+    if !server.starts_with("https://") {
+        return Ok(builder.build()?);
+    }
+    let pem = match (ca_cert, token) {
+        (Some(ca_cert), _) => std::fs::read_to_string(ca_cert)
+            .map_err(|error| anyhow::anyhow!("cannot read the authority {}: {error}", ca_cert.display()))?,
+        (None, Some(token)) => match stratum_control::pki::fetch_authority(server, token, None).await? {
+            Ok(pem) => pem,
+            Err(message) => anyhow::bail!("{message}"),
+        },
+        (None, None) => anyhow::bail!(
+            "{server} is reached over TLS: give a token (its authority is proved with it) or the cluster's \
+             authority with --ca-cert FILE (or STRATUM_CA_CERT), the server's STATE_DIR/tls/ca.pem"
+        ),
+    };
+    let tls = stratum_dataplane::tls::ClientTls::new(&pem, stratum_dataplane::tls::SERVER_IDENTITY)?;
+    Ok(builder.use_preconfigured_tls(tls.config()).build()?)
 }
 
 /// `stratum broker`: the MQTT broker embedded in Stratum on its own, for deployments whose application uses MQTT
@@ -239,22 +348,36 @@ pub(crate) fn health(args: HealthArgs) -> anyhow::Result<Outcome> {
             }
         });
     }
-    let answer = runtime()?.block_on(async {
+    let urls = if args.url.contains("://") {
+        vec![args.url.clone()]
+    } else {
+        vec![format!("https://{}", args.url), format!("http://{}", args.url)]
+    };
+    let answers = runtime()?.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
-        anyhow::Ok(client.get(&args.url).send().await?.status())
-    });
-    match answer {
-        Ok(status) if status.is_success() => Ok(Outcome::Success),
-        Ok(status) => {
-            eprintln!("unhealthy: {} answered {status}", args.url);
-            Ok(Outcome::UserError)
+        // Whether it answers, not who it is: a health check sends nothing secret, so any certificate does.
+        let tls = stratum_dataplane::tls::ClientTls::trusting_anyone()?;
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_secs(5)).use_preconfigured_tls(tls.config()).build()?;
+        let mut answers = Vec::new();
+        for url in urls {
+            let answer = client.get(&url).send().await.map(|response| response.status());
+            let answered = answer.is_ok();
+            answers.push((url, answer));
+            if answered {
+                break;
+            }
         }
-        Err(error) => {
-            eprintln!("unhealthy: {} does not answer: {error:#}", args.url);
-            Ok(Outcome::UserError)
+        anyhow::Ok(answers)
+    })?;
+    for (url, answer) in &answers {
+        match answer {
+            Ok(status) if status.is_success() => return Ok(Outcome::Success),
+            Ok(status) => eprintln!("unhealthy: {url} answered {status}"),
+            Err(error) => eprintln!("unhealthy: {url} does not answer: {error}"),
         }
     }
+    Ok(Outcome::UserError)
 }
 
 /// The plan's name for a pool member whose own name ends with its 0-based ordinal.
@@ -279,9 +402,15 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
         },
         None => args.name.clone(),
     };
+    let (join_token, authority_sha256) = match stratum_control::pki::JoinString::parse(&args.join_token) {
+        Ok(Some(join)) => (join.token, Some(join.ca_sha256)),
+        Ok(None) => (args.join_token, None),
+        Err(message) => anyhow::bail!("--join-token: {message}"),
+    };
     let options = AgentOptions {
         server: args.server,
-        join_token: args.join_token,
+        join_token,
+        authority_sha256,
         data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from(format!(".stratum-agent-{name}"))),
         name,
         tier: args.tier,
@@ -295,8 +424,14 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
     };
     let runtime = runtime()?;
     let result = runtime.block_on(async move {
-        let (agent, router) = Agent::start(options.clone()).await?;
-        let api = agent.api_address().map(|address| format!(", API at http://{address}")).unwrap_or_default();
+        // Starting waits for the control plane's authority when it has none kept: Ctrl-C ends the wait.
+        let started = tokio::select! {
+            started = Agent::start(options.clone()) => started?,
+            () = crate::running::shutdown_requested() => return Ok(()),
+        };
+        let (agent, router) = started;
+        let scheme = if options.authority_sha256.is_some() { "https" } else { "http" };
+        let api = agent.api_address().map(|address| format!(", API at {scheme}://{address}")).unwrap_or_default();
         eprintln!("agent `{}`: data at {}{api}; joining {} …", options.name, agent.data_address(), options.server);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(until_stopped(stop));
@@ -334,8 +469,7 @@ pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outco
     let server = args.server.trim_end_matches('/').to_string();
     let runtime = runtime()?;
     let answer = runtime.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::new();
+        let client = api_client(&server, args.ca_cert.as_deref(), Some(&args.token)).await?;
         let response = client
             .post(format!("{server}/v1/apply"))
             .bearer_auth(&args.token)
@@ -417,8 +551,8 @@ fn prepare_models(application: &stratum_core::ir::Application, store: &Path) -> 
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
     let runtime = runtime()?;
     let answer = runtime.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut request = reqwest::Client::new().get(format!("{}/v1/status", args.server.trim_end_matches('/')));
+        let client = api_client(&args.server, args.ca_cert.as_deref(), args.token.as_deref()).await?;
+        let mut request = client.get(format!("{}/v1/status", args.server.trim_end_matches('/')));
         if let Some(token) = &args.token {
             request = request.bearer_auth(token);
         }
@@ -480,14 +614,14 @@ pub(crate) fn train_remotely(
     models: &[String],
     base: &std::path::Path,
     server: &str,
+    ca_cert: Option<&Path>,
     token: &str,
     format: Format,
 ) -> anyhow::Result<Outcome> {
     let runtime = runtime()?;
     let server = server.trim_end_matches('/');
     runtime.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::new();
+        let client = api_client(server, ca_cert, Some(token)).await?;
         let mut reports = Vec::new();
         for model in models {
             let path = stratum_control::training::data_path(application, model, base)?;

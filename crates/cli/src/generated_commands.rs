@@ -348,7 +348,9 @@ fn agree(target: &str, example: &str, found: &[Found]) {
             }
             "health" => {
                 let url = value(matches, "url");
-                let port = port_of(url.split('/').take(3).collect::<Vec<_>>().join("/").as_str());
+                // `scheme://host:port/path`, or `host:port/path` (TLS, then plain HTTP).
+                let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+                let port = port_of(authority.split('/').next().unwrap_or_default());
                 let checked = found.checks.as_deref().unwrap_or_else(|| panic!("{}: checks nothing", found.place));
                 let (_, name, matches) = parsed
                     .iter()

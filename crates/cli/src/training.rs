@@ -36,6 +36,10 @@ pub(crate) struct TrainArgs {
     /// The control plane's token (or STRATUM_TOKEN), with `--server`.
     #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The cluster's certificate authority, with an https:// `--server` (or STRATUM_CA_CERT): the server's
+    /// `STATE_DIR/tls/ca.pem`.
+    #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -124,7 +128,15 @@ pub(crate) fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outco
             anyhow::bail!("training on a control plane needs its token: --token T (or STRATUM_TOKEN)");
         };
         let names: Vec<String> = models.iter().map(|model| model.name.clone()).collect();
-        return crate::cluster::train_remotely(application, &names, &base, server, token, args.format);
+        return crate::cluster::train_remotely(
+            application,
+            &names,
+            &base,
+            server,
+            args.ca_cert.as_deref(),
+            token,
+            args.format,
+        );
     }
     let store = ModelStore::new(&args.store);
     let interactive = args.format == Format::Human && std::io::stderr().is_terminal();

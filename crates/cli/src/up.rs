@@ -143,7 +143,7 @@ async fn run_up(
         ApiConfig { tokens: tokens.clone(), source_file: args.file.clone(), state_dir: args.state_dir.clone() };
     let (plane, mut reloads) = ControlPlane::new(config, None);
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
-    let api = tokio::spawn(stratum_api::serve(listener, plane.clone(), api_stopped));
+    let api = tokio::spawn(stratum_api::serve(listener, plane.clone(), None, api_stopped));
     let base = format!("http://{address}");
     eprintln!("dashboard: {base}/#token={}", tokens.operator);
 

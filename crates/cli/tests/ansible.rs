@@ -165,12 +165,41 @@ fn the_playbook_configures_machines_that_then_run_the_application() {
     let secrets: Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(generated.join("secrets.yml")).unwrap()).unwrap();
     let token = secrets["stratum_token"].as_str().unwrap().to_string();
-    let api = format!("http://{}:7070", address(&control_machine));
+    // Over TLS: the certificate names the control plane (whatever address it is reached at) and comes from the
+    // authority it made on its first start, taken from its machine.
+    let authority = generated.join("ca.pem");
+    let identity = stratum_dataplane::tls::SERVER_IDENTITY;
+    let resolve = format!("{identity}:7070:{}", address(&control_machine));
+    let api = format!("https://{identity}:7070");
     let started = Instant::now();
     loop {
+        let ca = run(
+            "docker",
+            &[
+                "exec",
+                &container(&control_machine),
+                "cat",
+                &format!("{}/tls/ca.pem", stratum_planner::generate::runtime::STATE_DIR),
+            ],
+            None,
+        );
+        if ca.status.success() {
+            std::fs::write(&authority, &ca.stdout).unwrap();
+        }
         let status = run(
             "curl",
-            &["-s", "-m", "5", "-H", &format!("Authorization: Bearer {token}"), &format!("{api}/v1/status")],
+            &[
+                "-s",
+                "-m",
+                "5",
+                "--cacert",
+                &authority.to_string_lossy(),
+                "--resolve",
+                &resolve,
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                &format!("{api}/v1/status"),
+            ],
             None,
         );
         let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();

@@ -5,6 +5,12 @@
 //! the stream returns and what the edge buffered for it is delivered; killing and restarting the control plane
 //! loses nothing: the agents keep running, and it knows the application and the agents again. An impostor agent
 //! (the join token, a held name) is refused and stops; agents' own APIs refuse callers without the join token.
+//!
+//! Everything crosses over TLS, as `stratum server` runs by default: agents join with the bare join token (they
+//! trust the authority the server proves with it) or with the join string the server wrote (which pins the
+//! authority by its hash); commands trust the authority the server proves with their token, or its certificate.
+//! An agent given the hash of another authority, or a token the server cannot prove its authority with, refuses
+//! to join. Training on agents runs with `--plain-http`, the development mode.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -48,28 +54,44 @@ fn stratum(arguments: &[&str], folder: &Path) -> Process {
     )
 }
 
-fn server(folder: &Path, port: u16) -> Process {
+/// Where the server keeps its authority's certificate, relative to the test's folder; commands trust it.
+const CA: &str = "server/tls/ca.pem";
+
+fn server(folder: &Path, port: u16, plain_http: bool) -> Process {
     let listen = format!("127.0.0.1:{port}");
+    let plain: &[&str] = if plain_http { &["--plain-http"] } else { &[] };
     stratum(
         &[
-            "server",
-            "--listen",
-            &listen,
-            "--state-dir",
-            "server",
-            "--token",
-            TOKEN,
-            "--viewer-token",
-            VIEWER,
-            "--join-token",
-            JOIN,
-            "--agent-timeout",
-            "2s",
-        ],
+            &[
+                "server",
+                "--listen",
+                &listen,
+                "--state-dir",
+                "server",
+                "--token",
+                TOKEN,
+                "--viewer-token",
+                VIEWER,
+                "--join-token",
+                JOIN,
+                "--agent-timeout",
+                "2s",
+            ],
+            plain,
+        ]
+        .concat(),
         folder,
     )
 }
 
+/// The join string the server wrote: its authority's hash and the join token.
+fn join_string(folder: &Path) -> String {
+    let path = folder.join("server/join-string");
+    wait_until("the server's join string", Duration::from_secs(20), || path.is_file());
+    std::fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+/// An agent that joins with the bare join token (over TLS, it trusts the authority the server proves with it).
 fn agent(folder: &Path, url: &str, name: &str) -> Process {
     let data_dir = format!("agents/{name}");
     let arguments = [
@@ -88,22 +110,42 @@ fn agent(folder: &Path, url: &str, name: &str) -> Process {
     stratum(&arguments, folder)
 }
 
-/// A prediction through the control plane's gateway: (status, body).
-fn predict(port: u16, service: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "POST /v1/services/{service}/predict HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    (status, response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+/// A request over TLS to a loopback port whose certificate must name `identity` and come from the cluster's
+/// authority in `folder`: (status, body).
+fn https(
+    folder: &Path,
+    port: u16,
+    identity: &str,
+    request: (&str, &str),
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let authority = std::fs::read_to_string(folder.join(CA)).unwrap();
+    let tls = stratum_dataplane::tls::ClientTls::new(&authority, identity).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder().use_preconfigured_tls(tls.config()).build().unwrap();
+        let url = format!("https://127.0.0.1:{port}{}", request.1);
+        let method = reqwest::Method::from_bytes(request.0.as_bytes()).unwrap();
+        let mut call = client.request(method, url).header("content-type", "application/json").body(body.to_string());
+        if let Some(token) = token {
+            call = call.bearer_auth(token);
+        }
+        match call.send().await {
+            Ok(response) => (response.status().as_u16(), response.text().await.unwrap_or_default()),
+            Err(error) => (0, error.to_string()),
+        }
+    })
 }
 
+/// A prediction through the control plane's gateway: (status, body).
+fn predict(folder: &Path, port: u16, service: &str, body: &str) -> (u16, String) {
+    let path = format!("/v1/services/{service}/predict");
+    https(folder, port, stratum_dataplane::tls::SERVER_IDENTITY, ("POST", &path), None, body)
+}
+
+/// `stratum status`: over TLS it trusts the authority the server proves with the viewer's token.
 fn status(folder: &Path, url: &str) -> Option<Value> {
     let output = Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args(["status", "--server", url, "--token", VIEWER, "--format", "json"])
@@ -111,17 +153,6 @@ fn status(folder: &Path, url: &str) -> Option<Value> {
         .output()
         .ok()?;
     serde_json::from_slice(&output.stdout).ok()
-}
-
-/// The body of `GET path` on a loopback port (HTTP/1.0: the server closes when done), with a bearer token if given.
-fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let authorization = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{authorization}\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
 
 fn host_of(status: &Value, component: &str) -> Option<String> {
@@ -160,12 +191,23 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
         .unwrap();
     assert_eq!(trained.status.code(), Some(0), "{}", String::from_utf8_lossy(&trained.stderr));
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut control = server(&folder, port);
+    let url = format!("https://127.0.0.1:{port}");
+    let mut control = server(&folder, port, false);
     wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
+    // A command with neither a token nor the authority cannot know whom to trust, and is told how.
+    let untrusting = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["status", "--server", &url])
+        .env_remove("STRATUM_CA_CERT")
+        .env_remove("STRATUM_TOKEN")
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(untrusting.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&untrusting.stderr).contains("--ca-cert"), "{untrusting:?}");
     // Each token does what its role may: the join token cannot apply, reading needs a token.
     let refused = Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args(["apply", "cluster.stratum", "--server", &url, "--token", JOIN])
+        .env("STRATUM_CA_CERT", CA)
         .current_dir(&folder)
         .output()
         .unwrap();
@@ -178,6 +220,7 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let anonymous = Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args(["status", "--server", &url])
         .env_remove("STRATUM_TOKEN")
+        .env("STRATUM_CA_CERT", CA)
         .current_dir(&folder)
         .output()
         .unwrap();
@@ -185,11 +228,35 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     assert!(String::from_utf8_lossy(&anonymous.stderr).contains("needs the operator's or the viewer's token"));
     let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args(["apply", "cluster.stratum", "--server", &url, "--token", TOKEN])
+        .env("STRATUM_CA_CERT", CA)
         .current_dir(&folder)
         .output()
         .unwrap();
     assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
     assert!(String::from_utf8_lossy(&applied.stdout).contains("applied `cluster` version 1"));
+
+    // An agent given the hash of another authority will not join: whoever answers is not the cluster it means;
+    // nor will one whose token the server cannot prove its authority with.
+    let join = join_string(&folder);
+    assert_eq!(join.rsplit_once(':').unwrap().1, JOIN);
+    let misled = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["agent", "--name", "edge9", "--server", &url, "--data-dir", "agents/misled"])
+        .args(["--join-token", &format!("stratum1:{}:{JOIN}", "ab".repeat(32))])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&misled.stderr);
+    assert_ne!(misled.status.code(), Some(0), "{said}");
+    assert!(said.contains("not the") && said.contains("of the join string"), "{said}");
+    let unproven = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["agent", "--name", "edge9", "--server", &url, "--data-dir", "agents/unproven"])
+        .args(["--join-token", "not-the-join-token"])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&unproven.stderr);
+    assert_ne!(unproven.status.code(), Some(0), "{said}");
+    assert!(said.contains("cannot prove its authority"), "{said}");
 
     let edge_metrics = free_port();
     let data_dir = "agents/edge1";
@@ -201,7 +268,7 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
             "--server",
             &url,
             "--join-token",
-            JOIN,
+            &join,
             "--data-dir",
             data_dir,
             "--api",
@@ -213,17 +280,23 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let _cloud = agent(&folder, &url, "cloud1");
     let kept = folder.join("agents/cloud1/out/counts.jsonl");
     wait_until("windows at the cloud", Duration::from_secs(30), || windows(&kept) >= 8);
-    // Every agent has its own metrics too, for those who hold the join token.
-    let text = http_get(edge_metrics, "/metrics", Some(JOIN));
+    // Every agent has its own metrics too, for those who hold the join token, over TLS with the certificate the
+    // control plane issued it (naming edge1, and no other agent).
+    let edge = stratum_dataplane::tls::agent_identity("edge1");
+    let (code, text) = https(&folder, edge_metrics, &edge, ("GET", "/metrics"), Some(JOIN), "");
+    assert_eq!(code, 200, "{text}");
     assert!(text.contains("stratum_node_cpu_cores") && text.contains("component=\"readings\""), "{text}");
     for token in [None, Some("not-the-token")] {
-        let refused = http_get(edge_metrics, "/metrics", token);
-        assert!(refused.contains("unauthorized"), "an agent's API without the join token: {refused}");
+        let (code, refused) = https(&folder, edge_metrics, &edge, ("GET", "/metrics"), token, "");
+        assert_eq!(code, 401, "an agent's API without the join token: {refused}");
     }
+    let fog_identity = stratum_dataplane::tls::agent_identity("fog1");
+    let (code, mistaken) = https(&folder, edge_metrics, &fog_identity, ("GET", "/metrics"), Some(JOIN), "");
+    assert_eq!(code, 0, "edge1's API passed for fog1's: {mistaken}");
     // An impostor: another machine with the join token, under a name that is held. It is refused and stops,
     // saying why and what to do; the real cloud agent runs on.
     let impostor = Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .args(["agent", "--name", "cloud1", "--server", &url, "--join-token", JOIN, "--data-dir", "agents/impostor"])
+        .args(["agent", "--name", "cloud1", "--server", &url, "--join-token", &join, "--data-dir", "agents/impostor"])
         .current_dir(&folder)
         .output()
         .unwrap();
@@ -248,9 +321,9 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     assert!(first["prediction"].is_boolean() && first["n"].is_number(), "{first}");
     assert!(folder.join("agents/fog1/models/busy/v1.json").is_file());
     // The control plane's gateway forwards a prediction to the agent that runs the service.
-    let (code, answer) = predict(port, "flags", r#"{"n": 300}"#);
+    let (code, answer) = predict(&folder, port, "flags", r#"{"n": 300}"#);
     assert_eq!((code, answer.as_str()), (200, r#"{"prediction":true}"#));
-    let (code, answer) = predict(port, "nothing", "{}");
+    let (code, answer) = predict(&folder, port, "nothing", "{}");
     assert_eq!(code, 404, "{answer}");
     assert_eq!(before["agents"].as_array().unwrap().len(), 3);
 
@@ -268,8 +341,10 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     wait_until("predictions at the cloud", Duration::from_secs(20), || windows(&moved_flags) >= 4);
     // And the gateway follows it, once the cloud agent's next heartbeat says it serves it (503 until then, with
     // Retry-After).
-    wait_until("the gateway to follow the service", Duration::from_secs(10), || predict(port, "flags", "{}").0 != 503);
-    let (code, answer) = predict(port, "flags", r#"{"n": 10}"#);
+    wait_until("the gateway to follow the service", Duration::from_secs(10), || {
+        predict(&folder, port, "flags", "{}").0 != 503
+    });
+    let (code, answer) = predict(&folder, port, "flags", r#"{"n": 10}"#);
     assert_eq!((code, answer.as_str()), (200, r#"{"prediction":false}"#));
 
     // Its open windows went on at the cloud: the control plane handed over the checkpoint fog1 sent last.
@@ -294,7 +369,8 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     });
     // The control plane's /metrics has every agent's components, the path from the edge into fog1 among them.
     let path_in = || {
-        let text = http_get(port, "/metrics", Some(VIEWER));
+        let (_, text) =
+            https(&folder, port, stratum_dataplane::tls::SERVER_IDENTITY, ("GET", "/metrics"), Some(VIEWER), "");
         let line = text.lines().find(|line| {
             line.starts_with("stratum_events_out_total{agent=\"fog1\",component=\"readings@edge1->fog1\"")
         })?;
@@ -308,7 +384,7 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     drop(control);
     let while_down = windows(&kept);
     wait_until("windows while the control plane is down", Duration::from_secs(20), || windows(&kept) >= while_down + 4);
-    control = server(&folder, port);
+    control = server(&folder, port, false);
     wait_until("the control plane again", Duration::from_secs(20), || {
         status(&folder, &url).is_some_and(|status| {
             status["version"] == 1
@@ -389,7 +465,7 @@ fn training_on_agents_spreads_the_tasks_and_matches_a_local_run() {
 
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let _control = server(&folder, port);
+    let _control = server(&folder, port, true);
     wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
     let _w1 = agent(&folder, &url, "w1");
     let _w2 = agent(&folder, &url, "w2");

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use stratum_planner::generate::runtime::{CONTROL_PLANE, STATE_DIR};
 use stratum_test_support::free_port;
 
 /// `docker compose` where the machine has it, `docker-compose` otherwise.
@@ -53,12 +54,31 @@ impl Project {
         format!("{}_{service}_1", self.name).replace("_", if compose_program().0 == "docker" { "-" } else { "_" })
     }
 
+    /// The cluster's authority, as the generated README says to take it: from the control plane's volume. Empty
+    /// until the control plane has made it.
+    fn authority(&self) -> PathBuf {
+        let path = self.folder.join("ca.pem");
+        if !path.is_file() {
+            let output = self.compose(&["exec", "-T", CONTROL_PLANE, "cat", &format!("{STATE_DIR}/tls/ca.pem")]);
+            if output.status.success() && output.stdout.starts_with(b"-----BEGIN CERTIFICATE-----") {
+                std::fs::write(&path, &output.stdout).unwrap();
+            }
+        }
+        path
+    }
+
+    /// `curl` over TLS to the control plane, trusting only the cluster's authority (its certificate names
+    /// 127.0.0.1, where compose publishes the API).
+    fn curl(&self, arguments: &[&str]) -> Output {
+        let authority = self.authority();
+        let mut words = vec!["-s", "-m", "10", "--cacert", authority.to_str().unwrap()];
+        words.extend(arguments);
+        run("curl", &words, None)
+    }
+
     fn get(&self, path: &str) -> Value {
-        let output = run(
-            "curl",
-            &["-s", "-m", "5", "-H", &format!("Authorization: Bearer {}", self.token), &format!("{}{path}", self.api)],
-            None,
-        );
+        let output =
+            self.curl(&["-H", &format!("Authorization: Bearer {}", self.token), &format!("{}{path}", self.api)]);
         serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
     }
 
@@ -151,8 +171,12 @@ fn up(file: &Path, name: &str) -> (Project, Duration) {
     stand_in_for_tool_images(&folder);
     let secrets = std::fs::read_to_string(folder.join("secrets/server.env")).unwrap();
     let token = secrets.lines().find_map(|line| line.strip_prefix("STRATUM_TOKEN=")).unwrap().to_string();
-    let project =
-        Project { name: format!("stratumtest{name}"), folder, api: format!("http://127.0.0.1:{}", free_port()), token };
+    let project = Project {
+        name: format!("stratumtest{name}"),
+        folder,
+        api: format!("https://127.0.0.1:{}", free_port()),
+        token,
+    };
     let _ = project.compose(&["down", "-v", "--remove-orphans"]);
     let started = Instant::now();
     let output = project.compose(&["up", "-d"]);
@@ -187,20 +211,13 @@ fn the_traffic_example_runs_across_containers() {
 
     // A prediction through the control plane's gateway, answered by the fog container that serves it.
     assert!(project.runs_on("fog_downtown", "signal_timing"));
-    let answer = run(
-        "curl",
-        &[
-            "-s",
-            "-m",
-            "10",
-            "-X",
-            "POST",
-            &format!("{}/v1/services/signal_timing/predict", project.api),
-            "-d",
-            r#"{"window_end": "2026-01-01T08:00:00Z", "vehicles": 70000, "avg_speed": 31.5}"#,
-        ],
-        None,
-    );
+    let answer = project.curl(&[
+        "-X",
+        "POST",
+        &format!("{}/v1/services/signal_timing/predict", project.api),
+        "-d",
+        r#"{"window_end": "2026-01-01T08:00:00Z", "vehicles": 70000, "avg_speed": 31.5}"#,
+    ]);
     let answer: Value = serde_json::from_slice(&answer.stdout).unwrap_or(Value::Null);
     assert!(answer["prediction"].is_boolean(), "the gateway answered {answer}");
 

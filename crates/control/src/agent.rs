@@ -27,15 +27,20 @@ use stratum_core::sync::lock;
 use stratum_dataplane::PipelineOptions;
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::remote::{Partition, RemoteInput, RemoteOutput};
+use stratum_dataplane::tls::{ClientTls, Identity, SERVER_IDENTITY, ServerTls, agent_identity, certificate_sha256};
 use stratum_dataplane::transfer::{Delivered, PathKey, PathKeys, Receiver};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
-    /// The control plane, `http://host:port`.
+    /// The control plane, `https://host:port` (`http://` for one that runs without TLS).
     pub server: String,
     /// The cluster's join token: it lets the agent join and run what it is told, nothing more.
     pub join_token: String,
+    /// The sha256 of the cluster's certificate authority, from the join string: over `https://` the agent trusts
+    /// the authority whose certificate has this hash, and nothing else. Without it, the agent trusts the authority
+    /// the control plane proves with the join token at the first join.
+    pub authority_sha256: Option<String>,
     pub name: String,
     pub tier: Option<Tier>,
     pub labels: BTreeMap<String, String>,
@@ -113,6 +118,9 @@ pub struct Agent {
     key: Mutex<Option<String>>,
     /// The keys of the paths into this agent, from its assignment: the data receiver refuses any other.
     path_keys: PathKeys,
+    /// The cluster's authority (PEM) and the certificate this agent presents on its data port and API (from its
+    /// join), on a cluster with TLS.
+    tls: Option<(String, ServerTls)>,
 }
 
 /// A checkpoint larger than this stays on its machine, and a heartbeat carries at most this much of them (the
@@ -121,9 +129,18 @@ const CHECKPOINT_UPLOAD_BYTES: u64 = 4 << 20;
 
 impl Agent {
     /// Binds the data receiver and prepares the agent; `run` joins and works.
+    ///
+    /// Over `https://` it first comes to trust the cluster's authority (see [`trusted_authority`]), waiting for the
+    /// control plane to answer if it must ask it.
     pub async fn start(options: AgentOptions) -> Result<(Agent, tokio::task::JoinHandle<()>), Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let receiver = Receiver::bind(&options.data_listen.to_string()).await?;
+        let authority = trusted_authority(&options).await?;
+        let tls = match authority {
+            Some(authority) => Some((authority, ServerTls::waiting()?)),
+            None => None,
+        };
+        let server_tls = tls.as_ref().map(|(_, server_tls)| server_tls.clone());
+        let receiver = Receiver::bind(&options.data_listen.to_string(), server_tls.clone()).await?;
         let path_keys = receiver.keys();
         let bound = receiver.local_address()?;
         let data_address = options.advertise.clone().unwrap_or_else(|| {
@@ -150,15 +167,22 @@ impl Agent {
             }
             receiving.abort();
         });
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|error| Error::Agent(error.into()))?;
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if let Some((authority, _)) = &tls {
+            client = client.use_preconfigured_tls(ClientTls::new(authority, SERVER_IDENTITY)?.config());
+        }
+        let client = client.build().map_err(|error| Error::Agent(error.into()))?;
         let current = Shared::default();
         let api_address = match options.api_listen {
             Some(address) => {
-                let bound =
-                    serve_api(address, current.clone(), options.data_dir.clone(), options.join_token.clone()).await?;
+                let bound = serve_api(
+                    address,
+                    current.clone(),
+                    options.data_dir.clone(),
+                    options.join_token.clone(),
+                    server_tls,
+                )
+                .await?;
                 // The control plane's gateway forwards predictions here: an unspecified address is no address.
                 Some(if bound.ip().is_unspecified() {
                     format!("{reachable_host}:{}", bound.port())
@@ -190,6 +214,7 @@ impl Agent {
             checkpoints_sent: HashMap::new(),
             key,
             path_keys,
+            tls,
         };
         Ok((agent, router))
     }
@@ -228,12 +253,24 @@ impl Agent {
                 #[derive(serde::Deserialize)]
                 struct Joined {
                     key: Option<String>,
+                    certificate: Option<String>,
+                    certificate_key: Option<String>,
                 }
                 let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
                 let joined: Joined = serde_json::from_str(&text).map_err(|error| Error::Agent(error.into()))?;
                 if let Some(key) = joined.key {
                     keep_key(&self.options.data_dir, &key)?;
                     *lock(&self.key) = Some(key);
+                }
+                if let Some((_, server_tls)) = &self.tls {
+                    let (Some(certificate_pem), Some(key_pem)) = (joined.certificate, joined.certificate_key) else {
+                        return Err(Error::Refused(
+                            "the control plane gave no certificate at join: it runs without TLS, so reach it at \
+                             http://"
+                                .into(),
+                        ));
+                    };
+                    server_tls.present(&Identity { certificate_pem, key_pem })?;
                 }
                 Ok(())
             }
@@ -496,13 +533,20 @@ impl Agent {
         let outputs = assignment
             .outputs
             .iter()
-            .map(|output| RemoteOutput {
-                path: output.path.clone(),
-                producer: output.producer.clone(),
-                to: output.to.clone(),
-                key: output.key.clone(),
+            .map(|output| {
+                let tls = match &self.tls {
+                    Some((authority, _)) => Some(ClientTls::new(authority, &agent_identity(&output.to_agent))?),
+                    None => None,
+                };
+                Ok(RemoteOutput {
+                    path: output.path.clone(),
+                    producer: output.producer.clone(),
+                    to: output.to.clone(),
+                    key: output.key.clone(),
+                    tls,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, Error>>()?;
         let share = Share::Assigned {
             components: assignment.components.clone(),
             partition: Partition { components: Vec::new(), inputs, outputs },
@@ -616,6 +660,7 @@ async fn serve_api(
     current: Shared,
     data_dir: PathBuf,
     join_token: String,
+    tls: Option<ServerTls>,
 ) -> Result<SocketAddr, Error> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -690,7 +735,7 @@ async fn serve_api(
         // Health checks (a container's, a probe's) need no token: the answer says nothing but that it runs.
         .merge(axum::Router::new().route("/health", axum::routing::get(|| async { "ok\n" })));
     use stratum_dataplane::connectors::http::{HEADER_TIMEOUT, serve};
-    tokio::spawn(serve(listener, router, HEADER_TIMEOUT, std::future::pending()));
+    tokio::spawn(serve(listener, router, HEADER_TIMEOUT, tls, std::future::pending()));
     Ok(bound)
 }
 
@@ -747,6 +792,48 @@ impl Reconciler for Heartbeats {
 }
 
 /// Where an agent keeps its own key.
+/// The cluster's authority (PEM) an agent trusts, or `None` for a control plane reached over plain `http://`: the
+/// one its join string pins by hash, else the one the control plane proves with the join token (see
+/// [`crate::pki::fetch_authority`]); kept in `DATA_DIR/tls/ca.pem` from the first join on, so that
+/// later starts trust the same authority without asking.
+async fn trusted_authority(options: &AgentOptions) -> Result<Option<String>, Error> {
+    if !options.server.starts_with("https://") {
+        if options.authority_sha256.is_some() {
+            return Err(Error::Refused(format!(
+                "the join string names the cluster's authority, but {} is not https://: reach the control plane \
+                 over TLS",
+                options.server
+            )));
+        }
+        return Ok(None);
+    }
+    let kept = options.data_dir.join("tls").join("ca.pem");
+    if let Ok(pem) = std::fs::read_to_string(&kept) {
+        let pinned = options.authority_sha256.as_deref();
+        if pinned.is_none() || certificate_sha256(&pem).is_ok_and(|hash| Some(hash.as_str()) == pinned) {
+            return Ok(Some(pem));
+        }
+    }
+    let mut wait = JOIN_BACKOFF.0;
+    loop {
+        match crate::pki::fetch_authority(&options.server, &options.join_token, options.authority_sha256.as_deref())
+            .await
+        {
+            Ok(Ok(pem)) => {
+                crate::files::write_whole(&kept, pem.as_bytes())
+                    .map_err(|error| Error::Agent(format!("{}: {error}", kept.display()).into()))?;
+                return Ok(Some(pem));
+            }
+            Ok(Err(message)) => {
+                tracing::info!(%message, "waiting for the control plane to give its authority");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(JOIN_BACKOFF.1);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 fn key_path(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("agent.key")
 }
@@ -758,18 +845,9 @@ fn kept_key(data_dir: &std::path::Path) -> Option<String> {
 
 /// Keeps the agent's key where only its user can read it.
 fn keep_key(data_dir: &std::path::Path, key: &str) -> Result<(), Error> {
-    use std::io::Write;
     let path = key_path(data_dir);
-    let io = |error: std::io::Error| {
-        Error::Agent(format!("cannot keep the agent's key in {}: {error}", path.display()).into())
-    };
-    std::fs::create_dir_all(data_dir).map_err(io)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(io)?;
-    file.write_all(key.as_bytes()).and_then(|()| file.sync_all()).map_err(io)
+    crate::files::write_secret(&path, key.as_bytes())
+        .map_err(|error| Error::Agent(format!("cannot keep the agent's key in {}: {error}", path.display()).into()))
 }
 
 /// The message of a refusal answer (`{"error": {"message": …}}`), or its text.

@@ -21,6 +21,21 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     written
 }
 
+/// Writes a secret (a key) to `path`, readable by this user alone, synced, creating its folder when needed.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Where the blob with this sha256 is (or would be) stored, if it is a sha256.
 pub fn blob_path(state_dir: &Path, sha256: &str) -> Option<PathBuf> {
     let valid = sha256.len() == 64 && sha256.chars().all(|character| character.is_ascii_hexdigit());

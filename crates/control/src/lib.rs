@@ -13,6 +13,7 @@ pub mod deployment;
 pub mod files;
 pub mod models;
 mod part;
+pub mod pki;
 pub mod placement;
 pub mod protocol;
 pub mod qos;
@@ -60,4 +61,6 @@ pub enum Error {
     Agent(#[source] Cause),
     #[error("{0}")]
     Refused(String),
+    #[error("TLS: {0}")]
+    Tls(#[source] Cause),
 }

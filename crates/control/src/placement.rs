@@ -367,7 +367,13 @@ pub fn assignments(
                     producer: producer.clone(),
                     key: key.clone(),
                 });
-                outputs.entry(producer_host).or_default().insert(PathOut { path, producer: producer.clone(), to, key });
+                outputs.entry(producer_host).or_default().insert(PathOut {
+                    path,
+                    producer: producer.clone(),
+                    to,
+                    to_agent: consumer_host.to_string(),
+                    key,
+                });
             }
         }
     }

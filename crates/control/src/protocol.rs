@@ -188,12 +188,14 @@ pub struct PathIn {
     pub key: String,
 }
 
-/// A path out of the agent, to the data address `to`; `key` as in [`PathIn`].
+/// A path out of the agent, to the data address `to` of the agent `to_agent` (whose certificate names it);
+/// `key` as in [`PathIn`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathOut {
     pub path: String,
     pub producer: String,
     pub to: String,
+    pub to_agent: String,
     pub key: String,
 }
 

@@ -19,6 +19,7 @@ pub mod remote;
 pub mod sinks;
 mod sources;
 pub mod stream;
+pub mod tls;
 pub mod transfer;
 
 pub use pipeline::{Pipeline, PipelineOptions, RunSummary};
@@ -85,6 +86,12 @@ pub enum Error {
     },
     #[error("transfer: {0}")]
     Transfer(#[source] Cause),
+    #[error("TLS: {context}: {source}")]
+    Tls {
+        context: String,
+        #[source]
+        source: Cause,
+    },
     #[error("MQTT broker: {0}")]
     Broker(#[source] Cause),
     /// A service or stream has no model to predict with.

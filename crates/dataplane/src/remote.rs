@@ -52,6 +52,8 @@ pub struct RemoteOutput {
     pub producer: String,
     pub to: String,
     pub key: String,
+    /// TLS to the receiving agent (`None` on a cluster without TLS).
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// The path between a producer on one host and its consumers on another.
@@ -126,6 +128,7 @@ pub struct RemoteSink {
     log: Option<Arc<Mutex<Log>>>,
     to: String,
     key: String,
+    tls: Option<crate::tls::ClientTls>,
     stop: watch::Sender<bool>,
     forwarder: Option<tokio::task::JoinHandle<Result<(), Error>>>,
     state: watch::Receiver<ForwarderState>,
@@ -143,6 +146,7 @@ impl RemoteSink {
             log: None,
             to: output.to.clone(),
             key: output.key.clone(),
+            tls: output.tls.clone(),
             stop,
             forwarder: None,
             state,
@@ -173,7 +177,7 @@ impl RemoteSink {
         self.state = state;
         let key = PathKey::from_hex(&self.key)
             .ok_or_else(|| Error::Transfer(format!("path `{}` came without a valid key", self.path).into()))?;
-        let forwarder = Forwarder { log, path: self.path.clone(), to: self.to.clone(), key };
+        let forwarder = Forwarder { log, path: self.path.clone(), to: self.to.clone(), key, tls: self.tls.clone() };
         self.forwarder = Some(tokio::spawn(forwarder.run(self.stop.subscribe(), state_sender)));
         Ok(())
     }

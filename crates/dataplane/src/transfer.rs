@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -118,6 +118,9 @@ pub struct Forwarder {
     pub path: String,
     pub to: String,
     pub key: PathKey,
+    /// TLS to the receiving agent, checked against the cluster's authority and that agent's name; `None` on a
+    /// cluster that runs without TLS (loopback development).
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// What a forwarder has done, for metrics and tests.
@@ -138,12 +141,17 @@ impl Forwarder {
             }
             match TcpStream::connect(&self.to).await {
                 Ok(stream) => {
-                    backoff = Duration::from_millis(50);
-                    state.send_modify(|state| {
-                        state.connected = true;
-                        state.connections += 1;
-                    });
-                    let result = self.session(stream, &mut stop, &state).await;
+                    stream.set_nodelay(true).ok();
+                    let result = match &self.tls {
+                        None => self.session(stream, &mut stop, &state).await,
+                        Some(tls) => match tls.connect(stream).await {
+                            Ok(stream) => self.session(stream, &mut stop, &state).await,
+                            Err(error) => Err(Error::Transfer(format!("TLS to {}: {error}", self.to).into())),
+                        },
+                    };
+                    if state.borrow().connected {
+                        backoff = Duration::from_millis(50);
+                    }
                     state.send_modify(|state| state.connected = false);
                     match result {
                         Ok(()) => return Ok(()),
@@ -175,15 +183,21 @@ impl Forwarder {
     }
 
     /// One connection: returns Ok when told to stop with nothing pending, Err when the connection fails.
-    async fn session(
+    async fn session<S>(
         &self,
-        stream: TcpStream,
+        stream: S,
         stop: &mut watch::Receiver<bool>,
         state: &watch::Sender<ForwarderState>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Error>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let io = |error: std::io::Error| Error::Transfer(error.into());
-        stream.set_nodelay(true).ok();
-        let (reader, writer) = stream.into_split();
+        state.send_modify(|state| {
+            state.connected = true;
+            state.connections += 1;
+        });
+        let (reader, writer) = tokio::io::split(stream);
         let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
         write_frame(&mut writer, HELLO, &[self.path.as_bytes()]).await.map_err(io)?;
         writer.flush().await.map_err(io)?;
@@ -283,6 +297,7 @@ pub struct Receiver {
     listener: TcpListener,
     paths: Paths,
     keys: PathKeys,
+    tls: Option<crate::tls::ServerTls>,
 }
 
 /// What the receiver knows of each path, shared by its connections.
@@ -301,13 +316,16 @@ struct PathState {
 /// How long a connection that ended waits for its consumer to finish what it handed on before the next
 /// connection of its path goes on without it (what is not finished by then is sent again).
 const SETTLE_WAIT: Duration = Duration::from_secs(30);
+/// How long a connection may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Receiver {
-    pub async fn bind(address: &str) -> Result<Receiver, Error> {
+    /// Listens on `address`, over TLS when given `tls` (then a connection without it is refused).
+    pub async fn bind(address: &str, tls: Option<crate::tls::ServerTls>) -> Result<Receiver, Error> {
         let listener = TcpListener::bind(address)
             .await
             .map_err(|error| Error::Io { context: format!("transfer: cannot listen on {address}"), source: error })?;
-        Ok(Receiver { listener, paths: Arc::default(), keys: Arc::default() })
+        Ok(Receiver { listener, paths: Arc::default(), keys: Arc::default(), tls })
     }
 
     /// The keys of the paths it takes: a connection for a path without one is refused.
@@ -327,8 +345,19 @@ impl Receiver {
                     let Ok((stream, peer)) = accepted else { continue };
                     let deliveries = deliveries.clone();
                     let (paths, keys) = (self.paths.clone(), self.keys.clone());
+                    let acceptor = self.tls.as_ref().map(crate::tls::ServerTls::acceptor);
                     tokio::spawn(async move {
-                        if let Err(error) = receive(stream, deliveries, paths, keys).await {
+                        stream.set_nodelay(true).ok();
+                        let received = match acceptor {
+                            None => receive(stream, deliveries, paths, keys).await,
+                            // A handshake that does not finish soon holds nothing for long.
+                            Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => receive(stream, deliveries, paths, keys).await,
+                                Ok(Err(error)) => Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("TLS: {error}"))),
+                                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the TLS handshake took too long")),
+                            },
+                        };
+                        if let Err(error) = received {
                             let refused = error.kind() == std::io::ErrorKind::PermissionDenied;
                             if refused {
                                 tracing::warn!(%peer, %error, "refused a data connection");
@@ -344,15 +373,12 @@ impl Receiver {
     }
 }
 
-async fn receive(
-    stream: TcpStream,
-    deliveries: mpsc::Sender<Delivered>,
-    paths: Paths,
-    keys: PathKeys,
-) -> std::io::Result<()> {
+async fn receive<S>(stream: S, deliveries: mpsc::Sender<Delivered>, paths: Paths, keys: PathKeys) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     use std::sync::atomic::Ordering;
-    stream.set_nodelay(true).ok();
-    let (reader, writer) = stream.into_split();
+    let (reader, writer) = tokio::io::split(stream);
     let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
     let (kind, body) = read_frame(&mut reader).await?;
     if kind != HELLO {

@@ -21,7 +21,7 @@ fn key() -> PathKey {
 
 /// Runs a receiver that takes the path `edge->fog` and collects the event numbers it hands on, in arrival order.
 async fn receiver() -> (String, Arc<Mutex<Vec<i64>>>) {
-    let receiver = Receiver::bind("127.0.0.1:0").await.unwrap();
+    let receiver = Receiver::bind("127.0.0.1:0", None).await.unwrap();
     receiver.keys().lock().unwrap().insert("edge->fog".into(), key());
     let address = receiver.local_address().unwrap().to_string();
     let (deliveries, mut delivered) = mpsc::channel::<Delivered>(64);
@@ -149,7 +149,8 @@ async fn everything_buffered_while_the_uplink_is_down_flows_in_order_when_it_ret
     let (stop, stopped) = watch::channel(false);
     let (state, watch_state) = watch::channel(ForwarderState::default());
     let forwarder = tokio::spawn(
-        Forwarder { log: log.clone(), path: "edge->fog".into(), to: uplink_address, key: key() }.run(stopped, state),
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: uplink_address, key: key(), tls: None }
+            .run(stopped, state),
     );
     let append = |from: i64, to: i64| {
         for number in from..to {
@@ -221,7 +222,8 @@ async fn a_forged_frame_is_refused_and_moves_nothing_on() {
     }
     let (stop, stopped) = watch::channel(false);
     let (state, _) = watch::channel(ForwarderState::default());
-    let forwarder = Forwarder { log: log.clone(), path: "edge->fog".into(), to: address.clone(), key: key() };
+    let forwarder =
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address.clone(), key: key(), tls: None };
     let running = tokio::spawn(forwarder.run(stopped, state));
     wait_for("the real events", Duration::from_secs(20), || received.lock().unwrap().len() >= 100).await;
     stop.send_replace(true);
@@ -240,7 +242,8 @@ async fn a_forged_frame_is_refused_and_moves_nothing_on() {
     let (state, _) = watch::channel(ForwarderState::default());
     let wrong = PathKey::from_bytes(&[8; 32]);
     let running = tokio::spawn(
-        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address, key: wrong }.run(stopped, state),
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address, key: wrong, tls: None }
+            .run(stopped, state),
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.send_replace(true);

@@ -1,8 +1,54 @@
 //! The control plane's prediction gateway: a request for a service goes to a live agent that serves it (in turn
-//! when there are several), and its answer comes back as it is.
+//! when there are several), and its answer comes back as it is. On a cluster with TLS each agent is reached with a
+//! client of its own, which takes only that agent's certificate.
 
 use super::{Server, lock};
+use crate::Error;
 use crate::serving::Refusal;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long the gateway waits for an agent's answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The gateway's HTTP clients.
+pub(crate) struct Clients {
+    /// The cluster's authority (TLS), or `None` (plain HTTP, one client for every agent).
+    authority_pem: Option<String>,
+    plain: reqwest::Client,
+    /// One client per agent over TLS, made when first needed, by agent name.
+    per_agent: Mutex<HashMap<String, reqwest::Client>>,
+}
+
+impl Clients {
+    pub(crate) fn new(authority_pem: Option<&str>) -> Result<Clients, Error> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let plain = reqwest::Client::builder()
+            .timeout(FORWARD_TIMEOUT)
+            .build()
+            .map_err(|error| Error::State(format!("HTTP client: {error}").into()))?;
+        Ok(Clients { authority_pem: authority_pem.map(str::to_string), plain, per_agent: Mutex::default() })
+    }
+
+    /// The client for `agent` and the scheme of its API.
+    fn client(&self, agent: &str) -> Result<(reqwest::Client, &'static str), String> {
+        let Some(authority) = &self.authority_pem else { return Ok((self.plain.clone(), "http")) };
+        let mut clients = lock(&self.per_agent);
+        if let Some(client) = clients.get(agent) {
+            return Ok((client.clone(), "https"));
+        }
+        let tls = stratum_dataplane::tls::ClientTls::new(authority, &stratum_dataplane::tls::agent_identity(agent))
+            .map_err(|error| error.to_string())?;
+        let client = reqwest::Client::builder()
+            .timeout(FORWARD_TIMEOUT)
+            .use_preconfigured_tls(tls.config())
+            .build()
+            .map_err(|error| format!("HTTP client: {error}"))?;
+        clients.insert(agent.to_string(), client.clone());
+        Ok((client, "https"))
+    }
+}
 
 impl Server {
     /// The gateway: a prediction goes to a live agent that runs the service (in turn when there are several), and
@@ -12,7 +58,7 @@ impl Server {
         service: String,
         body: Vec<u8>,
     ) -> Result<serde_json::Value, Refusal> {
-        let targets: Vec<String> = {
+        let targets: Vec<(String, String)> = {
             let cluster = lock(&self.cluster);
             let services: Vec<&String> = cluster
                 .deployed
@@ -31,7 +77,7 @@ impl Server {
                 .filter_map(|placed| placed.host.as_ref())
                 .filter_map(|host| cluster.agents.get(host).filter(|agent| !agent.lost))
                 .filter(|agent| agent.services.iter().any(|state| state.name == service))
-                .filter_map(|agent| agent.join.api_address.clone())
+                .filter_map(|agent| agent.join.api_address.clone().map(|address| (agent.join.name.clone(), address)))
                 .collect()
         };
         if targets.is_empty() {
@@ -44,12 +90,15 @@ impl Server {
             });
         }
         let turn = self.next_replica.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let target = &targets[turn % targets.len()];
-        forward(&self.gateway, target, &self.options.join_token, &service, body).await
+        let (agent, target) = &targets[turn % targets.len()];
+        let bad_gateway = |message: String| Refusal { status: 502, message, retry_after_seconds: None };
+        let (client, scheme) =
+            self.gateway.client(agent).map_err(|error| bad_gateway(format!("agent `{agent}`: {error}")))?;
+        forward(&client, &format!("{scheme}://{target}"), &self.options.join_token, &service, body).await
     }
 }
 
-/// Sends a prediction request to the agent at `target` and reads its answer back.
+/// Sends a prediction request to the agent at `target` (`scheme://host:port`) and reads its answer back.
 async fn forward(
     client: &reqwest::Client,
     target: &str,
@@ -59,7 +108,7 @@ async fn forward(
 ) -> Result<serde_json::Value, Refusal> {
     let bad_gateway = |message: String| Refusal { status: 502, message, retry_after_seconds: None };
     let answer = client
-        .post(format!("http://{target}/v1/services/{service}/predict"))
+        .post(format!("{target}/v1/services/{service}/predict"))
         .bearer_auth(join_token)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)

@@ -37,6 +37,16 @@ pub use jobs::TrainingStatus;
 use placing::Placement;
 
 #[derive(Clone)]
+/// What an agent gets when it joins.
+#[derive(Debug)]
+pub struct Joined {
+    /// Its own key, issued at its first join.
+    pub key: Option<String>,
+    /// Its certificate and key, on a cluster with TLS.
+    pub identity: Option<stratum_dataplane::tls::Identity>,
+}
+
+#[derive(Clone)]
 pub struct ServerOptions {
     /// The state store, the model store agents pull from, the blob store and the application's source.
     pub state_dir: PathBuf,
@@ -44,6 +54,9 @@ pub struct ServerOptions {
     pub agent_timeout: Duration,
     /// The cluster's join token, which the gateway presents to the agents' APIs.
     pub join_token: String,
+    /// The cluster's certificate authority: the server signs each agent's certificate with it at join, and the
+    /// gateway trusts the agents through it. `None` for a cluster without TLS (loopback development).
+    pub authority: Option<Arc<crate::pki::Authority>>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -53,6 +66,7 @@ impl std::fmt::Debug for ServerOptions {
             .debug_struct("ServerOptions")
             .field("state_dir", &self.state_dir)
             .field("agent_timeout", &self.agent_timeout)
+            .field("tls", &self.authority.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -113,7 +127,7 @@ pub struct Server {
     state: StateStore,
     cluster: Mutex<Cluster>,
     /// Forwards predictions to the agents that run the services.
-    gateway: reqwest::Client,
+    gateway: gateway::Clients,
     /// Spreads requests over a service's replicas on several agents.
     next_replica: std::sync::atomic::AtomicUsize,
     /// Wakes the training scheduler when agents report results.
@@ -195,11 +209,7 @@ impl Server {
                 cluster.agents.insert(name, AgentRecord::new(join));
             }
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let gateway = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|error| Error::State(format!("HTTP client: {error}").into()))?;
+        let gateway = gateway::Clients::new(options.authority.as_ref().map(|authority| authority.certificate_pem()))?;
         let path_secret = path_secret(&options.state_dir)?;
         let server = Arc::new(Server {
             path_secret,
@@ -267,6 +277,11 @@ impl Server {
         }
     }
 
+    /// The cluster's authority (PEM), when it runs with TLS.
+    pub fn authority_pem(&self) -> Option<&str> {
+        self.options.authority.as_ref().map(|authority| authority.certificate_pem())
+    }
+
     /// An operator forgets an agent (a machine that is gone for good, or is being replaced): its record and its
     /// key go, its components are placed elsewhere, and the next join under its name is a new machine with a new
     /// key. Whether it was known.
@@ -282,9 +297,23 @@ impl Server {
     }
 
     /// An agent joins (or joins again): it is alive from now on, and the next reconcile gives it work. `key` is the
-    /// one it holds, if any (see [`Server::check_agent_key`]); the answer is the key issued to it when it had none.
-    pub fn join(&self, join: Join, key: Option<&str>) -> Result<Option<String>, Refusal> {
+    /// one it holds, if any (see [`Server::check_agent_key`]); the answer is the key issued to it when it had none,
+    /// and on a cluster with TLS a new certificate naming it ([`stratum_dataplane::tls::agent_identity`]), which
+    /// it presents on its data port and its API.
+    pub fn join(&self, join: Join, key: Option<&str>) -> Result<Joined, Refusal> {
         self.check_agent_key(&join.name, key)?;
+        let identity = match &self.options.authority {
+            Some(authority) => {
+                Some(authority.issue(&stratum_dataplane::tls::agent_identity(&join.name), &[]).map_err(|error| {
+                    Refusal {
+                        status: 400,
+                        message: format!("no certificate can name the agent `{}`: {error}", join.name),
+                        retry_after_seconds: None,
+                    }
+                })?)
+            }
+            None => None,
+        };
         let issued = match self.state.agent_key(&join.name) {
             Ok(Some(_)) => None,
             _ => {
@@ -304,7 +333,7 @@ impl Server {
             }
         };
         self.admit(join);
-        Ok(issued)
+        Ok(Joined { key: issued, identity })
     }
 
     fn admit(&self, join: Join) {

@@ -30,7 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The tests' key for their path `edge->fog`.
     let key = PathKey::from_bytes(&[7; 32]);
     let forwarder = tokio::spawn(
-        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address.clone(), key }.run(stopped, state),
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address.clone(), key, tls: None }
+            .run(stopped, state),
     );
     let mut stdout = std::io::stdout();
     for number in first..first + count {

@@ -98,7 +98,7 @@ fn register(port: u16, path: &str, pushes: mpsc::Sender<Push>) -> Result<(), Str
         task: Mutex::new(None),
     });
     let router = axum::Router::new().fallback(ingest).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server.clone());
-    let task = tokio::spawn(serve(listener, router, HEADER_TIMEOUT, std::future::pending()));
+    let task = tokio::spawn(serve(listener, router, HEADER_TIMEOUT, None, std::future::pending()));
     *lock(&server.task) = Some(task);
     servers.insert(port, server);
     tracing::info!(port, path, "HTTP source listening");
@@ -399,17 +399,19 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Serves `router` on `listener` until `stop` resolves — every HTTP server of Stratum (the API, an agent's API,
-/// the ingest servers) serves through this: connections without Nagle's delay (an answer written in more than one
-/// piece must not wait for the client's delayed acknowledgement), closed when headers do not arrive within
-/// `header_timeout`, at most [`MAX_CONNECTIONS`] at once, and a failed accept (no descriptors left) waited out
-/// rather than ending the server.
+/// the ingest servers) serves through this: over TLS when given `tls`, connections without Nagle's delay (an answer
+/// written in more than one piece must not wait for the client's delayed acknowledgement), closed when the TLS
+/// handshake or the headers do not arrive within `header_timeout`, at most [`MAX_CONNECTIONS`] at once, and a
+/// failed accept (no descriptors left) waited out rather than ending the server.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     header_timeout: Duration,
+    tls: Option<crate::tls::ServerTls>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let acceptor = tls.map(|tls| tls.acceptor());
     tokio::pin!(stop);
     loop {
         let permit = tokio::select! {
@@ -433,15 +435,33 @@ pub async fn serve(
         // A socket that refuses the option still serves, only with the delay.
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
-            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "an HTTP connection ended with an error");
+            match acceptor {
+                None => serve_connection(stream, service, header_timeout).await,
+                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, service, header_timeout).await,
+                    Ok(Err(error)) => tracing::debug!(%error, "a TLS handshake failed"),
+                    Err(_) => tracing::debug!("a TLS handshake took too long"),
+                },
             }
             drop(permit);
         });
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    service: hyper_util::service::TowerToHyperService<axum::Router>,
+    header_timeout: Duration,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "an HTTP connection ended with an error");
     }
 }
 
@@ -456,7 +476,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let router = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, Duration::from_millis(300), async move {
+        let server = tokio::spawn(serve(listener, router, Duration::from_millis(300), None, async move {
             let _ = stopped.await;
         }));
         // A client that asks is answered.

@@ -244,9 +244,13 @@ impl Backend for Ansible {
              `ansible-vault encrypt secrets.yml`, then run\n\n    ansible-playbook -i inventory.yml playbook.yml --ask-vault-pass\n\n\
              The control plane runs on `{control}` (group `control`; set `stratum_control_host` in `inventory.yml` to\n\
              the address agents reach it at), an agent on every node. Pool members are created by their provider:\n\
-             run `stratum agent --pool POOL --name HOST` on each (docs/deploy.md).\n",
+             run `stratum agent --pool POOL --name HOST` on each (docs/deploy.md).\n\n\
+             Everything between the machines runs over TLS, with certificates from the cluster's own authority,\n\
+             which the control plane makes on its first start (`{state}/tls/ca.pem` on `{control}`);\n\
+             agents and `stratum apply` trust it because the control plane proves it with their token.\n",
             app = application.name,
-            control = control_name
+            control = control_name,
+            state = runtime::STATE_DIR,
         );
         let mut files = vec![
             GeneratedFile::new("inventory.yml", super::yaml_documents("the inventory", &[inventory])?),

@@ -206,7 +206,12 @@ fn readme(input: &Input) -> String {
          \x20   docker compose up -d      # or docker-compose up -d\n\n\
          The control plane starts, one agent per machine joins it, and the `apply` container sends\n\
          `app/{file}` once the control plane answers (making the models its services serve ready first). The\n\
-         dashboard is at http://127.0.0.1:{port}/ — sign in with `STRATUM_TOKEN` from `secrets/server.env`.\n\n\
+         dashboard is at https://127.0.0.1:{port}/ — sign in with `STRATUM_TOKEN` from `secrets/server.env`.\n\n\
+         Everything between the machines runs over TLS, with certificates from the cluster's own authority, which\n\
+         the control plane makes on its first start (in its volume). Agents and `apply` trust it because the\n\
+         control plane proves it with their token. For a browser or `curl`, take its certificate once:\n\n\
+         \x20   docker compose exec {control} cat {state}/tls/ca.pem > ca.pem\n\
+         \x20   curl --cacert ca.pem -H \"Authorization: Bearer $STRATUM_TOKEN\" https://127.0.0.1:{port}/v1/status\n\n\
          - `secrets/*.env` hold the cluster's tokens; they are made once and kept when you generate again.\n\
          - Generators stand in for the application's sources until `STRATUM_SIMULATE=false` (in `.env`).\n\
          - Each machine is a container with its own address, on the network of its tier and of the tiers its\n\
@@ -216,6 +221,8 @@ fn readme(input: &Input) -> String {
         image = runtime::stratum_image(),
         file = input.source_file(),
         port = runtime::API_PORT,
+        control = runtime::CONTROL_PLANE,
+        state = runtime::STATE_DIR,
         pools = if pools.is_empty() {
             String::new()
         } else {

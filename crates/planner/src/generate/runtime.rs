@@ -69,9 +69,10 @@ pub fn needs_broker(application: &Application) -> bool {
         || application.services.iter().any(|service| matches!(&service.output, Some(SinkKind::Mqtt { .. })))
 }
 
-/// The control plane's URL as agents and `apply` reach it.
+/// The control plane's URL as agents and `apply` reach it: over TLS, which `stratum server` serves by default
+/// (agents and `apply` trust the authority it proves with their token).
 pub fn server_url(host: &str) -> String {
-    format!("http://{host}:{API_PORT}")
+    format!("https://{host}:{API_PORT}")
 }
 
 fn words(parts: &[&str]) -> Vec<String> {
@@ -130,9 +131,10 @@ pub fn agent_command(
     command
 }
 
-/// The health check of an agent's container: its own API answers (`/health`, the one route that takes no token).
+/// The health check of an agent's container: its own API answers (`/health`, the one route that takes no token),
+/// over TLS once the agent has joined and has its certificate.
 pub fn agent_health_url() -> String {
-    format!("http://127.0.0.1:{AGENT_API_PORT}/health")
+    format!("https://127.0.0.1:{AGENT_API_PORT}/health")
 }
 
 /// The health check of the broker's container: it accepts connections.
