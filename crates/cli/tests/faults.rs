@@ -1,6 +1,8 @@
 //! The fault suite, with real processes: `stratum up` killed with SIGKILL at random moments while clients push
 //! readings over HTTP. Every reading answered 200 must be in the sink's file and counted by the windowed stream
-//! once the application runs again; readings sent again after a crash may be there twice (at least once).
+//! once the application runs again; readings sent again after a crash may be there twice (at least once). Idle
+//! connections that take every descriptor the process may open, and hostile requests (bodies too large or
+//! nested too deeply, headers dripped a byte at a time), cost nothing answered 200 and need no one to restart it.
 
 mod common;
 
@@ -165,4 +167,155 @@ fn no_acknowledged_push_is_lost_when_up_is_killed_at_random_moments() {
         "the stream counted {counted} of {} acknowledged",
         acknowledged.len()
     );
+}
+
+/// A request over a fresh connection, given whole (headers and body) as bytes: the status, or `None` when nothing
+/// answered within 30 s.
+fn request(port: u16, bytes: &[u8]) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream.write_all(bytes).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()))
+}
+
+fn post(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Whether the process is still the one started (it has not exited).
+fn alive(child: &mut std::process::Child) -> bool {
+    child.try_wait().unwrap().is_none()
+}
+
+/// Stops `stratum up` as an operator does (SIGTERM: it drains what runs) and waits for it.
+fn terminate(child: &mut std::process::Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let started = Instant::now();
+    while alive(child) {
+        assert!(started.elapsed() < Duration::from_secs(30), "stratum up did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn up_recovers_by_itself_when_idle_connections_take_every_descriptor() {
+    // 256 descriptors for the whole process, and 300 connections that never send a request: the HTTP source's
+    // server takes what it can, the kernel queues the rest. The server closes each after the header timeout
+    // (10 s), and the same process answers pushes again; nothing it answered 200 is lost.
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults_descriptors");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let port = free_port();
+    std::fs::write(folder.join("ingest.stratum"), app(port)).unwrap();
+    let api = free_port();
+    let mut running = Command::new("sh")
+        .args(["-c", &format!("ulimit -n 256 && exec \"$0\" up ingest.stratum --live --api 127.0.0.1:{api}")])
+        .arg(env!("CARGO_BIN_EXE_stratum"))
+        .current_dir(&folder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(folder.join("up.log")).unwrap()))
+        .spawn()
+        .unwrap();
+    let (next_id, acknowledged) = (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let (stop, threads) = clients(port, &next_id, &acknowledged, &latencies);
+    let answered = || acknowledged.lock().unwrap().len();
+    let started = Instant::now();
+    while answered() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no push was answered 200");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let idle: Vec<std::net::TcpStream> =
+        (0..300).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+    eprintln!("{} idle connections held", idle.len());
+    std::thread::sleep(Duration::from_secs(12));
+    drop(idle);
+    // Pushes are answered 200 again, by the same process, with no one restarting it.
+    let after_idle = answered();
+    let recovered = Instant::now();
+    while answered() < after_idle + 1_000 {
+        assert!(alive(&mut running), "stratum up ended: {}", std::fs::read_to_string(folder.join("up.log")).unwrap());
+        assert!(
+            recovered.elapsed() < Duration::from_secs(90),
+            "pushes were not answered again: {}",
+            std::fs::read_to_string(folder.join("up.log")).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("answered again {:.1} s after the idle connections went", recovered.elapsed().as_secs_f64());
+    stop.store(true, Ordering::Relaxed);
+    threads.into_iter().for_each(|thread| thread.join().unwrap());
+    terminate(&mut running);
+
+    let acknowledged: BTreeSet<u64> = acknowledged.lock().unwrap().iter().copied().collect();
+    let stored: BTreeSet<u64> =
+        json_lines(&folder.join("out/raw.jsonl")).iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    let lost = acknowledged.difference(&stored).count();
+    eprintln!("{} readings acknowledged, {lost} lost", acknowledged.len());
+    assert_eq!(lost, 0, "acknowledged readings were lost");
+}
+
+#[test]
+fn hostile_requests_are_refused_and_the_servers_go_on_serving() {
+    // Bodies too large, nested too deeply, and a client that sends its headers a byte at a time, to the HTTP
+    // source: each is refused with a status that says why (or disconnected), and ordinary pushes are answered
+    // after them by the same process. (The prediction route's bounds: crates/control/tests/predict_memory.rs.)
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults_hostile");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let port = free_port();
+    std::fs::write(folder.join("ingest.stratum"), app(port)).unwrap();
+    let mut running = up(&folder, &[]).spawn().unwrap();
+    let reading = br#"{"id": 1, "sensor": "s", "ts": "2026-01-01T00:00:00Z"}"#;
+    let started = Instant::now();
+    while request(port, &post("/readings", reading)).map(|(status, _)| status) != Some(200) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the HTTP source never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Larger than the source takes (16 MiB): refused before it is read whole.
+    let huge = vec![b' '; 17 << 20];
+    let (status, _) = request(port, &post("/readings", &huge)).expect("an answer to a huge body");
+    assert_eq!(status, 413);
+    // Nested 100,000 deep: a parse error with its place, not a crashed process.
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let (status, body) = request(port, &post("/readings", nested.as_bytes())).expect("an answer to a nested body");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("recursion limit") || body.contains("not JSON"), "{body}");
+    let nested_object = format!("{}1{}", r#"{"a":"#.repeat(50_000), "}".repeat(50_000));
+    let (status, body) =
+        request(port, &post("/readings", nested_object.as_bytes())).expect("an answer to a nested object");
+    assert_eq!(status, 400, "{body}");
+    // Headers a byte at a time: the connection is closed at the header timeout (10 s), not held.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let dripped = Instant::now();
+    let mut closed = false;
+    for byte in b"POST /readings HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ".iter().cycle().take(40) {
+        if slow.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let mut rest = Vec::new();
+    closed = closed || slow.read_to_end(&mut rest).is_ok();
+    assert!(closed, "a client dripping its headers was not disconnected");
+    assert!(dripped.elapsed() < Duration::from_secs(20), "held for {:?}", dripped.elapsed());
+
+    // Ordinary pushes still answered, by the same process.
+    assert_eq!(request(port, &post("/readings", reading)).map(|(status, _)| status), Some(200));
+    assert!(alive(&mut running));
+    terminate(&mut running);
 }
