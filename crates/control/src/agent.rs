@@ -312,9 +312,12 @@ impl Agent {
             )
         };
         let (checkpoints, checkpoints_removed) = self.checkpoints_to_send();
+        let handed_over = self.handed_over();
+        let sent_handed_over: Vec<String> = handed_over.iter().map(|copy| copy.component.clone()).collect();
         let beat = Heartbeat {
             checkpoints,
             checkpoints_removed,
+            handed_over,
             running: self.running.as_ref().map(|running| running.key.clone()),
             metrics: self.running.as_ref().map(|running| running.part.metrics().snapshot()).unwrap_or_default(),
             problems: std::mem::take(&mut self.problems),
@@ -341,6 +344,13 @@ impl Agent {
         }
         let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
         let answer: HeartbeatAnswer = serde_json::from_str(&text).map_err(|error| Error::Agent(error.into()))?;
+        // The control plane has the states handed over: they are its to give on.
+        for component in &sent_handed_over {
+            let _ = std::fs::remove_file(stratum_dataplane::checkpoint::handed_over_path(
+                &self.options.data_dir,
+                component,
+            ));
+        }
         for work in answer.training {
             self.train(work);
         }
@@ -360,7 +370,7 @@ impl Agent {
                 .failed
                 .as_ref()
                 .is_none_or(|(key, when)| *key != assignment.key || when.elapsed() > Duration::from_secs(10));
-            if retry && let Err(error) = self.follow(assignment.clone()).await {
+            if retry && let Err(error) = self.follow(assignment.clone(), answer.hand_over).await {
                 tracing::warn!(%error, "cannot run the assignment");
                 // Problems go to the control plane's events as sentences.
                 self.problems.push(error.to_string());
@@ -401,6 +411,22 @@ impl Agent {
             present
         });
         (copies, removed)
+    }
+
+    /// The states of streams that left this agent by handing them over, waiting for the control plane to have them
+    /// (`DATA_DIR/checkpoints/handed-over/`). They are few and small: a stream moves now and then.
+    fn handed_over(&self) -> Vec<CheckpointCopy> {
+        let folder = stratum_dataplane::checkpoint::handed_over_directory(&self.options.data_dir);
+        let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let path = entry.path();
+                let component = path.file_name()?.to_str()?.strip_suffix(".json")?.to_string();
+                let file = std::fs::read_to_string(&path).ok()?;
+                Some(CheckpointCopy { component, file })
+            })
+            .collect()
     }
 
     /// One training task per core at a time.
@@ -499,7 +525,7 @@ impl Agent {
         self.restart_due = None;
         let assignment = running.assignment.clone();
         self.stop_running().await;
-        let (kind, message) = match self.follow(assignment).await {
+        let (kind, message) = match self.follow(assignment, Vec::new()).await {
             Ok(()) => (EventKind::Restarted, "started again after the failure".to_string()),
             Err(error) => (EventKind::Failed, format!("could not start again: {error}")),
         };
@@ -508,7 +534,8 @@ impl Agent {
 
     /// Runs an assignment instead of what runs now: rolled out into the running part when there is one (only
     /// what changed restarts), otherwise started.
-    async fn follow(&mut self, assignment: Assignment) -> Result<(), Error> {
+    /// Runs `assignment`; the streams in `hand_over` that leave this agent hand their state over as they go.
+    async fn follow(&mut self, assignment: Assignment, hand_over: Vec<String>) -> Result<(), Error> {
         let application = assignment
             .application
             .clone()
@@ -550,6 +577,7 @@ impl Agent {
         let share = Share::Assigned {
             components: assignment.components.clone(),
             partition: Partition { components: Vec::new(), inputs, outputs },
+            hand_over,
         };
         let followed = assignment.clone();
         match &mut self.running {

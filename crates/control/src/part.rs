@@ -38,10 +38,11 @@ pub(crate) struct PartOptions {
 }
 
 /// Which components of the application a machine runs: all of them (`stratum up`), or an agent's assignment
-/// with its paths to and from other machines.
+/// with its paths to and from other machines, and the streams that leave it to hand their state over to the
+/// machine that runs them next.
 pub(crate) enum Share {
     Everything,
-    Assigned { components: Vec<String>, partition: Partition },
+    Assigned { components: Vec<String>, partition: Partition, hand_over: Vec<String> },
 }
 
 /// Something that happened to a component beside the data plane (a pool scaled, a policy acted, a batch ran, a
@@ -171,10 +172,15 @@ impl RunningPart {
                 pools.insert(service.clone(), (fingerprint, pool));
             }
         }
+        let hand_over = match &share {
+            Share::Assigned { hand_over, .. } => hand_over.clone(),
+            Share::Everything => Vec::new(),
+        };
         let mut rollout = self.pipeline.update(
             application,
             &self.options.pipeline,
             partition_of(share, members.data_plane.clone()),
+            &hand_over,
         )?;
         report_resumed(&self.report, &rollout.resumed);
         // Pools that changed (their stream part restarted with the data plane, if they have one).

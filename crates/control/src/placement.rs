@@ -328,7 +328,9 @@ pub fn definition(application: &Application, name: &str) -> String {
 
 /// What each live agent runs: its components, the paths into and out of it, and the models it loads.
 /// `model_files` gives (version, sha256 of the artifact file) of each model in the control plane's store;
-/// `path_secret` is the control plane's secret that each path's key is derived from.
+/// `path_secret` is the control plane's secret that each path's key is derived from. Components in `held` are
+/// placed but wait (for their state, handed over by the agent they leave): their agent does not run them yet, and
+/// takes no path that only they read, so what their producers send waits in the producers' logs.
 pub fn assignments(
     application: &Application,
     version: u32,
@@ -336,6 +338,7 @@ pub fn assignments(
     live: &[LiveAgent],
     model_files: &BTreeMap<String, (u32, String)>,
     path_secret: &[u8],
+    held: &BTreeSet<String>,
 ) -> BTreeMap<String, Assignment> {
     let mut components: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut inputs: BTreeMap<&str, BTreeSet<PathIn>> = BTreeMap::new();
@@ -343,7 +346,7 @@ pub fn assignments(
     for agent in live {
         components.entry(&agent.name).or_default();
     }
-    for placed in placed {
+    for placed in placed.iter().filter(|placed| !held.contains(&placed.component)) {
         if let Some(host) = &placed.host {
             components.entry(host.as_str()).or_default().insert(placed.component.clone());
         }
@@ -362,11 +365,13 @@ pub fn assignments(
                 let Some(to) = address(consumer_host) else { continue };
                 let path = path_name(&producer, producer_host, consumer_host);
                 let key = PathKey::derive_hex(path_secret, &path);
-                inputs.entry(consumer_host).or_default().insert(PathIn {
-                    path: path.clone(),
-                    producer: producer.clone(),
-                    key: key.clone(),
-                });
+                if !held.contains(&consumer.component) {
+                    inputs.entry(consumer_host).or_default().insert(PathIn {
+                        path: path.clone(),
+                        producer: producer.clone(),
+                        key: key.clone(),
+                    });
+                }
                 outputs.entry(producer_host).or_default().insert(PathOut {
                     path,
                     producer: producer.clone(),
@@ -502,11 +507,11 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
         let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
         let placed = place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("fog1"));
-        let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new(), b"secret");
+        let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new(), b"secret", &BTreeSet::new());
         assert_eq!(assigned["fog1"].components, ["counts", "flags"]);
         // The service on the fog loads its model; the model's file hash comes from the control plane's store.
         let models = BTreeMap::from([("busy".to_string(), (3, "abc".to_string()))]);
-        let with_models = assignments(&application, 1, &placed, &all, &models, b"secret");
+        let with_models = assignments(&application, 1, &placed, &all, &models, b"secret", &BTreeSet::new());
         assert_eq!(with_models["fog1"].models, [ModelRef { name: "busy".into(), version: 3, sha256: "abc".into() }]);
         assert!(with_models["edge1"].models.is_empty());
         assert_eq!(assigned["edge1"].outputs[0].path, "readings@edge1->fog1");
@@ -518,7 +523,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
         let placed =
             place(&application, &plan, &without_fog, &["fog1".to_string()], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "counts"), Some("cloud1"));
-        let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new(), b"secret");
+        let moved = assignments(&application, 1, &placed, &without_fog, &BTreeMap::new(), b"secret", &BTreeSet::new());
         assert_eq!(moved["cloud1"].components, ["counts", "flags", "kept", "tally"]);
         assert_eq!(moved["edge1"].components, ["beacon", "readings"]);
         assert!(moved["cloud1"].outputs.is_empty());
@@ -533,8 +538,24 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
             &all,
             &BTreeMap::new(),
             b"secret",
+            &BTreeSet::new(),
         );
         assert_eq!(again, assigned);
+
+        // A stream waiting for its state (handed over by the agent it leaves): its agent does not run it yet and
+        // takes no path only it reads, while its producer already sends there (what it sends waits in its log).
+        let held = assignments(
+            &application,
+            1,
+            &place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new()),
+            &all,
+            &BTreeMap::new(),
+            b"secret",
+            &BTreeSet::from(["counts".into()]),
+        );
+        assert!(!held["fog1"].components.contains(&"counts".to_string()));
+        assert!(held["fog1"].inputs.iter().all(|input| input.producer != "readings"), "{:?}", held["fog1"].inputs);
+        assert_eq!(held["edge1"].outputs, assigned["edge1"].outputs);
     }
 
     #[test]
@@ -548,6 +569,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
             &all,
             &BTreeMap::new(),
             b"secret",
+            &BTreeSet::new(),
         );
         // Version 2 changes only the cloud's sink.
         let mut changed = application.clone();
@@ -564,6 +586,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
             &all,
             &BTreeMap::new(),
             b"secret",
+            &BTreeSet::new(),
         );
         assert_ne!(second["cloud1"].key, first["cloud1"].key);
         assert_eq!(second["fog1"].key, first["fog1"].key);
@@ -609,6 +632,7 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
             &all,
             &BTreeMap::from([("busy".to_string(), (1, "sha".to_string()))]),
             b"secret",
+            &BTreeSet::new(),
         );
         assert!(assigned["cloud1"].components.contains(&"flags".to_string()));
         assert!(assigned["cloud1"].models.iter().any(|model| model.name == "busy"));

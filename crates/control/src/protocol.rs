@@ -64,6 +64,10 @@ pub struct Heartbeat {
     /// Streams whose checkpoint it sent and that ended cleanly since: nothing of them is left to hand over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checkpoints_removed: Vec<String>,
+    /// The states of streams it was told to hand over (see [`HeartbeatAnswer::hand_over`]), written as they left
+    /// it; an empty file: the stream held nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handed_over: Vec<CheckpointCopy>,
 }
 
 /// A stream's checkpoint file, as an agent wrote it (its text names the stream's fingerprint).
@@ -134,6 +138,11 @@ pub struct HeartbeatAnswer {
     /// With an assignment: streams whose state went on on another agent; a checkpoint of them here is stale.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discard_checkpoints: Vec<String>,
+    /// With an assignment: streams that move from this agent to another while both run. They leave by handing
+    /// their state over (sent back in `Heartbeat::handed_over`), emitting nothing, so that the next agent goes on
+    /// with their open windows instead of both emitting half of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hand_over: Vec<String>,
     /// Training tasks to run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub training: Vec<TrainingWork>,

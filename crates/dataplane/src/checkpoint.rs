@@ -7,6 +7,11 @@
 //! (its definition and what it reads), and only an instance with the same fingerprint takes it up: a stream whose
 //! definition changed starts empty. A stream that ends cleanly emits everything it held and removes its file.
 //!
+//! A stream that moves to another machine while both run hands its state over instead: told so when it is retired
+//! ([`Checkpoint::hand_over_flag`]), it takes in what it was sent, writes its state once more, and emits nothing; the
+//! file is moved to `DATA_DIR/checkpoints/handed-over/COMPONENT.json`, which the agent sends to the control plane for
+//! the stream's next machine to take up. No window is emitted half on each machine.
+//!
 //! What a crash costs: nothing acknowledged. The records a stream took in since its last checkpoint were not yet
 //! acknowledged to their sources ([`Checkpointing`]), which send them again; a window that closed since may be
 //! emitted a second time, with what the checkpoint held of it.
@@ -17,6 +22,8 @@ use crate::component::{Context, Operator};
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often a changing state is written.
@@ -41,6 +48,16 @@ pub(crate) fn file_name(component: &str) -> String {
     component.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
 
+/// Where the states of streams that were handed over wait until the control plane has them.
+pub fn handed_over_directory(data_dir: &Path) -> PathBuf {
+    checkpoint_directory(data_dir).join("handed-over")
+}
+
+/// Where a component's state waits once it was handed over.
+pub fn handed_over_path(data_dir: &Path, component: &str) -> PathBuf {
+    handed_over_directory(data_dir).join(format!("{}.json", file_name(component)))
+}
+
 /// Puts a checkpoint file that another machine wrote (handed over by the control plane) where the component's
 /// next instance here takes it up.
 pub fn install(data_dir: &Path, component: &str, file: &[u8]) -> Result<(), Error> {
@@ -55,9 +72,13 @@ pub fn discard(data_dir: &Path, component: &str) {
 /// One component's checkpoint file, and when it was last written.
 pub struct Checkpoint {
     path: PathBuf,
+    /// Where the state goes when the stream hands it over ([`handed_over_path`]).
+    handed_over: PathBuf,
     fingerprint: String,
     last_saved: Instant,
     changed: bool,
+    /// Set when the stream is retired to hand its state over rather than emit it.
+    hand_over: Arc<AtomicBool>,
 }
 
 /// A checkpoint file as it is read back (written by [`Checkpoint::save`] with these fields); the state stays text
@@ -73,10 +94,17 @@ impl Checkpoint {
     pub fn new(data_dir: &Path, component: &str, fingerprint: &str) -> Checkpoint {
         Checkpoint {
             path: checkpoint_path(data_dir, component),
+            handed_over: handed_over_path(data_dir, component),
             fingerprint: fingerprint.to_string(),
             last_saved: Instant::now(),
             changed: false,
+            hand_over: Arc::default(),
         }
+    }
+
+    /// The switch that makes the stream, once its input ends, hand its state over instead of emitting it.
+    pub fn hand_over_flag(&self) -> Arc<AtomicBool> {
+        self.hand_over.clone()
     }
 
     pub fn path(&self) -> &Path {
@@ -272,6 +300,35 @@ impl Checkpointing {
             Err(error) => {
                 context.metrics.count_error();
                 tracing::warn!(component = context.component, %error, "cannot checkpoint");
+            }
+        }
+    }
+
+    /// Whether the stream was retired to hand its state over.
+    pub fn handing_over(&self) -> bool {
+        self.checkpoint.hand_over.load(Ordering::Acquire)
+    }
+
+    /// At the end of a stream that hands its state over: writes `state`, what the operator holds (once what it
+    /// emitted before is durable downstream), settles what it took in, and moves the file where the agent sends it
+    /// from. An operator that holds nothing leaves an empty file: the next machine starts it empty, without waiting.
+    pub async fn hand_over(mut self, state: Option<Vec<u8>>, context: &Context) {
+        self.snapshot(state);
+        while self.waiting() {
+            let outcome = self.settled().await;
+            self.complete(outcome, context).await;
+        }
+        let (from, to) = (&self.checkpoint.path, &self.checkpoint.handed_over);
+        let moved = match std::fs::read(from) {
+            Ok(file) => write_replacing(to, &file).map(|()| self.checkpoint.remove()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => write_replacing(to, b""),
+            Err(error) => Err(Error::io(format!("reading {}", from.display()))(error)),
+        };
+        match moved {
+            Ok(()) => tracing::info!(component = context.component, "handed its state over"),
+            Err(error) => {
+                context.metrics.count_error();
+                tracing::warn!(component = context.component, %error, "cannot hand its state over");
             }
         }
     }

@@ -70,7 +70,7 @@ async fn only_what_changed_restarts_and_nothing_is_lost() {
     let text_2 = VERSION_1.replace("where = speed_kmh > 80", "where = speed_kmh > 100")
         + "\nsink slow_log: jsonl {\n  from = detections\n  path = \"out/slow.jsonl\"\n}\n";
     let version_2 = common::application_from_text("rollout.stratum", &text_2);
-    let rollout = running.update(&version_2, &options, None).unwrap();
+    let rollout = running.update(&version_2, &options, None, &[]).unwrap();
     assert_eq!(rollout.restarted, ["fast"]);
     assert_eq!(rollout.started, ["slow_log"]);
     assert!(rollout.stopped.is_empty(), "{rollout:?}");
@@ -80,7 +80,7 @@ async fn only_what_changed_restarts_and_nothing_is_lost() {
     assert!(names.contains(&"slow_log".to_string()), "{names:?}");
 
     // The same version again changes nothing.
-    let again = running.update(&version_2, &options, None).unwrap();
+    let again = running.update(&version_2, &options, None, &[]).unwrap();
     assert!(again.is_empty(), "{again:?}");
 
     // A version that cannot be built (its sink writes into a dataset the application lacks) is refused, and the
@@ -90,13 +90,13 @@ async fn only_what_changed_restarts_and_nothing_is_lost() {
     sink.name = "broken".into();
     sink.kind = SinkKind::Dataset { into: "missing".into() };
     broken.sinks.push(sink);
-    let error = running.update(&broken, &options, None).unwrap_err().to_string();
+    let error = running.update(&broken, &options, None, &[]).unwrap_err().to_string();
     assert!(error.contains("broken") && error.contains("missing"), "{error}");
     assert!(!running.components().iter().any(|component| component.name == "broken"));
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Version 3 drops the slow log.
-    let rollout = running.update(&version_2_without_slow_log(&version_2), &options, None).unwrap();
+    let rollout = running.update(&version_2_without_slow_log(&version_2), &options, None, &[]).unwrap();
     assert_eq!(rollout.stopped, ["slow_log"]);
     assert!(rollout.restarted.is_empty() && rollout.started.is_empty(), "{rollout:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -147,6 +147,48 @@ async fn a_pipeline_that_ended_refuses_a_rollout() {
     while !running.is_finished() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let error = running.update(&application, &options, None).unwrap_err();
+    let error = running.update(&application, &options, None, &[]).unwrap_err();
     assert!(matches!(error, stratum_dataplane::Error::Ended), "{error}");
+}
+
+/// Runs version 1 with day-long windows (none closes), then rolls in a version without `counts` and its sink,
+/// `counts` handing its state over or not; returns its checkpoint file and the state it handed over, if any.
+async fn leave(hand_over: &[String]) -> (Option<String>, Option<String>) {
+    let directory = tempfile::tempdir().unwrap();
+    let options = PipelineOptions {
+        base_dir: directory.path().into(),
+        data_dir: Some(directory.path().into()),
+        ..PipelineOptions::default()
+    };
+    let text = VERSION_1.replace("tumbling(1 min)", "tumbling(1 d)");
+    let version_1 = common::application_from_text("rollout.stratum", &text);
+    let running = Pipeline::build(&version_1, &options).unwrap().start();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut version_2 = version_1.clone();
+    version_2.streams.retain(|stream| stream.name != "counts");
+    version_2.sinks.retain(|sink| sink.name != "windows");
+    running.update(&version_2, &options, None, hand_over).unwrap();
+    // Once the pipeline has ended, the retired stream has too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stopper().stop();
+    let _ = running.finished().await;
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).ok();
+    (
+        read(stratum_dataplane::checkpoint::checkpoint_path(directory.path(), "counts")),
+        read(stratum_dataplane::checkpoint::handed_over_path(directory.path(), "counts")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_leaves_to_hand_its_state_over_keeps_its_open_windows_for_the_next_machine() {
+    // Told to hand over: its open windows go to the handed-over file, for the next machine to take up (the
+    // multi-process test, crates/cli/tests/cluster.rs, shows that no window is then emitted twice).
+    let (checkpoint, handed) = leave(&["counts".to_string()]).await;
+    let handed = handed.expect("the state was handed over");
+    let file: serde_json::Value = serde_json::from_str(&handed).unwrap();
+    assert_eq!(file["component"], "counts");
+    assert!(file["state"].to_string().contains("camera"), "the open windows: {handed}");
+    assert!(checkpoint.is_none(), "its checkpoint moved to the handed-over file");
+    // Not told so: it drains as it always did, emitting what it held, and nothing is left to take up.
+    assert_eq!(leave(&[]).await, (None, None));
 }

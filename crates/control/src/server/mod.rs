@@ -120,7 +120,24 @@ struct Cluster {
     /// The newest checkpoint of each stream, and the agent that holds that state (it sent it, or it was handed
     /// it): what a stream takes up when it moves off a lost agent (see [`hand_over`]).
     checkpoints: BTreeMap<String, (String, CheckpointCopy)>,
+    /// Windowed and joining streams on their way from one live agent to another, by stream (see [`Handover`]).
+    handovers: BTreeMap<String, Handover>,
+    /// States handed over, waiting for the assignment of the stream's next agent, which takes them up.
+    handed: BTreeMap<String, CheckpointCopy>,
 }
+
+/// A stateful stream that moves while the agent it leaves runs: it runs on neither until that agent has handed its
+/// state over (the next one takes it up: no window is emitted half on each), that agent was lost, or
+/// [`HAND_OVER_WAIT`] passed (the next one then goes on from the last copy of its checkpoint).
+struct Handover {
+    from: String,
+    since: Instant,
+    /// The state as it left, once it came (an empty file: it held nothing).
+    state: Option<CheckpointCopy>,
+}
+
+/// How long a stream that moves waits for the agent it leaves to hand its state over.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Server {
     options: ServerOptions,
@@ -169,6 +186,17 @@ fn keep_checkpoints(cluster: &mut Cluster, agent: &str, copies: Vec<CheckpointCo
 fn hand_over(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> (Vec<CheckpointCopy>, Vec<String>) {
     let (mut take_up, mut discard) = (Vec::new(), Vec::new());
     for component in &assignment.components {
+        // A state handed over for it: the stream goes on with it here; an empty one, it starts empty.
+        if let Some(copy) = cluster.handed.remove(component) {
+            if copy.file.is_empty() {
+                cluster.checkpoints.remove(component);
+                discard.push(component.clone());
+            } else {
+                cluster.checkpoints.insert(component.clone(), (agent.to_string(), copy.clone()));
+                take_up.push(copy);
+            }
+            continue;
+        }
         let Some((from, copy)) = cluster.checkpoints.get(component) else { continue };
         if from == agent {
             continue;
@@ -357,7 +385,7 @@ impl Server {
     /// An agent's heartbeat: what it reports is kept, and the answer says what it should run and train. None for
     /// an agent that has not joined (it joins again).
     pub fn heartbeat(self: &Arc<Self>, name: &str, beat: Heartbeat) -> Option<HeartbeatAnswer> {
-        let (back, answer, training) = {
+        let (back, handed_over, answer, training) = {
             let mut cluster = lock(&self.cluster);
             let agent = cluster.agents.get_mut(name)?;
             agent.last_seen = Instant::now();
@@ -368,6 +396,21 @@ impl Server {
             let back = std::mem::replace(&mut agent.lost, false);
             let tier = agent.join.tier.or_else(|| self.planned_tier(&cluster, name));
             keep_checkpoints(&mut cluster, name, beat.checkpoints, beat.checkpoints_removed);
+            let mut handed_over = false;
+            for copy in beat.handed_over {
+                if let Some(handover) = cluster.handovers.get_mut(&copy.component)
+                    && handover.from == name
+                {
+                    handover.state = Some(copy);
+                    handed_over = true;
+                }
+            }
+            let handing_over: Vec<String> = cluster
+                .handovers
+                .iter()
+                .filter(|(_, handover)| handover.from == name && handover.state.is_none())
+                .map(|(component, _)| component.clone())
+                .collect();
             let assignment = cluster.assignments.get(name).cloned();
             let answer = match assignment {
                 Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => {
@@ -377,7 +420,8 @@ impl Server {
                 _ => None,
             };
             let training = self.train_on_agent(&mut cluster, name, tier, beat.results, beat.training_slots);
-            (back, answer, training)
+            let answer = answer.map(|(assignment, take_up, discard)| (assignment, take_up, discard, handing_over));
+            (back, handed_over, answer, training)
         };
         // Results came in: the scheduler looks for finished jobs now.
         self.training_wake.notify_one();
@@ -389,16 +433,19 @@ impl Server {
         }
         if back {
             self.event(EventKind::AgentBack, Some(name), "heartbeats again");
+        }
+        // A stream's state came: its next agent can take it up now.
+        if back || handed_over {
             self.reconcile();
         }
-        let (assignment, take_up, discard_checkpoints) = match answer {
-            Some((assignment, take_up, discard)) => (Some(assignment), take_up, discard),
-            None => (None, Vec::new(), Vec::new()),
+        let (assignment, take_up, discard_checkpoints, hand_over) = match answer {
+            Some((assignment, take_up, discard, hand_over)) => (Some(assignment), take_up, discard, hand_over),
+            None => (None, Vec::new(), Vec::new(), Vec::new()),
         };
         for copy in &take_up {
             self.event(EventKind::HandedOver, Some(&copy.component), &format!("its checkpoint goes to {name}"));
         }
-        Some(HeartbeatAnswer { assignment, take_up, discard_checkpoints, training })
+        Some(HeartbeatAnswer { assignment, take_up, discard_checkpoints, hand_over, training })
     }
 
     /// The application's node named like an agent, if there is one.

@@ -2,16 +2,87 @@
 //! runs — one level-triggered pass ([`Server::reconcile`]) twice a second ([`Placement`], a
 //! [`Reconciler`]), and at once when an agent joins or comes back or a version is applied.
 
-use super::{Cluster, Server, lock};
+use super::{Cluster, HAND_OVER_WAIT, Handover, Server, lock};
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::qos::Host;
 use crate::reconcile::{Action, Reconciler};
 use crate::state::ServedModel;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratum_core::events::EventKind;
 use stratum_dataplane::metrics::MetricsSnapshot;
+
+/// Notes the windowed and joining streams that move from one live agent to another (one instance before and
+/// after): they wait for the agent they leave to hand their state over. Settles those whose state came, whose
+/// agent was lost, or that waited [`HAND_OVER_WAIT`]: their next agent takes up what came (or the last copy of
+/// their checkpoint), and a stream placed back where it was goes on there.
+fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Event>) {
+    let Some(deployed) = &cluster.deployed else { return };
+    let stateful: BTreeSet<String> = deployed
+        .application
+        .streams
+        .iter()
+        .filter(|stream| stream.window.is_some() || stream.join.is_some())
+        .map(|stream| stream.name.clone())
+        .collect();
+    let only_host = |placed: &[Placed], component: &str| -> Option<Option<String>> {
+        let mut instances = placed.iter().filter(|placed| placed.component == component);
+        let first = instances.next()?;
+        instances.next().is_none().then(|| first.host.clone())
+    };
+    let lost = |cluster: &Cluster, agent: &str| cluster.agents.get(agent).is_none_or(|record| record.lost);
+    for component in &stateful {
+        if cluster.handovers.contains_key(component) {
+            continue;
+        }
+        let (Some(Some(from)), Some(Some(to))) = (only_host(&cluster.placed, component), only_host(placed, component))
+        else {
+            continue;
+        };
+        if from != to && !lost(cluster, &from) {
+            let message = format!("leaves {from} for {to}, handing its open windows over");
+            events.push((EventKind::HandedOver, Some(component.clone()), message));
+            cluster.handovers.insert(component.clone(), Handover { from, since: Instant::now(), state: None });
+        }
+    }
+    let settled: Vec<String> = cluster
+        .handovers
+        .iter()
+        .filter(|(component, handover)| {
+            handover.state.is_some()
+                || lost(cluster, &handover.from)
+                || handover.since.elapsed() > HAND_OVER_WAIT
+                || !stateful.contains(*component)
+                || only_host(placed, component).flatten().is_none_or(|host| host == handover.from)
+        })
+        .map(|(component, _)| component.clone())
+        .collect();
+    for component in settled {
+        let Some(handover) = cluster.handovers.remove(&component) else { continue };
+        match handover.state {
+            Some(state) => {
+                cluster.handed.insert(component, state);
+            }
+            // A lost agent's streams go on from the last copy of their checkpoint, as `hand_over` gives it.
+            None if lost(cluster, &handover.from) => {}
+            None if handover.since.elapsed() > HAND_OVER_WAIT => {
+                let from = &handover.from;
+                let message = format!(
+                    "{from} did not hand its state over within {} s: it goes on from its last copy",
+                    HAND_OVER_WAIT.as_secs()
+                );
+                events.push((EventKind::HandedOver, Some(component.clone()), message));
+                if let Some((holder, copy)) = cluster.checkpoints.get(&component)
+                    && holder == from
+                {
+                    cluster.handed.insert(component, copy.clone());
+                }
+            }
+            None => {}
+        }
+    }
+}
 
 /// How often the `migrate` policies are measured.
 const POLICY_INTERVAL: Duration = Duration::from_secs(2);
@@ -66,8 +137,19 @@ impl Server {
                 cluster.policies.added(),
             );
             events.extend(placement_events(&cluster.placed, &placed, &lost));
-            let assigned =
-                assignments(&deployed.application, deployed.version, &placed, &live, &model_files, &self.path_secret);
+            track_handovers(&mut cluster, &placed, &mut events);
+            // A stream being handed over runs nowhere until its state has come; what it reads waits meanwhile.
+            let held: BTreeSet<String> = cluster.handovers.keys().cloned().collect();
+            let Some(deployed) = &cluster.deployed else { return };
+            let assigned = assignments(
+                &deployed.application,
+                deployed.version,
+                &placed,
+                &live,
+                &model_files,
+                &self.path_secret,
+                &held,
+            );
             let serving: Vec<(String, String, u32, String)> = deployed
                 .application
                 .services

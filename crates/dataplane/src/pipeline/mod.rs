@@ -226,7 +226,7 @@ impl Pipeline {
             None => DeadLetters::default(),
         };
         let (shared, pending) = Shared::new(dead_letters);
-        let rollout = roll_out(&shared, application, options, partition)?;
+        let rollout = roll_out(&shared, application, options, partition, &[])?;
         Ok(Pipeline {
             metrics: shared.metrics.clone(),
             dead_letters: shared.dead_letters.clone(),
@@ -301,13 +301,16 @@ impl RunningPipeline {
     /// Rolls out a new version of the application (or of this machine's part of it): see the module
     /// documentation. A component that cannot be built fails the rollout before anything running is touched.
     /// `options` must be the ones the pipeline was built with, but for `only`.
+    /// Rolls `application` in (see [`rollout`]). Streams in `hand_over` that go from here hand their state over
+    /// (for another machine to take up) instead of emitting what they hold.
     pub fn update(
         &self,
         application: &Application,
         options: &PipelineOptions,
         partition: Option<Partition>,
+        hand_over: &[String],
     ) -> Result<Rollout, Error> {
-        roll_out(&self.shared, application, options, partition)
+        roll_out(&self.shared, application, options, partition, hand_over)
     }
 
     /// Waits until everything has ended (after [`Stopper::stop`], a drain).
@@ -458,6 +461,11 @@ async fn run_operator(
                     }
                 }
                 None => {
+                    // Retired to go on elsewhere: the state goes to the next machine, nothing is emitted here.
+                    if let Some(checkpointing) = checkpointing.take_if(|checkpointing| checkpointing.handing_over()) {
+                        checkpointing.hand_over(operator.save(), &context).await;
+                        return Ok(());
+                    }
                     operator.finish(&mut out, &context);
                     let acks = checkpointing.as_ref().map_or_else(Acks::none, Checkpointing::emitted);
                     output.send_acked(out, acks).await.ok();

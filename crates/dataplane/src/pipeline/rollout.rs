@@ -25,6 +25,8 @@ pub(super) struct Slot {
     pub(super) done: watch::Receiver<bool>,
     /// The dashboard feed it fills, by the stream or source it follows.
     pub(super) feed: Option<(String, Feed)>,
+    /// A stateful stream's switch to hand its state over when retired (see [`crate::checkpoint`]).
+    pub(super) hand_over: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Slot {
@@ -65,6 +67,7 @@ pub(super) fn roll_out(
     application: &Application,
     options: &PipelineOptions,
     partition: Option<Partition>,
+    hand_over: &[String],
 ) -> Result<Rollout, Error> {
     let specs = specs(application, options, partition)?;
     let context = BuildContext {
@@ -143,6 +146,12 @@ pub(super) fn roll_out(
     let mut predecessors = BTreeMap::new();
     for name in retiring.iter().cloned() {
         let Some(slot) = wiring.slots.remove(&name) else { continue };
+        if !wanted.contains(name.as_str())
+            && hand_over.contains(&name)
+            && let Some(flag) = &slot.hand_over
+        {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
         slot.stop.send_replace(true);
         wiring.retired.push(slot.stop);
         if wanted.contains(name.as_str()) {
@@ -218,6 +227,7 @@ pub(super) fn roll_out(
             }
         }
         let (done, done_receiver) = watch::channel(false);
+        let hand_over = checkpoint.as_ref().map(Checkpoint::hand_over_flag);
         wiring.slots.insert(
             name.clone(),
             Slot {
@@ -228,6 +238,7 @@ pub(super) fn roll_out(
                 stop,
                 done: done_receiver,
                 feed,
+                hand_over,
             },
         );
         if !predecessors.contains_key(&name) {
