@@ -446,6 +446,14 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
         twice.len()
     );
     assert!(twice.is_empty(), "windows emitted twice after the planned move: {twice:?}");
+    // What the edge had buffered for the lost fog went to the cloud with the stream (its path there adopted the
+    // log the fog's path left): nothing arrived anywhere too late for its window.
+    let late: usize = ["fog1", "cloud1"]
+        .iter()
+        .map(|agent| windows(&folder.join(format!("agents/{agent}/dead-letters.jsonl"))))
+        .sum();
+    eprintln!("readings too late for their windows: {late}");
+    assert_eq!(late, 0, "readings arrived too late for their windows");
     let tally = Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args(["logs", "tally", "--state-dir", "server"])
         .current_dir(&folder)

@@ -5,8 +5,10 @@
 //! appends every batch of its producer to the log of its path (so it survives the process and the uplink) and a
 //! [`Forwarder`] sends the log to the consuming machine's receiver, which acknowledges an entry only once a
 //! [`RemoteSource`] has put its records into that machine's pipeline. Paths are named
-//! `PRODUCER@PRODUCER_HOST->CONSUMER_HOST`, so a path that comes back (a component moved away and back) finds
-//! the entries its log still holds and delivers them.
+//! `PRODUCER@PRODUCER_HOST->CONSUMER_HOST`. When the consumers move to another machine (theirs was lost, or they
+//! were placed elsewhere), the log of the path they left may still hold entries that machine never acknowledged:
+//! the producer's path to the consumers' new machine **adopts** them (they go out first), so that nothing waits for
+//! a machine that may never come back, and nothing arrives there late once it does.
 
 use crate::Error;
 use crate::ack::{Ack, Acks, Settled};
@@ -14,6 +16,7 @@ use crate::component::{BoxFuture, Context, Output, Sink, Source};
 use crate::log::{Log, LogOptions};
 use crate::record::{Batch, decode_batch, encode_batch};
 use crate::transfer::{Delivered, Forwarder, ForwarderState, PathKey};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +28,76 @@ use tokio::sync::{mpsc, watch};
 pub const DEFAULT_PATH_BUFFER: u64 = 256 << 20;
 /// How long stopping waits for a path's log to be acknowledged before leaving the rest on disk for later.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// How often a path looks for logs of its producer that no path sends any more.
+const ADOPT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The path logs held in this process, with how many hold each (a rollout's new instance of a path and the old one
+/// share a log for a while) and how many of those are finishing: a log no one holds is left over, and another
+/// path of its producer may adopt it.
+static OPEN_LOGS: Mutex<BTreeMap<PathBuf, Holders>> = Mutex::new(BTreeMap::new());
+
+#[derive(Default)]
+struct Holders {
+    holding: usize,
+    finishing: usize,
+}
+
+/// Holds a path's log in [`OPEN_LOGS`] while it lives.
+struct Holding {
+    directory: PathBuf,
+    finishing: bool,
+}
+
+impl Holding {
+    /// Holds `directory`; with `only_if_free`, only if no one else does (`None` then).
+    fn take(directory: &Path, only_if_free: bool) -> Option<Holding> {
+        let mut open = lock(&OPEN_LOGS);
+        let holders = open.entry(directory.to_path_buf()).or_default();
+        if only_if_free && holders.holding > 0 {
+            return None;
+        }
+        holders.holding += 1;
+        Some(Holding { directory: directory.to_path_buf(), finishing: false })
+    }
+
+    /// Its sink is finishing (its path is no longer assigned): a sibling that starts waits for it to let go.
+    fn finish(&mut self) {
+        if !std::mem::replace(&mut self.finishing, true)
+            && let Some(holders) = lock(&OPEN_LOGS).get_mut(&self.directory)
+        {
+            holders.finishing += 1;
+        }
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        let mut open = lock(&OPEN_LOGS);
+        if let Some(holders) = open.get_mut(&self.directory) {
+            holders.holding -= 1;
+            holders.finishing -= usize::from(self.finishing);
+            if holders.holding == 0 {
+                open.remove(&self.directory);
+            }
+        }
+    }
+}
+
+/// The file-name prefix of the logs of `path`'s producer on its machine, whatever machine they lead to.
+fn sibling_prefix(path: &str) -> Option<String> {
+    let (from, _) = path.split_once("->")?;
+    Some(log_directory(Path::new(""), &format!("{from}->")).file_name()?.to_string_lossy().into_owned())
+}
+
+/// Whether a log of another path of the same producer is still held by a sink that is finishing.
+fn sibling_finishing(directory: &Path, prefix: &str) -> bool {
+    lock(&OPEN_LOGS).iter().any(|(other, holders)| {
+        other != directory
+            && other.parent() == directory.parent()
+            && holders.finishing > 0
+            && other.file_name().is_some_and(|name| name.to_string_lossy().starts_with(prefix))
+    })
+}
 
 /// One machine's part of a pipeline.
 #[derive(Default)]
@@ -126,6 +199,10 @@ pub struct RemoteSink {
     /// Opened when the sink first runs, not when it is built: a rollout builds a path's new instance while the old
     /// one still drains into the same log.
     log: Option<Arc<Mutex<Log>>>,
+    /// Marks the path's log as held while this sink lives.
+    holding: Option<Holding>,
+    /// When it last looked for left-over logs of its producer to adopt.
+    adopted_at: Option<std::time::Instant>,
     to: String,
     key: String,
     tls: Option<crate::tls::ClientTls>,
@@ -144,6 +221,9 @@ impl RemoteSink {
             directory: log_directory(data_dir, &output.path),
             options,
             log: None,
+            // Held from the start, before its log opens: a path that is assigned is nobody's to adopt.
+            holding: Holding::take(&log_directory(data_dir, &output.path), false),
+            adopted_at: None,
             to: output.to.clone(),
             key: output.key.clone(),
             tls: output.tls.clone(),
@@ -166,6 +246,66 @@ impl RemoteSink {
         let log = Arc::new(Mutex::new(Log::open(&self.directory, self.options.clone())?));
         self.log = Some(log.clone());
         Ok(log)
+    }
+
+    /// Before its first entry: waits (up to [`DRAIN_WAIT`] and a second) for the paths of its producer that are
+    /// finishing to let their logs go, and adopts what they left, so that it goes out before anything newer.
+    async fn adopt_first(&mut self, log: &Arc<Mutex<Log>>) -> Result<(), Error> {
+        if self.adopted_at.is_some() {
+            return Ok(());
+        }
+        if let Some(prefix) = sibling_prefix(&self.path) {
+            let started = std::time::Instant::now();
+            while sibling_finishing(&self.directory, &prefix) && started.elapsed() < DRAIN_WAIT + Duration::from_secs(1)
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        self.adopt_left_over(log)
+    }
+
+    /// Takes in, to send first, the entries of this producer's other paths whose logs no one holds any more (the
+    /// consumers they led to moved, most likely here), and removes those logs once empty. What does not fit stays
+    /// for the next look.
+    fn adopt_left_over(&mut self, log: &Arc<Mutex<Log>>) -> Result<(), Error> {
+        self.adopted_at = Some(std::time::Instant::now());
+        let (Some(prefix), Some(buffers)) = (sibling_prefix(&self.path), self.directory.parent()) else {
+            return Ok(());
+        };
+        let Ok(entries) = std::fs::read_dir(buffers) else { return Ok(()) };
+        for entry in entries.flatten() {
+            let directory = entry.path();
+            if directory == self.directory || !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            let Some(_holding) = Holding::take(&directory, true) else { continue };
+            let mut left = Log::open(&directory, self.options.clone())?;
+            let mut adopted = 0;
+            loop {
+                let entries = left.read(left.first_unacknowledged(), 256, 4 << 20)?;
+                let Some(last) = entries.last().map(|entry| entry.sequence) else { break };
+                let mut log = lock(log);
+                for entry in &entries {
+                    if log.append(&entry.payload, entry.time)?.is_err() {
+                        // Full: what is taken stays taken; the rest waits for the next look.
+                        if entry.sequence > left.first_unacknowledged() {
+                            left.acknowledge(entry.sequence - 1)?;
+                        }
+                        tracing::info!(path = self.path, from = %directory.display(), adopted, "adopting paused: the log is full");
+                        return Ok(());
+                    }
+                    adopted += 1;
+                }
+                drop(log);
+                left.acknowledge(last)?;
+            }
+            drop(left);
+            let _ = std::fs::remove_dir_all(&directory);
+            if adopted > 0 {
+                tracing::info!(path = self.path, from = %directory.display(), adopted, "adopted what a path it replaces left");
+            }
+        }
+        Ok(())
     }
 
     fn start_forwarding(&mut self) -> Result<(), Error> {
@@ -192,6 +332,7 @@ impl Sink for RemoteSink {
         Box::pin(async move {
             self.start_forwarding()?;
             let log = self.log()?;
+            self.adopt_first(&log).await?;
             let payload = encode_batch(&batch);
             context.metrics.count_in(batch.len(), payload.len());
             let time = crate::record::wall_clock_milliseconds();
@@ -218,8 +359,14 @@ impl Sink for RemoteSink {
     }
 
     fn flush<'a>(&'a mut self, _context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
-        // Entries left from an earlier run go out even before new ones arrive.
+        // Entries left from an earlier run go out even before new ones arrive; a path the consumers left is
+        // adopted once the sink that drained it has let it go.
         Box::pin(async move {
+            if let Some(log) = self.log.clone()
+                && self.adopted_at.is_none_or(|at| at.elapsed() >= ADOPT_INTERVAL)
+            {
+                self.adopt_left_over(&log)?;
+            }
             if self.pending()? > 0 {
                 self.start_forwarding()?;
             }
@@ -229,6 +376,9 @@ impl Sink for RemoteSink {
 
     fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            if let Some(holding) = &mut self.holding {
+                holding.finish();
+            }
             self.stop.send_replace(true);
             let Some(mut forwarder) = self.forwarder.take() else { return Ok(()) };
             match tokio::time::timeout(DRAIN_WAIT, &mut forwarder).await {

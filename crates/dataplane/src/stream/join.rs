@@ -101,7 +101,7 @@ impl Joiner {
         }
         for (clock, latest) in self.clocks.iter_mut().zip(saved.latest) {
             if let Some(latest) = latest {
-                clock.observe(latest, now);
+                clock.resume(latest, now);
             }
         }
     }

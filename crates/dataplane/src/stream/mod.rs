@@ -61,6 +61,9 @@ pub struct EventClock {
     latest: Option<(i64, Instant)>,
     /// How long the stream must be quiet before the wall clock counts; `None`: never.
     idle: Option<Duration>,
+    /// Taken up from a checkpoint and no record since: the time the stream did not run, or ran elsewhere before
+    /// its producers reached it here, is no evidence that they went quiet, so the wall clock does not count yet.
+    resumed: bool,
 }
 
 impl EventClock {
@@ -71,10 +74,17 @@ impl EventClock {
 
     /// A clock whose watermark moves with the wall clock only after `idle` without records, or never.
     pub fn with_idle(lateness_seconds: f64, idle: Option<Duration>) -> EventClock {
-        EventClock { lateness: (lateness_seconds * 1000.0).round() as i64, latest: None, idle }
+        EventClock { lateness: (lateness_seconds * 1000.0).round() as i64, latest: None, idle, resumed: false }
+    }
+
+    /// Goes on from the latest event time a checkpoint holds; the wall clock counts again once a record comes.
+    pub fn resume(&mut self, latest: i64, now: Instant) {
+        self.observe(latest, now);
+        self.resumed = true;
     }
 
     pub fn observe(&mut self, time: i64, now: Instant) {
+        self.resumed = false;
         match self.latest {
             Some((latest, _)) if latest >= time => {}
             _ => self.latest = Some((time, now)),
@@ -98,6 +108,9 @@ impl EventClock {
     /// does not count and the watermark is the event-time one.
     pub fn idle_watermark(&self, now: Instant) -> Option<i64> {
         let (latest, seen) = self.latest?;
+        if self.resumed {
+            return self.watermark();
+        }
         let quiet = now.saturating_duration_since(seen);
         match self.idle {
             Some(idle) if quiet >= idle => Some(latest + quiet.as_millis() as i64 - self.lateness),
@@ -306,7 +319,7 @@ impl StreamOperator {
 }
 
 /// What a checkpoint keeps of a stream: its open windows, the records waiting to be joined, and the latest event
-/// time it had seen (an idle stream's watermark moves on from it with the wall clock, from the restore on).
+/// time it had seen (an idle stream's watermark moves on from it with the wall clock once records come again).
 #[derive(serde::Deserialize)]
 struct SavedStream {
     latest: Option<i64>,
@@ -379,7 +392,7 @@ impl Operator for StreamOperator {
         let saved: SavedStream = serde_json::from_slice(state)?;
         let now = Instant::now();
         if let Some(latest) = saved.latest {
-            self.clock.observe(latest, now);
+            self.clock.resume(latest, now);
         }
         match (&mut self.stage, saved.windows) {
             (Stage::Window { windows, .. }, Some(saved)) => windows.restore(saved)?,
@@ -414,4 +427,26 @@ fn replace_calls<E>(expr: &Expr, replace: &mut dyn FnMut(&Expr) -> Option<Result
         }
         other => other.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_counts_as_time_passing_only_once_records_come_after_a_restore() {
+        let start = Instant::now();
+        let later = start + Duration::from_secs(30);
+        // Quiet for 30 s after its last record: the wall clock moves the watermark on (lateness 1 s).
+        let mut running = EventClock::new(1.0);
+        running.observe(10_000, start);
+        assert_eq!(running.idle_watermark(later), Some(39_000));
+        // Taken up from a checkpoint: the 30 s it waited for its producers to reach it are not their silence.
+        let mut resumed = EventClock::new(1.0);
+        resumed.resume(10_000, start);
+        assert_eq!(resumed.idle_watermark(later), Some(9_000));
+        // Once a record comes, quiet counts again, from that record.
+        resumed.observe(10_500, later);
+        assert_eq!(resumed.idle_watermark(later + Duration::from_secs(2)), Some(11_500));
+    }
 }
