@@ -202,9 +202,9 @@ fn windows_twice(kept: &Path, after: &str) -> Vec<(String, String)> {
     seen.into_iter().filter(|(_, count)| *count > 1).map(|(window, _)| window).collect()
 }
 
-#[test]
-fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane() {
-    let folder: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster");
+/// A fresh folder with the cluster application and its model trained into the control plane's store.
+fn cluster_folder(name: &str) -> PathBuf {
+    let folder: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("cluster.stratum"), APP).unwrap();
@@ -219,6 +219,85 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
         .output()
         .unwrap();
     assert_eq!(trained.status.code(), Some(0), "{}", String::from_utf8_lossy(&trained.stderr));
+    folder
+}
+
+/// Sends a signal to a process (`STOP`, `CONT`).
+fn signal(process: &Process, name: &str) {
+    let sent = Command::new("kill").args([&format!("-{name}"), &process.0.id().to_string()]).status().unwrap();
+    assert!(sent.success(), "kill -{name}");
+}
+
+/// The readings counted per window end, over every sensor.
+fn readings_per_window(kept: &Path) -> std::collections::BTreeMap<String, u64> {
+    let mut per_window = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(kept).unwrap_or_default().lines() {
+        let Ok(window) = serde_json::from_str::<Value>(line) else { continue };
+        *per_window.entry(window["window_end"].as_str().unwrap_or("").to_string()).or_insert(0) +=
+            window["n"].as_u64().unwrap_or(0);
+    }
+    per_window
+}
+
+#[test]
+fn a_fog_agent_stopped_and_woken_repeats_no_window() {
+    // SIGSTOP of the fog agent for 8 s (the agent timeout is 2 s), then SIGCONT: its stream goes on at the cloud
+    // from its last checkpoint copy, with what the edge had buffered for it; woken, the fog does not take the time
+    // it was stopped for its producers' silence, leaves the stream it no longer runs without emitting it, and
+    // takes it back with the cloud's state. The cloud's sink keeps each window once. (Readings too late for their
+    // windows and readings missing are printed, not yet asserted: docs/reliability.md says what is left. The
+    // generator catches up after the edge waited, so a window may hold more than a second's readings.)
+    let folder = cluster_folder("cluster_sigstop");
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let _control = server(&folder, port, false);
+    wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
+    let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["apply", "cluster.stratum", "--server", &url, "--token", TOKEN])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
+    let _edge = agent(&folder, &url, "edge1");
+    let fog = agent(&folder, &url, "fog1");
+    let _cloud = agent(&folder, &url, "cloud1");
+    let kept = folder.join("agents/cloud1/out/counts.jsonl");
+    wait_until("windows at the cloud", Duration::from_secs(30), || windows(&kept) >= 8);
+
+    signal(&fog, "STOP");
+    wait_until("counts to move to the cloud", Duration::from_secs(10), || {
+        status(&folder, &url).is_some_and(|status| host_of(&status, "counts").as_deref() == Some("cloud1"))
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    let stopped = windows(&kept);
+    signal(&fog, "CONT");
+    wait_until("counts back on fog1", Duration::from_secs(20), || {
+        status(&folder, &url).is_some_and(|status| host_of(&status, "counts").as_deref() == Some("fog1"))
+    });
+    wait_until("windows through fog1 again", Duration::from_secs(20), || windows(&kept) >= stopped + 16);
+
+    let twice = windows_twice(&kept, "");
+    let late: usize = ["fog1", "cloud1"]
+        .iter()
+        .map(|agent| windows(&folder.join(format!("agents/{agent}/dead-letters.jsonl"))))
+        .sum();
+    // The generator makes 200 readings a second: a whole window holds about 200.
+    let per_window = readings_per_window(&kept);
+    let whole: Vec<u64> = per_window.values().copied().skip(1).collect::<Vec<_>>();
+    let whole = &whole[..whole.len().saturating_sub(1)];
+    let missing: u64 = whole.iter().map(|n| 200u64.saturating_sub(*n)).sum();
+    eprintln!(
+        "SIGSTOP 8 s: {} windows, {} kept twice, {late} readings too late, {missing} of {} readings missing from them",
+        per_window.len(),
+        twice.len(),
+        200 * whole.len()
+    );
+    assert!(twice.is_empty(), "windows kept twice: {twice:?}");
+}
+
+#[test]
+fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane() {
+    let folder = cluster_folder("cluster");
     let port = free_port();
     let url = format!("https://127.0.0.1:{port}");
     let mut control = server(&folder, port, false);
@@ -438,14 +517,15 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     // Back on fog1 it took up what the cloud handed over (what fog1 kept from before it was killed is stale).
     assert!(events.contains("leaves cloud1 for fog1, handing its open windows over"), "{events}");
     assert!(events.contains("resumed: took up the open windows of its checkpoint (on fog1)"), "{events}");
-    let twice = windows_twice(&kept, &before_return);
-    let all_twice = windows_twice(&kept, "");
+    // And the cloud's sink took each window once, the one emitted again by the cloud after it took over from the
+    // lost fog's last checkpoint copy included (a file sink keeps a ledger of the windows it wrote).
+    let twice = windows_twice(&kept, "");
     eprintln!(
-        "windows emitted twice: {} in all (the lost fog's takeover included), {} since the planned move back",
-        all_twice.len(),
-        twice.len()
+        "windows kept twice: {} (since the planned move back: {})",
+        twice.len(),
+        windows_twice(&kept, &before_return).len()
     );
-    assert!(twice.is_empty(), "windows emitted twice after the planned move: {twice:?}");
+    assert!(twice.is_empty(), "windows kept twice: {twice:?}");
     // What the edge had buffered for the lost fog went to the cloud with the stream (its path there adopted the
     // log the fog's path left): nothing arrived anywhere too late for its window.
     let late: usize = ["fog1", "cloud1"]

@@ -130,7 +130,7 @@ const CHECKPOINT_UPLOAD_BYTES: u64 = 4 << 20;
 impl Agent {
     /// Binds the data receiver and prepares the agent; `run` joins and works.
     ///
-    /// Over `https://` it first comes to trust the cluster's authority (see [`trusted_authority`]), waiting for the
+    /// Over `https://` it first comes to trust the cluster's authority (`trusted_authority`), waiting for the
     /// control plane to answer if it must ask it.
     pub async fn start(options: AgentOptions) -> Result<(Agent, tokio::task::JoinHandle<()>), Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -28,6 +28,8 @@ use tokio::sync::{mpsc, watch};
 pub const DEFAULT_PATH_BUFFER: u64 = 256 << 20;
 /// How long stopping waits for a path's log to be acknowledged before leaving the rest on disk for later.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// How long a new path gives the producer's other paths to say they are finishing before it sends.
+const SIBLING_GRACE: Duration = Duration::from_millis(500);
 /// How often a path looks for logs of its producer that no path sends any more.
 const ADOPT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -89,12 +91,12 @@ fn sibling_prefix(path: &str) -> Option<String> {
     Some(log_directory(Path::new(""), &format!("{from}->")).file_name()?.to_string_lossy().into_owned())
 }
 
-/// Whether a log of another path of the same producer is still held by a sink that is finishing.
-fn sibling_finishing(directory: &Path, prefix: &str) -> bool {
+/// Whether a log of another path of the same producer is held, by a sink that is finishing when `finishing`.
+fn sibling_held(directory: &Path, prefix: &str, finishing: bool) -> bool {
     lock(&OPEN_LOGS).iter().any(|(other, holders)| {
         other != directory
             && other.parent() == directory.parent()
-            && holders.finishing > 0
+            && (!finishing || holders.finishing > 0)
             && other.file_name().is_some_and(|name| name.to_string_lossy().starts_with(prefix))
     })
 }
@@ -255,8 +257,13 @@ impl RemoteSink {
             return Ok(());
         }
         if let Some(prefix) = sibling_prefix(&self.path) {
+            // A path retired by the same rollout reaches its end a moment later: it has that moment to say so.
+            if sibling_held(&self.directory, &prefix, false) {
+                tokio::time::sleep(SIBLING_GRACE).await;
+            }
             let started = std::time::Instant::now();
-            while sibling_finishing(&self.directory, &prefix) && started.elapsed() < DRAIN_WAIT + Duration::from_secs(1)
+            while sibling_held(&self.directory, &prefix, true)
+                && started.elapsed() < DRAIN_WAIT + Duration::from_secs(1)
             {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

@@ -83,6 +83,9 @@ struct AgentRecord {
     join: Join,
     last_seen: Instant,
     lost: bool,
+    /// It came back after it was lost, and has not had an assignment since: the streams it ran may have gone on
+    /// elsewhere meanwhile.
+    came_back: bool,
     metrics: Vec<MetricsSnapshot>,
     services: Vec<ServiceState>,
     usage: Option<crate::usage::Usage>,
@@ -95,6 +98,7 @@ impl AgentRecord {
             join,
             last_seen: Instant::now(),
             lost: false,
+            came_back: false,
             metrics: Vec::new(),
             services: Vec::new(),
             usage: None,
@@ -210,6 +214,29 @@ fn hand_over(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> (Ve
         }
     }
     (take_up, discard)
+}
+
+/// The streams that leave `agent` with `assignment` by handing their state over instead of emitting it: those on
+/// their way to another agent, and, when it is back from being lost, every stateful stream it is not given (it may
+/// still run ones that went on elsewhere meanwhile; what it sends of those is not waited for).
+fn leaving(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> Vec<String> {
+    let mut leaving: Vec<String> = cluster
+        .handovers
+        .iter()
+        .filter(|(_, handover)| handover.from == agent && handover.state.is_none())
+        .map(|(component, _)| component.clone())
+        .collect();
+    let came_back = cluster.agents.get_mut(agent).is_some_and(|record| std::mem::replace(&mut record.came_back, false));
+    if let (true, Some(deployed)) = (came_back, &cluster.deployed) {
+        let stale =
+            deployed.application.streams.iter().filter(|stream| stream.window.is_some() || stream.join.is_some());
+        for stream in stale {
+            if !assignment.components.contains(&stream.name) && !leaving.contains(&stream.name) {
+                leaving.push(stream.name.clone());
+            }
+        }
+    }
+    leaving
 }
 
 impl Server {
@@ -394,6 +421,7 @@ impl Server {
             agent.usage = beat.usage;
             agent.feeds = beat.feeds;
             let back = std::mem::replace(&mut agent.lost, false);
+            agent.came_back |= back;
             let tier = agent.join.tier.or_else(|| self.planned_tier(&cluster, name));
             keep_checkpoints(&mut cluster, name, beat.checkpoints, beat.checkpoints_removed);
             let mut handed_over = false;
@@ -405,22 +433,16 @@ impl Server {
                     handed_over = true;
                 }
             }
-            let handing_over: Vec<String> = cluster
-                .handovers
-                .iter()
-                .filter(|(_, handover)| handover.from == name && handover.state.is_none())
-                .map(|(component, _)| component.clone())
-                .collect();
             let assignment = cluster.assignments.get(name).cloned();
             let answer = match assignment {
                 Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => {
                     let (take_up, discard) = hand_over(&mut cluster, name, &assignment);
-                    Some((assignment, take_up, discard))
+                    let leaving = leaving(&mut cluster, name, &assignment);
+                    Some((assignment, take_up, discard, leaving))
                 }
                 _ => None,
             };
             let training = self.train_on_agent(&mut cluster, name, tier, beat.results, beat.training_slots);
-            let answer = answer.map(|(assignment, take_up, discard)| (assignment, take_up, discard, handing_over));
             (back, handed_over, answer, training)
         };
         // Results came in: the scheduler looks for finished jobs now.

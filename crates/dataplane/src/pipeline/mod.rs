@@ -301,7 +301,7 @@ impl RunningPipeline {
     /// Rolls out a new version of the application (or of this machine's part of it): see the module
     /// documentation. A component that cannot be built fails the rollout before anything running is touched.
     /// `options` must be the ones the pipeline was built with, but for `only`.
-    /// Rolls `application` in (see [`rollout`]). Streams in `hand_over` that go from here hand their state over
+    /// Rolls `application` in (see the module documentation). Streams in `hand_over` that go from here hand their state over
     /// (for another machine to take up) instead of emitting what they hold.
     pub fn update(
         &self,

@@ -8,6 +8,7 @@ use crate::Error;
 use crate::ack::Acks;
 use crate::component::{BoxFuture, BuildContext, Context, Sink};
 use crate::record::{Batch, Record, datum_to_cell, event_time_position, into_records, to_json_object};
+use crate::sinks::windows::WindowLedger;
 use parquet::arrow::ArrowWriter;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -32,8 +33,9 @@ pub fn build(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sink>, E
     let SinkKind::File { path, format, partition_by } = &sink.kind else {
         return Err(Error::Build { component: sink.name.clone(), message: "not a file sink".into() });
     };
+    let windows = WindowLedger::of(&sink.name, &sink.from, &sink.fields, context.application, context.data_dir)?;
     FileSink::new(&sink.name, context.resolve(path), *format, sink.fields.clone(), &sink.fields, partition_by)
-        .map(|sink| Box::new(sink) as Box<dyn Sink>)
+        .map(|file| Box::new(FileSink { windows, ..file }) as Box<dyn Sink>)
 }
 
 /// A sink `into` a dataset: the dataset's file, in the dataset's format and column order.
@@ -49,8 +51,9 @@ pub fn build_dataset(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn 
         .find(|dataset| dataset.name == *into)
         .ok_or_else(|| build_error(format!("no dataset `{into}`")))?;
     let format = dataset.format.unwrap_or(FileFormat::Parquet);
+    let windows = WindowLedger::of(&sink.name, &sink.from, &sink.fields, context.application, context.data_dir)?;
     FileSink::new(&sink.name, context.resolve(&dataset.location()), format, dataset.fields.clone(), &sink.fields, &[])
-        .map(|sink| Box::new(sink) as Box<dyn Sink>)
+        .map(|file| Box::new(FileSink { windows, ..file }) as Box<dyn Sink>)
 }
 
 pub struct FileSink {
@@ -69,6 +72,8 @@ pub struct FileSink {
     pending: BTreeMap<PathBuf, (Vec<Record>, Acks)>,
     oldest: Option<Instant>,
     sequence: u64,
+    /// When it reads a windowed stream: the windows it took, so that it takes each once.
+    windows: Option<WindowLedger>,
 }
 
 impl FileSink {
@@ -104,6 +109,7 @@ impl FileSink {
             pending: BTreeMap::new(),
             oldest: None,
             sequence: 0,
+            windows: None,
         })
     }
 
@@ -148,6 +154,10 @@ impl FileSink {
         }
         if self.pending.is_empty() {
             self.oldest = None;
+            // Every window it took is in a synced file now.
+            if let Some(windows) = &mut self.windows {
+                windows.written()?;
+            }
         }
         Ok(())
     }
@@ -248,7 +258,15 @@ impl Sink for FileSink {
             let bytes = records.iter().map(crate::record::encoded_size).sum();
             context.metrics.count_in(records.len(), bytes);
             let mut previous: Option<PathBuf> = None;
+            let mut again = 0;
             for record in records {
+                // A window it took before (emitted again after a move or a crash): the first one stands.
+                if let Some(windows) = &mut self.windows
+                    && !windows.take(&record)
+                {
+                    again += 1;
+                    continue;
+                }
                 let target = self.target(&record);
                 let (waiting, shares) = self.pending.entry(target.clone()).or_default();
                 // Each target the batch reaches holds a share, so the batch is durable once every one is synced.
@@ -259,6 +277,9 @@ impl Sink for FileSink {
                 previous = Some(target);
             }
             acks.done();
+            if again > 0 {
+                tracing::info!(component = context.component, windows = again, "dropped windows it had taken before");
+            }
             self.oldest.get_or_insert_with(Instant::now);
             // File writes block, but briefly: at most one flush's worth of rows, and only when one is due.
             self.write_out(false)

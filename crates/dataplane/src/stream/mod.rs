@@ -64,7 +64,12 @@ pub struct EventClock {
     /// Taken up from a checkpoint and no record since: the time the stream did not run, or ran elsewhere before
     /// its producers reached it here, is no evidence that they went quiet, so the wall clock does not count yet.
     resumed: bool,
+    /// When the runtime last ticked it (see [`EventClock::ticked`]).
+    last_tick: Option<Instant>,
 }
+
+/// A gap between ticks (which come every second) longer than this means the process did not run meanwhile.
+const PAUSED: Duration = Duration::from_secs(5);
 
 impl EventClock {
     /// A clock whose idle advance starts at once (the default when a stream does not say `idle`).
@@ -74,7 +79,26 @@ impl EventClock {
 
     /// A clock whose watermark moves with the wall clock only after `idle` without records, or never.
     pub fn with_idle(lateness_seconds: f64, idle: Option<Duration>) -> EventClock {
-        EventClock { lateness: (lateness_seconds * 1000.0).round() as i64, latest: None, idle, resumed: false }
+        EventClock {
+            lateness: (lateness_seconds * 1000.0).round() as i64,
+            latest: None,
+            idle,
+            resumed: false,
+            last_tick: None,
+        }
+    }
+
+    /// Notes a tick of the runtime. A gap far longer than ticks come means the process was not running (stopped
+    /// with SIGSTOP, a machine suspended): that time is not its producers' silence, and does not move the
+    /// watermark on.
+    pub fn ticked(&mut self, now: Instant) {
+        if let (Some(last), Some((latest, seen))) = (self.last_tick, self.latest) {
+            let gap = now.saturating_duration_since(last);
+            if gap > PAUSED {
+                self.latest = Some((latest, seen + gap));
+            }
+        }
+        self.last_tick = Some(now);
     }
 
     /// Goes on from the latest event time a checkpoint holds; the wall clock counts again once a record comes.
@@ -363,6 +387,7 @@ impl Operator for StreamOperator {
         if let Some(joiner) = &mut self.join {
             joiner.evict();
         }
+        self.clock.ticked(now);
         let watermark = self.clock.idle_watermark(now);
         self.close_at(watermark, out);
     }
@@ -448,5 +473,20 @@ mod tests {
         // Once a record comes, quiet counts again, from that record.
         resumed.observe(10_500, later);
         assert_eq!(resumed.idle_watermark(later + Duration::from_secs(2)), Some(11_500));
+    }
+
+    #[test]
+    fn the_time_a_stopped_process_did_not_run_is_not_silence() {
+        let start = Instant::now();
+        let mut clock = EventClock::new(0.0);
+        clock.observe(10_000, start);
+        clock.ticked(start + Duration::from_secs(1));
+        assert_eq!(clock.idle_watermark(start + Duration::from_secs(1)), Some(11_000));
+        // Stopped for 20 s (no tick): the next tick does not count those 20 s.
+        let woken = start + Duration::from_secs(21);
+        clock.ticked(woken);
+        assert_eq!(clock.idle_watermark(woken), Some(11_000));
+        clock.ticked(woken + Duration::from_secs(1));
+        assert_eq!(clock.idle_watermark(woken + Duration::from_secs(1)), Some(12_000));
     }
 }
