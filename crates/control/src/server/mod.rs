@@ -36,7 +36,6 @@ use jobs::TrainingScheduler;
 pub use jobs::TrainingStatus;
 use placing::Placement;
 
-#[derive(Clone)]
 /// What an agent gets when it joins.
 #[derive(Debug)]
 pub struct Joined {
@@ -228,15 +227,18 @@ fn leaving(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> Vec<S
         .collect();
     let came_back = cluster.agents.get_mut(agent).is_some_and(|record| std::mem::replace(&mut record.came_back, false));
     if let (true, Some(deployed)) = (came_back, &cluster.deployed) {
-        let stale =
-            deployed.application.streams.iter().filter(|stream| stream.window.is_some() || stream.join.is_some());
-        for stream in stale {
+        for stream in stateful_streams(&deployed.application) {
             if !assignment.components.contains(&stream.name) && !leaving.contains(&stream.name) {
                 leaving.push(stream.name.clone());
             }
         }
     }
     leaving
+}
+
+/// The streams that hold state between batches (windows, joins): what a move hands over.
+fn stateful_streams(application: &Application) -> impl Iterator<Item = &stratum_core::ir::Stream> {
+    application.streams.iter().filter(|stream| stream.window.is_some() || stream.join.is_some())
 }
 
 impl Server {

@@ -2,7 +2,7 @@
 //! runs — one level-triggered pass ([`Server::reconcile`]) twice a second ([`Placement`], a
 //! [`Reconciler`]), and at once when an agent joins or comes back or a version is applied.
 
-use super::{Cluster, HAND_OVER_WAIT, Handover, Server, lock};
+use super::{Cluster, HAND_OVER_WAIT, Handover, Server, lock, stateful_streams};
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::qos::Host;
 use crate::reconcile::{Action, Reconciler};
@@ -19,13 +19,8 @@ use stratum_dataplane::metrics::MetricsSnapshot;
 /// their checkpoint), and a stream placed back where it was goes on there.
 fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Event>) {
     let Some(deployed) = &cluster.deployed else { return };
-    let stateful: BTreeSet<String> = deployed
-        .application
-        .streams
-        .iter()
-        .filter(|stream| stream.window.is_some() || stream.join.is_some())
-        .map(|stream| stream.name.clone())
-        .collect();
+    let stateful: BTreeSet<String> =
+        stateful_streams(&deployed.application).map(|stream| stream.name.clone()).collect();
     let only_host = |placed: &[Placed], component: &str| -> Option<Option<String>> {
         let mut instances = placed.iter().filter(|placed| placed.component == component);
         let first = instances.next()?;
