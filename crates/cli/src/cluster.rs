@@ -132,6 +132,22 @@ pub(crate) struct StatusArgs {
 }
 
 #[derive(clap::Args)]
+pub(crate) struct ForgetArgs {
+    /// The agent's name.
+    name: String,
+    /// The control plane, `https://host:port`.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The operator's token (or STRATUM_TOKEN).
+    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The cluster's certificate authority, to reach a control plane over https:// (or STRATUM_CA_CERT): the
+    /// server's `STATE_DIR/tls/ca.pem`.
+    #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 pub(crate) struct BrokerArgs {
     /// Where the MQTT 3.1.1 listener accepts connections.
     #[arg(long, default_value = "0.0.0.0:1883", value_name = "ADDRESS")]
@@ -545,6 +561,36 @@ fn prepare_models(application: &stratum_core::ir::Application, store: &Path) -> 
             eprintln!("error: {error}");
             Ok(false)
         }
+    }
+}
+
+/// `stratum forget NAME --server URL`: `DELETE /v1/agents/NAME` with the operator's token.
+pub(crate) fn forget(args: ForgetArgs) -> anyhow::Result<Outcome> {
+    let server = args.server.trim_end_matches('/').to_string();
+    let answer = runtime()?.block_on(async {
+        let client = api_client(&server, args.ca_cert.as_deref(), Some(&args.token)).await?;
+        let response =
+            client.delete(format!("{server}/v1/agents/{}", args.name)).bearer_auth(&args.token).send().await?;
+        anyhow::Ok((response.status().as_u16(), response.text().await?))
+    });
+    match answer {
+        Ok((200, _)) => {
+            println!(
+                "forgot `{}`: its components go elsewhere; the next join under its name is a new machine",
+                args.name
+            );
+            Ok(Outcome::Success)
+        }
+        Ok((404, _)) => {
+            eprintln!("error: {server} knows no agent `{}` (`stratum status` lists them)", args.name);
+            Ok(Outcome::UserError)
+        }
+        Ok((401 | 403, _)) => {
+            eprintln!("error: {server} refused the token: forgetting an agent takes the operator's");
+            Ok(Outcome::UserError)
+        }
+        Ok((status, text)) => anyhow::bail!("{server} answered {status}: {text}"),
+        Err(error) => anyhow::bail!("cannot reach {server}: {error:#}"),
     }
 }
 

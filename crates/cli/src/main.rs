@@ -64,6 +64,9 @@ enum Command {
     Apply(cluster::ApplyArgs),
     /// Agents and the components they run, from a control plane (or `stratum up`).
     Status(cluster::StatusArgs),
+    /// Forget an agent that is gone for good or replaced: its key goes, its components move elsewhere, and the
+    /// next join under its name is a new machine.
+    Forget(cluster::ForgetArgs),
     /// The embedded MQTT broker on its own, for deployments across machines.
     Broker(cluster::BrokerArgs),
     /// Whether the Stratum process at an address answers (the container image's health check).
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => cluster::agent(args),
         Command::Apply(args) => cluster::apply(args, color),
         Command::Status(args) => cluster::status(args),
+        Command::Forget(args) => cluster::forget(args),
         Command::Broker(args) => cluster::broker(args),
         Command::Health(args) => cluster::health(args),
     });

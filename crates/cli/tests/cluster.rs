@@ -617,4 +617,22 @@ fn training_on_agents_spreads_the_tasks_and_matches_a_local_run() {
     assert_eq!(by_agent.values().map(|tasks| tasks.as_u64().unwrap()).sum::<u64>(), 16, "{by_agent:?}");
     assert_eq!(by_agent.len(), 2, "both machines trained: {by_agent:?}");
     assert!(folder.join("server/models/labeller/v1.json").is_file());
+
+    // A machine gone for good is forgotten by an operator: `stratum forget`.
+    let forget = |name: &str, token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["forget", name, "--server", &url, "--token", token])
+            .current_dir(&folder)
+            .output()
+            .unwrap()
+    };
+    let refused = forget("w2", VIEWER);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("operator's"), "{refused:?}");
+    let unknown = forget("nobody", TOKEN);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("knows no agent `nobody`"), "{unknown:?}");
+    let forgot = forget("w2", TOKEN);
+    assert_eq!(forgot.status.code(), Some(0), "{forgot:?}");
+    assert!(String::from_utf8_lossy(&forgot.stdout).contains("forgot `w2`"));
 }

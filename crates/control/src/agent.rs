@@ -247,7 +247,18 @@ impl Agent {
             .body(serde_json::to_vec(&join).unwrap_or_default())
             .send()
             .await
-            .map_err(|error| Error::Agent(format!("cannot reach the control plane: {error}").into()))?;
+            .map_err(|error| {
+                // A control plane whose state was made anew has a new authority, which this agent does not trust.
+                let hint = match &self.tls {
+                    Some(_) if format!("{error:?}").contains("certificate") => format!(
+                        " (its certificate is not from the authority this agent trusts: if the control plane's state \
+                         was made anew, remove {} and start the agent again)",
+                        self.options.data_dir.join("tls").join("ca.pem").display()
+                    ),
+                    _ => String::new(),
+                };
+                Error::Agent(format!("cannot reach the control plane: {error}{hint}").into())
+            })?;
         match response.status().as_u16() {
             200 => {
                 #[derive(serde::Deserialize)]

@@ -15,8 +15,8 @@ use stratum_dataplane::metrics::MetricsSnapshot;
 
 /// Notes the windowed and joining streams that move from one live agent to another (one instance before and
 /// after): they wait for the agent they leave to hand their state over. Settles those whose state came, whose
-/// agent was lost, or that waited [`HAND_OVER_WAIT`]: their next agent takes up what came (or the last copy of
-/// their checkpoint), and a stream placed back where it was goes on there.
+/// agent was lost, or that waited [`HAND_OVER_WAIT`]: whichever agent runs the stream next (the one it left,
+/// should it be placed back meanwhile) takes up what came, or the last copy of its checkpoint.
 fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Event>) {
     let Some(deployed) = &cluster.deployed else { return };
     let stateful: BTreeSet<String> =
@@ -27,6 +27,8 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
         instances.next().is_none().then(|| first.host.clone())
     };
     let lost = |cluster: &Cluster, agent: &str| cluster.agents.get(agent).is_none_or(|record| record.lost);
+    // A state handed over for a stream the applied version no longer has goes nowhere.
+    cluster.handed.retain(|component, _| stateful.contains(component));
     for component in &stateful {
         if cluster.handovers.contains_key(component) {
             continue;
@@ -49,7 +51,6 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
                 || lost(cluster, &handover.from)
                 || handover.since.elapsed() > HAND_OVER_WAIT
                 || !stateful.contains(*component)
-                || only_host(placed, component).flatten().is_none_or(|host| host == handover.from)
         })
         .map(|(component, _)| component.clone())
         .collect();
