@@ -95,19 +95,36 @@ pub(crate) struct AgentArgs {
     api: Option<SocketAddr>,
 }
 
+/// How an operator's command reaches a control plane.
 #[derive(clap::Args)]
-pub(crate) struct ApplyArgs {
-    /// The .stratum file to check, plan and send.
-    file: PathBuf,
+pub(crate) struct Operator {
+    /// The control plane, `https://host:port`.
     #[arg(long, value_name = "URL")]
     server: String,
     /// The operator's token (or STRATUM_TOKEN).
     #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
     token: String,
     /// The cluster's certificate authority, to reach a control plane over https:// (or STRATUM_CA_CERT): the
-    /// server's `STATE_DIR/tls/ca.pem`.
+    /// server's `STATE_DIR/tls/ca.pem`. Without it, the authority the control plane proves with the token.
     #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+}
+
+impl Operator {
+    /// The control plane's URL without a trailing slash, and a client for it.
+    async fn client(&self) -> anyhow::Result<(String, reqwest::Client)> {
+        let server = self.server.trim_end_matches('/').to_string();
+        let client = api_client(&server, self.ca_cert.as_deref(), Some(&self.token)).await?;
+        Ok((server, client))
+    }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ApplyArgs {
+    /// The .stratum file to check, plan and send.
+    file: PathBuf,
+    #[command(flatten)]
+    operator: Operator,
     /// Before sending, make the models the services serve ready in this model store (the control plane's
     /// `STATE_DIR/models`) as `stratum up` does: a model trained on the same data is reused; otherwise it is
     /// trained, on data bootstrapped from simulated history when its dataset does not exist yet.
@@ -135,16 +152,8 @@ pub(crate) struct StatusArgs {
 pub(crate) struct ForgetArgs {
     /// The agent's name.
     name: String,
-    /// The control plane, `https://host:port`.
-    #[arg(long, value_name = "URL")]
-    server: String,
-    /// The operator's token (or STRATUM_TOKEN).
-    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
-    token: String,
-    /// The cluster's certificate authority, to reach a control plane over https:// (or STRATUM_CA_CERT): the
-    /// server's `STATE_DIR/tls/ca.pem`.
-    #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    operator: Operator,
 }
 
 #[derive(clap::Args)]
@@ -482,13 +491,12 @@ pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outco
     {
         return Ok(Outcome::UserError);
     }
-    let server = args.server.trim_end_matches('/').to_string();
     let runtime = runtime()?;
     let answer = runtime.block_on(async {
-        let client = api_client(&server, args.ca_cert.as_deref(), Some(&args.token)).await?;
+        let (server, client) = args.operator.client().await?;
         let response = client
             .post(format!("{server}/v1/apply"))
-            .bearer_auth(&args.token)
+            .bearer_auth(&args.operator.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&request)?)
             .send()
@@ -503,7 +511,7 @@ pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outco
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let app: AppView = serde_json::from_str(
-                &client.get(format!("{server}/v1/app")).bearer_auth(&args.token).send().await?.text().await?,
+                &client.get(format!("{server}/v1/app")).bearer_auth(&args.operator.token).send().await?.text().await?,
             )?;
             let newer = app.version.is_some_and(|version| Some(version) > accepted.from_version);
             if app.phase == PhaseName::Failed {
@@ -521,7 +529,7 @@ pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outco
                 "applied `{}` version {} to {}",
                 app.name.as_deref().unwrap_or("?"),
                 app.version.map_or_else(|| "?".to_string(), |version| version.to_string()),
-                args.server
+                args.operator.server
             );
             for change in &accepted.changes {
                 println!("  {change}");
@@ -531,7 +539,7 @@ pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outco
         Ok(Err((401 | 403, _))) => {
             eprintln!(
                 "error: {} refused the token: applying needs the operator's (--token or STRATUM_TOKEN)",
-                args.server
+                args.operator.server
             );
             Ok(Outcome::UserError)
         }
@@ -539,7 +547,7 @@ pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outco
             let message = serde_json::from_str::<ErrorBody>(&text).map_or(text, |body| body.error.message);
             Err(anyhow::anyhow!("the control plane answered {status}: {message}"))
         }
-        Err(error) => Err(anyhow::anyhow!("cannot reach the control plane at {}: {error:#}", args.server)),
+        Err(error) => Err(anyhow::anyhow!("cannot reach the control plane at {}: {error:#}", args.operator.server)),
     }
 }
 
@@ -566,11 +574,11 @@ fn prepare_models(application: &stratum_core::ir::Application, store: &Path) -> 
 
 /// `stratum forget NAME --server URL`: `DELETE /v1/agents/NAME` with the operator's token.
 pub(crate) fn forget(args: ForgetArgs) -> anyhow::Result<Outcome> {
-    let server = args.server.trim_end_matches('/').to_string();
+    let server = args.operator.server.trim_end_matches('/').to_string();
     let answer = runtime()?.block_on(async {
-        let client = api_client(&server, args.ca_cert.as_deref(), Some(&args.token)).await?;
+        let (server, client) = args.operator.client().await?;
         let response =
-            client.delete(format!("{server}/v1/agents/{}", args.name)).bearer_auth(&args.token).send().await?;
+            client.delete(format!("{server}/v1/agents/{}", args.name)).bearer_auth(&args.operator.token).send().await?;
         anyhow::Ok((response.status().as_u16(), response.text().await?))
     });
     match answer {
