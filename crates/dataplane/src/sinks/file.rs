@@ -187,13 +187,19 @@ impl FileSink {
                 let temporary = target.with_file_name(format!(".{unique}.parquet.tmp"));
                 let batch =
                     record_batch(&self.fields, &projected).map_err(|error| self.write_error(&final_path, error))?;
-                let file = std::fs::File::create(&temporary).map_err(|error| self.write_error(&temporary, error))?;
-                let mut writer = ArrowWriter::try_new(file, batch.schema(), None)
-                    .map_err(|error| self.write_error(&temporary, error))?;
-                writer.write(&batch).map_err(|error| self.write_error(&temporary, error))?;
-                let file = writer.into_inner().map_err(|error| self.write_error(&temporary, error))?;
-                file.sync_all().map_err(|error| self.write_error(&temporary, error))?;
-                std::fs::rename(&temporary, &final_path).map_err(|error| self.write_error(&final_path, error))?;
+                let written = (|| -> Result<(), Cause> {
+                    let file = std::fs::File::create(&temporary)?;
+                    let mut writer = ArrowWriter::try_new(file, batch.schema(), None)?;
+                    writer.write(&batch)?;
+                    writer.into_inner()?.sync_all()?;
+                    std::fs::rename(&temporary, &final_path)?;
+                    Ok(())
+                })();
+                if let Err(error) = written {
+                    // A part that could not be written whole (a full disk) takes no room.
+                    let _ = std::fs::remove_file(&temporary);
+                    return Err(self.write_error(&final_path, error));
+                }
             }
             FileFormat::Csv | FileFormat::Jsonl => {
                 let mut file = std::fs::OpenOptions::new()
@@ -201,7 +207,8 @@ impl FileSink {
                     .append(true)
                     .open(target)
                     .map_err(|error| self.write_error(target, error))?;
-                let new = file.metadata().map(|metadata| metadata.len() == 0).unwrap_or(true);
+                let length = file.metadata().map(|metadata| metadata.len()).ok();
+                let new = length.is_none_or(|length| length == 0);
                 let mut text = String::new();
                 if self.format == FileFormat::Csv {
                     let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
@@ -224,8 +231,14 @@ impl FileSink {
                         text.push('\n');
                     }
                 }
-                file.write_all(text.as_bytes()).map_err(|error| self.write_error(target, error))?;
-                file.sync_data().map_err(|error| self.write_error(target, error))?;
+                if let Err(error) = file.write_all(text.as_bytes()).and_then(|()| file.sync_data()) {
+                    // What a failed write left (half a line on a full disk) goes: the file holds whole records
+                    // only, and the records are written again whole once they come again.
+                    if let Some(length) = length {
+                        let _ = file.set_len(length);
+                    }
+                    return Err(self.write_error(target, error));
+                }
             }
         }
         tracing::debug!(component = self.component, path = %target.display(), rows = records.len(), "written");
