@@ -455,7 +455,7 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
             () = crate::running::shutdown_requested() => return Ok(()),
         };
         let (agent, router) = started;
-        let scheme = if options.authority_sha256.is_some() { "https" } else { "http" };
+        let scheme = if options.server.starts_with("https://") { "https" } else { "http" };
         let api = agent.api_address().map(|address| format!(", API at {scheme}://{address}")).unwrap_or_default();
         eprintln!("agent `{}`: data at {}{api}; joining {} …", options.name, agent.data_address(), options.server);
         let (stop, stopped) = tokio::sync::watch::channel(false);
