@@ -36,14 +36,14 @@ pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
 
 /// Whether a token given is the one expected, compared in time that does not depend on where they differ.
 pub fn same_token(given: &str, expected: &str) -> bool {
-    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+    stratum_core::bytes::same_secret(given.as_bytes(), expected.as_bytes())
 }
 
 /// `bytes` random bytes in hex: tokens, agents' keys.
 pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut random = vec![0u8; bytes];
     getrandom::fill(&mut random)?;
-    Ok(random.iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(stratum_core::bytes::hex(&random))
 }
 
 /// An error as every Stratum API answers one: `{"error": {"code": …, "message": …}}`.

@@ -27,9 +27,7 @@ pub fn agent_identity(name: &str) -> String {
 
 /// The sha256 (hex) of the first certificate in `pem`, as a join string carries the authority's.
 pub fn certificate_sha256(pem: &str) -> Result<String, Error> {
-    let certificate = first_certificate(pem)?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, certificate.as_ref());
-    Ok(digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(stratum_ml::data::sha256_hex(first_certificate(pem)?.as_ref()))
 }
 
 /// The header with which the control plane proves, to whoever holds one of its tokens, that the authority it
@@ -42,17 +40,16 @@ pub const PROOF_HEADER: &str = "x-stratum-authority-proof";
 pub fn authority_proof(token: &str, pem: &str) -> Result<String, Error> {
     let certificate = first_certificate(pem)?;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
-    Ok(ring::hmac::sign(&key, certificate.as_ref()).as_ref().iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(stratum_core::bytes::hex(ring::hmac::sign(&key, certificate.as_ref()).as_ref()))
 }
 
 /// Whether `header` (a [`PROOF_HEADER`] value) holds the proof of `pem` under `token`.
 pub fn proves(header: &str, token: &str, pem: &str) -> bool {
     let Ok(expected) = authority_proof(token, pem) else { return false };
-    // Compared in constant time: how much of a proof matched must not show in the timing.
-    header.split(',').map(str::trim).any(|given| {
-        given.len() == expected.len()
-            && given.bytes().zip(expected.bytes()).fold(0u8, |all, (one, other)| all | (one ^ other)) == 0
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|given| stratum_core::bytes::same_secret(given.as_bytes(), expected.as_bytes()))
 }
 
 fn first_certificate(pem: &str) -> Result<CertificateDer<'static>, Error> {

@@ -49,7 +49,7 @@ impl PathKey {
     /// (the same secret and path give the same key).
     pub fn derive_hex(secret: &[u8], path: &str) -> String {
         let derived = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret), path.as_bytes());
-        derived.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+        stratum_core::bytes::hex(derived.as_ref())
     }
 
     /// A key from its hex form; `None` when it is not one.
@@ -440,8 +440,7 @@ where
             let (mac, payload) = rest.split_at(MAC_BYTES);
             let expected_mac = key.mac(&challenge, &header[..8], &header[8..], payload);
             // Compared in constant time: how much of a forged MAC matched must not show in the timing.
-            let difference = expected_mac.as_ref().iter().zip(mac).fold(0u8, |all, (one, other)| all | (one ^ other));
-            if difference != 0 {
+            if !stratum_core::bytes::same_secret(mac, expected_mac.as_ref()) {
                 return Err(refused(format!("a frame on `{path}` failed its check: forged, or sent with another key")));
             }
             let sequence = u64_of(header)?;

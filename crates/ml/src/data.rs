@@ -406,7 +406,7 @@ fn read_jsonl(bytes: &[u8], path: &str, fields: &[Field]) -> Result<Table, Error
 /// The content address of some bytes: their sha256 as lowercase hex. Models, datasets and files are named by it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    stratum_core::bytes::hex(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]
