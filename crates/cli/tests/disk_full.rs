@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::free_port;
+use common::{alive, free_port, push, terminate};
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,20 +27,6 @@ impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
-}
-
-fn push(port: u16, body: &str) -> Option<u16> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let request = format!(
-        "POST /readings HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[test]
@@ -94,18 +79,18 @@ fn a_full_disk_costs_no_acknowledged_push_and_heals_by_itself() {
     let started = Instant::now();
     while refused.load(Ordering::Relaxed) == 0 {
         assert!(started.elapsed() < Duration::from_secs(120), "the disk never filled");
-        assert!(running.try_wait().unwrap().is_none(), "stratum up ended when the disk filled");
+        assert!(alive(&mut running), "stratum up ended when the disk filled");
         std::thread::sleep(Duration::from_millis(100));
     }
     let at_full = acknowledged.lock().unwrap().len();
     std::thread::sleep(Duration::from_secs(3));
-    assert!(running.try_wait().unwrap().is_none(), "stratum up ended on a full disk");
+    assert!(alive(&mut running), "stratum up ended on a full disk");
     // Space comes back: the same process answers 200 again, with no one restarting it.
     std::fs::remove_file(folder.join("filler")).unwrap();
     let freed = Instant::now();
     while acknowledged.lock().unwrap().len() < at_full + 1_000 {
         assert!(freed.elapsed() < Duration::from_secs(120), "pushes were not answered again after space came back");
-        assert!(running.try_wait().unwrap().is_none(), "stratum up ended");
+        assert!(alive(&mut running), "stratum up ended");
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!(
@@ -115,8 +100,7 @@ fn a_full_disk_costs_no_acknowledged_push_and_heals_by_itself() {
     );
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
-    let _ = Command::new("kill").args(["-TERM", &running.id().to_string()]).status();
-    let _ = running.wait();
+    terminate(&mut running);
 
     let acknowledged: BTreeSet<u64> = acknowledged.lock().unwrap().iter().copied().collect();
     let stored: BTreeSet<u64> = std::fs::read_to_string(folder.join("out/raw.jsonl"))

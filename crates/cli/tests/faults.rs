@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::free_port;
+use common::{alive, free_port, post, push, request, terminate};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,21 +35,6 @@ sink raw: jsonl {{ from = readings  path = "out/raw.jsonl" }}
 sink counts: jsonl {{ from = per_sensor  path = "out/counts.jsonl" }}
 "#
     )
-}
-
-/// One push over a fresh connection: its status, or `None` when nothing answered (refused, reset by a kill).
-fn push(port: u16, body: &str) -> Option<u16> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let request = format!(
-        "POST /readings HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Clients pushing readings with unique ids until told to stop; the ids answered 200 go to `acknowledged`.
@@ -90,6 +75,16 @@ fn clients(
     (stop, threads)
 }
 
+/// A fresh folder holding the ingest application, and the port its HTTP source listens on.
+fn ingest_folder(name: &str) -> (PathBuf, u16) {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let port = free_port();
+    std::fs::write(folder.join("ingest.stratum"), app(port)).unwrap();
+    (folder, port)
+}
+
 fn up(folder: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
     command
@@ -107,11 +102,7 @@ fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn no_acknowledged_push_is_lost_when_up_is_killed_at_random_moments() {
-    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults_sigkill_http");
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
-    let port = free_port();
-    std::fs::write(folder.join("ingest.stratum"), app(port)).unwrap();
+    let (folder, port) = ingest_folder("faults_sigkill_http");
     let (next_id, acknowledged) = (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(Vec::new())));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     // The moments are random, and printed, so that a failure can be told apart from the next run's.
@@ -169,55 +160,12 @@ fn no_acknowledged_push_is_lost_when_up_is_killed_at_random_moments() {
     );
 }
 
-/// A request over a fresh connection, given whole (headers and body) as bytes: the status, or `None` when nothing
-/// answered within 30 s.
-fn request(port: u16, bytes: &[u8]) -> Option<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    stream.write_all(bytes).ok()?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).ok()?;
-    let answer = String::from_utf8_lossy(&answer).to_string();
-    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()))
-}
-
-fn post(path: &str, body: &[u8]) -> Vec<u8> {
-    let mut bytes = format!(
-        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-/// Whether the process is still the one started (it has not exited).
-fn alive(child: &mut std::process::Child) -> bool {
-    child.try_wait().unwrap().is_none()
-}
-
-/// Stops `stratum up` as an operator does (SIGTERM: it drains what runs) and waits for it.
-fn terminate(child: &mut std::process::Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let started = Instant::now();
-    while alive(child) {
-        assert!(started.elapsed() < Duration::from_secs(30), "stratum up did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn up_recovers_by_itself_when_idle_connections_take_every_descriptor() {
     // 256 descriptors for the whole process, and 300 connections that never send a request: the HTTP source's
     // server takes what it can, the kernel queues the rest. The server closes each after the header timeout
     // (10 s), and the same process answers pushes again; nothing it answered 200 is lost.
-    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults_descriptors");
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
-    let port = free_port();
-    std::fs::write(folder.join("ingest.stratum"), app(port)).unwrap();
+    let (folder, port) = ingest_folder("faults_descriptors");
     let api = free_port();
     let mut running = Command::new("sh")
         .args(["-c", &format!("ulimit -n 256 && exec \"$0\" up ingest.stratum --live --api 127.0.0.1:{api}")])
@@ -271,11 +219,7 @@ fn hostile_requests_are_refused_and_the_servers_go_on_serving() {
     // Bodies too large, nested too deeply, and a client that sends its headers a byte at a time, to the HTTP
     // source: each is refused with a status that says why (or disconnected), and ordinary pushes are answered
     // after them by the same process. (The prediction route's bounds: crates/control/tests/predict_memory.rs.)
-    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults_hostile");
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
-    let port = free_port();
-    std::fs::write(folder.join("ingest.stratum"), app(port)).unwrap();
+    let (folder, port) = ingest_folder("faults_hostile");
     let mut running = up(&folder, &[]).spawn().unwrap();
     let reading = br#"{"id": 1, "sensor": "s", "ts": "2026-01-01T00:00:00Z"}"#;
     let started = Instant::now();

@@ -83,3 +83,49 @@ pub(crate) fn traffic_copy(name: &str) -> PathBuf {
     }
     folder
 }
+
+/// A request over a fresh connection to a loopback port, given whole (headers and body): its status and body, or
+/// `None` when nothing answered within 30 s (refused, reset by a kill).
+pub(crate) fn request(port: u16, bytes: &[u8]) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream.write_all(bytes).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()))
+}
+
+/// A whole `POST path` of a JSON body, closing the connection after the answer.
+pub(crate) fn post(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// One push of readings to an HTTP source at `/readings`: its status, or `None` when nothing answered.
+pub(crate) fn push(port: u16, body: &str) -> Option<u16> {
+    request(port, &post("/readings", body.as_bytes())).map(|(status, _)| status)
+}
+
+/// Whether the process is still the one started (it has not exited).
+pub(crate) fn alive(child: &mut Child) -> bool {
+    child.try_wait().unwrap().is_none()
+}
+
+/// Stops `stratum up` as an operator does (SIGTERM: it drains what runs) and waits for it.
+pub(crate) fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let started = Instant::now();
+    while alive(child) {
+        assert!(started.elapsed() < Duration::from_secs(30), "stratum up did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
