@@ -222,6 +222,18 @@ fn cluster_folder(name: &str) -> PathBuf {
     folder
 }
 
+/// Runs an agent that must be refused: it ends with an error; what it said.
+fn refused_agent(folder: &Path, url: &str, name: &str, join_token: &str, data_dir: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["agent", "--name", name, "--server", url, "--join-token", join_token, "--data-dir", data_dir])
+        .current_dir(folder)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_ne!(output.status.code(), Some(0), "{said}");
+    said
+}
+
 /// Sends a signal to a process (`STOP`, `CONT`).
 fn signal(process: &Process, name: &str) {
     let sent = Command::new("kill").args([&format!("-{name}"), &process.0.id().to_string()]).status().unwrap();
@@ -347,23 +359,10 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     // nor will one whose token the server cannot prove its authority with.
     let join = join_string(&folder);
     assert_eq!(join.rsplit_once(':').unwrap().1, JOIN);
-    let misled = Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .args(["agent", "--name", "edge9", "--server", &url, "--data-dir", "agents/misled"])
-        .args(["--join-token", &format!("stratum1:{}:{JOIN}", "ab".repeat(32))])
-        .current_dir(&folder)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&misled.stderr);
-    assert_ne!(misled.status.code(), Some(0), "{said}");
+    let misled = format!("stratum1:{}:{JOIN}", "ab".repeat(32));
+    let said = refused_agent(&folder, &url, "edge9", &misled, "agents/misled");
     assert!(said.contains("not the") && said.contains("of the join string"), "{said}");
-    let unproven = Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .args(["agent", "--name", "edge9", "--server", &url, "--data-dir", "agents/unproven"])
-        .args(["--join-token", "not-the-join-token"])
-        .current_dir(&folder)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&unproven.stderr);
-    assert_ne!(unproven.status.code(), Some(0), "{said}");
+    let said = refused_agent(&folder, &url, "edge9", "not-the-join-token", "agents/unproven");
     assert!(said.contains("cannot prove its authority"), "{said}");
 
     let edge_metrics = free_port();
@@ -403,14 +402,8 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     assert_eq!(code, 0, "edge1's API passed for fog1's: {mistaken}");
     // An impostor: another machine with the join token, under a name that is held. It is refused and stops,
     // saying why and what to do; the real cloud agent runs on.
-    let impostor = Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .args(["agent", "--name", "cloud1", "--server", &url, "--join-token", &join, "--data-dir", "agents/impostor"])
-        .current_dir(&folder)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&impostor.stderr);
-    assert_ne!(impostor.status.code(), Some(0), "{said}");
-    assert!(said.contains("held by another machine") && said.contains("DELETE /v1/agents/cloud1"), "{said}");
+    let said = refused_agent(&folder, &url, "cloud1", &join, "agents/impostor");
+    assert!(said.contains("held by another machine") && said.contains("stratum forget cloud1"), "{said}");
     let at_impostor = windows(&kept);
     wait_until("windows at the real cloud agent", Duration::from_secs(20), || windows(&kept) > at_impostor);
     // The batch on the cloud agent aggregates what it keeps; the tool on the edge agent runs, supervised.

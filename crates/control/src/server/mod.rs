@@ -326,7 +326,7 @@ impl Server {
                 status: 403,
                 message: format!(
                     "the agent name `{name}` is held by another machine, and this one {} its key. If this machine \
-                     replaces it, an operator forgets the old one first: DELETE /v1/agents/{name}",
+                     replaces it, an operator forgets the old one first: `stratum forget {name}` (DELETE /v1/agents/{name})",
                     if presented.is_some() { "did not present" } else { "presented no" }
                 ),
                 retry_after_seconds: None,
