@@ -51,11 +51,17 @@ struct Holding {
 }
 
 impl Holding {
-    /// Holds `directory`; with `only_if_free`, only if no one else does (`None` then).
-    fn take(directory: &Path, only_if_free: bool) -> Option<Holding> {
+    /// Holds `directory`.
+    fn hold(directory: &Path) -> Holding {
+        lock(&OPEN_LOGS).entry(directory.to_path_buf()).or_default().holding += 1;
+        Holding { directory: directory.to_path_buf(), finishing: false }
+    }
+
+    /// Holds `directory` if no one else does.
+    fn hold_if_free(directory: &Path) -> Option<Holding> {
         let mut open = lock(&OPEN_LOGS);
         let holders = open.entry(directory.to_path_buf()).or_default();
-        if only_if_free && holders.holding > 0 {
+        if holders.holding > 0 {
             return None;
         }
         holders.holding += 1;
@@ -202,7 +208,7 @@ pub struct RemoteSink {
     /// one still drains into the same log.
     log: Option<Arc<Mutex<Log>>>,
     /// Marks the path's log as held while this sink lives.
-    holding: Option<Holding>,
+    holding: Holding,
     /// When it last looked for left-over logs of its producer to adopt.
     adopted_at: Option<std::time::Instant>,
     to: String,
@@ -218,13 +224,14 @@ impl RemoteSink {
     pub fn open(output: &RemoteOutput, data_dir: &Path, options: LogOptions) -> RemoteSink {
         let (stop, _) = watch::channel(false);
         let (_, state) = watch::channel(ForwarderState::default());
+        let directory = log_directory(data_dir, &output.path);
         RemoteSink {
             path: output.path.clone(),
-            directory: log_directory(data_dir, &output.path),
+            // Held from the start, before its log opens: a path that is assigned is nobody's to adopt.
+            holding: Holding::hold(&directory),
+            directory,
             options,
             log: None,
-            // Held from the start, before its log opens: a path that is assigned is nobody's to adopt.
-            holding: Holding::take(&log_directory(data_dir, &output.path), false),
             adopted_at: None,
             to: output.to.clone(),
             key: output.key.clone(),
@@ -285,7 +292,7 @@ impl RemoteSink {
             if directory == self.directory || !entry.file_name().to_string_lossy().starts_with(&prefix) {
                 continue;
             }
-            let Some(_holding) = Holding::take(&directory, true) else { continue };
+            let Some(_holding) = Holding::hold_if_free(&directory) else { continue };
             let mut left = Log::open(&directory, self.options.clone())?;
             let mut adopted = 0;
             loop {
@@ -383,9 +390,7 @@ impl Sink for RemoteSink {
 
     fn finish<'a>(&'a mut self, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            if let Some(holding) = &mut self.holding {
-                holding.finish();
-            }
+            self.holding.finish();
             self.stop.send_replace(true);
             let Some(mut forwarder) = self.forwarder.take() else { return Ok(()) };
             match tokio::time::timeout(DRAIN_WAIT, &mut forwarder).await {
