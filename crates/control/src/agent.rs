@@ -25,6 +25,7 @@ use stratum_core::events::EventKind;
 use stratum_core::ir::Tier;
 use stratum_core::sync::lock;
 use stratum_dataplane::PipelineOptions;
+use stratum_dataplane::checkpoint::CheckpointCopies;
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::remote::{Partition, RemoteInput, RemoteOutput};
 use stratum_dataplane::tls::{ClientTls, Identity, SERVER_IDENTITY, ServerTls, agent_identity, certificate_sha256};
@@ -111,8 +112,9 @@ pub struct Agent {
     /// The waits before starting a failed part again, and when the next start is due.
     restart_backoff: Backoff,
     restart_due: Option<Instant>,
-    /// The checkpoints sent to the control plane, with each file's modification time then.
-    checkpoints_sent: HashMap<String, std::time::SystemTime>,
+    /// The checkpoints its pipelines wrote, waiting to be copied to the control plane: what they hold is
+    /// acknowledged to its sources once the control plane kept them.
+    copies: CheckpointCopies,
     /// Its own key, issued by the control plane at its first join and kept in `DATA_DIR/agent.key`: only it can
     /// join or heartbeat under its name.
     key: Mutex<Option<String>>,
@@ -123,9 +125,9 @@ pub struct Agent {
     tls: Option<(String, ServerTls)>,
 }
 
-/// A checkpoint larger than this stays on its machine, and a heartbeat carries at most this much of them (the
-/// control plane takes heartbeats of up to 8 MB; what does not fit goes with the next one).
-const CHECKPOINT_UPLOAD_BYTES: u64 = 4 << 20;
+/// A heartbeat carries at most this much of checkpoints (the control plane takes heartbeats of up to 8 MB; what
+/// does not fit goes with the next one).
+const CHECKPOINT_UPLOAD_BYTES: usize = stratum_dataplane::checkpoint::MAX_COPY_BYTES;
 
 impl Agent {
     /// Binds the data receiver and prepares the agent; `run` joins and works.
@@ -211,7 +213,7 @@ impl Agent {
             usage: crate::usage::UsageMeter::default(),
             restart_backoff: Backoff::default(),
             restart_due: None,
-            checkpoints_sent: HashMap::new(),
+            copies: CheckpointCopies::default(),
             key,
             path_keys,
             tls,
@@ -322,7 +324,17 @@ impl Agent {
                 current.feeds.iter().map(|(source, feed)| crate::protocol::FeedReport::of(source, feed)).collect(),
             )
         };
-        let (checkpoints, checkpoints_removed) = self.checkpoints_to_send();
+        // Taken before `handed-over/` is read: a state handed over since has its file there already.
+        let sending = self.copies.take(CHECKPOINT_UPLOAD_BYTES);
+        let checkpoints = sending
+            .copies
+            .iter()
+            .map(|(component, file)| CheckpointCopy {
+                component: component.clone(),
+                file: String::from_utf8_lossy(file).into_owned(),
+            })
+            .collect();
+        let checkpoints_removed = sending.removed.clone();
         let handed_over = self.handed_over();
         let sent_handed_over: Vec<String> = handed_over.iter().map(|copy| copy.component.clone()).collect();
         let beat = Heartbeat {
@@ -339,22 +351,19 @@ impl Agent {
             usage: self.usage.read(),
             feeds,
         };
-        let response = self
-            .with_key(self.client.post(self.url(&format!("/v1/agents/{}/heartbeat", self.options.name))))
-            .bearer_auth(&self.options.join_token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(&beat).unwrap_or_default())
-            .send()
-            .await
-            .map_err(|error| Error::Agent(error.into()))?;
-        match response.status().as_u16() {
-            200 => {}
-            404 => return self.join().await,
-            403 => return Err(Error::Refused(refusal_message(response).await)),
-            status => return Err(Error::Agent(format!("heartbeat answered {status}").into())),
-        }
-        let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
-        let answer: HeartbeatAnswer = serde_json::from_str(&text).map_err(|error| Error::Agent(error.into()))?;
+        let answer = match self.send_heartbeat(&beat).await {
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
+                self.copies.put_back(sending);
+                return self.join().await;
+            }
+            Err(error) => {
+                // Sent again with the next heartbeat; meanwhile what they hold waits to be acknowledged.
+                self.copies.put_back(sending);
+                return Err(error);
+            }
+        };
+        sending.arrived(&answer.checkpoints_kept);
         // The control plane has the states handed over: they are its to give on.
         for component in &sent_handed_over {
             let _ = std::fs::remove_file(stratum_dataplane::checkpoint::handed_over_path(
@@ -391,39 +400,6 @@ impl Agent {
         Ok(())
     }
 
-    /// The checkpoints of the streams it runs that changed since they were last sent (a stream writes one about
-    /// once a second, a heartbeat goes once a second: what another agent takes up when this one is lost is a
-    /// second or two old), and the streams whose checkpoint was sent and is gone since (they ended cleanly).
-    fn checkpoints_to_send(&mut self) -> (Vec<CheckpointCopy>, Vec<String>) {
-        let running: Vec<&String> =
-            self.running.as_ref().map(|running| running.assignment.components.iter().collect()).unwrap_or_default();
-        let (mut copies, mut removed) = (Vec::new(), Vec::new());
-        let mut room = CHECKPOINT_UPLOAD_BYTES;
-        for component in running {
-            let path = stratum_dataplane::checkpoint::checkpoint_path(&self.options.data_dir, component);
-            let Ok(metadata) = std::fs::metadata(&path) else { continue };
-            let Ok(modified) = metadata.modified() else { continue };
-            let due = self.checkpoints_sent.get(component) != Some(&modified);
-            if !due || metadata.len() > room {
-                continue;
-            }
-            // A file being replaced is read whole before or after the rename: either is a whole checkpoint.
-            if let Ok(file) = std::fs::read_to_string(&path) {
-                room = room.saturating_sub(file.len() as u64);
-                copies.push(CheckpointCopy { component: component.clone(), file });
-                self.checkpoints_sent.insert(component.clone(), modified);
-            }
-        }
-        self.checkpoints_sent.retain(|component, _| {
-            let present = stratum_dataplane::checkpoint::checkpoint_path(&self.options.data_dir, component).exists();
-            if !present {
-                removed.push(component.clone());
-            }
-            present
-        });
-        (copies, removed)
-    }
-
     /// The states of streams that left this agent by handing them over, waiting for the control plane to have them
     /// (`DATA_DIR/checkpoints/handed-over/`). They are few and small: a stream moves now and then.
     fn handed_over(&self) -> Vec<CheckpointCopy> {
@@ -438,6 +414,26 @@ impl Agent {
                 Some(CheckpointCopy { component, file })
             })
             .collect()
+    }
+
+    /// Sends a heartbeat; the answer, or `None` when the control plane does not know this agent (it joins again).
+    async fn send_heartbeat(&self, beat: &Heartbeat) -> Result<Option<HeartbeatAnswer>, Error> {
+        let response = self
+            .with_key(self.client.post(self.url(&format!("/v1/agents/{}/heartbeat", self.options.name))))
+            .bearer_auth(&self.options.join_token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(beat).unwrap_or_default())
+            .send()
+            .await
+            .map_err(|error| Error::Agent(error.into()))?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Ok(None),
+            403 => return Err(Error::Refused(refusal_message(response).await)),
+            status => return Err(Error::Agent(format!("heartbeat answered {status}").into())),
+        }
+        let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
+        serde_json::from_str(&text).map(Some).map_err(|error| Error::Agent(error.into()))
     }
 
     /// One training task per core at a time.
@@ -623,6 +619,7 @@ impl Agent {
                         simulate: self.options.simulate,
                         model_store: Some(self.options.data_dir.join("models")),
                         mqtt_broker: self.options.mqtt_broker.clone(),
+                        checkpoint_copies: Some(self.copies.clone()),
                         ..PipelineOptions::default()
                     },
                     logs_dir: self.options.data_dir.join("logs"),

@@ -146,6 +146,10 @@ pub struct HeartbeatAnswer {
     /// Training tasks to run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub training: Vec<TrainingWork>,
+    /// The streams whose checkpoint (or state handed over) from this heartbeat the control plane kept, durably:
+    /// what they hold may be acknowledged to its sources. Others are not kept (the stream runs elsewhere now).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints_kept: Vec<String>,
 }
 
 /// One (candidate, fold) task of a model's search, for an agent: it fetches the data by its sha256

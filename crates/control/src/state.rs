@@ -62,7 +62,35 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         key_sha256 TEXT NOT NULL
     );",
+    "CREATE TABLE checkpoints (
+        component TEXT NOT NULL,
+        handed INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        file TEXT NOT NULL,
+        PRIMARY KEY (component, handed)
+    );",
 ];
+
+/// A stream's state as the control plane keeps it: the newest checkpoint an agent sent of it, or a state handed
+/// over that waits for the stream's next agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptCheckpoint {
+    pub component: String,
+    /// The agent that holds that state; `None` for a state handed over (no agent holds it until the next takes it).
+    pub holder: Option<String>,
+    pub file: String,
+}
+
+/// A change to the kept states: what a heartbeat or a move made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckpointChange {
+    Keep(KeptCheckpoint),
+    /// That state (the checkpoint held by an agent, or the state handed over) is no longer kept.
+    Forget {
+        component: String,
+        handed: bool,
+    },
+}
 
 /// One thing that happened to an application.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -234,6 +262,52 @@ impl StateStore {
         let mut statement =
             connection.prepare("SELECT name, description FROM agents ORDER BY name").map_err(state_error)?;
         let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+    }
+
+    /// Makes changes to the kept states of streams, all or none: they are what a stream goes on from when its
+    /// agent is lost, and agents acknowledge what a kept checkpoint holds once this returns.
+    pub fn change_checkpoints(&self, changes: &[CheckpointChange]) -> Result<(), Error> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.connection();
+        let transaction = connection.transaction().map_err(state_error)?;
+        for change in changes {
+            match change {
+                CheckpointChange::Keep(kept) => transaction.execute(
+                    "INSERT INTO checkpoints (component, handed, holder, file) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (component, handed) DO UPDATE SET holder = excluded.holder, file = excluded.file",
+                    params![
+                        kept.component,
+                        kept.holder.is_none(),
+                        kept.holder.as_deref().unwrap_or_default(),
+                        kept.file
+                    ],
+                ),
+                CheckpointChange::Forget { component, handed } => transaction.execute(
+                    "DELETE FROM checkpoints WHERE component = ?1 AND handed = ?2",
+                    params![component, handed],
+                ),
+            }
+            .map_err(state_error)?;
+        }
+        transaction.commit().map_err(state_error)
+    }
+
+    /// Every kept state of a stream.
+    pub fn kept_checkpoints(&self) -> Result<Vec<KeptCheckpoint>, Error> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT component, handed, holder, file FROM checkpoints ORDER BY component, handed")
+            .map_err(state_error)?;
+        let rows = statement
+            .query_map([], |row| {
+                let handed: bool = row.get(1)?;
+                let holder: String = row.get(2)?;
+                Ok(KeptCheckpoint { component: row.get(0)?, holder: (!handed).then_some(holder), file: row.get(3)? })
+            })
+            .map_err(state_error)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
     }
 
@@ -435,6 +509,36 @@ mod tests {
         store.record_agent("fog1", "{\"tier\": \"fog\"}").unwrap();
         store.record_agent("fog1", "{\"tier\": \"cloud\"}").unwrap();
         assert_eq!(store.agents().unwrap(), [("fog1".to_string(), "{\"tier\": \"cloud\"}".to_string())]);
+    }
+
+    #[test]
+    fn kept_checkpoints_outlive_a_reopen_and_change_all_or_none() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.db");
+        let kept = |component: &str, holder: Option<&str>, file: &str| KeptCheckpoint {
+            component: component.into(),
+            holder: holder.map(str::to_string),
+            file: file.into(),
+        };
+        {
+            let store = StateStore::open(&path).unwrap();
+            store
+                .change_checkpoints(&[
+                    CheckpointChange::Keep(kept("counts", Some("fog1"), "{1}")),
+                    CheckpointChange::Keep(kept("counts", Some("fog1"), "{2}")),
+                    CheckpointChange::Keep(kept("counts", None, "{handed}")),
+                    CheckpointChange::Keep(kept("joined", Some("edge1"), "{3}")),
+                ])
+                .unwrap();
+            store
+                .change_checkpoints(&[CheckpointChange::Forget { component: "joined".into(), handed: false }])
+                .unwrap();
+        }
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(
+            store.kept_checkpoints().unwrap(),
+            [kept("counts", Some("fog1"), "{2}"), kept("counts", None, "{handed}")]
+        );
     }
 
     #[test]

@@ -15,16 +15,22 @@
 //! What a crash costs: nothing acknowledged. The records a stream took in since its last checkpoint were not yet
 //! acknowledged to their sources ([`Checkpointing`]), which send them again; a window that closed since may be
 //! emitted a second time, with what the checkpoint held of it.
+//!
+//! On a machine that can be lost for good (an agent), a checkpoint on its own disk does not make what it holds
+//! durable: the stream goes on elsewhere from the last copy the control plane has. There the pipeline is given
+//! [`CheckpointCopies`]: each checkpoint written waits there for the agent to send it, and what it holds is
+//! acknowledged only once the control plane said it kept the copy.
 
 use crate::Error;
 use crate::ack::{Ack, Acks, Settled, Settlement};
 use crate::component::{Context, Operator};
 use serde_json::value::RawValue;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stratum_core::sync::lock;
 
 /// How often a changing state is written.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -79,6 +85,8 @@ pub struct Checkpoint {
     changed: bool,
     /// Set when the stream is retired to hand its state over rather than emit it.
     hand_over: Arc<AtomicBool>,
+    /// On an agent: where written checkpoints wait to be copied off the machine before what they hold counts.
+    copies: Option<CheckpointCopies>,
 }
 
 /// A checkpoint file as it is read back (written by [`Checkpoint::save`] with these fields); the state stays text
@@ -99,7 +107,14 @@ impl Checkpoint {
             last_saved: Instant::now(),
             changed: false,
             hand_over: Arc::default(),
+            copies: None,
         }
+    }
+
+    /// Acknowledges what a checkpoint holds only once a copy of it left the machine (see [`CheckpointCopies`]).
+    pub fn copied_by(mut self, copies: Option<CheckpointCopies>) -> Checkpoint {
+        self.copies = copies;
+        self
     }
 
     /// The switch that makes the stream, once its input ends, hand its state over instead of emitting it.
@@ -185,14 +200,20 @@ impl Checkpoint {
     }
 }
 
-/// Writes a component's state durably over its checkpoint, or removes the checkpoint when it holds nothing.
-async fn write_state(path: PathBuf, component: &str, fingerprint: &str, state: Option<Vec<u8>>) -> Result<(), Error> {
+/// Writes a component's state durably over its checkpoint, or removes the checkpoint when it holds nothing; the
+/// file written, if one was.
+async fn write_state(
+    path: PathBuf,
+    component: &str,
+    fingerprint: &str,
+    state: Option<Vec<u8>>,
+) -> Result<Option<Arc<[u8]>>, Error> {
     let Some(state) = state else {
         return match std::fs::remove_file(&path) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::io(format!("removing {}", path.display()))(error))
             }
-            _ => Ok(()),
+            _ => Ok(None),
         };
     };
     // The state goes in as it is, not parsed again: it is most of the file.
@@ -201,10 +222,12 @@ async fn write_state(path: PathBuf, component: &str, fingerprint: &str, state: O
         .into_bytes();
     bytes.extend_from_slice(&state);
     bytes.push(b'}');
-    let target = path.clone();
-    tokio::task::spawn_blocking(move || write_replacing(&target, &bytes))
+    let (target, file) = (path.clone(), Arc::<[u8]>::from(bytes));
+    let written = file.clone();
+    tokio::task::spawn_blocking(move || write_replacing(&target, &written))
         .await
-        .map_err(|error| Error::Checkpoint { path, source: error.into() })?
+        .map_err(|error| Error::Checkpoint { path, source: error.into() })??;
+    Ok(Some(file))
 }
 
 /// A stateful operator's checkpoints, and the acknowledgements they settle.
@@ -222,6 +245,9 @@ pub struct Checkpointing {
     emitted: (Ack, Settlement),
     /// Snapshots waiting for the outputs sent before them, oldest first.
     waiting: VecDeque<Snapshot>,
+    /// What the snapshots written since the stream was told to hand its state over hold (with copies): it counts
+    /// once the control plane has the state handed over.
+    handing: Acks,
 }
 
 struct Snapshot {
@@ -233,7 +259,13 @@ struct Snapshot {
 
 impl Checkpointing {
     pub fn new(checkpoint: Checkpoint) -> Checkpointing {
-        Checkpointing { checkpoint, taken: Acks::none(), emitted: Ack::new(), waiting: VecDeque::new() }
+        Checkpointing {
+            checkpoint,
+            taken: Acks::none(),
+            emitted: Ack::new(),
+            waiting: VecDeque::new(),
+            handing: Acks::none(),
+        }
     }
 
     /// Holds the shares of records the operator took in until a checkpoint holds them.
@@ -296,7 +328,16 @@ impl Checkpointing {
         }
         let checkpoint = &self.checkpoint;
         match write_state(checkpoint.path.clone(), &context.component, &checkpoint.fingerprint, snapshot.state).await {
-            Ok(()) => snapshot.taken.done(),
+            Ok(file) => match (&checkpoint.copies, file) {
+                // What a handed-over state holds counts once the control plane has it (see `hand_over`).
+                (Some(_), _) if self.handing_over() => self.handing.extend(snapshot.taken),
+                (Some(copies), Some(file)) => copies.written(&context.component, file, snapshot.taken),
+                (Some(copies), None) => {
+                    copies.removed(&context.component);
+                    snapshot.taken.done();
+                }
+                (None, _) => snapshot.taken.done(),
+            },
             Err(error) => {
                 context.metrics.count_error();
                 tracing::warn!(component = context.component, %error, "cannot checkpoint");
@@ -325,7 +366,14 @@ impl Checkpointing {
             Err(error) => Err(Error::io(format!("reading {}", from.display()))(error)),
         };
         match moved {
-            Ok(()) => tracing::info!(component = context.component, "handed its state over"),
+            Ok(()) => {
+                tracing::info!(component = context.component, "handed its state over");
+                let held = std::mem::take(&mut self.handing);
+                match &self.checkpoint.copies {
+                    Some(copies) => copies.handed_over(&context.component, held),
+                    None => held.done(),
+                }
+            }
             Err(error) => {
                 context.metrics.count_error();
                 tracing::warn!(component = context.component, %error, "cannot hand its state over");
@@ -340,6 +388,152 @@ impl Checkpointing {
         while self.waiting() {
             let outcome = self.settled().await;
             self.complete(outcome, context).await;
+        }
+    }
+}
+
+/// A checkpoint larger than this is not copied off its machine: what it holds counts once it is synced there (a
+/// control plane takes heartbeats of up to 8 MB, and they carry the copies).
+pub const MAX_COPY_BYTES: usize = 4 << 20;
+
+/// The checkpoints written on an agent, waiting to be copied to the control plane, and the acknowledgements that
+/// wait for the copies to arrive there; shared by the agent's pipeline (which adds) and its heartbeat (which
+/// sends). Only the newest checkpoint of a stream waits: it holds everything the older ones held.
+#[derive(Clone, Default)]
+pub struct CheckpointCopies(Arc<Mutex<Copies>>);
+
+impl std::fmt::Debug for CheckpointCopies {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("CheckpointCopies")
+    }
+}
+
+#[derive(Default)]
+struct Copies {
+    waiting: BTreeMap<String, (Arc<[u8]>, Acks)>,
+    /// Streams that ended cleanly: nothing of them is left to take up.
+    removed: BTreeSet<String>,
+    /// What states handed over hold, by stream (the agent sends those files from `handed-over/`).
+    handed_over: BTreeMap<String, Acks>,
+}
+
+/// What one heartbeat carries off: the newest checkpoint of streams that wrote one since, the streams that ended,
+/// and what waits on them. [`Sending::arrived`] once the control plane kept them; dropped, what they hold is not
+/// acknowledged and their sources send it again.
+#[derive(Default)]
+pub struct Sending {
+    /// (stream, checkpoint file).
+    pub copies: Vec<(String, Arc<[u8]>)>,
+    pub removed: Vec<String>,
+    acks: BTreeMap<String, Acks>,
+    handed_over: BTreeMap<String, Acks>,
+}
+
+impl CheckpointCopies {
+    fn written(&self, component: &str, file: Arc<[u8]>, taken: Acks) {
+        if file.len() > MAX_COPY_BYTES {
+            tracing::warn!(
+                component,
+                bytes = file.len(),
+                "a checkpoint too large to copy off the machine: what it holds is acknowledged once synced here"
+            );
+            taken.done();
+            return;
+        }
+        let mut copies = lock(&self.0);
+        copies.removed.remove(component);
+        match copies.waiting.get_mut(component) {
+            Some((waiting, acks)) => {
+                *waiting = file;
+                acks.extend(taken);
+            }
+            None => {
+                copies.waiting.insert(component.to_string(), (file, taken));
+            }
+        }
+    }
+
+    /// The stream ended cleanly after emitting everything it held downstream, durably: what its copies waited on
+    /// is no longer needed.
+    fn removed(&self, component: &str) {
+        let mut copies = lock(&self.0);
+        if let Some((_, acks)) = copies.waiting.remove(component) {
+            acks.done();
+        }
+        copies.removed.insert(component.to_string());
+    }
+
+    fn handed_over(&self, component: &str, acks: Acks) {
+        lock(&self.0).handed_over.entry(component.to_string()).or_default().extend(acks);
+    }
+
+    /// Takes what waits, newest checkpoints up to `room` bytes in all (the rest waits for the next heartbeat). The
+    /// states handed over are taken too: take them before reading `handed-over/`, where their files already are.
+    pub fn take(&self, room: usize) -> Sending {
+        let mut copies = lock(&self.0);
+        let mut sending = Sending {
+            removed: std::mem::take(&mut copies.removed).into_iter().collect(),
+            handed_over: std::mem::take(&mut copies.handed_over),
+            ..Sending::default()
+        };
+        let mut room = room;
+        let fitting: Vec<String> = copies
+            .waiting
+            .iter()
+            .filter(|(_, (file, _))| {
+                let fits = file.len() <= room;
+                room = room.saturating_sub(if fits { file.len() } else { 0 });
+                fits
+            })
+            .map(|(component, _)| component.clone())
+            .collect();
+        for component in fitting {
+            if let Some((file, acks)) = copies.waiting.remove(&component) {
+                sending.copies.push((component.clone(), file));
+                sending.acks.insert(component, acks);
+            }
+        }
+        sending
+    }
+
+    /// Puts back what a heartbeat that failed carried: sent again with the next one, behind any newer checkpoint
+    /// of the same stream (which holds what it held).
+    pub fn put_back(&self, sending: Sending) {
+        let mut copies = lock(&self.0);
+        let Sending { copies: files, removed, mut acks, handed_over } = sending;
+        for (component, file) in files {
+            let taken = acks.remove(&component).unwrap_or_default();
+            match copies.waiting.get_mut(&component) {
+                Some((_, waiting)) => waiting.extend(taken),
+                None => {
+                    copies.waiting.insert(component, (file, taken));
+                }
+            }
+        }
+        for component in removed {
+            if !copies.waiting.contains_key(&component) {
+                copies.removed.insert(component);
+            }
+        }
+        for (component, acks) in handed_over {
+            copies.handed_over.entry(component).or_default().extend(acks);
+        }
+    }
+}
+
+impl Sending {
+    pub fn is_empty(&self) -> bool {
+        self.copies.is_empty() && self.removed.is_empty() && self.handed_over.is_empty()
+    }
+
+    /// The control plane kept the checkpoints and handed-over states of the streams in `kept`: what they hold is
+    /// acknowledged. What it did not keep (a stream no longer placed here, a state it did not wait for) is not:
+    /// its sources send it again, to wherever the stream runs now.
+    pub fn arrived(mut self, kept: &[String]) {
+        for component in kept {
+            for acks in [self.acks.remove(component), self.handed_over.remove(component)].into_iter().flatten() {
+                acks.done();
+            }
         }
     }
 }
@@ -359,6 +553,86 @@ pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn context(component: &str) -> Context {
+        Context {
+            component: component.into(),
+            metrics: crate::metrics::Registry::default().register(component, "stream"),
+            shutdown: tokio::sync::watch::channel(false).1,
+            dead_letters: crate::component::DeadLetters::default(),
+        }
+    }
+
+    /// Writes one snapshot holding `ack`'s records, as the stream's loop would.
+    async fn checkpoint_holding(checkpointing: &mut Checkpointing, ack: Ack, state: &[u8]) {
+        checkpointing.take(ack.into());
+        checkpointing.snapshot(Some(state.to_vec()));
+        let outcome = checkpointing.settled().await;
+        checkpointing.complete(outcome, &context("counts")).await;
+    }
+
+    async fn pending(settlement: &mut Settlement) -> bool {
+        tokio::time::timeout(Duration::from_millis(20), settlement).await.is_err()
+    }
+
+    #[tokio::test]
+    async fn with_copies_what_a_checkpoint_holds_counts_once_the_control_plane_kept_its_copy() {
+        let directory = tempfile::tempdir().unwrap();
+        let copies = CheckpointCopies::default();
+        let checkpoint = Checkpoint::new(directory.path(), "counts", "definition").copied_by(Some(copies.clone()));
+        let mut checkpointing = Checkpointing::new(checkpoint);
+
+        let (first, mut first_settled) = Ack::new();
+        checkpoint_holding(&mut checkpointing, first, br#"{"open":1}"#).await;
+        assert!(checkpointing.checkpoint.path().exists(), "synced here");
+        assert!(pending(&mut first_settled).await, "not acknowledged while only this machine has it");
+
+        // A heartbeat that fails puts its copy back; a newer checkpoint takes its place and its acks.
+        let failed = copies.take(MAX_COPY_BYTES);
+        assert_eq!(failed.copies.len(), 1);
+        let (second, mut second_settled) = Ack::new();
+        checkpoint_holding(&mut checkpointing, second, br#"{"open":2}"#).await;
+        copies.put_back(failed);
+        let sending = copies.take(MAX_COPY_BYTES);
+        assert_eq!(sending.copies.len(), 1, "only the newest checkpoint goes");
+        assert!(String::from_utf8_lossy(&sending.copies[0].1).contains(r#"{"open":2}"#));
+        assert!(pending(&mut first_settled).await && pending(&mut second_settled).await);
+        sending.arrived(&["counts".to_string()]);
+        assert_eq!(first_settled.await, Settled::Durable);
+        assert_eq!(second_settled.await, Settled::Durable);
+
+        // A copy the control plane did not keep (the stream runs elsewhere now) acknowledges nothing.
+        let (third, third_settled) = Ack::new();
+        checkpoint_holding(&mut checkpointing, third, br#"{"open":3}"#).await;
+        copies.take(MAX_COPY_BYTES).arrived(&[]);
+        assert_eq!(third_settled.await, Settled::Failed);
+
+        // A stream that ends cleanly needs no copy: what it held is durable downstream; its end is told.
+        let (fourth, fourth_settled) = Ack::new();
+        checkpointing.take(fourth.into());
+        checkpointing.finish(&context("counts")).await;
+        assert_eq!(fourth_settled.await, Settled::Durable);
+        let sending = copies.take(MAX_COPY_BYTES);
+        assert_eq!((sending.copies.len(), sending.removed.as_slice()), (0, ["counts".to_string()].as_slice()));
+    }
+
+    #[tokio::test]
+    async fn a_state_handed_over_counts_once_the_control_plane_has_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let copies = CheckpointCopies::default();
+        let checkpoint = Checkpoint::new(directory.path(), "counts", "definition").copied_by(Some(copies.clone()));
+        checkpoint.hand_over_flag().store(true, Ordering::Release);
+        let mut checkpointing = Checkpointing::new(checkpoint);
+        let (ack, mut settled) = Ack::new();
+        checkpointing.take(ack.into());
+        checkpointing.hand_over(Some(br#"{"open":1}"#.to_vec()), &context("counts")).await;
+        assert!(handed_over_path(directory.path(), "counts").exists());
+        assert!(pending(&mut settled).await, "the control plane does not have it yet");
+        let sending = copies.take(MAX_COPY_BYTES);
+        assert!(sending.copies.is_empty(), "the agent sends it from handed-over/");
+        sending.arrived(&["counts".to_string()]);
+        assert_eq!(settled.await, Settled::Durable);
+    }
 
     #[tokio::test]
     async fn a_checkpoint_is_taken_up_only_by_the_same_definition() {

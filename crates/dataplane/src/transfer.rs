@@ -79,7 +79,26 @@ impl std::fmt::Debug for PathKey {
 /// The keys of the paths a receiver takes, by path; shared with whoever assigns paths (an agent).
 pub type PathKeys = Arc<Mutex<HashMap<String, PathKey>>>;
 /// Entries sent but not yet acknowledged, at most.
-const IN_FLIGHT: u64 = 256;
+const IN_FLIGHT: u64 = 4096;
+
+/// Awaits `future`; when it is not ready at once and `writer` holds unflushed frames, flushes them first.
+async fn flushed_before_waiting<T>(
+    future: impl std::future::Future<Output = T>,
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    writing: &mut bool,
+    unflushed: &mut bool,
+) -> T {
+    tokio::pin!(future);
+    tokio::select! {
+        biased;
+        ready = &mut future => ready,
+        () = std::future::ready(()), if *unflushed => {
+            *writing = writer.flush().await.is_ok();
+            *unflushed = false;
+            future.await
+        }
+    }
+}
 
 async fn write_frame(writer: &mut (impl AsyncWriteExt + Unpin), kind: u8, body: &[&[u8]]) -> std::io::Result<()> {
     let length: usize = 1 + body.iter().map(|part| part.len()).sum::<usize>();
@@ -256,10 +275,25 @@ impl Forwarder {
                 let wait = if entries.is_empty() || room == 0 { Duration::from_millis(20) } else { Duration::ZERO };
                 tokio::select! {
                     ack = ack_receiver.recv() => match ack {
-                        Some(Ok(sequence)) => {
+                        Some(Ok(mut sequence)) => {
+                            // ACKs that came together are noted once, for the latest: noting one syncs a file,
+                            // and a receiver acknowledges many entries at once when a checkpoint copy settles them.
+                            let mut failed = None;
+                            while let Ok(later) = ack_receiver.try_recv() {
+                                match later {
+                                    Ok(later) => sequence = sequence.max(later),
+                                    Err(error) => {
+                                        failed = Some(error);
+                                        break;
+                                    }
+                                }
+                            }
                             self.with_log(|log| log.acknowledge(sequence))?;
                             acknowledged = acknowledged.max(sequence + 1);
                             state.send_modify(|state| state.acknowledged = acknowledged);
+                            if let Some(error) = failed {
+                                return Err(io(error));
+                            }
                         }
                         Some(Err(error)) => return Err(io(error)),
                         None => return Err(Error::Transfer("the receiver closed the connection".into())),
@@ -411,19 +445,28 @@ where
     // take a while (until a sink has synced them): many are in flight at once, as the forwarder sends them.
     let (handed, mut in_flight) = mpsc::channel::<(u64, oneshot::Receiver<()>)>(IN_FLIGHT as usize);
     let acknowledge = async {
+        // ACKs of entries that finish together go out in one write; before waiting for anything, the ACKs written
+        // so far go out (entries may stay in flight for a second, until a checkpoint copy holds them: an ACK must
+        // not wait for them in the buffer).
         let mut writing = true;
-        while let Some((sequence, handled)) = in_flight.recv().await {
-            if handled.await.is_err() {
+        let mut unflushed = false;
+        while let Some((sequence, handled)) =
+            flushed_before_waiting(in_flight.recv(), &mut writer, &mut writing, &mut unflushed).await
+        {
+            if flushed_before_waiting(handled, &mut writer, &mut writing, &mut unflushed).await.is_err() {
                 // Not finished (the pipeline failed or stopped): the forwarder sends it and everything after it
                 // again, on a new connection.
-                return;
+                break;
             }
             state.durable.fetch_max(sequence + 1, Ordering::AcqRel);
             // Once the connection has gone, what is finished is still noted, for the next connection's WELCOME.
             if writing {
-                writing = write_frame(&mut writer, ACK, &[&sequence.to_le_bytes()]).await.is_ok()
-                    && (!in_flight.is_empty() || writer.flush().await.is_ok());
+                writing = write_frame(&mut writer, ACK, &[&sequence.to_le_bytes()]).await.is_ok();
+                unflushed = writing;
             }
+        }
+        if unflushed {
+            writer.flush().await.ok();
         }
     };
     let hand_on = async move {
@@ -462,12 +505,15 @@ where
         }
     };
     tokio::pin!(acknowledge);
-    let result = tokio::select! {
-        () = &mut acknowledge => Ok(()),
-        result = hand_on => result,
+    let (result, acknowledging) = tokio::select! {
+        // An entry was not finished: the connection ends, and its sender sends from there again.
+        () = &mut acknowledge => (Ok(()), false),
+        result = hand_on => (result, true),
     };
     // The reading ended (and with it the sender of `in_flight`): settle what was handed on, within a bound, so
     // that the next connection of this path does not take it again.
-    let _ = tokio::time::timeout(SETTLE_WAIT, acknowledge).await;
+    if acknowledging {
+        let _ = tokio::time::timeout(SETTLE_WAIT, acknowledge).await;
+    }
     result
 }

@@ -179,6 +179,115 @@ async fn everything_buffered_while_the_uplink_is_down_flows_in_order_when_it_ret
     assert_eq!(log.lock().unwrap().pending(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_its_consumer_did_not_finish_is_sent_again() {
+    // A consumer that cannot make an entry durable (a stream whose checkpoint copy the control plane did not keep)
+    // drops it unfinished: the receiver ends the connection without acknowledging it, and its sender sends it,
+    // and what came after it, again. Nothing panics on the way (a panic in a connection's task shows nowhere else).
+    let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noticed = panicked.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        noticed.store(true, std::sync::atomic::Ordering::Release);
+        previous(info);
+    }));
+    let receiver = Receiver::bind("127.0.0.1:0", None).await.unwrap();
+    receiver.keys().lock().unwrap().insert("edge->fog".into(), key());
+    let address = receiver.local_address().unwrap().to_string();
+    let (deliveries, mut delivered) = mpsc::channel::<Delivered>(64);
+    tokio::spawn(receiver.run(deliveries));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let collected = received.clone();
+    tokio::spawn(async move {
+        let mut dropped_once = false;
+        while let Some(delivery) = delivered.recv().await {
+            let numbers: Vec<i64> = decode_batch(&delivery.payload)
+                .unwrap()
+                .iter()
+                .map(|record| if let Datum::Int(number) = record[0] { number } else { -1 })
+                .collect();
+            if numbers.contains(&500) && !dropped_once {
+                dropped_once = true;
+                continue;
+            }
+            collected.lock().unwrap().extend(numbers);
+            delivery.done();
+        }
+    });
+    let directory = tempfile::tempdir().unwrap();
+    let log =
+        Arc::new(Mutex::new(Log::open(directory.path(), LogOptions::bounded(64 << 20, WhenFull::Reject)).unwrap()));
+    for number in 0..1000 {
+        log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(number)]]), number).unwrap().unwrap();
+    }
+    let (stop, stopped) = watch::channel(false);
+    let (state, watch_state) = watch::channel(ForwarderState::default());
+    let forwarder = tokio::spawn(
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address, key: key(), tls: None }
+            .run(stopped, state),
+    );
+    wait_for("every entry acknowledged", Duration::from_secs(30), || log.lock().unwrap().pending() == 0).await;
+    stop.send_replace(true);
+    forwarder.await.unwrap().unwrap();
+    let mut received = received.lock().unwrap().clone();
+    received.sort_unstable();
+    received.dedup();
+    assert_eq!(received, (0..1000).collect::<Vec<_>>(), "every entry, the one not finished included");
+    assert!(watch_state.borrow().connections >= 2, "the unfinished entry ended the connection");
+    assert!(!panicked.load(std::sync::atomic::Ordering::Acquire), "a task panicked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_finished_is_acknowledged_while_later_ones_wait() {
+    // A consumer finishes the first 10 entries and holds the rest unfinished (a stream waiting for its checkpoint
+    // copy to reach the control plane): the 10 are acknowledged now, not once the rest finish.
+    let receiver = Receiver::bind("127.0.0.1:0", None).await.unwrap();
+    receiver.keys().lock().unwrap().insert("edge->fog".into(), key());
+    let address = receiver.local_address().unwrap().to_string();
+    let (deliveries, mut delivered) = mpsc::channel::<Delivered>(64);
+    tokio::spawn(receiver.run(deliveries));
+    let (release, mut released) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut finished = 0;
+        loop {
+            tokio::select! {
+                delivery = delivered.recv() => {
+                    let Some(delivery) = delivery else { return };
+                    if finished < 10 {
+                        finished += 1;
+                        delivery.done();
+                    } else {
+                        held.push(delivery);
+                    }
+                }
+                _ = released.wait_for(|released| *released) => {
+                    held.drain(..).for_each(Delivered::done);
+                    return;
+                }
+            }
+        }
+    });
+    let directory = tempfile::tempdir().unwrap();
+    let log =
+        Arc::new(Mutex::new(Log::open(directory.path(), LogOptions::bounded(64 << 20, WhenFull::Reject)).unwrap()));
+    for number in 0..100 {
+        log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(number)]]), number).unwrap().unwrap();
+    }
+    let (stop, stopped) = watch::channel(false);
+    let (state, _) = watch::channel(ForwarderState::default());
+    let forwarder = tokio::spawn(
+        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address, key: key(), tls: None }
+            .run(stopped, state),
+    );
+    wait_for("the finished entries acknowledged", Duration::from_secs(10), || log.lock().unwrap().pending() == 90)
+        .await;
+    release.send_replace(true);
+    wait_for("the rest acknowledged", Duration::from_secs(10), || log.lock().unwrap().pending() == 0).await;
+    stop.send_replace(true);
+    forwarder.await.unwrap().unwrap();
+}
+
 /// Sends one frame as the protocol does: `[length u32][kind u8][body]`.
 async fn frame(stream: &mut tokio::net::TcpStream, kind: u8, body: &[u8]) {
     stream.write_all(&((body.len() + 1) as u32).to_le_bytes()).await.unwrap();

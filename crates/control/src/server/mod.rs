@@ -13,9 +13,9 @@ use crate::placement::Placed;
 use crate::protocol::{Assignment, CheckpointCopy, FeedReport, Heartbeat, HeartbeatAnswer, Join};
 use crate::qos::ClusterPolicies;
 use crate::serving::{Refusal, ServiceState};
-use crate::state::StateStore;
+use crate::state::{CheckpointChange, KeptCheckpoint, StateStore};
 use crate::training::TrainingJob;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -127,6 +127,9 @@ struct Cluster {
     handovers: BTreeMap<String, Handover>,
     /// States handed over, waiting for the assignment of the stream's next agent, which takes them up.
     handed: BTreeMap<String, CheckpointCopy>,
+    /// Streams whose entry in `checkpoints` or `handed` changed since they were last written to the state store
+    /// (see [`Server::store_checkpoints`]).
+    checkpoints_changed: BTreeSet<String>,
 }
 
 /// A stateful stream that moves while the agent it leaves runs: it runs on neither until that agent has handed its
@@ -157,6 +160,32 @@ pub struct Server {
 }
 
 impl Cluster {
+    /// What the state store must change for the streams whose kept state changed since the last time: each as the
+    /// cluster keeps it now.
+    fn checkpoint_changes(&mut self) -> Vec<CheckpointChange> {
+        let changed = std::mem::take(&mut self.checkpoints_changed);
+        let mut changes = Vec::with_capacity(changed.len() * 2);
+        for component in changed {
+            changes.push(match self.checkpoints.get(&component) {
+                Some((holder, copy)) => CheckpointChange::Keep(KeptCheckpoint {
+                    component: component.clone(),
+                    holder: Some(holder.clone()),
+                    file: copy.file.clone(),
+                }),
+                None => CheckpointChange::Forget { component: component.clone(), handed: false },
+            });
+            changes.push(match self.handed.get(&component) {
+                Some(copy) => CheckpointChange::Keep(KeptCheckpoint {
+                    component: component.clone(),
+                    holder: None,
+                    file: copy.file.clone(),
+                }),
+                None => CheckpointChange::Forget { component, handed: true },
+            });
+        }
+        changes
+    }
+
     /// Runs `version` of the application from now on, with its own policies.
     fn apply(&mut self, application: Application, plan: Plan, version: u32) {
         self.policies = ClusterPolicies::new(&application);
@@ -165,21 +194,37 @@ impl Cluster {
     }
 }
 
-/// Keeps the checkpoints an agent sent of the streams placed on it (a copy of a stream placed elsewhere is stale:
-/// a restarted agent sending what it had before its stream moved away), and forgets those it says ended cleanly.
-fn keep_checkpoints(cluster: &mut Cluster, agent: &str, copies: Vec<CheckpointCopy>, removed: Vec<String>) {
-    let placed_here = |component: &str| {
-        cluster.placed.iter().any(|placed| placed.component == component && placed.host.as_deref() == Some(agent))
+/// Keeps the checkpoints an agent sent of the streams whose state it holds, and forgets those it says ended
+/// cleanly; the streams whose copy it kept. An agent holds a stream's state while the stream is placed on it, or
+/// is on its way from it to another agent (the state it hands over holds what these held). Any other copy is
+/// stale: an agent that was cut off, sending what it took in after its stream went on elsewhere — kept, what it
+/// acknowledged would be lost with the state it then throws away.
+fn keep_checkpoints(
+    cluster: &mut Cluster,
+    agent: &str,
+    copies: Vec<CheckpointCopy>,
+    removed: Vec<String>,
+) -> Vec<String> {
+    let holds = |component: &str| match cluster.handovers.get(component) {
+        Some(handover) => handover.from == agent,
+        None => {
+            cluster.placed.iter().any(|placed| placed.component == component && placed.host.as_deref() == Some(agent))
+        }
     };
-    let fresh: Vec<CheckpointCopy> = copies.into_iter().filter(|copy| placed_here(&copy.component)).collect();
+    let fresh: Vec<CheckpointCopy> = copies.into_iter().filter(|copy| holds(&copy.component)).collect();
+    let mut kept = Vec::with_capacity(fresh.len());
     for copy in fresh {
+        kept.push(copy.component.clone());
+        cluster.checkpoints_changed.insert(copy.component.clone());
         cluster.checkpoints.insert(copy.component.clone(), (agent.to_string(), copy));
     }
     for component in removed {
         if cluster.checkpoints.get(&component).is_some_and(|(from, _)| from == agent) {
             cluster.checkpoints.remove(&component);
+            cluster.checkpoints_changed.insert(component);
         }
     }
+    kept
 }
 
 /// What goes with an assignment for `agent` besides it: the checkpoints of the streams it takes over from a lost
@@ -191,6 +236,7 @@ fn hand_over(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> (Ve
     for component in &assignment.components {
         // A state handed over for it: the stream goes on with it here; an empty one, it starts empty.
         if let Some(copy) = cluster.handed.remove(component) {
+            cluster.checkpoints_changed.insert(component.clone());
             if copy.file.is_empty() {
                 cluster.checkpoints.remove(component);
                 discard.push(component.clone());
@@ -206,6 +252,7 @@ fn hand_over(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> (Ve
         }
         if cluster.agents.get(from).is_none_or(|record| record.lost) {
             let copy = copy.clone();
+            cluster.checkpoints_changed.insert(component.clone());
             cluster.checkpoints.insert(component.clone(), (agent.to_string(), copy.clone()));
             take_up.push(copy);
         } else {
@@ -265,6 +312,14 @@ impl Server {
             if let Ok(join) = serde_json::from_str::<Join>(&description) {
                 cluster.agents.insert(name, AgentRecord::new(join));
             }
+        }
+        // The streams' states: what agents acknowledged their sources for, kept for when an agent is lost.
+        for kept in state.kept_checkpoints()? {
+            let copy = CheckpointCopy { component: kept.component.clone(), file: kept.file };
+            match kept.holder {
+                Some(holder) => cluster.checkpoints.insert(kept.component, (holder, copy)).map(|_| ()),
+                None => cluster.handed.insert(kept.component, copy).map(|_| ()),
+            };
         }
         let gateway = gateway::Clients::new(options.authority.as_ref().map(|authority| authority.certificate_pem()))?;
         let path_secret = path_secret(&options.state_dir)?;
@@ -414,7 +469,7 @@ impl Server {
     /// An agent's heartbeat: what it reports is kept, and the answer says what it should run and train. None for
     /// an agent that has not joined (it joins again).
     pub fn heartbeat(self: &Arc<Self>, name: &str, beat: Heartbeat) -> Option<HeartbeatAnswer> {
-        let (back, handed_over, answer, training) = {
+        let (back, handed_over, answer, training, checkpoints_kept) = {
             let mut cluster = lock(&self.cluster);
             let agent = cluster.agents.get_mut(name)?;
             agent.last_seen = Instant::now();
@@ -425,14 +480,17 @@ impl Server {
             let back = std::mem::replace(&mut agent.lost, false);
             agent.came_back |= back;
             let tier = agent.join.tier.or_else(|| self.planned_tier(&cluster, name));
-            keep_checkpoints(&mut cluster, name, beat.checkpoints, beat.checkpoints_removed);
+            let mut kept = keep_checkpoints(&mut cluster, name, beat.checkpoints, beat.checkpoints_removed);
             let mut handed_over = false;
             for copy in beat.handed_over {
                 if let Some(handover) = cluster.handovers.get_mut(&copy.component)
                     && handover.from == name
                 {
-                    handover.state = Some(copy);
+                    handover.state = Some(copy.clone());
                     handed_over = true;
+                    kept.push(copy.component.clone());
+                    cluster.checkpoints_changed.insert(copy.component.clone());
+                    cluster.handed.insert(copy.component.clone(), copy);
                 }
             }
             let assignment = cluster.assignments.get(name).cloned();
@@ -445,7 +503,11 @@ impl Server {
                 _ => None,
             };
             let training = self.train_on_agent(&mut cluster, name, tier, beat.results, beat.training_slots);
-            (back, handed_over, answer, training)
+            // The agent acknowledges what the copies hold once they are durable here: none, if they are not.
+            if !self.store_checkpoints(&mut cluster) {
+                kept.clear();
+            }
+            (back, handed_over, answer, training, kept)
         };
         // Results came in: the scheduler looks for finished jobs now.
         self.training_wake.notify_one();
@@ -469,7 +531,19 @@ impl Server {
         for copy in &take_up {
             self.event(EventKind::HandedOver, Some(&copy.component), &format!("its checkpoint goes to {name}"));
         }
-        Some(HeartbeatAnswer { assignment, take_up, discard_checkpoints, hand_over, training })
+        Some(HeartbeatAnswer { assignment, take_up, discard_checkpoints, hand_over, training, checkpoints_kept })
+    }
+
+    /// Writes what changed of the streams' kept states to the state store, under the cluster's lock (so that a
+    /// newer state is never overwritten by an older one); whether it could.
+    fn store_checkpoints(&self, cluster: &mut Cluster) -> bool {
+        match self.state.change_checkpoints(&cluster.checkpoint_changes()) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "cannot keep the streams' checkpoints in the state store");
+                false
+            }
+        }
     }
 
     /// The application's node named like an agent, if there is one.

@@ -58,6 +58,7 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
         let Some(handover) = cluster.handovers.remove(&component) else { continue };
         match handover.state {
             Some(state) => {
+                cluster.checkpoints_changed.insert(component.clone());
                 cluster.handed.insert(component, state);
             }
             // A lost agent's streams go on from the last copy of their checkpoint, as `hand_over` gives it.
@@ -72,7 +73,9 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
                 if let Some((holder, copy)) = cluster.checkpoints.get(&component)
                     && holder == from
                 {
-                    cluster.handed.insert(component, copy.clone());
+                    let copy = copy.clone();
+                    cluster.checkpoints_changed.insert(component.clone());
+                    cluster.handed.insert(component, copy);
                 }
             }
             None => {}
@@ -134,6 +137,7 @@ impl Server {
             );
             events.extend(placement_events(&cluster.placed, &placed, &lost));
             track_handovers(&mut cluster, &placed, &mut events);
+            self.store_checkpoints(&mut cluster);
             // A stream being handed over runs nowhere until its state has come; what it reads waits meanwhile.
             let held: BTreeSet<String> = cluster.handovers.keys().cloned().collect();
             let Some(deployed) = &cluster.deployed else { return };

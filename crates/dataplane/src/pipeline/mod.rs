@@ -16,7 +16,7 @@ pub use specs::{select, served_model};
 
 use crate::Error;
 use crate::ack::{Acks, Settled};
-use crate::checkpoint::{Checkpoint, Checkpointing};
+use crate::checkpoint::{Checkpoint, CheckpointCopies, Checkpointing};
 use crate::component::{Context, DeadLetters, Delivery, Operator, Output, Sink, Source, timed};
 use crate::metrics::{MetricsSnapshot, Registry};
 use crate::record::encoded_size;
@@ -58,6 +58,8 @@ pub struct PipelineOptions {
     pub mqtt_broker: Option<String>,
     /// Batches a component's input channel holds before its producers wait.
     pub channel_capacity: usize,
+    /// On an agent: checkpoints count only once copied off the machine (see [`CheckpointCopies`]).
+    pub checkpoint_copies: Option<CheckpointCopies>,
 }
 
 impl Default for PipelineOptions {
@@ -74,6 +76,7 @@ impl Default for PipelineOptions {
             model_store: None,
             mqtt_broker: None,
             channel_capacity: 16,
+            checkpoint_copies: None,
         }
     }
 }
