@@ -26,6 +26,7 @@ use stratum_core::ir::Tier;
 use stratum_core::sync::lock;
 use stratum_dataplane::PipelineOptions;
 use stratum_dataplane::checkpoint::CheckpointCopies;
+use stratum_dataplane::lease::Lease;
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::remote::{Partition, RemoteInput, RemoteOutput};
 use stratum_dataplane::tls::{ClientTls, Identity, SERVER_IDENTITY, ServerTls, agent_identity, certificate_sha256};
@@ -115,6 +116,8 @@ pub struct Agent {
     /// The checkpoints its pipelines wrote, waiting to be copied to the control plane: what they hold is
     /// acknowledged to its sources once the control plane kept them.
     copies: CheckpointCopies,
+    /// The lease it holds its stateful streams by, renewed by each answered heartbeat.
+    lease: Lease,
     /// Its own key, issued by the control plane at its first join and kept in `DATA_DIR/agent.key`: only it can
     /// join or heartbeat under its name.
     key: Mutex<Option<String>>,
@@ -214,6 +217,7 @@ impl Agent {
             restart_backoff: Backoff::default(),
             restart_due: None,
             copies: CheckpointCopies::default(),
+            lease: Lease::until(Instant::now()),
             key,
             path_keys,
             tls,
@@ -351,6 +355,7 @@ impl Agent {
             usage: self.usage.read(),
             feeds,
         };
+        let sent = Instant::now();
         let answer = match self.send_heartbeat(&beat).await {
             Ok(Some(answer)) => answer,
             Ok(None) => {
@@ -385,6 +390,7 @@ impl Agent {
                 self.problems.push(format!("cannot keep the checkpoint of `{}`: {error}", copy.component));
             }
         }
+        let lease = Duration::from_millis(answer.lease_milliseconds);
         if let Some(assignment) = answer.assignment {
             let retry = self
                 .failed
@@ -397,6 +403,9 @@ impl Agent {
                 self.failed = Some((assignment.key, Instant::now()));
             }
         }
+        // Only once the assignment is followed: a stream that went on elsewhere while this agent was cut off has
+        // been let go by then, and must not run on a renewed lease meanwhile.
+        self.lease.renew(sent + lease);
         Ok(())
     }
 
@@ -620,6 +629,7 @@ impl Agent {
                         model_store: Some(self.options.data_dir.join("models")),
                         mqtt_broker: self.options.mqtt_broker.clone(),
                         checkpoint_copies: Some(self.copies.clone()),
+                        lease: Some(self.lease.clone()),
                         ..PipelineOptions::default()
                     },
                     logs_dir: self.options.data_dir.join("logs"),

@@ -150,6 +150,9 @@ pub struct HeartbeatAnswer {
     /// what they hold may be acknowledged to its sources. Others are not kept (the stream runs elsewhere now).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checkpoints_kept: Vec<String>,
+    /// How long the agent holds its stateful streams, counted from when it sent this heartbeat: the control
+    /// plane's agent timeout (see `stratum_dataplane::lease`); none (0) to an agent that has no assignment yet.
+    pub lease_milliseconds: u64,
 }
 
 /// One (candidate, fold) task of a model's search, for an agent: it fetches the data by its sha256

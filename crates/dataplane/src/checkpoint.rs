@@ -24,6 +24,7 @@
 use crate::Error;
 use crate::ack::{Ack, Acks, Settled, Settlement};
 use crate::component::{Context, Operator};
+use crate::lease::Lease;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -87,6 +88,8 @@ pub struct Checkpoint {
     hand_over: Arc<AtomicBool>,
     /// On an agent: where written checkpoints wait to be copied off the machine before what they hold counts.
     copies: Option<CheckpointCopies>,
+    /// On an agent: the lease it holds the stream by (see [`crate::lease`]).
+    lease: Option<Lease>,
 }
 
 /// A checkpoint file as it is read back (written by [`Checkpoint::save`] with these fields); the state stays text
@@ -108,7 +111,14 @@ impl Checkpoint {
             changed: false,
             hand_over: Arc::default(),
             copies: None,
+            lease: None,
         }
+    }
+
+    /// Runs the stream only while `lease` is held (see [`crate::lease`]).
+    pub fn leased(mut self, lease: Option<Lease>) -> Checkpoint {
+        self.lease = lease;
+        self
     }
 
     /// Acknowledges what a checkpoint holds only once a copy of it left the machine (see [`CheckpointCopies`]).
@@ -342,6 +352,18 @@ impl Checkpointing {
                 context.metrics.count_error();
                 tracing::warn!(component = context.component, %error, "cannot checkpoint");
             }
+        }
+    }
+
+    /// Whether the lease its agent holds the stream by has ended: it must not go on (see [`crate::lease`]).
+    pub fn lease_ended(&self) -> bool {
+        self.checkpoint.lease.as_ref().is_some_and(|lease| !lease.held())
+    }
+
+    /// Waits until the lease is renewed, or `poll` passed (a renewal just before the wait began is seen then).
+    pub async fn lease_renewed_or(&self, poll: Duration) {
+        if let Some(lease) = &self.checkpoint.lease {
+            let _ = tokio::time::timeout(poll, lease.renewed()).await;
         }
     }
 

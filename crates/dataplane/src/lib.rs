@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod component;
 pub mod connectors;
 pub mod ingest;
+pub mod lease;
 pub mod log;
 pub mod metrics;
 pub mod pipeline;

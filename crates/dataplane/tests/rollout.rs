@@ -5,8 +5,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use stratum_core::ir::SinkKind;
+use stratum_dataplane::lease::Lease;
 use stratum_dataplane::{Pipeline, PipelineOptions};
 
 const VERSION_1: &str = r#"
@@ -191,4 +192,70 @@ async fn a_stream_that_leaves_to_hand_its_state_over_keeps_its_open_windows_for_
     assert!(checkpoint.is_none(), "its checkpoint moved to the handed-over file");
     // Not told so: it drains as it always did, emitting what it held, and nothing is left to take up.
     assert_eq!(leave(&[]).await, (None, None));
+}
+
+/// Runs version 1 with one-second windows under a lease of three seconds, until its windows have paused for two
+/// seconds past the lease's end; returns the pipeline, its folder and the lease.
+async fn paused_for_its_lease() -> (stratum_dataplane::pipeline::RunningPipeline, tempfile::TempDir, Lease) {
+    let directory = tempfile::tempdir().unwrap();
+    let lease = Lease::until(Instant::now() + Duration::from_secs(3));
+    let options = PipelineOptions {
+        base_dir: directory.path().into(),
+        data_dir: Some(directory.path().into()),
+        lease: Some(lease.clone()),
+        ..PipelineOptions::default()
+    };
+    let text = VERSION_1.replace("tumbling(1 min)", "tumbling(1 s)");
+    let running = Pipeline::build(&common::application_from_text("rollout.stratum", &text), &options).unwrap().start();
+    let windows = directory.path().join("out/windows.jsonl");
+    let raw = directory.path().join("out/raw.jsonl");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(!lines(&windows).is_empty(), "windows while the lease was held");
+    let (windows_then, raw_then) = (lines(&windows).len(), lines(&raw).len());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lines(&windows).len(), windows_then, "no window once the lease ended");
+    assert!(lines(&raw).len() > raw_then, "what keeps no state goes on");
+    (running, directory, lease)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_lease_ended_pauses_and_goes_on_once_it_is_renewed() {
+    // The agent could not reach the control plane for its agent timeout: the windowed stream pauses (another
+    // machine may run it now), and goes on with its own state once the control plane answers again.
+    let (running, directory, lease) = paused_for_its_lease().await;
+    let windows = directory.path().join("out/windows.jsonl");
+    let paused = lines(&windows).len();
+    lease.renew(Instant::now() + Duration::from_secs(60));
+    let started = Instant::now();
+    while lines(&windows).len() <= paused {
+        assert!(started.elapsed() < Duration::from_secs(10), "no window after the renewal");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stopper().stop();
+    let _ = running.finished().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_let_go_while_its_lease_had_ended_leaves_without_emitting() {
+    // Cut off, its stream went on elsewhere: told to let it go, it leaves as after a crash — no window, no state
+    // handed over — and keeps its last checkpoint (the control plane has a copy of it, or a newer one).
+    let (running, directory, _lease) = paused_for_its_lease().await;
+    let windows = directory.path().join("out/windows.jsonl");
+    let paused = lines(&windows).len();
+    let text = VERSION_1.replace("tumbling(1 min)", "tumbling(1 s)");
+    let mut without = common::application_from_text("rollout.stratum", &text);
+    without.streams.retain(|stream| stream.name != "counts");
+    without.sinks.retain(|sink| sink.name != "windows");
+    let options = PipelineOptions {
+        base_dir: directory.path().into(),
+        data_dir: Some(directory.path().into()),
+        ..PipelineOptions::default()
+    };
+    running.update(&without, &options, None, &["counts".to_string()]).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.stopper().stop();
+    let _ = running.finished().await;
+    assert_eq!(lines(&windows).len(), paused, "it emitted nothing as it left");
+    assert!(!stratum_dataplane::checkpoint::handed_over_path(directory.path(), "counts").exists());
+    assert!(stratum_dataplane::checkpoint::checkpoint_path(directory.path(), "counts").exists());
 }

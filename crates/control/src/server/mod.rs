@@ -469,7 +469,7 @@ impl Server {
     /// An agent's heartbeat: what it reports is kept, and the answer says what it should run and train. None for
     /// an agent that has not joined (it joins again).
     pub fn heartbeat(self: &Arc<Self>, name: &str, beat: Heartbeat) -> Option<HeartbeatAnswer> {
-        let (back, handed_over, answer, training, checkpoints_kept) = {
+        let (back, handed_over, answer, training, checkpoints_kept, leased) = {
             let mut cluster = lock(&self.cluster);
             let agent = cluster.agents.get_mut(name)?;
             agent.last_seen = Instant::now();
@@ -494,6 +494,9 @@ impl Server {
                 }
             }
             let assignment = cluster.assignments.get(name).cloned();
+            // The lease goes only to an agent that runs, or is told, what it is assigned: one that is back from
+            // being lost has none until the next pass gives it one, and may run streams that went on elsewhere.
+            let leased = assignment.is_some();
             let answer = match assignment {
                 Some(assignment) if beat.running.as_ref() != Some(&assignment.key) => {
                     let (take_up, discard) = hand_over(&mut cluster, name, &assignment);
@@ -507,7 +510,7 @@ impl Server {
             if !self.store_checkpoints(&mut cluster) {
                 kept.clear();
             }
-            (back, handed_over, answer, training, kept)
+            (back, handed_over, answer, training, kept, leased)
         };
         // Results came in: the scheduler looks for finished jobs now.
         self.training_wake.notify_one();
@@ -531,7 +534,16 @@ impl Server {
         for copy in &take_up {
             self.event(EventKind::HandedOver, Some(&copy.component), &format!("its checkpoint goes to {name}"));
         }
-        Some(HeartbeatAnswer { assignment, take_up, discard_checkpoints, hand_over, training, checkpoints_kept })
+        let lease_milliseconds = if leased { self.options.agent_timeout.as_millis() as u64 } else { 0 };
+        Some(HeartbeatAnswer {
+            assignment,
+            take_up,
+            discard_checkpoints,
+            hand_over,
+            training,
+            checkpoints_kept,
+            lease_milliseconds,
+        })
     }
 
     /// Writes what changed of the streams' kept states to the state store, under the cluster's lock (so that a

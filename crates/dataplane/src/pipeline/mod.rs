@@ -60,6 +60,8 @@ pub struct PipelineOptions {
     pub channel_capacity: usize,
     /// On an agent: checkpoints count only once copied off the machine (see [`CheckpointCopies`]).
     pub checkpoint_copies: Option<CheckpointCopies>,
+    /// On an agent: windowed and joining streams run only while it holds this lease (see [`crate::lease`]).
+    pub lease: Option<crate::lease::Lease>,
 }
 
 impl Default for PipelineOptions {
@@ -77,6 +79,7 @@ impl Default for PipelineOptions {
             mqtt_broker: None,
             channel_capacity: 16,
             checkpoint_copies: None,
+            lease: None,
         }
     }
 }
@@ -383,6 +386,8 @@ async fn run_pending(pending: Pending) -> Result<(), Error> {
 }
 
 const TICK: Duration = Duration::from_secs(1);
+/// How often a stream paused for its lease looks whether it was let go.
+const LEASE_POLL: Duration = Duration::from_millis(250);
 /// Sinks are flushed more often: each decides when what it holds is due, sooner while sources wait to
 /// acknowledge it.
 const SINK_TICK: Duration = Duration::from_millis(100);
@@ -439,6 +444,24 @@ async fn run_operator(
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        if let Some(checkpointing) = &checkpointing
+            && checkpointing.lease_ended()
+        {
+            // Its agent may no longer hold this stream (another may run it now): it pauses — takes nothing in,
+            // closes no window, emits nothing — until the lease is renewed. Let go meanwhile (retired, or the
+            // pipeline stops), it leaves as after a crash, emitting nothing: its last kept checkpoint and its
+            // producers' logs hold everything it had. The agent renews the lease only once it has let go what
+            // went on elsewhere, so that is looked at after every wait.
+            loop {
+                if receiver.is_closed() || context.stopping() {
+                    return Ok(());
+                }
+                if !checkpointing.lease_ended() {
+                    break;
+                }
+                checkpointing.lease_renewed_or(LEASE_POLL).await;
+            }
+        }
         let mut out = Vec::new();
         let mut taken = Acks::none();
         // Sources waiting on what it took in make a snapshot due sooner.

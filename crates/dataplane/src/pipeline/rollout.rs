@@ -206,8 +206,9 @@ pub(super) fn roll_out(
         let checkpoint = match (&mut runner, &options.data_dir) {
             // Generators that make up history replay it fast; there is nothing to take up after a crash.
             (Runner::Operator(operator, ..), Some(data_dir)) if operator.keeps_state() && !options.fast_generators => {
-                let checkpoint =
-                    Checkpoint::new(data_dir, &name, &fingerprint).copied_by(options.checkpoint_copies.clone());
+                let checkpoint = Checkpoint::new(data_dir, &name, &fingerprint)
+                    .copied_by(options.checkpoint_copies.clone())
+                    .leased(options.lease.clone());
                 // An instance that replaces a running one starts empty: its predecessor drains and emits what it
                 // holds (and removes its checkpoint) before this one starts.
                 if !predecessors.contains_key(&name) && checkpoint.take_up(operator.as_mut(), &context) {
