@@ -364,6 +364,7 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     // instance, so placement puts `counts` on the edge and `answers` on both machines at once.
     stop.send_replace(true);
     let _ = served.await;
+    let models_dir = state_dir.join("models");
     let restarted = Server::open(ServerOptions {
         state_dir,
         agent_timeout: Duration::from_secs(5),
@@ -388,5 +389,30 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
         .collect();
     answers.sort();
     assert_eq!(answers, [Some("edge1".to_string()), Some("fog1".to_string())], "the added instance too");
+
+    // The model file a service serves changes on disk (by hand, or by someone who should not have): its digest, as
+    // recorded when it was first served (the whole file: the model, its score, inputs, profile and leaderboard),
+    // no longer matches, so no agent gets it, and an event says why — after a restart too.
+    let artifact = models_dir.join("busy/v1.json");
+    let mut text = std::fs::read_to_string(&artifact).unwrap();
+    text.push('\n');
+    std::fs::write(&artifact, text).unwrap();
+    let started = std::time::Instant::now();
+    let refused = || {
+        restarted.state().component_events("busy", 20).unwrap().iter().any(|(_, event)| {
+            event.kind == stratum_core::events::EventKind::Failed && event.message.contains("v1 refused")
+        })
+    };
+    while !refused() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the changed model file was not refused: {:?}",
+            (
+                restarted.state().component_events("busy", 50).unwrap(),
+                restarted.state().component_events("flags", 50).unwrap()
+            )
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop_restarted.send_replace(true);
 }

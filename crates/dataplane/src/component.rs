@@ -107,8 +107,22 @@ impl Context {
 
     /// Sends a record that did not fit, with the reason, to the dead-letter output and counts it.
     pub fn dead_letter(&self, reason: &str, raw: &str) {
-        self.metrics.count_dead_letter();
-        self.dead_letters.write(&self.component, reason, raw);
+        self.dead_letter_all([(reason.to_string(), raw.to_string())]);
+    }
+
+    /// Sends records that did not fit, each with its reason `(reason, raw)`, to the dead-letter output at once (one
+    /// sync for all), and counts them.
+    pub fn dead_letter_all(&self, letters: impl IntoIterator<Item = (String, String)>) {
+        let mut written = 0;
+        let result = self.dead_letters.write(&self.component, letters, &mut written);
+        for _ in 0..written {
+            self.metrics.count_dead_letter();
+        }
+        if let Err(error) = result {
+            // The disk is failing: its sinks fail too, and the data plane starts again.
+            self.metrics.count_error();
+            tracing::error!(component = self.component, %error, "cannot keep dead letters");
+        }
     }
 }
 
@@ -147,21 +161,39 @@ impl DeadLetters {
         Ok(DeadLetters { inner: Arc::new(Mutex::new(DeadLetterTarget::File(file))) })
     }
 
-    fn write(&self, component: &str, reason: &str, raw: &str) {
-        tracing::debug!(component, reason, "dead letter");
-        let line = json!({ "component": component, "reason": reason, "raw": raw }).to_string();
+    /// Appends `letters` (reason, raw) and syncs them: a record may be acknowledged to its source once it is in
+    /// the dead letters (a late record, a message that did not fit), so they are as durable as a sink's records.
+    /// `written` counts those taken.
+    fn write(
+        &self,
+        component: &str,
+        letters: impl IntoIterator<Item = (String, String)>,
+        written: &mut usize,
+    ) -> std::io::Result<()> {
         let mut target = lock(&self.inner);
+        let mut text = String::new();
+        for (reason, raw) in letters {
+            tracing::debug!(component, reason = %reason, "dead letter");
+            let line = json!({ "component": component, "reason": reason, "raw": raw }).to_string();
+            *written += 1;
+            match &mut *target {
+                DeadLetterTarget::File(_) => {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                DeadLetterTarget::Memory(lines) => {
+                    if lines.len() < DEAD_LETTERS_IN_MEMORY {
+                        lines.push(line);
+                    }
+                }
+            }
+        }
         match &mut *target {
-            DeadLetterTarget::File(file) => {
-                if let Err(error) = writeln!(file, "{line}") {
-                    tracing::warn!(component, %error, "cannot write a dead letter");
-                }
+            DeadLetterTarget::File(file) if !text.is_empty() => {
+                file.write_all(text.as_bytes())?;
+                file.sync_data()
             }
-            DeadLetterTarget::Memory(lines) => {
-                if lines.len() < DEAD_LETTERS_IN_MEMORY {
-                    lines.push(line);
-                }
-            }
+            _ => Ok(()),
         }
     }
 

@@ -19,13 +19,19 @@ fn key() -> PathKey {
     PathKey::from_bytes(&[7; 32])
 }
 
-/// Runs a receiver that takes the path `edge->fog` and collects the event numbers it hands on, in arrival order.
-async fn receiver() -> (String, Arc<Mutex<Vec<i64>>>) {
+/// Runs a receiver that takes the path `edge->fog`: its address, and what it hands on.
+async fn receiving() -> (String, mpsc::Receiver<Delivered>) {
     let receiver = Receiver::bind("127.0.0.1:0", None).await.unwrap();
     receiver.keys().lock().unwrap().insert("edge->fog".into(), key());
     let address = receiver.local_address().unwrap().to_string();
-    let (deliveries, mut delivered) = mpsc::channel::<Delivered>(64);
+    let (deliveries, delivered) = mpsc::channel::<Delivered>(64);
     tokio::spawn(receiver.run(deliveries));
+    (address, delivered)
+}
+
+/// Runs a receiver that takes the path `edge->fog` and collects the event numbers it hands on, in arrival order.
+async fn receiver() -> (String, Arc<Mutex<Vec<i64>>>) {
+    let (address, mut delivered) = receiving().await;
     let received = Arc::new(Mutex::new(Vec::new()));
     let collected = received.clone();
     tokio::spawn(async move {
@@ -191,11 +197,7 @@ async fn an_entry_its_consumer_did_not_finish_is_sent_again() {
         noticed.store(true, std::sync::atomic::Ordering::Release);
         previous(info);
     }));
-    let receiver = Receiver::bind("127.0.0.1:0", None).await.unwrap();
-    receiver.keys().lock().unwrap().insert("edge->fog".into(), key());
-    let address = receiver.local_address().unwrap().to_string();
-    let (deliveries, mut delivered) = mpsc::channel::<Delivered>(64);
-    tokio::spawn(receiver.run(deliveries));
+    let (address, mut delivered) = receiving().await;
     let received = Arc::new(Mutex::new(Vec::new()));
     let collected = received.clone();
     tokio::spawn(async move {
@@ -214,26 +216,14 @@ async fn an_entry_its_consumer_did_not_finish_is_sent_again() {
             delivery.done();
         }
     });
-    let directory = tempfile::tempdir().unwrap();
-    let log =
-        Arc::new(Mutex::new(Log::open(directory.path(), LogOptions::bounded(64 << 20, WhenFull::Reject)).unwrap()));
-    for number in 0..1000 {
-        log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(number)]]), number).unwrap().unwrap();
-    }
-    let (stop, stopped) = watch::channel(false);
-    let (state, watch_state) = watch::channel(ForwarderState::default());
-    let forwarder = tokio::spawn(
-        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address, key: key(), tls: None }
-            .run(stopped, state),
-    );
-    wait_for("every entry acknowledged", Duration::from_secs(30), || log.lock().unwrap().pending() == 0).await;
-    stop.send_replace(true);
-    forwarder.await.unwrap().unwrap();
+    let forwarding = Forwarding::of(1000, address);
+    wait_for("every entry acknowledged", Duration::from_secs(30), || forwarding.pending() == 0).await;
+    let connections = forwarding.stop().await;
     let mut received = received.lock().unwrap().clone();
     received.sort_unstable();
     received.dedup();
     assert_eq!(received, (0..1000).collect::<Vec<_>>(), "every entry, the one not finished included");
-    assert!(watch_state.borrow().connections >= 2, "the unfinished entry ended the connection");
+    assert!(connections >= 2, "the unfinished entry ended the connection");
     assert!(!panicked.load(std::sync::atomic::Ordering::Acquire), "a task panicked");
 }
 
@@ -241,11 +231,7 @@ async fn an_entry_its_consumer_did_not_finish_is_sent_again() {
 async fn an_entry_finished_is_acknowledged_while_later_ones_wait() {
     // A consumer finishes the first 10 entries and holds the rest unfinished (a stream waiting for its checkpoint
     // copy to reach the control plane): the 10 are acknowledged now, not once the rest finish.
-    let receiver = Receiver::bind("127.0.0.1:0", None).await.unwrap();
-    receiver.keys().lock().unwrap().insert("edge->fog".into(), key());
-    let address = receiver.local_address().unwrap().to_string();
-    let (deliveries, mut delivered) = mpsc::channel::<Delivered>(64);
-    tokio::spawn(receiver.run(deliveries));
+    let (address, mut delivered) = receiving().await;
     let (release, mut released) = watch::channel(false);
     tokio::spawn(async move {
         let mut held = Vec::new();
@@ -268,24 +254,49 @@ async fn an_entry_finished_is_acknowledged_while_later_ones_wait() {
             }
         }
     });
-    let directory = tempfile::tempdir().unwrap();
-    let log =
-        Arc::new(Mutex::new(Log::open(directory.path(), LogOptions::bounded(64 << 20, WhenFull::Reject)).unwrap()));
-    for number in 0..100 {
-        log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(number)]]), number).unwrap().unwrap();
-    }
-    let (stop, stopped) = watch::channel(false);
-    let (state, _) = watch::channel(ForwarderState::default());
-    let forwarder = tokio::spawn(
-        Forwarder { log: log.clone(), path: "edge->fog".into(), to: address, key: key(), tls: None }
-            .run(stopped, state),
-    );
-    wait_for("the finished entries acknowledged", Duration::from_secs(10), || log.lock().unwrap().pending() == 90)
-        .await;
+    let forwarding = Forwarding::of(100, address);
+    wait_for("the finished entries acknowledged", Duration::from_secs(10), || forwarding.pending() == 90).await;
     release.send_replace(true);
-    wait_for("the rest acknowledged", Duration::from_secs(10), || log.lock().unwrap().pending() == 0).await;
-    stop.send_replace(true);
-    forwarder.await.unwrap().unwrap();
+    wait_for("the rest acknowledged", Duration::from_secs(10), || forwarding.pending() == 0).await;
+    forwarding.stop().await;
+}
+
+/// A forwarder of the path `edge->fog` whose log holds the events `0..count`, one entry each.
+struct Forwarding {
+    log: Arc<Mutex<Log>>,
+    stop: watch::Sender<bool>,
+    state: watch::Receiver<ForwarderState>,
+    task: tokio::task::JoinHandle<Result<(), stratum_dataplane::Error>>,
+    _directory: tempfile::TempDir,
+}
+
+impl Forwarding {
+    fn of(count: i64, to: String) -> Forwarding {
+        let directory = tempfile::tempdir().unwrap();
+        let log =
+            Arc::new(Mutex::new(Log::open(directory.path(), LogOptions::bounded(64 << 20, WhenFull::Reject)).unwrap()));
+        for number in 0..count {
+            log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(number)]]), number).unwrap().unwrap();
+        }
+        let (stop, stopped) = watch::channel(false);
+        let (sender, state) = watch::channel(ForwarderState::default());
+        let task = tokio::spawn(
+            Forwarder { log: log.clone(), path: "edge->fog".into(), to, key: key(), tls: None }.run(stopped, sender),
+        );
+        Forwarding { log, stop, state, task, _directory: directory }
+    }
+
+    /// Entries not yet acknowledged.
+    fn pending(&self) -> u64 {
+        self.log.lock().unwrap().pending()
+    }
+
+    /// Stops the forwarder; how many connections it made.
+    async fn stop(self) -> u64 {
+        self.stop.send_replace(true);
+        self.task.await.unwrap().unwrap();
+        self.state.borrow().connections
+    }
 }
 
 /// Sends one frame as the protocol does: `[length u32][kind u8][body]`.

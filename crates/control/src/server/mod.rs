@@ -115,8 +115,11 @@ struct Cluster {
     /// sha256 of model files by path, with the modification time it was computed for.
     model_hashes: BTreeMap<PathBuf, (SystemTime, String)>,
     jobs: BTreeMap<u64, TrainingJob>,
-    /// The model version each service serves, as recorded in the state store.
-    served: BTreeMap<String, u32>,
+    /// The model each service serves, by service, as recorded in the state store (with its file's sha256).
+    served: BTreeMap<String, crate::state::ServedModel>,
+    /// Model files refused because they changed since they were recorded as served, with the modification time
+    /// they were refused at (told once each).
+    refused_models: BTreeSet<(PathBuf, SystemTime)>,
     /// The applied version's `migrate` policies, and when they were last evaluated.
     policies: ClusterPolicies,
     policies_evaluated: Option<Instant>,
@@ -307,6 +310,10 @@ impl Server {
                 .into_iter()
                 .filter_map(|(component, tier)| Tier::from_name(&tier).map(|tier| (component, tier)));
             cluster.policies.restore(moved, state.added_instances(&app, version)?);
+            // What each service served, with the digest its file had then: what it is verified against.
+            for served in state.served_models(&app)? {
+                cluster.served.insert(served.service.clone(), served);
+            }
         }
         for (name, description) in state.agents()? {
             if let Ok(join) = serde_json::from_str::<Join>(&description) {

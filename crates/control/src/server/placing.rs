@@ -117,7 +117,7 @@ impl Server {
         let serving = {
             let mut cluster = lock(&self.cluster);
             self.mark_lost(&mut cluster, &mut events);
-            let model_files = self.model_files(&mut cluster);
+            let model_files = self.model_files(&mut cluster, &mut events);
             let live = self.live_agents(&cluster);
             let lost: Vec<String> =
                 cluster.agents.iter().filter(|(_, agent)| agent.lost).map(|(name, _)| name.clone()).collect();
@@ -156,7 +156,7 @@ impl Server {
                 .iter()
                 .filter_map(|service| {
                     let (version, sha256) = model_files.get(&service.model)?;
-                    (cluster.served.get(&service.name) != Some(version))
+                    (cluster.served.get(&service.name).map(|served| &served.version) != Some(version))
                         .then(|| (service.name.clone(), service.model.clone(), *version, sha256.clone()))
                 })
                 .collect();
@@ -277,8 +277,8 @@ impl Server {
                 store.load(&model, Some(version)).map(|artifact| artifact.data_sha256).unwrap_or_default();
             let served = ServedModel { service: service.clone(), model: model.clone(), version, sha256, data_sha256 };
             if self.state.record_served_model(&app, &served).is_ok() {
-                lock(&self.cluster).served.insert(service.clone(), version);
                 self.event(EventKind::Serving, Some(&service), &format!("`{model}` v{version}"));
+                lock(&self.cluster).served.insert(service, served);
             }
         }
     }
@@ -290,8 +290,11 @@ impl Server {
         }
     }
 
-    /// (latest version, sha256 of its file) of each model of the application in the server's model store.
-    fn model_files(&self, cluster: &mut Cluster) -> BTreeMap<String, (u32, String)> {
+    /// (latest version, sha256 of its file) of each model of the application in the server's model store. A file
+    /// that changed since its version was recorded as served (by hand, or by someone who should not have) is
+    /// refused, with an event: no agent gets it. The file's digest covers everything in it — the model, and the
+    /// score, inputs, profile and leaderboard it was chosen by.
+    fn model_files(&self, cluster: &mut Cluster, events: &mut Vec<Event>) -> BTreeMap<String, (u32, String)> {
         let Some(deployed) = &cluster.deployed else { return BTreeMap::new() };
         let store = stratum_ml::ModelStore::new(self.options.state_dir.join("models"));
         let mut files = BTreeMap::new();
@@ -309,10 +312,28 @@ impl Server {
                 None => {
                     let Ok(bytes) = std::fs::read(&path) else { continue };
                     let hash = stratum_ml::data::sha256_hex(&bytes);
-                    cluster.model_hashes.insert(path, (modified, hash.clone()));
+                    cluster.model_hashes.insert(path.clone(), (modified, hash.clone()));
                     hash
                 }
             };
+            let recorded = cluster
+                .served
+                .values()
+                .find(|served| served.model == name && served.version == version)
+                .map(|served| served.sha256.clone());
+            if let Some(recorded) = recorded
+                && recorded != hash
+            {
+                if cluster.refused_models.insert((path.clone(), modified)) {
+                    let message = format!(
+                        "`{name}` v{version} refused: {} changed since it was served (sha256 {recorded}, now {hash}); \
+                         put the recorded file back, or train a new version",
+                        path.display()
+                    );
+                    events.push((EventKind::Failed, Some(name.clone()), message));
+                }
+                continue;
+            }
             files.insert(name, (version, hash));
         }
         files

@@ -206,9 +206,7 @@ impl Source for HttpSource {
                 let Some(push) = push else { break };
                 let (records, errors) = decode_push(&push.body, &self.fields);
                 context.metrics.count_in(records.len() + errors.len(), push.body.len());
-                for (reason, raw) in &errors {
-                    context.dead_letter(reason, raw);
-                }
+                context.dead_letter_all(errors.iter().cloned());
                 let accepted = records.len();
                 let reasons: Vec<String> =
                     errors.iter().take(ERRORS_ANSWERED).map(|(reason, _)| reason.clone()).collect();

@@ -265,7 +265,7 @@ impl StreamOperator {
         let filter = self.filter.as_ref();
         match &mut self.stage {
             Stage::Window { windows, .. } => {
-                let mut late = 0;
+                let mut late = Vec::new();
                 for record in records {
                     if filter.is_some_and(|filter| !filter.holds(&record)) {
                         continue;
@@ -274,23 +274,24 @@ impl StreamOperator {
                     self.clock.observe(time, now);
                     if !windows.add(&record, time) {
                         // Never silently: the record goes to the dead letters with why.
-                        late += 1;
                         let reason = format!(
                             "too late for its window: event time {}, its windows closed at {}",
                             stratum_core::eval::format_timestamp(time),
                             windows.closed_at().map_or_else(String::new, stratum_core::eval::format_timestamp),
                         );
                         let raw = serde_json::Value::Object(to_json_object(&record, &self.fields)).to_string();
-                        context.dead_letter(&reason, &raw);
+                        late.push((reason, raw));
                     }
                 }
-                if late > 0 {
-                    context.metrics.count_dropped(late);
+                if !late.is_empty() {
+                    let late_count = late.len() as u64;
+                    context.dead_letter_all(late);
+                    context.metrics.count_dropped(late_count);
                     if self.late_warned.is_none_or(|warned| now.duration_since(warned) >= LATE_WARNING_INTERVAL) {
                         self.late_warned = Some(now);
                         tracing::warn!(
                             component = context.component,
-                            late,
+                            late = late_count,
                             "records arrived after their windows closed and went to the dead letters; if the \
                              producer runs slower than real time, give the stream `idle = never` or a longer \
                              `idle`, or a larger `lateness`"
