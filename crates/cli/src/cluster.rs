@@ -602,6 +602,65 @@ pub(crate) fn forget(args: ForgetArgs) -> anyhow::Result<Outcome> {
     }
 }
 
+/// `stratum logs COMPONENT --server URL`: the component's latest events (at most `limit`), as a control plane
+/// recorded them, in the form `stratum logs` prints a state directory's.
+pub(crate) fn remote_logs(
+    server: &str,
+    token: Option<&str>,
+    ca_cert: Option<&Path>,
+    component: &str,
+    limit: usize,
+) -> anyhow::Result<Outcome> {
+    let server = server.trim_end_matches('/');
+    let answers = runtime()?.block_on(async {
+        let client = api_client(server, ca_cert, token).await?;
+        let mut answers = Vec::new();
+        for route in ["/v1/status", "/v1/events?limit=1000"] {
+            let mut request = client.get(format!("{server}{route}"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await?;
+            answers.push((response.status().as_u16(), response.text().await?));
+        }
+        anyhow::Ok(answers)
+    });
+    let answers = match answers {
+        Ok(answers) => answers,
+        Err(error) => anyhow::bail!("cannot reach {server}: {error:#}"),
+    };
+    let mut values = Vec::new();
+    for (status, text) in answers {
+        match status {
+            200 => values.push(serde_json::from_str::<serde_json::Value>(&text)?),
+            401 | 403 => {
+                eprintln!(
+                    "error: {server} needs the operator's or the viewer's token: give --token (or STRATUM_TOKEN)"
+                );
+                return Ok(Outcome::UserError);
+            }
+            status => anyhow::bail!("{server} answered {status}: {text}"),
+        }
+    }
+    let app = values[0]["app"].as_str().unwrap_or("-").to_string();
+    let events: Vec<&serde_json::Value> = values[1]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| event["component"].as_str() == Some(component))
+        .collect();
+    if events.is_empty() {
+        eprintln!("error: {server} recorded nothing for `{component}`");
+        return Ok(Outcome::UserError);
+    }
+    for event in &events[events.len().saturating_sub(limit)..] {
+        let at = stratum_core::eval::format_timestamp(event["at_milliseconds"].as_i64().unwrap_or(0));
+        let (kind, message) = (event["kind"].as_str().unwrap_or("?"), event["message"].as_str().unwrap_or(""));
+        println!("{at}  {app}  {kind}: {message}");
+    }
+    Ok(Outcome::Success)
+}
+
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
     let runtime = runtime()?;
     let answer = runtime.block_on(async {

@@ -61,10 +61,31 @@ pub(crate) struct LogsArgs {
     /// Events shown at most.
     #[arg(long, default_value_t = 50)]
     events: usize,
+    /// A control plane (`https://host:port`) to ask instead of a state directory: the component's events across
+    /// the machines of a cluster (a tool's own output stays on its machine: `stratum logs` there).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// With --server: the operator's or the viewer's token (or STRATUM_TOKEN).
+    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// With --server: the cluster's certificate authority (or STRATUM_CA_CERT), else the one the control plane
+    /// proves with the token.
+    #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
 }
 
-/// `stratum logs COMPONENT`: the component's events from the state store, then a tool's own output.
+/// `stratum logs COMPONENT`: the component's events from the state store, then a tool's own output; with
+/// `--server`, its events from a control plane.
 pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
+    if let Some(server) = &args.server {
+        return crate::cluster::remote_logs(
+            server,
+            args.token.as_deref(),
+            args.ca_cert.as_deref(),
+            &args.component,
+            args.events,
+        );
+    }
     let database = args.state_dir.join("state.db");
     if !database.exists() {
         anyhow::bail!("no state in {} (run `stratum up FILE` first, or give --state-dir)", args.state_dir.display());

@@ -549,6 +549,14 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     let events = String::from_utf8_lossy(&events.stdout);
     assert!(events.contains("moved to cloud1: fog1 is lost"), "{events}");
     assert!(events.contains("back on fog1, as planned"), "{events}");
+    // The same, asked of the control plane from anywhere (the viewer's token, the authority it proves with it).
+    let remote = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["logs", "counts", "--server", &url, "--token", VIEWER])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let remote = String::from_utf8_lossy(&remote.stdout);
+    assert!(remote.contains("cluster  placement: moved to cloud1: fog1 is lost"), "{remote}");
     // Back on fog1 it took up what the cloud handed over (what fog1 kept from before it was killed is stale).
     assert!(events.contains("leaves cloud1 for fog1, handing its open windows over"), "{events}");
     assert!(events.contains("resumed: took up the open windows of its checkpoint (on fog1)"), "{events}");
