@@ -127,7 +127,12 @@ fn main() -> ExitCode {
         Command::RunPipeline(args) => running::run_pipeline(args, color),
         Command::RunBatch(args) => running::run_batch(args, color),
         Command::Up(args) => up::run(args, color),
-        Command::Logs(args) => up::logs(args),
+        Command::Logs(args) => match args.remote() {
+            Some((server, token, ca_cert)) => {
+                cluster::remote_logs(server, token, ca_cert, args.component(), args.events())
+            }
+            None => up::logs(args),
+        },
         Command::Server(args) => cluster::server(args),
         Command::Agent(args) => cluster::agent(args),
         Command::Apply(args) => cluster::apply(args, color),

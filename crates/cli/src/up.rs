@@ -74,18 +74,25 @@ pub(crate) struct LogsArgs {
     ca_cert: Option<PathBuf>,
 }
 
-/// `stratum logs COMPONENT`: the component's events from the state store, then a tool's own output; with
-/// `--server`, its events from a control plane.
-pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
-    if let Some(server) = &args.server {
-        return crate::cluster::remote_logs(
-            server,
-            args.token.as_deref(),
-            args.ca_cert.as_deref(),
-            &args.component,
-            args.events,
-        );
+impl LogsArgs {
+    /// With `--server`: the control plane to ask, the token and the authority to trust.
+    pub(crate) fn remote(&self) -> Option<(&str, Option<&str>, Option<&Path>)> {
+        let server = self.server.as_deref()?;
+        Some((server, self.token.as_deref(), self.ca_cert.as_deref()))
     }
+
+    pub(crate) fn component(&self) -> &str {
+        &self.component
+    }
+
+    pub(crate) fn events(&self) -> usize {
+        self.events
+    }
+}
+
+/// `stratum logs COMPONENT`: the component's events from the state store, then a tool's own output (with
+/// `--server`, `cluster::remote_logs` asks a control plane instead).
+pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
     let database = args.state_dir.join("state.db");
     if !database.exists() {
         anyhow::bail!("no state in {} (run `stratum up FILE` first, or give --state-dir)", args.state_dir.display());

@@ -157,6 +157,102 @@ pub fn log_directory(data_dir: &Path, path: &str) -> PathBuf {
     data_dir.join("buffers").join(safe)
 }
 
+/// A consumer that came to this machine in place of one a path of its producer led to (the stream of a lost fog
+/// going on on the edge that makes its readings): what that path had not delivered waits in its log, and no path
+/// adopts it (the consumer is local now). Before anything newer, the consumer takes it from there: `live` (what
+/// its producer sends it from now on) waits until the logs in `left_over` are read out, once the path that held
+/// each has let go. An entry is acknowledged in its log once every consumer here made it durable, and a log read
+/// out is removed; one that fails stays, for whoever takes it next (at least once).
+pub(crate) async fn take_left_over_first(
+    left_over: Vec<PathBuf>,
+    mut live: Vec<(mpsc::Receiver<crate::component::Delivery>, mpsc::Sender<crate::component::Delivery>, usize)>,
+) {
+    use crate::component::Delivery;
+    for directory in left_over {
+        let started = std::time::Instant::now();
+        // The path retired by the same rollout drains towards the machine that was lost for a while first.
+        let holding = loop {
+            if !directory.exists() {
+                break None;
+            }
+            if let Some(holding) = Holding::hold_if_free(&directory) {
+                break Some(holding);
+            }
+            if started.elapsed() > DRAIN_WAIT + Duration::from_secs(1) {
+                tracing::warn!(directory = %directory.display(), "a path's log is still held: its entries stay for later");
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let Some(_holding) = holding else { continue };
+        let log = match Log::open(&directory, LogOptions::bounded(DEFAULT_PATH_BUFFER, WhenFull::Reject)) {
+            Ok(log) => Arc::new(Mutex::new(log)),
+            Err(error) => {
+                tracing::warn!(directory = %directory.display(), %error, "cannot read a path's log left over");
+                continue;
+            }
+        };
+        let (settling, settlements) = mpsc::unbounded_channel();
+        let acknowledging = {
+            let log = log.clone();
+            tokio::spawn(crate::ack::commit_in_order(settlements, move |sequence: u64| {
+                let _ = lock(&log).acknowledge(sequence);
+            }))
+        };
+        let mut next = lock(&log).first_unacknowledged();
+        let mut taken = 0usize;
+        'reading: loop {
+            let entries = match lock(&log).read(next, 256, 4 << 20) {
+                Ok(entries) => entries,
+                Err(error) => {
+                    tracing::warn!(directory = %directory.display(), %error, "cannot read a path's log left over");
+                    break;
+                }
+            };
+            let Some(last) = entries.last().map(|entry| entry.sequence) else { break };
+            for entry in entries {
+                let Ok(records) = decode_batch(&entry.payload) else { continue };
+                let batch = Batch::from(records);
+                let (ack, settlement) = Ack::new();
+                let acks = Acks::from(ack);
+                for (_, consumer, port) in &live {
+                    let delivery = Delivery { port: *port, batch: batch.clone(), acks: acks.share() };
+                    if consumer.send(delivery).await.is_err() {
+                        break 'reading;
+                    }
+                }
+                acks.done();
+                taken += batch.len();
+                let _ = settling.send((entry.sequence, settlement));
+            }
+            next = last + 1;
+        }
+        drop(settling);
+        let _ = acknowledging.await;
+        if lock(&log).pending() == 0 {
+            drop(log);
+            let _ = std::fs::remove_dir_all(&directory);
+        }
+        tracing::info!(directory = %directory.display(), records = taken, "took what a path left for a consumer that came here");
+    }
+    // From now on, what the producer sends goes straight on.
+    let forwarding: Vec<_> = live
+        .drain(..)
+        .map(|(mut receiver, consumer, _)| {
+            tokio::spawn(async move {
+                while let Some(delivery) = receiver.recv().await {
+                    if consumer.send(delivery).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    for forwarder in forwarding {
+        let _ = forwarder.await;
+    }
+}
+
 /// Puts what arrives on a path into the pipeline, and acknowledges it once it is durable here.
 pub struct RemoteSource {
     pub deliveries: mpsc::Receiver<Delivered>,

@@ -143,6 +143,13 @@ pub(super) fn roll_out(
     let wanted: BTreeSet<&str> = order.iter().map(String::as_str).collect();
     let retiring: BTreeSet<String> =
         wiring.slots.keys().filter(|name| !rollout.unchanged.contains(name)).cloned().collect();
+    // Producers that start a path to another machine in this rollout: that path adopts their retired paths' logs.
+    let new_paths_of: BTreeSet<String> = built
+        .iter()
+        .filter(|(info, ..)| info.role == "path out" && !wiring.slots.contains_key(&info.name))
+        .filter_map(|(_, _, inputs, ..)| inputs.first().map(|(producer, _)| producer.clone()))
+        .collect();
+    let left_over = left_over_paths(&wiring, &retiring, &wanted, &new_paths_of, options);
     let mut predecessors = BTreeMap::new();
     for name in retiring.iter().cloned() {
         let Some(slot) = wiring.slots.remove(&name) else { continue };
@@ -178,6 +185,7 @@ pub(super) fn roll_out(
     };
     let mut pending = Vec::new();
     let mut additions: BTreeMap<String, Vec<Route>> = BTreeMap::new();
+    let mut arrivals: BTreeMap<String, Vec<(String, mpsc::Sender<Delivery>, usize)>> = BTreeMap::new();
     for (info, metrics_kind, inputs, output, fingerprint, feed, component) in built {
         let name = info.name.clone();
         let (stop, shutdown) = watch::channel(wiring.stopping);
@@ -221,6 +229,12 @@ pub(super) fn roll_out(
         if let Some(sender) = &sender {
             for (producer, port) in &inputs {
                 routes_of(&mut wiring, producer);
+                // A consumer new here whose producer's path that led elsewhere retires now takes what that path
+                // left first (see `take_left_over_first`).
+                if !predecessors.contains_key(&name) && left_over.contains_key(producer) {
+                    arrivals.entry(producer.clone()).or_default().push((name.clone(), sender.clone(), *port));
+                    continue;
+                }
                 additions.entry(producer.clone()).or_default().push(Route {
                     consumer: name.clone(),
                     sender: sender.clone(),
@@ -247,6 +261,18 @@ pub(super) fn roll_out(
             rollout.started.push(name.clone());
         }
         pending.push(Pending { task: Task { context, runner, checkpoint }, after: predecessors.remove(&name), done });
+    }
+    for (producer, consumers) in arrivals {
+        let mut live = Vec::new();
+        for (consumer, sender, port) in consumers {
+            let (hop, waiting) = mpsc::channel(options.channel_capacity.max(1));
+            additions.entry(producer.clone()).or_default().push(Route { consumer, sender: hop, port });
+            live.push((waiting, sender, port));
+        }
+        let directories = left_over.get(&producer).cloned().unwrap_or_default();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(crate::remote::take_left_over_first(directories, live));
+        }
     }
     // Each producer's routes change in one step: a batch goes either to the instance being replaced or to its
     // replacement, never to both and never to neither.
@@ -276,4 +302,28 @@ pub(super) fn roll_out(
     }
     drop(held);
     Ok(rollout)
+}
+
+/// The logs that paths of a local producer retiring in this rollout leave, by producer: a consumer that comes to
+/// this machine in the same rollout takes them first (the consumer those paths led to moved here). Not when the
+/// producer also starts a path to another machine: that path adopts them (`RemoteSink`), for wherever they went.
+fn left_over_paths(
+    wiring: &Wiring,
+    retiring: &BTreeSet<String>,
+    wanted: &BTreeSet<&str>,
+    new_paths_of: &BTreeSet<String>,
+    options: &PipelineOptions,
+) -> BTreeMap<String, Vec<std::path::PathBuf>> {
+    let Some(data_dir) = &options.data_dir else { return BTreeMap::new() };
+    let path_out = |info: &ComponentInfo| info.role == "path out";
+    let mut left_over: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
+    for name in retiring.iter().filter(|name| !wanted.contains(name.as_str())) {
+        let Some(slot) = wiring.slots.get(name).filter(|slot| path_out(&slot.info)) else { continue };
+        let Some((producer, _)) = slot.inputs.first() else { continue };
+        let directory = crate::remote::log_directory(data_dir, name);
+        if wanted.contains(producer.as_str()) && !new_paths_of.contains(producer) && directory.exists() {
+            left_over.entry(producer.clone()).or_default().push(directory);
+        }
+    }
+    left_over
 }
