@@ -108,6 +108,10 @@ pub struct Log {
     acknowledged: u64,
     dropped: u64,
     cursor: Option<Cursor>,
+    /// Made when the log's directory was: a log made again under the same name (a path's log removed once
+    /// adopted, and the path back later) numbers its entries from the start again, and a receiver must not take
+    /// them for the entries of the one before.
+    id: String,
 }
 
 /// An append refused because the log is full and its policy is `reject`.
@@ -161,6 +165,7 @@ impl Log {
             }
         }
         let next = segments.back().map_or(acknowledged, |last| last.end.max(acknowledged));
+        let id = log_id(directory).map_err(error)?;
         let mut log = Log {
             directory: directory.to_path_buf(),
             options,
@@ -170,9 +175,15 @@ impl Log {
             acknowledged,
             dropped: 0,
             cursor: None,
+            id,
         };
         log.delete_acknowledged_segments()?;
         Ok(log)
+    }
+
+    /// Which log this is, among the logs ever made under its directory's name.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     fn error(&self, source: impl Into<Cause>) -> Error {
@@ -495,6 +506,25 @@ fn crc32c_update(mut crc: u32, bytes: &[u8]) -> u32 {
         crc = TABLE[((crc ^ u32::from(*byte)) & 0xFF) as usize] ^ (crc >> 8);
     }
     crc
+}
+
+/// The log's id, kept in `DIRECTORY/id`; made (16 random bytes, hex) with the directory.
+fn log_id(directory: &Path) -> std::io::Result<String> {
+    let path = directory.join("id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| std::io::Error::other(error.to_string()))?;
+    let id = stratum_core::bytes::hex(&bytes);
+    let temporary = directory.join("id.tmp");
+    let mut file = File::create(&temporary)?;
+    file.write_all(id.as_bytes())?;
+    file.sync_data()?;
+    std::fs::rename(&temporary, &path)?;
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! and resends what was not acknowledged, in order.
 //!
 //! The protocol: frames of `[length u32][kind u8][body]`, little endian.
-//! - `HELLO path` (forwarder → receiver): which data path this connection carries.
+//! - `HELLO path \0 log-id` (forwarder → receiver): which data path this connection carries, from which log (a
+//!   path's log made again under the same name numbers its entries from the start again).
 //! - `WELCOME next challenge` (receiver → forwarder): the sequence number the receiver expects next on that path,
 //!   so that entries it already has are skipped after a reconnect, and 16 random bytes for this connection.
 //! - `DATA sequence time mac payload` (forwarder → receiver): one log entry, with the HMAC-SHA256 of the challenge,
@@ -218,7 +219,8 @@ impl Forwarder {
         });
         let (reader, writer) = tokio::io::split(stream);
         let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
-        write_frame(&mut writer, HELLO, &[self.path.as_bytes()]).await.map_err(io)?;
+        let log_id = self.with_log(|log| Ok(log.id().to_string()))?;
+        write_frame(&mut writer, HELLO, &[self.path.as_bytes(), b"\0", log_id.as_bytes()]).await.map_err(io)?;
         writer.flush().await.map_err(io)?;
         let (kind, body) = read_frame(&mut reader).await.map_err(io)?;
         if kind != WELCOME {
@@ -418,7 +420,11 @@ where
     if kind != HELLO {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected HELLO"));
     }
-    let path = String::from_utf8_lossy(&body).into_owned();
+    // The path, and the id of the log it sends from: what the receiver remembers of a path (which entry it expects
+    // next) is that log's, not that of an earlier log under the same name, whose numbers the new one reuses.
+    let hello = String::from_utf8_lossy(&body).into_owned();
+    let (path, log_id) = hello.split_once('\0').map_or((hello.as_str(), ""), |(path, id)| (path, id));
+    let (path, incarnation) = (path.to_string(), format!("{path}\0{log_id}"));
     let refused = |message: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, message);
     let key = keys.lock().ok().and_then(|keys| keys.get(&path).cloned());
     let Some(key) = key else {
@@ -427,7 +433,7 @@ where
     let mut challenge = [0u8; CHALLENGE_BYTES];
     getrandom::fill(&mut challenge).map_err(|error| std::io::Error::other(error.to_string()))?;
     let state = match paths.lock() {
-        Ok(mut paths) => paths.entry(path.clone()).or_default().clone(),
+        Ok(mut paths) => paths.entry(incarnation).or_default().clone(),
         Err(_) => return Err(std::io::Error::other("the receiver's path table was poisoned")),
     };
     // Take over the path: the connection before stops reading, settles what it handed on, and lets go.

@@ -261,6 +261,23 @@ async fn an_entry_finished_is_acknowledged_while_later_ones_wait() {
     forwarding.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_whose_log_was_made_again_is_not_taken_for_the_one_before() {
+    // A path's log is removed once another path adopted it (its consumer moved), and made again when the path
+    // comes back: its entries are numbered from 0 again. The receiver, which ran all along, must deliver them,
+    // not take them for entries of the log before (once it did: it acknowledged them unseen, and they were lost).
+    let (address, received) = receiver().await;
+    let first = Forwarding::of(100, address.clone());
+    wait_for("the first log's entries", Duration::from_secs(30), || first.pending() == 0).await;
+    first.stop().await;
+    let again = Forwarding::of(50, address);
+    wait_for("the second log's entries acknowledged", Duration::from_secs(30), || again.pending() == 0).await;
+    again.stop().await;
+    let received = received.lock().unwrap().clone();
+    let expected: Vec<i64> = (0..100).chain(0..50).collect();
+    assert_eq!(received, expected, "every entry of both logs, once each");
+}
+
 /// A forwarder of the path `edge->fog` whose log holds the events `0..count`, one entry each.
 struct Forwarding {
     log: Arc<Mutex<Log>>,
@@ -354,7 +371,6 @@ async fn a_forged_frame_is_refused_and_moves_nothing_on() {
     let log = Arc::new(Mutex::new(
         Log::open(&directory.path().join("other"), LogOptions::bounded(1 << 20, WhenFull::Reject)).unwrap(),
     ));
-    // (Entries 0..100 of the path count as delivered, as its receiver says: those after them are the test.)
     for number in 0..150 {
         log.lock().unwrap().append(&encode_batch(&[vec![Datum::Int(-number)]]), number).unwrap().unwrap();
     }
@@ -369,5 +385,5 @@ async fn a_forged_frame_is_refused_and_moves_nothing_on() {
     stop.send_replace(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
     assert_eq!(received.lock().unwrap().len(), 100, "nothing sent with another key was handed on");
-    assert_eq!(log.lock().unwrap().pending(), 50, "and its sender still holds them");
+    assert_eq!(log.lock().unwrap().pending(), 150, "and its sender still holds them");
 }
