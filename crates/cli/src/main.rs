@@ -9,6 +9,7 @@ mod commands;
 mod generated_commands;
 mod loader;
 mod output;
+mod reach;
 mod running;
 mod training;
 mod up;

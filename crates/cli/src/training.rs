@@ -29,17 +29,10 @@ pub(crate) struct TrainArgs {
     /// How to print the leaderboards and artifacts.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
-    /// Train on the agents of this control plane instead of here (`http://host:port`): the data is uploaded, the
-    /// tasks spread over the agents, the winner saved in the control plane's store.
-    #[arg(long, value_name = "URL")]
-    server: Option<String>,
-    /// The control plane's token (or STRATUM_TOKEN), with `--server`.
-    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// The cluster's certificate authority, with an https:// `--server` (or STRATUM_CA_CERT): the server's
-    /// `STATE_DIR/tls/ca.pem`.
-    #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
+    /// With --server: train on that control plane's agents (the data uploaded, the tasks spread over the agents,
+    /// the winner saved in the control plane's store).
+    #[command(flatten)]
+    reach: crate::reach::Reach,
 }
 
 #[derive(clap::Subcommand)]
@@ -123,8 +116,8 @@ pub(crate) fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outco
         anyhow::bail!("`{}` has {what}", args.file.display());
     }
     let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
-    if let Some(server) = &args.server {
-        let Some(token) = &args.token else {
+    if let Some(server) = &args.reach.server {
+        let Some(token) = &args.reach.token else {
             anyhow::bail!("training on a control plane needs its token: --token T (or STRATUM_TOKEN)");
         };
         let names: Vec<String> = models.iter().map(|model| model.name.clone()).collect();
@@ -133,7 +126,7 @@ pub(crate) fn train(args: TrainArgs, color: ColorChoice) -> anyhow::Result<Outco
             &names,
             &base,
             server,
-            args.ca_cert.as_deref(),
+            args.reach.ca_cert.as_deref(),
             token,
             args.format,
         );

@@ -61,24 +61,17 @@ pub(crate) struct LogsArgs {
     /// Events shown at most.
     #[arg(long, default_value_t = 50)]
     events: usize,
-    /// A control plane (`https://host:port`) to ask instead of a state directory: the component's events across
-    /// the machines of a cluster (a tool's own output stays on its machine: `stratum logs` there).
-    #[arg(long, value_name = "URL")]
-    server: Option<String>,
-    /// With --server: the operator's or the viewer's token (or STRATUM_TOKEN).
-    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// With --server: the cluster's certificate authority (or STRATUM_CA_CERT), else the one the control plane
-    /// proves with the token.
-    #[arg(long, env = "STRATUM_CA_CERT", value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
+    /// With --server: the component's events across the machines of a cluster, from its control plane (the
+    /// operator's or the viewer's token); a tool's own output stays on its machine.
+    #[command(flatten)]
+    reach: crate::reach::Reach,
 }
 
 impl LogsArgs {
     /// With `--server`: the control plane to ask, the token and the authority to trust.
     pub(crate) fn remote(&self) -> Option<(&str, Option<&str>, Option<&Path>)> {
-        let server = self.server.as_deref()?;
-        Some((server, self.token.as_deref(), self.ca_cert.as_deref()))
+        let server = self.reach.server.as_deref()?;
+        Some((server, self.reach.token.as_deref(), self.reach.ca_cert.as_deref()))
     }
 
     pub(crate) fn component(&self) -> &str {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{alive, free_port, post, push, request, terminate};
+use common::{alive, free_port, ingest_app, post, push, request, terminate, up_ingest};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,23 +19,6 @@ use std::time::{Duration, Instant, SystemTime};
 const PER_PUSH: u64 = 100;
 const CLIENTS: usize = 4;
 const KILLS: usize = 3;
-
-fn app(port: u16) -> String {
-    format!(
-        r#"app ingest
-node laptop {{ tier = cloud  cpu = 2  memory = 4 GiB }}
-schema Reading {{ id: int  sensor: string  ts: timestamp }}
-source readings: http {{ path = "/readings"  port = {port}  schema = Reading }}
-stream per_sensor {{
-  from = readings
-  window = tumbling(1 d) by sensor
-  select {{ n = count() }}
-}}
-sink raw: jsonl {{ from = readings  path = "out/raw.jsonl" }}
-sink counts: jsonl {{ from = per_sensor  path = "out/counts.jsonl" }}
-"#
-    )
-}
 
 /// Clients pushing readings with unique ids until told to stop; the ids answered 200 go to `acknowledged`.
 fn clients(
@@ -81,19 +64,9 @@ fn ingest_folder(name: &str) -> (PathBuf, u16) {
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap();
     let port = free_port();
-    std::fs::write(folder.join("ingest.stratum"), app(port)).unwrap();
+    let source = format!(r#"source readings: http {{ path = "/readings"  port = {port}  schema = Reading }}"#);
+    std::fs::write(folder.join("ingest.stratum"), ingest_app(&source)).unwrap();
     (folder, port)
-}
-
-fn up(folder: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
-    command
-        .args(["up", "ingest.stratum", "--live", "--api", &format!("127.0.0.1:{}", free_port())])
-        .args(extra)
-        .current_dir(folder)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
 }
 
 fn json_lines(path: &Path) -> Vec<serde_json::Value> {
@@ -108,7 +81,7 @@ fn no_acknowledged_push_is_lost_when_up_is_killed_at_random_moments() {
     // The moments are random, and printed, so that a failure can be told apart from the next run's.
     let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
     for kill in 0..KILLS {
-        let mut running = up(&folder, &[]).spawn().unwrap();
+        let mut running = up_ingest(&folder, &[]).spawn().unwrap();
         let (stop, threads) = clients(port, &next_id, &acknowledged, &latencies);
         // Wait until pushes are being answered, then kill at a random moment within the next 3 s.
         let before = acknowledged.lock().unwrap().len();
@@ -126,7 +99,7 @@ fn no_acknowledged_push_is_lost_when_up_is_killed_at_random_moments() {
         threads.into_iter().for_each(|thread| thread.join().unwrap());
     }
     // Once more, without clients, to an end: streams emit what their checkpoints held.
-    let last = up(&folder, &["--for", "3s"]).output().unwrap();
+    let last = up_ingest(&folder, &["--for", "3s"]).output().unwrap();
     assert_eq!(last.status.code(), Some(0), "{}", String::from_utf8_lossy(&last.stderr));
 
     let acknowledged: BTreeSet<u64> = acknowledged.lock().unwrap().iter().copied().collect();
@@ -220,7 +193,7 @@ fn hostile_requests_are_refused_and_the_servers_go_on_serving() {
     // source: each is refused with a status that says why (or disconnected), and ordinary pushes are answered
     // after them by the same process. (The prediction route's bounds: crates/control/tests/predict_memory.rs.)
     let (folder, port) = ingest_folder("faults_hostile");
-    let mut running = up(&folder, &[]).spawn().unwrap();
+    let mut running = up_ingest(&folder, &[]).spawn().unwrap();
     let reading = br#"{"id": 1, "sensor": "s", "ts": "2026-01-01T00:00:00Z"}"#;
     let started = Instant::now();
     while request(port, &post("/readings", reading)).map(|(status, _)| status) != Some(200) {

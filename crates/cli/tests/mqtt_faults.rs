@@ -8,13 +8,14 @@
 
 mod common;
 
-use common::free_port;
+use common::{ingest_app, up_ingest};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use stratum_test_support::Mosquitto;
 
 /// Readings the publisher sends, at about a thousand a second.
 const READINGS: u64 = 8_000;
@@ -30,43 +31,11 @@ impl Drop for Killed {
     }
 }
 
-fn mosquitto(folder: &Path) -> (Killed, u16) {
-    let port = free_port();
-    let config = folder.join("mosquitto.conf");
-    // A queue large enough for everything sent while Stratum is down (1,000 by default, beyond which Mosquitto
-    // drops QoS 1 messages for a session).
-    std::fs::write(
-        &config,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"),
-    )
-    .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto runs (Debian package `mosquitto`)");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Killed(child), port)
-}
-
-fn up(folder: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
-    command
-        .args(["up", "ingest.stratum", "--live", "--api", &format!("127.0.0.1:{}", free_port())])
-        .args(extra)
-        // Its messages (the MQTT source saying it connected among them) go to `up.log`.
-        .env("STRATUM_LOG", "info,rumqttd=off")
-        .current_dir(folder)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::OpenOptions::new().create(true).append(true).open(folder.join("up.log")).unwrap(),
-        ));
+/// `stratum up` of the ingest application, its messages (the MQTT source saying it connected among them) in
+/// `up.log`.
+fn up(folder: &Path) -> Command {
+    let mut command = up_ingest(folder, &[]);
+    command.env("STRATUM_LOG", "info,rumqttd=off");
     command
 }
 
@@ -116,25 +85,18 @@ fn no_message_the_broker_acknowledged_is_lost_when_up_is_killed_at_random_moment
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults_sigkill_mqtt");
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap();
-    let (_mosquitto, port) = mosquitto(&folder);
-    let app = format!(
-        r#"app ingest
-node laptop {{ tier = cloud  cpu = 2  memory = 4 GiB }}
-schema Reading {{ id: int  sensor: string  ts: timestamp }}
-source readings: mqtt {{ topic = "sensors/+/readings"  broker = "mqtt://127.0.0.1:{port}"  schema = Reading }}
-stream per_sensor {{
-  from = readings
-  window = tumbling(1 d) by sensor
-  select {{ n = count() }}
-}}
-sink raw: jsonl {{ from = readings  path = "out/raw.jsonl" }}
-sink counts: jsonl {{ from = per_sensor  path = "out/counts.jsonl" }}
-"#
+    // A queue large enough for everything sent while Stratum is down (1,000 by default, beyond which Mosquitto
+    // drops QoS 1 messages for a session).
+    let mosquitto = Mosquitto::start(&folder, "max_queued_messages 100000");
+    let port = mosquitto.port;
+    let source = format!(
+        r#"source readings: mqtt {{ topic = "sensors/+/readings"  broker = "mqtt://127.0.0.1:{port}"  schema = Reading }}"#
     );
+    let app = ingest_app(&source);
     std::fs::write(folder.join("ingest.stratum"), app).unwrap();
     // The first run makes the session the broker keeps for Stratum; what is published from then on waits there
     // whenever Stratum is down.
-    let mut running = Killed(up(&folder, &[]).spawn().unwrap());
+    let mut running = Killed(up(&folder).spawn().unwrap());
     let started = Instant::now();
     while !std::fs::read_to_string(folder.join("up.log")).unwrap_or_default().contains("connected") {
         assert!(started.elapsed() < Duration::from_secs(60), "the MQTT source did not connect");
@@ -161,7 +123,7 @@ sink counts: jsonl {{ from = per_sensor  path = "out/counts.jsonl" }}
         );
         std::thread::sleep(moment);
         drop(running);
-        running = Killed(up(&folder, &[]).spawn().unwrap());
+        running = Killed(up(&folder).spawn().unwrap());
     }
     publishing.join().unwrap();
     assert_eq!(acknowledged.load(Ordering::Relaxed), READINGS, "the broker acknowledged every reading");

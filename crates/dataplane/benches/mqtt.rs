@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use stratum_dataplane::connectors::mqtt::{BrokerAddress, EmbeddedBroker};
 use stratum_dataplane::{Pipeline, PipelineOptions};
-use stratum_test_support::free_port;
+use stratum_test_support::{Mosquitto, free_port};
 
 const APP: &str = r#"app mqtt_bench
 schema Detection { camera: string  ts: timestamp  speed_kmh: float }
@@ -134,20 +134,9 @@ fn main() {
     println!("publisher -> embedded broker (rumqttd) -> pipeline with its ingest log: {durable:.0} messages/s");
     println!("ratio with / without the ingest log: {:.2}", durable / rate);
 
-    let port = free_port();
     let directory = tempfile::tempdir().unwrap();
-    let config = directory.path().join("mosquitto.conf");
-    std::fs::write(&config, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n")).unwrap();
-    let mut mosquitto = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto runs");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mosquitto = Mosquitto::start(directory.path(), "max_queued_messages 1000000\nmax_inflight_messages 1000");
+    let port = mosquitto.port;
     let through = runtime.block_on(through_pipeline(&format!("mqtt://127.0.0.1:{port}"), messages, false));
     println!("publisher -> Mosquitto -> pipeline: {through:.0} messages/s");
     let durable = runtime.block_on(through_pipeline(&format!("mqtt://127.0.0.1:{port}"), messages, true));
@@ -155,6 +144,4 @@ fn main() {
     let tools = mosquitto_tools(port, messages);
     println!("mosquitto_pub -> Mosquitto -> mosquitto_sub: {tools:.0} messages/s");
     println!("ratio pipeline / Mosquitto's tools: {:.2}", through / tools);
-    mosquitto.kill().ok();
-    mosquitto.wait().ok();
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratum_dataplane::connectors::mqtt::{BrokerAddress, EmbeddedBroker};
 use stratum_dataplane::{Pipeline, PipelineOptions};
-use stratum_test_support::free_port;
+use stratum_test_support::{Mosquitto, free_port};
 
 const APP: &str = r#"app mqtt_test
 schema Detection { camera: string  ts: timestamp  class: string  speed_kmh: float }
@@ -172,37 +172,11 @@ async fn detections_flow_through_the_embedded_broker_over_mqtt_3_and_5() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Mosquitto; .ci/run installs it and runs this in its external stage"]
 async fn detections_flow_through_mosquitto() {
-    let port = free_port();
     let directory = tempfile::tempdir().unwrap();
-    let config = directory.path().join("mosquitto.conf");
     // Mosquitto drops QoS 1 messages for a subscriber with more than `max_queued_messages` waiting (1000 by
     // default); a debug build behind a flood of publications can fall that far behind, so the queue is larger.
-    std::fs::write(
-        &config,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"),
-    )
-    .unwrap();
-    let mosquitto = std::process::Command::new("mosquitto")
-        .arg("-c")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("mosquitto runs (Debian package `mosquitto`)");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Killed even when the test fails, so that it does not outlive the test.
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            self.0.kill().ok();
-            self.0.wait().ok();
-        }
-    }
-    let _mosquitto = Kill(mosquitto);
+    let mosquitto = Mosquitto::start(directory.path(), "max_queued_messages 100000");
+    let port = mosquitto.port;
     let url = format!("mqtt://127.0.0.1:{port}");
     round_trip(&url, &url).await;
     round_trip(&format!("mqtt5://127.0.0.1:{port}"), &url).await;

@@ -1,6 +1,7 @@
 //! What Stratum's tests share, so that each helper is written once: checking a `.stratum` file into its IR, a
 //! loader that reads imports from disk as the `stratum` binary does, snapshot files that `STRATUM_BLESS=1`
-//! rewrites, and a free port. A dev-dependency of the other crates; nothing ships it.
+//! rewrites, a free port, and a real Mosquitto for the tests that need one. A dev-dependency of the other crates;
+//! nothing ships it.
 
 #![warn(missing_docs)]
 
@@ -62,6 +63,46 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .expect("loopback has a free port")
+}
+
+/// A Mosquitto broker of its own on a free loopback port, stopped when dropped (so that a failed test leaves
+/// none behind). Needs the Debian package `mosquitto`.
+pub struct Mosquitto {
+    child: std::process::Child,
+    /// The port it listens on, at 127.0.0.1.
+    pub port: u16,
+}
+
+impl Mosquitto {
+    /// Starts it with its configuration in `folder`: anonymous, nothing persisted, and `settings` (more lines of
+    /// `mosquitto.conf`); waits until it accepts connections.
+    pub fn start(folder: &Path, settings: &str) -> Mosquitto {
+        let port = free_port();
+        let config = folder.join("mosquitto.conf");
+        let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{settings}\n");
+        std::fs::write(&config, text).unwrap_or_else(|error| panic!("{}: {error}", config.display()));
+        let child = std::process::Command::new("mosquitto")
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto runs (Debian package `mosquitto`)");
+        let mosquitto = Mosquitto { child, port };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "mosquitto did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        mosquitto
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
 }
 
 #[cfg(test)]

@@ -129,3 +129,36 @@ pub(crate) fn terminate(child: &mut Child) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The fault suite's ingest application around `source` (its `source readings: …` line): every reading goes to a
+/// file as it is (`out/raw.jsonl`) and is counted per sensor in a day-long window (`out/counts.jsonl`).
+pub(crate) fn ingest_app(source: &str) -> String {
+    format!(
+        r#"app ingest
+node laptop {{ tier = cloud  cpu = 2  memory = 4 GiB }}
+schema Reading {{ id: int  sensor: string  ts: timestamp }}
+{source}
+stream per_sensor {{
+  from = readings
+  window = tumbling(1 d) by sensor
+  select {{ n = count() }}
+}}
+sink raw: jsonl {{ from = readings  path = "out/raw.jsonl" }}
+sink counts: jsonl {{ from = per_sensor  path = "out/counts.jsonl" }}
+"#
+    )
+}
+
+/// `stratum up` of `folder/ingest.stratum` with real sources (`extra` arguments after), its messages appended to
+/// `folder/up.log`.
+pub(crate) fn up_ingest(folder: &Path, extra: &[&str]) -> Command {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(folder.join("up.log")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
+    command
+        .args(["up", "ingest.stratum", "--live", "--api", &format!("127.0.0.1:{}", free_port())])
+        .args(extra)
+        .current_dir(folder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    command
+}
