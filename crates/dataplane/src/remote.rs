@@ -211,7 +211,14 @@ pub(crate) async fn take_left_over_first(
             };
             let Some(last) = entries.last().map(|entry| entry.sequence) else { break };
             for entry in entries {
-                let Ok(records) = decode_batch(&entry.payload) else { continue };
+                let records = match decode_batch(&entry.payload) {
+                    Ok(records) => records,
+                    Err(reason) => {
+                        // Its log checked it when it was read back: this is a bug, not bad input. Said, and passed.
+                        tracing::error!(directory = %directory.display(), entry = entry.sequence, %reason, "an entry left over cannot be decoded");
+                        continue;
+                    }
+                };
                 let batch = Batch::from(records);
                 let (ack, settlement) = Ack::new();
                 let acks = Acks::from(ack);

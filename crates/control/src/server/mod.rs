@@ -141,8 +141,8 @@ struct Cluster {
 struct Handover {
     from: String,
     since: Instant,
-    /// The state as it left, once it came (an empty file: it held nothing).
-    state: Option<CheckpointCopy>,
+    /// Its state came (it waits in `Cluster::handed`, kept in the state store, for the next agent).
+    arrived: bool,
 }
 
 /// How long a stream that moves waits for the agent it leaves to hand its state over.
@@ -163,12 +163,11 @@ pub struct Server {
 }
 
 impl Cluster {
-    /// What the state store must change for the streams whose kept state changed since the last time: each as the
-    /// cluster keeps it now.
-    fn checkpoint_changes(&mut self) -> Vec<CheckpointChange> {
-        let changed = std::mem::take(&mut self.checkpoints_changed);
-        let mut changes = Vec::with_capacity(changed.len() * 2);
-        for component in changed {
+    /// What the state store must change for the streams whose kept state changed since it was last written: each
+    /// as the cluster keeps it now (the marks stay until the store took them).
+    fn checkpoint_changes(&self) -> Vec<CheckpointChange> {
+        let mut changes = Vec::with_capacity(self.checkpoints_changed.len() * 2);
+        for component in self.checkpoints_changed.iter().cloned() {
             changes.push(match self.checkpoints.get(&component) {
                 Some((holder, copy)) => CheckpointChange::Keep(KeptCheckpoint {
                     component: component.clone(),
@@ -272,7 +271,7 @@ fn leaving(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> Vec<S
     let mut leaving: Vec<String> = cluster
         .handovers
         .iter()
-        .filter(|(_, handover)| handover.from == agent && handover.state.is_none())
+        .filter(|(_, handover)| handover.from == agent && !handover.arrived)
         .map(|(component, _)| component.clone())
         .collect();
     let came_back = cluster.agents.get_mut(agent).is_some_and(|record| std::mem::replace(&mut record.came_back, false));
@@ -493,7 +492,7 @@ impl Server {
                 if let Some(handover) = cluster.handovers.get_mut(&copy.component)
                     && handover.from == name
                 {
-                    handover.state = Some(copy.clone());
+                    handover.arrived = true;
                     handed_over = true;
                     kept.push(copy.component.clone());
                     cluster.checkpoints_changed.insert(copy.component.clone());
@@ -557,7 +556,10 @@ impl Server {
     /// newer state is never overwritten by an older one); whether it could.
     fn store_checkpoints(&self, cluster: &mut Cluster) -> bool {
         match self.state.change_checkpoints(&cluster.checkpoint_changes()) {
-            Ok(()) => true,
+            Ok(()) => {
+                cluster.checkpoints_changed.clear();
+                true
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot keep the streams' checkpoints in the state store");
                 false

@@ -40,14 +40,14 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
         if from != to && !lost(cluster, &from) {
             let message = format!("leaves {from} for {to}, handing its open windows over");
             events.push((EventKind::HandedOver, Some(component.clone()), message));
-            cluster.handovers.insert(component.clone(), Handover { from, since: Instant::now(), state: None });
+            cluster.handovers.insert(component.clone(), Handover { from, since: Instant::now(), arrived: false });
         }
     }
     let settled: Vec<String> = cluster
         .handovers
         .iter()
         .filter(|(component, handover)| {
-            handover.state.is_some()
+            handover.arrived
                 || lost(cluster, &handover.from)
                 || handover.since.elapsed() > HAND_OVER_WAIT
                 || !stateful.contains(*component)
@@ -56,29 +56,25 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
         .collect();
     for component in settled {
         let Some(handover) = cluster.handovers.remove(&component) else { continue };
-        match handover.state {
-            Some(state) => {
+        // A state that came is in `handed` already; a lost agent's streams go on from the last copy of their
+        // checkpoint, as `hand_over` gives it.
+        if handover.arrived || lost(cluster, &handover.from) {
+            continue;
+        }
+        if handover.since.elapsed() > HAND_OVER_WAIT {
+            let from = &handover.from;
+            let message = format!(
+                "{from} did not hand its state over within {} s: it goes on from its last copy",
+                HAND_OVER_WAIT.as_secs()
+            );
+            events.push((EventKind::HandedOver, Some(component.clone()), message));
+            if let Some((holder, copy)) = cluster.checkpoints.get(&component)
+                && holder == from
+            {
+                let copy = copy.clone();
                 cluster.checkpoints_changed.insert(component.clone());
-                cluster.handed.insert(component, state);
+                cluster.handed.insert(component, copy);
             }
-            // A lost agent's streams go on from the last copy of their checkpoint, as `hand_over` gives it.
-            None if lost(cluster, &handover.from) => {}
-            None if handover.since.elapsed() > HAND_OVER_WAIT => {
-                let from = &handover.from;
-                let message = format!(
-                    "{from} did not hand its state over within {} s: it goes on from its last copy",
-                    HAND_OVER_WAIT.as_secs()
-                );
-                events.push((EventKind::HandedOver, Some(component.clone()), message));
-                if let Some((holder, copy)) = cluster.checkpoints.get(&component)
-                    && holder == from
-                {
-                    let copy = copy.clone();
-                    cluster.checkpoints_changed.insert(component.clone());
-                    cluster.handed.insert(component, copy);
-                }
-            }
-            None => {}
         }
     }
 }
