@@ -624,7 +624,13 @@ async fn join(
         Some(identity) => (Some(identity.certificate_pem), Some(identity.key_pem)),
         None => (None, None),
     };
-    ok(&JoinAnswer { heartbeat_milliseconds: 1000, key: joined.key, certificate, certificate_key })
+    ok(&JoinAnswer {
+        heartbeat_milliseconds: 1000,
+        key: joined.key,
+        certificate,
+        certificate_key,
+        api_key: joined.api_key,
+    })
 }
 
 async fn heartbeat(

@@ -440,6 +440,8 @@ pub struct JoinAnswer {
     /// The certificate's private key (PEM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_key: Option<String>,
+    /// The key the agent's own API takes (bearer token), and no other agent's: the gateway presents it.
+    pub api_key: String,
 }
 
 /// An agent an operator forgot.

@@ -4,13 +4,15 @@
 //! (SIGKILL) moves its stream to the cloud within the agent timeout and the data flows again; when it comes back
 //! the stream returns and what the edge buffered for it is delivered; killing and restarting the control plane
 //! loses nothing: the agents keep running, and it knows the application and the agents again. An impostor agent
-//! (the join token, a held name) is refused and stops; agents' own APIs refuse callers without the join token.
+//! (the join token, a held name) is refused and stops; agents' own APIs take only their own keys.
 //!
 //! Everything crosses over TLS, as `stratum server` runs by default: agents join with the bare join token (they
 //! trust the authority the server proves with it) or with the join string the server wrote (which pins the
 //! authority by its hash); commands trust the authority the server proves with their token, or its certificate.
 //! An agent given the hash of another authority, or a token the server cannot prove its authority with, refuses
 //! to join. Training on agents runs with `--plain-http`, the development mode.
+
+mod common;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -89,6 +91,21 @@ fn join_string(folder: &Path) -> String {
     let path = folder.join("server/join-string");
     wait_until("the server's join string", Duration::from_secs(20), || path.is_file());
     std::fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+/// A control plane over TLS with `file` (in `folder`) applied: the process and its URL.
+fn serving(folder: &Path, file: &str) -> (Process, String) {
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let control = server(folder, port, false);
+    wait_until("the control plane", Duration::from_secs(20), || status(folder, &url).is_some());
+    let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["apply", file, "--server", &url, "--token", TOKEN])
+        .current_dir(folder)
+        .output()
+        .unwrap();
+    assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
+    (control, url)
 }
 
 /// An agent that joins with the bare join token (over TLS, it trusts the authority the server proves with it).
@@ -242,8 +259,9 @@ fn signal(process: &Process, name: &str) {
     assert!(sent.success(), "kill -{name}");
 }
 
-/// Waits until the stream runs on the fog, before the edge starts: what a source makes while a consumer of it
-/// runs nowhere does not reach that consumer (docs/reliability.md), and the tests count every reading.
+/// Waits until the stream runs on the fog, before the edge starts: these tests measure moves from a steady start
+/// (what the edge makes before the fog joins waits for it, as
+/// `what_a_source_acknowledged_for_a_consumer_placed_nowhere_reaches_it_once_it_runs` shows).
 fn wait_for_the_fog(folder: &Path, url: &str) {
     wait_until("counts on fog1", Duration::from_secs(20), || {
         status(folder, url).is_some_and(|status| host_of(&status, "counts").as_deref() == Some("fog1"))
@@ -322,16 +340,7 @@ sink kept: jsonl { from = counts  path = \"out/counts.jsonl\"  on = edge }
 sink produced: jsonl { from = readings  path = \"out/readings.jsonl\"  on = edge }
 ";
     std::fs::write(folder.join("two.stratum"), app).unwrap();
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let _control = server(&folder, port, false);
-    wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
-    let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .args(["apply", "two.stratum", "--server", &url, "--token", TOKEN])
-        .current_dir(&folder)
-        .output()
-        .unwrap();
-    assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
+    let (_control, url) = serving(&folder, "two.stratum");
     let fog = agent(&folder, &url, "fog1");
     wait_for_the_fog(&folder, &url);
     let _edge = agent(&folder, &url, "edge1");
@@ -367,22 +376,93 @@ sink produced: jsonl { from = readings  path = \"out/readings.jsonl\"  on = edge
 }
 
 #[test]
+fn what_a_source_acknowledged_for_a_consumer_placed_nowhere_reaches_it_once_it_runs() {
+    // The edge joins before the fog: its HTTP source answers 200 while the sink that keeps the readings runs
+    // nowhere. The edge keeps them in a waiting path; once the fog joins, the path to it adopts them, so every
+    // acknowledged reading arrives, the early ones included.
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_waiting");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let ingest = free_port();
+    let app = format!(
+        "app waiting
+node edge1 {{ tier = edge  cpu = 2  memory = 2 GiB }}
+node fog1 {{ tier = fog  cpu = 4  memory = 8 GiB }}
+schema Reading {{ id: int  sensor: string  ts: timestamp }}
+source readings: http {{ path = \"/readings\"  port = {ingest}  schema = Reading  on = edge1 }}
+sink received: jsonl {{ from = readings  path = \"out/received.jsonl\"  on = fog1 }}
+"
+    );
+    std::fs::write(folder.join("waiting.stratum"), app).unwrap();
+    let (_control, url) = serving(&folder, "waiting.stratum");
+    let _edge = agent(&folder, &url, "edge1");
+    let mut acknowledged = std::collections::BTreeSet::new();
+    wait_until("the edge's source", Duration::from_secs(20), || {
+        acknowledged.extend(push_readings(ingest, 0..50));
+        !acknowledged.is_empty()
+    });
+    acknowledged.extend(push_readings(ingest, 50..2_000));
+    let early = acknowledged.len();
+    assert!(early >= 1_900, "only {early} of 2,000 readings acknowledged before the fog joined");
+    let _fog = agent(&folder, &url, "fog1");
+    wait_until("the fog to run the sink", Duration::from_secs(20), || {
+        status(&folder, &url).is_some_and(|status| host_of(&status, "received").as_deref() == Some("fog1"))
+    });
+    acknowledged.extend(push_readings(ingest, 2_000..3_000));
+    let kept = folder.join("agents/fog1/out/received.jsonl");
+    let received = || -> std::collections::BTreeSet<u64> {
+        std::fs::read_to_string(&kept)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok()?["id"].as_u64())
+            .collect()
+    };
+    let all_arrived = wait_until_or_timeout(Duration::from_secs(30), || acknowledged.is_subset(&received()));
+    let missing = acknowledged.difference(&received()).count();
+    eprintln!(
+        "placed nowhere, then on the fog: {missing} of {} acknowledged readings missing ({early} acknowledged \
+         before the fog joined)",
+        acknowledged.len()
+    );
+    assert!(all_arrived && missing == 0, "{missing} acknowledged readings never arrived");
+}
+
+/// Pushes readings with the ids `ids` to an HTTP source at `/readings`, fifty at a time: the ids acknowledged (200).
+fn push_readings(port: u16, ids: std::ops::Range<u64>) -> Vec<u64> {
+    let mut acknowledged = Vec::new();
+    for first in ids.clone().step_by(50) {
+        let batch = first..(first + 50).min(ids.end);
+        let body: String = batch
+            .clone()
+            .map(|id| format!(r#"{{"id": {id}, "sensor": "s{}", "ts": "2026-12-02T12:00:00Z"}}"#, id % 4) + "\n")
+            .collect();
+        if common::push(port, &body) == Some(200) {
+            acknowledged.extend(batch);
+        }
+    }
+    acknowledged
+}
+
+/// Waits up to `limit` for `condition`: whether it came true.
+fn wait_until_or_timeout(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while !condition() {
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    true
+}
+
+#[test]
 fn a_fog_agent_stopped_and_woken_repeats_no_window() {
     // SIGSTOP of the fog agent for 8 s (the agent timeout is 2 s), then SIGCONT: its stream goes on at the cloud
     // from its last checkpoint copy, with what the edge had buffered for it; woken, the fog's lease has ended, so
     // its stale stream pauses until it is let go (without emitting), and the fog takes the stream back with the
     // cloud's state. No reading arrives too late, and the cloud's sink keeps each window once.
     let folder = cluster_folder("cluster_sigstop");
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let _control = server(&folder, port, false);
-    wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
-    let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .args(["apply", "cluster.stratum", "--server", &url, "--token", TOKEN])
-        .current_dir(&folder)
-        .output()
-        .unwrap();
-    assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
+    let (_control, url) = serving(&folder, "cluster.stratum");
     let fog = agent(&folder, &url, "fog1");
     let _cloud = agent(&folder, &url, "cloud1");
     wait_for_the_fog(&folder, &url);
@@ -503,18 +583,21 @@ fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane()
     );
     let kept = folder.join("agents/cloud1/out/counts.jsonl");
     wait_until("windows at the cloud", Duration::from_secs(30), || windows(&kept) >= 8);
-    // Every agent has its own metrics too, for those who hold the join token, over TLS with the certificate the
-    // control plane issued it (naming edge1, and no other agent).
+    // Every agent has its own metrics too, for those who hold its own API key (kept in its data folder for a
+    // scraper on its machine), over TLS with the certificate the control plane issued it (naming edge1, and no
+    // other agent). The join token, which every machine holds, and another agent's key open nothing.
     let edge = stratum_dataplane::tls::agent_identity("edge1");
-    let (code, text) = https(&folder, edge_metrics, &edge, ("GET", "/metrics"), Some(JOIN), "");
+    let edge_key = std::fs::read_to_string(folder.join("agents/edge1/api.key")).unwrap();
+    let fog_key = std::fs::read_to_string(folder.join("agents/fog1/api.key")).unwrap();
+    let (code, text) = https(&folder, edge_metrics, &edge, ("GET", "/metrics"), Some(edge_key.trim()), "");
     assert_eq!(code, 200, "{text}");
     assert!(text.contains("stratum_node_cpu_cores") && text.contains("component=\"readings\""), "{text}");
-    for token in [None, Some("not-the-token")] {
+    for token in [None, Some("not-the-token"), Some(JOIN), Some(fog_key.trim())] {
         let (code, refused) = https(&folder, edge_metrics, &edge, ("GET", "/metrics"), token, "");
-        assert_eq!(code, 401, "an agent's API without the join token: {refused}");
+        assert_eq!(code, 401, "an agent's API without its own key ({token:?}): {refused}");
     }
     let fog_identity = stratum_dataplane::tls::agent_identity("fog1");
-    let (code, mistaken) = https(&folder, edge_metrics, &fog_identity, ("GET", "/metrics"), Some(JOIN), "");
+    let (code, mistaken) = https(&folder, edge_metrics, &fog_identity, ("GET", "/metrics"), Some(edge_key.trim()), "");
     assert_eq!(code, 0, "edge1's API passed for fog1's: {mistaken}");
     // An impostor: another machine with the join token, under a name that is held. It is refused and stops,
     // saying why and what to do; the real cloud agent runs on.

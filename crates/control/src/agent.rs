@@ -28,7 +28,7 @@ use stratum_dataplane::PipelineOptions;
 use stratum_dataplane::checkpoint::CheckpointCopies;
 use stratum_dataplane::lease::Lease;
 use stratum_dataplane::metrics::Registry;
-use stratum_dataplane::remote::{Partition, RemoteInput, RemoteOutput};
+use stratum_dataplane::remote::{Destination, Partition, RemoteInput, RemoteOutput};
 use stratum_dataplane::tls::{ClientTls, Identity, SERVER_IDENTITY, ServerTls, agent_identity, certificate_sha256};
 use stratum_dataplane::transfer::{Delivered, PathKey, PathKeys, Receiver};
 use tokio::sync::{mpsc, watch};
@@ -121,6 +121,9 @@ pub struct Agent {
     /// Its own key, issued by the control plane at its first join and kept in `DATA_DIR/agent.key`: only it can
     /// join or heartbeat under its name.
     key: Mutex<Option<String>>,
+    /// The key its own API takes, handed over at each join and kept in `DATA_DIR/api.key` (a scraper on this
+    /// machine reads it there); `None` until the first join.
+    api_key: Arc<Mutex<Option<String>>>,
     /// The keys of the paths into this agent, from its assignment: the data receiver refuses any other.
     path_keys: PathKeys,
     /// The cluster's authority (PEM) and the certificate this agent presents on its data port and API (from its
@@ -178,16 +181,11 @@ impl Agent {
         }
         let client = client.build().map_err(|error| Error::Agent(error.into()))?;
         let current = Shared::default();
+        let api_key = Arc::new(Mutex::new(kept_secret(&api_key_path(&options.data_dir))));
         let api_address = match options.api_listen {
             Some(address) => {
-                let bound = serve_api(
-                    address,
-                    current.clone(),
-                    options.data_dir.clone(),
-                    options.join_token.clone(),
-                    server_tls,
-                )
-                .await?;
+                let bound =
+                    serve_api(address, current.clone(), options.data_dir.clone(), api_key.clone(), server_tls).await?;
                 // The control plane's gateway forwards predictions here: an unspecified address is no address.
                 Some(if bound.ip().is_unspecified() {
                     format!("{reachable_host}:{}", bound.port())
@@ -197,7 +195,7 @@ impl Agent {
             }
             None => None,
         };
-        let key = Mutex::new(kept_key(&options.data_dir));
+        let key = Mutex::new(kept_secret(&key_path(&options.data_dir)));
         let agent = Agent {
             options,
             client,
@@ -219,6 +217,7 @@ impl Agent {
             copies: CheckpointCopies::default(),
             lease: Lease::until(Instant::now()),
             key,
+            api_key,
             path_keys,
             tls,
         };
@@ -272,13 +271,16 @@ impl Agent {
                     key: Option<String>,
                     certificate: Option<String>,
                     certificate_key: Option<String>,
+                    api_key: String,
                 }
                 let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
                 let joined: Joined = serde_json::from_str(&text).map_err(|error| Error::Agent(error.into()))?;
                 if let Some(key) = joined.key {
-                    keep_key(&self.options.data_dir, &key)?;
+                    keep_secret(&key_path(&self.options.data_dir), "agent's key", &key)?;
                     *lock(&self.key) = Some(key);
                 }
+                keep_secret(&api_key_path(&self.options.data_dir), "key of its API", &joined.api_key)?;
+                *lock(&self.api_key) = Some(joined.api_key);
                 if let Some((_, server_tls)) = &self.tls {
                     let (Some(certificate_pem), Some(key_pem)) = (joined.certificate, joined.certificate_key) else {
                         return Err(Error::Refused(
@@ -577,16 +579,22 @@ impl Agent {
             .outputs
             .iter()
             .map(|output| {
-                let tls = match &self.tls {
-                    Some((authority, _)) => Some(ClientTls::new(authority, &agent_identity(&output.to_agent))?),
+                let to = match &output.to {
+                    Some(to) => Some(Destination {
+                        address: to.address.clone(),
+                        key: to.key.clone(),
+                        tls: match &self.tls {
+                            Some((authority, _)) => Some(ClientTls::new(authority, &agent_identity(&to.agent))?),
+                            None => None,
+                        },
+                    }),
                     None => None,
                 };
                 Ok(RemoteOutput {
                     path: output.path.clone(),
                     producer: output.producer.clone(),
-                    to: output.to.clone(),
-                    key: output.key.clone(),
-                    tls,
+                    consumers: output.consumers.clone(),
+                    to,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -705,7 +713,7 @@ async fn serve_api(
     address: SocketAddr,
     current: Shared,
     data_dir: PathBuf,
-    join_token: String,
+    api_key: Arc<Mutex<Option<String>>>,
     tls: Option<ServerTls>,
 ) -> Result<SocketAddr, Error> {
     let listener = tokio::net::TcpListener::bind(address)
@@ -757,24 +765,24 @@ async fn serve_api(
             }),
         )
         .layer(axum::extract::DefaultBodyLimit::max(crate::serving::PREDICTION_BODY_LIMIT))
-        // Nothing here is for anyone: the control plane's gateway and a metrics scraper present the cluster's join
-        // token, as the agent itself does to the control plane.
+        // Nothing here is for anyone: the control plane's gateway and a metrics scraper on this machine present
+        // this agent's own API key (not the join token, which every machine holds).
         .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let join_token = join_token.clone();
+            let api_key = lock(&api_key).clone();
             async move {
                 let given = request
                     .headers()
                     .get(axum::http::header::AUTHORIZATION)
                     .and_then(|value| value.to_str().ok())
                     .and_then(|value| value.strip_prefix("Bearer "));
-                if given.is_some_and(|given| crate::api::same_token(given, &join_token)) {
-                    next.run(request).await
-                } else {
-                    crate::api::error_response(
+                match (given, api_key) {
+                    (Some(given), Some(api_key)) if crate::api::same_token(given, &api_key) => next.run(request).await,
+                    _ => crate::api::error_response(
                         axum::http::StatusCode::UNAUTHORIZED,
                         crate::serving::ErrorCode::Unauthorized,
-                        "an agent's API takes the cluster's join token: Authorization: Bearer JOIN_TOKEN",
-                    )
+                        "an agent's API takes its own key, which the control plane hands it at join and it keeps in \
+                         DATA_DIR/api.key: Authorization: Bearer API_KEY",
+                    ),
                 }
             }
         }))
@@ -884,16 +892,19 @@ fn key_path(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("agent.key")
 }
 
-/// The key an earlier run of this agent was issued, if any.
-fn kept_key(data_dir: &std::path::Path) -> Option<String> {
-    std::fs::read_to_string(key_path(data_dir)).ok().map(|key| key.trim().to_string()).filter(|key| !key.is_empty())
+fn api_key_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("api.key")
 }
 
-/// Keeps the agent's key where only its user can read it.
-fn keep_key(data_dir: &std::path::Path, key: &str) -> Result<(), Error> {
-    let path = key_path(data_dir);
-    crate::files::write_secret(&path, key.as_bytes())
-        .map_err(|error| Error::Agent(format!("cannot keep the agent's key in {}: {error}", path.display()).into()))
+/// A secret an earlier run of this agent kept at `path`, if any.
+fn kept_secret(path: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|key| key.trim().to_string()).filter(|key| !key.is_empty())
+}
+
+/// Keeps a secret (`what`, for the message) where only the agent's user can read it.
+fn keep_secret(path: &std::path::Path, what: &str, secret: &str) -> Result<(), Error> {
+    crate::files::write_secret(path, secret.as_bytes())
+        .map_err(|error| Error::Agent(format!("cannot keep the {what} in {}: {error}", path.display()).into()))
 }
 
 /// The message of a refusal answer (`{"error": {"message": …}}`), or its text.

@@ -12,12 +12,12 @@
 //! that tier that can take it, while there is one; a service a `scale_out` policy added machines for runs one more
 //! instance on each, on agents that do not run it yet.
 
-use crate::protocol::{Assignment, ModelRef, PathIn, PathOut};
+use crate::protocol::{Assignment, ModelRef, PathIn, PathOut, PathTo};
 use std::collections::{BTreeMap, BTreeSet};
 use stratum_core::ir::{Accelerator, Action, Application, Arch, Condition, Placement, ServiceInput, Tier};
 use stratum_core::placement::{MachineFacts, TierRule, rule_out};
 use stratum_core::plan::{Assignment as PlannedAssignment, ComponentKind, Plan};
-use stratum_dataplane::remote::path_name;
+use stratum_dataplane::remote::{path_name, waiting_path_name};
 use stratum_dataplane::transfer::PathKey;
 
 /// An agent as placement sees it.
@@ -342,7 +342,8 @@ pub fn assignments(
 ) -> BTreeMap<String, Assignment> {
     let mut components: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut inputs: BTreeMap<&str, BTreeSet<PathIn>> = BTreeMap::new();
-    let mut outputs: BTreeMap<&str, BTreeSet<PathOut>> = BTreeMap::new();
+    // By producer host, then by path: the consumers a path leads to gather in its one `PathOut`.
+    let mut outputs: BTreeMap<String, BTreeMap<String, PathOut>> = BTreeMap::new();
     for agent in live {
         components.entry(&agent.name).or_default();
     }
@@ -352,17 +353,30 @@ pub fn assignments(
         }
     }
     let address = |name: &str| live.iter().find(|agent| agent.name == name).map(|agent| agent.data_address.clone());
+    let hosts_of = |component: &str| -> BTreeSet<&str> {
+        placed
+            .iter()
+            .filter(|placed| placed.component == component)
+            .filter_map(|placed| placed.host.as_deref())
+            .collect()
+    };
+    let mut lead = |producer_host: &str, path: String, producer: &str, consumer: &str, to: Option<PathTo>| {
+        let output = outputs
+            .entry(producer_host.to_string())
+            .or_default()
+            .entry(path.clone())
+            .or_insert_with(|| PathOut { path, producer: producer.to_string(), consumers: Vec::new(), to });
+        if !output.consumers.iter().any(|known| known == consumer) {
+            output.consumers.push(consumer.to_string());
+            output.consumers.sort();
+        }
+    };
     // Every consumer instance reads every instance of its producers; across hosts that is a path.
     for consumer in placed.iter().filter(|placed| placed.host.is_some()) {
         let consumer_host = consumer.host.as_deref().unwrap_or_default();
         for producer in inputs_of(application, &consumer.component) {
-            let producer_hosts: BTreeSet<&str> = placed
-                .iter()
-                .filter(|placed| placed.component == producer)
-                .filter_map(|placed| placed.host.as_deref())
-                .collect();
-            for producer_host in producer_hosts.into_iter().filter(|host| *host != consumer_host) {
-                let Some(to) = address(consumer_host) else { continue };
+            for producer_host in hosts_of(&producer).into_iter().filter(|host| *host != consumer_host) {
+                let Some(address) = address(consumer_host) else { continue };
                 let path = path_name(&producer, producer_host, consumer_host);
                 let key = PathKey::derive_hex(path_secret, &path);
                 if !held.contains(&consumer.component) {
@@ -372,13 +386,22 @@ pub fn assignments(
                         key: key.clone(),
                     });
                 }
-                outputs.entry(producer_host).or_default().insert(PathOut {
-                    path,
-                    producer: producer.clone(),
-                    to,
-                    to_agent: consumer_host.to_string(),
-                    key,
-                });
+                let to = PathTo { agent: consumer_host.to_string(), address, key };
+                lead(producer_host, path, &producer, &consumer.component, Some(to));
+            }
+        }
+    }
+    // A consumer that runs nowhere (its machine has not joined, or none may take it) has what its producers make
+    // kept for it on their machines, in a waiting path each: what a source acknowledged reaches it once it runs.
+    let nowhere: BTreeSet<&str> = placed
+        .iter()
+        .map(|placed| placed.component.as_str())
+        .filter(|component| hosts_of(component).is_empty())
+        .collect();
+    for consumer in nowhere {
+        for producer in inputs_of(application, consumer) {
+            for producer_host in hosts_of(&producer) {
+                lead(producer_host, waiting_path_name(&producer, producer_host, consumer), &producer, consumer, None);
             }
         }
     }
@@ -396,7 +419,7 @@ pub fn assignments(
                 })
                 .collect();
             let inputs: Vec<PathIn> = inputs.remove(agent).unwrap_or_default().into_iter().collect();
-            let outputs: Vec<PathOut> = outputs.remove(agent).unwrap_or_default().into_iter().collect();
+            let outputs: Vec<PathOut> = outputs.remove(agent).unwrap_or_default().into_values().collect();
             let components: Vec<String> = components.into_iter().collect();
             // The key covers what the agent runs — its components as the application defines them, its paths and
             // models — not the application's version: a new version restarts only the agents whose part changed.
@@ -515,7 +538,8 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
         assert_eq!(with_models["fog1"].models, [ModelRef { name: "busy".into(), version: 3, sha256: "abc".into() }]);
         assert!(with_models["edge1"].models.is_empty());
         assert_eq!(assigned["edge1"].outputs[0].path, "readings@edge1->fog1");
-        assert_eq!(assigned["edge1"].outputs[0].to, "fog1:9000");
+        assert_eq!(assigned["edge1"].outputs[0].to.as_ref().map(|to| to.address.as_str()), Some("fog1:9000"));
+        assert_eq!(assigned["edge1"].outputs[0].consumers, ["counts"]);
         assert_eq!(assigned["cloud1"].inputs[0].path, "counts@fog1->cloud1");
 
         // The fog node is lost: `counts` migrates to the cloud, as its policy says, and the edge sends there.
@@ -693,5 +717,34 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
         );
         assert_eq!(host_of(&placed, "kept"), Some("fog1"));
         assert_eq!(host_of(&placed, "readings"), None);
+    }
+
+    #[test]
+    fn what_a_consumer_placed_nowhere_reads_waits_on_its_producers_machine() {
+        let (application, plan) = planned();
+        // The edge joined, the fog not yet: `counts` runs nowhere, so the edge keeps its readings for it in a
+        // waiting path (no receiver, no key), which the path to the fog adopts once the fog joins.
+        let edge_only = [agent("edge1", Tier::Edge)];
+        let placed = place(&application, &plan, &edge_only, &[], &BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(host_of(&placed, "counts"), None);
+        let waiting = assignments(&application, 1, &placed, &edge_only, &BTreeMap::new(), b"secret", &BTreeSet::new());
+        let outputs = &waiting["edge1"].outputs;
+        assert_eq!(outputs.len(), 1, "{outputs:?}");
+        assert_eq!(outputs[0].path, "readings@edge1->?counts");
+        assert_eq!(outputs[0].consumers, ["counts"]);
+        assert_eq!(outputs[0].to, None);
+        assert!(waiting["edge1"].inputs.is_empty());
+
+        // Once the fog runs it, the path leads there, for the same consumer (which is how it adopts the log).
+        let both = [agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
+        let placed = place(&application, &plan, &both, &[], &BTreeMap::new(), &BTreeMap::new());
+        let joined = assignments(&application, 1, &placed, &both, &BTreeMap::new(), b"secret", &BTreeSet::new());
+        let outputs = &joined["edge1"].outputs;
+        assert_eq!(outputs.len(), 1, "{outputs:?}");
+        assert_eq!(outputs[0].path, "readings@edge1->fog1");
+        assert_eq!(outputs[0].consumers, ["counts"]);
+        // The cloud has not joined: the fog keeps the windows for its sink.
+        let paths: Vec<&str> = joined["fog1"].outputs.iter().map(|output| output.path.as_str()).collect();
+        assert_eq!(paths, ["counts@fog1->?kept"]);
     }
 }

@@ -204,14 +204,22 @@ pub struct PathIn {
     pub key: String,
 }
 
-/// A path out of the agent, to the data address `to` of the agent `to_agent` (whose certificate names it);
-/// `key` as in [`PathIn`].
+/// A path out of the agent for `consumers`, to the agent that runs them, or — while none does — a waiting path
+/// whose entries stay in its log (see `stratum_dataplane::remote::waiting_path_name`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathOut {
     pub path: String,
     pub producer: String,
-    pub to: String,
-    pub to_agent: String,
+    pub consumers: Vec<String>,
+    pub to: Option<PathTo>,
+}
+
+/// Where a path leads: the data address of the agent `agent` (whose certificate names it); `key` as in
+/// [`PathIn`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PathTo {
+    pub agent: String,
+    pub address: String,
     pub key: String,
 }
 

@@ -125,21 +125,42 @@ pub struct RemoteInput {
     pub deliveries: mpsc::Receiver<Delivered>,
 }
 
-/// Records of the local `producer` leaving on `path` for the receiver at `to`, authenticated with the path's key
-/// (hex, as the control plane hands it out: see [`PathKey`]).
+/// Records of the local `producer` leaving on `path` for its `consumers` on another machine, or waiting for them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteOutput {
     pub path: String,
     pub producer: String,
-    pub to: String,
+    /// The components the path leads to: it adopts what waited for them (see [`waiting_path_name`]).
+    pub consumers: Vec<String>,
+    /// The machine that receives it; `None` for a waiting path, whose entries stay in its log.
+    pub to: Option<Destination>,
+}
+
+/// The receiver of a path: its address, the path's key (hex, as the control plane hands it out: see
+/// [`PathKey`]), and TLS to it (`None` on a cluster without TLS).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Destination {
+    pub address: String,
     pub key: String,
-    /// TLS to the receiving agent (`None` on a cluster without TLS).
     pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// The path between a producer on one host and its consumers on another.
 pub fn path_name(producer: &str, producer_host: &str, consumer_host: &str) -> String {
     format!("{producer}@{producer_host}->{consumer_host}")
+}
+
+/// The path that keeps what `producer` makes on `producer_host` for `consumer` while no machine runs that consumer
+/// (its machine has not joined, or none may take it): a log with no receiver, which the path to the machine that
+/// takes the consumer adopts, or the consumer reads out itself if it comes to the producer's machine. Without it,
+/// a source's acknowledgement would promise records that reach no one.
+pub fn waiting_path_name(producer: &str, producer_host: &str, consumer: &str) -> String {
+    format!("{producer}@{producer_host}->?{consumer}")
+}
+
+/// The consumer a waiting path keeps records for; `None` for a path to a machine.
+pub fn waiting_for(path: &str) -> Option<&str> {
+    path.split_once("->")?.1.strip_prefix('?')
 }
 
 /// Where a path's log lives under a data directory: its name with anything but letters, digits, `-` and `_`
@@ -314,9 +335,8 @@ pub struct RemoteSink {
     holding: Holding,
     /// When it last looked for left-over logs of its producer to adopt.
     adopted_at: Option<std::time::Instant>,
-    to: String,
-    key: String,
-    tls: Option<crate::tls::ClientTls>,
+    consumers: Vec<String>,
+    to: Option<Destination>,
     stop: watch::Sender<bool>,
     forwarder: Option<tokio::task::JoinHandle<Result<(), Error>>>,
     state: watch::Receiver<ForwarderState>,
@@ -336,9 +356,8 @@ impl RemoteSink {
             options,
             log: None,
             adopted_at: None,
+            consumers: output.consumers.clone(),
             to: output.to.clone(),
-            key: output.key.clone(),
-            tls: output.tls.clone(),
             stop,
             forwarder: None,
             state,
@@ -392,7 +411,10 @@ impl RemoteSink {
         let Ok(entries) = std::fs::read_dir(buffers) else { return Ok(()) };
         for entry in entries.flatten() {
             let directory = entry.path();
-            if directory == self.directory || !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            if directory == self.directory
+                || !entry.file_name().to_string_lossy().starts_with(&prefix)
+                || !self.may_adopt(&directory)
+            {
                 continue;
             }
             let Some(_holding) = Holding::hold_if_free(&directory) else { continue };
@@ -425,16 +447,33 @@ impl RemoteSink {
         Ok(())
     }
 
+    /// Whether this path may adopt `directory`, the log of another path of its producer: any path's that led to a
+    /// machine, but a waiting path's only when it waited for one of this path's consumers (it is theirs alone).
+    fn may_adopt(&self, directory: &Path) -> bool {
+        let Some((from, _)) = self.path.split_once("->") else { return false };
+        let file_name = |path: &str| log_directory(Path::new(""), path).file_name().map(|name| name.to_os_string());
+        let (Some(name), Some(waiting)) = (directory.file_name(), file_name(&format!("{from}->?"))) else {
+            return false;
+        };
+        if !name.to_string_lossy().starts_with(&*waiting.to_string_lossy()) {
+            return true;
+        }
+        self.consumers.iter().any(|consumer| file_name(&format!("{from}->?{consumer}")).as_deref() == Some(name))
+    }
+
+    /// Starts sending the log to the receiver; a waiting path has none, and keeps its entries.
     fn start_forwarding(&mut self) -> Result<(), Error> {
+        let Some(to) = &self.to else { return Ok(()) };
         if self.forwarder.is_some() {
             return Ok(());
         }
+        let key = PathKey::from_hex(&to.key)
+            .ok_or_else(|| Error::Transfer(format!("path `{}` came without a valid key", self.path).into()))?;
+        let (address, tls) = (to.address.clone(), to.tls.clone());
         let log = self.log()?;
         let (state_sender, state) = watch::channel(ForwarderState::default());
         self.state = state;
-        let key = PathKey::from_hex(&self.key)
-            .ok_or_else(|| Error::Transfer(format!("path `{}` came without a valid key", self.path).into()))?;
-        let forwarder = Forwarder { log, path: self.path.clone(), to: self.to.clone(), key, tls: self.tls.clone() };
+        let forwarder = Forwarder { log, path: self.path.clone(), to: address, key, tls };
         self.forwarder = Some(tokio::spawn(forwarder.run(self.stop.subscribe(), state_sender)));
         Ok(())
     }

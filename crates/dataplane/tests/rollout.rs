@@ -259,3 +259,60 @@ async fn a_stream_let_go_while_its_lease_had_ended_leaves_without_emitting() {
     assert!(!stratum_dataplane::checkpoint::handed_over_path(directory.path(), "counts").exists());
     assert!(stratum_dataplane::checkpoint::checkpoint_path(directory.path(), "counts").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_comes_to_its_producers_machine_reads_what_waited_for_it_first() {
+    // `raw` ran on no machine: what `detections` made for it waited here in a waiting path. When `raw` comes to
+    // this machine, it reads that log out before anything newer, so it has every record from the start.
+    use stratum_dataplane::remote::{Partition, RemoteOutput, waiting_path_name};
+    let directory = tempfile::tempdir().unwrap();
+    let options = PipelineOptions {
+        base_dir: directory.path().into(),
+        data_dir: Some(directory.path().into()),
+        ..PipelineOptions::default()
+    };
+    let application = common::application_from_text("rollout.stratum", VERSION_1);
+    let waiting = Partition {
+        components: vec!["detections".into()],
+        inputs: Vec::new(),
+        outputs: vec![RemoteOutput {
+            path: waiting_path_name("detections", "here", "raw"),
+            producer: "detections".into(),
+            consumers: vec!["raw".into()],
+            to: None,
+        }],
+    };
+    let started = now_milliseconds();
+    let running = Pipeline::build_part(&application, &options, Some(waiting)).unwrap().start();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let came = now_milliseconds();
+    // In the same rollout, `counts` now waits too: a new path of `detections`, which must not take `raw`'s log.
+    let local = Partition {
+        components: vec!["detections".into(), "raw".into()],
+        inputs: Vec::new(),
+        outputs: vec![RemoteOutput {
+            path: waiting_path_name("detections", "here", "counts"),
+            producer: "detections".into(),
+            consumers: vec!["counts".into()],
+            to: None,
+        }],
+    };
+    running.update(&application, &options, Some(local), &[]).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    running.stopper().stop();
+    let _ = running.finished().await;
+    let raw = lines(&directory.path().join("out/raw.jsonl"));
+    let times: Vec<i64> =
+        raw.iter().filter_map(|record| record["ts"].as_str()).filter_map(stratum_core::eval::parse_timestamp).collect();
+    let before = times.iter().filter(|time| **time < came).count();
+    // 50 a second for 1.5 s before `raw` came.
+    assert!(before >= 60, "only {before} of the records made before `raw` came reached it ({} in all)", raw.len());
+    assert!(times.first().is_some_and(|first| *first - started < 500), "the first record is from the start");
+    let ordered = times.windows(2).all(|pair| pair[0] <= pair[1]);
+    assert!(ordered, "what waited came before anything newer");
+}
+
+fn now_milliseconds() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    since.as_millis() as i64
+}

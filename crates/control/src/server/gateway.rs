@@ -94,7 +94,8 @@ impl Server {
         let bad_gateway = |message: String| Refusal { status: 502, message, retry_after_seconds: None };
         let (client, scheme) =
             self.gateway.client(agent).map_err(|error| bad_gateway(format!("agent `{agent}`: {error}")))?;
-        forward(&client, &format!("{scheme}://{target}"), &self.options.join_token, &service, body).await
+        let api_key = self.agent_api_key(agent)?;
+        forward(&client, &format!("{scheme}://{target}"), &api_key, &service, body).await
     }
 }
 
@@ -102,14 +103,14 @@ impl Server {
 async fn forward(
     client: &reqwest::Client,
     target: &str,
-    join_token: &str,
+    api_key: &str,
     service: &str,
     body: Vec<u8>,
 ) -> Result<serde_json::Value, Refusal> {
     let bad_gateway = |message: String| Refusal { status: 502, message, retry_after_seconds: None };
     let answer = client
         .post(format!("{target}/v1/services/{service}/predict"))
-        .bearer_auth(join_token)
+        .bearer_auth(api_key)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()

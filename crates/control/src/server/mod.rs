@@ -43,6 +43,8 @@ pub struct Joined {
     pub key: Option<String>,
     /// Its certificate and key, on a cluster with TLS.
     pub identity: Option<stratum_dataplane::tls::Identity>,
+    /// The key its own API takes (see [`Server::agent_api_key`]).
+    pub api_key: String,
 }
 
 #[derive(Clone)]
@@ -158,7 +160,8 @@ pub struct Server {
     next_replica: std::sync::atomic::AtomicUsize,
     /// Wakes the training scheduler when agents report results.
     training_wake: Arc<Notify>,
-    /// The secret every data path's key is derived from (`STATE_DIR/path.secret`, made at the first start).
+    /// The secret every data path's key and every agent's API key are derived from (`STATE_DIR/path.secret`,
+    /// made at the first start).
     path_secret: Vec<u8>,
 }
 
@@ -395,6 +398,21 @@ impl Server {
         }
     }
 
+    /// The key the API of the agent `name` takes, and only that agent's: derived from the control plane's secret
+    /// and the agent's own key (so it outlives restarts, and a machine that replaced a forgotten one under its
+    /// name has another), handed to the agent at each join, and presented by the gateway. A machine that holds
+    /// the join token, or another agent's key, cannot call it.
+    pub fn agent_api_key(&self, name: &str) -> Result<String, Refusal> {
+        let issued = self.state.agent_key(name).map_err(|error| Refusal {
+            status: 500,
+            message: format!("the state store cannot say which key `{name}` holds: {error}"),
+            retry_after_seconds: Some(1),
+        })?;
+        // No path is named with spaces: this key is no path's.
+        let label = format!("api of agent {name} {}", issued.unwrap_or_default());
+        Ok(stratum_dataplane::transfer::PathKey::derive_hex(&self.path_secret, &label))
+    }
+
     /// The cluster's authority (PEM), when it runs with TLS.
     pub fn authority_pem(&self) -> Option<&str> {
         self.options.authority.as_ref().map(|authority| authority.certificate_pem())
@@ -450,8 +468,9 @@ impl Server {
                 Some(key)
             }
         };
+        let api_key = self.agent_api_key(&join.name)?;
         self.admit(join);
-        Ok(Joined { key: issued, identity })
+        Ok(Joined { key: issued, identity, api_key })
     }
 
     fn admit(&self, join: Join) {

@@ -306,7 +306,8 @@ pub(super) fn roll_out(
 
 /// The logs that paths of a local producer retiring in this rollout leave, by producer: a consumer that comes to
 /// this machine in the same rollout takes them first (the consumer those paths led to moved here). Not when the
-/// producer also starts a path to another machine: that path adopts them (`RemoteSink`), for wherever they went.
+/// producer also starts a path to another machine: that path adopts them (`RemoteSink`), for wherever they went;
+/// but a waiting path's log goes to its consumer whenever that consumer comes here.
 fn left_over_paths(
     wiring: &Wiring,
     retiring: &BTreeSet<String>,
@@ -321,7 +322,12 @@ fn left_over_paths(
         let Some(slot) = wiring.slots.get(name).filter(|slot| path_out(&slot.info)) else { continue };
         let Some((producer, _)) = slot.inputs.first() else { continue };
         let directory = crate::remote::log_directory(data_dir, name);
-        if wanted.contains(producer.as_str()) && !new_paths_of.contains(producer) && directory.exists() {
+        // A waiting path's log is its consumer's alone: it takes it when it comes here, new paths or not.
+        let taken_here = match crate::remote::waiting_for(name) {
+            Some(consumer) => wanted.contains(consumer),
+            None => !new_paths_of.contains(producer),
+        };
+        if wanted.contains(producer.as_str()) && taken_here && directory.exists() {
             left_over.entry(producer.clone()).or_default().push(directory);
         }
     }

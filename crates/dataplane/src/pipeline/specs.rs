@@ -170,12 +170,19 @@ pub(super) fn specs<'a>(
         let producer = component_name(application, &output.producer)?;
         let buffer =
             application.sources.iter().find(|source| source.name == producer).and_then(|source| source.buffer.as_ref());
+        let (kind, to) = match &output.to {
+            Some(to) => (format!("to {}", to.address), Some(to.address.as_str())),
+            None => (format!("waiting for {}", output.consumers.join(", ")), None),
+        };
+        // The consumers are part of it: a path that now leads to another consumer too adopts what waited for it.
+        let fingerprint =
+            json!({ "path": output.path, "to": to, "consumers": output.consumers, "buffer": buffer }).to_string();
         specs.push(Spec {
-            info: ComponentInfo { name: output.path.clone(), role: "path out", kind: format!("to {}", output.to) },
+            info: ComponentInfo { name: output.path.clone(), role: "path out", kind },
             metrics_kind: "path".into(),
             inputs: vec![(producer.to_string(), 0)],
             output: None,
-            fingerprint: json!({ "path": output.path, "to": output.to, "buffer": buffer }).to_string(),
+            fingerprint,
             what: What::PathOut(output, RemoteSink::options_for(buffer)),
         });
     }
