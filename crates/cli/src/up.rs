@@ -22,9 +22,13 @@ use stratum_core::plan::Plan;
 pub(crate) struct UpArgs {
     /// The .stratum file to run.
     file: PathBuf,
-    /// Where the web interface and the API listen.
+    /// Where the web interface and the API listen: a loopback address, unless --plain-http says otherwise.
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDRESS")]
     api: SocketAddr,
+    /// Serve the API on an address other machines reach, in plain HTTP (tokens cross the network in the clear):
+    /// `stratum up` is for one machine; `stratum server` serves TLS.
+    #[arg(long)]
+    plain_http: bool,
     /// The operator's API token (reads and applies); a random one is made and printed otherwise.
     #[arg(long, env = "STRATUM_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -112,6 +116,17 @@ pub(crate) fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let positive = |value: f64| value.is_finite() && value > 0.0;
     if !positive(args.speed) || !positive(args.bootstrap_hours) {
         anyhow::bail!("--speed and --bootstrap-hours must be positive numbers");
+    }
+    if !args.api.ip().is_loopback() && !args.plain_http {
+        eprintln!(
+            "error: `stratum up` serves its API in plain HTTP, and {} is reachable from other machines: the \
+             tokens would cross the network in the clear. Listen on loopback (--api 127.0.0.1:{}), say that plain \
+             HTTP is meant (--plain-http), or run the application across machines with `stratum server`, which \
+             serves TLS (README, \"Deploy beyond one machine\")",
+            args.api,
+            args.api.port()
+        );
+        return Ok(Outcome::UserError);
     }
     let Some(checked) = checked_without_errors(&args.file, color)? else { return Ok(Outcome::UserError) };
     let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };

@@ -277,3 +277,19 @@ fn the_next_up_after_a_kill_takes_up_the_open_windows() {
     let text = String::from_utf8_lossy(&logs.stdout);
     assert!(text.contains("resumed: took up the open windows of its checkpoint"), "{text}");
 }
+
+#[test]
+fn up_serves_plain_http_to_other_machines_only_when_told_so() {
+    // `stratum up` has no TLS: an API other machines reach would carry its tokens in the clear. Refused, saying
+    // what to do, before anything starts.
+    let folder = traffic_copy("up_plain_http");
+    let up = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["up", "traffic.stratum", "--for", "1s", "--api", &format!("0.0.0.0:{}", free_port())])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&up.stderr);
+    assert_eq!(up.status.code(), Some(1), "{said}");
+    assert!(said.contains("--plain-http") && said.contains("stratum server"), "{said}");
+    assert!(!folder.join(".stratum").exists(), "nothing started");
+}

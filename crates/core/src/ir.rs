@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Bumped whenever the shape of the IR changes in a way a consumer could notice.
-pub const IR_VERSION: u32 = 2;
+pub const IR_VERSION: u32 = 3;
 
 /// Reads `ir_version` and refuses any but [`IR_VERSION`]: a consumer must never guess at a shape it does not know
 /// (an agent of an older release, a state store written by a newer one).
@@ -301,6 +301,9 @@ pub enum SourceKind {
         path: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         port: Option<u16>,
+        /// HTTPS with this certificate; plain HTTP without.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls: Option<TlsFiles>,
     },
     File {
         path: String,
@@ -327,6 +330,14 @@ impl SourceKind {
             SourceKind::Generator { .. } => "generator",
         }
     }
+}
+
+/// A server's certificate (its chain, PEM) and private key (PEM), as files relative to the application's folder
+/// or absolute: read on the machine that runs the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    pub certificate: String,
+    pub private_key: String,
 }
 
 /// What an edge buffer does when it is full.

@@ -15,15 +15,8 @@ use tokio::sync::{mpsc, watch};
 
 /// A certificate authority and a certificate it signed for `name`, made for the run.
 fn authority_and_identity(name: &str) -> (String, Identity) {
-    let mut parameters = rcgen::CertificateParams::default();
-    parameters.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    parameters.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-    let authority_key = rcgen::KeyPair::generate().unwrap();
-    let authority = parameters.self_signed(&authority_key).unwrap();
-    let issuer = rcgen::Issuer::new(parameters, authority_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let certificate = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
-    (authority.pem(), Identity { certificate_pem: certificate.pem(), key_pem: key.serialize_pem() })
+    let (authority, certificate_pem, key_pem) = stratum_test_support::authority_and_certificate(name);
+    (authority, Identity { certificate_pem, key_pem })
 }
 
 /// Forwards `entries` entries of `size` bytes and returns the seconds until the last is acknowledged.

@@ -97,6 +97,69 @@ sink kept: jsonl {{
     std::net::TcpListener::bind(("0.0.0.0", port)).expect("the HTTP source released its port");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_source_with_a_certificate_takes_pushes_over_https_only() {
+    let port = free_port();
+    let directory = tempfile::tempdir().unwrap();
+    let (authority, certificate, key) = stratum_test_support::authority_and_certificate("ingest.example");
+    std::fs::create_dir_all(directory.path().join("tls")).unwrap();
+    std::fs::write(directory.path().join("tls/ingest.pem"), &certificate).unwrap();
+    std::fs::write(directory.path().join("tls/ingest.key"), &key).unwrap();
+    let text = format!(
+        r#"app push
+schema Reading {{ sensor: string  value: float }}
+source readings: http {{
+  path = "/v1/readings"
+  port = {port}
+  certificate = "tls/ingest.pem"
+  private_key = "tls/ingest.key"
+  schema = Reading
+}}
+sink kept: jsonl {{ from = readings  path = "out/kept.jsonl" }}
+"#
+    );
+    let application = common::application_from_text("push.stratum", &text);
+    let pipeline = Pipeline::build(&application, &options(directory.path())).unwrap();
+    let stopper = pipeline.stopper();
+    let running = tokio::spawn(pipeline.run());
+    let _ = common::http_client();
+    let tls = stratum_dataplane::tls::ClientTls::new(&authority, "ingest.example").unwrap();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls.config())
+        .resolve("ingest.example", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap();
+    let url = format!("https://ingest.example:{port}/v1/readings");
+    let answer = loop {
+        if let Ok(response) = client.post(&url).body(r#"{"sensor": "a", "value": 1}"#).send().await {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(answer.status().as_u16(), 200, "{:?}", answer.text().await);
+    // Plain HTTP to the same port gets no answer: the server speaks only TLS.
+    let plain = common::http_client().post(format!("http://127.0.0.1:{port}/v1/readings")).body("{}").send().await;
+    assert!(plain.is_err() || plain.is_ok_and(|response| response.status().as_u16() != 200));
+    stopper.stop();
+    running.await.unwrap().unwrap();
+    let kept = lines(&directory.path().join("out/kept.jsonl"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["sensor"], "a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_source_whose_certificate_cannot_be_read_says_which_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let text = r#"app push
+schema Reading { sensor: string  value: float }
+source readings: http { path = "/in"  certificate = "tls/missing.pem"  private_key = "tls/missing.key"  schema = Reading }
+sink kept: jsonl { from = readings  path = "out/kept.jsonl" }
+"#;
+    let application = common::application_from_text("push.stratum", text);
+    let error = Pipeline::build(&application, &options(directory.path())).err().expect("refused").to_string();
+    assert!(error.contains("readings") && error.contains("tls/missing.pem"), "{error}");
+}
+
 /// A webhook receiver on a free port that fails the first `failures` requests with 503 and keeps the records
 /// of the others; a `refuse` receiver answers 422 to everything.
 async fn receiver(failures: usize, refuse: bool) -> (u16, Arc<Mutex<Vec<Value>>>, Arc<AtomicUsize>) {

@@ -105,6 +105,22 @@ impl Drop for Mosquitto {
     }
 }
 
+/// A certificate authority made for the run and a certificate it signed for `name`: (the authority's certificate,
+/// the certificate, its private key), each PEM.
+pub fn authority_and_certificate(name: &str) -> (String, String, String) {
+    let mut parameters = rcgen::CertificateParams::default();
+    parameters.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    parameters.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let authority_key = rcgen::KeyPair::generate().expect("a key");
+    let authority = parameters.self_signed(&authority_key).expect("an authority");
+    let issuer = rcgen::Issuer::new(parameters, authority_key);
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let certificate = rcgen::CertificateParams::new(vec![name.to_string()])
+        .and_then(|parameters| parameters.signed_by(&key, &issuer))
+        .expect("a certificate");
+    (authority.pem(), certificate.pem(), key.serialize_pem())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

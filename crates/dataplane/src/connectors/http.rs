@@ -40,20 +40,39 @@ const STOPPED: &str = "the records were not stored (the pipeline failed or is st
 const ERRORS_ANSWERED: usize = 10;
 
 /// Builds an `http` source.
-pub fn build_source(source: &SourceItem, _context: &BuildContext) -> Result<Box<dyn Source>, Error> {
-    let SourceKind::Http { path, port } = &source.kind else {
+pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<dyn Source>, Error> {
+    let SourceKind::Http { path, port, tls } = &source.kind else {
         return Err(Error::Build { component: source.name.clone(), message: "not an HTTP source".into() });
     };
+    let failed = |message: String| Error::Build { component: source.name.clone(), message };
     if !path.starts_with('/') {
-        return Err(Error::Build {
-            component: source.name.clone(),
-            message: format!("path `{path}` must start with /"),
-        });
+        return Err(failed(format!("path `{path}` must start with /")));
     }
+    let tls = match tls {
+        Some(files) => {
+            let read = |file: &str, what: &str| {
+                let path = context.resolve(file);
+                std::fs::read_to_string(&path)
+                    .map_err(|error| failed(format!("cannot read its {what} `{}`: {error}", path.display())))
+            };
+            let identity = crate::tls::Identity {
+                certificate_pem: read(&files.certificate, "certificate")?,
+                key_pem: read(&files.private_key, "private key")?,
+            };
+            let fingerprint = crate::tls::certificate_sha256(&identity.certificate_pem)
+                .map_err(|error| failed(format!("its certificate `{}`: {error}", files.certificate)))?;
+            let server = crate::tls::ServerTls::new(&identity).map_err(|error| {
+                failed(format!("its certificate `{}` and key `{}`: {error}", files.certificate, files.private_key))
+            })?;
+            Some(IngestTls { server, fingerprint })
+        }
+        None => None,
+    };
     Ok(Box::new(HttpSource {
         port: port.unwrap_or(DEFAULT_HTTP_PORT),
         path: path.clone(),
         fields: source.fields.clone(),
+        tls,
     }))
 }
 
@@ -61,6 +80,15 @@ pub struct HttpSource {
     pub port: u16,
     pub path: String,
     pub fields: Vec<Field>,
+    /// HTTPS, when the source names a certificate.
+    pub tls: Option<IngestTls>,
+}
+
+/// The TLS an HTTP source serves, with its certificate's sha256: the sources sharing a port must agree on it.
+#[derive(Clone)]
+pub struct IngestTls {
+    pub server: crate::tls::ServerTls,
+    pub fingerprint: String,
 }
 
 /// One push waiting for its source.
@@ -73,15 +101,22 @@ struct Push {
 struct IngestServer {
     routes: Mutex<HashMap<String, mpsc::Sender<Push>>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The sha256 of the certificate it serves HTTPS with; `None` for plain HTTP.
+    certificate: Option<String>,
 }
 
 /// The servers of this process, by port.
 static SERVERS: LazyLock<Mutex<BTreeMap<u16, Arc<IngestServer>>>> = LazyLock::new(Default::default);
 
 /// Adds a path to the server on `port`, starting the server if it is the first.
-fn register(port: u16, path: &str, pushes: mpsc::Sender<Push>) -> Result<(), String> {
+fn register(port: u16, path: &str, pushes: mpsc::Sender<Push>, tls: Option<&IngestTls>) -> Result<(), String> {
     let mut servers = lock(&SERVERS);
+    let certificate = tls.map(|tls| tls.fingerprint.clone());
     if let Some(server) = servers.get(&port) {
+        if server.certificate != certificate {
+            let served = if server.certificate.is_some() { "HTTPS with another certificate" } else { "plain HTTP" };
+            return Err(format!("another source on port {port} serves {served}: sources on one port share one server"));
+        }
         let mut routes = lock(&server.routes);
         if routes.contains_key(path) {
             return Err(format!("another source already takes pushes on port {port} at {path}"));
@@ -96,12 +131,14 @@ fn register(port: u16, path: &str, pushes: mpsc::Sender<Push>) -> Result<(), Str
     let server = Arc::new(IngestServer {
         routes: Mutex::new(HashMap::from([(path.to_string(), pushes)])),
         task: Mutex::new(None),
+        certificate,
     });
     let router = axum::Router::new().fallback(ingest).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server.clone());
-    let task = tokio::spawn(serve(listener, router, HEADER_TIMEOUT, None, std::future::pending()));
+    let acceptor = tls.map(|tls| tls.server.clone());
+    let task = tokio::spawn(serve(listener, router, HEADER_TIMEOUT, acceptor, std::future::pending()));
     *lock(&server.task) = Some(task);
     servers.insert(port, server);
-    tracing::info!(port, path, "HTTP source listening");
+    tracing::info!(port, path, https = tls.is_some(), "HTTP source listening");
     Ok(())
 }
 
@@ -196,7 +233,7 @@ impl Source for HttpSource {
     fn run(self: Box<Self>, output: Output, mut context: Context) -> BoxFuture<'static, Result<(), Error>> {
         Box::pin(async move {
             let (sender, mut pushes) = mpsc::channel::<Push>(64);
-            register(self.port, &self.path, sender)
+            register(self.port, &self.path, sender, self.tls.as_ref())
                 .map_err(|message| Error::Build { component: context.component.clone(), message })?;
             loop {
                 let push = tokio::select! {

@@ -20,7 +20,8 @@ const SOURCE_COMMON: Spec =
 const MQTT_SOURCE: Spec = &[("topic", Shape::Value), ("broker", Shape::Value)];
 const NATS_SOURCE: Spec = &[("subject", Shape::Value), ("url", Shape::Value)];
 const KAFKA_SOURCE: Spec = &[("topic", Shape::Value), ("brokers", Shape::Value), ("group", Shape::Value)];
-const HTTP_SOURCE: Spec = &[("path", Shape::Value), ("port", Shape::Value)];
+const HTTP_SOURCE: Spec =
+    &[("path", Shape::Value), ("port", Shape::Value), ("certificate", Shape::Value), ("private_key", Shape::Value)];
 const FILE_SOURCE: Spec = &[("path", Shape::Value), ("format", Shape::Value), ("mode", Shape::Value)];
 const GENERATOR_SOURCE: Spec = &[("seed", Shape::Value), ("count", Shape::Value)];
 const BUFFER: Spec = &[("max", Shape::Value), ("ttl", Shape::Value), ("when_full", Shape::Value)];
@@ -339,13 +340,22 @@ impl<'a> Checker<'a> {
                 brokers: attributes.value("brokers").map(|value| self.strings(value)).unwrap_or_default(),
                 group: optional_text(self, "group"),
             },
-            SourceConnector::Http => SourceKind::Http {
-                path: text(self, "path", "path = \"/ingest\"")?,
-                port: attributes
+            SourceConnector::Http => {
+                let path = text(self, "path", "path = \"/ingest\"")?;
+                let port = attributes
                     .value("port")
                     .and_then(|value| self.whole(value, 1, "`port`"))
-                    .and_then(|port| self.port(port, attributes)),
-            },
+                    .and_then(|port| self.port(port, attributes));
+                // HTTPS needs both files: one named asks for the other.
+                let tls = match (attributes.value("certificate"), attributes.value("private_key")) {
+                    (None, None) => None,
+                    _ => Some(TlsFiles {
+                        certificate: text(self, "certificate", "certificate = \"tls/ingest.pem\"")?,
+                        private_key: text(self, "private_key", "private_key = \"tls/ingest.key\"")?,
+                    }),
+                };
+                SourceKind::Http { path, port, tls }
+            }
             SourceConnector::File => {
                 let path = text(self, "path", "path = \"data/readings.csv\"")?;
                 let format = match attributes.value("format") {
