@@ -584,7 +584,11 @@ impl Agent {
                         address: to.address.clone(),
                         key: to.key.clone(),
                         tls: match &self.tls {
-                            Some((authority, _)) => Some(ClientTls::new(authority, &agent_identity(&to.agent))?),
+                            Some((authority, _)) => Some(ClientTls::pinned(
+                                authority,
+                                &agent_identity(&to.agent),
+                                to.certificate_sha256.as_deref(),
+                            )?),
                             None => None,
                         },
                     }),

@@ -230,9 +230,20 @@ mod tests {
 
     /// A TLS handshake between a server presenting `identity` and a client expecting `expected`.
     async fn handshake(authority: &Authority, presented: Option<&str>, expected: &str) -> std::io::Result<()> {
+        let identity = presented.map(|presented| authority.issue(presented, &[]).unwrap());
+        pinned_handshake(authority, identity.as_ref(), expected, None).await
+    }
+
+    /// As [`handshake`], presenting `identity` to a client that pins the certificate whose sha256 is `pin`.
+    async fn pinned_handshake(
+        authority: &Authority,
+        identity: Option<&stratum_dataplane::tls::Identity>,
+        expected: &str,
+        pin: Option<&str>,
+    ) -> std::io::Result<()> {
         let server = ServerTls::waiting().unwrap();
-        if let Some(presented) = presented {
-            server.present(&authority.issue(presented, &[]).unwrap()).unwrap();
+        if let Some(identity) = identity {
+            server.present(identity).unwrap();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -241,11 +252,25 @@ mod tests {
             let (stream, _) = listener.accept().await.unwrap();
             let _ = acceptor.accept(stream).await;
         });
-        let client = ClientTls::new(authority.certificate_pem(), expected).unwrap();
+        let client = ClientTls::pinned(authority.certificate_pem(), expected, pin).unwrap();
         let stream = tokio::net::TcpStream::connect(address).await.unwrap();
         let result = client.connect(stream).await.map(|_| ());
         accepting.abort();
         result
+    }
+
+    #[tokio::test]
+    async fn a_pinned_client_takes_only_the_agent_s_latest_certificate() {
+        // edge1 joined twice (or a machine replaced a forgotten edge1): both certificates are valid and name it,
+        // but the control plane pins the latest, and the earlier one opens nothing.
+        let folder = tempfile::tempdir().unwrap();
+        let authority = Authority::open(folder.path()).unwrap();
+        let edge = agent_identity("edge1");
+        let (earlier, latest) = (authority.issue(&edge, &[]).unwrap(), authority.issue(&edge, &[]).unwrap());
+        let pin = stratum_dataplane::tls::certificate_sha256(&latest.certificate_pem).unwrap();
+        pinned_handshake(&authority, Some(&latest), &edge, Some(&pin)).await.unwrap();
+        pinned_handshake(&authority, Some(&earlier), &edge, Some(&pin)).await.unwrap_err();
+        pinned_handshake(&authority, Some(&earlier), &edge, None).await.unwrap();
     }
 
     #[tokio::test]

@@ -34,6 +34,9 @@ pub struct LiveAgent {
     pub memory_bytes: u64,
     /// The accelerators its node declares in the application (agents do not measure them).
     pub accelerators: Vec<Accelerator>,
+    /// The sha256 of the certificate issued at its latest join, on a cluster with TLS: paths to it take only
+    /// that one.
+    pub certificate_sha256: Option<String>,
 }
 
 /// One placed instance: the component, its instance number, where the plan put it and where it runs now.
@@ -352,7 +355,11 @@ pub fn assignments(
             components.entry(host.as_str()).or_default().insert(placed.component.clone());
         }
     }
-    let address = |name: &str| live.iter().find(|agent| agent.name == name).map(|agent| agent.data_address.clone());
+    let address = |name: &str| {
+        live.iter()
+            .find(|agent| agent.name == name)
+            .map(|agent| (agent.data_address.clone(), agent.certificate_sha256.clone()))
+    };
     let hosts_of = |component: &str| -> BTreeSet<&str> {
         placed
             .iter()
@@ -376,7 +383,7 @@ pub fn assignments(
         let consumer_host = consumer.host.as_deref().unwrap_or_default();
         for producer in inputs_of(application, &consumer.component) {
             for producer_host in hosts_of(&producer).into_iter().filter(|host| *host != consumer_host) {
-                let Some(address) = address(consumer_host) else { continue };
+                let Some((address, certificate_sha256)) = address(consumer_host) else { continue };
                 let path = path_name(&producer, producer_host, consumer_host);
                 let key = PathKey::derive_hex(path_secret, &path);
                 if !held.contains(&consumer.component) {
@@ -386,7 +393,7 @@ pub fn assignments(
                         key: key.clone(),
                     });
                 }
-                let to = PathTo { agent: consumer_host.to_string(), address, key };
+                let to = PathTo { agent: consumer_host.to_string(), address, key, certificate_sha256 };
                 lead(producer_host, path, &producer, &consumer.component, Some(to));
             }
         }
@@ -466,6 +473,7 @@ mod tests {
             cpu: 4.0,
             memory_bytes: 8 << 30,
             accelerators: Vec::new(),
+            certificate_sha256: None,
         }
     }
 

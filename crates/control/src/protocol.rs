@@ -214,13 +214,16 @@ pub struct PathOut {
     pub to: Option<PathTo>,
 }
 
-/// Where a path leads: the data address of the agent `agent` (whose certificate names it); `key` as in
+/// Where a path leads: the data address of the agent `agent` (whose certificate names it, and on a cluster with
+/// TLS hashes to `certificate_sha256`: the one the control plane issued at its latest join); `key` as in
 /// [`PathIn`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathTo {
     pub agent: String,
     pub address: String,
     pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_sha256: Option<String>,
 }
 
 /// A model artifact an agent needs, by the sha256 of its file: fetched from `GET /v1/models/{name}/{version}`

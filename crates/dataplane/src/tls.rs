@@ -152,16 +152,26 @@ impl std::fmt::Debug for ServerTls {
     }
 }
 
-/// The client side of TLS: trusts the cluster's authority alone, and only a certificate naming `expected`.
+/// The client side of TLS: trusts the cluster's authority alone, and only a certificate naming `expected` — and,
+/// when pinned, only the one certificate with that sha256.
 #[derive(Clone)]
 pub struct ClientTls {
     config: Arc<rustls::ClientConfig>,
     expected: ServerName<'static>,
+    pin: Option<String>,
 }
 
 impl ClientTls {
     /// A client that trusts the authority `ca_pem` and expects the other end to be `expected` (an identity).
     pub fn new(ca_pem: &str, expected: &str) -> Result<ClientTls, Error> {
+        ClientTls::pinned(ca_pem, expected, None)
+    }
+
+    /// As [`ClientTls::new`], taking only the certificate whose sha256 (of its DER bytes, hex) is `pin` when
+    /// there is one: the control plane pins each agent's latest certificate, so that one it issued before (to a
+    /// machine since forgotten, or to the same agent before it joined again) opens nothing, though it is still
+    /// valid.
+    pub fn pinned(ca_pem: &str, expected: &str, pin: Option<&str>) -> Result<ClientTls, Error> {
         let mut roots = rustls::RootCertStore::empty();
         for certificate in certificates(ca_pem)? {
             roots.add(certificate).map_err(|error| tls_error("cannot trust the cluster's authority", error.into()))?;
@@ -171,8 +181,14 @@ impl ClientTls {
         let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|error| tls_error("cannot trust the cluster's authority", error.into()))?;
-        let verifier = Arc::new(Expect { inner, expected: expected.clone() });
-        Ok(ClientTls { config: Arc::new(client_config(verifier)?), expected })
+        let pin = pin.map(str::to_string);
+        let verifier = Arc::new(Expect { inner, expected: expected.clone(), pin: pin.clone() });
+        Ok(ClientTls { config: Arc::new(client_config(verifier)?), expected, pin })
+    }
+
+    /// The sha256 of the one certificate it takes, when pinned.
+    pub fn pin(&self) -> Option<&str> {
+        self.pin.as_deref()
     }
 
     /// A client that takes any certificate: for fetching the authority itself, which the caller then checks
@@ -182,6 +198,7 @@ impl ClientTls {
         Ok(ClientTls {
             config: Arc::new(config),
             expected: ServerName::try_from(SERVER_IDENTITY).map_err(|error| tls_error("name", error.into()))?,
+            pin: None,
         })
     }
 
@@ -199,16 +216,17 @@ impl ClientTls {
     }
 }
 
-/// Two clients are the same when they expect the same name: a process trusts one authority.
+/// Two clients are the same when they expect the same name and pin the same certificate: a process trusts one
+/// authority.
 impl PartialEq for ClientTls {
     fn eq(&self, other: &ClientTls) -> bool {
-        self.expected == other.expected
+        self.expected == other.expected && self.pin == other.pin
     }
 }
 
 impl std::fmt::Debug for ClientTls {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "ClientTls({:?})", self.expected)
+        write!(formatter, "ClientTls({:?}, pin {:?})", self.expected, self.pin)
     }
 }
 
@@ -221,11 +239,13 @@ fn client_config(verifier: Arc<dyn ServerCertVerifier>) -> Result<rustls::Client
         .with_no_client_auth())
 }
 
-/// Checks a server's chain against the cluster's authority for the name expected, whatever name was dialled.
+/// Checks a server's chain against the cluster's authority for the name expected, whatever name was dialled, and
+/// the certificate itself against the pin, if any.
 #[derive(Debug)]
 struct Expect {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
     expected: ServerName<'static>,
+    pin: Option<String>,
 }
 
 impl ServerCertVerifier for Expect {
@@ -237,7 +257,13 @@ impl ServerCertVerifier for Expect {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.expected, ocsp_response, now)
+        let verified = self.inner.verify_server_cert(end_entity, intermediates, &self.expected, ocsp_response, now)?;
+        match &self.pin {
+            Some(pin) if stratum_ml::data::sha256_hex(end_entity.as_ref()) != *pin => Err(rustls::Error::General(
+                format!("{:?} presented a certificate the control plane no longer stands by", self.expected),
+            )),
+            _ => Ok(verified),
+        }
     }
 
     fn verify_tls12_signature(

@@ -17,8 +17,8 @@ pub(crate) struct Clients {
     /// The cluster's authority (TLS), or `None` (plain HTTP, one client for every agent).
     authority_pem: Option<String>,
     plain: reqwest::Client,
-    /// One client per agent over TLS, made when first needed, by agent name.
-    per_agent: Mutex<HashMap<String, reqwest::Client>>,
+    /// One client per agent over TLS, made when first needed, by agent name and the certificate it pins.
+    per_agent: Mutex<HashMap<(String, Option<String>), reqwest::Client>>,
 }
 
 impl Clients {
@@ -31,21 +31,26 @@ impl Clients {
         Ok(Clients { authority_pem: authority_pem.map(str::to_string), plain, per_agent: Mutex::default() })
     }
 
-    /// The client for `agent` and the scheme of its API.
-    fn client(&self, agent: &str) -> Result<(reqwest::Client, &'static str), String> {
+    /// The client for `agent`, taking only the certificate whose sha256 is `certificate` (its latest), and the
+    /// scheme of its API.
+    fn client(&self, agent: &str, certificate: Option<&str>) -> Result<(reqwest::Client, &'static str), String> {
         let Some(authority) = &self.authority_pem else { return Ok((self.plain.clone(), "http")) };
         let mut clients = lock(&self.per_agent);
-        if let Some(client) = clients.get(agent) {
+        let key = (agent.to_string(), certificate.map(str::to_string));
+        if let Some(client) = clients.get(&key) {
             return Ok((client.clone(), "https"));
         }
-        let tls = stratum_dataplane::tls::ClientTls::new(authority, &stratum_dataplane::tls::agent_identity(agent))
+        // A client for an earlier certificate of the agent opens nothing any more.
+        clients.retain(|(known, _), _| known != agent);
+        let identity = stratum_dataplane::tls::agent_identity(agent);
+        let tls = stratum_dataplane::tls::ClientTls::pinned(authority, &identity, certificate)
             .map_err(|error| error.to_string())?;
         let client = reqwest::Client::builder()
             .timeout(FORWARD_TIMEOUT)
             .use_preconfigured_tls(tls.config())
             .build()
             .map_err(|error| format!("HTTP client: {error}"))?;
-        clients.insert(agent.to_string(), client.clone());
+        clients.insert(key, client.clone());
         Ok((client, "https"))
     }
 }
@@ -58,7 +63,7 @@ impl Server {
         service: String,
         body: Vec<u8>,
     ) -> Result<serde_json::Value, Refusal> {
-        let targets: Vec<(String, String)> = {
+        let targets: Vec<(String, String, Option<String>)> = {
             let cluster = lock(&self.cluster);
             let services: Vec<&String> = cluster
                 .deployed
@@ -77,7 +82,10 @@ impl Server {
                 .filter_map(|placed| placed.host.as_ref())
                 .filter_map(|host| cluster.agents.get(host).filter(|agent| !agent.lost))
                 .filter(|agent| agent.services.iter().any(|state| state.name == service))
-                .filter_map(|agent| agent.join.api_address.clone().map(|address| (agent.join.name.clone(), address)))
+                .filter_map(|agent| {
+                    let address = agent.join.api_address.clone()?;
+                    Some((agent.join.name.clone(), address, agent.certificate_sha256.clone()))
+                })
                 .collect()
         };
         if targets.is_empty() {
@@ -90,10 +98,12 @@ impl Server {
             });
         }
         let turn = self.next_replica.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (agent, target) = &targets[turn % targets.len()];
+        let (agent, target, certificate) = &targets[turn % targets.len()];
         let bad_gateway = |message: String| Refusal { status: 502, message, retry_after_seconds: None };
-        let (client, scheme) =
-            self.gateway.client(agent).map_err(|error| bad_gateway(format!("agent `{agent}`: {error}")))?;
+        let (client, scheme) = self
+            .gateway
+            .client(agent, certificate.as_deref())
+            .map_err(|error| bad_gateway(format!("agent `{agent}`: {error}")))?;
         let api_key = self.agent_api_key(agent)?;
         forward(&client, &format!("{scheme}://{target}"), &api_key, &service, body).await
     }

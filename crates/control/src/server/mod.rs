@@ -36,6 +36,16 @@ use jobs::TrainingScheduler;
 pub use jobs::TrainingStatus;
 use placing::Placement;
 
+/// An agent as the state store keeps it: what it said at its latest join, and the certificate it was issued then
+/// (a record from before certificates were pinned reads as the join alone).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredAgent {
+    #[serde(flatten)]
+    join: Join,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate_sha256: Option<String>,
+}
+
 /// What an agent gets when it joins.
 #[derive(Debug)]
 pub struct Joined {
@@ -82,6 +92,9 @@ struct Applied {
 
 struct AgentRecord {
     join: Join,
+    /// The sha256 of the certificate issued at its latest join (on a cluster with TLS): the only one paths to it
+    /// and the gateway take.
+    certificate_sha256: Option<String>,
     last_seen: Instant,
     lost: bool,
     /// It came back after it was lost, and has not had an assignment since: the streams it ran may have gone on
@@ -94,9 +107,10 @@ struct AgentRecord {
 }
 
 impl AgentRecord {
-    fn new(join: Join) -> AgentRecord {
+    fn new(stored: StoredAgent) -> AgentRecord {
         AgentRecord {
-            join,
+            join: stored.join,
+            certificate_sha256: stored.certificate_sha256,
             last_seen: Instant::now(),
             lost: false,
             came_back: false,
@@ -318,8 +332,8 @@ impl Server {
             }
         }
         for (name, description) in state.agents()? {
-            if let Ok(join) = serde_json::from_str::<Join>(&description) {
-                cluster.agents.insert(name, AgentRecord::new(join));
+            if let Ok(stored) = serde_json::from_str::<StoredAgent>(&description) {
+                cluster.agents.insert(name, AgentRecord::new(stored));
             }
         }
         // The streams' states: what agents acknowledged their sources for, kept for when an agent is lost.
@@ -469,13 +483,26 @@ impl Server {
             }
         };
         let api_key = self.agent_api_key(&join.name)?;
-        self.admit(join);
+        let certificate_sha256 = match &identity {
+            Some(identity) => {
+                Some(stratum_dataplane::tls::certificate_sha256(&identity.certificate_pem).map_err(|error| {
+                    Refusal {
+                        status: 500,
+                        message: format!("the certificate issued to `{}` cannot be read: {error}", join.name),
+                        retry_after_seconds: None,
+                    }
+                })?)
+            }
+            None => None,
+        };
+        self.admit(StoredAgent { join, certificate_sha256 });
         Ok(Joined { key: issued, identity, api_key })
     }
 
-    fn admit(&self, join: Join) {
+    fn admit(&self, stored: StoredAgent) {
+        let join = &stored.join;
         let name = join.name.clone();
-        let _ = self.state.record_agent(&name, &serde_json::to_string(&join).unwrap_or_default());
+        let _ = self.state.record_agent(&name, &serde_json::to_string(&stored).unwrap_or_default());
         let gibibytes = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
         let disk = join.resources.disk_free_bytes.map(|bytes| format!(", {:.1} GiB disk free", gibibytes(bytes)));
         let message = format!(
@@ -486,7 +513,7 @@ impl Server {
             disk.unwrap_or_default(),
             join.data_address
         );
-        lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(join));
+        lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(stored));
         self.event(EventKind::AgentJoined, Some(&name), &message);
         self.reconcile();
     }

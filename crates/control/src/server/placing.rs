@@ -202,6 +202,7 @@ impl Server {
                         .node_of(cluster, name)
                         .map(|node| node.machine.accelerators.clone())
                         .unwrap_or_default(),
+                    certificate_sha256: agent.certificate_sha256.clone(),
                 })
             })
             .collect()

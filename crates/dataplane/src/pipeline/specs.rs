@@ -170,13 +170,17 @@ pub(super) fn specs<'a>(
         let producer = component_name(application, &output.producer)?;
         let buffer =
             application.sources.iter().find(|source| source.name == producer).and_then(|source| source.buffer.as_ref());
-        let (kind, to) = match &output.to {
-            Some(to) => (format!("to {}", to.address), Some(to.address.as_str())),
-            None => (format!("waiting for {}", output.consumers.join(", ")), None),
+        let (kind, to, pin) = match &output.to {
+            Some(to) => {
+                (format!("to {}", to.address), Some(to.address.as_str()), to.tls.as_ref().and_then(|tls| tls.pin()))
+            }
+            None => (format!("waiting for {}", output.consumers.join(", ")), None, None),
         };
-        // The consumers are part of it: a path that now leads to another consumer too adopts what waited for it.
+        // The consumers are part of it: a path that now leads to another consumer too adopts what waited for it;
+        // and so is the receiver's certificate: one that joined again has a new one, and the old one opens nothing.
         let fingerprint =
-            json!({ "path": output.path, "to": to, "consumers": output.consumers, "buffer": buffer }).to_string();
+            json!({ "path": output.path, "to": to, "certificate": pin, "consumers": output.consumers, "buffer": buffer })
+                .to_string();
         specs.push(Spec {
             info: ComponentInfo { name: output.path.clone(), role: "path out", kind },
             metrics_kind: "path".into(),
