@@ -497,9 +497,9 @@ fn a_fog_agent_stopped_and_woken_repeats_no_window() {
     // The woken fog's lease had ended: its stale stream took nothing in and emitted nothing until it was let go.
     assert_eq!(late, 0, "readings too late for their windows");
     assert!(compared > 500, "only {compared} readings compared");
-    // Readings missing are printed, not asserted: 0 in all but one run since a receiver tells a path's log made
-    // again from the one before (that bug lost 13 and 196 in two of eleven runs), and 1 of 3,210 in one CI run,
-    // cause not found yet (docs/reliability.md).
+    // Before a receiver told a path's log made again from the one before, 13 and 196 went missing in two of eleven
+    // runs; 1 of 3,210 in one CI run on an earlier commit, cause not established (docs/reliability.md).
+    assert_eq!(lost, 0, "readings missing from their windows");
 }
 
 #[test]
