@@ -717,6 +717,14 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
             components.join(", ")
         );
     }
+    // What runs on no machine yet: what it reads waits for it on its producers' machines.
+    for placed in status["placement"].as_array().into_iter().flatten().filter(|placed| placed["host"].is_null()) {
+        println!(
+            "  waiting: {} (planned on {}, which has not joined or is lost; what it reads is kept for it)",
+            placed["component"].as_str().unwrap_or("?"),
+            placed["planned"].as_str().unwrap_or("?"),
+        );
+    }
     Ok(Outcome::Success)
 }
 

@@ -404,6 +404,14 @@ sink received: jsonl {{ from = readings  path = \"out/received.jsonl\"  on = fog
     acknowledged.extend(push_readings(ingest, 50..2_000));
     let early = acknowledged.len();
     assert!(early >= 1_900, "only {early} of 2,000 readings acknowledged before the fog joined");
+    // `status` says what runs nowhere yet, and that what it reads is kept.
+    let said = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["status", "--server", &url, "--token", VIEWER])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&said.stdout);
+    assert!(said.contains("waiting: received (planned on fog1"), "{said}");
     let _fog = agent(&folder, &url, "fog1");
     wait_until("the fog to run the sink", Duration::from_secs(20), || {
         status(&folder, &url).is_some_and(|status| host_of(&status, "received").as_deref() == Some("fog1"))
