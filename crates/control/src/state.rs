@@ -135,11 +135,12 @@ impl StateStore {
         }
         let connection =
             Connection::open(path).map_err(|error| Error::State(format!("{}: {error}", path.display()).into()))?;
-        // Write-ahead logging: readers (the API) do not wait for writers (the loops), and a crash loses nothing
-        // that was committed.
+        // Write-ahead logging: readers (the API) do not wait for writers (the loops). Every commit is synced
+        // (`FULL`): the store holds what agents acknowledged their sources for (checkpoint copies), so not even a
+        // power cut of this machine may lose a commit.
         connection
             .pragma_update(None, "journal_mode", "WAL")
-            .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| connection.pragma_update(None, "synchronous", "FULL"))
             .map_err(state_error)?;
         StateStore::migrated(connection)
     }
