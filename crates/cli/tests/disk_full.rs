@@ -20,25 +20,11 @@ source readings: http { path = "/readings"  port = PORT  schema = Reading }
 sink raw: jsonl { from = readings  path = "out/raw.jsonl" }
 "#;
 
-/// A tmpfs mounted for the test, unmounted when dropped.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 #[ignore = "needs root to mount a tmpfs; CI's external stage runs it"]
 fn a_full_disk_costs_no_acknowledged_push_and_heals_by_itself() {
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("disk_full");
-    let _ = Command::new("umount").arg("-l").arg(&folder).status();
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(&folder).status().unwrap();
-    assert!(mounted.success(), "mount -t tmpfs (run as root)");
-    let _mount = Mount(folder.clone());
+    let _mount = stratum_test_support::Tmpfs::mount(&folder, "4m");
     let port = free_port();
     std::fs::write(folder.join("ingest.stratum"), APP.replace("PORT", &port.to_string())).unwrap();
     // Most of the disk taken by a file the test removes later: what is left fills within seconds.

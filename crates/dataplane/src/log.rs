@@ -234,6 +234,15 @@ impl Log {
         if let Err(error) = written {
             // Cut what a failed write left (a disk that filled up), so that later entries do not follow a torn one.
             file.set_len(last.bytes).ok();
+            // A disk full before the log is: a log that drops its oldest data when full makes room the same way
+            // (while it has a segment before the one it writes).
+            if error.kind() == std::io::ErrorKind::StorageFull
+                && self.options.when_full == WhenFull::DropOldest
+                && self.segments.len() > 1
+                && self.drop_oldest_segment()?
+            {
+                return self.append(payload, time);
+            }
             return Err(self.error(error));
         }
         last.bytes += size;

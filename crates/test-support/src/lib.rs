@@ -121,6 +121,32 @@ pub fn authority_and_certificate(name: &str) -> (String, String, String) {
     (authority.pem(), certificate.pem(), key.serialize_pem())
 }
 
+/// A tmpfs mounted for a test that needs a full disk, unmounted when dropped. Needs root: the tests that use it
+/// are ignored but in CI's external stage.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it: `4m`) at `folder`, made empty first.
+    pub fn mount(folder: &Path, size: &str) -> Tmpfs {
+        let _ = std::process::Command::new("umount").arg("-l").arg(folder).status();
+        let _ = std::fs::remove_dir_all(folder);
+        std::fs::create_dir_all(folder).expect("a folder to mount on");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(folder)
+            .status()
+            .expect("mount runs");
+        assert!(mounted.success(), "mount -t tmpfs (run as root)");
+        Tmpfs(folder.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
