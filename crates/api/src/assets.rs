@@ -54,9 +54,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
 const INDEX: &[u8] = include_bytes!("../web/index.html");
 
 /// Adds the interface's routes to the API's router.
-pub(crate) fn add(
-    router: axum::Router<Arc<crate::plane::ControlPlane>>,
-) -> axum::Router<Arc<crate::plane::ControlPlane>> {
+pub(crate) fn add(router: axum::Router<Arc<crate::plane::ApiState>>) -> axum::Router<Arc<crate::plane::ApiState>> {
     router.route("/", get(index)).route("/ui/{*path}", get(file))
 }
 

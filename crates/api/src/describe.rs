@@ -1,13 +1,14 @@
 //! How the API describes what runs: each view of [`crate::views`] built from the running application (its IR,
 //! plan, agents, metrics, feeds, state store and model store), read once per answer.
 
-use crate::plane::{ControlPlane, Live, Now, lock};
+use crate::plane::{ApiState, Snapshot, lock};
 use crate::series::series_name;
 use crate::views::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use stratum_control::agents::Machine;
+use stratum_control::deployment::Deployment;
 use stratum_core::eval::Datum;
 use stratum_core::ir::{Chart, ModelOrigin, Panel, ServiceInput, Tier};
 use stratum_dataplane::metrics::MetricsSnapshot;
@@ -22,7 +23,7 @@ fn tier_name(tier: Option<Tier>) -> String {
     tier.map_or("unknown", Tier::name).to_string()
 }
 
-impl ControlPlane {
+impl ApiState {
     fn latest(&self, name: &str) -> Option<f64> {
         lock(&self.series).latest(name)
     }
@@ -51,7 +52,7 @@ impl ControlPlane {
         agent.components.iter().map(|(name, kind)| self.component_view(snapshots, name, kind)).collect()
     }
 
-    pub fn agents_view(&self, deployment: &Live) -> Vec<AgentView> {
+    pub fn agents_view(&self, deployment: &dyn Deployment) -> Vec<AgentView> {
         let snapshots = deployment.metrics();
         deployment
             .machines()
@@ -77,7 +78,7 @@ impl ControlPlane {
             .collect()
     }
 
-    pub fn placement_view(&self, deployment: &Live) -> Vec<PlacedView> {
+    pub fn placement_view(&self, deployment: &dyn Deployment) -> Vec<PlacedView> {
         deployment
             .placement()
             .into_iter()
@@ -91,10 +92,11 @@ impl ControlPlane {
     }
 
     /// Every component of the plan once, with the data plane's counters (several instances count together).
-    pub fn components_view(&self, live: &Now) -> Vec<ComponentView> {
-        let snapshots = live.deployment.metrics();
+    pub fn components_view(&self, snapshot: &Snapshot) -> Vec<ComponentView> {
+        let snapshots = snapshot.deployment.metrics();
         let mut seen = std::collections::BTreeSet::new();
-        live.current
+        snapshot
+            .running
             .plan
             .assignments
             .iter()
@@ -103,12 +105,12 @@ impl ControlPlane {
             .collect()
     }
 
-    pub fn topology(&self, live: &Now) -> Topology {
-        let snapshots = live.deployment.metrics();
+    pub fn topology(&self, snapshot: &Snapshot) -> Topology {
+        let snapshots = snapshot.deployment.metrics();
         let mut tiers: Vec<TierView> = Vec::new();
-        let mut agents = live.deployment.machines();
+        let mut agents = snapshot.deployment.machines();
         agents.sort_by_key(|agent| tier_rank(agent.tier));
-        let plan = &live.current.plan;
+        let plan = &snapshot.running.plan;
         for agent in agents {
             let usage = plan.hosts.iter().find(|host| host.host == agent.name);
             let node = NodeView {
@@ -132,7 +134,7 @@ impl ControlPlane {
         }
         // Data paths follow where components run now, which is where the plan put them unless a machine was lost.
         let mut edges = Vec::new();
-        let placement = live.deployment.placement();
+        let placement = snapshot.deployment.placement();
         let hosts_of = |component: &str| -> std::collections::BTreeSet<String> {
             placement
                 .iter()
@@ -144,7 +146,7 @@ impl ControlPlane {
             if edges.iter().any(|edge: &EdgeView| edge.to == consumer) {
                 continue;
             }
-            for producer in stratum_control::placement::inputs_of(&live.current.application, consumer) {
+            for producer in stratum_control::placement::inputs_of(&snapshot.running.application, consumer) {
                 let rate = self.latest(&series_name("component", &producer, "out_per_second"));
                 for from_node in hosts_of(&producer) {
                     for to_node in hosts_of(consumer) {
@@ -162,10 +164,11 @@ impl ControlPlane {
         Topology { tiers, edges }
     }
 
-    pub fn services_view(&self, live: &Now) -> Vec<ServiceView> {
-        let served = live.deployment.state().served_models(&live.current.app).unwrap_or_default();
-        let pools = live.deployment.services();
-        live.current
+    pub fn services_view(&self, snapshot: &Snapshot) -> Vec<ServiceView> {
+        let served = snapshot.deployment.state().served_models(&snapshot.running.app).unwrap_or_default();
+        let pools = snapshot.deployment.services();
+        snapshot
+            .running
             .application
             .services
             .iter()
@@ -269,10 +272,11 @@ impl ControlPlane {
         Some(view)
     }
 
-    pub fn models_view(&self, live: &Now) -> Vec<ModelView> {
+    pub fn models_view(&self, snapshot: &Snapshot) -> Vec<ModelView> {
         let store = stratum_ml::ModelStore::new(self.config.state_dir.join("models"));
-        let served = live.deployment.state().served_models(&live.current.app).unwrap_or_default();
-        live.current
+        let served = snapshot.deployment.state().served_models(&snapshot.running.app).unwrap_or_default();
+        snapshot
+            .running
             .application
             .models
             .iter()
@@ -304,14 +308,15 @@ impl ControlPlane {
             .collect()
     }
 
-    pub fn dashboards_view(&self, live: &Now) -> Vec<DashboardView> {
-        live.current
+    pub fn dashboards_view(&self, snapshot: &Snapshot) -> Vec<DashboardView> {
+        snapshot
+            .running
             .application
             .dashboards
             .iter()
             .map(|dashboard| DashboardView {
                 name: dashboard.name.clone(),
-                panels: dashboard.panels.iter().map(|panel| panel_view(live, panel)).collect(),
+                panels: dashboard.panels.iter().map(|panel| panel_view(snapshot, panel)).collect(),
             })
             .collect()
     }
@@ -328,14 +333,14 @@ fn chart_name(chart: Chart) -> &'static str {
 }
 
 /// A panel's data from its source's feed: the latest records the data plane kept for it.
-fn panel_view(live: &Now, panel: &Panel) -> PanelView {
+fn panel_view(snapshot: &Snapshot, panel: &Panel) -> PanelView {
     PanelView {
         title: panel.title.clone(),
         chart: chart_name(panel.chart).to_string(),
         source: panel.source.clone(),
         field: panel.field.clone(),
         group_by: panel.group_by.clone(),
-        data: panel_data(live, panel),
+        data: panel_data(snapshot, panel),
     }
 }
 
@@ -347,8 +352,8 @@ fn label_of(datum: Option<&Datum>) -> String {
     }
 }
 
-fn panel_data(live: &Now, panel: &Panel) -> PanelData {
-    let Some(feed) = live.deployment.feed(&panel.source) else {
+fn panel_data(snapshot: &Snapshot, panel: &Panel) -> PanelData {
+    let Some(feed) = snapshot.deployment.feed(&panel.source) else {
         return PanelData::Empty { reason: format!("`{}` has no records here", panel.source) };
     };
     let fields = &feed.fields;

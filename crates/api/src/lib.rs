@@ -3,7 +3,7 @@
 //! token (read and change) or a viewer's (read only). The web interface — topology, editor, live views, models,
 //! the file's dashboards — is a single page shipped inside the binary (`assets.rs`) that reads the same API.
 //!
-//! Start at [`serve`]: it takes a [`ControlPlane`], which the runner (`stratum up`) keeps pointed at the
+//! Start at [`serve`]: it takes a [`ApiState`], which the runner (`stratum up`) keeps pointed at the
 //! application running now and which hands versions applied from the editor back to the runner.
 
 mod answer;
@@ -17,7 +17,7 @@ mod series;
 pub mod table;
 pub mod views;
 
-pub use plane::{ApiConfig, ControlPlane, Live, Phase, Reload, Tokens};
+pub use plane::{ApiConfig, ApiState, Phase, Reload, Tokens};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub enum Error {
 /// every second, until `stop` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    plane: Arc<ControlPlane>,
+    plane: Arc<ApiState>,
     tls: Option<stratum_dataplane::tls::ServerTls>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {

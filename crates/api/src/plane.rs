@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-use stratum_control::deployment::{DeployedVersion, Deployment};
+use stratum_control::deployment::{Deployment, RunningVersion};
 use stratum_control::server::Server;
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
@@ -55,13 +55,11 @@ pub struct Reload {
     pub plan: Plan,
 }
 
-/// What runs, as the API reads it: a `stratum up`'s running version, or a `stratum server`.
-pub type Live = dyn Deployment;
-
-/// The deployment and the version it runs, read once per request so that one answer describes one version.
-pub struct Now {
-    pub deployment: Arc<Live>,
-    pub current: Arc<DeployedVersion>,
+/// The deployment (a `stratum up`'s, or a `stratum server`) and the version it runs, read once per request so
+/// that one answer describes one version.
+pub struct Snapshot {
+    pub deployment: Arc<dyn Deployment>,
+    pub running: Arc<RunningVersion>,
 }
 
 /// Why a new version does not run.
@@ -93,11 +91,11 @@ impl Phase {
     }
 }
 
-pub struct ControlPlane {
+pub struct ApiState {
     pub config: ApiConfig,
     /// The multi-machine control plane, whose agents call the agents' routes; none under `stratum up`.
     pub server: Option<Arc<Server>>,
-    live: RwLock<Option<Arc<Live>>>,
+    live: RwLock<Option<Arc<dyn Deployment>>>,
     phase: Mutex<Phase>,
     pub(crate) series: Mutex<SeriesBuffer>,
     reloads: mpsc::Sender<Reload>,
@@ -105,14 +103,14 @@ pub struct ControlPlane {
     pub(crate) model_versions: Mutex<BTreeMap<(String, u32), Arc<ModelVersionView>>>,
 }
 
-impl ControlPlane {
+impl ApiState {
     /// The control plane, and the receiving end of the versions applied through the API. With a `server`, the
     /// API reads it, serves its agents, and runs from the start (with no version until one is applied).
-    pub fn new(config: ApiConfig, server: Option<Arc<Server>>) -> (Arc<ControlPlane>, mpsc::Receiver<Reload>) {
+    pub fn new(config: ApiConfig, server: Option<Arc<Server>>) -> (Arc<ApiState>, mpsc::Receiver<Reload>) {
         let (reloads, received) = mpsc::channel(1);
-        let live: Option<Arc<Live>> = server.clone().map(|server| server as Arc<Live>);
+        let live: Option<Arc<dyn Deployment>> = server.clone().map(|server| server as Arc<dyn Deployment>);
         let phase = if live.is_some() { Phase::Running } else { Phase::Starting };
-        let plane = ControlPlane {
+        let plane = ApiState {
             config,
             server,
             live: RwLock::new(live),
@@ -125,12 +123,12 @@ impl ControlPlane {
     }
 
     /// The application now running (none while it starts).
-    pub fn live(&self) -> Option<Arc<Live>> {
+    pub fn deployment(&self) -> Option<Arc<dyn Deployment>> {
         self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Serves `live` from now on.
-    pub fn set_live(&self, live: Option<Arc<Live>>) {
+    pub fn set_deployment(&self, live: Option<Arc<dyn Deployment>>) {
         let running = live.is_some();
         *self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = live;
         if running {
@@ -160,17 +158,17 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// The deployment and its current version, when a version runs.
-    pub fn now(&self) -> Option<Now> {
-        let deployment = self.live()?;
-        let current = deployment.current()?;
-        Some(Now { deployment, current })
+    /// The deployment and its running version, when a version runs.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        let deployment = self.deployment()?;
+        let running = deployment.running()?;
+        Some(Snapshot { deployment, running })
     }
 
     /// Takes one sample of every series from the running application.
     pub fn sample(&self) {
-        if let Some(now) = self.now() {
-            lock(&self.series).sample(now.deployment.as_ref(), now.current.version, Instant::now());
+        if let Some(snapshot) = self.snapshot() {
+            lock(&self.series).sample(snapshot.deployment.as_ref(), snapshot.running.version, Instant::now());
         }
     }
 }

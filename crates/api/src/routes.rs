@@ -4,7 +4,7 @@
 
 use crate::answer::{Answer, ApiError, json, ok};
 use crate::editor::check_and_plan;
-use crate::plane::{ControlPlane, Live, Now, Phase, Refused, Reload};
+use crate::plane::{ApiState, Phase, Refused, Reload, Snapshot};
 use crate::table::{Access, Role, Route};
 use crate::views::*;
 use axum::body::Bytes;
@@ -17,6 +17,7 @@ use axum::routing::{delete, get, post};
 use serde::Serialize;
 use std::sync::Arc;
 use stratum_control::api::same_token;
+use stratum_control::deployment::Deployment;
 use stratum_control::protocol::{Heartbeat, Join, TrainingRequest};
 use stratum_control::server::AGENT_KEY_HEADER;
 use stratum_control::serving::ErrorCode;
@@ -238,7 +239,7 @@ pub fn routes() -> Vec<Route> {
 
 /// The router: every route of the table behind its access check and body limit, the web interface, and JSON
 /// answers for unknown routes and methods.
-pub fn router(plane: Arc<ControlPlane>) -> axum::Router {
+pub fn router(plane: Arc<ApiState>) -> axum::Router {
     let mut router = axum::Router::new();
     for route in routes() {
         let guarded = route
@@ -264,7 +265,7 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 /// The caller's role by its `Authorization: Bearer TOKEN`; a token that is none of the server's is an error.
-pub(crate) fn role_of(plane: &ControlPlane, headers: &HeaderMap) -> Result<Role, ()> {
+pub(crate) fn role_of(plane: &ApiState, headers: &HeaderMap) -> Result<Role, ()> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Role::Anonymous) };
     let token = value.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).ok_or(())?;
     let tokens = &plane.config.tokens;
@@ -279,11 +280,7 @@ pub(crate) fn role_of(plane: &ControlPlane, headers: &HeaderMap) -> Result<Role,
     }
 }
 
-async fn guard(
-    State((plane, access)): State<(Arc<ControlPlane>, Access)>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn guard(State((plane, access)): State<(Arc<ApiState>, Access)>, mut request: Request, next: Next) -> Response {
     let role = match role_of(&plane, request.headers()) {
         Ok(role) => role,
         Err(()) if access == Access::Public => Role::Anonymous,
@@ -310,8 +307,8 @@ async fn guard(
 }
 
 /// The running application, or why there is none.
-fn live(plane: &ControlPlane) -> Result<Now, ApiError> {
-    plane.now().ok_or_else(|| {
+fn snapshot(plane: &ApiState) -> Result<Snapshot, ApiError> {
+    plane.snapshot().ok_or_else(|| {
         let message = match plane.phase() {
             Phase::Failed(reason) => format!("the application is not running: {reason}"),
             _ if plane.server.is_some() => {
@@ -324,13 +321,13 @@ fn live(plane: &ControlPlane) -> Result<Now, ApiError> {
 }
 
 /// The deployment, even one with no version yet (a server its agents joined before anything was applied).
-fn deployment(plane: &ControlPlane) -> Result<Arc<Live>, ApiError> {
-    plane.live().ok_or_else(|| live(plane).err().unwrap_or_else(|| ApiError::internal("no deployment")))
+fn deployment(plane: &ApiState) -> Result<Arc<dyn Deployment>, ApiError> {
+    plane.deployment().ok_or_else(|| snapshot(plane).err().unwrap_or_else(|| ApiError::internal("no deployment")))
 }
 
 /// Runs `view` on the running application and answers it as JSON.
-fn with_live<T: Serialize>(plane: &ControlPlane, view: impl FnOnce(&Now) -> T) -> Answer {
-    ok(&view(&live(plane)?))
+fn with_snapshot<T: Serialize>(plane: &ApiState, view: impl FnOnce(&Snapshot) -> T) -> Answer {
+    ok(&view(&snapshot(plane)?))
 }
 
 /// A query string's parameters, percent-decoded.
@@ -368,8 +365,8 @@ async fn openapi() -> Answer {
     ok(&crate::openapi::document(&routes()))
 }
 
-async fn app(State(plane): State<Arc<ControlPlane>>, axum::Extension(role): axum::Extension<Role>) -> Answer {
-    let live = plane.now().map(|now| now.current);
+async fn app(State(plane): State<Arc<ApiState>>, axum::Extension(role): axum::Extension<Role>) -> Answer {
+    let live = plane.snapshot().map(|snapshot| snapshot.running.clone());
     let phase = plane.phase();
     ok(&AppView {
         name: live.as_ref().map(|live| live.app.clone()),
@@ -395,7 +392,7 @@ async fn app(State(plane): State<Arc<ControlPlane>>, axum::Extension(role): axum
     })
 }
 
-async fn source(State(plane): State<Arc<ControlPlane>>) -> Answer {
+async fn source(State(plane): State<Arc<ApiState>>) -> Answer {
     let file = &plane.config.source_file;
     let text = std::fs::read_to_string(file).map_err(|failure| match failure.kind() {
         std::io::ErrorKind::NotFound => ApiError::new(
@@ -408,51 +405,52 @@ async fn source(State(plane): State<Arc<ControlPlane>>) -> Answer {
     ok(&SourceView { file: file.display().to_string(), text })
 }
 
-async fn plan(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    with_live(&plane, |live| PlanView {
-        version: live.current.version,
-        plan: serde_json::to_value(live.current.plan.as_ref()).unwrap_or_default(),
+async fn plan(State(plane): State<Arc<ApiState>>) -> Answer {
+    with_snapshot(&plane, |snapshot| PlanView {
+        version: snapshot.running.version,
+        plan: serde_json::to_value(snapshot.running.plan.as_ref()).unwrap_or_default(),
     })
 }
 
-async fn topology(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    with_live(&plane, |live| plane.topology(live))
+async fn topology(State(plane): State<Arc<ApiState>>) -> Answer {
+    with_snapshot(&plane, |snapshot| plane.topology(snapshot))
 }
 
-async fn agents(State(plane): State<Arc<ControlPlane>>) -> Answer {
+async fn agents(State(plane): State<Arc<ApiState>>) -> Answer {
     ok(&AgentsView { agents: plane.agents_view(deployment(&plane)?.as_ref()) })
 }
 
-async fn components(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    with_live(&plane, |live| ComponentsView { components: plane.components_view(live) })
+async fn components(State(plane): State<Arc<ApiState>>) -> Answer {
+    with_snapshot(&plane, |live| ComponentsView { components: plane.components_view(live) })
 }
 
-async fn services(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    with_live(&plane, |live| ServicesView { services: plane.services_view(live) })
+async fn services(State(plane): State<Arc<ApiState>>) -> Answer {
+    with_snapshot(&plane, |live| ServicesView { services: plane.services_view(live) })
 }
 
-async fn models(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    with_live(&plane, |live| ModelsView { models: plane.models_view(live) })
+async fn models(State(plane): State<Arc<ApiState>>) -> Answer {
+    with_snapshot(&plane, |live| ModelsView { models: plane.models_view(live) })
 }
 
-async fn model(State(plane): State<Arc<ControlPlane>>, Path(name): Path<String>) -> Answer {
-    let live = live(&plane)?;
-    match plane.models_view(&live).into_iter().find(|model| model.name == name) {
+async fn model(State(plane): State<Arc<ApiState>>, Path(name): Path<String>) -> Answer {
+    let snapshot = snapshot(&plane)?;
+    match plane.models_view(&snapshot).into_iter().find(|model| model.name == name) {
         Some(model) => ok(&model),
         None => {
-            let known: Vec<&str> = live.current.application.models.iter().map(|model| model.name.as_str()).collect();
+            let known: Vec<&str> =
+                snapshot.running.application.models.iter().map(|model| model.name.as_str()).collect();
             let message = format!("no model `{name}`; models: {}", known.join(", "));
             Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message))
         }
     }
 }
 
-async fn events(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuery) -> Answer {
+async fn events(State(plane): State<Arc<ApiState>>, RawQuery(query): RawQuery) -> Answer {
     let parameters = query_parameters(query.as_deref());
     let after = number::<i64>(&parameters, "after")?;
     let limit = number::<usize>(&parameters, "limit")?.unwrap_or(200).min(1000);
-    let live = live(&plane)?;
-    let events = live.deployment.state().events(&live.current.app, 1000).map_err(ApiError::internal)?;
+    let snapshot = snapshot(&plane)?;
+    let events = snapshot.deployment.state().events(&snapshot.running.app, 1000).map_err(ApiError::internal)?;
     let mut events: Vec<EventView> = events
         .into_iter()
         .filter(|event| after.is_none_or(|after| event.id > after))
@@ -469,7 +467,7 @@ async fn events(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuer
     ok(&EventsView { events })
 }
 
-async fn series(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuery) -> Answer {
+async fn series(State(plane): State<Arc<ApiState>>, RawQuery(query): RawQuery) -> Answer {
     let parameters = query_parameters(query.as_deref());
     let since = number::<i64>(&parameters, "since")?.unwrap_or(0);
     let prefix = parameters.iter().find(|(name, _)| name == "prefix").map_or("", |(_, value)| value.as_str());
@@ -477,21 +475,21 @@ async fn series(State(plane): State<Arc<ControlPlane>>, RawQuery(query): RawQuer
     ok(&SeriesView { timestamps_milliseconds, series })
 }
 
-async fn dashboards(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    with_live(&plane, |live| DashboardsView { dashboards: plane.dashboards_view(live) })
+async fn dashboards(State(plane): State<Arc<ApiState>>) -> Answer {
+    with_snapshot(&plane, |live| DashboardsView { dashboards: plane.dashboards_view(live) })
 }
 
 /// Everything at once; a server's agents show before any application is applied to it.
-async fn status(State(plane): State<Arc<ControlPlane>>) -> Answer {
+async fn status(State(plane): State<Arc<ApiState>>) -> Answer {
     let deployment = deployment(&plane)?;
-    let now = plane.now();
-    let current = now.as_ref().map(|now| &now.current);
+    let snapshot = plane.snapshot();
+    let current = snapshot.as_ref().map(|snapshot| &snapshot.running);
     ok(&StatusView {
         app: current.map(|current| current.app.clone()),
         version: current.map(|current| current.version),
         uptime_seconds: current.map_or(0.0, |current| current.started.elapsed().as_secs_f64()),
         agents: plane.agents_view(deployment.as_ref()),
-        services: now.as_ref().map(|now| plane.services_view(now)).unwrap_or_default(),
+        services: snapshot.as_ref().map(|snapshot| plane.services_view(snapshot)).unwrap_or_default(),
         placement: plane.placement_view(deployment.as_ref()),
         models: current
             .and_then(|current| deployment.state().served_models(&current.app).ok())
@@ -508,23 +506,24 @@ async fn status(State(plane): State<Arc<ControlPlane>>) -> Answer {
 }
 
 /// Checks and plans a text off the threads that serve requests (it is CPU work), comparing it with what runs.
-async fn checked(plane: Arc<ControlPlane>, request: &SourceText) -> Result<crate::editor::Edited, ApiError> {
+async fn checked(plane: Arc<ApiState>, request: &SourceText) -> Result<crate::editor::Edited, ApiError> {
     let (text, files) = (request.source.clone(), request.files.clone());
     tokio::task::spawn_blocking(move || {
-        let now = plane.now();
-        let current = now.as_ref().map(|now| (now.current.application.as_ref(), now.current.plan.as_ref()));
+        let snapshot = plane.snapshot();
+        let current =
+            snapshot.as_ref().map(|snapshot| (snapshot.running.application.as_ref(), snapshot.running.plan.as_ref()));
         check_and_plan(&plane.config.source_file, &text, &files, current)
     })
     .await
     .map_err(ApiError::internal)
 }
 
-async fn check(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+async fn check(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SourceText = parse(request)?;
     ok(&checked(plane, &request).await?.report)
 }
 
-async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+async fn apply(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SourceText = parse(request)?;
     crate::editor::check_file_names(&plane.config.source_file, &request.files).map_err(ApiError::bad_request)?;
     let edited = checked(plane.clone(), &request).await?;
@@ -552,7 +551,7 @@ async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, By
     // The files are the application's source of truth: the new text replaces them before it runs.
     crate::editor::write_sources(&plane.config.source_file, &request.source, &request.files)
         .map_err(ApiError::internal)?;
-    let from_version = plane.now().map(|now| now.current.version);
+    let from_version = plane.snapshot().map(|snapshot| snapshot.running.version);
     match plane.request_reload(Reload { application, plan: next_plan }) {
         Ok(()) => {}
         Err(Refused::Busy) => return Err(busy()),
@@ -562,30 +561,30 @@ async fn apply(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, By
 }
 
 async fn predict(
-    State(plane): State<Arc<ControlPlane>>,
+    State(plane): State<Arc<ApiState>>,
     Path(name): Path<String>,
     request: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let bytes = body(request)?;
-    let live = live(&plane)?;
-    live.deployment.predict(name, bytes.to_vec()).await.map_err(ApiError::from).and_then(|answer| ok(&answer))
+    let snapshot = snapshot(&plane)?;
+    snapshot.deployment.predict(name, bytes.to_vec()).await.map_err(ApiError::from).and_then(|answer| ok(&answer))
 }
 
-async fn metrics(State(plane): State<Arc<ControlPlane>>) -> Answer {
-    let mut text = live(&plane)?.deployment.prometheus();
+async fn metrics(State(plane): State<Arc<ApiState>>) -> Answer {
+    let mut text = snapshot(&plane)?.deployment.prometheus();
     text.push_str(&stratum_control::usage::render_process_metrics());
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// The multi-machine control plane, for the routes only it has.
-fn server(plane: &ControlPlane) -> Result<&Arc<stratum_control::server::Server>, ApiError> {
+fn server(plane: &ApiState) -> Result<&Arc<stratum_control::server::Server>, ApiError> {
     plane.server.as_ref().ok_or_else(|| {
         let message = "this is `stratum up`: agents and training on agents need `stratum server`";
         ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     })
 }
 
-async fn cluster_authority(State(plane): State<Arc<ControlPlane>>) -> Answer {
+async fn cluster_authority(State(plane): State<Arc<ApiState>>) -> Answer {
     let server = server(&plane)?;
     let Some(pem) = server.authority_pem() else {
         let message = "this control plane serves plain HTTP (started with --plain-http): it has no authority";
@@ -614,7 +613,7 @@ fn agent_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn join(
-    State(plane): State<Arc<ControlPlane>>,
+    State(plane): State<Arc<ApiState>>,
     headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
 ) -> Answer {
@@ -634,7 +633,7 @@ async fn join(
 }
 
 async fn heartbeat(
-    State(plane): State<Arc<ControlPlane>>,
+    State(plane): State<Arc<ApiState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
@@ -649,7 +648,7 @@ async fn heartbeat(
     }
 }
 
-async fn forget_agent(State(plane): State<Arc<ControlPlane>>, Path(name): Path<String>) -> Answer {
+async fn forget_agent(State(plane): State<Arc<ApiState>>, Path(name): Path<String>) -> Answer {
     let server = server(&plane)?;
     match server.forget_agent(&name) {
         Ok(true) => ok(&ForgetAnswer { forgotten: name }),
@@ -659,7 +658,7 @@ async fn forget_agent(State(plane): State<Arc<ControlPlane>>, Path(name): Path<S
 }
 
 /// A stored model version's artifact file, as agents fetch it (and check its sha256).
-async fn artifact(State(plane): State<Arc<ControlPlane>>, Path((name, version)): Path<(String, u32)>) -> Answer {
+async fn artifact(State(plane): State<Arc<ApiState>>, Path((name, version)): Path<(String, u32)>) -> Answer {
     if name.is_empty() || name.contains(['/', '\\', '.']) {
         return Err(ApiError::bad_request(format!("`{name}` is not a model name")));
     }
@@ -674,14 +673,14 @@ async fn artifact(State(plane): State<Arc<ControlPlane>>, Path((name, version)):
     }
 }
 
-async fn put_blob(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+async fn put_blob(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let bytes = body(request)?;
     let sha256 = stratum_control::files::put_blob(&plane.config.state_dir, &bytes)
         .map_err(|failure| ApiError::internal(format!("cannot store the blob: {failure}")))?;
     ok(&BlobAnswer { sha256, bytes: bytes.len() as u64 })
 }
 
-async fn get_blob(State(plane): State<Arc<ControlPlane>>, Path(sha256): Path<String>) -> Answer {
+async fn get_blob(State(plane): State<Arc<ApiState>>, Path(sha256): Path<String>) -> Answer {
     let Some(path) = stratum_control::files::blob_path(&plane.config.state_dir, &sha256) else {
         return Err(ApiError::bad_request(format!("`{sha256}` is not a sha256")));
     };
@@ -691,13 +690,13 @@ async fn get_blob(State(plane): State<Arc<ControlPlane>>, Path(sha256): Path<Str
     }
 }
 
-async fn start_training(State(plane): State<Arc<ControlPlane>>, request: Result<Bytes, BytesRejection>) -> Answer {
+async fn start_training(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let server = server(&plane)?;
     let job = server.start_training(parse::<TrainingRequest>(request)?)?;
     ok(&TrainingStarted { job })
 }
 
-async fn training_status(State(plane): State<Arc<ControlPlane>>, Path(job): Path<u64>) -> Answer {
+async fn training_status(State(plane): State<Arc<ApiState>>, Path(job): Path<u64>) -> Answer {
     match server(&plane)?.training_status(job) {
         Some(status) => ok(&status),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no training job {job}"))),

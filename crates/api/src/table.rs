@@ -1,7 +1,7 @@
 //! What a route is: its method, path, who may call it, what it takes and answers, and its handler. The table of
 //! every route ([`crate::routes::routes`]) is made of these; the router and the OpenAPI document are built from it.
 
-use crate::plane::ControlPlane;
+use crate::plane::ApiState;
 use axum::http::Method;
 use axum::routing::MethodRouter;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -75,7 +75,7 @@ pub struct Route {
     pub errors: Vec<u16>,
     /// The largest request body accepted.
     pub body_limit: usize,
-    pub(crate) handler: MethodRouter<Arc<ControlPlane>>,
+    pub(crate) handler: MethodRouter<Arc<ApiState>>,
 }
 
 pub(crate) fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
@@ -91,7 +91,7 @@ impl Route {
         path: &'static str,
         access: Access,
         summary: &'static str,
-        handler: MethodRouter<Arc<ControlPlane>>,
+        handler: MethodRouter<Arc<ApiState>>,
     ) -> Route {
         Route {
             method,

@@ -11,7 +11,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratum_api::{ApiConfig, ControlPlane, Reload, Tokens};
+use stratum_api::{ApiConfig, ApiState, Reload, Tokens};
 use stratum_control::up::{Running, UpOptions, up};
 
 const APP: &str = include_str!("../test_data/small.stratum");
@@ -75,7 +75,7 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
         source_file: source_file.clone(),
         state_dir: folder.join(".stratum"),
     };
-    let (plane, mut reloads) = ControlPlane::new(config, None);
+    let (plane, mut reloads) = ApiState::new(config, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -89,7 +89,7 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
     assert_error((status, body), 503, "unavailable");
 
     let running = start(APP, &folder).await;
-    plane.set_live(Some(running.deployed.clone()));
+    plane.set_deployment(Some(running.deployment.clone()));
 
     // Wait for windows, predictions and a few samples of the series.
     let began = Instant::now();
@@ -291,7 +291,7 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
     assert!(running.can_update(&application));
     let counted_before = windows_of(&running);
     let rollout = running.update(application, plan, &mut |_| {}).await.unwrap();
-    plane.set_live(Some(running.deployed.clone()));
+    plane.set_deployment(Some(running.deployment.clone()));
     let app = api.get("/v1/app").await;
     assert_eq!((app["version"].as_u64(), app["phase"].as_str()), (Some(2), Some("running")));
     // Only the source whose rate changed restarted; the window stream, the sink, the service and the feed ran on.
@@ -319,7 +319,7 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
 /// The records the running version's window stream has taken in.
 fn windows_of(running: &Running) -> u64 {
     running
-        .deployed
+        .deployment
         .metrics
         .snapshot()
         .iter()

@@ -11,7 +11,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use stratum_api::{ApiConfig, ControlPlane, Tokens};
+use stratum_api::{ApiConfig, ApiState, Tokens};
 use stratum_control::agent::{Agent, AgentOptions};
 use stratum_control::deployment::Deployment;
 use stratum_control::pki::Authority;
@@ -93,7 +93,7 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
         source_file: state_dir.join("app").join("app.stratum"),
         state_dir: state_dir.clone(),
     };
-    let (plane, _) = ControlPlane::new(config, Some(server.clone()));
+    let (plane, _) = ApiState::new(config, Some(server.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let base = format!("https://{address}");

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 use stratum_api::views::{AppView, ApplyAnswer, ErrorBody, PhaseName, SourceText};
-use stratum_api::{ApiConfig, ControlPlane, Tokens};
+use stratum_api::{ApiConfig, ApiState, Tokens};
 use stratum_control::agent::{Agent, AgentOptions};
 use stratum_control::server::{Server, ServerOptions};
 use stratum_core::ir::Tier;
@@ -263,7 +263,7 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
             }
         };
         // Versions applied through the API (`stratum apply`, the editor) go straight to the server.
-        let (plane, _) = ControlPlane::new(config, Some(server.clone()));
+        let (plane, _) = ApiState::new(config, Some(server.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(until_stopped(stop));
         tokio::spawn(server.run(stopped.clone()));

@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use stratum_api::{ApiConfig, ControlPlane, Phase, Tokens};
+use stratum_api::{ApiConfig, ApiState, Phase, Tokens};
 use stratum_control::models::ModelProgress;
 use stratum_control::supervisor::{Notice, Supervisor};
 use stratum_control::up::{UpOptions, UpProgress, describe_rollout, up};
@@ -177,7 +177,7 @@ async fn run_up(
     let address = listener.local_addr()?;
     let config =
         ApiConfig { tokens: tokens.clone(), source_file: args.file.clone(), state_dir: args.state_dir.clone() };
-    let (plane, mut reloads) = ControlPlane::new(config, None);
+    let (plane, mut reloads) = ApiState::new(config, None);
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
     let api = tokio::spawn(stratum_api::serve(listener, plane.clone(), None, api_stopped));
     let base = format!("http://{address}");
@@ -195,14 +195,14 @@ async fn run_up(
             return Ok(Outcome::UserError);
         }
     };
-    plane.set_live(Some(running.deployed.clone()));
+    plane.set_deployment(Some(running.deployment.clone()));
     print_started(&running, args.live, &base, &tokens);
 
     // What the supervisor does is shown here and in the API; events of this run are printed as they come.
     let mut seen_events: BTreeSet<i64> = running
-        .deployed
+        .deployment
         .state
-        .events(&running.deployed.current.app, 1000)
+        .events(&running.deployment.running.app, 1000)
         .unwrap_or_default()
         .iter()
         .filter(|event| event.at_milliseconds < starting_at_milliseconds)
@@ -217,15 +217,15 @@ async fn run_up(
         Notice::RollingOut => eprintln!("a new version was applied from the editor: rolling it out …"),
         Notice::Draining { version } => {
             eprintln!("a new version was applied from the editor: draining version {version} …");
-            shown.set_live(None);
+            shown.set_deployment(None);
         }
         Notice::Started(running) => {
-            shown.set_live(Some(running.deployed.clone()));
+            shown.set_deployment(Some(running.deployment.clone()));
             print_started(running, live, &base_url, &shown_tokens);
         }
         Notice::RolledOut { running, rollout } => {
-            shown.set_live(Some(running.deployed.clone()));
-            eprintln!("version {} runs: {}", running.deployed.current.version, describe_rollout(rollout));
+            shown.set_deployment(Some(running.deployment.clone()));
+            eprintln!("version {} runs: {}", running.deployment.running.version, describe_rollout(rollout));
         }
         Notice::RolloutFailed { version, error } => {
             eprintln!(
@@ -244,23 +244,23 @@ async fn run_up(
         }
         Notice::RestartFailed { error, wait } => {
             eprintln!("error: the data plane did not start again: {error}; trying again in {} s", wait.as_secs());
-            shown.set_live(None);
+            shown.set_deployment(None);
             shown.set_phase(Phase::Failed(format!("{error}; trying again in {} s", wait.as_secs())));
         }
         Notice::Restarted(running) => {
-            shown.set_live(Some(running.deployed.clone()));
+            shown.set_deployment(Some(running.deployment.clone()));
             eprintln!("the data plane started again");
         }
         Notice::DataPlaneEnded => eprintln!("the data plane has ended; services and the API run until Ctrl-C"),
         Notice::Running(running) => {
-            for event in running.deployed.state.events(&running.deployed.current.app, 50).unwrap_or_default() {
+            for event in running.deployment.state.events(&running.deployment.running.app, 50).unwrap_or_default() {
                 if seen_events.insert(event.id) {
                     let component = event.component.map(|component| format!(" `{component}`")).unwrap_or_default();
                     eprintln!("event: {}{component}: {}", event.kind, event.message);
                 }
             }
             if interactive {
-                eprintln!("{}", status_line(&running.deployed.metrics.snapshot(), began.elapsed()));
+                eprintln!("{}", status_line(&running.deployment.metrics.snapshot(), began.elapsed()));
             }
         }
     };
@@ -290,7 +290,7 @@ async fn run_up(
         }
     };
     forwarding.abort();
-    plane.set_live(None);
+    plane.set_deployment(None);
     let summary = supervisor.stop().await;
     stop_api.send_replace(true);
     let _ = api.await;
@@ -336,13 +336,13 @@ pub(crate) fn describe_model_progress(progress: &ModelProgress) -> String {
 }
 
 fn print_started(running: &stratum_control::up::Running, live: bool, base: &str, tokens: &Tokens) {
-    let application = &running.deployed.current.application;
-    eprintln!("version {} runs; agents (one per machine, in this process):", running.deployed.current.version);
-    for agent in &running.deployed.agents {
+    let application = &running.deployment.running.application;
+    eprintln!("version {} runs; agents (one per machine, in this process):", running.deployment.running.version);
+    for agent in &running.deployment.agents {
         let components: Vec<String> = agent
             .components
             .iter()
-            .map(|(name, _)| match running.deployed.current.not_running.iter().find(|(other, _)| other == name) {
+            .map(|(name, _)| match running.deployment.running.not_running.iter().find(|(other, _)| other == name) {
                 Some((_, reason)) => format!("{name} (not running: {reason})"),
                 None => name.clone(),
             })

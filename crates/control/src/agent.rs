@@ -72,15 +72,15 @@ type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Delivered>>>>;
 
 /// What the running part shows on the agent's API (replaced when the assignment changes).
 #[derive(Default)]
-struct Current {
+struct ApiView {
     metrics: Option<Arc<Registry>>,
     services: BTreeMap<String, Arc<ServicePool>>,
     feeds: BTreeMap<String, stratum_dataplane::sinks::feed::Feed>,
 }
 
-type Shared = Arc<Mutex<Current>>;
+type Shared = Arc<Mutex<ApiView>>;
 
-struct Running {
+struct RunningAssignment {
     key: String,
     part: RunningPart,
     /// What it runs, to start it again after a failure.
@@ -93,7 +93,7 @@ pub struct Agent {
     client: reqwest::Client,
     data_address: String,
     routes: Routes,
-    running: Option<Running>,
+    running: Option<RunningAssignment>,
     problems: Vec<String>,
     /// An assignment that failed to start, and when: tried again after a while, not every heartbeat.
     failed: Option<(String, Instant)>,
@@ -515,7 +515,7 @@ impl Agent {
     }
 
     async fn stop_running(&mut self) {
-        *lock(&self.current) = Current::default();
+        *lock(&self.current) = ApiView::default();
         if let Some(running) = self.running.take() {
             if let Err(error) = running.part.stop().await {
                 self.problems.push(format!("the pipeline stopped with an error: {error}"));
@@ -656,12 +656,16 @@ impl Agent {
                 let part = RunningPart::start(&application, share, options, report).await?;
                 tracing::info!(agent = self.options.name, components = ?assignment.components, "running the assignment");
                 lock(&self.routes).extend(senders);
-                self.running =
-                    Some(Running { key: assignment.key, part, assignment: followed, started: Instant::now() });
+                self.running = Some(RunningAssignment {
+                    key: assignment.key,
+                    part,
+                    assignment: followed,
+                    started: Instant::now(),
+                });
             }
         }
         if let Some(running) = &self.running {
-            *lock(&self.current) = Current {
+            *lock(&self.current) = ApiView {
                 metrics: Some(running.part.metrics()),
                 services: running.part.services(),
                 feeds: running.part.feeds(),

@@ -1,5 +1,5 @@
 //! A running application as whoever watches it sees it — the API and the web interface read nothing else. Two
-//! things run applications: `stratum up` ([`crate::up::Deployed`], everything in this process) and `stratum server`
+//! things run applications: `stratum up` ([`crate::up::UpDeployment`], everything in this process) and `stratum server`
 //! ([`crate::server::Server`], agents on other machines reporting in their heartbeats). Both answer the same
 //! questions through [`Deployment`], so every view works the same on a laptop and across machines.
 
@@ -20,7 +20,7 @@ use stratum_dataplane::record::Record;
 
 /// The version of the application that runs now.
 #[derive(Clone, Debug)]
-pub struct DeployedVersion {
+pub struct RunningVersion {
     pub app: String,
     pub version: u32,
     pub application: Arc<Application>,
@@ -46,7 +46,7 @@ pub type Prediction<'a> = Pin<Box<dyn Future<Output = Result<Value, Refusal>> + 
 /// What runs, where, and how it is doing.
 pub trait Deployment: Send + Sync {
     /// The version running now; none before one is applied.
-    fn current(&self) -> Option<Arc<DeployedVersion>>;
+    fn running(&self) -> Option<Arc<RunningVersion>>;
     /// The machines that run it, each with the components it runs.
     fn machines(&self) -> Vec<Machine>;
     /// Where each instance of each component runs now (`host` is none while nothing can run it).

@@ -123,7 +123,7 @@ impl Supervisor {
     /// connected.
     fn keep_broker(&mut self, running: &Running) {
         if self.options.mqtt_broker.is_none() {
-            self.options.mqtt_broker = running.deployed.current.broker_url.clone();
+            self.options.mqtt_broker = running.deployment.running.broker_url.clone();
         }
     }
 
@@ -135,12 +135,12 @@ impl Supervisor {
             match running.update(application, plan, &mut |progress| notify(Notice::Progress(&progress))).await {
                 Ok(rollout) => notify(Notice::RolledOut { running, rollout: &rollout }),
                 Err(error) => {
-                    notify(Notice::RolloutFailed { version: running.deployed.current.version, error: &error })
+                    notify(Notice::RolloutFailed { version: running.deployment.running.version, error: &error })
                 }
             }
             return;
         }
-        let version = self.current.as_ref().map_or(0, |running| running.deployed.current.version);
+        let version = self.current.as_ref().map_or(0, |running| running.deployment.running.version);
         notify(Notice::Draining { version });
         // A version waiting to start again is replaced by the new one.
         self.stopped = None;
@@ -213,7 +213,7 @@ impl Reconciler for Supervisor {
                     let wait = self.restart_backoff.after(self.running_since.elapsed());
                     (self.notify)(Notice::DataPlaneStopped { failure: &failure, wait });
                     let message = format!("the data plane stopped: {failure}");
-                    let (state, app) = (&running.deployed.state, &running.deployed.current.app);
+                    let (state, app) = (&running.deployment.state, &running.deployment.running.app);
                     let _ = state.record_event(app, EventKind::Failed, None, &message);
                     self.restart_due = Some(now + wait);
                 }

@@ -3,11 +3,11 @@
 //! bootstrapped from simulated history and trained); the embedded MQTT broker when a component needs it; then
 //! every source, stream, service and sink in one data plane, with sources that need the outside world simulated
 //! unless asked to connect for real. Runs until stopped; stopping drains. The HTTP API and the web interface
-//! over a running application live in the `stratum-api` crate: they read [`Deployed`] as a [`Deployment`].
+//! over a running application live in the `stratum-api` crate: they read [`UpDeployment`] as a [`Deployment`].
 
 use crate::Error;
 use crate::agents::{Machine, agents_of};
-use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction};
+use crate::deployment::{Deployment, FeedRecords, Prediction, RunningVersion};
 use crate::models::{ModelOptions, ModelProgress, ensure_models};
 use crate::part::{PartOptions, Report, RunningPart, Share};
 use crate::placement::Placed;
@@ -53,8 +53,8 @@ pub enum UpProgress {
 
 /// What a running version is made of, shared with whoever watches it (the API reads it while the runner owns the
 /// [`Running`] that stops it).
-pub struct Deployed {
-    pub current: Arc<DeployedVersion>,
+pub struct UpDeployment {
+    pub running: Arc<RunningVersion>,
     pub agents: Vec<Machine>,
     pub metrics: Arc<Registry>,
     /// The HTTP part of each service, by name: predictions go here.
@@ -64,9 +64,9 @@ pub struct Deployed {
     pub state: Arc<StateStore>,
 }
 
-impl Deployment for Deployed {
-    fn current(&self) -> Option<Arc<DeployedVersion>> {
-        Some(self.current.clone())
+impl Deployment for UpDeployment {
+    fn running(&self) -> Option<Arc<RunningVersion>> {
+        Some(self.running.clone())
     }
 
     fn machines(&self) -> Vec<Machine> {
@@ -75,7 +75,7 @@ impl Deployment for Deployed {
 
     /// Everything runs where the plan put it: the in-process agents do not get lost.
     fn placement(&self) -> Vec<Placed> {
-        self.current
+        self.running
             .plan
             .assignments
             .iter()
@@ -124,14 +124,14 @@ impl Deployment for Deployed {
 
 /// A running application.
 pub struct Running {
-    pub deployed: Arc<Deployed>,
+    pub deployment: Arc<UpDeployment>,
     part: RunningPart,
     options: UpOptions,
 }
 
 /// A version whose data plane failed and is stopped, waiting to be started again.
 pub struct Stopped {
-    pub deployed: Arc<Deployed>,
+    pub deployment: Arc<UpDeployment>,
     options: UpOptions,
 }
 
@@ -139,28 +139,32 @@ impl Stopped {
     /// Starts the version's data plane, pools, batches and tools as `up` started them; when they cannot start,
     /// the version stays stopped (and is given back) with the reason, which is also an event.
     pub async fn start(self) -> Result<Running, (Error, Stopped)> {
-        let Stopped { deployed, options } = self;
-        let application = &deployed.current.application;
-        let report = report_to(deployed.state.clone(), application.name.clone());
+        let Stopped { deployment, options } = self;
+        let application = &deployment.running.application;
+        let report = report_to(deployment.state.clone(), application.name.clone());
         let part = match RunningPart::start(application, Share::Everything, part_options(&options), report).await {
             Ok(part) => part,
             Err(error) => {
                 let message = format!("the data plane did not start again: {error}");
-                let _ = deployed.state.record_event(&application.name, EventKind::Failed, None, &message);
-                return Err((error, Stopped { deployed, options }));
+                let _ = deployment.state.record_event(&application.name, EventKind::Failed, None, &message);
+                return Err((error, Stopped { deployment, options }));
             }
         };
-        let deployed = Arc::new(Deployed {
-            current: deployed.current.clone(),
-            agents: deployed.agents.clone(),
+        let deployment = Arc::new(UpDeployment {
+            running: deployment.running.clone(),
+            agents: deployment.agents.clone(),
             metrics: part.metrics(),
             services: part.services(),
             feeds: part.feeds(),
-            state: deployed.state.clone(),
+            state: deployment.state.clone(),
         });
-        let _ =
-            deployed.state.record_event(&application.name, EventKind::Restarted, None, "the data plane started again");
-        Ok(Running { deployed, part, options })
+        let _ = deployment.state.record_event(
+            &application.name,
+            EventKind::Restarted,
+            None,
+            "the data plane started again",
+        );
+        Ok(Running { deployment, part, options })
     }
 }
 
@@ -310,7 +314,7 @@ pub async fn up(
     let part = RunningPart::start(&application, Share::Everything, part_options(&options), report).await?;
     state.record_event(&app, EventKind::Started, None, &format!("version {version}"))?;
     let agents = agents_of(&application, &plan);
-    let current = DeployedVersion {
+    let current = RunningVersion {
         app,
         version,
         not_running: not_running(&application, &part),
@@ -319,15 +323,15 @@ pub async fn up(
         started,
         broker_url: options.mqtt_broker.clone(),
     };
-    let deployed = Deployed {
-        current: Arc::new(current),
+    let deployment = UpDeployment {
+        running: Arc::new(current),
         agents,
         metrics: part.metrics(),
         services: part.services(),
         feeds: part.feeds(),
         state,
     };
-    Ok(Running { deployed: Arc::new(deployed), part, options })
+    Ok(Running { deployment: Arc::new(deployment), part, options })
 }
 
 impl Running {
@@ -356,9 +360,9 @@ impl Running {
 
     /// Stops what remains of a failed version (a tool's port, a sink's file), keeping what it needs to start again.
     pub async fn halt(self) -> Stopped {
-        let Running { deployed, part, options } = self;
+        let Running { deployment, part, options } = self;
         let _ = part.stop().await;
-        Stopped { deployed, options }
+        Stopped { deployment, options }
     }
 
     /// Whether a new version can roll out into this one, rather than replace it: its data plane still runs, and
@@ -377,7 +381,7 @@ impl Running {
         progress: &mut (dyn FnMut(UpProgress) + Send),
     ) -> Result<Rollout, Error> {
         let started = Instant::now();
-        let state = self.deployed.state.clone();
+        let state = self.deployment.state.clone();
         let app = application.name.clone();
         let version = prepare_version(&state, &application, &plan, &self.options, progress).await?;
         let rollout = self.part.update(&application, Share::Everything).await.inspect_err(|error| {
@@ -394,7 +398,7 @@ impl Running {
             None,
             &format!("version {version}: {}", describe_rollout(&rollout)),
         )?;
-        let current = DeployedVersion {
+        let current = RunningVersion {
             app,
             version,
             not_running: not_running(&application, &self.part),
@@ -403,9 +407,9 @@ impl Running {
             started,
             broker_url: self.options.mqtt_broker.clone(),
         };
-        self.deployed = Arc::new(Deployed {
+        self.deployment = Arc::new(UpDeployment {
             agents: agents_of(&current.application, &current.plan),
-            current: Arc::new(current),
+            running: Arc::new(current),
             metrics: self.part.metrics(),
             services: self.part.services(),
             feeds: self.part.feeds(),
@@ -422,7 +426,7 @@ impl Running {
             Ok(summary) => format!("after {:.1} s", summary.seconds),
             Err(error) => format!("with an error: {error}"),
         };
-        self.deployed.state.record_event(&self.deployed.current.app, EventKind::Stopped, None, &outcome)?;
+        self.deployment.state.record_event(&self.deployment.running.app, EventKind::Stopped, None, &outcome)?;
         summary
     }
 }

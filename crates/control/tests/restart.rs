@@ -38,7 +38,7 @@ async fn a_failed_data_plane_starts_again_once_its_cause_is_gone() {
     let written = folder.path().join("blocked/readings.jsonl");
     wait_for("readings in the file", || lines(&written) > 0).await;
     assert_eq!(running.failure(), None);
-    let events = running.deployed.state.events("failing", 50).unwrap();
+    let events = running.deployment.state.events("failing", 50).unwrap();
     assert!(events.iter().any(|event| event.kind == stratum_core::events::EventKind::Restarted), "{events:?}");
     running.stop().await.unwrap();
 }

@@ -40,7 +40,7 @@ async fn a_changed_tool_is_stopped_and_started_anew_while_the_data_plane_runs_on
     unchanged.sort();
     assert_eq!(unchanged, ["kept", "readings"]);
     wait_for("the new command's output", || output().contains("beacon two")).await;
-    let events = running.deployed.state.events("tooled", 100).unwrap();
+    let events = running.deployment.state.events("tooled", 100).unwrap();
     let tool_events: Vec<&str> = events
         .iter()
         .filter(|event| event.component.as_deref() == Some("beacon"))

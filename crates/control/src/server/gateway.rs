@@ -66,7 +66,7 @@ impl Server {
         let targets: Vec<(String, String, Option<String>)> = {
             let cluster = lock(&self.cluster);
             let services: Vec<&String> = cluster
-                .deployed
+                .applied
                 .iter()
                 .flat_map(|applied| applied.application.services.iter().map(|service| &service.name))
                 .collect();

@@ -83,7 +83,7 @@ impl std::fmt::Debug for ServerOptions {
 }
 
 /// The version applied last.
-struct Applied {
+struct AppliedVersion {
     application: Arc<Application>,
     plan: Arc<Plan>,
     version: u32,
@@ -124,7 +124,7 @@ impl AgentRecord {
 
 #[derive(Default)]
 struct Cluster {
-    deployed: Option<Applied>,
+    applied: Option<AppliedVersion>,
     agents: BTreeMap<String, AgentRecord>,
     placed: Vec<Placed>,
     assignments: BTreeMap<String, Assignment>,
@@ -208,8 +208,12 @@ impl Cluster {
     /// Runs `version` of the application from now on, with its own policies.
     fn apply(&mut self, application: Application, plan: Plan, version: u32) {
         self.policies = ClusterPolicies::new(&application);
-        self.deployed =
-            Some(Applied { application: Arc::new(application), plan: Arc::new(plan), version, since: Instant::now() });
+        self.applied = Some(AppliedVersion {
+            application: Arc::new(application),
+            plan: Arc::new(plan),
+            version,
+            since: Instant::now(),
+        });
     }
 }
 
@@ -292,7 +296,7 @@ fn leaving(cluster: &mut Cluster, agent: &str, assignment: &Assignment) -> Vec<S
         .map(|(component, _)| component.clone())
         .collect();
     let came_back = cluster.agents.get_mut(agent).is_some_and(|record| std::mem::replace(&mut record.came_back, false));
-    if let (true, Some(deployed)) = (came_back, &cluster.deployed) {
+    if let (true, Some(deployed)) = (came_back, &cluster.applied) {
         for stream in stateful_streams(&deployed.application) {
             if !assignment.components.contains(&stream.name) && !leaving.contains(&stream.name) {
                 leaving.push(stream.name.clone());
@@ -361,7 +365,7 @@ impl Server {
 
     fn app(&self) -> String {
         lock(&self.cluster)
-            .deployed
+            .applied
             .as_ref()
             .map_or_else(|| crate::state::NO_APP.into(), |deployed| deployed.application.name.clone())
     }
@@ -615,7 +619,7 @@ impl Server {
 
     /// The application's node named like an agent, if there is one.
     fn node_of<'a>(&self, cluster: &'a Cluster, name: &str) -> Option<&'a stratum_core::ir::Node> {
-        cluster.deployed.as_ref()?.application.nodes.iter().find(|node| node.name == name)
+        cluster.applied.as_ref()?.application.nodes.iter().find(|node| node.name == name)
     }
 
     /// An agent's labels: those it was started with, over those its node declares in the application.
@@ -626,7 +630,7 @@ impl Server {
 
     /// The tier of the application's node named like the agent, when the agent did not say.
     fn planned_tier(&self, cluster: &Cluster, name: &str) -> Option<Tier> {
-        let deployed = cluster.deployed.as_ref()?;
+        let deployed = cluster.applied.as_ref()?;
         deployed.plan.hosts.iter().find(|host| host.host == name).map(|host| host.tier)
     }
 }

@@ -18,7 +18,7 @@ use stratum_dataplane::metrics::MetricsSnapshot;
 /// agent was lost, or that waited [`HAND_OVER_WAIT`]: whichever agent runs the stream next (the one it left,
 /// should it be placed back meanwhile) takes up what came, or the last copy of its checkpoint.
 fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Event>) {
-    let Some(deployed) = &cluster.deployed else { return };
+    let Some(deployed) = &cluster.applied else { return };
     let stateful: BTreeSet<String> =
         stateful_streams(&deployed.application).map(|stream| stream.name.clone()).collect();
     let only_host = |placed: &[Placed], component: &str| -> Option<Option<String>> {
@@ -119,7 +119,7 @@ impl Server {
                 cluster.agents.iter().filter(|(_, agent)| agent.lost).map(|(name, _)| name.clone()).collect();
             self.evaluate_policies(&mut cluster, &mut events);
             // Nothing applied yet: agents are known, nothing is placed.
-            let Some(deployed) = &cluster.deployed else {
+            let Some(deployed) = &cluster.applied else {
                 drop(cluster);
                 return self.flush(events);
             };
@@ -136,7 +136,7 @@ impl Server {
             self.store_checkpoints(&mut cluster);
             // A stream being handed over runs nowhere until its state has come; what it reads waits meanwhile.
             let held: BTreeSet<String> = cluster.handovers.keys().cloned().collect();
-            let Some(deployed) = &cluster.deployed else { return };
+            let Some(deployed) = &cluster.applied else { return };
             let assigned = assignments(
                 &deployed.application,
                 deployed.version,
@@ -187,7 +187,7 @@ impl Server {
             .filter_map(|(name, agent)| {
                 let tier = agent.join.tier.or_else(|| self.planned_tier(cluster, name))?;
                 let planned = cluster
-                    .deployed
+                    .applied
                     .as_ref()
                     .and_then(|deployed| deployed.plan.hosts.iter().find(|host| &host.host == name));
                 Some(LiveAgent {
@@ -215,7 +215,7 @@ impl Server {
         if cluster.policies_evaluated.is_some_and(|at| now.duration_since(at) < POLICY_INTERVAL) {
             return;
         }
-        let Some(deployed) = &cluster.deployed else { return };
+        let Some(deployed) = &cluster.applied else { return };
         cluster.policies_evaluated = Some(now);
         let (application, version) = (deployed.application.clone(), deployed.version);
         let mut snapshots: BTreeMap<String, MetricsSnapshot> = BTreeMap::new();
@@ -292,7 +292,7 @@ impl Server {
     /// refused, with an event: no agent gets it. The file's digest covers everything in it — the model, and the
     /// score, inputs, profile and leaderboard it was chosen by.
     fn model_files(&self, cluster: &mut Cluster, events: &mut Vec<Event>) -> BTreeMap<String, (u32, String)> {
-        let Some(deployed) = &cluster.deployed else { return BTreeMap::new() };
+        let Some(deployed) = &cluster.applied else { return BTreeMap::new() };
         let store = stratum_ml::ModelStore::new(self.options.state_dir.join("models"));
         let mut files = BTreeMap::new();
         let names: Vec<String> = deployed.application.models.iter().map(|model| model.name.clone()).collect();

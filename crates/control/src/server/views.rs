@@ -4,7 +4,7 @@
 
 use super::{Server, lock};
 use crate::agents::{Joined, Machine};
-use crate::deployment::{DeployedVersion, Deployment, FeedRecords, Prediction};
+use crate::deployment::{Deployment, FeedRecords, Prediction, RunningVersion};
 use crate::placement::Placed;
 use crate::protocol::FeedReport;
 use crate::serving::ServiceState;
@@ -14,16 +14,16 @@ use std::sync::Arc;
 use stratum_dataplane::metrics::MetricsSnapshot;
 
 impl Deployment for Server {
-    fn current(&self) -> Option<Arc<DeployedVersion>> {
+    fn running(&self) -> Option<Arc<RunningVersion>> {
         let cluster = lock(&self.cluster);
-        let applied = cluster.deployed.as_ref()?;
+        let applied = cluster.applied.as_ref()?;
         let not_running = cluster
             .placed
             .iter()
             .filter(|placed| placed.host.is_none())
             .map(|placed| (placed.component.clone(), format!("waiting: {} has not joined or is lost", placed.planned)))
             .collect();
-        Some(Arc::new(DeployedVersion {
+        Some(Arc::new(RunningVersion {
             app: applied.application.name.clone(),
             version: applied.version,
             application: applied.application.clone(),
@@ -39,7 +39,7 @@ impl Deployment for Server {
         let cluster = lock(&self.cluster);
         let kind_of = |component: &str| {
             cluster
-                .deployed
+                .applied
                 .as_ref()
                 .and_then(|applied| {
                     applied.plan.assignments.iter().find(|assignment| assignment.component == component)
@@ -52,7 +52,7 @@ impl Deployment for Server {
             .iter()
             .map(|(name, agent)| {
                 let planned = cluster
-                    .deployed
+                    .applied
                     .as_ref()
                     .and_then(|applied| applied.plan.hosts.iter().find(|host| &host.host == name));
                 let components = cluster
