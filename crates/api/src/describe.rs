@@ -52,6 +52,7 @@ impl ApiState {
         agent.components.iter().map(|(name, kind)| self.component_view(snapshots, name, kind)).collect()
     }
 
+    /// Every agent with its components and how it is doing.
     pub fn agents_view(&self, deployment: &dyn Deployment) -> Vec<AgentView> {
         let snapshots = deployment.metrics();
         deployment
@@ -78,6 +79,7 @@ impl ApiState {
             .collect()
     }
 
+    /// Where each instance of each component runs now.
     pub fn placement_view(&self, deployment: &dyn Deployment) -> Vec<PlacedView> {
         deployment
             .placement()
@@ -105,6 +107,7 @@ impl ApiState {
             .collect()
     }
 
+    /// The application as a graph: tiers, machines, components, and the data paths with their rates.
     pub fn topology(&self, snapshot: &Snapshot) -> Topology {
         let snapshots = snapshot.deployment.metrics();
         let mut tiers: Vec<TierView> = Vec::new();
@@ -164,6 +167,7 @@ impl ApiState {
         Topology { tiers, edges }
     }
 
+    /// Every service with its replicas, load and latency against its targets.
     pub fn services_view(&self, snapshot: &Snapshot) -> Vec<ServiceView> {
         let served = snapshot.deployment.state().served_models(&snapshot.running.app).unwrap_or_default();
         let pools = snapshot.deployment.services();
@@ -272,6 +276,7 @@ impl ApiState {
         Some(view)
     }
 
+    /// Every model with its stored versions and the services that serve it.
     pub fn models_view(&self, snapshot: &Snapshot) -> Vec<ModelView> {
         let store = stratum_ml::ModelStore::new(self.config.state_dir.join("models"));
         let served = snapshot.deployment.state().served_models(&snapshot.running.app).unwrap_or_default();
@@ -308,6 +313,7 @@ impl ApiState {
             .collect()
     }
 
+    /// Every dashboard with its panels' data now.
     pub fn dashboards_view(&self, snapshot: &Snapshot) -> Vec<DashboardView> {
         snapshot
             .running

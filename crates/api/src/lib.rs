@@ -3,8 +3,10 @@
 //! token (read and change) or a viewer's (read only). The web interface — topology, editor, live views, models,
 //! the file's dashboards — is a single page shipped inside the binary (`assets.rs`) that reads the same API.
 //!
-//! Start at [`serve`]: it takes a [`ApiState`], which the runner (`stratum up`) keeps pointed at the
+//! Start at [`serve`]: it takes an [`ApiState`], which the runner (`stratum up`) keeps pointed at the
 //! application running now and which hands versions applied from the editor back to the runner.
+
+#![warn(missing_docs)]
 
 mod answer;
 mod assets;
@@ -27,12 +29,16 @@ use tokio::sync::watch;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot serve the API on {address}: {source}")]
+    /// The API's address cannot be listened on.
     Listen {
+        /// The address.
         address: String,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
     #[error("cannot make a random token: {0}")]
+    /// No randomness for a token.
     Token(#[source] getrandom::Error),
 }
 

@@ -35,6 +35,7 @@ fn operation_id(route: &Route) -> String {
     format!("{}_{}", route.method.as_str().to_lowercase(), words.join("_"))
 }
 
+/// The OpenAPI 3.1 document of `routes`.
 pub fn document(routes: &[Route]) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|settings| settings.definitions_path = "/components/schemas".into())

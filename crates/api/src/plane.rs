@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 /// port, like any service endpoint.
 #[derive(Clone, Debug)]
 pub struct Tokens {
+    /// The operator's token: reads and applies.
     pub operator: String,
+    /// The viewer's token: reads only.
     pub viewer: String,
     /// None where no agent joins over the network (`stratum up`).
     pub join: Option<String>,
@@ -40,6 +42,7 @@ fn random_token() -> Result<String, crate::Error> {
 /// How the API is set up.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
+    /// The API's tokens.
     pub tokens: Tokens,
     /// The application's `.stratum` file: the editor shows it, and applying a new version writes it (and the files
     /// it imports, beside it).
@@ -51,7 +54,9 @@ pub struct ApiConfig {
 /// A new version the editor applied, for the runner to start in place of the running one. The source is already
 /// written to the file, checked and planned.
 pub struct Reload {
+    /// The new version's application.
     pub application: Application,
+    /// Its plan.
     pub plan: Plan,
 }
 
@@ -72,10 +77,13 @@ pub(crate) enum Refused {
 /// What the application is doing, as far as the API can tell.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Phase {
+    /// Its first version is starting (models train).
     Starting,
+    /// It runs.
     Running,
     /// A new version was applied; the old one drains and the new one starts.
     Restarting,
+    /// Its last start failed, for this reason.
     Failed(String),
 }
 
@@ -91,7 +99,9 @@ impl Phase {
     }
 }
 
+/// The API's state: its configuration, what runs (see [`ApiState::deployment`]), its phase, and where applied versions go.
 pub struct ApiState {
+    /// How the API is set up.
     pub config: ApiConfig,
     /// The multi-machine control plane, whose agents call the agents' routes; none under `stratum up`.
     pub server: Option<Arc<Server>>,
@@ -136,10 +146,12 @@ impl ApiState {
         }
     }
 
+    /// What the application is doing now.
     pub fn phase(&self) -> Phase {
         lock(&self.phase).clone()
     }
 
+    /// Says what the application is doing now.
     pub fn set_phase(&self, phase: Phase) {
         *lock(&self.phase) = phase;
     }

@@ -38,36 +38,52 @@ impl Access {
 /// A caller, as its bearer token says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// No token, or an unknown one.
     Anonymous,
+    /// The viewer's token.
     Viewer,
+    /// The operator's token.
     Operator,
+    /// The join token (or an agent's key): the agents' routes.
     Agent,
 }
 
+/// How a route's body schema is made.
 pub type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
 
 /// What a route takes or answers.
 #[derive(Clone, Copy)]
 pub enum Body {
+    /// JSON of this schema.
     Json(SchemaOf),
     /// Another media type, such as Prometheus' text format.
     Text(&'static str),
 }
 
 #[derive(Clone, Copy)]
+/// A parameter of a route, for the OpenAPI document.
 pub struct Parameter {
+    /// Its name.
     pub name: &'static str,
     /// `path` or `query`.
     pub location: &'static str,
+    /// What it is.
     pub description: &'static str,
 }
 
+/// One route of the API: what it takes and answers, and who may call it; the OpenAPI document is made from these.
 pub struct Route {
+    /// Its method.
     pub method: Method,
+    /// Its path, with `{parameters}`.
     pub path: &'static str,
+    /// Who may call it.
     pub access: Access,
+    /// One line on what it does.
     pub summary: &'static str,
+    /// Its parameters.
     pub parameters: Vec<Parameter>,
+    /// What it takes, if anything.
     pub request: Option<Body>,
     /// The answer on success, and its status.
     pub response: (u16, Body),

@@ -34,6 +34,7 @@ use stratum_dataplane::transfer::{Delivered, PathKey, PathKeys, Receiver};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Clone, Debug)]
+/// How an agent runs: its control plane, name and tier, where it listens and keeps its data.
 pub struct AgentOptions {
     /// The control plane, `https://host:port` (`http://` for one that runs without TLS).
     pub server: String,
@@ -43,8 +44,11 @@ pub struct AgentOptions {
     /// the authority whose certificate has this hash, and nothing else. Without it, the agent trusts the authority
     /// the control plane proves with the join token at the first join.
     pub authority_sha256: Option<String>,
+    /// Its name: a node or pool member of the application.
     pub name: String,
+    /// Its tier, when the application's node of that name does not say it.
     pub tier: Option<Tier>,
+    /// Its labels, for placement.
     pub labels: BTreeMap<String, String>,
     /// Where other agents' data arrives.
     pub data_listen: SocketAddr,
@@ -54,6 +58,7 @@ pub struct AgentOptions {
     pub data_dir: PathBuf,
     /// Stand generators in for sources that need the outside world.
     pub simulate: bool,
+    /// The MQTT broker for components that name none.
     pub mqtt_broker: Option<String>,
     /// Where the agent's own API listens, if anywhere: `/metrics`, and predictions of the services it runs
     /// (`POST /v1/services/{name}/predict`, which the control plane's gateway forwards to).
@@ -88,6 +93,7 @@ struct RunningAssignment {
     started: Instant,
 }
 
+/// An agent: joins its control plane, heartbeats, and runs what it is assigned (see the module documentation).
 pub struct Agent {
     options: AgentOptions,
     client: reqwest::Client,
@@ -224,10 +230,12 @@ impl Agent {
         Ok((agent, router))
     }
 
+    /// The address other agents send it data at.
     pub fn data_address(&self) -> &str {
         &self.data_address
     }
 
+    /// The address of its own API, when it serves one.
     pub fn api_address(&self) -> Option<&str> {
         self.api_address.as_deref()
     }

@@ -8,14 +8,20 @@ use stratum_core::ir::{Application, Tier};
 use stratum_core::plan::Plan;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+/// A machine that runs part of the application, with what it runs.
 pub struct Machine {
+    /// Its name.
     pub name: String,
     /// None for an agent that did not say and that no node of the application names (yet).
     pub tier: Option<Tier>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The pool it is a member of, if any.
     pub pool: Option<String>,
+    /// Its labels.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Its cores.
     pub cpu: f64,
+    /// Its memory, in bytes.
     pub memory_bytes: u64,
     /// (component, kind) assigned here, in plan order; several instances of a component appear once.
     pub components: Vec<(String, String)>,
@@ -27,8 +33,11 @@ pub struct Machine {
 /// An agent on its own machine, as its join and heartbeats tell.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Joined {
+    /// Heard from within the agent timeout.
     pub alive: bool,
+    /// Seconds since its last heartbeat.
     pub seconds_since_heartbeat: f64,
+    /// Its architecture, as it measured it.
     pub arch: String,
     /// Free space on the disk of its data directory, when it joined.
     #[serde(skip_serializing_if = "Option::is_none")]

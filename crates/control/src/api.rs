@@ -18,12 +18,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use stratum_dataplane::metrics::Registry;
 
-pub struct ApiState {
+/// What the two routes serve: the services by name, and the metrics.
+pub struct ServicesApi {
+    /// The services, by name.
     pub services: BTreeMap<String, Arc<ServicePool>>,
+    /// Every component's metrics.
     pub metrics: Arc<Registry>,
 }
 
-pub fn router(state: Arc<ApiState>) -> axum::Router {
+/// The two routes over `state`.
+pub fn router(state: Arc<ServicesApi>) -> axum::Router {
     axum::Router::new()
         .route("/v1/services/{name}/predict", post(predict))
         .route("/metrics", get(metrics))
@@ -51,7 +55,7 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: impl Into<St
     json_response(status, json!({ "error": { "code": code, "message": message.into() } }))
 }
 
-async fn predict(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn predict(State(state): State<Arc<ServicesApi>>, Path(name): Path<String>, body: Bytes) -> Response {
     match state.services.get(&name) {
         Some(service) => prediction_response(service.predict(&body).await),
         None => prediction_response(Err(crate::serving::unknown_service(&name, state.services.keys()))),
@@ -73,7 +77,7 @@ pub fn prediction_response(answer: Result<Value, crate::serving::Refusal>) -> Re
     }
 }
 
-async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+async fn metrics(State(state): State<Arc<ServicesApi>>) -> Response {
     let mut text = state.metrics.render_prometheus();
     text.push_str(&crate::serving::render_pools(state.services.values()));
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -21,10 +21,15 @@ use stratum_dataplane::record::Record;
 /// The version of the application that runs now.
 #[derive(Clone, Debug)]
 pub struct RunningVersion {
+    /// The application's name.
     pub app: String,
+    /// The version.
     pub version: u32,
+    /// The application.
     pub application: Arc<Application>,
+    /// Its plan.
     pub plan: Arc<Plan>,
+    /// When it started.
     pub started: Instant,
     /// The MQTT broker components without one of their own use, when there is one.
     pub broker_url: Option<String>,
@@ -35,6 +40,7 @@ pub struct RunningVersion {
 /// The latest records of a stream or source that a dashboard panel shows.
 #[derive(Clone, Debug, Default)]
 pub struct FeedRecords {
+    /// The fields of the records.
     pub fields: Vec<Field>,
     /// Oldest first.
     pub records: Vec<Record>,

@@ -5,6 +5,8 @@
 //! running application shows to the API ([`deployment::Deployment`], which both implement; the HTTP API and the web
 //! interface are the `stratum-api` crate).
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod agents;
 pub mod api;
@@ -31,36 +33,52 @@ pub mod usage;
 /// kept as the source.
 use stratum_core::Cause;
 
+/// Everything that can go wrong while running applications.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The state store failed.
     #[error("state store: {0}")]
     State(#[source] Cause),
+    /// A model could not be made ready.
     #[error("model `{model}`: {source}")]
     Model {
+        /// The model.
         model: String,
+        /// Why.
         #[source]
         source: Cause,
     },
+    /// A service could not start.
     #[error("service `{service}`: {source}")]
     Service {
+        /// The service.
         service: String,
+        /// Why.
         #[source]
         source: Cause,
     },
+    /// An address could not be listened on.
     #[error("cannot listen on {address}: {source}")]
     Listen {
+        /// The address.
         address: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The data plane failed.
     #[error(transparent)]
     DataPlane(#[from] stratum_dataplane::Error),
+    /// A background task failed (it panicked or was cancelled).
     #[error("a task failed: {0}")]
     Task(String),
+    /// An agent failed to talk with its control plane or to run its part.
     #[error("agent: {0}")]
     Agent(#[source] Cause),
+    /// The control plane refused the agent (a held name, a wrong token); the message says what to do.
     #[error("{0}")]
     Refused(String),
+    /// TLS could not be set up.
     #[error("TLS: {0}")]
     Tls(#[source] Cause),
 }

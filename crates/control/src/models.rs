@@ -16,30 +16,51 @@ use stratum_ml::{ModelStore, StoredModel};
 pub enum ModelProgress {
     /// The model's dataset does not exist: simulating `hours` of history through `sinks`, then `batches`.
     Bootstrapping {
+        /// The model.
         model: String,
+        /// Its dataset.
         dataset: String,
+        /// Hours of history simulated.
         hours: f64,
+        /// The sinks that fill the dataset.
         sinks: Vec<String>,
+        /// The batches that fill it from what the sinks kept.
         batches: Vec<String>,
     },
+    /// The dataset was made from simulated history.
     Bootstrapped {
+        /// The model.
         model: String,
+        /// Events simulated.
         events: u64,
+        /// Rows the dataset got.
         rows: usize,
     },
+    /// The model is being trained.
     Training {
+        /// The model.
         model: String,
     },
+    /// The model was trained and stored.
     Trained {
+        /// The model.
         model: String,
+        /// Its new version.
         version: u32,
+        /// The winning algorithm.
         algorithm: String,
+        /// The metric it was judged by.
         metric: String,
+        /// Its score.
         score: f64,
+        /// How long training took.
         seconds: f64,
     },
+    /// A stored version trained on the same data was reused.
     Reused {
+        /// The model.
         model: String,
+        /// The version reused.
         version: u32,
     },
 }
@@ -47,15 +68,21 @@ pub enum ModelProgress {
 /// A model ready to serve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReadyModel {
+    /// The model.
     pub model: String,
+    /// Its version in the store.
     pub version: u32,
+    /// The sha256 of the model.
     pub sha256: String,
+    /// The sha256 of the data it was trained on.
     pub data_sha256: String,
 }
 
+/// How models are made ready.
 pub struct ModelOptions {
     /// Relative paths of the application are relative to this directory.
     pub base_dir: PathBuf,
+    /// The model store.
     pub model_store: PathBuf,
     /// How much simulated history a missing dataset is bootstrapped from.
     pub bootstrap_hours: f64,

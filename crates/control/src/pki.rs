@@ -165,7 +165,9 @@ pub async fn fetch_authority(server: &str, token: &str, pinned: Option<&str>) ->
 /// What an agent needs to join: the authority's sha256 and the join token, written `stratum1:SHA256:TOKEN`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JoinString {
+    /// The sha256 of the authority's certificate.
     pub ca_sha256: String,
+    /// The join token.
     pub token: String,
 }
 

@@ -23,14 +23,19 @@ use stratum_dataplane::transfer::PathKey;
 /// An agent as placement sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LiveAgent {
+    /// The agent's name.
     pub name: String,
+    /// Its tier.
     pub tier: Tier,
+    /// Where other agents send it data.
     pub data_address: String,
+    /// Its labels.
     pub labels: BTreeMap<String, String>,
     /// The machine's architecture, as the agent measured it (`x86_64`, `aarch64`, `armv7`).
     pub arch: String,
     /// What it can hold: its node's capacity in the plan, or what the agent measured.
     pub cpu: f64,
+    /// Its memory, in bytes.
     pub memory_bytes: u64,
     /// The accelerators its node declares in the application (agents do not measure them).
     pub accelerators: Vec<Accelerator>,
@@ -42,8 +47,11 @@ pub struct LiveAgent {
 /// One placed instance: the component, its instance number, where the plan put it and where it runs now.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Placed {
+    /// The component.
     pub component: String,
+    /// Which instance of it (its number among the instances the plan and the policies made).
     pub instance: u32,
+    /// The machine the plan put it on.
     pub planned: String,
     /// None when no live agent can take it.
     pub host: Option<String>,

@@ -14,12 +14,15 @@ use crate::usage::Usage;
 /// `POST /v1/agents/join`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Join {
+    /// The agent's name.
     pub name: String,
     /// The tier the agent says it is on; the application's node of the same name decides when it says none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
     #[serde(default)]
+    /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// What it measured of its machine.
     pub resources: MeasuredResources,
     /// Where other agents send it data (`host:port`).
     pub data_address: String,
@@ -35,6 +38,7 @@ pub struct Heartbeat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<String>,
     #[serde(default)]
+    /// Its components' counters.
     pub metrics: Vec<MetricsSnapshot>,
     /// What went wrong since the last heartbeat (a model that failed its check, a component that failed to
     /// start), for the control plane's events.
@@ -73,15 +77,20 @@ pub struct Heartbeat {
 /// A stream's checkpoint file, as an agent wrote it (its text names the stream's fingerprint).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointCopy {
+    /// The stream.
     pub component: String,
+    /// The checkpoint file's text.
     pub file: String,
 }
 
 /// The newest records of a dashboard's stream on one agent, each a row of JSON values in the order of `fields`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeedReport {
+    /// The stream or source.
     pub source: String,
+    /// Its fields.
     pub fields: Vec<stratum_core::types::Field>,
+    /// Its newest records.
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
@@ -89,6 +98,7 @@ impl FeedReport {
     /// At most this many records of a feed go with a heartbeat: enough for a panel, small on the wire.
     pub const RECORDS: usize = 200;
 
+    /// The newest records (at most [`FeedReport::RECORDS`]) of `feed`, which follows `source`.
     pub fn of(source: &str, feed: &stratum_dataplane::sinks::feed::Feed) -> FeedReport {
         FeedReport {
             source: source.to_string(),
@@ -122,8 +132,11 @@ impl FeedReport {
 /// Something a batch or a tool on an agent did, for the control plane's events.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentEvent {
+    /// The batch or tool.
     pub component: String,
+    /// What happened.
     pub kind: stratum_core::events::EventKind,
+    /// What happened, for people.
     pub message: String,
 }
 
@@ -131,6 +144,7 @@ pub struct AgentEvent {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What to run, when it differs from what the agent runs.
     pub assignment: Option<Assignment>,
     /// With an assignment: checkpoints of streams it takes over from a lost agent, to take up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -160,25 +174,37 @@ pub struct HeartbeatAnswer {
 /// control plane did, and runs the task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingWork {
+    /// The job.
     pub job: u64,
+    /// The task's place in the job.
     pub index: usize,
+    /// The model.
     pub model: String,
+    /// The application, as the control plane checked it.
     pub application: Application,
+    /// The candidate and fold to fit and score.
     pub task: stratum_ml::search::TrainingTask,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// What a task of a training job came to, as an agent reports it.
 pub struct TrainingResult {
+    /// The job.
     pub job: u64,
+    /// The task's place in the job.
     pub index: usize,
+    /// Its score and fit time, or why it failed.
     pub outcome: Result<stratum_ml::search::TaskOutcome, String>,
 }
 
 /// `POST /v1/training`: train a model of an application on the agents, from data uploaded as a blob.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainingRequest {
+    /// The application, checked.
     pub application: Application,
+    /// The model to train.
     pub model: String,
+    /// The sha256 of the uploaded data.
     pub data_sha256: String,
 }
 
@@ -188,19 +214,28 @@ pub struct Assignment {
     /// Identifies the assignment: equal keys, equal assignments.
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The application (its part is named by `components`).
     pub application: Option<Application>,
+    /// The application's version.
     pub version: u32,
+    /// The components it runs.
     pub components: Vec<String>,
+    /// The paths into it.
     pub inputs: Vec<PathIn>,
+    /// The paths out of it.
     pub outputs: Vec<PathOut>,
+    /// The models it loads.
     pub models: Vec<ModelRef>,
 }
 
 /// A path into the agent; `key` (hex) authenticates its frames (`stratum_dataplane::transfer::PathKey`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathIn {
+    /// The path's name.
     pub path: String,
+    /// The producer on the other machine.
     pub producer: String,
+    /// The path's key.
     pub key: String,
 }
 
@@ -208,9 +243,13 @@ pub struct PathIn {
 /// whose entries stay in its log (see `stratum_dataplane::remote::waiting_path_name`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathOut {
+    /// The path's name.
     pub path: String,
+    /// The local producer it carries.
     pub producer: String,
+    /// The components it leads to.
     pub consumers: Vec<String>,
+    /// The agent it leads to; none for a waiting path.
     pub to: Option<PathTo>,
 }
 
@@ -219,10 +258,14 @@ pub struct PathOut {
 /// [`PathIn`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathTo {
+    /// The agent.
     pub agent: String,
+    /// Its data address.
     pub address: String,
+    /// The path's key.
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The sha256 of the certificate issued at its latest join (TLS only).
     pub certificate_sha256: Option<String>,
 }
 
@@ -230,7 +273,10 @@ pub struct PathTo {
 /// and refused if its bytes do not hash to `sha256`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ModelRef {
+    /// The model.
     pub name: String,
+    /// Its version.
     pub version: u32,
+    /// The sha256 of its artifact file.
     pub sha256: String,
 }

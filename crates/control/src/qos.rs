@@ -199,6 +199,7 @@ impl PolicyEngine {
         PolicyEngine { rules, previous: BTreeMap::new(), conditions: Conditions::default(), cluster_decides }
     }
 
+    /// Whether there are no policies.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
@@ -331,7 +332,9 @@ pub fn scales_onto_machines(application: &Application, policy: &Policy, service:
 
 /// Where a target runs now, as the control plane knows it.
 pub struct Host {
+    /// The machine.
     pub name: String,
+    /// Its tier.
     pub tier: Tier,
     /// What the machine used over its agent's last heartbeat.
     pub usage: Option<Usage>,

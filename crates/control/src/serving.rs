@@ -40,8 +40,11 @@ const SCALE_TICK: Duration = Duration::from_millis(500);
 /// Why a request was not answered with predictions: an HTTP status, a message, and when to try again.
 #[derive(Debug, PartialEq)]
 pub struct Refusal {
+    /// The HTTP status.
     pub status: u16,
+    /// Why, for people.
     pub message: String,
+    /// When to try again, if at all.
     pub retry_after_seconds: Option<u32>,
 }
 
@@ -54,7 +57,9 @@ stratum_core::vocabulary! {
         Unauthorized = "unauthorized",
         /// The token's role may not call the route.
         Forbidden = "forbidden",
+        /// Nothing of that name.
         NotFound = "not_found",
+        /// The route takes another method.
         MethodNotAllowed = "method_not_allowed",
         /// A body over the route's limit.
         TooLarge = "too_large",
@@ -68,6 +73,7 @@ stratum_core::vocabulary! {
         BadGateway = "bad_gateway",
         /// Nothing runs yet, or the request waited too long.
         Unavailable = "unavailable",
+        /// A fault of the server's own; the message says what.
         Internal = "internal",
     }
 }
@@ -141,9 +147,13 @@ struct PoolCounters {
     timed_out: AtomicU64,
 }
 
+/// A service's pool of replicas: it admits, queues and sheds requests, and scales (see the module documentation).
 pub struct ServicePool {
+    /// The service.
     pub name: String,
+    /// Its model.
     pub model: String,
+    /// How it scales.
     pub policy: ScalePolicy,
     application: Application,
     model_store: PathBuf,
@@ -258,10 +268,12 @@ impl ServicePool {
         Ok(Arc::new(Replica { predictor, slots }))
     }
 
+    /// Replicas now.
     pub fn replicas(&self) -> usize {
         lock(&self.replicas).len()
     }
 
+    /// Requests being answered or waiting.
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -281,10 +293,12 @@ impl ServicePool {
         self.shed_per_thousand.swap(per_thousand, Ordering::Relaxed) != per_thousand
     }
 
+    /// Replicas started.
     pub fn cold_starts(&self) -> u64 {
         self.counters.cold_starts.load(Ordering::Relaxed)
     }
 
+    /// Requests shed.
     pub fn rejected(&self) -> u64 {
         self.counters.rejected.load(Ordering::Relaxed)
     }
@@ -537,13 +551,17 @@ pub fn render_prometheus(pools: &[(String, ServiceState)]) -> String {
 /// A service's pool of replicas now: what the views show beside its metrics.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceState {
+    /// The service.
     pub name: String,
+    /// Replicas now.
     pub replicas: u64,
     /// Requests being answered or waiting.
     pub in_flight: u64,
     /// Replicas started, and the time they took.
     pub cold_starts: u64,
+    /// Seconds all cold starts took.
     pub cold_start_seconds: f64,
+    /// Seconds the latest cold start took.
     pub last_cold_start_seconds: f64,
     /// Requests shed with 429.
     pub rejected: u64,

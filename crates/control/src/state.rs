@@ -75,19 +75,24 @@ const MIGRATIONS: &[&str] = &[
 /// over that waits for the stream's next agent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeptCheckpoint {
+    /// The stream.
     pub component: String,
     /// The agent that holds that state; `None` for a state handed over (no agent holds it until the next takes it).
     pub holder: Option<String>,
+    /// The checkpoint file's text.
     pub file: String,
 }
 
 /// A change to the kept states: what a heartbeat or a move made.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CheckpointChange {
+    /// Keep this state (in place of the one kept for its component).
     Keep(KeptCheckpoint),
     /// That state (the checkpoint held by an agent, or the state handed over) is no longer kept.
     Forget {
+        /// The stream.
         component: String,
+        /// The state handed over, not the checkpoint an agent holds.
         handed: bool,
     },
 }
@@ -95,21 +100,31 @@ pub enum CheckpointChange {
 /// One thing that happened to an application.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Event {
+    /// Its id, increasing.
     pub id: i64,
+    /// When, in milliseconds since 1970.
     pub at_milliseconds: i64,
+    /// What happened.
     pub kind: EventKind,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The component (or agent) it concerns, if one.
     pub component: Option<String>,
+    /// What happened, for people.
     pub message: String,
 }
 
 /// The model a service serves.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServedModel {
+    /// The service.
     pub service: String,
+    /// Its model.
     pub model: String,
+    /// The model's version.
     pub version: u32,
+    /// The sha256 of the artifact file it served.
     pub sha256: String,
+    /// The sha256 of the model's training data.
     pub data_sha256: String,
 }
 
@@ -117,6 +132,7 @@ pub struct ServedModel {
 /// they show among every application's events.
 pub const NO_APP: &str = "-";
 
+/// The control plane's state store: applications, versions, events, agents, served models and kept checkpoints, in SQLite.
 pub struct StateStore {
     connection: Mutex<Connection>,
 }
@@ -359,6 +375,7 @@ impl StateStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
     }
 
+    /// Records an event (and logs it).
     pub fn record_event(
         &self,
         app: &str,
@@ -409,6 +426,7 @@ impl StateStore {
         Ok(events)
     }
 
+    /// Records the model a service serves.
     pub fn record_served_model(&self, app: &str, served: &ServedModel) -> Result<(), Error> {
         self.connection()
             .execute(
@@ -422,6 +440,7 @@ impl StateStore {
         Ok(())
     }
 
+    /// The model each service of `app` serves.
     pub fn served_models(&self, app: &str) -> Result<Vec<ServedModel>, Error> {
         let connection = self.connection();
         let mut statement = connection

@@ -28,19 +28,45 @@ pub enum Notice<'a> {
     /// A version was applied and rolls into the running one: only what changed restarts.
     RollingOut,
     /// A version was applied and replaces the running one, which drains first.
-    Draining { version: u32 },
+    Draining {
+        /// The version that drains.
+        version: u32,
+    },
     /// A version runs, in place of none or of the one before.
     Started(&'a Running),
     /// A version was applied and rolled into the running one.
-    RolledOut { running: &'a Running, rollout: &'a Rollout },
+    RolledOut {
+        /// What runs now.
+        running: &'a Running,
+        /// What restarted and what ran on.
+        rollout: &'a Rollout,
+    },
     /// A version was applied but did not roll out; the running one (`version`) runs on.
-    RolloutFailed { version: u32, error: &'a Error },
+    RolloutFailed {
+        /// The version that runs on.
+        version: u32,
+        /// Why the new one did not roll out.
+        error: &'a Error,
+    },
     /// A version was applied but did not start; nothing runs until another is applied.
-    StartFailed { error: &'a Error },
+    StartFailed {
+        /// Why.
+        error: &'a Error,
+    },
     /// A component failed and stopped the data plane; it starts again in `wait`.
-    DataPlaneStopped { failure: &'a str, wait: Duration },
+    DataPlaneStopped {
+        /// What failed.
+        failure: &'a str,
+        /// How long until it starts again.
+        wait: Duration,
+    },
     /// The data plane did not start again; it is tried again in `wait`.
-    RestartFailed { error: &'a Error, wait: Duration },
+    RestartFailed {
+        /// Why.
+        error: &'a Error,
+        /// How long until the next try.
+        wait: Duration,
+    },
     /// The data plane started again.
     Restarted(&'a Running),
     /// The sources ran out: the data plane has ended; services, batches and the API go on.

@@ -18,10 +18,31 @@ const POLL: Duration = Duration::from_millis(200);
 /// Something that happened to a tool.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ToolEvent {
-    Started { pid: Option<u32> },
-    Healthy { port: u16 },
-    Exited { status: String, restart_in: Duration },
-    Failed { message: String, restart_in: Duration },
+    /// It started.
+    Started {
+        /// Its process id, when known.
+        pid: Option<u32>,
+    },
+    /// It listens on its health port.
+    Healthy {
+        /// The port.
+        port: u16,
+    },
+    /// It exited; it is started again after a while.
+    Exited {
+        /// How it exited (with the last line it wrote).
+        status: String,
+        /// When it starts again.
+        restart_in: Duration,
+    },
+    /// It could not be started; it is tried again after a while.
+    Failed {
+        /// Why.
+        message: String,
+        /// When it is tried again.
+        restart_in: Duration,
+    },
+    /// It was stopped (the application stops or changed).
     Stopped,
 }
 
@@ -45,7 +66,9 @@ pub fn describe(event: &ToolEvent) -> (EventKind, String) {
 /// How a tool is started: the program and its arguments, and the container it runs in, if it is an image.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Launch {
+    /// The program and its arguments.
     pub line: Vec<String>,
+    /// The container it runs in, if it is an image.
     pub container: Option<Container>,
 }
 
@@ -53,17 +76,24 @@ pub struct Launch {
 /// would leave the container running, and removed before every start, in case a crash left one of that name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Container {
+    /// `podman` or `docker`.
     pub runtime: String,
+    /// The container's name.
     pub name: String,
 }
 
 /// Why a tool cannot run on this machine at all.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum NotLaunched {
+    /// Its `command` is empty.
     #[error("its `command` is empty")]
     EmptyCommand,
+    /// It runs an image, and the machine has no container runtime.
     #[error("image `{image}` needs a container runtime (podman or docker) on this machine")]
-    NoRuntime { image: String },
+    NoRuntime {
+        /// The image.
+        image: String,
+    },
 }
 
 /// How a tool runs on this machine, or why it cannot. An image runs through podman when it is installed (it needs

@@ -25,24 +25,36 @@ const FAIR_SHARE_WINDOW: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum JobState {
+    /// Tasks are running on the agents.
     Running,
     /// Every task is done; the leaderboard is being assembled and the winner refitted.
     Finishing,
+    /// The winner is stored.
     Done {
+        /// Its version.
         version: u32,
+        /// Its algorithm.
         algorithm: String,
+        /// The metric it was judged by.
         metric: String,
+        /// Its score.
         score: f64,
     },
+    /// The job failed.
     Failed {
+        /// Why.
         reason: String,
     },
 }
 
 #[derive(Clone)]
+/// A training job: a model's search split into tasks for the agents.
 pub struct TrainingJob {
+    /// Its number.
     pub id: u64,
+    /// The model.
     pub model: String,
+    /// The application, as checked.
     pub application: Application,
     /// Where the job's data is laid out as the application expects it.
     pub base: PathBuf,
@@ -55,6 +67,7 @@ pub struct TrainingJob {
     budget: Option<Duration>,
     /// Tasks each agent ran.
     pub by_agent: BTreeMap<String, usize>,
+    /// How it is doing.
     pub state: JobState,
 }
 
@@ -127,10 +140,12 @@ impl TrainingJob {
         })
     }
 
+    /// Tasks in all.
     pub fn total(&self) -> usize {
         self.tasks.len()
     }
 
+    /// Tasks finished.
     pub fn finished(&self) -> usize {
         self.outcomes.iter().filter(|outcome| outcome.is_some()).count()
     }
@@ -182,6 +197,7 @@ impl TrainingJob {
         work
     }
 
+    /// Takes a task's result from `agent`.
     pub fn record(&mut self, agent: &str, result: TrainingResult) {
         if let Some(slot) = self.outcomes.get_mut(result.index)
             && slot.is_none()

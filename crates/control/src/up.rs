@@ -29,6 +29,7 @@ use stratum_dataplane::sinks::feed::Feed;
 use stratum_dataplane::{PipelineOptions, RunSummary};
 
 #[derive(Clone, Debug)]
+/// How `stratum up` runs an application.
 pub struct UpOptions {
     /// Relative paths of the application are relative to this directory (the file's).
     pub base_dir: PathBuf,
@@ -47,20 +48,29 @@ pub struct UpOptions {
 /// What `up` is doing, for the user to see.
 #[derive(Clone, Debug)]
 pub enum UpProgress {
+    /// A model is being made ready.
     Model(ModelProgress),
-    Broker { url: String },
+    /// The embedded MQTT broker listens.
+    Broker {
+        /// Its URL.
+        url: String,
+    },
 }
 
 /// What a running version is made of, shared with whoever watches it (the API reads it while the runner owns the
 /// [`Running`] that stops it).
 pub struct UpDeployment {
+    /// The running version.
     pub running: Arc<RunningVersion>,
+    /// The in-process agents, one per machine of the plan.
     pub agents: Vec<Machine>,
+    /// Every component's metrics.
     pub metrics: Arc<Registry>,
     /// The HTTP part of each service, by name: predictions go here.
     pub services: BTreeMap<String, Arc<ServicePool>>,
     /// The latest records of each stream or source a dashboard panel shows.
     pub feeds: BTreeMap<String, Feed>,
+    /// The state store.
     pub state: Arc<StateStore>,
 }
 
@@ -124,6 +134,7 @@ impl Deployment for UpDeployment {
 
 /// A running application.
 pub struct Running {
+    /// What runs.
     pub deployment: Arc<UpDeployment>,
     part: RunningPart,
     options: UpOptions,
@@ -131,6 +142,7 @@ pub struct Running {
 
 /// A version whose data plane failed and is stopped, waiting to be started again.
 pub struct Stopped {
+    /// What ran.
     pub deployment: Arc<UpDeployment>,
     options: UpOptions,
 }

@@ -8,8 +8,11 @@ use std::time::Instant;
 /// What an agent measured of its machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MeasuredResources {
+    /// Its cores.
     pub cpu: f64,
+    /// Its memory, in bytes.
     pub memory_bytes: u64,
+    /// Its architecture (`x86_64`, `aarch64`, `armv7`).
     pub arch: String,
     /// Space left for the agent's data (buffers, models, files) on the disk that holds its data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +45,7 @@ fn disk_free_bytes(path: &std::path::Path) -> Option<u64> {
 pub struct Usage {
     /// CPU time over wall time in the interval, in percent of one core (200 is two cores busy).
     pub cpu_percent: f64,
+    /// The process's resident memory, in bytes.
     pub memory_bytes: u64,
     /// The whole machine's CPU busy over the interval, as a fraction of all its cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]

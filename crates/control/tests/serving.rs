@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratum_control::api::{ApiState, router};
+use stratum_control::api::{ServicesApi, router};
 use stratum_control::serving::ServicePool;
 use stratum_dataplane::metrics::Registry;
 
@@ -44,7 +44,7 @@ fn trained(name: &str) -> (PathBuf, stratum_core::ir::Application) {
 }
 
 async fn serve(pool: Arc<ServicePool>, metrics: Arc<Registry>) -> String {
-    let state = ApiState { services: BTreeMap::from([("labels".to_string(), pool)]), metrics };
+    let state = ServicesApi { services: BTreeMap::from([("labels".to_string(), pool)]), metrics };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(Arc::new(state))).await.unwrap() });

@@ -112,10 +112,12 @@ pub async fn commit_in_order<T: Send + 'static>(
 pub struct Acks(Vec<Ack>);
 
 impl Acks {
+    /// Nothing to acknowledge (a record that no one waits for).
     pub fn none() -> Acks {
         Acks(Vec::new())
     }
 
+    /// Whether it holds no acknowledgement.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -102,6 +102,7 @@ struct File<'a> {
 }
 
 impl Checkpoint {
+    /// The checkpoint of `component` (as defined by `fingerprint`) under `data_dir`.
     pub fn new(data_dir: &Path, component: &str, fingerprint: &str) -> Checkpoint {
         Checkpoint {
             path: checkpoint_path(data_dir, component),
@@ -132,6 +133,7 @@ impl Checkpoint {
         self.hand_over.clone()
     }
 
+    /// Its file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -268,6 +270,7 @@ struct Snapshot {
 }
 
 impl Checkpointing {
+    /// Checkpointing into `checkpoint`.
     pub fn new(checkpoint: Checkpoint) -> Checkpointing {
         Checkpointing {
             checkpoint,
@@ -446,6 +449,7 @@ struct Copies {
 pub struct Sending {
     /// (stream, checkpoint file).
     pub copies: Vec<(String, Arc<[u8]>)>,
+    /// Streams whose checkpoint was removed (they ended, or moved away).
     pub removed: Vec<String>,
     acks: BTreeMap<String, Acks>,
     handed_over: BTreeMap<String, Acks>,
@@ -544,6 +548,7 @@ impl CheckpointCopies {
 }
 
 impl Sending {
+    /// Whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
         self.copies.is_empty() && self.removed.is_empty() && self.handed_over.is_empty()
     }

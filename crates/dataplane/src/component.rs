@@ -26,8 +26,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// and the receiving component's shares in the acknowledgements of its records ([`crate::ack`]).
 #[derive(Debug)]
 pub struct Delivery {
+    /// The consumer's input it arrives on (a join's second input is 1).
     pub port: usize,
+    /// The records.
     pub batch: Batch,
+    /// What settles once the consumer made them durable.
     pub acks: Acks,
 }
 
@@ -41,6 +44,7 @@ pub trait Source: Send + 'static {
 /// Transforms records in memory. Synchronous on purpose: the runtime gives it batches and sends on what it puts
 /// in `out`, so operators are plain code, easy to test and fast.
 pub trait Operator: Send + 'static {
+    /// Takes a batch that arrived on input `port`, putting what it emits in `out`.
     fn process(&mut self, port: usize, batch: Batch, out: &mut Vec<Record>, context: &Context);
     /// Called about once a second of wall-clock time, so that state bound to time (windows, join buffers) moves
     /// on even when no records arrive.
@@ -84,13 +88,18 @@ pub trait Sink: Send + 'static {
 /// What a component runs with.
 #[derive(Clone)]
 pub struct Context {
+    /// The component's name.
     pub component: String,
+    /// Its metrics.
     pub metrics: Arc<ComponentMetrics>,
+    /// Turns true when the pipeline stops.
     pub shutdown: watch::Receiver<bool>,
+    /// Where records that cannot be processed go.
     pub dead_letters: DeadLetters,
 }
 
 impl Context {
+    /// Whether the pipeline is stopping.
     pub fn stopping(&self) -> bool {
         *self.shutdown.borrow()
     }
@@ -218,6 +227,7 @@ pub struct Output {
 pub struct Route {
     /// The consuming component.
     pub consumer: String,
+    /// Its input.
     pub sender: mpsc::Sender<Delivery>,
     /// Which of the consumer's inputs this is.
     pub port: usize,
@@ -233,6 +243,7 @@ pub type Routes = Arc<Mutex<Vec<Route>>>;
 pub struct Closed;
 
 impl Output {
+    /// An output sending to `routes`, counted in `metrics`.
     pub fn new(routes: Routes, metrics: Arc<ComponentMetrics>) -> Output {
         Output { routes, metrics }
     }
@@ -271,6 +282,7 @@ impl Output {
 
 /// What building a component from the IR may use besides the item itself.
 pub struct BuildContext<'a> {
+    /// The application the component is part of.
     pub application: &'a Application,
     /// Relative paths in the file are relative to this directory (the `.stratum` file's).
     pub base_dir: &'a Path,

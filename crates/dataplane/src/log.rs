@@ -45,12 +45,17 @@ pub enum SyncPolicy {
 }
 
 #[derive(Clone, Debug)]
+/// How a log is bounded and synced.
 pub struct LogOptions {
+    /// The most it holds, in bytes.
     pub max_bytes: u64,
+    /// How long an entry may wait before it is dropped, if at all.
     pub ttl: Option<Duration>,
+    /// What an append to a full log does.
     pub when_full: WhenFull,
     /// A segment is closed and a new one started past this size.
     pub segment_bytes: u64,
+    /// When appends are synced to disk.
     pub sync: SyncPolicy,
 }
 
@@ -78,9 +83,11 @@ impl LogOptions {
 /// One entry read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// Its sequence number in the log.
     pub sequence: u64,
     /// Milliseconds since the epoch when it was appended.
     pub time: i64,
+    /// Its bytes.
     pub payload: Vec<u8>,
 }
 
@@ -98,6 +105,7 @@ struct Segment {
 /// Where the next sequential read continues: (sequence, segment first sequence, byte offset).
 type Cursor = (u64, u64, u64);
 
+/// A durable, bounded, segmented log of entries (see the module documentation).
 pub struct Log {
     directory: PathBuf,
     options: LogOptions,
@@ -416,6 +424,7 @@ impl Log {
         self.segments.iter().map(|segment| segment.bytes).sum()
     }
 
+    /// How many segment files it has.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }

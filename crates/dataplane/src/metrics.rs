@@ -16,12 +16,17 @@ pub const LATENCY_BUCKETS_MICROSECONDS: [u64; 12] =
 /// The metrics of one component instance.
 #[derive(Debug, Default)]
 pub struct ComponentMetrics {
+    /// The component's name.
     pub component: String,
     /// The registered kind, for example `generator`, `stream`, `file`.
     pub kind: String,
+    /// Records taken in.
     pub events_in: AtomicU64,
+    /// Records sent on.
     pub events_out: AtomicU64,
+    /// Bytes taken in.
     pub bytes_in: AtomicU64,
+    /// Bytes sent on.
     pub bytes_out: AtomicU64,
     /// Failures that did not stop the component (a write retried, a record it could not handle).
     pub errors: AtomicU64,
@@ -36,24 +41,29 @@ pub struct ComponentMetrics {
 }
 
 impl ComponentMetrics {
+    /// Counts records and bytes taken in.
     pub fn count_in(&self, events: usize, bytes: usize) {
         self.events_in.fetch_add(events as u64, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// Counts records and bytes sent on.
     pub fn count_out(&self, events: usize, bytes: usize) {
         self.events_out.fetch_add(events as u64, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// Counts an error.
     pub fn count_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a record sent to the dead letters.
     pub fn count_dead_letter(&self) {
         self.dead_letters.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts records dropped (a full buffer, late records).
     pub fn count_dropped(&self, events: u64) {
         self.dropped.fetch_add(events, Ordering::Relaxed);
     }
@@ -69,6 +79,7 @@ impl ComponentMetrics {
         self.latency_sum_microseconds.fetch_add(microseconds, Ordering::Relaxed);
     }
 
+    /// Its counters now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         MetricsSnapshot {
@@ -91,18 +102,29 @@ impl ComponentMetrics {
 /// The metrics of one component at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct MetricsSnapshot {
+    /// The component's name.
     pub component: String,
+    /// Its kind (`mqtt`, `stream`, `path` …).
     pub kind: String,
+    /// Records taken in.
     pub events_in: u64,
+    /// Records sent on.
     pub events_out: u64,
+    /// Bytes taken in.
     pub bytes_in: u64,
+    /// Bytes sent on.
     pub bytes_out: u64,
+    /// Errors.
     pub errors: u64,
+    /// Records sent to the dead letters.
     pub dead_letters: u64,
+    /// Records dropped.
     pub dropped: u64,
+    /// Records waiting (in a buffer, a channel).
     pub queue_depth: u64,
     /// Counts per bucket of [`LATENCY_BUCKETS_MICROSECONDS`], then the unbounded one.
     pub latency_buckets: Vec<u64>,
+    /// The sum of the latencies measured, in microseconds.
     pub latency_sum_microseconds: u64,
 }
 
@@ -192,6 +214,7 @@ impl Registry {
             .retain(|metrics| metrics.component != component);
     }
 
+    /// Every component's counters now.
     pub fn snapshot(&self) -> Vec<MetricsSnapshot> {
         self.components
             .lock()

@@ -349,10 +349,12 @@ impl<V> Keyed<V> {
         self.next.push(self.first.insert(hash, new).unwrap_or(END));
     }
 
+    /// How many keys.
     pub fn len(&self) -> usize {
         self.slots.len()
     }
 
+    /// Whether there is no key.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
@@ -362,6 +364,7 @@ impl<V> Keyed<V> {
         self.slots.into_iter()
     }
 
+    /// Every key with its value, in the order the keys first appeared.
     pub fn iter(&self) -> impl Iterator<Item = &(Record, V)> {
         self.slots.iter()
     }

@@ -17,19 +17,25 @@ pub type Build<Item, Component> = fn(&Item, &BuildContext) -> Result<Box<Compone
 
 /// A kind of source this version can build.
 pub struct SourceKindEntry {
+    /// The kind's name in the language.
     pub kind: &'static str,
+    /// Builds one.
     pub build: Build<SourceItem, dyn Source>,
 }
 
 /// A kind of stream operator.
 pub struct OperatorKindEntry {
+    /// The kind's name.
     pub kind: &'static str,
+    /// Builds one.
     pub build: Build<Stream, dyn Operator>,
 }
 
 /// A kind of sink.
 pub struct SinkKindEntry {
+    /// The kind's name in the language.
     pub kind: &'static str,
+    /// Builds one.
     pub build: Build<SinkItem, dyn Sink>,
 }
 

@@ -120,15 +120,20 @@ pub struct Partition {
 
 /// Records of `producer` (running elsewhere) arriving on `path`; the agent's receiver delivers them here.
 pub struct RemoteInput {
+    /// The path's name.
     pub path: String,
+    /// The producer on the other machine.
     pub producer: String,
+    /// What arrives on it.
     pub deliveries: mpsc::Receiver<Delivered>,
 }
 
 /// Records of the local `producer` leaving on `path` for its `consumers` on another machine, or waiting for them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteOutput {
+    /// The path's name.
     pub path: String,
+    /// The local producer it carries.
     pub producer: String,
     /// The components the path leads to: it adopts what waited for them (see [`waiting_path_name`]).
     pub consumers: Vec<String>,
@@ -140,8 +145,11 @@ pub struct RemoteOutput {
 /// [`PathKey`]), and TLS to it (`None` on a cluster without TLS).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Destination {
+    /// The receiver's data address.
     pub address: String,
+    /// The path's key.
     pub key: String,
+    /// TLS to the receiving agent (`None` on a cluster without TLS).
     pub tls: Option<crate::tls::ClientTls>,
 }
 
@@ -283,6 +291,7 @@ pub(crate) async fn take_left_over_first(
 
 /// Puts what arrives on a path into the pipeline, and acknowledges it once it is durable here.
 pub struct RemoteSource {
+    /// What arrives on the path.
     pub deliveries: mpsc::Receiver<Delivered>,
 }
 

@@ -73,7 +73,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// A certificate chain and its private key, in PEM: what a server presents.
 #[derive(Clone)]
 pub struct Identity {
+    /// The certificate chain (PEM).
     pub certificate_pem: String,
+    /// Its private key (PEM).
     pub key_pem: String,
 }
 
@@ -141,6 +143,7 @@ impl ServerTls {
         Ok(())
     }
 
+    /// What accepts TLS connections with the certificate presented now.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }

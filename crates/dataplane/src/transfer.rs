@@ -42,6 +42,7 @@ const CHALLENGE_BYTES: usize = 16;
 pub struct PathKey(ring::hmac::Key);
 
 impl PathKey {
+    /// A key of 32 bytes.
     pub fn from_bytes(bytes: &[u8]) -> PathKey {
         PathKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
     }
@@ -133,10 +134,13 @@ fn u64_of(body: &[u8]) -> std::io::Result<u64> {
 
 /// Sends a log's entries to a receiver, for as long as it runs.
 pub struct Forwarder {
+    /// The log it sends.
     pub log: Arc<Mutex<Log>>,
     /// The data path's name (the same on both ends).
     pub path: String,
+    /// The receiver's address.
     pub to: String,
+    /// The path's key.
     pub key: PathKey,
     /// TLS to the receiving agent, checked against the cluster's authority and that agent's name; `None` on a
     /// cluster that runs without TLS (loopback development).
@@ -146,8 +150,11 @@ pub struct Forwarder {
 /// What a forwarder has done, for metrics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ForwarderState {
+    /// Connected now.
     pub connected: bool,
+    /// Connections made.
     pub connections: u64,
+    /// The latest sequence acknowledged, plus one.
     pub acknowledged: u64,
 }
 
@@ -313,9 +320,13 @@ impl Forwarder {
 
 /// An entry handed to the receiver's consumer; acknowledged to the forwarder once [`Delivered::done`] is called.
 pub struct Delivered {
+    /// The path it came on.
     pub path: String,
+    /// Its sequence number in the sender's log.
     pub sequence: u64,
+    /// When it was appended (milliseconds since 1970).
     pub time: i64,
+    /// Its bytes.
     pub payload: Vec<u8>,
     done: oneshot::Sender<()>,
 }
@@ -369,6 +380,7 @@ impl Receiver {
         self.keys.clone()
     }
 
+    /// The address it listens on.
     pub fn local_address(&self) -> Result<SocketAddr, Error> {
         self.listener.local_addr().map_err(|error| Error::Transfer(error.into()))
     }

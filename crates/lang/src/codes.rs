@@ -10,7 +10,10 @@ macro_rules! codes {
         /// Every kind of problem the front end can report.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Code {
-            $($variant,)*
+            $(
+                #[doc = concat!("`", $code, "`: `stratum explain ", $code, "` says what it means and how to fix it.")]
+                $variant,
+            )*
         }
 
         impl Code {
@@ -78,7 +81,9 @@ codes! {
 stratum_core::vocabulary! {
     /// How bad a problem is: an error stops the file from running, a warning does not.
     pub enum Severity {
+        /// Reported; the file still runs.
         Warning = "warning",
+        /// The file does not run until it is fixed.
         Error = "error",
     }
 }
@@ -105,7 +110,9 @@ impl<'de> Deserialize<'de> for Code {
 
 /// The long-form documentation of one code.
 pub struct Explanation {
+    /// A short title, as `stratum explain` heads it.
     pub title: &'static str,
+    /// What the problem is and how to fix it.
     pub text: &'static str,
     /// A small file that triggers the code.
     pub wrong: &'static str,
@@ -130,10 +137,12 @@ impl Code {
         self.as_str().starts_with("E07")
     }
 
+    /// Error or warning: `W` codes are warnings.
     pub fn severity(self) -> Severity {
         if self.as_str().starts_with('W') { Severity::Warning } else { Severity::Error }
     }
 
+    /// Its long-form documentation.
     pub fn explanation(self) -> Explanation {
         let (title, text, wrong, right) = match self {
             Code::InvalidCharacter => (

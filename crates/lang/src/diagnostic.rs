@@ -9,43 +9,54 @@ use std::fmt::Write;
 /// A secondary place that explains the primary one ("first defined here").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Label {
+    /// What it points at.
     pub span: Span,
+    /// What it says there.
     pub message: String,
 }
 
 /// One problem found in a file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
+    /// Its stable code.
     pub code: Code,
+    /// The problem, in one sentence.
     pub message: String,
+    /// Where it is (the primary span).
     pub span: Span,
     /// Shown under the primary span.
     pub label: String,
+    /// Other places that explain it (the first definition of a duplicate, say).
     pub secondary: Vec<Label>,
     /// The fix: a suggestion, a nearest name, the numbers that do not add up.
     pub help: Option<String>,
 }
 
 impl Diagnostic {
+    /// A diagnostic of `code` at `span` saying `message`, with no label, secondary labels or help yet.
     pub fn new(code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic { code, message: message.into(), span, label: String::new(), secondary: Vec::new(), help: None }
     }
 
+    /// With this text under the primary span.
     pub fn label(mut self, label: impl Into<String>) -> Diagnostic {
         self.label = label.into();
         self
     }
 
+    /// With one more place that explains it.
     pub fn secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
         self.secondary.push(Label { span, message: message.into() });
         self
     }
 
+    /// With this fix.
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
     }
 
+    /// With this fix, when there is one.
     pub fn maybe_help(mut self, help: Option<String>) -> Diagnostic {
         if help.is_some() {
             self.help = help;
@@ -53,6 +64,7 @@ impl Diagnostic {
         self
     }
 
+    /// Its code's severity.
     pub fn severity(&self) -> Severity {
         self.code.severity()
     }

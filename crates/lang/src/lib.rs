@@ -4,6 +4,8 @@
 //! application ([`stratum_core::ir::Application`]) with every diagnostic. Checking never stops at the first
 //! error and never panics, whatever bytes it is given.
 
+#![warn(missing_docs)]
+
 mod check;
 pub mod codes;
 mod diagnostic;

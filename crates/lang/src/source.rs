@@ -12,12 +12,16 @@ pub struct FileId(pub u32);
 /// A byte range in one file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Span {
+    /// The file it is in.
     pub file: FileId,
+    /// The offset of its first byte.
     pub start: u32,
+    /// The offset just past its last byte.
     pub end: u32,
 }
 
 impl Span {
+    /// The bytes from `start` to just before `end` of `file`.
     pub fn new(file: FileId, start: usize, end: usize) -> Span {
         Span { file, start: start as u32, end: end as u32 }
     }
@@ -27,10 +31,12 @@ impl Span {
         Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
+    /// How many bytes it covers.
     pub fn len(self) -> usize {
         (self.end - self.start) as usize
     }
 
+    /// It covers no byte (a place, as for "missing `}`").
     pub fn is_empty(self) -> bool {
         self.start == self.end
     }
@@ -39,6 +45,7 @@ impl Span {
 /// One file's name and text, with the offsets where its lines start.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
+    /// Its name as the caller gave it (relative to where `check` ran, or as imported).
     pub name: String,
     /// The text as the front end sees it: invalid UTF-8 bytes are replaced one for one by U+001A so that every
     /// byte offset still matches the file on disk.
@@ -49,6 +56,7 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
+    /// A file named `name` holding `bytes` (invalid UTF-8 replaced, see [`SourceFile::text`]).
     pub fn new(name: impl Into<String>, bytes: &[u8]) -> SourceFile {
         let (text, invalid_utf8_at) = sanitize(bytes);
         let mut line_starts = vec![0];
@@ -77,6 +85,7 @@ impl SourceFile {
         self.line_starts[line - 1] + self.line_text(line).len()
     }
 
+    /// The text a span of this file covers (empty when it is out of range).
     pub fn slice(&self, span: Span) -> &str {
         self.text.get(span.start as usize..span.end as usize).unwrap_or("")
     }
@@ -120,19 +129,23 @@ pub struct SourceMap {
 }
 
 impl SourceMap {
+    /// Adds a file; its id from now on.
     pub fn add(&mut self, file: SourceFile) -> FileId {
         self.files.push(file);
         FileId(self.files.len() as u32 - 1)
     }
 
+    /// The file with this id (ids come from [`SourceMap::add`] of this map).
     pub fn get(&self, id: FileId) -> &SourceFile {
         &self.files[id.0 as usize]
     }
 
+    /// The id of the file named `name`, if it was added.
     pub fn find(&self, name: &str) -> Option<FileId> {
         self.files.iter().position(|file| file.name == name).map(|index| FileId(index as u32))
     }
 
+    /// Every file with its id, in the order they were added.
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
         self.files.iter().enumerate().map(|(index, file)| (FileId(index as u32), file))
     }

@@ -22,6 +22,7 @@ pub const ARTIFACT_VERSION: u32 = 1;
 pub struct Profile {
     /// One record at a time, preparation included, in microseconds.
     pub latency_p50_us: f64,
+    /// One record at a time, preparation included, in microseconds: the 99th percentile.
     pub latency_p99_us: f64,
     /// Records per second when predicting (up to 10,000 of) the training records at once.
     pub batch_rows_per_second: f64,
@@ -30,32 +31,49 @@ pub struct Profile {
     pub peak_memory_bytes: Option<u64>,
     /// The serialized model's size.
     pub size_bytes: u64,
+    /// The machine it was measured on.
     pub machine: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A trained model as the store keeps it: the model with everything about how it was made and judged.
 pub struct Artifact {
+    /// The artifact format ([`ARTIFACT_VERSION`]).
     pub artifact_version: u32,
+    /// The model's name in the application.
     pub name: String,
+    /// Its version in the store, from 1.
     pub version: u32,
     /// sha256 of the serialized `model`.
     pub sha256: String,
     /// Seconds since 1970-01-01 when the artifact was made.
     pub created: u64,
+    /// Classification, regression or clustering.
     pub task: Task,
+    /// The winning algorithm.
     pub algorithm: String,
+    /// Its hyperparameters.
     pub params: Params,
+    /// The fields a record to predict on has.
     pub inputs: Vec<Field>,
+    /// The type of what it predicts.
     pub output: DataType,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// A classifier's classes, sorted.
     pub classes: Vec<String>,
+    /// The metric it was judged by.
     pub metric: Metric,
+    /// Its mean score over the folds.
     pub score: f64,
+    /// Every candidate's scores.
     pub leaderboard: Leaderboard,
     /// sha256 of the training data file, and how many rows were used.
     pub data_sha256: String,
+    /// How many rows it was trained on.
     pub rows: usize,
+    /// How it runs on the machine that trained it.
     pub profile: Profile,
+    /// The fitted model itself.
     pub model: TrainedModel,
 }
 
@@ -135,21 +153,28 @@ pub fn profile_imported(model: &ImportedModel, serialized_size: usize) -> Profil
 /// An ONNX model imported into the store (`stratum model import`); its bytes live next to it in `vN.onnx`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImportedArtifact {
+    /// The artifact format ([`ARTIFACT_VERSION`]).
     pub artifact_version: u32,
     /// Always `onnx`: tells an imported artifact from a trained one on disk.
     pub origin: String,
+    /// The model's name in the application.
     pub name: String,
+    /// Its version in the store, from 1.
     pub version: u32,
     /// sha256 of the ONNX file.
     pub sha256: String,
+    /// Seconds since 1970-01-01 when it was imported.
     pub created: u64,
     /// The file it was imported from.
     pub source: String,
+    /// The fields a record to predict on has.
     pub inputs: Vec<Field>,
+    /// The names of the model's outputs.
     pub outputs: Vec<String>,
     /// What ran it when it was imported and profiled: `stratum` (Stratum's own executor) or `onnxruntime`.
     #[serde(default = "own_engine")]
     pub engine: String,
+    /// How it ran when imported.
     pub profile: Profile,
 }
 
@@ -160,11 +185,14 @@ fn own_engine() -> String {
 /// A model in the store: trained by Stratum or imported from ONNX.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StoredModel {
+    /// Trained by Stratum.
     Trained(Box<Artifact>),
+    /// Imported from ONNX.
     Imported(Box<ImportedArtifact>),
 }
 
 impl StoredModel {
+    /// The model's name.
     pub fn name(&self) -> &str {
         match self {
             StoredModel::Trained(artifact) => &artifact.name,
@@ -172,6 +200,7 @@ impl StoredModel {
         }
     }
 
+    /// Its version in the store.
     pub fn version(&self) -> u32 {
         match self {
             StoredModel::Trained(artifact) => artifact.version,
@@ -179,6 +208,7 @@ impl StoredModel {
         }
     }
 
+    /// The sha256 of the model (the fitted model, or the ONNX file).
     pub fn sha256(&self) -> &str {
         match self {
             StoredModel::Trained(artifact) => &artifact.sha256,
@@ -193,10 +223,12 @@ fn now_seconds() -> u64 {
 
 /// Artifacts on disk: `ROOT/NAME/vN.json`, one file per version.
 pub struct ModelStore {
+    /// The folder that holds a folder per model.
     pub root: PathBuf,
 }
 
 impl ModelStore {
+    /// The store under `root`.
     pub fn new(root: impl Into<PathBuf>) -> ModelStore {
         ModelStore { root: root.into() }
     }

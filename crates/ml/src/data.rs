@@ -10,11 +10,14 @@ use stratum_core::types::{DataType, Field};
 /// A table of rows, one `Datum` per field, in the schema's column order.
 #[derive(Clone, Debug, Default)]
 pub struct Table {
+    /// The columns, in order.
     pub fields: Vec<Field>,
+    /// The rows, a value per column.
     pub rows: Vec<Vec<Datum>>,
 }
 
 impl Table {
+    /// The index of the column `name`, if there is one.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|field| field.name == name)
     }

@@ -90,6 +90,7 @@ impl Engine {
     }
 }
 
+/// An imported ONNX model, loaded and ready to predict with the engine chosen for it.
 pub struct ImportedModel {
     session: Engine,
     inputs: Vec<Field>,

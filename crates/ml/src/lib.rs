@@ -2,6 +2,7 @@
 //! parallel, pick the best by the declared metric, refit it on all the data, and store it as a profiled,
 //! content-addressed artifact. Reads the IR's `model` blocks; knows nothing of the language's syntax.
 
+#![warn(missing_docs)]
 // Numeric kernels index several arrays (rows, weights, gradients) with one loop index; rewriting them as iterator
 // chains would hide the arithmetic that matters.
 #![allow(clippy::needless_range_loop)]
@@ -27,32 +28,80 @@ use stratum_core::Cause;
 /// Everything that can go wrong while training.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A data file could not be read.
     #[error("cannot read `{path}`: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why.
         #[source]
         source: Cause,
     },
+    /// A data file lacks a column the schema names.
     #[error("`{path}` has no column `{column}`; it has: {available}")]
-    MissingColumn { path: String, column: String, available: String },
+    MissingColumn {
+        /// The file.
+        path: String,
+        /// The column missing.
+        column: String,
+        /// The columns it has, listed.
+        available: String,
+    },
+    /// A value in a data file does not fit its column's type.
     #[error("`{path}` line {line}, column `{column}`: `{value}` is not {expected}")]
-    BadValue { path: String, line: usize, column: String, value: String, expected: String },
+    BadValue {
+        /// The file.
+        path: String,
+        /// The line (1-based).
+        line: usize,
+        /// The column.
+        column: String,
+        /// The value as written.
+        value: String,
+        /// What the type wants.
+        expected: String,
+    },
+    /// A data file has no rows.
     #[error("`{path}` has no rows")]
-    Empty { path: String },
+    Empty {
+        /// The file.
+        path: String,
+    },
+    /// A dataset has nothing to train on.
     #[error("dataset `{dataset}` has no data to train on: {reason}")]
-    NoData { dataset: String, reason: String },
+    NoData {
+        /// The dataset.
+        dataset: String,
+        /// Why there is none.
+        reason: String,
+    },
+    /// A classifier's target has one class only.
     #[error("the target `{target}` has only one class (`{class}`) in the data; a classifier needs at least two")]
-    OneClass { target: String, class: String },
+    OneClass {
+        /// The target column.
+        target: String,
+        /// Its only class.
+        class: String,
+    },
+    /// A feature has missing values and no imputation.
     #[error("feature `{feature}` has missing values; add an imputation step such as `prepare = [impute(median)]`")]
-    MissingValues { feature: String },
+    MissingValues {
+        /// The feature.
+        feature: String,
+    },
+    /// A model or its data is not usable as given; the message says how.
     #[error("{0}")]
     Invalid(String),
+    /// A model's notebook could not be written.
     #[error("notebook for model `{model}`: {source}")]
     Notebook {
+        /// The model.
         model: String,
+        /// Why.
         #[source]
         source: Cause,
     },
+    /// The model store could not be read or written.
     #[error("model store: {0}")]
     Store(#[source] Cause),
 }

@@ -3,30 +3,39 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A dense matrix of rows, row-major.
 pub struct Matrix {
+    /// How many rows.
     pub rows: usize,
+    /// How many columns.
     pub columns: usize,
+    /// The values, row after row.
     pub values: Vec<f64>,
 }
 
 impl Matrix {
+    /// A matrix of zeros.
     pub fn new(rows: usize, columns: usize) -> Matrix {
         Matrix { rows, columns, values: vec![0.0; rows * columns] }
     }
 
+    /// A matrix of these rows (all of the first row's length).
     pub fn from_rows(rows: &[Vec<f64>]) -> Matrix {
         let columns = rows.first().map_or(0, Vec::len);
         Matrix { rows: rows.len(), columns, values: rows.iter().flatten().copied().collect() }
     }
 
+    /// One row.
     pub fn row(&self, row: usize) -> &[f64] {
         &self.values[row * self.columns..(row + 1) * self.columns]
     }
 
+    /// One row, to change.
     pub fn row_mut(&mut self, row: usize) -> &mut [f64] {
         &mut self.values[row * self.columns..(row + 1) * self.columns]
     }
 
+    /// One value.
     pub fn get(&self, row: usize, column: usize) -> f64 {
         self.values[row * self.columns + column]
     }
@@ -128,10 +137,12 @@ pub fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
 pub struct Random(u64);
 
 impl Random {
+    /// A generator seeded with `seed`: the same seed gives the same numbers.
     pub fn new(seed: u64) -> Random {
         Random(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The next number.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -150,6 +161,7 @@ impl Random {
         (self.next_u64() % bound.max(1) as u64) as usize
     }
 
+    /// Shuffles `items` in place (Fisher–Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for index in (1..items.len()).rev() {
             let other = self.below(index + 1);

@@ -8,11 +8,16 @@ use stratum_core::ir::Metric;
 pub enum Predictions {
     /// Class indices and, per row, a probability for each class.
     Classes {
+        /// The class index predicted for each row.
         labels: Vec<usize>,
+        /// For each row, a probability per class.
         probabilities: Vec<Vec<f64>>,
+        /// How many classes there are.
         classes: usize,
     },
+    /// A value per row (regression).
     Values(Vec<f64>),
+    /// A cluster index per row.
     Clusters(Vec<usize>),
 }
 

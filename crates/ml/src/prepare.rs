@@ -13,16 +13,22 @@ use stratum_core::types::DataType;
 /// One feature as computed from a row: a number (NaN when missing) or a category (None when missing).
 #[derive(Clone, Debug)]
 pub enum RawColumn {
+    /// A number per row.
     Numeric(Vec<f64>),
+    /// A category per row.
     Categorical(Vec<Option<String>>),
 }
 
 /// What the model learns from: the features of every usable row, and the target.
 #[derive(Clone, Debug)]
 pub struct Examples {
+    /// The features' names, in column order.
     pub names: Vec<String>,
+    /// Each feature's values.
     pub columns: Vec<RawColumn>,
+    /// What to learn.
     pub target: Target,
+    /// How many rows.
     pub rows: usize,
 }
 
@@ -31,15 +37,19 @@ pub struct Examples {
 pub enum Target {
     /// Class indices into `classes` (sorted labels).
     Classes {
+        /// The class index of each row.
         labels: Vec<usize>,
+        /// The class labels, sorted.
         classes: Vec<String>,
     },
+    /// A value per row (regression).
     Values(Vec<f64>),
     /// Clustering: no target.
     None,
 }
 
 impl Target {
+    /// The target of the rows `rows` only, in that order.
     pub fn subset(&self, rows: &[usize]) -> Target {
         match self {
             Target::Classes { labels, classes } => {
@@ -54,8 +64,11 @@ impl Target {
 /// A feature definition, kept with the model to compute features for new records.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeatureDefinition {
+    /// The feature's name.
     pub name: String,
+    /// How it is computed from a record.
     pub expr: Expr,
+    /// It is a category (one-hot encoded), not a number.
     pub categorical: bool,
 }
 
@@ -194,6 +207,7 @@ pub fn examples(table: &Table, training: &Training, task: Task) -> Result<Exampl
 /// The preparation fitted on training rows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Preparation {
+    /// How each feature is computed from a record.
     pub features: Vec<FeatureDefinition>,
     /// Per feature: the value that replaces a missing number (numeric features).
     pub fill: Vec<Option<f64>>,
@@ -201,6 +215,7 @@ pub struct Preparation {
     pub categories: Vec<Vec<String>>,
     /// Per output column: (offset, scale) so that value = (x - offset) / scale.
     pub scaling: Vec<(f64, f64)>,
+    /// The names of the output columns, in order.
     pub output_names: Vec<String>,
 }
 

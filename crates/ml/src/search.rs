@@ -27,27 +27,39 @@ const SAMPLES_PER_RANGE: usize = 5;
 pub struct TrainingTask {
     /// sha256 of the dataset file: a worker elsewhere fetches the data by this.
     pub data: String,
+    /// The candidate's algorithm.
     pub algorithm: String,
+    /// Its hyperparameters.
     pub params: Params,
+    /// Which fold to train on and score.
     pub fold: usize,
+    /// The seed of its randomness.
     pub seed: u64,
 }
 
 /// What a task produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskOutcome {
+    /// The fold's score.
     pub score: f64,
+    /// Seconds the fit took.
     pub fit_seconds: f64,
 }
 
 /// One row of the leaderboard.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    /// Its rank, 1 the best.
     pub rank: usize,
+    /// The algorithm.
     pub algorithm: String,
+    /// Its hyperparameters.
     pub params: Params,
+    /// The mean score over the folds.
     pub mean: f64,
+    /// The scores' standard deviation.
     pub std: f64,
+    /// Each fold's score.
     pub folds: Vec<f64>,
     /// Mean seconds to fit one fold.
     pub fit_seconds: f64,
@@ -57,9 +69,13 @@ pub struct Entry {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Every candidate tried, best first.
 pub struct Leaderboard {
+    /// The metric the candidates are ranked by.
     pub metric: Metric,
+    /// Higher scores are better (accuracy), not lower (error).
     pub higher_is_better: bool,
+    /// The candidates, best first.
     pub entries: Vec<Entry>,
     /// Candidates not evaluated because the time budget ran out.
     pub skipped: usize,
@@ -68,31 +84,47 @@ pub struct Leaderboard {
 /// Progress of a search, reported as tasks finish.
 #[derive(Clone, Copy, Debug)]
 pub struct Progress {
+    /// Tasks finished.
     pub done: usize,
+    /// Tasks in all.
     pub total: usize,
+    /// Time since the search started.
     pub elapsed: Duration,
 }
 
 /// The fitted winner, with what serving needs: the preparation, the model, the class names.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainedModel {
+    /// The preparation fitted on the training rows.
     pub preparation: Preparation,
+    /// The model.
     pub fitted: Fitted,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// A classifier's classes, sorted.
     pub classes: Vec<String>,
+    /// Classification, regression or clustering.
     pub task: Task,
 }
 
 /// Everything a training run produced.
 pub struct TrainReport {
+    /// The model's name.
     pub model: String,
+    /// Every candidate's scores.
     pub leaderboard: Leaderboard,
+    /// The winner, refitted on all rows.
     pub winner: TrainedModel,
+    /// The winner's algorithm.
     pub algorithm: String,
+    /// Its hyperparameters.
     pub params: Params,
+    /// The data it was trained on.
     pub table: Table,
+    /// How many rows were used.
     pub rows: usize,
+    /// The sha256 of the training data.
     pub data_fingerprint: String,
+    /// How long the run took.
     pub elapsed: Duration,
 }
 
@@ -272,6 +304,7 @@ pub struct TrainingRun {
     examples: Examples,
     candidates: Vec<(String, Params)>,
     folds: Vec<Split>,
+    /// The tasks, one per candidate and fold, to run anywhere.
     pub tasks: Vec<TrainingTask>,
 }
 
@@ -528,8 +561,16 @@ pub fn train(
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Prediction {
-    Class { label: String, probabilities: Vec<f64> },
+    /// A classifier's: the class, and a probability for each class (in the model's class order).
+    Class {
+        /// The class predicted.
+        label: String,
+        /// A probability per class.
+        probabilities: Vec<f64>,
+    },
+    /// A regressor's value.
     Value(f64),
+    /// A clustering's cluster.
     Cluster(usize),
 }
 

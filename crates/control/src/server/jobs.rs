@@ -17,12 +17,17 @@ use stratum_core::ir::Tier;
 /// How a training job is doing, as `GET /v1/training/{job}` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainingStatus {
+    /// The job.
     pub job: u64,
+    /// The model it trains.
     pub model: String,
+    /// Its tasks.
     pub tasks: usize,
+    /// Tasks finished.
     pub finished: usize,
     /// Tasks each agent ran.
     pub by_agent: BTreeMap<String, usize>,
+    /// How it is doing.
     pub result: JobState,
 }
 
@@ -73,6 +78,7 @@ impl Server {
         Ok(id)
     }
 
+    /// How training job `job` is doing, if there is one.
     pub fn training_status(&self, job: u64) -> Option<TrainingStatus> {
         let cluster = lock(&self.cluster);
         let job = cluster.jobs.get(&job)?;

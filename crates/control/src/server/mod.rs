@@ -58,6 +58,7 @@ pub struct Joined {
 }
 
 #[derive(Clone)]
+/// How a control plane runs: its state directory, tokens, agent timeout and TLS.
 pub struct ServerOptions {
     /// The state store, the model store agents pull from, the blob store and the application's source.
     pub state_dir: PathBuf,
@@ -164,6 +165,7 @@ struct Handover {
 /// How long a stream that moves waits for the agent it leaves to hand its state over.
 const HAND_OVER_WAIT: Duration = Duration::from_secs(10);
 
+/// The control plane of many machines: agents join it and run what it assigns (see the module documentation).
 pub struct Server {
     options: ServerOptions,
     state: StateStore,

@@ -76,9 +76,13 @@ pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<d
     }))
 }
 
+/// An HTTP push source: takes `POST`s on its path.
 pub struct HttpSource {
+    /// The port it listens on (shared with the sources on the same port).
     pub port: u16,
+    /// The path it takes pushes on.
     pub path: String,
+    /// The fields of its records.
     pub fields: Vec<Field>,
     /// HTTPS, when the source names a certificate.
     pub tls: Option<IngestTls>,
@@ -87,7 +91,9 @@ pub struct HttpSource {
 /// The TLS an HTTP source serves, with its certificate's sha256: the sources sharing a port must agree on it.
 #[derive(Clone)]
 pub struct IngestTls {
+    /// The server side of TLS.
     pub server: crate::tls::ServerTls,
+    /// The sha256 of its certificate.
     pub fingerprint: String,
 }
 
@@ -288,6 +294,7 @@ pub fn build_sink(sink: &SinkItem, _context: &BuildContext) -> Result<Box<dyn Si
     Ok(Box::new(WebhookSink { url: url.clone(), retries: *retries, fields: sink.fields.clone(), client: None }))
 }
 
+/// A webhook sink: `POST`s batches as JSON arrays, trying again with backoff.
 pub struct WebhookSink {
     url: String,
     retries: u32,

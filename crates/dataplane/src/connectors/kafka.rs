@@ -54,11 +54,15 @@ pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<d
     }))
 }
 
+/// A Kafka source: consumes a topic in a group, committing offsets once records are durable.
 pub struct KafkaSource {
     /// `host:port,host:port`.
     pub brokers: String,
+    /// The topic.
     pub topic: String,
+    /// The consumer group.
     pub group: String,
+    /// The fields of its records.
     pub fields: Vec<Field>,
 }
 
@@ -215,6 +219,7 @@ pub fn build_sink(sink: &SinkItem, _context: &BuildContext) -> Result<Box<dyn Si
     }))
 }
 
+/// A Kafka sink: produces each record to a topic.
 pub struct KafkaSink {
     brokers: String,
     topic: String,

@@ -40,6 +40,8 @@ enum TemplatePart {
 }
 
 impl Template {
+    /// Parses a template such as `sensors/{sensor}/readings` against the fields it may name; `forbidden`
+    /// characters may not come from a field value (MQTT wildcards, say).
     pub fn parse(
         component: &str,
         template: &str,
@@ -66,6 +68,7 @@ impl Template {
         Ok(Template { parts, forbidden })
     }
 
+    /// The template with a record's values in place of its fields.
     pub fn fill(&self, record: &Record) -> String {
         self.parts
             .iter()

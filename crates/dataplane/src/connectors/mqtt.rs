@@ -32,7 +32,9 @@ pub struct BadBrokerUrl(String);
 /// A broker address: host, port and protocol version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerAddress {
+    /// The broker's host.
     pub host: String,
+    /// The broker's port.
     pub port: u16,
     /// MQTT 5 rather than 3.1.1.
     pub version5: bool,
@@ -202,10 +204,15 @@ pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<d
     }))
 }
 
+/// An MQTT source: subscribes to a topic filter at QoS 1, acknowledging once records are durable.
 pub struct MqttSource {
+    /// The broker.
     pub broker: BrokerAddress,
+    /// The topic filter (`+` and `#` allowed).
     pub filter: String,
+    /// The fields of its records.
     pub fields: Vec<Field>,
+    /// Its client id (stable, so the broker keeps its session).
     pub client_id: String,
     /// Where it keeps what it acknowledged before the pipeline made it durable ([`crate::ingest`]); without a
     /// data directory it acknowledges what is in the pipeline.
@@ -358,6 +365,7 @@ pub fn build_sink(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sin
     )?))
 }
 
+/// An MQTT sink: publishes each record to a topic (a template of the record's fields).
 pub struct MqttSink {
     broker: BrokerAddress,
     client_id: String,
@@ -381,6 +389,8 @@ struct Connection {
 }
 
 impl MqttSink {
+    /// A sink of `component` publishing records with `fields` to `broker` on the topic template `topic`, as
+    /// client `client_id`.
     pub fn new(
         component: &str,
         broker: BrokerAddress,
@@ -525,7 +535,9 @@ pub fn needs_machine_broker(application: &Application, runs: &dyn Fn(&str) -> bo
 
 /// The broker embedded in Stratum (rumqttd), for applications on one machine: MQTT 3.1.1 and MQTT 5 listeners.
 pub struct EmbeddedBroker {
+    /// The MQTT 3.1.1 listener.
     pub v4: SocketAddr,
+    /// The MQTT 5 listener.
     pub v5: SocketAddr,
 }
 
@@ -589,6 +601,7 @@ impl EmbeddedBroker {
         format!("mqtt://{}", self.v4)
     }
 
+    /// Its MQTT 5 URL (`mqtt5://…`).
     pub fn url5(&self) -> String {
         format!("mqtt5://{}", self.v5)
     }

@@ -39,9 +39,13 @@ pub fn build_source(source: &SourceItem, context: &BuildContext) -> Result<Box<d
     }))
 }
 
+/// A NATS source: subscribes to a subject (core NATS: at most once).
 pub struct NatsSource {
+    /// The server's URL.
     pub url: String,
+    /// The subject (wildcards allowed).
     pub subject: String,
+    /// The fields of its records.
     pub fields: Vec<Field>,
     /// The client's name, as the server's monitoring shows it.
     pub name: String,
@@ -114,6 +118,7 @@ pub fn build_sink(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sin
     }))
 }
 
+/// A NATS sink: publishes each record to a subject (a template of the record's fields).
 pub struct NatsSink {
     url: String,
     subject: Template,

@@ -100,9 +100,11 @@ struct Task {
 /// What a component is, for listings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ComponentInfo {
+    /// The component's name.
     pub name: String,
     /// `source`, `stream`, `service`, `sink`, `feed`, `path in` or `path out`.
     pub role: &'static str,
+    /// Its kind (`mqtt`, `tumbling window`, `to 10.0.0.2:7071` …).
     pub kind: String,
 }
 
@@ -160,7 +162,9 @@ impl Shared {
 pub struct Pipeline {
     shared: Arc<Shared>,
     pending: mpsc::UnboundedReceiver<Pending>,
+    /// Every component's metrics.
     pub metrics: Arc<Registry>,
+    /// Where records that cannot be processed go.
     pub dead_letters: DeadLetters,
     /// Streams that took up the open windows of their checkpoint.
     pub resumed: Vec<String>,
@@ -169,7 +173,9 @@ pub struct Pipeline {
 /// A running pipeline: it can be stopped, and it takes new versions of its application.
 pub struct RunningPipeline {
     shared: Arc<Shared>,
+    /// Every component's metrics.
     pub metrics: Arc<Registry>,
+    /// Where records that cannot be processed go.
     pub dead_letters: DeadLetters,
     task: tokio::task::JoinHandle<Result<RunSummary, Error>>,
 }
@@ -177,7 +183,9 @@ pub struct RunningPipeline {
 /// The outcome of a run.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RunSummary {
+    /// How long it ran.
     pub seconds: f64,
+    /// Every component's counters at the end.
     pub components: Vec<MetricsSnapshot>,
 }
 
@@ -208,6 +216,7 @@ impl Rollout {
 pub struct Stopper(Arc<Shared>);
 
 impl Stopper {
+    /// Stops the pipeline: sources stop, and the rest drains.
     pub fn stop(&self) {
         self.0.stop();
     }
@@ -282,14 +291,17 @@ impl Pipeline {
 }
 
 impl RunningPipeline {
+    /// What stops it.
     pub fn stopper(&self) -> Stopper {
         Stopper(self.shared.clone())
     }
 
+    /// What runs, for listings.
     pub fn components(&self) -> Vec<ComponentInfo> {
         self.shared.components()
     }
 
+    /// The dashboard feeds, by the stream or source each follows.
     pub fn feeds(&self) -> BTreeMap<String, Feed> {
         self.shared.feeds()
     }

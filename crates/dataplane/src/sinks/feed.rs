@@ -16,12 +16,14 @@ pub const DEFAULT_FEED_LENGTH: usize = 1000;
 /// A shared, bounded series of records.
 #[derive(Clone)]
 pub struct Feed {
+    /// The fields of its records.
     pub fields: Arc<Vec<Field>>,
     capacity: usize,
     records: Arc<Mutex<VecDeque<Record>>>,
 }
 
 impl Feed {
+    /// An empty feed of records with `fields`, keeping the latest `capacity`.
     pub fn new(fields: Vec<Field>, capacity: usize) -> Feed {
         Feed { fields: Arc::new(fields), capacity: capacity.max(1), records: Arc::new(Mutex::new(VecDeque::new())) }
     }

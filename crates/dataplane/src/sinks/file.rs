@@ -29,6 +29,7 @@ const PARQUET_MAX_WAIT: Duration = Duration::from_secs(10);
 const TEXT_MAX_WAIT: Duration = Duration::from_secs(1);
 const TEXT_ACKED_WAIT: Duration = Duration::from_millis(100);
 
+/// Builds a CSV, JSON lines or Parquet sink.
 pub fn build(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn Sink>, Error> {
     let SinkKind::File { path, format, partition_by } = &sink.kind else {
         return Err(Error::Build { component: sink.name.clone(), message: "not a file sink".into() });
@@ -56,6 +57,7 @@ pub fn build_dataset(sink: &SinkItem, context: &BuildContext) -> Result<Box<dyn 
         .map(|file| Box::new(FileSink { windows, ..file }) as Box<dyn Sink>)
 }
 
+/// A file sink: CSV, JSON lines or Parquet, synced before it acknowledges.
 pub struct FileSink {
     component: String,
     root: PathBuf,

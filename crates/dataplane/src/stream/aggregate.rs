@@ -12,43 +12,65 @@ pub const AGGREGATE_FUNCTIONS: &[&str] = &["count", "count_if", "sum", "avg", "m
 /// One aggregate of a window, with its argument compiled against the window's input record.
 #[derive(Debug)]
 pub enum Aggregate {
+    /// `count()`
     Count,
+    /// `count_if(condition)`
     CountIf(Compiled),
+    /// `sum(x)`
     Sum(Compiled),
+    /// `avg(x)`
     Avg(Compiled),
+    /// `min(x)`
     Min(Compiled),
+    /// `max(x)`
     Max(Compiled),
     /// The argument and the quantile (0.95 for the 95th percentile).
     Percentile(Compiled, f64),
+    /// `distinct(x)`: how many different values.
     Distinct(Compiled),
 }
 
 /// The running state of one aggregate for one key in one window.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum State {
+    /// How many so far.
     Count(u64),
     /// Integer and float sums are kept apart so that a sum of ints stays exact.
     Sum {
+        /// The sum of the integers.
         integer: i64,
+        /// The sum of the floats.
         float: f64,
+        /// A float was summed: the result is a float.
         any_float: bool,
+        /// Anything was summed (an empty sum is missing).
         seen: bool,
     },
+    /// A running mean.
     Avg {
+        /// The sum so far.
         total: f64,
+        /// How many were summed.
         count: u64,
     },
+    /// The least or greatest so far.
     Extreme(Datum),
+    /// Every value so far (for a percentile).
     Values(Vec<f64>),
+    /// The different values so far.
     Distinct(HashSet<DistinctValue>),
 }
 
 /// A value as a member of a set (floats by their bits).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DistinctValue {
+    /// A boolean.
     Bool(bool),
+    /// An integer (timestamps too).
     Int(i64),
+    /// A float, by its bits.
     Bits(u64),
+    /// A string.
     Text(String),
 }
 
@@ -83,6 +105,7 @@ impl Aggregate {
         })())
     }
 
+    /// The state before any record.
     pub fn start(&self) -> State {
         match self {
             Aggregate::Count | Aggregate::CountIf(_) => State::Count(0),

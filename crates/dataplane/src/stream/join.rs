@@ -27,6 +27,7 @@ pub struct SavedJoin {
     latest: [Option<i64>; 2],
 }
 
+/// The state of a stream's join: each side's records within the join's time bound, by key.
 pub struct Joiner {
     /// Key positions in the records of each side.
     keys: [Vec<usize>; 2],
@@ -39,6 +40,7 @@ pub struct Joiner {
 }
 
 impl Joiner {
+    /// A joiner of `join`, whose inputs have the fields `own` and `other`.
     pub fn new(join: &Join, own: &[Field], other: &[Field], lateness_seconds: f64) -> Result<Joiner, Error> {
         let positions = |fields: &[Field]| -> Result<Vec<usize>, Error> {
             join.keys

@@ -23,6 +23,7 @@ use window::{Closed, Windows};
 /// Allowed lateness when a stream does not declare `lateness`.
 pub const DEFAULT_LATENESS_SECONDS: f64 = 1.0;
 
+/// Builds a stream's operator.
 pub fn build(stream: &Stream, context: &BuildContext) -> Result<Box<dyn Operator>, Error> {
     Ok(Box::new(StreamOperator::new(stream, context)?))
 }
@@ -38,6 +39,7 @@ enum Stage {
     Project { columns: Vec<Column>, predictors: Vec<Predictor> },
 }
 
+/// A stream: filter, join, window and projection of its records, with its watermark.
 pub struct StreamOperator {
     join: Option<Joiner>,
     filter: Option<Compiled>,
@@ -107,6 +109,7 @@ impl EventClock {
         self.resumed = true;
     }
 
+    /// Takes note of a record's event time, moving the watermark on.
     pub fn observe(&mut self, time: i64, now: Instant) {
         self.resumed = false;
         match self.latest {
@@ -144,6 +147,7 @@ impl EventClock {
 }
 
 impl StreamOperator {
+    /// The operator of `stream`.
     pub fn new(stream: &Stream, context: &BuildContext) -> Result<StreamOperator, Error> {
         let build_error = |message: String| Error::Build { component: stream.name.clone(), message };
         let lateness = stream.lateness.map_or(DEFAULT_LATENESS_SECONDS, |lateness| lateness.0);

@@ -17,6 +17,7 @@ enum Model {
     Imported(Box<ImportedModel>),
 }
 
+/// What a `predict()` call or a service predicts with: a model loaded from the store.
 pub struct Predictor {
     model: Model,
     /// The positions of the input fields by name, to read records by name.
@@ -27,19 +28,30 @@ pub struct Predictor {
 /// Why a service has no model to predict with; each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum NoPredictor {
+    /// The application has no such service.
     #[error("no service `{0}`")]
     NoService(String),
+    /// No model store to load from.
     #[error("needs model `{model}`: no model store is configured")]
-    NoStore { model: String },
+    NoStore {
+        /// The model needed.
+        model: String,
+    },
+    /// The model has no version in the store.
     #[error("needs model `{model}`: {source}; train it first with `stratum train FILE --model {model}`")]
     NotTrained {
+        /// The model needed.
         model: String,
+        /// What the store said.
         #[source]
         source: Box<stratum_ml::Error>,
     },
+    /// The model's artifact cannot be used.
     #[error("needs model `{model}`: {source}")]
     Unusable {
+        /// The model.
         model: String,
+        /// Why.
         #[source]
         source: Box<stratum_ml::Error>,
     },

@@ -36,9 +36,13 @@ pub struct SavedWindows {
 
 /// One closed window of one key, ready to be projected.
 pub struct Closed {
+    /// The key's values.
     pub key: Record,
+    /// Where the window starts (milliseconds since 1970).
     pub start: i64,
+    /// Where it ends.
     pub end: i64,
+    /// The aggregates' states.
     pub states: Vec<State>,
 }
 
@@ -54,9 +58,11 @@ struct Session {
     states: Vec<State>,
 }
 
+/// A stream's windows: those open, by start and key, and how they close.
 pub struct Windows {
     shape: Shape,
     keys: Vec<usize>,
+    /// The aggregates each window computes.
     pub aggregates: Vec<Aggregate>,
     /// Tumbling and sliding windows still open, by start.
     open: BTreeMap<i64, Keyed<Vec<State>>>,
@@ -73,6 +79,7 @@ fn milliseconds(seconds: f64) -> i64 {
 }
 
 impl Windows {
+    /// Windows of `window`'s shape, keyed by the record positions `keys`, computing `aggregates`.
     pub fn new(window: &Window, keys: Vec<usize>, aggregates: Vec<Aggregate>) -> Windows {
         let shape = match window {
             Window::Tumbling { size } => Shape::Tumbling { size: milliseconds(size.0) },

@@ -28,7 +28,9 @@ use stratum_core::types::{Field, Schema};
 /// The result of checking a file and its imports.
 #[derive(Debug)]
 pub struct Checked {
+    /// The file and every file it imports, for rendering diagnostics.
     pub sources: SourceMap,
+    /// The file checked (the others are its imports).
     pub root: FileId,
     /// Sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
@@ -74,6 +76,7 @@ impl SpanIndex {
 }
 
 impl Checked {
+    /// Whether any diagnostic is an error (warnings leave the application runnable).
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(|diagnostic| diagnostic.severity() == crate::diagnostic::Severity::Error)
     }

@@ -5,47 +5,77 @@ use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Span};
 
+/// What a token is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenKind {
+    /// Spaces and tabs.
     Whitespace,
+    /// A line break.
     Newline,
     /// `# …` to the end of the line.
     Comment,
+    /// A name or keyword.
     Ident,
+    /// A number (its unit, if any, is the next token).
     Number,
     /// `"…"` on one line, with escapes.
     String,
     /// `"""…"""`, possibly over many lines, taken as written.
     TripleString,
+    /// `{`
     LeftBrace,
+    /// `}`
     RightBrace,
+    /// `(`
     LeftParen,
+    /// `)`
     RightParen,
+    /// `[`
     LeftBracket,
+    /// `]`
     RightBracket,
+    /// `=`
     Equals,
+    /// `==`
     EqualsEquals,
+    /// `!=`
     NotEquals,
+    /// `<`
     Less,
+    /// `<=`
     LessEquals,
+    /// `>`
     Greater,
+    /// `>=`
     GreaterEquals,
+    /// `:`
     Colon,
+    /// `,`
     Comma,
+    /// `.`
     Dot,
+    /// `..`
     DotDot,
+    /// `->`
     Arrow,
+    /// `+`
     Plus,
+    /// `-`
     Minus,
+    /// `*`
     Star,
+    /// `/`
     Slash,
+    /// `%`
     Percent,
+    /// `?`
     Question,
     /// Anything the language has no use for; reported once per run of such characters.
     Unknown,
 }
 
 impl TokenKind {
+    /// Spaces, line breaks and comments: what the parser skips and the formatter keeps.
     pub fn is_trivia(self) -> bool {
         matches!(self, TokenKind::Whitespace | TokenKind::Newline | TokenKind::Comment)
     }
@@ -88,9 +118,12 @@ impl TokenKind {
     }
 }
 
+/// One token: what it is and the bytes it covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token {
+    /// What it is.
     pub kind: TokenKind,
+    /// The bytes it covers.
     pub span: Span,
 }
 

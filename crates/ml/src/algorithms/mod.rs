@@ -22,6 +22,7 @@ use stratum_core::ir::Value;
 pub struct Params(pub BTreeMap<String, Value>);
 
 impl Params {
+    /// The number `name`, or `default` when it is not set (or not a number).
     pub fn number(&self, name: &str, default: f64) -> f64 {
         match self.0.get(name) {
             Some(Value::Int(value)) => *value as f64,
@@ -30,10 +31,12 @@ impl Params {
         }
     }
 
+    /// The whole number `name` (rounded, at least 0), or `default`.
     pub fn whole(&self, name: &str, default: usize) -> usize {
         self.number(name, default as f64).round().max(0.0) as usize
     }
 
+    /// The word `name`, or `default` when it is not set (or not a word).
     pub fn word<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
         match self.0.get(name) {
             Some(Value::String(value)) => value,
@@ -64,16 +67,27 @@ impl Params {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "algorithm", rename_all = "snake_case")]
 pub enum Fitted {
+    /// Linear regression.
     Linear(linear::LinearModel),
+    /// Logistic regression.
     Logistic(linear::LogisticModel),
+    /// A linear support vector machine.
     Svm(linear::LinearSvm),
+    /// One decision tree.
     Tree(tree::TreeModel),
+    /// A random forest.
     Forest(tree::Forest),
+    /// Gradient-boosted trees.
     Boosting(tree::Boosting),
+    /// k nearest neighbours.
     Knn(neighbors::Knn),
+    /// Gaussian naive Bayes.
     NaiveBayes(bayes::NaiveBayes),
+    /// k-means clustering.
     KMeans(cluster::KMeans),
+    /// DBSCAN clustering.
     Dbscan(cluster::Dbscan),
+    /// A multi-layer perceptron.
     Mlp(mlp::Mlp),
 }
 
@@ -126,6 +140,7 @@ impl<'de> serde::de::Visitor<'de> for FittedVisitor {
 }
 
 impl Fitted {
+    /// What the model says about each row of `x` (prepared features).
     pub fn predict(&self, x: &Matrix) -> Predictions {
         match self {
             Fitted::Linear(model) => Predictions::Values(model.predict(x)),

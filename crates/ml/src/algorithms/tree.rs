@@ -15,19 +15,27 @@ const LEAF: u32 = u32::MAX;
 /// A node: a split (`feature`, `threshold`; values ≤ threshold go left) or a leaf with its value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// The feature a split tests.
     pub feature: u32,
+    /// The split's threshold: values at or below it go left.
     pub threshold: f64,
+    /// The index of the left child.
     pub left: u32,
+    /// The index of the right child.
     pub right: u32,
+    /// A leaf's value: the predicted value, or a probability per class.
     pub value: Vec<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A decision tree: its nodes, the root first.
 pub struct Tree {
+    /// Its nodes; children refer to them by index.
     pub nodes: Vec<Node>,
 }
 
 impl Tree {
+    /// The value of the leaf a row of feature values ends in.
     pub fn leaf(&self, values: &[f64]) -> &[f64] {
         let mut index = 0;
         loop {
@@ -443,12 +451,14 @@ fn grow(
 /// One decision tree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TreeModel {
+    /// The tree.
     pub tree: Tree,
     /// Number of classes, or 0 for regression.
     pub classes: usize,
 }
 
 impl TreeModel {
+    /// What the tree says about each row of `x`.
     pub fn predict(&self, x: &Matrix) -> Predictions {
         if self.classes == 0 {
             return Predictions::Values((0..x.rows).map(|row| self.tree.leaf(x.row(row))[0]).collect());
@@ -460,11 +470,14 @@ impl TreeModel {
 /// Trees on bootstrap samples with random feature subsets; predictions are averaged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Forest {
+    /// The trees.
     pub trees: Vec<Tree>,
+    /// Number of classes, or 0 for regression.
     pub classes: usize,
 }
 
 impl Forest {
+    /// What the forest says about each row of `x`: its trees' leaves averaged.
     pub fn predict(&self, x: &Matrix) -> Predictions {
         let width = self.classes.max(1);
         let mut sums = vec![0.0; x.rows * width];
@@ -487,19 +500,26 @@ impl Forest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BoostingLoss {
+    /// Regression: the score is the value.
     Squared,
+    /// Two classes: the score is a log-odds.
     Binary,
+    /// More classes: one score per class, through softmax.
     Multiclass,
 }
 
 /// Gradient-boosted trees: raw score = initial + learning_rate · Σ tree outputs (one tree per class per round).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Boosting {
+    /// How scores become predictions.
     pub loss: BoostingLoss,
+    /// The score before any tree (one per class for several classes).
     pub initial: Vec<f64>,
+    /// How much of each tree's output is added.
     pub learning_rate: f64,
     /// rounds × outputs.
     pub rounds: Vec<Vec<Tree>>,
+    /// Number of classes, or 0 for regression.
     pub classes: usize,
 }
 
@@ -514,6 +534,7 @@ impl Boosting {
         scores
     }
 
+    /// What the boosted trees say about each row of `x`.
     pub fn predict(&self, x: &Matrix) -> Predictions {
         let scores: Vec<Vec<f64>> = (0..x.rows).map(|row| self.raw_scores(x.row(row))).collect();
         match self.loss {
@@ -568,6 +589,7 @@ fn cart_stats(target: &Target) -> (Vec<f64>, usize, usize) {
     }
 }
 
+/// Fits one tree-based `algorithm` (`decision_tree`, `random_forest`, `gradient_boosting`) with `params`.
 pub fn fit(algorithm: &str, params: &Params, x: &Matrix, target: &Target, seed: u64) -> Result<Fitted, Error> {
     if matches!(target, Target::None) {
         return Err(Error::Invalid(format!("`{algorithm}` needs a target")));

@@ -97,25 +97,39 @@ fn push_ints(values: &mut Vec<i64>, value: &Value) -> Result<(), Error> {
 /// An attribute's value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attribute {
+    /// One float.
     Float(f32),
+    /// One integer.
     Int(i64),
+    /// One string.
     Text(String),
+    /// A tensor.
     Tensor(Tensor),
+    /// Floats.
     Floats(Vec<f32>),
+    /// Integers.
     Ints(Vec<i64>),
+    /// Strings.
     Texts(Vec<String>),
 }
 
 #[derive(Clone, Debug)]
+/// One operation of a graph.
 pub struct Node {
+    /// The operator: `MatMul`, `TreeEnsembleClassifier` …
     pub op_type: String,
+    /// Its operator set's domain (`ai.onnx.ml`, or empty for the default).
     pub domain: String,
+    /// The names of the values it reads.
     pub inputs: Vec<String>,
+    /// The names of the values it makes.
     pub outputs: Vec<String>,
+    /// Its attributes by name.
     pub attributes: HashMap<String, Attribute>,
 }
 
 impl Node {
+    /// The floats of attribute `name` (none when it has none).
     pub fn floats(&self, name: &str) -> Vec<f32> {
         match self.attributes.get(name) {
             Some(Attribute::Floats(values)) => values.clone(),
@@ -125,6 +139,7 @@ impl Node {
         }
     }
 
+    /// The integers of attribute `name` (none when it has none).
     pub fn ints(&self, name: &str) -> Vec<i64> {
         match self.attributes.get(name) {
             Some(Attribute::Ints(values)) => values.clone(),
@@ -133,6 +148,7 @@ impl Node {
         }
     }
 
+    /// The strings of attribute `name` (none when it has none).
     pub fn texts(&self, name: &str) -> Vec<String> {
         match self.attributes.get(name) {
             Some(Attribute::Texts(values)) => values.clone(),
@@ -141,6 +157,7 @@ impl Node {
         }
     }
 
+    /// The integer attribute `name`, or `default`.
     pub fn int(&self, name: &str, default: i64) -> i64 {
         match self.attributes.get(name) {
             Some(Attribute::Int(value)) => *value,
@@ -148,6 +165,7 @@ impl Node {
         }
     }
 
+    /// The float attribute `name`, or `default`.
     pub fn float(&self, name: &str, default: f32) -> f32 {
         match self.attributes.get(name) {
             Some(Attribute::Float(value)) => *value,
@@ -155,6 +173,7 @@ impl Node {
         }
     }
 
+    /// The string attribute `name`, or `default`.
     pub fn text(&self, name: &str, default: &str) -> String {
         match self.attributes.get(name) {
             Some(Attribute::Text(value)) => value.clone(),
@@ -166,9 +185,13 @@ impl Node {
 /// A model's graph.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
+    /// Its operations, in the order the file gives them.
     pub nodes: Vec<Node>,
+    /// Constant tensors by name (weights).
     pub initializers: HashMap<String, Tensor>,
+    /// The names of its inputs (not the initializers).
     pub inputs: Vec<String>,
+    /// The names of its outputs.
     pub outputs: Vec<String>,
     /// The fixed last dimension of inputs that declare one: the column count of a `[batch, columns]` input.
     pub input_widths: HashMap<String, usize>,

@@ -28,7 +28,9 @@ pub const CHOICE_VARIABLE: &str = "STRATUM_ONNX_BACKEND";
 pub enum Choice {
     /// Stratum's own executor when it can run the model, ONNX Runtime (when present) otherwise.
     Auto,
+    /// Stratum's own executor.
     Native,
+    /// ONNX Runtime.
     OnnxRuntime,
 }
 
@@ -102,6 +104,7 @@ fn ort_error(error: impl std::fmt::Display) -> Error {
 }
 
 impl OrtSession {
+    /// A session of ONNX Runtime over a model's bytes.
     pub fn new(bytes: &[u8]) -> Result<OrtSession, Error> {
         let session = Session::builder(environment()?)
             .map_err(ort_error)?
@@ -132,18 +135,22 @@ impl OrtSession {
         Ok(OrtSession { session: Mutex::new(session), inputs, outputs, input_widths, metadata })
     }
 
+    /// The names of the model's inputs.
     pub fn inputs(&self) -> &[String] {
         &self.inputs
     }
 
+    /// The names of the model's outputs.
     pub fn outputs(&self) -> &[String] {
         &self.outputs
     }
 
+    /// The fixed last dimension of an input, when it declares one.
     pub fn input_width(&self, input: &str) -> Option<usize> {
         self.input_widths.get(input).copied()
     }
 
+    /// The model's metadata value for `key`, if any.
     pub fn metadata(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(String::as_str)
     }

@@ -77,10 +77,12 @@ impl Session {
         Ok(Session { graph, ensembles })
     }
 
+    /// The names of the graph's inputs.
     pub fn inputs(&self) -> &[String] {
         &self.graph.inputs
     }
 
+    /// The names of the graph's outputs.
     pub fn outputs(&self) -> &[String] {
         &self.graph.outputs
     }

@@ -1,19 +1,40 @@
 //! Tensors of the ONNX executor: floats, integers or strings, with a shape.
 
+/// A tensor: its shape and its elements in row-major order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Tensor {
-    Float { shape: Vec<usize>, data: Vec<f32> },
-    Int { shape: Vec<usize>, data: Vec<i64> },
-    Text { shape: Vec<usize>, data: Vec<String> },
+    /// Of 32-bit floats.
+    Float {
+        /// Its dimensions.
+        shape: Vec<usize>,
+        /// Its elements.
+        data: Vec<f32>,
+    },
+    /// Of 64-bit integers.
+    Int {
+        /// Its dimensions.
+        shape: Vec<usize>,
+        /// Its elements.
+        data: Vec<i64>,
+    },
+    /// Of strings.
+    Text {
+        /// Its dimensions.
+        shape: Vec<usize>,
+        /// Its elements.
+        data: Vec<String>,
+    },
 }
 
 impl Tensor {
+    /// Its dimensions.
     pub fn shape(&self) -> &[usize] {
         match self {
             Tensor::Float { shape, .. } | Tensor::Int { shape, .. } | Tensor::Text { shape, .. } => shape,
         }
     }
 
+    /// How many elements it has.
     pub fn len(&self) -> usize {
         match self {
             Tensor::Float { data, .. } => data.len(),
@@ -22,6 +43,7 @@ impl Tensor {
         }
     }
 
+    /// Whether it has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -35,6 +57,7 @@ impl Tensor {
         }
     }
 
+    /// Its elements as integers, when it is an integer tensor.
     pub fn as_ints(&self) -> Option<Vec<i64>> {
         match self {
             Tensor::Int { data, .. } => Some(data.clone()),
