@@ -28,17 +28,17 @@ use tokio::sync::watch;
 /// Everything that can go wrong while serving the API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot serve the API on {address}: {source}")]
     /// The API's address cannot be listened on.
+    #[error("cannot serve the API on {address}: {source}")]
     Listen {
         /// The address.
         address: String,
-        #[source]
         /// Why.
+        #[source]
         source: std::io::Error,
     },
-    #[error("cannot make a random token: {0}")]
     /// No randomness for a token.
+    #[error("cannot make a random token: {0}")]
     Token(#[source] getrandom::Error),
 }
 

@@ -60,8 +60,8 @@ pub enum Body {
     Text(&'static str),
 }
 
-#[derive(Clone, Copy)]
 /// A parameter of a route, for the OpenAPI document.
+#[derive(Clone, Copy)]
 pub struct Parameter {
     /// Its name.
     pub name: &'static str,

@@ -51,11 +51,11 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// An error's code and message.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
-    #[schemars(schema_with = "error_code_schema")]
     /// A stable code to act on.
+    #[schemars(schema_with = "error_code_schema")]
     pub code: ErrorCode,
     /// What went wrong, for people.
     pub message: String,
@@ -68,8 +68,8 @@ pub struct AppView {
     pub name: Option<String>,
     /// The running version; none until one has started.
     pub version: Option<u32>,
-    #[schemars(schema_with = "phase_schema")]
     /// What the application is doing.
+    #[schemars(schema_with = "phase_schema")]
     pub phase: PhaseName,
     /// Why the last start failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,8 +86,8 @@ pub struct AppView {
     pub can_apply: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A component of the plan that does not run.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct NotRunning {
     /// The component.
     pub component: String,
@@ -95,8 +95,8 @@ pub struct NotRunning {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// The application's `.stratum` file.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct SourceView {
     /// Its path.
     pub file: String,
@@ -122,8 +122,8 @@ pub struct Topology {
     pub edges: Vec<EdgeView>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A tier and its machines.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TierView {
     /// `edge`, `fog` or `cloud`.
     pub tier: String,
@@ -131,8 +131,8 @@ pub struct TierView {
     pub nodes: Vec<NodeView>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A machine of the plan, with its components.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct NodeView {
     /// Its name.
     pub name: String,
@@ -175,8 +175,8 @@ pub struct EdgeView {
     pub events_per_second: Option<f64>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A component with its counters and rates.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ComponentView {
     /// Its name.
     pub name: String,
@@ -232,15 +232,15 @@ pub struct AgentView {
     pub memory_used_bytes: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// The agents.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AgentsView {
     /// Every agent.
     pub agents: Vec<AgentView>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// The components.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ComponentsView {
     /// Every component of the running version.
     pub components: Vec<ComponentView>,
@@ -285,8 +285,8 @@ pub struct ServiceView {
     pub rejected: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A latency target against what was measured.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TargetView {
     /// `p99 <= 20 ms`
     pub target: String,
@@ -300,8 +300,8 @@ pub struct TargetView {
     pub met: Option<bool>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// The services.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ServicesView {
     /// Every service.
     pub services: Vec<ServiceView>,
@@ -314,8 +314,8 @@ pub struct ModelsView {
     pub models: Vec<ModelView>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 /// A model: what the store holds of it, and which services serve it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ModelView {
     /// Its name.
     pub name: String,
@@ -329,8 +329,8 @@ pub struct ModelView {
     pub versions: Vec<ModelVersionView>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 /// A service serving a model.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ServedBy {
     /// The service.
     pub service: String,
@@ -338,8 +338,8 @@ pub struct ServedBy {
     pub version: u32,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 /// A stored version of a model.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ModelVersionView {
     /// Its version.
     pub version: u32,
@@ -367,8 +367,8 @@ pub struct ModelVersionView {
     pub skipped: usize,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 /// How a model runs on the machine that trained it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileView {
     /// One record at a time, preparation included: the median, in microseconds.
     pub latency_p50_us: f64,
@@ -384,8 +384,8 @@ pub struct ProfileView {
     pub machine: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 /// One candidate of a training run.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct LeaderboardEntry {
     /// Its rank, 1 the best.
     pub rank: usize,
@@ -403,15 +403,15 @@ pub struct LeaderboardEntry {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// The latest events.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct EventsView {
     /// Newest first.
     pub events: Vec<EventView>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// Something that happened to the application.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct EventView {
     /// Its id, increasing.
     pub id: i64,
@@ -434,15 +434,15 @@ pub struct SeriesView {
     pub series: BTreeMap<String, Vec<Option<f64>>>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// The dashboards.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DashboardsView {
     /// Every dashboard the file declares.
     pub dashboards: Vec<DashboardView>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A dashboard with its panels.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DashboardView {
     /// Its name.
     pub name: String,
@@ -467,9 +467,9 @@ pub struct PanelView {
     pub data: PanelData,
 }
 
+/// A panel's data, by the chart it is.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
-/// A panel's data, by the chart it is.
 pub enum PanelData {
     /// One line per group: (event time in milliseconds, value) points.
     Lines {
@@ -502,8 +502,8 @@ pub enum PanelData {
     },
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// One line of a line chart.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Line {
     /// Its group.
     pub label: String,
@@ -511,8 +511,8 @@ pub struct Line {
     pub points: Vec<(i64, f64)>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// One bar of a bar chart.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Bar {
     /// Its group.
     pub label: String,
@@ -548,14 +548,14 @@ pub struct CheckReport {
     pub changes: Vec<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A diagnostic, located by line and column.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DiagnosticView {
-    #[schemars(schema_with = "diagnostic_code_schema")]
     /// Its stable code.
+    #[schemars(schema_with = "diagnostic_code_schema")]
     pub code: Code,
-    #[schemars(schema_with = "severity_schema")]
     /// Error or warning.
+    #[schemars(schema_with = "severity_schema")]
     pub severity: Severity,
     /// The file it is in.
     pub file: String,
@@ -575,8 +575,8 @@ pub struct DiagnosticView {
     pub help: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A plan in brief: each machine's load.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct PlanSummary {
     /// Each machine.
     pub hosts: Vec<HostPlan>,
@@ -584,8 +584,8 @@ pub struct PlanSummary {
     pub optimal: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// A machine's load in a plan.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct HostPlan {
     /// The machine.
     pub host: String,
@@ -684,8 +684,8 @@ pub struct PlacedView {
     pub host: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 /// The model a service serves, by the digest of its file.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ServedModelView {
     /// The service.
     pub service: String,

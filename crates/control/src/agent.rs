@@ -33,8 +33,8 @@ use stratum_dataplane::tls::{ClientTls, Identity, SERVER_IDENTITY, ServerTls, ag
 use stratum_dataplane::transfer::{Delivered, PathKey, PathKeys, Receiver};
 use tokio::sync::{mpsc, watch};
 
-#[derive(Clone, Debug)]
 /// How an agent runs: its control plane, name and tier, where it listens and keeps its data.
+#[derive(Clone, Debug)]
 pub struct AgentOptions {
     /// The control plane, `https://host:port` (`http://` for one that runs without TLS).
     pub server: String,

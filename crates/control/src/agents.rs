@@ -7,15 +7,15 @@ use serde::Serialize;
 use stratum_core::ir::{Application, Tier};
 use stratum_core::plan::Plan;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
 /// A machine that runs part of the application, with what it runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Machine {
     /// Its name.
     pub name: String,
     /// None for an agent that did not say and that no node of the application names (yet).
     pub tier: Option<Tier>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The pool it is a member of, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
     /// Its labels.
     pub labels: std::collections::BTreeMap<String, String>,

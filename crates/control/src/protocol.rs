@@ -19,8 +19,8 @@ pub struct Join {
     /// The tier the agent says it is on; the application's node of the same name decides when it says none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
-    #[serde(default)]
     /// Its labels.
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// What it measured of its machine.
     pub resources: MeasuredResources,
@@ -37,8 +37,8 @@ pub struct Heartbeat {
     /// The key of the assignment it runs, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<String>,
-    #[serde(default)]
     /// Its components' counters.
+    #[serde(default)]
     pub metrics: Vec<MetricsSnapshot>,
     /// What went wrong since the last heartbeat (a model that failed its check, a component that failed to
     /// start), for the control plane's events.
@@ -143,8 +143,8 @@ pub struct AgentEvent {
 /// The answer to a heartbeat: what to run, unless the agent runs it already.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatAnswer {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// What to run, when it differs from what the agent runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment: Option<Assignment>,
     /// With an assignment: checkpoints of streams it takes over from a lost agent, to take up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -186,8 +186,8 @@ pub struct TrainingWork {
     pub task: stratum_ml::search::TrainingTask,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 /// What a task of a training job came to, as an agent reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingResult {
     /// The job.
     pub job: u64,
@@ -213,8 +213,8 @@ pub struct TrainingRequest {
 pub struct Assignment {
     /// Identifies the assignment: equal keys, equal assignments.
     pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The application (its part is named by `components`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<Application>,
     /// The application's version.
     pub version: u32,
@@ -264,8 +264,8 @@ pub struct PathTo {
     pub address: String,
     /// The path's key.
     pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The sha256 of the certificate issued at its latest join (TLS only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_sha256: Option<String>,
 }
 

@@ -106,8 +106,8 @@ pub struct Event {
     pub at_milliseconds: i64,
     /// What happened.
     pub kind: EventKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The component (or agent) it concerns, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
     /// What happened, for people.
     pub message: String,

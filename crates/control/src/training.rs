@@ -47,8 +47,8 @@ pub enum JobState {
     },
 }
 
-#[derive(Clone)]
 /// A training job: a model's search split into tasks for the agents.
+#[derive(Clone)]
 pub struct TrainingJob {
     /// Its number.
     pub id: u64,

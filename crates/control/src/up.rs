@@ -28,8 +28,8 @@ use stratum_dataplane::pipeline::Rollout;
 use stratum_dataplane::sinks::feed::Feed;
 use stratum_dataplane::{PipelineOptions, RunSummary};
 
-#[derive(Clone, Debug)]
 /// How `stratum up` runs an application.
+#[derive(Clone, Debug)]
 pub struct UpOptions {
     /// Relative paths of the application are relative to this directory (the file's).
     pub base_dir: PathBuf,

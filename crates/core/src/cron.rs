@@ -25,7 +25,9 @@ pub struct CronSchedule {
 /// What is wrong with a cron expression, and in which field (0 = minute … 4 = weekday, `None` for the whole).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CronError {
+    /// The field at fault (0 = minute … 4 = weekday), or `None` for the whole expression.
     pub field: Option<usize>,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -66,6 +68,7 @@ const FIELDS: [FieldSpec; 5] = [
 const SEARCH_DAYS: i64 = 4 * 366 + 1;
 
 impl CronSchedule {
+    /// Parses a five-field cron expression (`minute hour day-of-month month weekday`).
     pub fn parse(text: &str) -> Result<CronSchedule, CronError> {
         let parts: Vec<&str> = text.split_whitespace().collect();
         if parts.len() != 5 {

@@ -7,10 +7,15 @@ use std::borrow::Cow;
 /// A value at run time. It serializes (externally tagged) for the data plane's checkpoints of window state.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Datum {
+    /// Missing: it propagates through operators and functions.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A string.
     Text(String),
     /// Milliseconds since 1970-01-01T00:00:00Z.
     Timestamp(i64),
@@ -19,6 +24,7 @@ pub enum Datum {
 }
 
 impl Datum {
+    /// The value as a number (booleans as 0 and 1, timestamps in milliseconds), if it is one.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Datum::Int(value) => Some(*value as f64),
@@ -29,6 +35,7 @@ impl Datum {
         }
     }
 
+    /// Whether it is `true` (missing is not).
     pub fn is_true(&self) -> bool {
         matches!(self, Datum::Bool(true))
     }
@@ -86,11 +93,17 @@ pub fn evaluate(expr: &Expr, field: &dyn Fn(&str) -> Datum) -> Datum {
 /// [`evaluate`]: both share the operators and functions below.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Compiled {
+    /// A constant.
     Literal(Datum),
+    /// The field at this position of the record.
     Field(usize),
+    /// An operator on one operand.
     Unary(UnaryOp, Box<Compiled>),
+    /// An operator on two operands.
     Binary(BinaryOp, Box<Compiled>, Box<Compiled>),
+    /// `x in [a, b]`.
     In(Box<Compiled>, Vec<Compiled>),
+    /// A function by name, with its arguments.
     Call(String, Vec<Compiled>),
 }
 
@@ -98,6 +111,7 @@ pub enum Compiled {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("no field `{name}`")]
 pub struct UnknownField {
+    /// The field.
     pub name: String,
 }
 

@@ -24,22 +24,38 @@ pub struct Application {
     /// Checked on every read: an IR of another version is refused with both versions named.
     #[serde(deserialize_with = "ir_version")]
     pub ir_version: u32,
+    /// Its name (`app NAME`).
     pub name: String,
+    /// Its title, if the file gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Its machines.
     pub nodes: Vec<Node>,
+    /// Its elastic pools of machines.
     pub pools: Vec<Pool>,
+    /// The network between tiers and nodes.
     pub links: Vec<Link>,
+    /// Its record types.
     pub schemas: Vec<Schema>,
+    /// Where data enters.
     pub sources: Vec<Source>,
+    /// Streaming analytics.
     pub streams: Vec<Stream>,
+    /// Where data leaves.
     pub sinks: Vec<Sink>,
+    /// Data at rest, for batches and training.
     pub datasets: Vec<Dataset>,
+    /// Batch SQL.
     pub batches: Vec<Batch>,
+    /// Models to build (or import).
     pub models: Vec<Model>,
+    /// Inference services.
     pub services: Vec<Service>,
+    /// Programs that run beside it.
     pub tools: Vec<Tool>,
+    /// Dashboards.
     pub dashboards: Vec<Dashboard>,
+    /// Policies: conditions and actions.
     pub policies: Vec<Policy>,
     /// How the planner weighs what it minimises.
     #[serde(default)]
@@ -51,9 +67,13 @@ pub struct Application {
 /// components that should be near`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObjectiveWeights {
+    /// Per millisecond of data-path latency.
     pub latency: f64,
+    /// Per Mbit/s across tiers.
     pub traffic: f64,
+    /// Per unit of money per hour.
     pub cost: f64,
+    /// Per millisecond between components that should be near.
     pub near: f64,
 }
 
@@ -86,14 +106,19 @@ impl Application {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
+    /// Devices where data is made (cameras, gateways).
     Edge,
+    /// Servers near the edge.
     Fog,
+    /// Elastic data centres.
     Cloud,
 }
 
 impl Tier {
+    /// The tiers' names, as the language spells them.
     pub const NAMES: &'static [&'static str] = &["edge", "fog", "cloud"];
 
+    /// The tier of this name, if any.
     pub fn from_name(name: &str) -> Option<Tier> {
         match name {
             "edge" => Some(Tier::Edge),
@@ -103,6 +128,7 @@ impl Tier {
         }
     }
 
+    /// Its name, as the language spells it.
     pub fn name(self) -> &'static str {
         match self {
             Tier::Edge => "edge",
@@ -116,14 +142,19 @@ impl Tier {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
+    /// 64-bit x86.
     X86_64,
+    /// 64-bit ARM.
     Aarch64,
+    /// 32-bit ARM.
     Armv7,
 }
 
 impl Arch {
+    /// The architectures' names, as the language spells them.
     pub const NAMES: &'static [&'static str] = &["x86_64", "aarch64", "armv7"];
 
+    /// The architecture of this name, if any.
     pub fn from_name(name: &str) -> Option<Arch> {
         match name {
             "x86_64" => Some(Arch::X86_64),
@@ -137,28 +168,39 @@ impl Arch {
 /// `count x "kind"`, for example `1 x "nvidia-t4"`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accelerator {
+    /// How many.
     pub count: u32,
+    /// Which kind (`nvidia-t4`).
     pub kind: String,
 }
 
 /// The hardware of one machine, shared by nodes and the members of a pool.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
+    /// Its tier.
     pub tier: Tier,
     /// Cores (fractions allowed).
     pub cpu: f64,
+    /// Memory.
     pub memory: ByteSize,
+    /// Disk, when the file says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<ByteSize>,
+    /// Architecture.
     pub arch: Arch,
+    /// Accelerators.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accelerators: Vec<Accelerator>,
+    /// Operating system, when the file says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
+    /// Labels, for placement.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// What it costs per hour, when the file says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<HourlyCost>,
+    /// Who provides it (a cloud), when the file says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
 }
@@ -166,9 +208,12 @@ pub struct Machine {
 /// One machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// Its name.
     pub name: String,
+    /// Its hardware.
     #[serde(flatten)]
     pub machine: Machine,
+    /// Its address, when the file says (the generated deployments use it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
 }
@@ -176,10 +221,14 @@ pub struct Node {
 /// An elastic group of identical machines.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pool {
+    /// Its name.
     pub name: String,
+    /// The hardware of each member.
     #[serde(flatten)]
     pub machine: Machine,
+    /// The fewest members it runs.
     pub min: u32,
+    /// The most members it runs.
     pub max: u32,
 }
 
@@ -187,20 +236,27 @@ pub struct Pool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
+    /// A whole tier.
     Tier(Tier),
+    /// One node, by name.
     Node(String),
 }
 
 /// The network between two tiers or nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Link {
+    /// One end.
     pub from: Endpoint,
+    /// The other end.
     pub to: Endpoint,
+    /// Its latency.
     pub latency: Duration,
+    /// Its bandwidth.
     pub bandwidth: Bandwidth,
     /// Packet loss as a fraction (0.01 is 1%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
+    /// Traffic on it costs money (the planner avoids it).
     #[serde(default)]
     pub metered: bool,
 }
@@ -208,20 +264,28 @@ pub struct Link {
 /// Where a component may run. Every field is a constraint; an empty placement lets the planner choose.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Placement {
+    /// `on = TIER`: the tier it must run on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    /// `on = NODE`: the node it must run on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// `on = POOL`: the pool it must run in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// Labels the machine must have.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// A component it should run near.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub near: Option<String>,
+    /// Accelerators the machine must have.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accelerators: Vec<Accelerator>,
+    /// The architecture the machine must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<Arch>,
+    /// One instance on each machine of its tier, at most this many per machine (sources on every device).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas_per_node: Option<u32>,
     /// The tier this component ends up on when it can be known before planning: its own `on`, the tier of its
@@ -237,10 +301,13 @@ pub struct Placement {
 /// Resources a component asks for, when the file overrides the planner's defaults.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
+    /// Cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<f64>,
+    /// Memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<ByteSize>,
+    /// Disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<ByteSize>,
 }
@@ -249,12 +316,16 @@ pub struct Resources {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileFormat {
+    /// Comma-separated values with a header.
     Csv,
+    /// JSON, one object per line.
     Jsonl,
+    /// Apache Parquet.
     Parquet,
 }
 
 impl FileFormat {
+    /// The formats' names, as the language spells them.
     pub const NAMES: &'static [&'static str] = &["csv", "jsonl", "parquet"];
 
     /// The file extension, which is also the format's name.
@@ -266,6 +337,7 @@ impl FileFormat {
         }
     }
 
+    /// The format of this name, if any.
     pub fn from_name(name: &str) -> Option<FileFormat> {
         match name {
             "csv" => Some(FileFormat::Csv),
@@ -280,39 +352,58 @@ impl FileFormat {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourceKind {
+    /// An MQTT subscription.
     Mqtt {
+        /// The topic filter (`+` and `#` allowed).
         topic: String,
+        /// The broker (`mqtt://host:port`); the embedded one or the run's own when none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         broker: Option<String>,
     },
+    /// A NATS subscription (core NATS: at most once).
     Nats {
+        /// The subject (wildcards allowed).
         subject: String,
+        /// The server's URL; the run's own when none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
     },
+    /// A Kafka topic, consumed in a group.
     Kafka {
+        /// The topic.
         topic: String,
+        /// The brokers (`host:port`); the run's own when none.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         brokers: Vec<String>,
+        /// The consumer group; the application's name when none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<String>,
     },
+    /// HTTP pushes (`POST`s of JSON) on a path.
     Http {
+        /// The path.
         path: String,
+        /// The port (8080 when none).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         port: Option<u16>,
         /// HTTPS with this certificate; plain HTTP without.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tls: Option<TlsFiles>,
     },
+    /// A file, read once or tailed.
     File {
+        /// Its path.
         path: String,
+        /// Its format.
         format: FileFormat,
         /// Keep reading as the file grows (`tail`) or read it once.
         tail: bool,
     },
+    /// Records made up from the schema (development, simulation).
     Generator {
+        /// The seed of the values.
         seed: u64,
+        /// How many to make; endless when none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<u64>,
     },
@@ -336,7 +427,9 @@ impl SourceKind {
 /// or absolute: read on the machine that runs the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsFiles {
+    /// The certificate chain (PEM file).
     pub certificate: String,
+    /// Its private key (PEM file).
     pub private_key: String,
 }
 
@@ -344,37 +437,52 @@ pub struct TlsFiles {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WhenFull {
+    /// Drop the oldest entries to make room.
     DropOldest,
+    /// Refuse new entries: the producer waits.
     Reject,
 }
 
 /// Store-and-forward policy for a source: events wait here while the uplink is down.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BufferPolicy {
+    /// The most it holds.
     pub max: ByteSize,
+    /// How long an entry may wait before it is dropped.
     pub ttl: Duration,
+    /// What happens when it is full.
     pub when_full: WhenFull,
 }
 
+/// Where data enters the application.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Source {
+    /// Its name.
     pub name: String,
+    /// What kind of source, with its settings.
     #[serde(flatten)]
     pub kind: SourceKind,
+    /// The schema of its records.
     pub schema: String,
+    /// The schema's fields.
     pub fields: Vec<Field>,
+    /// Its rate, when the file says (the planner's traffic; the generator's pace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<EventRate>,
     /// The rate is per node the source runs on (`50/s per node`), not for the whole application.
     #[serde(default)]
     pub rate_per_node: bool,
+    /// The size of one record, for the planner's traffic.
     pub event_size: ByteSize,
     /// The event size was estimated from the schema because the file did not give `event_size`.
     #[serde(default)]
     pub event_size_estimated: bool,
+    /// Its store-and-forward buffer toward other machines, when the file declares one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffer: Option<BufferPolicy>,
+    /// Where it may run.
     pub placement: Placement,
+    /// What it reserves.
     #[serde(default)]
     pub resources: Resources,
 }
@@ -383,12 +491,44 @@ pub struct Source {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "expr", rename_all = "snake_case")]
 pub enum Expr {
-    Literal { value: Value },
-    Field { name: String },
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
-    Call { function: String, args: Vec<Expr> },
-    List { items: Vec<Expr> },
+    /// A constant.
+    Literal {
+        /// Its value.
+        value: Value,
+    },
+    /// A field of the record.
+    Field {
+        /// Its name.
+        name: String,
+    },
+    /// An operator on one operand.
+    Unary {
+        /// The operator.
+        op: UnaryOp,
+        /// Its operand.
+        operand: Box<Expr>,
+    },
+    /// An operator on two operands.
+    Binary {
+        /// The operator.
+        op: BinaryOp,
+        /// The left operand.
+        left: Box<Expr>,
+        /// The right operand.
+        right: Box<Expr>,
+    },
+    /// A function call.
+    Call {
+        /// The function.
+        function: String,
+        /// Its arguments.
+        args: Vec<Expr>,
+    },
+    /// `[a, b]`, as the right side of `in`.
+    List {
+        /// Its items.
+        items: Vec<Expr>,
+    },
 }
 
 impl Expr {
@@ -409,34 +549,55 @@ impl Expr {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A string.
     String(String),
 }
 
+/// An operator on one operand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnaryOp {
+    /// `not`
     Not,
+    /// `-`
     Negate,
 }
 
+/// An operator on two operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BinaryOp {
+    /// `+`
     Add,
+    /// `-`
     Subtract,
+    /// `*`
     Multiply,
+    /// `/`
     Divide,
+    /// `==`
     Equal,
+    /// `!=`
     NotEqual,
+    /// `<`
     Less,
+    /// `<=`
     LessOrEqual,
+    /// `>`
     Greater,
+    /// `>=`
     GreaterOrEqual,
+    /// `and`
     And,
+    /// `or`
     Or,
+    /// `in`
     In,
 }
 
@@ -465,16 +626,33 @@ impl BinaryOp {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Window {
-    Tumbling { size: Duration },
-    Sliding { size: Duration, slide: Duration },
-    Session { gap: Duration },
+    /// Back-to-back windows of `size`.
+    Tumbling {
+        /// Each window's length.
+        size: Duration,
+    },
+    /// Windows of `size`, one starting every `slide`.
+    Sliding {
+        /// Each window's length.
+        size: Duration,
+        /// How often one starts.
+        slide: Duration,
+    },
+    /// A window per key that closes after `gap` without records.
+    Session {
+        /// The silence that closes it.
+        gap: Duration,
+    },
 }
 
 /// A named computed field of a stream's output (`select { avg_speed = avg(speed_kmh) }`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Computed {
+    /// Its name.
     pub name: String,
+    /// How it is computed.
     pub expr: Expr,
+    /// Its type.
     #[serde(flatten)]
     pub data_type: DataType,
 }
@@ -482,8 +660,11 @@ pub struct Computed {
 /// A windowed join with a second stream on equal keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Join {
+    /// The stream or source joined with.
     pub with: String,
+    /// The fields both sides must agree on.
     pub keys: Vec<String>,
+    /// How far apart in event time two records may be.
     pub within: Duration,
 }
 
@@ -510,19 +691,26 @@ impl Join {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Idle {
+    /// After the stream has been quiet this long.
     After(Duration),
+    /// Never: windows close by event time only.
     Never,
 }
 
 /// Continuous processing: filter, join, window, projection and enrichment, in that order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
+    /// Its name.
     pub name: String,
+    /// The stream or source it reads.
     pub from: String,
+    /// `where`: the records it keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Expr>,
+    /// `join`: the other stream it joins with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join: Option<Join>,
+    /// `window`: how records are grouped in time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
     /// The keys a window groups by.
@@ -539,6 +727,7 @@ pub struct Stream {
     /// Input fields passed through unchanged (all of them when neither `keep` nor `select` is given).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep: Vec<String>,
+    /// `select`: the fields of its output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub select: Vec<Computed>,
     /// Inference services this stream calls for each record (`predict(service)` in `select`).
@@ -546,7 +735,9 @@ pub struct Stream {
     pub calls: Vec<String>,
     /// The inferred output schema.
     pub fields: Vec<Field>,
+    /// Where it may run.
     pub placement: Placement,
+    /// What it reserves.
     #[serde(default)]
     pub resources: Resources,
 }
@@ -555,34 +746,49 @@ pub struct Stream {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SinkKind {
+    /// An MQTT topic.
     Mqtt {
         /// May contain `{field}` placeholders filled from each record.
         topic: String,
     },
+    /// A NATS subject.
     Nats {
+        /// The subject (may contain `{field}` placeholders).
         subject: String,
+        /// The server's URL; the run's own when none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
     },
+    /// A Kafka topic.
     Kafka {
+        /// The topic.
         topic: String,
+        /// The brokers (`host:port`); the run's own when none.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         brokers: Vec<String>,
     },
     /// A webhook: each batch of records is POSTed as a JSON array.
     Http {
+        /// The URL records are `POST`ed to.
         url: String,
         /// Attempts after the first one before the records go to dead letters.
         retries: u32,
     },
+    /// A file: CSV, JSON lines or Parquet.
     File {
+        /// Its path.
         path: String,
+        /// Its format.
         format: FileFormat,
+        /// Fields whose values name a sub-folder per record (`date=…/`).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         partition_by: Vec<String>,
     },
     /// Appends to a declared dataset, whose schema the records must match.
-    Dataset { into: String },
+    Dataset {
+        /// The dataset.
+        into: String,
+    },
 }
 
 impl SinkKind {
@@ -599,15 +805,21 @@ impl SinkKind {
     }
 }
 
+/// Where results leave the application.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sink {
+    /// Its name.
     pub name: String,
+    /// The stream or source it takes.
     pub from: String,
+    /// What kind of sink, with its settings.
     #[serde(flatten)]
     pub kind: SinkKind,
     /// The fields written: those of `from`.
     pub fields: Vec<Field>,
+    /// Where it may run.
     pub placement: Placement,
+    /// What it reserves.
     #[serde(default)]
     pub resources: Resources,
 }
@@ -615,11 +827,16 @@ pub struct Sink {
 /// A stored table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
+    /// Its name.
     pub name: String,
+    /// The schema of its rows.
     pub schema: String,
+    /// The schema's fields.
     pub fields: Vec<Field>,
+    /// Its file, when it has one (a dataset sinks fill has none until they do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Its file's format, when it is not the path's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<FileFormat>,
     /// The number of rows, when the file states it (used to check that folds do not exceed rows).
@@ -647,34 +864,48 @@ pub const DEFAULT_WEBHOOK_RETRIES: u32 = 5;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {
+    /// Every so often.
     Every(Duration),
+    /// At the times of a cron expression.
     Cron(String),
 }
 
 /// Scheduled SQL over datasets, writing a dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
+    /// Its name.
     pub name: String,
+    /// When it runs.
     pub schedule: Schedule,
+    /// Its SQL query.
     pub query: String,
     /// The datasets (or file sinks) the query reads, found in its FROM and JOIN clauses.
     pub reads: Vec<String>,
+    /// The dataset its result goes into.
     pub into: String,
+    /// Where it may run.
     pub placement: Placement,
+    /// What it reserves.
     #[serde(default)]
     pub resources: Resources,
 }
 
+/// What a model learns to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
+    /// Predict a class.
     Classification,
+    /// Predict a number.
     Regression,
+    /// Find groups.
     Clustering,
+    /// Predict the next values of a series.
     Forecasting,
 }
 
 impl Task {
+    /// Its name, as the language spells it.
     pub fn name(self) -> &'static str {
         match self {
             Task::Classification => "classification",
@@ -688,8 +919,11 @@ impl Task {
 /// A model feature: a column, or a simple function of columns (`hour_of_day(ts)`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Feature {
+    /// Its name.
     pub name: String,
+    /// How it is computed from a row.
     pub expr: Expr,
+    /// Its type.
     #[serde(flatten)]
     pub data_type: DataType,
 }
@@ -698,32 +932,49 @@ pub struct Feature {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum PrepareStep {
+    /// Keep only the rows where `condition` holds.
     Filter {
+        /// The condition.
         condition: Expr,
     },
+    /// Fill missing values.
     Impute {
+        /// With what.
         strategy: ImputeStrategy,
     },
+    /// Keep only these columns.
     Select {
+        /// The columns.
         columns: Vec<String>,
     },
+    /// Drop these columns.
     Drop {
+        /// The columns.
         columns: Vec<String>,
     },
+    /// Scale numeric features to mean 0 and variance 1.
     Standardize,
+    /// Scale numeric features to between 0 and 1.
     MinMaxScale,
+    /// Encode these categorical columns one-hot.
     OneHot {
+        /// The columns.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         columns: Vec<String>,
     },
 }
 
+/// How missing values are filled.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImputeStrategy {
+    /// With the column's mean.
     Mean,
+    /// With the column's median.
     Median,
+    /// With the column's most frequent value.
     MostFrequent,
+    /// With this constant.
     Constant(f64),
 }
 
@@ -731,34 +982,59 @@ pub enum ImputeStrategy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "space", rename_all = "snake_case")]
 pub enum ParameterSpace {
-    Values { values: Vec<Value> },
-    Range { min: f64, max: f64, integer: bool },
+    /// These values.
+    Values {
+        /// The values.
+        values: Vec<Value>,
+    },
+    /// A range (`4..16`).
+    Range {
+        /// Its lower end.
+        min: f64,
+        /// Its upper end.
+        max: f64,
+        /// Whole numbers only.
+        integer: bool,
+    },
 }
 
 /// One candidate algorithm with its hyperparameter search space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
+    /// The algorithm (`random_forest` …).
     pub algorithm: String,
+    /// Its hyperparameters' values to try, by name.
     pub parameters: BTreeMap<String, ParameterSpace>,
 }
 
+/// How models are judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
+    /// Classification: the share predicted right.
     Accuracy,
+    /// Classification: F1.
     F1,
+    /// Classification: area under the ROC curve.
     RocAuc,
+    /// Classification: log loss.
     LogLoss,
+    /// Regression: root mean squared error.
     Rmse,
+    /// Regression: mean absolute error.
     Mae,
+    /// Regression: R².
     R2,
+    /// Clustering: silhouette.
     Silhouette,
 }
 
 impl Metric {
+    /// The metrics' names, as the language spells them.
     pub const NAMES: &'static [&'static str] =
         &["accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2", "silhouette"];
 
+    /// The metric of this name, if any.
     pub fn from_name(name: &str) -> Option<Metric> {
         Some(match name {
             "accuracy" => Metric::Accuracy,
@@ -806,16 +1082,32 @@ impl Metric {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "strategy", rename_all = "snake_case")]
 pub enum Evaluation {
-    Kfold { folds: u32, stratified: bool },
-    Holdout { fraction: f64 },
-    TimeSplit { fraction: f64 },
+    /// k-fold cross-validation.
+    Kfold {
+        /// How many folds.
+        folds: u32,
+        /// Each fold keeps the classes' proportions.
+        stratified: bool,
+    },
+    /// One random split.
+    Holdout {
+        /// The share held out for testing.
+        fraction: f64,
+    },
+    /// One split by time: the latest rows test.
+    TimeSplit {
+        /// The share of the latest rows that test.
+        fraction: f64,
+    },
 }
 
 /// How long the search may run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
+    /// At most this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<Duration>,
+    /// At most this many candidates and parameter choices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trials: Option<u32>,
 }
@@ -824,27 +1116,49 @@ pub struct Budget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "trigger", rename_all = "snake_case")]
 pub enum Retrain {
-    Every { interval: Duration },
-    Drift { metric: Metric, threshold: f64 },
+    /// On a schedule.
+    Every {
+        /// How often.
+        interval: Duration,
+    },
+    /// When the served model's metric drifts past a threshold.
+    Drift {
+        /// The metric watched.
+        metric: Metric,
+        /// How far it may drift.
+        threshold: f64,
+    },
 }
 
 /// How to build a model from data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Training {
+    /// The dataset it learns from.
     pub data: String,
+    /// The column it predicts (none for clustering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The features it learns from.
     pub features: Vec<Feature>,
+    /// How rows are prepared before fitting.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prepare: Vec<PrepareStep>,
+    /// The algorithms tried, each with its parameters.
     pub candidates: Vec<Candidate>,
+    /// How candidates are evaluated.
     pub evaluation: Evaluation,
+    /// The metric they are ranked by.
     pub metric: Metric,
+    /// How much searching it may do.
     pub budget: Budget,
+    /// Where training runs.
     pub placement: Placement,
+    /// How many tasks at once.
     pub parallel: u32,
+    /// When it is trained again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrain: Option<Retrain>,
+    /// The seed of its randomness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }
@@ -853,19 +1167,27 @@ pub struct Training {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "origin", rename_all = "snake_case")]
 pub enum ModelOrigin {
+    /// Trained by Stratum from a dataset.
     Trained(Box<Training>),
-    Onnx { path: String },
+    /// Imported from an ONNX file.
+    Onnx {
+        /// The file.
+        path: String,
+    },
 }
 
 /// A machine-learning model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
+    /// Its name.
     pub name: String,
+    /// What it learns to do.
     pub task: Task,
     /// The fields a caller must provide to get a prediction.
     pub inputs: Vec<Field>,
     /// The type of the prediction.
     pub output: DataType,
+    /// Where it comes from: trained here, or imported.
     #[serde(flatten)]
     pub origin: ModelOrigin,
 }
@@ -874,8 +1196,16 @@ pub struct Model {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ServiceInput {
-    Stream { name: String },
-    Http { path: String },
+    /// The records of a stream or source.
+    Stream {
+        /// The stream or source.
+        name: String,
+    },
+    /// Requests on an HTTP path.
+    Http {
+        /// The path.
+        path: String,
+    },
 }
 
 /// A latency or throughput objective.
@@ -884,24 +1214,33 @@ pub struct Slo {
     /// (percentile, at most this latency), for example (99, 20 ms).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency: Vec<LatencyTarget>,
+    /// The throughput it must sustain, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<EventRate>,
 }
 
+/// A latency target: at this percentile, at most this long.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatencyTarget {
+    /// The percentile (99 for p99).
     pub percentile: f64,
+    /// The bound.
     pub at_most: Duration,
 }
 
 /// Serverless scaling of a service.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scale {
+    /// The fewest replicas (0 scales to zero).
     pub min: u32,
+    /// The most replicas.
     pub max: u32,
+    /// Requests one replica answers at once.
     pub concurrency: u32,
+    /// How long a replica may idle before it is stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<Duration>,
+    /// Start replicas ahead of forecast load.
     pub predictive: bool,
 }
 
@@ -914,18 +1253,26 @@ impl Default for Scale {
 /// ML as a service: a model behind a stream or HTTP input, with an objective and scaling.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Service {
+    /// Its name.
     pub name: String,
+    /// The model it serves.
     pub model: String,
+    /// What it predicts on.
     pub input: ServiceInput,
+    /// Where predictions go, besides the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<SinkKind>,
     /// The records the service writes: its input's fields (the model's inputs when requests come over HTTP) and
     /// `prediction`.
     #[serde(default)]
     pub fields: Vec<Field>,
+    /// Its latency and throughput targets.
     pub slo: Slo,
+    /// How it scales.
     pub scale: Scale,
+    /// Where it may run.
     pub placement: Placement,
+    /// What it reserves.
     #[serde(default)]
     pub resources: Resources,
 }
@@ -934,37 +1281,53 @@ pub struct Service {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolRun {
+    /// A command line.
     Command(Vec<String>),
+    /// A container image.
     Image(String),
 }
 
 /// Any other program to deploy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tool {
+    /// Its name.
     pub name: String,
+    /// What runs.
     pub run: ToolRun,
+    /// Ports it listens on (exposed by the generated deployments).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// Its environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Where it may run.
     pub placement: Placement,
+    /// What it reserves.
     #[serde(default)]
     pub resources: Resources,
 }
 
+/// How a panel draws its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Chart {
+    /// Lines over time.
     Line,
+    /// Bars per group.
     Bar,
+    /// The latest records.
     Table,
+    /// One number.
     Stat,
+    /// A map (shown as a table for now).
     Map,
 }
 
 impl Chart {
+    /// The charts' names, as the language spells them.
     pub const NAMES: &'static [&'static str] = &["line", "bar", "table", "stat", "map"];
 
+    /// The chart of this name, if any.
     pub fn from_name(name: &str) -> Option<Chart> {
         Some(match name {
             "line" => Chart::Line,
@@ -977,25 +1340,35 @@ impl Chart {
     }
 }
 
+/// One panel of a dashboard.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Panel {
+    /// Its title.
     pub title: String,
+    /// How it draws.
     pub chart: Chart,
     /// The stream, service or dataset shown.
     pub source: String,
+    /// The field it shows, if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The field it groups by, if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_by: Option<String>,
+    /// How many of the latest records it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<u64>,
+    /// How far back in time it shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<Duration>,
 }
 
+/// A dashboard: panels over the application's streams.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dashboard {
+    /// Its name.
     pub name: String,
+    /// Its panels.
     pub panels: Vec<Panel>,
 }
 
@@ -1009,9 +1382,13 @@ crate::vocabulary! {
         Memory = "memory",
         /// Failed over received, over the last interval.
         ErrorRate = "error_rate",
+        /// The median latency.
         P50 = "p50",
+        /// The 90th percentile latency.
         P90 = "p90",
+        /// The 95th percentile latency.
         P95 = "p95",
+        /// The 99th percentile latency.
         P99 = "p99",
         /// Requests in flight (a service) or batches waiting (another component).
         Queue = "queue",
@@ -1052,11 +1429,16 @@ impl Signal {
 pub enum Condition {
     /// A measured signal (`cpu`, `memory`, `p99`, `queue` …) compared with a threshold in the signal's base unit.
     Threshold {
+        /// The signal.
         signal: Signal,
+        /// The comparison.
         op: BinaryOp,
+        /// The threshold, in the signal's base unit.
         threshold: f64,
     },
+    /// A service missed its latency target.
     SloMissed,
+    /// A machine running a target was lost.
     NodeLost,
 }
 
@@ -1064,12 +1446,17 @@ pub enum Condition {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// Add an instance on another machine.
     ScaleOut,
+    /// Move to another machine.
     Migrate {
+        /// The tier to move to; the nearest when none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<Tier>,
     },
+    /// Turn away a share of requests.
     ShedLoad {
+        /// The share.
         fraction: f64,
     },
 }
@@ -1077,14 +1464,17 @@ pub enum Action {
 /// What to do when an objective is missed or a machine is overloaded or lost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
+    /// Its name.
     pub name: String,
     /// The components it applies to (all when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// What it watches.
     pub condition: Condition,
     /// How long the condition must hold before acting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sustained: Option<Duration>,
+    /// What it does.
     pub action: Action,
 }
 

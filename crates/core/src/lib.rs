@@ -3,6 +3,8 @@
 //! This crate does no IO and has no async code: it is the vocabulary the language front end produces and the
 //! planner, ML engine, data plane and control plane consume.
 
+#![warn(missing_docs)]
+
 pub mod bytes;
 pub mod cron;
 pub mod eval;

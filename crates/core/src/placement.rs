@@ -10,13 +10,17 @@ use std::collections::BTreeMap;
 /// What a machine offers that placement rules look at.
 #[derive(Clone, Copy, Debug)]
 pub struct MachineFacts<'a> {
+    /// Its name.
     pub name: &'a str,
+    /// Its tier.
     pub tier: Tier,
     /// The pool it is a member of, if any.
     pub pool: Option<&'a str>,
+    /// Its labels.
     pub labels: &'a BTreeMap<String, String>,
     /// Its architecture, when known (an agent that reports one Stratum does not know has none).
     pub arch: Option<Arch>,
+    /// Its accelerators.
     pub accelerators: &'a [Accelerator],
 }
 
@@ -24,20 +28,56 @@ pub struct MachineFacts<'a> {
 /// policy moves it, the control plane may take it to the nearest tier instead. Private data binds always.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TierRule {
+    /// The stated tier binds (planning).
     Stated,
+    /// The component may move to the nearest tier (its machine was lost, or a policy moves it).
     MayMove,
 }
 
 /// Why a machine can never take a component. Cheap to produce: the words are made only when shown.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rejection<'a> {
-    Tier { has: Tier, wanted: Tier },
-    PrivateData { has: Tier, wanted: Tier },
+    /// The component states another tier.
+    Tier {
+        /// The machine's tier.
+        has: Tier,
+        /// The tier stated.
+        wanted: Tier,
+    },
+    /// The component handles private data that may not leave its tier.
+    PrivateData {
+        /// The machine's tier.
+        has: Tier,
+        /// The private data's tier.
+        wanted: Tier,
+    },
+    /// The component is pinned to another node (named).
     NotNode(&'a str),
+    /// The component runs in a pool (named) the machine is not a member of.
     NotInPool(&'a str),
-    Label { key: &'a str, value: &'a str },
-    Arch { has: Option<Arch>, wanted: Arch },
-    Accelerators { kind: &'a str, has: u32, wanted: u32 },
+    /// The machine lacks a label the component asks for.
+    Label {
+        /// The label's key.
+        key: &'a str,
+        /// The value asked for.
+        value: &'a str,
+    },
+    /// The machine has another architecture (or an unknown one).
+    Arch {
+        /// The machine's, if known.
+        has: Option<Arch>,
+        /// The one asked for.
+        wanted: Arch,
+    },
+    /// The machine has too few accelerators of a kind.
+    Accelerators {
+        /// The kind.
+        kind: &'a str,
+        /// How many it has.
+        has: u32,
+        /// How many the component asks for.
+        wanted: u32,
+    },
 }
 
 impl std::fmt::Display for Rejection<'_> {

@@ -7,14 +7,23 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type", content = "of")]
 pub enum DataType {
+    /// `bool`
     Bool,
+    /// `int`: 64-bit.
     Int,
+    /// `float`: 64-bit.
     Float,
+    /// `string`
     String,
+    /// `timestamp`: milliseconds since 1970, UTC.
     Timestamp,
+    /// `duration`: seconds.
     Duration,
+    /// `bytes`
     Bytes,
+    /// `list<T>`
     List(Box<DataType>),
+    /// `optional<T>`, or `T?`: may be missing.
     Optional(Box<DataType>),
 }
 
@@ -23,6 +32,7 @@ impl DataType {
     pub const SCALAR_NAMES: &'static [&'static str] =
         &["bool", "int", "float", "string", "timestamp", "duration", "bytes"];
 
+    /// The scalar type a schema names, if any.
     pub fn scalar_from_name(name: &str) -> Option<DataType> {
         Some(match name {
             "bool" => DataType::Bool,
@@ -44,6 +54,7 @@ impl DataType {
         }
     }
 
+    /// Whether it is a number (`int` or `float`, optional or not).
     pub fn is_numeric(&self) -> bool {
         matches!(self.without_optional(), DataType::Int | DataType::Float)
     }
@@ -86,7 +97,9 @@ impl fmt::Display for DataType {
 /// One field of a record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Field {
+    /// Its name.
     pub name: String,
+    /// Its type.
     #[serde(flatten)]
     pub data_type: DataType,
     /// A private field may not leave the tier it was produced on unless it is aggregated away.
@@ -95,6 +108,7 @@ pub struct Field {
 }
 
 impl Field {
+    /// A field that is not private.
     pub fn new(name: impl Into<String>, data_type: DataType) -> Field {
         Field { name: name.into(), data_type, private: false }
     }
@@ -103,7 +117,9 @@ impl Field {
 /// A named record type as declared with `schema`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schema {
+    /// Its name.
     pub name: String,
+    /// Its fields, in order.
     pub fields: Vec<Field>,
 }
 

@@ -58,9 +58,11 @@ impl Dimension {
 /// A unit resolved from its spelling: its dimension, the factor to the base unit, and for money the currency.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unit {
+    /// What it measures.
     pub dimension: Dimension,
     /// Multiply a value in this unit by `factor` to get the base unit of the dimension.
     pub factor: f64,
+    /// For money, the currency (`USD`).
     pub currency: Option<String>,
 }
 
@@ -97,6 +99,7 @@ fn duration_factor(name: &str) -> Option<f64> {
 /// Why a unit spelling was not understood.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum UnitError {
+    /// No unit is spelled so.
     #[error("unknown unit `{0}`")]
     Unknown(String),
 }
@@ -150,6 +153,7 @@ pub fn parse_unit(spelling: &str) -> Result<Unit, UnitError> {
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
+    /// In bytes.
     pub fn bytes(self) -> u64 {
         self.0
     }
@@ -173,6 +177,7 @@ impl fmt::Display for ByteSize {
 pub struct Duration(pub f64);
 
 impl Duration {
+    /// In seconds.
     pub fn seconds(self) -> f64 {
         self.0
     }
@@ -230,7 +235,9 @@ impl fmt::Display for Bandwidth {
 /// Money per hour, with its currency (`0.34 USD/h`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HourlyCost {
+    /// How much per hour.
     pub amount: f64,
+    /// In which currency.
     pub currency: String,
 }
 

@@ -44,8 +44,8 @@ pub enum SyncPolicy {
     Never,
 }
 
-#[derive(Clone, Debug)]
 /// How a log is bounded and synced.
+#[derive(Clone, Debug)]
 pub struct LogOptions {
     /// The most it holds, in bytes.
     pub max_bytes: u64,

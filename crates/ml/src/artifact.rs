@@ -35,8 +35,8 @@ pub struct Profile {
     pub machine: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 /// A trained model as the store keeps it: the model with everything about how it was made and judged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Artifact {
     /// The artifact format ([`ARTIFACT_VERSION`]).
     pub artifact_version: u32,
@@ -58,8 +58,8 @@ pub struct Artifact {
     pub inputs: Vec<Field>,
     /// The type of what it predicts.
     pub output: DataType,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     /// A classifier's classes, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
     /// The metric it was judged by.
     pub metric: Metric,

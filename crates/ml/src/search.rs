@@ -68,8 +68,8 @@ pub struct Entry {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 /// Every candidate tried, best first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Leaderboard {
     /// The metric the candidates are ranked by.
     pub metric: Metric,
@@ -99,8 +99,8 @@ pub struct TrainedModel {
     pub preparation: Preparation,
     /// The model.
     pub fitted: Fitted,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     /// A classifier's classes, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
     /// Classification, regression or clustering.
     pub task: Task,

@@ -57,8 +57,8 @@ pub struct Joined {
     pub api_key: String,
 }
 
-#[derive(Clone)]
 /// How a control plane runs: its state directory, tokens, agent timeout and TLS.
+#[derive(Clone)]
 pub struct ServerOptions {
     /// The state store, the model store agents pull from, the blob store and the application's source.
     pub state_dir: PathBuf,

@@ -27,8 +27,8 @@ pub struct Node {
     pub value: Vec<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 /// A decision tree: its nodes, the root first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tree {
     /// Its nodes; children refer to them by index.
     pub nodes: Vec<Node>,

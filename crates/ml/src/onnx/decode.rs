@@ -113,8 +113,8 @@ pub enum Attribute {
     Texts(Vec<String>),
 }
 
-#[derive(Clone, Debug)]
 /// One operation of a graph.
+#[derive(Clone, Debug)]
 pub struct Node {
     /// The operator: `MatMul`, `TreeEnsembleClassifier` …
     pub op_type: String,
