@@ -165,6 +165,9 @@ async fn everything_buffered_while_the_uplink_is_down_flows_in_order_when_it_ret
     };
     append(0, 1000);
     wait_for("the first events", Duration::from_secs(20), || received.lock().unwrap().len() >= 1000).await;
+    // Their acknowledgements too: one still on its way when the uplink is cut would leave its entry pending (it is
+    // sent again later, and the receiver takes it once), and the count below would be off by it.
+    wait_for("the first events acknowledged", Duration::from_secs(20), || log.lock().unwrap().pending() == 0).await;
 
     cut.send_replace(true);
     wait_for("the forwarder to notice", Duration::from_secs(20), || !watch_state.borrow().connected).await;
