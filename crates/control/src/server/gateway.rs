@@ -63,7 +63,7 @@ impl Server {
         service: String,
         body: Vec<u8>,
     ) -> Result<serde_json::Value, Refusal> {
-        let targets: Vec<(String, String, Option<String>)> = {
+        let targets: Vec<(String, String, Option<String>, String)> = {
             let cluster = lock(&self.cluster);
             let services: Vec<&String> = cluster
                 .applied
@@ -84,7 +84,7 @@ impl Server {
                 .filter(|agent| agent.services.iter().any(|state| state.name == service))
                 .filter_map(|agent| {
                     let address = agent.join.api_address.clone()?;
-                    Some((agent.join.name.clone(), address, agent.certificate_sha256.clone()))
+                    Some((agent.join.name.clone(), address, agent.certificate_sha256.clone(), agent.api_key.clone()))
                 })
                 .collect()
         };
@@ -98,14 +98,13 @@ impl Server {
             });
         }
         let turn = self.next_replica.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (agent, target, certificate) = &targets[turn % targets.len()];
+        let (agent, target, certificate, api_key) = &targets[turn % targets.len()];
         let bad_gateway = |message: String| Refusal { status: 502, message, retry_after_seconds: None };
         let (client, scheme) = self
             .gateway
             .client(agent, certificate.as_deref())
             .map_err(|error| bad_gateway(format!("agent `{agent}`: {error}")))?;
-        let api_key = self.agent_api_key(agent)?;
-        forward(&client, &format!("{scheme}://{target}"), &api_key, &service, body).await
+        forward(&client, &format!("{scheme}://{target}"), api_key, &service, body).await
     }
 }
 

@@ -53,7 +53,7 @@ pub struct Joined {
     pub key: Option<String>,
     /// Its certificate and key, on a cluster with TLS.
     pub identity: Option<stratum_dataplane::tls::Identity>,
-    /// The key its own API takes (see [`Server::agent_api_key`]).
+    /// The key its own API takes (see [`api_key_of`]).
     pub api_key: String,
 }
 
@@ -96,6 +96,8 @@ struct AgentRecord {
     /// The sha256 of the certificate issued at its latest join (on a cluster with TLS): the only one paths to it
     /// and the gateway take.
     certificate_sha256: Option<String>,
+    /// The key its own API takes, which the gateway presents (see [`api_key_of`]).
+    api_key: String,
     last_seen: Instant,
     lost: bool,
     /// It came back after it was lost, and has not had an assignment since: the streams it ran may have gone on
@@ -108,10 +110,11 @@ struct AgentRecord {
 }
 
 impl AgentRecord {
-    fn new(stored: StoredAgent) -> AgentRecord {
+    fn new(stored: StoredAgent, api_key: String) -> AgentRecord {
         AgentRecord {
             join: stored.join,
             certificate_sha256: stored.certificate_sha256,
+            api_key,
             last_seen: Instant::now(),
             lost: false,
             came_back: false,
@@ -337,9 +340,11 @@ impl Server {
                 cluster.served.insert(served.service.clone(), served);
             }
         }
+        let path_secret = path_secret(&options.state_dir)?;
         for (name, description) in state.agents()? {
             if let Ok(stored) = serde_json::from_str::<StoredAgent>(&description) {
-                cluster.agents.insert(name, AgentRecord::new(stored));
+                let api_key = api_key_of(&path_secret, &name, state.agent_key(&name)?.as_deref());
+                cluster.agents.insert(name, AgentRecord::new(stored, api_key));
             }
         }
         // The streams' states: what agents acknowledged their sources for, kept for when an agent is lost.
@@ -351,7 +356,6 @@ impl Server {
             };
         }
         let gateway = gateway::Clients::new(options.authority.as_ref().map(|authority| authority.certificate_pem()))?;
-        let path_secret = path_secret(&options.state_dir)?;
         let server = Arc::new(Server {
             path_secret,
             options,
@@ -418,21 +422,6 @@ impl Server {
         }
     }
 
-    /// The key the API of the agent `name` takes, and only that agent's: derived from the control plane's secret
-    /// and the agent's own key (so it outlives restarts, and a machine that replaced a forgotten one under its
-    /// name has another), handed to the agent at each join, and presented by the gateway. A machine that holds
-    /// the join token, or another agent's key, cannot call it.
-    pub fn agent_api_key(&self, name: &str) -> Result<String, Refusal> {
-        let issued = self.state.agent_key(name).map_err(|error| Refusal {
-            status: 500,
-            message: format!("the state store cannot say which key `{name}` holds: {error}"),
-            retry_after_seconds: Some(1),
-        })?;
-        // No path is named with spaces: this key is no path's.
-        let label = format!("api of agent {name} {}", issued.unwrap_or_default());
-        Ok(stratum_dataplane::transfer::PathKey::derive_hex(&self.path_secret, &label))
-    }
-
     /// The cluster's authority (PEM), when it runs with TLS.
     pub fn authority_pem(&self) -> Option<&str> {
         self.options.authority.as_ref().map(|authority| authority.certificate_pem())
@@ -470,25 +459,25 @@ impl Server {
             }
             None => None,
         };
-        let issued = match self.state.agent_key(&join.name) {
-            Ok(Some(_)) => None,
+        // The agent's key: the one it holds, or a new one for a name that has none; its API's key follows from it.
+        let (issued, key_sha256) = match self.state.agent_key(&join.name) {
+            Ok(Some(held)) => (None, held),
             _ => {
                 let key = crate::api::random_hex(32).map_err(|error| Refusal {
                     status: 500,
                     message: format!("no randomness for an agent key: {error}"),
                     retry_after_seconds: Some(1),
                 })?;
-                self.state.record_agent_key(&join.name, &stratum_ml::data::sha256_hex(key.as_bytes())).map_err(
-                    |error| Refusal {
-                        status: 500,
-                        message: format!("cannot keep the agent's key: {error}"),
-                        retry_after_seconds: Some(1),
-                    },
-                )?;
-                Some(key)
+                let key_sha256 = stratum_ml::data::sha256_hex(key.as_bytes());
+                self.state.record_agent_key(&join.name, &key_sha256).map_err(|error| Refusal {
+                    status: 500,
+                    message: format!("cannot keep the agent's key: {error}"),
+                    retry_after_seconds: Some(1),
+                })?;
+                (Some(key), key_sha256)
             }
         };
-        let api_key = self.agent_api_key(&join.name)?;
+        let api_key = api_key_of(&self.path_secret, &join.name, Some(&key_sha256));
         let certificate_sha256 = match &identity {
             Some(identity) => {
                 Some(stratum_dataplane::tls::certificate_sha256(&identity.certificate_pem).map_err(|error| {
@@ -501,11 +490,11 @@ impl Server {
             }
             None => None,
         };
-        self.admit(StoredAgent { join, certificate_sha256 });
+        self.admit(StoredAgent { join, certificate_sha256 }, api_key.clone());
         Ok(Joined { key: issued, identity, api_key })
     }
 
-    fn admit(&self, stored: StoredAgent) {
+    fn admit(&self, stored: StoredAgent, api_key: String) {
         let join = &stored.join;
         let name = join.name.clone();
         let _ = self.state.record_agent(&name, &serde_json::to_string(&stored).unwrap_or_default());
@@ -519,7 +508,7 @@ impl Server {
             disk.unwrap_or_default(),
             join.data_address
         );
-        lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(stored));
+        lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(stored, api_key));
         self.event(EventKind::AgentJoined, Some(&name), &message);
         self.reconcile();
     }
@@ -635,6 +624,16 @@ impl Server {
         let deployed = cluster.applied.as_ref()?;
         deployed.plan.hosts.iter().find(|host| host.host == name).map(|host| host.tier)
     }
+}
+
+/// The key the API of the agent `name` takes, and only that agent's: derived from the control plane's secret and
+/// the sha256 of the agent's own key (so it outlives restarts, and a machine that replaced a forgotten one under
+/// its name has another); handed to the agent at each join, kept in its record, and presented by the gateway. A
+/// machine that holds the join token, or another agent's key, cannot call it.
+fn api_key_of(path_secret: &[u8], name: &str, issued_key_sha256: Option<&str>) -> String {
+    // No path is named with spaces: this key is no path's.
+    let label = format!("api of agent {name} {}", issued_key_sha256.unwrap_or_default());
+    stratum_dataplane::transfer::PathKey::derive_hex(path_secret, &label)
 }
 
 /// The header an agent presents its own key in, with every join and heartbeat.
