@@ -163,7 +163,14 @@ pub fn path_name(producer: &str, producer_host: &str, consumer_host: &str) -> St
 /// takes the consumer adopts, or the consumer reads out itself if it comes to the producer's machine. Without it,
 /// a source's acknowledgement would promise records that reach no one.
 pub fn waiting_path_name(producer: &str, producer_host: &str, consumer: &str) -> String {
-    format!("{producer}@{producer_host}->?{consumer}")
+    waiting_path_from(&format!("{producer}@{producer_host}"), consumer)
+}
+
+/// The waiting path for `consumer` of the producer a path name's `PRODUCER@HOST` part names (`""` for every
+/// consumer: the prefix that all its waiting paths share). A `?` stands where a path to a machine names the
+/// machine: no machine is named so.
+fn waiting_path_from(from: &str, consumer: &str) -> String {
+    format!("{from}->?{consumer}")
 }
 
 /// The consumer a waiting path keeps records for; `None` for a path to a machine.
@@ -461,13 +468,13 @@ impl RemoteSink {
     fn may_adopt(&self, directory: &Path) -> bool {
         let Some((from, _)) = self.path.split_once("->") else { return false };
         let file_name = |path: &str| log_directory(Path::new(""), path).file_name().map(|name| name.to_os_string());
-        let (Some(name), Some(waiting)) = (directory.file_name(), file_name(&format!("{from}->?"))) else {
+        let (Some(name), Some(waiting)) = (directory.file_name(), file_name(&waiting_path_from(from, ""))) else {
             return false;
         };
         if !name.to_string_lossy().starts_with(&*waiting.to_string_lossy()) {
             return true;
         }
-        self.consumers.iter().any(|consumer| file_name(&format!("{from}->?{consumer}")).as_deref() == Some(name))
+        self.consumers.iter().any(|consumer| file_name(&waiting_path_from(from, consumer)).as_deref() == Some(name))
     }
 
     /// Starts sending the log to the receiver; a waiting path has none, and keeps its entries.
