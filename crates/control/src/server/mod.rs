@@ -53,7 +53,7 @@ pub struct Joined {
     pub key: Option<String>,
     /// Its certificate and key, on a cluster with TLS.
     pub identity: Option<stratum_dataplane::tls::Identity>,
-    /// The key its own API takes (see [`api_key_of`]).
+    /// The key its own API takes: derived from the control plane's secret and its own key, presented by the gateway.
     pub api_key: String,
 }
 
