@@ -26,9 +26,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
-    /// A failure on the server's side; the caller reads what failed as the answer's message.
-    pub(crate) fn internal(failure: impl std::fmt::Display) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, failure.to_string())
+    /// A failure on the server's side (an error, or a sentence saying what failed); the caller reads it with its
+    /// causes as the answer's message.
+    pub(crate) fn internal(failure: impl Into<stratum_core::Cause>) -> ApiError {
+        let message = stratum_core::error_chain(&*failure.into());
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message)
     }
 
     pub(crate) fn retry_after(mut self, seconds: u32) -> ApiError {

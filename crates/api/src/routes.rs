@@ -653,7 +653,7 @@ async fn forget_agent(State(plane): State<Arc<ApiState>>, Path(name): Path<Strin
     match server.forget_agent(&name) {
         Ok(true) => ok(&ForgetAnswer { forgotten: name }),
         Ok(false) => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no agent `{name}`"))),
-        Err(error) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, error.to_string())),
+        Err(error) => Err(ApiError::internal(error)),
     }
 }
 

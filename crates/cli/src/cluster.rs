@@ -327,7 +327,7 @@ pub(crate) async fn api_client(
             .map_err(|error| anyhow::anyhow!("cannot read the authority {}: {error}", ca_cert.display()))?,
         (None, Some(token)) => match stratum_control::pki::fetch_authority(server, token, None).await? {
             Ok(pem) => pem,
-            Err(message) => anyhow::bail!("{message}"),
+            Err(unreachable) => return Err(unreachable.into()),
         },
         (None, None) => anyhow::bail!(
             "{server} is reached over TLS: give a token (its authority is proved with it) or the cluster's \
@@ -430,7 +430,7 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
     let (join_token, authority_sha256) = match stratum_control::pki::JoinString::parse(&args.join_token) {
         Ok(Some(join)) => (join.token, Some(join.ca_sha256)),
         Ok(None) => (args.join_token, None),
-        Err(message) => anyhow::bail!("--join-token: {message}"),
+        Err(error) => return Err(anyhow::Error::from(error).context("--join-token")),
     };
     let options = AgentOptions {
         server: args.server,

@@ -161,18 +161,7 @@ fn main() -> ExitCode {
 /// their cause in their message (and keep it as their source), so a cause whose words are already there is not said
 /// twice.
 fn one_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    stratum_core::error_chain(error.as_ref())
 }
 
 /// Whether a panic came from writing to a closed pipe.

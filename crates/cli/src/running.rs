@@ -212,7 +212,7 @@ pub(crate) fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow:
                 batch_runs.push(match result {
                     Ok(run) => serde_json::json!(run),
                     // `--format json` prints the reason as text.
-                    Err(error) => serde_json::json!({ "batch": name, "error": error.to_string() }),
+                    Err(error) => serde_json::json!({ "batch": name, "error": stratum_core::error_chain(&error) }),
                 });
             },
         );

@@ -237,7 +237,7 @@ async fn run_up(
         Notice::StartFailed { error } => {
             eprintln!("error: the new version did not start: {error}; fix it in the editor and apply again");
             // The API shows the phase's reason as text.
-            shown.set_phase(Phase::Failed(error.to_string()));
+            shown.set_phase(Phase::Failed(stratum_core::error_chain(&error)));
         }
         Notice::DataPlaneStopped { failure, wait } => {
             eprintln!("the data plane stopped: {failure}; starting it again in {} s", wait.as_secs());

@@ -1,5 +1,6 @@
 //! Rules of the house that a linter does not check: every Rust file of the repository starts with a `//!` comment
-//! that says what it is for, and no crate's top-level modules import each other in a circle.
+//! that says what it is for, no crate's top-level modules import each other in a circle, and an error becomes a
+//! message only with its causes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,38 @@ fn every_rust_file_says_what_it_is_for() {
         .map(|file| file.strip_prefix(&repository).unwrap_or(file).display().to_string())
         .collect();
     assert!(missing.is_empty(), "these files do not start with a `//!` comment saying what they are for: {missing:?}");
+}
+
+/// An error turned into text with `to_string()` loses its causes: code outside tests says it with
+/// `stratum_core::error_chain`, or gives the reason in a comment on the line before.
+#[test]
+fn errors_become_messages_with_their_causes() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let source = entry.unwrap().path().join("src");
+        if source.is_dir() {
+            rust_files(&source, &mut files);
+        }
+    }
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Tests assert on messages: the rule is for the code they test.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let lines: Vec<&str> = code.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
+            let said = ["error.to_string()", "failure.to_string()", "cause.to_string()"]
+                .iter()
+                .any(|pattern| line.contains(pattern));
+            let reason = index > 0 && lines[index - 1].trim_start().starts_with("//");
+            if said && !reason {
+                found.push(format!("{}:{}", file.strip_prefix(&crates).unwrap_or(file).display(), index + 1));
+            }
+        }
+    }
+    assert!(files.len() > 100, "the walk finds the sources ({} files)", files.len());
+    assert!(found.is_empty(), "an error's text without its causes (use stratum_core::error_chain): {found:?}");
 }
 
 /// The top-level modules of one crate that each top-level module names through `crate::…`, outside comments and

@@ -409,7 +409,7 @@ impl Agent {
             if retry && let Err(error) = self.follow(assignment.clone(), answer.hand_over).await {
                 tracing::warn!(%error, "cannot run the assignment");
                 // Problems go to the control plane's events as sentences.
-                self.problems.push(error.to_string());
+                self.problems.push(stratum_core::error_chain(&error));
                 self.failed = Some((assignment.key, Instant::now()));
             }
         }
@@ -515,7 +515,7 @@ impl Agent {
             }
             .await
             // The reason goes to the control plane's leaderboard as text.
-            .map_err(|error: Cause| error.to_string());
+            .map_err(|error: Cause| stratum_core::error_chain(&*error));
             lock(&results).push(TrainingResult { job: work.job, index: work.index, outcome });
             running.fetch_sub(1, Ordering::Relaxed);
             done.notify_one();
@@ -894,8 +894,8 @@ async fn trusted_authority(options: &AgentOptions) -> Result<Option<String>, Err
                     .map_err(|error| Error::Agent(format!("{}: {error}", kept.display()).into()))?;
                 return Ok(Some(pem));
             }
-            Ok(Err(message)) => {
-                tracing::info!(%message, "waiting for the control plane to give its authority");
+            Ok(Err(unreachable)) => {
+                tracing::info!(%unreachable, "waiting for the control plane to give its authority");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(JOIN_BACKOFF.1);
             }

@@ -81,4 +81,16 @@ pub enum Error {
     /// TLS could not be set up.
     #[error("TLS: {0}")]
     Tls(#[source] Cause),
+    /// The control plane gave no answer yet (it is not up, or not reachable): worth trying again.
+    #[error("no answer from {url} yet: {source}")]
+    Unreachable {
+        /// What was asked.
+        url: String,
+        /// Why there is no answer.
+        #[source]
+        source: Cause,
+    },
+    /// A join string is not one: what is wrong with it.
+    #[error("{0}")]
+    JoinString(&'static str),
 }

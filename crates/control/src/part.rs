@@ -277,7 +277,7 @@ impl RunningPart {
                                 format!("{} rows into `{}` in {:.2} s", run.rows, run.into, run.seconds),
                             ),
                             // An event's message is a sentence for people.
-                            Err(error) => (EventKind::BatchFailed, error.to_string()),
+                            Err(error) => (EventKind::BatchFailed, stratum_core::error_chain(&error)),
                         };
                         report(name, kind, message);
                     })

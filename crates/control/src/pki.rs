@@ -120,9 +120,9 @@ impl Authority {
 
 /// Fetches the cluster's authority from the control plane at `server` (`https://host:port`) over a connection
 /// whose certificate is not checked yet, and checks what came: against `pinned` (a sha256 from a join string)
-/// when given, else against the proof made with `token`. `Ok(Err(why))`: no answer yet (try again later); `Err`:
-/// what came is not the cluster's authority.
-pub async fn fetch_authority(server: &str, token: &str, pinned: Option<&str>) -> Result<Result<String, String>, Error> {
+/// when given, else against the proof made with `token`. `Ok(Err(Error::Unreachable))`: no answer yet (try again
+/// later); `Err`: what came is not the cluster's authority.
+pub async fn fetch_authority(server: &str, token: &str, pinned: Option<&str>) -> Result<Result<String, Error>, Error> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .use_preconfigured_tls(ClientTls::trusting_anyone()?.config())
@@ -131,13 +131,16 @@ pub async fn fetch_authority(server: &str, token: &str, pinned: Option<&str>) ->
     let url = format!("{}/v1/cluster/ca", server.trim_end_matches('/'));
     let response = match client.get(&url).send().await {
         Ok(response) if response.status().is_success() => response,
-        Ok(response) => return Ok(Err(format!("{url} answered {}", response.status()))),
-        Err(error) => return Ok(Err(format!("cannot reach {url}: {error}"))),
+        Ok(response) => {
+            let source = format!("it answered {}", response.status()).into();
+            return Ok(Err(Error::Unreachable { url, source }));
+        }
+        Err(error) => return Ok(Err(Error::Unreachable { url, source: error.into() })),
     };
     let proof = response.headers().get(PROOF_HEADER).and_then(|value| value.to_str().ok()).unwrap_or("").to_string();
     let pem = match response.text().await {
         Ok(pem) => pem,
-        Err(error) => return Ok(Err(format!("{url}: {error}"))),
+        Err(error) => return Ok(Err(Error::Unreachable { url, source: error.into() })),
     };
     let refused = |message: String| Err(Error::Refused(message));
     match pinned {
@@ -179,14 +182,14 @@ impl std::fmt::Debug for JoinString {
 
 impl JoinString {
     /// The join string of `token`, or `None` when `text` is a plain token (no authority to pin).
-    pub fn parse(text: &str) -> Result<Option<JoinString>, String> {
+    pub fn parse(text: &str) -> Result<Option<JoinString>, Error> {
         let Some(rest) = text.strip_prefix(JOIN_PREFIX) else { return Ok(None) };
-        let (hash, token) = rest.split_once(':').ok_or("a join string is stratum1:SHA256:TOKEN")?;
+        let (hash, token) = rest.split_once(':').ok_or(Error::JoinString("a join string is stratum1:SHA256:TOKEN"))?;
         if hash.len() != 64 || !hash.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-            return Err("a join string's second part is the authority's sha256: 64 hex digits".into());
+            return Err(Error::JoinString("a join string's second part is the authority's sha256: 64 hex digits"));
         }
         if token.is_empty() {
-            return Err("a join string ends with the join token, and this one has none".into());
+            return Err(Error::JoinString("a join string ends with the join token, and this one has none"));
         }
         Ok(Some(JoinString { ca_sha256: hash.to_ascii_lowercase(), token: token.to_string() }))
     }
@@ -226,8 +229,8 @@ mod tests {
         let join = JoinString { ca_sha256: "ab".repeat(32), token: "se:cret".into() };
         assert_eq!(JoinString::parse(&join.render()).unwrap(), Some(join));
         assert_eq!(JoinString::parse("plain-token").unwrap(), None);
-        assert!(JoinString::parse("stratum1:abc:token").unwrap_err().contains("64 hex digits"));
-        assert!(JoinString::parse(&format!("stratum1:{}:", "0".repeat(64))).unwrap_err().contains("no"));
+        assert!(JoinString::parse("stratum1:abc:token").unwrap_err().to_string().contains("64 hex digits"));
+        assert!(JoinString::parse(&format!("stratum1:{}:", "0".repeat(64))).unwrap_err().to_string().contains("no"));
     }
 
     /// A TLS handshake between a server presenting `identity` and a client expecting `expected`.

@@ -193,7 +193,7 @@ pub struct TrainingResult {
     pub job: u64,
     /// The task's place in the job.
     pub index: usize,
-    /// Its score and fit time, or why it failed.
+    /// Its score and fit time, or why it failed: text, as it crosses the wire from the agent that ran it.
     pub outcome: Result<stratum_ml::search::TaskOutcome, String>,
 }
 

@@ -339,7 +339,7 @@ impl ServicePool {
                     pool.context.metrics.count_error();
                     tracing::warn!(service = pool.name, %error, "a replica failed to start");
                     // Kept as the refusal's message that requests get while no replica starts.
-                    *lock(&pool.last_failure) = Some((Instant::now(), error.to_string()));
+                    *lock(&pool.last_failure) = Some((Instant::now(), stratum_core::error_chain(&error)));
                 }
             }
             pool.starting.fetch_sub(1, Ordering::Relaxed);

@@ -222,7 +222,8 @@ pub async fn supervise(
                 };
                 let wait = backoff.after(started.elapsed());
                 // The exit (or why it could not be waited for) is told in the tool's event.
-                let mut status = status.map_or_else(|error| error.to_string(), |status| status.to_string());
+                let mut status =
+                    status.map_or_else(|error| stratum_core::error_chain(&error), |status| status.to_string());
                 // The first thing this run wrote usually says why it ended (a container runtime without its daemon,
                 // a port taken).
                 if let Some(said) = first_line_since(&log, written_before) {

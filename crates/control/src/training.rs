@@ -235,6 +235,6 @@ impl TrainingJob {
             })
         };
         // The job's state is what `GET /v1/training/{job}` answers: the reason is text.
-        finished().unwrap_or_else(|error| JobState::Failed { reason: error.to_string() })
+        finished().unwrap_or_else(|error| JobState::Failed { reason: stratum_core::error_chain(&error) })
     }
 }

@@ -248,7 +248,7 @@ async fn prepare_version(
     }
     let ready = ready.inspect_err(|error| {
         // An event's message is a sentence for people.
-        let _ = state.record_event(app, EventKind::Failed, None, &error.to_string());
+        let _ = state.record_event(app, EventKind::Failed, None, &stratum_core::error_chain(&error));
     })?;
     for service in &application.services {
         if let Some(model) = ready.iter().find(|model| model.model == service.model) {

@@ -535,7 +535,7 @@ fn log_id(directory: &Path) -> std::io::Result<String> {
         _ => {}
     }
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|error| std::io::Error::other(error.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
     let id = stratum_core::bytes::hex(&bytes);
     let temporary = directory.join("id.tmp");
     let mut file = File::create(&temporary)?;

@@ -443,7 +443,7 @@ where
         return Err(refused(format!("no path `{path}` comes to this machine")));
     };
     let mut challenge = [0u8; CHALLENGE_BYTES];
-    getrandom::fill(&mut challenge).map_err(|error| std::io::Error::other(error.to_string()))?;
+    getrandom::fill(&mut challenge).map_err(std::io::Error::other)?;
     let state = match paths.lock() {
         Ok(mut paths) => paths.entry(incarnation).or_default().clone(),
         Err(_) => return Err(std::io::Error::other("the receiver's path table was poisoned")),

@@ -530,7 +530,7 @@ pub fn train(
                         break;
                     }
                     // Kept as the leaderboard shows it, as a remote agent's outcome comes.
-                    let outcome = run.run(&tasks[index]).map_err(|error| error.to_string());
+                    let outcome = run.run(&tasks[index]).map_err(|error| stratum_core::error_chain(&error));
                     outcomes.lock().expect("no worker panics holding the lock")[index] = Some(outcome);
                     let _ = finished.send(());
                 }

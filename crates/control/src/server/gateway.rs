@@ -8,6 +8,7 @@ use crate::serving::Refusal;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+use stratum_core::Cause;
 
 /// How long the gateway waits for an agent's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,7 +34,7 @@ impl Clients {
 
     /// The client for `agent`, taking only the certificate whose sha256 is `certificate` (its latest), and the
     /// scheme of its API.
-    fn client(&self, agent: &str, certificate: Option<&str>) -> Result<(reqwest::Client, &'static str), String> {
+    fn client(&self, agent: &str, certificate: Option<&str>) -> Result<(reqwest::Client, &'static str), Cause> {
         let Some(authority) = &self.authority_pem else { return Ok((self.plain.clone(), "http")) };
         let mut clients = lock(&self.per_agent);
         let key = (agent.to_string(), certificate.map(str::to_string));
@@ -43,13 +44,8 @@ impl Clients {
         // A client for an earlier certificate of the agent opens nothing any more.
         clients.retain(|(known, _), _| known != agent);
         let identity = stratum_dataplane::tls::agent_identity(agent);
-        let tls = stratum_dataplane::tls::ClientTls::pinned(authority, &identity, certificate)
-            .map_err(|error| error.to_string())?;
-        let client = reqwest::Client::builder()
-            .timeout(FORWARD_TIMEOUT)
-            .use_preconfigured_tls(tls.config())
-            .build()
-            .map_err(|error| format!("HTTP client: {error}"))?;
+        let tls = stratum_dataplane::tls::ClientTls::pinned(authority, &identity, certificate)?;
+        let client = reqwest::Client::builder().timeout(FORWARD_TIMEOUT).use_preconfigured_tls(tls.config()).build()?;
         clients.insert(key, client.clone());
         Ok((client, "https"))
     }
@@ -103,7 +99,7 @@ impl Server {
         let (client, scheme) = self
             .gateway
             .client(agent, certificate.as_deref())
-            .map_err(|error| bad_gateway(format!("agent `{agent}`: {error}")))?;
+            .map_err(|error| bad_gateway(format!("agent `{agent}`: {}", stratum_core::error_chain(&*error))))?;
         forward(&client, &format!("{scheme}://{target}"), api_key, &service, body).await
     }
 }

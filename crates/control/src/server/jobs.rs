@@ -66,7 +66,7 @@ impl Server {
         let job = crate::training::lay_out(&request.application, &request.model, &base, &bytes)
             .and_then(|()| TrainingJob::new(id, request.application, &request.model, base, &request.data_sha256))
             // The refusal's message is the answer's text.
-            .map_err(|error| refused(400, error.to_string()))?;
+            .map_err(|error| refused(400, stratum_core::error_chain(&error)))?;
         let message = format!(
             "{} tasks on the agents{}",
             job.total(),

@@ -326,13 +326,10 @@ fn client(component: &str) -> Result<reqwest::Client, Error> {
 
 impl WebhookSink {
     async fn post(&self, client: &reqwest::Client, body: String) -> Result<(), Failure> {
-        let response = client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| Failure { message: error_chain(&error), retry: true, retry_after: None })?;
+        let response =
+            client.post(&self.url).header("content-type", "application/json").body(body).send().await.map_err(
+                |error| Failure { message: stratum_core::error_chain(&error), retry: true, retry_after: None },
+            )?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -384,18 +381,6 @@ impl WebhookSink {
             }
         }
     }
-}
-
-/// An error with its causes (reqwest's own message is only the outermost).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 impl Sink for WebhookSink {

@@ -373,7 +373,7 @@ async fn supervise(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<Pen
                 if let Err(error) = result {
                     tracing::error!(%error, "component failed; stopping the pipeline");
                     // The failure as people read it (`stratum up`'s status, the API); the error itself is returned.
-                    lock(&shared.failure).get_or_insert_with(|| error.to_string());
+                    lock(&shared.failure).get_or_insert_with(|| stratum_core::error_chain(&error));
                     shared.stop();
                     first_error.get_or_insert(error);
                 }

@@ -72,7 +72,7 @@ fn environment() -> Result<&'static Environment, Error> {
             let builder = ort::init_from(&path)
                 .map_err(|error| format!("cannot load ONNX Runtime from {}: {error}", path.display()))?;
             // Kept as text: the outcome is cached for the process, and every later session reports it again.
-            builder.with_name("stratum").build().map_err(|error| error.to_string())
+            builder.with_name("stratum").build().map_err(|error| stratum_core::error_chain(&error))
         })
         .as_ref()
         .map_err(|message| Error::Invalid(message.clone()))
