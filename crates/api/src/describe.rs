@@ -138,6 +138,7 @@ impl ApiState {
         // Data paths follow where components run now, which is where the plan put them unless a machine was lost.
         let mut edges = Vec::new();
         let placement = snapshot.deployment.placement();
+        let index = stratum_control::placement::Index::of(&snapshot.running.application);
         let hosts_of = |component: &str| -> std::collections::BTreeSet<String> {
             placement
                 .iter()
@@ -149,9 +150,9 @@ impl ApiState {
             if edges.iter().any(|edge: &EdgeView| edge.to == consumer) {
                 continue;
             }
-            for producer in stratum_control::placement::inputs_of(&snapshot.running.application, consumer) {
-                let rate = self.latest(&series_name("component", &producer, "out_per_second"));
-                for from_node in hosts_of(&producer) {
+            for producer in index.inputs(consumer) {
+                let rate = self.latest(&series_name("component", producer, "out_per_second"));
+                for from_node in hosts_of(producer) {
                     for to_node in hosts_of(consumer) {
                         edges.push(EdgeView {
                             from: producer.clone(),

@@ -6,7 +6,7 @@ use crate::views::{CheckReport, DiagnosticView, HostPlan, PlanSummary};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use stratum_control::files::write_whole;
-use stratum_control::placement::definition;
+use stratum_control::placement::Index;
 use stratum_core::Cause;
 use stratum_core::ir::Application;
 use stratum_core::plan::Plan;
@@ -200,6 +200,7 @@ pub(crate) fn changes(running: &Application, running_plan: &Plan, next: &Applica
     let after = hosts_by_component(next_plan);
     let names: BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();
     let list = |hosts: &BTreeSet<&str>| hosts.iter().copied().collect::<Vec<_>>().join(", ");
+    let (running_index, next_index) = (Index::of(running), Index::of(next));
     let mut changes = Vec::new();
     for name in names {
         match (before.get(name), after.get(name)) {
@@ -209,7 +210,7 @@ pub(crate) fn changes(running: &Application, running_plan: &Plan, next: &Applica
                 if old != new {
                     changes.push(format!("`{name}` moves from {} to {}", list(old), list(new)));
                 }
-                if definition(running, name) != definition(next, name) {
+                if running_index.definition(name) != next_index.definition(name) {
                     changes.push(format!("`{name}` changes"));
                 }
             }

@@ -624,7 +624,7 @@ async fn join(
         None => (None, None),
     };
     ok(&JoinAnswer {
-        heartbeat_milliseconds: 1000,
+        heartbeat_milliseconds: server.heartbeat_interval().as_millis() as u64,
         key: joined.key,
         certificate,
         certificate_key,

@@ -122,6 +122,8 @@ pub struct Agent {
     /// The checkpoints its pipelines wrote, waiting to be copied to the control plane: what they hold is
     /// acknowledged to its sources once the control plane kept them.
     copies: CheckpointCopies,
+    /// How often it heartbeats: what the control plane said at the latest join (it grows with the fleet).
+    heartbeat_interval: Duration,
     /// The lease it holds its stateful streams by, renewed by each answered heartbeat.
     lease: Lease,
     /// Its own key, issued by the control plane at its first join and kept in `DATA_DIR/agent.key`: only it can
@@ -224,6 +226,7 @@ impl Agent {
             lease: Lease::until(Instant::now()),
             key,
             api_key,
+            heartbeat_interval: HEARTBEAT_INTERVAL,
             path_keys,
             tls,
         };
@@ -244,7 +247,7 @@ impl Agent {
         format!("{}{path}", self.options.server.trim_end_matches('/'))
     }
 
-    async fn join(&self) -> Result<(), Error> {
+    async fn join(&mut self) -> Result<(), Error> {
         let join = Join {
             name: self.options.name.clone(),
             tier: self.options.tier,
@@ -280,6 +283,7 @@ impl Agent {
                     certificate: Option<String>,
                     certificate_key: Option<String>,
                     api_key: String,
+                    heartbeat_milliseconds: Option<u64>,
                 }
                 let text = response.text().await.map_err(|error| Error::Agent(error.into()))?;
                 let joined: Joined = serde_json::from_str(&text).map_err(|error| Error::Agent(error.into()))?;
@@ -289,6 +293,9 @@ impl Agent {
                 }
                 keep_secret(&api_key_path(&self.options.data_dir), "key of its API", &joined.api_key)?;
                 *lock(&self.api_key) = Some(joined.api_key);
+                if let Some(milliseconds) = joined.heartbeat_milliseconds.filter(|milliseconds| *milliseconds > 0) {
+                    self.heartbeat_interval = Duration::from_millis(milliseconds);
+                }
                 if let Some((_, server_tls)) = &self.tls {
                     let (Some(certificate_pem), Some(key_pem)) = (joined.certificate, joined.certificate_key) else {
                         return Err(Error::Refused(
@@ -811,8 +818,15 @@ async fn serve_api(
 
 /// How soon an agent tries to join again: quickly at first, since a control plane that is starting answers soon.
 const JOIN_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
-/// How often an agent heartbeats when nothing wakes it sooner (a training task that finished).
+/// How often an agent heartbeats when nothing wakes it sooner (a training task that finished), until the control
+/// plane says otherwise at its join.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The interval, give or take a tenth at random: agents that started together do not heartbeat in step.
+fn jittered(interval: Duration) -> Duration {
+    let fraction = getrandom::u32().map_or(0.5, |random| random as f64 / u32::MAX as f64);
+    interval.mul_f64(0.9 + 0.2 * fraction)
+}
 
 /// An agent's loop as a reconciler: desired, what the control plane assigns in its answers; observed, what runs
 /// here. A pass joins if it has not, heartbeats, and starts again a part whose data plane failed.
@@ -847,7 +861,7 @@ impl Reconciler for Heartbeats {
             tracing::debug!(%error, "heartbeat failed");
         }
         self.agent.restart_if_failed().await;
-        Ok(Action::Requeue(HEARTBEAT_INTERVAL))
+        Ok(Action::Requeue(jittered(self.agent.heartbeat_interval)))
     }
 
     /// Only joining fails a pass: tried again soon, the wait doubling to five seconds.

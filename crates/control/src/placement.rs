@@ -13,7 +13,7 @@
 //! instance on each, on agents that do not run it yet.
 
 use crate::protocol::{Assignment, ModelRef, PathIn, PathOut, PathTo};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use stratum_core::ir::{Accelerator, Action, Application, Arch, Condition, Placement, ServiceInput, Tier};
 use stratum_core::placement::{MachineFacts, TierRule, rule_out};
 use stratum_core::plan::{Assignment as PlannedAssignment, ComponentKind, Plan};
@@ -107,7 +107,11 @@ pub fn place(
         .filter(|source| source.rate_per_node || source.placement.node.is_some())
         .map(|source| source.name.as_str())
         .collect();
-    let alive = |name: &str| live.iter().any(|agent| agent.name == name);
+    // Looked up once per instance: sets and maps, so a pass costs what the fleet holds, not its square.
+    let live_names: HashSet<&str> = live.iter().map(|agent| agent.name.as_str()).collect();
+    let lost: HashSet<&str> = lost.iter().map(String::as_str).collect();
+    let alive = |name: &str| live_names.contains(name);
+    let constraints = constraints(application);
     // The pool each of the plan's machines is a member of: an agent of that name is that member.
     let pools: BTreeMap<&str, &str> =
         plan.hosts.iter().filter_map(|host| Some((host.host.as_str(), host.pool.as_deref()?))).collect();
@@ -129,7 +133,7 @@ pub fn place(
         } else if alive(&assignment.host) {
             reserve(&mut used, &assignment.host, assignment);
             hosts[index] = Some(assignment.host.clone());
-        } else if !pinned && lost.contains(&assignment.host) {
+        } else if !pinned && lost.contains(assignment.host.as_str()) {
             let mut tiers: Vec<Tier> = Vec::new();
             tiers.extend(migration_tier(application, &assignment.component));
             tiers.extend(nearest(assignment.tier));
@@ -138,7 +142,7 @@ pub fn place(
     }
     for (index, tiers) in moving {
         let assignment = assignments[index];
-        let choice = best_agent(application, assignment, live, &pools, &used, &tiers, &[]);
+        let choice = best_agent(&constraints, assignment, live, &pools, &used, &tiers, &[]);
         // A policy's move that nothing can take leaves the instance where it was planned, if that machine lives.
         let host = choice.or_else(|| alive(&assignment.host).then(|| assignment.host.clone()));
         if let Some(host) = &host {
@@ -168,7 +172,7 @@ pub fn place(
                 .filter(|placed| placed.component == *component)
                 .filter_map(|placed| placed.host.as_deref())
                 .collect();
-            let host = best_agent(application, assignment, live, &pools, &used, &nearest(assignment.tier), &hosting);
+            let host = best_agent(&constraints, assignment, live, &pools, &used, &nearest(assignment.tier), &hosting);
             if let Some(host) = &host {
                 reserve(&mut used, host, assignment);
             }
@@ -191,7 +195,7 @@ pub fn place(
 /// pinned, labels, architecture, accelerators — only the stated tier may give way, to the nearest one) and has the
 /// room for it beside what `used` already holds, and is not one of `excluded`; the one with the most cores left.
 fn best_agent(
-    application: &Application,
+    constraints: &HashMap<&str, &Placement>,
     assignment: &PlannedAssignment,
     live: &[LiveAgent],
     pools: &BTreeMap<&str, &str>,
@@ -200,7 +204,7 @@ fn best_agent(
     excluded: &[&str],
 ) -> Option<String> {
     let unplaced = Placement::default();
-    let wanted = constraints_of(application, &assignment.component).unwrap_or(&unplaced);
+    let wanted = constraints.get(assignment.component.as_str()).copied().unwrap_or(&unplaced);
     let fits = |agent: &LiveAgent| {
         let (cpu, memory) = used.get(&agent.name).copied().unwrap_or_default();
         let facts = MachineFacts {
@@ -227,68 +231,15 @@ fn best_agent(
     })
 }
 
-/// Where a component asks to run: its placement constraints in the application.
-fn constraints_of<'a>(application: &'a Application, name: &str) -> Option<&'a Placement> {
-    let sources = application.sources.iter().map(|item| (&item.name, &item.placement));
-    let streams = application.streams.iter().map(|item| (&item.name, &item.placement));
-    let sinks = application.sinks.iter().map(|item| (&item.name, &item.placement));
-    let services = application.services.iter().map(|item| (&item.name, &item.placement));
-    let batches = application.batches.iter().map(|item| (&item.name, &item.placement));
-    let tools = application.tools.iter().map(|item| (&item.name, &item.placement));
-    sources
-        .chain(streams)
-        .chain(sinks)
-        .chain(services)
-        .chain(batches)
-        .chain(tools)
-        .find(|(item, _)| *item == name)
-        .map(|(_, placement)| placement)
-}
-
-/// The components whose records `consumer` reads.
-pub fn inputs_of(application: &Application, consumer: &str) -> Vec<String> {
-    if let Some(stream) = application.streams.iter().find(|stream| stream.name == consumer) {
-        let mut inputs = vec![stream.from.clone()];
-        inputs.extend(stream.join.as_ref().map(|join| join.with.clone()));
-        return inputs;
-    }
-    if let Some(sink) = application.sinks.iter().find(|sink| sink.name == consumer) {
-        return vec![sink.from.clone()];
-    }
-    application
-        .services
-        .iter()
-        .find(|service| service.name == consumer)
-        .and_then(|service| match &service.input {
-            ServiceInput::Stream { name } => Some(vec![name.clone()]),
-            ServiceInput::Http { .. } => None,
-        })
-        .unwrap_or_default()
-}
-
-/// The models the components on one agent load: its services', and those of the services its streams call.
-fn models_of(application: &Application, components: &BTreeSet<String>) -> BTreeSet<String> {
-    let mut services: BTreeSet<&str> = application
-        .services
-        .iter()
-        .filter(|service| components.contains(&service.name))
-        .map(|service| service.name.as_str())
-        .collect();
-    for stream in application.streams.iter().filter(|stream| components.contains(&stream.name)) {
-        for computed in &stream.select {
-            predicted_services(&computed.expr, &mut |name| {
-                if let Some(service) = application.services.iter().find(|service| service.name == name) {
-                    services.insert(service.name.as_str());
-                }
-            });
-        }
-    }
-    application
-        .services
-        .iter()
-        .filter(|service| services.contains(service.name.as_str()))
-        .map(|service| service.model.clone())
-        .collect()
+/// Where each component asks to run: its placement constraints in the application, by component.
+fn constraints(application: &Application) -> HashMap<&str, &Placement> {
+    let sources = application.sources.iter().map(|item| (item.name.as_str(), &item.placement));
+    let streams = application.streams.iter().map(|item| (item.name.as_str(), &item.placement));
+    let sinks = application.sinks.iter().map(|item| (item.name.as_str(), &item.placement));
+    let services = application.services.iter().map(|item| (item.name.as_str(), &item.placement));
+    let batches = application.batches.iter().map(|item| (item.name.as_str(), &item.placement));
+    let tools = application.tools.iter().map(|item| (item.name.as_str(), &item.placement));
+    sources.chain(streams).chain(sinks).chain(services).chain(batches).chain(tools).collect()
 }
 
 /// Calls `found` with the service of every `predict(service)` in an expression.
@@ -311,37 +262,12 @@ fn predicted_services(expr: &stratum_core::ir::Expr, found: &mut dyn FnMut(&str)
     }
 }
 
-/// A component as the application defines it, as JSON (what changes when the component changes).
-pub fn definition(application: &Application, name: &str) -> String {
-    let json = |value: Result<String, serde_json::Error>| value.unwrap_or_default();
-    if let Some(item) = application.sources.iter().find(|item| item.name == name) {
-        return json(serde_json::to_string(item));
-    }
-    if let Some(item) = application.streams.iter().find(|item| item.name == name) {
-        return json(serde_json::to_string(item));
-    }
-    if let Some(item) = application.sinks.iter().find(|item| item.name == name) {
-        return json(serde_json::to_string(item));
-    }
-    if let Some(item) = application.services.iter().find(|item| item.name == name) {
-        return json(serde_json::to_string(item));
-    }
-    if let Some(item) = application.batches.iter().find(|item| item.name == name) {
-        return json(serde_json::to_string(item));
-    }
-    application
-        .tools
-        .iter()
-        .find(|item| item.name == name)
-        .map(|item| json(serde_json::to_string(item)))
-        .unwrap_or_default()
-}
-
-/// What each live agent runs: its components, the paths into and out of it, and the models it loads.
-/// `model_files` gives (version, sha256 of the artifact file) of each model in the control plane's store;
-/// `path_secret` is the control plane's secret that each path's key is derived from. Components in `held` are
-/// placed but wait (for their state, handed over by the agent they leave): their agent does not run them yet, and
-/// takes no path that only they read, so what their producers send waits in the producers' logs.
+/// What each live agent runs: its components, the paths into and out of it, the models it loads, and its part of
+/// the application (see [`Index::part`]). `model_files` gives (version, sha256 of the artifact file) of each model
+/// in the control plane's store; `path_secret` is the control plane's secret that each path's key is derived from.
+/// Components in `held` are placed but wait (for their state, handed over by the agent they leave): their agent
+/// does not run them yet, and takes no path that only they read, so what their producers send waits in the
+/// producers' logs.
 pub fn assignments(
     application: &Application,
     version: u32,
@@ -351,6 +277,8 @@ pub fn assignments(
     path_secret: &[u8],
     held: &BTreeSet<String>,
 ) -> BTreeMap<String, Assignment> {
+    let index = Index::of(application);
+    let shell = index.shell();
     let mut components: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut inputs: BTreeMap<&str, BTreeSet<PathIn>> = BTreeMap::new();
     // By producer host, then by path: the consumers a path leads to gather in its one `PathOut`.
@@ -363,18 +291,15 @@ pub fn assignments(
             components.entry(host.as_str()).or_default().insert(placed.component.clone());
         }
     }
-    let address = |name: &str| {
-        live.iter()
-            .find(|agent| agent.name == name)
-            .map(|agent| (agent.data_address.clone(), agent.certificate_sha256.clone()))
-    };
-    let hosts_of = |component: &str| -> BTreeSet<&str> {
-        placed
-            .iter()
-            .filter(|placed| placed.component == component)
-            .filter_map(|placed| placed.host.as_deref())
-            .collect()
-    };
+    let addresses: HashMap<&str, &LiveAgent> = live.iter().map(|agent| (agent.name.as_str(), agent)).collect();
+    let mut hosts: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for placed in placed {
+        let entry = hosts.entry(placed.component.as_str()).or_default();
+        if let Some(host) = placed.host.as_deref() {
+            entry.insert(host);
+        }
+    }
+    let hosts_of = |component: &str| hosts.get(component).cloned().unwrap_or_default();
     let mut lead = |producer_host: &str, path: String, producer: &str, consumer: &str, to: Option<PathTo>| {
         let output = outputs
             .entry(producer_host.to_string())
@@ -389,10 +314,10 @@ pub fn assignments(
     // Every consumer instance reads every instance of its producers; across hosts that is a path.
     for consumer in placed.iter().filter(|placed| placed.host.is_some()) {
         let consumer_host = consumer.host.as_deref().unwrap_or_default();
-        for producer in inputs_of(application, &consumer.component) {
-            for producer_host in hosts_of(&producer).into_iter().filter(|host| *host != consumer_host) {
-                let Some((address, certificate_sha256)) = address(consumer_host) else { continue };
-                let path = path_name(&producer, producer_host, consumer_host);
+        for producer in index.inputs(&consumer.component) {
+            for producer_host in hosts_of(producer).into_iter().filter(|host| *host != consumer_host) {
+                let Some(agent) = addresses.get(consumer_host) else { continue };
+                let path = path_name(producer, producer_host, consumer_host);
                 let key = PathKey::derive_hex(path_secret, &path);
                 if !held.contains(&consumer.component) {
                     inputs.entry(consumer_host).or_default().insert(PathIn {
@@ -401,8 +326,13 @@ pub fn assignments(
                         key: key.clone(),
                     });
                 }
-                let to = PathTo { agent: consumer_host.to_string(), address, key, certificate_sha256 };
-                lead(producer_host, path, &producer, &consumer.component, Some(to));
+                let to = PathTo {
+                    agent: consumer_host.to_string(),
+                    address: agent.data_address.clone(),
+                    key,
+                    certificate_sha256: agent.certificate_sha256.clone(),
+                };
+                lead(producer_host, path, producer, &consumer.component, Some(to));
             }
         }
     }
@@ -414,16 +344,17 @@ pub fn assignments(
         .filter(|component| hosts_of(component).is_empty())
         .collect();
     for consumer in nowhere {
-        for producer in inputs_of(application, consumer) {
-            for producer_host in hosts_of(&producer) {
-                lead(producer_host, waiting_path_name(&producer, producer_host, consumer), &producer, consumer, None);
+        for producer in index.inputs(consumer) {
+            for producer_host in hosts_of(producer) {
+                lead(producer_host, waiting_path_name(producer, producer_host, consumer), producer, consumer, None);
             }
         }
     }
     components
         .into_iter()
         .map(|(agent, components)| {
-            let models: Vec<ModelRef> = models_of(application, &components)
+            let models: Vec<ModelRef> = index
+                .models(&components)
                 .into_iter()
                 .filter_map(|model| {
                     model_files.get(&model).map(|(version, sha256)| ModelRef {
@@ -438,24 +369,209 @@ pub fn assignments(
             let components: Vec<String> = components.into_iter().collect();
             // The key covers what the agent runs — its components as the application defines them, its paths and
             // models — not the application's version: a new version restarts only the agents whose part changed.
-            let definitions: Vec<String> = components.iter().map(|name| definition(application, name)).collect();
+            let definitions: Vec<String> = components.iter().map(|name| index.definition(name)).collect();
             let key = stratum_ml::data::sha256_hex(
                 serde_json::to_string(&(&application.name, &definitions, &inputs, &outputs, &models))
                     .unwrap_or_default()
                     .as_bytes(),
             );
-            let assignment = Assignment {
-                key,
-                application: Some(application.clone()),
-                version,
-                components,
-                inputs,
-                outputs,
-                models,
-            };
+            let part = index.part(&shell, &components, agent);
+            let assignment = Assignment { key, application: Some(part), version, components, inputs, outputs, models };
             (agent.to_string(), assignment)
         })
         .collect()
+}
+
+/// Where a component is defined: its list in the application, and its place there.
+#[derive(Clone, Copy)]
+enum Item {
+    Source(usize),
+    Stream(usize),
+    Sink(usize),
+    Service(usize),
+    Batch(usize),
+    Tool(usize),
+}
+
+/// The application's components by name, made once per placement pass (or per view): how each is defined, what
+/// it reads and what reads it. With it a pass costs what the components and their paths number, not their square
+/// — a city's application declares thousands of machines and a few components on each.
+pub struct Index<'a> {
+    application: &'a Application,
+    items: HashMap<&'a str, Item>,
+    inputs: HashMap<&'a str, Vec<String>>,
+    consumers: HashMap<&'a str, Vec<&'a str>>,
+    nodes: HashMap<&'a str, usize>,
+}
+
+impl<'a> Index<'a> {
+    /// The index of `application`.
+    pub fn of(application: &'a Application) -> Index<'a> {
+        let mut items = HashMap::new();
+        items.extend(application.sources.iter().enumerate().map(|(at, item)| (item.name.as_str(), Item::Source(at))));
+        items.extend(application.streams.iter().enumerate().map(|(at, item)| (item.name.as_str(), Item::Stream(at))));
+        items.extend(application.sinks.iter().enumerate().map(|(at, item)| (item.name.as_str(), Item::Sink(at))));
+        items.extend(application.services.iter().enumerate().map(|(at, item)| (item.name.as_str(), Item::Service(at))));
+        items.extend(application.batches.iter().enumerate().map(|(at, item)| (item.name.as_str(), Item::Batch(at))));
+        items.extend(application.tools.iter().enumerate().map(|(at, item)| (item.name.as_str(), Item::Tool(at))));
+        let mut inputs: HashMap<&str, Vec<String>> = HashMap::new();
+        for stream in &application.streams {
+            let mut from = vec![stream.from.clone()];
+            from.extend(stream.join.as_ref().map(|join| join.with.clone()));
+            inputs.insert(&stream.name, from);
+        }
+        for sink in &application.sinks {
+            inputs.entry(&sink.name).or_insert_with(|| vec![sink.from.clone()]);
+        }
+        for service in &application.services {
+            if let ServiceInput::Stream { name } = &service.input {
+                inputs.entry(&service.name).or_insert_with(|| vec![name.clone()]);
+            }
+        }
+        let mut consumers: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (consumer, producers) in &inputs {
+            for producer in producers {
+                if let Some((producer, _)) = items.get_key_value(producer.as_str()) {
+                    consumers.entry(*producer).or_default().push(*consumer);
+                }
+            }
+        }
+        let nodes = application.nodes.iter().enumerate().map(|(at, node)| (node.name.as_str(), at)).collect();
+        Index { application, items, inputs, consumers, nodes }
+    }
+
+    /// The components whose records `consumer` reads.
+    pub fn inputs(&self, consumer: &str) -> &[String] {
+        self.inputs.get(consumer).map_or(&[], Vec::as_slice)
+    }
+
+    /// A component as the application defines it, as JSON (what changes when the component changes).
+    pub fn definition(&self, name: &str) -> String {
+        let application = self.application;
+        let json = match self.items.get(name) {
+            Some(Item::Source(at)) => serde_json::to_string(&application.sources[*at]),
+            Some(Item::Stream(at)) => serde_json::to_string(&application.streams[*at]),
+            Some(Item::Sink(at)) => serde_json::to_string(&application.sinks[*at]),
+            Some(Item::Service(at)) => serde_json::to_string(&application.services[*at]),
+            Some(Item::Batch(at)) => serde_json::to_string(&application.batches[*at]),
+            Some(Item::Tool(at)) => serde_json::to_string(&application.tools[*at]),
+            None => return String::new(),
+        };
+        json.unwrap_or_default()
+    }
+
+    /// The services the streams among `components` call with `predict`.
+    fn predicted(&self, components: &[String]) -> BTreeSet<&'a str> {
+        let mut services = BTreeSet::new();
+        for name in components {
+            let Some(Item::Stream(at)) = self.items.get(name.as_str()) else { continue };
+            for computed in &self.application.streams[*at].select {
+                predicted_services(&computed.expr, &mut |service| {
+                    if let Some((service, Item::Service(_))) = self.items.get_key_value(service) {
+                        services.insert(*service);
+                    }
+                });
+            }
+        }
+        services
+    }
+
+    /// The models the components on one agent load: its services', and those of the services its streams call.
+    fn models(&self, components: &BTreeSet<String>) -> BTreeSet<String> {
+        let listed: Vec<String> = components.iter().cloned().collect();
+        let services = components.iter().map(String::as_str).chain(self.predicted(&listed));
+        services
+            .filter_map(|name| match self.items.get(name) {
+                Some(Item::Service(at)) => Some(self.application.services[*at].model.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The application without its machines and components (made once per pass): what every part holds whole.
+    fn shell(&self) -> Application {
+        let application = self.application;
+        // Cloned field by field: the machines and components, which grow with the fleet, are not copied at all.
+        Application {
+            ir_version: application.ir_version,
+            name: application.name.clone(),
+            title: application.title.clone(),
+            nodes: Vec::new(),
+            pools: application.pools.clone(),
+            links: application.links.clone(),
+            schemas: application.schemas.clone(),
+            sources: Vec::new(),
+            streams: Vec::new(),
+            sinks: Vec::new(),
+            datasets: application.datasets.clone(),
+            batches: Vec::new(),
+            models: application.models.clone(),
+            services: Vec::new(),
+            tools: Vec::new(),
+            dashboards: application.dashboards.clone(),
+            policies: application.policies.clone(),
+            objective: application.objective.clone(),
+        }
+    }
+
+    /// The part of the application an agent that runs `components` needs: those components, what they read and
+    /// what reads them (a source's generator shapes its records by the filters that read them), the tables its
+    /// batches read, the services its streams call, and of the machines only its own — or, for a per-node
+    /// source, those of its tier, which set its rate as on one machine. Schemas, models, datasets, links, pools,
+    /// dashboards and policies come whole, from `shell` (see [`Index::shell`]): they do not grow with the fleet. What an agent is sent thus follows
+    /// what it runs, not the size of the application, which for a city declares thousands of machines.
+    fn part(&self, shell: &Application, components: &[String], agent: &str) -> Application {
+        let application = self.application;
+        let mut wanted: BTreeSet<&str> = BTreeSet::new();
+        for name in components {
+            let Some((name, item)) = self.items.get_key_value(name.as_str()) else { continue };
+            wanted.insert(name);
+            wanted.extend(self.inputs(name).iter().map(String::as_str));
+            wanted.extend(self.consumers.get(name).into_iter().flatten().copied());
+            if let Item::Batch(at) = item {
+                wanted.extend(application.batches[*at].reads.iter().map(String::as_str));
+            }
+        }
+        wanted.extend(self.predicted(components));
+        let mut at: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for name in &wanted {
+            let (list, place) = match self.items.get(name) {
+                Some(Item::Source(place)) => ("sources", place),
+                Some(Item::Stream(place)) => ("streams", place),
+                Some(Item::Sink(place)) => ("sinks", place),
+                Some(Item::Service(place)) => ("services", place),
+                Some(Item::Batch(place)) => ("batches", place),
+                Some(Item::Tool(place)) => ("tools", place),
+                None => continue,
+            };
+            at.entry(list).or_default().push(*place);
+        }
+        // In the application's order: the part reads as the file does.
+        let pick = |list: &str| -> Vec<usize> {
+            let mut places = at.get(list).cloned().unwrap_or_default();
+            places.sort_unstable();
+            places
+        };
+        let mut nodes: BTreeSet<usize> = self.nodes.get(agent).copied().into_iter().collect();
+        for place in pick("sources") {
+            let source = &application.sources[place];
+            if source.rate_per_node && components.contains(&source.name) {
+                let tier = source.placement.inferred_tier.or(source.placement.tier);
+                let of_tier = application.nodes.iter().enumerate().filter(|(_, node)| Some(node.machine.tier) == tier);
+                nodes.extend(of_tier.map(|(place, _)| place));
+            }
+        }
+        Application {
+            nodes: nodes.into_iter().map(|place| application.nodes[place].clone()).collect(),
+            sources: pick("sources").into_iter().map(|place| application.sources[place].clone()).collect(),
+            streams: pick("streams").into_iter().map(|place| application.streams[place].clone()).collect(),
+            sinks: pick("sinks").into_iter().map(|place| application.sinks[place].clone()).collect(),
+            services: pick("services").into_iter().map(|place| application.services[place].clone()).collect(),
+            batches: pick("batches").into_iter().map(|place| application.batches[place].clone()).collect(),
+            tools: pick("tools").into_iter().map(|place| application.tools[place].clone()).collect(),
+            ..shell.clone()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -498,7 +614,7 @@ mod tests {
         );
         let checked = stratum_lang::check_text("cluster.stratum", &text);
         assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-        let models = models_of(&checked.application, &BTreeSet::from(["verdicts".to_string()]));
+        let models = Index::of(&checked.application).models(&BTreeSet::from(["verdicts".to_string()]));
         assert_eq!(models, BTreeSet::from(["busy".to_string()]));
     }
 
@@ -596,6 +712,43 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
         assert!(!held["fog1"].components.contains(&"counts".to_string()));
         assert!(held["fog1"].inputs.iter().all(|input| input.producer != "readings"), "{:?}", held["fog1"].inputs);
         assert_eq!(held["edge1"].outputs, assigned["edge1"].outputs);
+    }
+
+    #[test]
+    fn each_agent_is_sent_its_part_of_the_application_and_no_more() {
+        let (application, plan) = planned();
+        let all = [agent("cloud1", Tier::Cloud), agent("edge1", Tier::Edge), agent("fog1", Tier::Fog)];
+        let placed = place(&application, &plan, &all, &[], &BTreeMap::new(), &BTreeMap::new());
+        let assigned = assignments(&application, 1, &placed, &all, &BTreeMap::new(), b"secret", &BTreeSet::new());
+        let names = |items: Vec<&str>| items.into_iter().map(str::to_string).collect::<Vec<_>>();
+        let part = |agent: &str| assigned[agent].application.clone().expect("a part");
+        // The edge runs the source and the tool: it learns of the stream that reads the source (its filters
+        // shape generated records), of its own machine, and of nothing else.
+        let edge = part("edge1");
+        assert_eq!(edge.nodes.iter().map(|node| node.name.as_str()).collect::<Vec<_>>(), ["edge1"]);
+        assert_eq!(edge.sources.iter().map(|item| item.name.as_str()).collect::<Vec<_>>(), ["readings"]);
+        assert_eq!(edge.streams.iter().map(|item| item.name.as_str()).collect::<Vec<_>>(), ["counts"]);
+        assert!(edge.sinks.is_empty() && edge.services.is_empty() && edge.batches.is_empty());
+        assert_eq!(edge.tools.iter().map(|item| item.name.clone()).collect::<Vec<_>>(), names(vec!["beacon"]));
+        // The fog runs the stream and the service: what they read and what reads them.
+        let fog = part("fog1");
+        assert_eq!(fog.streams.iter().map(|item| item.name.as_str()).collect::<Vec<_>>(), ["counts"]);
+        assert_eq!(fog.sources.iter().map(|item| item.name.as_str()).collect::<Vec<_>>(), ["readings"]);
+        assert_eq!(fog.sinks.iter().map(|item| item.name.as_str()).collect::<Vec<_>>(), ["kept"]);
+        assert_eq!(fog.services.iter().map(|item| item.name.as_str()).collect::<Vec<_>>(), ["flags"]);
+        // The cloud's batch reads the sink's table: the sink comes with it.
+        let cloud = part("cloud1");
+        assert_eq!(cloud.batches.iter().map(|item| item.name.as_str()).collect::<Vec<_>>(), ["tally"]);
+        assert!(cloud.sinks.iter().any(|item| item.name == "kept"));
+        // What every part holds whole is the application's.
+        for part in [&edge, &fog, &cloud] {
+            assert_eq!(part.schemas, application.schemas);
+            assert_eq!(part.models, application.models);
+            assert_eq!(part.name, application.name);
+        }
+        // A part is smaller than the whole: what an agent is sent follows what it runs.
+        let size = |application: &Application| serde_json::to_string(application).unwrap().len();
+        assert!(size(&edge) < size(&application), "{} of {}", size(&edge), size(&application));
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct Join {
 }
 
 /// `POST /v1/agents/{name}/heartbeat`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
     /// The key of the assignment it runs, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -106,6 +106,10 @@ impl Server {
                 job.record(agent, result);
             }
         }
+        // Most heartbeats come while nothing trains: the fleet is not listed for them.
+        if !cluster.jobs.values().any(|job| job.state == JobState::Running) {
+            return Vec::new();
+        }
         let live: Vec<(String, Option<Tier>, bool)> = cluster
             .agents
             .iter()

@@ -15,7 +15,7 @@ use crate::qos::ClusterPolicies;
 use crate::serving::{Refusal, ServiceState};
 use crate::state::{CheckpointChange, KeptCheckpoint, StateStore};
 use crate::training::TrainingJob;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -89,6 +89,35 @@ struct AppliedVersion {
     plan: Arc<Plan>,
     version: u32,
     since: Instant,
+    /// The application's nodes and the plan's machines by name (a heartbeat looks its agent up in them: a list
+    /// would cost the fleet's size on every one).
+    nodes: HashMap<String, usize>,
+    hosts: HashMap<String, usize>,
+}
+
+impl AppliedVersion {
+    fn new(application: Application, plan: Plan, version: u32) -> AppliedVersion {
+        let nodes = application.nodes.iter().enumerate().map(|(at, node)| (node.name.clone(), at)).collect();
+        let hosts = plan.hosts.iter().enumerate().map(|(at, host)| (host.host.clone(), at)).collect();
+        AppliedVersion {
+            application: Arc::new(application),
+            plan: Arc::new(plan),
+            version,
+            since: Instant::now(),
+            nodes,
+            hosts,
+        }
+    }
+
+    /// The application's node named `name`.
+    fn node(&self, name: &str) -> Option<&stratum_core::ir::Node> {
+        self.nodes.get(name).map(|at| &self.application.nodes[*at])
+    }
+
+    /// The plan's machine named `name`.
+    fn host(&self, name: &str) -> Option<&stratum_core::plan::HostUsage> {
+        self.hosts.get(name).map(|at| &self.plan.hosts[*at])
+    }
 }
 
 struct AgentRecord {
@@ -131,7 +160,16 @@ struct Cluster {
     applied: Option<AppliedVersion>,
     agents: BTreeMap<String, AgentRecord>,
     placed: Vec<Placed>,
-    assignments: BTreeMap<String, Assignment>,
+    /// What each agent runs; a heartbeat compares keys, and the assignment is copied only to be sent.
+    assignments: BTreeMap<String, Arc<Assignment>>,
+    /// Something placement depends on changed since its last pass (an agent joined, was lost or came back, a
+    /// version was applied, a state was handed over): the next pass places again. Otherwise the loop's pass only
+    /// looks for lost agents (see [`placing`]).
+    changed: bool,
+    /// When placement last placed everything, changed or not.
+    placed_at: Option<Instant>,
+    /// The model files that pass placed with.
+    model_files: BTreeMap<String, (u32, String)>,
     /// sha256 of model files by path, with the modification time it was computed for.
     model_hashes: BTreeMap<PathBuf, (SystemTime, String)>,
     jobs: BTreeMap<u64, TrainingJob>,
@@ -165,6 +203,10 @@ struct Handover {
     arrived: bool,
 }
 
+/// About how many heartbeats a second the control plane takes from a large fleet (see
+/// [`Server::heartbeat_interval`]).
+const HEARTBEATS_PER_SECOND: f64 = 2000.0;
+
 /// How long a stream that moves waits for the agent it leaves to hand its state over.
 const HAND_OVER_WAIT: Duration = Duration::from_secs(10);
 
@@ -179,6 +221,11 @@ pub struct Server {
     next_replica: std::sync::atomic::AtomicUsize,
     /// Wakes the training scheduler when agents report results.
     training_wake: Arc<Notify>,
+    /// Wakes the placement loop for a whole pass.
+    placement_wake: Arc<Notify>,
+    /// The sha256 of the key issued to each agent name the state store was asked about (none: no key yet), so
+    /// that a heartbeat is checked without a read of the store.
+    keys: Mutex<HashMap<String, Option<String>>>,
     /// The secret every data path's key and every agent's API key are derived from (`STATE_DIR/path.secret`,
     /// made at the first start).
     path_secret: Vec<u8>,
@@ -213,12 +260,8 @@ impl Cluster {
     /// Runs `version` of the application from now on, with its own policies.
     fn apply(&mut self, application: Application, plan: Plan, version: u32) {
         self.policies = ClusterPolicies::new(&application);
-        self.applied = Some(AppliedVersion {
-            application: Arc::new(application),
-            plan: Arc::new(plan),
-            version,
-            since: Instant::now(),
-        });
+        self.applied = Some(AppliedVersion::new(application, plan, version));
+        self.changed = true;
     }
 }
 
@@ -364,6 +407,8 @@ impl Server {
             gateway,
             next_replica: std::sync::atomic::AtomicUsize::new(0),
             training_wake: Arc::new(Notify::new()),
+            placement_wake: Arc::new(Notify::new()),
+            keys: Mutex::default(),
         });
         server.event(EventKind::ServerStarted, None, &format!("{} agents known", lock(&server.cluster).agents.len()));
         Ok(server)
@@ -382,7 +427,7 @@ impl Server {
 
     /// Runs the control plane's loops — placement and the training scheduler — until `stop` turns true.
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
-        let placement = reconcile::run(Placement(self.clone()), Arc::new(Notify::new()), stop.clone());
+        let placement = reconcile::run(Placement(self.clone()), self.placement_wake.clone(), stop.clone());
         let training = reconcile::run(TrainingScheduler(self.clone()), self.training_wake.clone(), stop);
         tokio::join!(placement, training);
     }
@@ -402,7 +447,7 @@ impl Server {
     /// Checks the key an agent presents (header [`AGENT_KEY_HEADER`]) against the one issued to its name at its
     /// first join. A name no key was issued for needs none (it has not joined yet, or was forgotten).
     pub fn check_agent_key(&self, name: &str, key: Option<&str>) -> Result<(), Refusal> {
-        let issued = self.state.agent_key(name).map_err(|error| Refusal {
+        let issued = self.issued_key(name).map_err(|error| Refusal {
             status: 500,
             message: format!("the state store cannot say which key `{name}` holds: {error}"),
             retry_after_seconds: Some(1),
@@ -422,6 +467,25 @@ impl Server {
         }
     }
 
+    /// The sha256 of the key issued to `name`, if any: from memory once the state store said.
+    fn issued_key(&self, name: &str) -> Result<Option<String>, Error> {
+        if let Some(known) = lock(&self.keys).get(name) {
+            return Ok(known.clone());
+        }
+        let issued = self.state.agent_key(name)?;
+        lock(&self.keys).insert(name.to_string(), issued.clone());
+        Ok(issued)
+    }
+
+    /// How often agents heartbeat (told at each join): every second while the fleet is small; in a larger one so
+    /// that the control plane takes about [`HEARTBEATS_PER_SECOND`], yet at least three times per agent timeout,
+    /// so that a lost agent is noticed as soon.
+    pub fn heartbeat_interval(&self) -> Duration {
+        let agents = lock(&self.cluster).agents.len() as f64;
+        let spread = Duration::from_secs_f64(agents / HEARTBEATS_PER_SECOND);
+        spread.min(self.options.agent_timeout / 3).max(Duration::from_secs(1))
+    }
+
     /// The cluster's authority (PEM), when it runs with TLS.
     pub fn authority_pem(&self) -> Option<&str> {
         self.options.authority.as_ref().map(|authority| authority.certificate_pem())
@@ -432,6 +496,7 @@ impl Server {
     /// key. Whether it was known.
     pub fn forget_agent(&self, name: &str) -> Result<bool, Error> {
         let stored = self.state.forget_agent(name)?;
+        lock(&self.keys).remove(name);
         let known = lock(&self.cluster).agents.remove(name).is_some();
         if stored || known {
             let message = "forgotten by an operator: the next join under its name is a new machine";
@@ -460,7 +525,7 @@ impl Server {
             None => None,
         };
         // The agent's key: the one it holds, or a new one for a name that has none; its API's key follows from it.
-        let (issued, key_sha256) = match self.state.agent_key(&join.name) {
+        let (issued, key_sha256) = match self.issued_key(&join.name) {
             Ok(Some(held)) => (None, held),
             _ => {
                 let key = crate::api::random_hex(32).map_err(|error| Refusal {
@@ -474,6 +539,7 @@ impl Server {
                     message: format!("cannot keep the agent's key: {error}"),
                     retry_after_seconds: Some(1),
                 })?;
+                lock(&self.keys).insert(join.name.clone(), Some(key_sha256.clone()));
                 (Some(key), key_sha256)
             }
         };
@@ -510,7 +576,7 @@ impl Server {
         );
         lock(&self.cluster).agents.insert(name.clone(), AgentRecord::new(stored, api_key));
         self.event(EventKind::AgentJoined, Some(&name), &message);
-        self.reconcile();
+        self.place_soon();
     }
 
     /// An agent's heartbeat: what it reports is kept, and the answer says what it should run and train. None for
@@ -570,12 +636,15 @@ impl Server {
         if back {
             self.event(EventKind::AgentBack, Some(name), "heartbeats again");
         }
-        // A stream's state came: its next agent can take it up now.
+        // A stream's state came, or the agent is back: placement looks again.
         if back || handed_over {
-            self.reconcile();
+            self.place_soon();
         }
         let (assignment, take_up, discard_checkpoints, hand_over) = match answer {
-            Some((assignment, take_up, discard, hand_over)) => (Some(assignment), take_up, discard, hand_over),
+            // Copied only now, to be sent: most heartbeats find the agent runs its assignment already.
+            Some((assignment, take_up, discard, hand_over)) => {
+                (Some(Assignment::clone(&assignment)), take_up, discard, hand_over)
+            }
             None => (None, Vec::new(), Vec::new(), Vec::new()),
         };
         for copy in &take_up {
@@ -610,7 +679,7 @@ impl Server {
 
     /// The application's node named like an agent, if there is one.
     fn node_of<'a>(&self, cluster: &'a Cluster, name: &str) -> Option<&'a stratum_core::ir::Node> {
-        cluster.applied.as_ref()?.application.nodes.iter().find(|node| node.name == name)
+        cluster.applied.as_ref()?.node(name)
     }
 
     /// An agent's labels: those it was started with, over those its node declares in the application.
@@ -621,8 +690,7 @@ impl Server {
 
     /// The tier of the application's node named like the agent, when the agent did not say.
     fn planned_tier(&self, cluster: &Cluster, name: &str) -> Option<Tier> {
-        let deployed = cluster.applied.as_ref()?;
-        deployed.plan.hosts.iter().find(|host| host.host == name).map(|host| host.tier)
+        cluster.applied.as_ref()?.host(name).map(|host| host.tier)
     }
 }
 

@@ -1,13 +1,16 @@
 //! The control plane's placement loop: which agents are alive, where every component runs, and what each agent
-//! runs — one level-triggered pass ([`Server::reconcile`]) twice a second ([`Placement`], a
-//! [`Reconciler`]), and at once when an agent joins or comes back or a version is applied.
+//! runs — one level-triggered pass ([`Server::reconcile`]) when something it depends on changed (an agent joined,
+//! was lost or came back, a version was applied, a state was handed over, a policy moved a component, a model
+//! file changed), and every few seconds regardless ([`Placement`], a [`Reconciler`]). Twice a second the loop
+//! only looks for agents that went silent: with ten thousand agents, placing everything twice a second would cost
+//! the control plane its cores while nothing changes.
 
 use super::{Cluster, HAND_OVER_WAIT, Handover, Server, lock, stateful_streams};
 use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::qos::Host;
 use crate::reconcile::{Action, Reconciler};
 use crate::state::ServedModel;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratum_core::events::EventKind;
@@ -21,11 +24,20 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
     let Some(deployed) = &cluster.applied else { return };
     let stateful: BTreeSet<String> =
         stateful_streams(&deployed.application).map(|stream| stream.name.clone()).collect();
-    let only_host = |placed: &[Placed], component: &str| -> Option<Option<String>> {
-        let mut instances = placed.iter().filter(|placed| placed.component == component);
-        let first = instances.next()?;
-        instances.next().is_none().then(|| first.host.clone())
+    // The one host of each stateful stream with one instance (a map each: a scan per stream would cost the
+    // fleet's size squared).
+    let only_hosts = |placed: &[Placed]| -> HashMap<String, Option<String>> {
+        let mut instances: HashMap<&str, Vec<&Option<String>>> = HashMap::new();
+        for placed in placed.iter().filter(|placed| stateful.contains(&placed.component)) {
+            instances.entry(&placed.component).or_default().push(&placed.host);
+        }
+        instances
+            .into_iter()
+            .filter(|(_, hosts)| hosts.len() == 1)
+            .map(|(component, hosts)| (component.to_string(), hosts[0].clone()))
+            .collect()
     };
+    let (hosts_before, hosts_now) = (only_hosts(&cluster.placed), only_hosts(placed));
     let lost = |cluster: &Cluster, agent: &str| cluster.agents.get(agent).is_none_or(|record| record.lost);
     // A state handed over for a stream the applied version no longer has goes nowhere.
     cluster.handed.retain(|component, _| stateful.contains(component));
@@ -33,11 +45,11 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
         if cluster.handovers.contains_key(component) {
             continue;
         }
-        let (Some(Some(from)), Some(Some(to))) = (only_host(&cluster.placed, component), only_host(placed, component))
+        let (Some(Some(from)), Some(Some(to))) = (hosts_before.get(component).cloned(), hosts_now.get(component))
         else {
             continue;
         };
-        if from != to && !lost(cluster, &from) {
+        if &from != to && !lost(cluster, &from) {
             let message = format!("leaves {from} for {to}, handing its open windows over");
             events.push((EventKind::HandedOver, Some(component.clone()), message));
             cluster.handovers.insert(component.clone(), Handover { from, since: Instant::now(), arrived: false });
@@ -82,8 +94,12 @@ fn track_handovers(cluster: &mut Cluster, placed: &[Placed], events: &mut Vec<Ev
 /// How often the `migrate` policies are measured.
 const POLICY_INTERVAL: Duration = Duration::from_secs(2);
 
-/// How often placement looks again when nothing wakes it: an agent that stops heartbeating is noticed no later.
+/// How often the loop looks for lost agents when nothing wakes it: an agent that stops heartbeating is noticed no
+/// later.
 const PLACEMENT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often placement places everything even when nothing it knows of changed: the level-triggered safety net.
+const FULL_PASS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// An event the pass records once the cluster's lock is released: kind, component, message.
 type Event = (EventKind, Option<String>, String);
@@ -99,25 +115,49 @@ impl Reconciler for Placement {
     }
 
     async fn reconcile(&mut self) -> Result<Action, Self::Error> {
-        self.0.reconcile();
+        self.0.pass(false);
         Ok(Action::Requeue(PLACEMENT_INTERVAL))
     }
 }
 
 impl Server {
-    /// One pass of the control loop: who is alive (observe), where everything runs (decide, purely, in
-    /// [`place`]), what each agent runs and what changed (act). Its events are recorded once the cluster is
+    /// One whole pass of the control loop, now: who is alive (observe), where everything runs (decide, purely,
+    /// in [`place`]), what each agent runs and what changed (act). Its events are recorded once the cluster is
     /// unlocked.
     pub fn reconcile(&self) {
+        self.pass(true);
+    }
+
+    /// Wakes the loop for a whole pass soon: many joins (a fleet that starts) share one.
+    pub(super) fn place_soon(&self) {
+        lock(&self.cluster).changed = true;
+        self.placement_wake.notify_one();
+    }
+
+    /// A pass of the loop: lost agents are always looked for; everything is placed again when something changed,
+    /// when `whole`, or when the last whole pass is [`FULL_PASS_INTERVAL`] old.
+    fn pass(&self, whole: bool) {
         let mut events: Vec<Event> = Vec::new();
         let serving = {
             let mut cluster = lock(&self.cluster);
-            self.mark_lost(&mut cluster, &mut events);
+            let lost_now = self.mark_lost(&mut cluster, &mut events);
             let model_files = self.model_files(&mut cluster, &mut events);
+            let policies_moved = self.evaluate_policies(&mut cluster, &mut events);
+            let models_changed = cluster.model_files != model_files;
+            let due = cluster.placed_at.is_none_or(|at| at.elapsed() >= FULL_PASS_INTERVAL);
+            // A stream on its way between agents settles by time as well.
+            let changed = std::mem::take(&mut cluster.changed);
+            if !(whole || changed || lost_now || policies_moved || models_changed || due)
+                && cluster.handovers.is_empty()
+            {
+                drop(cluster);
+                return self.flush(events);
+            }
+            cluster.placed_at = Some(Instant::now());
+            cluster.model_files = model_files.clone();
             let live = self.live_agents(&cluster);
             let lost: Vec<String> =
                 cluster.agents.iter().filter(|(_, agent)| agent.lost).map(|(name, _)| name.clone()).collect();
-            self.evaluate_policies(&mut cluster, &mut events);
             // Nothing applied yet: agents are known, nothing is placed.
             let Some(deployed) = &cluster.applied else {
                 drop(cluster);
@@ -156,6 +196,14 @@ impl Server {
                         .then(|| (service.name.clone(), service.model.clone(), *version, sha256.clone()))
                 })
                 .collect();
+            // An agent whose part did not change keeps the very assignment it had.
+            let assigned = assigned
+                .into_iter()
+                .map(|(agent, assignment)| {
+                    let kept = cluster.assignments.get(&agent).filter(|old| old.key == assignment.key).cloned();
+                    (agent, kept.unwrap_or_else(|| Arc::new(assignment)))
+                })
+                .collect();
             cluster.placed = placed;
             cluster.assignments = assigned;
             serving
@@ -165,16 +213,19 @@ impl Server {
         self.flush(events);
     }
 
-    /// Agents silent for longer than the timeout are lost from now on.
-    fn mark_lost(&self, cluster: &mut Cluster, events: &mut Vec<Event>) {
+    /// Agents silent for longer than the timeout are lost from now on; whether any was.
+    fn mark_lost(&self, cluster: &mut Cluster, events: &mut Vec<Event>) -> bool {
         let timeout = self.options.agent_timeout;
+        let mut any = false;
         for (name, agent) in cluster.agents.iter_mut() {
             if agent.last_seen.elapsed() > timeout && !agent.lost {
                 agent.lost = true;
+                any = true;
                 let message = format!("no heartbeat for {} s", timeout.as_secs_f64());
                 events.push((EventKind::AgentLost, Some(name.clone()), message));
             }
         }
+        any
     }
 
     /// The live agents as placement sees them: a machine of the plan holds what its node declares; another, what
@@ -186,10 +237,7 @@ impl Server {
             .filter(|(_, agent)| !agent.lost)
             .filter_map(|(name, agent)| {
                 let tier = agent.join.tier.or_else(|| self.planned_tier(cluster, name))?;
-                let planned = cluster
-                    .applied
-                    .as_ref()
-                    .and_then(|deployed| deployed.plan.hosts.iter().find(|host| &host.host == name));
+                let planned = cluster.applied.as_ref().and_then(|deployed| deployed.host(name));
                 Some(LiveAgent {
                     name: name.clone(),
                     tier,
@@ -209,13 +257,17 @@ impl Server {
     }
 
     /// Evaluates the `migrate` policies every few seconds on what the live agents reported; what they move, placement
-    /// moves.
-    fn evaluate_policies(&self, cluster: &mut Cluster, events: &mut Vec<Event>) {
+    /// moves. Whether they moved or added anything.
+    fn evaluate_policies(&self, cluster: &mut Cluster, events: &mut Vec<Event>) -> bool {
         let now = Instant::now();
         if cluster.policies_evaluated.is_some_and(|at| now.duration_since(at) < POLICY_INTERVAL) {
-            return;
+            return false;
         }
-        let Some(deployed) = &cluster.applied else { return };
+        let Some(deployed) = &cluster.applied else { return false };
+        // An application without policies has nothing to measure: the fleet's metrics are not summed for nothing.
+        if deployed.application.policies.is_empty() {
+            return false;
+        }
         cluster.policies_evaluated = Some(now);
         let (application, version) = (deployed.application.clone(), deployed.version);
         let mut snapshots: BTreeMap<String, MetricsSnapshot> = BTreeMap::new();
@@ -262,7 +314,9 @@ impl Server {
                 events.push((EventKind::Failed, Some(component.clone()), message));
             }
         }
+        let changed = policies.moved() != &moved_before || policies.added() != &added_before;
         cluster.policies = policies;
+        changed
     }
 
     /// Records which model version each service serves now (the views show it), once per change.
@@ -341,8 +395,10 @@ impl Server {
 /// it was planned, or waiting for a machine.
 fn placement_events(before: &[Placed], now: &[Placed], lost: &[String]) -> Vec<Event> {
     let mut events = Vec::new();
+    let before: HashMap<(&str, u32), &Placed> =
+        before.iter().map(|placed| ((placed.component.as_str(), placed.instance), placed)).collect();
     for now in now {
-        let before = before.iter().find(|old| old.component == now.component && old.instance == now.instance);
+        let before = before.get(&(now.component.as_str(), now.instance)).copied();
         if now.added && before.is_none() {
             let message = match &now.host {
                 Some(host) => format!("one more instance on {host}, added by a policy"),
