@@ -28,6 +28,9 @@ use stratum_lang::Severity;
 const PREDICTION_BODY: usize = stratum_control::serving::PREDICTION_BODY_LIMIT;
 /// Training data uploaded for training on the agents.
 const BLOB_BODY: usize = 1 << 30;
+/// An application's source text with its imports: a city's declares thousands of machines (10,000 edge nodes with
+/// three components each is about 3.5 MB).
+const SOURCE_BODY: usize = 16 << 20;
 
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
@@ -132,6 +135,7 @@ pub fn routes() -> Vec<Route> {
             "Checks and plans a source text, and says what applying it would change",
             post(check),
         )
+        .body_limit(SOURCE_BODY)
         .takes::<SourceText>()
         .answers::<CheckReport>(),
         Route::new(
@@ -141,6 +145,7 @@ pub fn routes() -> Vec<Route> {
             "Writes a source text to the application's file and runs it as the next version",
             post(apply),
         )
+        .body_limit(SOURCE_BODY)
         .takes::<SourceText>()
         .answers::<ApplyAnswer>()
         .status(202)
