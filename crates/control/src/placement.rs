@@ -263,8 +263,9 @@ fn predicted_services(expr: &stratum_core::ir::Expr, found: &mut dyn FnMut(&str)
 }
 
 /// What each live agent runs: its components, the paths into and out of it, the models it loads, and its part of
-/// the application (see [`Index::part`]). `model_files` gives (version, sha256 of the artifact file) of each model
-/// in the control plane's store; `path_secret` is the control plane's secret that each path's key is derived from.
+/// the application (what it runs and its neighbours; see `Index::part`). `model_files` gives (version, sha256 of
+/// the artifact file) of each model in the control plane's store; `path_secret` is the control plane's secret that
+/// each path's key is derived from.
 /// Components in `held` are placed but wait (for their state, handed over by the agent they leave): their agent
 /// does not run them yet, and takes no path that only they read, so what their producers send waits in the
 /// producers' logs.
