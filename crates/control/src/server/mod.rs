@@ -478,8 +478,8 @@ impl Server {
     }
 
     /// How often agents heartbeat (told at each join): every second while the fleet is small; in a larger one so
-    /// that the control plane takes about 2,000 heartbeats a second, yet at least three times per agent timeout,
-    /// so that a lost agent is noticed as soon.
+    /// that the control plane takes about 2,000 heartbeats a second, yet at least three times per agent timeout
+    /// (never more often than once a second), so that a lost agent is noticed as soon.
     pub fn heartbeat_interval(&self) -> Duration {
         let agents = lock(&self.cluster).agents.len() as f64;
         let spread = Duration::from_secs_f64(agents / HEARTBEATS_PER_SECOND);
