@@ -73,7 +73,9 @@ pub struct Launch {
 }
 
 /// An image's container. It is stopped through its runtime, since killing the runtime's client (`docker run`)
-/// would leave the container running, and removed before every start, in case a crash left one of that name.
+/// would leave the container running. It is removed by name once it ended (not with `run --rm`: that removal
+/// happens in the daemon after `stop` returned, so a supervisor that stopped would leave it for a moment), and
+/// before every start, in case a crash left one of that name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Container {
     /// `podman` or `docker`.
@@ -110,7 +112,7 @@ fn launch_with(tool: &Tool, application: &str, runtime: Option<&str>) -> Result<
         ToolRun::Image(image) => {
             let runtime = runtime.ok_or_else(|| NotLaunched::NoRuntime { image: image.clone() })?;
             let name = format!("stratum-{application}-{}", tool.name);
-            let mut line = vec![runtime.to_string(), "run".into(), "--rm".into(), "--name".into(), name.clone()];
+            let mut line = vec![runtime.to_string(), "run".into(), "--name".into(), name.clone()];
             for port in &tool.ports {
                 line.extend(["-p".into(), format!("{port}:{port}")]);
             }
@@ -134,13 +136,16 @@ impl Container {
         let _ = tokio::task::spawn_blocking(move || command.status()).await;
     }
 
-    /// Removes a container of this name that a crash may have left behind.
-    async fn remove_leftover(&self) {
+    /// Removes the container of this name, whether it ended or a crash left it behind; it is gone once this
+    /// returns.
+    async fn remove(&self) {
         self.run(&["rm", "-f"]).await;
     }
 
+    /// Stops the container, giving it time to end by itself, then removes it.
     async fn stop(&self) {
         self.run(&["stop", "-t", &CONTAINER_STOP_SECONDS.to_string()]).await;
+        self.remove().await;
     }
 }
 
@@ -189,7 +194,7 @@ pub async fn supervise(
         let started = Instant::now();
         let written_before = std::fs::metadata(&log).map_or(0, |metadata| metadata.len());
         if let Some(container) = &launch.container {
-            container.remove_leftover().await;
+            container.remove().await;
         }
         let wait = match spawn(&launch.line, &tool, &log) {
             Ok(mut child) => {
@@ -220,6 +225,9 @@ pub async fn supervise(
                     report(&tool.name, ToolEvent::Stopped);
                     return;
                 };
+                if let Some(container) = &launch.container {
+                    container.remove().await;
+                }
                 let wait = backoff.after(started.elapsed());
                 // The exit (or why it could not be waited for) is told in the tool's event.
                 let mut status =
@@ -339,7 +347,7 @@ mod tests {
         let error = launch_with(&grafana, "demo", None).unwrap_err().to_string();
         assert!(error.contains("needs a container runtime (podman or docker)"), "{error}");
         let launch = launch_with(&grafana, "demo", Some("docker")).unwrap();
-        assert_eq!(launch.line[..5], ["docker", "run", "--rm", "--name", "stratum-demo-echoer"]);
+        assert_eq!(launch.line[..4], ["docker", "run", "--name", "stratum-demo-echoer"]);
         assert_eq!(launch.line.last().unwrap(), "grafana/grafana:11.2.0");
         assert!(launch_with(&tool(&[]), "demo", None).is_err());
     }
@@ -385,8 +393,9 @@ esac
             calls,
             [
                 "rm -f stratum-demo-echoer",
-                "run --rm --name stratum-demo-echoer -e GREETING=hello grafana/grafana:11.2.0",
+                "run --name stratum-demo-echoer -e GREETING=hello grafana/grafana:11.2.0",
                 "stop -t 10 stratum-demo-echoer",
+                "rm -f stratum-demo-echoer",
             ]
         );
         let events = events.lock().unwrap().clone();
