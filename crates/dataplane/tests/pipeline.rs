@@ -118,3 +118,53 @@ async fn parquet_written_by_one_pipeline_is_read_by_another() {
     assert_eq!(copy.lines().count() as u64, windows + 1);
     assert!(copy.starts_with("camera,window_start,window_end,vehicles\n"), "{copy}");
 }
+
+/// A Parquet file of several row groups is read a batch at a time, and a row whose value does not fit its column's
+/// type goes to the dead letters naming its row, while every other row is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_source_reads_every_row_group_and_sends_a_row_that_does_not_fit_to_the_dead_letters() {
+    use arrow_array::{ArrayRef, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(directory.path().join("in")).unwrap();
+    // 5,000 rows in row groups of 2,000; rows 10 and 4,001 (from 1) hold a count that is not a number. A column
+    // the schema does not name is in the file too, and is not read.
+    let rows = 5_000;
+    let cameras: Vec<String> = (0..rows).map(|row| format!("cam{}", row % 7)).collect();
+    let vehicles: Vec<String> =
+        (0..rows).map(|row| if row == 9 || row == 4_000 { "many".to_string() } else { row.to_string() }).collect();
+    let unused: Vec<String> = (0..rows).map(|row| "x".repeat(row % 50)).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("camera", Arc::new(StringArray::from(cameras)) as ArrayRef),
+        ("vehicles", Arc::new(StringArray::from(vehicles)) as ArrayRef),
+        ("unused", Arc::new(StringArray::from(unused)) as ArrayRef),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(directory.path().join("in/counts.parquet")).unwrap();
+    let properties =
+        parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(2_000)).build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
+    writer.write(&batch).unwrap();
+    let metadata = writer.close().unwrap();
+    assert_eq!(metadata.num_row_groups(), 3);
+
+    let reader = common::application_from_text(
+        "reader.stratum",
+        "app reader\nschema Count { camera: string  vehicles: int }\nsource counts: file { path = \"in/counts.parquet\"  format = parquet  schema = Count }\nsink copy: csv { from = counts  path = \"out/copy.csv\" }\n",
+    );
+    let pipeline = Pipeline::build(&reader, &options(directory.path())).unwrap();
+    let dead_letters = pipeline.dead_letters.clone();
+    let read = pipeline.run().await.unwrap();
+    let counts = read.components.iter().find(|m| m.component == "counts").unwrap();
+    assert_eq!((counts.events_in, counts.events_out), (5_000, 4_998));
+    let copy = std::fs::read_to_string(directory.path().join("out/copy.csv")).unwrap();
+    let mut lines = copy.lines();
+    assert_eq!(lines.next(), Some("camera,vehicles"));
+    let expected: Vec<String> =
+        (0..rows).filter(|row| *row != 9 && *row != 4_000).map(|row| format!("cam{},{row}", row % 7)).collect();
+    assert_eq!(lines.collect::<Vec<_>>(), expected);
+    let letters = dead_letters.in_memory();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(letters[0].contains("row 10 ") && letters[0].contains("`many` is not an int"), "{letters:?}");
+    assert!(letters[1].contains("row 4001 "), "{letters:?}");
+}

@@ -2,7 +2,6 @@
 
 use crate::Error;
 use std::path::Path;
-use stratum_core::Cause;
 use stratum_core::eval::{Datum, parse_timestamp};
 use stratum_core::ir::FileFormat;
 use stratum_core::types::{DataType, Field};
@@ -43,7 +42,7 @@ pub fn load(path: &Path, format: Option<FileFormat>, fields: &[Field]) -> Result
             source: "cannot tell its format; use .csv, .jsonl or .parquet".into(),
         })?;
     let table = match format {
-        FileFormat::Parquet => read_parquet(path, &shown, fields)?,
+        FileFormat::Parquet => read_parquet(path, fields)?,
         FileFormat::Csv | FileFormat::Jsonl => {
             let bytes =
                 std::fs::read(path).map_err(|error| Error::Read { path: shown.clone(), source: error.into() })?;
@@ -82,124 +81,207 @@ pub fn dataset_files(path: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     Ok(files)
 }
 
-fn read_parquet(path: &Path, shown: &str, fields: &[Field]) -> Result<Table, Error> {
-    use arrow_array::{Array, cast::AsArray, types};
-    use arrow_schema::{DataType as ArrowType, TimeUnit};
-    let read_error = |source: Cause| Error::Read { path: shown.into(), source };
-    let mut rows: Vec<Vec<Datum>> = Vec::new();
-    for file in dataset_files(path).map_err(|error| read_error(error.into()))? {
-        let opened = std::fs::File::open(&file).map_err(|error| read_error(error.into()))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(opened)
-            .and_then(|builder| builder.build())
-            .map_err(|error| read_error(format!("{}: {error}", file.display()).into()))?;
-        for batch in reader {
-            let batch = batch.map_err(|error| read_error(format!("{}: {error}", file.display()).into()))?;
-            let schema = batch.schema();
-            let mut columns = Vec::with_capacity(fields.len());
-            for field in fields {
-                let index = schema.index_of(&field.name).map_err(|_| Error::MissingColumn {
-                    path: shown.into(),
-                    column: field.name.clone(),
-                    available: schema
-                        .fields()
-                        .iter()
-                        .map(|column| column.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
-                columns.push(batch.column(index).clone());
-            }
-            let first_row = rows.len();
-            rows.extend((0..batch.num_rows()).map(|_| Vec::with_capacity(fields.len())));
-            for (field, column) in fields.iter().zip(&columns) {
-                for row in 0..batch.num_rows() {
-                    let raw = if column.is_null(row) {
-                        Datum::Null
-                    } else {
-                        match column.data_type() {
-                            ArrowType::Boolean => Datum::Bool(column.as_boolean().value(row)),
-                            ArrowType::Int8 => Datum::Int(column.as_primitive::<types::Int8Type>().value(row).into()),
-                            ArrowType::Int16 => Datum::Int(column.as_primitive::<types::Int16Type>().value(row).into()),
-                            ArrowType::Int32 => Datum::Int(column.as_primitive::<types::Int32Type>().value(row).into()),
-                            ArrowType::Int64 => Datum::Int(column.as_primitive::<types::Int64Type>().value(row)),
-                            ArrowType::UInt8 => Datum::Int(column.as_primitive::<types::UInt8Type>().value(row).into()),
-                            ArrowType::UInt16 => {
-                                Datum::Int(column.as_primitive::<types::UInt16Type>().value(row).into())
-                            }
-                            ArrowType::UInt32 => {
-                                Datum::Int(column.as_primitive::<types::UInt32Type>().value(row).into())
-                            }
-                            ArrowType::UInt64 => {
-                                Datum::Int(column.as_primitive::<types::UInt64Type>().value(row) as i64)
-                            }
-                            ArrowType::Float32 => {
-                                Datum::Float(column.as_primitive::<types::Float32Type>().value(row).into())
-                            }
-                            ArrowType::Float64 => Datum::Float(column.as_primitive::<types::Float64Type>().value(row)),
-                            ArrowType::Utf8 => Datum::Text(column.as_string::<i32>().value(row).to_string()),
-                            ArrowType::LargeUtf8 => Datum::Text(column.as_string::<i64>().value(row).to_string()),
-                            ArrowType::Utf8View => Datum::Text(column.as_string_view().value(row).to_string()),
-                            ArrowType::Date32 => Datum::Timestamp(
-                                i64::from(column.as_primitive::<types::Date32Type>().value(row)) * 86_400_000,
-                            ),
-                            ArrowType::Timestamp(unit, _) => {
-                                let value = match unit {
-                                    TimeUnit::Second => {
-                                        column.as_primitive::<types::TimestampSecondType>().value(row) * 1000
-                                    }
-                                    TimeUnit::Millisecond => {
-                                        column.as_primitive::<types::TimestampMillisecondType>().value(row)
-                                    }
-                                    TimeUnit::Microsecond => {
-                                        column.as_primitive::<types::TimestampMicrosecondType>().value(row) / 1000
-                                    }
-                                    TimeUnit::Nanosecond => {
-                                        column.as_primitive::<types::TimestampNanosecondType>().value(row) / 1_000_000
-                                    }
-                                };
-                                Datum::Timestamp(value)
-                            }
-                            other => {
-                                return Err(read_error(
-                                    format!(
-                                        "column `{}` has Parquet type {other}, which Stratum does not read",
-                                        field.name
-                                    )
-                                    .into(),
-                                ));
-                            }
-                        }
-                    };
-                    let value = coerce(raw, &field.data_type).ok_or_else(|| Error::BadValue {
-                        path: shown.into(),
-                        line: first_row + row + 1,
-                        column: field.name.clone(),
-                        value: format!("a {} value", column.data_type()),
-                        expected: expected(&field.data_type),
-                    })?;
-                    rows[first_row + row].push(value);
-                }
-            }
+fn read_parquet(path: &Path, fields: &[Field]) -> Result<Table, Error> {
+    let mut rows = Vec::new();
+    for batch in ParquetRows::open(path, fields)? {
+        let batch = batch?;
+        if let Some(rejected) = batch.rejected.into_iter().next() {
+            return Err(rejected);
         }
+        rows.extend(batch.rows);
     }
     Ok(Table { fields: fields.to_vec(), rows })
 }
 
-/// A typed value as the type the schema wants, when it fits (an int where a float is wanted, a text cell parsed).
-fn coerce(value: Datum, data_type: &DataType) -> Option<Datum> {
-    Some(match (value, data_type.without_optional()) {
+/// How many rows a Parquet batch holds.
+const PARQUET_BATCH: usize = 1024;
+
+/// Rows read from a Parquet file, or a directory of parts, a batch at a time: only the schema's columns are
+/// read, and what is held at once is one row group's column chunks and one batch, however large the dataset.
+pub struct ParquetRows {
+    shown: String,
+    fields: Vec<Field>,
+    files: std::vec::IntoIter<std::path::PathBuf>,
+    reader: Option<(std::path::PathBuf, parquet::arrow::arrow_reader::ParquetRecordBatchReader)>,
+    /// Rows read before the current batch, across the files, for the row numbers errors name.
+    rows_before: usize,
+}
+
+/// One batch of a Parquet dataset's rows: those that fit the schema, and an error for each row that does not
+/// (a value its column's type cannot be taken as), naming its row.
+#[derive(Debug, Default)]
+pub struct RowBatch {
+    /// The rows that fit, a value per field in the schema's order.
+    pub rows: Vec<Vec<Datum>>,
+    /// Why each other row does not fit ([`Error::BadRow`]).
+    pub rejected: Vec<Error>,
+}
+
+impl ParquetRows {
+    /// Opens a dataset's files (a file, or every `.parquet` part under a directory); they are read as the
+    /// iterator is.
+    pub fn open(path: &Path, fields: &[Field]) -> Result<Self, Error> {
+        let shown = path.display().to_string();
+        let files = dataset_files(path).map_err(|error| Error::Read { path: shown.clone(), source: error.into() })?;
+        Ok(ParquetRows { shown, fields: fields.to_vec(), files: files.into_iter(), reader: None, rows_before: 0 })
+    }
+
+    fn read_error(&self, file: &Path, error: impl std::fmt::Display) -> Error {
+        Error::Read { path: self.shown.clone(), source: format!("{}: {error}", file.display()).into() }
+    }
+
+    /// A reader of the next file's batches, projected onto the schema's columns.
+    fn open_next(&mut self, file: std::path::PathBuf) -> Result<(), Error> {
+        use parquet::arrow::ProjectionMask;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let opened = std::fs::File::open(&file)
+            .map_err(|error| Error::Read { path: file.display().to_string(), source: error.into() })?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(opened).map_err(|error| self.read_error(&file, error))?;
+        let schema = builder.schema().clone();
+        let mut roots = Vec::with_capacity(self.fields.len());
+        for field in &self.fields {
+            let index = schema.index_of(&field.name).map_err(|_| Error::MissingColumn {
+                path: self.shown.clone(),
+                column: field.name.clone(),
+                available: schema.fields().iter().map(|column| column.name().as_str()).collect::<Vec<_>>().join(", "),
+            })?;
+            roots.push(index);
+        }
+        let projection = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let reader = builder
+            .with_projection(projection)
+            .with_batch_size(PARQUET_BATCH)
+            .build()
+            .map_err(|error| self.read_error(&file, error))?;
+        self.reader = Some((file, reader));
+        Ok(())
+    }
+
+    /// A batch's rows as the schema's values.
+    fn rows_of(&self, file: &Path, batch: &arrow_array::RecordBatch) -> Result<RowBatch, Error> {
+        let schema = batch.schema();
+        let mut columns = Vec::with_capacity(self.fields.len());
+        for field in &self.fields {
+            let index = schema.index_of(&field.name).map_err(|error| self.read_error(file, error))?;
+            columns.push(batch.column(index));
+        }
+        let mut read = RowBatch { rows: Vec::with_capacity(batch.num_rows()), rejected: Vec::new() };
+        'rows: for row in 0..batch.num_rows() {
+            let mut values = Vec::with_capacity(self.fields.len());
+            for (field, column) in self.fields.iter().zip(&columns) {
+                let raw = parquet_value(column.as_ref(), row).map_err(|other| {
+                    self.read_error(
+                        file,
+                        format!("column `{}` has Parquet type {other}, which Stratum does not read", field.name),
+                    )
+                })?;
+                match coerce(raw, &field.data_type) {
+                    Ok(value) => values.push(value),
+                    Err(value) => {
+                        read.rejected.push(Error::BadRow {
+                            path: self.shown.clone(),
+                            row: self.rows_before + row + 1,
+                            column: field.name.clone(),
+                            value: stratum_core::eval::text_of(&value),
+                            expected: expected(&field.data_type),
+                        });
+                        continue 'rows;
+                    }
+                }
+            }
+            read.rows.push(values);
+        }
+        Ok(read)
+    }
+}
+
+impl Iterator for ParquetRows {
+    type Item = Result<RowBatch, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((file, reader)) = &mut self.reader {
+                match reader.next() {
+                    Some(Ok(batch)) => {
+                        let file = file.clone();
+                        let rows = self.rows_of(&file, &batch);
+                        self.rows_before += batch.num_rows();
+                        return Some(rows);
+                    }
+                    Some(Err(error)) => {
+                        let file = file.clone();
+                        let error = self.read_error(&file, error);
+                        self.reader = None;
+                        self.files = Vec::new().into_iter();
+                        return Some(Err(error));
+                    }
+                    None => self.reader = None,
+                }
+            }
+            let file = self.files.next()?;
+            if let Err(error) = self.open_next(file) {
+                self.files = Vec::new().into_iter();
+                return Some(Err(error));
+            }
+        }
+    }
+}
+
+/// One cell of an Arrow column as a value, or the column's type when Stratum does not read it.
+fn parquet_value(column: &dyn arrow_array::Array, row: usize) -> Result<Datum, arrow_schema::DataType> {
+    use arrow_array::{cast::AsArray, types};
+    use arrow_schema::{DataType as ArrowType, TimeUnit};
+    if column.is_null(row) {
+        return Ok(Datum::Null);
+    }
+    Ok(match column.data_type() {
+        ArrowType::Boolean => Datum::Bool(column.as_boolean().value(row)),
+        ArrowType::Int8 => Datum::Int(column.as_primitive::<types::Int8Type>().value(row).into()),
+        ArrowType::Int16 => Datum::Int(column.as_primitive::<types::Int16Type>().value(row).into()),
+        ArrowType::Int32 => Datum::Int(column.as_primitive::<types::Int32Type>().value(row).into()),
+        ArrowType::Int64 => Datum::Int(column.as_primitive::<types::Int64Type>().value(row)),
+        ArrowType::UInt8 => Datum::Int(column.as_primitive::<types::UInt8Type>().value(row).into()),
+        ArrowType::UInt16 => Datum::Int(column.as_primitive::<types::UInt16Type>().value(row).into()),
+        ArrowType::UInt32 => Datum::Int(column.as_primitive::<types::UInt32Type>().value(row).into()),
+        ArrowType::UInt64 => Datum::Int(column.as_primitive::<types::UInt64Type>().value(row) as i64),
+        ArrowType::Float32 => Datum::Float(column.as_primitive::<types::Float32Type>().value(row).into()),
+        ArrowType::Float64 => Datum::Float(column.as_primitive::<types::Float64Type>().value(row)),
+        ArrowType::Utf8 => Datum::Text(column.as_string::<i32>().value(row).to_string()),
+        ArrowType::LargeUtf8 => Datum::Text(column.as_string::<i64>().value(row).to_string()),
+        ArrowType::Utf8View => Datum::Text(column.as_string_view().value(row).to_string()),
+        ArrowType::Date32 => {
+            Datum::Timestamp(i64::from(column.as_primitive::<types::Date32Type>().value(row)) * 86_400_000)
+        }
+        ArrowType::Timestamp(unit, _) => Datum::Timestamp(match unit {
+            TimeUnit::Second => column.as_primitive::<types::TimestampSecondType>().value(row) * 1000,
+            TimeUnit::Millisecond => column.as_primitive::<types::TimestampMillisecondType>().value(row),
+            TimeUnit::Microsecond => column.as_primitive::<types::TimestampMicrosecondType>().value(row) / 1000,
+            TimeUnit::Nanosecond => column.as_primitive::<types::TimestampNanosecondType>().value(row) / 1_000_000,
+        }),
+        other => return Err(other.clone()),
+    })
+}
+
+/// A typed value as the type the schema wants, when it fits (an int where a float is wanted, a text cell parsed);
+/// the value back when it does not, for the error to show.
+fn coerce(value: Datum, data_type: &DataType) -> Result<Datum, Datum> {
+    Ok(match (value, data_type.without_optional()) {
         (Datum::Null, _) => Datum::Null,
         (Datum::Int(value), DataType::Float) => Datum::Float(value as f64),
         (Datum::Float(value), DataType::Int) if value.fract() == 0.0 => Datum::Int(value as i64),
         (Datum::Float(value), DataType::Duration) => Datum::Duration(value),
-        (Datum::Text(text), wanted) if *wanted != DataType::String => parse_cell(&text, data_type)?,
+        (Datum::Text(text), wanted) if *wanted != DataType::String => match parse_cell(&text, data_type) {
+            Some(value) => value,
+            None => return Err(Datum::Text(text)),
+        },
         (value @ Datum::Bool(_), DataType::Bool)
         | (value @ Datum::Int(_), DataType::Int)
         | (value @ Datum::Float(_), DataType::Float)
         | (value @ Datum::Timestamp(_), DataType::Timestamp)
         | (value @ Datum::Text(_), DataType::String | DataType::Bytes) => value,
         (value, DataType::String) => Datum::Text(stratum_core::eval::text_of(&value)),
-        _ => return None,
+        (value, _) => return Err(value),
     })
 }
 

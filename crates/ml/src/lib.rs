@@ -61,6 +61,20 @@ pub enum Error {
         /// What the type wants.
         expected: String,
     },
+    /// A value in a Parquet dataset does not fit its column's type.
+    #[error("`{path}` row {row} (from 1, across its parts), column `{column}`: `{value}` is not {expected}")]
+    BadRow {
+        /// The file or directory of parts.
+        path: String,
+        /// The row (1-based, counted across the dataset's parts in name order).
+        row: usize,
+        /// The column.
+        column: String,
+        /// The value as read.
+        value: String,
+        /// What the type wants.
+        expected: String,
+    },
     /// A data file has no rows.
     #[error("`{path}` has no rows")]
     Empty {

@@ -106,22 +106,7 @@ impl Source for FileSource {
             let read_error =
                 |source: Cause| Error::Read { component: component.clone(), path: self.path.clone(), source };
             if self.format == FileFormat::Parquet {
-                // A Parquet file (or a directory of parts) is read whole, by the same reader as training data.
-                let (path, fields) = (self.path.clone(), self.fields.clone());
-                let table = tokio::task::spawn_blocking(move || {
-                    stratum_ml::data::load(&path, Some(FileFormat::Parquet), &fields)
-                })
-                .await
-                .map_err(|error| read_error(error.into()))?
-                .map_err(|error| read_error(error.into()))?;
-                for chunk in table.rows.chunks(BATCH) {
-                    let bytes = chunk.iter().map(crate::record::encoded_size).sum();
-                    context.metrics.count_in(chunk.len(), bytes);
-                    if context.stopping() || output.send(chunk.to_vec()).await.is_err() {
-                        break;
-                    }
-                }
-                return Ok(());
+                return read_parquet(&self.path, &self.fields, &output, &context).await.map_err(read_error);
             }
             let file = tokio::fs::File::open(&self.path).await.map_err(|error| read_error(error.into()))?;
             let metadata = file.metadata().await.map_err(|error| read_error(error.into()))?;
@@ -247,6 +232,42 @@ impl Source for FileSource {
             }
         })
     }
+}
+
+/// Reads a Parquet file (or a directory of parts) by the same reader as training data, a batch at a time on a
+/// blocking thread, each batch sent on before the next is read (at most two wait between them): memory follows
+/// the batch and the row group, not the file. A row whose value its column's type cannot be taken as goes to the
+/// dead letters, named by its row.
+async fn read_parquet(path: &Path, fields: &[Field], output: &Output, context: &Context) -> Result<(), Cause> {
+    let rows = stratum_ml::data::ParquetRows::open(path, fields)?;
+    let (batches, mut read) = mpsc::channel(2);
+    let reading = tokio::task::spawn_blocking(move || {
+        for batch in rows {
+            let failed = batch.is_err();
+            if batches.blocking_send(batch).is_err() || failed {
+                break;
+            }
+        }
+    });
+    let shown = path.display().to_string();
+    while let Some(batch) = read.recv().await {
+        let batch = batch?;
+        if !batch.rejected.is_empty() {
+            context.dead_letter_all(batch.rejected.iter().map(|rejected| {
+                // The dead letter's text is the error itself: it names the row, the column and what was wanted.
+                (stratum_core::error_chain(rejected), format!("a row of {shown}"))
+            }));
+        }
+        let bytes = batch.rows.iter().map(crate::record::encoded_size).sum();
+        context.metrics.count_in(batch.rows.len() + batch.rejected.len(), bytes);
+        if context.stopping() || output.send(batch.rows).await.is_err() {
+            break;
+        }
+    }
+    // Dropping the receiver ends the reading thread at its next batch.
+    drop(read);
+    reading.await?;
+    Ok(())
 }
 
 fn csv_cells(line: &str) -> Result<csv::StringRecord, BadRecord> {
