@@ -11,6 +11,7 @@ mod loader;
 mod output;
 mod reach;
 mod running;
+mod simulate;
 mod training;
 mod up;
 
@@ -42,6 +43,9 @@ enum Command {
     Explain(commands::ExplainArgs),
     /// Decide where every component runs across edge, fog and cloud, and prove it fits machines and network.
     Plan(commands::PlanArgs),
+    /// What the application does over time, before any machine is bought: load, links, buffers, services,
+    /// failures and partitions, on the machines the file declares or a scaled fleet.
+    Simulate(simulate::SimulateArgs),
     /// Write infrastructure code for the plan: kubernetes, compose or ansible.
     Generate(commands::GenerateArgs),
     /// Train the models of a file: search the candidates, print a leaderboard, save the winner as an artifact.
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
         Command::Fmt(args) => commands::fmt(args, color),
         Command::Explain(args) => commands::explain(args),
         Command::Plan(args) => commands::plan(args, color),
+        Command::Simulate(args) => simulate::simulate(args, color),
         Command::Generate(args) => commands::generate(args, color),
         Command::Train(args) => training::train(args, color),
         Command::Model(command) => training::model(command),

@@ -57,20 +57,10 @@ pub(crate) struct RunBatchArgs {
     format: Format,
 }
 
-/// `30s`, `500ms`, `5min`, `2h`, `1.5 s`.
+/// `30s`, `500ms`, `5min`, `2h`, `1.5 s` (core's [`stratum_core::units::parse_duration_text`]).
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 30s or 5min"))?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "min" | "m" => number * 60.0,
-        "h" => number * 3600.0,
-        other => return Err(format!("unknown unit `{other}`: use ms, s, min or h")),
-    };
-    Ok(Duration::from_secs_f64(seconds))
+    // clap shows the message as the argument's error.
+    stratum_core::units::parse_duration_text(text).map(Duration::from_secs_f64).map_err(|error| error.to_string())
 }
 
 /// Resolves when the user or the system asks the process to stop: Ctrl-C (SIGINT) on a terminal, SIGTERM from

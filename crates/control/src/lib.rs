@@ -10,7 +10,6 @@
 pub mod agent;
 pub mod agents;
 pub mod api;
-mod autoscale;
 pub mod deployment;
 pub mod files;
 pub mod models;

@@ -10,7 +10,6 @@
 //! service's standard metrics (`NAME-http`), and the pool adds replicas, cold starts and shed requests.
 
 use crate::Error;
-use crate::autoscale::{Autoscaler, ScalePolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -19,6 +18,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratum_core::Cause;
+use stratum_core::autoscale::{Autoscaler, ScalePolicy};
 use stratum_core::ir::Application;
 use stratum_core::sync::lock;
 use stratum_core::types::Field;

@@ -443,6 +443,10 @@ pub enum WhenFull {
     Reject,
 }
 
+/// What a path between two machines may hold when its producer declares no `buffer` (the data plane's path logs
+/// and the simulator's), in bytes. Once full, the producer waits.
+pub const DEFAULT_PATH_BUFFER: u64 = 256 << 20;
+
 /// Store-and-forward policy for a source: events wait here while the uplink is down.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BufferPolicy {

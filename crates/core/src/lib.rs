@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autoscale;
 pub mod bytes;
 pub mod cron;
 pub mod eval;

@@ -96,6 +96,32 @@ fn duration_factor(name: &str) -> Option<f64> {
     DURATION_UNITS.iter().find(|(unit, _)| *unit == name).map(|(_, factor)| *factor)
 }
 
+/// A duration as typed on a command line, in seconds: `30s`, `500ms`, `5min` (or `5m`), `2h`, `1d`, `1.5 s`; a
+/// bare number is seconds.
+pub fn parse_duration_text(text: &str) -> Result<f64, DurationTextError> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| DurationTextError::NotADuration(text.to_string()))?;
+    let factor = match unit.trim() {
+        "" => 1.0,
+        "m" => 60.0,
+        unit => duration_factor(unit).ok_or_else(|| DurationTextError::UnknownUnit(unit.to_string()))?,
+    };
+    Ok(number * factor)
+}
+
+/// Why a duration typed on a command line was not understood.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DurationTextError {
+    /// It does not start with a number.
+    #[error("`{0}` is not a duration such as 30s or 5min")]
+    NotADuration(String),
+    /// Its unit is none of the duration units.
+    #[error("unknown unit `{0}`: use ms, s, min, h or d")]
+    UnknownUnit(String),
+}
+
 /// Why a unit spelling was not understood.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum UnitError {

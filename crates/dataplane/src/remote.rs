@@ -25,7 +25,7 @@ use stratum_core::sync::lock;
 use tokio::sync::{mpsc, watch};
 
 /// A buffer of this size (rejecting when full: the producer waits) for paths whose source declares none.
-pub const DEFAULT_PATH_BUFFER: u64 = 256 << 20;
+pub use stratum_core::ir::DEFAULT_PATH_BUFFER;
 /// How long stopping waits for a path's log to be acknowledged before leaving the rest on disk for later.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// How long a new path gives the producer's other paths to say they are finishing before it sends.

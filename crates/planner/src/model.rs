@@ -84,6 +84,10 @@ pub struct Flow {
     pub to: usize,
     /// Its estimated rate.
     pub bits_per_second: f64,
+    /// Its estimated rate in records.
+    pub events_per_second: f64,
+    /// The estimated size of one record, in bytes.
+    pub record_bytes: u64,
 }
 
 /// A network link: declared in the file, or assumed between tiers no declared link connects.
@@ -267,7 +271,17 @@ impl Problem {
                 requests.disk = ByteSize(requests.disk.0 + buffer.max.0);
             }
             let events = source.rate.map(|rate| rate.0).unwrap_or(1.0);
-            rates.insert(source.name.clone(), (events, source.event_size.0));
+            // The source's whole rate: a per-node rate times the machines that make it, so that what reads it is
+            // estimated from all of them.
+            let machines = if source.rate_per_node {
+                (0..self.hosts.len())
+                    .filter(|host| static_rejection(&self.hosts[*host], &source.placement, &requests).is_none())
+                    .count()
+                    .max(1)
+            } else {
+                1
+            };
+            rates.insert(source.name.clone(), (events * machines as f64, source.event_size.0));
             if source.rate_per_node {
                 let matching: Vec<usize> = (0..self.hosts.len())
                     .filter(|host| static_rejection(&self.hosts[*host], &source.placement, &requests).is_none())
@@ -393,13 +407,20 @@ impl Problem {
         for (from, to) in edges {
             let (Some(producers), Some(consumers)) = (instances.get(&from), instances.get(&to)) else { continue };
             let (events, size) = rates.get(&from).copied().unwrap_or((1.0, 64));
-            // A per-node source's rate is per instance; any other producer's rate is its total.
-            let per_producer =
-                if self.components[producers[0]].pinned.is_some() { events } else { events / producers.len() as f64 };
-            let bits = per_producer * size as f64 * 8.0 / consumers.len() as f64;
+            // Every producer's rate is its total, shared by its instances (a per-node source's instances each make
+            // the per-node rate).
+            let per_producer = events / producers.len() as f64;
+            let events_per_second = per_producer / consumers.len() as f64;
+            let bits = events_per_second * size as f64 * 8.0;
             for producer in producers {
                 for consumer in consumers {
-                    self.flows.push(Flow { from: *producer, to: *consumer, bits_per_second: bits });
+                    self.flows.push(Flow {
+                        from: *producer,
+                        to: *consumer,
+                        bits_per_second: bits,
+                        events_per_second,
+                        record_bytes: size,
+                    });
                 }
             }
         }

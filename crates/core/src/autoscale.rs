@@ -1,5 +1,7 @@
 //! How many replicas a service should have, decided from the requests it is serving — modelled on Knative's
-//! autoscaler. Pure: it is given samples and the time, and answers; the serving pool acts on the answer.
+//! autoscaler. Pure: it is given samples and the time, and answers; the serving pool acts on the answer, and
+//! `stratum simulate` runs the same code on the load it simulates. It lives in core because both the control
+//! plane and the simulator use it, and neither depends on the other.
 //!
 //! - **Stable mode**: replicas = ⌈average concurrency over the stable window (60 s, or the idle time when that is
 //!   shorter) / target concurrency⌉.
@@ -17,14 +19,19 @@ use std::collections::VecDeque;
 /// What a service's `scale` block says, with the windows of the algorithm.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScalePolicy {
+    /// Fewest replicas.
     pub min: u32,
+    /// Most replicas.
     pub max: u32,
     /// In-flight requests one replica is meant to handle.
     pub target_concurrency: f64,
     /// Seconds without a request before a `min = 0` service goes to zero.
     pub idle_seconds: f64,
+    /// Whether the request rate is forecast and scaled ahead of.
     pub predictive: bool,
+    /// Seconds the stable average looks back.
     pub stable_window_seconds: f64,
+    /// Seconds the panic average looks back.
     pub panic_window_seconds: f64,
     /// The panic window must ask for this many times the current replicas to panic.
     pub panic_threshold: f64,
@@ -51,8 +58,10 @@ impl ScalePolicy {
 
 /// A decision and why.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Decision {
+pub struct Decision {
+    /// How many replicas to run.
     pub replicas: u32,
+    /// Which rule decided: `stable`, `panic`, `predictive`, `warm until idle` or `idle`.
     pub reason: &'static str,
 }
 
@@ -65,7 +74,9 @@ const ALPHA: f64 = 0.5;
 const BETA: f64 = 0.3;
 const GAMMA: f64 = 0.1;
 
-pub(crate) struct Autoscaler {
+/// One service's autoscaler: what it has observed, and its decisions.
+pub struct Autoscaler {
+    /// The service's policy.
     pub policy: ScalePolicy,
     /// (time, in-flight requests) samples within the stable window.
     samples: VecDeque<(f64, f64)>,
@@ -77,10 +88,14 @@ pub(crate) struct Autoscaler {
     bucket_requests: u64,
     /// Seconds a request takes, smoothed: turns a forecast rate into a concurrency.
     latency_seconds: f64,
+    /// The forecast from `rates`, made again only when a bucket ends: it reads the whole history, and decisions
+    /// come twenty times a bucket.
+    forecast: Option<f64>,
 }
 
 impl Autoscaler {
-    pub(crate) fn new(policy: ScalePolicy) -> Autoscaler {
+    /// An autoscaler that has observed nothing yet.
+    pub fn new(policy: ScalePolicy) -> Autoscaler {
         Autoscaler {
             policy,
             samples: VecDeque::new(),
@@ -90,11 +105,12 @@ impl Autoscaler {
             bucket_start: None,
             bucket_requests: 0,
             latency_seconds: 0.0,
+            forecast: None,
         }
     }
 
     /// Records the in-flight requests at `now` and the requests that arrived since the last sample.
-    pub(crate) fn observe(&mut self, now: f64, in_flight: f64, arrived: u64) {
+    pub fn observe(&mut self, now: f64, in_flight: f64, arrived: u64) {
         self.samples.push_back((now, in_flight));
         while self.samples.front().is_some_and(|(time, _)| *time < now - self.policy.stable_window_seconds) {
             self.samples.pop_front();
@@ -111,11 +127,12 @@ impl Autoscaler {
             }
             self.bucket_start = Some(now);
             self.bucket_requests = 0;
+            self.forecast = self.forecast_from_history();
         }
     }
 
     /// Records how long a request took.
-    pub(crate) fn observe_latency(&mut self, seconds: f64) {
+    pub fn observe_latency(&mut self, seconds: f64) {
         self.latency_seconds =
             if self.latency_seconds == 0.0 { seconds } else { 0.9 * self.latency_seconds + 0.1 * seconds };
     }
@@ -131,7 +148,12 @@ impl Autoscaler {
     }
 
     /// The request rate expected one bucket ahead, when there is history enough to say.
-    pub(crate) fn forecast_rate(&self) -> Option<f64> {
+    pub fn forecast_rate(&self) -> Option<f64> {
+        self.forecast
+    }
+
+    /// Holt(–Winters) over the whole history of bucket rates.
+    fn forecast_from_history(&self) -> Option<f64> {
         if self.rates.len() < 3 {
             return None;
         }
@@ -163,7 +185,7 @@ impl Autoscaler {
     }
 
     /// How many replicas the service should have at `now`, having `current`.
-    pub(crate) fn decide(&mut self, now: f64, current: u32) -> Decision {
+    pub fn decide(&mut self, now: f64, current: u32) -> Decision {
         let policy = &self.policy;
         let stable = self.replicas_for(self.average(now, policy.stable_window_seconds));
         let panic = self.replicas_for(self.average(now, policy.panic_window_seconds));
