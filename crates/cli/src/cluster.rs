@@ -17,7 +17,11 @@ use stratum_control::server::{Server, ServerOptions};
 use stratum_core::ir::Tier;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(crate) struct ServerArgs {
+    /// Back the control plane's state up, or restore it (instead of running it).
+    #[command(subcommand)]
+    action: Option<ServerAction>,
     /// Where the API (for agents, `apply`, `status`) listens.
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDRESS")]
     listen: SocketAddr,
@@ -25,14 +29,14 @@ pub(crate) struct ServerArgs {
     #[arg(long, default_value = ".stratum-server")]
     state_dir: PathBuf,
     /// The operator's token, for `apply`, `train --server` and reading (or STRATUM_TOKEN).
-    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(long, env = "STRATUM_TOKEN", hide_env_values = true, required = true)]
+    token: Option<String>,
     /// A read-only token for `status`, events and metrics (or STRATUM_VIEWER_TOKEN).
     #[arg(long, env = "STRATUM_VIEWER_TOKEN", hide_env_values = true)]
     viewer_token: Option<String>,
     /// The token agents join with (or STRATUM_JOIN_TOKEN); it cannot apply, train or read.
-    #[arg(long, env = "STRATUM_JOIN_TOKEN", hide_env_values = true)]
-    join_token: String,
+    #[arg(long, env = "STRATUM_JOIN_TOKEN", hide_env_values = true, required = true)]
+    join_token: Option<String>,
     /// An agent silent for this long is lost and its components move.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     agent_timeout: Duration,
@@ -44,6 +48,60 @@ pub(crate) struct ServerArgs {
     /// reaching it by that name; Stratum's agents and commands need none.
     #[arg(long = "tls-name", value_name = "NAME")]
     tls_names: Vec<String>,
+}
+
+#[derive(clap::Subcommand)]
+pub(crate) enum ServerAction {
+    /// Copy the state directory — state store, models, the cluster's authority and secrets, the applied file —
+    /// into a new folder, consistently, while the server runs.
+    Backup {
+        /// The server's state directory.
+        #[arg(long, default_value = ".stratum-server")]
+        state_dir: PathBuf,
+        /// The new folder the backup goes into.
+        #[arg(long, value_name = "FOLDER")]
+        to: PathBuf,
+    },
+    /// Put a backup back into a state directory (checked against its manifest first); then start `stratum
+    /// server` on it.
+    Restore {
+        /// The backup's folder.
+        #[arg(long, value_name = "FOLDER")]
+        from: PathBuf,
+        /// The state directory to restore into; it must have no state store yet, unless --force.
+        #[arg(long, default_value = ".stratum-server")]
+        state_dir: PathBuf,
+        /// Replace the state directory's store and files (stop its server first).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `stratum server backup` and `stratum server restore`.
+fn server_action(action: ServerAction) -> anyhow::Result<Outcome> {
+    match action {
+        ServerAction::Backup { state_dir, to } => {
+            let manifest = stratum_control::backup::backup(&state_dir, &to)?;
+            println!(
+                "backed up {} into {}: {} files, {}",
+                state_dir.display(),
+                to.display(),
+                manifest.files.len(),
+                stratum_core::units::ByteSize(manifest.bytes())
+            );
+        }
+        ServerAction::Restore { from, state_dir, force } => {
+            let manifest = stratum_control::backup::restore(&from, &state_dir, force)?;
+            println!(
+                "restored {} files ({}) into {}; start `stratum server --state-dir {}` on it",
+                manifest.files.len(),
+                stratum_core::units::ByteSize(manifest.bytes()),
+                state_dir.display(),
+                state_dir.display()
+            );
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 #[derive(clap::Args)]
@@ -196,7 +254,14 @@ async fn until_stopped(stop: tokio::sync::watch::Sender<bool>) {
 }
 
 pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
-    if args.join_token == args.token || args.viewer_token.as_ref().is_some_and(|viewer| *viewer == args.join_token) {
+    if let Some(action) = args.action {
+        return server_action(action);
+    }
+    // Both are required by clap whenever no subcommand is given.
+    let (Some(token), Some(join_token)) = (args.token, args.join_token) else {
+        anyhow::bail!("--token and --join-token are required to run the server");
+    };
+    if join_token == token || args.viewer_token.as_ref().is_some_and(|viewer| *viewer == join_token) {
         eprintln!(
             "error: the join token must differ from the operator's and the viewer's: agents must not act as them"
         );
@@ -224,8 +289,7 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
     let authority_sha256 = match &authority {
         Some(authority) => {
             let ca_sha256 = authority.sha256()?;
-            let join =
-                stratum_control::pki::JoinString { ca_sha256: ca_sha256.clone(), token: args.join_token.clone() };
+            let join = stratum_control::pki::JoinString { ca_sha256: ca_sha256.clone(), token: join_token.clone() };
             stratum_control::files::write_secret(&join_file, format!("{}\n", join.render()).as_bytes())
                 .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", join_file.display()))?;
             Some(ca_sha256)
@@ -235,7 +299,7 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
     let options = ServerOptions {
         state_dir: args.state_dir.clone(),
         agent_timeout: args.agent_timeout,
-        join_token: args.join_token.clone(),
+        join_token: join_token.clone(),
         authority,
     };
     let server = match Server::open(options) {
@@ -250,7 +314,7 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         None => Tokens::random()?.viewer,
     };
     let config = ApiConfig {
-        tokens: Tokens { operator: args.token, viewer, join: Some(args.join_token) },
+        tokens: Tokens { operator: token, viewer, join: Some(join_token) },
         source_file: args.state_dir.join("app").join("app.stratum"),
         state_dir: args.state_dir,
     };

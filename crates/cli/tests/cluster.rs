@@ -851,3 +851,56 @@ fn training_on_agents_spreads_the_tasks_and_matches_a_local_run() {
     assert_eq!(forgot.status.code(), Some(0), "{forgot:?}");
     assert!(String::from_utf8_lossy(&forgot.stdout).contains("forgot `w2`"));
 }
+
+#[test]
+fn a_control_plane_restored_from_a_backup_on_a_new_machine_takes_its_agents_back() {
+    // The control plane's machine is lost after a backup taken while it ran: restored into a new state directory
+    // and started on another port, it has the application, the model and the agents' keys, and its authority is
+    // the one the agents trust, so the fog agent joins it again under its name and runs its stream.
+    let folder = cluster_folder("cluster_backup");
+    let (control, url) = serving(&folder, "cluster.stratum");
+    let fog = agent(&folder, &url, "fog1");
+    wait_for_the_fog(&folder, &url);
+    let join_string = join_string(&folder);
+    let backup = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_stratum")).args(arguments).current_dir(&folder).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, said) = backup(&["server", "backup", "--state-dir", "server", "--to", "backup"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.starts_with("backed up server into backup: "), "{said}");
+    let models_before = std::fs::read_dir(folder.join("server/models")).unwrap().count();
+    drop(control);
+    drop(fog);
+
+    // The machine is gone; a damaged backup is refused before anything is written.
+    std::fs::remove_dir_all(folder.join("server")).unwrap();
+    std::fs::write(folder.join("backup/join-string"), "stratum1:tampered").unwrap();
+    let (code, said) = backup(&["server", "restore", "--from", "backup", "--state-dir", "server"]);
+    assert_ne!(code, Some(0));
+    assert!(said.contains("backup/join-string: its contents are not what the backup recorded"), "{said}");
+    assert!(!folder.join("server").exists(), "nothing written from a damaged backup");
+    std::fs::write(folder.join("backup/join-string"), format!("{join_string}\n")).unwrap();
+    let (code, said) = backup(&["server", "restore", "--from", "backup", "--state-dir", "server"]);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = backup(&["server", "restore", "--from", "backup", "--state-dir", "server"]);
+    assert_ne!(code, Some(0), "a second restore over a store: {said}");
+    assert!(said.contains("already has a state store"), "{said}");
+    assert_eq!(std::fs::read_to_string(folder.join("server/join-string")).unwrap().trim(), join_string);
+    assert_eq!(std::fs::read_dir(folder.join("server/models")).unwrap().count(), models_before);
+
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let _control = server(&folder, port, false);
+    wait_until("the restored control plane", Duration::from_secs(20), || {
+        status(&folder, &url).is_some_and(|status| status["version"] == 1 && status["app"] == "cluster")
+    });
+    // The agents' keys came back with the store: another machine under the fog's name is refused.
+    let said = refused_agent(&folder, &url, "fog1", JOIN, "agents/impostor");
+    assert!(said.contains("stratum forget fog1"), "{said}");
+    let _fog = agent(&folder, &url, "fog1");
+    wait_for_the_fog(&folder, &url);
+}

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod agents;
 pub mod api;
+pub mod backup;
 pub mod deployment;
 pub mod files;
 pub mod models;
@@ -86,6 +87,15 @@ pub enum Error {
         /// What was asked.
         url: String,
         /// Why there is no answer.
+        #[source]
+        source: Cause,
+    },
+    /// A backup could not be made or restored: which file, and why.
+    #[error("backup: {}: {source}", path.display())]
+    Backup {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
         #[source]
         source: Cause,
     },
