@@ -60,6 +60,10 @@ fn stratum(arguments: &[&str], folder: &Path) -> Process {
 const CA: &str = "server/tls/ca.pem";
 
 fn server(folder: &Path, port: u16, plain_http: bool) -> Process {
+    server_with_timeout(folder, port, plain_http, "2s")
+}
+
+fn server_with_timeout(folder: &Path, port: u16, plain_http: bool, agent_timeout: &str) -> Process {
     let listen = format!("127.0.0.1:{port}");
     let plain: &[&str] = if plain_http { &["--plain-http"] } else { &[] };
     stratum(
@@ -77,7 +81,7 @@ fn server(folder: &Path, port: u16, plain_http: bool) -> Process {
                 "--join-token",
                 JOIN,
                 "--agent-timeout",
-                "2s",
+                agent_timeout,
             ],
             plain,
         ]
@@ -903,4 +907,131 @@ fn a_control_plane_restored_from_a_backup_on_a_new_machine_takes_its_agents_back
     assert!(said.contains("stratum forget fog1"), "{said}");
     let _fog = agent(&folder, &url, "fog1");
     wait_for_the_fog(&folder, &url);
+}
+
+/// The application the simulator and the runtime are compared on: a generator on the edge, a stream and its sink
+/// on the fog, a declared link between them.
+const AGREE: &str = "app agree
+node edge1 { tier = edge  cpu = 2  memory = 2 GiB }
+node fog1 { tier = fog  cpu = 4  memory = 8 GiB }
+link edge -> fog { latency = 1 ms  bandwidth = 100 Mbit/s }
+schema Reading { sensor: string  ts: timestamp  value: float }
+source readings: generator { schema = Reading  rate = 200/s  on = edge1 }
+stream relayed { from = readings  on = fog }
+sink kept: jsonl { from = relayed  path = \"out/kept.jsonl\"  on = fog }
+";
+
+#[test]
+fn the_simulator_agrees_with_the_runtime_on_a_stopped_fog() {
+    // The same file run by a control plane and two agents, and by `stratum simulate`: the fog is stopped (SIGSTOP)
+    // for 5 s, shorter than the agent timeout, so the edge keeps what it makes for the fog in its path's log and
+    // sends it once the fog wakes. The test's own ground truth: when each reading first appears in the fog's
+    // sink (the file polled every 50 ms) against the time the generator gave it. Tolerances: the sink writes its
+    // file every 0.1 s and the polling adds up to 50 ms, and the runtime's path resumes after a reconnect;
+    // latencies agree within 1.5 s, the rate within 5 %.
+    let folder: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_agree");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("agree.stratum"), AGREE).unwrap();
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let _control = server_with_timeout(&folder, port, false, "30s");
+    wait_until("the control plane", Duration::from_secs(20), || status(&folder, &url).is_some());
+    let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["apply", "agree.stratum", "--server", &url, "--token", TOKEN])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
+    let fog = agent(&folder, &url, "fog1");
+    wait_until("relayed on fog1", Duration::from_secs(20), || {
+        status(&folder, &url).is_some_and(|status| host_of(&status, "relayed").as_deref() == Some("fog1"))
+    });
+    let _edge = agent(&folder, &url, "edge1");
+
+    // Polls the sink: (when first seen, when made) of every reading, in milliseconds since 1970.
+    let kept = folder.join("agents/fog1/out/kept.jsonl");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let polling = {
+        let (kept, stop) = (kept.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut seen: Vec<(i64, i64)> = Vec::new();
+            let mut lines = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+                let text = std::fs::read_to_string(&kept).unwrap_or_default();
+                // Only whole lines: the last may be half written.
+                let whole: Vec<&str> = text.split_inclusive('\n').filter(|line| line.ends_with('\n')).collect();
+                for line in &whole[lines.min(whole.len())..] {
+                    let reading: Value = serde_json::from_str(line).unwrap();
+                    let made = stratum_core::eval::parse_timestamp(reading["ts"].as_str().unwrap()).unwrap();
+                    seen.push((now, made));
+                }
+                lines = lines.max(whole.len());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            seen
+        })
+    };
+    wait_until("readings at the fog", Duration::from_secs(30), || windows(&kept) > 200);
+    std::thread::sleep(Duration::from_secs(8));
+    signal(&fog, "STOP");
+    std::thread::sleep(Duration::from_secs(5));
+    signal(&fog, "CONT");
+    std::thread::sleep(Duration::from_secs(10));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = polling.join().unwrap();
+
+    // The runtime's figures over the readings made from 1 s after the first seen to 2 s before the end (those
+    // made later may not have been seen yet).
+    let first = seen.first().unwrap().1 + 1_000;
+    let last = seen.iter().map(|(_, made)| *made).max().unwrap() - 2_000;
+    let mut latencies: Vec<f64> =
+        seen.iter().filter(|(_, made)| (first..=last).contains(made)).map(|(at, made)| (at - made) as f64).collect();
+    latencies.sort_by(f64::total_cmp);
+    let quantile = |fraction: f64| latencies[((latencies.len() - 1) as f64 * fraction) as usize];
+    let rate = latencies.len() as f64 / ((last - first) as f64 / 1000.0);
+    let runtime = (rate, quantile(0.5), quantile(0.95), quantile(0.99), *latencies.last().unwrap());
+
+    // The simulator, on the same file: the same stop, inside a run as long as what was compared.
+    let duration = format!("{}ms", last - first);
+    let simulated = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["simulate", "agree.stratum", "--for", &duration, "--fail", "fog1@5s+5s", "--agent-timeout", "30s"])
+        .args(["--step", "50ms", "--format", "json"])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(simulated.status.code(), Some(0), "{}", String::from_utf8_lossy(&simulated.stderr));
+    let report: Value = serde_json::from_slice(&simulated.stdout).unwrap();
+    let path = &report["paths"][0];
+    let simulated_rate = path["records"].as_f64().unwrap() / report["simulated_seconds"].as_f64().unwrap();
+    let simulation = (
+        simulated_rate,
+        path["p50_ms"].as_f64().unwrap(),
+        path["p95_ms"].as_f64().unwrap(),
+        path["p99_ms"].as_f64().unwrap(),
+        path["max_ms"].as_f64().unwrap(),
+    );
+    eprintln!(
+        "a fog stopped 5 s, {} readings compared: rate {:.1}/s runtime, {:.1}/s simulated; latency ms (runtime, \
+         simulated): p50 {:.0}, {:.0}; p95 {:.0}, {:.0}; p99 {:.0}, {:.0}; max {:.0}, {:.0}",
+        latencies.len(),
+        runtime.0,
+        simulation.0,
+        runtime.1,
+        simulation.1,
+        runtime.2,
+        simulation.2,
+        runtime.3,
+        simulation.3,
+        runtime.4,
+        simulation.4
+    );
+    assert!((runtime.0 - simulation.0).abs() <= simulation.0 * 0.05, "rates differ by more than 5 %");
+    for (what, ours, theirs) in
+        [("p50", runtime.1, simulation.1), ("p95", runtime.2, simulation.2), ("max", runtime.4, simulation.4)]
+    {
+        assert!((ours - theirs).abs() <= 1_500.0, "{what}: runtime {ours:.0} ms, simulated {theirs:.0} ms");
+    }
 }
