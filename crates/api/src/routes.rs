@@ -150,6 +150,16 @@ pub fn routes() -> Vec<Route> {
         .answers::<ApplyAnswer>()
         .status(202)
         .errors(&[409, 422, 500]),
+        Route::new(
+            Method::POST,
+            "/v1/simulate",
+            Viewer,
+            "Simulates the running version over time: link use, latency per path, buffers, services, failures and cut links",
+            post(simulate),
+        )
+        .takes::<SimulateRequest>()
+        .answers::<stratum_sim::Report>()
+        .errors(&[400, 429, 503]),
         Route::new(Method::GET, "/metrics", Viewer, "Every component's and service's metrics", get(metrics))
             .text("text/plain; version=0.0.4")
             .errors(&running),
@@ -526,6 +536,74 @@ async fn checked(plane: Arc<ApiState>, request: &SourceText) -> Result<crate::ed
 async fn check(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SourceText = parse(request)?;
     ok(&checked(plane, &request).await?.report)
+}
+
+/// The longest simulation the API runs, and the most machines a scaled tier may have: a simulation runs on the
+/// server's own cores.
+const SIMULATED_SECONDS_AT_MOST: f64 = 7.0 * 86_400.0;
+const SCALED_MACHINES_AT_MOST: u32 = 20_000;
+
+/// Whether a simulation runs now: one at a time, since each takes a core for up to a minute.
+static SIMULATING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Reads what a simulation is asked, with the command line's forms and the API's limits.
+fn scenario(request: &SimulateRequest) -> Result<stratum_sim::Scenario, String> {
+    use stratum_core::units::parse_duration_text;
+    // A scenario's words become the refusal's message, with what is wrong in them.
+    let words = |error: stratum_sim::ScenarioError| stratum_core::error_chain(&error);
+    let seconds = |name: &str, text: &str| {
+        parse_duration_text(text).map_err(|error| format!("`{name}`: {}", stratum_core::error_chain(&error)))
+    };
+    let mut scenario = stratum_sim::Scenario::default();
+    if let Some(duration) = &request.duration {
+        scenario.duration = seconds("duration", duration)?;
+    }
+    if scenario.duration > SIMULATED_SECONDS_AT_MOST {
+        return Err("`duration`: at most 7 days through the API (`stratum simulate` runs longer ones)".into());
+    }
+    scenario.step = request.step.as_deref().map(|step| seconds("step", step)).transpose()?;
+    if let Some(timeout) = &request.agent_timeout {
+        scenario.agent_timeout = seconds("agent_timeout", timeout)?;
+    }
+    scenario.scale = request
+        .scale
+        .iter()
+        .map(|text| stratum_sim::ScaleTier::parse(text).map_err(words))
+        .collect::<Result<_, _>>()?;
+    if let Some(scale) = scenario.scale.iter().find(|scale| scale.nodes > SCALED_MACHINES_AT_MOST) {
+        return Err(format!(
+            "`scale`: at most {SCALED_MACHINES_AT_MOST} machines a tier through the API, not {} (`stratum simulate` takes more)",
+            scale.nodes
+        ));
+    }
+    scenario.failures =
+        request.fail.iter().map(|text| stratum_sim::Failure::parse(text).map_err(words)).collect::<Result<_, _>>()?;
+    scenario.partitions = request
+        .partition
+        .iter()
+        .map(|text| stratum_sim::Partition::parse(text).map_err(words))
+        .collect::<Result<_, _>>()?;
+    Ok(scenario)
+}
+
+async fn simulate(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let request: SimulateRequest = parse(request)?;
+    let scenario = scenario(&request).map_err(ApiError::bad_request)?;
+    let application = snapshot(&plane)?.running.application.clone();
+    if SIMULATING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Overloaded,
+            "a simulation is running; ask again once it is done",
+        ));
+    }
+    let simulated = tokio::task::spawn_blocking(move || stratum_sim::simulate(&application, &scenario)).await;
+    SIMULATING.store(false, std::sync::atomic::Ordering::Release);
+    match simulated {
+        Ok(Ok(report)) => ok(&report),
+        Ok(Err(error)) => Err(ApiError::bad_request(stratum_core::error_chain(&error))),
+        Err(failed) => Err(ApiError::internal(failed)),
+    }
 }
 
 async fn apply(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {

@@ -696,3 +696,26 @@ pub struct ServedModelView {
     /// The sha256 of the artifact file served.
     pub sha256: String,
 }
+
+/// A simulation of the running version (`stratum simulate` on its file as it runs now).
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SimulateRequest {
+    /// How long to simulate, such as `1h` or `1d` (at most 7 days; 1 hour when not given).
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Seconds per step, such as `1s` (by default the duration over 20,000, within 0.1 s and 5 s).
+    #[serde(default)]
+    pub step: Option<String>,
+    /// Tiers scaled to a number of machines, such as `edge=5000` (at most 20,000 machines a tier).
+    #[serde(default)]
+    pub scale: Vec<String>,
+    /// Machines that stop, such as `fog_downtown@10m` or `fog_downtown@10m+5m`.
+    #[serde(default)]
+    pub fail: Vec<String>,
+    /// Links cut for a while, such as `edge->fog@8h+10m`.
+    #[serde(default)]
+    pub partition: Vec<String>,
+    /// How long the control plane waits for a heartbeat before it counts a machine lost (10 s when not given).
+    #[serde(default)]
+    pub agent_timeout: Option<String>,
+}

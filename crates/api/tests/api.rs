@@ -59,6 +59,7 @@ fn example(route: &stratum_api::table::Route) -> (Method, String, Option<String>
         .replace("{job}", "1");
     let body = match route.path {
         "/v1/check" | "/v1/apply" => Some(json!({ "source": APP }).to_string()),
+        "/v1/simulate" => Some(json!({ "duration": "1min" }).to_string()),
         "/v1/services/{name}/predict" => Some(r#"{"n": 190}"#.into()),
         "/v1/blobs" => Some("hello".into()),
         _ => None,
@@ -257,6 +258,24 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
     let report = api.call(Method::POST, "/v1/check", Some(VIEWER), Some(json!({ "source": APP }).to_string())).await.1;
     assert_eq!((report["ok"].as_bool(), report["changes"].as_array().map(Vec::len)), (Some(true), Some(0)), "{report}");
     assert!(report["plan"]["hosts"].as_array().unwrap().iter().any(|host| host["host"] == "fog1"));
+
+    // A simulation of the running version: the generator's 200 readings a second for 10 minutes are made, the
+    // edge's machine stopped for a minute makes none of its readings then, and the timeline says so.
+    let simulation = json!({ "duration": "10min", "step": "1s", "fail": ["edge1@2min+1min"] }).to_string();
+    let report = api.call(Method::POST, "/v1/simulate", Some(VIEWER), Some(simulation)).await.1;
+    assert_eq!(report["app"], "small", "{report}");
+    assert_eq!(report["records_made"].as_f64(), Some(200.0 * 600.0), "{report}");
+    assert_eq!(report["records_lost_with_machines"].as_f64(), Some(200.0 * 60.0), "{report}");
+    assert_eq!(report["timeline"][0]["what"], "edge1 stops");
+    assert_eq!(report["series"]["seconds"].as_array().map(Vec::len), Some(200), "{report}");
+    let wrong = json!({ "duration": "10 fortnights" }).to_string();
+    let (status, answer) = api.call(Method::POST, "/v1/simulate", Some(VIEWER), Some(wrong)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("unknown unit `fortnights`"), "{answer}");
+    let (status, answer) =
+        api.call(Method::POST, "/v1/simulate", Some(VIEWER), Some(json!({ "fail": ["fog9@1s"] }).to_string())).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("no machine is named `fog9`"), "{answer}");
 
     // Bad input: not JSON, the wrong JSON, too large, unknown routes.
     assert_error(api.call(Method::POST, "/v1/check", Some(VIEWER), Some("source".into())).await, 400, "bad_request");

@@ -652,6 +652,96 @@ async function refreshApp() {
   return true;
 }
 
+// ---- Simulate -------------------------------------------------------------------------------------------------
+
+// Several entries in one field, separated by commas or spaces.
+function entries(id) {
+  return document.getElementById(id).value.split(/[\s,]+/).filter((entry) => entry);
+}
+
+function milliseconds(value) {
+  return value >= 1000 ? number(value / 1000) + " s" : number(value) + " ms";
+}
+
+function clock(seconds) {
+  const whole = Math.round(seconds);
+  const hours = Math.floor(whole / 3600), minutes = Math.floor(whole / 60) % 60, rest = whole % 60;
+  return (hours ? hours + "h " : "") + minutes + "m " + rest + "s";
+}
+
+function showSimulation(report) {
+  document.getElementById("simulate-summary").textContent =
+    `${clock(report.simulated_seconds)} in steps of ${number(report.step_seconds, 2)} s on ${report.machines} machines, ` +
+    `${report.instances} instances: ${number(report.records_made)} records made, ${number(report.records_delivered)} ` +
+    `delivered, ${number(report.records_in_flight)} on their way at the end, ${number(report.records_dropped)} dropped, ` +
+    `${number(report.records_held_back)} held back, ${number(report.records_lost_with_machines)} lost with machines; ` +
+    `cost ${number(report.cost.total, 2)}`;
+  const series = report.series;
+  const x = series.seconds;
+  const plain = { time: false, scales: { x: { time: false } } };
+  chart("simulate-links-chart", "Link use (share of bandwidth)", x,
+    report.links.map((link, index) => ({ label: `${link.from} -> ${link.to}`, values: series.link_use[index] })), plain);
+  chart("simulate-buffered-chart", "Waiting in path logs (MiB)", x,
+    [{ label: "MiB", values: series.buffered_bytes.map((value) => value / 1048576) }], plain);
+  chart("simulate-arriving-chart", "Arriving at the ends of paths (records/s)", x,
+    [{ label: "records/s", values: series.arriving_per_second }], plain);
+  chart("simulate-oldest-chart", "The oldest arrival's age (s)", x,
+    [{ label: "seconds", values: series.oldest_arrival_seconds }], plain);
+  chart("simulate-replicas-chart", "Replicas", x,
+    report.services.map((service, index) => ({ label: service.name, values: series.replicas[index] })), plain);
+  table(document.getElementById("simulate-timeline"), [{ title: "at" }, { title: "what" }],
+    report.timeline.map((happening) => ({ cells: [clock(happening.at), happening.what] })));
+  table(document.getElementById("simulate-paths"),
+    [{ title: "path" }, { title: "records", number: true }, { title: "p50", number: true },
+      { title: "p95", number: true }, { title: "p99", number: true }, { title: "max", number: true }],
+    report.paths.map((path) => ({ cells: [path.path, number(path.records), milliseconds(path.p50_ms),
+      milliseconds(path.p95_ms), milliseconds(path.p99_ms), milliseconds(path.max_ms)] })));
+  table(document.getElementById("simulate-links"),
+    [{ title: "link" }, { title: "carried", number: true }, { title: "mean use", number: true },
+      { title: "peak use", number: true }, { title: "cut for", number: true }],
+    report.links.map((link) => ({ cells: [`${link.from} -> ${link.to}`, bytes(link.bytes),
+      number(link.mean_utilisation * 100) + " %", number(link.peak_utilisation * 100) + " %",
+      link.down_seconds ? clock(link.down_seconds) : "–"] })));
+  table(document.getElementById("simulate-buffers"),
+    [{ title: "from" }, { title: "to" }, { title: "paths", number: true }, { title: "peak one path", number: true },
+      { title: "peak all", number: true }, { title: "dropped", number: true }, { title: "held back", number: true }],
+    report.buffers.map((buffer) => ({ cells: [buffer.from, buffer.to, buffer.paths, bytes(buffer.peak_bytes_one_path),
+      bytes(buffer.peak_bytes_all), number(buffer.dropped), number(buffer.held_back)] })));
+  table(document.getElementById("simulate-services"),
+    [{ title: "service" }, { title: "requests", number: true }, { title: "p50", number: true },
+      { title: "p99", number: true }, { title: "objective" }, { title: "missed", number: true },
+      { title: "max replicas", number: true }, { title: "cold starts", number: true }],
+    report.services.map((service) => ({ cells: [service.name, number(service.requests), milliseconds(service.p50_ms),
+      milliseconds(service.p99_ms), service.objective || "–", number(service.objective_missed * 100, 2) + " %",
+      service.max_replicas, service.cold_starts] })));
+  document.getElementById("simulate-notes").replaceChildren(...report.notes.map((note) => element("li", { text: note })));
+}
+
+document.getElementById("simulate-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const status = document.getElementById("simulate-status");
+  const button = document.getElementById("simulate-run");
+  button.disabled = true;
+  status.textContent = "simulating …";
+  const request = {
+    duration: document.getElementById("simulate-duration").value.trim() || "1h",
+    scale: entries("simulate-scale"),
+    fail: entries("simulate-fail"),
+    partition: entries("simulate-partition"),
+  };
+  const started = performance.now();
+  const answer = await api("/v1/simulate", { method: "POST", body: JSON.stringify(request) });
+  button.disabled = false;
+  if (answer.status !== 200) {
+    status.textContent = answer.body && answer.body.error ? answer.body.error.message : "failed: " + answer.status;
+    status.className = "error";
+    return;
+  }
+  status.className = "muted";
+  status.textContent = `simulated in ${number((performance.now() - started) / 1000, 1)} s`;
+  showSimulation(answer.body);
+});
+
 let refreshing = false;
 async function refresh() {
   if (refreshing || !document.getElementById("login").hidden) return;
@@ -663,7 +753,7 @@ async function refresh() {
       const views = {
         topology: refreshTopology, services: refreshServices, components: refreshComponents,
         models: refreshModels, dashboards: refreshDashboards, events: async () => {},
-        editor: async () => {},
+        editor: async () => {}, simulate: async () => {},
       };
       if (state.app.phase === "running" || state.view === "editor") await views[state.view]();
     }

@@ -1,7 +1,8 @@
 //! The web interface in a real browser: `stratum up` on the traffic example, then headless Chromium driven through
 //! chromedriver (WebDriver) opens the dashboard URL `up` printed and finds the topology with its machines and live
-//! rates, a service chart that updates, the congestion model's leaderboard, the file's operations dashboard, and
-//! a diagnostic in the editor after an error is typed in. Screenshots of each view are kept as test artifacts in
+//! rates, a service chart that updates, the congestion model's leaderboard, the file's operations dashboard, a
+//! simulation of the running version with a cut link (its charts and timeline), and a diagnostic in the editor
+//! after an error is typed in. Screenshots of each view are kept as test artifacts in
 //! `$CARGO_TARGET_TMPDIR/browser/`.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: chromium, chromium-driver; CI's external stage installs them), so
@@ -164,6 +165,28 @@ async fn the_dashboard_shows_the_running_traffic_application() {
     )
     .await;
     screenshot(&client, "dashboards").await;
+
+    // Simulate: an hour of the running version with the edge-to-fog link cut for ten minutes; its charts drawn
+    // from the report's series, and the cut in what happened.
+    open_tab(&client, "simulate").await;
+    client
+        .execute("document.getElementById('simulate-partition').value = 'edge->fog@20m+10m';", Vec::new())
+        .await
+        .unwrap();
+    client.find(Locator::Css("#simulate-run")).await.unwrap().click().await.unwrap();
+    wait_until(
+        &client,
+        "the links chart drawn",
+        "Number(document.getElementById('simulate-links-chart').dataset.points || 0) > 0",
+    )
+    .await;
+    wait_until(
+        &client,
+        "the cut in what happened",
+        "document.getElementById('simulate-timeline').textContent.includes('edge -> fog cut for 10m 0s')",
+    )
+    .await;
+    screenshot(&client, "simulate").await;
 
     // The editor: an error typed in (near the top, where the editor draws lines) shows its diagnostic, from the
     // check API, in the list and in the gutter.

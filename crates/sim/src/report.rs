@@ -2,11 +2,12 @@
 //! links, end-to-end latency per path, buffers, services with their replicas over time, what happened when, and
 //! the cost.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::fmt::Write;
 
 /// Everything a simulation found.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct Report {
     /// The application.
     pub app: String,
@@ -44,10 +45,30 @@ pub struct Report {
     pub cost: Cost,
     /// What the simulation leaves out, said once.
     pub notes: Vec<String>,
+    /// Figures over time, for plots.
+    pub series: Series,
+}
+
+/// Figures over time: at most 240 points, each what an interval of steps did.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Series {
+    /// The end of each interval, in seconds from the start.
+    pub seconds: Vec<f64>,
+    /// For each of the report's `links`, in its order: its use in each interval, as a fraction of its bandwidth
+    /// (bits per second for a link that is not limited).
+    pub link_use: Vec<Vec<f64>>,
+    /// Bytes waiting in every path's log at each interval's end.
+    pub buffered_bytes: Vec<f64>,
+    /// Records a second arriving at the ends of their paths.
+    pub arriving_per_second: Vec<f64>,
+    /// The age of the oldest record that arrived in each interval, in seconds.
+    pub oldest_arrival_seconds: Vec<f64>,
+    /// For each service, in the order of `services`: its replicas across its machines at each interval's end.
+    pub replicas: Vec<Vec<u32>>,
 }
 
 /// One link's use over the run.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct LinkReport {
     /// One end (a tier or a machine).
     pub from: String,
@@ -66,7 +87,7 @@ pub struct LinkReport {
 }
 
 /// End-to-end latency of the records that reached one path's end.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct PathReport {
     /// The path, such as `detections → counts → history`.
     pub path: String,
@@ -83,7 +104,7 @@ pub struct PathReport {
 }
 
 /// The path buffers between one producer and one consumer (one per pair of instances).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct BufferReport {
     /// The producing component.
     pub from: String,
@@ -104,7 +125,7 @@ pub struct BufferReport {
 }
 
 /// One service.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct ServiceReport {
     /// Its name.
     pub name: String,
@@ -120,14 +141,12 @@ pub struct ServiceReport {
     pub objective_missed: f64,
     /// Replicas started from zero.
     pub cold_starts: u64,
-    /// The most replicas at once, across its machines.
+    /// The most replicas at once, across its machines (`series.replicas` has them over time).
     pub max_replicas: u32,
-    /// Replicas across its machines whenever they changed: (seconds, replicas).
-    pub replicas: Vec<(f64, u32)>,
 }
 
 /// Something that happened at a time.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct Happening {
     /// Seconds from the start.
     pub at: f64,
@@ -136,7 +155,7 @@ pub struct Happening {
 }
 
 /// What the machines cost.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct Cost {
     /// The machines in use, per hour.
     pub hourly: f64,

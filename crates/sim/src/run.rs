@@ -15,7 +15,9 @@
 
 use crate::Error;
 use crate::costs::{self, COLD_START_SECONDS, SERVING_OVERHEAD_SECONDS};
-use crate::report::{BufferReport, Cost, Happening, LinkReport, PathReport, Report, ServiceReport, seconds_text};
+use crate::report::{
+    BufferReport, Cost, Happening, LinkReport, PathReport, Report, Series, ServiceReport, seconds_text,
+};
 use crate::scenario::Scenario;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use stratum_core::autoscale::{Autoscaler, ScalePolicy};
@@ -23,6 +25,9 @@ use stratum_core::ir::{Action, Application, Condition, ServiceInput, Tier, WhenF
 use stratum_core::plan::ComponentKind;
 use stratum_planner::model::{Problem, estimated_service_time_ms};
 use stratum_planner::search::State;
+
+/// The most points a series of the report has.
+const SAMPLES: u64 = 240;
 
 /// How often a service pool samples its load and decides its size (the control plane's `SCALE_TICK`).
 const SCALE_TICK_SECONDS: f64 = 0.5;
@@ -121,7 +126,8 @@ struct ServiceStats {
     requests: f64,
     missed: f64,
     cold_starts: u64,
-    replicas: Vec<(f64, u32)>,
+    /// The most replicas at once across its pools.
+    max_replicas: u32,
     /// The rate of an HTTP input (its `slo.throughput`), spread over its pools.
     http_rate: f64,
 }
@@ -294,7 +300,8 @@ pub(crate) fn run(
             arrivals: Vec::new(),
             arrived: 0.0,
             ratio: 0.0,
-            pinned: component.pinned.is_some(),
+            // A per-node source, or a component whose file names its machine: it lives and dies with it.
+            pinned: component.pinned.is_some() || component.placement.node.is_some(),
         })
         .collect();
     let route = |from: Option<usize>, to: Option<usize>| match (from, to) {
@@ -357,7 +364,7 @@ pub(crate) fn run(
                 requests: 0.0,
                 missed: 0.0,
                 cold_starts: 0,
-                replicas: Vec::new(),
+                max_replicas: 0,
                 http_rate: match service.input {
                     ServiceInput::Http { .. } => service.slo.throughput.map_or(0.0, |rate| rate.0),
                     ServiceInput::Stream { .. } => 0.0,
@@ -453,6 +460,14 @@ pub(crate) fn run(
     let pools_per_service: Vec<f64> = (0..services.len())
         .map(|service| pools.iter().filter(|pool| pool.service == service).count().max(1) as f64)
         .collect();
+
+    // The series the report plots: at most `SAMPLES` points, each what an interval of steps did.
+    let every = steps.div_ceil(SAMPLES).max(1);
+    let mut sampled = Series::default();
+    let mut replicas_now = vec![0u32; application.services.len()];
+    let mut sampled_links: Vec<Vec<f64>> = vec![Vec::new(); problem.links.len()];
+    let mut interval_bits = vec![0.0; problem.links.len()];
+    let (mut interval_arrived, mut interval_oldest) = (0.0, 0.0_f64);
 
     // Scratch space reused every step.
     let mut demand = vec![0.0; paths.len()];
@@ -582,9 +597,14 @@ pub(crate) fn run(
                     }
                     if part.terminal || part.service.is_some() {
                         for (made, records) in &instance.arrivals {
-                            latencies[instance.part].add((now - made).max(0.0) + answered, *records);
+                            let age = (now - made).max(0.0) + answered;
+                            latencies[instance.part].add(age, *records);
+                            if *records > 0.0 {
+                                interval_oldest = interval_oldest.max(age);
+                            }
                         }
                         delivered_to[instance.part] += instance.arrived;
+                        interval_arrived += instance.arrived;
                     }
                     instance.ratio =
                         if instance.nominal_in > 0.0 { instance.arrived / (instance.nominal_in * step) } else { 0.0 };
@@ -698,6 +718,7 @@ pub(crate) fn run(
                     for link in &path.links {
                         link_bits[*link] += bits;
                         link_used[*link] += bits;
+                        interval_bits[*link] += bits;
                     }
                 }
             }
@@ -727,6 +748,24 @@ pub(crate) fn run(
         }
         for (peak, total) in buffer_peak_all.iter_mut().zip(&buffer_totals) {
             *peak = peak.max(*total);
+        }
+        for (service, replicas) in replicas_now.iter_mut().enumerate() {
+            *replicas = pools.iter().filter(|pool| pool.service == service).map(|pool| pool.replicas).sum();
+            services[service].max_replicas = services[service].max_replicas.max(*replicas);
+        }
+        if (step_number + 1) % every == 0 || step_number + 1 == steps {
+            let interval = (step_number % every + 1) as f64 * step;
+            sampled.seconds.push((step_number + 1) as f64 * step);
+            for (link, network) in problem.links.iter().enumerate() {
+                let per_second = interval_bits[link] / interval;
+                sampled_links[link].push(network.capacity.map_or(per_second, |bits| per_second / bits));
+                interval_bits[link] = 0.0;
+            }
+            sampled.buffered_bytes.push(buffer_totals.iter().sum());
+            sampled.arriving_per_second.push(interval_arrived / interval);
+            sampled.oldest_arrival_seconds.push(interval_oldest);
+            (interval_arrived, interval_oldest) = (0.0, 0.0);
+            sampled.replicas.push(replicas_now.clone());
         }
     }
 
@@ -781,7 +820,22 @@ pub(crate) fn run(
     if application.policies.iter().any(|policy| !matches!(policy.condition, Condition::NodeLost)) {
         notes.push("policies other than migrate-on-node-lost are not simulated yet".into());
     }
+    let reported_links: Vec<usize> =
+        (0..problem.links.len()).filter(|link| link_bits[*link] > 0.0 || link_down_seconds[*link] > 0.0).collect();
+    // Series per service: (seconds, replicas) rows become one row of replicas per sample.
+    let mut replicas_by_service: Vec<Vec<u32>> = vec![Vec::new(); application.services.len()];
+    for sample in &sampled.replicas {
+        for (service, replicas) in sample.iter().enumerate() {
+            replicas_by_service[service].push(*replicas);
+        }
+    }
+    let series = Series {
+        link_use: reported_links.iter().map(|link| std::mem::take(&mut sampled_links[*link])).collect(),
+        replicas: replicas_by_service,
+        ..sampled
+    };
     Ok(Report {
+        series,
         app: application.name.clone(),
         simulated_seconds: steps as f64 * step,
         step_seconds: step,
@@ -798,11 +852,9 @@ pub(crate) fn run(
         records_dropped: paths.iter().map(|path| path.dropped).sum(),
         records_held_back: paths.iter().map(|path| path.held_back).sum::<f64>() + held_back_unplaced,
         records_lost_with_machines: lost_with_machines + stranded,
-        links: problem
-            .links
+        links: reported_links
             .iter()
-            .enumerate()
-            .filter(|(link, _)| link_bits[*link] > 0.0 || link_down_seconds[*link] > 0.0)
+            .map(|link| (*link, &problem.links[*link]))
             .map(|(link, network)| LinkReport {
                 from: network.from.clone(),
                 to: network.to.clone(),
@@ -839,11 +891,10 @@ pub(crate) fn run(
                 objective_missed: if stats.requests > 0.0 { stats.missed / stats.requests } else { 0.0 },
                 p50_ms: stats.latencies.quantile(0.5) * 1000.0,
                 p99_ms: stats.latencies.quantile(0.99) * 1000.0,
-                max_replicas: stats.replicas.iter().map(|(_, replicas)| *replicas).max().unwrap_or(0),
+                max_replicas: stats.max_replicas,
                 name: stats.name,
                 requests: stats.requests,
                 cold_starts: stats.cold_starts,
-                replicas: stats.replicas,
             })
             .collect(),
         timeline,
@@ -958,7 +1009,6 @@ fn serve(pool: &mut Pool, stats: &mut ServiceStats, requests: f64, step: f64, no
                 stats.cold_starts += 1;
             }
             pool.replicas = decision.replicas;
-            stats.replicas.push((tick, pool.replicas));
         }
         pool.next_tick += SCALE_TICK_SECONDS;
     }

@@ -64,6 +64,18 @@ fn a_cut_link_queues_on_the_producer_and_drains_once_it_heals() {
     assert_eq!(said, ["edge -> fog cut for 20.0 s", "edge -> fog heals"], "{said:?}");
     close(report.timeline[0].at, 10.0, 0.11, "cut at");
     close(report.timeline[1].at, 30.0, 0.11, "healed at");
+
+    // The series for plots: 600 steps of 0.1 s in 200 intervals of three.
+    let series = &report.series;
+    assert_eq!(series.seconds.len(), 200, "600 steps in intervals of 3");
+    let at = |seconds: f64| series.seconds.iter().position(|end| (*end - seconds).abs() < 1e-6).unwrap();
+    close(series.arriving_per_second[at(6.0)], 100.0, 1e-6, "arriving in steady state");
+    close(series.arriving_per_second[at(20.1)], 0.0, 1e-6, "arriving during the cut");
+    close(series.link_use[0][at(20.1)], 0.0, 1e-9, "the link's use during the cut");
+    close(series.link_use[0][at(6.0)], 100.0 * 800.0 / 10e6, 1e-9, "the link's use in steady state");
+    close(series.buffered_bytes[at(29.7)], 197_000.0, 1_000.0, "19.7 s of records waiting before the heal");
+    close(series.buffered_bytes[at(30.3)], 0.0, 1e-6, "nothing waits after it");
+    close(series.oldest_arrival_seconds[at(30.3)], 20.0, 0.2, "the oldest arrival right after the heal");
 }
 
 #[test]
