@@ -4,8 +4,9 @@
 //! they were queued, when their records were made on average, how many). In every step, in this order:
 //! 1. what the scenario says happens now happens (a machine stops or comes back, a link is cut or heals; a machine
 //!    silent for the agent timeout is lost and its instances are placed again by the planner's own search);
-//! 2. every producer queues what it makes — a source its rate, any other component in proportion to what reached
-//!    it in the step before — and a full buffer drops its oldest records or holds the source back;
+//! 2. stage by stage (a component one stage after the last of its inputs, so that what reaches it is passed on in
+//!    the same step), every producer queues what it makes — a source its rate, any other component in proportion
+//!    to what reached it — and a full buffer drops its oldest records or holds the source back;
 //! 3. every path delivers what its consumer can take in (its cores times the per-record cost from the benchmarks)
 //!    and its links can carry (bandwidth shared in proportion to demand, less the loss rate), oldest first;
 //! 4. what reached the end of a path is counted with its age; services answer as an M/M/c queue of their replicas
@@ -134,7 +135,7 @@ struct ServiceStats {
 
 /// Latencies in logarithmic buckets from 0.01 ms to about a week, weighted by records.
 #[derive(Clone)]
-pub(crate) struct Histogram {
+struct Histogram {
     weights: Vec<f64>,
     /// Each bucket's sum of latencies times weights, so that a quantile is its bucket's mean, not an edge.
     sums: Vec<f64>,
@@ -146,12 +147,12 @@ const BUCKETS_PER_DECADE: f64 = 20.0;
 const SMALLEST_SECONDS: f64 = 1e-5;
 
 impl Histogram {
-    pub(crate) fn new() -> Histogram {
+    fn new() -> Histogram {
         let buckets = (BUCKETS_PER_DECADE * 11.0) as usize;
         Histogram { weights: vec![0.0; buckets], sums: vec![0.0; buckets], total: 0.0, largest: 0.0 }
     }
 
-    pub(crate) fn add(&mut self, seconds: f64, weight: f64) {
+    fn add(&mut self, seconds: f64, weight: f64) {
         if weight <= 0.0 || !seconds.is_finite() {
             return;
         }
@@ -165,7 +166,7 @@ impl Histogram {
     }
 
     /// The latency below which `fraction` of the weight lies (the mean of the bucket it falls in), in seconds.
-    pub(crate) fn quantile(&self, fraction: f64) -> f64 {
+    fn quantile(&self, fraction: f64) -> f64 {
         if self.total <= 0.0 {
             return 0.0;
         }
@@ -205,23 +206,766 @@ struct Outages {
     link_down: Vec<bool>,
 }
 
+impl Outages {
+    /// Whether an instance on `host` runs: placed, and its machine up.
+    fn up(&self, host: Option<usize>) -> bool {
+        host.is_some_and(|host| self.down_since[host].is_none())
+    }
+}
+
+/// What is counted for the report as the simulation runs.
+struct Tally {
+    timeline: Vec<Happening>,
+    /// Per component: the latency of what reached it as a path's end, and how much did.
+    latencies: Vec<Histogram>,
+    delivered_to: Vec<f64>,
+    made: f64,
+    lost_with_machines: f64,
+    held_back_unplaced: f64,
+    /// Per link: bits carried, the highest use in a step, seconds cut.
+    link_bits: Vec<f64>,
+    link_peak: Vec<f64>,
+    link_down_seconds: Vec<f64>,
+    /// Per (producer, consumer) pair of components: the most their paths held at once.
+    buffer_peak_all: Vec<f64>,
+    /// The series, and what the interval being sampled has seen so far.
+    series: Series,
+    series_links: Vec<Vec<f64>>,
+    interval_bits: Vec<f64>,
+    interval_arrived: f64,
+    interval_oldest: f64,
+    replicas_now: Vec<u32>,
+}
+
+/// Space each step reuses.
+struct Scratch {
+    demand: Vec<f64>,
+    capacity_left: Vec<f64>,
+    into_instance: Vec<f64>,
+    link_left: Vec<f64>,
+    on_link: Vec<f64>,
+    link_used: Vec<f64>,
+    buffer_totals: Vec<f64>,
+}
+
+/// A simulation: the planned application, the scenario, and the state of everything as it runs.
+struct Simulation<'a> {
+    application: &'a Application,
+    problem: &'a Problem,
+    scenario: &'a Scenario,
+    step: f64,
+    steps: u64,
+    /// Each failure's host, in the scenario's order; each partition's links.
+    failure_hosts: Vec<usize>,
+    partition_links: Vec<Vec<usize>>,
+    parts: Vec<Part>,
+    instances: Vec<Instance>,
+    paths: Vec<Path>,
+    /// Each instance's outgoing paths, and (a source's) records made a second.
+    outgoing: Vec<Vec<usize>>,
+    source_rate: Vec<f64>,
+    /// The instances of each stage, in order.
+    instances_at: Vec<Vec<usize>>,
+    /// Each link's loss rate.
+    loss: Vec<f64>,
+    /// Each (producer, consumer) pair of components, numbered for `buffer_peak_all`.
+    pair_index: HashMap<(usize, usize), usize>,
+    services: Vec<ServiceStats>,
+    pools: Vec<Pool>,
+    pools_per_service: Vec<f64>,
+    /// Steps per sample of the series.
+    every: u64,
+    outages: Outages,
+    tally: Tally,
+    scratch: Scratch,
+}
+
+/// The links of a route between two hosts and its latency in seconds (none while an end is placed nowhere).
+fn route(problem: &Problem, from: Option<usize>, to: Option<usize>) -> (Vec<usize>, f64) {
+    match (from, to) {
+        (Some(from), Some(to)) => {
+            let route = problem.route(from, to);
+            (route.links().to_vec(), route.latency_ms / 1000.0)
+        }
+        _ => (Vec::new(), 0.0),
+    }
+}
+
 pub(crate) fn run(
     application: &Application,
     problem: &Problem,
     assignment: &[usize],
     scenario: &Scenario,
 ) -> Result<Report, Error> {
-    let step = scenario.step_seconds();
-    let steps = (scenario.duration / step).ceil() as u64;
-    let host_index: HashMap<&str, usize> =
-        problem.hosts.iter().enumerate().map(|(index, host)| (host.name.as_str(), index)).collect();
-    for failure in &scenario.failures {
-        if !host_index.contains_key(failure.host.as_str()) {
-            return Err(Error::UnknownMachine { name: failure.host.clone() });
+    let mut simulation = Simulation::new(application, problem, assignment, scenario)?;
+    for number in 0..simulation.steps {
+        simulation.advance(number);
+    }
+    Ok(simulation.report())
+}
+
+impl<'a> Simulation<'a> {
+    fn new(
+        application: &'a Application,
+        problem: &'a Problem,
+        assignment: &[usize],
+        scenario: &'a Scenario,
+    ) -> Result<Simulation<'a>, Error> {
+        let step = scenario.step_seconds();
+        let steps = (scenario.duration / step).ceil() as u64;
+        let host_index: HashMap<&str, usize> =
+            problem.hosts.iter().enumerate().map(|(index, host)| (host.name.as_str(), index)).collect();
+        let failure_hosts = scenario
+            .failures
+            .iter()
+            .map(|failure| {
+                host_index
+                    .get(failure.host.as_str())
+                    .copied()
+                    .ok_or_else(|| Error::UnknownMachine { name: failure.host.clone() })
+            })
+            .collect::<Result<Vec<usize>, Error>>()?;
+        let links_between = |from: &str, to: &str| -> Vec<usize> {
+            problem
+                .links
+                .iter()
+                .enumerate()
+                .filter(|(_, link)| (link.from == from && link.to == to) || (link.from == to && link.to == from))
+                .map(|(index, _)| index)
+                .collect()
+        };
+        let partition_links = scenario
+            .partitions
+            .iter()
+            .map(|partition| {
+                let links = links_between(&partition.from, &partition.to);
+                if links.is_empty() {
+                    Err(Error::UnknownLink { from: partition.from.clone(), to: partition.to.clone() })
+                } else {
+                    Ok(links)
+                }
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+
+        let (parts, part_index, producers_of) = parts_of(application, problem);
+        let mut instances: Vec<Instance> = problem
+            .components
+            .iter()
+            .enumerate()
+            .map(|(index, component)| Instance {
+                part: part_index[component.name.as_str()],
+                host: Some(assignment[index]),
+                capacity: costs::records_per_second(
+                    application,
+                    component.kind,
+                    &component.name,
+                    component.requests.cpu,
+                ),
+                nominal_in: 0.0,
+                arrivals: Vec::new(),
+                arrived: 0.0,
+                ratio: 0.0,
+                // A per-node source, or a component whose file names its machine: it lives and dies with it.
+                pinned: component.pinned.is_some() || component.placement.node.is_some(),
+            })
+            .collect();
+        let paths: Vec<Path> = problem
+            .flows
+            .iter()
+            .map(|flow| {
+                instances[flow.to].nominal_in += flow.events_per_second;
+                let (links, latency) = route(problem, Some(assignment[flow.from]), Some(assignment[flow.to]));
+                Path {
+                    from: flow.from,
+                    to: flow.to,
+                    records_per_second: flow.events_per_second,
+                    record_bytes: flow.record_bytes as f64,
+                    links,
+                    latency,
+                    queue: VecDeque::new(),
+                    queued: 0.0,
+                    peak_bytes: 0.0,
+                    dropped: 0.0,
+                    held_back: 0.0,
+                }
+            })
+            .collect();
+        let mut outgoing: Vec<Vec<usize>> = vec![Vec::new(); instances.len()];
+        for (index, path) in paths.iter().enumerate() {
+            outgoing[path.from].push(index);
+        }
+        // What each source instance makes a second: everything it makes goes to each component that reads it,
+        // split over that component's instances, so the sum towards any one reader is the whole.
+        let source_rate: Vec<f64> = (0..instances.len())
+            .map(|index| {
+                let mut towards: HashMap<usize, f64> = HashMap::new();
+                for path in &outgoing[index] {
+                    *towards.entry(instances[paths[*path].to].part).or_default() += paths[*path].records_per_second;
+                }
+                towards.into_values().fold(0.0, f64::max)
+            })
+            .collect();
+
+        // Stages: a component comes one stage after the last of its inputs, so that within a step what reaches a
+        // component is passed on in the same step.
+        let mut depth = vec![0usize; parts.len()];
+        for _ in 0..parts.len() {
+            let mut changed = false;
+            for part in 0..parts.len() {
+                let deepest = producers_of[part].iter().map(|producer| depth[*producer] + 1).max().unwrap_or(0);
+                if deepest > depth[part] && deepest <= parts.len() {
+                    depth[part] = deepest;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let stages = depth.iter().max().map_or(1, |deepest| deepest + 1);
+        let mut instances_at: Vec<Vec<usize>> = vec![Vec::new(); stages];
+        for (index, instance) in instances.iter().enumerate() {
+            instances_at[depth[instance.part]].push(index);
+        }
+
+        let (services, pools) = services_of(application, &parts, &instances);
+        let pools_per_service: Vec<f64> = (0..services.len())
+            .map(|service| pools.iter().filter(|pool| pool.service == service).count().max(1) as f64)
+            .collect();
+        let loss: Vec<f64> = problem
+            .links
+            .iter()
+            .map(|link| {
+                application
+                    .links
+                    .iter()
+                    .find(|declared| {
+                        endpoint_name(&declared.from) == link.from && endpoint_name(&declared.to) == link.to
+                    })
+                    .and_then(|declared| declared.loss)
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        let mut pair_index: HashMap<(usize, usize), usize> = HashMap::new();
+        for path in &paths {
+            let next = pair_index.len();
+            pair_index.entry((instances[path.from].part, instances[path.to].part)).or_insert(next);
+        }
+        let links = problem.links.len();
+        let tally = Tally {
+            timeline: Vec::new(),
+            latencies: vec![Histogram::new(); parts.len()],
+            delivered_to: vec![0.0; parts.len()],
+            made: 0.0,
+            lost_with_machines: 0.0,
+            held_back_unplaced: 0.0,
+            link_bits: vec![0.0; links],
+            link_peak: vec![0.0; links],
+            link_down_seconds: vec![0.0; links],
+            buffer_peak_all: vec![0.0; pair_index.len()],
+            series: Series::default(),
+            series_links: vec![Vec::new(); links],
+            interval_bits: vec![0.0; links],
+            interval_arrived: 0.0,
+            interval_oldest: 0.0,
+            replicas_now: vec![0; services.len()],
+        };
+        let scratch = Scratch {
+            demand: vec![0.0; paths.len()],
+            capacity_left: vec![0.0; instances.len()],
+            into_instance: vec![0.0; instances.len()],
+            link_left: vec![0.0; links],
+            on_link: vec![0.0; links],
+            link_used: vec![0.0; links],
+            buffer_totals: vec![0.0; pair_index.len()],
+        };
+        Ok(Simulation {
+            application,
+            problem,
+            scenario,
+            step,
+            steps,
+            failure_hosts,
+            partition_links,
+            parts,
+            instances,
+            paths,
+            outgoing,
+            source_rate,
+            instances_at,
+            loss,
+            pair_index,
+            services,
+            pools,
+            pools_per_service,
+            every: steps.div_ceil(SAMPLES).max(1),
+            outages: Outages {
+                down_since: vec![None; problem.hosts.len()],
+                lost: vec![false; problem.hosts.len()],
+                link_down: vec![false; links],
+            },
+            tally,
+            scratch,
+        })
+    }
+
+    /// One step: what the scenario says happens, then each stage in turn, then what the step is counted as.
+    fn advance(&mut self, number: u64) {
+        let now = number as f64 * self.step;
+        self.happen(number, now);
+        for (link, network) in self.problem.links.iter().enumerate() {
+            self.scratch.link_left[link] = if self.outages.link_down[link] {
+                self.tally.link_down_seconds[link] += self.step;
+                0.0
+            } else {
+                network.capacity.map_or(f64::INFINITY, |bits| bits * (1.0 - self.loss[link]) * self.step)
+            };
+        }
+        for (index, instance) in self.instances.iter_mut().enumerate() {
+            instance.arrived = 0.0;
+            instance.arrivals.clear();
+            self.scratch.capacity_left[index] = instance.capacity * self.step;
+        }
+        for stage in 0..self.instances_at.len() {
+            self.produce(stage, now);
+            self.deliver(stage);
+        }
+        self.count_step(number);
+    }
+
+    /// The scenario (the first phase of a step): something happens in the first step that starts at or after its
+    /// time. A machine silent for the agent timeout is counted lost and its work placed again.
+    fn happen(&mut self, number: u64, now: f64) {
+        let step = self.step;
+        let fires = |at: f64| (at / step - 1e-9).ceil().max(0.0) as u64 == number;
+        let mut came_back = false;
+        for (failure, host) in self.scenario.failures.iter().zip(&self.failure_hosts) {
+            if fires(failure.at) {
+                self.outages.down_since[*host] = Some(now);
+                self.tally.timeline.push(Happening { at: now, what: format!("{} stops", failure.host) });
+            }
+            if let Some(lasting) = failure.lasting
+                && fires(failure.at + lasting)
+            {
+                self.outages.down_since[*host] = None;
+                came_back = true;
+                let was_lost = std::mem::replace(&mut self.outages.lost[*host], false);
+                self.tally.timeline.push(Happening {
+                    at: now,
+                    what: if was_lost {
+                        format!("{} is back; what moved away stays where it went, its own sources go on", failure.host)
+                    } else {
+                        format!("{} is back before it was counted lost", failure.host)
+                    },
+                });
+            }
+        }
+        for (partition, links) in self.scenario.partitions.iter().zip(&self.partition_links) {
+            if fires(partition.at) {
+                links.iter().for_each(|link| self.outages.link_down[*link] = true);
+                self.tally.timeline.push(Happening {
+                    at: now,
+                    what: format!("{} -> {} cut for {}", partition.from, partition.to, seconds_text(partition.lasting)),
+                });
+            }
+            if fires(partition.at + partition.lasting) {
+                links.iter().for_each(|link| self.outages.link_down[*link] = false);
+                self.tally
+                    .timeline
+                    .push(Happening { at: now, what: format!("{} -> {} heals", partition.from, partition.to) });
+            }
+        }
+        let timeout = self.scenario.agent_timeout;
+        let newly_lost: Vec<usize> = (0..self.problem.hosts.len())
+            .filter(|host| {
+                !self.outages.lost[*host] && self.outages.down_since[*host].is_some_and(|since| now - since >= timeout)
+            })
+            .collect();
+        for host in &newly_lost {
+            self.outages.lost[*host] = true;
+            self.tally.timeline.push(Happening {
+                at: now,
+                what: format!(
+                    "{} counted lost (no heartbeat for {})",
+                    self.problem.hosts[*host].name,
+                    seconds_text(timeout)
+                ),
+            });
+        }
+        // Work is placed again when a machine is lost, and when one comes back while some waits for a machine.
+        let waiting = self.instances.iter().any(|instance| instance.host.is_none());
+        if newly_lost.is_empty() && !(came_back && waiting) {
+            return;
+        }
+        let before: Vec<Option<usize>> = self.instances.iter().map(|instance| instance.host).collect();
+        let moved = place_again(self.application, self.problem, &mut self.instances, &self.outages.lost);
+        for (instance, to) in &moved {
+            let name = &self.problem.components[*instance].name;
+            let what = match to {
+                Some(to) => format!("{name} placed again on {}", self.problem.hosts[*to].name),
+                None if before[*instance].is_some() => {
+                    format!("{name} fits on no machine left; what it reads waits for it")
+                }
+                None => continue,
+            };
+            self.tally.timeline.push(Happening { at: now, what });
+        }
+        for path in self.paths.iter_mut() {
+            if moved.iter().any(|(instance, _)| *instance == path.from || *instance == path.to) {
+                (path.links, path.latency) =
+                    route(self.problem, self.instances[path.from].host, self.instances[path.to].host);
+            }
         }
     }
 
-    // Components, in the order the planner lists them, with what the simulation needs of each.
+    /// What reached a stage's instances is counted, answered or passed on; then they queue what they make.
+    fn produce(&mut self, stage: usize, now: f64) {
+        let step = self.step;
+        for position in 0..self.instances_at[stage].len() {
+            let index = self.instances_at[stage][position];
+            let instance = &mut self.instances[index];
+            let part = &self.parts[instance.part];
+            if part.kind == ComponentKind::Source {
+                instance.ratio = 1.0;
+                instance.arrivals.clear();
+                instance.arrivals.push((now, 1.0));
+                instance.arrived = 1.0;
+            } else {
+                let mut answered = 0.0;
+                // A pool on a machine that is down (or on none) answers nothing; its stream input waits in the
+                // paths to it, and HTTP callers are turned away.
+                if let Some(service) = part.service.filter(|_| self.outages.up(instance.host)) {
+                    let pool =
+                        self.pools.iter_mut().find(|pool| pool.instance == index).expect("a pool per service instance");
+                    let stats = &mut self.services[service];
+                    let requests = instance.arrived + stats.http_rate / self.pools_per_service[service] * step;
+                    answered = serve(pool, stats, requests, step, now);
+                }
+                if part.terminal || part.service.is_some() {
+                    for (made, records) in &instance.arrivals {
+                        let age = (now - made).max(0.0) + answered;
+                        self.tally.latencies[instance.part].add(age, *records);
+                        if *records > 0.0 {
+                            self.tally.interval_oldest = self.tally.interval_oldest.max(age);
+                        }
+                    }
+                    self.tally.delivered_to[instance.part] += instance.arrived;
+                    self.tally.interval_arrived += instance.arrived;
+                }
+                instance.ratio =
+                    if instance.nominal_in > 0.0 { instance.arrived / (instance.nominal_in * step) } else { 0.0 };
+                // What it makes is as old as what reached it, and a window's result older by its wait.
+                for arrival in instance.arrivals.iter_mut() {
+                    arrival.0 -= part.window_wait;
+                }
+            }
+            let producing = self.outages.up(instance.host);
+            if part.kind == ComponentKind::Source {
+                let making = self.source_rate[index] * step;
+                self.tally.made += making;
+                match instance.host {
+                    // A machine that is down makes nothing it can keep (a camera off, a gateway gone).
+                    Some(_) if !producing => self.tally.lost_with_machines += making,
+                    // A source placed nowhere takes nothing in: its senders keep what they have.
+                    None => self.tally.held_back_unplaced += making,
+                    Some(_) => {}
+                }
+            }
+            if !producing {
+                continue;
+            }
+            for path_index in &self.outgoing[index] {
+                let path = &mut self.paths[*path_index];
+                let (limit, ttl, drop_oldest) = part.buffer;
+                let limit_records = limit / path.record_bytes.max(1.0);
+                let mut taken = path.records_per_second * step * instance.ratio;
+                if path.queued + taken > limit_records && !drop_oldest {
+                    let room = (limit_records - path.queued).max(0.0);
+                    path.held_back += taken - room;
+                    taken = room;
+                }
+                if taken > 0.0 && instance.arrived > 0.0 {
+                    for (made, records) in &instance.arrivals {
+                        let records = taken * records / instance.arrived;
+                        queue_up(&mut path.queue, Chunk { queued: now, made: *made, records });
+                    }
+                    path.queued += taken;
+                }
+                if path.queued > limit_records {
+                    let excess = path.queued - limit_records;
+                    path.dropped += take_oldest(&mut path.queue, excess, |_, _| {});
+                    path.queued -= excess;
+                }
+                if let Some(ttl) = ttl {
+                    while path.queue.front().is_some_and(|chunk| chunk.queued < now - ttl) {
+                        let chunk = path.queue.pop_front().expect("a front chunk");
+                        path.dropped += chunk.records;
+                        path.queued -= chunk.records;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A stage's paths deliver what their consumers can take in and their links carry, oldest first.
+    fn deliver(&mut self, stage: usize) {
+        let Scratch { demand, capacity_left, into_instance, link_left, on_link, link_used, .. } = &mut self.scratch;
+        let stage_paths = || self.instances_at[stage].iter().flat_map(|index| self.outgoing[*index].iter().copied());
+        for path_index in stage_paths() {
+            let path = &self.paths[path_index];
+            into_instance[path.to] = 0.0;
+            for link in &path.links {
+                on_link[*link] = 0.0;
+            }
+        }
+        for path_index in stage_paths() {
+            let path = &self.paths[path_index];
+            let open = self.outages.up(self.instances[path.from].host) && self.outages.up(self.instances[path.to].host);
+            demand[path_index] = if open { path.queued } else { 0.0 };
+            into_instance[path.to] += demand[path_index];
+        }
+        for path_index in stage_paths() {
+            let path = &self.paths[path_index];
+            if into_instance[path.to] > capacity_left[path.to] {
+                demand[path_index] *= capacity_left[path.to] / into_instance[path.to];
+            }
+            for link in &path.links {
+                on_link[*link] += demand[path_index] * path.record_bytes * 8.0;
+            }
+        }
+        let step = self.step;
+        for position in 0..self.instances_at[stage].len() {
+            let index = self.instances_at[stage][position];
+            for path_index in &self.outgoing[index] {
+                let path = &mut self.paths[*path_index];
+                let share = path
+                    .links
+                    .iter()
+                    .map(|link| if on_link[*link] > 0.0 { (link_left[*link] / on_link[*link]).min(1.0) } else { 1.0 })
+                    .fold(1.0, f64::min);
+                let sending = demand[*path_index] * share;
+                if sending <= 0.0 {
+                    continue;
+                }
+                let consumer = &mut self.instances[path.to];
+                let latency = path.latency;
+                take_oldest(&mut path.queue, sending, |records, chunk| {
+                    // A record grows older by the links' latency on the way.
+                    arrive(consumer, chunk.made - latency, records, step);
+                });
+                path.queued = (path.queued - sending).max(0.0);
+                capacity_left[path.to] -= sending;
+                let bits = sending * path.record_bytes * 8.0;
+                for link in &path.links {
+                    self.tally.link_bits[*link] += bits;
+                    self.tally.interval_bits[*link] += bits;
+                    link_used[*link] += bits;
+                }
+            }
+        }
+        for path_index in stage_paths() {
+            for link in &self.paths[path_index].links {
+                link_left[*link] -= link_used[*link];
+                link_used[*link] = 0.0;
+            }
+        }
+    }
+
+    /// What the step is counted as: the links' peaks, the buffers' peaks, the replicas, and a sample of the series
+    /// at the end of each interval.
+    fn count_step(&mut self, number: u64) {
+        let (step, tally, scratch) = (self.step, &mut self.tally, &mut self.scratch);
+        for (link, network) in self.problem.links.iter().enumerate() {
+            if let Some(bits) = network.capacity {
+                let full = bits * (1.0 - self.loss[link]) * step;
+                if full > 0.0 && !self.outages.link_down[link] {
+                    let used = ((full - scratch.link_left[link]) / (bits * step)).clamp(0.0, 1.0);
+                    tally.link_peak[link] = tally.link_peak[link].max(used);
+                }
+            }
+        }
+        scratch.buffer_totals.iter_mut().for_each(|total| *total = 0.0);
+        for path in self.paths.iter_mut() {
+            // What is left once the step delivered: a path's own backlog, not the records passing through.
+            path.peak_bytes = path.peak_bytes.max(path.queued * path.record_bytes);
+            let pair = self.pair_index[&(self.instances[path.from].part, self.instances[path.to].part)];
+            scratch.buffer_totals[pair] += path.queued * path.record_bytes;
+        }
+        for (peak, total) in tally.buffer_peak_all.iter_mut().zip(&scratch.buffer_totals) {
+            *peak = peak.max(*total);
+        }
+        for (service, replicas) in tally.replicas_now.iter_mut().enumerate() {
+            *replicas = self.pools.iter().filter(|pool| pool.service == service).map(|pool| pool.replicas).sum();
+            self.services[service].max_replicas = self.services[service].max_replicas.max(*replicas);
+        }
+        if !(number + 1).is_multiple_of(self.every) && number + 1 != self.steps {
+            return;
+        }
+        let interval = (number % self.every + 1) as f64 * step;
+        tally.series.seconds.push((number + 1) as f64 * step);
+        for (link, network) in self.problem.links.iter().enumerate() {
+            let per_second = tally.interval_bits[link] / interval;
+            tally.series_links[link].push(network.capacity.map_or(per_second, |bits| per_second / bits));
+            tally.interval_bits[link] = 0.0;
+        }
+        tally.series.buffered_bytes.push(scratch.buffer_totals.iter().sum());
+        tally.series.arriving_per_second.push(tally.interval_arrived / interval);
+        tally.series.oldest_arrival_seconds.push(tally.interval_oldest);
+        (tally.interval_arrived, tally.interval_oldest) = (0.0, 0.0);
+        tally.series.replicas.push(tally.replicas_now.clone());
+    }
+
+    /// The report of the whole run.
+    fn report(self) -> Report {
+        let Simulation { application, problem, step, steps, parts, instances, paths, services, outages, tally, .. } =
+            self;
+        let Tally { timeline, latencies, delivered_to, link_bits, link_peak, link_down_seconds, .. } = &tally;
+        let records_in_flight: f64 = paths.iter().map(|path| path.queued).sum();
+        let stranded: f64 = paths
+            .iter()
+            .filter(|path| {
+                instances[path.from].host.is_some_and(|host| outages.lost[host] && outages.down_since[host].is_some())
+            })
+            .map(|path| path.queued)
+            .sum();
+        let mut buffers: BTreeMap<(usize, usize), BufferReport> = BTreeMap::new();
+        for path in &paths {
+            let (from, to) = (instances[path.from].part, instances[path.to].part);
+            if path.peak_bytes == 0.0 && path.dropped == 0.0 && path.held_back == 0.0 {
+                continue;
+            }
+            let entry = buffers.entry((from, to)).or_insert_with(|| BufferReport {
+                from: parts[from].name.clone(),
+                to: parts[to].name.clone(),
+                limit_bytes: parts[from].buffer.0,
+                peak_bytes_all: tally.buffer_peak_all[self.pair_index[&(from, to)]],
+                ..BufferReport::default()
+            });
+            entry.paths += 1;
+            entry.peak_bytes_one_path = entry.peak_bytes_one_path.max(path.peak_bytes);
+            entry.dropped += path.dropped;
+            entry.held_back += path.held_back;
+        }
+        let hourly: f64 = {
+            let mut used = vec![false; problem.hosts.len()];
+            for instance in &instances {
+                if let Some(host) = instance.host {
+                    used[host] = true;
+                }
+            }
+            problem
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(index, host)| used[*index] || host.always_on)
+                .map(|(_, host)| host.hourly_cost)
+                .sum()
+        };
+        let mut notes = vec![
+            format!(
+                "records are followed in groups by when they were made (at most {ARRIVAL_GROUPS} per instance and step), so finer spread is not seen"
+            ),
+            "a link between tiers is shared by every machine that uses it, as the planner counts it".to_string(),
+        ];
+        if application.policies.iter().any(|policy| !matches!(policy.condition, Condition::NodeLost)) {
+            notes.push("policies other than migrate-on-node-lost are not simulated yet".into());
+        }
+        let reported_links: Vec<usize> =
+            (0..problem.links.len()).filter(|link| link_bits[*link] > 0.0 || link_down_seconds[*link] > 0.0).collect();
+        // The series of replicas: a row per sample becomes a row per service.
+        let mut replicas_by_service: Vec<Vec<u32>> = vec![Vec::new(); services.len()];
+        for sample in &tally.series.replicas {
+            for (service, replicas) in sample.iter().enumerate() {
+                replicas_by_service[service].push(*replicas);
+            }
+        }
+        let series = Series {
+            seconds: tally.series.seconds.clone(),
+            link_use: reported_links.iter().map(|link| tally.series_links[*link].clone()).collect(),
+            buffered_bytes: tally.series.buffered_bytes.clone(),
+            arriving_per_second: tally.series.arriving_per_second.clone(),
+            oldest_arrival_seconds: tally.series.oldest_arrival_seconds.clone(),
+            replicas: replicas_by_service,
+        };
+        let seconds = steps as f64 * step;
+        Report {
+            series,
+            app: application.name.clone(),
+            simulated_seconds: seconds,
+            step_seconds: step,
+            machines: problem.hosts.len(),
+            instances: instances.len(),
+            records_made: tally.made,
+            records_delivered: delivered_to
+                .iter()
+                .zip(&parts)
+                .filter(|(_, part)| part.terminal || part.service.is_some())
+                .map(|(records, _)| records)
+                .sum(),
+            records_in_flight: records_in_flight - stranded,
+            records_dropped: paths.iter().map(|path| path.dropped).sum(),
+            records_held_back: paths.iter().map(|path| path.held_back).sum::<f64>() + tally.held_back_unplaced,
+            records_lost_with_machines: tally.lost_with_machines + stranded,
+            links: reported_links
+                .iter()
+                .map(|link| {
+                    let network = &problem.links[*link];
+                    LinkReport {
+                        from: network.from.clone(),
+                        to: network.to.clone(),
+                        capacity_bits_per_second: network.capacity,
+                        bytes: link_bits[*link] / 8.0,
+                        mean_utilisation: network.capacity.map_or(0.0, |bits| link_bits[*link] / (bits * seconds)),
+                        peak_utilisation: link_peak[*link],
+                        down_seconds: link_down_seconds[*link],
+                    }
+                })
+                .collect(),
+            paths: parts
+                .iter()
+                .enumerate()
+                .filter(|(index, part)| (part.terminal || part.service.is_some()) && delivered_to[*index] > 0.0)
+                .map(|(index, part)| {
+                    let histogram = &latencies[index];
+                    PathReport {
+                        path: part.path.clone(),
+                        records: delivered_to[index],
+                        p50_ms: histogram.quantile(0.5) * 1000.0,
+                        p95_ms: histogram.quantile(0.95) * 1000.0,
+                        p99_ms: histogram.quantile(0.99) * 1000.0,
+                        max_ms: histogram.largest * 1000.0,
+                    }
+                })
+                .collect(),
+            buffers: buffers.into_values().collect(),
+            services: services
+                .into_iter()
+                .map(|stats| ServiceReport {
+                    objective: stats
+                        .objective
+                        .map(|(percentile, at_most)| format!("p{percentile} <= {}", seconds_text(at_most))),
+                    objective_missed: if stats.requests > 0.0 { stats.missed / stats.requests } else { 0.0 },
+                    p50_ms: stats.latencies.quantile(0.5) * 1000.0,
+                    p99_ms: stats.latencies.quantile(0.99) * 1000.0,
+                    max_replicas: stats.max_replicas,
+                    name: stats.name,
+                    requests: stats.requests,
+                    cold_starts: stats.cold_starts,
+                })
+                .collect(),
+            timeline: timeline.clone(),
+            cost: Cost { hourly, total: hourly * seconds / 3600.0 },
+            notes,
+        }
+    }
+}
+
+/// The components, in the order the planner lists them, with what the simulation needs of each; each one's index
+/// by name; and each one's producers.
+fn parts_of<'p>(
+    application: &Application,
+    problem: &'p Problem,
+) -> (Vec<Part>, HashMap<&'p str, usize>, Vec<Vec<usize>>) {
     let mut part_index: HashMap<&str, usize> = HashMap::new();
     let mut parts: Vec<Part> = Vec::new();
     for component in &problem.components {
@@ -287,69 +1031,12 @@ pub(crate) fn run(
         chain.reverse();
         parts[index].path = chain.join(" → ");
     }
+    (parts, part_index, producers_of)
+}
 
-    let mut instances: Vec<Instance> = problem
-        .components
-        .iter()
-        .enumerate()
-        .map(|(index, component)| Instance {
-            part: part_index[component.name.as_str()],
-            host: Some(assignment[index]),
-            capacity: costs::records_per_second(application, component.kind, &component.name, component.requests.cpu),
-            nominal_in: 0.0,
-            arrivals: Vec::new(),
-            arrived: 0.0,
-            ratio: 0.0,
-            // A per-node source, or a component whose file names its machine: it lives and dies with it.
-            pinned: component.pinned.is_some() || component.placement.node.is_some(),
-        })
-        .collect();
-    let route = |from: Option<usize>, to: Option<usize>| match (from, to) {
-        (Some(from), Some(to)) => {
-            let route = problem.route(from, to);
-            (route.links().to_vec(), route.latency_ms / 1000.0)
-        }
-        _ => (Vec::new(), 0.0),
-    };
-    let mut paths: Vec<Path> = problem
-        .flows
-        .iter()
-        .map(|flow| {
-            instances[flow.to].nominal_in += flow.events_per_second;
-            let (links, latency) = route(Some(assignment[flow.from]), Some(assignment[flow.to]));
-            Path {
-                from: flow.from,
-                to: flow.to,
-                records_per_second: flow.events_per_second,
-                record_bytes: flow.record_bytes as f64,
-                links,
-                latency,
-                queue: VecDeque::new(),
-                queued: 0.0,
-                peak_bytes: 0.0,
-                dropped: 0.0,
-                held_back: 0.0,
-            }
-        })
-        .collect();
-    let mut outgoing: Vec<Vec<usize>> = vec![Vec::new(); instances.len()];
-    for (index, path) in paths.iter().enumerate() {
-        outgoing[path.from].push(index);
-    }
-    // What each source instance makes a second: everything it makes goes to each component that reads it, split
-    // over that component's instances, so the sum towards any one reader is the whole.
-    let source_rate: Vec<f64> = (0..instances.len())
-        .map(|index| {
-            let mut towards: HashMap<usize, f64> = HashMap::new();
-            for path in &outgoing[index] {
-                *towards.entry(instances[paths[*path].to].part).or_default() += paths[*path].records_per_second;
-            }
-            towards.into_values().fold(0.0, f64::max)
-        })
-        .collect();
-
-    // Services: their model's time per request, their objective, and one pool per placed instance.
-    let mut services: Vec<ServiceStats> = application
+/// Services: their model's time per request and their objective; and one pool per placed instance.
+fn services_of(application: &Application, parts: &[Part], instances: &[Instance]) -> (Vec<ServiceStats>, Vec<Pool>) {
+    let services = application
         .services
         .iter()
         .map(|service| {
@@ -372,7 +1059,7 @@ pub(crate) fn run(
             }
         })
         .collect();
-    let mut pools: Vec<Pool> = Vec::new();
+    let mut pools = Vec::new();
     for (index, instance) in instances.iter().enumerate() {
         let Some(service) = parts[instance.part].service else { continue };
         let scale = &application.services[service].scale;
@@ -387,520 +1074,7 @@ pub(crate) fn run(
             next_tick: 0.0,
         });
     }
-
-    let mut outages = Outages {
-        down_since: vec![None; problem.hosts.len()],
-        lost: vec![false; problem.hosts.len()],
-        link_down: vec![false; problem.links.len()],
-    };
-    let mut timeline: Vec<Happening> = Vec::new();
-    let mut latencies: Vec<Histogram> = vec![Histogram::new(); parts.len()];
-    let mut delivered_to: Vec<f64> = vec![0.0; parts.len()];
-    let (mut made_total, mut lost_with_machines, mut held_back_unplaced) = (0.0, 0.0, 0.0);
-    let mut link_bits = vec![0.0; problem.links.len()];
-    let mut link_peak = vec![0.0_f64; problem.links.len()];
-    let mut link_down_seconds = vec![0.0; problem.links.len()];
-    let mut link_used = vec![0.0; problem.links.len()];
-    let mut pair_index: HashMap<(usize, usize), usize> = HashMap::new();
-    for path in &paths {
-        let pair = (instances[path.from].part, instances[path.to].part);
-        let next = pair_index.len();
-        pair_index.entry(pair).or_insert(next);
-    }
-    let mut buffer_totals = vec![0.0; pair_index.len()];
-    let mut buffer_peak_all = vec![0.0_f64; pair_index.len()];
-    let links_between = |from: &str, to: &str| -> Vec<usize> {
-        problem
-            .links
-            .iter()
-            .enumerate()
-            .filter(|(_, link)| (link.from == from && link.to == to) || (link.from == to && link.to == from))
-            .map(|(index, _)| index)
-            .collect()
-    };
-    for partition in &scenario.partitions {
-        if links_between(&partition.from, &partition.to).is_empty() {
-            return Err(Error::UnknownLink { from: partition.from.clone(), to: partition.to.clone() });
-        }
-    }
-    let loss: Vec<f64> = problem
-        .links
-        .iter()
-        .map(|link| {
-            application
-                .links
-                .iter()
-                .find(|declared| endpoint_name(&declared.from) == link.from && endpoint_name(&declared.to) == link.to)
-                .and_then(|declared| declared.loss)
-                .unwrap_or(0.0)
-        })
-        .collect();
-
-    // Stages: a component comes one stage after the last of its inputs, so that within a step what reaches a
-    // component is passed on in the same step.
-    let mut depth = vec![0usize; parts.len()];
-    for _ in 0..parts.len() {
-        let mut changed = false;
-        for part in 0..parts.len() {
-            let deepest = producers_of[part].iter().map(|producer| depth[*producer] + 1).max().unwrap_or(0);
-            if deepest > depth[part] && deepest <= parts.len() {
-                depth[part] = deepest;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    let stages = depth.iter().max().map_or(1, |deepest| deepest + 1);
-    let mut instances_at: Vec<Vec<usize>> = vec![Vec::new(); stages];
-    for (index, instance) in instances.iter().enumerate() {
-        instances_at[depth[instance.part]].push(index);
-    }
-    let pools_per_service: Vec<f64> = (0..services.len())
-        .map(|service| pools.iter().filter(|pool| pool.service == service).count().max(1) as f64)
-        .collect();
-
-    // The series the report plots: at most `SAMPLES` points, each what an interval of steps did.
-    let every = steps.div_ceil(SAMPLES).max(1);
-    let mut sampled = Series::default();
-    let mut replicas_now = vec![0u32; application.services.len()];
-    let mut sampled_links: Vec<Vec<f64>> = vec![Vec::new(); problem.links.len()];
-    let mut interval_bits = vec![0.0; problem.links.len()];
-    let (mut interval_arrived, mut interval_oldest) = (0.0, 0.0_f64);
-
-    // Scratch space reused every step.
-    let mut demand = vec![0.0; paths.len()];
-    let mut capacity_left = vec![0.0; instances.len()];
-    let mut into_instance = vec![0.0; instances.len()];
-    let mut link_left = vec![0.0; problem.links.len()];
-    let mut on_link = vec![0.0; problem.links.len()];
-
-    for step_number in 0..steps {
-        let now = step_number as f64 * step;
-
-        // 1. The scenario. Something happens in the first step that starts at or after its time.
-        let fires = |at: f64| (at / step - 1e-9).ceil().max(0.0) as u64 == step_number;
-        let mut came_back = false;
-        for failure in &scenario.failures {
-            let host = host_index[failure.host.as_str()];
-            if fires(failure.at) {
-                outages.down_since[host] = Some(now);
-                timeline.push(Happening { at: now, what: format!("{} stops", failure.host) });
-            }
-            if let Some(lasting) = failure.lasting
-                && fires(failure.at + lasting)
-            {
-                outages.down_since[host] = None;
-                came_back = true;
-                let was_lost = std::mem::replace(&mut outages.lost[host], false);
-                timeline.push(Happening {
-                    at: now,
-                    what: if was_lost {
-                        format!("{} is back; what moved away stays where it went, its own sources go on", failure.host)
-                    } else {
-                        format!("{} is back before it was counted lost", failure.host)
-                    },
-                });
-            }
-        }
-        for partition in &scenario.partitions {
-            let links = links_between(&partition.from, &partition.to);
-            if fires(partition.at) {
-                links.iter().for_each(|link| outages.link_down[*link] = true);
-                timeline.push(Happening {
-                    at: now,
-                    what: format!("{} -> {} cut for {}", partition.from, partition.to, seconds_text(partition.lasting)),
-                });
-            }
-            let heal = partition.at + partition.lasting;
-            if fires(heal) {
-                links.iter().for_each(|link| outages.link_down[*link] = false);
-                timeline.push(Happening { at: now, what: format!("{} -> {} heals", partition.from, partition.to) });
-            }
-        }
-        let newly_lost: Vec<usize> = (0..problem.hosts.len())
-            .filter(|host| {
-                !outages.lost[*host]
-                    && outages.down_since[*host].is_some_and(|since| now - since >= scenario.agent_timeout)
-            })
-            .collect();
-        for host in &newly_lost {
-            outages.lost[*host] = true;
-            timeline.push(Happening {
-                at: now,
-                what: format!(
-                    "{} counted lost (no heartbeat for {})",
-                    problem.hosts[*host].name,
-                    seconds_text(scenario.agent_timeout)
-                ),
-            });
-        }
-        // Work is placed again when a machine is lost, and when one comes back while some waits for a machine.
-        let waiting = instances.iter().any(|instance| instance.host.is_none());
-        if !newly_lost.is_empty() || came_back && waiting {
-            let before: Vec<Option<usize>> = instances.iter().map(|instance| instance.host).collect();
-            let moved = place_again(application, problem, &mut instances, &outages.lost);
-            for (instance, to) in &moved {
-                let name = &problem.components[*instance].name;
-                let what = match to {
-                    Some(to) => format!("{name} placed again on {}", problem.hosts[*to].name),
-                    None if before[*instance].is_some() => {
-                        format!("{name} fits on no machine left; what it reads waits for it")
-                    }
-                    None => continue,
-                };
-                timeline.push(Happening { at: now, what });
-            }
-            for path in paths.iter_mut() {
-                if moved.iter().any(|(instance, _)| *instance == path.from || *instance == path.to) {
-                    (path.links, path.latency) = route(instances[path.from].host, instances[path.to].host);
-                }
-            }
-        }
-        let up = |host: Option<usize>, outages: &Outages| host.is_some_and(|host| outages.down_since[host].is_none());
-        for (link, network) in problem.links.iter().enumerate() {
-            link_left[link] = if outages.link_down[link] {
-                link_down_seconds[link] += step;
-                0.0
-            } else {
-                network.capacity.map_or(f64::INFINITY, |bits| bits * (1.0 - loss[link]) * step)
-            };
-        }
-        for (index, instance) in instances.iter_mut().enumerate() {
-            instance.arrived = 0.0;
-            instance.arrivals.clear();
-            capacity_left[index] = instance.capacity * step;
-        }
-
-        for stage in &instances_at {
-            // 2. What reached this stage's instances is counted, answered or passed on; then they queue what
-            // they make.
-            for index in stage {
-                let instance = &mut instances[*index];
-                let part = &parts[instance.part];
-                if part.kind == ComponentKind::Source {
-                    instance.ratio = 1.0;
-                    instance.arrivals.clear();
-                    instance.arrivals.push((now, 1.0));
-                    instance.arrived = 1.0;
-                } else {
-                    let mut answered = 0.0;
-                    // A pool on a machine that is down (or on none) answers nothing; its stream input waits in
-                    // the paths to it, and HTTP callers are turned away.
-                    if let Some(service) = part.service.filter(|_| up(instance.host, &outages)) {
-                        let pool =
-                            pools.iter_mut().find(|pool| pool.instance == *index).expect("a pool per service instance");
-                        let stats = &mut services[service];
-                        let requests = instance.arrived + stats.http_rate / pools_per_service[service] * step;
-                        answered = serve(pool, stats, requests, step, now);
-                    }
-                    if part.terminal || part.service.is_some() {
-                        for (made, records) in &instance.arrivals {
-                            let age = (now - made).max(0.0) + answered;
-                            latencies[instance.part].add(age, *records);
-                            if *records > 0.0 {
-                                interval_oldest = interval_oldest.max(age);
-                            }
-                        }
-                        delivered_to[instance.part] += instance.arrived;
-                        interval_arrived += instance.arrived;
-                    }
-                    instance.ratio =
-                        if instance.nominal_in > 0.0 { instance.arrived / (instance.nominal_in * step) } else { 0.0 };
-                    // What it makes is as old as what reached it, and a window's result older by its wait.
-                    for arrival in instance.arrivals.iter_mut() {
-                        arrival.0 -= part.window_wait;
-                    }
-                }
-                let producing = up(instance.host, &outages);
-                if part.kind == ComponentKind::Source {
-                    let making = source_rate[*index] * step;
-                    made_total += making;
-                    match instance.host {
-                        // A machine that is down makes nothing it can keep (a camera off, a gateway gone).
-                        Some(_) if !producing => lost_with_machines += making,
-                        // A source placed nowhere takes nothing in: its senders keep what they have.
-                        None => held_back_unplaced += making,
-                        Some(_) => {}
-                    }
-                }
-                for path_index in &outgoing[*index] {
-                    let path = &mut paths[*path_index];
-                    let wanted = path.records_per_second * step * instance.ratio;
-                    if !producing {
-                        continue;
-                    }
-                    let (limit, ttl, drop_oldest) = part.buffer;
-                    let limit_records = limit / path.record_bytes.max(1.0);
-                    let mut taken = wanted;
-                    if path.queued + taken > limit_records && !drop_oldest {
-                        let room = (limit_records - path.queued).max(0.0);
-                        path.held_back += taken - room;
-                        taken = room;
-                    }
-                    if taken > 0.0 && instance.arrived > 0.0 {
-                        for (made, records) in &instance.arrivals {
-                            let records = taken * records / instance.arrived;
-                            queue_up(&mut path.queue, Chunk { queued: now, made: *made, records });
-                        }
-                        path.queued += taken;
-                    }
-                    if path.queued > limit_records {
-                        let excess = path.queued - limit_records;
-                        path.dropped += take_oldest(&mut path.queue, excess, |_, _| {});
-                        path.queued -= excess;
-                    }
-                    if let Some(ttl) = ttl {
-                        while path.queue.front().is_some_and(|chunk| chunk.queued < now - ttl) {
-                            let chunk = path.queue.pop_front().expect("a front chunk");
-                            path.dropped += chunk.records;
-                            path.queued -= chunk.records;
-                        }
-                    }
-                }
-            }
-
-            // 3. This stage's paths deliver what their consumers can take in and their links carry, oldest first.
-            for index in stage {
-                for path_index in &outgoing[*index] {
-                    let path = &paths[*path_index];
-                    into_instance[path.to] = 0.0;
-                    for link in &path.links {
-                        on_link[*link] = 0.0;
-                    }
-                }
-            }
-            for index in stage {
-                for path_index in &outgoing[*index] {
-                    let path = &paths[*path_index];
-                    let open = up(instances[path.from].host, &outages) && up(instances[path.to].host, &outages);
-                    demand[*path_index] = if open { path.queued } else { 0.0 };
-                    into_instance[path.to] += demand[*path_index];
-                }
-            }
-            for index in stage {
-                for path_index in &outgoing[*index] {
-                    let path = &paths[*path_index];
-                    if into_instance[path.to] > capacity_left[path.to] {
-                        demand[*path_index] *= capacity_left[path.to] / into_instance[path.to];
-                    }
-                    for link in &path.links {
-                        on_link[*link] += demand[*path_index] * path.record_bytes * 8.0;
-                    }
-                }
-            }
-            for index in stage {
-                for path_index in &outgoing[*index] {
-                    let path = &mut paths[*path_index];
-                    let share = path
-                        .links
-                        .iter()
-                        .map(
-                            |link| {
-                                if on_link[*link] > 0.0 { (link_left[*link] / on_link[*link]).min(1.0) } else { 1.0 }
-                            },
-                        )
-                        .fold(1.0, f64::min);
-                    let sending = demand[*path_index] * share;
-                    if sending <= 0.0 {
-                        continue;
-                    }
-                    let consumer = &mut instances[path.to];
-                    let latency = path.latency;
-                    take_oldest(&mut path.queue, sending, |records, chunk| {
-                        // A record grows older by the links' latency on the way.
-                        arrive(consumer, chunk.made - latency, records, step);
-                    });
-                    path.queued = (path.queued - sending).max(0.0);
-                    capacity_left[path.to] -= sending;
-                    let bits = sending * path.record_bytes * 8.0;
-                    for link in &path.links {
-                        link_bits[*link] += bits;
-                        link_used[*link] += bits;
-                        interval_bits[*link] += bits;
-                    }
-                }
-            }
-            for index in stage {
-                for path_index in &outgoing[*index] {
-                    for link in &paths[*path_index].links {
-                        link_left[*link] -= link_used[*link];
-                        link_used[*link] = 0.0;
-                    }
-                }
-            }
-        }
-        for (link, network) in problem.links.iter().enumerate() {
-            if let Some(bits) = network.capacity {
-                let full = bits * (1.0 - loss[link]) * step;
-                if full > 0.0 && !outages.link_down[link] {
-                    link_peak[link] = link_peak[link].max(((full - link_left[link]) / (bits * step)).clamp(0.0, 1.0));
-                }
-            }
-        }
-        buffer_totals.iter_mut().for_each(|total| *total = 0.0);
-        for path in paths.iter_mut() {
-            // What is left once the step delivered: a path's own backlog, not the records passing through.
-            path.peak_bytes = path.peak_bytes.max(path.queued * path.record_bytes);
-            buffer_totals[pair_index[&(instances[path.from].part, instances[path.to].part)]] +=
-                path.queued * path.record_bytes;
-        }
-        for (peak, total) in buffer_peak_all.iter_mut().zip(&buffer_totals) {
-            *peak = peak.max(*total);
-        }
-        for (service, replicas) in replicas_now.iter_mut().enumerate() {
-            *replicas = pools.iter().filter(|pool| pool.service == service).map(|pool| pool.replicas).sum();
-            services[service].max_replicas = services[service].max_replicas.max(*replicas);
-        }
-        if (step_number + 1) % every == 0 || step_number + 1 == steps {
-            let interval = (step_number % every + 1) as f64 * step;
-            sampled.seconds.push((step_number + 1) as f64 * step);
-            for (link, network) in problem.links.iter().enumerate() {
-                let per_second = interval_bits[link] / interval;
-                sampled_links[link].push(network.capacity.map_or(per_second, |bits| per_second / bits));
-                interval_bits[link] = 0.0;
-            }
-            sampled.buffered_bytes.push(buffer_totals.iter().sum());
-            sampled.arriving_per_second.push(interval_arrived / interval);
-            sampled.oldest_arrival_seconds.push(interval_oldest);
-            (interval_arrived, interval_oldest) = (0.0, 0.0);
-            sampled.replicas.push(replicas_now.clone());
-        }
-    }
-
-    // The report.
-    let records_in_flight: f64 = paths.iter().map(|path| path.queued).sum();
-    let stranded: f64 = paths
-        .iter()
-        .filter(|path| {
-            instances[path.from].host.is_some_and(|host| outages.lost[host] && outages.down_since[host].is_some())
-        })
-        .map(|path| path.queued)
-        .sum();
-    let mut buffers: BTreeMap<(usize, usize), BufferReport> = BTreeMap::new();
-    for path in &paths {
-        let (from, to) = (instances[path.from].part, instances[path.to].part);
-        if path.peak_bytes == 0.0 && path.dropped == 0.0 && path.held_back == 0.0 {
-            continue;
-        }
-        let entry = buffers.entry((from, to)).or_insert_with(|| BufferReport {
-            from: parts[from].name.clone(),
-            to: parts[to].name.clone(),
-            limit_bytes: parts[from].buffer.0,
-            peak_bytes_all: buffer_peak_all[pair_index[&(from, to)]],
-            ..BufferReport::default()
-        });
-        entry.paths += 1;
-        entry.peak_bytes_one_path = entry.peak_bytes_one_path.max(path.peak_bytes);
-        entry.dropped += path.dropped;
-        entry.held_back += path.held_back;
-    }
-    let hourly: f64 = {
-        let mut used = vec![false; problem.hosts.len()];
-        for instance in &instances {
-            if let Some(host) = instance.host {
-                used[host] = true;
-            }
-        }
-        problem
-            .hosts
-            .iter()
-            .enumerate()
-            .filter(|(index, host)| used[*index] || host.always_on)
-            .map(|(_, host)| host.hourly_cost)
-            .sum()
-    };
-    let mut notes = vec![
-        format!(
-            "records are followed in groups by when they were made (at most {ARRIVAL_GROUPS} per instance and step), so finer spread is not seen"
-        ),
-        "a link between tiers is shared by every machine that uses it, as the planner counts it".to_string(),
-    ];
-    if application.policies.iter().any(|policy| !matches!(policy.condition, Condition::NodeLost)) {
-        notes.push("policies other than migrate-on-node-lost are not simulated yet".into());
-    }
-    let reported_links: Vec<usize> =
-        (0..problem.links.len()).filter(|link| link_bits[*link] > 0.0 || link_down_seconds[*link] > 0.0).collect();
-    // Series per service: (seconds, replicas) rows become one row of replicas per sample.
-    let mut replicas_by_service: Vec<Vec<u32>> = vec![Vec::new(); application.services.len()];
-    for sample in &sampled.replicas {
-        for (service, replicas) in sample.iter().enumerate() {
-            replicas_by_service[service].push(*replicas);
-        }
-    }
-    let series = Series {
-        link_use: reported_links.iter().map(|link| std::mem::take(&mut sampled_links[*link])).collect(),
-        replicas: replicas_by_service,
-        ..sampled
-    };
-    Ok(Report {
-        series,
-        app: application.name.clone(),
-        simulated_seconds: steps as f64 * step,
-        step_seconds: step,
-        machines: problem.hosts.len(),
-        instances: instances.len(),
-        records_made: made_total,
-        records_delivered: delivered_to
-            .iter()
-            .zip(&parts)
-            .filter(|(_, part)| part.terminal || part.service.is_some())
-            .map(|(records, _)| records)
-            .sum(),
-        records_in_flight: records_in_flight - stranded,
-        records_dropped: paths.iter().map(|path| path.dropped).sum(),
-        records_held_back: paths.iter().map(|path| path.held_back).sum::<f64>() + held_back_unplaced,
-        records_lost_with_machines: lost_with_machines + stranded,
-        links: reported_links
-            .iter()
-            .map(|link| (*link, &problem.links[*link]))
-            .map(|(link, network)| LinkReport {
-                from: network.from.clone(),
-                to: network.to.clone(),
-                capacity_bits_per_second: network.capacity,
-                bytes: link_bits[link] / 8.0,
-                mean_utilisation: network.capacity.map_or(0.0, |bits| link_bits[link] / (bits * steps as f64 * step)),
-                peak_utilisation: link_peak[link],
-                down_seconds: link_down_seconds[link],
-            })
-            .collect(),
-        paths: parts
-            .iter()
-            .enumerate()
-            .filter(|(index, part)| (part.terminal || part.service.is_some()) && delivered_to[*index] > 0.0)
-            .map(|(index, part)| {
-                let histogram = &latencies[index];
-                PathReport {
-                    path: part.path.clone(),
-                    records: delivered_to[index],
-                    p50_ms: histogram.quantile(0.5) * 1000.0,
-                    p95_ms: histogram.quantile(0.95) * 1000.0,
-                    p99_ms: histogram.quantile(0.99) * 1000.0,
-                    max_ms: histogram.largest * 1000.0,
-                }
-            })
-            .collect(),
-        buffers: buffers.into_values().collect(),
-        services: services
-            .into_iter()
-            .map(|stats| ServiceReport {
-                objective: stats
-                    .objective
-                    .map(|(percentile, at_most)| format!("p{percentile} <= {}", seconds_text(at_most))),
-                objective_missed: if stats.requests > 0.0 { stats.missed / stats.requests } else { 0.0 },
-                p50_ms: stats.latencies.quantile(0.5) * 1000.0,
-                p99_ms: stats.latencies.quantile(0.99) * 1000.0,
-                max_replicas: stats.max_replicas,
-                name: stats.name,
-                requests: stats.requests,
-                cold_starts: stats.cold_starts,
-            })
-            .collect(),
-        timeline,
-        cost: Cost { hourly, total: hourly * steps as f64 * step / 3600.0 },
-        notes,
-    })
+    (services, pools)
 }
 
 /// How many groups of records, by when they were made, an instance keeps of what reached it in one step.
