@@ -588,8 +588,9 @@ fn scenario(request: &SimulateRequest) -> Result<stratum_sim::Scenario, String> 
 
 async fn simulate(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SimulateRequest = parse(request)?;
-    let scenario = scenario(&request).map_err(ApiError::bad_request)?;
+    let mut scenario = scenario(&request).map_err(ApiError::bad_request)?;
     let application = snapshot(&plane)?.running.application.clone();
+    let store = stratum_ml::ModelStore::new(plane.config.state_dir.join("models"));
     if SIMULATING.swap(true, std::sync::atomic::Ordering::AcqRel) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -597,7 +598,13 @@ async fn simulate(State(plane): State<Arc<ApiState>>, request: Result<Bytes, Byt
             "a simulation is running; ask again once it is done",
         ));
     }
-    let simulated = tokio::task::spawn_blocking(move || stratum_sim::simulate(&application, &scenario)).await;
+    let simulated = tokio::task::spawn_blocking(move || {
+        // The stored models' profiles say how long a prediction takes.
+        scenario.prediction_seconds =
+            stratum_sim::measured_predictions(&application, |model| store.prediction_seconds(model));
+        stratum_sim::simulate(&application, &scenario)
+    })
+    .await;
     SIMULATING.store(false, std::sync::atomic::Ordering::Release);
     match simulated {
         Ok(Ok(report)) => ok(&report),

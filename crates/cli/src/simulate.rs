@@ -30,6 +30,10 @@ pub(crate) struct SimulateArgs {
     /// --agent-timeout).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = seconds)]
     agent_timeout: f64,
+    /// The model store whose profiles say how long a prediction takes (the planner's estimate for a model not in
+    /// it).
+    #[arg(long, default_value = ".stratum/models")]
+    store: PathBuf,
     /// A table, or the report as JSON.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -48,6 +52,9 @@ pub(crate) fn simulate(args: SimulateArgs, color: ColorChoice) -> anyhow::Result
         failures: args.fail,
         partitions: args.partition,
         agent_timeout: args.agent_timeout,
+        prediction_seconds: stratum_sim::measured_predictions(&checked.application, |model| {
+            stratum_ml::ModelStore::new(&args.store).prediction_seconds(model)
+        }),
     };
     let started = std::time::Instant::now();
     let report = stratum_sim::simulate(&checked.application, &scenario)?;

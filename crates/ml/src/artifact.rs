@@ -208,6 +208,14 @@ impl StoredModel {
         }
     }
 
+    /// How fast it predicts, measured when it was stored.
+    pub fn profile(&self) -> &Profile {
+        match self {
+            StoredModel::Trained(artifact) => &artifact.profile,
+            StoredModel::Imported(artifact) => &artifact.profile,
+        }
+    }
+
     /// The sha256 of the model (the fitted model, or the ONNX file).
     pub fn sha256(&self) -> &str {
         match self {
@@ -231,6 +239,12 @@ impl ModelStore {
     /// The store under `root`.
     pub fn new(root: impl Into<PathBuf>) -> ModelStore {
         ModelStore { root: root.into() }
+    }
+
+    /// Seconds one prediction of the latest stored version of `name` takes, by its profile's median; none when
+    /// the store does not have it (or cannot read it).
+    pub fn prediction_seconds(&self, name: &str) -> Option<f64> {
+        self.load_any(name, None).ok().map(|stored| stored.profile().latency_p50_us / 1e6)
     }
 
     fn store_error(path: &Path, error: impl std::fmt::Display) -> Error {

@@ -66,6 +66,15 @@ pub enum Error {
     NothingToRun,
 }
 
+/// Each of the application's models whose prediction time `measured` knows (a model store's profiles: the caller
+/// reads them, the simulator does no IO), for [`Scenario::prediction_seconds`].
+pub fn measured_predictions(
+    application: &Application,
+    measured: impl Fn(&str) -> Option<f64>,
+) -> std::collections::BTreeMap<String, f64> {
+    application.models.iter().filter_map(|model| Some((model.name.clone(), measured(&model.name)?))).collect()
+}
+
 /// Simulates a checked application (free of errors) under a scenario.
 pub fn simulate(application: &Application, scenario: &Scenario) -> Result<Report, Error> {
     let step = scenario.step_seconds();

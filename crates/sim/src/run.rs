@@ -428,7 +428,7 @@ impl<'a> Simulation<'a> {
             instances_at[depth[instance.part]].push(index);
         }
 
-        let (services, pools) = services_of(application, &parts, &instances);
+        let (services, pools) = services_of(application, scenario, &parts, &instances);
         let pools_per_service: Vec<f64> = (0..services.len())
             .map(|service| pools.iter().filter(|pool| pool.service == service).count().max(1) as f64)
             .collect();
@@ -867,6 +867,18 @@ impl<'a> Simulation<'a> {
             ),
             "a link between tiers is shared by every machine that uses it, as the planner counts it".to_string(),
         ];
+        let estimated: Vec<&str> = application
+            .services
+            .iter()
+            .filter(|service| !self.scenario.prediction_seconds.contains_key(&service.model))
+            .map(|service| service.name.as_str())
+            .collect();
+        if !estimated.is_empty() {
+            notes.push(format!(
+                "no measured profile for the model of {}: a prediction takes the planner's estimate (train it, or import it, so the store has its profile)",
+                estimated.join(", ")
+            ));
+        }
         if application.policies.iter().any(|policy| !matches!(policy.condition, Condition::NodeLost)) {
             notes.push("policies other than migrate-on-node-lost are not simulated yet".into());
         }
@@ -1035,7 +1047,12 @@ fn parts_of<'p>(
 }
 
 /// Services: their model's time per request and their objective; and one pool per placed instance.
-fn services_of(application: &Application, parts: &[Part], instances: &[Instance]) -> (Vec<ServiceStats>, Vec<Pool>) {
+fn services_of(
+    application: &Application,
+    scenario: &Scenario,
+    parts: &[Part],
+    instances: &[Instance],
+) -> (Vec<ServiceStats>, Vec<Pool>) {
     let services = application
         .services
         .iter()
@@ -1044,7 +1061,12 @@ fn services_of(application: &Application, parts: &[Part], instances: &[Instance]
             let target = service.slo.latency.iter().min_by(|a, b| a.at_most.0.total_cmp(&b.at_most.0));
             ServiceStats {
                 name: service.name.clone(),
-                service_seconds: model.map_or(1.0, estimated_service_time_ms) / 1000.0 + SERVING_OVERHEAD_SECONDS,
+                service_seconds: scenario
+                    .prediction_seconds
+                    .get(&service.model)
+                    .copied()
+                    .unwrap_or_else(|| model.map_or(1.0, estimated_service_time_ms) / 1000.0)
+                    + SERVING_OVERHEAD_SECONDS,
                 servers_per_replica: service.resources.cpu.unwrap_or(0.5).round().max(1.0),
                 objective: target.map(|target| (target.percentile, target.at_most.0)),
                 latencies: Histogram::new(),

@@ -23,6 +23,9 @@ pub struct Scenario {
     pub partitions: Vec<Partition>,
     /// Seconds without a heartbeat before a machine counts as lost and its work is placed elsewhere.
     pub agent_timeout: f64,
+    /// Seconds one prediction takes, by model, as measured (a stored model's profile); a model not named here
+    /// takes the planner's estimate from its candidates.
+    pub prediction_seconds: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for Scenario {
@@ -34,6 +37,7 @@ impl Default for Scenario {
             failures: Vec::new(),
             partitions: Vec::new(),
             agent_timeout: DEFAULT_AGENT_TIMEOUT_SECONDS,
+            prediction_seconds: Default::default(),
         }
     }
 }

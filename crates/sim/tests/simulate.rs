@@ -222,3 +222,26 @@ fn what_cannot_be_simulated_says_what_to_change() {
     let message = stratum_core::error_chain(&simulate(&too_big, &scenario(10.0)).unwrap_err());
     assert!(message.contains("no placement fits: `relayed` fits on no machine (needs 64 cores"), "{message}");
 }
+
+#[test]
+fn a_service_answers_in_its_models_measured_time_and_waits_as_an_m_m_1_queue() {
+    // 100 requests a second, one replica: 2 ms a prediction (measured) plus the 80 µs HTTP path is a load of about
+    // 21 %; the chance of waiting is that load, so the median request does not wait, and the 99th percentile
+    // waits ln(0.208 / 0.01) / (1 / 2.08 ms - 100/s) = 8.0 ms: 10.05 ms in all (the simulator draws the
+    // distribution in bands, its p99 band's middle is the 98.9th percentile: 9.8 ms).
+    let mut measured = scenario(600.0);
+    measured.step = Some(1.0);
+    measured.prediction_seconds =
+        stratum_sim::measured_predictions(&app("served.stratum"), |model| (model == "busy").then_some(0.002));
+    let report = simulate(&app("served.stratum"), &measured).unwrap();
+    let service = &report.services[0];
+    close(service.requests, 100.0 * 600.0, 1e-6, "requests: the objective's throughput for 10 minutes");
+    close(service.p50_ms, 2.08, 0.01, "the median: the prediction and the HTTP path");
+    close(service.p99_ms, 10.05, 0.4, "p99");
+    assert!(service.objective_missed < 0.01, "{}", service.objective_missed);
+    assert!(report.notes.iter().all(|note| !note.contains("no measured profile")), "{:?}", report.notes);
+
+    // Without a measured profile, the planner's estimate stands in, and the report says so.
+    let estimated = simulate(&app("served.stratum"), &scenario(60.0)).unwrap();
+    assert!(estimated.notes.iter().any(|note| note.contains("no measured profile for the model of flags")));
+}
