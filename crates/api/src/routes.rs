@@ -538,13 +538,30 @@ async fn check(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesR
     ok(&checked(plane, &request).await?.report)
 }
 
-/// The longest simulation the API runs, and the most machines a scaled tier may have: a simulation runs on the
-/// server's own cores.
+/// The longest simulation the API runs, its most steps, and the most machines a scaled tier may have: a
+/// simulation runs on the server's own cores.
 const SIMULATED_SECONDS_AT_MOST: f64 = 7.0 * 86_400.0;
+const SIMULATED_STEPS_AT_MOST: f64 = 1_000_000.0;
 const SCALED_MACHINES_AT_MOST: u32 = 20_000;
 
 /// Whether a simulation runs now: one at a time, since each takes a core for up to a minute.
 static SIMULATING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The one simulation running: taking it sets [`SIMULATING`], dropping it clears it — when the simulation ends,
+/// whether or not its caller is still waiting (a request whose client went away is dropped while it waits).
+struct Simulating;
+
+impl Simulating {
+    fn take() -> Option<Simulating> {
+        (!SIMULATING.swap(true, std::sync::atomic::Ordering::AcqRel)).then_some(Simulating)
+    }
+}
+
+impl Drop for Simulating {
+    fn drop(&mut self) {
+        SIMULATING.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
 
 /// Reads what a simulation is asked, with the command line's forms and the API's limits.
 fn scenario(request: &SimulateRequest) -> Result<stratum_sim::Scenario, String> {
@@ -562,6 +579,9 @@ fn scenario(request: &SimulateRequest) -> Result<stratum_sim::Scenario, String> 
         return Err("`duration`: at most 7 days through the API (`stratum simulate` runs longer ones)".into());
     }
     scenario.step = request.step.as_deref().map(|step| seconds("step", step)).transpose()?;
+    if scenario.duration / scenario.step_seconds() > SIMULATED_STEPS_AT_MOST {
+        return Err("`step`: at most a million steps through the API; take a longer step".into());
+    }
     if let Some(timeout) = &request.agent_timeout {
         scenario.agent_timeout = seconds("agent_timeout", timeout)?;
     }
@@ -591,21 +611,21 @@ async fn simulate(State(plane): State<Arc<ApiState>>, request: Result<Bytes, Byt
     let mut scenario = scenario(&request).map_err(ApiError::bad_request)?;
     let application = snapshot(&plane)?.running.application.clone();
     let store = stratum_ml::ModelStore::new(plane.config.state_dir.join("models"));
-    if SIMULATING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+    let Some(running) = Simulating::take() else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Overloaded,
             "a simulation is running; ask again once it is done",
         ));
-    }
+    };
     let simulated = tokio::task::spawn_blocking(move || {
+        let _running = running;
         // The stored models' profiles say how long a prediction takes.
         scenario.prediction_seconds =
             stratum_sim::measured_predictions(&application, |model| store.prediction_seconds(model));
         stratum_sim::simulate(&application, &scenario)
     })
     .await;
-    SIMULATING.store(false, std::sync::atomic::Ordering::Release);
     match simulated {
         Ok(Ok(report)) => ok(&report),
         Ok(Err(error)) => Err(ApiError::bad_request(stratum_core::error_chain(&error))),

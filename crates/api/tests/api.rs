@@ -272,6 +272,10 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
     let (status, answer) = api.call(Method::POST, "/v1/simulate", Some(VIEWER), Some(wrong)).await;
     assert_eq!(status, 400, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("unknown unit `fortnights`"), "{answer}");
+    let tiny = json!({ "duration": "7d", "step": "1ms" }).to_string();
+    let (status, answer) = api.call(Method::POST, "/v1/simulate", Some(VIEWER), Some(tiny)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("at most a million steps"), "{answer}");
     let (status, answer) =
         api.call(Method::POST, "/v1/simulate", Some(VIEWER), Some(json!({ "fail": ["fog9@1s"] }).to_string())).await;
     assert_eq!(status, 400, "{answer}");
