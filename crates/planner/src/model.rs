@@ -271,21 +271,19 @@ impl Problem {
                 requests.disk = ByteSize(requests.disk.0 + buffer.max.0);
             }
             let events = source.rate.map(|rate| rate.0).unwrap_or(1.0);
-            // The source's whole rate: a per-node rate times the machines that make it, so that what reads it is
-            // estimated from all of them.
-            let machines = if source.rate_per_node {
+            // A per-node source runs on every machine that may run it.
+            let matching: Vec<usize> = if source.rate_per_node {
                 (0..self.hosts.len())
                     .filter(|host| static_rejection(&self.hosts[*host], &source.placement, &requests).is_none())
-                    .count()
-                    .max(1)
+                    .collect()
             } else {
-                1
+                Vec::new()
             };
+            // The source's whole rate: a per-node rate times the machines that make it, so that what reads it is
+            // estimated from all of them.
+            let machines = matching.len().max(1);
             rates.insert(source.name.clone(), (events * machines as f64, source.event_size.0));
             if source.rate_per_node {
-                let matching: Vec<usize> = (0..self.hosts.len())
-                    .filter(|host| static_rejection(&self.hosts[*host], &source.placement, &requests).is_none())
-                    .collect();
                 for (instance, host) in matching.iter().enumerate() {
                     let component = Component {
                         name: source.name.clone(),
