@@ -2,8 +2,8 @@
 //! server runs, and put back on a machine that replaces it.
 //!
 //! A backup is a folder: the state store as one SQLite file made with `VACUUM INTO` (a consistent snapshot, taken
-//! in a read transaction while the server goes on writing), the model store (content-addressed files, written
-//! once), the cluster's authority and secrets (`tls/`, `path.secret`, `join-string`: without them agents would
+//! in a read transaction while the server goes on writing), the model store (each file written whole and renamed
+//! into place, so a backup never copies half of one), the cluster's authority and secrets (`tls/`, `path.secret`, `join-string`: without them agents would
 //! not trust the restored server, nor it their paths), the applied file (`app/`), and `MANIFEST.json` with each
 //! file's size and sha256. Restore checks every file against the manifest before it writes anything, and writes
 //! into a state directory that has no state store yet (or, with `force`, replaces it); secrets keep owner-only
@@ -146,8 +146,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
         }
         return Ok(());
     }
-    // A temporary file a writer has not renamed yet is not part of the store.
-    if from.extension().is_some_and(|extension| extension == "tmp") {
+    // A file the model store is still writing (`FILE.partial`, renamed once whole) is not part of the store.
+    if from.extension().is_some_and(|extension| extension == "partial") {
         return Ok(());
     }
     std::fs::copy(from, to).map(|_| ()).map_err(|error| io_error(from, error))

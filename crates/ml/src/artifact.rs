@@ -229,6 +229,19 @@ fn now_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 
+/// Writes a store file whole or not at all: into `FILE.partial`, synced, then renamed over `FILE`, so that a reader
+/// (an agent pulling the model, a backup copying the store) never sees half of it.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let mut file = std::fs::File::create(&partial)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+}
+
 /// Artifacts on disk: `ROOT/NAME/vN.json`, one file per version.
 pub struct ModelStore {
     /// The folder that holds a folder per model.
@@ -284,7 +297,7 @@ impl ModelStore {
         };
         let path = folder.join(format!("v{version}.json"));
         let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.into()))?;
-        std::fs::write(&path, text).map_err(|error| Self::store_error(&path, error))?;
+        write_whole(&path, text.as_bytes()).map_err(|error| Self::store_error(&path, error))?;
         Ok((artifact, path))
     }
 
@@ -368,10 +381,10 @@ impl ModelStore {
             profile: profile_imported(&model, bytes.len()),
         };
         let onnx_path = folder.join(format!("v{version}.onnx"));
-        std::fs::write(&onnx_path, bytes).map_err(|error| Self::store_error(&onnx_path, error))?;
+        write_whole(&onnx_path, bytes).map_err(|error| Self::store_error(&onnx_path, error))?;
         let path = folder.join(format!("v{version}.json"));
         let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.into()))?;
-        std::fs::write(&path, text).map_err(|error| Self::store_error(&path, error))?;
+        write_whole(&path, text.as_bytes()).map_err(|error| Self::store_error(&path, error))?;
         Ok((artifact, path))
     }
 
