@@ -40,7 +40,7 @@ async fn start_agent(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let options = AgentOptions {
-        server: server.to_string(),
+        servers: vec![server.to_string()],
         join_token: JOIN.into(),
         authority_sha256: Some(authority_sha256.into()),
         name: name.into(),

@@ -48,6 +48,11 @@ pub(crate) struct ServerArgs {
     /// reaching it by that name; Stratum's agents and commands need none.
     #[arg(long = "tls-name", value_name = "NAME")]
     tls_names: Vec<String>,
+    /// Keep the state in PostgreSQL instead of STATE_DIR/state.db (or STRATUM_STORE), e.g.
+    /// `postgres://stratum:PASSWORD@db.example:5432/stratum`: run two or more servers on it and one leads while the
+    /// others wait to take over; agents list them all in --server.
+    #[arg(long, env = "STRATUM_STORE", hide_env_values = true, value_name = "URL")]
+    store: Option<String>,
 }
 
 #[derive(clap::Subcommand)]
@@ -106,9 +111,11 @@ fn server_action(action: ServerAction) -> anyhow::Result<Outcome> {
 
 #[derive(clap::Args)]
 pub(crate) struct AgentArgs {
-    /// The control plane, `https://host:port` (`http://` for one started with --plain-http).
-    #[arg(long, value_name = "URL")]
-    server: String,
+    /// The control plane, `https://host:port` (`http://` for one started with --plain-http). Replicas that share
+    /// a state store (`stratum server --store`): each of them, comma-separated or repeated; the agent follows the
+    /// one that leads.
+    #[arg(long = "server", value_name = "URL", value_delimiter = ',', required = true)]
+    servers: Vec<String>,
     /// The cluster's join token (or STRATUM_JOIN_TOKEN); over https:// the agent trusts the authority the control
     /// plane proves with it. Or the join string in the server's STATE_DIR/join-string, `stratum1:SHA256:TOKEN`,
     /// which also pins the authority by its hash.
@@ -248,7 +255,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not a label: write key=value"))
 }
 
-async fn until_stopped(stop: tokio::sync::watch::Sender<bool>) {
+async fn until_stopped(stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>) {
     crate::running::shutdown_requested().await;
     stop.send_replace(true);
 }
@@ -266,6 +273,20 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
             "error: the join token must differ from the operator's and the viewer's: agents must not act as them"
         );
         return Ok(Outcome::UserError);
+    }
+    let runtime = runtime()?;
+    // On a store replicas share, this one waits until it leads, then takes the files the cluster shares (its
+    // authority and secrets among them) before anything else reads them.
+    let (state, lead) = match &args.store {
+        Some(url) => {
+            let Some(lead) = runtime.block_on(lead_when_free(url, &args.listen))? else { return Ok(Outcome::Success) };
+            lead
+        }
+        None => (stratum_control::state::StateStore::open(&args.state_dir.join("state.db"))?, None),
+    };
+    if let (Some(shared), Some(_)) = (state.shared(), &lead) {
+        let taken = stratum_control::lead::download(shared, &args.state_dir)?;
+        tracing::info!(files = taken, "took the shared files from the state store");
     }
     let tls_folder = args.state_dir.join("tls");
     let authority = if args.plain_http {
@@ -302,12 +323,16 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         join_token: join_token.clone(),
         authority,
     };
-    let server = match Server::open(options) {
+    let server = match Server::open_with(options, state.clone()) {
         Ok(server) => server,
         Err(error) => {
             anyhow::bail!("{error}");
         }
     };
+    // What another replica needs to take over is in the store before any agent hears of this one.
+    if let Some(shared) = state.shared() {
+        stratum_control::lead::Mirror::default().upload(shared, &args.state_dir)?;
+    }
     // Without a viewer's token nobody reads with one: a random token stands in, never shown.
     let viewer = match args.viewer_token {
         Some(viewer) => viewer,
@@ -316,9 +341,8 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
     let config = ApiConfig {
         tokens: Tokens { operator: token, viewer, join: Some(join_token) },
         source_file: args.state_dir.join("app").join("app.stratum"),
-        state_dir: args.state_dir,
+        state_dir: args.state_dir.clone(),
     };
-    let runtime = runtime()?;
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(listener) => listener,
@@ -329,8 +353,25 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         // Versions applied through the API (`stratum apply`, the editor) go straight to the server.
         let (plane, _) = ApiState::new(config, Some(server.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(until_stopped(stop));
+        let stop = std::sync::Arc::new(stop);
+        tokio::spawn(until_stopped(stop.clone()));
         tokio::spawn(server.run(stopped.clone()));
+        // A replica that can no longer renew its lead stops serving at once: another may lead by now.
+        let deposed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        if let Some(lead) = lead.map(std::sync::Arc::new) {
+            tokio::spawn({
+                let (lead, stopped) = (lead.clone(), stopped.clone());
+                async move { lead.mirror(args.state_dir.clone(), stopped).await }
+            });
+            let (stop, stopped, deposed) = (stop.clone(), stopped.clone(), deposed.clone());
+            tokio::spawn(async move {
+                if let Err(error) = lead.keep(stopped).await {
+                    *deposed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(stratum_core::error_chain(&error));
+                    stop.send_replace(true);
+                }
+            });
+        }
         let address = listener.local_addr()?;
         match &authority_sha256 {
             Some(ca_sha256) => eprintln!(
@@ -349,11 +390,50 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
                  or the viewer's token). Ctrl-C stops it."
             ),
         }
-        match stratum_api::serve(listener, plane, server_tls, stopped).await {
+        let served = stratum_api::serve(listener, plane, server_tls, stopped).await;
+        if let Some(why) = deposed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            anyhow::bail!("{why}; stopped serving (start it again: it waits as a standby)");
+        }
+        match served {
             Ok(()) => Ok(Outcome::Success),
             Err(error) => Err(anyhow::anyhow!("{error}")),
         }
     })
+}
+
+/// Connects to the shared state store at `url` and waits, as a standby, until this replica leads (`None`:
+/// stopped while waiting). Says who leads meanwhile.
+async fn lead_when_free(
+    url: &str,
+    listen: &SocketAddr,
+) -> anyhow::Result<Option<(stratum_control::state::StateStore, Option<stratum_control::lead::Lead>)>> {
+    let connecting = url.to_string();
+    let state = tokio::task::spawn_blocking(move || stratum_control::state::StateStore::connect(&connecting)).await??;
+    // Fail now, not after waiting, when the address is taken.
+    drop(tokio::net::TcpListener::bind(listen).await.map_err(|error| {
+        anyhow::anyhow!("cannot serve on {listen}: {error} (choose another address with --listen)")
+    })?);
+    let holder = stratum_control::lead::replica_name(&listen.to_string());
+    let shown = state.shared().map(|shared| shared.shown().to_string()).unwrap_or_default();
+    let taking = stratum_control::lead::Lead::take(state.clone(), holder, listen.to_string(), |leader| {
+        if leader.remaining_milliseconds > 0 && !leader.holder.is_empty() {
+            eprintln!(
+                "standby: the control plane at {} ({}) leads the state store {shown}; this one takes over if it stops \
+                 ({}s without renewing).",
+                leader.address,
+                leader.holder,
+                stratum_control::lead::LEASE.as_secs()
+            );
+        }
+    });
+    tokio::select! {
+        lead = taking => {
+            let lead = lead?;
+            eprintln!("leading the state store {shown} as {}", lead.holder());
+            Ok(Some((state, Some(lead))))
+        }
+        () = crate::running::shutdown_requested() => Ok(None),
+    }
 }
 
 /// The names and addresses the server's certificate is valid for besides its identity: loopback, this machine's
@@ -497,7 +577,7 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
         Err(error) => return Err(anyhow::Error::from(error).context("--join-token")),
     };
     let options = AgentOptions {
-        server: args.server,
+        servers: args.servers,
         join_token,
         authority_sha256,
         data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from(format!(".stratum-agent-{name}"))),
@@ -519,11 +599,16 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<Outcome> {
             () = crate::running::shutdown_requested() => return Ok(()),
         };
         let (agent, router) = started;
-        let scheme = if options.server.starts_with("https://") { "https" } else { "http" };
+        let scheme = if options.servers.iter().any(|server| server.starts_with("https://")) { "https" } else { "http" };
         let api = agent.api_address().map(|address| format!(", API at {scheme}://{address}")).unwrap_or_default();
-        eprintln!("agent `{}`: data at {}{api}; joining {} …", options.name, agent.data_address(), options.server);
+        eprintln!(
+            "agent `{}`: data at {}{api}; joining {} …",
+            options.name,
+            agent.data_address(),
+            options.servers.join(" or ")
+        );
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(until_stopped(stop));
+        tokio::spawn(until_stopped(std::sync::Arc::new(stop)));
         let result = agent.run(stopped).await;
         router.abort();
         result

@@ -36,8 +36,9 @@ use tokio::sync::{mpsc, watch};
 /// How an agent runs: its control plane, name and tier, where it listens and keeps its data.
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
-    /// The control plane, `https://host:port` (`http://` for one that runs without TLS).
-    pub server: String,
+    /// The control plane, `https://host:port` (`http://` for one that runs without TLS); its replicas, when
+    /// several share a state store: the agent follows the one that answers (the leader; the others do not listen).
+    pub servers: Vec<String>,
     /// The cluster's join token: it lets the agent join and run what it is told, nothing more.
     pub join_token: String,
     /// The sha256 of the cluster's certificate authority, from the join string: over `https://` the agent trusts
@@ -137,6 +138,8 @@ pub struct Agent {
     /// The cluster's authority (PEM) and the certificate this agent presents on its data port and API (from its
     /// join), on a cluster with TLS.
     tls: Option<(String, ServerTls)>,
+    /// Which of the control plane's replicas it talks to now (an index into `options.servers`, turning round).
+    server_at: std::sync::atomic::AtomicUsize,
 }
 
 /// A heartbeat carries at most this much of checkpoints (the control plane takes heartbeats of up to 8 MB; what
@@ -229,6 +232,7 @@ impl Agent {
             heartbeat_interval: HEARTBEAT_INTERVAL,
             path_keys,
             tls,
+            server_at: std::sync::atomic::AtomicUsize::new(0),
         };
         Ok((agent, router))
     }
@@ -244,7 +248,21 @@ impl Agent {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.options.server.trim_end_matches('/'))
+        format!("{}{path}", self.server().trim_end_matches('/'))
+    }
+
+    /// The control plane's replica it talks to now.
+    fn server(&self) -> &str {
+        let at = self.server_at.load(std::sync::atomic::Ordering::Relaxed);
+        self.options.servers.get(at % self.options.servers.len().max(1)).map_or("", String::as_str)
+    }
+
+    /// The replica it talks to did not answer: the next one may lead by now.
+    fn next_server(&self) {
+        if self.options.servers.len() > 1 {
+            self.server_at.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(server = self.server(), "trying the next replica of the control plane");
+        }
     }
 
     async fn join(&mut self) -> Result<(), Error> {
@@ -857,8 +875,11 @@ impl Reconciler for Heartbeats {
             tracing::info!(agent = self.agent.options.name, data = self.agent.data_address, "joined");
         }
         if let Err(error) = self.agent.heartbeat().await {
-            // The control plane may be restarting: keep running what was assigned.
+            // The control plane may be restarting, or another replica taking over: keep running what was assigned.
             tracing::debug!(%error, "heartbeat failed");
+            if !matches!(error, Error::Refused(_)) {
+                self.agent.next_server();
+            }
         }
         self.agent.restart_if_failed().await;
         Ok(Action::Requeue(jittered(self.agent.heartbeat_interval)))
@@ -871,6 +892,7 @@ impl Reconciler for Heartbeats {
 
     fn error_policy(&mut self, error: &Error, backoff: &mut Backoff) -> Action {
         tracing::info!(%error, "cannot join yet; trying again");
+        self.agent.next_server();
         Action::Requeue(backoff.after(Duration::ZERO))
     }
 }
@@ -881,12 +903,19 @@ impl Reconciler for Heartbeats {
 /// [`crate::pki::fetch_authority`]); kept in `DATA_DIR/tls/ca.pem` from the first join on, so that
 /// later starts trust the same authority without asking.
 async fn trusted_authority(options: &AgentOptions) -> Result<Option<String>, Error> {
-    if !options.server.starts_with("https://") {
+    let https = options.servers.iter().filter(|server| server.starts_with("https://")).count();
+    if options.servers.is_empty() || (https > 0 && https < options.servers.len()) {
+        return Err(Error::Refused(format!(
+            "the control plane's replicas are reached all over https:// or all over http://, not {}",
+            options.servers.join(", ")
+        )));
+    }
+    if https == 0 {
         if options.authority_sha256.is_some() {
             return Err(Error::Refused(format!(
                 "the join string names the cluster's authority, but {} is not https://: reach the control plane \
                  over TLS",
-                options.server
+                options.servers.join(", ")
             )));
         }
         return Ok(None);
@@ -899,10 +928,9 @@ async fn trusted_authority(options: &AgentOptions) -> Result<Option<String>, Err
         }
     }
     let mut wait = JOIN_BACKOFF.0;
-    loop {
-        match crate::pki::fetch_authority(&options.server, &options.join_token, options.authority_sha256.as_deref())
-            .await
-        {
+    // Each replica in turn: the one that leads answers.
+    for server in options.servers.iter().cycle() {
+        match crate::pki::fetch_authority(server, &options.join_token, options.authority_sha256.as_deref()).await {
             Ok(Ok(pem)) => {
                 crate::files::write_whole(&kept, pem.as_bytes())
                     .map_err(|error| Error::Agent(format!("{}: {error}", kept.display()).into()))?;
@@ -916,6 +944,7 @@ async fn trusted_authority(options: &AgentOptions) -> Result<Option<String>, Err
             Err(error) => return Err(error),
         }
     }
+    Err(Error::Refused("no control plane to reach: give --server".into()))
 }
 
 fn key_path(data_dir: &std::path::Path) -> std::path::PathBuf {

@@ -13,6 +13,7 @@ pub mod api;
 pub mod backup;
 pub mod deployment;
 pub mod files;
+pub mod lead;
 pub mod models;
 mod part;
 pub mod pki;
@@ -99,6 +100,10 @@ pub enum Error {
         #[source]
         source: Cause,
     },
+    /// This control plane no longer leads the replicas sharing its state store (another took the lead): it
+    /// writes nothing more.
+    #[error("this control plane does not lead: {0}")]
+    NotLeading(String),
     /// A join string is not one: what is wrong with it.
     #[error("{0}")]
     JoinString(&'static str),

@@ -1,7 +1,7 @@
 //! What Stratum's tests share, so that each helper is written once: checking a `.stratum` file into its IR, a
 //! loader that reads imports from disk as the `stratum` binary does, snapshot files that `STRATUM_BLESS=1`
-//! rewrites, a free port, and a real Mosquitto for the tests that need one. A dev-dependency of the other crates;
-//! nothing ships it.
+//! rewrites, a free port, and a real Mosquitto and PostgreSQL for the tests that need them. A dev-dependency of the
+//! other crates; nothing ships it.
 
 #![warn(missing_docs)]
 
@@ -99,6 +99,78 @@ impl Mosquitto {
 }
 
 impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A PostgreSQL server of its own (Debian's `postgresql`) on a free loopback port, its data in `folder`, stopped
+/// when dropped; it trusts every local connection and does not sync (the tests test Stratum's fencing and
+/// failover, not PostgreSQL's durability). Run as root, it runs as the `postgres` user, since PostgreSQL refuses
+/// root.
+pub struct Postgres {
+    child: std::process::Child,
+    /// Its address for the state store: `postgres://stratum@127.0.0.1:PORT/postgres`.
+    pub url: String,
+}
+
+impl Postgres {
+    /// Makes a database cluster in `folder` (made empty first) and starts its server; waits until it accepts
+    /// connections.
+    pub fn start(folder: &Path) -> Postgres {
+        let binaries = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| versions.flatten().map(|version| version.path().join("bin")).max())
+            .expect("PostgreSQL is installed (Debian package `postgresql`)");
+        let _ = std::fs::remove_dir_all(folder);
+        std::fs::create_dir_all(folder).expect("a folder for PostgreSQL");
+        let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout == b"0\n");
+        let as_owner = |program: &str| {
+            let mut command = if root {
+                let mut command = std::process::Command::new("runuser");
+                command.args(["-u", "postgres", "--"]).arg(binaries.join(program));
+                command
+            } else {
+                std::process::Command::new(binaries.join(program))
+            };
+            command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            command
+        };
+        if root {
+            let owned = std::process::Command::new("chown").args(["-R", "postgres"]).arg(folder).status();
+            assert!(owned.is_ok_and(|status| status.success()), "chown {} to postgres", folder.display());
+        }
+        let data = folder.join("data");
+        let made = as_owner("initdb")
+            .args(["-A", "trust", "-U", "stratum", "--no-sync", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .status()
+            .expect("initdb runs");
+        assert!(made.success(), "initdb -D {}", data.display());
+        let port = free_port();
+        let log = std::fs::File::create(folder.join("postgres.log")).expect("a log for PostgreSQL");
+        let child = as_owner("postgres")
+            .stderr(log)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(folder)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-D"])
+            .arg(&data)
+            .spawn()
+            .expect("postgres runs");
+        let server = Postgres { child, url: format!("postgres://stratum@127.0.0.1:{port}/postgres") };
+        let started = std::time::Instant::now();
+        // The port answers a little before the server takes connections; a startup packet's answer is enough.
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "postgres did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        server
+    }
+}
+
+impl Drop for Postgres {
     fn drop(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();

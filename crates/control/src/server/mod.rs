@@ -360,10 +360,16 @@ fn stateful_streams(application: &Application) -> impl Iterator<Item = &stratum_
 }
 
 impl Server {
-    /// Opens the state store and reads back the applied application and the agents that had joined (they count as
-    /// alive until the timeout says otherwise).
+    /// Opens the embedded state store in the state directory, and runs on it (see [`Server::open_with`]).
     pub fn open(options: ServerOptions) -> Result<Arc<Server>, Error> {
         let state = StateStore::open(&options.state_dir.join("state.db"))?;
+        Server::open_with(options, state)
+    }
+
+    /// Reads back from `state` the applied application and the agents that had joined (they count as alive until
+    /// the timeout says otherwise). On a store replicas share, this replica must lead already (see
+    /// [`crate::lead::Lead`]).
+    pub fn open_with(options: ServerOptions, state: StateStore) -> Result<Arc<Server>, Error> {
         let mut cluster = Cluster::default();
         if let Some((app, version, ir, plan)) = state.latest_deployment()? {
             let application: Application = serde_json::from_str(&ir)

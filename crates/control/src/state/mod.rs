@@ -1,12 +1,17 @@
 //! The control plane's durable state: an embedded SQLite database with numbered migrations. It keeps the versions
 //! of each application (its IR and plan), the events of its life (started, trained, stopped, failed …) and the
-//! models it serves, so that a restarted control plane knows what it was running.
+//! models it serves, so that a restarted control plane knows what it was running. SQLite is the embedded default;
+//! PostgreSQL is the store that outlives its machine (`shared`), shared by replicas of which one leads.
+
+mod shared;
+mod sql;
 
 use crate::Error;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
+use sql::{Row, Sql, Sqlite, Value, sqlite_error, values};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use stratum_core::events::EventKind;
 use stratum_core::sync::lock;
 
@@ -132,10 +137,22 @@ pub struct ServedModel {
 /// they show among every application's events.
 pub const NO_APP: &str = "-";
 
-/// The control plane's state store: applications, versions, events, agents, served models and kept checkpoints, in SQLite.
+/// The control plane's state store: applications, versions, events, agents, served models and kept checkpoints —
+/// in an embedded SQLite file, or in PostgreSQL shared by several replicas of the control plane ([`Shared`]).
+/// Cloning it shares the same store.
+#[derive(Clone)]
 pub struct StateStore {
-    connection: Mutex<Connection>,
+    backend: Arc<Backend>,
 }
+
+enum Backend {
+    Sqlite(Mutex<Connection>),
+    // Boxed: the connection settings are large, and there is one store per process.
+    Postgres(Box<Shared>),
+}
+
+/// The state store on PostgreSQL, with the lead among replicas and the files they share.
+pub use shared::{Leader, Postgres as Shared};
 
 /// The wall clock in milliseconds since 1970: when events happen, and what they are compared with.
 pub fn now_milliseconds() -> i64 {
@@ -157,18 +174,24 @@ impl StateStore {
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .and_then(|()| connection.pragma_update(None, "synchronous", "FULL"))
-            .map_err(state_error)?;
+            .map_err(sqlite_error)?;
         StateStore::migrated(connection)
+    }
+
+    /// Connects to a store on PostgreSQL at `url` and brings its schema up to date: the store several replicas of
+    /// the control plane share (see [`Shared`]).
+    pub fn connect(url: &str) -> Result<StateStore, Error> {
+        Ok(StateStore { backend: Arc::new(Backend::Postgres(Box::new(Shared::connect(url)?))) })
     }
 
     /// A store that lives in memory only (tests).
     pub fn in_memory() -> Result<StateStore, Error> {
-        StateStore::migrated(Connection::open_in_memory().map_err(state_error)?)
+        StateStore::migrated(Connection::open_in_memory().map_err(sqlite_error)?)
     }
 
     fn migrated(mut connection: Connection) -> Result<StateStore, Error> {
         let applied: i64 =
-            connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(state_error)?;
+            connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sqlite_error)?;
         let applied = usize::try_from(applied).unwrap_or(usize::MAX);
         if applied > MIGRATIONS.len() {
             return Err(Error::State(
@@ -180,106 +203,127 @@ impl StateStore {
             ));
         }
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let transaction = connection.transaction().map_err(state_error)?;
-            transaction.execute_batch(migration).map_err(state_error)?;
-            transaction.pragma_update(None, "user_version", (index + 1) as i64).map_err(state_error)?;
-            transaction.commit().map_err(state_error)?;
+            let transaction = connection.transaction().map_err(sqlite_error)?;
+            transaction.execute_batch(migration).map_err(sqlite_error)?;
+            transaction.pragma_update(None, "user_version", (index + 1) as i64).map_err(sqlite_error)?;
+            transaction.commit().map_err(sqlite_error)?;
             tracing::info!(migration = index + 1, "state store migrated");
         }
-        Ok(StateStore { connection: Mutex::new(connection) })
+        Ok(StateStore { backend: Arc::new(Backend::Sqlite(Mutex::new(connection))) })
     }
 
-    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
-        lock(&self.connection)
+    /// The store on PostgreSQL that replicas share, when it is one.
+    pub fn shared(&self) -> Option<&Shared> {
+        match self.backend.as_ref() {
+            Backend::Postgres(shared) => Some(shared),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// Runs `body` in one transaction. A write on a shared store is fenced: it fails, writing nothing, once this
+    /// replica no longer leads.
+    fn transaction<R: Send>(
+        &self,
+        write: bool,
+        body: impl FnOnce(&mut dyn Sql) -> Result<R, Error> + Send,
+    ) -> Result<R, Error> {
+        match self.backend.as_ref() {
+            Backend::Sqlite(connection) => {
+                let mut connection = lock(connection);
+                let transaction = connection.transaction().map_err(sqlite_error)?;
+                let answer = body(&mut Sqlite(&transaction))?;
+                transaction.commit().map_err(sqlite_error)?;
+                Ok(answer)
+            }
+            Backend::Postgres(shared) => shared.transaction(write, body),
+        }
+    }
+
+    fn write<R: Send>(&self, body: impl FnOnce(&mut dyn Sql) -> Result<R, Error> + Send) -> Result<R, Error> {
+        self.transaction(true, body)
+    }
+
+    fn read(&self, sql: &str, values: &[Value]) -> Result<Vec<Row>, Error> {
+        self.transaction(false, |transaction| transaction.query(sql, values))
     }
 
     /// Records a version of an application unless the latest one has the same IR and plan; returns its number.
     pub fn record_version(&self, app: &str, ir: &str, plan: &str) -> Result<u32, Error> {
-        let connection = self.connection();
-        let latest: Option<(u32, String, String)> = connection
-            .query_row(
+        self.write(|sql| {
+            let latest = sql.query(
                 "SELECT version, ir, plan FROM app_versions WHERE app = ?1 ORDER BY version DESC LIMIT 1",
-                params![app],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()
-            .map_err(state_error)?;
-        if let Some((version, latest_ir, latest_plan)) = &latest
-            && latest_ir == ir
-            && latest_plan == plan
-        {
-            return Ok(*version);
-        }
-        let version = latest.map_or(1, |(version, _, _)| version + 1);
-        connection
-            .execute(
+                values![app],
+            )?;
+            let latest = match latest.first() {
+                Some(row) => Some((row.u32(0)?, row.text(1)?, row.text(2)?)),
+                None => None,
+            };
+            if let Some((version, latest_ir, latest_plan)) = &latest
+                && latest_ir == ir
+                && latest_plan == plan
+            {
+                return Ok(*version);
+            }
+            let version = latest.map_or(1, |(version, _, _)| version + 1);
+            sql.execute(
                 "INSERT INTO app_versions (app, version, created, ir, plan) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![app, version, now_milliseconds() / 1000, ir, plan],
-            )
-            .map_err(state_error)?;
-        Ok(version)
+                values![app, version, now_milliseconds() / 1000, ir, plan],
+            )?;
+            Ok(version)
+        })
     }
 
     /// The latest version of the most recently changed application: (app, version, IR, plan).
     pub fn latest_deployment(&self) -> Result<Option<(String, u32, String, String)>, Error> {
-        self.connection()
-            .query_row(
-                "SELECT app, version, ir, plan FROM app_versions ORDER BY created DESC, version DESC LIMIT 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()
-            .map_err(state_error)
+        let rows = self
+            .read("SELECT app, version, ir, plan FROM app_versions ORDER BY created DESC, version DESC LIMIT 1", &[])?;
+        rows.first().map(|row| Ok((row.text(0)?, row.u32(1)?, row.text(2)?, row.text(3)?))).transpose()
     }
 
     /// Remembers an agent that joined (its description as JSON), so that a restarted control plane knows it.
     pub fn record_agent(&self, name: &str, description: &str) -> Result<(), Error> {
-        self.connection()
-            .execute(
+        self.write(|sql| {
+            sql.execute(
                 "INSERT INTO agents (name, description, updated) VALUES (?1, ?2, ?3)
                  ON CONFLICT (name) DO UPDATE SET description = excluded.description, updated = excluded.updated",
-                params![name, description, now_milliseconds()],
+                values![name, description, now_milliseconds()],
             )
-            .map_err(state_error)?;
+        })?;
         Ok(())
     }
 
     /// The sha256 of the key issued to the agent of that name, if one was.
     pub fn agent_key(&self, name: &str) -> Result<Option<String>, Error> {
-        self.connection()
-            .query_row("SELECT key_sha256 FROM agent_keys WHERE name = ?1", params![name], |row| row.get(0))
-            .optional()
-            .map_err(state_error)
+        let rows = self.read("SELECT key_sha256 FROM agent_keys WHERE name = ?1", values![name])?;
+        rows.first().map(|row| row.text(0)).transpose()
     }
 
     /// Remembers the sha256 of the key issued to an agent (the key itself is never stored).
     pub fn record_agent_key(&self, name: &str, key_sha256: &str) -> Result<(), Error> {
-        self.connection()
-            .execute(
+        self.write(|sql| {
+            sql.execute(
                 "INSERT INTO agent_keys (name, key_sha256) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET key_sha256 = excluded.key_sha256",
-                params![name, key_sha256],
+                values![name, key_sha256],
             )
-            .map_err(state_error)?;
+        })?;
         Ok(())
     }
 
     /// Forgets an agent — its description and its key, so that the next join under its name is a new machine
     /// with a new key; whether there was anything to forget.
     pub fn forget_agent(&self, name: &str) -> Result<bool, Error> {
-        let connection = self.connection();
-        let keys = connection.execute("DELETE FROM agent_keys WHERE name = ?1", params![name]).map_err(state_error)?;
-        let agents = connection.execute("DELETE FROM agents WHERE name = ?1", params![name]).map_err(state_error)?;
-        Ok(keys + agents > 0)
+        self.write(|sql| {
+            let keys = sql.execute("DELETE FROM agent_keys WHERE name = ?1", values![name])?;
+            let agents = sql.execute("DELETE FROM agents WHERE name = ?1", values![name])?;
+            Ok(keys + agents > 0)
+        })
     }
 
     /// Every agent that ever joined: (name, description as JSON).
     pub fn agents(&self) -> Result<Vec<(String, String)>, Error> {
-        let connection = self.connection();
-        let mut statement =
-            connection.prepare("SELECT name, description FROM agents ORDER BY name").map_err(state_error)?;
-        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+        let rows = self.read("SELECT name, description FROM agents ORDER BY name", &[])?;
+        rows.iter().map(|row| Ok((row.text(0)?, row.text(1)?))).collect()
     }
 
     /// Makes changes to the kept states of streams, all or none: they are what a stream goes on from when its
@@ -288,91 +332,86 @@ impl StateStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut connection = self.connection();
-        let transaction = connection.transaction().map_err(state_error)?;
-        for change in changes {
-            match change {
-                CheckpointChange::Keep(kept) => transaction.execute(
-                    "INSERT INTO checkpoints (component, handed, holder, file) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (component, handed) DO UPDATE SET holder = excluded.holder, file = excluded.file",
-                    params![
-                        kept.component,
-                        kept.holder.is_none(),
-                        kept.holder.as_deref().unwrap_or_default(),
-                        kept.file
-                    ],
-                ),
-                CheckpointChange::Forget { component, handed } => transaction.execute(
-                    "DELETE FROM checkpoints WHERE component = ?1 AND handed = ?2",
-                    params![component, handed],
-                ),
+        self.write(|sql| {
+            for change in changes {
+                match change {
+                    CheckpointChange::Keep(kept) => sql.execute(
+                        "INSERT INTO checkpoints (component, handed, holder, file) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (component, handed) DO UPDATE SET holder = excluded.holder, file = excluded.file",
+                        values![
+                            &kept.component,
+                            kept.holder.is_none(),
+                            kept.holder.as_deref().unwrap_or_default(),
+                            &kept.file
+                        ],
+                    ),
+                    CheckpointChange::Forget { component, handed } => sql.execute(
+                        "DELETE FROM checkpoints WHERE component = ?1 AND handed = ?2",
+                        values![component, *handed],
+                    ),
+                }?;
             }
-            .map_err(state_error)?;
-        }
-        transaction.commit().map_err(state_error)
+            Ok(())
+        })
     }
 
     /// Every kept state of a stream.
     pub fn kept_checkpoints(&self) -> Result<Vec<KeptCheckpoint>, Error> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare("SELECT component, handed, holder, file FROM checkpoints ORDER BY component, handed")
-            .map_err(state_error)?;
-        let rows = statement
-            .query_map([], |row| {
-                let handed: bool = row.get(1)?;
-                let holder: String = row.get(2)?;
-                Ok(KeptCheckpoint { component: row.get(0)?, holder: (!handed).then_some(holder), file: row.get(3)? })
+        let rows =
+            self.read("SELECT component, handed, holder, file FROM checkpoints ORDER BY component, handed", &[])?;
+        rows.iter()
+            .map(|row| {
+                let holder = row.text(2)?;
+                Ok(KeptCheckpoint {
+                    component: row.text(0)?,
+                    holder: (!row.flag(1)?).then_some(holder),
+                    file: row.text(3)?,
+                })
             })
-            .map_err(state_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+            .collect()
     }
 
     /// Remembers that a policy moved a component of a version to another tier, so that a restarted control plane
     /// keeps it there.
     pub fn record_migration(&self, app: &str, version: u32, component: &str, tier: &str) -> Result<(), Error> {
-        self.connection()
-            .execute(
+        self.write(|sql| {
+            sql.execute(
                 "INSERT INTO migrations (app, version, component, tier) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app, version, component) DO UPDATE SET tier = excluded.tier",
-                params![app, version, component, tier],
+                values![app, version, component, tier],
             )
-            .map_err(state_error)?;
+        })?;
         Ok(())
     }
 
     /// The components policies moved in a version: (component, tier).
     pub fn migrations(&self, app: &str, version: u32) -> Result<Vec<(String, String)>, Error> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare("SELECT component, tier FROM migrations WHERE app = ?1 AND version = ?2 ORDER BY component")
-            .map_err(state_error)?;
-        let rows =
-            statement.query_map(params![app, version], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+        let rows = self.read(
+            "SELECT component, tier FROM migrations WHERE app = ?1 AND version = ?2 ORDER BY component",
+            values![app, version],
+        )?;
+        rows.iter().map(|row| Ok((row.text(0)?, row.text(1)?))).collect()
     }
 
     /// Remembers how many instances a policy added for a component of a version on machines beyond the plan's.
     pub fn record_added_instances(&self, app: &str, version: u32, component: &str, count: u32) -> Result<(), Error> {
-        self.connection()
-            .execute(
+        self.write(|sql| {
+            sql.execute(
                 "INSERT INTO added_instances (app, version, component, count) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app, version, component) DO UPDATE SET count = excluded.count",
-                params![app, version, component, count],
+                values![app, version, component, count],
             )
-            .map_err(state_error)?;
+        })?;
         Ok(())
     }
 
     /// The instances policies added in a version: (component, count).
     pub fn added_instances(&self, app: &str, version: u32) -> Result<Vec<(String, u32)>, Error> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare("SELECT component, count FROM added_instances WHERE app = ?1 AND version = ?2 ORDER BY component")
-            .map_err(state_error)?;
-        let rows =
-            statement.query_map(params![app, version], |row| Ok((row.get(0)?, row.get(1)?))).map_err(state_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+        let rows = self.read(
+            "SELECT component, count FROM added_instances WHERE app = ?1 AND version = ?2 ORDER BY component",
+            values![app, version],
+        )?;
+        rows.iter().map(|row| Ok((row.text(0)?, row.u32(1)?))).collect()
     }
 
     /// Records an event (and logs it).
@@ -384,108 +423,85 @@ impl StateStore {
         message: &str,
     ) -> Result<(), Error> {
         tracing::info!(app, kind = kind.as_str(), component, message, "event");
-        self.connection()
-            .execute(
+        self.write(|sql| {
+            sql.execute(
                 "INSERT INTO events (app, at_milliseconds, kind, component, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![app, now_milliseconds(), kind.as_str(), component, message],
+                values![app, now_milliseconds(), kind.as_str(), component, message],
             )
-            .map_err(state_error)?;
+        })?;
         Ok(())
     }
 
     /// The latest `limit` events of an application (with the control plane's own, see [`NO_APP`]), oldest first.
     pub fn events(&self, app: &str, limit: usize) -> Result<Vec<Event>, Error> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare(
-                "SELECT id, at_milliseconds, kind, component, message FROM events WHERE app = ?1 OR app = ?3
-                 ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(state_error)?;
-        let rows =
-            statement.query_map(params![app, limit as i64, NO_APP], |row| event_at(row, 0)).map_err(state_error)?;
-        let mut events = rows.collect::<Result<Vec<Event>, _>>().map_err(state_error)?;
+        let rows = self.read(
+            "SELECT id, at_milliseconds, kind, component, message FROM events WHERE app = ?1 OR app = ?2
+             ORDER BY id DESC LIMIT ?3",
+            values![app, NO_APP, limit as i64],
+        )?;
+        let mut events = rows.iter().map(|row| event_at(row, 0)).collect::<Result<Vec<Event>, Error>>()?;
         events.reverse();
         Ok(events)
     }
 
     /// The latest `limit` events of one component, of any application, oldest first.
     pub fn component_events(&self, component: &str, limit: usize) -> Result<Vec<(String, Event)>, Error> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare(
-                "SELECT app, id, at_milliseconds, kind, component, message FROM events WHERE component = ?1
-                 ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(state_error)?;
-        let rows = statement
-            .query_map(params![component, limit as i64], |row| Ok((row.get(0)?, event_at(row, 1)?)))
-            .map_err(state_error)?;
-        let mut events = rows.collect::<Result<Vec<_>, _>>().map_err(state_error)?;
+        let rows = self.read(
+            "SELECT app, id, at_milliseconds, kind, component, message FROM events WHERE component = ?1
+             ORDER BY id DESC LIMIT ?2",
+            values![component, limit as i64],
+        )?;
+        let mut events =
+            rows.iter().map(|row| Ok((row.text(0)?, event_at(row, 1)?))).collect::<Result<Vec<_>, Error>>()?;
         events.reverse();
         Ok(events)
     }
 
     /// Records the model a service serves.
     pub fn record_served_model(&self, app: &str, served: &ServedModel) -> Result<(), Error> {
-        self.connection()
-            .execute(
+        self.write(|sql| {
+            sql.execute(
                 "INSERT INTO served_models (app, service, model, version, sha256, data_sha256)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (app, service) DO UPDATE SET model = excluded.model, version = excluded.version,
                    sha256 = excluded.sha256, data_sha256 = excluded.data_sha256",
-                params![app, served.service, served.model, served.version, served.sha256, served.data_sha256],
+                values![app, &served.service, &served.model, served.version, &served.sha256, &served.data_sha256],
             )
-            .map_err(state_error)?;
+        })?;
         Ok(())
     }
 
     /// The model each service of `app` serves.
     pub fn served_models(&self, app: &str) -> Result<Vec<ServedModel>, Error> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare(
-                "SELECT service, model, version, sha256, data_sha256 FROM served_models WHERE app = ?1 ORDER BY service",
-            )
-            .map_err(state_error)?;
-        let rows = statement
-            .query_map(params![app], |row| {
+        let rows = self.read(
+            "SELECT service, model, version, sha256, data_sha256 FROM served_models WHERE app = ?1 ORDER BY service",
+            values![app],
+        )?;
+        rows.iter()
+            .map(|row| {
                 Ok(ServedModel {
-                    service: row.get(0)?,
-                    model: row.get(1)?,
-                    version: row.get(2)?,
-                    sha256: row.get(3)?,
-                    data_sha256: row.get(4)?,
+                    service: row.text(0)?,
+                    model: row.text(1)?,
+                    version: row.u32(2)?,
+                    sha256: row.text(3)?,
+                    data_sha256: row.text(4)?,
                 })
             })
-            .map_err(state_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(state_error)
+            .collect()
     }
 }
 
 /// An event from the columns `id, at_milliseconds, kind, component, message`, starting at column `first`.
-fn event_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Event> {
+fn event_at(row: &Row, first: usize) -> Result<Event, Error> {
+    let kind = row.text(first + 2)?;
     Ok(Event {
-        id: row.get(first)?,
-        at_milliseconds: row.get(first + 1)?,
-        kind: {
-            let text: String = row.get(first + 2)?;
-            // Every kind this release writes parses; another release's would be named in the error.
-            EventKind::parse(&text).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    first + 2,
-                    rusqlite::types::Type::Text,
-                    format!("unknown event kind `{text}`").into(),
-                )
-            })?
-        },
-        component: row.get(first + 3)?,
-        message: row.get(first + 4)?,
+        id: row.int(first)?,
+        at_milliseconds: row.int(first + 1)?,
+        // Every kind this release writes parses; another release's is named in the error.
+        kind: EventKind::parse(&kind).ok_or_else(|| Error::State(format!("unknown event kind `{kind}`").into()))?,
+        component: row.optional_text(first + 3)?,
+        message: row.text(first + 4)?,
     })
-}
-
-fn state_error(error: rusqlite::Error) -> Error {
-    Error::State(error.into())
 }
 
 #[cfg(test)]
