@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::Serialize;
 use std::sync::Arc;
 use stratum_control::api::same_token;
@@ -214,6 +214,20 @@ pub fn routes() -> Vec<Route> {
         .parameter("name", "path", "the model")
         .parameter("version", "path", "the version")
         .errors(&[400, 404]),
+        Route::new(
+            Method::PUT,
+            "/v1/models/{name}/files/{file}",
+            Operator,
+            "Keeps a model file (`vN.json`, or an imported model's `vN.onnx`, sent first) in the control plane's model \
+             store unless it has it: versions never change, so a different file of a version it has is refused",
+            put(put_model_file),
+        )
+        .parameter("name", "path", "the model")
+        .parameter("file", "path", "the file: `vN.json` or `vN.onnx`")
+        .takes_bytes("application/octet-stream")
+        .body_limit(BLOB_BODY)
+        .answers::<ModelFileAnswer>()
+        .errors(&[400, 409, 500]),
         Route::new(
             Method::POST,
             "/v1/blobs",
@@ -781,6 +795,54 @@ async fn artifact(State(plane): State<Arc<ApiState>>, Path((name, version)): Pat
             format!("no model `{name}` version {version}"),
         )),
     }
+}
+
+/// A model file sent by `stratum apply --prepare-models` (see the route's summary). A version's artifact is checked
+/// once kept (it loads, its model matches its sha256; an imported one's ONNX file came first): one that does not
+/// is removed again and refused.
+async fn put_model_file(
+    State(plane): State<Arc<ApiState>>,
+    Path((name, file)): Path<(String, String)>,
+    request: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let bytes = body(request)?;
+    if name.is_empty() || name.contains(['/', '\\', '.']) {
+        return Err(ApiError::bad_request(format!("`{name}` is not a model name")));
+    }
+    let version = file
+        .strip_prefix('v')
+        .and_then(|rest| rest.strip_suffix(".json").or_else(|| rest.strip_suffix(".onnx")))
+        .and_then(|number| number.parse::<u32>().ok())
+        .ok_or_else(|| ApiError::bad_request(format!("`{file}` is not a model file (vN.json or vN.onnx)")))?;
+    let store = stratum_ml::ModelStore::new(plane.config.state_dir.join("models"));
+    let path = store.root.join(&name).join(&file);
+    match std::fs::read(&path) {
+        Ok(kept) if kept == bytes.as_ref() => return ok(&ModelFileAnswer { model: name, file, kept: false }),
+        Ok(_) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                format!("the control plane has another `{name}` {file}: a version never changes; train a new one"),
+            ));
+        }
+        Err(_) => {}
+    }
+    stratum_control::files::write_whole(&path, &bytes)
+        .map_err(|failure| ApiError::internal(format!("cannot keep {}: {failure}", path.display())))?;
+    if file.ends_with(".json") {
+        let refusal = match store.load_any(&name, Some(version)) {
+            Ok(stored) if stored.name() == name && stored.version() == version => None,
+            Ok(stored) => Some(format!("it is `{}` version {}", stored.name(), stored.version())),
+            Err(error) => Some(stratum_core::error_chain(&error)),
+        };
+        if let Some(why) = refusal {
+            let _ = std::fs::remove_file(&path);
+            return Err(ApiError::bad_request(format!(
+                "`{name}` {file} is not a model artifact this control plane can serve: {why}"
+            )));
+        }
+    }
+    ok(&ModelFileAnswer { model: name, file, kept: true })
 }
 
 async fn put_blob(State(plane): State<Arc<ApiState>>, request: Result<Bytes, BytesRejection>) -> Answer {

@@ -626,6 +626,17 @@ pub struct ForgetAnswer {
     pub forgotten: String,
 }
 
+/// A model file sent to the control plane's model store.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ModelFileAnswer {
+    /// The model.
+    pub model: String,
+    /// The file (`vN.json`, `vN.onnx`).
+    pub file: String,
+    /// Whether it was new here (false: the store had this very file).
+    pub kept: bool,
+}
+
 /// Bytes stored in the blob store.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct BlobAnswer {

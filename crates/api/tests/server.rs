@@ -116,6 +116,27 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     let fetched = api.http.get(format!("{base}/v1/cluster/ca")).send().await.unwrap().text().await.unwrap();
     assert_eq!(stratum_dataplane::tls::certificate_sha256(&fetched).unwrap(), authority_sha256);
 
+    // Model files sent to the model store (`stratum apply --prepare-models` on another machine): the store keeps
+    // what it lacks, never changes a version it has, and keeps only artifacts it can serve.
+    let trained = std::fs::read_to_string(state_dir.join("models/busy/v1.json")).unwrap();
+    let put = |file: &str, token: &'static str, body: &str| {
+        let (path, body, api) = (format!("/v1/models/busy/files/{file}"), body.to_string(), &api);
+        async move { api.call(Method::PUT, &path, Some(token), Some(body)).await }
+    };
+    let (code, body) = put("v1.json", OPERATOR, &trained).await;
+    assert_eq!((code.as_u16(), &body["kept"]), (200, &json!(false)), "{body}");
+    assert_error(put("v1.json", OPERATOR, &trained.replace("\"busy\"", "\"busy \"")).await, 409, "conflict");
+    assert_error(put("v2.json", OPERATOR, &trained).await, 400, "bad_request");
+    assert_error(put("v3.json", OPERATOR, "{\"not\": \"a model\"}").await, 400, "bad_request");
+    assert_error(put("v3.txt", OPERATOR, &trained).await, 400, "bad_request");
+    assert_error(put("v1.json", VIEWER, &trained).await, 403, "forbidden");
+    let copy = trained.replace("\"version\": 1,", "\"version\": 2,");
+    let (code, body) = put("v2.json", OPERATOR, &copy).await;
+    assert_eq!((code.as_u16(), &body["kept"]), (200, &json!(true)), "{body}");
+    assert_eq!(std::fs::read_to_string(state_dir.join("models/busy/v2.json")).unwrap(), copy);
+    assert!(!state_dir.join("models/busy/v3.json").exists(), "a refused file is not kept");
+    std::fs::remove_file(state_dir.join("models/busy/v2.json")).unwrap();
+
     // Nothing applied yet: the views that need an application say how to send one; the status has no app.
     let (code, body) = api.call(Method::GET, "/v1/topology", Some(VIEWER), None).await;
     assert_eq!(code.as_u16(), 503);

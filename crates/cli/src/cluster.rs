@@ -190,9 +190,9 @@ pub(crate) struct ApplyArgs {
     file: PathBuf,
     #[command(flatten)]
     operator: Operator,
-    /// Before sending, make the models the services serve ready in this model store (the control plane's
-    /// `STATE_DIR/models`) as `stratum up` does: a model trained on the same data is reused; otherwise it is
-    /// trained, on data bootstrapped from simulated history when its dataset does not exist yet.
+    /// Before sending, make the models the services serve ready in this model store as `stratum up` does (a model
+    /// trained on the same data is reused; otherwise it is trained, on data bootstrapped from simulated history when
+    /// its dataset does not exist yet), and send the control plane those it does not have.
     #[arg(long, value_name = "STORE")]
     prepare_models: Option<PathBuf>,
 }
@@ -643,6 +643,12 @@ pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outco
     let runtime = runtime()?;
     let answer = runtime.block_on(async {
         let (server, client) = args.operator.client().await?;
+        if let Some(store) = &args.prepare_models
+            && let Err(refused) =
+                send_models(&client, &server, &args.operator.token, &checked.application, store).await?
+        {
+            return Ok(Err(refused));
+        }
         let response = client
             .post(format!("{server}/v1/apply"))
             .bearer_auth(&args.operator.token)
@@ -698,6 +704,38 @@ pub(crate) fn apply(args: ApplyArgs, color: ColorChoice) -> anyhow::Result<Outco
         }
         Err(error) => Err(anyhow::anyhow!("cannot reach the control plane at {}: {error:#}", args.operator.server)),
     }
+}
+
+/// Sends the latest version of each of the application's models in `store` to the control plane, which keeps
+/// what it lacks (`PUT /v1/models/{name}/files/{file}`): its model store may be on another machine — a replica
+/// of the control plane on a shared store, a Kubernetes pod — than the one that prepared them. An imported
+/// model's ONNX file goes before its artifact. `Err((status, answer))` when the control plane refused one.
+async fn send_models(
+    client: &reqwest::Client,
+    server: &str,
+    token: &str,
+    application: &stratum_core::ir::Application,
+    store: &Path,
+) -> anyhow::Result<Result<(), (u16, String)>> {
+    let models = stratum_ml::ModelStore::new(store);
+    for model in &application.models {
+        let Some(version) = models.versions(&model.name)?.last().copied() else { continue };
+        for file in [format!("v{version}.onnx"), format!("v{version}.json")] {
+            let Ok(bytes) = std::fs::read(store.join(&model.name).join(&file)) else { continue };
+            let response = client
+                .put(format!("{server}/v1/models/{}/files/{file}", model.name))
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(bytes)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            if status != 200 {
+                return Ok(Err((status, response.text().await?)));
+            }
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Makes the served models ready in `store` (see `ApplyArgs::prepare_models`); simulated history is written

@@ -407,6 +407,10 @@ pub(crate) struct GenerateArgs {
     /// The model block a notebook reproduces.
     #[arg(long, required_if_eq("target", "notebook"))]
     model: Option<String>,
+    /// For Kubernetes: keep the control plane's state in this PostgreSQL store
+    /// (`postgres://USER:PASSWORD@HOST:5432/DB`, kept in the Secret) and run two replicas of it, one leading.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
     /// How to print the list of files written.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -421,6 +425,13 @@ pub(crate) fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result
         // A notebook reproduces one model block; it needs no plan.
         Target::Notebook => return generate_notebook(&args, &checked.application),
     };
+    if args.store.is_some() && name != "kubernetes" {
+        eprintln!(
+            "error: --store is for `generate kubernetes`; for {name}, start `stratum server --store URL` on two \
+             machines by hand (docs/deploy.md, \"Replicas on PostgreSQL\")"
+        );
+        return Ok(Outcome::UserError);
+    }
     let Some((plan, _)) = planned_or_report(&checked, &args.file, color) else { return Ok(Outcome::UserError) };
     let backend = stratum_planner::generate::backend(name).context("every target has a backend")?;
     let files = match application_files(&checked, &args.file) {
@@ -437,6 +448,7 @@ pub(crate) fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result
         operator: tokens.operator,
         viewer: tokens.viewer,
         join: stratum_api::Tokens::random()?.operator,
+        store: args.store.clone(),
     };
     let input = stratum_planner::generate::Input {
         application: &checked.application,
@@ -448,6 +460,12 @@ pub(crate) fn generate(args: GenerateArgs, color: ColorChoice) -> anyhow::Result
     // The cluster's tokens are made once: generating again keeps every secrets file that is there, so that
     // running machines and the files agree.
     let keep_secrets = generated.iter().any(|file| file.secret && args.output.join(&file.path).exists());
+    if keep_secrets && args.store.is_some() {
+        eprintln!(
+            "note: the secrets file from before is kept (the cluster's tokens stay): add STRATUM_STORE, the store's \
+             address, to it by hand if it has none"
+        );
+    }
     let mut written = Vec::new();
     for file in &generated {
         let path = args.output.join(&file.path);

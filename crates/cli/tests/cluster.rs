@@ -909,6 +909,97 @@ fn a_control_plane_restored_from_a_backup_on_a_new_machine_takes_its_agents_back
     wait_for_the_fog(&folder, &url);
 }
 
+/// A replica of the control plane on the shared state store at `store`, with its own state directory and port.
+fn replica(folder: &Path, state_dir: &str, port: u16, store: &str) -> Process {
+    let listen = format!("127.0.0.1:{port}");
+    let arguments = [
+        "server",
+        "--listen",
+        &listen,
+        "--state-dir",
+        state_dir,
+        "--store",
+        store,
+        "--token",
+        TOKEN,
+        "--viewer-token",
+        VIEWER,
+        "--join-token",
+        JOIN,
+        "--agent-timeout",
+        "2s",
+    ];
+    stratum(&arguments, folder)
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (CI's external stage)"]
+fn a_killed_leader_hands_over_to_its_standby_and_the_agents_follow_without_losing_a_reading() {
+    // Two replicas of the control plane share a state store on PostgreSQL: one leads, one waits. The agents know
+    // both. The leader is killed (SIGKILL) while readings flow edge → fog → cloud; the standby takes the lead
+    // within the lease, with the application's version, the agents and their keys, the model and the cluster's
+    // authority (the agents trust it still); the agents follow it and never stop running what they were assigned.
+    // Ground truth: every reading the edge made is counted once in the cloud's windows, across the takeover.
+    let folder = cluster_folder("cluster_failover");
+    let postgres = stratum_test_support::Postgres::start(&folder.join("postgres"));
+    let (first_port, second_port) = (free_port(), free_port());
+    let (first_url, second_url) =
+        (format!("https://127.0.0.1:{first_port}"), format!("https://127.0.0.1:{second_port}"));
+    let first = replica(&folder, "server", first_port, &postgres.url);
+    wait_until("the first replica to lead", Duration::from_secs(30), || status(&folder, &first_url).is_some());
+    let _second = replica(&folder, "standby", second_port, &postgres.url);
+    let log = folder.join("server.log");
+    wait_until("the second replica to stand by", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("standby: the control plane at"))
+    });
+    assert!(status(&folder, &second_url).is_none(), "a standby does not serve");
+    let applied = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["apply", "cluster.stratum", "--server", &first_url, "--token", TOKEN])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(applied.status.code(), Some(0), "{}", String::from_utf8_lossy(&applied.stderr));
+    let both = format!("{first_url},{second_url}");
+    let _fog = agent(&folder, &both, "fog1");
+    let _cloud = agent(&folder, &both, "cloud1");
+    wait_for_the_fog(&folder, &first_url);
+    let _edge = agent(&folder, &both, "edge1");
+    let kept = folder.join("agents/cloud1/out/counts.jsonl");
+    wait_until("windows in the cloud", Duration::from_secs(30), || windows(&kept) > 10);
+
+    drop(first);
+    let killed = Instant::now();
+    wait_until("the standby to lead", Duration::from_secs(30), || {
+        status(&folder, &second_url).is_some_and(|status| status["version"] == 1 && status["app"] == "cluster")
+    });
+    let takeover = killed.elapsed();
+    let before = last_window(&kept);
+    wait_until("the agents to heartbeat to the new leader", Duration::from_secs(20), || {
+        status(&folder, &second_url).is_some_and(|status| {
+            status["agents"]
+                .as_array()
+                .is_some_and(|agents| agents.len() == 3 && agents.iter().all(|agent| agent["alive"] == true))
+                && host_of(&status, "counts").as_deref() == Some("fog1")
+        })
+    });
+    wait_until("windows after the takeover", Duration::from_secs(30), || {
+        kept_windows(&kept).iter().filter(|(_, end)| end.as_str() > before.as_str()).count() > 20
+            && readings_lost_and_counted_twice(&folder).2 > 3_000
+    });
+    let (lost, twice, compared) = readings_lost_and_counted_twice(&folder);
+    println!("takeover {:.1} s; readings lost {lost}, counted twice {twice}, of {compared}", takeover.as_secs_f64());
+    assert_eq!((lost, twice), (0, 0), "readings lost and counted twice across the takeover");
+    assert!(takeover < Duration::from_secs(15), "took {takeover:?}");
+    // The model the first replica had is the new leader's too, and so is every window's prediction.
+    assert!(folder.join("standby/models").is_dir(), "the shared model store came through the state store");
+
+    // The first replica, started again, waits: the lead is taken.
+    let _again = replica(&folder, "server", first_port, &postgres.url);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(status(&folder, &first_url).is_none(), "a replica that lost the lead does not take it back");
+    assert!(status(&folder, &second_url).is_some_and(|status| status["version"] == 1));
+}
+
 /// The application the simulator and the runtime are compared on: a generator on the edge, a stream and its sink
 /// on the fog, a declared link between them.
 const AGREE: &str = "app agree

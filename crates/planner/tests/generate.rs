@@ -12,10 +12,15 @@ const EXAMPLES: &[&str] =
 
 /// Tokens that stand in for the random ones `stratum generate` makes, so that snapshots are stable.
 fn secrets() -> Secrets {
-    Secrets { operator: "operator-token".into(), viewer: "viewer-token".into(), join: "join-token".into() }
+    Secrets { operator: "operator-token".into(), viewer: "viewer-token".into(), join: "join-token".into(), store: None }
 }
 
 fn generate(example: &str, backend: &str) -> Vec<GeneratedFile> {
+    generate_with(example, backend, &secrets())
+}
+
+/// As [`generate`], with these secrets (a shared state store among them).
+fn generate_with(example: &str, backend: &str, secrets: &Secrets) -> Vec<GeneratedFile> {
     // Named as the loader names imports (`..` resolved), so that their folder is the root's.
     let path = normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example));
     let checked = stratum_lang::check(&path.to_string_lossy(), &std::fs::read(&path).unwrap(), &Loader);
@@ -32,9 +37,7 @@ fn generate(example: &str, backend: &str) -> Vec<GeneratedFile> {
             files.push((relative, file.text.clone()));
         }
     }
-    backend
-        .generate(&Input { application: &checked.application, plan: &plan, files: &files, secrets: &secrets() })
-        .unwrap()
+    backend.generate(&Input { application: &checked.application, plan: &plan, files: &files, secrets }).unwrap()
 }
 
 fn concatenated(files: &[GeneratedFile]) -> String {
@@ -52,14 +55,27 @@ fn output_is_deterministic_and_matches_snapshots() {
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("test_data/generate/traffic.{}.txt", backend.name()));
         failures.extend(compare_snapshot(&snapshot, &first));
     }
+    // Given a shared state store, the control plane runs as two replicas on it.
+    let shared = concatenated(&generate_with(EXAMPLES[0], "kubernetes", &shared_store()));
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/generate/traffic.kubernetes-shared-store.txt");
+    failures.extend(compare_snapshot(&snapshot, &shared));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn shared_store() -> Secrets {
+    Secrets { store: Some("postgres://stratum:store-password@postgres:5432/stratum".into()), ..secrets() }
 }
 
 /// Writes an example's generated files into a fresh folder and returns it.
 fn write_out(example: &str, backend: &str) -> PathBuf {
-    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated").join(example.replace('/', "_")).join(backend);
+    write_out_with(example, backend, &secrets(), backend)
+}
+
+/// As [`write_out`], with these secrets, into the folder `name`.
+fn write_out_with(example: &str, backend: &str, secrets: &Secrets, name: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated").join(example.replace('/', "_")).join(name);
     let _ = std::fs::remove_dir_all(&folder);
-    for file in generate(example, backend) {
+    for file in generate_with(example, backend, secrets) {
         let path = folder.join(&file.path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, file.contents).unwrap();
@@ -86,8 +102,8 @@ fn validate(program: &str, arguments: &[&str], directory: &Path) {
 #[test]
 #[ignore = "needs the external validators; .ci/run installs them and runs this in its external stage"]
 fn real_validators_accept_the_output_for_every_example() {
-    for example in EXAMPLES {
-        let kubernetes = write_out(example, "kubernetes");
+    let shared = EXAMPLES.iter().map(|example| write_out_with(example, "kubernetes", &shared_store(), "shared-store"));
+    for kubernetes in EXAMPLES.iter().map(|example| write_out(example, "kubernetes")).chain(shared) {
         let manifests: Vec<String> = std::fs::read_dir(&kubernetes)
             .unwrap()
             .map(|entry| entry.unwrap().path())
@@ -97,7 +113,8 @@ fn real_validators_accept_the_output_for_every_example() {
         let mut arguments = vec!["--strict"];
         arguments.extend(manifests.iter().map(String::as_str));
         validate("kubernetes-validate", &arguments, &kubernetes);
-
+    }
+    for example in EXAMPLES {
         let compose = write_out(example, "compose");
         validate("check-jsonschema", &["--builtin-schema", "vendor.compose-spec", "compose.yaml"], &compose);
 

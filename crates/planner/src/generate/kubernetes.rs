@@ -1,5 +1,6 @@
 //! Kubernetes manifests that run Stratum's own runtime: the control plane as a Deployment (one replica,
-//! Recreate) with a PersistentVolumeClaim and a Service; one agent per node of the plan, a DaemonSet pinned by
+//! Recreate) with a PersistentVolumeClaim and a Service — or, given a PostgreSQL state store, two replicas of which
+//! one leads; one agent per node of the plan, a DaemonSet pinned by
 //! the node label `stratum.io/node` (edge agents tolerate and select KubeEdge's edge nodes); each pool's members as
 //! a StatefulSet on the nodes labelled `stratum.io/pool`, its replicas between the pool's `min` and `max`; the
 //! MQTT broker where the application needs one; a Job that applies the application; tools that run an image as
@@ -43,7 +44,7 @@ impl Backend for Kubernetes {
             }),
             app_files(input, &context),
         ];
-        documents.extend(control_plane(&context));
+        documents.extend(control_plane(input, &context));
         if runtime::needs_broker(application) {
             documents.extend(broker(&context));
         }
@@ -59,16 +60,20 @@ impl Backend for Kubernetes {
                 documents.extend(tool_objects(input, &context, tool, image));
             }
         }
+        let mut data = json!({
+            "STRATUM_TOKEN": input.secrets.operator,
+            "STRATUM_VIEWER_TOKEN": input.secrets.viewer,
+            "STRATUM_JOIN_TOKEN": input.secrets.join
+        });
+        if let Some(store) = &input.secrets.store {
+            data["STRATUM_STORE"] = json!(store);
+        }
         let secret = json!({
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": context.metadata(SECRET, "tokens"),
             "type": "Opaque",
-            "stringData": {
-                "STRATUM_TOKEN": input.secrets.operator,
-                "STRATUM_VIEWER_TOKEN": input.secrets.viewer,
-                "STRATUM_JOIN_TOKEN": input.secrets.join
-            }
+            "stringData": data
         });
         Ok(vec![
             GeneratedFile::new(format!("{app}.yaml"), super::yaml_documents("the Kubernetes manifests", &documents)?),
@@ -139,35 +144,62 @@ fn health_probe(url: Option<String>) -> Value {
     json!({ "exec": { "command": command }, "periodSeconds": 5, "failureThreshold": 3 })
 }
 
-fn control_plane(context: &Context) -> Vec<Value> {
+/// How many replicas of the control plane run on a shared state store: one leads, the other takes over.
+const CONTROL_PLANE_REPLICAS: u32 = 2;
+
+/// The control plane: one replica on a volume of its own, or, on a shared PostgreSQL store, two that one leads.
+/// Only the leader listens, so only it is ready and the Service routes to it alone; the standby's state directory
+/// is scratch (it takes the shared files from the store when it leads), and the two prefer different nodes. Both
+/// are replaced together on an update (`Recreate`): a rolling update would wait forever for the new standby to be
+/// ready.
+fn control_plane(input: &Input, context: &Context) -> Vec<Value> {
+    let shared = input.secrets.store.is_some();
     let mut container = image_container("server", runtime::server_command());
-    container.insert("env".into(), json!(secret_env(&["STRATUM_TOKEN", "STRATUM_VIEWER_TOKEN", "STRATUM_JOIN_TOKEN"])));
+    let mut env = vec!["STRATUM_TOKEN", "STRATUM_VIEWER_TOKEN", "STRATUM_JOIN_TOKEN"];
+    if shared {
+        env.push("STRATUM_STORE");
+    }
+    container.insert("env".into(), json!(secret_env(&env)));
     container.insert("ports".into(), json!([{ "name": "api", "containerPort": runtime::API_PORT }]));
     container.insert("readinessProbe".into(), health_probe(None));
     container.insert("volumeMounts".into(), json!([{ "name": "state", "mountPath": STATE_DIR }]));
-    vec![
-        json!({
+    let mut pod = json!({ "securityContext": { "fsGroup": USER_ID }, "containers": [container] });
+    let mut documents = Vec::new();
+    if shared {
+        pod["volumes"] = json!([{ "name": "state", "emptyDir": {} }]);
+        pod["affinity"] = json!({
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [{
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": { "matchLabels": { "app.kubernetes.io/name": CONTROL_PLANE } },
+                        "topologyKey": "kubernetes.io/hostname"
+                    }
+                }]
+            }
+        });
+    } else {
+        pod["volumes"] = json!([{ "name": "state", "persistentVolumeClaim": { "claimName": "control-plane-state" } }]);
+        documents.push(json!({
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
             "metadata": context.metadata("control-plane-state", "control-plane"),
             "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "10Gi" } } }
-        }),
+        }));
+    }
+    documents.extend([
         json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": context.metadata(CONTROL_PLANE, "control-plane"),
             "spec": {
-                "replicas": 1,
-                // Two control planes must never share the state store.
+                "replicas": if shared { CONTROL_PLANE_REPLICAS } else { 1 },
+                // Two control planes on one volume must never run at once; on a shared store see above.
                 "strategy": { "type": "Recreate" },
                 "selector": context.selector(CONTROL_PLANE),
                 "template": {
                     "metadata": { "labels": context.labels(CONTROL_PLANE, "control-plane") },
-                    "spec": {
-                        "securityContext": { "fsGroup": USER_ID },
-                        "containers": [container],
-                        "volumes": [{ "name": "state", "persistentVolumeClaim": { "claimName": "control-plane-state" } }]
-                    }
+                    "spec": pod
                 }
             }
         }),
@@ -180,7 +212,8 @@ fn control_plane(context: &Context) -> Vec<Value> {
                 "ports": [{ "name": "api", "port": runtime::API_PORT, "targetPort": runtime::API_PORT, "protocol": "TCP" }]
             }
         }),
-    ]
+    ]);
+    documents
 }
 
 fn broker(context: &Context) -> Vec<Value> {
@@ -337,6 +370,8 @@ fn pool_agents(input: &Input, context: &Context, pool: &stratum_core::ir::Pool) 
 
 /// Applies the application once the control plane answers (the Job retries until it does), on the control
 /// plane's node so that it can make the models ready in its volume.
+/// The Job that applies the application, with its served models prepared: in the control plane's volume when it
+/// has one (on its node), else in scratch of its own, from where `apply` sends them to the control plane.
 fn apply_job(input: &Input, context: &Context) -> Value {
     let mut container = image_container("apply", runtime::apply_command(input.source_file(), CONTROL_PLANE));
     container.insert("env".into(), json!(secret_env(&["STRATUM_TOKEN"])));
@@ -347,32 +382,34 @@ fn apply_job(input: &Input, context: &Context) -> Value {
             { "name": "state", "mountPath": STATE_DIR }
         ]),
     );
+    let mut pod = json!({
+        "restartPolicy": "OnFailure",
+        "securityContext": { "fsGroup": USER_ID },
+        "containers": [container],
+    });
+    if input.secrets.store.is_some() {
+        pod["volumes"] = json!([app_volume(input), { "name": "state", "emptyDir": {} }]);
+    } else {
+        pod["affinity"] = json!({
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": { "matchLabels": { "app.kubernetes.io/name": CONTROL_PLANE } },
+                    "topologyKey": "kubernetes.io/hostname"
+                }]
+            }
+        });
+        pod["volumes"] = json!([
+            app_volume(input),
+            { "name": "state", "persistentVolumeClaim": { "claimName": "control-plane-state" } }
+        ]);
+    }
     json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": context.metadata("apply", "apply"),
         "spec": {
             "backoffLimit": 10,
-            "template": {
-                "metadata": { "labels": context.labels("apply", "apply") },
-                "spec": {
-                    "restartPolicy": "OnFailure",
-                    "securityContext": { "fsGroup": USER_ID },
-                    "affinity": {
-                        "podAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": [{
-                                "labelSelector": { "matchLabels": { "app.kubernetes.io/name": CONTROL_PLANE } },
-                                "topologyKey": "kubernetes.io/hostname"
-                            }]
-                        }
-                    },
-                    "containers": [container],
-                    "volumes": [
-                        app_volume(input),
-                        { "name": "state", "persistentVolumeClaim": { "claimName": "control-plane-state" } }
-                    ]
-                }
-            }
+            "template": { "metadata": { "labels": context.labels("apply", "apply") }, "spec": pod }
         }
     })
 }

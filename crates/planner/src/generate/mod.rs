@@ -43,6 +43,10 @@ pub struct Secrets {
     pub viewer: String,
     /// The token agents join with.
     pub join: String,
+    /// The PostgreSQL state store replicas of the control plane share (`postgres://USER:PASSWORD@HOST/DB`), when
+    /// the deployment is to outlive a control plane's machine; `None` keeps the state on the control plane's own
+    /// volume. Only the Kubernetes output uses it so far.
+    pub store: Option<String>,
 }
 
 /// What every backend reads.
