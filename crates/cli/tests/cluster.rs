@@ -64,8 +64,13 @@ fn server(folder: &Path, port: u16, plain_http: bool) -> Process {
 }
 
 fn server_with_timeout(folder: &Path, port: u16, plain_http: bool, agent_timeout: &str) -> Process {
-    let listen = format!("127.0.0.1:{port}");
     let plain: &[&str] = if plain_http { &["--plain-http"] } else { &[] };
+    control_plane(folder, port, "server", agent_timeout, plain)
+}
+
+/// `stratum server` on `port` with its state in `state_dir`, the test's tokens, and `more` arguments.
+fn control_plane(folder: &Path, port: u16, state_dir: &str, agent_timeout: &str, more: &[&str]) -> Process {
+    let listen = format!("127.0.0.1:{port}");
     stratum(
         &[
             &[
@@ -73,7 +78,7 @@ fn server_with_timeout(folder: &Path, port: u16, plain_http: bool, agent_timeout
                 "--listen",
                 &listen,
                 "--state-dir",
-                "server",
+                state_dir,
                 "--token",
                 TOKEN,
                 "--viewer-token",
@@ -83,7 +88,7 @@ fn server_with_timeout(folder: &Path, port: u16, plain_http: bool, agent_timeout
                 "--agent-timeout",
                 agent_timeout,
             ],
-            plain,
+            more,
         ]
         .concat(),
         folder,
@@ -911,25 +916,7 @@ fn a_control_plane_restored_from_a_backup_on_a_new_machine_takes_its_agents_back
 
 /// A replica of the control plane on the shared state store at `store`, with its own state directory and port.
 fn replica(folder: &Path, state_dir: &str, port: u16, store: &str) -> Process {
-    let listen = format!("127.0.0.1:{port}");
-    let arguments = [
-        "server",
-        "--listen",
-        &listen,
-        "--state-dir",
-        state_dir,
-        "--store",
-        store,
-        "--token",
-        TOKEN,
-        "--viewer-token",
-        VIEWER,
-        "--join-token",
-        JOIN,
-        "--agent-timeout",
-        "2s",
-    ];
-    stratum(&arguments, folder)
+    control_plane(folder, port, state_dir, "2s", &["--store", store])
 }
 
 #[test]
