@@ -50,18 +50,21 @@ async fn start(text: &str, folder: &Path) -> Running {
 }
 
 /// A request for each route: its method, a concrete path, and a body it accepts.
-fn example(route: &stratum_api::table::Route) -> (Method, String, Option<String>) {
+fn example(route: &stratum_api::table::Route, folder: &Path) -> (Method, String, Option<String>) {
     let path = route
         .path
         .replace("{name}", if route.path.starts_with("/v1/models") { "busy" } else { "flags" })
         .replace("{version}", "1")
         .replace("{sha256}", HELLO_SHA256)
-        .replace("{job}", "1");
+        .replace("{job}", "1")
+        .replace("{file}", "v1.json");
     let body = match route.path {
         "/v1/check" | "/v1/apply" => Some(json!({ "source": APP }).to_string()),
         "/v1/simulate" => Some(json!({ "duration": "1min" }).to_string()),
         "/v1/services/{name}/predict" => Some(r#"{"n": 190}"#.into()),
         "/v1/blobs" => Some("hello".into()),
+        // The very file the store has: kept already.
+        "/v1/models/{name}/files/{file}" => std::fs::read_to_string(folder.join(".stratum/models/busy/v1.json")).ok(),
         _ => None,
     };
     (Method::from_bytes(route.method.as_str().as_bytes()).unwrap(), path, body)
@@ -108,7 +111,7 @@ async fn the_api_serves_a_running_application_to_operators_and_viewers() {
 
     // Access: every route, by every kind of caller.
     for route in stratum_api::routes::routes() {
-        let (method, path, body) = example(&route);
+        let (method, path, body) = example(&route, &folder);
         if route.path == "/v1/apply" {
             continue; // applied below, once
         }

@@ -311,7 +311,7 @@ fn agree(target: &str, example: &str, found: &[Found]) {
             "agent" => {
                 agents += 1;
                 assert_eq!(
-                    port_of(&value(matches, "server")),
+                    port_of(&value(matches, "servers")),
                     server_port,
                     "{}: the control plane's port",
                     found.place

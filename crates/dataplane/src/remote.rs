@@ -42,19 +42,23 @@ static OPEN_LOGS: Mutex<BTreeMap<PathBuf, Holders>> = Mutex::new(BTreeMap::new()
 struct Holders {
     holding: usize,
     finishing: usize,
+    /// Holders that read a log a path left for a consumer that came here ([`take_left_over_first`]): a path of the
+    /// same name that starts meanwhile opens its log only once they are done.
+    reading: usize,
 }
 
 /// Holds a path's log in [`OPEN_LOGS`] while it lives.
 struct Holding {
     directory: PathBuf,
     finishing: bool,
+    reading: bool,
 }
 
 impl Holding {
     /// Holds `directory`.
     fn hold(directory: &Path) -> Holding {
         lock(&OPEN_LOGS).entry(directory.to_path_buf()).or_default().holding += 1;
-        Holding { directory: directory.to_path_buf(), finishing: false }
+        Holding { directory: directory.to_path_buf(), finishing: false, reading: false }
     }
 
     /// Holds `directory` if no one else does.
@@ -65,7 +69,27 @@ impl Holding {
             return None;
         }
         holders.holding += 1;
-        Some(Holding { directory: directory.to_path_buf(), finishing: false })
+        Some(Holding { directory: directory.to_path_buf(), finishing: false, reading: false })
+    }
+
+    /// Holds `directory` to read it out for a consumer that came here, if no one else holds it.
+    fn read_if_free(directory: &Path) -> Option<Holding> {
+        let mut holding = Holding::hold_if_free(directory)?;
+        holding.reading = true;
+        if let Some(holders) = lock(&OPEN_LOGS).get_mut(directory) {
+            holders.reading += 1;
+        }
+        Some(holding)
+    }
+
+    /// Whether no one else holds its directory.
+    fn alone(&self) -> bool {
+        lock(&OPEN_LOGS).get(&self.directory).is_none_or(|holders| holders.holding <= 1)
+    }
+
+    /// Whether a reader holds `directory` (see [`Holders::reading`]).
+    fn being_read(directory: &Path) -> bool {
+        lock(&OPEN_LOGS).get(directory).is_some_and(|holders| holders.reading > 0)
     }
 
     /// Its sink is finishing (its path is no longer assigned): a sibling that starts waits for it to let go.
@@ -84,6 +108,7 @@ impl Drop for Holding {
         if let Some(holders) = open.get_mut(&self.directory) {
             holders.holding -= 1;
             holders.finishing -= usize::from(self.finishing);
+            holders.reading -= usize::from(self.reading);
             if holders.holding == 0 {
                 open.remove(&self.directory);
             }
@@ -105,6 +130,35 @@ fn sibling_held(directory: &Path, prefix: &str, finishing: bool) -> bool {
             && (!finishing || holders.finishing > 0)
             && other.file_name().is_some_and(|name| name.to_string_lossy().starts_with(prefix))
     })
+}
+
+/// A wait for a path's log that another holds, which says so every [`DRAIN_WAIT`] while it lasts.
+struct Waiting {
+    what: &'static str,
+    directory: PathBuf,
+    started: std::time::Instant,
+    told: Duration,
+}
+
+impl Waiting {
+    fn new(what: &'static str, directory: &Path) -> Waiting {
+        Waiting { what, directory: directory.to_path_buf(), started: std::time::Instant::now(), told: Duration::ZERO }
+    }
+
+    /// Sleeps a little, telling the log when the wait has grown by another drain wait.
+    async fn still(&mut self) {
+        let waited = self.started.elapsed();
+        if waited >= self.told + DRAIN_WAIT {
+            self.told = waited;
+            tracing::warn!(
+                directory = %self.directory.display(),
+                waited_seconds = waited.as_secs(),
+                "still waiting for {}",
+                self.what
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One machine's part of a pipeline.
@@ -205,22 +259,21 @@ pub(crate) async fn take_left_over_first(
 ) {
     use crate::component::Delivery;
     for directory in left_over {
-        let started = std::time::Instant::now();
-        // The path retired by the same rollout drains towards the machine that was lost for a while first.
+        // The path retired by the same rollout drains towards the machine that was lost for a while first. It lets
+        // go within its drain wait, or later on a machine short of CPU: however long it takes, the consumer waits
+        // (what comes live waits too) — reading on without these entries would count them late or never.
+        let mut waiting = Waiting::new("a retired path's log, to read it out first", &directory);
         let holding = loop {
-            if !directory.exists() {
+            // Nobody to read it for any more (the consumer moved on): it stays for whoever takes it next.
+            if !directory.exists() || live.iter().all(|(_, consumer, _)| consumer.is_closed()) {
                 break None;
             }
-            if let Some(holding) = Holding::hold_if_free(&directory) {
+            if let Some(holding) = Holding::read_if_free(&directory) {
                 break Some(holding);
             }
-            if started.elapsed() > DRAIN_WAIT + Duration::from_secs(1) {
-                tracing::warn!(directory = %directory.display(), "a path's log is still held: its entries stay for later");
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            waiting.still().await;
         };
-        let Some(_holding) = holding else { continue };
+        let Some(holding) = holding else { continue };
         let log = match Log::open(&directory, LogOptions::bounded(DEFAULT_PATH_BUFFER, WhenFull::Reject)) {
             Ok(log) => Arc::new(Mutex::new(log)),
             Err(error) => {
@@ -272,10 +325,13 @@ pub(crate) async fn take_left_over_first(
         }
         drop(settling);
         let _ = acknowledging.await;
-        if lock(&log).pending() == 0 {
+        // Read out, it goes — unless a path of the same name started meanwhile (the consumer went back where it
+        // came from): that path's sink opens it once this lets go, and finds every entry acknowledged.
+        if lock(&log).pending() == 0 && holding.alone() {
             drop(log);
             let _ = std::fs::remove_dir_all(&directory);
         }
+        drop(holding);
         tracing::info!(directory = %directory.display(), records = taken, "took what a path left for a consumer that came here");
     }
     // From now on, what the producer sends goes straight on.
@@ -386,17 +442,35 @@ impl RemoteSink {
         policy.map_or_else(|| LogOptions::bounded(DEFAULT_PATH_BUFFER, WhenFull::Reject), LogOptions::from_policy)
     }
 
-    fn log(&mut self) -> Result<Arc<Mutex<Log>>, Error> {
+    /// Its log, opened at first use — not while a consumer that came here reads it out (a path of the same name
+    /// before this one left it): `None` until that reader is done.
+    fn log(&mut self) -> Result<Option<Arc<Mutex<Log>>>, Error> {
         if let Some(log) = &self.log {
-            return Ok(log.clone());
+            return Ok(Some(log.clone()));
+        }
+        if Holding::being_read(&self.directory) {
+            return Ok(None);
         }
         let log = Arc::new(Mutex::new(Log::open(&self.directory, self.options.clone())?));
         self.log = Some(log.clone());
-        Ok(log)
+        Ok(Some(log))
     }
 
-    /// Before its first entry: waits (up to [`DRAIN_WAIT`] and a second) for the paths of its producer that are
-    /// finishing to let their logs go, and adopts what they left, so that it goes out before anything newer.
+    /// Its log, waiting for a reader to be done with it first (see [`RemoteSink::log`]).
+    async fn log_when_free(&mut self) -> Result<Arc<Mutex<Log>>, Error> {
+        let mut waiting =
+            Waiting::new("a consumer that came here to read out what an earlier path left", &self.directory);
+        loop {
+            if let Some(log) = self.log()? {
+                return Ok(log);
+            }
+            waiting.still().await;
+        }
+    }
+
+    /// Before its first entry: waits for the paths of its producer that are finishing to let their logs go (each
+    /// does within its drain wait, or later on a machine short of CPU), and adopts what they left, so that it goes
+    /// out before anything newer.
     async fn adopt_first(&mut self, log: &Arc<Mutex<Log>>) -> Result<(), Error> {
         if self.adopted_at.is_some() {
             return Ok(());
@@ -406,11 +480,11 @@ impl RemoteSink {
             if sibling_held(&self.directory, &prefix, false) {
                 tokio::time::sleep(SIBLING_GRACE).await;
             }
-            let started = std::time::Instant::now();
-            while sibling_held(&self.directory, &prefix, true)
-                && started.elapsed() < DRAIN_WAIT + Duration::from_secs(1)
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            // However long they take (a machine short of CPU): what they left goes out before anything newer.
+            let mut waiting =
+                Waiting::new("this producer's finishing paths, to send what they left first", &self.directory);
+            while sibling_held(&self.directory, &prefix, true) {
+                waiting.still().await;
             }
         }
         self.adopt_left_over(log)
@@ -486,7 +560,7 @@ impl RemoteSink {
         let key = PathKey::from_hex(&to.key)
             .ok_or_else(|| Error::Transfer(format!("path `{}` came without a valid key", self.path).into()))?;
         let (address, tls) = (to.address.clone(), to.tls.clone());
-        let log = self.log()?;
+        let Some(log) = self.log()? else { return Ok(()) };
         let (state_sender, state) = watch::channel(ForwarderState::default());
         self.state = state;
         let forwarder = Forwarder { log, path: self.path.clone(), to: address, key, tls };
@@ -495,15 +569,15 @@ impl RemoteSink {
     }
 
     fn pending(&mut self) -> Result<u64, Error> {
-        Ok(self.log()?.lock().map_or(0, |log| log.pending()))
+        Ok(self.log()?.map_or(0, |log| lock(&log).pending()))
     }
 }
 
 impl Sink for RemoteSink {
     fn write<'a>(&'a mut self, batch: Batch, acks: Acks, context: &'a Context) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            let log = self.log_when_free().await?;
             self.start_forwarding()?;
-            let log = self.log()?;
             self.adopt_first(&log).await?;
             let payload = encode_batch(&batch);
             context.metrics.count_in(batch.len(), payload.len());
