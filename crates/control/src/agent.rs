@@ -123,7 +123,8 @@ pub struct Agent {
     /// The checkpoints its pipelines wrote, waiting to be copied to the control plane: what they hold is
     /// acknowledged to its sources once the control plane kept them.
     copies: CheckpointCopies,
-    /// How often it heartbeats: what the control plane said at the latest join (it grows with the fleet).
+    /// How often it heartbeats: what the control plane said at the latest join or heartbeat (it grows with the
+    /// fleet).
     heartbeat_interval: Duration,
     /// The lease it holds its stateful streams by, renewed by each answered heartbeat.
     lease: Lease,
@@ -426,6 +427,9 @@ impl Agent {
             }
         }
         let lease = Duration::from_millis(answer.lease_milliseconds);
+        if let Some(milliseconds) = answer.heartbeat_milliseconds.filter(|milliseconds| *milliseconds > 0) {
+            self.heartbeat_interval = Duration::from_millis(milliseconds);
+        }
         if let Some(assignment) = answer.assignment {
             let retry = self
                 .failed

@@ -167,6 +167,11 @@ pub struct HeartbeatAnswer {
     /// How long the agent holds its stateful streams, counted from when it sent this heartbeat: the control
     /// plane's agent timeout (see `stratum_dataplane::lease`); none (0) to an agent that has no assignment yet.
     pub lease_milliseconds: u64,
+    /// How often to heartbeat from now on: it grows with the fleet (see `Server::heartbeat_interval`), so agents
+    /// that joined a small fleet slow down as it grows. None from a control plane that does not say (keep the
+    /// interval told at the join).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_milliseconds: Option<u64>,
 }
 
 /// One (candidate, fold) task of a model's search, for an agent: it fetches the data by its sha256

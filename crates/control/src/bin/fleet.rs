@@ -252,6 +252,9 @@ async fn agent(fleet: Arc<Fleet>, name: String) {
         let sent = Instant::now();
         match heartbeat(&fleet, &name, key.as_deref(), &beat).await {
             Ok(Some(answer)) => {
+                if let Some(milliseconds) = answer.heartbeat_milliseconds.filter(|milliseconds| *milliseconds > 0) {
+                    interval = Duration::from_millis(milliseconds);
+                }
                 let mut counters = lock(&fleet.counters);
                 counters.heartbeats += 1;
                 counters.latencies_ms.push(sent.elapsed().as_secs_f64() * 1000.0);

@@ -168,6 +168,8 @@ struct Cluster {
     changed: bool,
     /// When placement last placed everything, changed or not.
     placed_at: Option<Instant>,
+    /// When the loop last looked for lost agents (see `placing::stall`).
+    looked_at: Option<Instant>,
     /// The model files that pass placed with.
     model_files: BTreeMap<String, (u32, String)>,
     /// sha256 of model files by path, with the modification time it was computed for.
@@ -483,9 +485,9 @@ impl Server {
         Ok(issued)
     }
 
-    /// How often agents heartbeat (told at each join): every second while the fleet is small; in a larger one so
-    /// that the control plane takes about 2,000 heartbeats a second, yet at least three times per agent timeout
-    /// (never more often than once a second), so that a lost agent is noticed as soon.
+    /// How often agents heartbeat (told at each join and in every heartbeat's answer): every second while the fleet
+    /// is small; in a larger one so that the control plane takes about 2,000 heartbeats a second, yet at least three
+    /// times per agent timeout (never more often than once a second), so that a lost agent is noticed as soon.
     pub fn heartbeat_interval(&self) -> Duration {
         let agents = lock(&self.cluster).agents.len() as f64;
         let spread = Duration::from_secs_f64(agents / HEARTBEATS_PER_SECOND);
@@ -665,6 +667,7 @@ impl Server {
             training,
             checkpoints_kept,
             lease_milliseconds,
+            heartbeat_milliseconds: Some(self.heartbeat_interval().as_millis() as u64),
         })
     }
 

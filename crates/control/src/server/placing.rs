@@ -101,6 +101,19 @@ const PLACEMENT_INTERVAL: Duration = Duration::from_millis(500);
 /// How often placement places everything even when nothing it knows of changed: the level-triggered safety net.
 const FULL_PASS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A gap between two looks for lost agents longer than this means the control plane did not run meanwhile (the
+/// loop looks every [`PLACEMENT_INTERVAL`]).
+const STALLED: Duration = Duration::from_secs(2);
+
+/// How long the control plane did not run, if it did not, between its last look for lost agents at `last` and
+/// `now`: the gap beyond the loop's interval, when the gap is longer than [`STALLED`].
+fn stall(last: Option<Instant>, now: Instant) -> Duration {
+    match last.map(|last| now.saturating_duration_since(last)) {
+        Some(gap) if gap > STALLED => gap - PLACEMENT_INTERVAL,
+        _ => Duration::ZERO,
+    }
+}
+
 /// An event the pass records once the cluster's lock is released: kind, component, message.
 type Event = (EventKind, Option<String>, String);
 
@@ -213,8 +226,18 @@ impl Server {
         self.flush(events);
     }
 
-    /// Agents silent for longer than the timeout are lost from now on; whether any was.
+    /// Agents silent for longer than the timeout are lost from now on; whether any was. Time the control plane
+    /// itself did not run (see [`stall`]) does not count as their silence: a server starved of CPU has not heard
+    /// heartbeats that were sent.
     fn mark_lost(&self, cluster: &mut Cluster, events: &mut Vec<Event>) -> bool {
+        let now = Instant::now();
+        let stalled = stall(cluster.looked_at.replace(now), now);
+        if !stalled.is_zero() {
+            tracing::warn!(stalled_seconds = stalled.as_secs_f64(), "the control plane did not run for a while");
+            for agent in cluster.agents.values_mut() {
+                agent.last_seen = (agent.last_seen + stalled).min(now);
+            }
+        }
         let timeout = self.options.agent_timeout;
         let mut any = false;
         for (name, agent) in cluster.agents.iter_mut() {
@@ -427,4 +450,18 @@ fn placement_events(before: &[Placed], now: &[Placed], lost: &[String]) -> Vec<E
         events.push((EventKind::Placement, Some(now.component.clone()), message));
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_gap_far_longer_than_the_loop_s_interval_is_a_stall() {
+        let now = Instant::now();
+        assert_eq!(stall(None, now), Duration::ZERO, "the first look");
+        assert_eq!(stall(Some(now - Duration::from_millis(600)), now), Duration::ZERO, "on time");
+        assert_eq!(stall(Some(now - Duration::from_millis(1900)), now), Duration::ZERO, "late, within reason");
+        assert_eq!(stall(Some(now - Duration::from_secs(5)), now), Duration::from_millis(4500), "stalled");
+    }
 }
