@@ -53,6 +53,10 @@ pub(crate) struct ServerArgs {
     /// others wait to take over; agents list them all in --server.
     #[arg(long, env = "STRATUM_STORE", hide_env_values = true, value_name = "URL")]
     store: Option<String>,
+    /// The authority (PEM) that signed the PostgreSQL server's certificate (or STRATUM_STORE_CA): the store is
+    /// then reached over TLS that trusts it alone.
+    #[arg(long, env = "STRATUM_STORE_CA", value_name = "FILE", requires = "store")]
+    store_ca: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -279,7 +283,14 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
     // authority and secrets among them) before anything else reads them.
     let (state, lead) = match &args.store {
         Some(url) => {
-            let Some(lead) = runtime.block_on(lead_when_free(url, &args.listen))? else { return Ok(Outcome::Success) };
+            let authority = match &args.store_ca {
+                Some(file) => Some(std::fs::read_to_string(file).map_err(|error| {
+                    anyhow::anyhow!("cannot read the state store's authority {}: {error}", file.display())
+                })?),
+                None => None,
+            };
+            let waiting = lead_when_free(url, authority, &args.listen);
+            let Some(lead) = runtime.block_on(waiting)? else { return Ok(Outcome::Success) };
             lead
         }
         None => (stratum_control::state::StateStore::open(&args.state_dir.join("state.db"))?, None),
@@ -405,10 +416,14 @@ pub(crate) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
 /// stopped while waiting). Says who leads meanwhile.
 async fn lead_when_free(
     url: &str,
+    authority: Option<String>,
     listen: &SocketAddr,
 ) -> anyhow::Result<Option<(stratum_control::state::StateStore, Option<stratum_control::lead::Lead>)>> {
     let connecting = url.to_string();
-    let state = tokio::task::spawn_blocking(move || stratum_control::state::StateStore::connect(&connecting)).await??;
+    let state = tokio::task::spawn_blocking(move || {
+        stratum_control::state::StateStore::connect(&connecting, authority.as_deref())
+    })
+    .await??;
     // Fail now, not after waiting, when the address is taken.
     drop(tokio::net::TcpListener::bind(listen).await.map_err(|error| {
         anyhow::anyhow!("cannot serve on {listen}: {error} (choose another address with --listen)")

@@ -18,11 +18,11 @@ fn database(name: &str) -> (Postgres, tempfile::TempDir) {
 #[ignore = "needs PostgreSQL (CI's external stage)"]
 fn one_replica_leads_and_one_that_lost_the_lead_writes_nothing() {
     let (postgres, _folder) = database("lead");
-    let first = StateStore::connect(&postgres.url).unwrap();
+    let first = StateStore::connect(&postgres.url, None).unwrap();
     // Two replicas start together: each brings the schema up to date under the same lock.
     let second = std::thread::scope(|scope| {
-        let other = scope.spawn(|| StateStore::connect(&postgres.url).unwrap());
-        StateStore::connect(&postgres.url).unwrap();
+        let other = scope.spawn(|| StateStore::connect(&postgres.url, None).unwrap());
+        StateStore::connect(&postgres.url, None).unwrap();
         other.join().unwrap()
     });
     let (a, b) = (first.shared().unwrap(), second.shared().unwrap());
@@ -89,7 +89,7 @@ fn one_replica_leads_and_one_that_lost_the_lead_writes_nothing() {
 #[ignore = "needs PostgreSQL (CI's external stage)"]
 fn the_files_a_cluster_shares_reach_the_replica_that_takes_over() {
     let (postgres, folder) = database("files");
-    let leader = StateStore::connect(&postgres.url).unwrap();
+    let leader = StateStore::connect(&postgres.url, None).unwrap();
     let shared = leader.shared().unwrap();
     assert!(shared.try_lead("a", "a:7070", Duration::from_secs(5)).unwrap());
     let (from, to) = (folder.path().join("a"), folder.path().join("b"));
@@ -113,7 +113,7 @@ fn the_files_a_cluster_shares_reach_the_replica_that_takes_over() {
     stratum_control::files::write_whole(&from.join("app/app.stratum"), b"app traffic2").unwrap();
     assert_eq!(mirror.upload(shared, &from).unwrap(), 1, "a changed file is");
 
-    let standby = StateStore::connect(&postgres.url).unwrap();
+    let standby = StateStore::connect(&postgres.url, None).unwrap();
     assert_eq!(stratum_control::lead::download(standby.shared().unwrap(), &to).unwrap(), 5);
     assert_eq!(std::fs::read(to.join("app/app.stratum")).unwrap(), b"app traffic2");
     assert_eq!(std::fs::read(to.join("models/busy/v1.json")).unwrap(), b"{\"model\": 1}");
@@ -126,4 +126,33 @@ fn the_files_a_cluster_shares_reach_the_replica_that_takes_over() {
     let mode = std::fs::metadata(to.join("tls/ca.key")).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "a secret is readable by its user alone");
     assert_eq!(stratum_control::lead::download(standby.shared().unwrap(), &to).unwrap(), 0, "nothing differs now");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (CI's external stage)"]
+fn a_store_reached_over_tls_trusts_only_its_authority() {
+    // The database serves TLS with a certificate from an authority of the operator's; the control plane given
+    // that authority connects over TLS, one given another authority is refused, and one given none is told how.
+    let folder = tempfile::Builder::new().prefix("tls").tempdir_in("/tmp").unwrap();
+    let (authority, certificate, key) = stratum_test_support::authority_and_certificate("localhost");
+    let postgres = Postgres::start_with(
+        &folder.path().join("pg"),
+        &[("server.pem", &certificate), ("server.key", &key)],
+        &["ssl=on", "ssl_cert_file=../server.pem", "ssl_key_file=../server.key"],
+    );
+    let url = postgres.url.replace("127.0.0.1", "localhost");
+    let store = StateStore::connect(&url, Some(&authority)).unwrap();
+    let shared = store.shared().unwrap();
+    assert!(shared.try_lead("a", "a:7070", Duration::from_secs(5)).unwrap());
+    assert!(shared.over_tls().unwrap(), "the session is encrypted");
+    assert_eq!(store.record_version("traffic", "{ir}", "{plan}").unwrap(), 1);
+
+    let (other, _, _) = stratum_test_support::authority_and_certificate("localhost");
+    let refused = StateStore::connect(&url, Some(&other)).err().expect("another authority is not trusted");
+    assert!(refused.to_string().contains("cannot reach the state store"), "{refused}");
+    let untold = StateStore::connect(&format!("{url}?sslmode=require"), None).err().unwrap();
+    assert!(untold.to_string().contains("--store-ca"), "{untold}");
+    // Without TLS asked for, the same database is reached in the clear (a private network's choice).
+    let plain = StateStore::connect(&url, None).unwrap();
+    assert!(!plain.shared().unwrap().over_tls().unwrap());
 }

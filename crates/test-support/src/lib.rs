@@ -119,12 +119,24 @@ impl Postgres {
     /// Makes a database cluster in `folder` (made empty first) and starts its server; waits until it accepts
     /// connections.
     pub fn start(folder: &Path) -> Postgres {
+        Postgres::start_with(folder, &[], &[])
+    }
+
+    /// As [`Postgres::start`], with `files` (name, content) written into `folder` first, readable by the server's
+    /// user alone (a certificate and its key), and `settings` (`-c NAME=VALUE`) on its command line.
+    pub fn start_with(folder: &Path, files: &[(&str, &str)], settings: &[&str]) -> Postgres {
         let binaries = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|versions| versions.flatten().map(|version| version.path().join("bin")).max())
             .expect("PostgreSQL is installed (Debian package `postgresql`)");
         let _ = std::fs::remove_dir_all(folder);
         std::fs::create_dir_all(folder).expect("a folder for PostgreSQL");
+        for (name, content) in files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = folder.join(name);
+            std::fs::write(&path, content).expect("a file for PostgreSQL");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("its mode");
+        }
         let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout == b"0\n");
         let as_owner = |program: &str| {
             let mut command = if root {
@@ -154,7 +166,9 @@ impl Postgres {
             .stderr(log)
             .args(["-p", &port.to_string(), "-k"])
             .arg(folder)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-D"])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(settings.iter().flat_map(|setting| ["-c", setting]))
+            .arg("-D")
             .arg(&data)
             .spawn()
             .expect("postgres runs");

@@ -5,6 +5,7 @@
 
 mod shared;
 mod sql;
+mod tls;
 
 use crate::Error;
 use rusqlite::Connection;
@@ -179,9 +180,9 @@ impl StateStore {
     }
 
     /// Connects to a store on PostgreSQL at `url` and brings its schema up to date: the store several replicas of
-    /// the control plane share (see [`Shared`]).
-    pub fn connect(url: &str) -> Result<StateStore, Error> {
-        Ok(StateStore { backend: Arc::new(Backend::Postgres(Box::new(Shared::connect(url)?))) })
+    /// the control plane share (see [`Shared`]). With `authority` (PEM), over TLS that trusts it alone.
+    pub fn connect(url: &str, authority: Option<&str>) -> Result<StateStore, Error> {
+        Ok(StateStore { backend: Arc::new(Backend::Postgres(Box::new(Shared::connect(url, authority)?))) })
     }
 
     /// A store that lives in memory only (tests).

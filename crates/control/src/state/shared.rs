@@ -96,6 +96,8 @@ pub struct Leader {
 /// A state store on PostgreSQL (see the module documentation).
 pub struct Postgres {
     config: postgres::Config,
+    /// TLS trusting the operator's authority, when given.
+    tls: Option<super::tls::Connector>,
     /// Where it is, for messages (never the password).
     shown: String,
     /// `None` until connected, and after the connection broke: the next transaction connects again.
@@ -183,15 +185,38 @@ impl Sql for Pg<'_, '_> {
 impl Postgres {
     /// Connects to the store at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or PostgreSQL's
     /// `key=value` form) and brings its schema up to date.
-    pub(crate) fn connect(url: &str) -> Result<Postgres, Error> {
+    ///
+    /// With `authority` (PEM) the connection is TLS that trusts that authority alone (required, unless the address
+    /// says otherwise with `sslmode`); without, an address that asks for TLS (`sslmode=require`) is refused.
+    pub(crate) fn connect(url: &str, authority: Option<&str>) -> Result<Postgres, Error> {
+        let shown = shown_without_password(url);
         let mut config: postgres::Config = url.parse().map_err(|error: postgres::Error| {
-            Error::State(format!("`{}` is not a PostgreSQL address: {error}", shown_without_password(url)).into())
+            Error::State(format!("`{shown}` is not a PostgreSQL address: {error}").into())
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        let store =
-            Postgres { config, shown: shown_without_password(url), client: Mutex::new(None), lead: Mutex::default() };
+        let tls = match authority {
+            Some(pem) => {
+                if config.get_ssl_mode() == postgres::config::SslMode::Prefer {
+                    config.ssl_mode(postgres::config::SslMode::Require);
+                }
+                Some(super::tls::Connector::trusting(pem).map_err(|error| {
+                    Error::State(format!("the state store's authority (--store-ca): {error}").into())
+                })?)
+            }
+            None if config.get_ssl_mode() == postgres::config::SslMode::Require => {
+                return Err(Error::State(
+                    format!(
+                        "`{shown}` asks for TLS: give the authority that signed the database's certificate with \
+                         --store-ca FILE (or STRATUM_STORE_CA)"
+                    )
+                    .into(),
+                ));
+            }
+            None => None,
+        };
+        let store = Postgres { config, tls, shown, client: Mutex::new(None), lead: Mutex::default() };
         store.migrate()?;
         Ok(store)
     }
@@ -251,7 +276,11 @@ impl Postgres {
         let answer = std::thread::scope(|scope| {
             let running = scope.spawn(|| {
                 if client.as_ref().is_none_or(postgres::Client::is_closed) {
-                    let connected = self.config.connect(postgres::NoTls).map_err(|error| {
+                    let connected = match &self.tls {
+                        Some(tls) => self.config.connect(tls.clone()),
+                        None => self.config.connect(postgres::NoTls),
+                    }
+                    .map_err(|error| {
                         Error::State(format!("cannot reach the state store at {}: {error}", self.shown).into())
                     })?;
                     *client = Some(connected);
@@ -337,6 +366,13 @@ impl Postgres {
             term: row.int(2)?,
             remaining_milliseconds: row.int(3)?,
         })
+    }
+
+    /// Whether this replica's session with the store is encrypted (PostgreSQL's `pg_stat_ssl`).
+    pub fn over_tls(&self) -> Result<bool, Error> {
+        let rows =
+            self.transaction(false, |sql| sql.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]))?;
+        rows.first().map_or(Ok(false), |row| row.flag(0))
     }
 
     /// Keeps files the cluster shares (path relative to the state directory, sha256, content).
