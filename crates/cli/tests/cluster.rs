@@ -934,7 +934,7 @@ fn a_killed_leader_hands_over_to_its_standby_and_the_agents_follow_without_losin
         (format!("https://127.0.0.1:{first_port}"), format!("https://127.0.0.1:{second_port}"));
     let first = replica(&folder, "server", first_port, &postgres.url);
     wait_until("the first replica to lead", Duration::from_secs(30), || status(&folder, &first_url).is_some());
-    let _second = replica(&folder, "standby", second_port, &postgres.url);
+    let second = replica(&folder, "standby", second_port, &postgres.url);
     let log = folder.join("server.log");
     wait_until("the second replica to stand by", Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|text| text.contains("standby: the control plane at"))
@@ -985,6 +985,31 @@ fn a_killed_leader_hands_over_to_its_standby_and_the_agents_follow_without_losin
     std::thread::sleep(Duration::from_secs(3));
     assert!(status(&folder, &first_url).is_none(), "a replica that lost the lead does not take it back");
     assert!(status(&folder, &second_url).is_some_and(|status| status["version"] == 1));
+
+    // The leader is paused (SIGSTOP) longer than its lease: the standby takes over; woken, the old leader finds
+    // its lease gone and stops serving, saying so, instead of acting as a second control plane.
+    signal(&second, "STOP");
+    wait_until("the first replica to lead again", Duration::from_secs(30), || {
+        status(&folder, &first_url).is_some_and(|status| status["version"] == 1)
+    });
+    signal(&second, "CONT");
+    let mut second = second;
+    let started = Instant::now();
+    let stopped = loop {
+        if let Some(exit) = second.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the deposed leader still runs");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!stopped.success(), "{stopped:?}");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("this control plane does not lead"), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(
+        status(&folder, &first_url)
+            .is_some_and(|status| status["agents"].as_array().is_some_and(|agents| agents.len() == 3))
+    );
 }
 
 /// The application the simulator and the runtime are compared on: a generator on the edge, a stream and its sink

@@ -109,7 +109,11 @@ impl Lead {
                     )));
                 }
                 Err(_) => {
-                    return Err(Error::NotLeading("its lease lapsed while the state store did not answer".into()));
+                    return Err(Error::NotLeading(
+                        "its lease lapsed before it was renewed (the state store did not answer in time, or this \
+                         process did not run)"
+                            .into(),
+                    ));
                 }
             }
         }

@@ -106,6 +106,15 @@ pub struct Postgres {
     lead: Mutex<Option<(String, i64)>>,
 }
 
+impl Drop for Postgres {
+    // The client's drop blocks on a runtime of its own: on a thread of its own, never one of the server's runtime.
+    fn drop(&mut self) {
+        if let Some(client) = lock(&self.client).take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.debug_struct("Postgres").field("at", &self.shown).finish_non_exhaustive()
@@ -273,39 +282,46 @@ impl Postgres {
         let mut guard = lock(&self.client);
         // The guard stays here; the thread borrows what it guards.
         let client: &mut Option<postgres::Client> = &mut guard;
-        let answer = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let running = scope.spawn(|| {
-                if client.as_ref().is_none_or(postgres::Client::is_closed) {
-                    let connected = match &self.tls {
-                        Some(tls) => self.config.connect(tls.clone()),
-                        None => self.config.connect(postgres::NoTls),
+                let run = || -> Result<R, Error> {
+                    if client.as_ref().is_none_or(postgres::Client::is_closed) {
+                        let connected = match &self.tls {
+                            Some(tls) => self.config.connect(tls.clone()),
+                            None => self.config.connect(postgres::NoTls),
+                        }
+                        .map_err(|error| {
+                            Error::State(format!("cannot reach the state store at {}: {error}", self.shown).into())
+                        })?;
+                        *client = Some(connected);
                     }
-                    .map_err(|error| {
-                        Error::State(format!("cannot reach the state store at {}: {error}", self.shown).into())
-                    })?;
-                    *client = Some(connected);
-                }
-                let Some(connected) = client.as_mut() else { unreachable!("connected above") };
-                let mut transaction = connected.transaction().map_err(pg_error)?;
-                if let Some((holder, term)) = lead.as_ref().filter(|_| fenced) {
-                    let held = Pg(&mut transaction).query(
-                        "SELECT term FROM leader WHERE id = 1 AND holder = ?1 AND term = ?2 FOR SHARE",
-                        values![holder.as_str(), *term],
-                    )?;
-                    if held.is_empty() {
-                        return Err(Error::NotLeading(format!("the lease of term {term} passed to another replica")));
+                    let Some(connected) = client.as_mut() else { unreachable!("connected above") };
+                    let mut transaction = connected.transaction().map_err(pg_error)?;
+                    if let Some((holder, term)) = lead.as_ref().filter(|_| fenced) {
+                        let held = Pg(&mut transaction).query(
+                            "SELECT term FROM leader WHERE id = 1 AND holder = ?1 AND term = ?2 FOR SHARE",
+                            values![holder.as_str(), *term],
+                        )?;
+                        if held.is_empty() {
+                            return Err(Error::NotLeading(format!(
+                                "the lease of term {term} passed to another replica"
+                            )));
+                        }
                     }
+                    let answer = body(&mut Pg(&mut transaction))?;
+                    transaction.commit().map_err(pg_error)?;
+                    Ok(answer)
+                };
+                let answer = run();
+                // A connection that broke goes here, off the runtime: the client's drop blocks on a runtime of
+                // its own, which a runtime's thread may not.
+                if client.as_ref().is_some_and(postgres::Client::is_closed) {
+                    *client = None;
                 }
-                let answer = body(&mut Pg(&mut transaction))?;
-                transaction.commit().map_err(pg_error)?;
-                Ok(answer)
+                answer
             });
             running.join().unwrap_or_else(|_| Err(Error::Task("a state store transaction panicked".into())))
-        });
-        if answer.is_err() && guard.as_ref().is_some_and(postgres::Client::is_closed) {
-            *guard = None;
-        }
-        answer
+        })
     }
 
     /// Takes the lead for `holder` (listening at `address`) if nobody holds it or its lease lapsed, for `lease`;
