@@ -171,7 +171,7 @@ impl Mirror {
     /// Keeps in the store every shared file of `state_dir` that is new or changed since this mirror last looked;
     /// how many.
     pub fn upload(&mut self, shared: &Shared, state_dir: &Path) -> Result<usize, Error> {
-        let mut changed = Vec::new();
+        let (mut files, mut stamps) = (Vec::new(), Vec::new());
         for file in shared_files(state_dir) {
             let Ok(metadata) = std::fs::metadata(&file) else { continue };
             let stamp = (metadata.len(), metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH));
@@ -181,19 +181,14 @@ impl Mirror {
             let content = std::fs::read(&file)
                 .map_err(|error| Error::State(format!("reading {}: {error}", file.display()).into()))?;
             let relative = file.strip_prefix(state_dir).unwrap_or(&file).to_string_lossy().into_owned();
-            changed.push((file, stamp, relative, content));
+            files.push((relative, stratum_ml::data::sha256_hex(&content), content));
+            stamps.push((file, stamp));
         }
-        if changed.is_empty() {
+        if files.is_empty() {
             return Ok(0);
         }
-        let files: Vec<(String, String, Vec<u8>)> = changed
-            .iter()
-            .map(|(_, _, relative, content)| (relative.clone(), stratum_ml::data::sha256_hex(content), content.clone()))
-            .collect();
         shared.put_files(&files)?;
-        for (file, stamp, _, _) in changed {
-            self.seen.insert(file, stamp);
-        }
+        self.seen.extend(stamps);
         Ok(files.len())
     }
 }

@@ -489,8 +489,12 @@ impl Server {
     /// is small; in a larger one so that the control plane takes about 2,000 heartbeats a second, yet at least three
     /// times per agent timeout (never more often than once a second), so that a lost agent is noticed as soon.
     pub fn heartbeat_interval(&self) -> Duration {
-        let agents = lock(&self.cluster).agents.len() as f64;
-        let spread = Duration::from_secs_f64(agents / HEARTBEATS_PER_SECOND);
+        self.interval_for(lock(&self.cluster).agents.len())
+    }
+
+    /// The heartbeat interval for a fleet of `agents` (see [`Server::heartbeat_interval`]).
+    fn interval_for(&self, agents: usize) -> Duration {
+        let spread = Duration::from_secs_f64(agents as f64 / HEARTBEATS_PER_SECOND);
         spread.min(self.options.agent_timeout / 3).max(Duration::from_secs(1))
     }
 
@@ -590,7 +594,7 @@ impl Server {
     /// An agent's heartbeat: what it reports is kept, and the answer says what it should run and train. None for
     /// an agent that has not joined (it joins again).
     pub fn heartbeat(self: &Arc<Self>, name: &str, beat: Heartbeat) -> Option<HeartbeatAnswer> {
-        let (back, handed_over, answer, training, checkpoints_kept, leased) = {
+        let (back, handed_over, answer, training, checkpoints_kept, leased, interval) = {
             let mut cluster = lock(&self.cluster);
             let agent = cluster.agents.get_mut(name)?;
             agent.last_seen = Instant::now();
@@ -627,11 +631,13 @@ impl Server {
                 _ => None,
             };
             let training = self.train_on_agent(&mut cluster, name, tier, beat.results, beat.training_slots);
+            // Counted under the lock this heartbeat holds anyway: a heartbeat takes it once.
+            let interval = self.interval_for(cluster.agents.len());
             // The agent acknowledges what the copies hold once they are durable here: none, if they are not.
             if !self.store_checkpoints(&mut cluster) {
                 kept.clear();
             }
-            (back, handed_over, answer, training, kept, leased)
+            (back, handed_over, answer, training, kept, leased, interval)
         };
         // Results came in: the scheduler looks for finished jobs now.
         self.training_wake.notify_one();
@@ -667,7 +673,7 @@ impl Server {
             training,
             checkpoints_kept,
             lease_milliseconds,
-            heartbeat_milliseconds: Some(self.heartbeat_interval().as_millis() as u64),
+            heartbeat_milliseconds: Some(interval.as_millis() as u64),
         })
     }
 
