@@ -1,4 +1,6 @@
-//! Benchmark: place 2,000 components on 10,000 generated nodes. Goal (issue 3): under 2 s on one core.
+//! Benchmark: place 2,000 components on 10,000 generated nodes (goal, issue 3: under 2 s on one core), and the
+//! fleet benchmark's application (bench/fleet.py) at 10,000 machines, three components each (issue 19: the
+//! control plane plans it at every `apply`).
 //! Run with `cargo bench -p stratum-planner --bench place`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -42,6 +44,37 @@ pub fn generate() -> String {
     text
 }
 
+/// The application bench/fleet.py applies: N edge machines, each with a source named to it, and a filter and a
+/// sink placed anywhere on the edge near it.
+pub fn fleet(machines: usize) -> String {
+    let mut text = String::from("app fleet\n");
+    for index in 1..=machines {
+        text.push_str(&format!("node edge{index} {{ tier = edge  cpu = 2  memory = 2 GiB }}\n"));
+    }
+    text.push_str("node fog1 { tier = fog  cpu = 8  memory = 16 GiB }\n");
+    text.push_str("link edge -> fog { latency = 5 ms  bandwidth = 100 Mbit/s }\n");
+    text.push_str("schema Reading { sensor: string  ts: timestamp  value: float }\n");
+    for index in 1..=machines {
+        text.push_str(&format!(
+            "source readings{index}: generator {{ schema = Reading  rate = 1/s  on = edge{index} }}\n\
+             stream high{index} {{ from = readings{index}  where = value > 0.5  on = edge  near = readings{index}  cpu = 0.5 }}\n\
+             sink kept{index}: jsonl {{ from = high{index}  path = \"out/{index}.jsonl\"  on = edge  near = high{index}  cpu = 0.5 }}\n"
+        ));
+    }
+    text
+}
+
+fn bench_fleet(criterion: &mut Criterion) {
+    let text = fleet(10_000);
+    let mut group = criterion.benchmark_group("fleet of 10,000 machines, 30,000 components");
+    group.sample_size(10);
+    group.bench_function("check", |bench| bench.iter(|| stratum_lang::check_text("fleet.stratum", black_box(&text))));
+    let checked = stratum_lang::check_text("fleet.stratum", &text);
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics.first().map(|diagnostic| &diagnostic.message));
+    group.bench_function("plan", |bench| bench.iter(|| stratum_planner::plan(black_box(&checked))));
+    group.finish();
+}
+
 fn bench(criterion: &mut Criterion) {
     let text = generate();
     let checked = stratum_lang::check_text("large.stratum", &text);
@@ -59,5 +92,5 @@ fn bench(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_fleet);
 criterion_main!(benches);

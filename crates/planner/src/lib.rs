@@ -80,36 +80,31 @@ fn build_plan(state: &State) -> Plan {
         .collect();
     assignments.sort_by(|a, b| (&a.component, a.instance).cmp(&(&b.component, b.instance)));
 
+    // What each host's components take, added up in one pass over the components.
+    let mut taken = vec![(0.0, 0, 0, false); problem.hosts.len()];
+    for (component, host) in problem.components.iter().zip(&state.assignment) {
+        let Some(host) = host else { continue };
+        let (cpu, memory, disk, used) = &mut taken[*host];
+        *cpu += component.requests.cpu;
+        *memory += component.requests.memory.0;
+        *disk += component.requests.disk.0;
+        *used = true;
+    }
     let mut hosts: Vec<HostUsage> = problem
         .hosts
         .iter()
-        .enumerate()
-        .map(|(index, host)| {
-            let mine = problem
-                .components
-                .iter()
-                .enumerate()
-                .filter(|(component, _)| state.assignment[*component] == Some(index));
-            let (mut cpu, mut memory, mut disk) = (0.0, 0, 0);
-            let mut used = false;
-            for (_, component) in mine {
-                used = true;
-                cpu += component.requests.cpu;
-                memory += component.requests.memory.0;
-                disk += component.requests.disk.0;
-            }
-            HostUsage {
-                host: host.name.clone(),
-                tier: host.tier,
-                pool: host.pool.as_ref().map(|(pool, _)| pool.clone()),
-                in_use: used || host.always_on,
-                cpu_used: cpu,
-                cpu_capacity: host.cpu,
-                memory_used: ByteSize(memory),
-                memory_capacity: ByteSize(host.memory),
-                disk_capacity: host.disk.map(ByteSize),
-                disk_used: ByteSize(disk),
-            }
+        .zip(taken)
+        .map(|(host, (cpu, memory, disk, used))| HostUsage {
+            host: host.name.clone(),
+            tier: host.tier,
+            pool: host.pool.as_ref().map(|(pool, _)| pool.clone()),
+            in_use: used || host.always_on,
+            cpu_used: cpu,
+            cpu_capacity: host.cpu,
+            memory_used: ByteSize(memory),
+            memory_capacity: ByteSize(host.memory),
+            disk_capacity: host.disk.map(ByteSize),
+            disk_used: ByteSize(disk),
         })
         .collect();
     // By tier, then in the order the file declares them (pool members in member order).
@@ -189,7 +184,7 @@ fn reason(state: &State, component: usize) -> String {
     if let Some(near) = &wanted.near {
         constraints.push(format!("near {near}"));
     }
-    let candidates = state.candidates[component].len();
+    let candidates = state.candidates(component).len();
     let constraint_text = if constraints.is_empty() { "no constraints".to_string() } else { constraints.join(", ") };
     format!("{constraint_text}; best of {candidates} possible machine(s) for latency, cross-tier traffic and cost")
 }

@@ -3,7 +3,8 @@
 //! (every candidate is tried), bounded on large ones.
 
 use crate::model::{Problem, StaticRejection, static_rejection};
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 use stratum_core::units::{Bandwidth, ByteSize};
 
 /// How many hosts are kept as alternatives at each step of the search.
@@ -104,17 +105,30 @@ pub struct State<'p> {
     pub score: f64,
     /// Flows touching each component.
     incident: Vec<Vec<usize>>,
-    /// Hosts each component could ever use.
-    pub candidates: Vec<Vec<usize>>,
+    /// The hosts each component could ever use, as an index into `candidate_lists`.
+    candidate_of: Vec<usize>,
+    /// The lists of candidate hosts, one for each set of constraints and requests: components that ask the same
+    /// share one, so that a fleet of N machines with N components costs N entries, not N².
+    candidate_lists: Arc<Vec<Candidates>>,
     /// For each component, the instances it should be near (or that should be near it), with their weight.
     near_partners: Vec<Vec<(usize, f64)>>,
-    /// Hosts with the same class are interchangeable while empty (same hardware, labels, pool and cost, and no
-    /// file names them), so the search tries one empty host per class.
+    /// Hosts of one class score the same for a component unless one of them holds something it exchanges data
+    /// with or should be near (same hardware, labels, pool, cost and links), and are interchangeable while empty.
     host_class: Vec<usize>,
-    /// For each class, the last `options` call that saw an empty host of it (a generation stamp, so no set is
-    /// built per call).
-    class_seen: Vec<u64>,
+    /// How many hosts of each class are empty now.
+    empty_in_class: Vec<usize>,
+    /// For each host, the last `options` call that already looked at it (a generation stamp, so no set is built
+    /// per call).
+    host_seen: Vec<u64>,
     generation: u64,
+}
+
+/// The hosts a component could ever use (they meet its static constraints).
+struct Candidates {
+    /// Every one, in index order.
+    hosts: Vec<usize>,
+    /// The same hosts grouped by class, each group in index order, and whether the group is its whole class.
+    by_class: Vec<(usize, Vec<usize>, bool)>,
 }
 
 impl<'p> State<'p> {
@@ -128,18 +142,13 @@ impl<'p> State<'p> {
                 incident[flow.to].push(index);
             }
         }
-        let candidates = problem
-            .components
-            .iter()
-            .map(|component| match component.pinned {
-                Some(host) => vec![host],
-                None => (0..hosts)
-                    .filter(|host| {
-                        static_rejection(&problem.hosts[*host], &component.placement, &component.requests).is_none()
-                    })
-                    .collect(),
-            })
-            .collect();
+        let host_class = host_classes(problem);
+        let (candidate_of, candidate_lists) = candidate_lists(problem, &host_class);
+        let classes = host_class.iter().max().map_or(0, |class| class + 1);
+        let mut empty_in_class = vec![0; classes];
+        for class in &host_class {
+            empty_in_class[*class] += 1;
+        }
         let mut near_partners = vec![Vec::new(); problem.components.len()];
         let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
         for (index, component) in problem.components.iter().enumerate() {
@@ -157,9 +166,10 @@ impl<'p> State<'p> {
         State {
             problem,
             near_partners,
-            class_seen: Vec::new(),
+            host_seen: vec![0; hosts],
             generation: 0,
-            host_class: host_classes(problem),
+            host_class,
+            empty_in_class,
             assignment: vec![None; problem.components.len()],
             cpu: vec![0.0; hosts],
             memory: vec![0; hosts],
@@ -169,8 +179,14 @@ impl<'p> State<'p> {
             residents: vec![Vec::new(); hosts],
             score: 0.0,
             incident,
-            candidates,
+            candidate_of,
+            candidate_lists: Arc::new(candidate_lists),
         }
+    }
+
+    /// The hosts a component could ever use (they meet its static constraints), in index order.
+    pub fn candidates(&self, component: usize) -> &[usize] {
+        &self.candidate_lists[self.candidate_of[component]].hosts
     }
 
     /// The added score of putting `component` on `host`, or why it cannot go there now.
@@ -345,6 +361,9 @@ impl<'p> State<'p> {
     pub fn apply(&mut self, component: usize, host: usize, added: f64) {
         self.change(component, host, 1.0);
         self.assignment[component] = Some(host);
+        if self.residents[host].is_empty() {
+            self.empty_in_class[self.host_class[host]] -= 1;
+        }
         self.residents[host].push(component);
         self.score += added;
     }
@@ -354,6 +373,9 @@ impl<'p> State<'p> {
         self.assignment[component] = None;
         if let Some(position) = self.residents[host].iter().rposition(|resident| *resident == component) {
             self.residents[host].remove(position);
+            if self.residents[host].is_empty() {
+                self.empty_in_class[self.host_class[host]] += 1;
+            }
         }
         self.change(component, host, -1.0);
         self.score -= added;
@@ -389,27 +411,67 @@ impl<'p> State<'p> {
         }
     }
 
-    /// The hosts a component can go to now, cheapest first; interchangeable empty hosts count once.
+    /// The hosts a component can go to now, cheapest first, at most `limit` of them; interchangeable empty hosts
+    /// count once. Also says how many hosts were evaluated.
+    ///
+    /// Not every candidate is evaluated: a host scores the same as the others of its class unless it holds one of
+    /// the component's partners (what it exchanges data with or should be near), so the partners' hosts are
+    /// evaluated one by one and, of each class, only the first `limit` other hosts with room and its first empty
+    /// host. The result is what evaluating every candidate would give, at a cost that does not grow with the
+    /// fleet.
     pub fn options(&mut self, component: usize, limit: usize) -> (Vec<(f64, usize)>, usize) {
-        let mut options = Vec::new();
-        if self.class_seen.is_empty() {
-            self.class_seen = vec![0; self.host_class.iter().max().map_or(0, |class| class + 1)];
-        }
         self.generation += 1;
+        let generation = self.generation;
+        let candidates = &self.candidate_lists[self.candidate_of[component]];
+        let flow_partners = self.incident[component].iter().map(|flow_index| {
+            let flow = &self.problem.flows[*flow_index];
+            if flow.from == component { flow.to } else { flow.from }
+        });
+        let near_partners = self.near_partners[component].iter().map(|(partner, _)| *partner);
+        let mut partner_hosts: Vec<usize> = flow_partners
+            .chain(near_partners)
+            .filter_map(|partner| self.assignment[partner])
+            .filter(|host| candidates.hosts.binary_search(host).is_ok())
+            .collect();
+        partner_hosts.sort_unstable();
+        partner_hosts.dedup();
+        for host in &partner_hosts {
+            self.host_seen[*host] = generation;
+        }
+        let candidates = &self.candidate_lists[self.candidate_of[component]];
+        let mut options = Vec::new();
         let mut evaluated = 0;
-        for position in 0..self.candidates[component].len() {
-            let host = &self.candidates[component][position];
-            if self.residents[*host].is_empty() {
-                let class = self.host_class[*host];
-                if self.class_seen[class] == self.generation {
+        for host in partner_hosts {
+            evaluated += 1;
+            if let Ok(added) = self.evaluate_dynamic(component, host) {
+                options.push((added, host));
+            }
+        }
+        for (class, hosts, whole) in &candidates.by_class {
+            let (mut found, mut empty_seen) = (0, false);
+            for host in hosts {
+                let no_empty_left = empty_seen || (*whole && self.empty_in_class[*class] == 0);
+                if found >= limit && no_empty_left {
+                    break;
+                }
+                if self.host_seen[*host] == generation {
                     continue;
                 }
-                self.class_seen[class] = self.generation;
-            }
-            evaluated += 1;
-            // Candidates already meet the static constraints.
-            if let Ok(added) = self.evaluate_dynamic(component, *host) {
-                options.push((added, *host));
+                let empty = self.residents[*host].is_empty();
+                if empty {
+                    // Empty hosts of a class are interchangeable: the first one stands for all.
+                    if empty_seen {
+                        continue;
+                    }
+                    empty_seen = true;
+                } else if found >= limit {
+                    continue;
+                }
+                evaluated += 1;
+                if let Ok(added) = self.evaluate_dynamic(component, *host) {
+                    options.push((added, *host));
+                    found += usize::from(!empty);
+                }
             }
         }
         if options.len() > limit {
@@ -421,8 +483,71 @@ impl<'p> State<'p> {
     }
 }
 
-/// Groups hosts that are interchangeable while empty, numbering the classes from 0. A host named anywhere in
-/// the file (by a placement or a link) is in a class of its own.
+/// Which candidate list each component uses, and the lists: one per set of constraints and requests, so that
+/// components asking the same share it. A component pinned to a host or named to a node has a list of its own,
+/// found without looking at every host.
+fn candidate_lists(problem: &Problem, host_class: &[usize]) -> (Vec<usize>, Vec<Candidates>) {
+    let mut class_size = vec![0usize; host_class.iter().max().map_or(0, |class| class + 1)];
+    for class in host_class {
+        class_size[*class] += 1;
+    }
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (index, host) in problem.hosts.iter().enumerate() {
+        by_name.entry(host.name.as_str()).or_default().push(index);
+    }
+    let mut lists = Vec::new();
+    let mut shared: HashMap<String, usize> = HashMap::new();
+    let mut list_of = Vec::with_capacity(problem.components.len());
+    for component in &problem.components {
+        let fits =
+            |host: &usize| static_rejection(&problem.hosts[*host], &component.placement, &component.requests).is_none();
+        let hosts: Vec<usize> = match (component.pinned, &component.placement.node) {
+            (Some(host), _) => vec![host],
+            (None, Some(node)) => by_name.get(node.as_str()).into_iter().flatten().copied().filter(fits).collect(),
+            (None, None) => {
+                // What `static_rejection` reads, and nothing else (not `near`, which differs for each of a fleet's
+                // components).
+                let placement = &component.placement;
+                let key = format!(
+                    "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                    placement.tier,
+                    placement.private_data_tier,
+                    placement.pool,
+                    placement.labels,
+                    placement.arch,
+                    component.requests
+                );
+                if let Some(list) = shared.get(&key) {
+                    list_of.push(*list);
+                    continue;
+                }
+                shared.insert(key, lists.len());
+                (0..problem.hosts.len()).filter(fits).collect()
+            }
+        };
+        let mut groups: Vec<(usize, Vec<usize>, bool)> = Vec::new();
+        let mut group_of: HashMap<usize, usize> = HashMap::new();
+        for host in &hosts {
+            let class = host_class[*host];
+            let group = *group_of.entry(class).or_insert_with(|| {
+                groups.push((class, Vec::new(), false));
+                groups.len() - 1
+            });
+            groups[group].1.push(*host);
+        }
+        for (class, members, whole) in &mut groups {
+            *whole = members.len() == class_size[*class];
+        }
+        list_of.push(lists.len());
+        lists.push(Candidates { hosts, by_class: groups });
+    }
+    (list_of, lists)
+}
+
+/// Groups hosts that are interchangeable while empty and score alike for a component none of whose partners they
+/// hold, numbering the classes from 0. A host at the end of a link of its own is in a class of its own (its routes
+/// differ); hosts a placement names form classes apart from the others, so that an empty one the search passes
+/// over is not confused with hosts no component asks for by name.
 fn host_classes(problem: &Problem) -> Vec<usize> {
     let mut named: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for component in &problem.components {
@@ -430,9 +555,10 @@ fn host_classes(problem: &Problem) -> Vec<usize> {
             named.insert(node);
         }
     }
+    let mut linked: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for link in &problem.links {
-        named.insert(&link.from);
-        named.insert(&link.to);
+        linked.insert(&link.from);
+        linked.insert(&link.to);
     }
     let mut classes: HashMap<String, usize> = HashMap::new();
     problem
@@ -441,11 +567,12 @@ fn host_classes(problem: &Problem) -> Vec<usize> {
         .enumerate()
         .map(|(index, host)| {
             let pool = host.pool.as_ref().map(|(pool, _)| pool.as_str());
-            let key = if named.contains(host.name.as_str()) {
-                format!("named {index}")
+            let key = if linked.contains(host.name.as_str()) {
+                format!("linked {index}")
             } else {
                 format!(
-                    "{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+                    "{}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+                    named.contains(host.name.as_str()),
                     host.tier,
                     host.cpu,
                     host.memory,
@@ -477,20 +604,33 @@ pub fn placement_order(state: &State) -> Vec<usize> {
             consumers[flow.from].push(flow.to);
         }
     }
+    // The most urgent ready component first: pinned before unpinned, then the fewest candidates, then the first
+    // declared (a heap, since a fleet has thousands ready at once).
+    let key = |component: usize| {
+        std::cmp::Reverse((
+            problem.components[component].pinned.is_none(),
+            state.candidates(component).len(),
+            component,
+        ))
+    };
     let mut order = Vec::with_capacity(count);
     let mut placed = vec![false; count];
-    let mut ready: Vec<usize> = (0..count).filter(|component| waiting_for[*component] == 0).collect();
+    let mut queued = vec![false; count];
+    let mut ready: BinaryHeap<_> = BinaryHeap::new();
+    for component in (0..count).filter(|component| waiting_for[*component] == 0) {
+        queued[component] = true;
+        ready.push(key(component));
+    }
+    let mut unplaced_from = 0;
     while order.len() < count {
         if ready.is_empty() {
             // A cycle of flows (a stream calling a service that reads it): take the first unplaced one.
-            if let Some(next) = (0..count).find(|component| !placed[*component]) {
-                ready.push(next);
+            while placed[unplaced_from] {
+                unplaced_from += 1;
             }
+            ready.push(key(unplaced_from));
         }
-        ready.sort_by_key(|component| {
-            (problem.components[*component].pinned.is_none(), state.candidates[*component].len(), *component)
-        });
-        let next = ready.remove(0);
+        let std::cmp::Reverse((_, _, next)) = ready.pop().expect("not empty");
         if placed[next] {
             continue;
         }
@@ -498,8 +638,9 @@ pub fn placement_order(state: &State) -> Vec<usize> {
         order.push(next);
         for consumer in &consumers[next] {
             waiting_for[*consumer] = waiting_for[*consumer].saturating_sub(1);
-            if waiting_for[*consumer] == 0 && !placed[*consumer] && !ready.contains(consumer) {
-                ready.push(*consumer);
+            if waiting_for[*consumer] == 0 && !placed[*consumer] && !queued[*consumer] {
+                queued[*consumer] = true;
+                ready.push(key(*consumer));
             }
         }
     }
@@ -534,7 +675,7 @@ pub fn solve(problem: &Problem) -> Option<Solution> {
     let mut applied: Vec<(usize, usize, f64)> = Vec::new();
     let (options, evaluated) = state.options(order[0], ALTERNATIVES);
     evaluations += evaluated;
-    truncated |= state.candidates[order[0]].len() > ALTERNATIVES;
+    truncated |= state.candidates(order[0]).len() > ALTERNATIVES;
     let mut frames = vec![Frame { component: order[0], options, next: 0 }];
     while !frames.is_empty() {
         if applied.len() == frames.len() {
@@ -574,7 +715,7 @@ pub fn solve(problem: &Problem) -> Option<Solution> {
         let next_component = order[depth];
         let (options, evaluated) = state.options(next_component, ALTERNATIVES);
         evaluations += evaluated;
-        truncated |= state.candidates[next_component].len() > ALTERNATIVES;
+        truncated |= state.candidates(next_component).len() > ALTERNATIVES;
         if !options.is_empty() {
             frames.push(Frame { component: next_component, options, next: 0 });
         }

@@ -131,3 +131,85 @@ proptest! {
         }
     }
 }
+
+/// A random fleet: many machines of a few kinds, sources named to their machine, and streams near them, so that
+/// most hosts are interchangeable and the search's shortcut over classes of hosts is exercised.
+fn fleet() -> impl Strategy<Value = String> {
+    let machine = (0..2usize, 1..4u32);
+    let stream = (0..6usize, 1..9u32, any::<bool>());
+    (prop::collection::vec(machine, 3..12), prop::collection::vec(stream, 1..12), 1..3u32).prop_map(
+        |(machines, streams, fogs)| {
+            let mut text = String::from("app fleet\n");
+            for (index, (kind, cpu)) in machines.iter().enumerate() {
+                let zone = if *kind == 0 { "a" } else { "b" };
+                text.push_str(&format!(
+                    "node e{index} {{ tier = edge  cpu = {cpu}  memory = 2 GiB  labels = {{ zone: \"{zone}\" }} }}\n"
+                ));
+            }
+            for index in 0..fogs {
+                text.push_str(&format!("node f{index} {{ tier = fog  cpu = 2  memory = 4 GiB }}\n"));
+            }
+            text.push_str("link edge -> fog { latency = 5 ms  bandwidth = 100 Mbit/s }\n");
+            text.push_str("schema R { k: string  v: float }\n");
+            let sources = machines.len().min(4);
+            for index in 0..sources {
+                text.push_str(&format!(
+                    "source s{index}: generator {{ schema = R  rate = 10/s  on = e{index}  cpu = 0.5 }}\n"
+                ));
+            }
+            for (index, (input, cpu_quarters, near)) in streams.iter().enumerate() {
+                let source = input % sources;
+                let near = if *near { format!("near = s{source}") } else { String::new() };
+                text.push_str(&format!(
+                    "stream t{index} {{ from = s{source}  where = v > 0  on = edge  {near}  cpu = {} }}\n",
+                    f64::from(*cpu_quarters) / 4.0
+                ));
+            }
+            text
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The options the search weighs at each step are what evaluating every candidate host would give: each with
+    /// the score `evaluate` gives it, cheapest first, and every feasible host left out is either past the limit or
+    /// an empty host standing in for another empty one of the same score.
+    #[test]
+    fn the_options_are_those_of_evaluating_every_host(text in fleet(), limit in 1..4usize) {
+        let checked = stratum_lang::check_text("fleet.stratum", &text);
+        prop_assume!(!checked.has_errors());
+        let problem = Problem::from_application(&checked.application);
+        let mut state = State::new(&problem);
+        for component in stratum_planner::search::placement_order(&state) {
+            let (options, _) = state.options(component, limit);
+            let empty = |state: &State, host: usize| !state.assignment.contains(&Some(host));
+            let every: Vec<(f64, usize)> = state
+                .candidates(component)
+                .iter()
+                .filter_map(|host| state.evaluate(component, *host).ok().map(|score| (score, *host)))
+                .collect();
+            prop_assert!(options.len() <= limit);
+            prop_assert!(options.windows(2).all(|pair| (pair[0].0, pair[0].1) < (pair[1].0, pair[1].1)), "{options:?}");
+            for option in &options {
+                prop_assert!(every.contains(option), "{option:?} is not among {every:?}:\n{text}");
+            }
+            let last = options.last().copied();
+            for (score, host) in &every {
+                if options.contains(&(*score, *host)) {
+                    continue;
+                }
+                let past_the_limit = options.len() == limit && last.is_some_and(|last| (*score, *host) > last);
+                let stood_in_for = empty(&state, *host)
+                    && options.iter().any(|(other_score, other)| empty(&state, *other) && other_score == score);
+                prop_assert!(
+                    past_the_limit || stood_in_for,
+                    "host {host} (score {score}) is left out of {options:?} (limit {limit}):\n{text}"
+                );
+            }
+            let Some((added, host)) = options.first().copied() else { break };
+            state.apply(component, host, added);
+        }
+    }
+}

@@ -1251,7 +1251,8 @@ fn place_again(
     }
     let mut moved = Vec::new();
     for orphan in orphans {
-        let best = state.candidates[orphan]
+        let best = state
+            .candidates(orphan)
             .iter()
             .filter(|host| !lost[**host])
             .filter_map(|host| state.evaluate(orphan, *host).ok().map(|score| (score, *host)))
