@@ -1,11 +1,13 @@
 //! Batches on their schedules: when each one is next due (`every = 1 h` counts from when scheduling started,
-//! `cron = "0 * * * *"` follows the wall clock in UTC), and a loop that runs them as they come due until told to
-//! stop. A run that fails is reported and the batch stays scheduled; runs missed while another was running are
+//! `cron = "0 * * * *"` follows the clock in UTC), and a loop that runs them as they come due until told to
+//! stop. The clock is the application's ([`AppClock`]): the wall clock's on real machines, faster under
+//! `stratum up --speed N`, so that an hourly batch runs every hour of the traffic the sources make. A run that fails is reported and the batch stays scheduled; runs missed while another was running are
 //! not made up, the batch runs once and goes on from the next due time.
 
 use crate::{BatchRun, Error, run};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stratum_core::clock::AppClock;
 use stratum_core::cron::CronSchedule;
 use stratum_core::ir::{Application, Schedule};
 use tokio::sync::watch;
@@ -37,16 +39,19 @@ fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|since| since.as_secs_f64()).unwrap_or_default()
 }
 
-/// Runs the batches named in `batches` (all of the application's when empty) each time they are due, until
-/// `stop` turns true; `report` hears of every run. Relative paths are relative to `base`.
+/// Runs the batches named in `batches` (all of the application's when empty) each time they are due by the
+/// application's clock, which runs `speed` times faster than the wall clock from now, until `stop` turns true;
+/// `report` hears of every run. Relative paths are relative to `base`.
 pub async fn run_on_schedule(
     application: &Application,
     base: &Path,
     batches: &[String],
+    speed: f64,
     mut stop: watch::Receiver<bool>,
     mut report: impl FnMut(&str, Result<BatchRun, Error>),
 ) {
-    let started = now();
+    let clock = AppClock::new(now(), speed);
+    let started = clock.origin;
     let mut due: Vec<(&str, &Schedule, f64)> = application
         .batches
         .iter()
@@ -59,14 +64,14 @@ pub async fn run_on_schedule(
         tracing::info!(batch = name, in_seconds = at - started, "batch scheduled");
     }
     while let Some(&(name, schedule, at)) = due.iter().min_by(|a, b| a.2.total_cmp(&b.2)) {
-        let wait = Duration::from_secs_f64((at - now()).max(0.0));
+        let wait = Duration::from_secs_f64((clock.wall_time(at) - now()).max(0.0));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         let result = run(application, name, base).await;
         report(name, result);
-        let next = next_due(schedule, started, now().max(at));
+        let next = next_due(schedule, started, clock.app_time(now()).max(at));
         due.retain(|(other, _, _)| *other != name);
         if let Some(next) = next {
             due.push((name, schedule, next));

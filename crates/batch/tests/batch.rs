@@ -98,3 +98,38 @@ async fn a_table_without_data_is_a_clear_error() {
     let error = stratum_batch::run(&checked(APP), "hourly", directory.path()).await.unwrap_err();
     assert!(error.to_string().contains("table `history` has no data yet"), "{error}");
 }
+
+/// `every = 1 h` counts on the application's clock: at 3,600 times the wall clock an hourly batch runs every second,
+/// never before its time. (At the wall clock's pace the three runs would take three hours.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hourly_batch_runs_every_hour_of_the_applications_clock() {
+    let application = checked(APP);
+    let directory = tempfile::tempdir().unwrap();
+    run_pipeline(&application, directory.path()).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let started = std::time::Instant::now();
+    let mut runs = Vec::new();
+    let names = ["hourly".to_string()];
+    stratum_batch::schedule::run_on_schedule(
+        &application,
+        directory.path(),
+        &names,
+        3600.0,
+        stopped,
+        |name, result| {
+            assert_eq!(name, "hourly");
+            assert!(result.is_ok(), "{result:?}");
+            runs.push(started.elapsed());
+            if runs.len() == 3 {
+                stop.send_replace(true);
+            }
+        },
+    )
+    .await;
+    assert_eq!(runs.len(), 3);
+    // Each run starts at its due time (one, two, three seconds in) or later, when the one before took longer.
+    for (index, ran) in runs.iter().enumerate() {
+        assert!(ran.as_secs_f64() >= (index + 1) as f64, "run {} at {ran:?}: {runs:?}", index + 1);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(600), "{runs:?}");
+}

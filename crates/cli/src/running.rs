@@ -195,6 +195,7 @@ pub(crate) fn run_pipeline(args: RunPipelineArgs, color: ColorChoice) -> anyhow:
             application,
             &base,
             &scheduled,
+            options.time_scale,
             batches_stopped,
             |name, result| {
                 report_batch(&checked, name, &result, human, color);

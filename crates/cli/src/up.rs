@@ -41,7 +41,8 @@ pub(crate) struct UpArgs {
     /// Connect sources to the outside world (MQTT, NATS, Kafka, HTTP) instead of simulating them.
     #[arg(long)]
     live: bool,
-    /// Simulated sources run this many times faster than the clock: `--speed 60` shows an hour in a minute.
+    /// The application's clock runs this many times faster than the wall clock: simulated sources, batch
+    /// schedules and retraining follow it (`--speed 60` shows an hour in a minute).
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Hours of simulated history to train on when a model's dataset does not exist yet.
@@ -252,6 +253,10 @@ async fn run_up(
             eprintln!("the data plane started again");
         }
         Notice::DataPlaneEnded => eprintln!("the data plane has ended; services and the API run until Ctrl-C"),
+        Notice::Retrained { running, model, version } => {
+            shown.set_deployment(Some(running.deployment.clone()));
+            eprintln!("model `{model}`: retrained on schedule, v{version} serves");
+        }
         Notice::Running(running) => {
             for event in running.deployment.state.events(&running.deployment.running.app, 50).unwrap_or_default() {
                 if seen_events.insert(event.id) {

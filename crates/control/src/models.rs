@@ -110,7 +110,9 @@ pub async fn ensure_models(
     Ok(ready)
 }
 
-async fn ensure_model(
+/// Makes one served model ready: reused when a stored version was trained on the same data, trained otherwise
+/// (its dataset bootstrapped first when it has none).
+pub(crate) async fn ensure_model(
     application: &Application,
     model: &str,
     options: &ModelOptions,

@@ -162,6 +162,18 @@ impl RunningPart {
     /// cannot be built fails the rollout before anything running is touched. When the data plane has ended (its
     /// sources ran out), the answer is [`stratum_dataplane::Error::Ended`]: start the part again.
     pub(crate) async fn update(&mut self, application: &Application, share: Share) -> Result<Rollout, Error> {
+        self.roll_out(application, share, true).await
+    }
+
+    /// Loads the models' newest versions into what serves them and what calls them with `predict()`: an update to
+    /// the same application, except that a data plane that has ended (its sources ran out) is left as it is and
+    /// only the service pools are replaced.
+    pub(crate) async fn reload_models(&mut self, application: &Application) -> Result<Rollout, Error> {
+        let data_plane = !self.pipeline_finished();
+        self.roll_out(application, Share::Everything, data_plane).await
+    }
+
+    async fn roll_out(&mut self, application: &Application, share: Share, data_plane: bool) -> Result<Rollout, Error> {
         let members = members(application, &share, self.options.image_tools);
         // Service pools are built first too: a model that cannot be loaded leaves everything as it was.
         let mut pools = BTreeMap::new();
@@ -176,13 +188,16 @@ impl RunningPart {
             Share::Assigned { hand_over, .. } => hand_over.clone(),
             Share::Everything => Vec::new(),
         };
-        let mut rollout = self.pipeline.update(
-            application,
-            &self.options.pipeline,
-            partition_of(share, members.data_plane.clone()),
-            &hand_over,
-        )?;
-        report_resumed(&self.report, &rollout.resumed);
+        let mut rollout = Rollout::default();
+        if data_plane {
+            rollout = self.pipeline.update(
+                application,
+                &self.options.pipeline,
+                partition_of(share, members.data_plane.clone()),
+                &hand_over,
+            )?;
+            report_resumed(&self.report, &rollout.resumed);
+        }
         // Pools that changed (their stream part restarted with the data plane, if they have one).
         for (service, (fingerprint, pool)) in pools {
             self.start_pool(service.clone(), fingerprint, pool, &mut rollout);
@@ -269,8 +284,10 @@ impl RunningPart {
                     members.batches.clone(),
                     self.report.clone(),
                 );
+                let speed = self.options.pipeline.time_scale;
                 let task = tokio::spawn(async move {
-                    stratum_batch::schedule::run_on_schedule(&application, &base, &names, stopped, |name, result| {
+                    let schedule = stratum_batch::schedule::run_on_schedule;
+                    schedule(&application, &base, &names, speed, stopped, |name, result| {
                         let (kind, message) = match result {
                             Ok(run) => (
                                 EventKind::Batch,

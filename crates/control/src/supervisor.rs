@@ -2,16 +2,19 @@
 //! from the editor through [`Versions`]); observed, what runs. A pass runs a newly applied version — rolled into the
 //! running one when it can be, so that only what changed restarts, or in its place — and starts again a data plane
 //! that a component's failure stopped, after the shared backoff and for as long as it takes (what stopped it — no
-//! descriptors left, a full disk — may pass). What happens is told through [`Notice`]s, which the terminal and the
+//! descriptors left, a full disk — may pass). It also retrains each served model whose `retrain = every(…)` came
+//! due by the application's clock (`--speed` times the wall clock's pace). What happens is told through [`Notice`]s, which the terminal and the
 //! API show, and recorded as events.
 
 use crate::Error;
 use crate::reconcile::{Action, Backoff, Reconciler};
-use crate::up::{Running, Stopped, UpOptions, UpProgress, up};
+use crate::up::{Retrained, Running, Stopped, UpOptions, UpProgress, up};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stratum_core::clock::AppClock;
 use stratum_core::events::EventKind;
-use stratum_core::ir::Application;
+use stratum_core::ir::{Application, ModelOrigin, Retrain, Schedule};
 use stratum_core::plan::Plan;
 use stratum_core::sync::lock;
 use stratum_dataplane::pipeline::Rollout;
@@ -73,6 +76,15 @@ pub enum Notice<'a> {
     DataPlaneEnded,
     /// A pass found the version running (to show its events and status).
     Running(&'a Running),
+    /// A model's scheduled retrain trained a new version, which serves now.
+    Retrained {
+        /// What runs now.
+        running: &'a Running,
+        /// The model.
+        model: &'a str,
+        /// Its new version.
+        version: u32,
+    },
 }
 
 /// Where new versions are handed to a running supervisor: the latest one wins, and it is run at once.
@@ -111,11 +123,16 @@ pub struct Supervisor {
     data_plane_ended: bool,
     versions: Versions,
     notify: Box<dyn FnMut(Notice<'_>) + Send>,
+    /// The application's clock (`--speed` times the wall clock's pace), which retrain schedules follow.
+    clock: AppClock,
+    /// When each served model's `retrain = every(…)` is next due, in the application's time.
+    retrain_due: BTreeMap<String, f64>,
 }
 
 impl Supervisor {
     /// Supervises `running`, started by [`up`] with `options`; `notify` hears of everything.
     pub fn new(running: Running, options: UpOptions, notify: Box<dyn FnMut(Notice<'_>) + Send>) -> Supervisor {
+        let clock = AppClock::new(wall_clock(), options.time_scale);
         let mut supervisor = Supervisor {
             options,
             current: None,
@@ -126,6 +143,8 @@ impl Supervisor {
             data_plane_ended: false,
             versions: Versions::default(),
             notify,
+            clock,
+            retrain_due: BTreeMap::new(),
         };
         supervisor.keep_broker(&running);
         supervisor.current = Some(running);
@@ -186,6 +205,59 @@ impl Supervisor {
             }
             Err(error) => notify(Notice::StartFailed { error: &error }),
         }
+    }
+
+    /// Keeps one due time for each model the running version serves whose `retrain = every(…)` says when: a model
+    /// new to the schedule is first due one interval from now, by the application's clock.
+    fn schedule_retrains(&mut self, application: &Application, now: f64) {
+        let intervals: BTreeMap<String, f64> = crate::models::served_models(application)
+            .into_iter()
+            .filter_map(|model| {
+                let item = application.models.iter().find(|item| item.name == model)?;
+                let ModelOrigin::Trained(training) = &item.origin else { return None };
+                match training.retrain {
+                    Some(Retrain::Every { interval }) if interval.0 > 0.0 => Some((model, interval.0)),
+                    _ => None,
+                }
+            })
+            .collect();
+        self.retrain_due.retain(|model, _| intervals.contains_key(model));
+        for (model, interval) in intervals {
+            self.retrain_due.entry(model).or_insert(now + interval);
+        }
+    }
+
+    /// Retrains the first model that is due, if one is, and schedules its next retrain an interval after this
+    /// one was due (or after now, when it ran late by more than an interval: missed retrains are not made up).
+    async fn retrain_due_model(&mut self, now: f64) {
+        let Some((model, due)) =
+            self.retrain_due.iter().find(|(_, due)| **due <= now).map(|(model, due)| (model.clone(), *due))
+        else {
+            return;
+        };
+        let Some(running) = self.current.as_mut() else { return };
+        let interval =
+            running.deployment.running.application.models.iter().find(|item| item.name == model).and_then(|item| {
+                match &item.origin {
+                    ModelOrigin::Trained(training) => match training.retrain {
+                        Some(Retrain::Every { interval }) => Some(Schedule::Every(interval)),
+                        _ => None,
+                    },
+                    ModelOrigin::Onnx { .. } => None,
+                }
+            });
+        let notify = &mut self.notify;
+        match running.retrain(&model, &mut |progress| notify(Notice::Progress(&progress))).await {
+            Ok(Retrained::Served { version, .. }) => notify(Notice::Retrained { running, model: &model, version }),
+            Ok(Retrained::Unchanged { .. }) => {}
+            // The event says why; the model is tried again at its next due time.
+            Err(error) => tracing::warn!(model, %error, "the scheduled retrain failed"),
+        }
+        let after = self.clock.app_time(wall_clock()).max(due);
+        match interval.and_then(|schedule| stratum_batch::schedule::next_due(&schedule, due, after)) {
+            Some(next) => self.retrain_due.insert(model, next),
+            None => self.retrain_due.remove(&model),
+        };
     }
 
     /// Starts a stopped version again once its backoff has passed.
@@ -259,6 +331,23 @@ impl Reconciler for Supervisor {
             self.data_plane_ended = true;
             (self.notify)(Notice::DataPlaneEnded);
         }
-        Ok(Action::Requeue(PASS_INTERVAL))
+        let application = running.deployment.running.application.clone();
+        let now = self.clock.app_time(wall_clock());
+        self.schedule_retrains(&application, now);
+        self.retrain_due_model(now).await;
+        // The next pass comes by the next retrain's due time at the latest.
+        let now = self.clock.app_time(wall_clock());
+        let next_retrain =
+            self.retrain_due.values().map(|due| (self.clock.wall_time(*due) - self.clock.wall_time(now)).max(0.0));
+        let wait = next_retrain.fold(PASS_INTERVAL, |wait, seconds| wait.min(Duration::from_secs_f64(seconds)));
+        Ok(Action::Requeue(wait))
     }
+}
+
+/// The wall clock, in Unix seconds.
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_secs_f64())
+        .unwrap_or_default()
 }

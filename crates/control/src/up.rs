@@ -8,7 +8,7 @@
 use crate::Error;
 use crate::agents::{Machine, agents_of};
 use crate::deployment::{Deployment, FeedRecords, Prediction, RunningVersion};
-use crate::models::{ModelOptions, ModelProgress, ensure_models};
+use crate::models::{ModelOptions, ModelProgress, ensure_model, ensure_models};
 use crate::part::{PartOptions, Report, RunningPart, Share};
 use crate::placement::Placed;
 use crate::serving::ServicePool;
@@ -222,29 +222,16 @@ async fn prepare_version(
     )?;
 
     // Models first: services and `predict()` load them when the data plane is built.
-    let model_options = ModelOptions {
-        base_dir: options.base_dir.clone(),
-        model_store: options.state_dir.join("models"),
-        bootstrap_hours: options.bootstrap_hours,
-    };
     let mut model_events = Vec::new();
-    let ready = ensure_models(application, &model_options, &mut |event: ModelProgress| {
+    let ready = ensure_models(application, &model_options(options), &mut |event: ModelProgress| {
         model_events.push(event.clone());
         progress(UpProgress::Model(event));
     })
     .await;
     for event in &model_events {
-        let (model, message) = match event {
-            ModelProgress::Trained { model, version, algorithm, metric, score, seconds } => {
-                (model, format!("trained v{version}: {algorithm}, {metric} {score:.3}, in {seconds:.1} s"))
-            }
-            ModelProgress::Reused { model, version } => (model, format!("reused v{version}: trained on the same data")),
-            ModelProgress::Bootstrapped { model, events, rows } => {
-                (model, format!("bootstrapped its data from {events} simulated events: {rows} rows"))
-            }
-            _ => continue,
-        };
-        state.record_event(app, EventKind::Model, Some(model), &message)?;
+        if let Some((model, message)) = model_event(event) {
+            state.record_event(app, EventKind::Model, Some(model), &message)?;
+        }
     }
     let ready = ready.inspect_err(|error| {
         // An event's message is a sentence for people.
@@ -265,6 +252,68 @@ async fn prepare_version(
         }
     }
     Ok(version)
+}
+
+/// Where `up` keeps and makes its models.
+fn model_options(options: &UpOptions) -> ModelOptions {
+    ModelOptions {
+        base_dir: options.base_dir.clone(),
+        model_store: options.state_dir.join("models"),
+        bootstrap_hours: options.bootstrap_hours,
+    }
+}
+
+/// A step of making a model ready as an event's message, for the steps worth one.
+fn model_event(event: &ModelProgress) -> Option<(&str, String)> {
+    match event {
+        ModelProgress::Trained { model, version, algorithm, metric, score, seconds } => {
+            Some((model, format!("trained v{version}: {algorithm}, {metric} {score:.3}, in {seconds:.1} s")))
+        }
+        ModelProgress::Reused { model, version } => {
+            Some((model, format!("reused v{version}: trained on the same data")))
+        }
+        ModelProgress::Bootstrapped { model, events, rows } => {
+            Some((model, format!("bootstrapped its data from {events} simulated events: {rows} rows")))
+        }
+        _ => None,
+    }
+}
+
+/// What a retrain that came due did.
+#[derive(Debug)]
+pub enum Retrained {
+    /// The model's data has not changed since the version that serves: nothing was trained.
+    Unchanged {
+        /// The version that serves on.
+        version: u32,
+    },
+    /// A new version was trained on the changed data and serves now.
+    Served {
+        /// The version it replaced, if one was stored.
+        from: Option<u32>,
+        /// The new version.
+        version: u32,
+        /// What restarted to load it.
+        rollout: Rollout,
+    },
+}
+
+/// The leaderboard of a stored version in a line: each candidate's algorithm and mean score, best first.
+fn leaderboard_line(store: &std::path::Path, model: &str, version: u32) -> String {
+    let Ok(artifact) = stratum_ml::ModelStore::new(store).load(model, Some(version)) else { return String::new() };
+    let board = &artifact.leaderboard;
+    let entries: Vec<String> = board
+        .entries
+        .iter()
+        .take(5)
+        .map(|entry| match &entry.error {
+            Some(_) => format!("{} failed", entry.algorithm),
+            None => format!("{} {:.3} ± {:.3}", entry.algorithm, entry.mean, entry.std),
+        })
+        .collect();
+    let more = board.entries.len().saturating_sub(entries.len());
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    format!("; leaderboard by {}: {}{more}", board.metric.name(), entries.join(", "))
 }
 
 /// How `up` runs its part: everything, with the events going to the state store.
@@ -428,6 +477,86 @@ impl Running {
             state,
         });
         Ok(rollout)
+    }
+
+    /// Trains `model` again, as its `retrain = every(…)` asks: when its data changed since the version that
+    /// serves, a new version is trained (on this machine; the running version serves meanwhile) and rolled out to
+    /// what serves it and what calls it with `predict()`; when it did not, nothing is trained. Each outcome is an
+    /// event, a new version's with its leaderboard.
+    pub async fn retrain(
+        &mut self,
+        model: &str,
+        progress: &mut (dyn FnMut(UpProgress) + Send),
+    ) -> Result<Retrained, Error> {
+        let state = self.deployment.state.clone();
+        let running = self.deployment.running.clone();
+        let (app, application) = (&running.app, &running.application);
+        let options = model_options(&self.options);
+        // The version its services serve now, as recorded when it was made ready or last retrained.
+        let served = state.served_models(app)?;
+        let before = served.iter().find(|served| served.model == model).map(|served| served.version);
+        let mut events = Vec::new();
+        let ready = ensure_model(application, model, &options, &mut |event: ModelProgress| {
+            events.push(event.clone());
+            progress(UpProgress::Model(event));
+        })
+        .await;
+        for event in &events {
+            if let Some((model, message)) =
+                model_event(event).filter(|_| matches!(event, ModelProgress::Bootstrapped { .. }))
+            {
+                state.record_event(app, EventKind::Model, Some(model), &message)?;
+            }
+        }
+        let ready = ready.inspect_err(|error| {
+            let message = format!("the scheduled retrain failed: {}", stratum_core::error_chain(error));
+            let _ = state.record_event(app, EventKind::Failed, Some(model), &message);
+        })?;
+        if Some(ready.version) == before {
+            let message = format!("retrain due: its data has not changed since v{}, which serves on", ready.version);
+            state.record_event(app, EventKind::Model, Some(model), &message)?;
+            return Ok(Retrained::Unchanged { version: ready.version });
+        }
+        let trained = events.iter().find_map(|event| match event {
+            ModelProgress::Trained { algorithm, metric, score, seconds, .. } => {
+                Some(format!("{algorithm}, {metric} {score:.3}, in {seconds:.1} s"))
+            }
+            _ => None,
+        });
+        let rollout = self.part.reload_models(application).await.inspect_err(|error| {
+            let message =
+                format!("v{} was trained but did not roll out: {}", ready.version, stratum_core::error_chain(error));
+            let _ = state.record_event(app, EventKind::Failed, Some(model), &message);
+        })?;
+        for service in application.services.iter().filter(|service| service.model == model) {
+            let served = ServedModel {
+                service: service.name.clone(),
+                model: model.to_string(),
+                version: ready.version,
+                sha256: ready.sha256.clone(),
+                data_sha256: ready.data_sha256.clone(),
+            };
+            state.record_served_model(app, &served)?;
+        }
+        // Predictions go to the new pools from now on.
+        self.deployment = Arc::new(UpDeployment {
+            running: running.clone(),
+            agents: self.deployment.agents.clone(),
+            metrics: self.part.metrics(),
+            services: self.part.services(),
+            feeds: self.part.feeds(),
+            state: state.clone(),
+        });
+        let replaced = before.map(|version| format!(" in place of v{version}")).unwrap_or_default();
+        let message = format!(
+            "retrained on schedule: v{} ({}) serves{replaced}; {}{}",
+            ready.version,
+            trained.unwrap_or_default(),
+            describe_rollout(&rollout),
+            leaderboard_line(&options.model_store, model, ready.version)
+        );
+        state.record_event(app, EventKind::Model, Some(model), &message)?;
+        Ok(Retrained::Served { from: before, version: ready.version, rollout })
     }
 
     /// Stops everything: the data plane drains (open windows are emitted, files written), the batch scheduler

@@ -7,6 +7,7 @@
 
 pub mod autoscale;
 pub mod bytes;
+pub mod clock;
 pub mod cron;
 pub mod eval;
 pub mod events;

@@ -1,0 +1,119 @@
+//! A model's `retrain = every(…)` under `stratum up`, on the application's clock (here 3,600 times the wall
+//! clock's pace, so an hourly retrain comes due every second): while its data is unchanged nothing is trained and
+//! an event says so; once the data changed, a new version is trained, serves in place of the old one (its
+//! predictions are the new data's), and the event carries its leaderboard.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stratum_control::deployment::Deployment;
+use stratum_control::supervisor::{Notice, Supervisor};
+use stratum_control::up::up;
+
+const APP: &str = r#"app retrained
+node laptop { tier = cloud  cpu = 2  memory = 4 GiB }
+schema Row { x: float  y: float  label: bool }
+dataset rows { schema = Row  path = "rows.csv" }
+model labeller: classifier {
+  data = rows
+  target = label
+  features = [x, y]
+  candidates {
+    decision_tree { max_depth = 6 }
+    logistic_regression {}
+  }
+  evaluate = holdout(0.25) by accuracy
+  retrain = every(1 h)
+  seed = 1
+}
+service labels: inference {
+  model = labeller
+  input = http { path = "/v1/labels" }
+}
+"#;
+
+/// 400 rows labelled `x + y > 2`, or the opposite; written whole (renamed into place), as a batch writes a dataset.
+fn write_rows(folder: &std::path::Path, inverted: bool) {
+    let mut csv = String::from("x,y,label\n");
+    for index in 0..400 {
+        let (x, y) = ((index % 20) as f64 / 10.0, (index % 7) as f64 / 3.0);
+        csv.push_str(&format!("{x},{y},{}\n", (x + y > 2.0) != inverted));
+    }
+    std::fs::write(folder.join("rows.csv.partial"), csv).unwrap();
+    std::fs::rename(folder.join("rows.csv.partial"), folder.join("rows.csv")).unwrap();
+}
+
+/// A version the supervisor said serves, and the deployment that serves it.
+type Served = (u32, Arc<dyn Deployment>);
+
+async fn label(deployment: &Arc<dyn Deployment>) -> bool {
+    let answer = deployment.predict("labels".into(), br#"{"x": 1.9, "y": 2.0}"#.to_vec()).await.unwrap();
+    answer["prediction"].as_bool().unwrap_or_else(|| panic!("{answer}"))
+}
+
+async fn wait_long(what: &str, mut condition: impl FnMut() -> bool, context: impl Fn() -> Vec<String>) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < Duration::from_secs(120), "timed out waiting for {what}; events: {:#?}", context());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_retrain_trains_only_changed_data_and_serves_the_new_version() {
+    let folder = tempfile::tempdir().unwrap();
+    write_rows(folder.path(), false);
+    let mut options = common::options(folder.path());
+    options.time_scale = 3600.0;
+    let checked = stratum_lang::check_text("retrained.stratum", APP);
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+    let plan = stratum_planner::plan(&checked).plan.expect("a plan");
+    let running = up(checked.application, plan, options.clone(), &mut |_| {}).await.unwrap();
+    let first: Arc<dyn Deployment> = running.deployment.clone();
+    assert!(label(&first).await, "v1 learnt x + y > 2");
+    let state = running.deployment.state.clone();
+    let events = move || -> Vec<String> {
+        state.events("retrained", 200).unwrap().into_iter().map(|event| event.message).collect::<Vec<_>>()
+    };
+
+    let served: Arc<Mutex<Vec<Served>>> = Arc::default();
+    let heard = served.clone();
+    let notify = Box::new(move |notice: Notice<'_>| {
+        if let Notice::Retrained { running, model, version } = notice {
+            assert_eq!(model, "labeller");
+            let deployment: Arc<dyn Deployment> = running.deployment.clone();
+            heard.lock().unwrap().push((version, deployment));
+        }
+    });
+    let supervisor = Supervisor::new(running, options, notify);
+    let wake = supervisor.versions().wake();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let supervising = tokio::spawn(stratum_control::reconcile::run(supervisor, wake, stopped));
+
+    // Due every second; the data is what v1 learnt from: nothing is trained.
+    wait_long(
+        "a retrain that finds the data unchanged",
+        || events().iter().any(|message| message.contains("its data has not changed since v1")),
+        &events,
+    )
+    .await;
+    assert!(served.lock().unwrap().is_empty());
+
+    write_rows(folder.path(), true);
+    wait_long("v2 served", || !served.lock().unwrap().is_empty(), &events).await;
+    let (version, deployment) = served.lock().unwrap()[0].clone();
+    assert_eq!(version, 2);
+    assert!(!label(&deployment).await, "v2 learnt the opposite");
+    let messages = events();
+    let retrained = messages.iter().find(|message| message.starts_with("retrained on schedule: v2")).unwrap();
+    assert!(retrained.contains("in place of v1"), "{retrained}");
+    assert!(retrained.contains("leaderboard by accuracy: "), "{retrained}");
+    assert!(retrained.contains("decision_tree") && retrained.contains("logistic_regression"), "{retrained}");
+    let versions = stratum_ml::ModelStore::new(folder.path().join(".stratum/models")).versions("labeller").unwrap();
+    assert_eq!(versions, [1, 2]);
+
+    stop.send_replace(true);
+    let supervisor = supervising.await.unwrap();
+    supervisor.stop().await.unwrap().unwrap();
+}
