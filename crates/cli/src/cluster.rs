@@ -734,7 +734,7 @@ async fn send_models(
 ) -> anyhow::Result<Result<(), (u16, String)>> {
     let models = stratum_ml::ModelStore::new(store);
     for model in &application.models {
-        let Some(version) = models.versions(&model.name)?.last().copied() else { continue };
+        let Some(version) = models.serving(&model.name)? else { continue };
         for file in [format!("v{version}.onnx"), format!("v{version}.json")] {
             let Ok(bytes) = std::fs::read(store.join(&model.name).join(&file)) else { continue };
             let response = client

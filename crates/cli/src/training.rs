@@ -73,6 +73,31 @@ pub(crate) enum ModelCommand {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Serve a version of a model (the newest otherwise); versions trained later serve in their turn. A running
+    /// `stratum up` on this store serves it within seconds.
+    Promote {
+        name: String,
+        /// The version to serve.
+        version: Option<u32>,
+        #[arg(long, default_value = DEFAULT_STORE)]
+        store: PathBuf,
+    },
+    /// Serve the version before the one that serves now, pinned: versions trained later (a scheduled retrain's)
+    /// are stored but do not serve until promoted.
+    Rollback {
+        name: String,
+        #[arg(long, default_value = DEFAULT_STORE)]
+        store: PathBuf,
+    },
+    /// Keep a version serving (the one that serves now otherwise): versions trained later are stored but do not
+    /// serve until promoted.
+    Pin {
+        name: String,
+        /// The version to serve.
+        version: Option<u32>,
+        #[arg(long, default_value = DEFAULT_STORE)]
+        store: PathBuf,
+    },
     /// Show a model's artifact: schema, hyperparameters, leaderboard, profile.
     Show {
         name: String,
@@ -217,8 +242,49 @@ fn print_training(leaderboard: &Leaderboard, artifact: &Artifact, path: &Path, s
     print_profile(&artifact.profile);
 }
 
+/// Makes a version of a model the one that serves, and says what changed.
+fn choose(store: &Path, name: &str, version: Option<u32>, pinned: bool, rollback: bool) -> anyhow::Result<Outcome> {
+    let store = ModelStore::new(store);
+    let versions = store.versions(name)?;
+    let Some(serving) = store.serving(name)? else {
+        eprintln!("error: no model `{name}` in `{}`", store.root.display());
+        eprintln!("help: `stratum model list --store DIR` lists what a store holds");
+        return Ok(Outcome::UserError);
+    };
+    let version = match (version, rollback) {
+        (Some(version), _) => version,
+        (None, false) if pinned => serving,
+        (None, false) => *versions.last().unwrap_or(&serving),
+        (None, true) => match versions.iter().rev().find(|version| **version < serving) {
+            Some(previous) => *previous,
+            None => {
+                eprintln!(
+                    "error: `{name}` v{serving} serves and no version before it is stored; nothing to roll back to"
+                );
+                return Ok(Outcome::UserError);
+            }
+        },
+    };
+    if let Err(error) = store.choose(name, &stratum_ml::Serving { version, pinned }) {
+        eprintln!("error: {}", stratum_core::error_chain(&error));
+        return Ok(Outcome::UserError);
+    }
+    let was = if serving == version { " (it served already)".to_string() } else { format!(" in place of v{serving}") };
+    let then = if pinned {
+        format!("pinned: versions trained later do not serve until `stratum model promote {name}`")
+    } else {
+        "versions trained later serve in their turn".to_string()
+    };
+    println!("`{name}`: v{version} serves{was}; {then}");
+    println!("a running `stratum up` on {} serves it within seconds", store.root.display());
+    Ok(Outcome::Success)
+}
+
 pub(crate) fn model(command: ModelCommand) -> anyhow::Result<Outcome> {
     match command {
+        ModelCommand::Promote { name, version, store } => choose(&store, &name, version, false, false),
+        ModelCommand::Rollback { name, store } => choose(&store, &name, None, true, true),
+        ModelCommand::Pin { name, version, store } => choose(&store, &name, version, true, false),
         ModelCommand::Export { name, version, output, store } => {
             let store = ModelStore::new(store);
             let artifact = match store.load_any(&name, version) {

@@ -253,9 +253,9 @@ async fn run_up(
             eprintln!("the data plane started again");
         }
         Notice::DataPlaneEnded => eprintln!("the data plane has ended; services and the API run until Ctrl-C"),
-        Notice::Retrained { running, model, version } => {
+        Notice::ModelServed { running, model, version } => {
             shown.set_deployment(Some(running.deployment.clone()));
-            eprintln!("model `{model}`: retrained on schedule, v{version} serves");
+            eprintln!("model `{model}`: v{version} serves");
         }
         Notice::Running(running) => {
             for event in running.deployment.state.events(&running.deployment.running.app, 50).unwrap_or_default() {

@@ -322,6 +322,29 @@ fn train_prints_a_leaderboard_and_the_store_lists_the_model() {
     assert!(artifact["profile"]["latency_p50_us"].as_f64().unwrap() > 0.0);
     assert_eq!(stratum(&["model", "show", "nothing", "--store", store.to_str().unwrap()]).status.code(), Some(1));
 
+    // The operator chooses the version that serves: rolled back, v1 serves pinned, and a later training stores v3
+    // without serving it; promoted, the newest serves and later versions serve in their turn.
+    let store_arg = store.to_str().unwrap();
+    let rollback = stratum(&["model", "rollback", "price", "--store", store_arg]);
+    assert_eq!(rollback.status.code(), Some(0), "{}", text(&rollback.stderr));
+    assert!(text(&rollback.stdout).contains("`price`: v1 serves in place of v2; pinned"), "{}", text(&rollback.stdout));
+    let again = stratum(&["model", "rollback", "price", "--store", store_arg]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("no version before it is stored"), "{}", text(&again.stderr));
+    let third = stratum(&["train", file.to_str().unwrap(), "--store", store_arg]);
+    assert!(text(&third.stdout).contains("saved `price` version 3"), "{}", text(&third.stdout));
+    let list = text(&stratum(&["model", "list", "--store", store_arg]).stdout);
+    assert!(list.contains("price") && list.contains(" v1 ") && list.contains("3 version(s)"), "{list}");
+    let promote = stratum(&["model", "promote", "price", "--store", store_arg]);
+    assert!(
+        text(&promote.stdout).contains("`price`: v3 serves in place of v1; versions trained later serve in their turn"),
+        "{}",
+        text(&promote.stdout)
+    );
+    let missing = stratum(&["model", "pin", "price", "9", "--store", store_arg]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no version 9") && text(&missing.stderr).contains("v1, v2, v3"));
+
     let missing = stratum(&["train", TRAFFIC, "--store", store.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("does not exist yet; run what fills it first"), "{}", text(&missing.stderr));

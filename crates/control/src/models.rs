@@ -147,14 +147,19 @@ pub(crate) async fn ensure_model(
         }
         Err(error) => return Err(Error::Model { model: model.into(), source: error.into() }),
     };
-    if let Ok(StoredModel::Trained(artifact)) = store.load_any(model, None)
+    // The newest version was trained on this data already: nothing to train (the version that serves may be an
+    // older one an operator pinned).
+    let newest = store.versions(model).ok().and_then(|versions| versions.last().copied());
+    if let Some(newest) = newest
+        && let Ok(StoredModel::Trained(artifact)) = store.load_any(model, Some(newest))
         && artifact.data_sha256 == fingerprint
+        && let Ok(serving) = store.load_any(model, None)
     {
-        progress(ModelProgress::Reused { model: model.into(), version: artifact.version });
+        progress(ModelProgress::Reused { model: model.into(), version: serving.version() });
         return Ok(ReadyModel {
             model: model.into(),
-            version: artifact.version,
-            sha256: artifact.sha256,
+            version: serving.version(),
+            sha256: serving.sha256().into(),
             data_sha256: fingerprint,
         });
     }
@@ -176,7 +181,15 @@ pub(crate) async fn ensure_model(
         score: artifact.score,
         seconds: report.elapsed.as_secs_f64(),
     });
-    Ok(ReadyModel { model: model.into(), version: artifact.version, sha256: artifact.sha256, data_sha256: fingerprint })
+    // The new version serves, unless an operator pinned another.
+    let serving =
+        store.load_any(model, None).map_err(|error| Error::Model { model: model.into(), source: error.into() })?;
+    Ok(ReadyModel {
+        model: model.into(),
+        version: serving.version(),
+        sha256: serving.sha256().into(),
+        data_sha256: fingerprint,
+    })
 }
 
 /// Fills a model's missing dataset from simulated history: the sinks the producing batches read (or that write

@@ -76,8 +76,9 @@ pub enum Notice<'a> {
     DataPlaneEnded,
     /// A pass found the version running (to show its events and status).
     Running(&'a Running),
-    /// A model's scheduled retrain trained a new version, which serves now.
-    Retrained {
+    /// Another version of a model serves now: a scheduled retrain trained it, or it was chosen in the model store
+    /// (`stratum model promote|rollback|pin`).
+    ModelServed {
         /// What runs now.
         running: &'a Running,
         /// The model.
@@ -248,7 +249,7 @@ impl Supervisor {
             });
         let notify = &mut self.notify;
         match running.retrain(&model, &mut |progress| notify(Notice::Progress(&progress))).await {
-            Ok(Retrained::Served { version, .. }) => notify(Notice::Retrained { running, model: &model, version }),
+            Ok(Retrained::Served { version, .. }) => notify(Notice::ModelServed { running, model: &model, version }),
             Ok(Retrained::Unchanged { .. }) => {}
             // The event says why; the model is tried again at its next due time.
             Err(error) => tracing::warn!(model, %error, "the scheduled retrain failed"),
@@ -258,6 +259,19 @@ impl Supervisor {
             Some(next) => self.retrain_due.insert(model, next),
             None => self.retrain_due.remove(&model),
         };
+    }
+
+    /// Serves the versions chosen in the model store since the last pass (`stratum model promote|rollback|pin`).
+    async fn follow_store(&mut self) {
+        let Some(running) = self.current.as_mut() else { return };
+        match running.follow_store().await {
+            Ok(changed) => {
+                for (model, version) in changed {
+                    (self.notify)(Notice::ModelServed { running, model: &model, version });
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot serve the versions chosen in the model store"),
+        }
     }
 
     /// Starts a stopped version again once its backoff has passed.
@@ -333,6 +347,7 @@ impl Reconciler for Supervisor {
         }
         let application = running.deployment.running.application.clone();
         let now = self.clock.app_time(wall_clock());
+        self.follow_store().await;
         self.schedule_retrains(&application, now);
         self.retrain_due_model(now).await;
         // The next pass comes by the next retrain's due time at the latest.

@@ -481,8 +481,8 @@ impl Running {
 
     /// Trains `model` again, as its `retrain = every(…)` asks: when its data changed since the version that
     /// serves, a new version is trained (on this machine; the running version serves meanwhile) and rolled out to
-    /// what serves it and what calls it with `predict()`; when it did not, nothing is trained. Each outcome is an
-    /// event, a new version's with its leaderboard.
+    /// what serves it and what calls it with `predict()`, unless an operator pinned the serving one; when it did
+    /// not, nothing is trained. Each outcome is an event, a new version's with its leaderboard.
     pub async fn retrain(
         &mut self,
         model: &str,
@@ -512,23 +512,102 @@ impl Running {
             let message = format!("the scheduled retrain failed: {}", stratum_core::error_chain(error));
             let _ = state.record_event(app, EventKind::Failed, Some(model), &message);
         })?;
-        if Some(ready.version) == before {
-            let message = format!("retrain due: its data has not changed since v{}, which serves on", ready.version);
-            state.record_event(app, EventKind::Model, Some(model), &message)?;
-            return Ok(Retrained::Unchanged { version: ready.version });
-        }
         let trained = events.iter().find_map(|event| match event {
-            ModelProgress::Trained { algorithm, metric, score, seconds, .. } => {
-                Some(format!("{algorithm}, {metric} {score:.3}, in {seconds:.1} s"))
+            ModelProgress::Trained { version, algorithm, metric, score, seconds, .. } => {
+                Some((*version, format!("{algorithm}, {metric} {score:.3}, in {seconds:.1} s")))
             }
             _ => None,
         });
-        let rollout = self.part.reload_models(application).await.inspect_err(|error| {
+        if trained.is_none() && Some(ready.version) != before {
+            // Another version was chosen in the store meanwhile (promote, rollback, pin): the supervisor's next
+            // look at the store serves it.
+            return Ok(Retrained::Unchanged { version: before.unwrap_or(ready.version) });
+        }
+        if Some(ready.version) == before {
+            let message = match trained {
+                Some((version, _)) => format!(
+                    "retrain due: trained v{version} on the changed data{}; v{} is pinned and serves on (`stratum model promote {model}` serves v{version})",
+                    leaderboard_line(&options.model_store, model, version),
+                    ready.version
+                ),
+                None => {
+                    let store = stratum_ml::ModelStore::new(&options.model_store);
+                    match store.versions(model).ok().and_then(|versions| versions.last().copied()) {
+                        Some(newest) if newest != ready.version => format!(
+                            "retrain due: v{newest} was trained on this data already; v{} is pinned and serves on",
+                            ready.version
+                        ),
+                        _ => format!("retrain due: its data has not changed since v{}, which serves on", ready.version),
+                    }
+                }
+            };
+            state.record_event(app, EventKind::Model, Some(model), &message)?;
+            return Ok(Retrained::Unchanged { version: ready.version });
+        }
+        let rollout = self.serve(model, &ready).await.inspect_err(|error| {
             let message =
                 format!("v{} was trained but did not roll out: {}", ready.version, stratum_core::error_chain(error));
             let _ = state.record_event(app, EventKind::Failed, Some(model), &message);
         })?;
-        for service in application.services.iter().filter(|service| service.model == model) {
+        let replaced = before.map(|version| format!(" in place of v{version}")).unwrap_or_default();
+        let message = format!(
+            "retrained on schedule: v{} ({}) serves{replaced}; {}{}",
+            ready.version,
+            trained.map(|(_, how)| how).unwrap_or_default(),
+            describe_rollout(&rollout),
+            leaderboard_line(&options.model_store, model, ready.version)
+        );
+        state.record_event(app, EventKind::Model, Some(model), &message)?;
+        Ok(Retrained::Served { from: before, version: ready.version, rollout })
+    }
+
+    /// Serves the version of each served model the store says serves (`stratum model promote|rollback|pin` choose
+    /// it), where it is not the one that serves now: loaded into what serves it, each change an event. Returns
+    /// the models that changed, with the version that serves now.
+    pub async fn follow_store(&mut self) -> Result<Vec<(String, u32)>, Error> {
+        let state = self.deployment.state.clone();
+        let running = self.deployment.running.clone();
+        let store = stratum_ml::ModelStore::new(model_options(&self.options).model_store);
+        let served = state.served_models(&running.app)?;
+        let mut changed = Vec::new();
+        for model in crate::models::served_models(&running.application) {
+            let before = served.iter().find(|served| served.model == model).map(|served| served.version);
+            let Some(stored) = store.load_any(&model, None).ok().filter(|stored| Some(stored.version()) != before)
+            else {
+                continue;
+            };
+            let data_sha256 = match &stored {
+                stratum_ml::StoredModel::Trained(artifact) => artifact.data_sha256.clone(),
+                stratum_ml::StoredModel::Imported(_) => String::new(),
+            };
+            let ready = crate::models::ReadyModel {
+                model: model.clone(),
+                version: stored.version(),
+                sha256: stored.sha256().into(),
+                data_sha256,
+            };
+            let pinned = store.chosen(&model).ok().flatten().is_some_and(|chosen| chosen.pinned);
+            let rollout = self.serve(&model, &ready).await?;
+            let was = before.map(|version| format!("; was v{version}")).unwrap_or_default();
+            let pinned = if pinned { ", pinned" } else { "" };
+            let message = format!(
+                "v{} serves, as chosen in the model store{pinned}{was}; {}",
+                ready.version,
+                describe_rollout(&rollout)
+            );
+            state.record_event(&running.app, EventKind::Model, Some(&model), &message)?;
+            changed.push((model, ready.version));
+        }
+        Ok(changed)
+    }
+
+    /// Loads the version of `model` that serves in the store into what serves it and what calls it with
+    /// `predict()`, and records it as served.
+    async fn serve(&mut self, model: &str, ready: &crate::models::ReadyModel) -> Result<Rollout, Error> {
+        let state = self.deployment.state.clone();
+        let running = self.deployment.running.clone();
+        let rollout = self.part.reload_models(&running.application).await?;
+        for service in running.application.services.iter().filter(|service| service.model == model) {
             let served = ServedModel {
                 service: service.name.clone(),
                 model: model.to_string(),
@@ -536,27 +615,18 @@ impl Running {
                 sha256: ready.sha256.clone(),
                 data_sha256: ready.data_sha256.clone(),
             };
-            state.record_served_model(app, &served)?;
+            state.record_served_model(&running.app, &served)?;
         }
         // Predictions go to the new pools from now on.
         self.deployment = Arc::new(UpDeployment {
-            running: running.clone(),
+            running,
             agents: self.deployment.agents.clone(),
             metrics: self.part.metrics(),
             services: self.part.services(),
             feeds: self.part.feeds(),
-            state: state.clone(),
+            state,
         });
-        let replaced = before.map(|version| format!(" in place of v{version}")).unwrap_or_default();
-        let message = format!(
-            "retrained on schedule: v{} ({}) serves{replaced}; {}{}",
-            ready.version,
-            trained.unwrap_or_default(),
-            describe_rollout(&rollout),
-            leaderboard_line(&options.model_store, model, ready.version)
-        );
-        state.record_event(app, EventKind::Model, Some(model), &message)?;
-        Ok(Retrained::Served { from: before, version: ready.version, rollout })
+        Ok(rollout)
     }
 
     /// Stops everything: the data plane drains (open windows are emitted, files written), the batch scheduler

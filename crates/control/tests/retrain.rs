@@ -1,7 +1,8 @@
 //! A model's `retrain = every(…)` under `stratum up`, on the application's clock (here 3,600 times the wall
 //! clock's pace, so an hourly retrain comes due every second): while its data is unchanged nothing is trained and
 //! an event says so; once the data changed, a new version is trained, serves in place of the old one (its
-//! predictions are the new data's), and the event carries its leaderboard.
+//! predictions are the new data's), and the event carries its leaderboard. Rolled back in the store, the old
+//! version serves again, pinned.
 
 mod common;
 
@@ -80,7 +81,7 @@ async fn a_scheduled_retrain_trains_only_changed_data_and_serves_the_new_version
     let served: Arc<Mutex<Vec<Served>>> = Arc::default();
     let heard = served.clone();
     let notify = Box::new(move |notice: Notice<'_>| {
-        if let Notice::Retrained { running, model, version } = notice {
+        if let Notice::ModelServed { running, model, version } = notice {
             assert_eq!(model, "labeller");
             let deployment: Arc<dyn Deployment> = running.deployment.clone();
             heard.lock().unwrap().push((version, deployment));
@@ -110,8 +111,33 @@ async fn a_scheduled_retrain_trains_only_changed_data_and_serves_the_new_version
     assert!(retrained.contains("in place of v1"), "{retrained}");
     assert!(retrained.contains("leaderboard by accuracy: "), "{retrained}");
     assert!(retrained.contains("decision_tree") && retrained.contains("logistic_regression"), "{retrained}");
-    let versions = stratum_ml::ModelStore::new(folder.path().join(".stratum/models")).versions("labeller").unwrap();
-    assert_eq!(versions, [1, 2]);
+    let store = stratum_ml::ModelStore::new(folder.path().join(".stratum/models"));
+    assert_eq!(store.versions("labeller").unwrap(), [1, 2]);
+
+    // Rolled back in the store (what `stratum model rollback labeller` does): v1 serves again, pinned, and the
+    // retrains that come due leave it serving.
+    store.choose("labeller", &stratum_ml::Serving { version: 1, pinned: true }).unwrap();
+    wait_long("v1 served again", || served.lock().unwrap().len() == 2, &events).await;
+    let (version, deployment) = served.lock().unwrap()[1].clone();
+    assert_eq!(version, 1);
+    assert!(label(&deployment).await, "v1 answers again");
+    wait_long(
+        "a retrain that leaves the pinned version",
+        || {
+            events()
+                .iter()
+                .any(|message| message.contains("v2 was trained on this data already; v1 is pinned and serves on"))
+        },
+        &events,
+    )
+    .await;
+    let messages = events();
+    assert!(
+        messages.iter().any(|message| message.starts_with("v1 serves, as chosen in the model store, pinned; was v2")),
+        "{messages:#?}"
+    );
+    assert_eq!(served.lock().unwrap().len(), 2, "nothing else served");
+    assert_eq!(store.versions("labeller").unwrap(), [1, 2], "nothing trained on the same data");
 
     stop.send_replace(true);
     let supervisor = supervising.await.unwrap();

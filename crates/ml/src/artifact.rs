@@ -242,7 +242,18 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
-/// Artifacts on disk: `ROOT/NAME/vN.json`, one file per version.
+/// Which version of a model serves, when an operator or a promotion chose one (`ROOT/NAME/serving.json`); without
+/// it, the newest version serves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Serving {
+    /// The version that serves.
+    pub version: u32,
+    /// Pinned: new versions (a retrain's) are stored but do not serve until promoted.
+    pub pinned: bool,
+}
+
+/// Artifacts on disk: `ROOT/NAME/vN.json`, one file per version, and `ROOT/NAME/serving.json` when a version other
+/// than the newest was chosen to serve.
 pub struct ModelStore {
     /// The folder that holds a folder per model.
     pub root: PathBuf,
@@ -254,7 +265,7 @@ impl ModelStore {
         ModelStore { root: root.into() }
     }
 
-    /// Seconds one prediction of the latest stored version of `name` takes, by its profile's median; none when
+    /// Seconds one prediction of the serving version of `name` takes, by its profile's median; none when
     /// the store does not have it (or cannot read it).
     pub fn prediction_seconds(&self, name: &str) -> Option<f64> {
         self.load_any(name, None).ok().map(|stored| stored.profile().latency_p50_us / 1e6)
@@ -298,7 +309,51 @@ impl ModelStore {
         let path = folder.join(format!("v{version}.json"));
         let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.into()))?;
         write_whole(&path, text.as_bytes()).map_err(|error| Self::store_error(&path, error))?;
+        self.follow_new(&report.model, version)?;
         Ok((artifact, path))
+    }
+
+    /// A version just stored serves, unless another is pinned: a version chosen without a pin gives way to it.
+    fn follow_new(&self, name: &str, version: u32) -> Result<(), Error> {
+        match self.chosen(name)? {
+            Some(chosen) if !chosen.pinned => self.choose(name, &Serving { version, pinned: false }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Which version serves, if one was chosen (see [`Serving`]); None when the newest serves.
+    pub fn chosen(&self, name: &str) -> Result<Option<Serving>, Error> {
+        let path = self.root.join(name).join("serving.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| Self::store_error(&path, error)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(Self::store_error(&path, error)),
+        }
+    }
+
+    /// The version of `name` that serves: the chosen one, or else the newest; None when none is stored.
+    pub fn serving(&self, name: &str) -> Result<Option<u32>, Error> {
+        let versions = self.versions(name)?;
+        Ok(match self.chosen(name)? {
+            Some(chosen) if versions.contains(&chosen.version) => Some(chosen.version),
+            _ => versions.last().copied(),
+        })
+    }
+
+    /// Makes `version` of `name` the one that serves, pinned or not. The version must be stored.
+    pub fn choose(&self, name: &str, serving: &Serving) -> Result<(), Error> {
+        Self::check_name(name)?;
+        if !self.versions(name)?.contains(&serving.version) {
+            let stored = self.versions(name)?.iter().map(|version| format!("v{version}")).collect::<Vec<_>>();
+            let stored = if stored.is_empty() { "none".to_string() } else { stored.join(", ") };
+            return Err(Error::Store(
+                format!("`{name}` has no version {} in `{}` (stored: {stored})", serving.version, self.root.display())
+                    .into(),
+            ));
+        }
+        let path = self.root.join(name).join("serving.json");
+        let text = serde_json::to_vec(serving).map_err(|error| Error::Store(error.into()))?;
+        write_whole(&path, &text).map_err(|error| Self::store_error(&path, error))
     }
 
     /// The versions stored for a model, ascending.
@@ -385,6 +440,7 @@ impl ModelStore {
         let path = folder.join(format!("v{version}.json"));
         let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.into()))?;
         write_whole(&path, text.as_bytes()).map_err(|error| Self::store_error(&path, error))?;
+        self.follow_new(name, version)?;
         Ok((artifact, path))
     }
 
@@ -398,13 +454,13 @@ impl ModelStore {
         Ok(bytes)
     }
 
-    /// Loads one version of a model (the latest when `version` is None), trained or imported.
+    /// Loads one version of a model (the one that serves when `version` is None: see [`ModelStore::serving`]),
+    /// trained or imported.
     pub fn load_any(&self, name: &str, version: Option<u32>) -> Result<StoredModel, Error> {
         let version = match version {
             Some(version) => version,
-            None => *self
-                .versions(name)?
-                .last()
+            None => self
+                .serving(name)?
                 .ok_or_else(|| Error::Store(format!("no model `{name}` in `{}`", self.root.display()).into()))?,
         };
         let path = self.root.join(name).join(format!("v{version}.json"));
@@ -431,7 +487,7 @@ impl ModelStore {
         Ok(StoredModel::Trained(Box::new(artifact)))
     }
 
-    /// Loads one version of a trained model (the latest when `version` is None).
+    /// Loads one version of a trained model (the one that serves when `version` is None).
     pub fn load(&self, name: &str, version: Option<u32>) -> Result<Artifact, Error> {
         match self.load_any(name, version)? {
             StoredModel::Trained(artifact) => Ok(*artifact),
@@ -458,5 +514,25 @@ mod tests {
         let error = store.versions("blocked").unwrap_err().to_string();
         assert!(error.contains("blocked"), "{error}");
         assert!(store.load_any("blocked", None).is_err());
+    }
+
+    #[test]
+    fn the_chosen_version_serves_else_the_newest() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(folder.path());
+        std::fs::create_dir_all(folder.path().join("m")).unwrap();
+        assert_eq!(store.serving("m").unwrap(), None);
+        for version in 1..=3 {
+            std::fs::write(folder.path().join(format!("m/v{version}.json")), "{}").unwrap();
+        }
+        assert_eq!(store.serving("m").unwrap(), Some(3), "the newest serves when none was chosen");
+        store.choose("m", &super::Serving { version: 2, pinned: true }).unwrap();
+        assert_eq!(store.serving("m").unwrap(), Some(2));
+        assert_eq!(store.chosen("m").unwrap(), Some(super::Serving { version: 2, pinned: true }));
+        let error = store.choose("m", &super::Serving { version: 7, pinned: false }).unwrap_err().to_string();
+        assert!(error.contains("no version 7") && error.contains("v1, v2, v3"), "{error}");
+        // A chosen version that is gone (deleted by hand) is not served: the newest is.
+        std::fs::remove_file(folder.path().join("m/v2.json")).unwrap();
+        assert_eq!(store.serving("m").unwrap(), Some(3));
     }
 }

@@ -20,7 +20,7 @@ pub mod onnx;
 pub mod prepare;
 pub mod search;
 
-pub use artifact::{Artifact, ImportedArtifact, ModelStore, StoredModel};
+pub use artifact::{Artifact, ImportedArtifact, ModelStore, Serving, StoredModel};
 pub use search::{Leaderboard, Progress, TrainReport, train};
 
 use stratum_core::Cause;

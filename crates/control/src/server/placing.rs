@@ -374,9 +374,7 @@ impl Server {
         let mut files = BTreeMap::new();
         let names: Vec<String> = deployed.application.models.iter().map(|model| model.name.clone()).collect();
         for name in names {
-            let Some(version) = store.versions(&name).ok().and_then(|versions| versions.last().copied()) else {
-                continue;
-            };
+            let Some(version) = store.serving(&name).ok().flatten() else { continue };
             let path = self.options.state_dir.join("models").join(&name).join(format!("v{version}.json"));
             let Ok(modified) = std::fs::metadata(&path).and_then(|metadata| metadata.modified()) else { continue };
             let known =

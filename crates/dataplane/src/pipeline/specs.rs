@@ -51,7 +51,8 @@ pub(super) enum Built {
 }
 
 /// What a service serves, as its users' fingerprints take it: the service's definition, its model's and the
-/// newest version of that model in `model_store` — so a new version restarts what loads it (the data plane's
+/// version of that model that serves in `model_store` (the chosen one, or the newest) — so a new version, or
+/// another one chosen, restarts what loads it (the data plane's
 /// `predict()` streams and service operators here, the control plane's service pools).
 pub fn served_model(
     application: &Application,
@@ -60,9 +61,8 @@ pub fn served_model(
 ) -> serde_json::Value {
     let service = application.services.iter().find(|item| item.name == service);
     let model = service.and_then(|service| application.models.iter().find(|model| model.name == service.model));
-    let version = service.and_then(|service| {
-        stratum_ml::artifact::ModelStore::new(model_store?).versions(&service.model).ok()?.last().copied()
-    });
+    let version =
+        service.and_then(|service| stratum_ml::artifact::ModelStore::new(model_store?).serving(&service.model).ok()?);
     json!({ "service": service, "model": model, "version": version })
 }
 
