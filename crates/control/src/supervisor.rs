@@ -3,8 +3,9 @@
 //! running one when it can be, so that only what changed restarts, or in its place — and starts again a data plane
 //! that a component's failure stopped, after the shared backoff and for as long as it takes (what stopped it — no
 //! descriptors left, a full disk — may pass). It also retrains each served model whose `retrain = every(…)` came
-//! due by the application's clock (`--speed` times the wall clock's pace). What happens is told through [`Notice`]s, which the terminal and the
-//! API show, and recorded as events.
+//! due by the application's clock (`--speed` times the wall clock's pace), and serves the versions an operator
+//! chose in the model store. What happens is told through [`Notice`]s, which the terminal and the API show, and
+//! recorded as events.
 
 use crate::Error;
 use crate::reconcile::{Action, Backoff, Reconciler};
@@ -17,6 +18,7 @@ use stratum_core::events::EventKind;
 use stratum_core::ir::{Application, ModelOrigin, Retrain, Schedule};
 use stratum_core::plan::Plan;
 use stratum_core::sync::lock;
+use stratum_core::units::Duration as Interval;
 use stratum_dataplane::pipeline::Rollout;
 use tokio::sync::Notify;
 
@@ -126,8 +128,8 @@ pub struct Supervisor {
     notify: Box<dyn FnMut(Notice<'_>) + Send>,
     /// The application's clock (`--speed` times the wall clock's pace), which retrain schedules follow.
     clock: AppClock,
-    /// When each served model's `retrain = every(…)` is next due, in the application's time.
-    retrain_due: BTreeMap<String, f64>,
+    /// When each served model's `retrain = every(…)` is next due, in the application's time, and its interval.
+    retrain_due: BTreeMap<String, (f64, Interval)>,
 }
 
 impl Supervisor {
@@ -211,42 +213,32 @@ impl Supervisor {
     /// Keeps one due time for each model the running version serves whose `retrain = every(…)` says when: a model
     /// new to the schedule is first due one interval from now, by the application's clock.
     fn schedule_retrains(&mut self, application: &Application, now: f64) {
-        let intervals: BTreeMap<String, f64> = crate::models::served_models(application)
+        let intervals: BTreeMap<String, Interval> = crate::models::served_models(application)
             .into_iter()
             .filter_map(|model| {
                 let item = application.models.iter().find(|item| item.name == model)?;
                 let ModelOrigin::Trained(training) = &item.origin else { return None };
                 match training.retrain {
-                    Some(Retrain::Every { interval }) if interval.0 > 0.0 => Some((model, interval.0)),
+                    Some(Retrain::Every { interval }) if interval.0 > 0.0 => Some((model, interval)),
                     _ => None,
                 }
             })
             .collect();
-        self.retrain_due.retain(|model, _| intervals.contains_key(model));
+        self.retrain_due.retain(|model, (_, interval)| intervals.get(model) == Some(interval));
         for (model, interval) in intervals {
-            self.retrain_due.entry(model).or_insert(now + interval);
+            self.retrain_due.entry(model).or_insert((now + interval.0, interval));
         }
     }
 
     /// Retrains the first model that is due, if one is, and schedules its next retrain an interval after this
     /// one was due (or after now, when it ran late by more than an interval: missed retrains are not made up).
     async fn retrain_due_model(&mut self, now: f64) {
-        let Some((model, due)) =
-            self.retrain_due.iter().find(|(_, due)| **due <= now).map(|(model, due)| (model.clone(), *due))
+        let Some((model, (due, interval))) =
+            self.retrain_due.iter().find(|(_, (due, _))| *due <= now).map(|(model, due)| (model.clone(), *due))
         else {
             return;
         };
         let Some(running) = self.current.as_mut() else { return };
-        let interval =
-            running.deployment.running.application.models.iter().find(|item| item.name == model).and_then(|item| {
-                match &item.origin {
-                    ModelOrigin::Trained(training) => match training.retrain {
-                        Some(Retrain::Every { interval }) => Some(Schedule::Every(interval)),
-                        _ => None,
-                    },
-                    ModelOrigin::Onnx { .. } => None,
-                }
-            });
         let notify = &mut self.notify;
         match running.retrain(&model, &mut |progress| notify(Notice::Progress(&progress))).await {
             Ok(Retrained::Served { version, .. }) => notify(Notice::ModelServed { running, model: &model, version }),
@@ -255,10 +247,8 @@ impl Supervisor {
             Err(error) => tracing::warn!(model, %error, "the scheduled retrain failed"),
         }
         let after = self.clock.app_time(wall_clock()).max(due);
-        match interval.and_then(|schedule| stratum_batch::schedule::next_due(&schedule, due, after)) {
-            Some(next) => self.retrain_due.insert(model, next),
-            None => self.retrain_due.remove(&model),
-        };
+        let next = stratum_batch::schedule::next_due(&Schedule::Every(interval), due, after).unwrap_or(f64::INFINITY);
+        self.retrain_due.insert(model, (next, interval));
     }
 
     /// Serves the versions chosen in the model store since the last pass (`stratum model promote|rollback|pin`).
@@ -353,8 +343,10 @@ impl Reconciler for Supervisor {
         // The next pass comes by the next retrain's due time at the latest.
         let now = self.clock.app_time(wall_clock());
         let next_retrain =
-            self.retrain_due.values().map(|due| (self.clock.wall_time(*due) - self.clock.wall_time(now)).max(0.0));
-        let wait = next_retrain.fold(PASS_INTERVAL, |wait, seconds| wait.min(Duration::from_secs_f64(seconds)));
+            self.retrain_due.values().map(|(due, _)| (self.clock.wall_time(*due) - self.clock.wall_time(now)).max(0.0));
+        let wait = next_retrain.fold(PASS_INTERVAL, |wait, seconds| {
+            wait.min(Duration::try_from_secs_f64(seconds).unwrap_or(PASS_INTERVAL))
+        });
         Ok(Action::Requeue(wait))
     }
 }
