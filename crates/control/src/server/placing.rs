@@ -10,7 +10,7 @@ use crate::placement::{LiveAgent, Placed, assignments, place};
 use crate::qos::Host;
 use crate::reconcile::{Action, Reconciler};
 use crate::state::ServedModel;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratum_core::events::EventKind;
@@ -416,6 +416,7 @@ impl Server {
 /// it was planned, or waiting for a machine.
 fn placement_events(before: &[Placed], now: &[Placed], lost: &[String]) -> Vec<Event> {
     let mut events = Vec::new();
+    let lost: HashSet<&str> = lost.iter().map(String::as_str).collect();
     let before: HashMap<(&str, u32), &Placed> =
         before.iter().map(|placed| ((placed.component.as_str(), placed.instance), placed)).collect();
     for now in now {
@@ -437,9 +438,11 @@ fn placement_events(before: &[Placed], now: &[Placed], lost: &[String]) -> Vec<E
         let message = match (&now.host, now.host.as_ref() == Some(&now.planned)) {
             (Some(host), true) if was_running => format!("back on {host}, as planned"),
             (Some(host), true) => format!("running on {host}, as planned"),
-            (Some(host), false) if lost.contains(&now.planned) => format!("moved to {host}: {} is lost", now.planned),
+            (Some(host), false) if lost.contains(now.planned.as_str()) => {
+                format!("moved to {host}: {} is lost", now.planned)
+            }
             (Some(host), false) => format!("moved to {host} from {} by a policy", now.planned),
-            (None, _) if lost.contains(&now.planned) => format!(
+            (None, _) if lost.contains(now.planned.as_str()) => format!(
                 "not running: {} is lost and no live agent has the tier, labels, architecture and room it needs",
                 now.planned
             ),

@@ -9,7 +9,7 @@ use crate::placement::Placed;
 use crate::protocol::FeedReport;
 use crate::serving::ServiceState;
 use crate::state::StateStore;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use stratum_dataplane::metrics::MetricsSnapshot;
 
@@ -37,24 +37,20 @@ impl Deployment for Server {
     /// The agents that joined, each with the components it was assigned and how it is doing.
     fn machines(&self) -> Vec<Machine> {
         let cluster = lock(&self.cluster);
-        let kind_of = |component: &str| {
-            cluster
-                .applied
-                .as_ref()
-                .and_then(|applied| {
-                    applied.plan.assignments.iter().find(|assignment| assignment.component == component)
-                })
-                .map_or("component", |assignment| assignment.kind.name())
-                .to_string()
-        };
+        // Looked up by name, once per component: the API samples this every second, under the cluster's lock, for
+        // fleets of thousands.
+        let kinds: HashMap<&str, &'static str> = cluster
+            .applied
+            .iter()
+            .flat_map(|applied| applied.plan.assignments.iter())
+            .map(|assignment| (assignment.component.as_str(), assignment.kind.name()))
+            .collect();
+        let kind_of = |component: &str| kinds.get(component).copied().unwrap_or("component").to_string();
         cluster
             .agents
             .iter()
             .map(|(name, agent)| {
-                let planned = cluster
-                    .applied
-                    .as_ref()
-                    .and_then(|applied| applied.plan.hosts.iter().find(|host| &host.host == name));
+                let planned = cluster.applied.as_ref().and_then(|applied| applied.host(name));
                 let components = cluster
                     .assignments
                     .get(name)
