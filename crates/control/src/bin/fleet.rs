@@ -26,6 +26,9 @@ type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// At most this many requests are in flight at once: the fleet's sockets stay few, as a fleet behind one NAT's.
 const IN_FLIGHT: usize = 256;
+/// Of those, at most this many are joins: agents that joined heartbeat beside the ones still joining, as real
+/// agents do (each has its own connection), instead of queueing behind thousands of joins.
+const JOINS_IN_FLIGHT: usize = 64;
 
 /// How often the fleet looks whether a stopped agent's components run elsewhere again (the precision of that
 /// figure).
@@ -87,7 +90,10 @@ struct Counters {
 struct Fleet {
     options: Options,
     client: reqwest::Client,
+    /// Slots for heartbeats and other requests.
     in_flight: tokio::sync::Semaphore,
+    /// Slots for joins.
+    joining: tokio::sync::Semaphore,
     joined: AtomicUsize,
     assigned: Mutex<BTreeMap<String, Assigned>>,
     stopped: Mutex<BTreeSet<String>>,
@@ -102,7 +108,8 @@ fn main() -> Result<(), Failure> {
     let fleet = Arc::new(Fleet {
         options,
         client,
-        in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+        in_flight: tokio::sync::Semaphore::new(IN_FLIGHT - JOINS_IN_FLIGHT),
+        joining: tokio::sync::Semaphore::new(JOINS_IN_FLIGHT),
         joined: AtomicUsize::new(0),
         assigned: Mutex::default(),
         stopped: Mutex::default(),
@@ -320,7 +327,8 @@ async fn join(fleet: &Fleet, name: &str, key: Option<&str>) -> Result<(Option<St
         data_address: "127.0.0.1:9".into(),
         api_address: None,
     };
-    let answer: serde_json::Value = post(fleet, "/v1/agents/join", key, &join).await?.ok_or("join answered 404")?;
+    let answer: serde_json::Value =
+        post(fleet, &fleet.joining, "/v1/agents/join", key, &join).await?.ok_or("join answered 404")?;
     let issued = answer["key"].as_str().map(str::to_string);
     let milliseconds = answer["heartbeat_milliseconds"].as_u64().unwrap_or(1000);
     Ok((issued, Duration::from_millis(milliseconds)))
@@ -332,17 +340,18 @@ async fn heartbeat(
     key: Option<&str>,
     beat: &Heartbeat,
 ) -> Result<Option<HeartbeatAnswer>, Failure> {
-    post(fleet, &format!("/v1/agents/{name}/heartbeat"), key, beat).await
+    post(fleet, &fleet.in_flight, &format!("/v1/agents/{name}/heartbeat"), key, beat).await
 }
 
-/// A POST with the join token (and the agent's key); the answer, or `None` on 404.
+/// A POST with the join token (and the agent's key), once one of `slots` is free; the answer, or `None` on 404.
 async fn post<T: serde::Serialize, A: serde::de::DeserializeOwned>(
     fleet: &Fleet,
+    slots: &tokio::sync::Semaphore,
     path: &str,
     key: Option<&str>,
     body: &T,
 ) -> Result<Option<A>, Failure> {
-    let _slot = fleet.in_flight.acquire().await?;
+    let _slot = slots.acquire().await?;
     let mut request = fleet
         .client
         .post(format!("{}{path}", fleet.options.server))
