@@ -140,9 +140,10 @@ pub fn place(
             moving.push((index, tiers));
         }
     }
+    let mut chooser = Chooser::new(live);
     for (index, tiers) in moving {
         let assignment = assignments[index];
-        let choice = best_agent(&constraints, assignment, live, &pools, &used, &tiers, &[]);
+        let choice = chooser.best(&constraints, assignment, &pools, &used, &tiers, &[]);
         // A policy's move that nothing can take leaves the instance where it was planned, if that machine lives.
         let host = choice.or_else(|| alive(&assignment.host).then(|| assignment.host.clone()));
         if let Some(host) = &host {
@@ -172,7 +173,7 @@ pub fn place(
                 .filter(|placed| placed.component == *component)
                 .filter_map(|placed| placed.host.as_deref())
                 .collect();
-            let host = best_agent(&constraints, assignment, live, &pools, &used, &nearest(assignment.tier), &hosting);
+            let host = chooser.best(&constraints, assignment, &pools, &used, &nearest(assignment.tier), &hosting);
             if let Some(host) = &host {
                 reserve(&mut used, host, assignment);
             }
@@ -190,45 +191,112 @@ pub fn place(
     placed
 }
 
-/// The live agent, of the first of `tiers` that has one, that may take `assignment` by the placement rules the
-/// planner holds it to (`stratum_core::placement`: private data stays on its tier, a pinned node or pool stays
-/// pinned, labels, architecture, accelerators — only the stated tier may give way, to the nearest one) and has the
-/// room for it beside what `used` already holds, and is not one of `excluded`; the one with the most cores left.
-fn best_agent(
-    constraints: &HashMap<&str, &Placement>,
-    assignment: &PlannedAssignment,
-    live: &[LiveAgent],
-    pools: &BTreeMap<&str, &str>,
-    used: &BTreeMap<String, (f64, u64)>,
-    tiers: &[Tier],
-    excluded: &[&str],
-) -> Option<String> {
-    let unplaced = Placement::default();
-    let wanted = constraints.get(assignment.component.as_str()).copied().unwrap_or(&unplaced);
-    let fits = |agent: &LiveAgent| {
-        let (cpu, memory) = used.get(&agent.name).copied().unwrap_or_default();
-        let facts = MachineFacts {
-            name: &agent.name,
-            tier: agent.tier,
-            pool: pools.get(agent.name.as_str()).copied(),
-            labels: &agent.labels,
-            arch: Arch::from_name(&agent.arch),
-            accelerators: &agent.accelerators,
+/// A live agent as a candidate for instances that move: the cores it had left when last looked at.
+struct Candidate<'a> {
+    free: f64,
+    name: &'a str,
+    agent: usize,
+}
+
+impl PartialEq for Candidate<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Candidate<'_> {}
+
+impl PartialOrd for Candidate<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Candidate<'_> {
+    /// The most cores left first, then the first by name.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.free.total_cmp(&other.free).then_with(|| other.name.cmp(self.name))
+    }
+}
+
+/// Chooses agents for the instances that move, over one placement pass: the live agents of each tier in a heap by
+/// cores left, so that thousands of instances moving at once (half a fleet lost) cost a few looks each, not a look
+/// at every live agent. Cores left only shrink during a pass, so an entry is at most stale high: it is looked at
+/// again with what is left now before it is trusted.
+struct Chooser<'a> {
+    live: &'a [LiveAgent],
+    tiers: HashMap<Tier, std::collections::BinaryHeap<Candidate<'a>>>,
+}
+
+impl<'a> Chooser<'a> {
+    fn new(live: &'a [LiveAgent]) -> Chooser<'a> {
+        Chooser { live, tiers: HashMap::new() }
+    }
+
+    /// The live agent, of the first of `tiers` that has one, that may take `assignment` by the placement rules the
+    /// planner holds it to (`stratum_core::placement`: private data stays on its tier, a pinned node or pool stays
+    /// pinned, labels, architecture, accelerators — only the stated tier may give way, to the nearest one) and has
+    /// the room for it beside what `used` already holds, and is not one of `excluded`; the one with the most cores
+    /// left, then the first by name.
+    fn best(
+        &mut self,
+        constraints: &HashMap<&str, &Placement>,
+        assignment: &PlannedAssignment,
+        pools: &BTreeMap<&str, &str>,
+        used: &BTreeMap<String, (f64, u64)>,
+        tiers: &[Tier],
+        excluded: &[&str],
+    ) -> Option<String> {
+        let unplaced = Placement::default();
+        let wanted = constraints.get(assignment.component.as_str()).copied().unwrap_or(&unplaced);
+        let live = self.live;
+        let free = |agent: &LiveAgent| agent.cpu - used.get(&agent.name).map_or(0.0, |(cpu, _)| *cpu);
+        let fits = |agent: &LiveAgent| {
+            let (cpu, memory) = used.get(&agent.name).copied().unwrap_or_default();
+            let facts = MachineFacts {
+                name: &agent.name,
+                tier: agent.tier,
+                pool: pools.get(agent.name.as_str()).copied(),
+                labels: &agent.labels,
+                arch: Arch::from_name(&agent.arch),
+                accelerators: &agent.accelerators,
+            };
+            rule_out(&facts, wanted, &wanted.accelerators, TierRule::MayMove).is_none()
+                && cpu + assignment.requests.cpu <= agent.cpu + 1e-9
+                && memory + assignment.requests.memory.0 <= agent.memory_bytes
         };
-        let labelled = rule_out(&facts, wanted, &wanted.accelerators, TierRule::MayMove).is_none();
-        let room = cpu + assignment.requests.cpu <= agent.cpu + 1e-9
-            && memory + assignment.requests.memory.0 <= agent.memory_bytes;
-        labelled.then_some(agent.cpu - cpu).filter(|_| room)
-    };
-    tiers.iter().find_map(|tier| {
-        live.iter()
-            .filter(|agent| agent.tier == *tier && !excluded.contains(&agent.name.as_str()))
-            .filter_map(|agent| Some((fits(agent)?, agent)))
-            .max_by(|(free, agent), (other_free, other)| {
-                free.total_cmp(other_free).then_with(|| other.name.cmp(&agent.name))
-            })
-            .map(|(_, agent)| agent.name.clone())
-    })
+        for tier in tiers {
+            let heap = self.tiers.entry(*tier).or_insert_with(|| {
+                let of_tier = live.iter().enumerate().filter(|(_, agent)| agent.tier == *tier);
+                of_tier.map(|(at, agent)| Candidate { free: free(agent), name: &agent.name, agent: at }).collect()
+            });
+            let mut passed = Vec::new();
+            let mut chosen = None;
+            while let Some(mut top) = heap.pop() {
+                let agent = &live[top.agent];
+                let now = free(agent);
+                if now.to_bits() != top.free.to_bits() {
+                    // Something was placed on it since: it goes back with what it has left now.
+                    top.free = now;
+                    heap.push(top);
+                    continue;
+                }
+                let eligible = !excluded.contains(&agent.name.as_str()) && fits(agent);
+                if eligible {
+                    chosen = Some(agent.name.clone());
+                }
+                passed.push(top);
+                if chosen.is_some() {
+                    break;
+                }
+            }
+            heap.extend(passed);
+            if chosen.is_some() {
+                return chosen;
+            }
+        }
+        None
+    }
 }
 
 /// Where each component asks to run: its placement constraints in the application, by component.
@@ -865,6 +933,71 @@ policy survive { target = [masked, tagged]  when = node_lost  then = migrate(fog
         let placed = place(&labelled, &plan, &live, &["fog1".to_string()], &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(host_of(&placed, "flags"), None, "nothing has the label: it does not run");
         assert_eq!(host_of(&placed, "counts"), Some("cloud2"), "the machine with the most cores left");
+    }
+
+    /// Half a fleet lost at once: every instance that moves goes, in plan order, to the live agent with the most
+    /// cores left at its turn (then the first by name), and no agent takes more than it has.
+    #[test]
+    fn half_a_fleet_lost_at_once_moves_each_instance_to_the_agent_with_the_most_cores_left() {
+        let mut text = String::from("app fleet\nschema Reading { sensor: string  value: float }\n");
+        for index in 0..40 {
+            let cpu = 2 + index % 3;
+            text.push_str(&format!("node edge{index} {{ tier = edge  cpu = {cpu}  memory = 4 GiB }}\n"));
+            text.push_str(&format!(
+                "source readings{index}: generator {{ schema = Reading  rate = 1/s  on = edge{index} }}\n\
+                 stream high{index} {{ from = readings{index}  where = value > 0.5  on = edge  near = readings{index}  cpu = 0.5 }}\n\
+                 sink kept{index}: jsonl {{ from = high{index}  path = \"out/{index}.jsonl\"  on = edge  near = high{index}  cpu = 0.25 }}\n"
+            ));
+        }
+        let checked = stratum_lang::check_text("fleet.stratum", &text);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics.first());
+        let plan = stratum_planner::plan(&checked).plan.unwrap();
+        let application = checked.application;
+        let cores = |name: &str| plan.hosts.iter().find(|host| host.host == name).unwrap().cpu_capacity;
+        let live: Vec<LiveAgent> = (0..40)
+            .filter(|index| index % 2 == 0)
+            .map(|index| LiveAgent {
+                cpu: cores(&format!("edge{index}")),
+                ..agent(&format!("edge{index}"), Tier::Edge)
+            })
+            .collect();
+        let lost: Vec<String> = (0..40).filter(|index| index % 2 == 1).map(|index| format!("edge{index}")).collect();
+        let placed = place(&application, &plan, &live, &lost, &BTreeMap::new(), &BTreeMap::new());
+        // What stays reserves first; then the moving instances in plan order, each by the rule.
+        let requests = |placed: &Placed| {
+            plan.assignments.iter().find(|assignment| assignment.component == placed.component).unwrap().requests.cpu
+        };
+        let mut used: BTreeMap<&str, f64> = BTreeMap::new();
+        for staying in placed.iter().filter(|placed| placed.host.as_deref() == Some(placed.planned.as_str())) {
+            *used.entry(staying.host.as_deref().unwrap()).or_default() += requests(staying);
+        }
+        let moved: Vec<&Placed> = placed.iter().filter(|placed| lost.contains(&placed.planned)).collect();
+        assert_eq!(moved.len(), 60, "the lost machines' 20 sources stay lost with them; 40 filters and sinks move");
+        let mut moving = 0;
+        for instance in moved {
+            if instance.component.starts_with("readings") {
+                assert_eq!(instance.host, None, "a source stays with its machine");
+                continue;
+            }
+            moving += 1;
+            let wanted = requests(instance);
+            let best = live
+                .iter()
+                .filter(|agent| used.get(agent.name.as_str()).copied().unwrap_or(0.0) + wanted <= agent.cpu + 1e-9)
+                .max_by(|a, b| {
+                    let free = |agent: &LiveAgent| agent.cpu - used.get(agent.name.as_str()).copied().unwrap_or(0.0);
+                    free(a).total_cmp(&free(b)).then_with(|| b.name.cmp(&a.name))
+                })
+                .map(|agent| agent.name.as_str());
+            assert_eq!(instance.host.as_deref(), best, "{}", instance.component);
+            if let Some(host) = best {
+                *used.entry(host).or_default() += wanted;
+            }
+        }
+        assert_eq!(moving, 40);
+        for agent in &live {
+            assert!(used.get(agent.name.as_str()).copied().unwrap_or(0.0) <= agent.cpu + 1e-9, "{}", agent.name);
+        }
     }
 
     #[test]
