@@ -572,10 +572,11 @@ impl Running {
         let mut changed = Vec::new();
         for model in crate::models::served_models(&running.application) {
             let before = served.iter().find(|served| served.model == model).map(|served| served.version);
-            let Some(stored) = store.load_any(&model, None).ok().filter(|stored| Some(stored.version()) != before)
-            else {
+            // Which version serves is a file name and a small file away; the artifact is read only on a change.
+            let Some(version) = store.serving(&model).ok().flatten().filter(|version| Some(*version) != before) else {
                 continue;
             };
+            let Ok(stored) = store.load_any(&model, Some(version)) else { continue };
             let data_sha256 = match &stored {
                 stratum_ml::StoredModel::Trained(artifact) => artifact.data_sha256.clone(),
                 stratum_ml::StoredModel::Imported(_) => String::new(),
