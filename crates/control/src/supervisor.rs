@@ -241,8 +241,8 @@ impl Supervisor {
         let Some(running) = self.current.as_mut() else { return };
         let notify = &mut self.notify;
         match running.retrain(&model, &mut |progress| notify(Notice::Progress(&progress))).await {
-            Ok(Retrained::Served { version, .. }) => notify(Notice::ModelServed { running, model: &model, version }),
-            Ok(Retrained::Unchanged { .. }) => {}
+            Ok(Retrained::Served { version }) => notify(Notice::ModelServed { running, model: &model, version }),
+            Ok(Retrained::Unchanged) => {}
             // The event says why; the model is tried again at its next due time.
             Err(error) => tracing::warn!(model, %error, "the scheduled retrain failed"),
         }

@@ -279,22 +279,15 @@ fn model_event(event: &ModelProgress) -> Option<(&str, String)> {
     }
 }
 
-/// What a retrain that came due did.
-#[derive(Debug)]
+/// What a retrain that came due did (its event says the rest).
+#[derive(Debug, PartialEq)]
 pub enum Retrained {
-    /// The model's data has not changed since the version that serves: nothing was trained.
-    Unchanged {
-        /// The version that serves on.
-        version: u32,
-    },
+    /// Nothing new serves: the data had not changed, or the version that serves is pinned.
+    Unchanged,
     /// A new version was trained on the changed data and serves now.
     Served {
-        /// The version it replaced, if one was stored.
-        from: Option<u32>,
         /// The new version.
         version: u32,
-        /// What restarted to load it.
-        rollout: Rollout,
     },
 }
 
@@ -521,7 +514,7 @@ impl Running {
         if trained.is_none() && Some(ready.version) != before {
             // Another version was chosen in the store meanwhile (promote, rollback, pin): the supervisor's next
             // look at the store serves it.
-            return Ok(Retrained::Unchanged { version: before.unwrap_or(ready.version) });
+            return Ok(Retrained::Unchanged);
         }
         if Some(ready.version) == before {
             let message = match trained {
@@ -542,7 +535,7 @@ impl Running {
                 }
             };
             state.record_event(app, EventKind::Model, Some(model), &message)?;
-            return Ok(Retrained::Unchanged { version: ready.version });
+            return Ok(Retrained::Unchanged);
         }
         let rollout = self.serve(model, &ready).await.inspect_err(|error| {
             let message =
@@ -558,7 +551,7 @@ impl Running {
             leaderboard_line(&options.model_store, model, ready.version)
         );
         state.record_event(app, EventKind::Model, Some(model), &message)?;
-        Ok(Retrained::Served { from: before, version: ready.version, rollout })
+        Ok(Retrained::Served { version: ready.version })
     }
 
     /// Serves the version of each served model the store says serves (`stratum model promote|rollback|pin` choose
