@@ -337,6 +337,13 @@ pub(crate) fn describe_model_progress(progress: &ModelProgress) -> String {
         ModelProgress::Reused { model, version } => {
             format!("model `{model}`: v{version} in the store was trained on the same data; reusing it")
         }
+        ModelProgress::Judged { model, version, judgement } => {
+            format!("model `{model}`: {}", judgement.describe(*version))
+        }
+        ModelProgress::Imported { model, version, path } => {
+            format!("model `{model}`: imported `{path}` into the model store as v{version}")
+        }
+        ModelProgress::Kept { model, version } => format!("model `{model}`: v{version}, imported before, serves"),
     }
 }
 
@@ -358,16 +365,24 @@ fn print_started(running: &stratum_control::up::Running, live: bool, base: &str,
         let simulated: Vec<&str> = application
             .sources
             .iter()
-            .filter(|source| {
-                !matches!(
-                    source.kind,
-                    stratum_core::ir::SourceKind::Generator { .. } | stratum_core::ir::SourceKind::File { .. }
-                )
-            })
+            .filter(|source| stratum_dataplane::pipeline::simulated_source(source, running.base_dir()))
             .map(|source| source.name.as_str())
             .collect();
         if !simulated.is_empty() {
             eprintln!("simulated sources (use --live to connect them): {}", simulated.join(", "));
+        }
+        let sinks: Vec<String> = application
+            .sinks
+            .iter()
+            .filter(|sink| stratum_dataplane::pipeline::simulated_sink(sink).is_some())
+            .map(|sink| sink.name.clone())
+            .collect();
+        if !sinks.is_empty() {
+            eprintln!(
+                "simulated sinks (no server named; written to {}/NAME.jsonl): {}",
+                stratum_dataplane::pipeline::SIMULATED_SINKS,
+                sinks.join(", ")
+            );
         }
     }
     eprintln!("dashboard: {base}/#token={}", tokens.operator);

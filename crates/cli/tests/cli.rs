@@ -446,7 +446,7 @@ fn the_traffic_pipeline_and_its_hourly_batch_run_from_the_command_line() {
 
     // A mistake in the query points into the file.
     let broken =
-        std::fs::read_to_string(file).unwrap().replace("sum(vehicles) AS vehicles", "sum(vehicle) AS vehicles");
+        std::fs::read_to_string(file).unwrap().replace("avg(vehicles) AS vehicles", "avg(vehicle) AS vehicles");
     std::fs::write(file, broken).unwrap();
     let error = stratum(&["run-batch", file, "hourly"]);
     assert_eq!(error.status.code(), Some(1));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use stratum_core::Cause;
 use stratum_core::ir::{Application, ModelOrigin, SinkKind};
 use stratum_dataplane::{Pipeline, PipelineOptions};
-use stratum_ml::{ModelStore, StoredModel};
+use stratum_ml::{Judgement, ModelStore, StoredModel};
 
 /// What happened while making a model ready, for the user to see.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +55,32 @@ pub enum ModelProgress {
         score: f64,
         /// How long training took.
         seconds: f64,
+    },
+    /// A retrained version was judged against the version that served, on the most recent rows its training
+    /// held out: it serves only when it scored better.
+    Judged {
+        /// The model.
+        model: String,
+        /// The retrained version.
+        version: u32,
+        /// The numbers, and whether it serves.
+        judgement: Judgement,
+    },
+    /// An `onnx` model's file was imported into the store: it was not there, or it changed.
+    Imported {
+        /// The model.
+        model: String,
+        /// Its new version.
+        version: u32,
+        /// The file, as the application names it.
+        path: String,
+    },
+    /// An `onnx` model's stored version serves as it is: its file is the one imported before (or is not there).
+    Kept {
+        /// The model.
+        model: String,
+        /// The version that serves.
+        version: u32,
     },
     /// A stored version trained on the same data was reused.
     Reused {
@@ -124,19 +150,9 @@ pub(crate) async fn ensure_model(
         .find(|item| item.name == model)
         .ok_or_else(|| Error::Model { model: model.into(), source: "no such model in the application".into() })?;
     let store = ModelStore::new(&options.model_store);
-    let ModelOrigin::Trained(training) = &item.origin else {
-        // An imported model is used as stored: there is nothing to train.
-        let stored = store.load_any(model, None).map_err(|error| Error::Model {
-            model: model.into(),
-            source: format!("{error}; import it with `stratum model import`").into(),
-        })?;
-        progress(ModelProgress::Reused { model: model.into(), version: stored.version() });
-        return Ok(ReadyModel {
-            model: model.into(),
-            version: stored.version(),
-            sha256: stored.sha256().into(),
-            data_sha256: String::new(),
-        });
+    let training = match &item.origin {
+        ModelOrigin::Trained(training) => training,
+        ModelOrigin::Onnx { path } => return ensure_imported(&store, item, path, options, progress),
     };
     let fingerprint = match stratum_ml::search::data_fingerprint(application, model, &options.base_dir) {
         Ok(fingerprint) => fingerprint,
@@ -164,14 +180,29 @@ pub(crate) async fn ensure_model(
         });
     }
     progress(ModelProgress::Training { model: model.into() });
+    // A version that serves already is replaced only by one that scores better on the most recent rows, which
+    // the new one's training does not see.
+    let serving = match store.load_any(model, None) {
+        Ok(StoredModel::Trained(artifact)) => Some(artifact),
+        _ => None,
+    };
+    let held_out = if serving.is_some() { stratum_ml::recent::RECENT_FRACTION } else { 0.0 };
     let (application_copy, model_name, base) = (application.clone(), model.to_string(), options.base_dir.clone());
-    let report =
-        tokio::task::spawn_blocking(move || stratum_ml::train(&application_copy, &model_name, &base, &mut |_| {}))
-            .await
-            .map_err(|error| Error::Model { model: model.into(), source: error.into() })?
-            .map_err(|error| Error::Model { model: model.into(), source: error.into() })?;
+    let report = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let run = stratum_ml::search::prepare_retraining(&application_copy, &model_name, &base, held_out)?;
+        stratum_ml::search::train_prepared(run, started, &mut |_| {})
+    })
+    .await
+    .map_err(|error| Error::Model { model: model.into(), source: error.into() })?
+    .map_err(|error| Error::Model { model: model.into(), source: error.into() })?;
+    let judgement = serving.as_ref().and_then(|serving| {
+        // The score its own search gave it, when it was judged by the same metric.
+        let when_trained = if serving.metric == report.leaderboard.metric { serving.score } else { f64::NAN };
+        stratum_ml::judge(&report, &serving.model, serving.version, when_trained)
+    });
     let (artifact, _) = store
-        .save(&report, item.inputs.clone(), item.output.clone())
+        .save_judged(&report, item.inputs.clone(), item.output.clone(), judgement.clone())
         .map_err(|error| Error::Model { model: model.into(), source: error.into() })?;
     progress(ModelProgress::Trained {
         model: model.into(),
@@ -181,7 +212,11 @@ pub(crate) async fn ensure_model(
         score: artifact.score,
         seconds: report.elapsed.as_secs_f64(),
     });
-    // The new version serves, unless an operator pinned another.
+    if let Some(judgement) = judgement {
+        progress(ModelProgress::Judged { model: model.into(), version: artifact.version, judgement });
+    }
+    // The new version serves, unless an operator pinned another or it did not score better than the one that
+    // served.
     let serving =
         store.load_any(model, None).map_err(|error| Error::Model { model: model.into(), source: error.into() })?;
     Ok(ReadyModel {
@@ -189,6 +224,59 @@ pub(crate) async fn ensure_model(
         version: serving.version(),
         sha256: serving.sha256().into(),
         data_sha256: fingerprint,
+    })
+}
+
+/// Makes an `onnx` model ready: its file is imported into the store on first use, and again when it changed (no
+/// stored version has its bytes); otherwise the version that serves is used as stored. Without the file, a stored
+/// version (one `stratum model import` made) serves.
+fn ensure_imported(
+    store: &ModelStore,
+    item: &stratum_core::ir::Model,
+    path: &str,
+    options: &ModelOptions,
+    progress: &mut (dyn FnMut(ModelProgress) + Send),
+) -> Result<ReadyModel, Error> {
+    let model = item.name.as_str();
+    let failed = |source: Cause| Error::Model { model: model.into(), source };
+    let file = options.base_dir.join(path);
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => Some(bytes),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => return Err(failed(format!("cannot read `{}`: {error}", file.display()).into())),
+    };
+    let stored: Vec<StoredModel> = store
+        .versions(model)
+        .map_err(|error| failed(error.into()))?
+        .into_iter()
+        .filter_map(|version| store.load_any(model, Some(version)).ok())
+        .collect();
+    let changed = bytes.as_deref().filter(|bytes| {
+        let sha256 = stratum_ml::data::sha256_hex(bytes);
+        !stored.iter().any(|version| version.sha256() == sha256)
+    });
+    if let Some(bytes) = changed {
+        let (artifact, _) =
+            store.import_onnx(model, bytes, Some(item.inputs.clone()), &file).map_err(|error| failed(error.into()))?;
+        progress(ModelProgress::Imported { model: model.into(), version: artifact.version, path: path.into() });
+    } else if stored.is_empty() {
+        return Err(failed(
+            format!(
+                "`{}` does not exist and the model store has no version of it: put the ONNX file there, or import one with `stratum model import {model} FILE`",
+                file.display()
+            )
+            .into(),
+        ));
+    }
+    let serving = store.load_any(model, None).map_err(|error| failed(error.into()))?;
+    if changed.is_none() {
+        progress(ModelProgress::Kept { model: model.into(), version: serving.version() });
+    }
+    Ok(ReadyModel {
+        model: model.into(),
+        version: serving.version(),
+        sha256: serving.sha256().into(),
+        data_sha256: String::new(),
     })
 }
 

@@ -3,19 +3,20 @@
 //! running one when it can be, so that only what changed restarts, or in its place — and starts again a data plane
 //! that a component's failure stopped, after the shared backoff and for as long as it takes (what stopped it — no
 //! descriptors left, a full disk — may pass). It also retrains each served model whose `retrain = every(…)` came
-//! due by the application's clock (`--speed` times the wall clock's pace), and serves the versions an operator
+//! due by the application's clock (`--speed` times the wall clock's pace) or whose `retrain = drift(…)` saw the
+//! serving version do worse on the latest data than its threshold allows, and serves the versions an operator
 //! chose in the model store. What happens is told through [`Notice`]s, which the terminal and the API show, and
 //! recorded as events.
 
 use crate::Error;
 use crate::reconcile::{Action, Backoff, Reconciler};
-use crate::up::{Retrained, Running, Stopped, UpOptions, UpProgress, up};
+use crate::up::{RetrainTrigger, Retrained, Running, Stopped, UpOptions, UpProgress, up};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratum_core::clock::AppClock;
 use stratum_core::events::EventKind;
-use stratum_core::ir::{Application, ModelOrigin, Retrain, Schedule};
+use stratum_core::ir::{Application, Metric, ModelOrigin, Retrain, Schedule};
 use stratum_core::plan::Plan;
 use stratum_core::sync::lock;
 use stratum_core::units::Duration as Interval;
@@ -25,6 +26,10 @@ use tokio::sync::Notify;
 /// How often a pass runs when nothing is applied: a failure is noticed, and a stopped version started again, no
 /// later than this.
 const PASS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often, at most, the data of a model whose `retrain = drift(…)` watches it is looked at again: a change
+/// there is measured (the whole data set is read and the serving version scored on its latest rows).
+const DRIFT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the supervisor did or saw.
 pub enum Notice<'a> {
@@ -130,6 +135,8 @@ pub struct Supervisor {
     clock: AppClock,
     /// When each served model's `retrain = every(…)` is next due, in the application's time, and its interval.
     retrain_due: BTreeMap<String, (f64, Interval)>,
+    /// When the data of each model a `retrain = drift(…)` watches was last looked at, and its fingerprint then.
+    drift_seen: BTreeMap<String, (Instant, String)>,
 }
 
 impl Supervisor {
@@ -148,6 +155,7 @@ impl Supervisor {
             notify,
             clock,
             retrain_due: BTreeMap::new(),
+            drift_seen: BTreeMap::new(),
         };
         supervisor.keep_broker(&running);
         supervisor.current = Some(running);
@@ -240,15 +248,40 @@ impl Supervisor {
         };
         let Some(running) = self.current.as_mut() else { return };
         let notify = &mut self.notify;
-        match running.retrain(&model, &mut |progress| notify(Notice::Progress(&progress))).await {
-            Ok(Retrained::Served { version }) => notify(Notice::ModelServed { running, model: &model, version }),
-            Ok(Retrained::Unchanged) => {}
-            // The event says why; the model is tried again at its next due time.
-            Err(error) => tracing::warn!(model, %error, "the scheduled retrain failed"),
-        }
+        retrain(running, notify, &model, RetrainTrigger::Schedule).await;
         let after = self.clock.app_time(wall_clock()).max(due);
         let next = stratum_batch::schedule::next_due(&Schedule::Every(interval), due, after).unwrap_or(f64::INFINITY);
         self.retrain_due.insert(model, (next, interval));
+    }
+
+    /// Measures each model whose `retrain = drift(metric, threshold)` watches its data, when that data changed
+    /// (looked at every [`DRIFT_INTERVAL`] at most), and retrains it when the serving version does worse than
+    /// `threshold` allows.
+    async fn watch_drift(&mut self) {
+        let Some(running) = self.current.as_mut() else { return };
+        let application = running.deployment.running.application.clone();
+        for (model, metric, threshold) in drift_watched(&application) {
+            if self.drift_seen.get(&model).is_some_and(|(seen, _)| seen.elapsed() < DRIFT_INTERVAL) {
+                continue;
+            }
+            let (copy, name, base) = (application.clone(), model.clone(), self.options.base_dir.clone());
+            let fingerprint =
+                tokio::task::spawn_blocking(move || stratum_ml::search::data_fingerprint(&copy, &name, &base)).await;
+            // No data yet: nothing to measure.
+            let Ok(Ok(fingerprint)) = fingerprint else { continue };
+            let changed = self.drift_seen.get(&model).is_none_or(|(_, seen)| *seen != fingerprint);
+            self.drift_seen.insert(model.clone(), (Instant::now(), fingerprint));
+            if !changed {
+                continue;
+            }
+            match running.measure_drift(&model, metric).await {
+                Ok(Some(worse)) if worse > threshold => {
+                    retrain(running, &mut self.notify, &model, RetrainTrigger::Drift).await;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(model, %error, "cannot measure the model's drift"),
+            }
+        }
     }
 
     /// Serves the versions chosen in the model store since the last pass (`stratum model promote|rollback|pin`).
@@ -340,6 +373,7 @@ impl Reconciler for Supervisor {
         self.follow_store().await;
         self.schedule_retrains(&application, now);
         self.retrain_due_model(now).await;
+        self.watch_drift().await;
         // The next pass comes by the next retrain's due time at the latest.
         let now = self.clock.app_time(wall_clock());
         let next_retrain =
@@ -349,6 +383,36 @@ impl Reconciler for Supervisor {
         });
         Ok(Action::Requeue(wait))
     }
+}
+
+/// Trains `model` again for `trigger`; a new version that serves is told. A failure is an event (the retrain
+/// says why), and the model is tried again at its next due time or data change.
+async fn retrain(
+    running: &mut Running,
+    notify: &mut Box<dyn FnMut(Notice<'_>) + Send>,
+    model: &str,
+    trigger: RetrainTrigger,
+) {
+    match running.retrain(model, trigger, &mut |progress| notify(Notice::Progress(&progress))).await {
+        Ok(Retrained::Served { version }) => notify(Notice::ModelServed { running, model, version }),
+        Ok(Retrained::Unchanged) => {}
+        Err(error) => tracing::warn!(model, %error, trigger = trigger.as_str(), "the retrain failed"),
+    }
+}
+
+/// The served models a `retrain = drift(metric, threshold)` watches, with its metric and threshold.
+fn drift_watched(application: &Application) -> Vec<(String, Metric, f64)> {
+    crate::models::served_models(application)
+        .into_iter()
+        .filter_map(|model| {
+            let item = application.models.iter().find(|item| item.name == model)?;
+            let ModelOrigin::Trained(training) = &item.origin else { return None };
+            match training.retrain {
+                Some(Retrain::Drift { metric, threshold }) => Some((model, metric, threshold)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The wall clock, in Unix seconds.

@@ -272,10 +272,32 @@ fn model_event(event: &ModelProgress) -> Option<(&str, String)> {
         ModelProgress::Reused { model, version } => {
             Some((model, format!("reused v{version}: trained on the same data")))
         }
+        ModelProgress::Judged { model, version, judgement } => Some((model, judgement.describe(*version))),
+        ModelProgress::Imported { model, version, path } => Some((model, format!("imported v{version} from `{path}`"))),
+        ModelProgress::Kept { model, version } => Some((model, format!("v{version}, imported before, serves"))),
         ModelProgress::Bootstrapped { model, events, rows } => {
             Some((model, format!("bootstrapped its data from {events} simulated events: {rows} rows")))
         }
         _ => None,
+    }
+}
+
+/// Why a model is trained again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetrainTrigger {
+    /// Its `retrain = every(…)` came due.
+    Schedule,
+    /// Its `retrain = drift(metric, threshold)` saw the serving version do worse than the threshold allows.
+    Drift,
+}
+
+impl RetrainTrigger {
+    /// How events say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetrainTrigger::Schedule => "on schedule",
+            RetrainTrigger::Drift => "on drift",
+        }
     }
 }
 
@@ -389,6 +411,11 @@ pub async fn up(
 }
 
 impl Running {
+    /// The folder the application's relative paths are relative to.
+    pub fn base_dir(&self) -> &std::path::Path {
+        &self.options.base_dir
+    }
+
     /// Whether the data plane has ended by itself (its sources ran out, or a component failed).
     pub fn pipeline_finished(&self) -> bool {
         self.part.pipeline_finished()
@@ -472,13 +499,16 @@ impl Running {
         Ok(rollout)
     }
 
-    /// Trains `model` again, as its `retrain = every(…)` asks: when its data changed since the version that
-    /// serves, a new version is trained (on this machine; the running version serves meanwhile) and rolled out to
-    /// what serves it and what calls it with `predict()`, unless an operator pinned the serving one; when it did
-    /// not, nothing is trained. Each outcome is an event, a new version's with its leaderboard.
+    /// Trains `model` again, as its `retrain = every(…)` or `drift(…)` asks (`trigger`): when its data changed
+    /// since the version that serves, a new version is trained on all but the most recent rows (on this machine;
+    /// the running version serves meanwhile), judged against the serving one on those rows, and — when it scores
+    /// better and no operator pinned the serving one — rolled out to what serves it and what calls it with
+    /// `predict()`; when the data did not change, nothing is trained. Each outcome is an event, with the
+    /// judgement's numbers and the new version's leaderboard.
     pub async fn retrain(
         &mut self,
         model: &str,
+        trigger: RetrainTrigger,
         progress: &mut (dyn FnMut(UpProgress) + Send),
     ) -> Result<Retrained, Error> {
         let state = self.deployment.state.clone();
@@ -502,13 +532,18 @@ impl Running {
             }
         }
         let ready = ready.inspect_err(|error| {
-            let message = format!("the scheduled retrain failed: {}", stratum_core::error_chain(error));
+            let message = format!("the retrain {} failed: {}", trigger.as_str(), stratum_core::error_chain(error));
             let _ = state.record_event(app, EventKind::Failed, Some(model), &message);
         })?;
         let trained = events.iter().find_map(|event| match event {
             ModelProgress::Trained { version, algorithm, metric, score, seconds, .. } => {
                 Some((*version, format!("{algorithm}, {metric} {score:.3}, in {seconds:.1} s")))
             }
+            _ => None,
+        });
+        // How the new version compared with the one that served, on the most recent rows.
+        let judged = events.iter().find_map(|event| match event {
+            ModelProgress::Judged { version, judgement, .. } => Some((*version, judgement)),
             _ => None,
         });
         if trained.is_none() && Some(ready.version) != before {
@@ -518,6 +553,11 @@ impl Running {
         }
         if Some(ready.version) == before {
             let message = match trained {
+                Some((version, _)) if judged.is_some_and(|(_, judgement)| !judgement.promoted) => format!(
+                    "retrain due: trained v{version} on the changed data; {}{}",
+                    judged.map(|(version, judgement)| judgement.describe(version)).unwrap_or_default(),
+                    leaderboard_line(&options.model_store, model, version),
+                ),
                 Some((version, _)) => format!(
                     "retrain due: trained v{version} on the changed data{}; v{} is pinned and serves on (`stratum model promote {model}` serves v{version})",
                     leaderboard_line(&options.model_store, model, version),
@@ -526,10 +566,14 @@ impl Running {
                 None => {
                     let store = stratum_ml::ModelStore::new(&options.model_store);
                     match store.versions(model).ok().and_then(|versions| versions.last().copied()) {
-                        Some(newest) if newest != ready.version => format!(
-                            "retrain due: v{newest} was trained on this data already; v{} is pinned and serves on",
-                            ready.version
-                        ),
+                        Some(newest) if newest != ready.version => {
+                            let pinned = store.chosen(model).ok().flatten().is_some_and(|chosen| chosen.pinned);
+                            let why = if pinned { "is pinned" } else { "scored better on the most recent rows" };
+                            format!(
+                                "retrain due: v{newest} was trained on this data already; v{} {why} and serves on",
+                                ready.version
+                            )
+                        }
                         _ => format!("retrain due: its data has not changed since v{}, which serves on", ready.version),
                     }
                 }
@@ -543,15 +587,39 @@ impl Running {
             let _ = state.record_event(app, EventKind::Failed, Some(model), &message);
         })?;
         let replaced = before.map(|version| format!(" in place of v{version}")).unwrap_or_default();
+        let judged = judged.map(|(version, judgement)| format!("{}; ", judgement.describe(version)));
         let message = format!(
-            "retrained on schedule: v{} ({}) serves{replaced}; {}{}",
+            "retrained {}: v{} ({}) serves{replaced}; {}{}{}",
+            trigger.as_str(),
             ready.version,
             trained.map(|(_, how)| how).unwrap_or_default(),
+            judged.unwrap_or_default(),
             describe_rollout(&rollout),
             leaderboard_line(&options.model_store, model, ready.version)
         );
         state.record_event(app, EventKind::Model, Some(model), &message)?;
         Ok(Retrained::Served { version: ready.version })
+    }
+
+    /// Measures how the version of `model` that serves does on its data's most recent rows by `metric`, against
+    /// how it did when trained, and records it as an event. Returns how much worse it does (negative when
+    /// better); none when no trained version serves or the data is the one it was trained on.
+    pub async fn measure_drift(&self, model: &str, metric: stratum_core::ir::Metric) -> Result<Option<f64>, Error> {
+        let running = self.deployment.running.clone();
+        let options = model_options(&self.options);
+        let store = stratum_ml::ModelStore::new(&options.model_store);
+        let Ok(stratum_ml::StoredModel::Trained(artifact)) = store.load_any(model, None) else { return Ok(None) };
+        let (application, base) = (running.application.clone(), options.base_dir.clone());
+        let version = artifact.version;
+        let drift = tokio::task::spawn_blocking(move || artifact.drift(&application, &base, metric))
+            .await
+            .map_err(|error| Error::Model { model: model.into(), source: error.into() })?
+            .map_err(|error| Error::Model { model: model.into(), source: error.into() })?;
+        // Its data is the data it was trained on.
+        let Some(drift) = drift else { return Ok(None) };
+        let message = format!("drift: {}", drift.describe(version));
+        self.deployment.state.record_event(&running.app, EventKind::Model, Some(model), &message)?;
+        Ok(Some(drift.worse_by()))
     }
 
     /// Serves the version of each served model the store says serves (`stratum model promote|rollback|pin` choose

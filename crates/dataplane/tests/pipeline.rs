@@ -168,3 +168,39 @@ async fn a_parquet_source_reads_every_row_group_and_sends_a_row_that_does_not_fi
     assert!(letters[0].contains("row 10 ") && letters[0].contains("`many` is not an int"), "{letters:?}");
     assert!(letters[1].contains("row 4001 "), "{letters:?}");
 }
+
+/// `simulate` stands in for the outside world on both ends: a NATS source and a file source whose file is not on
+/// this machine become generators, and a Kafka sink that names no brokers writes every record it is given to
+/// `.stratum/simulated/NAME.jsonl` — counted against the records, line for line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulating_stands_in_for_missing_sources_and_for_sinks_that_name_no_server() {
+    let text = r#"app outside
+schema Reading { machine: string  ts: timestamp  value: float }
+source readings: nats { subject = "plant.readings"  schema = Reading  rate = 100/s }
+source orders: file { path = "/var/lib/not-here/orders.csv"  schema = Reading  mode = tail  rate = 10/s }
+stream high {
+  from = readings
+  where = value > 0.5
+}
+sink queue: kafka { from = high  topic = "high-readings" }
+sink order_log: jsonl { from = orders  path = "out/orders.jsonl" }
+"#;
+    let application = common::application_from_text("outside.stratum", text);
+    let directory = tempfile::tempdir().unwrap();
+    let options = PipelineOptions { simulate: true, generator_limit: Some(2_000), ..options(directory.path()) };
+    let summary = Pipeline::build(&application, &options).unwrap().run().await.unwrap();
+    let metrics: BTreeMap<&str, _> = summary.components.iter().map(|m| (m.component.as_str(), m)).collect();
+    assert_eq!(metrics["readings"].kind, "nats (simulated)");
+    assert_eq!(metrics["orders"].kind, "file (simulated)");
+    assert_eq!(metrics["queue"].kind, "kafka (simulated)");
+    assert_eq!(metrics["readings"].events_out, 2_000);
+    assert_eq!(metrics["orders"].events_out, 2_000);
+    let written = std::fs::read_to_string(directory.path().join(".stratum/simulated/queue.jsonl")).unwrap();
+    assert!(metrics["queue"].events_in > 0);
+    assert_eq!(written.lines().count() as u64, metrics["queue"].events_in);
+    assert_eq!(written.lines().count() as u64, metrics["high"].events_out);
+    for line in written.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(record["value"].as_f64().unwrap() > 0.5, "{record}");
+    }
+}

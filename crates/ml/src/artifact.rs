@@ -6,12 +6,14 @@ use crate::Error;
 use crate::algorithms::Params;
 use crate::data::sha256_hex;
 use crate::imported::ImportedModel;
-use crate::search::{Leaderboard, TrainReport, TrainedModel};
+use crate::judge::{Drift, Judgement, drift_of};
+use crate::prepare::examples;
+use crate::search::{Leaderboard, TrainReport, TrainedModel, load_training_data, training_of};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use stratum_core::eval::Datum;
-use stratum_core::ir::{Metric, Task};
+use stratum_core::ir::{Application, Metric, Task};
 use stratum_core::types::{DataType, Field};
 
 /// The artifact format; bumped when its shape changes.
@@ -73,8 +75,30 @@ pub struct Artifact {
     pub rows: usize,
     /// How it runs on the machine that trained it.
     pub profile: Profile,
+    /// How it compared with the version that served when it was retrained, on the most recent rows; none for a
+    /// version trained without one to compare with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgement: Option<Judgement>,
     /// The fitted model itself.
     pub model: TrainedModel,
+}
+
+impl Artifact {
+    /// Measures how this version does on its model's data's most recent rows by `metric` — the metric a
+    /// `retrain = drift(metric, threshold)` watches — against how it did when trained. None when the data is the
+    /// very data it was trained on (it has seen every row: there is nothing new to measure it on).
+    pub fn drift(&self, application: &Application, base: &Path, metric: Metric) -> Result<Option<Drift>, Error> {
+        let (found, training) = training_of(application, &self.name)?;
+        let (table, fingerprint) = load_training_data(application, training, base)?;
+        if fingerprint == self.data_sha256 {
+            return Ok(None);
+        }
+        let examples = examples(&table, training, found.task)?;
+        let when_trained = (self.metric == metric).then_some(self.score);
+        drift_of(&examples, &table, &self.model, metric, when_trained)
+            .map(Some)
+            .ok_or_else(|| Error::Invalid(format!("model `{}` cannot be scored by {}", self.name, metric.name())))
+    }
 }
 
 /// The process's peak resident memory (Linux `VmHWM`), if known.
@@ -275,13 +299,27 @@ impl ModelStore {
         Error::Store(format!("`{}`: {error}", path.display()).into())
     }
 
-    /// Turns a training report into a profiled artifact and saves it as the next version.
+    /// Turns a training report into a profiled artifact and saves it as the next version, which serves unless
+    /// another is pinned.
     pub fn save(
         &self,
         report: &TrainReport,
         inputs: Vec<Field>,
         output: DataType,
     ) -> Result<(Artifact, PathBuf), Error> {
+        self.save_judged(report, inputs, output, None)
+    }
+
+    /// [`ModelStore::save`] for a retrain judged against the version that served: a version that did not score
+    /// better is stored (to look at, or to promote by hand) but the one that served goes on serving.
+    pub fn save_judged(
+        &self,
+        report: &TrainReport,
+        inputs: Vec<Field>,
+        output: DataType,
+        judgement: Option<Judgement>,
+    ) -> Result<(Artifact, PathBuf), Error> {
+        let held_back = judgement.as_ref().is_some_and(|judgement| !judgement.promoted);
         let model_bytes = serde_json::to_vec(&report.winner).map_err(|error| Error::Store(error.into()))?;
         let sha256 = sha256_hex(&model_bytes);
         let (folder, version) = self.next_version(&report.model)?;
@@ -304,12 +342,23 @@ impl ModelStore {
             data_sha256: report.data_fingerprint.clone(),
             rows: report.rows,
             profile: profile(report, model_bytes.len()),
+            judgement,
             model: report.winner.clone(),
         };
+        // A version held back is never the newest unchosen one, not even for a moment: the version that serves is
+        // chosen first (unpinned, so that a later version that scores better serves in its turn).
+        if held_back
+            && let Some(serving) = self.serving(&report.model)?
+            && !self.chosen(&report.model)?.is_some_and(|chosen| chosen.pinned)
+        {
+            self.choose(&report.model, &Serving { version: serving, pinned: false })?;
+        }
         let path = folder.join(format!("v{version}.json"));
         let text = serde_json::to_string_pretty(&artifact).map_err(|error| Error::Store(error.into()))?;
         write_whole(&path, text.as_bytes()).map_err(|error| Self::store_error(&path, error))?;
-        self.follow_new(&report.model, version)?;
+        if !held_back {
+            self.follow_new(&report.model, version)?;
+        }
         Ok((artifact, path))
     }
 

@@ -13,14 +13,17 @@ pub mod columnar;
 pub mod data;
 mod evaluate;
 pub mod imported;
+pub mod judge;
 pub mod matrix;
 pub mod metrics;
 pub mod notebook;
 pub mod onnx;
 pub mod prepare;
+pub mod recent;
 pub mod search;
 
 pub use artifact::{Artifact, ImportedArtifact, ModelStore, Serving, StoredModel};
+pub use judge::{Judgement, judge};
 pub use search::{Leaderboard, Progress, TrainReport, train};
 
 use stratum_core::Cause;

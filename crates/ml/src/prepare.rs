@@ -30,6 +30,8 @@ pub struct Examples {
     pub target: Target,
     /// How many rows.
     pub rows: usize,
+    /// The table row each example came from (rows that a filter or a missing target left out have none).
+    pub table_rows: Vec<usize>,
 }
 
 /// The target of supervised learning.
@@ -72,7 +74,8 @@ pub struct FeatureDefinition {
     pub categorical: bool,
 }
 
-fn label_text(value: &Datum) -> Option<String> {
+/// A value as a class label or category; none when missing.
+pub(crate) fn label_text(value: &Datum) -> Option<String> {
     match value {
         Datum::Null => None,
         Datum::Bool(value) => Some(value.to_string()),
@@ -139,7 +142,8 @@ pub fn examples(table: &Table, training: &Training, task: Task) -> Result<Exampl
         })
         .collect();
     let mut raw_target: Vec<Datum> = Vec::new();
-    for row in &table.rows {
+    let mut table_rows = Vec::new();
+    for (row_index, row) in table.rows.iter().enumerate() {
         let reader = table.field_reader(row);
         if !filters.iter().all(|filter| evaluate(filter, &reader).is_true()) {
             continue;
@@ -150,6 +154,7 @@ pub fn examples(table: &Table, training: &Training, task: Task) -> Result<Exampl
             }
             raw_target.push(row[index].clone());
         }
+        table_rows.push(row_index);
         for ((definition, column), position) in definitions.iter().zip(columns.iter_mut()).zip(&positions) {
             let computed;
             let value = match position {
@@ -201,6 +206,7 @@ pub fn examples(table: &Table, training: &Training, task: Task) -> Result<Exampl
         columns,
         target,
         rows,
+        table_rows,
     })
 }
 

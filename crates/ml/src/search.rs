@@ -12,6 +12,7 @@ use crate::evaluate::{Split, splits};
 use crate::matrix::Random;
 use crate::metrics::{Predictions, score};
 use crate::prepare::{Examples, Preparation, Target, examples};
+use crate::recent::HeldOut;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Mutex;
@@ -122,6 +123,9 @@ pub struct TrainReport {
     pub table: Table,
     /// How many rows were used.
     pub rows: usize,
+    /// The most recent rows, held out of the search and the refit to judge the winner against the version that
+    /// serves ([`crate::judge`]); none when every row was used.
+    pub held_out: Option<HeldOut>,
     /// The sha256 of the training data.
     pub data_fingerprint: String,
     /// How long the run took.
@@ -304,18 +308,39 @@ pub struct TrainingRun {
     examples: Examples,
     candidates: Vec<(String, Params)>,
     folds: Vec<Split>,
+    /// The examples the search and the refit use, the first ones; the rest are held out.
+    train_rows: usize,
     /// The tasks, one per candidate and fold, to run anywhere.
     pub tasks: Vec<TrainingTask>,
 }
 
 /// Loads a model's data and lays out its search.
 pub fn prepare_training(application: &Application, model: &str, base: &Path) -> Result<TrainingRun, Error> {
+    prepare_retraining(application, model, base, 0.0)
+}
+
+/// Loads a model's data and lays out its search on all but the most recent `held_out` fraction of its rows (the
+/// file's order is taken as time order), which are kept to judge the winner against the version that serves.
+pub fn prepare_retraining(
+    application: &Application,
+    model: &str,
+    base: &Path,
+    held_out: f64,
+) -> Result<TrainingRun, Error> {
     let (found, training) = training_of(application, model)?;
     let seed = training.seed.unwrap_or(0);
     let (table, fingerprint) = load_training_data(application, training, base)?;
     let examples = examples(&table, training, found.task)?;
     let candidates = combinations(training, seed);
-    let folds = splits(&training.evaluation, examples.rows, &examples.target, seed);
+    let held = (examples.rows as f64 * held_out.clamp(0.0, 1.0)).round() as usize;
+    let train_rows = examples.rows - held;
+    if held > 0 && train_rows < 2 {
+        return Err(Error::NoData {
+            dataset: training.data.clone(),
+            reason: format!("{} rows are too few to hold {held} of them out and train on the rest", examples.rows),
+        });
+    }
+    let folds = splits(&training.evaluation, train_rows, &examples.target, seed);
     let tasks: Vec<TrainingTask> = candidates
         .iter()
         .flat_map(|(algorithm, params)| {
@@ -338,6 +363,7 @@ pub fn prepare_training(application: &Application, model: &str, base: &Path) -> 
         examples,
         candidates,
         folds,
+        train_rows,
         tasks,
     })
 }
@@ -385,9 +411,10 @@ impl TrainingRun {
     /// The candidate refitted on all the data: what [`TrainingRun::finish`] does for the winner.
     fn refit(&self, algorithm: &str, params: &Params) -> Result<TrainedModel, Error> {
         let examples = &self.examples;
-        let all_rows: Vec<usize> = (0..examples.rows).collect();
+        let all_rows: Vec<usize> = (0..self.train_rows).collect();
         let (preparation, x) = Preparation::fit_transform(examples, &all_rows, &self.training)?;
-        let fitted = algorithms::fit(algorithm, params, &x, &examples.target, self.seed)?;
+        let target = examples.target.subset(&all_rows);
+        let fitted = algorithms::fit(algorithm, params, &x, &target, self.seed)?;
         let classes = match &examples.target {
             Target::Classes { classes, .. } => classes.clone(),
             _ => Vec::new(),
@@ -473,14 +500,15 @@ impl TrainingRun {
             }
             _ => self.refit(&algorithm, &params)?,
         };
-        let examples = &self.examples;
+        let held_out = (self.train_rows < self.examples.rows).then(|| HeldOut::of(&self.examples, self.train_rows));
         Ok(TrainReport {
             model: model.to_string(),
             leaderboard,
             winner,
             algorithm,
             params,
-            rows: examples.rows,
+            rows: self.train_rows,
+            held_out,
             table: self.table,
             data_fingerprint: self.fingerprint,
             elapsed,
@@ -498,6 +526,16 @@ pub fn train(
 ) -> Result<TrainReport, Error> {
     let started = Instant::now();
     let run = prepare_training(application, model, base)?;
+    train_prepared(run, started, on_progress)
+}
+
+/// Runs a training run made ready (started at `started`, which its time budget counts from) on this machine:
+/// the whole search on worker threads, then the refit of the winner.
+pub fn train_prepared(
+    run: TrainingRun,
+    started: Instant,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<TrainReport, Error> {
     let deadline = run.budget().map(|budget| started + budget);
     let workers = run.parallel().min(std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     let tasks = &run.tasks;

@@ -317,3 +317,63 @@ fn onnx_models_import_into_the_store_checked_and_versioned() {
     let damaged = store.load_any("outside", Some(2)).unwrap_err().to_string();
     assert!(damaged.contains("does not match its sha256"), "{damaged}");
 }
+
+/// 300 rows of `x` and a label; `flip(index)` says whether a row's label goes against the rule `x > 1` (the rows
+/// in file order, which is time order).
+fn rule_csv(flip: impl Fn(usize) -> bool) -> String {
+    let mut csv = String::from("x,colour,ts,label\n");
+    for index in 0..300 {
+        let x = (index * 7 % 20) as f64 / 10.0 + 0.05;
+        let label = (x > 1.0) != flip(index);
+        csv.push_str(&format!("{x},red,2026-01-01T00:00:00Z,{label}\n"));
+    }
+    csv
+}
+
+/// Trains v1 on rows that follow `x > 1`, then retrains on `data` holding out its latest fifth, and judges the
+/// winner against v1 as a retrain under `up` does; returns the judgement and the store.
+fn retrain_against_v1(name: &str, data: &str) -> (stratum_ml::Judgement, ModelStore) {
+    let folder = project(name, APP, &rule_csv(|_| false));
+    let application = application(&folder);
+    let model = &application.models[0];
+    let store = ModelStore::new(folder.join("store"));
+    let first = train(&application, "labeller", &folder, &mut |_| {}).unwrap();
+    let (v1, _) = store.save(&first, model.inputs.clone(), model.output.clone()).unwrap();
+    std::fs::write(folder.join("rows.csv"), data).unwrap();
+    let held_out = stratum_ml::recent::RECENT_FRACTION;
+    let run = stratum_ml::search::prepare_retraining(&application, "labeller", &folder, held_out).unwrap();
+    let report = stratum_ml::search::train_prepared(run, std::time::Instant::now(), &mut |_| {}).unwrap();
+    assert_eq!(report.rows, 240, "the latest 60 of 300 rows are held out of the search and the refit");
+    let judgement = stratum_ml::judge(&report, &v1.model, v1.version, v1.score).expect("a classifier is judged");
+    let (v2, _) =
+        store.save_judged(&report, model.inputs.clone(), model.output.clone(), Some(judgement.clone())).unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.judgement.as_ref(), Some(&judgement), "the artifact keeps its judgement");
+    (judgement, store)
+}
+
+#[test]
+fn a_retrained_version_that_scores_better_on_the_latest_rows_serves() {
+    // The world turned: every label now goes against the old rule.
+    let (judgement, store) = retrain_against_v1("judged_better", &rule_csv(|_| true));
+    assert_eq!(judgement.rows, 60);
+    assert!(judgement.candidate > 0.9 && judgement.serving < 0.1, "{judgement:?}");
+    assert!((judgement.serving_when_trained - 1.0).abs() < 1e-9, "v1 was perfect when trained: {judgement:?}");
+    assert!(judgement.promoted);
+    assert_eq!(store.serving("labeller").unwrap(), Some(2));
+    let text = judgement.describe(2);
+    assert!(text.starts_with("on the latest 60 rows, accuracy: v2 1.000, v1 0.000 (1.000 when trained); v2 serves"));
+}
+
+#[test]
+fn a_retrained_version_that_does_not_score_better_is_stored_but_the_serving_one_stays() {
+    // The older rows went bad (every third label wrong) while the latest ones still follow the rule v1 learned.
+    let (judgement, store) = retrain_against_v1("judged_worse", &rule_csv(|index| index < 240 && index % 3 == 0));
+    assert!((judgement.serving - 1.0).abs() < 1e-9, "{judgement:?}");
+    assert!(judgement.candidate <= judgement.serving, "{judgement:?}");
+    assert!(!judgement.promoted);
+    assert_eq!(store.versions("labeller").unwrap(), vec![1, 2]);
+    assert_eq!(store.serving("labeller").unwrap(), Some(1), "v1 serves on");
+    assert_eq!(store.chosen("labeller").unwrap(), Some(stratum_ml::Serving { version: 1, pinned: false }));
+    assert!(judgement.describe(2).contains("v2 does not score better, so v1 serves on"), "{}", judgement.describe(2));
+}

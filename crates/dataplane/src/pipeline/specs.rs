@@ -13,7 +13,7 @@ use crate::transfer::Delivered;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use stratum_core::ir::{
-    Application, Service, ServiceInput, Sink as SinkItem, Source as SourceItem, SourceKind, Stream,
+    Application, Service, ServiceInput, Sink as SinkItem, SinkKind, Source as SourceItem, SourceKind, Stream,
 };
 use stratum_core::types::Field;
 use tokio::sync::mpsc;
@@ -88,6 +88,11 @@ pub(super) fn specs<'a>(
     let model_of = |service: &str| served_model(application, service, options.model_store.as_deref());
     let mut specs = Vec::new();
     let sink_spec = |sink: SinkItem, role: &'static str| {
+        let kind = sink.kind.name().to_string();
+        let (sink, kind) = match options.simulate.then(|| simulated_sink(&sink)).flatten() {
+            Some(simulated) => (simulated, format!("{kind} (simulated)")),
+            None => (sink, kind),
+        };
         let dataset = match &sink.kind {
             stratum_core::ir::SinkKind::Dataset { into } => {
                 application.datasets.iter().find(|dataset| dataset.name == *into)
@@ -97,8 +102,8 @@ pub(super) fn specs<'a>(
         let fingerprint =
             json!({ "sink": sink, "input": fields_of(&sink.from), "dataset": dataset, "app": application.name });
         Spec {
-            info: ComponentInfo { name: sink.name.clone(), role, kind: sink.kind.name().into() },
-            metrics_kind: sink.kind.name().into(),
+            info: ComponentInfo { name: sink.name.clone(), role, kind: kind.clone() },
+            metrics_kind: kind,
             inputs: vec![(sink.from.clone(), 0)],
             output: None,
             fingerprint: fingerprint.to_string(),
@@ -191,8 +196,7 @@ pub(super) fn specs<'a>(
         });
     }
     for source in application.sources.iter().filter(|source| selected.contains(source.name.as_str())) {
-        let external = !matches!(source.kind, SourceKind::Generator { .. } | SourceKind::File { .. });
-        let simulated = options.simulate && external;
+        let simulated = options.simulate && simulated_source(source, &options.base_dir);
         let kind = if simulated { format!("{} (simulated)", source.kind.name()) } else { source.kind.name().into() };
         let tier = source.placement.inferred_tier.or(source.placement.tier);
         let nodes = application.nodes.iter().filter(|node| Some(node.machine.tier) == tier).count();
@@ -219,6 +223,38 @@ pub(super) fn specs<'a>(
         });
     }
     Ok(specs)
+}
+
+/// Whether `simulate` replaces a source by a generator of its schema and rate: one that needs the outside world
+/// (MQTT, NATS, Kafka, HTTP), or a file that is not there (`/var/lib/…` of a machine this is not).
+pub fn simulated_source(source: &SourceItem, base_dir: &std::path::Path) -> bool {
+    match &source.kind {
+        SourceKind::Generator { .. } => false,
+        SourceKind::File { path, .. } => !base_dir.join(path).exists(),
+        _ => true,
+    }
+}
+
+/// Where a simulated sink writes, relative to the application's folder.
+pub const SIMULATED_SINKS: &str = ".stratum/simulated";
+
+/// Under `simulate`, a NATS or Kafka sink that names no server stands in for it as simulated sources stand in for
+/// theirs: it writes its records as JSON lines to [`SIMULATED_SINKS`]`/NAME.jsonl`, where they can be read. None for
+/// every other sink (MQTT has the run's broker; an HTTP sink names its URL).
+pub fn simulated_sink(sink: &SinkItem) -> Option<SinkItem> {
+    let unnamed = match &sink.kind {
+        SinkKind::Nats { url, .. } => url.is_none(),
+        SinkKind::Kafka { brokers, .. } => brokers.is_empty(),
+        _ => false,
+    };
+    unnamed.then(|| SinkItem {
+        kind: SinkKind::File {
+            path: format!("{SIMULATED_SINKS}/{}.jsonl", sink.name),
+            format: stratum_core::ir::FileFormat::Jsonl,
+            partition_by: Vec::new(),
+        },
+        ..sink.clone()
+    })
 }
 
 pub(super) fn build(name: &str, what: What, context: &BuildContext, options: &PipelineOptions) -> Result<Built, Error> {

@@ -7,9 +7,12 @@
 //! (`speed_kmh > 80`) spread around them, and fields used as grouping keys take a fixed set of values, one per
 //! simulated device. The same seed gives the same events.
 //!
-//! In simulated time (`--fast`) the rate follows a day, as traffic and most sensor data do: quiet nights, peaks
-//! around 8:00 and 17:30, lighter weekends; the declared rate is the average over a week. Windows, hourly batches
-//! and the models trained on them then see daily patterns. In real time the rate is steady.
+//! In simulated time (`--fast`, or the application's clock running faster than the wall clock under `stratum up
+//! --speed N`) the rate follows a day, as traffic and most sensor data do: quiet nights, peaks around 8:00 and
+//! 17:30, lighter weekends, and some days busier than others (by up to a quarter, the same day always the same);
+//! the declared rate is the average. Windows, hourly batches and the models trained on them then see daily
+//! patterns, and a model that foresees the next hour has to read how busy the day is. At the wall clock's pace
+//! the rate is steady, the declared one.
 
 use crate::Error;
 use crate::component::{BoxFuture, BuildContext, Context, Output, Source};
@@ -177,6 +180,9 @@ impl Source for Generator {
                 .filter(|_| self.fast)
                 .map_or(f64::INFINITY, |seconds| SIMULATED_START_MILLISECONDS as f64 + seconds * 1000.0);
             let mut index = 0u64;
+            // Faster than the wall clock, time is simulated: the rate follows the day.
+            let follows_day = scale > 1.0;
+            let (mut due, mut counted_until) = (0.0f64, 0.0f64);
             loop {
                 if context.stopping()
                     || self.count.is_some_and(|count| index >= count)
@@ -189,19 +195,22 @@ impl Source for Generator {
                 let size = if self.fast {
                     remaining
                 } else {
-                    let due = (started.elapsed().as_secs_f64() * real_rate) as u64;
-                    if due <= index {
-                        // The clock has moved since `due` was computed: the wait may already be over.
-                        let wait = Duration::from_secs_f64(
-                            (((index + 1) as f64 - started.elapsed().as_secs_f64() * real_rate) / real_rate).max(0.0),
-                        );
+                    // Events due so far: the rate, times how busy the moment is, summed over the time gone by.
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let now = wall_start + (elapsed * 1000.0 * scale) as i64;
+                    let rate_now = if follows_day { real_rate * activity(now) } else { real_rate };
+                    due += (elapsed - counted_until) * rate_now;
+                    counted_until = elapsed;
+                    if (due as u64) <= index {
+                        // The wait for the next event at the present pace.
+                        let wait = Duration::from_secs_f64((((index + 1) as f64 - due) / rate_now).max(0.0));
                         tokio::select! {
                             _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
                             _ = context.stopped() => return Ok(()),
                         }
                         continue;
                     }
-                    (due - index).min(remaining)
+                    (due as u64 - index).min(remaining)
                 };
                 let mut records = Vec::with_capacity(size as usize);
                 for _ in 0..size {
@@ -210,7 +219,7 @@ impl Source for Generator {
                     }
                     let time = if self.fast {
                         let time = simulated_milliseconds as i64;
-                        simulated_milliseconds += interval_milliseconds / daily_profile(time);
+                        simulated_milliseconds += interval_milliseconds / activity(time);
                         time
                     } else {
                         wall_start + (started.elapsed().as_secs_f64() * 1000.0 * scale) as i64
@@ -241,6 +250,15 @@ pub(crate) fn daily_profile(milliseconds: i64) -> f64 {
     let shape = 0.15 + daytime + 1.1 * bump(8.0, 1.2) + 1.0 * bump(17.5, 1.6);
     let weekend = if matches!(weekday, 2 | 3) { 0.75 } else { 1.0 };
     shape * weekend * NORMALISATION
+}
+
+/// How busy a moment is, relative to the declared rate: the moment of the week ([`daily_profile`]) on a day
+/// busier or quieter than usual by up to a quarter, each day's share drawn from its date (so the same day is
+/// always as busy, and the average over many days is 1).
+pub(crate) fn activity(milliseconds: i64) -> f64 {
+    let day = milliseconds.div_euclid(86_400_000);
+    let draw = crate::record::hash_key(&[Datum::Int(day)], &[0]) as f64 / u64::MAX as f64;
+    daily_profile(milliseconds) * (0.75 + 0.5 * draw)
 }
 
 /// What the application says about fields, by name.
@@ -373,5 +391,19 @@ mod tests {
         assert!(at(8) > 3.0 * at(3), "morning peak {} against night {}", at(8), at(3));
         assert!(at(17) > at(12));
         assert!(at(2 * 24 + 8) < at(8), "Saturday is lighter than Thursday");
+    }
+
+    #[test]
+    fn days_differ_in_how_busy_they_are_and_average_the_declared_rate() {
+        let noon = |day: i64| SIMULATED_START_MILLISECONDS + day * 86_400_000 + 12 * 3_600_000;
+        let shares: Vec<f64> = (0..2000).map(|day| activity(noon(day)) / daily_profile(noon(day))).collect();
+        let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+        assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
+        assert!(shares.iter().all(|share| (0.75..=1.25).contains(share)));
+        let (low, high) =
+            shares.iter().fold((f64::MAX, f64::MIN), |(low, high), share| (low.min(*share), high.max(*share)));
+        assert!(low < 0.8 && high > 1.2, "{low} {high}");
+        let share = |at: i64| activity(at) / daily_profile(at);
+        assert!((share(noon(3)) - share(noon(3) + 3_600_000)).abs() < 1e-12, "a day's share is the same all day");
     }
 }
