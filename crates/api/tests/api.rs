@@ -37,7 +37,7 @@ fn options(folder: &Path) -> UpOptions {
         state_dir: folder.join(".stratum"),
         mqtt_broker: None,
         simulate: true,
-        bootstrap_hours: 1.0,
+        bootstrap_hours: Some(1.0),
         time_scale: 1.0,
     }
 }

@@ -84,7 +84,7 @@ async fn a_server_serves_the_api_and_its_agents_protocol() {
     let model_options = stratum_control::models::ModelOptions {
         base_dir: folder.clone(),
         model_store: state_dir.join("models"),
-        bootstrap_hours: 1.0,
+        bootstrap_hours: Some(1.0),
     };
     stratum_control::models::ensure_models(&checked.application, &model_options, &mut |_| {}).await.unwrap();
 

@@ -760,7 +760,7 @@ fn prepare_models(application: &stratum_core::ir::Application, store: &Path) -> 
     let options = stratum_control::models::ModelOptions {
         base_dir: std::env::temp_dir().join(format!("stratum-prepare-{}", application.name)),
         model_store: store.to_path_buf(),
-        bootstrap_hours: crate::up::BOOTSTRAP_HOURS,
+        bootstrap_hours: None,
     };
     let result = runtime()?.block_on(stratum_control::models::ensure_models(application, &options, &mut |progress| {
         eprintln!("{}", crate::up::describe_model_progress(&progress));

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use stratum_api::{ApiConfig, ApiState, Phase, Tokens};
-use stratum_control::models::ModelProgress;
+use stratum_control::models::{BOOTSTRAP_HOURS, ModelProgress};
 use stratum_control::supervisor::{Notice, Supervisor};
 use stratum_control::up::{UpOptions, UpProgress, describe_rollout, up};
 use stratum_core::ir::Application;
@@ -45,9 +45,10 @@ pub(crate) struct UpArgs {
     /// schedules and retraining follow it (`--speed 60` shows an hour in a minute).
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
-    /// Hours of simulated history to train on when a model's dataset does not exist yet.
-    #[arg(long, default_value_t = BOOTSTRAP_HOURS, value_name = "HOURS")]
-    bootstrap_hours: f64,
+    /// Hours of simulated history to train on when a model's dataset does not exist yet [default: 24, or fewer
+    /// when its sources would make more than 20 million events in a day].
+    #[arg(long, value_name = "HOURS")]
+    bootstrap_hours: Option<f64>,
     /// The MQTT broker for components that name none; the embedded one otherwise.
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
@@ -115,7 +116,7 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
 
 pub(crate) fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Outcome> {
     let positive = |value: f64| value.is_finite() && value > 0.0;
-    if !positive(args.speed) || !positive(args.bootstrap_hours) {
+    if !positive(args.speed) || !args.bootstrap_hours.is_none_or(positive) {
         anyhow::bail!("--speed and --bootstrap-hours must be positive numbers");
     }
     if !args.api.ip().is_loopback() && !args.plain_http {
@@ -309,9 +310,6 @@ async fn run_up(
     }
 }
 
-/// Hours of simulated history a missing training dataset is bootstrapped from, unless told otherwise.
-pub(crate) const BOOTSTRAP_HOURS: f64 = 24.0;
-
 fn print_progress(progress: &UpProgress) {
     match progress {
         UpProgress::Model(progress) => eprintln!("{}", describe_model_progress(progress)),
@@ -322,10 +320,18 @@ fn print_progress(progress: &UpProgress) {
 /// One line for each step of making a served model ready (under `up`, and `apply --prepare-models`).
 pub(crate) fn describe_model_progress(progress: &ModelProgress) -> String {
     match progress {
-        ModelProgress::Bootstrapping { model, dataset, hours, sinks, batches } => format!(
-            "model `{model}`: dataset `{dataset}` has no data yet; simulating {hours} h of history through {} and running {}",
+        ModelProgress::Bootstrapping { model, dataset, hours, rate, shortened, sinks, batches } => format!(
+            "model `{model}`: dataset `{dataset}` has no data yet; simulating {hours:.1} h of history ({rate:.0} events/s) through {} and running {}{}",
             sinks.join(", "),
-            if batches.is_empty() { "nothing else".to_string() } else { format!("batch {}", batches.join(", ")) }
+            if batches.is_empty() { "nothing else".to_string() } else { format!("batch {}", batches.join(", ")) },
+            if *shortened {
+                format!(
+                    " — fewer than {BOOTSTRAP_HOURS} h, which would be {:.0} million events; `--bootstrap-hours {BOOTSTRAP_HOURS}` asks for them",
+                    rate * BOOTSTRAP_HOURS * 3600.0 / 1e6
+                )
+            } else {
+                String::new()
+            }
         ),
         ModelProgress::Bootstrapped { model, events, rows } => {
             format!("model `{model}`: {events} simulated events gave {rows} rows to train on")

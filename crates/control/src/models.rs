@@ -22,6 +22,10 @@ pub enum ModelProgress {
         dataset: String,
         /// Hours of history simulated.
         hours: f64,
+        /// Events a second its sources make, on average.
+        rate: f64,
+        /// Fewer hours than a day, so that the history is at most [`BOOTSTRAP_EVENTS`] events.
+        shortened: bool,
         /// The sinks that fill the dataset.
         sinks: Vec<String>,
         /// The batches that fill it from what the sinks kept.
@@ -110,8 +114,9 @@ pub struct ModelOptions {
     pub base_dir: PathBuf,
     /// The model store.
     pub model_store: PathBuf,
-    /// How much simulated history a missing dataset is bootstrapped from.
-    pub bootstrap_hours: f64,
+    /// How much simulated history a missing dataset is bootstrapped from; by default a day
+    /// ([`BOOTSTRAP_HOURS`]), or less when a day would be more than [`BOOTSTRAP_EVENTS`].
+    pub bootstrap_hours: Option<f64>,
 }
 
 /// The models that the application's services serve (and that `predict()` calls reach), each once.
@@ -280,6 +285,26 @@ fn ensure_imported(
     })
 }
 
+/// Hours of simulated history a missing dataset is bootstrapped from, unless told otherwise.
+pub const BOOTSTRAP_HOURS: f64 = 24.0;
+
+/// The most events a bootstrap simulates unless told how many hours: sources of thousands of events a second make
+/// hundreds of millions a day, which takes longer than the start of `stratum up` on a laptop should (the traffic
+/// example's day is about 10 million).
+pub const BOOTSTRAP_EVENTS: f64 = 20e6;
+
+/// How many hours of history a bootstrap simulates for sources making `rate` events a second: the hours asked
+/// for, or a day, shortened to [`BOOTSTRAP_EVENTS`] (and whether it was).
+fn bootstrap_hours(asked: Option<f64>, rate: f64) -> (f64, bool) {
+    match asked {
+        Some(hours) => (hours, false),
+        None => {
+            let affordable = BOOTSTRAP_EVENTS / rate / 3600.0;
+            (BOOTSTRAP_HOURS.min(affordable), affordable < BOOTSTRAP_HOURS)
+        }
+    }
+}
+
 /// Fills a model's missing dataset from simulated history: the sinks the producing batches read (or that write
 /// the dataset directly) run on simulated sources for `bootstrap_hours` of event time, then the batches run.
 async fn bootstrap(
@@ -312,10 +337,15 @@ async fn bootstrap(
     }
     let sinks: Vec<String> = sinks.into_iter().collect();
     let batch_names: Vec<String> = batches.iter().map(|batch| batch.name.clone()).collect();
+    let rate =
+        stratum_dataplane::pipeline::events_per_second(application, &sinks).map_err(|error| failed(error.into()))?;
+    let (hours, shortened) = bootstrap_hours(options.bootstrap_hours, rate);
     progress(ModelProgress::Bootstrapping {
         model: model.into(),
         dataset: dataset.into(),
-        hours: options.bootstrap_hours,
+        hours,
+        rate,
+        shortened,
         sinks: sinks.clone(),
         batches: batch_names.clone(),
     });
@@ -324,7 +354,7 @@ async fn bootstrap(
         only: sinks,
         simulate: true,
         fast_generators: true,
-        simulated_seconds: Some(options.bootstrap_hours * 3600.0),
+        simulated_seconds: Some(hours * 3600.0),
         model_store: Some(options.model_store.clone()),
         ..PipelineOptions::default()
     };
@@ -351,4 +381,20 @@ async fn bootstrap(
 /// Where a model store lives by default: next to the state, under the file's directory.
 pub fn default_store(state_dir: &Path) -> PathBuf {
     state_dir.join("models")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bootstrap_simulates_a_day_unless_it_would_be_more_than_its_event_budget() {
+        // The traffic example's detections: 100 a second make 8.6 million a day.
+        assert_eq!(bootstrap_hours(None, 100.0), (24.0, false));
+        // The energy example's meters: 4,000 a second would make 346 million; 20 million take 1.39 hours.
+        let (hours, shortened) = bootstrap_hours(None, 4000.0);
+        assert!(shortened && (hours - 20e6 / 4000.0 / 3600.0).abs() < 1e-9, "{hours}");
+        // Hours asked for are simulated whatever they cost.
+        assert_eq!(bootstrap_hours(Some(24.0), 4000.0), (24.0, false));
+    }
 }

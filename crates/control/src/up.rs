@@ -39,8 +39,9 @@ pub struct UpOptions {
     pub mqtt_broker: Option<String>,
     /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP).
     pub simulate: bool,
-    /// How much simulated history bootstraps a missing training dataset.
-    pub bootstrap_hours: f64,
+    /// How much simulated history bootstraps a missing training dataset (by default a day, or less for sources
+    /// too busy for a day to be simulated quickly: see [`crate::models::BOOTSTRAP_EVENTS`]).
+    pub bootstrap_hours: Option<f64>,
     /// Simulated sources run this many times faster than the clock (60: an hour of data in a minute).
     pub time_scale: f64,
 }

@@ -21,8 +21,11 @@ service anomaly_scoring: inference {
 async fn ready(folder: &std::path::Path) -> Result<Vec<ModelProgress>, stratum_control::Error> {
     let checked = stratum_lang::check_text("factory.stratum", APP);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-    let options =
-        ModelOptions { base_dir: folder.into(), model_store: folder.join(".stratum/models"), bootstrap_hours: 1.0 };
+    let options = ModelOptions {
+        base_dir: folder.into(),
+        model_store: folder.join(".stratum/models"),
+        bootstrap_hours: Some(1.0),
+    };
     let mut steps = Vec::new();
     ensure_models(&checked.application, &options, &mut |step| steps.push(step)).await?;
     Ok(steps)

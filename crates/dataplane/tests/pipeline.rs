@@ -186,6 +186,13 @@ sink queue: kafka { from = high  topic = "high-readings" }
 sink order_log: jsonl { from = orders  path = "out/orders.jsonl" }
 "#;
     let application = common::application_from_text("outside.stratum", text);
+    // What simulating them costs, on average: the declared rates of the sources behind what runs.
+    let rate = |only: &[&str]| {
+        let only: Vec<String> = only.iter().map(|name| name.to_string()).collect();
+        stratum_dataplane::pipeline::events_per_second(&application, &only).unwrap()
+    };
+    assert_eq!(rate(&[]), 110.0);
+    assert_eq!(rate(&["order_log"]), 10.0);
     let directory = tempfile::tempdir().unwrap();
     let options = PipelineOptions { simulate: true, generator_limit: Some(2_000), ..options(directory.path()) };
     let summary = Pipeline::build(&application, &options).unwrap().run().await.unwrap();

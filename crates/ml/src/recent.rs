@@ -1,5 +1,5 @@
 //! The most recent rows of a model's data, which a retrain holds out of its search to judge the new version on
-//! ([`crate::judge`]), and how far each feature moved into them from the rows before: the population stability
+//! ([`mod@crate::judge`]), and how far each feature moved into them from the rows before: the population stability
 //! index.
 
 use crate::prepare::{Examples, RawColumn, Target};

@@ -124,7 +124,7 @@ pub struct TrainReport {
     /// How many rows were used.
     pub rows: usize,
     /// The most recent rows, held out of the search and the refit to judge the winner against the version that
-    /// serves ([`crate::judge`]); none when every row was used.
+    /// serves ([`mod@crate::judge`]); none when every row was used.
     pub held_out: Option<HeldOut>,
     /// The sha256 of the training data.
     pub data_fingerprint: String,

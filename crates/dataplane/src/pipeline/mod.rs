@@ -12,7 +12,7 @@
 mod rollout;
 mod specs;
 
-pub use specs::{SIMULATED_SINKS, select, served_model, simulated_sink, simulated_source};
+pub use specs::{SIMULATED_SINKS, events_per_second, select, served_model, simulated_sink, simulated_source};
 
 use crate::Error;
 use crate::ack::{Acks, Settled};

@@ -235,6 +235,18 @@ pub fn simulated_source(source: &SourceItem, base_dir: &std::path::Path) -> bool
     }
 }
 
+/// Events a second the sources behind `only` (everything when empty) make when generators stand in for them, on
+/// average: what a stretch of simulated history costs.
+pub fn events_per_second(application: &Application, only: &[String]) -> Result<f64, Error> {
+    let selected = select(application, only)?;
+    Ok(application
+        .sources
+        .iter()
+        .filter(|source| selected.contains(source.name.as_str()))
+        .map(|source| generator::rate_of(source, application))
+        .sum())
+}
+
 /// Where a simulated sink writes, relative to the application's folder.
 pub const SIMULATED_SINKS: &str = ".stratum/simulated";
 

@@ -106,17 +106,11 @@ impl Generator {
     ) -> Generator {
         let hints = Hints::of(application);
         let plans = source.fields.iter().map(|field| plan(field, &hints, key_count)).collect();
-        let mut rate = source.rate.map_or(100.0, |rate| rate.0);
-        if source.rate_per_node {
-            let tier = source.placement.inferred_tier.or(source.placement.tier);
-            let nodes = application.nodes.iter().filter(|node| Some(node.machine.tier) == tier).count().max(1);
-            rate *= nodes as f64;
-        }
         Generator {
             plans,
             random: Random::new(seed),
             count,
-            rate: rate.max(1e-3),
+            rate: rate_of(source, application),
             fast,
             simulated_seconds: None,
             time_scale: 1.0,
@@ -250,6 +244,18 @@ pub(crate) fn daily_profile(milliseconds: i64) -> f64 {
     let shape = 0.15 + daytime + 1.1 * bump(8.0, 1.2) + 1.0 * bump(17.5, 1.6);
     let weekend = if matches!(weekday, 2 | 3) { 0.75 } else { 1.0 };
     shape * weekend * NORMALISATION
+}
+
+/// Events a second a generator standing for `source` makes on average: its declared rate (100 when it declares
+/// none), times the nodes of its tier for a `per node` rate.
+pub(crate) fn rate_of(source: &SourceItem, application: &Application) -> f64 {
+    let mut rate = source.rate.map_or(100.0, |rate| rate.0);
+    if source.rate_per_node {
+        let tier = source.placement.inferred_tier.or(source.placement.tier);
+        let nodes = application.nodes.iter().filter(|node| Some(node.machine.tier) == tier).count().max(1);
+        rate *= nodes as f64;
+    }
+    rate.max(1e-3)
 }
 
 /// How busy a moment is, relative to the declared rate: the moment of the week ([`daily_profile`]) on a day
