@@ -82,8 +82,8 @@ pub(crate) enum ModelCommand {
         #[arg(long, default_value = DEFAULT_STORE)]
         store: PathBuf,
     },
-    /// Serve the version before the one that serves now, pinned: versions trained later (a scheduled retrain's)
-    /// are stored but do not serve until promoted.
+    /// Serve the version before the one that serves now (passing over versions the promotion gate held back),
+    /// pinned: versions trained later (a scheduled retrain's) are stored but do not serve until promoted.
     Rollback {
         name: String,
         #[arg(long, default_value = DEFAULT_STORE)]
@@ -255,15 +255,18 @@ fn choose(store: &Path, name: &str, version: Option<u32>, pinned: bool, rollback
         (Some(version), _) => version,
         (None, false) if pinned => serving,
         (None, false) => *versions.last().unwrap_or(&serving),
-        (None, true) => match versions.iter().rev().find(|version| **version < serving) {
-            Some(previous) => *previous,
-            None => {
-                eprintln!(
-                    "error: `{name}` v{serving} serves and no version before it is stored; nothing to roll back to"
-                );
-                return Ok(Outcome::UserError);
+        // The version that served before: a version the promotion gate held back never served.
+        (None, true) => {
+            match versions.iter().rev().find(|version| **version < serving && !store.held_back(name, **version)) {
+                Some(previous) => *previous,
+                None => {
+                    eprintln!(
+                        "error: `{name}` v{serving} serves and no version before it is stored; nothing to roll back to"
+                    );
+                    return Ok(Outcome::UserError);
+                }
             }
-        },
+        }
     };
     if let Err(error) = store.choose(name, &stratum_ml::Serving { version, pinned }) {
         eprintln!("error: {}", stratum_core::error_chain(&error));

@@ -405,6 +405,15 @@ impl ModelStore {
         write_whole(&path, &text).map_err(|error| Self::store_error(&path, error))
     }
 
+    /// Whether `version` of `name` was held back by the promotion gate: retrained, judged against the version that
+    /// served, and not better, so it never served on its own (a rollback passes over it).
+    pub fn held_back(&self, name: &str, version: u32) -> bool {
+        matches!(
+            self.load_any(name, Some(version)),
+            Ok(StoredModel::Trained(artifact)) if artifact.judgement.as_ref().is_some_and(|judgement| !judgement.promoted)
+        )
+    }
+
     /// The versions stored for a model, ascending.
     pub fn versions(&self, name: &str) -> Result<Vec<u32>, Error> {
         let folder = self.root.join(name);

@@ -106,6 +106,21 @@ pub enum Error {
         /// The feature.
         feature: String,
     },
+    /// A feature or the target has an infinite value, which no algorithm can learn from (missing values are empty
+    /// cells, `null` or `NaN`, and are imputed).
+    #[error(
+        "{column} `{name}` is {value} in row {row} of the data (counting rows from 1); an infinite value cannot be learned from: fix the data, or leave such rows out with `prepare = [filter(…)]`"
+    )]
+    NonFinite {
+        /// `feature` or `target`.
+        column: &'static str,
+        /// Its name.
+        name: String,
+        /// The value.
+        value: f64,
+        /// The data's row, from 1.
+        row: usize,
+    },
     /// A model or its data is not usable as given; the message says how.
     #[error("{0}")]
     Invalid(String),

@@ -195,6 +195,23 @@ pub fn examples(table: &Table, training: &Training, task: Task) -> Result<Exampl
             Target::Values(raw_target.iter().map(|value| value.as_f64().unwrap_or(f64::NAN)).collect())
         }
     };
+    // An infinite number would turn scaling and every fit into NaN, and the search would report nothing useful.
+    let infinite = |values: &[f64]| values.iter().position(|value| value.is_infinite());
+    let row_of = |example: usize| table_rows[example] + 1;
+    for (name, column) in definitions.iter().map(|definition| &definition.name).zip(&columns) {
+        if let RawColumn::Numeric(values) = column
+            && let Some(example) = infinite(values)
+        {
+            let (name, value, row) = (name.clone(), values[example], row_of(example));
+            return Err(Error::NonFinite { column: "feature", name, value, row });
+        }
+    }
+    if let Target::Values(values) = &target
+        && let Some(example) = infinite(values)
+    {
+        let (name, value, row) = (training.target.clone().unwrap_or_default(), values[example], row_of(example));
+        return Err(Error::NonFinite { column: "target", name, value, row });
+    }
     if rows == 0 {
         return Err(Error::NoData {
             dataset: training.data.clone(),

@@ -340,6 +340,14 @@ pub fn prepare_retraining(
             reason: format!("{} rows are too few to hold {held} of them out and train on the rest", examples.rows),
         });
     }
+    if let stratum_core::ir::Evaluation::Kfold { folds, .. } = training.evaluation
+        && train_rows < folds as usize
+    {
+        return Err(Error::Invalid(format!(
+            "dataset `{}`: {train_rows} rows to train on are fewer than the {folds} folds of `kfold({folds})`: add rows, or evaluate with fewer folds",
+            training.data
+        )));
+    }
     let folds = splits(&training.evaluation, train_rows, &examples.target, seed);
     let tasks: Vec<TrainingTask> = candidates
         .iter()

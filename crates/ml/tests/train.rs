@@ -160,6 +160,19 @@ fn bad_data_gives_precise_errors() {
     assert!(empty.contains("has no rows"), "{empty}");
     let gaps = error_of("gaps", APP, &format!("{}0.5,red,2026-01-01,true\n,red,2026-01-01,false\n", rows_csv()));
     assert!(gaps.contains("feature `x` has missing values; add an imputation step"), "{gaps}");
+    let few = error_of(
+        "few",
+        APP,
+        "x,colour,ts,label\n1,red,2026-01-01,true\n2,red,2026-01-01,false\n0,red,2026-01-01,true\n",
+    );
+    assert!(few.contains("3 rows to train on are fewer than the 4 folds of `kfold(4)`"), "{few}");
+    let infinite = error_of("infinite", APP, &format!("{}inf,red,2026-01-01,true\n", rows_csv()));
+    assert!(
+        infinite.contains(
+            "feature `x` is inf in row 301 of the data (counting rows from 1); an infinite value cannot be learned from"
+        ),
+        "{infinite}"
+    );
     let no_path = APP.replace("dataset rows { schema = Row  path = \"rows.csv\" }", "dataset rows { schema = Row }");
     let no_data = error_of("no_path", &no_path, "");
     assert!(no_data.contains("data/rows.parquet does not exist yet"), "{no_data}");
@@ -361,6 +374,7 @@ fn a_retrained_version_that_scores_better_on_the_latest_rows_serves() {
     assert!((judgement.serving_when_trained - 1.0).abs() < 1e-9, "v1 was perfect when trained: {judgement:?}");
     assert!(judgement.promoted);
     assert_eq!(store.serving("labeller").unwrap(), Some(2));
+    assert!(!store.held_back("labeller", 2));
     let text = judgement.describe(2);
     assert!(text.starts_with("on the latest 60 rows, accuracy: v2 1.000, v1 0.000 (1.000 when trained); v2 serves"));
 }
@@ -374,6 +388,7 @@ fn a_retrained_version_that_does_not_score_better_is_stored_but_the_serving_one_
     assert!(!judgement.promoted);
     assert_eq!(store.versions("labeller").unwrap(), vec![1, 2]);
     assert_eq!(store.serving("labeller").unwrap(), Some(1), "v1 serves on");
+    assert!(store.held_back("labeller", 2) && !store.held_back("labeller", 1), "a rollback passes over v2");
     assert_eq!(store.chosen("labeller").unwrap(), Some(stratum_ml::Serving { version: 1, pinned: false }));
     assert!(judgement.describe(2).contains("v2 does not score better, so v1 serves on"), "{}", judgement.describe(2));
 }
