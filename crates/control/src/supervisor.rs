@@ -221,15 +221,10 @@ impl Supervisor {
     /// Keeps one due time for each model the running version serves whose `retrain = every(…)` says when: a model
     /// new to the schedule is first due one interval from now, by the application's clock.
     fn schedule_retrains(&mut self, application: &Application, now: f64) {
-        let intervals: BTreeMap<String, Interval> = crate::models::served_models(application)
-            .into_iter()
-            .filter_map(|model| {
-                let item = application.models.iter().find(|item| item.name == model)?;
-                let ModelOrigin::Trained(training) = &item.origin else { return None };
-                match training.retrain {
-                    Some(Retrain::Every { interval }) if interval.0 > 0.0 => Some((model, interval)),
-                    _ => None,
-                }
+        let intervals: BTreeMap<String, Interval> = served_retrains(application)
+            .filter_map(|(model, retrain)| match retrain {
+                Retrain::Every { interval } if interval.0 > 0.0 => Some((model, interval)),
+                _ => None,
             })
             .collect();
         self.retrain_due.retain(|model, (_, interval)| intervals.get(model) == Some(interval));
@@ -402,17 +397,22 @@ async fn retrain(
 
 /// The served models a `retrain = drift(metric, threshold)` watches, with its metric and threshold.
 fn drift_watched(application: &Application) -> Vec<(String, Metric, f64)> {
-    crate::models::served_models(application)
-        .into_iter()
-        .filter_map(|model| {
-            let item = application.models.iter().find(|item| item.name == model)?;
-            let ModelOrigin::Trained(training) = &item.origin else { return None };
-            match training.retrain {
-                Some(Retrain::Drift { metric, threshold }) => Some((model, metric, threshold)),
-                _ => None,
-            }
+    served_retrains(application)
+        .filter_map(|(model, retrain)| match retrain {
+            Retrain::Drift { metric, threshold } => Some((model, metric, threshold)),
+            _ => None,
         })
         .collect()
+}
+
+/// The served models trained by Stratum that say when to train them again, with what they say.
+fn served_retrains(application: &Application) -> impl Iterator<Item = (String, Retrain)> + '_ {
+    crate::models::served_models(application).into_iter().filter_map(|model| {
+        let item = application.models.iter().find(|item| item.name == model)?;
+        let ModelOrigin::Trained(training) = &item.origin else { return None };
+        let retrain = training.retrain.clone()?;
+        Some((model, retrain))
+    })
 }
 
 /// The wall clock, in Unix seconds.

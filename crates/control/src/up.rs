@@ -37,7 +37,8 @@ pub struct UpOptions {
     pub state_dir: PathBuf,
     /// An MQTT broker to use instead of the embedded one.
     pub mqtt_broker: Option<String>,
-    /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP).
+    /// Stand generators in for sources that need the outside world (MQTT, NATS, Kafka, HTTP, a file not on this
+    /// machine), and files for NATS and Kafka sinks that name no server (see `stratum_dataplane::pipeline`).
     pub simulate: bool,
     /// How much simulated history bootstraps a missing training dataset (by default a day, or less for sources
     /// too busy for a day to be simulated quickly: see [`crate::models::BOOTSTRAP_EVENTS`]).

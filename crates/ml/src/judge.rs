@@ -48,15 +48,17 @@ impl Judgement {
         } else {
             format!("v{candidate_version} does not score better, so v{} serves on", self.serving_version)
         };
+        // A serving version trained by another metric has no score of this one from then.
+        let then = if self.serving_when_trained.is_nan() {
+            String::new()
+        } else {
+            format!(" ({:.3} when trained)", self.serving_when_trained)
+        };
         let mut text = format!(
-            "on the latest {} rows, {metric}: v{candidate_version} {:.3}, v{} {:.3} ({:.3} when trained); {verdict}",
-            self.rows, self.candidate, self.serving_version, self.serving, self.serving_when_trained
+            "on the latest {} rows, {metric}: v{candidate_version} {:.3}, v{} {:.3}{then}; {verdict}",
+            self.rows, self.candidate, self.serving_version, self.serving
         );
-        if !self.drift.is_empty() {
-            let features: Vec<String> =
-                self.drift.iter().map(|drift| format!("{} {:.2}", drift.feature, drift.psi)).collect();
-            text.push_str(&format!("; feature drift (PSI): {}", features.join(", ")));
-        }
+        text.push_str(&describe_features(&self.drift));
         text
     }
 }
@@ -119,11 +121,7 @@ impl Drift {
             self.when_trained,
             self.now - self.when_trained
         );
-        if !self.features.is_empty() {
-            let features: Vec<String> =
-                self.features.iter().map(|drift| format!("{} {:.2}", drift.feature, drift.psi)).collect();
-            text.push_str(&format!("; feature drift (PSI): {}", features.join(", ")));
-        }
+        text.push_str(&describe_features(&self.features));
         text
     }
 }
@@ -147,6 +145,16 @@ pub(crate) fn drift_of(
         None => score_on(model, table, &HeldOut::rows(examples, 0..before), metric)?,
     };
     Some(Drift { metric, rows: recent.table_rows.len(), now, when_trained, features: recent.drift })
+}
+
+/// Each feature's stability index as the end of a sentence (`; feature drift (PSI): x 0.02, …`); nothing without
+/// features.
+fn describe_features(drift: &[FeatureDrift]) -> String {
+    if drift.is_empty() {
+        return String::new();
+    }
+    let features: Vec<String> = drift.iter().map(|drift| format!("{} {:.2}", drift.feature, drift.psi)).collect();
+    format!("; feature drift (PSI): {}", features.join(", "))
 }
 
 /// A model's score by `metric` on the held-out rows, read from the table by field name (so a version trained on
