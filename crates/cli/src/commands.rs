@@ -96,7 +96,10 @@ pub(crate) fn check(args: CheckArgs, color: ColorChoice) -> anyhow::Result<Outco
             } else {
                 let title = application.title.as_deref().map(|title| format!(" ({title})")).unwrap_or_default();
                 println!("checked `{name}`: app `{}`{title}", application.name);
-                println!("  {}", describe_counts(application));
+                let counts = describe_counts(application);
+                if !counts.is_empty() {
+                    println!("  {counts}");
+                }
                 println!(
                     "  {}",
                     if warnings == 0 { "no problems found".to_string() } else { plural(warnings, "warning") }

@@ -129,7 +129,20 @@ fn emit_ir_prints_the_versioned_model() {
     let counts = ir["streams"].as_array().unwrap().iter().find(|stream| stream["name"] == "counts").unwrap();
     let fields: Vec<&str> =
         counts["fields"].as_array().unwrap().iter().map(|field| field["name"].as_str().unwrap()).collect();
-    assert_eq!(fields, ["camera", "window_start", "window_end", "vehicles", "avg_speed", "p95_speed", "speeding"]);
+    assert_eq!(
+        fields,
+        [
+            "camera",
+            "window_start",
+            "window_end",
+            "vehicles",
+            "avg_speed",
+            "p95_speed",
+            "speeding",
+            "north_south",
+            "east_west"
+        ]
+    );
 }
 
 #[test]
@@ -138,7 +151,7 @@ fn explain_schema_shows_an_inferred_schema() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         text(&output.stdout).trim(),
-        "counts { camera: string, window_start: timestamp, window_end: timestamp, vehicles: int, avg_speed: float, p95_speed: float, speeding: int }"
+        "counts { camera: string, window_start: timestamp, window_end: timestamp, vehicles: int, avg_speed: float, p95_speed: float, speeding: int, north_south: int, east_west: int }"
     );
     let missing = stratum(&["check", TRAFFIC, "--explain-schema", "nothing"]);
     assert_eq!(missing.status.code(), Some(1));

@@ -162,14 +162,15 @@ fn the_notebook_runs_and_its_onnx_model_predicts_like_scikit_learn_in_stratum() 
     assert_eq!(ours.len(), 20);
 }
 
-/// A model block whose features are computed from the data's columns: the hour of a timestamp and a product.
+/// A model block whose features are computed from the data's columns: the hour of a timestamp, a product, a
+/// bounded value and a decision (pandas translations of `clamp` and `if`, run by the notebook).
 const COMPUTED_APP: &str = r#"app rush
 schema Trip { ts: timestamp  speed: float  road: string?  slow: bool }
 dataset trips { schema = Trip  path = "trips.csv" }
 model slowness: classifier {
   data = trips
   target = slow
-  features = [hour_of_day(ts), speed * 2, road]
+  features = [hour_of_day(ts), speed * 2, road, clamp(speed, 15, 40), if speed < 20 then 1 else 0]
   prepare = [one_hot]
   candidates {
     decision_tree { max_depth = [4] }
@@ -204,10 +205,16 @@ fn a_notebook_model_with_computed_features_predicts_from_raw_records() {
     );
     let import = stratum(&["model", "import", "slowness.onnx", "--name", "slowness", "--store", "store"], &folder);
     let printed = String::from_utf8_lossy(&import.stdout);
-    assert!(printed.contains("inputs: hour_of_day_ts, feature_2, road=avenue, road=bridge, road=ring;"), "{printed}");
+    assert!(
+        printed.contains(
+            "inputs: hour_of_day_ts, feature_2, clamp_speed, feature_5, road=avenue, road=bridge, road=ring;"
+        ),
+        "{printed}"
+    );
 
     // Records as the data plane has them — a timestamp, a speed and a road, not the model's columns — give
-    // scikit-learn's predictions: the imported model computes the hour, the product and the road's columns itself.
+    // scikit-learn's predictions: the imported model computes the hour, the product, the bound, the decision and the
+    // road's columns itself.
     let store = ModelStore::new(folder.join("store"));
     let StoredModel::Imported(artifact) = store.load_any("slowness", None).unwrap() else {
         panic!("an imported model")

@@ -312,22 +312,10 @@ fn constraints(application: &Application) -> HashMap<&str, &Placement> {
 
 /// Calls `found` with the service of every `predict(service)` in an expression.
 fn predicted_services(expr: &stratum_core::ir::Expr, found: &mut dyn FnMut(&str)) {
-    use stratum_core::ir::Expr;
-    match expr {
-        Expr::Call { args, .. } => {
-            if let Some(service) = expr.predicted_service() {
-                found(service);
-            }
-            args.iter().for_each(|argument| predicted_services(argument, found));
-        }
-        Expr::Binary { left, right, .. } => {
-            predicted_services(left, found);
-            predicted_services(right, found);
-        }
-        Expr::Unary { operand, .. } => predicted_services(operand, found),
-        Expr::List { items } => items.iter().for_each(|item| predicted_services(item, found)),
-        Expr::Literal { .. } | Expr::Field { .. } => {}
+    if let Some(service) = expr.predicted_service() {
+        found(service);
     }
+    expr.children().into_iter().for_each(|child| predicted_services(child, found));
 }
 
 /// What each live agent runs: its components, the paths into and out of it, the models it loads, and its part of

@@ -3,6 +3,7 @@
 
 use crate::ir::{BinaryOp, Expr, UnaryOp, Value};
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 /// A value at run time. It serializes (externally tagged) for the data plane's checkpoints of window state.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -85,6 +86,13 @@ pub fn evaluate(expr: &Expr, field: &dyn Fn(&str) -> Datum) -> Datum {
             call(function, &values)
         }
         Expr::List { .. } => Datum::Null,
+        Expr::If { condition, then, otherwise } => {
+            if evaluate(condition, field).is_true() {
+                evaluate(then, field)
+            } else {
+                evaluate(otherwise, field)
+            }
+        }
     }
 }
 
@@ -105,6 +113,8 @@ pub enum Compiled {
     In(Box<Compiled>, Vec<Compiled>),
     /// A function by name, with its arguments.
     Call(String, Vec<Compiled>),
+    /// The condition, the value when it holds, the value when it does not.
+    If(Box<[Compiled; 3]>),
 }
 
 /// A field an expression reads that the record layout it is compiled against does not have.
@@ -142,6 +152,11 @@ impl Compiled {
                 args.iter().map(|argument| Compiled::new(argument, position)).collect::<Result<Vec<_>, _>>()?,
             ),
             Expr::List { .. } => Compiled::Literal(Datum::Null),
+            Expr::If { condition, then, otherwise } => Compiled::If(Box::new([
+                Compiled::new(condition, position)?,
+                Compiled::new(then, position)?,
+                Compiled::new(otherwise, position)?,
+            ])),
         })
     }
 
@@ -176,6 +191,10 @@ impl Compiled {
             Compiled::Call(function, args) => {
                 let values: Vec<Datum> = args.iter().map(|argument| argument.evaluate(record).into_owned()).collect();
                 Cow::Owned(call(function, &values))
+            }
+            Compiled::If(parts) => {
+                let [condition, then, otherwise] = parts.as_ref();
+                if condition.holds(record) { then.evaluate(record) } else { otherwise.evaluate(record) }
             }
         }
     }
@@ -216,11 +235,7 @@ fn binary(op: BinaryOp, left: &Datum, right: &Datum) -> Datum {
         BinaryOp::Equal => Datum::Bool(equal(left, right)),
         BinaryOp::NotEqual => Datum::Bool(!equal(left, right)),
         BinaryOp::Less | BinaryOp::LessOrEqual | BinaryOp::Greater | BinaryOp::GreaterOrEqual => {
-            let ordering = match (left, right) {
-                (Datum::Text(a), Datum::Text(b)) => Some(a.cmp(b)),
-                (a, b) => a.as_f64().zip(b.as_f64()).and_then(|(x, y)| x.partial_cmp(&y)),
-            };
-            let Some(ordering) = ordering else { return Datum::Null };
+            let Some(ordering) = order(left, right) else { return Datum::Null };
             Datum::Bool(match op {
                 BinaryOp::Less => ordering.is_lt(),
                 BinaryOp::LessOrEqual => ordering.is_le(),
@@ -255,6 +270,14 @@ fn binary(op: BinaryOp, left: &Datum, right: &Datum) -> Datum {
     }
 }
 
+/// How two values compare (comparisons, `least`, `greatest`, `clamp`, window minima and maxima): strings by their text, everything else as numbers; `None` when they do not compare.
+pub fn order(left: &Datum, right: &Datum) -> Option<Ordering> {
+    match (left, right) {
+        (Datum::Text(a), Datum::Text(b)) => Some(a.cmp(b)),
+        (a, b) => a.as_f64().zip(b.as_f64()).and_then(|(x, y)| x.partial_cmp(&y)),
+    }
+}
+
 fn call(function: &str, values: &[Datum]) -> Datum {
     let first = values.first().cloned().unwrap_or(Datum::Null);
     if function == "coalesce" {
@@ -268,6 +291,38 @@ fn call(function: &str, values: &[Datum]) -> Datum {
     }
     let number = first.as_f64();
     match function {
+        "least" | "greatest" | "clamp" => {
+            if values.contains(&Datum::Null) {
+                return Datum::Null;
+            }
+            // The first of the two unless the second is strictly lower (or higher): ties keep the first.
+            let pick = |a: &Datum, b: &Datum, lower: bool| match (order(b, a), lower) {
+                (Some(Ordering::Less), true) | (Some(Ordering::Greater), false) => b.clone(),
+                _ => a.clone(),
+            };
+            let picked = match (function, values) {
+                ("clamp", [value, low, high]) => pick(&pick(value, low, false), high, true),
+                ("least", _) => values[1..].iter().fold(first.clone(), |kept, value| pick(&kept, value, true)),
+                ("greatest", _) => values[1..].iter().fold(first.clone(), |kept, value| pick(&kept, value, false)),
+                _ => return Datum::Null,
+            };
+            // Ints mixed with floats give a float, as the checker types them.
+            match picked {
+                Datum::Int(value) if values.iter().any(|value| matches!(value, Datum::Float(_))) => {
+                    Datum::Float(value as f64)
+                }
+                other => other,
+            }
+        }
+        "int" => match first {
+            Datum::Int(_) => first,
+            // Towards zero, as Python's `int()` and SQL's `CAST … AS BIGINT` of a float's integral part.
+            _ => number
+                .filter(|value| value.is_finite())
+                .map(|value| Datum::Int(value.trunc() as i64))
+                .unwrap_or(Datum::Null),
+        },
+        "float" => number.map(Datum::Float).unwrap_or(Datum::Null),
         "abs" => match first {
             Datum::Int(value) => Datum::Int(value.abs()),
             _ => number.map(|value| Datum::Float(value.abs())).unwrap_or(Datum::Null),
@@ -443,6 +498,34 @@ mod tests {
     }
 
     #[test]
+    fn decisions_choose_bound_and_count() {
+        let field = |name: &str| match name {
+            "queue" => Datum::Int(14),
+            "wait" => Datum::Float(2.5),
+            "busy" => Datum::Bool(true),
+            _ => Datum::Null,
+        };
+        let name = |name: &str| Box::new(Expr::Field { name: name.into() });
+        let int = |value: i64| Box::new(Expr::Literal { value: Value::Int(value) });
+        let call = |function: &str, args: Vec<Expr>| Expr::Call { function: function.into(), args };
+        let choose = |condition: Box<Expr>| Expr::If { condition, then: int(1), otherwise: int(2) };
+        assert_eq!(evaluate(&choose(name("busy")), &field), Datum::Int(1));
+        // A missing condition does not hold, as in SQL's CASE.
+        assert_eq!(evaluate(&choose(name("missing")), &field), Datum::Int(2));
+        let of = |function: &str, args: Vec<Expr>| evaluate(&call(function, args), &field);
+        assert_eq!(of("least", vec![*name("queue"), *int(10), *int(12)]), Datum::Int(10));
+        assert_eq!(of("greatest", vec![*name("queue"), *name("wait")]), Datum::Float(14.0));
+        assert_eq!(of("least", vec![*name("queue"), *name("missing")]), Datum::Null);
+        assert_eq!(of("clamp", vec![*name("queue"), *int(0), *int(10)]), Datum::Int(10));
+        assert_eq!(of("clamp", vec![*name("queue"), *int(20), *int(30)]), Datum::Int(20));
+        assert_eq!(of("clamp", vec![*name("wait"), *int(0), *int(10)]), Datum::Float(2.5));
+        assert_eq!(of("int", vec![*name("busy")]), Datum::Int(1));
+        assert_eq!(of("int", vec![*name("wait")]), Datum::Int(2));
+        assert_eq!(of("float", vec![*name("queue")]), Datum::Float(14.0));
+        assert_eq!(of("int", vec![*name("missing")]), Datum::Null);
+    }
+
+    #[test]
     fn compiled_expressions_agree_with_evaluation_by_name() {
         let names = ["class", "speed", "missing"];
         let record = [Datum::Text("car".into()), Datum::Float(72.5), Datum::Null];
@@ -475,6 +558,19 @@ mod tests {
             Expr::Unary { op: UnaryOp::Negate, operand: field("speed") },
             Expr::Call { function: "upper".into(), args: vec![*field("class")] },
             Expr::Call { function: "coalesce".into(), args: vec![*field("missing"), *literal(Value::Float(1.5))] },
+            Expr::If {
+                condition: Box::new(Expr::Binary {
+                    op: BinaryOp::Greater,
+                    left: field("speed"),
+                    right: literal(Value::Int(60)),
+                }),
+                then: field("class"),
+                otherwise: literal(Value::String("slow".into())),
+            },
+            Expr::Call {
+                function: "clamp".into(),
+                args: vec![*field("speed"), *literal(Value::Int(0)), *literal(Value::Int(50))],
+            },
         ];
         for expr in &expressions {
             let compiled = Compiled::new(expr, &|name| names.iter().position(|known| *known == name)).unwrap();

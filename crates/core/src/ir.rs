@@ -491,6 +491,24 @@ pub struct Source {
     pub resources: Resources,
 }
 
+/// The aggregate functions: in a windowed stream's `select`, a call of one of these with one argument (two for
+/// `percentile` and the `_if` ones) is an aggregate over the window. (`min` and `max` of two or more values are
+/// scalars; the checker lowers them to `least` and `greatest`.)
+pub const AGGREGATE_FUNCTIONS: &[&str] = &[
+    "count",
+    "count_if",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "percentile",
+    "distinct",
+    "sum_if",
+    "avg_if",
+    "min_if",
+    "max_if",
+];
+
 /// A typed expression over the fields of one record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "expr", rename_all = "snake_case")]
@@ -533,9 +551,29 @@ pub enum Expr {
         /// Its items.
         items: Vec<Expr>,
     },
+    /// `if condition then a else b`: `otherwise` also when the condition is missing, as SQL's `CASE` does.
+    If {
+        /// A bool.
+        condition: Box<Expr>,
+        /// The value when the condition holds.
+        then: Box<Expr>,
+        /// The value when it does not.
+        otherwise: Box<Expr>,
+    },
 }
 
 impl Expr {
+    /// The expressions this one is made of, in order (none for a literal or a field).
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Literal { .. } | Expr::Field { .. } => Vec::new(),
+            Expr::Unary { operand, .. } => vec![operand],
+            Expr::Binary { left, right, .. } => vec![left, right],
+            Expr::Call { args: items, .. } | Expr::List { items } => items.iter().collect(),
+            Expr::If { condition, then, otherwise } => vec![condition, then, otherwise],
+        }
+    }
+
     /// The service a `predict(service)` call names, when this is one. The checker lowers the name to a string
     /// literal; a field reference is read the same way.
     pub fn predicted_service(&self) -> Option<&str> {
@@ -670,15 +708,43 @@ pub struct Join {
     pub keys: Vec<String>,
     /// How far apart in event time two records may be.
     pub within: Duration,
+    /// Which records of the other side each record is joined with.
+    #[serde(default, skip_serializing_if = "JoinMatch::is_every")]
+    pub matching: JoinMatch,
+}
+
+/// Which records of the other side of a join a record is joined with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinMatch {
+    /// Every record of the other side within the time bound: one joined record per pair.
+    #[default]
+    Every,
+    /// `join = latest(weather) …`: each record comes out once, with the other side's latest record at or before
+    /// it (no older than the time bound), or with the other side's fields missing when there is none: enrichment.
+    Latest,
+}
+
+impl JoinMatch {
+    /// The default: every match.
+    pub fn is_every(&self) -> bool {
+        *self == JoinMatch::Every
+    }
 }
 
 impl Join {
     /// The record a join makes: the fields of its own input, then those of the other side except the keys, each
-    /// prefixed with the other side's name when its name is already taken (`weather_ts`).
+    /// prefixed with the other side's name when its name is already taken (`weather_ts`), and optional in a join of
+    /// the latest match.
     pub fn widen(&self, own: &[Field], other: &[Field]) -> Vec<Field> {
         let mut fields = own.to_vec();
         for field in other.iter().filter(|field| !self.keys.contains(&field.name)) {
             let mut added = field.clone();
+            // A join of the latest match lets records through without a match: the other side's fields may be
+            // missing.
+            if self.matching == JoinMatch::Latest && !matches!(added.data_type, DataType::Optional(_)) {
+                added.data_type = DataType::Optional(Box::new(added.data_type));
+            }
             if fields.iter().any(|existing| existing.name == field.name) {
                 added.name = format!("{}_{}", self.with, field.name);
             }

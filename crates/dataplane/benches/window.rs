@@ -1,6 +1,7 @@
 //! Events per second through filter → keyed tumbling window (count, avg) with 10,000 keys, on one core: the
-//! stream operator alone, fed batches of 1,024 records as the runtime feeds it. And what a checkpoint of those
-//! open windows costs: saving them as the runtime writes them (about once a second), and taking them up.
+//! stream operator alone, fed batches of 1,024 records as the runtime feeds it; the same window deciding as well
+//! (conditional aggregates, `if`, `clamp`). And what a checkpoint of those open windows costs: saving them as the
+//! runtime writes them (about once a second), and taking them up.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -22,7 +23,21 @@ stream per_sensor {
     mean = avg(value)
   }
 }
+stream decided {
+  from = readings
+  where = value >= 0
+  window = tumbling(1 min) by sensor
+  select {
+    n = count()
+    mean = avg(value)
+    high = count_if(value > 50)
+    high_sum = sum_if(value, value > 50)
+    level = if avg(value) > 50 then "high" else "low"
+    spread = clamp(max(value) - min(value), 0, 60)
+  }
+}
 sink out: jsonl { from = per_sensor  path = "out.jsonl" }
+sink decisions: jsonl { from = decided  path = "decisions.jsonl" }
 "#;
 
 const KEYS: usize = 10_000;
@@ -74,25 +89,31 @@ fn window(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("stream");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(10);
-    group.bench_function("filter_tumbling_window_10k_keys", |bencher| {
-        bencher.iter_batched(
-            || batches.iter().map(|batch| Arc::new(batch.clone())).collect::<Vec<_>>(),
-            |batches| {
-                let mut operator = StreamOperator::new(&application.streams[0], &build).unwrap();
-                let mut out = Vec::new();
-                for batch in batches {
-                    operator.process(0, batch, &mut out, &context);
-                }
-                operator.finish(&mut out, &context);
-                out.len()
-            },
-            criterion::BatchSize::LargeInput,
-        )
-    });
+    let stream = |name: &str| application.streams.iter().find(|stream| stream.name == name).unwrap();
+    for (name, item) in [
+        ("filter_tumbling_window_10k_keys", stream("per_sensor")),
+        ("filter_tumbling_window_deciding_10k_keys", stream("decided")),
+    ] {
+        group.bench_function(name, |bencher| {
+            bencher.iter_batched(
+                || batches.iter().map(|batch| Arc::new(batch.clone())).collect::<Vec<_>>(),
+                |batches| {
+                    let mut operator = StreamOperator::new(item, &build).unwrap();
+                    let mut out = Vec::new();
+                    for batch in batches {
+                        operator.process(0, batch, &mut out, &context);
+                    }
+                    operator.finish(&mut out, &context);
+                    out.len()
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
     group.finish();
 
     // Every key with an open window: the first 200,000 events are ten seconds of event time, within one minute.
-    let mut operator = StreamOperator::new(&application.streams[0], &build).unwrap();
+    let mut operator = StreamOperator::new(stream("per_sensor"), &build).unwrap();
     let mut out = Vec::new();
     for batch in batches.iter().take(200_000 / BATCH) {
         operator.process(0, Arc::new(batch.clone()), &mut out, &context);
@@ -104,7 +125,7 @@ fn window(criterion: &mut Criterion) {
     group.bench_function("save_10k_keys", |bencher| bencher.iter(|| operator.save().unwrap().len()));
     group.bench_function("take_up_10k_keys", |bencher| {
         bencher.iter(|| {
-            let mut restored = StreamOperator::new(&application.streams[0], &build).unwrap();
+            let mut restored = StreamOperator::new(stream("per_sensor"), &build).unwrap();
             restored.restore(&bytes).unwrap();
         })
     });

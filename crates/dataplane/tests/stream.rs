@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratum_core::eval::{Datum, parse_timestamp};
 use stratum_core::ir::Application;
+use stratum_core::types::DataType;
 use stratum_dataplane::component::{BuildContext, Context, DeadLetters, Operator};
 use stratum_dataplane::metrics::Registry;
 use stratum_dataplane::record::Record;
@@ -279,6 +280,95 @@ fn joins_match_records_of_both_sides_within_the_duration() {
     // A later weather record matches the waiting counts of its camera.
     let joined = harness.send(1, vec![weather("a", "2026-01-01T00:07:00Z", 0.0)]);
     assert_eq!(joined.iter().map(|record| record[1].clone()).collect::<Vec<_>>(), [Datum::Int(7), Datum::Int(9)]);
+}
+
+#[test]
+fn a_join_of_the_latest_match_lets_each_record_through_once_with_the_reading_in_force() {
+    let application = checked(
+        "app test\nschema Count { camera: string  window_end: timestamp  vehicles: int }\nschema Weather { camera: string  ts: timestamp  rain: float }\nsource counts: generator { schema = Count }\nsource weather: generator { schema = Weather }\nstream joined {\n  from = counts\n  join = latest(weather) by camera within 5 min\n  select {\n    camera = camera\n    vehicles = vehicles\n    rain = rain\n  }\n}\nsink out: jsonl { from = joined  path = \"o.jsonl\" }\n",
+    );
+    let mut harness = Harness::new(&application, "joined", None);
+    let count =
+        |camera: &str, time: &str, vehicles: i64| vec![Datum::Text(camera.into()), at(time), Datum::Int(vehicles)];
+    let weather = |camera: &str, time: &str, rain: f64| vec![Datum::Text(camera.into()), at(time), Datum::Float(rain)];
+    let joined =
+        |camera: &str, vehicles: i64, rain: Datum| vec![Datum::Text(camera.into()), Datum::Int(vehicles), rain];
+    // A count with no reading yet comes out at once, its weather missing.
+    assert_eq!(harness.send(0, vec![count("a", "2026-01-01T00:00:30Z", 1)]), [joined("a", 1, Datum::Null)]);
+    // Readings every minute: they join nothing already out, and wait for later counts.
+    let readings: Vec<Record> = (0..10)
+        .map(|minute| weather("a", &format!("2026-01-01T00:{minute:02}:00Z"), f64::from(minute)))
+        .chain([weather("b", "2026-01-01T00:00:00Z", 50.0)])
+        .collect();
+    assert!(harness.send(1, readings).is_empty());
+    // Each count once, with the latest reading of its camera at or before it — where the join of every match gave
+    // one record per reading within 5 minutes on either side (up to 10 here). A reading older than 5 minutes is
+    // no match.
+    let out = harness.send(
+        0,
+        vec![
+            count("a", "2026-01-01T00:05:00Z", 5),
+            count("a", "2026-01-01T00:07:59Z", 7),
+            count("b", "2026-01-01T00:04:00Z", 4),
+            count("b", "2026-01-01T00:20:00Z", 20),
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            joined("a", 5, Datum::Float(5.0)),
+            joined("a", 7, Datum::Float(7.0)),
+            joined("b", 4, Datum::Float(50.0)),
+            joined("b", 20, Datum::Null),
+        ]
+    );
+    // The joined record's weather fields are optional, so the checker makes users say what a missing one means.
+    let stream = application.streams.iter().find(|stream| stream.name == "joined").unwrap();
+    let rain = stream.fields.iter().find(|field| field.name == "rain").unwrap();
+    assert_eq!(rain.data_type, DataType::Optional(Box::new(DataType::Float)));
+}
+
+#[test]
+fn decisions_choose_per_record_and_per_window() {
+    let application = checked(
+        "app test\nschema Lane { junction: string  ts: timestamp  heading: string  queue: int }\nsource lanes: generator { schema = Lane }\nstream per_junction {\n  from = lanes\n  window = tumbling(1 min) by junction\n  select {\n    north_south = sum_if(queue, heading == \"ns\")\n    east_west = sum_if(queue, heading == \"ew\")\n    favoured = if sum_if(queue, heading == \"ns\") >= sum_if(queue, heading == \"ew\") then \"ns\" else \"ew\"\n    extension_s = clamp(abs(sum_if(queue, heading == \"ns\") - sum_if(queue, heading == \"ew\")) * 2, 0, 30)\n  }\n}\nstream flagged {\n  from = lanes\n  select {\n    long = int(queue > 10)\n    capped = min(queue, 12)\n    level = if queue > 20 then \"jam\" else if queue > 10 then \"slow\" else \"free\"\n  }\n}\nsink out: jsonl { from = per_junction  path = \"o.jsonl\" }\nsink out2: jsonl { from = flagged  path = \"o2.jsonl\" }\n",
+    );
+    let lane = |junction: &str, second: u32, heading: &str, queue: i64| {
+        vec![
+            Datum::Text(junction.into()),
+            at(&format!("2026-01-01T00:00:{second:02}Z")),
+            Datum::Text(heading.into()),
+            Datum::Int(queue),
+        ]
+    };
+    let lanes = vec![lane("j1", 1, "ns", 4), lane("j1", 2, "ew", 9), lane("j1", 3, "ns", 3), lane("j2", 4, "ns", 30)];
+    let mut windowed = Harness::new(&application, "per_junction", None);
+    windowed.send(0, lanes.clone());
+    let closed = windowed.finish();
+    // Keys, window start and end, then the select: j1 has ns 7, ew 9, so east-west is favoured, by 4 s. j2 has no
+    // east-west lane: its sum is missing (as SQL's SUM of nothing), so is the comparison, and a condition that is
+    // missing takes the `else` value (as SQL's CASE does).
+    let picked = |record: &Record| {
+        (record[0].clone(), record[3].clone(), record[4].clone(), record[5].clone(), record[6].clone())
+    };
+    assert_eq!(
+        closed.iter().map(picked).collect::<Vec<_>>(),
+        [
+            (Datum::Text("j1".into()), Datum::Int(7), Datum::Int(9), Datum::Text("ew".into()), Datum::Int(4)),
+            (Datum::Text("j2".into()), Datum::Int(30), Datum::Null, Datum::Text("ew".into()), Datum::Null),
+        ]
+    );
+    let mut projected = Harness::new(&application, "flagged", None);
+    let out = projected.send(0, lanes);
+    assert_eq!(
+        out,
+        [
+            vec![Datum::Int(0), Datum::Int(4), Datum::Text("free".into())],
+            vec![Datum::Int(0), Datum::Int(9), Datum::Text("free".into())],
+            vec![Datum::Int(0), Datum::Int(3), Datum::Text("free".into())],
+            vec![Datum::Int(1), Datum::Int(12), Datum::Text("jam".into())],
+        ]
+    );
 }
 
 #[test]

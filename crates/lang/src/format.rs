@@ -334,6 +334,15 @@ impl Formatter<'_> {
                 self.out.push_str("..");
                 self.expr(end, OR, level);
             }
+            ExprKind::If { condition, then, otherwise } => {
+                // The else part reads as far as it goes, so a chained `else if` needs no parentheses.
+                self.out.push_str("if ");
+                self.expr(condition, OR, level);
+                self.out.push_str(" then ");
+                self.expr(then, OR, level);
+                self.out.push_str(" else ");
+                self.expr(otherwise, IF, level);
+            }
             ExprKind::Clause { base, keyword, argument, .. } => {
                 // Clauses chain to the left: `x by k within 5 min`.
                 self.expr(base, CLAUSE, level);
@@ -361,14 +370,16 @@ impl Formatter<'_> {
 
 const CLAUSE: u8 = 0;
 const RANGE: u8 = 1;
-const OR: u8 = 2;
-const AND: u8 = 3;
-const NOT: u8 = 4;
-const COMPARISON: u8 = 5;
-const ADDITIVE: u8 = 6;
-const MULTIPLICATIVE: u8 = 7;
-const UNARY: u8 = 8;
-const POSTFIX: u8 = 9;
+/// An `if` stands alone or in parentheses: its `else` part would take in an operator that follows it.
+const IF: u8 = 2;
+const OR: u8 = 3;
+const AND: u8 = 4;
+const NOT: u8 = 5;
+const COMPARISON: u8 = 6;
+const ADDITIVE: u8 = 7;
+const MULTIPLICATIVE: u8 = 8;
+const UNARY: u8 = 9;
+const POSTFIX: u8 = 10;
 
 fn binary_precedence(op: BinaryOp) -> u8 {
     match op {
@@ -384,6 +395,7 @@ fn precedence(expr: &Expr) -> u8 {
     match &expr.kind {
         ExprKind::Clause { .. } => CLAUSE,
         ExprKind::Range { .. } => RANGE,
+        ExprKind::If { .. } => IF,
         ExprKind::Binary { op, .. } => binary_precedence(*op),
         ExprKind::Unary { op: UnaryOp::Not, .. } => NOT,
         ExprKind::Unary { op: UnaryOp::Negate, .. } => UNARY,
@@ -410,6 +422,13 @@ mod tests {
     fn keeps_needed_parentheses_only() {
         let formatted = format("x = (a + b) * c\ny = a + (b * c)\nz = not (a and b)\n").unwrap();
         assert_eq!(formatted, "x = (a + b) * c\ny = a + b * c\nz = not (a and b)\n");
+    }
+
+    #[test]
+    fn keeps_decisions_as_they_read() {
+        let input = "x = if a > b then a else if b > 0 then b else 0\ny = (if a then 1 else 2) + 3\nz = 1 + (if a then 1 else 2)\n";
+        let formatted = format(input).unwrap();
+        assert_eq!(formatted, input);
     }
 
     #[test]

@@ -299,6 +299,28 @@ fn python_expr(expr: &Expr, fail: &dyn Fn(String) -> Error) -> Result<String, Er
             let items: Result<Vec<String>, Error> = items.iter().map(|item| python_expr(item, fail)).collect();
             format!("[{}]", items?.join(", "))
         }
+        Expr::If { condition, then, otherwise } => format!(
+            "np.where({}, {}, {})",
+            python_expr(condition, fail)?,
+            python_expr(then, fail)?,
+            python_expr(otherwise, fail)?
+        ),
+        Expr::Call { function, args }
+            if matches!(function.as_str(), "least" | "greatest" | "clamp" | "int" | "float") =>
+        {
+            let args: Vec<String> =
+                args.iter().map(|argument| python_expr(argument, fail)).collect::<Result<_, _>>()?;
+            let numpy = if function == "least" { "np.minimum" } else { "np.maximum" };
+            match (function.as_str(), args.as_slice()) {
+                ("clamp", [value, low, high]) => format!("np.clip({value}, {low}, {high})"),
+                ("int", [value]) => format!("np.trunc(np.asarray({value}, dtype=float))"),
+                ("float", [value]) => format!("np.asarray({value}, dtype=float)"),
+                (_, [first, rest @ ..]) if !rest.is_empty() => {
+                    rest.iter().fold(first.clone(), |kept, value| format!("{numpy}({kept}, {value})"))
+                }
+                _ => return Err(fail(format!("`{function}` has the wrong number of arguments"))),
+            }
+        }
         Expr::Call { function, args } => {
             let time_part = match function.as_str() {
                 "hour_of_day" => "hour",

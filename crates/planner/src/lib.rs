@@ -351,9 +351,16 @@ fn failure_diagnostic(state: &State, component: usize, spans: &SpanIndex) -> Dia
                 format!("`{name}` does not fit: it needs {needs} {resource}; `{}` has {capacity} with {free} free{taken}", machine.name),
             )
             .label(format!("needs {needs} {resource}"))
-            .help(format!(
-                "give `{machine_item}` more {resource}, lower what `{item}` asks for (`{attribute} = …`), or allow it on more machines"
-            ));
+            .help(if *resource == "disk" && wanted.kind == stratum_core::plan::ComponentKind::Source {
+                // A source's disk need is mostly its store-and-forward buffer, which reserves its whole size.
+                format!(
+                    "give `{machine_item}` more disk, lower the `max` of `{item}`'s buffer (it reserves its whole size on disk) or its own `disk = …`, or allow it on more machines"
+                )
+            } else {
+                format!(
+                    "give `{machine_item}` more {resource}, lower what `{item}` asks for (`{attribute} = …`), or allow it on more machines"
+                )
+            });
             if let Some(machine_span) = spans.attribute(&machine_item, attribute) {
                 diagnostic = diagnostic.secondary(machine_span, format!("`{}` has {capacity}", machine.name));
             }

@@ -299,27 +299,20 @@ impl Hints {
     }
 
     fn visit(&mut self, expr: &Expr) {
-        match expr {
-            Expr::Binary { op, left, right } => {
-                if let Expr::Field { name } = left.as_ref() {
-                    match (op, right.as_ref()) {
-                        (BinaryOp::In, Expr::List { items }) => {
-                            for item in items {
-                                self.literal(name, item);
-                            }
-                        }
-                        (_, literal @ Expr::Literal { .. }) => self.literal(name, literal),
-                        _ => {}
+        if let Expr::Binary { op, left, right } = expr
+            && let Expr::Field { name } = left.as_ref()
+        {
+            match (op, right.as_ref()) {
+                (BinaryOp::In, Expr::List { items }) => {
+                    for item in items {
+                        self.literal(name, item);
                     }
                 }
-                self.visit(left);
-                self.visit(right);
+                (_, literal @ Expr::Literal { .. }) => self.literal(name, literal),
+                _ => {}
             }
-            Expr::Unary { operand, .. } => self.visit(operand),
-            Expr::Call { args, .. } => args.iter().for_each(|argument| self.visit(argument)),
-            Expr::List { items } => items.iter().for_each(|item| self.visit(item)),
-            Expr::Literal { .. } | Expr::Field { .. } => {}
         }
+        expr.children().into_iter().for_each(|child| self.visit(child));
     }
 
     fn literal(&mut self, field: &str, expr: &Expr) {

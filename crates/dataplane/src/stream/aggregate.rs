@@ -2,12 +2,10 @@
 //! and window, and its value when the window closes.
 
 use crate::record::Record;
+use std::cmp::Ordering;
 use std::collections::HashSet;
-use stratum_core::eval::{Compiled, Datum};
-use stratum_core::ir::Expr;
-
-/// The language's aggregate functions.
-pub const AGGREGATE_FUNCTIONS: &[&str] = &["count", "count_if", "sum", "avg", "min", "max", "percentile", "distinct"];
+use stratum_core::eval::{Compiled, Datum, order};
+use stratum_core::ir::{AGGREGATE_FUNCTIONS, Expr};
 
 /// One aggregate of a window, with its argument compiled against the window's input record.
 #[derive(Debug)]
@@ -28,6 +26,8 @@ pub enum Aggregate {
     Percentile(Compiled, f64),
     /// `distinct(x)`: how many different values.
     Distinct(Compiled),
+    /// `sum_if(x, condition)` and its siblings: the aggregate over the records for which the condition holds.
+    Where(Box<Aggregate>, Compiled),
 }
 
 /// The running state of one aggregate for one key in one window.
@@ -85,6 +85,14 @@ impl Aggregate {
             return None;
         }
         let argument = || args.first().map(compile).unwrap_or_else(|| Err(format!("`{function}` needs an argument")));
+        if let Some(base) = function.strip_suffix("_if").filter(|base| *base != "count") {
+            let unfiltered = Expr::Call { function: base.to_string(), args: args.iter().take(1).cloned().collect() };
+            let condition = args.get(1).map(compile).unwrap_or_else(|| Err(format!("`{function}` needs a condition")));
+            return Some(match (Aggregate::from_call(&unfiltered, compile)?, condition) {
+                (Ok(aggregate), Ok(condition)) => Ok(Aggregate::Where(Box::new(aggregate), condition)),
+                (Err(error), _) | (_, Err(error)) => Err(error),
+            });
+        }
         Some((|| {
             Ok(match function.as_str() {
                 "count" => Aggregate::Count,
@@ -114,12 +122,15 @@ impl Aggregate {
             Aggregate::Min(_) | Aggregate::Max(_) => State::Extreme(Datum::Null),
             Aggregate::Percentile(..) => State::Values(Vec::new()),
             Aggregate::Distinct(_) => State::Distinct(HashSet::new()),
+            Aggregate::Where(aggregate, _) => aggregate.start(),
         }
     }
 
     /// Adds one record. Missing values are skipped, as SQL aggregates skip NULL.
     pub fn add(&self, state: &mut State, record: &Record) {
         match (self, state) {
+            // A record for which the condition does not hold falls through to the last arm: nothing is added.
+            (Aggregate::Where(aggregate, condition), state) if condition.holds(record) => aggregate.add(state, record),
             (Aggregate::Count, State::Count(count)) => *count += 1,
             (Aggregate::CountIf(condition), State::Count(count)) => *count += u64::from(condition.holds(record)),
             (Aggregate::Sum(argument), State::Sum { integer, float, any_float, seen }) => {
@@ -169,6 +180,9 @@ impl Aggregate {
 
     /// Merges `other` into `state` (session windows that grow into each other).
     pub fn merge(&self, state: &mut State, other: State) {
+        if let Aggregate::Where(aggregate, _) = self {
+            return aggregate.merge(state, other);
+        }
         match (state, other) {
             (State::Count(count), State::Count(more)) => *count += more,
             (
@@ -210,6 +224,7 @@ impl Aggregate {
             State::Extreme(value) => value.clone(),
             State::Values(values) => match self {
                 Aggregate::Percentile(_, quantile) => percentile(values, *quantile),
+                Aggregate::Where(aggregate, _) => aggregate.value(state),
                 _ => Datum::Null,
             },
             State::Distinct(set) => Datum::Int(set.len() as i64),
@@ -221,26 +236,11 @@ fn keep_extreme(current: &mut Datum, candidate: &Datum, minimum: bool) {
     if *candidate == Datum::Null {
         return;
     }
-    let replace = match (&*current, candidate) {
-        (Datum::Null, _) => true,
-        (Datum::Text(a), Datum::Text(b)) => {
-            if minimum {
-                b < a
-            } else {
-                b > a
-            }
-        }
-        (a, b) => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => {
-                if minimum {
-                    y < x
-                } else {
-                    y > x
-                }
-            }
-            _ => false,
-        },
-    };
+    let replace = *current == Datum::Null
+        || matches!(
+            (order(candidate, current), minimum),
+            (Some(Ordering::Less), true) | (Some(Ordering::Greater), false)
+        );
     if replace {
         *current = candidate.clone();
     }
@@ -269,5 +269,37 @@ mod tests {
         let Datum::Float(value) = percentile(&[4.0, 1.0, 3.0, 2.0], 0.95) else { panic!("not a float") };
         assert!((value - 3.85).abs() < 1e-12, "{value}");
         assert_eq!(percentile(&[7.0], 0.5), Datum::Float(7.0));
+    }
+
+    #[test]
+    fn conditional_aggregates_pivot_one_key_into_columns() {
+        // Queues of one junction's two axes, one record per lane: (axis, queue).
+        let lanes = [("ns", 4), ("ew", 9), ("ns", 6), ("ew", 1), ("ns", 2)];
+        let position = |name: &str| ["axis", "queue"].iter().position(|known| *known == name);
+        let compile = |expr: &Expr| Compiled::new(expr, &position).map_err(|error| error.to_string());
+        let field = |name: &str| Expr::Field { name: name.into() };
+        let on_axis = |axis: &str| Expr::Binary {
+            op: stratum_core::ir::BinaryOp::Equal,
+            left: Box::new(field("axis")),
+            right: Box::new(Expr::Literal { value: stratum_core::ir::Value::String(axis.into()) }),
+        };
+        let of = |function: &str, axis: &str| {
+            let call = Expr::Call { function: function.into(), args: vec![field("queue"), on_axis(axis)] };
+            let aggregate = Aggregate::from_call(&call, &compile).unwrap().unwrap();
+            let (mut first, mut second) = (aggregate.start(), aggregate.start());
+            // Two halves merged, as session windows merge, give what one state gives.
+            for (index, (axis, queue)) in lanes.iter().enumerate() {
+                let record: Record = vec![Datum::Text(axis.to_string()), Datum::Int(*queue)];
+                aggregate.add(if index < 2 { &mut first } else { &mut second }, &record);
+            }
+            aggregate.merge(&mut first, second);
+            aggregate.value(&first)
+        };
+        assert_eq!(of("sum_if", "ns"), Datum::Int(12));
+        assert_eq!(of("sum_if", "ew"), Datum::Int(10));
+        assert_eq!(of("avg_if", "ns"), Datum::Float(4.0));
+        assert_eq!(of("max_if", "ew"), Datum::Int(9));
+        assert_eq!(of("min_if", "ns"), Datum::Int(2));
+        assert_eq!(of("sum_if", "none"), Datum::Null, "an empty sum is missing, as SQL's SUM");
     }
 }

@@ -1,12 +1,15 @@
 //! The windowed join of two streams: records of either side wait, per key, for records of the other side whose
-//! event times are within the join's duration of theirs; each matching pair becomes one widened record.
+//! event times are within the join's duration of theirs; each matching pair becomes one widened record. A join
+//! of the latest match (`join = latest(weather) …`) lets each record of its own input through once, at once, with
+//! the other side's latest record at or before it (or without one: its fields are then missing).
 
 use super::{EventClock, event_time};
 use crate::Error;
 use crate::record::{Keyed, Record};
 use std::collections::VecDeque;
 use std::time::Instant;
-use stratum_core::ir::Join;
+use stratum_core::eval::Datum;
+use stratum_core::ir::{Join, JoinMatch};
 use stratum_core::types::Field;
 
 /// The records of one key waiting on one side, with their event times, oldest first.
@@ -35,6 +38,7 @@ pub struct Joiner {
     /// The positions of the other side's fields that the widened record adds (all but the keys).
     added: Vec<usize>,
     within: i64,
+    matching: JoinMatch,
     waiting: [Keyed<Waiting>; 2],
     clocks: [EventClock; 2],
 }
@@ -60,6 +64,7 @@ impl Joiner {
             times: [crate::record::event_time_position(own), crate::record::event_time_position(other)],
             added: (0..other.len()).filter(|index| !join.keys.contains(&other[*index].name)).collect(),
             within: (join.within.0 * 1000.0).round() as i64,
+            matching: join.matching,
             clocks: [EventClock::new(lateness_seconds), EventClock::new(lateness_seconds)],
         })
     }
@@ -72,18 +77,52 @@ impl Joiner {
         for record in records {
             let time = event_time(self.times[side], &record);
             self.clocks[side].observe(time, now);
+            if self.matching == JoinMatch::Latest {
+                self.add_latest(side, time, record, joined);
+                continue;
+            }
             if let Some(candidates) = self.waiting[other].find(&record, &self.keys[side]) {
                 for (other_time, other_record) in candidates {
                     if (time - other_time).abs() <= self.within {
                         let (own, theirs) = if side == 0 { (&record, other_record) } else { (other_record, &record) };
-                        let mut widened = own.clone();
-                        widened.extend(self.added.iter().map(|index| theirs[*index].clone()));
-                        joined.push(widened);
+                        joined.push(self.widen(own, theirs));
                     }
                 }
             }
             self.waiting[side].entry(&record, VecDeque::new).push_back((time, record));
         }
+    }
+
+    /// A record of its own input with the other side's fields added.
+    fn widen(&self, own: &Record, theirs: &Record) -> Record {
+        let mut widened = own.clone();
+        widened.extend(self.added.iter().map(|index| theirs[*index].clone()));
+        widened
+    }
+
+    /// One record of a join of the latest match. A record of its own input comes out at once, joined with the
+    /// other side's latest record of its key at or before it within the bound, or with the other side's fields
+    /// missing when there is none; a record of the other side is kept for the records that come after it.
+    fn add_latest(&mut self, side: usize, time: i64, record: Record, joined: &mut Vec<Record>) {
+        if side == 1 {
+            self.waiting[1].entry(&record, VecDeque::new).push_back((time, record));
+            return;
+        }
+        let within = self.within;
+        let latest = self.waiting[1].find(&record, &self.keys[0]).and_then(|candidates| {
+            candidates
+                .iter()
+                .filter(|(other_time, _)| *other_time <= time && time - other_time <= within)
+                .max_by_key(|(other_time, _)| *other_time)
+        });
+        joined.push(match latest {
+            Some((_, theirs)) => self.widen(&record, theirs),
+            None => {
+                let mut alone = record;
+                alone.extend(self.added.iter().map(|_| Datum::Null));
+                alone
+            }
+        });
     }
 
     /// The records waiting on either side, for a checkpoint.

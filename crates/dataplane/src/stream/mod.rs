@@ -213,6 +213,8 @@ impl StreamOperator {
             }
             None => {
                 let mut predictors = Vec::new();
+                // The service of each predictor, in order.
+                let mut services: Vec<String> = Vec::new();
                 let mut columns: Vec<Column> = if !stream.keep.is_empty() {
                     stream.keep.iter().filter_map(|name| position(name)).map(Column::Copy).collect()
                 } else if stream.select.is_empty() {
@@ -226,6 +228,11 @@ impl StreamOperator {
                             let Some(service) = call.predicted_service().map(str::to_string) else {
                                 return Some(Err(build_error("`predict` takes a service".into())));
                             };
+                            // A service called twice in one select (a prediction and a decision on it) is asked
+                            // once per record.
+                            if let Some(index) = services.iter().position(|known| *known == service) {
+                                return Some(Ok(format!("#predict{index}")));
+                            }
                             Some(
                                 Predictor::load(&service, &stream.name, &fields, context)
                                     .map_err(|source| Error::Model {
@@ -234,6 +241,7 @@ impl StreamOperator {
                                     })
                                     .map(|predictor| {
                                         predictors.push(predictor);
+                                        services.push(service);
                                         format!("#predict{}", predictors.len() - 1)
                                     }),
                             )
@@ -455,7 +463,12 @@ fn replace_calls<E>(expr: &Expr, replace: &mut dyn FnMut(&Expr) -> Option<Result
         Expr::List { items } => {
             Expr::List { items: items.iter().map(|item| replace_calls(item, replace)).collect::<Result<_, _>>()? }
         }
-        other => other.clone(),
+        Expr::If { condition, then, otherwise } => Expr::If {
+            condition: Box::new(replace_calls(condition, replace)?),
+            then: Box::new(replace_calls(then, replace)?),
+            otherwise: Box::new(replace_calls(otherwise, replace)?),
+        },
+        Expr::Literal { .. } | Expr::Field { .. } => expr.clone(),
     })
 }
 

@@ -65,6 +65,7 @@ pub(crate) fn describe(expr: &Expr) -> &'static str {
         ExprKind::Object { .. } => "a block",
         ExprKind::Unary { .. } | ExprKind::Binary { .. } => "an expression",
         ExprKind::Range { .. } => "a range",
+        ExprKind::If { .. } => "a decision (`if … then … else …`)",
         ExprKind::Clause { .. } => "a value with a clause",
         ExprKind::Error => "an invalid value",
     }

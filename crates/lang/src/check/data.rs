@@ -519,13 +519,17 @@ impl<'a> Checker<'a> {
         let mut join = None;
         let mut used_private_sources: Vec<(String, Option<Tier>, Vec<String>)> = Vec::new();
         let mut join_used = Vec::new();
-        if let Some(join_expr) = attributes.value("join")
-            && let Some((lowered_join, join_output, join_keys_used)) = self.join(join_expr, &mut fields, &name)
-        {
-            join_used = join_keys_used;
-            complete &= join_output.complete;
-            used_private_sources.push((lowered_join.with.clone(), join_output.tier, join_used.clone()));
-            join = Some(lowered_join);
+        if let Some(join_expr) = attributes.value("join") {
+            match self.join(join_expr, &mut fields, &name) {
+                Some((lowered_join, join_output, join_keys_used)) => {
+                    join_used = join_keys_used;
+                    complete &= join_output.complete;
+                    used_private_sources.push((lowered_join.with.clone(), join_output.tier, join_used.clone()));
+                    join = Some(lowered_join);
+                }
+                // The join's fields are unknown: a field it would have added is not reported as missing again.
+                None => complete = false,
+            }
         }
 
         let mut scope = Scope::new(&fields, description.clone());
@@ -642,6 +646,7 @@ impl<'a> Checker<'a> {
             let source_fields = if source_name == from { input.fields.clone() } else { fields.clone() };
             keep_with_private_data(&mut placement, source_tier, &source_fields, &used);
             self.check_privacy_crossing(
+                ItemKind::Stream,
                 &name,
                 placement.inferred_tier,
                 &source_name,
@@ -675,6 +680,7 @@ impl<'a> Checker<'a> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn check_privacy_crossing(
         &mut self,
+        kind: ItemKind,
         component: &str,
         tier: Option<Tier>,
         input: &str,
@@ -698,7 +704,8 @@ impl<'a> Checker<'a> {
             return;
         }
         let names = private.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
-        let (noun, pronoun) = if private.len() == 1 { ("field", "it") } else { ("fields", "them") };
+        let (noun, pronoun, possessive) =
+            if private.len() == 1 { ("field", "it", "its") } else { ("fields", "them", "their") };
         let (from_tier, to_tier) = (input_tier.name(), tier.name());
         let mut diagnostic = Diagnostic::new(
             Code::PrivacyViolation,
@@ -708,25 +715,56 @@ impl<'a> Checker<'a> {
             ),
         )
         .label(format!("`{input}` is on {from_tier}"))
-        .help(format!(
-            "do not read {names} here (list the fields you need in `keep`), aggregate {pronoun} in a stream on \
-             {from_tier} first, or pseudonymise {pronoun} with hash() there"
-        ));
+        .help(match kind {
+            // A sink writes every field of its input: the fix is upstream of it, or where it runs.
+            ItemKind::Sink => format!(
+                "a sink writes every field it gets: read from a stream on {from_tier} that leaves {pronoun} out \
+                 (`keep` the other fields) or writes hash({}) in {possessive} place, or place `{component}` on \
+                 {from_tier}",
+                private[0]
+            ),
+            ItemKind::Service => format!(
+                "the model reads {names}: serve from a stream on {from_tier} that pseudonymises {pronoun} with \
+                 hash() or aggregates {pronoun}, or place `{component}` on {from_tier}"
+            ),
+            _ => format!(
+                "do not read {names} here (list the fields you need in `keep`), count, sum, average or hash {pronoun} \
+                 in a stream on {from_tier} first (min and max keep the value, so they stay private), or place \
+                 `{component}` on {from_tier}"
+            ),
+        });
         if let Some(on_span) = on_span {
             diagnostic = diagnostic.secondary(on_span, format!("`{component}` is placed on {}", tier.name()));
         }
         self.report(diagnostic);
     }
 
-    /// `join = other by key within 5 min`: adds the other stream's fields (prefixed when names clash).
+    /// `join = other by key within 5 min`: adds the other stream's fields (prefixed when names clash);
+    /// `join = latest(other) …` joins each record with the other side's latest record only.
     fn join(&mut self, expr: &Expr, fields: &mut Vec<Field>, stream: &str) -> Option<(Join, Output, Vec<String>)> {
         let (base, clauses) = expr.split_clauses();
+        let (base, matching) = match &base.kind {
+            ExprKind::Call { function, arguments } if function.text == "latest" => {
+                let [argument] = arguments.as_slice() else {
+                    self.report(
+                        Diagnostic::new(Code::SyntaxError, base.span, "`latest` takes the stream to join with")
+                            .label("expected one name")
+                            .help("write `join = latest(weather) by camera within 5 min`"),
+                    );
+                    return None;
+                };
+                (argument, JoinMatch::Latest)
+            }
+            _ => (base, JoinMatch::Every),
+        };
         let (other, output, _) = self.input(base, &[ItemKind::Source, ItemKind::Stream], "`join`")?;
         let mut keys = Vec::new();
+        let mut keys_written = false;
         let mut within = None;
         for (keyword, keyword_span, argument) in clauses {
             match keyword {
                 ClauseKeyword::By => {
+                    keys_written = true;
                     for key in self.items(argument) {
                         let Some((key_name, span)) = self.name(key, "a field name") else { continue };
                         let in_left = find_field(fields, &key_name);
@@ -750,11 +788,16 @@ impl<'a> Checker<'a> {
                                 .help("join on fields of the same type"),
                             ),
                             _ => {
-                                let side = if in_left.is_none() {
-                                    format!("the input of stream `{stream}`")
+                                let (side, side_fields) = if in_left.is_none() {
+                                    (format!("the input of stream `{stream}`"), &fields[..])
                                 } else {
-                                    format!("`{other}`")
+                                    (format!("`{other}`"), &output.fields[..])
                                 };
+                                let names: Vec<&str> = side_fields.iter().map(|field| field.name.as_str()).collect();
+                                let help =
+                                    suggest::did_you_mean(&key_name, names.iter().copied()).unwrap_or_else(|| {
+                                        format!("a join key is a field of both sides; {side} has: {}", names.join(", "))
+                                    });
                                 self.report(
                                     Diagnostic::new(
                                         Code::UnknownField,
@@ -762,7 +805,7 @@ impl<'a> Checker<'a> {
                                         format!("join key `{key_name}` is not a field of {side}"),
                                     )
                                     .label("missing on one side")
-                                    .help("join keys must exist in both streams"),
+                                    .help(help),
                                 );
                             }
                         }
@@ -777,15 +820,24 @@ impl<'a> Checker<'a> {
                 ),
             }
         }
-        if keys.is_empty() || within.is_none() {
+        // Keys that were written but are wrong have been reported, each where it stands; say only what is missing.
+        let missing = match (keys_written, within.is_some()) {
+            (false, false) => Some(("keys and a time window", "expected `by KEY within DURATION`")),
+            (false, true) => Some(("keys", "expected `by KEY`")),
+            (true, false) => Some(("a time window", "expected `within DURATION`")),
+            (true, true) => None,
+        };
+        if let Some((what, label)) = missing {
             self.report(
-                Diagnostic::new(Code::MissingAttribute, expr.span, "a join needs keys and a time window")
-                    .label("expected `by KEY within DURATION`")
+                Diagnostic::new(Code::MissingAttribute, expr.span, format!("a join needs {what}"))
+                    .label(label)
                     .help(format!("write `join = {other} by camera within 5 min`")),
             );
+        }
+        if keys.is_empty() || missing.is_some() {
             return None;
         }
-        let join = Join { with: other, keys, within: within? };
+        let join = Join { with: other, keys, within: within?, matching };
         *fields = join.widen(fields, &output.fields);
         let used: Vec<String> = output.fields.iter().map(|field| field.name.clone()).collect();
         Some((join, output, used))
@@ -917,6 +969,7 @@ impl<'a> Checker<'a> {
         let everything: Vec<String> = output.fields.iter().map(|field| field.name.clone()).collect();
         keep_with_private_data(&mut placement, output.tier, &output.fields, &everything);
         self.check_privacy_crossing(
+            ItemKind::Sink,
             &name,
             placement.inferred_tier,
             &from,

@@ -6,7 +6,7 @@ use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::suggest;
 use crate::syntax::ast::{Expr, ExprKind};
-use stratum_core::ir::{self, BinaryOp, UnaryOp, Value};
+use stratum_core::ir::{self, AGGREGATE_FUNCTIONS as AGGREGATES, BinaryOp, UnaryOp, Value};
 use stratum_core::types::{DataType, Field, find_field};
 use stratum_core::units::{self, Dimension};
 
@@ -49,8 +49,13 @@ pub(crate) struct Typed {
     pub private: bool,
 }
 
-const AGGREGATES: &[&str] = &["count", "count_if", "sum", "avg", "min", "max", "percentile", "distinct"];
+/// `min` and `max` of two or more values are scalars (lowered to `least` and `greatest`); of one, aggregates.
 const SCALARS: &[&str] = &[
+    "min",
+    "max",
+    "clamp",
+    "int",
+    "float",
     "abs",
     "round",
     "floor",
@@ -72,7 +77,22 @@ const SCALARS: &[&str] = &[
 
 /// Every function an expression may call, for suggestions and docs.
 pub(crate) fn function_names() -> impl Iterator<Item = &'static str> {
-    AGGREGATES.iter().chain(SCALARS.iter()).copied().chain(["predict"])
+    AGGREGATES.iter().chain(SCALARS.iter().filter(|name| !AGGREGATES.contains(name))).copied().chain(["predict"])
+}
+
+/// The type two values of one expression share (the branches of an `if`, the arguments of `min(a, b)`): ints
+/// mixed with floats are floats; either being optional makes it optional.
+fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
+    let (plain_a, plain_b) = (a.without_optional(), b.without_optional());
+    let plain = if plain_a.is_numeric() && plain_b.is_numeric() && plain_a != plain_b {
+        DataType::Float
+    } else if plain_a.fits(plain_b) || plain_b.fits(plain_a) {
+        plain_a.clone()
+    } else {
+        return None;
+    };
+    let optional = matches!(a, DataType::Optional(_)) || matches!(b, DataType::Optional(_));
+    Some(if optional { DataType::Optional(Box::new(plain)) } else { plain })
 }
 
 fn literal(value: Value, data_type: DataType) -> Typed {
@@ -133,6 +153,17 @@ impl<'a> Checker<'a> {
             ExprKind::Name(name) => self.field_reference(name, expr, scope, in_aggregate),
             ExprKind::Member { base, member } => {
                 let base_name = base.as_name().unwrap_or("…");
+                // A join adds the other side's fields under their own names, or prefixed with the other side's
+                // name when the name was taken (`weather_ts`): point at the one that is the other side's.
+                let prefixed = format!("{base_name}_{}", member.text);
+                let help = if find_field(scope.fields, &prefixed).is_some() {
+                    format!("a joined field whose name was taken is prefixed: write `{prefixed}`")
+                } else if find_field(scope.fields, &member.text).is_some() {
+                    format!("write the field name alone: `{}`", member.text)
+                } else {
+                    let names: Vec<&str> = scope.fields.iter().map(|field| field.name.as_str()).collect();
+                    format!("{} has: {}", scope.description, names.join(", "))
+                };
                 self.report(
                     Diagnostic::new(
                         Code::UnknownField,
@@ -140,7 +171,7 @@ impl<'a> Checker<'a> {
                         format!("`{base_name}.{}` reaches into another component", member.text),
                     )
                     .label(format!("expressions here see only {}", scope.description))
-                    .help(format!("write the field name alone: `{}`", member.text)),
+                    .help(help),
                 );
                 None
             }
@@ -205,6 +236,51 @@ impl<'a> Checker<'a> {
             }
             ExprKind::Call { function, arguments } => {
                 self.call(&function.text, function.span, arguments, expr, scope, in_aggregate)
+            }
+            ExprKind::If { condition, then, otherwise } => {
+                let condition_typed = self.typed_in(condition, scope, in_aggregate);
+                let then_typed = self.typed_in(then, scope, in_aggregate);
+                let otherwise_typed = self.typed_in(otherwise, scope, in_aggregate);
+                let (condition_typed, then_typed, otherwise_typed) = (condition_typed?, then_typed?, otherwise_typed?);
+                if condition_typed.data_type.without_optional() != &DataType::Bool {
+                    self.report(
+                        Diagnostic::new(
+                            Code::MismatchedTypes,
+                            condition.span,
+                            format!("the condition of `if` must be a bool, found {}", condition_typed.data_type),
+                        )
+                        .label(format!("this is {}", condition_typed.data_type))
+                        .help("compare it with something, as in `if queue > 10 then …`"),
+                    );
+                    return None;
+                }
+                let Some(data_type) = common_type(&then_typed.data_type, &otherwise_typed.data_type) else {
+                    self.report(
+                        Diagnostic::new(
+                            Code::MismatchedTypes,
+                            otherwise.span,
+                            format!(
+                                "the two values of `if` differ in type: {} and {}",
+                                then_typed.data_type, otherwise_typed.data_type
+                            ),
+                        )
+                        .label(format!(
+                            "this is {}, the `then` value is {}",
+                            otherwise_typed.data_type, then_typed.data_type
+                        ))
+                        .help("give both values one type, as in `if queue > 10 then 20 s else 0 s`"),
+                    );
+                    return None;
+                };
+                Some(Typed {
+                    private: condition_typed.private || then_typed.private || otherwise_typed.private,
+                    expr: ir::Expr::If {
+                        condition: Box::new(condition_typed.expr),
+                        then: Box::new(then_typed.expr),
+                        otherwise: Box::new(otherwise_typed.expr),
+                    },
+                    data_type,
+                })
             }
             ExprKind::Error => None,
             _ => {
@@ -375,7 +451,8 @@ impl<'a> Checker<'a> {
         if name == "predict" {
             return self.predict(arguments, whole, scope);
         }
-        let is_aggregate = AGGREGATES.contains(&name);
+        let is_scalar_extreme = matches!(name, "min" | "max") && arguments.len() >= 2;
+        let is_aggregate = AGGREGATES.contains(&name) && !is_scalar_extreme;
         if !is_aggregate && !SCALARS.contains(&name) {
             let help = suggest::did_you_mean(name, function_names())
                 .unwrap_or_else(|| format!("functions are: {}", function_names().collect::<Vec<_>>().join(", ")));
@@ -408,9 +485,13 @@ impl<'a> Checker<'a> {
                 return None;
             }
         }
+        if is_scalar_extreme {
+            return self.extreme(name, arguments, scope, in_aggregate);
+        }
         let (minimum, maximum) = match name {
             "count" => (0, 0),
-            "percentile" | "coalesce" => (2, 2),
+            "percentile" | "coalesce" | "sum_if" | "avg_if" | "min_if" | "max_if" => (2, 2),
+            "clamp" => (3, 3),
             "concat" => (1, usize::MAX),
             _ => (1, 1),
         };
@@ -446,6 +527,21 @@ impl<'a> Checker<'a> {
             );
         };
         let numeric = first_type.as_ref().is_some_and(DataType::is_numeric);
+        if name.ends_with("_if") && name != "count_if" {
+            let condition = typed_arguments[1].data_type.without_optional();
+            if condition != &DataType::Bool {
+                self.report(
+                    Diagnostic::new(
+                        Code::MismatchedTypes,
+                        arguments[1].span,
+                        format!("the second argument of `{name}` is a condition, found {condition}"),
+                    )
+                    .label(format!("this is {condition}"))
+                    .help(function_usage(name).to_string()),
+                );
+                return None;
+            }
+        }
         let data_type = match name {
             "count" | "distinct" => DataType::Int,
             "count_if" => {
@@ -455,14 +551,43 @@ impl<'a> Checker<'a> {
                 }
                 DataType::Int
             }
-            "sum" | "abs" => {
+            "int" | "float" => {
+                if !(numeric || first_type == Some(DataType::Bool)) {
+                    wrong(self, "a number or a bool");
+                    return None;
+                }
+                if name == "int" { DataType::Int } else { DataType::Float }
+            }
+            "clamp" => {
+                let mut data_type = first_type.clone().unwrap_or(DataType::Float);
+                for (bound, argument) in typed_arguments[1..].iter().zip(&arguments[1..]) {
+                    let bound_type = bound.data_type.without_optional();
+                    match common_type(&data_type, bound_type) {
+                        Some(common) if common.is_numeric() || common == DataType::Duration => data_type = common,
+                        _ => {
+                            self.report(
+                                Diagnostic::new(
+                                    Code::MismatchedTypes,
+                                    argument.span,
+                                    format!("`clamp` bounds a number or a duration by two of its kind, found {} and {bound_type}", first_type.clone().map(|data_type| data_type.to_string()).unwrap_or_default()),
+                                )
+                                .label(format!("this is {bound_type}"))
+                                .help(function_usage(name).to_string()),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                data_type
+            }
+            "sum" | "sum_if" | "abs" => {
                 if !numeric {
                     wrong(self, "a number");
                     return None;
                 }
                 first_type.clone().unwrap_or(DataType::Float)
             }
-            "avg" | "sqrt" | "log" | "exp" => {
+            "avg" | "avg_if" | "sqrt" | "log" | "exp" => {
                 if !numeric {
                     wrong(self, "a number");
                     return None;
@@ -496,7 +621,7 @@ impl<'a> Checker<'a> {
                 }
                 DataType::Float
             }
-            "min" | "max" => {
+            "min" | "max" | "min_if" | "max_if" => {
                 let orderable =
                     numeric || matches!(first_type, Some(DataType::String | DataType::Timestamp | DataType::Duration));
                 if !orderable {
@@ -540,7 +665,9 @@ impl<'a> Checker<'a> {
         };
         // Aggregates that summarise many values, and hashing, no longer reveal the private values they read.
         let private = match name {
-            "count" | "count_if" | "sum" | "avg" | "percentile" | "distinct" | "hash" | "len" => false,
+            "count" | "count_if" | "sum" | "sum_if" | "avg" | "avg_if" | "percentile" | "distinct" | "hash" | "len" => {
+                false
+            }
             _ => argument_private,
         };
         Some(Typed {
@@ -550,6 +677,43 @@ impl<'a> Checker<'a> {
             },
             data_type,
             private,
+        })
+    }
+
+    /// `min(a, b, …)` and `max(a, b, …)`: the least or greatest of two or more values of one orderable type,
+    /// lowered to `least` and `greatest` so that nothing downstream mistakes them for the aggregates.
+    fn extreme(&mut self, name: &str, arguments: &[Expr], scope: &mut Scope, in_aggregate: bool) -> Option<Typed> {
+        let mut typed_arguments = Vec::with_capacity(arguments.len());
+        for argument in arguments {
+            typed_arguments.push(self.typed_in(argument, scope, in_aggregate)?);
+        }
+        let mut data_type = typed_arguments[0].data_type.without_optional().clone();
+        for (typed, argument) in typed_arguments.iter().zip(arguments).skip(1) {
+            let this = typed.data_type.without_optional();
+            let common = common_type(&data_type, this).filter(|common| {
+                common.is_numeric() || matches!(common, DataType::String | DataType::Timestamp | DataType::Duration)
+            });
+            let Some(common) = common else {
+                self.report(
+                    Diagnostic::new(
+                        Code::MismatchedTypes,
+                        argument.span,
+                        format!("`{name}` compares values of one type: numbers, strings, timestamps or durations, found {data_type} and {this}"),
+                    )
+                    .label(format!("this is {this}"))
+                    .help(function_usage(name).to_string()),
+                );
+                return None;
+            };
+            data_type = common;
+        }
+        Some(Typed {
+            private: typed_arguments.iter().any(|typed| typed.private),
+            expr: ir::Expr::Call {
+                function: if name == "min" { "least" } else { "greatest" }.to_string(),
+                args: typed_arguments.into_iter().map(|typed| typed.expr).collect(),
+            },
+            data_type,
         })
     }
 
@@ -641,7 +805,17 @@ pub(crate) fn function_usage(name: &str) -> &'static str {
         "count_if" => "count_if(condition) counts the records for which the condition holds",
         "sum" => "sum(number)",
         "avg" => "avg(number) is the mean",
-        "min" | "max" => "min(value) / max(value) of numbers, strings, timestamps or durations",
+        "min" | "max" => {
+            "min(value) / max(value) over a window, or min(a, b, …) / max(a, b, …) of numbers, strings, timestamps or durations"
+        }
+        "sum_if" => "sum_if(number, condition) sums the values of the records for which the condition holds",
+        "avg_if" => "avg_if(number, condition) is the mean over the records for which the condition holds",
+        "min_if" | "max_if" => {
+            "min_if(value, condition) / max_if(value, condition) over the records for which it holds"
+        }
+        "clamp" => "clamp(value, low, high) bounds a number or duration, as in clamp(extension, 0 s, 30 s)",
+        "int" => "int(value) of a bool is 1 or 0; of a number, its integral part",
+        "float" => "float(value) of a bool is 1.0 or 0.0; of a number, the number as a float",
         "percentile" => "percentile(number, 0.99) is the 99th percentile",
         "distinct" => "distinct(value) counts distinct values",
         "abs" | "round" | "floor" | "ceil" | "sqrt" | "log" | "exp" => "takes one number",

@@ -230,6 +230,8 @@ pub(crate) struct Checker<'a> {
     cycle_reported: HashSet<ItemId>,
     /// Items whose lowering reported errors: their outputs may lack fields.
     incomplete: HashSet<ItemId>,
+    /// Imports that could not be read: a name they may define is not unknown, only unread.
+    failed_imports: Vec<String>,
 }
 
 /// Checks the file `root_name` with contents `bytes`, reading imports through `loader`.
@@ -241,6 +243,11 @@ pub fn check(root_name: &str, bytes: &[u8], loader: &dyn SourceLoader) -> Checke
     load_recursively(root, &mut sources, loader, &mut Vec::new(), &mut files, &mut diagnostics);
 
     let mut checker = Checker::new();
+    checker.failed_imports = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.code == Code::ImportFailed)
+        .map(|diagnostic| sources.get(diagnostic.span.file).slice(diagnostic.span).trim_matches('"').to_string())
+        .collect();
     for (_, file) in &files {
         checker.collect_items(file);
     }
@@ -268,6 +275,18 @@ pub fn check(root_name: &str, bytes: &[u8], loader: &dyn SourceLoader) -> Checke
         spans.record(&key, item.section.statements());
     }
     let application = checker.assemble();
+    // Nothing at all (or only comments) that read without error: say what is missing rather than check it clean.
+    if checker.items.is_empty() && diagnostics.is_empty() {
+        checker.report(
+            Diagnostic::new(
+                Code::MissingApp,
+                Span::new(root, 0, 0),
+                "the file is empty: it names no application and describes nothing",
+            )
+            .label("expected `app NAME \"Title\"` here")
+            .help("add a first line such as `app traffic \"Smart traffic management\"`, then the machines and data"),
+        );
+    }
     // A failed reference leaves its target looking unused; warn about unused items only once the errors are fixed.
     let has_errors = diagnostics
         .iter()
@@ -357,6 +376,7 @@ impl<'a> Checker<'a> {
             lowering_stack: Vec::new(),
             cycle_reported: HashSet::new(),
             incomplete: HashSet::new(),
+            failed_imports: Vec::new(),
         }
     }
 
@@ -597,7 +617,9 @@ impl<'a> Checker<'a> {
             let candidates: Vec<&str> =
                 self.items.iter().filter(|item| expected.contains(&item.kind)).map(|item| item.name.as_str()).collect();
             let help = suggest::did_you_mean(name, candidates.iter().copied()).unwrap_or_else(|| {
-                if candidates.is_empty() {
+                if let Some(import) = self.failed_imports.first() {
+                    format!("`{import}` could not be imported (see that error): fix the import first, if `{name}` is defined there")
+                } else if candidates.is_empty() {
                     format!("define {} named `{name}`", expected_kinds(expected))
                 } else {
                     format!("{} defined here: {}", plural_kinds(expected), list_names(&candidates))
@@ -786,6 +808,11 @@ fn names_in_expr<'s>(expr: &'s ast::Expr, names: &mut Vec<&'s str>) {
         ExprKind::Range { start, end } => {
             names_in_expr(start, names);
             names_in_expr(end, names);
+        }
+        ExprKind::If { condition, then, otherwise } => {
+            names_in_expr(condition, names);
+            names_in_expr(then, names);
+            names_in_expr(otherwise, names);
         }
         ExprKind::Clause { base, argument, .. } => {
             names_in_expr(base, names);

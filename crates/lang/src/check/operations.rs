@@ -107,6 +107,7 @@ impl<'a> Checker<'a> {
             if let ServiceInput::Stream { name: stream } = input.as_ref()? {
                 let stream = stream.clone();
                 self.check_privacy_crossing(
+                    ItemKind::Service,
                     &name,
                     placement.inferred_tier,
                     &stream,

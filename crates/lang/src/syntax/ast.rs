@@ -232,7 +232,7 @@ impl ClauseKeyword {
 
 /// Words that cannot be names because expressions give them a meaning.
 pub const RESERVED_WORDS: &[&str] =
-    &["true", "false", "and", "or", "not", "in", "by", "per", "last", "within", "over", "for"];
+    &["true", "false", "and", "or", "not", "in", "by", "per", "last", "within", "over", "for", "if", "else"];
 
 /// The shapes of an expression.
 #[derive(Clone, Debug, PartialEq)]
@@ -321,6 +321,15 @@ pub enum ExprKind {
         start: Box<Expr>,
         /// The upper end.
         end: Box<Expr>,
+    },
+    /// `if queue > 10 then 20 s else 0 s`.
+    If {
+        /// A bool.
+        condition: Box<Expr>,
+        /// The value when the condition holds.
+        then: Box<Expr>,
+        /// The value when it does not.
+        otherwise: Box<Expr>,
     },
     /// An expression qualified by a clause: `tumbling(1 min) by camera`.
     Clause {

@@ -596,6 +596,7 @@ impl<'a> Parser<'a> {
                         self.bump();
                         return Ok(Expr { kind: ExprKind::Bool(word == "true"), span: token.span });
                     }
+                    "if" => return self.conditional(),
                     _ if RESERVED_WORDS.contains(&word) => {
                         return Err(self.error(
                             token.span,
@@ -645,6 +646,32 @@ impl<'a> Parser<'a> {
             return Err(Stop);
         }
         Err(self.expected(&format!("{} or `,`", kind.describe()), None))
+    }
+
+    /// `if CONDITION then A else B`; `else` is required, so every record gets a value. Each part reads up to the
+    /// next keyword; the `else` part as far as it goes, so `else if …` chains.
+    fn conditional(&mut self) -> ParseResult<Expr> {
+        self.enter()?;
+        let keyword = self.bump().span;
+        let condition = self.or()?;
+        self.word("then", "write `if CONDITION then VALUE else VALUE`")?;
+        let then = self.or()?;
+        self.word("else", "every record needs a value: add `else VALUE`")?;
+        let otherwise = self.or()?;
+        self.leave();
+        let span = keyword.to(otherwise.span);
+        let kind =
+            ExprKind::If { condition: Box::new(condition), then: Box::new(then), otherwise: Box::new(otherwise) };
+        Ok(Expr { kind, span })
+    }
+
+    /// Expects the keyword `word`.
+    fn word(&mut self, word: &str, help: &str) -> ParseResult<()> {
+        if self.peek_word() == Some(word) {
+            self.bump();
+            return Ok(());
+        }
+        Err(self.expected(&format!("`{word}`"), Some(help.to_string())))
     }
 
     fn call(&mut self, function: Ident) -> ParseResult<Expr> {
@@ -798,7 +825,9 @@ impl<'a> Parser<'a> {
                         | TokenKind::GreaterEquals
                 )
             );
-            if !starts_statement && !RESERVED_WORDS.contains(&word) {
+            // `then` is no unit: it ends the condition of an `if` (it is not reserved, as policies have a
+            // `then` attribute).
+            if !starts_statement && !RESERVED_WORDS.contains(&word) && word != "then" {
                 let unit_token = self.bump();
                 let mut unit = word.to_string();
                 let mut unit_span = unit_token.span;
