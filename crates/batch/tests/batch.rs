@@ -78,7 +78,14 @@ async fn the_hourly_batch_aggregates_what_the_pipeline_wrote() {
 async fn query_errors_say_where_they_are_in_the_query() {
     let directory = tempfile::tempdir().unwrap();
     let broken = APP.replace("sum(vehicles) AS vehicles, avg(avg_speed)", "sum(vehicle) AS vehicles, avg(avg_speed)");
-    let application = checked(&broken);
+    // `stratum check` finds it before anything runs; DataFusion, should such a query reach it, says where as well.
+    let with_errors = |text: &str| {
+        let checked = stratum_lang::check_text("hourly.stratum", text);
+        let found = checked.diagnostics.iter().find(|diagnostic| diagnostic.code == stratum_lang::Code::QueryError);
+        assert!(found.is_some(), "the checker lets through:\n{text}");
+        checked.application
+    };
+    let application = with_errors(&broken);
     run_pipeline(&application, directory.path()).await;
     let error = stratum_batch::run(&application, "hourly", directory.path()).await.unwrap_err();
     let stratum_batch::Error::Query { message, line, column, .. } = &error else { panic!("{error}") };
@@ -86,7 +93,7 @@ async fn query_errors_say_where_they_are_in_the_query() {
     assert_eq!((*line, *column), (Some(3), Some(16)), "{message}");
 
     let syntax = APP.replace("GROUP BY camera", "GROUP camera");
-    let application = checked(&syntax);
+    let application = with_errors(&syntax);
     let error = stratum_batch::run(&application, "hourly", directory.path()).await.unwrap_err();
     let stratum_batch::Error::Query { line, .. } = &error else { panic!("{error}") };
     assert_eq!(*line, Some(6), "{error}");

@@ -356,7 +356,7 @@ fn query_diagnostic(
         .map(|item| item.query.as_str())
         .unwrap_or_default();
     let pointed =
-        position.and_then(|(line, column)| stratum_batch::offset_in_query(query, line, column)).map(|offset| {
+        position.and_then(|(line, column)| stratum_core::sql::offset_in_query(query, line, column)).map(|offset| {
             let start = span.start as usize + opening + offset;
             let word = query[offset..]
                 .find(|c: char| !(c.is_alphanumeric() || c == '_'))

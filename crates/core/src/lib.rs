@@ -14,6 +14,7 @@ pub mod events;
 pub mod ir;
 pub mod placement;
 pub mod plan;
+pub mod sql;
 pub mod sync;
 pub mod types;
 pub mod units;

@@ -132,9 +132,11 @@ impl Code {
         self.as_str().starts_with("E06")
     }
 
-    /// Codes reported while running (`stratum run-batch`), when the data is at hand, rather than by `stratum check`.
+    /// Codes reported only while running (`stratum run-batch`), when the data is at hand, rather than by `stratum
+    /// check`. A query error is both: `check` reports what parsing and the tables' schemas show, a run what
+    /// planning shows.
     pub fn is_runtime(self) -> bool {
-        self.as_str().starts_with("E07")
+        self.as_str().starts_with("E07") && self != Code::QueryError
     }
 
     /// Error or warning: `W` codes are warnings.
@@ -425,10 +427,12 @@ impl Code {
             ),
             Code::QueryError => (
                 "a batch query is wrong",
-                "Reported by `stratum run-batch` (and by a batch's schedule): DataFusion could not parse or plan the \
-                 query, for example a column the tables do not have, a misspelt keyword or a function it does not \
-                 know. The diagnostic points into the query in the `.stratum` file when DataFusion says where. \
-                 Tables are the datasets and file sinks the query names; their columns are their schemas' fields.",
+                "The query does not parse (with the parser and dialect DataFusion uses), names a table that is no \
+                 dataset or file sink, or — in a plain `SELECT` over tables — a column their schemas lack: `stratum \
+                 check` reports these, pointing into the query in the `.stratum` file. What only planning shows (a \
+                 function DataFusion does not know, types that do not fit) is reported by `stratum run-batch` and by \
+                 the batch's schedule. Tables are the datasets and file sinks the query names; their columns are \
+                 their schemas' fields.",
                 "app demo\nschema Row { camera: string  vehicles: int }\ndataset counts { schema = Row  path = \"counts.csv\" }\nschema Total { camera: string  vehicles: int }\ndataset totals { schema = Total  path = \"totals.csv\" }\nbatch daily: sql {\n  every = 1 d\n  into = totals\n  query = \"\"\"SELECT camera, sum(vehicle) AS vehicles FROM counts GROUP BY camera\"\"\"\n}\n",
                 "app demo\nschema Row { camera: string  vehicles: int }\ndataset counts { schema = Row  path = \"counts.csv\" }\nschema Total { camera: string  vehicles: int }\ndataset totals { schema = Total  path = \"totals.csv\" }\nbatch daily: sql {\n  every = 1 d\n  into = totals\n  query = \"\"\"SELECT camera, sum(vehicles) AS vehicles FROM counts GROUP BY camera\"\"\"\n}\n",
             ),

@@ -186,9 +186,33 @@ fn pathological_inputs_are_errors_not_crashes() {
     let long_and = format!("stream s {{ from = a  where = {} }}", vec!["true"; 200_000].join(" and "));
     let long_member = format!("x = a{}", ".b".repeat(200_000));
     let long_clauses = format!("x = a{}", " by b".repeat(200_000));
-    for input in
-        [long_line, deep_braces, deep_not, deep_minus, nul_bytes, long_sum, long_and, long_member, long_clauses]
-    {
+    // SQL nested deeper than sqlparser's recursion limit, and a query with a long chain of operators.
+    let batch = |query: String| {
+        format!(
+            "app q\nschema R {{ v: int }}\ndataset d {{ schema = R  path = \"d.csv\" }}\nbatch b: sql {{ every = 1 h  into = d  query = \"\"\"{query}\"\"\" }}\n"
+        )
+    };
+    let deep_sql = batch(format!("SELECT {}1{} AS v FROM d", "(".repeat(100_000), ")".repeat(100_000)));
+    let long_sql = batch(format!("SELECT {} AS v FROM d", vec!["v"; 100_000].join(" + ")));
+    // At the limit, a chain still checks clean on a test thread's small stack.
+    let at_limit = stratum_lang::check_text(
+        "limit.stratum",
+        &batch(format!("SELECT {} AS v FROM d", vec!["v"; 1000].join(" + "))),
+    );
+    assert!(!at_limit.has_errors(), "{:?}", at_limit.diagnostics);
+    for input in [
+        long_line,
+        deep_braces,
+        deep_not,
+        deep_minus,
+        nul_bytes,
+        long_sum,
+        long_and,
+        long_member,
+        long_clauses,
+        deep_sql,
+        long_sql,
+    ] {
         let checked = stratum_lang::check_text("pathological.stratum", &input);
         assert!(checked.has_errors(), "expected errors for input starting {:?}", &input[..40.min(input.len())]);
     }

@@ -1161,7 +1161,7 @@ impl<'a> Checker<'a> {
         let query_expr = self.required(&attributes, "query", "query = \"\"\"SELECT …\"\"\"");
         let query = query_expr.and_then(|value| self.string(value));
         let reads = match (query_expr, &query) {
-            (Some(expr), Some(query)) => self.query_tables(query, expr),
+            (Some(expr), Some(query)) => self.check_query(query, expr),
             _ => Vec::new(),
         };
         let into = self.required(&attributes, "into", "into = my_dataset").and_then(|value| {
@@ -1194,41 +1194,6 @@ impl<'a> Checker<'a> {
         }
         Some(Schedule::Cron(text))
     }
-
-    /// The tables named after FROM and JOIN in a query, each resolved to a dataset or file sink.
-    fn query_tables(&mut self, query: &str, expr: &Expr) -> Vec<String> {
-        let words: Vec<(usize, &str)> = sql_words(query);
-        let common_table_names: Vec<&str> = words
-            .windows(2)
-            .filter(|pair| {
-                pair[1].1.eq_ignore_ascii_case("as") && words.iter().any(|(_, word)| word.eq_ignore_ascii_case("with"))
-            })
-            .map(|pair| pair[0].1)
-            .collect();
-        let mut tables: Vec<String> = Vec::new();
-        let content_offset = match &expr.kind {
-            ExprKind::String(literal) if literal.triple => 3,
-            _ => 1,
-        };
-        for pair in words.windows(2) {
-            let keyword = pair[0].1;
-            if !(keyword.eq_ignore_ascii_case("from") || keyword.eq_ignore_ascii_case("join")) {
-                continue;
-            }
-            let (offset, table) = pair[1];
-            // `FROM (SELECT …)`: the subquery's own FROM names its tables.
-            let subquery = table == "(";
-            if subquery || common_table_names.contains(&table) || tables.iter().any(|known| known == table) {
-                continue;
-            }
-            let start = expr.span.start as usize + content_offset + offset;
-            let span = Span::new(expr.span.file, start, start + table.len());
-            if self.resolve(table, span, &[ItemKind::Dataset, ItemKind::Sink], "a table in the query").is_some() {
-                tables.push(table.to_string());
-            }
-        }
-        tables
-    }
 }
 
 /// A component that reads private fields passed the privacy check only because it runs on its input's tier
@@ -1246,38 +1211,4 @@ pub(super) fn keep_with_private_data(
     if fields.iter().any(|field| field.private && used.contains(&field.name)) {
         placement.private_data_tier = input_tier;
     }
-}
-
-/// Splits SQL into identifier-like words with their byte offsets, skipping string literals and comments.
-fn sql_words(query: &str) -> Vec<(usize, &str)> {
-    let bytes = query.as_bytes();
-    let mut words = Vec::new();
-    let mut position = 0;
-    while position < bytes.len() {
-        let byte = bytes[position];
-        if byte == b'\'' {
-            position += 1;
-            while position < bytes.len() && bytes[position] != b'\'' {
-                position += 1;
-            }
-            position += 1;
-        } else if byte == b'-' && bytes.get(position + 1) == Some(&b'-') {
-            while position < bytes.len() && bytes[position] != b'\n' {
-                position += 1;
-            }
-        } else if byte.is_ascii_alphabetic() || byte == b'_' {
-            let start = position;
-            while position < bytes.len() && (bytes[position].is_ascii_alphanumeric() || bytes[position] == b'_') {
-                position += 1;
-            }
-            words.push((start, &query[start..position]));
-        } else if byte == b'(' {
-            // `FROM (SELECT …)`: a subquery is not a table name; mark it so the pair does not match.
-            words.push((position, "("));
-            position += 1;
-        } else {
-            position += 1;
-        }
-    }
-    words
 }

@@ -11,6 +11,7 @@ mod flow;
 mod infrastructure;
 mod ml;
 mod operations;
+mod sql;
 
 pub(crate) use expressions::function_names;
 pub(crate) use ml::algorithm_names;
