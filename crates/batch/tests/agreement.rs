@@ -1,6 +1,7 @@
 //! The checker and DataFusion agree on every batch query in the examples and the checker's test data: each query
 //! goes through `stratum check` and through DataFusion's planner (its tables registered, empty, with the schemas
-//! the checker gives them), and both accept it or both refuse it.
+//! the checker gives them; a result without a column of the dataset it fills is refused, as a run refuses it), and
+//! both accept it or both refuse it.
 
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -57,11 +58,27 @@ async fn the_checker_and_datafusion_accept_and_refuse_the_same_queries() {
                     && diagnostic.span.start >= query_span.start
                     && diagnostic.span.end <= query_span.end
             });
-            let planned = context.sql(&batch.query).await;
+            // Planned, and — as a run then conforms the result to the dataset it fills — with every column of it.
+            let planned = match context.sql(&batch.query).await {
+                Ok(frame) => {
+                    let columns: Vec<&String> = frame.schema().fields().iter().map(|field| field.name()).collect();
+                    let into = application.datasets.iter().find(|dataset| dataset.name == batch.into);
+                    match into
+                        .into_iter()
+                        .flat_map(|dataset| &dataset.fields)
+                        .find(|field| !columns.contains(&&field.name))
+                    {
+                        Some(field) => Err(format!("its result has no column `{}`", field.name)),
+                        None => Ok(()),
+                    }
+                }
+                // Only shown, in a disagreement.
+                Err(error) => Err(error.to_string()),
+            };
             compared += 1;
             if refused_by_checker == planned.is_ok() {
                 let datafusion = match &planned {
-                    Ok(_) => "plans it".to_string(),
+                    Ok(()) => "plans it".to_string(),
                     Err(error) => format!("refuses it: {error}"),
                 };
                 let checker = if refused_by_checker { "refuses it" } else { "accepts it" };

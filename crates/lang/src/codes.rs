@@ -76,6 +76,7 @@ codes! {
     UnusedStream = "W0003",
     DatasetWithoutData = "W0004",
     BufferTooSmall = "W0005",
+    ImplausibleQuantity = "W0006",
 }
 
 stratum_core::vocabulary! {
@@ -470,6 +471,14 @@ impl Code {
                  oldest events are dropped (or new ones rejected) sooner. The message gives the numbers.",
                 "schema Reading { value: float }\nsource readings: generator {\n  schema = Reading  rate = 1000/s  event_size = 1 KiB\n  buffer { max = 1 MiB  ttl = 1 h  when_full = drop_oldest }\n}\n",
                 "schema Reading { value: float }\nsource readings: generator {\n  schema = Reading  rate = 1000/s  event_size = 1 KiB\n  buffer { max = 4 GiB  ttl = 1 h  when_full = drop_oldest }\n}\n",
+            ),
+            Code::ImplausibleQuantity => (
+                "more cores, memory or disk than any machine has",
+                "A machine or a component with more than 100,000 cores, 1024 TiB of memory or 1048576 TiB of disk \
+                 is almost certainly a typing slip — an exponent (`1e300`) or a unit one step too large (`2000 TiB` \
+                 for `2000 GiB`). Such values would saturate and be planned as if real, so the checker warns.",
+                "app demo \"Demo\"\nnode edge1 { tier = edge  cpu = 4  memory = 2000 TiB }\n",
+                "app demo \"Demo\"\nnode edge1 { tier = edge  cpu = 4  memory = 2000 GiB }\n",
             ),
         };
         Explanation { title, text, wrong, right }

@@ -1160,14 +1160,17 @@ impl<'a> Checker<'a> {
         };
         let query_expr = self.required(&attributes, "query", "query = \"\"\"SELECT …\"\"\"");
         let query = query_expr.and_then(|value| self.string(value));
-        let reads = match (query_expr, &query) {
-            (Some(expr), Some(query)) => self.check_query(query, expr),
-            _ => Vec::new(),
-        };
         let into = self.required(&attributes, "into", "into = my_dataset").and_then(|value| {
             let (target, span) = self.name(value, "the name of a dataset")?;
-            self.resolve(&target, span, &[ItemKind::Dataset], "`into`").map(|_| target)
+            let id = self.resolve(&target, span, &[ItemKind::Dataset], "`into`")?;
+            let fields = self.output_of(id, span).map(|output| output.fields).unwrap_or_default();
+            Some((target, fields))
         });
+        let reads = match (query_expr, &query) {
+            (Some(expr), Some(query)) => self.check_query(query, expr, into.as_ref()),
+            _ => Vec::new(),
+        };
+        let into = into.map(|(target, _)| target);
         let placement = self.placement(&attributes, None);
         let resources = self.resources(&attributes);
         match (schedule, query, into) {

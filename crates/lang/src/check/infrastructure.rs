@@ -93,6 +93,7 @@ impl<'a> Checker<'a> {
         let cpu = self.required(attributes, "cpu", "cpu = 4").and_then(|value| self.positive(value, "`cpu`"));
         let memory = self.required(attributes, "memory", "memory = 4 GiB").and_then(|value| self.size(value));
         let disk = attributes.value("disk").and_then(|value| self.size(value));
+        self.plausible(attributes, cpu, memory, disk);
         let arch = match attributes.value("arch") {
             Some(value) => self.word(value, Arch::NAMES, "an architecture").and_then(Arch::from_name),
             None => Some(Arch::X86_64),
@@ -334,10 +335,40 @@ impl<'a> Checker<'a> {
     }
 
     pub(crate) fn resources(&mut self, attributes: &Attributes<'a>) -> Resources {
-        Resources {
+        let resources = Resources {
             cpu: attributes.value("cpu").and_then(|value| self.positive(value, "`cpu`")),
             memory: attributes.value("memory").and_then(|value| self.size(value)),
             disk: attributes.value("disk").and_then(|value| self.size(value)),
+        };
+        self.plausible(attributes, resources.cpu, resources.memory, resources.disk);
+        resources
+    }
+
+    /// Warns about cores, memory or disk beyond any machine built: a typing slip (`1e300`, a unit one step too
+    /// large) that would otherwise saturate and plan as if it were real.
+    fn plausible(
+        &mut self,
+        attributes: &Attributes<'a>,
+        cpu: Option<f64>,
+        memory: Option<ByteSize>,
+        disk: Option<ByteSize>,
+    ) {
+        const MOST_CORES: f64 = 100_000.0;
+        const MOST_MEMORY: u64 = 1 << 50;
+        const MOST_DISK: u64 = 1 << 60;
+        // The limit, when the value passes it (a saturated size would only mislead if shown, so it is not).
+        let checks = [
+            ("cpu", cpu.filter(|cores| *cores > MOST_CORES).map(|_| format!("{MOST_CORES} cores"))),
+            ("memory", memory.filter(|size| size.0 > MOST_MEMORY).map(|_| ByteSize(MOST_MEMORY).to_string())),
+            ("disk", disk.filter(|size| size.0 > MOST_DISK).map(|_| ByteSize(MOST_DISK).to_string())),
+        ];
+        for (name, limit) in checks {
+            let (Some(limit), Some(expr)) = (limit, attributes.value(name)) else { continue };
+            self.report(
+                Diagnostic::new(Code::ImplausibleQuantity, expr.span, format!("`{name}` is more than any machine has"))
+                    .label(format!("more than {limit}"))
+                    .help("check the number and its unit, as in `cpu = 4`, `memory = 16 GiB`, `disk = 2 TiB`"),
+            );
         }
     }
 }

@@ -104,8 +104,9 @@ impl QueryText<'_> {
 }
 
 impl<'a> Checker<'a> {
-    /// Parses a batch's query and checks what it names; returns the tables it reads (datasets and file sinks).
-    pub(super) fn check_query(&mut self, query: &str, expr: &Expr) -> Vec<String> {
+    /// Parses a batch's query and checks what it names, and that its result has the columns of the dataset it
+    /// fills (`into`: its name and fields); returns the tables it reads (datasets and file sinks).
+    pub(super) fn check_query(&mut self, query: &str, expr: &Expr, into: Option<&(String, Vec<Field>)>) -> Vec<String> {
         let opening = match &expr.kind {
             ExprKind::String(literal) if literal.triple => 3,
             _ => 1,
@@ -177,9 +178,6 @@ impl<'a> Checker<'a> {
             else {
                 continue;
             };
-            if !tables.contains(&relation.name) {
-                tables.push(relation.name.clone());
-            }
             let fields = self.output_of(id, span).map(|output| output.fields).unwrap_or_default();
             // A sink is a table only when it writes files: the others' records are not kept anywhere to read.
             if let Lowered::Sink(sink) = &self.lowered[id]
@@ -196,6 +194,9 @@ impl<'a> Checker<'a> {
                 );
                 continue;
             }
+            if !tables.contains(&relation.name) {
+                tables.push(relation.name.clone());
+            }
             read.push((relation.name.clone(), relation.alias.clone(), fields));
         }
         // Columns are checked where every name a query uses is a column of the tables it reads or an alias of its
@@ -208,7 +209,52 @@ impl<'a> Checker<'a> {
         if plain {
             self.check_columns(&statements[0], &read, &text);
         }
+        if let (Some((dataset, fields)), [statement]) = (into, statements.as_slice()) {
+            self.check_result(statement, dataset, fields, &text);
+        }
         tables
+    }
+
+    /// The run writes the dataset's columns from the result's columns of the same names: each must be there.
+    /// Known only when every item of the outer `SELECT` has a name (an alias, or a column read as it is).
+    fn check_result(&mut self, statement: &sql::Statement, dataset: &str, fields: &[Field], text: &QueryText) {
+        let sql::Statement::Query(query) = statement else { return };
+        let sql::SetExpr::Select(select) = query.body.as_ref() else { return };
+        let mut names = Vec::new();
+        for item in &select.projection {
+            names.push(match item {
+                sql::SelectItem::ExprWithAlias { alias, .. } => identifier(alias),
+                sql::SelectItem::UnnamedExpr(sql::Expr::Identifier(ident)) => identifier(ident),
+                sql::SelectItem::UnnamedExpr(sql::Expr::CompoundIdentifier(parts)) => {
+                    parts.last().map(identifier).unwrap_or_default()
+                }
+                // `*` or an expression DataFusion names after itself (`sum(counts.vehicles)`): not known here.
+                _ => return,
+            });
+        }
+        let missing: Vec<&str> = fields
+            .iter()
+            .map(|field| field.name.as_str())
+            .filter(|name| !names.iter().any(|known| known == name))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let listed = missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+        let first = missing[0];
+        let help = match suggest::nearest(first, names.iter().map(String::as_str)) {
+            Some(close) => format!("if the result's `{close}` is meant, name it `… AS {first}`"),
+            None => format!("name a result column as in `… AS {first}`; the result has: {}", names.join(", ")),
+        };
+        self.report(
+            Diagnostic::new(
+                Code::QueryError,
+                text.whole,
+                format!("the result has no column {listed}, which dataset `{dataset}` needs"),
+            )
+            .label(format!("the query's columns: {}", names.join(", ")))
+            .help(help),
+        );
     }
 
     fn check_columns(
