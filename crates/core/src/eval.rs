@@ -270,7 +270,8 @@ fn binary(op: BinaryOp, left: &Datum, right: &Datum) -> Datum {
     }
 }
 
-/// How two values compare (comparisons, `least`, `greatest`, `clamp`, window minima and maxima): strings by their text, everything else as numbers; `None` when they do not compare.
+/// How two values compare (comparisons, `least`, `greatest`, `clamp`, window minima and maxima): strings by their
+/// text, everything else as numbers; `None` when they do not compare.
 pub fn order(left: &Datum, right: &Datum) -> Option<Ordering> {
     match (left, right) {
         (Datum::Text(a), Datum::Text(b)) => Some(a.cmp(b)),

@@ -310,15 +310,11 @@ impl<V> Keyed<V> {
     /// The state for the key that `record` has at `positions` (which may differ from this map's own positions:
     /// the other side of a join looks up by its own layout).
     pub fn find(&self, record: &[Datum], positions: &[usize]) -> Option<&V> {
-        self.slot_of(record, positions).map(|slot| &self.slots[slot].1)
-    }
-
-    fn slot_of(&self, record: &[Datum], positions: &[usize]) -> Option<usize> {
         let mut slot = self.first.get(&hash_key(record, positions)).copied().unwrap_or(END);
         while slot != END {
-            let key = &self.slots[slot as usize].0;
+            let (key, value) = &self.slots[slot as usize];
             if positions.iter().enumerate().all(|(index, position)| record.get(*position) == key.get(index)) {
-                return Some(slot as usize);
+                return Some(value);
             }
             slot = self.next[slot as usize];
         }

@@ -231,8 +231,8 @@ pub(crate) struct Checker<'a> {
     cycle_reported: HashSet<ItemId>,
     /// Items whose lowering reported errors: their outputs may lack fields.
     incomplete: HashSet<ItemId>,
-    /// Imports that could not be read: a name they may define is not unknown, only unread.
-    failed_imports: Vec<String>,
+    /// An import that could not be read (the first): a name it may define is not unknown, only unread.
+    failed_import: Option<String>,
 }
 
 /// Checks the file `root_name` with contents `bytes`, reading imports through `loader`.
@@ -244,11 +244,10 @@ pub fn check(root_name: &str, bytes: &[u8], loader: &dyn SourceLoader) -> Checke
     load_recursively(root, &mut sources, loader, &mut Vec::new(), &mut files, &mut diagnostics);
 
     let mut checker = Checker::new();
-    checker.failed_imports = diagnostics
+    checker.failed_import = diagnostics
         .iter()
-        .filter(|diagnostic| diagnostic.code == Code::ImportFailed)
-        .map(|diagnostic| sources.get(diagnostic.span.file).slice(diagnostic.span).trim_matches('"').to_string())
-        .collect();
+        .find(|diagnostic| diagnostic.code == Code::ImportFailed)
+        .map(|diagnostic| sources.get(diagnostic.span.file).slice(diagnostic.span).trim_matches('"').to_string());
     for (_, file) in &files {
         checker.collect_items(file);
     }
@@ -377,7 +376,7 @@ impl<'a> Checker<'a> {
             lowering_stack: Vec::new(),
             cycle_reported: HashSet::new(),
             incomplete: HashSet::new(),
-            failed_imports: Vec::new(),
+            failed_import: None,
         }
     }
 
@@ -618,7 +617,7 @@ impl<'a> Checker<'a> {
             let candidates: Vec<&str> =
                 self.items.iter().filter(|item| expected.contains(&item.kind)).map(|item| item.name.as_str()).collect();
             let help = suggest::did_you_mean(name, candidates.iter().copied()).unwrap_or_else(|| {
-                if let Some(import) = self.failed_imports.first() {
+                if let Some(import) = &self.failed_import {
                     format!("`{import}` could not be imported (see that error): fix the import first, if `{name}` is defined there")
                 } else if candidates.is_empty() {
                     format!("define {} named `{name}`", expected_kinds(expected))
