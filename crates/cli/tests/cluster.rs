@@ -17,7 +17,6 @@ mod common;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 use stratum_test_support::free_port;
 
@@ -230,17 +229,6 @@ fn windows_twice(kept: &Path, after: &str) -> Vec<(String, String)> {
 }
 
 /// A fresh folder with the cluster application and its model trained into the control plane's store.
-/// The tests of this file run clusters side by side, except one that measures latencies and runs alone.
-static MACHINE: RwLock<()> = RwLock::new(());
-
-fn sharing_the_machine() -> RwLockReadGuard<'static, ()> {
-    MACHINE.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn alone_on_the_machine() -> RwLockWriteGuard<'static, ()> {
-    MACHINE.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn cluster_folder(name: &str) -> PathBuf {
     let folder: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&folder);
@@ -339,7 +327,6 @@ fn seconds_before(time: &str, seconds: u32) -> String {
 
 #[test]
 fn a_stream_that_moves_onto_its_producers_machine_takes_what_was_on_its_way_first() {
-    let _machine = sharing_the_machine();
     // No cloud: the killed fog's stream goes on on the edge, where its readings are made. What the edge had sent
     // towards the fog and the fog had not acknowledged waits in that path's log; the stream takes it from there
     // before anything newer (no path adopts it: the stream is local now), so every reading is counted once, none
@@ -399,7 +386,6 @@ sink produced: jsonl { from = readings  path = \"out/readings.jsonl\"  on = edge
 
 #[test]
 fn what_a_source_acknowledged_for_a_consumer_placed_nowhere_reaches_it_once_it_runs() {
-    let _machine = sharing_the_machine();
     // The edge joins before the fog: its HTTP source answers 200 while the sink that keeps the readings runs
     // nowhere. The edge keeps them in a waiting path; once the fog joins, the path to it adopts them, so every
     // acknowledged reading arrives, the early ones included.
@@ -488,7 +474,6 @@ fn wait_until_or_timeout(limit: Duration, mut condition: impl FnMut() -> bool) -
 
 #[test]
 fn a_fog_agent_stopped_and_woken_repeats_no_window() {
-    let _machine = sharing_the_machine();
     // SIGSTOP of the fog agent for 8 s (the agent timeout is 2 s), then SIGCONT: its stream goes on at the cloud
     // from its last checkpoint copy, with what the edge had buffered for it; woken, the fog's lease has ended, so
     // its stale stream pauses until it is let go (without emitting), and the fog takes the stream back with the
@@ -536,7 +521,6 @@ fn a_fog_agent_stopped_and_woken_repeats_no_window() {
 
 #[test]
 fn agents_on_three_machines_survive_a_lost_agent_and_a_restarted_control_plane() {
-    let _machine = sharing_the_machine();
     let folder = cluster_folder("cluster");
     let port = free_port();
     let url = format!("https://127.0.0.1:{port}");
@@ -809,7 +793,6 @@ model labeller: classifier {
 
 #[test]
 fn training_on_agents_spreads_the_tasks_and_matches_a_local_run() {
-    let _machine = sharing_the_machine();
     let folder: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_training");
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(folder.join("data")).unwrap();
@@ -880,7 +863,6 @@ fn training_on_agents_spreads_the_tasks_and_matches_a_local_run() {
 
 #[test]
 fn a_control_plane_restored_from_a_backup_on_a_new_machine_takes_its_agents_back() {
-    let _machine = sharing_the_machine();
     // The control plane's machine is lost after a backup taken while it ran: restored into a new state directory
     // and started on another port, it has the application, the model and the agents' keys, and its authority is
     // the one the agents trust, so the fog agent joins it again under its name and runs its stream.
@@ -940,7 +922,6 @@ fn replica(folder: &Path, state_dir: &str, port: u16, store: &str) -> Process {
 #[test]
 #[ignore = "needs PostgreSQL (CI's external stage)"]
 fn a_killed_leader_hands_over_to_its_standby_and_the_agents_follow_without_losing_a_reading() {
-    let _machine = sharing_the_machine();
     // Two replicas of the control plane share a state store on PostgreSQL: one leads, one waits. The agents know
     // both. The leader is killed (SIGKILL) while readings flow edge → fog → cloud; the standby takes the lead
     // within the lease, with the application's version, the agents and their keys, the model and the cluster's
@@ -1045,8 +1026,6 @@ sink kept: jsonl { from = relayed  path = \"out/kept.jsonl\"  on = fog }
 
 #[test]
 fn the_simulator_agrees_with_the_runtime_on_a_stopped_fog() {
-    // Latencies compared with the simulator's: no other cluster of this file may load the machine meanwhile.
-    let _machine = alone_on_the_machine();
     // The same file run by a control plane and two agents, and by `stratum simulate`: the fog is stopped (SIGSTOP)
     // for 5 s, shorter than the agent timeout, so the edge keeps what it makes for the fog in its path's log and
     // sends it once the fog wakes. The test's own ground truth: when each reading first appears in the fog's
